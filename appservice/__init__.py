@@ -1,0 +1,1 @@
+"""Maillon application service: links rooms and dossiers, relays mail (see BRIEF)."""

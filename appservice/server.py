@@ -1,0 +1,201 @@
+"""aiohttp application of the appservice: transactions, ping, health and metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from appservice.metrics import Metrics
+from appservice.transactions import EventHandler, MalformedTransaction, TransactionStore
+from maillon.crypto import KeyRing
+from maillon.settings import Deployment
+from maillon.store import make_engine
+from maillon.web import bearer_token, json_error, json_errors, read_json_object, token_matches
+
+log = logging.getLogger(__name__)
+
+DEPLOYMENT = web.AppKey("deployment", Deployment)
+STORE = web.AppKey("store", TransactionStore)
+METRICS = web.AppKey("metrics", Metrics)
+WAKE = web.AppKey("wake", asyncio.Event)
+HANDLERS = web.AppKey("handlers", list)
+PING = web.AppKey("ping", dict)
+
+
+def _authorized(request: web.Request) -> web.Response | None:
+    token = bearer_token(request)
+    if token is None:
+        return json_error(401, "M_UNAUTHORIZED", "jeton du serveur d'accueil absent")
+    if not token_matches(token, request.app[DEPLOYMENT].secrets.hs_token):
+        return json_error(403, "M_FORBIDDEN", "jeton du serveur d'accueil invalide")
+    return None
+
+
+async def put_transaction(request: web.Request) -> web.Response:
+    metrics = request.app[METRICS]
+    refused = _authorized(request)
+    if refused is not None:
+        metrics.transactions_rejected += 1
+        return refused
+    body = await read_json_object(request)
+    txn_id = request.match_info["txn_id"]
+    try:
+        result = await asyncio.to_thread(request.app[STORE].store, txn_id, body)
+    except MalformedTransaction as exc:
+        metrics.transactions_rejected += 1
+        return json_error(400, "M_BAD_JSON", f"transaction illisible : {exc}")
+    metrics.transactions_received += 1
+    if result.replayed:
+        metrics.transactions_replayed += 1
+    metrics.events_stored += result.new_events
+    metrics.events_duplicate += result.duplicate_events
+    if result.new_events:
+        request.app[WAKE].set()
+    return web.json_response({})
+
+
+async def ping(request: web.Request) -> web.Response:
+    refused = _authorized(request)
+    if refused is not None:
+        return refused
+    return web.json_response({})
+
+
+async def unknown_user_or_alias(request: web.Request) -> web.Response:
+    refused = _authorized(request)
+    if refused is not None:
+        return refused
+    return json_error(404, "M_NOT_FOUND", "inconnu de Maillon")
+
+
+async def health(request: web.Request) -> web.Response:
+    store = request.app[STORE]
+    try:
+        backlog = await asyncio.to_thread(store.backlog)
+    except Exception as exc:
+        log.error("store check failed: %s", type(exc).__name__)
+        return web.json_response({"status": "error", "store": "injoignable"}, status=503)
+    return web.json_response(
+        {"status": "ok", "store": "ok", "backlog": backlog, "homeserver_ping": request.app[PING]}
+    )
+
+
+async def metrics_page(request: web.Request) -> web.Response:
+    return web.Response(text=request.app[METRICS].render(), content_type="text/plain")
+
+
+async def _process_once(app: web.Application) -> int:
+    store, metrics = app[STORE], app[METRICS]
+    handlers: list[EventHandler] = app[HANDLERS]
+    batch = await asyncio.to_thread(store.pending)
+    for seq, event in batch:
+        try:
+            for handler in handlers:
+                await handler(event)
+        except Exception as exc:
+            metrics.processing_errors += 1
+            log.exception("processing of stored event #%s failed", seq)
+            await asyncio.to_thread(store.mark_failed, seq, type(exc).__name__)
+            continue
+        await asyncio.to_thread(store.mark_processed, seq)
+        metrics.events_processed += 1
+        ts = event.get("origin_server_ts")
+        if isinstance(ts, int):
+            metrics.last_lag_seconds = max(0.0, time.time() - ts / 1000)
+    metrics.backlog = await asyncio.to_thread(store.backlog)
+    return len(batch)
+
+
+async def _processor(app: web.Application) -> None:
+    wake = app[WAKE]
+    while True:
+        try:
+            done = await _process_once(app)
+        except Exception:
+            log.exception("event processing loop error; retrying")
+            done = 0
+        if done == 0:
+            wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), timeout=5)
+
+
+async def _ping_homeserver(app: web.Application) -> None:
+    """Ask the homeserver to ping us back (spec: appservice ping), with retries."""
+    deployment = app[DEPLOYMENT]
+    url = (
+        f"{deployment.settings.homeserver.url}/_matrix/client/v1/appservice/"
+        f"{deployment.settings.appservice.id}/ping"
+    )
+    headers = {"Authorization": f"Bearer {deployment.secrets.as_token}"}
+    async with aiohttp.ClientSession() as session:
+        for attempt in range(30):
+            try:
+                async with session.post(
+                    url, json={"transaction_id": secrets.token_hex(8)}, headers=headers
+                ) as resp:
+                    body = await resp.json(content_type=None)
+                    if resp.status == 200:
+                        app[PING].update(status="ok", duration_ms=body.get("duration_ms"))
+                        log.info("homeserver ping ok")
+                        return
+                    app[PING].update(status="failed", error=body.get("error", resp.status))
+            except (aiohttp.ClientError, ValueError) as exc:
+                app[PING].update(status="failed", error=type(exc).__name__)
+            await asyncio.sleep(min(2.0, 0.2 * (attempt + 1)))
+    log.warning("homeserver ping failed: %s", app[PING].get("error"))
+
+
+async def _background(app: web.Application) -> AsyncIterator[None]:
+    tasks = [
+        asyncio.create_task(_processor(app)),
+        asyncio.create_task(_ping_homeserver(app)),
+    ]
+    yield
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def create_app(deployment: Deployment, handlers: list[EventHandler] | None = None) -> web.Application:
+    engine = make_engine(deployment.settings.database_url)
+    app = web.Application(middlewares=[json_errors], client_max_size=64 * 1024 * 1024)
+    app[DEPLOYMENT] = deployment
+    app[STORE] = TransactionStore(engine, KeyRing(deployment.secrets.data_keys))
+    app[METRICS] = Metrics()
+    app[WAKE] = asyncio.Event()
+    app[HANDLERS] = list(handlers or [])
+    app[PING] = {"status": "pending"}
+    for prefix in ("/_matrix/app/v1", ""):  # legacy unprefixed paths are still used
+        app.router.add_put(prefix + "/transactions/{txn_id}", put_transaction)
+        app.router.add_get(prefix + "/users/{user_id}", unknown_user_or_alias)
+        app.router.add_get(prefix + "/rooms/{alias}", unknown_user_or_alias)
+    app.router.add_post("/_matrix/app/v1/ping", ping)
+    app.router.add_get("/health", health)
+    app.router.add_get("/metrics", metrics_page)
+    app.cleanup_ctx.append(_background)
+    return app
+
+
+def run(deployment: Deployment) -> None:
+    listener = deployment.settings.appservice.listener
+    web.run_app(
+        create_app(deployment),
+        host=listener.host,
+        port=listener.port,
+        print=None,
+        access_log=None,
+        shutdown_timeout=5,
+    )
+
+

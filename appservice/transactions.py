@@ -1,0 +1,126 @@
+"""Store transactions durably before acknowledging them; process their events once each."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session
+
+from appservice.models import AsEvent, AsTransaction, utcnow
+from maillon.crypto import KeyRing
+
+log = logging.getLogger(__name__)
+
+EventHandler = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class MalformedTransaction(ValueError):
+    """The pushed body is not a transaction we can store; the message says why."""
+
+
+@dataclass(frozen=True)
+class StoreResult:
+    replayed: bool
+    new_events: int
+    duplicate_events: int
+
+
+def _digest(events: Sequence[dict[str, Any]]) -> str:
+    canonical = json.dumps(events, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(canonical).hexdigest()
+
+
+def _validated_events(body: dict[str, Any]) -> list[dict[str, Any]]:
+    events = body.get("events", [])
+    if not isinstance(events, list):
+        raise MalformedTransaction("« events » doit être une liste")
+    for index, event in enumerate(events):
+        if not isinstance(event, dict):
+            raise MalformedTransaction(f"events[{index}] n'est pas un objet")
+        for key in ("event_id", "room_id", "type", "sender"):
+            if not isinstance(event.get(key), str):
+                raise MalformedTransaction(f"events[{index}].{key} manque ou n'est pas un texte")
+    return events
+
+
+class TransactionStore:
+    def __init__(self, engine: Engine, keys: KeyRing) -> None:
+        self._engine = engine
+        self._keys = keys
+
+    def store(self, txn_id: str, body: dict[str, Any]) -> StoreResult:
+        """Commit the transaction and its new events in one database transaction."""
+        events = _validated_events(body)
+        digest = _digest(events)
+        with Session(self._engine) as session, session.begin():
+            seen = session.scalar(
+                select(AsTransaction.id).where(
+                    AsTransaction.txn_id == txn_id, AsTransaction.digest == digest
+                )
+            )
+            if seen is not None:
+                return StoreResult(replayed=True, new_events=0, duplicate_events=len(events))
+            txn = AsTransaction(txn_id=txn_id, digest=digest, event_count=len(events))
+            session.add(txn)
+            session.flush()
+            ids = [e["event_id"] for e in events]
+            known = set(
+                session.scalars(select(AsEvent.event_id).where(AsEvent.event_id.in_(ids)))
+            )
+            new = 0
+            for event in events:
+                event_id = event["event_id"]
+                if event_id in known:
+                    continue
+                known.add(event_id)
+                ts = event.get("origin_server_ts")
+                session.add(
+                    AsEvent(
+                        event_id=event_id,
+                        room_id=event["room_id"],
+                        event_type=event["type"],
+                        sender=event["sender"],
+                        origin_server_ts=ts if isinstance(ts, int) else 0,
+                        transaction_id=txn.id,
+                        sealed_event=self._keys.seal_json(event, event_id.encode()),
+                    )
+                )
+                new += 1
+        return StoreResult(replayed=False, new_events=new, duplicate_events=len(events) - new)
+
+    def pending(self, limit: int = 100) -> list[tuple[int, dict[str, Any]]]:
+        with Session(self._engine) as session:
+            rows = session.execute(
+                select(AsEvent.seq, AsEvent.event_id, AsEvent.sealed_event)
+                .where(AsEvent.processed_at.is_(None), AsEvent.attempts < 5)
+                .order_by(AsEvent.seq)
+                .limit(limit)
+            ).all()
+        return [(seq, self._keys.open_json(sealed, eid.encode())) for seq, eid, sealed in rows]
+
+    def mark_processed(self, seq: int) -> None:
+        with Session(self._engine) as session, session.begin():
+            event = session.get(AsEvent, seq)
+            if event is not None and event.processed_at is None:
+                event.processed_at = utcnow()
+                event.attempts += 1
+
+    def mark_failed(self, seq: int, reason: str) -> None:
+        with Session(self._engine) as session, session.begin():
+            event = session.get(AsEvent, seq)
+            if event is not None:
+                event.attempts += 1
+                event.last_error = reason[:500]
+
+    def backlog(self) -> int:
+        with Session(self._engine) as session:
+            count = session.scalar(
+                select(func.count()).select_from(AsEvent).where(AsEvent.processed_at.is_(None))
+            )
+        return int(count or 0)

@@ -1,0 +1,1 @@
+"""Maillon coordination bot (@coordination): in-chat commands in encrypted rooms."""

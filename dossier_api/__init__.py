@@ -1,0 +1,1 @@
+"""Maillon dossier service: the source of truth for coordination data (see BRIEF)."""

@@ -1,0 +1,137 @@
+"""The `maillon` command: init, up, user add."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from maillon.homeserver_client import HomeserverError, is_up, register_user
+from maillon.init_deployment import InitError, InitOptions, init_deployment
+from maillon.settings import SettingsError, load
+from maillon.supervisor import Supervisor
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"numéro de port attendu, pas « {text} »") from exc
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"port hors limites : {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="maillon", description="Maillon — coordination des parcours de santé sur Matrix"
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMANDE")
+
+    init = sub.add_parser("init", help="génère un déploiement complet dans un dossier")
+    init.add_argument("--dir", required=True, type=Path, help="dossier du déploiement")
+    init.add_argument("--server-name", required=True, help="nom du serveur Matrix (ex. sante.example)")
+    init.add_argument(
+        "--database-url",
+        help="postgresql://utilisateur@hôte:port/base pour Synapse et Maillon (défaut : SQLite)",
+    )
+    init.add_argument("--bind", default="127.0.0.1", help="adresse d'écoute (défaut 127.0.0.1)")
+    init.add_argument("--client-port", type=_port, default=8008, help="API client Synapse (8008)")
+    init.add_argument("--dossier-port", type=_port, default=8090, help="API dossier (8090)")
+    init.add_argument("--appservice-port", type=_port, default=8091, help="appservice (8091)")
+    init.add_argument(
+        "--federation-port", type=_port, help="écoute de fédération TLS (certificat auto-signé)"
+    )
+    init.add_argument(
+        "--federation-loopback",
+        action="store_true",
+        help="fédération locale de test (certificats non vérifiés, 127.0.0.1 autorisé)",
+    )
+    init.add_argument(
+        "--testing", action="store_true", help="profil de test : limites de débit relâchées"
+    )
+    init.add_argument("--force", action="store_true", help="remplace un déploiement existant")
+
+    up = sub.add_parser("up", help="démarre tous les composants et attend qu'ils soient prêts")
+    up.add_argument("--dir", required=True, type=Path, help="dossier du déploiement")
+    up.add_argument(
+        "--first-account",
+        metavar="IDENTIFIANT",
+        help="crée ce compte administrateur au premier démarrage (mot de passe affiché)",
+    )
+
+    user = sub.add_parser("user", help="comptes des professionnels")
+    user_sub = user.add_subparsers(dest="user_command", required=True, metavar="ACTION")
+    add = user_sub.add_parser("add", help="crée un compte (enregistrement par secret partagé)")
+    add.add_argument("--dir", required=True, type=Path, help="dossier du déploiement")
+    add.add_argument("localpart", metavar="IDENTIFIANT", help="partie locale, ex. marie.durand")
+    add.add_argument("--password", required=True, help="mot de passe du compte")
+    add.add_argument("--admin", action="store_true", help="compte administrateur du serveur")
+    add.add_argument("--display-name", help="nom affiché")
+    return parser
+
+
+def _init(args: argparse.Namespace) -> int:
+    root = init_deployment(
+        InitOptions(
+            directory=args.dir,
+            server_name=args.server_name,
+            database_url=args.database_url,
+            bind=args.bind,
+            client_port=args.client_port,
+            dossier_port=args.dossier_port,
+            appservice_port=args.appservice_port,
+            federation_port=args.federation_port,
+            federation_loopback=args.federation_loopback,
+            testing=args.testing,
+            force=args.force,
+        )
+    )
+    print(f"Déploiement créé dans {root} (secrets générés, fichiers en mode 0600).")
+    print(f"Démarrez-le avec : maillon up --dir {root}")
+    return 0
+
+
+def _user_add(args: argparse.Namespace) -> int:
+    deployment = load(args.dir)
+    url = deployment.settings.homeserver.url
+    if not is_up(url):
+        print(
+            f"Synapse ne répond pas sur {url} : démarrez d'abord « maillon up --dir {args.dir} ».",
+            file=sys.stderr,
+        )
+        return 1
+    registered = register_user(
+        url,
+        deployment.secrets.registration_shared_secret,
+        args.localpart,
+        args.password,
+        admin=args.admin,
+        displayname=args.display_name,
+    )
+    print(f"Compte créé : {registered.user_id}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "init":
+            return _init(args)
+        if args.command == "up":
+            deployment = load(args.dir)
+            return Supervisor(deployment).run(first_account=args.first_account)
+        if args.command == "user":
+            return _user_add(args)
+    except (InitError, SettingsError) as exc:
+        print(f"maillon : {exc}", file=sys.stderr)
+        return 2
+    except HomeserverError as exc:
+        print(f"maillon : le serveur d'accueil a refusé : {exc}", file=sys.stderr)
+        return 1
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Synapse modules of Maillon, loaded from ``modules:`` in homeserver.yaml."""

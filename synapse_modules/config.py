@@ -1,0 +1,44 @@
+"""Typed, frozen configuration of the care-circle module."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from maillon.typed_config import ConfigKeyError, parse
+
+USER_ID_RE = re.compile(r"^@[a-z0-9._=/+-]+:[A-Za-z0-9.:-]+$")
+SERVER_RE = re.compile(r"^[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
+
+
+def _user_id(value: object) -> str | None:
+    if isinstance(value, str) and not USER_ID_RE.match(value):
+        return f"identifiant Matrix invalide : {value!r}"
+    return None
+
+
+def _servers(value: object) -> str | None:
+    if isinstance(value, tuple):
+        for item in value:
+            if not SERVER_RE.match(item):
+                return f"nom de serveur invalide : {item!r}"
+    return None
+
+
+@dataclass(frozen=True)
+class CareCircleConfig:
+    appservice_user: str = field(metadata={"check": _user_id})
+    bot_user: str = field(metadata={"check": _user_id})
+    # Other homeservers (server names) allowed to take part in patient rooms.
+    peer_servers: tuple[str, ...] = field(default=(), metadata={"check": _servers})
+
+
+def parse_module_config(raw: dict[str, Any], error_type: type[Exception]) -> CareCircleConfig:
+    """Parse the module's config; raise ``error_type`` (Synapse's ConfigError) naming the key."""
+    try:
+        return parse(CareCircleConfig, raw or {})
+    except ConfigKeyError as exc:
+        raise error_type(
+            f"Maillon care_circle module: key '{exc.key}': {exc.message}"
+        ) from exc

@@ -1,0 +1,106 @@
+"""A real Maillon deployment for tests: `maillon init` then `maillon up` as a subprocess."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from maillon.homeserver_client import Registered, register_user
+from maillon.init_deployment import InitOptions, init_deployment
+from maillon.settings import Deployment, load
+from tests.harness.ports import free_port
+
+READY_LINE = "Maillon est prêt."
+
+
+@dataclass
+class Stack:
+    directory: Path
+    server_name: str
+    database_url: str | None = None
+    federation: bool = False
+    proc: subprocess.Popen[str] | None = None
+    output: list[str] = field(default_factory=list)
+    _reader: threading.Thread | None = None
+
+    @classmethod
+    def create(
+        cls, directory: Path, database_url: str | None = None, federation: bool = False
+    ) -> Stack:
+        fed_port = free_port() if federation else None
+        server_name = f"localhost:{fed_port}" if federation else "localhost"
+        init_deployment(
+            InitOptions(
+                directory=directory,
+                server_name=server_name,
+                database_url=database_url,
+                client_port=free_port(),
+                dossier_port=free_port(),
+                appservice_port=free_port(),
+                federation_port=fed_port,
+                federation_loopback=federation,
+                testing=True,
+            )
+        )
+        return cls(directory, server_name, database_url, federation)
+
+    @property
+    def deployment(self) -> Deployment:
+        return load(self.directory)
+
+    @property
+    def url(self) -> str:
+        return self.deployment.settings.homeserver.url
+
+    def start(self, timeout: float = 120.0) -> None:
+        self.output.clear()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "maillon.cli", "up", "--dir", str(self.directory)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=dict(os.environ, PYTHONUNBUFFERED="1"),
+        )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(READY_LINE in line for line in self.output):
+                return
+            if self.proc.poll() is not None:
+                self._reader.join(timeout=5)
+                raise RuntimeError("maillon up failed:\n" + "".join(self.output))
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError("maillon up not ready in time:\n" + "".join(self.output))
+
+    def _read(self) -> None:
+        assert self.proc is not None and self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.output.append(line)
+
+    def stop(self, timeout: float = 30.0) -> int:
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else 0
+        self.proc.send_signal(signal.SIGTERM)
+        code = self.proc.wait(timeout=timeout)
+        if self._reader is not None:
+            self._reader.join(timeout=5)
+        return code
+
+    def register(self, prefix: str = "pro", admin: bool = False) -> Registered:
+        localpart = f"{prefix}{secrets.token_hex(3)}"
+        return register_user(
+            self.url,
+            self.deployment.secrets.registration_shared_secret,
+            localpart,
+            secrets.token_urlsafe(12),
+            admin=admin,
+        )
