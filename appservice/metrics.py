@@ -22,20 +22,44 @@ class Metrics:
     def render(self) -> str:
         lines = []
         for name, kind, value, help_text in (
-            ("transactions_received_total", "counter", self.transactions_received,
-             "Transactions pushed by the homeserver"),
-            ("transactions_replayed_total", "counter", self.transactions_replayed,
-             "Transactions received again (no effect)"),
-            ("transactions_rejected_total", "counter", self.transactions_rejected,
-             "Transactions refused (bad token or body)"),
+            (
+                "transactions_received_total",
+                "counter",
+                self.transactions_received,
+                "Transactions pushed by the homeserver",
+            ),
+            (
+                "transactions_replayed_total",
+                "counter",
+                self.transactions_replayed,
+                "Transactions received again (no effect)",
+            ),
+            (
+                "transactions_rejected_total",
+                "counter",
+                self.transactions_rejected,
+                "Transactions refused (bad token or body)",
+            ),
             ("events_stored_total", "counter", self.events_stored, "Events stored durably"),
-            ("events_duplicate_total", "counter", self.events_duplicate,
-             "Events already stored, ignored"),
+            (
+                "events_duplicate_total",
+                "counter",
+                self.events_duplicate,
+                "Events already stored, ignored",
+            ),
             ("events_processed_total", "counter", self.events_processed, "Events processed"),
-            ("processing_errors_total", "counter", self.processing_errors,
-             "Errors while processing events"),
-            ("processing_lag_seconds", "gauge", self.last_lag_seconds,
-             "Delay from event origin to its processing, last event"),
+            (
+                "processing_errors_total",
+                "counter",
+                self.processing_errors,
+                "Errors while processing events",
+            ),
+            (
+                "processing_lag_seconds",
+                "gauge",
+                self.last_lag_seconds,
+                "Delay from event origin to its processing, last event",
+            ),
             ("backlog_events", "gauge", self.backlog, "Stored events not yet processed"),
         ):
             full = f"maillon_appservice_{name}"

@@ -8,7 +8,6 @@ import logging
 import secrets
 import time
 from collections.abc import AsyncIterator
-from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -167,7 +166,9 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
             await task
 
 
-def create_app(deployment: Deployment, handlers: list[EventHandler] | None = None) -> web.Application:
+def create_app(
+    deployment: Deployment, handlers: list[EventHandler] | None = None
+) -> web.Application:
     engine = make_engine(deployment.settings.database_url)
     app = web.Application(middlewares=[json_errors], client_max_size=64 * 1024 * 1024)
     app[DEPLOYMENT] = deployment
@@ -197,5 +198,3 @@ def run(deployment: Deployment) -> None:
         access_log=None,
         shutdown_timeout=5,
     )
-
-

@@ -62,7 +62,9 @@ async def obtain_credentials(deployment: Deployment) -> Credentials:
     async with aiohttp.ClientSession() as session:
         if path.exists():
             creds = Credentials(**json.loads(path.read_text(encoding="utf-8")))
-            status, _ = await _call(session, "GET", f"{base}/account/whoami", creds.access_token, None)
+            status, _ = await _call(
+                session, "GET", f"{base}/account/whoami", creds.access_token, None
+            )
             if status == 200:
                 return creds
             log.warning("stored bot session refused (HTTP %s); logging in again", status)

@@ -44,7 +44,11 @@ def document() -> dict[str, Any]:
                         },
                         "503": {
                             "description": "Base injoignable",
-                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+                            "content": {
+                                "application/json": {
+                                    "schema": {"$ref": "#/components/schemas/Error"}
+                                }
+                            },
                         },
                     },
                 }

@@ -31,7 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     init = sub.add_parser("init", help="génère un déploiement complet dans un dossier")
     init.add_argument("--dir", required=True, type=Path, help="dossier du déploiement")
-    init.add_argument("--server-name", required=True, help="nom du serveur Matrix (ex. sante.example)")
+    init.add_argument(
+        "--server-name", required=True, help="nom du serveur Matrix (ex. sante.example)"
+    )
     init.add_argument(
         "--database-url",
         help="postgresql://utilisateur@hôte:port/base pour Synapse et Maillon (défaut : SQLite)",

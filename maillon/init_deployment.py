@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import json
 import os
 import re
 import secrets
@@ -104,6 +105,7 @@ def _environment() -> jinja2.Environment:
         autoescape=False,  # noqa: S701 - YAML output, values are validated before rendering
     )
     env.filters["regex_escape"] = re.escape
+    env.filters["q"] = json.dumps  # a JSON string is a valid YAML double-quoted scalar
     return env
 
 
@@ -127,7 +129,9 @@ def _check(options: InitOptions) -> None:
         if not 1 <= port <= 65535:
             raise InitError(f"{flag} : port hors limites ({port})")
     if len(set(ports.values())) != len(ports):
-        raise InitError("les ports de Synapse, de l'API dossier et de l'appservice doivent différer")
+        raise InitError(
+            "les ports de Synapse, de l'API dossier et de l'appservice doivent différer"
+        )
 
 
 def init_deployment(options: InitOptions) -> Path:

@@ -68,9 +68,11 @@ class Settings:
     log_level: str = field(
         default="INFO",
         metadata={
-            "check": lambda v: None
-            if v in ("DEBUG", "INFO", "WARNING", "ERROR")
-            else "niveau DEBUG, INFO, WARNING ou ERROR"
+            "check": lambda v: (
+                None
+                if v in ("DEBUG", "INFO", "WARNING", "ERROR")
+                else "niveau DEBUG, INFO, WARNING ou ERROR"
+            )
         },
     )
 

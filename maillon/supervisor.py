@@ -76,13 +76,18 @@ def components(deployment: Deployment) -> list[Component]:
         Component(
             "synapse",
             "Synapse (serveur d'accueil Matrix)",
-            [python, "-m", "synapse.app.homeserver", "--config-path",
-             str(deployment.path(s.homeserver.config_file))],
+            [
+                python,
+                "-m",
+                "synapse.app.homeserver",
+                "--config-path",
+                str(deployment.path(s.homeserver.config_file)),
+            ],
             hs_ports,
             lambda: is_up(s.homeserver.url),
             90.0,
             logs / "synapse.out",
-            [logs / "homeserver.log"],
+            extra_logs=[logs / "homeserver.log"],
         ),
         Component(
             "dossier_api",
@@ -149,7 +154,7 @@ class Supervisor:
             cwd=self.deployment.directory,
             env=env,
             start_new_session=True,  # Ctrl-C reaches us only; we stop children in order
-            preexec_fn=_die_with_parent,  # noqa: PLW1509
+            preexec_fn=_die_with_parent,
         )
         log_file.close()
 

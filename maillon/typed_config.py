@@ -63,7 +63,9 @@ def _convert(tp: Any, value: object, key: str) -> object:
         return parse(tp, value, key)
     if tp is bool:
         if not isinstance(value, bool):
-            raise ConfigKeyError(key, f"un booléen (true/false) est attendu, pas {_describe(value)}")
+            raise ConfigKeyError(
+                key, f"un booléen (true/false) est attendu, pas {_describe(value)}"
+            )
         return value
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):

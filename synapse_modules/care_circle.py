@@ -17,9 +17,7 @@ class CareCircleModule:
     def __init__(self, config: CareCircleConfig, api: ModuleApi) -> None:
         self._config = config
         self._api = api
-        log.info(
-            "Maillon care-circle module loaded (%d peer servers)", len(config.peer_servers)
-        )
+        log.info("Maillon care-circle module loaded (%d peer servers)", len(config.peer_servers))
 
     @staticmethod
     def parse_config(config: dict[str, Any]) -> CareCircleConfig:

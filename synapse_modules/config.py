@@ -39,6 +39,4 @@ def parse_module_config(raw: dict[str, Any], error_type: type[Exception]) -> Car
     try:
         return parse(CareCircleConfig, raw or {})
     except ConfigKeyError as exc:
-        raise error_type(
-            f"Maillon care_circle module: key '{exc.key}': {exc.message}"
-        ) from exc
+        raise error_type(f"Maillon care_circle module: key '{exc.key}': {exc.message}") from exc

@@ -49,8 +49,6 @@ def federation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack
         yield a, b
 
 
-
-
 @pytest.fixture
 async def make_client(tmp_path: Path) -> AsyncIterator[Callable[[Stack, str], E2EClient]]:
     """Register a fresh professional on a stack and give back an encrypting nio client."""

@@ -117,6 +117,7 @@ class E2EClient:
         def joined() -> bool:
             room = self.client.rooms.get(room_id)
             return room is not None and user_id in room.users
+
         await self.wait_until(joined, f"{user_id} joined", timeout)
 
     async def send_text(self, room_id: str, body: str) -> str:
@@ -139,6 +140,7 @@ class E2EClient:
                 if rid == room_id and match(event):
                     return event
             return None
+
         event: Message = await self.wait_until(found, f"a message in {room_id}", timeout)
         return event
 

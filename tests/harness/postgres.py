@@ -31,4 +31,6 @@ def create_database(prefix: str = "maillon_test") -> str:
 def drop_database(url: str) -> None:
     name = url.rpartition("/")[2]
     with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )

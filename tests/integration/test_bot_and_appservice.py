@@ -26,10 +26,13 @@ async def _open_dm_with_bot(stack: Stack, user: E2EClient) -> str:
     return room_id
 
 
-@pytest.mark.parametrize(("command", "title"), [
-    ("!aide", "commandes disponibles"),
-    ("!help", "available commands"),
-])
+@pytest.mark.parametrize(
+    ("command", "title"),
+    [
+        ("!aide", "commandes disponibles"),
+        ("!help", "available commands"),
+    ],
+)
 async def test_bot_answers_help_in_encrypted_direct_chat(
     stack: Stack, make_client: MakeClient, command: str, title: str
 ) -> None:

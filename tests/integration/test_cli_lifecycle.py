@@ -1,0 +1,304 @@
+"""`maillon init`, `maillon up` and `maillon user add` as a newcomer runs them."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from maillon.homeserver_client import HomeserverError, is_up, request_json
+from tests.harness.stack import Stack
+
+
+def maillon(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "maillon.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def processes_under(directory: Path) -> list[int]:
+    """Pids of live processes whose command line names the deployment directory."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            status = (entry / "status").read_text()
+        except OSError:
+            continue
+        if str(directory) in cmdline and "State:\tZ" not in status:
+            pids.append(int(entry.name))
+    return pids
+
+
+def wait_gone(directory: Path, timeout: float = 10) -> list[int]:
+    deadline = time.monotonic() + timeout
+    left = processes_under(directory)
+    while left and time.monotonic() < deadline:
+        time.sleep(0.2)
+        left = processes_under(directory)
+    return left
+
+
+def edit_yaml(path: Path, change: dict[str, object]) -> None:
+    data = yaml.safe_load(path.read_text())
+    data.update(change)
+    path.write_text(yaml.safe_dump(data))
+
+
+def test_init_refuses_to_overwrite_without_force(tmp_path: Path) -> None:
+    target = tmp_path / "deploy"
+    first = maillon("init", "--dir", str(target), "--server-name", "sante.test")
+    assert first.returncode == 0, first.stderr
+    secrets_before = (target / "secrets.yaml").read_text()
+    again = maillon("init", "--dir", str(target), "--server-name", "sante.test")
+    assert again.returncode == 2
+    assert "contient déjà un déploiement" in again.stderr and "--force" in again.stderr
+    assert (target / "secrets.yaml").read_text() == secrets_before
+    forced = maillon("init", "--dir", str(target), "--server-name", "sante.test", "--force")
+    assert forced.returncode == 0
+    assert (target / "secrets.yaml").read_text() != secrets_before
+
+
+def test_init_generates_private_complete_deployment(tmp_path: Path) -> None:
+    target = tmp_path / "deploy"
+    assert maillon("init", "--dir", str(target), "--server-name", "sante.test").returncode == 0
+    for name in (
+        "homeserver.yaml",
+        "appservice-registration.yaml",
+        "maillon.yaml",
+        "secrets.yaml",
+        "signing.key",
+        "log.config",
+    ):
+        path = target / name
+        assert path.exists(), name
+        assert path.stat().st_mode & 0o077 == 0, f"{name} must be private"
+    hs = yaml.safe_load((target / "homeserver.yaml").read_text())
+    assert hs["server_name"] == "sante.test"
+    assert hs["database"]["name"] == "sqlite3"
+    assert [m["module"] for m in hs["modules"]] == ["synapse_modules.care_circle.CareCircleModule"]
+    assert hs["app_service_config_files"] == [str(target / "appservice-registration.yaml")]
+    reg = yaml.safe_load((target / "appservice-registration.yaml").read_text())
+    secrets = yaml.safe_load((target / "secrets.yaml").read_text())
+    assert reg["as_token"] == secrets["as_token"] and reg["hs_token"] == secrets["hs_token"]
+    assert hs["registration_shared_secret"] == secrets["registration_shared_secret"]
+    # Two deployments never share a secret.
+    other = tmp_path / "other"
+    assert maillon("init", "--dir", str(other), "--server-name", "sante.test").returncode == 0
+    other_secrets = yaml.safe_load((other / "secrets.yaml").read_text())
+    assert other_secrets["as_token"] != secrets["as_token"]
+    assert other_secrets["data_keys"][0]["key"] != secrets["data_keys"][0]["key"]
+
+
+def test_init_with_postgresql_url_targets_both_stores(tmp_path: Path) -> None:
+    target = tmp_path / "deploy"
+    url = "postgresql://maillon:s3cret@db.internal:5433/maillon"
+    result = maillon(
+        "init", "--dir", str(target), "--server-name", "sante.test", "--database-url", url
+    )
+    assert result.returncode == 0, result.stderr
+    hs = yaml.safe_load((target / "homeserver.yaml").read_text())
+    assert hs["database"]["name"] == "psycopg2"
+    assert hs["database"]["args"] == {
+        "user": "maillon",
+        "password": "s3cret",
+        "dbname": "maillon",
+        "host": "db.internal",
+        "port": 5433,
+        "cp_min": 2,
+        "cp_max": 10,
+    }
+    assert yaml.safe_load((target / "maillon.yaml").read_text())["database_url"] == url
+    bad = maillon(
+        "init",
+        "--dir",
+        str(tmp_path / "x"),
+        "--server-name",
+        "s.test",
+        "--database-url",
+        "mysql://x@y/z",
+    )
+    assert bad.returncode == 2 and "--database-url" in bad.stderr
+
+
+def test_up_reaches_healthy_and_sigterm_leaves_no_process(tmp_path: Path) -> None:
+    stack = Stack.create(tmp_path / "deploy")
+    stack.start()
+    try:
+        settings = stack.deployment.settings
+        assert is_up(settings.homeserver.url)
+        assert request_json("GET", settings.dossier_api.url + "/health")["status"] == "ok"
+        openapi = request_json("GET", settings.dossier_api.url + "/openapi.json")
+        assert openapi["openapi"].startswith("3.") and "/health" in openapi["paths"]
+        as_health = request_json("GET", settings.appservice.listener.url + "/health")
+        assert as_health["status"] == "ok"
+        banner = "".join(stack.output)
+        assert settings.homeserver.url in banner and "Element" in banner
+        assert "maillon user add" in banner
+        assert len(processes_under(stack.directory)) >= 5  # supervisor + 4 components
+    finally:
+        code = stack.stop()
+    assert code == 0
+    assert wait_gone(stack.directory) == []
+    assert "Maillon est arrêté." in "".join(stack.output)
+
+
+def test_components_die_with_a_killed_supervisor(tmp_path: Path) -> None:
+    stack = Stack.create(tmp_path / "deploy")
+    stack.start()
+    assert stack.proc is not None
+    stack.proc.send_signal(signal.SIGKILL)
+    stack.proc.wait()
+    assert wait_gone(stack.directory, timeout=20) == []
+
+
+def test_a_dying_component_is_named_and_the_rest_stopped(tmp_path: Path) -> None:
+    stack = Stack.create(tmp_path / "deploy")
+    stack.start()
+    appservice = [
+        pid
+        for pid in processes_under(stack.directory)
+        if b"-m\0appservice" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    ]
+    assert len(appservice) == 1
+    os.kill(appservice[0], signal.SIGKILL)
+    assert stack.proc is not None
+    code = stack.proc.wait(timeout=40)
+    output = "".join(stack.output)
+    assert code == 1
+    assert "Service d'application (appservice) s'est arrêté en cours de fonctionnement" in output
+    assert "code de sortie -9" in output
+    assert wait_gone(stack.directory) == []
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"unknown_option": True}, "clé « unknown_option » : clé inconnue"),
+        (
+            {"dossier_api": {"host": "127.0.0.1", "port": "huit mille"}},
+            "clé « dossier_api.port » : un entier est attendu",
+        ),
+        (
+            {"appservice": {"listener": {"port": 70000}}},
+            "clé « appservice.listener.port » : numéro de port hors limites",
+        ),
+        ({"log_level": "BAVARD"}, "clé « log_level »"),
+    ],
+)
+def test_up_refuses_a_bad_maillon_config_naming_the_key(
+    tmp_path: Path, change: dict[str, object], expected: str
+) -> None:
+    stack = Stack.create(tmp_path / "deploy")
+    edit_yaml(stack.directory / "maillon.yaml", change)
+    result = maillon("up", "--dir", str(stack.directory))
+    assert result.returncode == 2
+    assert expected in result.stderr
+    assert processes_under(stack.directory) == []
+
+
+def test_up_refuses_a_bad_module_config_naming_the_key(tmp_path: Path) -> None:
+    stack = Stack.create(tmp_path / "deploy")
+    hs_path = stack.directory / "homeserver.yaml"
+    hs = yaml.safe_load(hs_path.read_text())
+    hs["modules"][0]["config"]["peer_servrs"] = ["autre-region.example"]
+    hs_path.write_text(yaml.safe_dump(hs))
+    result = maillon("up", "--dir", str(stack.directory))
+    assert result.returncode == 1
+    assert "Synapse (serveur d'accueil Matrix) s'est arrêté au démarrage" in result.stdout
+    assert "peer_servrs" in result.stdout
+    assert "Tous les composants démarrés ont été arrêtés." in result.stdout
+    assert wait_gone(stack.directory) == []
+
+
+def test_up_says_which_port_is_taken(tmp_path: Path) -> None:
+    stack = Stack.create(tmp_path / "deploy")
+    port = stack.deployment.settings.dossier_api.port
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", port))
+        blocker.listen()
+        result = maillon("up", "--dir", str(stack.directory))
+    assert result.returncode == 1
+    assert f"le port {port} (API dossier) est déjà utilisé" in result.stdout
+    assert wait_gone(stack.directory) == []
+
+
+def test_user_add_creates_an_account_that_can_log_in(stack: Stack) -> None:
+    result = maillon(
+        "user", "add", "--dir", str(stack.directory), "jeanne.martin", "--password", "Tr3s-Secret!"
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"@jeanne.martin:{stack.server_name}" in result.stdout
+    login = request_json(
+        "POST",
+        stack.url + "/_matrix/client/v3/login",
+        {
+            "type": "m.login.password",
+            "identifier": {"type": "m.id.user", "user": "jeanne.martin"},
+            "password": "Tr3s-Secret!",
+        },
+    )
+    assert login["user_id"] == f"@jeanne.martin:{stack.server_name}"
+    with pytest.raises(HomeserverError) as refused:
+        request_json(
+            "POST",
+            stack.url + "/_matrix/client/v3/login",
+            {
+                "type": "m.login.password",
+                "identifier": {"type": "m.id.user", "user": "jeanne.martin"},
+                "password": "mauvais",
+            },
+        )
+    assert refused.value.status == 403
+    again = maillon(
+        "user", "add", "--dir", str(stack.directory), "jeanne.martin", "--password", "x"
+    )
+    assert again.returncode == 1 and "User ID already taken" in again.stderr
+
+
+def test_user_add_as_admin(stack: Stack) -> None:
+    result = maillon(
+        "user",
+        "add",
+        "--dir",
+        str(stack.directory),
+        "admin.region",
+        "--password",
+        "pw-admin-1",
+        "--admin",
+    )
+    assert result.returncode == 0, result.stderr
+    token = request_json(
+        "POST",
+        stack.url + "/_matrix/client/v3/login",
+        {
+            "type": "m.login.password",
+            "identifier": {"type": "m.id.user", "user": "admin.region"},
+            "password": "pw-admin-1",
+        },
+    )["access_token"]
+    me = request_json(
+        "GET",
+        stack.url + f"/_synapse/admin/v2/users/@admin.region:{stack.server_name}",
+        token=token,
+    )
+    assert me["admin"] is True
+
+
+def test_user_add_explains_when_synapse_is_down(tmp_path: Path) -> None:
+    stack = Stack.create(tmp_path / "deploy")
+    result = maillon("user", "add", "--dir", str(stack.directory), "x", "--password", "y")
+    assert result.returncode == 1
+    assert "Synapse ne répond pas" in result.stderr and "maillon up" in result.stderr

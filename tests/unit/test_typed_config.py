@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+from dataclasses import FrozenInstanceError
+
+import pytest
+
+from maillon.settings import Secrets, Settings
+from maillon.typed_config import ConfigKeyError, parse
+from synapse_modules.config import CareCircleConfig, parse_module_config
+
+TOKEN = "x" * 40
+KEY = "A" * 43 + "="
+
+
+def test_settings_parse_with_defaults_and_are_frozen() -> None:
+    settings = parse(Settings, {"server_name": "sante.test", "database_url": "sqlite:///x"})
+    assert settings.dossier_api.port == 8090
+    assert settings.appservice.listener.port == 8091
+    assert settings.bot_user_id == "@coordination:sante.test"
+    with pytest.raises(FrozenInstanceError):
+        settings.server_name = "autre"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("data", "key"),
+    [
+        ({"database_url": "sqlite:///x"}, "server_name"),
+        ({"server_name": 3, "database_url": "x"}, "server_name"),
+        ({"server_name": "s", "database_url": "x", "bot": {"langue": "fr"}}, "bot.langue"),
+        ({"server_name": "s", "database_url": "x", "bot": {"language": "de"}}, "bot.language"),
+        (
+            {"server_name": "s", "database_url": "x", "dossier_api": {"port": True}},
+            "dossier_api.port",
+        ),
+        ({"server_name": "s", "database_url": "x", "dossier_api": []}, "dossier_api"),
+    ],
+)
+def test_bad_settings_name_their_key(data: dict[str, object], key: str) -> None:
+    with pytest.raises(ConfigKeyError) as exc:
+        parse(Settings, data)
+    assert exc.value.key == key
+    assert key in str(exc.value)
+
+
+def test_secrets_validate_tokens_and_keys() -> None:
+    good = {
+        "as_token": TOKEN,
+        "hs_token": TOKEN,
+        "registration_shared_secret": TOKEN,
+        "data_keys": [{"id": "k1", "key": KEY}],
+    }
+    assert len(parse(Secrets, good).data_keys[0].raw()) == 32
+    with pytest.raises(ConfigKeyError) as short:
+        parse(Secrets, {**good, "hs_token": "court"})
+    assert short.value.key == "hs_token"
+    with pytest.raises(ConfigKeyError) as badkey:
+        parse(Secrets, {**good, "data_keys": [{"id": "k1", "key": "pas-base64!"}]})
+    assert badkey.value.key == "data_keys[0].key"
+    with pytest.raises(ConfigKeyError) as empty:
+        parse(Secrets, {**good, "data_keys": []})
+    assert empty.value.key == "data_keys"
+
+
+class FakeConfigError(Exception):
+    pass
+
+
+def test_module_config_errors_use_synapse_error_type_and_name_key() -> None:
+    ok = parse_module_config(
+        {
+            "appservice_user": "@maillon:s.test",
+            "bot_user": "@coordination:s.test",
+            "peer_servers": ["autre.example:8448"],
+        },
+        FakeConfigError,
+    )
+    assert isinstance(ok, CareCircleConfig) and ok.peer_servers == ("autre.example:8448",)
+    with pytest.raises(FakeConfigError, match=r"'peer_servers'"):
+        parse_module_config(
+            {"appservice_user": "@m:s", "bot_user": "@c:s", "peer_servers": ["pas un serveur"]},
+            FakeConfigError,
+        )
+    with pytest.raises(FakeConfigError, match="'bot_user'"):
+        parse_module_config(
+            {"appservice_user": "@m:s", "bot_user": "coordination"}, FakeConfigError
+        )
