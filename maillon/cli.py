@@ -130,7 +130,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"maillon : {exc}", file=sys.stderr)
         return 2
     except HomeserverError as exc:
-        print(f"maillon : le serveur d'accueil a refusé : {exc}", file=sys.stderr)
+        if exc.errcode == "M_USER_IN_USE":
+            print("maillon : cet identifiant est déjà pris sur ce serveur.", file=sys.stderr)
+        elif exc.errcode == "M_INVALID_USERNAME":
+            print(
+                "maillon : identifiant invalide (minuscules, chiffres et . _ = - / + seulement).",
+                file=sys.stderr,
+            )
+        else:
+            print(f"maillon : le serveur d'accueil a refusé : {exc}", file=sys.stderr)
         return 1
     return 2
 

@@ -51,6 +51,18 @@ def wait_gone(directory: Path, timeout: float = 10) -> list[int]:
     return left
 
 
+def password_login(stack: Stack, user: str, password: str) -> dict[str, object]:
+    return request_json(
+        "POST",
+        stack.url + "/_matrix/client/v3/login",
+        {
+            "type": "m.login.password",
+            "identifier": {"type": "m.id.user", "user": user},
+            "password": password,
+        },
+    )
+
+
 def edit_yaml(path: Path, change: dict[str, object]) -> None:
     data = yaml.safe_load(path.read_text())
     data.update(change)
@@ -241,31 +253,19 @@ def test_user_add_creates_an_account_that_can_log_in(stack: Stack) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert f"@jeanne.martin:{stack.server_name}" in result.stdout
-    login = request_json(
-        "POST",
-        stack.url + "/_matrix/client/v3/login",
-        {
-            "type": "m.login.password",
-            "identifier": {"type": "m.id.user", "user": "jeanne.martin"},
-            "password": "Tr3s-Secret!",
-        },
-    )
+    login = password_login(stack, "jeanne.martin", "Tr3s-Secret!")
     assert login["user_id"] == f"@jeanne.martin:{stack.server_name}"
     with pytest.raises(HomeserverError) as refused:
-        request_json(
-            "POST",
-            stack.url + "/_matrix/client/v3/login",
-            {
-                "type": "m.login.password",
-                "identifier": {"type": "m.id.user", "user": "jeanne.martin"},
-                "password": "mauvais",
-            },
-        )
+        password_login(stack, "jeanne.martin", "mauvais")
     assert refused.value.status == 403
     again = maillon(
         "user", "add", "--dir", str(stack.directory), "jeanne.martin", "--password", "x"
     )
-    assert again.returncode == 1 and "User ID already taken" in again.stderr
+    assert again.returncode == 1 and "identifiant est déjà pris" in again.stderr
+    invalid = maillon(
+        "user", "add", "--dir", str(stack.directory), "Jeanne Martin", "--password", "x"
+    )
+    assert invalid.returncode == 1 and "identifiant invalide" in invalid.stderr
 
 
 def test_user_add_as_admin(stack: Stack) -> None:
@@ -280,15 +280,7 @@ def test_user_add_as_admin(stack: Stack) -> None:
         "--admin",
     )
     assert result.returncode == 0, result.stderr
-    token = request_json(
-        "POST",
-        stack.url + "/_matrix/client/v3/login",
-        {
-            "type": "m.login.password",
-            "identifier": {"type": "m.id.user", "user": "admin.region"},
-            "password": "pw-admin-1",
-        },
-    )["access_token"]
+    token = password_login(stack, "admin.region", "pw-admin-1")["access_token"]
     me = request_json(
         "GET",
         stack.url + f"/_synapse/admin/v2/users/@admin.region:{stack.server_name}",
