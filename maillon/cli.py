@@ -3,14 +3,26 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from appservice.directory import bind_directory_entry
+from appservice.matrix_api import AppserviceApi
+from maillon.circle import DirectoryEntry
 from maillon.homeserver_client import HomeserverError, is_up, register_user
 from maillon.init_deployment import InitError, InitOptions, init_deployment
-from maillon.settings import SettingsError, load
+from maillon.settings import Deployment, SettingsError, load
 from maillon.supervisor import Supervisor
+
+RPPS_RE = re.compile(r"^[0-9]{11}$")
+ADELI_RE = re.compile(r"^[0-9][0-9AB][0-9]{7}$")
+
+
+class CliError(Exception):
+    """A command-line value is wrong; the message says which and why."""
 
 
 def _port(text: str) -> int:
@@ -51,6 +63,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="fédération locale de test (certificats non vérifiés, 127.0.0.1 autorisé)",
     )
     init.add_argument(
+        "--peer-server",
+        action="append",
+        default=[],
+        metavar="SERVEUR",
+        help="serveur partenaire admis dans les salles patient (répétable)",
+    )
+    init.add_argument(
         "--testing", action="store_true", help="profil de test : limites de débit relâchées"
     )
     init.add_argument("--force", action="store_true", help="remplace un déploiement existant")
@@ -71,6 +90,10 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--password", required=True, help="mot de passe du compte")
     add.add_argument("--admin", action="store_true", help="compte administrateur du serveur")
     add.add_argument("--display-name", help="nom affiché")
+    add.add_argument("--rpps", help="numéro RPPS (11 chiffres) : lie le compte à l'annuaire")
+    add.add_argument("--adeli", help="numéro ADELI (9 caractères), à défaut de RPPS")
+    add.add_argument("--profession", help="profession (ex. infirmier, médecin généraliste)")
+    add.add_argument("--structure", help="structure d'exercice (ex. DAC 31, CPTS Toulouse Nord)")
     return parser
 
 
@@ -86,6 +109,7 @@ def _init(args: argparse.Namespace) -> int:
             appservice_port=args.appservice_port,
             federation_port=args.federation_port,
             federation_loopback=args.federation_loopback,
+            peer_servers=tuple(args.peer_server),
             testing=args.testing,
             force=args.force,
         )
@@ -95,8 +119,28 @@ def _init(args: argparse.Namespace) -> int:
     return 0
 
 
+def _directory_entry(args: argparse.Namespace, user_id: str) -> DirectoryEntry | None:
+    if not (args.rpps or args.adeli or args.profession or args.structure):
+        return None
+    if args.rpps and not RPPS_RE.match(args.rpps):
+        raise CliError("--rpps : 11 chiffres attendus")
+    if args.adeli and not ADELI_RE.match(args.adeli):
+        raise CliError("--adeli : 9 caractères (chiffres, 2A/2B pour la Corse) attendus")
+    if not (args.rpps or args.adeli):
+        raise CliError("un numéro --rpps ou --adeli est requis pour l'annuaire")
+    if not args.profession:
+        raise CliError("--profession est requise avec --rpps/--adeli")
+    return DirectoryEntry(user_id, args.profession, args.rpps, args.adeli, args.structure)
+
+
+async def _bind(deployment: Deployment, entry: DirectoryEntry) -> None:
+    async with AppserviceApi.for_deployment(deployment) as api:
+        await bind_directory_entry(api, deployment.settings.server_name, entry)
+
+
 def _user_add(args: argparse.Namespace) -> int:
     deployment = load(args.dir)
+    planned = _directory_entry(args, deployment.settings.user_id(args.localpart))
     url = deployment.settings.homeserver.url
     if not is_up(url):
         print(
@@ -113,6 +157,10 @@ def _user_add(args: argparse.Namespace) -> int:
         displayname=args.display_name,
     )
     print(f"Compte créé : {registered.user_id}")
+    if planned is not None:
+        asyncio.run(_bind(deployment, planned))
+        number = f"RPPS {planned.rpps}" if planned.rpps else f"ADELI {planned.adeli}"
+        print(f"Inscrit à l'annuaire : {planned.profession}, {number}")
     return 0
 
 
@@ -126,7 +174,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return Supervisor(deployment).run(first_account=args.first_account)
         if args.command == "user":
             return _user_add(args)
-    except (InitError, SettingsError) as exc:
+    except (InitError, SettingsError, CliError) as exc:
         print(f"maillon : {exc}", file=sys.stderr)
         return 2
     except HomeserverError as exc:

@@ -20,13 +20,14 @@ class HomeserverError(Exception):
         self.status = status
 
 
-def request_json(
+def request_any(
     method: str,
     url: str,
     body: dict[str, Any] | None = None,
     token: str | None = None,
     timeout: float = 30.0,
-) -> dict[str, Any]:
+) -> Any:
+    """A JSON request; the decoded JSON answer, or HomeserverError with the server's reason."""
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(url, data=data, method=method)  # noqa: S310 - http(s) only
     req.add_header("Content-Type", "application/json")
@@ -47,7 +48,18 @@ def request_json(
         ) from exc
     except (urllib.error.URLError, OSError) as exc:
         raise HomeserverError(f"serveur injoignable ({url}) : {exc}") from exc
-    result = json.loads(payload) if payload else {}
+    return json.loads(payload) if payload else {}
+
+
+def request_json(
+    method: str,
+    url: str,
+    body: dict[str, Any] | None = None,
+    token: str | None = None,
+    timeout: float = 30.0,
+) -> dict[str, Any]:
+    """Like :func:`request_any`, for the usual endpoints that answer a JSON object."""
+    result = request_any(method, url, body, token, timeout)
     if not isinstance(result, dict):
         raise HomeserverError(f"réponse inattendue de {url}")
     return result

@@ -48,6 +48,7 @@ class InitOptions:
     appservice_port: int = 8091
     federation_port: int | None = None
     federation_loopback: bool = False
+    peer_servers: tuple[str, ...] = ()
     testing: bool = False
     with_maillon: bool = True
     force: bool = False
@@ -128,6 +129,9 @@ def _check(options: InitOptions) -> None:
     for flag, port in ports.items():
         if not 1 <= port <= 65535:
             raise InitError(f"{flag} : port hors limites ({port})")
+    for peer in options.peer_servers:
+        if not SERVER_NAME_RE.match(peer):
+            raise InitError(f"--peer-server : nom de serveur invalide « {peer} »")
     if len(set(ports.values())) != len(ports):
         raise InitError(
             "les ports de Synapse, de l'API dossier et de l'appservice doivent différer"
@@ -165,6 +169,7 @@ def init_deployment(options: InitOptions) -> Path:
         "appservice_port": options.appservice_port,
         "federation_port": options.federation_port,
         "federation_loopback": options.federation_loopback,
+        "peer_servers": list(options.peer_servers),
         "homeserver_url": homeserver_url,
         "database": database,
         "store_url": store_url,

@@ -1,24 +1,460 @@
-"""Care-circle module: keeps patient rooms to their care circle (see issue on care circles)."""
+"""Care-circle module: a patient room admits only its care circle, inside Synapse.
+
+Decisions come from room state (dossier link, circle entries written by Maillon's
+appservice) and the directory room, never from a network call; see ``policy`` for the
+rules. Side effects (kicks, circle entries, power levels) run on the background worker only.
+"""
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Literal
 
-from synapse.config import ConfigError
-from synapse.module_api import ModuleApi
+from synapse.module_api import NOT_SPAM, EventBase, ModuleApi
+from synapse.module_api.errors import Codes, ConfigError, SynapseError
 
+from maillon.circle import (
+    CIRCLE_EVENT,
+    COORDINATOR_LEVEL,
+    DIRECTORY_ALIAS_LOCALPART,
+    DIRECTORY_EVENT,
+    DIRECTORY_ROOM_MARKER,
+    DOSSIER_EVENT,
+    PATIENT_ROOM_MARKER,
+    PATIENT_ROOM_VERSION,
+    CircleEntry,
+    DirectoryEntry,
+    DossierLink,
+    now_utc,
+    patient_power_levels,
+    server_acl,
+    user_from_state_key,
+    user_state_key,
+)
+from synapse_modules import policy
+from synapse_modules.audit import AuditLog
 from synapse_modules.config import CareCircleConfig, parse_module_config
+from synapse_modules.synapse_adapter import rooms_with_state
 
 log = logging.getLogger(__name__)
+
+StateMap = Mapping[tuple[str, str], EventBase]
+SpamResult = Literal["NOT_SPAM"] | tuple[Codes, dict[str, Any]]
+KICK_REASON = "Retiré(e) du cercle de soins du patient"
+INTRUDER_REASON = "Hors du cercle de soins : accès retiré automatiquement"
+
+
+def view_from_state(state: StateMap) -> policy.RoomView:
+    dossier_event = state.get((DOSSIER_EVENT, ""))
+    circle: dict[str, CircleEntry] = {}
+    memberships: dict[str, str] = {}
+    inviters: dict[str, str] = {}
+    for (etype, key), event in state.items():
+        if etype == CIRCLE_EVENT:
+            user_id = user_from_state_key(key)
+            entry = CircleEntry.from_content(user_id, dict(event.content)) if user_id else None
+            if entry is not None:
+                circle[entry.user_id] = entry
+        elif etype == "m.room.member":
+            membership = str(event.content.get("membership"))
+            memberships[key] = membership
+            if membership == "invite":
+                inviters[key] = event.sender
+    return policy.RoomView(
+        dossier=DossierLink.from_content(dict(dossier_event.content)) if dossier_event else None,
+        circle=circle,
+        memberships=memberships,
+        inviters=inviters,
+        has_encryption=("m.room.encryption", "") in state,
+    )
+
+
+def _create_content(state: StateMap) -> Mapping[str, Any]:
+    create = state.get(("m.room.create", ""))
+    return create.content if create is not None else {}
 
 
 class CareCircleModule:
     def __init__(self, config: CareCircleConfig, api: ModuleApi) -> None:
         self._config = config
         self._api = api
+        self._ctx = policy.PolicyContext(
+            server_name=api.server_name,
+            service_user=config.appservice_user,
+            bot_user=config.bot_user,
+            peer_servers=config.peer_servers,
+            exempt_users=config.exempt_users,
+        )
+        self._audit = AuditLog(config.audit_dir, api.worker_name or "main")
+        self._directory_room: str | None = None
+        self._acts = api.should_run_background_tasks()
+        api.register_spam_checker_callbacks(
+            user_may_invite=self.user_may_invite,
+            federated_user_may_invite=self.federated_user_may_invite,
+            user_may_join_room=self.user_may_join_room,
+        )
+        api.register_third_party_rules_callbacks(
+            check_event_allowed=self.check_event_allowed,
+            on_create_room=self.on_create_room,
+            check_visibility_can_be_modified=self.check_visibility_can_be_modified,
+            on_new_event=self.on_new_event,
+        )
+        if self._acts:
+            api.looping_background_call(
+                self.expire_circle_entries, config.expiry_check_seconds * 1000
+            )
         log.info("Maillon care-circle module loaded (%d peer servers)", len(config.peer_servers))
 
     @staticmethod
     def parse_config(config: dict[str, Any]) -> CareCircleConfig:
         return parse_module_config(config, ConfigError)
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _record(
+        self, room_id: str, actor: str, action: str, target: str | None, decision: policy.Decision
+    ) -> None:
+        self._audit.record(room_id, actor, action, target, decision.allowed, decision.code)
+
+    async def _patient_state(self, room_id: str) -> StateMap | None:
+        # The create event alone never waits for a partially joined room's full state.
+        create = await self._api.get_room_state(room_id, [("m.room.create", "")])
+        if not policy.is_patient_create(_create_content(create)):
+            return None
+        return await self._api.get_room_state(room_id)
+
+    async def _directory_entry(self, user_id: str) -> DirectoryEntry | None:
+        if not self._api.is_mine(user_id):
+            return None
+        if self._directory_room is None:
+            alias = f"#{DIRECTORY_ALIAS_LOCALPART}:{self._api.server_name}"
+            try:
+                self._directory_room, _ = await self._api.lookup_room_alias(alias)
+            except SynapseError:
+                return None
+        key = (DIRECTORY_EVENT, user_state_key(user_id))
+        state = await self._api.get_room_state(self._directory_room, [key])
+        event = state.get(key)
+        return DirectoryEntry.from_content(user_id, dict(event.content)) if event else None
+
+    async def _known(self, user_id: str) -> bool:
+        return await self._directory_entry(user_id) is not None
+
+    async def _invite_decision(
+        self, view: policy.RoomView, inviter: str, invitee: str
+    ) -> policy.Decision:
+        now = now_utc()
+        needs_directory = view.active_member(invitee, now) is None and view.is_coordinator(
+            inviter, now
+        )
+        known = await self._known(invitee) if needs_directory else False
+        return policy.check_invite(self._ctx, view, inviter, invitee, now, known)
+
+    async def _join_decision(self, view: policy.RoomView, user_id: str) -> policy.Decision:
+        now = now_utc()
+        needs_directory = view.active_member(user_id, now) is None and user_id in view.inviters
+        known = await self._known(user_id) if needs_directory else False
+        return policy.check_join(self._ctx, view, user_id, now, known)
+
+    # -- spam-checker callbacks (early, friendly refusals) --------------------------------
+
+    async def user_may_invite(self, inviter: str, invitee: str, room_id: str) -> SpamResult:
+        state = await self._patient_state(room_id)
+        if state is None:
+            return NOT_SPAM
+        decision = await self._invite_decision(view_from_state(state), inviter, invitee)
+        if decision.denied:
+            self._record(room_id, inviter, "invite", invitee, decision)
+            return Codes.FORBIDDEN, {"error": decision.reason, "fr.maillon.reason": decision.code}
+        return NOT_SPAM
+
+    async def user_may_join_room(self, user: str, room_id: str, is_invited: bool) -> SpamResult:
+        state = await self._patient_state(room_id)
+        if state is None:
+            return NOT_SPAM
+        decision = await self._join_decision(view_from_state(state), user)
+        if decision.denied:
+            self._record(room_id, user, "join", user, decision)
+            return Codes.FORBIDDEN, {"error": decision.reason, "fr.maillon.reason": decision.code}
+        return NOT_SPAM
+
+    async def federated_user_may_invite(self, event: EventBase) -> SpamResult:
+        """An invite from another server for one of our users: into a patient room, only
+        from a configured peer server."""
+        stripped = event.unsigned.get("invite_room_state") or []
+        is_patient = any(
+            isinstance(item, dict)
+            and item.get("type") == "m.room.create"
+            and (item.get("content") or {}).get(PATIENT_ROOM_MARKER) is True
+            for item in stripped
+        ) or any(isinstance(item, dict) and item.get("type") == DOSSIER_EVENT for item in stripped)
+        if not is_patient:
+            return NOT_SPAM
+        if self._ctx.server_allowed(event.sender):
+            decision = policy.allow("federated_invite_from_peer")
+        else:
+            decision = policy.deny(
+                "server_not_allowed",
+                f"Le serveur {event.sender.split(':', 1)[-1]} n'est pas un serveur partenaire : "
+                "invitation dans une salle patient refusée.",
+            )
+        self._record(event.room_id, event.sender, "federated_invite", event.state_key, decision)
+        if decision.denied:
+            return Codes.FORBIDDEN, {"error": decision.reason, "fr.maillon.reason": decision.code}
+        return NOT_SPAM
+
+    # -- third-party rules: the authoritative check on every local event -----------------
+
+    async def check_event_allowed(
+        self, event: EventBase, state_events: StateMap
+    ) -> tuple[bool, dict[str, Any] | None]:
+        if event.type == "m.room.create":
+            return self._check_create(event), None
+        create = _create_content(state_events)
+        if create.get(DIRECTORY_ROOM_MARKER) is True:
+            if event.sender != self._ctx.service_user:
+                raise SynapseError(
+                    403, "L'annuaire n'est modifiable que par Maillon.", Codes.FORBIDDEN
+                )
+            return True, None
+        if not policy.is_patient_create(create):
+            return True, None
+        view = view_from_state(state_events)
+        now = now_utc()
+        if not event.is_state():
+            decision = policy.check_message(self._ctx, event.sender, event.type)
+            if decision.denied:
+                self._record(event.room_id, event.sender, event.type, None, decision)
+                raise SynapseError(403, decision.reason, Codes.FORBIDDEN)
+            return True, None
+        if event.type == "m.room.member":
+            action = event.content.get("membership")
+            target = event.state_key
+            if action == "invite":
+                decision = await self._invite_decision(view, event.sender, target)
+            elif action == "join":
+                decision = await self._join_decision(view, target)
+            elif action == "knock":
+                decision = policy.check_knock(view)
+            else:
+                decision = policy.allow("leave_or_ban" if event.sender == target else "removal")
+            self._record(event.room_id, event.sender, str(action), target, decision)
+        else:
+            decision = policy.check_state_event(
+                self._ctx,
+                view,
+                event.sender,
+                event.type,
+                event.state_key,
+                event.content,
+                now,
+            )
+            self._record(
+                event.room_id,
+                event.sender,
+                f"state:{event.type}",
+                event.state_key or None,
+                decision,
+            )
+        if decision.denied:
+            raise SynapseError(403, decision.reason, Codes.FORBIDDEN)
+        return True, None
+
+    def _check_create(self, event: EventBase) -> bool:
+        marked = event.content.get(PATIENT_ROOM_MARKER) is True or (
+            event.content.get(DIRECTORY_ROOM_MARKER) is True
+        )
+        if marked and event.sender != self._ctx.service_user:
+            raise SynapseError(
+                403, "Seul Maillon crée les salles patient et l'annuaire.", Codes.FORBIDDEN
+            )
+        return True
+
+    async def on_create_room(
+        self, requester: Any, request: dict[str, Any], is_requester_admin: bool
+    ) -> None:
+        """Force the creation policy on patient rooms (and refuse them to anyone but Maillon)."""
+        creation = request.get("creation_content") or {}
+        initial = request.get("initial_state") or []
+        patient = creation.get(PATIENT_ROOM_MARKER) is True or any(
+            isinstance(s, dict) and s.get("type") in (DOSSIER_EVENT, CIRCLE_EVENT) for s in initial
+        )
+        if not patient:
+            return
+        user = requester.user.to_string()
+        if user != self._ctx.service_user:
+            self._audit.record(
+                "(création)", user, "create_patient_room", None, False, "create_refused"
+            )
+            raise SynapseError(
+                403,
+                "Les salles patient sont créées par Maillon à l'ouverture d'un dossier "
+                "(bot de coordination ou API), pas à la main.",
+                Codes.FORBIDDEN,
+            )
+        creation[PATIENT_ROOM_MARKER] = True
+        request["creation_content"] = creation
+        request["preset"] = "private_chat"
+        request["visibility"] = "private"
+        request.pop("room_alias_name", None)
+        forced = {
+            "m.room.join_rules": {"join_rule": "invite"},
+            "m.room.history_visibility": {"history_visibility": "invited"},
+            "m.room.guest_access": {"guest_access": "forbidden"},
+            "m.room.encryption": {"algorithm": "m.megolm.v1.aes-sha2"},
+            "m.room.server_acl": server_acl(self._api.server_name, self._ctx.peer_servers),
+        }
+        kept = [s for s in initial if not (isinstance(s, dict) and s.get("type") in forced)]
+        request["initial_state"] = kept + [
+            {"type": etype, "state_key": "", "content": content}
+            for etype, content in forced.items()
+        ]
+        request["room_version"] = PATIENT_ROOM_VERSION
+        request["power_level_content_override"] = patient_power_levels([])
+
+    async def check_visibility_can_be_modified(
+        self, room_id: str, state_events: StateMap, new_visibility: str
+    ) -> bool:
+        if not policy.is_patient_create(_create_content(state_events)):
+            return True
+        allowed = new_visibility != "public"
+        self._audit.record(
+            room_id,
+            "(annuaire des salles)",
+            f"visibility:{new_visibility}",
+            None,
+            allowed,
+            "directory_publish_refused" if not allowed else "ok",
+        )
+        return allowed
+
+    # -- side effects, on the background worker only -------------------------------------
+
+    async def on_new_event(self, event: EventBase, state_events: StateMap) -> None:
+        if not self._acts or event.type not in ("m.room.member", CIRCLE_EVENT):
+            return
+        create = state_events.get(("m.room.create", ""))
+        # Only rooms we host: a remote patient room is kept by its own server's module
+        # (and reading the full state of a partially joined room would block).
+        if create is None or create.sender != self._ctx.service_user:
+            return
+        if not policy.is_patient_create(create.content):
+            return
+        try:
+            state = await self._patient_state(event.room_id)
+            if state is None:
+                return
+            if event.type == CIRCLE_EVENT:
+                member = user_from_state_key(event.state_key)
+                if member is not None:
+                    await self._apply_circle_entry(event.room_id, member, state)
+            else:
+                await self._follow_membership(event, state)
+        except Exception:
+            log.exception("care-circle side effect failed in a patient room")
+
+    async def _apply_circle_entry(self, room_id: str, user_id: str, state: StateMap) -> None:
+        view = view_from_state(state)
+        now = now_utc()
+        if view.active_member(user_id, now) is None and view.memberships.get(user_id) in (
+            "join",
+            "invite",
+            "knock",
+        ):
+            await self._kick(room_id, user_id, KICK_REASON, "circle_exit")
+        await self._sync_power_levels(room_id, view, state)
+
+    async def _follow_membership(self, event: EventBase, state: StateMap) -> None:
+        view = view_from_state(state)
+        now = now_utc()
+        target, sender = event.state_key, event.sender
+        if self._ctx.is_service(target):
+            return
+        membership = event.content.get("membership")
+        if membership == "invite" and view.active_member(target, now) is None:
+            known = await self._directory_entry(target)
+            if view.is_coordinator(sender, now) and known is not None:
+                await self._write_entry(
+                    event.room_id,
+                    CircleEntry(
+                        user_id=target,
+                        role="PRO",
+                        since=now,
+                        added_by=sender,
+                    ),
+                )
+            else:  # an invite no module saw (e.g. created on another server): undo it
+                await self._kick(event.room_id, target, INTRUDER_REASON, "intruder_invite")
+        elif membership == "join" and (await self._join_decision(view, target)).denied:
+            await self._kick(event.room_id, target, INTRUDER_REASON, "intruder_join")
+        elif membership == "leave" and sender != target:
+            member = view.active_member(target, now)
+            if member is not None and view.is_coordinator(sender, now):
+                await self._write_entry(event.room_id, member.removed(sender, now))
+
+    async def _kick(self, room_id: str, user_id: str, reason: str, code: str) -> None:
+        await self._api.update_room_membership(
+            sender=self._ctx.service_user,
+            target=user_id,
+            room_id=room_id,
+            new_membership="leave",
+            content={"reason": reason},
+        )
+        self._audit.record(room_id, self._ctx.service_user, "kick", user_id, True, code)
+
+    async def _write_entry(self, room_id: str, entry: CircleEntry) -> None:
+        await self._api.create_and_send_event_into_room(
+            {
+                "type": CIRCLE_EVENT,
+                "room_id": room_id,
+                "sender": self._ctx.service_user,
+                "state_key": user_state_key(entry.user_id),
+                "content": entry.to_content(),
+            }
+        )
+
+    async def _sync_power_levels(
+        self, room_id: str, view: policy.RoomView, state: StateMap
+    ) -> None:
+        now = now_utc()
+        current = state.get(("m.room.power_levels", ""))
+        if current is None:
+            return
+        content = dict(current.content)
+        users = dict(content.get("users") or {})
+        wanted = {u for u, e in view.circle.items() if e.coordinator and e.is_active(now)}
+        changed = False
+        for user, level in list(users.items()):
+            if level == COORDINATOR_LEVEL and user not in wanted:
+                del users[user]
+                changed = True
+        for user in wanted:
+            if users.get(user) != COORDINATOR_LEVEL:
+                users[user] = COORDINATOR_LEVEL
+                changed = True
+        if changed:
+            content["users"] = users
+            await self._api.create_and_send_event_into_room(
+                {
+                    "type": "m.room.power_levels",
+                    "room_id": room_id,
+                    "sender": self._ctx.service_user,
+                    "state_key": "",
+                    "content": content,
+                }
+            )
+
+    async def expire_circle_entries(self) -> None:
+        """Exit dates that have passed end the membership (the kick follows)."""
+        now = now_utc()
+        for room_id in await rooms_with_state(self._api, DOSSIER_EVENT):
+            try:
+                state = await self._patient_state(room_id)
+                if state is None:
+                    continue
+                for entry in view_from_state(state).circle.values():
+                    if entry.active and entry.until is not None and entry.until <= now:
+                        await self._write_entry(room_id, entry.removed(self._ctx.service_user, now))
+            except Exception:
+                log.exception("exit-date check failed for a patient room")

@@ -32,6 +32,14 @@ class CareCircleConfig:
     bot_user: str = field(metadata={"check": _user_id})
     # Other homeservers (server names) allowed to take part in patient rooms.
     peer_servers: tuple[str, ...] = field(default=(), metadata={"check": _servers})
+    # Where every allow/deny decision on a patient room is appended (JSON lines).
+    audit_dir: str = "audit"
+    # Users allowed to bypass the no-loosening rules; each use is audited.
+    exempt_users: tuple[str, ...] = ()
+    # How often exit dates of circle members are checked, in seconds.
+    expiry_check_seconds: float = field(
+        default=60.0, metadata={"check": lambda v: None if v > 0 else "durée positive attendue"}
+    )
 
 
 def parse_module_config(raw: dict[str, Any], error_type: type[Exception]) -> CareCircleConfig:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.harness.matrix import E2EClient
+from tests.harness.ports import free_port
 from tests.harness.postgres import create_database, drop_database
 from tests.harness.stack import Stack
 
@@ -43,8 +44,19 @@ def pg_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 @pytest.fixture(scope="session")
 def federation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, Stack]]:
     """Two Maillon stacks federating over TLS on loopback (server names localhost:PORT)."""
-    first = Stack.create(tmp_path_factory.mktemp("region-a"), federation=True)
-    second = Stack.create(tmp_path_factory.mktemp("region-b"), federation=True)
+    port_a, port_b = free_port(), free_port()
+    first = Stack.create(
+        tmp_path_factory.mktemp("region-a"),
+        federation=True,
+        federation_port=port_a,
+        peer_servers=(f"localhost:{port_b}",),
+    )
+    second = Stack.create(
+        tmp_path_factory.mktemp("region-b"),
+        federation=True,
+        federation_port=port_b,
+        peer_servers=(f"localhost:{port_a}",),
+    )
     with _running(first) as a, _running(second) as b:
         yield a, b
 

@@ -32,9 +32,14 @@ class Stack:
 
     @classmethod
     def create(
-        cls, directory: Path, database_url: str | None = None, federation: bool = False
+        cls,
+        directory: Path,
+        database_url: str | None = None,
+        federation: bool = False,
+        federation_port: int | None = None,
+        peer_servers: tuple[str, ...] = (),
     ) -> Stack:
-        fed_port = free_port() if federation else None
+        fed_port = (federation_port or free_port()) if federation else None
         server_name = f"localhost:{fed_port}" if federation else "localhost"
         init_deployment(
             InitOptions(
@@ -46,6 +51,7 @@ class Stack:
                 appservice_port=free_port(),
                 federation_port=fed_port,
                 federation_loopback=federation,
+                peer_servers=peer_servers,
                 testing=True,
             )
         )

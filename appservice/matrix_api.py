@@ -1,0 +1,95 @@
+"""Client-server API calls made by the appservice with its as_token (optionally as a user
+of its namespace, via ``user_id``)."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+
+from maillon.settings import Deployment
+
+
+class MatrixError(Exception):
+    def __init__(self, status: int, errcode: str, message: str) -> None:
+        super().__init__(f"HTTP {status} {errcode}: {message}")
+        self.status = status
+        self.errcode = errcode
+        self.message = message
+
+
+class AppserviceApi:
+    def __init__(self, homeserver_url: str, as_token: str, sender: str) -> None:
+        self._base = homeserver_url.rstrip("/") + "/_matrix/client/v3"
+        self._token = as_token
+        self.sender = sender
+        self._session: aiohttp.ClientSession | None = None
+
+    @classmethod
+    def for_deployment(cls, deployment: Deployment) -> AppserviceApi:
+        s = deployment.settings
+        return cls(
+            s.homeserver.url, deployment.secrets.as_token, s.user_id(s.appservice.sender_localpart)
+        )
+
+    async def __aenter__(self) -> AppserviceApi:
+        self._session = aiohttp.ClientSession()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def call(
+        self, method: str, path: str, body: dict[str, Any] | None = None, as_user: str | None = None
+    ) -> dict[str, Any]:
+        assert self._session is not None, "use AppserviceApi as an async context manager"
+        params = {"user_id": as_user} if as_user else None
+        async with self._session.request(
+            method,
+            self._base + path,
+            json=body,
+            params=params,
+            headers={"Authorization": f"Bearer {self._token}"},
+        ) as resp:
+            data = await resp.json(content_type=None)
+            if not isinstance(data, dict):
+                data = {}
+            if resp.status >= 400:
+                raise MatrixError(resp.status, data.get("errcode", ""), data.get("error", ""))
+            return data
+
+    async def create_room(self, body: dict[str, Any]) -> str:
+        return str((await self.call("POST", "/createRoom", body))["room_id"])
+
+    async def put_state(
+        self, room_id: str, etype: str, state_key: str, content: dict[str, Any]
+    ) -> str:
+        path = f"/rooms/{quote(room_id)}/state/{quote(etype)}/{quote(state_key, safe='')}"
+        return str((await self.call("PUT", path, content))["event_id"])
+
+    async def get_state(
+        self, room_id: str, etype: str, state_key: str = ""
+    ) -> dict[str, Any] | None:
+        path = f"/rooms/{quote(room_id)}/state/{quote(etype)}/{quote(state_key, safe='')}"
+        try:
+            return await self.call("GET", path)
+        except MatrixError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    async def invite(self, room_id: str, user_id: str, reason: str | None = None) -> None:
+        body: dict[str, Any] = {"user_id": user_id}
+        if reason:
+            body["reason"] = reason
+        await self.call("POST", f"/rooms/{quote(room_id)}/invite", body)
+
+    async def resolve_alias(self, alias: str) -> str | None:
+        try:
+            return str((await self.call("GET", f"/directory/room/{quote(alias)}"))["room_id"])
+        except MatrixError as exc:
+            if exc.status == 404:
+                return None
+            raise

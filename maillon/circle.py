@@ -1,0 +1,246 @@
+"""Vocabulary shared by the Synapse modules, the appservice and the bot: patient-room state
+(dossier link, care circle) and directory bindings, as namespaced Matrix state events."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import asdict, dataclass
+from typing import Any
+
+NAMESPACE = "fr.maillon"
+PATIENT_ROOM_MARKER = f"{NAMESPACE}.patient_room"  # in m.room.create content, immutable
+DIRECTORY_ROOM_MARKER = f"{NAMESPACE}.directory_room"
+DOSSIER_EVENT = f"{NAMESPACE}.dossier"  # state_key ""
+CIRCLE_EVENT = f"{NAMESPACE}.circle.member"  # state_key = user_state_key(member)
+DIRECTORY_EVENT = f"{NAMESPACE}.directory.entry"  # state_key = user_state_key(professional)
+DIRECTORY_ALIAS_LOCALPART = "_maillon_annuaire"
+MEGOLM = "m.megolm.v1.aes-sha2"
+
+# Roles of the care circle (FHIR CareTeam participant roles of the ANS guides, and ours).
+ROLES: dict[str, str] = {
+    "COORD": "coordinateur / référent",
+    "MT": "médecin traitant",
+    "MED": "médecin",
+    "IDE": "infirmier / infirmière",
+    "KINE": "masseur-kinésithérapeute",
+    "PHARM": "pharmacien",
+    "AS": "assistant / assistante de service social",
+    "AD": "aide à domicile",
+    "PRO": "professionnel",
+    "PATIENT": "patient / usager",
+    "AID": "aidant",
+    "PC": "personne de confiance",
+    "RL": "responsable légal",
+}
+# Roles of people who are not professionals: admitted only where the pathway allows it.
+RESTRICTED_ROLES = frozenset({"PATIENT", "AID", "PC", "RL"})
+
+COORDINATOR_LEVEL = 50
+SERVICE_LEVEL = 100
+# Event types nobody may send but the appservice (Maillon's coordinator path).
+PROTECTED_STATE = (
+    "m.room.power_levels",
+    "m.room.join_rules",
+    "m.room.history_visibility",
+    "m.room.guest_access",
+    "m.room.encryption",
+    "m.room.server_acl",
+    "m.room.tombstone",
+    "m.room.canonical_alias",
+    "m.room.aliases",
+    "im.vector.modular.widgets",
+    DOSSIER_EVENT,
+    CIRCLE_EVENT,
+)
+
+
+_USER_KEY_PREFIX = "user:"
+
+
+def user_state_key(user_id: str) -> str:
+    """State key for per-user state. Keys starting with "@" are reserved by the Matrix
+    auth rules to the user themselves, so ours carry a prefix."""
+    return _USER_KEY_PREFIX + user_id
+
+
+def user_from_state_key(state_key: str) -> str | None:
+    if state_key.startswith(_USER_KEY_PREFIX):
+        return state_key[len(_USER_KEY_PREFIX) :]
+    return None
+
+
+def now_utc() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return None if value is None else value.astimezone(dt.UTC).isoformat(timespec="seconds")
+
+
+def _parse_time(value: object) -> dt.datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+def server_of(user_id: str) -> str:
+    return user_id.split(":", 1)[1] if ":" in user_id else ""
+
+
+@dataclass(frozen=True)
+class CircleEntry:
+    """One member of the care circle as kept in room state (history is the state's history)."""
+
+    user_id: str
+    role: str
+    coordinator: bool = False
+    since: dt.datetime | None = None
+    until: dt.datetime | None = None
+    added_by: str = ""
+    active: bool = True
+    removed_by: str | None = None
+    removed_at: dt.datetime | None = None
+
+    def is_active(self, now: dt.datetime) -> bool:
+        return self.active and (self.until is None or self.until > now)
+
+    def to_content(self) -> dict[str, Any]:
+        content = asdict(self)
+        content.pop("user_id")
+        for key in ("since", "until", "removed_at"):
+            content[key] = _iso(content[key])
+        return content
+
+    @classmethod
+    def from_content(cls, user_id: str, content: dict[str, Any]) -> CircleEntry | None:
+        role = content.get("role")
+        if not isinstance(role, str) or role not in ROLES:
+            return None
+        return cls(
+            user_id=user_id,
+            role=role,
+            coordinator=content.get("coordinator") is True,
+            since=_parse_time(content.get("since")),
+            until=_parse_time(content.get("until")),
+            added_by=str(content.get("added_by", "")),
+            active=content.get("active", True) is True,
+            removed_by=content.get("removed_by")
+            if isinstance(content.get("removed_by"), str)
+            else None,
+            removed_at=_parse_time(content.get("removed_at")),
+        )
+
+    def removed(self, by: str, when: dt.datetime) -> CircleEntry:
+        return CircleEntry(
+            self.user_id,
+            self.role,
+            self.coordinator,
+            self.since,
+            self.until,
+            self.added_by,
+            False,
+            by,
+            when,
+        )
+
+
+@dataclass(frozen=True)
+class DossierLink:
+    """The patient room's link to its dossier and what its pathway allows."""
+
+    dossier_id: str
+    pathway: str = "messagerie"
+    allow_patient: bool = False
+    allow_knock: bool = False
+    status: str = "open"
+
+    def to_content(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_content(cls, content: dict[str, Any]) -> DossierLink | None:
+        dossier_id = content.get("dossier_id")
+        if not isinstance(dossier_id, str) or not dossier_id:
+            return None
+        return cls(
+            dossier_id=dossier_id,
+            pathway=str(content.get("pathway", "messagerie")),
+            allow_patient=content.get("allow_patient") is True,
+            allow_knock=content.get("allow_knock") is True,
+            status=str(content.get("status", "open")),
+        )
+
+
+@dataclass(frozen=True)
+class DirectoryEntry:
+    """A professional's directory binding (RPPS or ADELI number, profession, structure)."""
+
+    user_id: str
+    profession: str
+    rpps: str | None = None
+    adeli: str | None = None
+    structure: str | None = None
+
+    def to_content(self) -> dict[str, Any]:
+        content = asdict(self)
+        content.pop("user_id")
+        return content
+
+    @classmethod
+    def from_content(cls, user_id: str, content: dict[str, Any]) -> DirectoryEntry | None:
+        profession = content.get("profession")
+        rpps, adeli = content.get("rpps"), content.get("adeli")
+        if not isinstance(profession, str) or not (isinstance(rpps, str) or isinstance(adeli, str)):
+            return None
+        structure = content.get("structure")
+        return cls(
+            user_id,
+            profession,
+            rpps if isinstance(rpps, str) else None,
+            adeli if isinstance(adeli, str) else None,
+            structure if isinstance(structure, str) else None,
+        )
+
+
+PATIENT_ROOM_VERSION = "12"  # the creator (Maillon's service user) has unlimited power
+
+
+def patient_power_levels(coordinators: list[str]) -> dict[str, Any]:
+    """Power levels of a patient room: coordinators invite and remove, only Maillon's
+    service user (the room's creator) may touch encryption, join rule, history, the
+    dossier link or the circle."""
+    users = {user: COORDINATOR_LEVEL for user in coordinators}
+    events = {etype: SERVICE_LEVEL for etype in PROTECTED_STATE}
+    events.update(
+        {
+            "m.room.name": COORDINATOR_LEVEL,
+            "m.room.topic": COORDINATOR_LEVEL,
+            "m.room.avatar": COORDINATOR_LEVEL,
+            "m.room.pinned_events": COORDINATOR_LEVEL,
+            "m.reaction": 0,
+            "m.room.redaction": 0,
+        }
+    )
+    return {
+        "users": users,
+        "users_default": 0,
+        "events_default": 0,
+        "state_default": SERVICE_LEVEL,
+        "invite": 0,
+        "kick": COORDINATOR_LEVEL,
+        "ban": COORDINATOR_LEVEL,
+        "redact": COORDINATOR_LEVEL,
+        "events": events,
+        "notifications": {"room": COORDINATOR_LEVEL},
+    }
+
+
+def server_acl(own_server: str, peers: tuple[str, ...]) -> dict[str, Any]:
+    """m.room.server_acl content admitting only our server and the configured peers
+    (ACLs compare host names: ports are dropped)."""
+    hosts = sorted({own_server.split(":")[0], *(p.split(":")[0] for p in peers)})
+    return {"allow": hosts, "deny": [], "allow_ip_literals": False}

@@ -1,0 +1,254 @@
+"""Pure decisions of the care-circle policy: no Synapse import, no I/O, unit-testable.
+
+A decision is taken from the room's state as plain data (``RoomView``); the module glue
+builds the view from Synapse's state, records the decision and raises the refusal.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from maillon.circle import (
+    CIRCLE_EVENT,
+    DOSSIER_EVENT,
+    MEGOLM,
+    PATIENT_ROOM_MARKER,
+    PROTECTED_STATE,
+    RESTRICTED_ROLES,
+    CircleEntry,
+    DossierLink,
+    server_of,
+    user_from_state_key,
+)
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    code: str  # stable reason code for the audit
+    reason: str = ""  # human reason in French, shown to the user on refusal
+
+    @property
+    def denied(self) -> bool:
+        return not self.allowed
+
+
+def allow(code: str) -> Decision:
+    return Decision(True, code)
+
+
+def deny(code: str, reason: str) -> Decision:
+    return Decision(False, code, reason)
+
+
+@dataclass(frozen=True)
+class PolicyContext:
+    server_name: str
+    service_user: str  # the appservice sender: Maillon's coordinator path
+    bot_user: str
+    peer_servers: tuple[str, ...] = ()
+    exempt_users: tuple[str, ...] = ()
+
+    def server_allowed(self, user_id: str) -> bool:
+        server = server_of(user_id)
+        return server == self.server_name or server in self.peer_servers
+
+    def is_service(self, user_id: str) -> bool:
+        return user_id in (self.service_user, self.bot_user)
+
+
+@dataclass(frozen=True)
+class RoomView:
+    """What the policy needs to know of a patient room, before the event."""
+
+    dossier: DossierLink | None
+    circle: Mapping[str, CircleEntry] = field(default_factory=dict)
+    memberships: Mapping[str, str] = field(default_factory=dict)
+    inviters: Mapping[str, str] = field(default_factory=dict)  # invitee -> who invited
+    has_encryption: bool = False
+
+    def active_member(self, user_id: str, now: dt.datetime) -> CircleEntry | None:
+        entry = self.circle.get(user_id)
+        return entry if entry is not None and entry.is_active(now) else None
+
+    def is_coordinator(self, user_id: str, now: dt.datetime) -> bool:
+        entry = self.active_member(user_id, now)
+        return entry is not None and entry.coordinator
+
+
+NOT_IN_CIRCLE = (
+    "{who} ne fait pas partie du cercle de soins de ce patient : seuls les membres du "
+    "cercle peuvent être invités dans la salle (secret partagé, art. L1110-4 CSP)."
+)
+
+
+def _peer_refusal(user_id: str) -> Decision:
+    return deny(
+        "server_not_allowed",
+        f"Le serveur de {user_id} ({server_of(user_id)}) n'est pas autorisé à participer "
+        "aux salles patient de cette région.",
+    )
+
+
+def check_invite(
+    ctx: PolicyContext,
+    view: RoomView,
+    inviter: str,
+    invitee: str,
+    now: dt.datetime,
+    invitee_is_known_professional: bool,
+) -> Decision:
+    if not ctx.server_allowed(invitee):
+        return _peer_refusal(invitee)
+    if ctx.is_service(invitee):
+        return allow("service_user")
+    if view.active_member(invitee, now) is not None:
+        return allow("in_circle")
+    if ctx.is_service(inviter):
+        return deny("not_in_circle", NOT_IN_CIRCLE.format(who=invitee))
+    if view.is_coordinator(inviter, now):
+        local = server_of(invitee) == ctx.server_name
+        if local and invitee_is_known_professional:
+            return allow("coordinator_adds_professional")
+        if not invitee_is_known_professional:
+            return deny(
+                "not_a_known_professional",
+                f"{invitee} n'est pas un professionnel connu de l'annuaire : ajoutez d'abord "
+                "la personne au cercle de soins avec son rôle (patient, aidant…) si le "
+                "parcours le permet.",
+            )
+        return deny("not_in_circle", NOT_IN_CIRCLE.format(who=invitee))
+    return deny("not_in_circle", NOT_IN_CIRCLE.format(who=invitee))
+
+
+def check_join(
+    ctx: PolicyContext,
+    view: RoomView,
+    user_id: str,
+    now: dt.datetime,
+    user_is_known_professional: bool,
+) -> Decision:
+    if ctx.is_service(user_id):
+        return allow("service_user")
+    if not ctx.server_allowed(user_id):
+        return _peer_refusal(user_id)
+    if view.active_member(user_id, now) is not None:
+        return allow("in_circle")
+    inviter = view.inviters.get(user_id)
+    if (
+        view.memberships.get(user_id) == "invite"
+        and inviter is not None
+        and view.is_coordinator(inviter, now)
+        and user_is_known_professional
+        and server_of(user_id) == ctx.server_name
+    ):
+        return allow("invited_by_coordinator")
+    return deny(
+        "join_not_in_circle",
+        "Vous ne faites pas partie du cercle de soins de ce patient : l'accès à cette salle "
+        "est réservé à son cercle. Demandez au coordinateur du dossier de vous y ajouter.",
+    )
+
+
+def check_knock(view: RoomView) -> Decision:
+    if view.dossier is not None and view.dossier.allow_knock:
+        return allow("knock_allowed_by_pathway")
+    return deny(
+        "knock_refused",
+        "Les demandes d'accès (knock) ne sont pas permises dans les salles patient de ce "
+        "parcours : adressez-vous au coordinateur du dossier.",
+    )
+
+
+LOOSENING = "Cette salle patient est protégée : {what} ne peut pas être modifié(e)."
+
+
+def _content_rules(etype: str, content: Mapping[str, Any], view: RoomView) -> Decision | None:
+    """Rules on the content of protected state events, for every sender."""
+    if etype == "m.room.join_rules":
+        rule = content.get("join_rule")
+        allowed = {"invite", "knock"} if view.dossier and view.dossier.allow_knock else {"invite"}
+        if rule not in allowed:
+            return deny(
+                "join_rule_loosening", LOOSENING.format(what="la règle d'accès (sur invitation)")
+            )
+    elif etype == "m.room.history_visibility":
+        if content.get("history_visibility") not in ("invited", "joined"):
+            return deny(
+                "history_loosening",
+                LOOSENING.format(what="la visibilité de l'historique (membres invités seulement)"),
+            )
+    elif etype == "m.room.guest_access":
+        if content.get("guest_access") != "forbidden":
+            return deny(
+                "guest_access", LOOSENING.format(what="l'interdiction des invités anonymes")
+            )
+    elif etype == "m.room.encryption":
+        if view.has_encryption or content.get("algorithm") != MEGOLM:
+            return deny(
+                "encryption_change", LOOSENING.format(what="le chiffrement de bout en bout")
+            )
+    return None
+
+
+def check_state_event(
+    ctx: PolicyContext,
+    view: RoomView,
+    sender: str,
+    etype: str,
+    state_key: str,
+    content: Mapping[str, Any],
+    now: dt.datetime,
+) -> Decision:
+    exempt = sender in ctx.exempt_users
+    content_decision = _content_rules(etype, content, view)
+    if content_decision is not None and not exempt:
+        return content_decision
+    if etype in PROTECTED_STATE and sender != ctx.service_user and not exempt:
+        return deny(
+            "protected_state",
+            f"Seul Maillon peut modifier « {etype} » dans une salle patient : passez par le "
+            "dossier de coordination (coordinateur, bot ou API).",
+        )
+    if etype == DOSSIER_EVENT:
+        link = DossierLink.from_content(dict(content))
+        if link is None:
+            return deny("dossier_link_invalid", "Lien de dossier illisible.")
+        if view.dossier is not None and view.dossier.dossier_id != link.dossier_id:
+            return deny("dossier_link_change", LOOSENING.format(what="le lien vers le dossier"))
+    if etype == CIRCLE_EVENT:
+        member = user_from_state_key(state_key)
+        entry = CircleEntry.from_content(member, dict(content)) if member else None
+        if entry is None:
+            return deny(
+                "circle_entry_invalid", "Entrée du cercle de soins illisible (rôle inconnu ?)."
+            )
+        if not ctx.server_allowed(entry.user_id):
+            return _peer_refusal(entry.user_id)
+        restricted_refused = entry.role in RESTRICTED_ROLES and not (
+            view.dossier is not None and view.dossier.allow_patient
+        )
+        if restricted_refused and entry.active:
+            return deny(
+                "restricted_role_refused",
+                "Le parcours de ce dossier n'admet pas le patient ni ses proches dans la salle.",
+            )
+    if exempt and (content_decision is not None or etype in PROTECTED_STATE):
+        return allow("exemption_used")
+    return allow("state_ok")
+
+
+def check_message(ctx: PolicyContext, sender: str, etype: str) -> Decision:
+    if etype == "m.room.message" and sender != ctx.service_user:
+        return deny(
+            "plaintext_refused",
+            "Les messages d'une salle patient doivent être chiffrés de bout en bout.",
+        )
+    return allow("message")
+
+
+def is_patient_create(content: Mapping[str, Any]) -> bool:
+    return content.get(PATIENT_ROOM_MARKER) is True

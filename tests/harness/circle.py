@@ -1,0 +1,85 @@
+"""Helpers for patient-room tests: the coordinator path (Maillon's appservice), the
+directory, and raw client-server calls as a given user."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from typing import Any
+from urllib.parse import quote
+
+from appservice.directory import bind_directory_entry
+from appservice.matrix_api import AppserviceApi
+from appservice.patient_rooms import create_patient_room
+from maillon.circle import DirectoryEntry, DossierLink
+from maillon.homeserver_client import HomeserverError, request_any, request_json
+from tests.harness.stack import Stack
+
+
+def appservice(stack: Stack) -> AppserviceApi:
+    return AppserviceApi.for_deployment(stack.deployment)
+
+
+async def bind_professional(stack: Stack, user_id: str, profession: str = "infirmier") -> None:
+    rpps = "".join(secrets.choice("0123456789") for _ in range(11))
+    async with appservice(stack) as api:
+        await bind_directory_entry(
+            api, stack.server_name, DirectoryEntry(user_id, profession, rpps=rpps)
+        )
+
+
+async def open_dossier(stack: Stack, coordinator: str, **link: Any) -> str:
+    dossier = DossierLink(dossier_id=f"D-{secrets.token_hex(4)}", **link)
+    async with appservice(stack) as api:
+        return await create_patient_room(api, dossier, "Dossier de coordination", coordinator)
+
+
+def cs(
+    stack: Stack, token: str, method: str, path: str, body: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """A client-server API call as the owner of ``token``."""
+    return request_json(method, stack.url + "/_matrix/client/v3" + path, body, token=token)
+
+
+def room_state(stack: Stack, token: str, room_id: str) -> list[dict[str, Any]]:
+    """The whole current state of a room, as its member ``token`` sees it."""
+    state: list[dict[str, Any]] = request_any(
+        "GET", stack.url + "/_matrix/client/v3" + room_path(room_id, "state"), token=token
+    )
+    return state
+
+
+def refusal(
+    stack: Stack, token: str, method: str, path: str, body: dict[str, Any] | None = None
+) -> HomeserverError:
+    """The call must be refused; return the error (status, errcode, message)."""
+    try:
+        cs(stack, token, method, path, body)
+    except HomeserverError as exc:
+        return exc
+    raise AssertionError(f"{method} {path} was accepted but must be refused")
+
+
+def room_path(room_id: str, *rest: str) -> str:
+    return "/rooms/" + quote(room_id) + "".join("/" + quote(part, safe="") for part in rest)
+
+
+def membership(stack: Stack, token: str, room_id: str, user_id: str) -> str | None:
+    try:
+        content = cs(stack, token, "GET", room_path(room_id, "state", "m.room.member", user_id))
+    except HomeserverError as exc:
+        if exc.status == 404:
+            return None
+        raise
+    return str(content.get("membership"))
+
+
+async def wait_for(predicate: Any, what: str, timeout: float = 10.0) -> float:
+    """Poll until ``predicate()`` is true; return how long it took, in seconds."""
+    start = time.monotonic()
+    while not predicate():
+        if time.monotonic() - start > timeout:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
+    return time.monotonic() - start

@@ -1,0 +1,320 @@
+"""A patient room admits only its care circle, enforced inside Synapse (one homeserver)."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import Callable
+
+import pytest
+
+from appservice.patient_rooms import circle_entry, remove_circle_member, set_circle_member
+from maillon.circle import (
+    CIRCLE_EVENT,
+    DOSSIER_EVENT,
+    PATIENT_ROOM_MARKER,
+    CircleEntry,
+    user_state_key,
+)
+from synapse_modules.audit import read_audit
+from tests.harness.circle import (
+    appservice,
+    bind_professional,
+    cs,
+    membership,
+    open_dossier,
+    refusal,
+    room_path,
+    room_state,
+    wait_for,
+)
+from tests.harness.matrix import E2EClient
+from tests.harness.stack import Stack
+
+MakeClient = Callable[[Stack, str], E2EClient]
+
+
+async def _coordinated_room(stack: Stack, make_client: MakeClient) -> tuple[E2EClient, str]:
+    coordinator = make_client(stack, "coordinatrice")
+    await bind_professional(stack, coordinator.user_id, "infirmière coordinatrice")
+    room_id = await open_dossier(stack, coordinator.user_id)
+    await coordinator.accept_invite(room_id)
+    return coordinator, room_id
+
+
+async def _professional(stack: Stack, make_client: MakeClient, prefix: str) -> E2EClient:
+    pro = make_client(stack, prefix)
+    await bind_professional(stack, pro.user_id)
+    return pro
+
+
+async def _eventually_entry(stack: Stack, room_id: str, user_id: str, active: bool) -> CircleEntry:
+    """The circle entry the module writes after an invite or a kick (side effect)."""
+    for _ in range(100):
+        async with appservice(stack) as api:
+            entry = await circle_entry(api, room_id, user_id)
+        if entry is not None and entry.active is active:
+            return entry
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"circle entry of {user_id} never became active={active}")
+
+
+def _token(client: E2EClient) -> str:
+    return client.account.access_token
+
+
+async def test_member_added_by_coordinator_joins_and_exchanges_encrypted_messages(
+    stack: Stack, make_client: MakeClient
+) -> None:
+    coordinator, room_id = await _coordinated_room(stack, make_client)
+    nurse = await _professional(stack, make_client, "ide")
+    await coordinator.sync()
+    invited = await coordinator.client.room_invite(room_id, nurse.user_id)
+    assert not hasattr(invited, "message"), getattr(invited, "message", "")
+    entry = await _eventually_entry(stack, room_id, nurse.user_id, active=True)
+    assert entry.added_by == coordinator.user_id and entry.role == "PRO"
+
+    await nurse.accept_invite(room_id)
+    await coordinator.wait_for_member(room_id, nurse.user_id)
+    assert nurse.client.rooms[room_id].encrypted
+    sent = await coordinator.send_text(room_id, "Sortie prévue vendredi, pansement à J+2.")
+    got = await nurse.wait_for_text(room_id, lambda e: e.event_id == sent)
+    assert got.decrypted and got.body == "Sortie prévue vendredi, pansement à J+2."
+    back = await nurse.send_text(room_id, "Noté, passage samedi matin.")
+    reply = await coordinator.wait_for_text(room_id, lambda e: e.event_id == back)
+    assert reply.decrypted and reply.body == "Noté, passage samedi matin."
+
+
+async def test_outsider_is_refused_invite_join_and_knock_with_reasons(
+    stack: Stack, make_client: MakeClient
+) -> None:
+    coordinator, room_id = await _coordinated_room(stack, make_client)
+    member = await _professional(stack, make_client, "kine")
+    async with appservice(stack) as api:
+        await set_circle_member(api, room_id, member.user_id, "KINE", coordinator.user_id)
+        await api.invite(room_id, member.user_id)
+    await member.accept_invite(room_id)
+    outsider = await _professional(stack, make_client, "curieux")
+    unknown = make_client(stack, "anonyme")  # an account bound to no directory entry
+
+    by_member = refusal(
+        stack, _token(member), "POST", room_path(room_id, "invite"), {"user_id": outsider.user_id}
+    )
+    assert by_member.status == 403 and by_member.errcode == "M_FORBIDDEN"
+    assert "ne fait pas partie du cercle de soins" in str(by_member)
+
+    join = refusal(stack, _token(outsider), "POST", "/join/" + room_id, {})
+    assert join.status == 403 and "réservé à son cercle" in str(join)
+
+    knock = refusal(stack, _token(outsider), "POST", "/knock/" + room_id, {})
+    assert knock.status == 403 and "demandes d'accès (knock)" in str(knock)
+
+    not_pro = refusal(
+        stack,
+        _token(coordinator),
+        "POST",
+        room_path(room_id, "invite"),
+        {"user_id": unknown.user_id},
+    )
+    assert not_pro.status == 403 and "pas un professionnel connu" in str(not_pro)
+
+    assert membership(stack, _token(coordinator), room_id, outsider.user_id) is None
+    decisions = [r for r in read_audit(stack.directory / "audit", room_id) if not r.allowed]
+    codes = {(r.actor, r.action, r.code) for r in decisions}
+    assert (member.user_id, "invite", "not_in_circle") in codes
+    assert (outsider.user_id, "join", "join_not_in_circle") in codes
+    assert (outsider.user_id, "knock", "knock_refused") in codes
+    assert (coordinator.user_id, "invite", "not_a_known_professional") in codes
+
+
+async def test_removed_member_is_out_within_two_seconds_and_cannot_rejoin(
+    stack: Stack, make_client: MakeClient
+) -> None:
+    coordinator, room_id = await _coordinated_room(stack, make_client)
+    nurse = await _professional(stack, make_client, "ide")
+    await coordinator.sync()
+    await coordinator.client.room_invite(room_id, nurse.user_id)
+    await nurse.accept_invite(room_id)
+    colleague = await _professional(stack, make_client, "collegue")
+    async with appservice(stack) as api:
+        await set_circle_member(api, room_id, colleague.user_id, "MED", coordinator.user_id)
+        await api.invite(room_id, colleague.user_id)
+    await colleague.accept_invite(room_id)
+
+    async with appservice(stack) as api:
+        ended = await remove_circle_member(api, room_id, nurse.user_id, coordinator.user_id)
+    assert ended is not None and not ended.active and ended.removed_by == coordinator.user_id
+    took = await wait_for(
+        lambda: membership(stack, _token(coordinator), room_id, nurse.user_id) == "leave",
+        "the removed member to be kicked",
+        timeout=2.0,
+    )
+    assert took < 2.0
+    rejoin = refusal(stack, _token(nurse), "POST", "/join/" + room_id, {})
+    assert rejoin.status == 403
+    reinvite = refusal(
+        stack, _token(colleague), "POST", room_path(room_id, "invite"), {"user_id": nurse.user_id}
+    )
+    assert reinvite.status == 403
+
+    # Only a new circle entry brings them back.
+    async with appservice(stack) as api:
+        await set_circle_member(api, room_id, nurse.user_id, "IDE", coordinator.user_id)
+    cs(stack, _token(colleague), "POST", room_path(room_id, "invite"), {"user_id": nurse.user_id})
+    cs(stack, _token(nurse), "POST", "/join/" + room_id, {})
+    assert membership(stack, _token(coordinator), room_id, nurse.user_id) == "join"
+
+
+async def test_kick_by_coordinator_ends_circle_membership(
+    stack: Stack, make_client: MakeClient
+) -> None:
+    coordinator, room_id = await _coordinated_room(stack, make_client)
+    helper = await _professional(stack, make_client, "aide")
+    cs(
+        stack,
+        _token(coordinator),
+        "POST",
+        room_path(room_id, "invite"),
+        {"user_id": helper.user_id},
+    )
+    cs(stack, _token(helper), "POST", "/join/" + room_id, {})
+    cs(
+        stack,
+        _token(coordinator),
+        "POST",
+        room_path(room_id, "kick"),
+        {"user_id": helper.user_id, "reason": "fin d'intervention"},
+    )
+
+    entry = await _eventually_entry(stack, room_id, helper.user_id, active=False)
+    assert entry.removed_by == coordinator.user_id
+    assert refusal(stack, _token(helper), "POST", "/join/" + room_id, {}).status == 403
+
+
+async def test_exit_date_passed_removes_the_member(stack: Stack, make_client: MakeClient) -> None:
+    coordinator, room_id = await _coordinated_room(stack, make_client)
+    temp = await _professional(stack, make_client, "remplacant")
+    until = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=2)
+    async with appservice(stack) as api:
+        await set_circle_member(api, room_id, temp.user_id, "MED", coordinator.user_id, until=until)
+        await api.invite(room_id, temp.user_id)
+    cs(stack, _token(temp), "POST", "/join/" + room_id, {})
+    assert membership(stack, _token(coordinator), room_id, temp.user_id) == "join"
+    await wait_for(
+        lambda: membership(stack, _token(coordinator), room_id, temp.user_id) == "leave",
+        "the member whose exit date passed to be removed",
+        timeout=8.0,
+    )
+    async with appservice(stack) as api:
+        entry = await circle_entry(api, room_id, temp.user_id)
+    assert entry is not None and not entry.active
+
+
+LOOSENING = [
+    ("m.room.join_rules", {"join_rule": "public"}),
+    ("m.room.join_rules", {"join_rule": "knock"}),
+    ("m.room.history_visibility", {"history_visibility": "shared"}),
+    ("m.room.history_visibility", {"history_visibility": "world_readable"}),
+    ("m.room.guest_access", {"guest_access": "can_join"}),
+    ("m.room.encryption", {"algorithm": "m.megolm.v1.aes-sha2", "rotation_period_ms": 1}),
+    ("m.room.encryption", {}),
+    (DOSSIER_EVENT, {"dossier_id": "AUTRE-DOSSIER"}),
+    ("m.room.power_levels", {"users": {}, "state_default": 0}),
+    ("m.room.server_acl", {"allow": ["*"], "deny": []}),
+]
+
+
+@pytest.mark.parametrize("actor", ["coordinator", "server_admin_in_circle"])
+async def test_no_loosening_for_anyone(stack: Stack, make_client: MakeClient, actor: str) -> None:
+    coordinator, room_id = await _coordinated_room(stack, make_client)
+    if actor == "coordinator":
+        token = _token(coordinator)
+        user_id = coordinator.user_id
+    else:
+        admin = stack.register("admin", admin=True)
+        async with appservice(stack) as api:
+            await set_circle_member(
+                api, room_id, admin.user_id, "COORD", coordinator.user_id, coordinator=True
+            )
+            await api.invite(room_id, admin.user_id)
+        cs(stack, admin.access_token, "POST", "/join/" + room_id, {})
+        token, user_id = admin.access_token, admin.user_id
+    before = room_state(stack, token, room_id)
+    for etype, content in LOOSENING:
+        refused = refusal(stack, token, "PUT", room_path(room_id, "state", etype, ""), content)
+        assert refused.status == 403, (etype, content)
+        assert "protégée" in str(refused) or "Seul Maillon" in str(refused), str(refused)
+    circle = refusal(
+        stack,
+        token,
+        "PUT",
+        room_path(room_id, "state", CIRCLE_EVENT, user_state_key(user_id)),
+        {"role": "MT", "active": True},
+    )
+    assert circle.status == 403 and "Seul Maillon" in str(circle)
+    publish = refusal(
+        stack, token, "PUT", "/directory/list/room/" + room_id, {"visibility": "public"}
+    )
+    assert publish.status == 403
+    plaintext = refusal(
+        stack,
+        token,
+        "PUT",
+        room_path(room_id, "send", "m.room.message", "t1"),
+        {"msgtype": "m.text", "body": "en clair"},
+    )
+    assert plaintext.status == 403 and "chiffrés" in str(plaintext)
+    after = room_state(stack, token, room_id)
+    assert {e["event_id"] for e in after} == {e["event_id"] for e in before}  # nothing changed
+    public_rooms = cs(stack, token, "GET", "/publicRooms")
+    assert room_id not in {r["room_id"] for r in public_rooms.get("chunk", [])}
+    denied = {
+        (r.actor, r.action) for r in read_audit(stack.directory / "audit", room_id) if not r.allowed
+    }
+    assert (user_id, "state:m.room.join_rules") in denied
+    assert (user_id, "state:m.room.encryption") in denied
+
+
+async def test_patient_room_creation_policy(stack: Stack, make_client: MakeClient) -> None:
+    coordinator, room_id = await _coordinated_room(stack, make_client)
+    token = _token(coordinator)
+
+    def state(etype: str) -> dict[str, object]:
+        return cs(stack, token, "GET", room_path(room_id, "state", etype, ""))
+
+    assert state("m.room.create")[PATIENT_ROOM_MARKER] is True
+    assert state("m.room.join_rules") == {"join_rule": "invite"}
+    assert state("m.room.history_visibility") == {"history_visibility": "invited"}
+    assert state("m.room.guest_access") == {"guest_access": "forbidden"}
+    assert state("m.room.encryption")["algorithm"] == "m.megolm.v1.aes-sha2"
+    levels = state("m.room.power_levels")
+    assert levels["users"][coordinator.user_id] == 50
+    assert levels["invite"] == 0 and levels["kick"] == 50 and levels["state_default"] == 100
+    assert levels["events"]["m.room.encryption"] == 100
+    assert levels["events"][CIRCLE_EVENT] == 100
+    assert "localhost" in state("m.room.server_acl")["allow"]
+
+    # Nobody but Maillon creates a patient room, even with the right state.
+    handmade = refusal(
+        stack,
+        token,
+        "POST",
+        "/createRoom",
+        {
+            "creation_content": {PATIENT_ROOM_MARKER: True},
+            "preset": "public_chat",
+        },
+    )
+    assert handmade.status == 403 and "créées par Maillon" in str(handmade)
+    disguised = refusal(
+        stack,
+        token,
+        "POST",
+        "/createRoom",
+        {
+            "initial_state": [
+                {"type": DOSSIER_EVENT, "state_key": "", "content": {"dossier_id": "X"}}
+            ],
+        },
+    )
+    assert disguised.status == 403
