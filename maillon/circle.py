@@ -240,7 +240,8 @@ def patient_power_levels(coordinators: list[str]) -> dict[str, Any]:
 
 
 def server_acl(own_server: str, peers: tuple[str, ...]) -> dict[str, Any]:
-    """m.room.server_acl content admitting only our server and the configured peers
-    (ACLs compare host names: ports are dropped)."""
-    hosts = sorted({own_server.split(":")[0], *(p.split(":")[0] for p in peers)})
+    """m.room.server_acl content admitting only our server and the configured peers.
+    Each is listed with and without its port, as evaluators differ on comparing ports."""
+    names = (own_server, *peers)
+    hosts = sorted({*names, *(name.split(":")[0] for name in names)})
     return {"allow": hosts, "deny": [], "allow_ip_literals": False}

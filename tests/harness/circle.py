@@ -6,15 +6,19 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
 from appservice.directory import bind_directory_entry
 from appservice.matrix_api import AppserviceApi
-from appservice.patient_rooms import create_patient_room
-from maillon.circle import DirectoryEntry, DossierLink
+from appservice.patient_rooms import circle_entry, create_patient_room
+from maillon.circle import CircleEntry, DirectoryEntry, DossierLink
 from maillon.homeserver_client import HomeserverError, request_any, request_json
+from tests.harness.matrix import E2EClient
 from tests.harness.stack import Stack
+
+MakeClient = Callable[[Stack, str], E2EClient]
 
 
 def appservice(stack: Stack) -> AppserviceApi:
@@ -83,3 +87,33 @@ async def wait_for(predicate: Any, what: str, timeout: float = 10.0) -> float:
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(0.05)
     return time.monotonic() - start
+
+
+async def coordinated_room(stack: Stack, make_client: MakeClient) -> tuple[E2EClient, str]:
+    coordinator = make_client(stack, "coordinatrice")
+    await bind_professional(stack, coordinator.user_id, "infirmière coordinatrice")
+    room_id = await open_dossier(stack, coordinator.user_id)
+    await coordinator.accept_invite(room_id)
+    return coordinator, room_id
+
+
+async def professional(stack: Stack, make_client: MakeClient, prefix: str) -> E2EClient:
+    pro = make_client(stack, prefix)
+    await bind_professional(stack, pro.user_id)
+    return pro
+
+
+async def eventually_entry(stack: Stack, room_id: str, user_id: str, active: bool) -> CircleEntry:
+    """The circle entry the module writes after an invite or a kick (side effect)."""
+    for _ in range(100):
+        async with appservice(stack) as api:
+            entry = await circle_entry(api, room_id, user_id)
+        if entry is not None and entry.active is active:
+            return entry
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"circle entry of {user_id} never became active={active}")
+
+
+def token_of(client: E2EClient) -> str:
+    """The access token of a test client, for raw client-server calls."""
+    return client.account.access_token

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
-from collections.abc import Callable
 
 import pytest
 
@@ -13,65 +11,35 @@ from maillon.circle import (
     CIRCLE_EVENT,
     DOSSIER_EVENT,
     PATIENT_ROOM_MARKER,
-    CircleEntry,
     user_state_key,
 )
 from synapse_modules.audit import read_audit
 from tests.harness.circle import (
+    MakeClient,
     appservice,
-    bind_professional,
+    coordinated_room,
     cs,
+    eventually_entry,
     membership,
-    open_dossier,
+    professional,
     refusal,
     room_path,
     room_state,
+    token_of,
     wait_for,
 )
-from tests.harness.matrix import E2EClient
 from tests.harness.stack import Stack
-
-MakeClient = Callable[[Stack, str], E2EClient]
-
-
-async def _coordinated_room(stack: Stack, make_client: MakeClient) -> tuple[E2EClient, str]:
-    coordinator = make_client(stack, "coordinatrice")
-    await bind_professional(stack, coordinator.user_id, "infirmière coordinatrice")
-    room_id = await open_dossier(stack, coordinator.user_id)
-    await coordinator.accept_invite(room_id)
-    return coordinator, room_id
-
-
-async def _professional(stack: Stack, make_client: MakeClient, prefix: str) -> E2EClient:
-    pro = make_client(stack, prefix)
-    await bind_professional(stack, pro.user_id)
-    return pro
-
-
-async def _eventually_entry(stack: Stack, room_id: str, user_id: str, active: bool) -> CircleEntry:
-    """The circle entry the module writes after an invite or a kick (side effect)."""
-    for _ in range(100):
-        async with appservice(stack) as api:
-            entry = await circle_entry(api, room_id, user_id)
-        if entry is not None and entry.active is active:
-            return entry
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"circle entry of {user_id} never became active={active}")
-
-
-def _token(client: E2EClient) -> str:
-    return client.account.access_token
 
 
 async def test_member_added_by_coordinator_joins_and_exchanges_encrypted_messages(
     stack: Stack, make_client: MakeClient
 ) -> None:
-    coordinator, room_id = await _coordinated_room(stack, make_client)
-    nurse = await _professional(stack, make_client, "ide")
+    coordinator, room_id = await coordinated_room(stack, make_client)
+    nurse = await professional(stack, make_client, "ide")
     await coordinator.sync()
     invited = await coordinator.client.room_invite(room_id, nurse.user_id)
     assert not hasattr(invited, "message"), getattr(invited, "message", "")
-    entry = await _eventually_entry(stack, room_id, nurse.user_id, active=True)
+    entry = await eventually_entry(stack, room_id, nurse.user_id, active=True)
     assert entry.added_by == coordinator.user_id and entry.role == "PRO"
 
     await nurse.accept_invite(room_id)
@@ -88,37 +56,37 @@ async def test_member_added_by_coordinator_joins_and_exchanges_encrypted_message
 async def test_outsider_is_refused_invite_join_and_knock_with_reasons(
     stack: Stack, make_client: MakeClient
 ) -> None:
-    coordinator, room_id = await _coordinated_room(stack, make_client)
-    member = await _professional(stack, make_client, "kine")
+    coordinator, room_id = await coordinated_room(stack, make_client)
+    member = await professional(stack, make_client, "kine")
     async with appservice(stack) as api:
         await set_circle_member(api, room_id, member.user_id, "KINE", coordinator.user_id)
         await api.invite(room_id, member.user_id)
     await member.accept_invite(room_id)
-    outsider = await _professional(stack, make_client, "curieux")
+    outsider = await professional(stack, make_client, "curieux")
     unknown = make_client(stack, "anonyme")  # an account bound to no directory entry
 
     by_member = refusal(
-        stack, _token(member), "POST", room_path(room_id, "invite"), {"user_id": outsider.user_id}
+        stack, token_of(member), "POST", room_path(room_id, "invite"), {"user_id": outsider.user_id}
     )
     assert by_member.status == 403 and by_member.errcode == "M_FORBIDDEN"
     assert "ne fait pas partie du cercle de soins" in str(by_member)
 
-    join = refusal(stack, _token(outsider), "POST", "/join/" + room_id, {})
+    join = refusal(stack, token_of(outsider), "POST", "/join/" + room_id, {})
     assert join.status == 403 and "réservé à son cercle" in str(join)
 
-    knock = refusal(stack, _token(outsider), "POST", "/knock/" + room_id, {})
+    knock = refusal(stack, token_of(outsider), "POST", "/knock/" + room_id, {})
     assert knock.status == 403 and "demandes d'accès (knock)" in str(knock)
 
     not_pro = refusal(
         stack,
-        _token(coordinator),
+        token_of(coordinator),
         "POST",
         room_path(room_id, "invite"),
         {"user_id": unknown.user_id},
     )
     assert not_pro.status == 403 and "pas un professionnel connu" in str(not_pro)
 
-    assert membership(stack, _token(coordinator), room_id, outsider.user_id) is None
+    assert membership(stack, token_of(coordinator), room_id, outsider.user_id) is None
     decisions = [r for r in read_audit(stack.directory / "audit", room_id) if not r.allowed]
     codes = {(r.actor, r.action, r.code) for r in decisions}
     assert (member.user_id, "invite", "not_in_circle") in codes
@@ -130,12 +98,12 @@ async def test_outsider_is_refused_invite_join_and_knock_with_reasons(
 async def test_removed_member_is_out_within_two_seconds_and_cannot_rejoin(
     stack: Stack, make_client: MakeClient
 ) -> None:
-    coordinator, room_id = await _coordinated_room(stack, make_client)
-    nurse = await _professional(stack, make_client, "ide")
+    coordinator, room_id = await coordinated_room(stack, make_client)
+    nurse = await professional(stack, make_client, "ide")
     await coordinator.sync()
     await coordinator.client.room_invite(room_id, nurse.user_id)
     await nurse.accept_invite(room_id)
-    colleague = await _professional(stack, make_client, "collegue")
+    colleague = await professional(stack, make_client, "collegue")
     async with appservice(stack) as api:
         await set_circle_member(api, room_id, colleague.user_id, "MED", coordinator.user_id)
         await api.invite(room_id, colleague.user_id)
@@ -145,63 +113,63 @@ async def test_removed_member_is_out_within_two_seconds_and_cannot_rejoin(
         ended = await remove_circle_member(api, room_id, nurse.user_id, coordinator.user_id)
     assert ended is not None and not ended.active and ended.removed_by == coordinator.user_id
     took = await wait_for(
-        lambda: membership(stack, _token(coordinator), room_id, nurse.user_id) == "leave",
+        lambda: membership(stack, token_of(coordinator), room_id, nurse.user_id) == "leave",
         "the removed member to be kicked",
         timeout=2.0,
     )
     assert took < 2.0
-    rejoin = refusal(stack, _token(nurse), "POST", "/join/" + room_id, {})
+    rejoin = refusal(stack, token_of(nurse), "POST", "/join/" + room_id, {})
     assert rejoin.status == 403
     reinvite = refusal(
-        stack, _token(colleague), "POST", room_path(room_id, "invite"), {"user_id": nurse.user_id}
+        stack, token_of(colleague), "POST", room_path(room_id, "invite"), {"user_id": nurse.user_id}
     )
     assert reinvite.status == 403
 
     # Only a new circle entry brings them back.
     async with appservice(stack) as api:
         await set_circle_member(api, room_id, nurse.user_id, "IDE", coordinator.user_id)
-    cs(stack, _token(colleague), "POST", room_path(room_id, "invite"), {"user_id": nurse.user_id})
-    cs(stack, _token(nurse), "POST", "/join/" + room_id, {})
-    assert membership(stack, _token(coordinator), room_id, nurse.user_id) == "join"
+    cs(stack, token_of(colleague), "POST", room_path(room_id, "invite"), {"user_id": nurse.user_id})
+    cs(stack, token_of(nurse), "POST", "/join/" + room_id, {})
+    assert membership(stack, token_of(coordinator), room_id, nurse.user_id) == "join"
 
 
 async def test_kick_by_coordinator_ends_circle_membership(
     stack: Stack, make_client: MakeClient
 ) -> None:
-    coordinator, room_id = await _coordinated_room(stack, make_client)
-    helper = await _professional(stack, make_client, "aide")
+    coordinator, room_id = await coordinated_room(stack, make_client)
+    helper = await professional(stack, make_client, "aide")
     cs(
         stack,
-        _token(coordinator),
+        token_of(coordinator),
         "POST",
         room_path(room_id, "invite"),
         {"user_id": helper.user_id},
     )
-    cs(stack, _token(helper), "POST", "/join/" + room_id, {})
+    cs(stack, token_of(helper), "POST", "/join/" + room_id, {})
     cs(
         stack,
-        _token(coordinator),
+        token_of(coordinator),
         "POST",
         room_path(room_id, "kick"),
         {"user_id": helper.user_id, "reason": "fin d'intervention"},
     )
 
-    entry = await _eventually_entry(stack, room_id, helper.user_id, active=False)
+    entry = await eventually_entry(stack, room_id, helper.user_id, active=False)
     assert entry.removed_by == coordinator.user_id
-    assert refusal(stack, _token(helper), "POST", "/join/" + room_id, {}).status == 403
+    assert refusal(stack, token_of(helper), "POST", "/join/" + room_id, {}).status == 403
 
 
 async def test_exit_date_passed_removes_the_member(stack: Stack, make_client: MakeClient) -> None:
-    coordinator, room_id = await _coordinated_room(stack, make_client)
-    temp = await _professional(stack, make_client, "remplacant")
+    coordinator, room_id = await coordinated_room(stack, make_client)
+    temp = await professional(stack, make_client, "remplacant")
     until = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=2)
     async with appservice(stack) as api:
         await set_circle_member(api, room_id, temp.user_id, "MED", coordinator.user_id, until=until)
         await api.invite(room_id, temp.user_id)
-    cs(stack, _token(temp), "POST", "/join/" + room_id, {})
-    assert membership(stack, _token(coordinator), room_id, temp.user_id) == "join"
+    cs(stack, token_of(temp), "POST", "/join/" + room_id, {})
+    assert membership(stack, token_of(coordinator), room_id, temp.user_id) == "join"
     await wait_for(
-        lambda: membership(stack, _token(coordinator), room_id, temp.user_id) == "leave",
+        lambda: membership(stack, token_of(coordinator), room_id, temp.user_id) == "leave",
         "the member whose exit date passed to be removed",
         timeout=8.0,
     )
@@ -226,9 +194,9 @@ LOOSENING = [
 
 @pytest.mark.parametrize("actor", ["coordinator", "server_admin_in_circle"])
 async def test_no_loosening_for_anyone(stack: Stack, make_client: MakeClient, actor: str) -> None:
-    coordinator, room_id = await _coordinated_room(stack, make_client)
+    coordinator, room_id = await coordinated_room(stack, make_client)
     if actor == "coordinator":
-        token = _token(coordinator)
+        token = token_of(coordinator)
         user_id = coordinator.user_id
     else:
         admin = stack.register("admin", admin=True)
@@ -276,8 +244,8 @@ async def test_no_loosening_for_anyone(stack: Stack, make_client: MakeClient, ac
 
 
 async def test_patient_room_creation_policy(stack: Stack, make_client: MakeClient) -> None:
-    coordinator, room_id = await _coordinated_room(stack, make_client)
-    token = _token(coordinator)
+    coordinator, room_id = await coordinated_room(stack, make_client)
+    token = token_of(coordinator)
 
     def state(etype: str) -> dict[str, object]:
         return cs(stack, token, "GET", room_path(room_id, "state", etype, ""))
