@@ -44,6 +44,12 @@ class AppserviceApi:
     async def call(
         self, method: str, path: str, body: dict[str, Any] | None = None, as_user: str | None = None
     ) -> dict[str, Any]:
+        data = await self.call_any(method, path, body, as_user)
+        return data if isinstance(data, dict) else {}
+
+    async def call_any(
+        self, method: str, path: str, body: dict[str, Any] | None = None, as_user: str | None = None
+    ) -> Any:
         assert self._session is not None, "use AppserviceApi as an async context manager"
         params = {"user_id": as_user} if as_user else None
         async with self._session.request(
@@ -54,10 +60,9 @@ class AppserviceApi:
             headers={"Authorization": f"Bearer {self._token}"},
         ) as resp:
             data = await resp.json(content_type=None)
-            if not isinstance(data, dict):
-                data = {}
             if resp.status >= 400:
-                raise MatrixError(resp.status, data.get("errcode", ""), data.get("error", ""))
+                err = data if isinstance(data, dict) else {}
+                raise MatrixError(resp.status, err.get("errcode", ""), err.get("error", ""))
             return data
 
     async def create_room(self, body: dict[str, Any]) -> str:
@@ -79,6 +84,10 @@ class AppserviceApi:
             if exc.status == 404:
                 return None
             raise
+
+    async def room_state(self, room_id: str) -> list[dict[str, Any]]:
+        state = await self.call_any("GET", f"/rooms/{quote(room_id)}/state")
+        return state if isinstance(state, list) else []
 
     async def invite(self, room_id: str, user_id: str, reason: str | None = None) -> None:
         body: dict[str, Any] = {"user_id": user_id}
