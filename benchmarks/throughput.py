@@ -1,6 +1,8 @@
 """Benchmark (not a test): message throughput and latency with N concurrent senders,
-on a Maillon homeserver (modules and appservice loaded, whole stack running) and on a
-vanilla Synapse with the same database kind, in the same run. Prints JSON with the ratio.
+on a Maillon homeserver (modules and appservice loaded, whole stack running, senders in a
+patient room) and on a vanilla Synapse with the same database kind (senders in a private
+room), in the same run; then invite and join latency, one at a time, on both. Prints JSON
+with both figures, their ratio and the membership overhead.
 
     .venv/bin/python benchmarks/throughput.py [--senders 20] [--messages 30]
                                               [--db sqlite|postgresql]
@@ -24,6 +26,10 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from appservice.directory import bind_directory_entry
+from appservice.matrix_api import AppserviceApi
+from appservice.patient_rooms import create_patient_room, set_circle_member
+from maillon.circle import DirectoryEntry, DossierLink
 from maillon.homeserver_client import Registered, is_up, register_user
 from maillon.init_deployment import InitOptions, init_deployment
 from tests.harness.ports import free_port
@@ -97,25 +103,73 @@ async def _call(
         return data
 
 
-async def measure(url: str, users: list[Registered], messages: int) -> dict[str, float]:
+EVENT = {  # same payload on both servers: an end-to-end encrypted message as clients send it
+    "algorithm": "m.megolm.v1.aes-sha2",
+    "ciphertext": "A" * 320,
+    "device_id": "BENCH",
+    "sender_key": "B" * 43,
+    "session_id": "C" * 43,
+}
+
+
+async def plain_room(session: aiohttp.ClientSession, url: str, users: list[Registered]) -> str:
+    """Vanilla baseline: a private room created and joined the ordinary way."""
     api = url + "/_matrix/client/v3"
-    async with aiohttp.ClientSession() as session:
-        owner = users[0]
-        room = await _call(
-            session,
-            "POST",
-            f"{api}/createRoom",
-            owner.access_token,
-            {"preset": "private_chat", "invite": [u.user_id for u in users[1:]]},
+    owner = users[0]
+    room = await _call(
+        session,
+        "POST",
+        f"{api}/createRoom",
+        owner.access_token,
+        {"preset": "private_chat", "invite": [u.user_id for u in users[1:]]},
+    )
+    await asyncio.gather(
+        *(
+            _call(session, "POST", f"{api}/rooms/{room['room_id']}/join", u.access_token, {})
+            for u in users[1:]
         )
-        room_id = room["room_id"]
+    )
+    return str(room["room_id"])
+
+
+async def patient_room(stack: Stack, users: list[Registered]) -> str:
+    """Maillon: a patient room opened by the coordinator path, every sender in its circle."""
+    async with AppserviceApi.for_deployment(stack.deployment) as api:
+        link = DossierLink(dossier_id=f"BENCH-{time.monotonic_ns()}")
+        room_id = await create_patient_room(api, link, "Banc d'essai", users[0].user_id)
+        for user in users[1:]:
+            await set_circle_member(api, room_id, user.user_id, "IDE", users[0].user_id)
+            await api.invite(room_id, user.user_id)
+    async with aiohttp.ClientSession() as session:
         await asyncio.gather(
             *(
-                _call(session, "POST", f"{api}/rooms/{room_id}/join", u.access_token, {})
-                for u in users[1:]
+                _call(
+                    session,
+                    "POST",
+                    f"{stack.url}/_matrix/client/v3/rooms/{room_id}/join",
+                    u.access_token,
+                    {},
+                )
+                for u in users
             )
         )
-        latencies: list[float] = []
+    return room_id
+
+
+def _percentiles(samples: list[float]) -> dict[str, float]:
+    samples = sorted(samples)
+    return {
+        "p50_ms": round(statistics.median(samples), 2),
+        "p95_ms": round(samples[max(0, int(len(samples) * 0.95) - 1)], 2),
+    }
+
+
+async def measure(
+    url: str, room_id: str, users: list[Registered], messages: int
+) -> dict[str, float]:
+    api = url + "/_matrix/client/v3"
+    latencies: list[float] = []
+    async with aiohttp.ClientSession() as session:
 
         async def sender(index: int, user: Registered) -> None:
             for n in range(messages):
@@ -124,27 +178,74 @@ async def measure(url: str, users: list[Registered], messages: int) -> dict[str,
                 await _call(
                     session,
                     "PUT",
-                    f"{api}/rooms/{room_id}/send/m.room.message/{txn}",
+                    f"{api}/rooms/{room_id}/send/m.room.encrypted/{txn}",
                     user.access_token,
-                    {"msgtype": "m.text", "body": f"message {n}"},
+                    EVENT,
                 )
                 latencies.append((time.perf_counter() - start) * 1000)
 
         started = time.perf_counter()
         await asyncio.gather(*(sender(i, u) for i, u in enumerate(users)))
         elapsed = time.perf_counter() - started
-    latencies.sort()
     return {
         "messages": len(latencies),
         "seconds": round(elapsed, 3),
         "msgs_per_s": round(len(latencies) / elapsed, 2),
-        "p50_ms": round(statistics.median(latencies), 2),
-        "p95_ms": round(latencies[int(len(latencies) * 0.95) - 1], 2),
+        **_percentiles(latencies),
     }
+
+
+async def membership_latency(
+    url: str, room_id: str, inviter: Registered, joiners: list[Registered]
+) -> dict[str, dict[str, float]]:
+    """Invite then join, one professional at a time: the policy's per-decision overhead."""
+    api = url + "/_matrix/client/v3"
+    invites: list[float] = []
+    joins: list[float] = []
+    async with aiohttp.ClientSession() as session:
+        for user in joiners:
+            start = time.perf_counter()
+            await _call(
+                session,
+                "POST",
+                f"{api}/rooms/{room_id}/invite",
+                inviter.access_token,
+                {"user_id": user.user_id},
+            )
+            invites.append((time.perf_counter() - start) * 1000)
+            start = time.perf_counter()
+            await _call(session, "POST", f"{api}/rooms/{room_id}/join", user.access_token, {})
+            joins.append((time.perf_counter() - start) * 1000)
+    return {"invite": _percentiles(invites), "join": _percentiles(joins)}
 
 
 def register_many(url: str, secret: str, count: int, prefix: str) -> list[Registered]:
     return [register_user(url, secret, f"{prefix}{i}", f"pw-{prefix}-{i}") for i in range(count)]
+
+
+async def _prepare(name: str, stack: Stack, url: str, users: list[Registered]) -> str:
+    if name == "maillon":
+        return await patient_room(stack, users)
+    async with aiohttp.ClientSession() as session:
+        return await plain_room(session, url, users)
+
+
+async def _membership(
+    name: str, stack: Stack, url: str, users: list[Registered]
+) -> dict[str, dict[str, float]]:
+    coordinator, joiners = users[0], users[1:]
+    if name == "maillon":
+        async with AppserviceApi.for_deployment(stack.deployment) as api:
+            for user in joiners:  # known professionals the coordinator may add to the circle
+                entry = DirectoryEntry(
+                    user.user_id, "infirmier", rpps=f"{time.time_ns() % 10**11:011d}"
+                )
+                await bind_directory_entry(api, stack.server_name, entry)
+        room_id = await patient_room(stack, [coordinator])
+    else:
+        async with aiohttp.ClientSession() as session:
+            room_id = await plain_room(session, url, [coordinator])
+    return await membership_latency(url, room_id, coordinator, joiners)
 
 
 def main() -> None:
@@ -153,6 +254,7 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=30, help="messages per sender")
     parser.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--rounds", type=int, default=2, help="alternating measured rounds")
+    parser.add_argument("--joiners", type=int, default=20, help="invite+join latency samples")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="maillon-bench-") as tmp, ExitStack() as cleanup:
@@ -181,9 +283,15 @@ def main() -> None:
             for name in order if round_no % 2 == 0 else reversed(order):
                 url, secret = targets[name]
                 users = register_many(url, secret, args.senders, f"r{round_no}s")
-                figures = asyncio.run(measure(url, users, args.messages))
+                room_id = asyncio.run(_prepare(name, stack, url, users))
+                figures = asyncio.run(measure(url, room_id, users, args.messages))
                 if round_no > 0:
                     results[name].append(figures)
+        membership = {}
+        for name in order:
+            url, secret = targets[name]
+            users = register_many(url, secret, args.joiners + 1, "adh")
+            membership[name] = asyncio.run(_membership(name, stack, url, users))
 
     def summary(rows: list[dict[str, float]]) -> dict[str, float]:
         return {
@@ -206,6 +314,14 @@ def main() -> None:
                     m["msgs_per_s"] / v["msgs_per_s"], 3
                 ),
                 "ratio_p50_latency_maillon_over_vanilla": round(m["p50_ms"] / v["p50_ms"], 3),
+                "target_throughput_ratio": 0.95,
+                "membership_latency": membership,
+                "membership_overhead_p50_ms": {
+                    op: round(
+                        membership["maillon"][op]["p50_ms"] - membership["vanilla"][op]["p50_ms"], 2
+                    )
+                    for op in ("invite", "join")
+                },
                 "rounds_detail": results,
             },
             indent=2,
