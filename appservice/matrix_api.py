@@ -95,6 +95,14 @@ class AppserviceApi:
             body["reason"] = reason
         await self.call("POST", f"/rooms/{quote(room_id)}/invite", body)
 
+    async def kick(self, room_id: str, user_id: str, reason: str) -> None:
+        await self.call(
+            "POST", f"/rooms/{quote(room_id)}/kick", {"user_id": user_id, "reason": reason}
+        )
+
+    async def joined_rooms(self) -> list[str]:
+        return list((await self.call("GET", "/joined_rooms")).get("joined_rooms", []))
+
     async def resolve_alias(self, alias: str) -> str | None:
         try:
             return str((await self.call("GET", f"/directory/room/{quote(alias)}"))["room_id"])

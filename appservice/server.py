@@ -12,12 +12,17 @@ from collections.abc import AsyncIterator
 import aiohttp
 from aiohttp import web
 
+from appservice.circle_keeper import CircleKeeper
+from appservice.matrix_api import AppserviceApi
 from appservice.metrics import Metrics
 from appservice.transactions import EventHandler, MalformedTransaction, TransactionStore
 from maillon.crypto import KeyRing
 from maillon.settings import Deployment
 from maillon.store import make_engine
 from maillon.web import bearer_token, json_error, json_errors, read_json_object, token_matches
+from synapse_modules.audit import AuditLog
+from synapse_modules.config import from_homeserver_config
+from synapse_modules.policy import PolicyContext
 
 log = logging.getLogger(__name__)
 
@@ -88,28 +93,34 @@ async def health(request: web.Request) -> web.Response:
 
 
 async def metrics_page(request: web.Request) -> web.Response:
-    return web.Response(text=request.app[METRICS].render(), content_type="text/plain")
+    metrics = request.app[METRICS]
+    metrics.backlog = await asyncio.to_thread(request.app[STORE].backlog)
+    return web.Response(text=metrics.render(), content_type="text/plain")
 
 
 async def _process_once(app: web.Application) -> int:
+    """Process a batch of stored events in order; mark them processed in one commit.
+    Handlers are idempotent per event, so a crash before the commit only replays them."""
     store, metrics = app[STORE], app[METRICS]
     handlers: list[EventHandler] = app[HANDLERS]
-    batch = await asyncio.to_thread(store.pending)
+    batch = await asyncio.to_thread(store.pending, 500)
+    done: list[int] = []
     for seq, event in batch:
         try:
             for handler in handlers:
                 await handler(event)
         except Exception as exc:
             metrics.processing_errors += 1
-            log.exception("processing of stored event #%s failed", seq)
+            log.error("processing of stored event #%s failed: %s", seq, type(exc).__name__)
             await asyncio.to_thread(store.mark_failed, seq, type(exc).__name__)
             continue
-        await asyncio.to_thread(store.mark_processed, seq)
-        metrics.events_processed += 1
+        done.append(seq)
         ts = event.get("origin_server_ts")
         if isinstance(ts, int):
             metrics.last_lag_seconds = max(0.0, time.time() - ts / 1000)
-    metrics.backlog = await asyncio.to_thread(store.backlog)
+    if done:
+        await asyncio.to_thread(store.mark_processed, done)
+        metrics.events_processed += len(done)
     return len(batch)
 
 
@@ -153,17 +164,47 @@ async def _ping_homeserver(app: web.Application) -> None:
     log.warning("homeserver ping failed: %s", app[PING].get("error"))
 
 
+async def _expiry_loop(keeper: CircleKeeper, interval: float) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await keeper.expire_entries()
+        except Exception as exc:
+            log.error("exit-date check failed: %s", type(exc).__name__)
+
+
+def policy_context(deployment: Deployment) -> PolicyContext:
+    module = from_homeserver_config(
+        str(deployment.path(deployment.settings.homeserver.config_file))
+    )
+    return PolicyContext(
+        server_name=deployment.settings.server_name,
+        service_user=module.appservice_user,
+        bot_user=module.bot_user,
+        peer_servers=module.peer_servers,
+        exempt_users=module.exempt_users,
+    )
+
+
 async def _background(app: web.Application) -> AsyncIterator[None]:
-    tasks = [
-        asyncio.create_task(_processor(app)),
-        asyncio.create_task(_ping_homeserver(app)),
-    ]
-    yield
-    for task in tasks:
-        task.cancel()
-    for task in tasks:
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    deployment = app[DEPLOYMENT]
+    async with AppserviceApi.for_deployment(deployment) as api:
+        keeper = CircleKeeper(
+            api, policy_context(deployment), AuditLog(str(deployment.path("audit")), "appservice")
+        )
+        app[HANDLERS].append(keeper.handle)
+        interval = deployment.settings.appservice.circle_expiry_check_seconds
+        tasks = [
+            asyncio.create_task(_processor(app)),
+            asyncio.create_task(_ping_homeserver(app)),
+            asyncio.create_task(_expiry_loop(keeper, interval)),
+        ]
+        yield
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
 
 def create_app(

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session
 
 from appservice.models import AsEvent, AsTransaction, utcnow
@@ -102,12 +102,13 @@ class TransactionStore:
             ).all()
         return [(seq, self._keys.open_json(sealed, eid.encode())) for seq, eid, sealed in rows]
 
-    def mark_processed(self, seq: int) -> None:
+    def mark_processed(self, seqs: list[int]) -> None:
         with Session(self._engine) as session, session.begin():
-            event = session.get(AsEvent, seq)
-            if event is not None and event.processed_at is None:
-                event.processed_at = utcnow()
-                event.attempts += 1
+            session.execute(
+                update(AsEvent)
+                .where(AsEvent.seq.in_(seqs), AsEvent.processed_at.is_(None))
+                .values(processed_at=utcnow(), attempts=AsEvent.attempts + 1)
+            )
 
     def mark_failed(self, seq: int, reason: str) -> None:
         with Session(self._engine) as session, session.begin():

@@ -55,6 +55,9 @@ class AppserviceSettings:
     id: str = "maillon"
     sender_localpart: str = "maillon"
     ghost_prefix: str = "_maillon_"
+    circle_expiry_check_seconds: float = field(
+        default=60.0, metadata={"check": lambda v: None if v > 0 else "durée positive attendue"}
+    )
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,9 @@
 
 Decisions come from room state (dossier link, circle entries written by Maillon's
 appservice) and the directory room, never from a network call; see ``policy`` for the
-rules. Side effects (kicks, circle entries, power levels) run on the background worker only.
+rules. The module only decides and records: it has no side effect, so it runs unchanged on
+every worker. Keeping room and circle in step (kicks, circle entries, power levels, exit
+dates) is the appservice's job (``appservice/circle_keeper.py``).
 """
 
 from __future__ import annotations
@@ -16,26 +18,21 @@ from synapse.module_api.errors import Codes, ConfigError, SynapseError
 
 from maillon.circle import (
     CIRCLE_EVENT,
-    COORDINATOR_LEVEL,
     DIRECTORY_ALIAS_LOCALPART,
     DIRECTORY_EVENT,
     DIRECTORY_ROOM_MARKER,
     DOSSIER_EVENT,
     PATIENT_ROOM_MARKER,
     PATIENT_ROOM_VERSION,
-    CircleEntry,
     DirectoryEntry,
-    DossierLink,
     now_utc,
     patient_power_levels,
     server_acl,
-    user_from_state_key,
     user_state_key,
 )
 from synapse_modules import policy
 from synapse_modules.audit import AuditLog
 from synapse_modules.config import CareCircleConfig, parse_module_config
-from synapse_modules.synapse_adapter import rooms_with_state
 
 log = logging.getLogger(__name__)
 
@@ -46,27 +43,9 @@ INTRUDER_REASON = "Hors du cercle de soins : accès retiré automatiquement"
 
 
 def view_from_state(state: StateMap) -> policy.RoomView:
-    dossier_event = state.get((DOSSIER_EVENT, ""))
-    circle: dict[str, CircleEntry] = {}
-    memberships: dict[str, str] = {}
-    inviters: dict[str, str] = {}
-    for (etype, key), event in state.items():
-        if etype == CIRCLE_EVENT:
-            user_id = user_from_state_key(key)
-            entry = CircleEntry.from_content(user_id, dict(event.content)) if user_id else None
-            if entry is not None:
-                circle[entry.user_id] = entry
-        elif etype == "m.room.member":
-            membership = str(event.content.get("membership"))
-            memberships[key] = membership
-            if membership == "invite":
-                inviters[key] = event.sender
-    return policy.RoomView(
-        dossier=DossierLink.from_content(dict(dossier_event.content)) if dossier_event else None,
-        circle=circle,
-        memberships=memberships,
-        inviters=inviters,
-        has_encryption=("m.room.encryption", "") in state,
+    return policy.build_view(
+        policy.StateItem(etype, key, event.sender, event.content)
+        for (etype, key), event in state.items()
     )
 
 
@@ -88,7 +67,6 @@ class CareCircleModule:
         )
         self._audit = AuditLog(config.audit_dir, api.worker_name or "main")
         self._directory_room: str | None = None
-        self._acts = api.should_run_background_tasks()
         api.register_spam_checker_callbacks(
             user_may_invite=self.user_may_invite,
             federated_user_may_invite=self.federated_user_may_invite,
@@ -98,12 +76,7 @@ class CareCircleModule:
             check_event_allowed=self.check_event_allowed,
             on_create_room=self.on_create_room,
             check_visibility_can_be_modified=self.check_visibility_can_be_modified,
-            on_new_event=self.on_new_event,
         )
-        if self._acts:
-            api.looping_background_call(
-                self.expire_circle_entries, config.expiry_check_seconds * 1000
-            )
         log.info("Maillon care-circle module loaded (%d peer servers)", len(config.peer_servers))
 
     @staticmethod
@@ -328,133 +301,3 @@ class CareCircleModule:
             "directory_publish_refused" if not allowed else "ok",
         )
         return allowed
-
-    # -- side effects, on the background worker only -------------------------------------
-
-    async def on_new_event(self, event: EventBase, state_events: StateMap) -> None:
-        if not self._acts or event.type not in ("m.room.member", CIRCLE_EVENT):
-            return
-        create = state_events.get(("m.room.create", ""))
-        # Only rooms we host: a remote patient room is kept by its own server's module
-        # (and reading the full state of a partially joined room would block).
-        if create is None or create.sender != self._ctx.service_user:
-            return
-        if not policy.is_patient_create(create.content):
-            return
-        try:
-            state = await self._patient_state(event.room_id)
-            if state is None:
-                return
-            if event.type == CIRCLE_EVENT:
-                member = user_from_state_key(event.state_key)
-                if member is not None:
-                    await self._apply_circle_entry(event.room_id, member, state)
-            else:
-                await self._follow_membership(event, state)
-        except Exception:
-            log.exception("care-circle side effect failed in a patient room")
-
-    async def _apply_circle_entry(self, room_id: str, user_id: str, state: StateMap) -> None:
-        view = view_from_state(state)
-        now = now_utc()
-        if view.active_member(user_id, now) is None and view.memberships.get(user_id) in (
-            "join",
-            "invite",
-            "knock",
-        ):
-            await self._kick(room_id, user_id, KICK_REASON, "circle_exit")
-        await self._sync_power_levels(room_id, view, state)
-
-    async def _follow_membership(self, event: EventBase, state: StateMap) -> None:
-        view = view_from_state(state)
-        now = now_utc()
-        target, sender = event.state_key, event.sender
-        if self._ctx.is_service(target):
-            return
-        membership = event.content.get("membership")
-        if membership == "invite" and view.active_member(target, now) is None:
-            known = await self._directory_entry(target)
-            if view.is_coordinator(sender, now) and known is not None:
-                await self._write_entry(
-                    event.room_id,
-                    CircleEntry(
-                        user_id=target,
-                        role="PRO",
-                        since=now,
-                        added_by=sender,
-                    ),
-                )
-            else:  # an invite no module saw (e.g. created on another server): undo it
-                await self._kick(event.room_id, target, INTRUDER_REASON, "intruder_invite")
-        elif membership == "join" and (await self._join_decision(view, target)).denied:
-            await self._kick(event.room_id, target, INTRUDER_REASON, "intruder_join")
-        elif membership == "leave" and sender != target:
-            member = view.active_member(target, now)
-            if member is not None and view.is_coordinator(sender, now):
-                await self._write_entry(event.room_id, member.removed(sender, now))
-
-    async def _kick(self, room_id: str, user_id: str, reason: str, code: str) -> None:
-        await self._api.update_room_membership(
-            sender=self._ctx.service_user,
-            target=user_id,
-            room_id=room_id,
-            new_membership="leave",
-            content={"reason": reason},
-        )
-        self._audit.record(room_id, self._ctx.service_user, "kick", user_id, True, code)
-
-    async def _write_entry(self, room_id: str, entry: CircleEntry) -> None:
-        await self._api.create_and_send_event_into_room(
-            {
-                "type": CIRCLE_EVENT,
-                "room_id": room_id,
-                "sender": self._ctx.service_user,
-                "state_key": user_state_key(entry.user_id),
-                "content": entry.to_content(),
-            }
-        )
-
-    async def _sync_power_levels(
-        self, room_id: str, view: policy.RoomView, state: StateMap
-    ) -> None:
-        now = now_utc()
-        current = state.get(("m.room.power_levels", ""))
-        if current is None:
-            return
-        content = dict(current.content)
-        users = dict(content.get("users") or {})
-        wanted = {u for u, e in view.circle.items() if e.coordinator and e.is_active(now)}
-        changed = False
-        for user, level in list(users.items()):
-            if level == COORDINATOR_LEVEL and user not in wanted:
-                del users[user]
-                changed = True
-        for user in wanted:
-            if users.get(user) != COORDINATOR_LEVEL:
-                users[user] = COORDINATOR_LEVEL
-                changed = True
-        if changed:
-            content["users"] = users
-            await self._api.create_and_send_event_into_room(
-                {
-                    "type": "m.room.power_levels",
-                    "room_id": room_id,
-                    "sender": self._ctx.service_user,
-                    "state_key": "",
-                    "content": content,
-                }
-            )
-
-    async def expire_circle_entries(self) -> None:
-        """Exit dates that have passed end the membership (the kick follows)."""
-        now = now_utc()
-        for room_id in await rooms_with_state(self._api, DOSSIER_EVENT):
-            try:
-                state = await self._patient_state(room_id)
-                if state is None:
-                    continue
-                for entry in view_from_state(state).circle.values():
-                    if entry.active and entry.until is not None and entry.until <= now:
-                        await self._write_entry(room_id, entry.removed(self._ctx.service_user, now))
-            except Exception:
-                log.exception("exit-date check failed for a patient room")

@@ -36,10 +36,6 @@ class CareCircleConfig:
     audit_dir: str = "audit"
     # Users allowed to bypass the no-loosening rules; each use is audited.
     exempt_users: tuple[str, ...] = ()
-    # How often exit dates of circle members are checked, in seconds.
-    expiry_check_seconds: float = field(
-        default=60.0, metadata={"check": lambda v: None if v > 0 else "durée positive attendue"}
-    )
 
 
 def parse_module_config(raw: dict[str, Any], error_type: type[Exception]) -> CareCircleConfig:
@@ -48,3 +44,19 @@ def parse_module_config(raw: dict[str, Any], error_type: type[Exception]) -> Car
         return parse(CareCircleConfig, raw or {})
     except ConfigKeyError as exc:
         raise error_type(f"Maillon care_circle module: key '{exc.key}': {exc.message}") from exc
+
+
+MODULE_PATH = "synapse_modules.care_circle.CareCircleModule"
+
+
+def from_homeserver_config(path: str) -> CareCircleConfig:
+    """The module's configuration as Synapse loads it, for the other Maillon processes
+    (one source of truth: homeserver.yaml)."""
+    import yaml
+
+    with open(path, encoding="utf-8") as handle:
+        homeserver = yaml.safe_load(handle) or {}
+    for module in homeserver.get("modules") or []:
+        if isinstance(module, dict) and module.get("module") == MODULE_PATH:
+            return parse_module_config(module.get("config") or {}, ValueError)
+    raise ValueError(f"{path}: module {MODULE_PATH} absent de « modules: »")

@@ -7,7 +7,7 @@ builds the view from Synapse's state, records the decision and raises the refusa
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -252,3 +252,38 @@ def check_message(ctx: PolicyContext, sender: str, etype: str) -> Decision:
 
 def is_patient_create(content: Mapping[str, Any]) -> bool:
     return content.get(PATIENT_ROOM_MARKER) is True
+
+
+@dataclass(frozen=True)
+class StateItem:
+    """One current-state event, whatever it comes from (Synapse's EventBase or JSON)."""
+
+    type: str
+    state_key: str
+    sender: str
+    content: Mapping[str, Any]
+
+
+def build_view(items: Iterable[StateItem]) -> RoomView:
+    """The policy's view of a room from its current state events."""
+    dossier: DossierLink | None = None
+    circle: dict[str, CircleEntry] = {}
+    memberships: dict[str, str] = {}
+    inviters: dict[str, str] = {}
+    has_encryption = False
+    for item in items:
+        if item.type == DOSSIER_EVENT and item.state_key == "":
+            dossier = DossierLink.from_content(dict(item.content))
+        elif item.type == CIRCLE_EVENT:
+            user_id = user_from_state_key(item.state_key)
+            entry = CircleEntry.from_content(user_id, dict(item.content)) if user_id else None
+            if entry is not None:
+                circle[entry.user_id] = entry
+        elif item.type == "m.room.member":
+            membership = str(item.content.get("membership"))
+            memberships[item.state_key] = membership
+            if membership == "invite":
+                inviters[item.state_key] = item.sender
+        elif item.type == "m.room.encryption" and item.state_key == "":
+            has_encryption = True
+    return RoomView(dossier, circle, memberships, inviters, has_encryption)

@@ -1,0 +1,176 @@
+"""Keeps each patient room and its care circle in step, from the events the homeserver
+pushes to the appservice (the Synapse module only decides; this acts):
+
+- a circle entry that ends (removed, or exit date passed) kicks the member out;
+- a coordinator's invite of a known professional adds them to the circle;
+- a coordinator's kick of a member ends their circle entry;
+- anyone in the room outside the circle (an invite or join the module never saw, e.g. made
+  on another server) is removed;
+- coordinators get the power level to invite and remove, and lose it when they leave.
+
+Every action checks the room's current state first, so processing an event twice (after
+a crash) has no second effect.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from appservice.matrix_api import AppserviceApi, MatrixError
+from maillon.circle import (
+    CIRCLE_EVENT,
+    COORDINATOR_LEVEL,
+    DIRECTORY_ALIAS_LOCALPART,
+    DIRECTORY_EVENT,
+    CircleEntry,
+    now_utc,
+    user_from_state_key,
+    user_state_key,
+)
+from synapse_modules import policy
+from synapse_modules.audit import AuditLog
+
+log = logging.getLogger(__name__)
+
+KICK_REASON = "Retiré(e) du cercle de soins du patient"
+INTRUDER_REASON = "Hors du cercle de soins : accès retiré automatiquement"
+
+
+class CircleKeeper:
+    def __init__(self, api: AppserviceApi, ctx: policy.PolicyContext, audit: AuditLog) -> None:
+        self._api = api
+        self._ctx = ctx
+        self._audit = audit
+        self._directory_room: str | None = None
+
+    async def _room(self, room_id: str) -> tuple[policy.RoomView, dict[str, Any]] | None:
+        """The policy view of a patient room we host, with its power levels; else None."""
+        try:
+            events = await self._api.room_state(room_id)
+        except MatrixError as exc:
+            if exc.status in (403, 404):
+                return None
+            raise
+        items = [
+            policy.StateItem(e["type"], e.get("state_key", ""), e["sender"], e.get("content", {}))
+            for e in events
+            if "state_key" in e
+        ]
+        create = next((i for i in items if i.type == "m.room.create"), None)
+        if create is None or create.sender != self._ctx.service_user:
+            return None
+        if not policy.is_patient_create(create.content):
+            return None
+        levels = next((dict(i.content) for i in items if i.type == "m.room.power_levels"), {})
+        return policy.build_view(items), levels
+
+    async def _known_professional(self, user_id: str) -> bool:
+        if not user_id.endswith(":" + self._ctx.server_name):
+            return False
+        if self._directory_room is None:
+            alias = f"#{DIRECTORY_ALIAS_LOCALPART}:{self._ctx.server_name}"
+            self._directory_room = await self._api.resolve_alias(alias)
+            if self._directory_room is None:
+                return False
+        entry = await self._api.get_state(
+            self._directory_room, DIRECTORY_EVENT, user_state_key(user_id)
+        )
+        return bool(entry)
+
+    async def handle(self, event: dict[str, Any]) -> None:
+        etype, state_key = event.get("type"), event.get("state_key")
+        if etype not in ("m.room.member", CIRCLE_EVENT) or not isinstance(state_key, str):
+            return
+        room = await self._room(event["room_id"])
+        if room is None:
+            return
+        view, levels = room
+        if etype == CIRCLE_EVENT:
+            member = user_from_state_key(state_key)
+            if member is not None:
+                await self._enforce_entry(event["room_id"], member, view)
+                await self._sync_power_levels(event["room_id"], view, levels)
+        else:
+            await self._follow_membership(event, view)
+
+    async def _enforce_entry(self, room_id: str, user_id: str, view: policy.RoomView) -> None:
+        if self._ctx.is_service(user_id) or view.active_member(user_id, now_utc()) is not None:
+            return
+        if view.memberships.get(user_id) in ("join", "invite", "knock"):
+            await self._kick(room_id, user_id, KICK_REASON, "circle_exit")
+
+    async def _follow_membership(self, event: dict[str, Any], view: policy.RoomView) -> None:
+        room_id, sender, target = event["room_id"], event["sender"], event["state_key"]
+        if self._ctx.is_service(target):
+            return
+        now = now_utc()
+        membership = (event.get("content") or {}).get("membership")
+        current = view.memberships.get(target)
+        if membership == "invite" and view.active_member(target, now) is None:
+            if view.is_coordinator(sender, now) and await self._known_professional(target):
+                entry = CircleEntry(user_id=target, role="PRO", since=now, added_by=sender)
+                await self._write_entry(room_id, entry, "circle_added_by_invite")
+            elif current in ("invite", "join"):
+                await self._kick(room_id, target, INTRUDER_REASON, "intruder_invite")
+        elif membership == "join" and current == "join":
+            known = await self._known_professional(target)
+            if policy.check_join(self._ctx, view, target, now, known).denied:
+                await self._kick(room_id, target, INTRUDER_REASON, "intruder_join")
+        elif membership == "leave" and sender != target:
+            member = view.active_member(target, now)
+            if member is not None and view.is_coordinator(sender, now):
+                ended = member.removed(sender, now)
+                await self._write_entry(room_id, ended, "circle_ended_by_kick")
+
+    async def _kick(self, room_id: str, user_id: str, reason: str, code: str) -> None:
+        try:
+            await self._api.kick(room_id, user_id, reason)
+        except MatrixError as exc:
+            if exc.status != 403:  # already gone: nothing left to do
+                raise
+        self._audit.record(room_id, self._ctx.service_user, "kick", user_id, True, code)
+
+    async def _write_entry(self, room_id: str, entry: CircleEntry, code: str) -> None:
+        await self._api.put_state(
+            room_id, CIRCLE_EVENT, user_state_key(entry.user_id), entry.to_content()
+        )
+        self._audit.record(
+            room_id,
+            self._ctx.service_user,
+            f"circle:{entry.role}",
+            entry.user_id,
+            entry.active,
+            code,
+        )
+
+    async def _sync_power_levels(
+        self, room_id: str, view: policy.RoomView, levels: dict[str, Any]
+    ) -> None:
+        if not levels:
+            return
+        now = now_utc()
+        users = dict(levels.get("users") or {})
+        wanted = {u for u, e in view.circle.items() if e.coordinator and e.is_active(now)}
+        updated = {u: lvl for u, lvl in users.items() if lvl != COORDINATOR_LEVEL or u in wanted}
+        updated.update({user: COORDINATOR_LEVEL for user in wanted})
+        if updated != users:
+            await self._api.put_state(
+                room_id, "m.room.power_levels", "", {**levels, "users": updated}
+            )
+
+    async def expire_entries(self) -> int:
+        """End the circle entries whose exit date has passed (the kick follows). Returns
+        how many were ended."""
+        ended = 0
+        now = now_utc()
+        for room_id in await self._api.joined_rooms():
+            room = await self._room(room_id)
+            if room is None:
+                continue
+            for entry in room[0].circle.values():
+                if entry.active and entry.until is not None and entry.until <= now:
+                    removed = entry.removed(self._ctx.service_user, now)
+                    await self._write_entry(room_id, removed, "circle_exit_date")
+                    ended += 1
+        return ended
