@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from appservice.models import AsEvent, AsTransaction, utcnow
@@ -70,26 +70,32 @@ class TransactionStore:
             session.add(txn)
             session.flush()
             ids = [e["event_id"] for e in events]
-            known = set(session.scalars(select(AsEvent.event_id).where(AsEvent.event_id.in_(ids))))
-            new = 0
+            known = set(
+                session.scalars(select(AsEvent.event_id).where(AsEvent.event_id.in_(ids)))
+            )
+            rows = []
             for event in events:
                 event_id = event["event_id"]
                 if event_id in known:
                     continue
                 known.add(event_id)
                 ts = event.get("origin_server_ts")
-                session.add(
-                    AsEvent(
-                        event_id=event_id,
-                        room_id=event["room_id"],
-                        event_type=event["type"],
-                        sender=event["sender"],
-                        origin_server_ts=ts if isinstance(ts, int) else 0,
-                        transaction_id=txn.id,
-                        sealed_event=self._keys.seal_json(event, event_id.encode()),
-                    )
+                rows.append(
+                    {
+                        "event_id": event_id,
+                        "room_id": event["room_id"],
+                        "event_type": event["type"],
+                        "sender": event["sender"],
+                        "origin_server_ts": ts if isinstance(ts, int) else 0,
+                        "transaction_id": txn.id,
+                        "sealed_event": self._keys.seal_json(event, event_id.encode()),
+                        "received_at": utcnow(),
+                        "attempts": 0,
+                    }
                 )
-                new += 1
+            if rows:
+                session.execute(insert(AsEvent), rows)
+            new = len(rows)
         return StoreResult(replayed=False, new_events=new, duplicate_events=len(events) - new)
 
     def pending(self, limit: int = 100) -> list[tuple[int, dict[str, Any]]]:

@@ -193,14 +193,14 @@ class CareCircleModule:
             return True, None
         if not policy.is_patient_create(create):
             return True, None
-        view = view_from_state(state_events)
-        now = now_utc()
-        if not event.is_state():
+        if not event.is_state():  # the hot path: a message, no state to read
             decision = policy.check_message(self._ctx, event.sender, event.type)
             if decision.denied:
                 self._record(event.room_id, event.sender, event.type, None, decision)
                 raise SynapseError(403, decision.reason, Codes.FORBIDDEN)
             return True, None
+        view = view_from_state(state_events)
+        now = now_utc()
         if event.type == "m.room.member":
             action = event.content.get("membership")
             target = event.state_key

@@ -6,6 +6,7 @@ import datetime as dt
 
 import pytest
 
+from appservice.matrix_api import MatrixError
 from appservice.patient_rooms import circle_entry, remove_circle_member, set_circle_member
 from maillon.circle import (
     CIRCLE_EVENT,
@@ -17,10 +18,12 @@ from synapse_modules.audit import read_audit
 from tests.harness.circle import (
     MakeClient,
     appservice,
+    bind_professional,
     coordinated_room,
     cs,
     eventually_entry,
     membership,
+    open_dossier,
     professional,
     refusal,
     room_path,
@@ -286,3 +289,43 @@ async def test_patient_room_creation_policy(stack: Stack, make_client: MakeClien
         },
     )
     assert disguised.status == 403
+
+
+async def test_patient_and_aidant_only_where_the_pathway_allows(
+    stack: Stack, make_client: MakeClient
+) -> None:
+    coordinator = make_client(stack, "coordinateur")
+    await bind_professional(stack, coordinator.user_id)
+    aidant = make_client(stack, "aidant")  # no directory entry: not a professional
+    closed = await open_dossier(stack, coordinator.user_id)
+    with pytest.raises(MatrixError) as refused:
+        async with appservice(stack) as api:
+            await set_circle_member(api, closed, aidant.user_id, "AID", coordinator.user_id)
+    assert refused.value.status == 403 and "n'admet pas le patient" in refused.value.message
+
+    family = await open_dossier(stack, coordinator.user_id, pathway="pco-tnd", allow_patient=True)
+    cs(stack, token_of(coordinator), "POST", "/join/" + family, {})
+    before = refusal(
+        stack,
+        token_of(coordinator),
+        "POST",
+        room_path(family, "invite"),
+        {"user_id": aidant.user_id},
+    )
+    assert "pas un professionnel connu" in str(before)  # first the circle, with the role
+    async with appservice(stack) as api:
+        await set_circle_member(api, family, aidant.user_id, "AID", coordinator.user_id)
+    cs(
+        stack,
+        token_of(coordinator),
+        "POST",
+        room_path(family, "invite"),
+        {"user_id": aidant.user_id},
+    )
+    cs(stack, token_of(aidant), "POST", "/join/" + family, {})
+    assert membership(stack, token_of(coordinator), family, aidant.user_id) == "join"
+    # The aidant keeps a restricted role: no power level to remove anyone or change the room.
+    levels = cs(
+        stack, token_of(aidant), "GET", room_path(family, "state", "m.room.power_levels", "")
+    )
+    assert aidant.user_id not in levels["users"]

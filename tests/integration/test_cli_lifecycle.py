@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from appservice.matrix_api import AppserviceApi
+from maillon.circle import DIRECTORY_ALIAS_LOCALPART, DIRECTORY_EVENT, user_state_key
 from maillon.homeserver_client import HomeserverError, is_up, request_json
 from tests.harness.stack import Stack
 
@@ -294,3 +296,63 @@ def test_user_add_explains_when_synapse_is_down(tmp_path: Path) -> None:
     result = maillon("user", "add", "--dir", str(stack.directory), "x", "--password", "y")
     assert result.returncode == 1
     assert "Synapse ne répond pas" in result.stderr and "maillon up" in result.stderr
+
+
+async def test_user_add_binds_the_directory_entry(stack: Stack) -> None:
+    bad = maillon(
+        "user",
+        "add",
+        "--dir",
+        str(stack.directory),
+        "paul.roux",
+        "--password",
+        "pw",
+        "--rpps",
+        "123",
+        "--profession",
+        "kinésithérapeute",
+    )
+    assert bad.returncode == 2 and "--rpps : 11 chiffres" in bad.stderr
+    missing = maillon(
+        "user",
+        "add",
+        "--dir",
+        str(stack.directory),
+        "paul.roux",
+        "--password",
+        "pw",
+        "--rpps",
+        "10003456789",
+    )
+    assert missing.returncode == 2 and "--profession est requise" in missing.stderr
+    with pytest.raises(HomeserverError):  # nothing was created by the refused commands
+        password_login(stack, "paul.roux", "pw")
+
+    ok = maillon(
+        "user",
+        "add",
+        "--dir",
+        str(stack.directory),
+        "paul.roux",
+        "--password",
+        "pw",
+        "--rpps",
+        "10003456789",
+        "--profession",
+        "kinésithérapeute",
+        "--structure",
+        "CPTS Toulouse Nord",
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert "Inscrit à l'annuaire : kinésithérapeute, RPPS 10003456789" in ok.stdout
+    user_id = f"@paul.roux:{stack.server_name}"
+    async with AppserviceApi.for_deployment(stack.deployment) as api:
+        room = await api.resolve_alias(f"#{DIRECTORY_ALIAS_LOCALPART}:{stack.server_name}")
+        assert room is not None
+        entry = await api.get_state(room, DIRECTORY_EVENT, user_state_key(user_id))
+    assert entry == {
+        "profession": "kinésithérapeute",
+        "rpps": "10003456789",
+        "adeli": None,
+        "structure": "CPTS Toulouse Nord",
+    }
