@@ -1,0 +1,142 @@
+"""Routes declared once with their JSON schemas: the server validates requests with them
+and the OpenAPI document is generated from them, so the two cannot drift apart."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+from jsonschema import Draft7Validator, FormatChecker
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+PARAM_RE = re.compile(r"\{([a-z_]+)\}")
+
+ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["errcode", "error"],
+    "properties": {"errcode": {"type": "string"}, "error": {"type": "string"}},
+}
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    response: dict[str, Any]
+    status: int = 200
+    body: dict[str, Any] | None = None
+    query: dict[str, dict[str, Any]] = field(default_factory=dict)
+    auth: bool = True
+    content_type: str = "application/json"
+    tag: str = "dossiers"
+
+    @property
+    def validator(self) -> Draft7Validator | None:
+        if self.body is None:
+            return None
+        return Draft7Validator(self.body, format_checker=FormatChecker())
+
+
+ROUTES: list[Route] = []
+
+
+def route(
+    method: str,
+    path: str,
+    summary: str,
+    response: dict[str, Any],
+    *,
+    status: int = 200,
+    body: dict[str, Any] | None = None,
+    query: dict[str, dict[str, Any]] | None = None,
+    auth: bool = True,
+    content_type: str = "application/json",
+    tag: str = "dossiers",
+) -> Callable[[Handler], Handler]:
+    def register(handler: Handler) -> Handler:
+        ROUTES.append(
+            Route(
+                method,
+                path,
+                handler,
+                summary,
+                response,
+                status,
+                body,
+                query or {},
+                auth,
+                content_type,
+                tag,
+            )
+        )
+        return handler
+
+    return register
+
+
+def _operation(r: Route) -> dict[str, Any]:
+    params = [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string", "minLength": 1}}
+        for name in PARAM_RE.findall(r.path)
+    ]
+    params += [
+        {"name": name, "in": "query", "required": False, "schema": schema}
+        for name, schema in r.query.items()
+    ]
+    error = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+    responses: dict[str, Any] = {
+        str(r.status): {
+            "description": "Succès",
+            "content": {r.content_type: {"schema": r.response}},
+        }
+    }
+    for code, text in (("400", "Requête invalide"), ("404", "Inconnu")):
+        responses[code] = {"description": text, "content": error}
+    if r.auth:
+        responses["401"] = {"description": "Non authentifié", "content": error}
+        responses["403"] = {"description": "Non autorisé", "content": error}
+    slug = r.path.strip("/").replace("/", "_").replace("{", "").replace("}", "")
+    op: dict[str, Any] = {
+        "operationId": f"{r.method.lower()}_{slug}",
+        "summary": r.summary,
+        "tags": [r.tag],
+        "parameters": params,
+        "responses": responses,
+    }
+    if r.body is not None:
+        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": r.body}}}
+    if r.auth:
+        op["security"] = [{"matrixToken": []}, {"openIdToken": []}]
+    return op
+
+
+def openapi_document(title: str, version: str) -> dict[str, Any]:
+    paths: dict[str, dict[str, Any]] = {}
+    for r in ROUTES:
+        paths.setdefault(r.path, {})[r.method.lower()] = _operation(r)
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": title, "version": version, "license": {"name": "AGPL-3.0-or-later"}},
+        "paths": paths,
+        "components": {
+            "schemas": {"Error": ERROR_SCHEMA},
+            "securitySchemes": {
+                "matrixToken": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "Jeton d'accès Matrix du professionnel",
+                },
+                "openIdToken": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "X-Matrix-OpenID",
+                    "description": "Jeton OpenID Matrix (widget)",
+                },
+            },
+        },
+    }
