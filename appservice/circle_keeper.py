@@ -20,11 +20,11 @@ from typing import Any
 from appservice.matrix_api import AppserviceApi, MatrixError
 from maillon.circle import (
     CIRCLE_EVENT,
-    COORDINATOR_LEVEL,
     DIRECTORY_ALIAS_LOCALPART,
     DIRECTORY_EVENT,
     CircleEntry,
     now_utc,
+    patient_power_levels,
     user_from_state_key,
     user_state_key,
 )
@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 KICK_REASON = "Retiré(e) du cercle de soins du patient"
 INTRUDER_REASON = "Hors du cercle de soins : accès retiré automatiquement"
+SWEEP_GRACE_SECONDS = 30.0
 
 
 class CircleKeeper:
@@ -64,6 +65,14 @@ class CircleKeeper:
             return None
         levels = next((dict(i.content) for i in items if i.type == "m.room.power_levels"), {})
         return policy.build_view(items), levels
+
+    async def _membership_times(self, room_id: str) -> dict[str, int]:
+        events = await self._api.room_state(room_id)
+        return {
+            e["state_key"]: int(e.get("origin_server_ts", 0))
+            for e in events
+            if e.get("type") == "m.room.member" and isinstance(e.get("state_key"), str)
+        }
 
     async def _known_professional(self, user_id: str) -> bool:
         if not user_id.endswith(":" + self._ctx.server_name):
@@ -147,30 +156,49 @@ class CircleKeeper:
     async def _sync_power_levels(
         self, room_id: str, view: policy.RoomView, levels: dict[str, Any]
     ) -> None:
-        if not levels:
-            return
+        """Power levels are exactly the template with the active coordinators raised."""
         now = now_utc()
-        users = dict(levels.get("users") or {})
-        wanted = {u for u, e in view.circle.items() if e.coordinator and e.is_active(now)}
-        updated = {u: lvl for u, lvl in users.items() if lvl != COORDINATOR_LEVEL or u in wanted}
-        updated.update({user: COORDINATOR_LEVEL for user in wanted})
-        if updated != users:
-            await self._api.put_state(
-                room_id, "m.room.power_levels", "", {**levels, "users": updated}
-            )
+        wanted = sorted(u for u, e in view.circle.items() if e.coordinator and e.is_active(now))
+        canonical = patient_power_levels(wanted)
+        if levels != canonical:
+            await self._api.put_state(room_id, "m.room.power_levels", "", canonical)
 
-    async def expire_entries(self) -> int:
-        """End the circle entries whose exit date has passed (the kick follows). Returns
-        how many were ended."""
-        ended = 0
-        now = now_utc()
+    async def sweep(self) -> int:
+        """Periodic pass over every patient room we host: end the circle entries whose exit
+        date has passed, remove anyone in the room outside the circle, restore the power
+        levels. Returns how many changes were made. A failing room does not stop the rest."""
+        changes = 0
         for room_id in await self._api.joined_rooms():
-            room = await self._room(room_id)
-            if room is None:
+            try:
+                changes += await self._sweep_room(room_id)
+            except Exception as exc:
+                log.error("sweep failed for a patient room: %s", type(exc).__name__)
+        return changes
+
+    async def _sweep_room(self, room_id: str) -> int:
+        room = await self._room(room_id)
+        if room is None:
+            return 0
+        view, levels = room
+        member_ts = await self._membership_times(room_id)
+        now = now_utc()
+        changes = 0
+        for entry in view.circle.values():
+            if entry.active and entry.until is not None and entry.until <= now:
+                removed = entry.removed(self._ctx.service_user, now)
+                await self._write_entry(room_id, removed, "circle_exit_date")
+                changes += 1
+        settled = (now.timestamp() - SWEEP_GRACE_SECONDS) * 1000
+        for user_id, membership in view.memberships.items():
+            if membership not in ("join", "invite") or self._ctx.is_service(user_id):
                 continue
-            for entry in room[0].circle.values():
-                if entry.active and entry.until is not None and entry.until <= now:
-                    removed = entry.removed(self._ctx.service_user, now)
-                    await self._write_entry(room_id, removed, "circle_exit_date")
-                    ended += 1
-        return ended
+            if view.active_member(user_id, now) is not None:
+                continue
+            # Fresh memberships are the event handlers' business (an invite by a coordinator
+            # becomes a circle entry when its event is processed); the sweep catches the rest.
+            if member_ts.get(user_id, 0) > settled:
+                continue
+            await self._kick(room_id, user_id, INTRUDER_REASON, "sweep_outside_circle")
+            changes += 1
+        await self._sync_power_levels(room_id, view, levels)
+        return changes

@@ -168,9 +168,9 @@ async def _expiry_loop(keeper: CircleKeeper, interval: float) -> None:
     while True:
         await asyncio.sleep(interval)
         try:
-            await keeper.expire_entries()
+            await keeper.sweep()
         except Exception as exc:
-            log.error("exit-date check failed: %s", type(exc).__name__)
+            log.error("care-circle sweep failed: %s", type(exc).__name__)
 
 
 def policy_context(deployment: Deployment) -> PolicyContext:

@@ -70,9 +70,7 @@ class TransactionStore:
             session.add(txn)
             session.flush()
             ids = [e["event_id"] for e in events]
-            known = set(
-                session.scalars(select(AsEvent.event_id).where(AsEvent.event_id.in_(ids)))
-            )
+            known = set(session.scalars(select(AsEvent.event_id).where(AsEvent.event_id.in_(ids))))
             rows = []
             for event in events:
                 event_id = event["event_id"]

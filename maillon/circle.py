@@ -49,6 +49,7 @@ PROTECTED_STATE = (
     "m.room.canonical_alias",
     "m.room.aliases",
     "im.vector.modular.widgets",
+    "m.room.third_party_invite",
     DOSSIER_EVENT,
     CIRCLE_EVENT,
 )
@@ -210,7 +211,8 @@ PATIENT_ROOM_VERSION = "12"  # the creator (Maillon's service user) has unlimite
 
 
 def patient_power_levels(coordinators: list[str]) -> dict[str, Any]:
-    """Power levels of a patient room: coordinators invite and remove, only Maillon's
+    """Power levels of a patient room: coordinators invite and remove (members of other
+    servers can therefore not invite anyone), only Maillon's
     service user (the room's creator) may touch encryption, join rule, history, the
     dossier link or the circle."""
     users = {user: COORDINATOR_LEVEL for user in coordinators}
@@ -230,7 +232,7 @@ def patient_power_levels(coordinators: list[str]) -> dict[str, Any]:
         "users_default": 0,
         "events_default": 0,
         "state_default": SERVICE_LEVEL,
-        "invite": 0,
+        "invite": COORDINATOR_LEVEL,
         "kick": COORDINATOR_LEVEL,
         "ban": COORDINATOR_LEVEL,
         "redact": COORDINATOR_LEVEL,

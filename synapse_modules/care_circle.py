@@ -68,6 +68,7 @@ class CareCircleModule:
         self._audit = AuditLog(config.audit_dir, api.worker_name or "main")
         self._directory_room: str | None = None
         api.register_spam_checker_callbacks(
+            user_may_send_3pid_invite=self.user_may_send_3pid_invite,
             user_may_invite=self.user_may_invite,
             federated_user_may_invite=self.federated_user_may_invite,
             user_may_join_room=self.user_may_join_room,
@@ -103,9 +104,21 @@ class CareCircleModule:
         if self._directory_room is None:
             alias = f"#{DIRECTORY_ALIAS_LOCALPART}:{self._api.server_name}"
             try:
-                self._directory_room, _ = await self._api.lookup_room_alias(alias)
+                room_id, _ = await self._api.lookup_room_alias(alias)
             except SynapseError:
                 return None
+            create = (await self._api.get_room_state(room_id, [("m.room.create", "")])).get(
+                ("m.room.create", "")
+            )
+            trusted = (
+                create is not None
+                and create.sender == self._ctx.service_user
+                and create.content.get(DIRECTORY_ROOM_MARKER) is True
+            )
+            if not trusted:
+                log.error("the directory alias points to a room Maillon did not create")
+                return None
+            self._directory_room = room_id
         key = (DIRECTORY_EVENT, user_state_key(user_id))
         state = await self._api.get_room_state(self._directory_room, [key])
         event = state.get(key)
@@ -142,6 +155,19 @@ class CareCircleModule:
             return Codes.FORBIDDEN, {"error": decision.reason, "fr.maillon.reason": decision.code}
         return NOT_SPAM
 
+    async def user_may_send_3pid_invite(
+        self, inviter: str, medium: str, address: str, room_id: str
+    ) -> SpamResult:
+        """Invites by e-mail or phone would bypass the circle: none in patient rooms."""
+        if await self._patient_state(room_id) is None:
+            return NOT_SPAM
+        decision = policy.deny(
+            "third_party_invite_refused",
+            "Pas d'invitation par courriel ou téléphone dans une salle patient.",
+        )
+        self._record(room_id, inviter, "3pid_invite", None, decision)
+        return Codes.FORBIDDEN, {"error": decision.reason, "fr.maillon.reason": decision.code}
+
     async def user_may_join_room(self, user: str, room_id: str, is_invited: bool) -> SpamResult:
         state = await self._patient_state(room_id)
         if state is None:
@@ -159,7 +185,8 @@ class CareCircleModule:
         is_patient = any(
             isinstance(item, dict)
             and item.get("type") == "m.room.create"
-            and (item.get("content") or {}).get(PATIENT_ROOM_MARKER) is True
+            and isinstance(item.get("content"), dict)
+            and item["content"].get(PATIENT_ROOM_MARKER) is True
             for item in stripped
         ) or any(isinstance(item, dict) and item.get("type") == DOSSIER_EVENT for item in stripped)
         if not is_patient:
@@ -183,7 +210,7 @@ class CareCircleModule:
         self, event: EventBase, state_events: StateMap
     ) -> tuple[bool, dict[str, Any] | None]:
         if event.type == "m.room.create":
-            return self._check_create(event), None
+            return await self._check_create(event), None
         create = _create_content(state_events)
         if create.get(DIRECTORY_ROOM_MARKER) is True:
             if event.sender != self._ctx.service_user:
@@ -192,6 +219,13 @@ class CareCircleModule:
                 )
             return True, None
         if not policy.is_patient_create(create):
+            return True, None
+        if event.type == "m.room.redaction":
+            state_ids = {ev.event_id for ev in state_events.values()}
+            decision = policy.check_redaction(event.redacts, state_ids)
+            self._record(event.room_id, event.sender, "redaction", None, decision)
+            if decision.denied:
+                raise SynapseError(403, decision.reason, Codes.FORBIDDEN)
             return True, None
         if not event.is_state():  # the hot path: a message, no state to read
             decision = policy.check_message(self._ctx, event.sender, event.type)
@@ -234,7 +268,7 @@ class CareCircleModule:
             raise SynapseError(403, decision.reason, Codes.FORBIDDEN)
         return True, None
 
-    def _check_create(self, event: EventBase) -> bool:
+    async def _check_create(self, event: EventBase) -> bool:
         marked = event.content.get(PATIENT_ROOM_MARKER) is True or (
             event.content.get(DIRECTORY_ROOM_MARKER) is True
         )
@@ -242,6 +276,16 @@ class CareCircleModule:
             raise SynapseError(
                 403, "Seul Maillon crée les salles patient et l'annuaire.", Codes.FORBIDDEN
             )
+        predecessor = event.content.get("predecessor")
+        old_room = predecessor.get("room_id") if isinstance(predecessor, dict) else None
+        if isinstance(old_room, str) and not marked:
+            old = await self._api.get_room_state(old_room, [("m.room.create", "")])
+            if policy.is_patient_create(_create_content(old)):
+                raise SynapseError(
+                    403,
+                    "Une salle patient ne peut pas être remplacée par une salle ordinaire.",
+                    Codes.FORBIDDEN,
+                )
         return True
 
     async def on_create_room(

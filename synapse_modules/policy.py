@@ -13,6 +13,7 @@ from typing import Any
 
 from maillon.circle import (
     CIRCLE_EVENT,
+    COORDINATOR_LEVEL,
     DOSSIER_EVENT,
     MEGOLM,
     PATIENT_ROOM_MARKER,
@@ -20,6 +21,7 @@ from maillon.circle import (
     RESTRICTED_ROLES,
     CircleEntry,
     DossierLink,
+    patient_power_levels,
     server_of,
     user_from_state_key,
 )
@@ -170,8 +172,8 @@ def _content_rules(etype: str, content: Mapping[str, Any], view: RoomView) -> De
     """Rules on the content of protected state events, for every sender."""
     if etype == "m.room.join_rules":
         rule = content.get("join_rule")
-        allowed = {"invite", "knock"} if view.dossier and view.dossier.allow_knock else {"invite"}
-        if rule not in allowed:
+        allowed = ("invite", "knock") if view.dossier and view.dossier.allow_knock else ("invite",)
+        if not isinstance(rule, str) or rule not in allowed:
             return deny(
                 "join_rule_loosening", LOOSENING.format(what="la règle d'accès (sur invitation)")
             )
@@ -191,6 +193,28 @@ def _content_rules(etype: str, content: Mapping[str, Any], view: RoomView) -> De
             return deny(
                 "encryption_change", LOOSENING.format(what="le chiffrement de bout en bout")
             )
+    elif etype == "m.room.power_levels":
+        return _power_levels_rules(content, view)
+    return None
+
+
+def _power_levels_rules(content: Mapping[str, Any], view: RoomView) -> Decision | None:
+    """Power levels are exactly the patient-room template, with the circle's active
+    coordinators at the coordinator level and nobody else raised."""
+    now = dt.datetime.now(dt.UTC)
+    users = content.get("users") or {}
+    if not isinstance(users, Mapping):
+        return deny("power_levels_invalid", "Niveaux de pouvoir illisibles.")
+    for user, level in users.items():
+        if level != COORDINATOR_LEVEL or not view.is_coordinator(str(user), now):
+            return deny(
+                "power_levels_loosening",
+                LOOSENING.format(what="la répartition des pouvoirs (coordinateurs du cercle)"),
+            )
+    template = patient_power_levels([])
+    for key, expected in template.items():
+        if key != "users" and content.get(key) != expected:
+            return deny("power_levels_loosening", LOOSENING.format(what=f"le niveau « {key} »"))
     return None
 
 
@@ -226,7 +250,7 @@ def check_state_event(
             return deny(
                 "circle_entry_invalid", "Entrée du cercle de soins illisible (rôle inconnu ?)."
             )
-        if not ctx.server_allowed(entry.user_id):
+        if entry.active and not ctx.server_allowed(entry.user_id):
             return _peer_refusal(entry.user_id)
         restricted_refused = entry.role in RESTRICTED_ROLES and not (
             view.dossier is not None and view.dossier.allow_patient
@@ -239,6 +263,17 @@ def check_state_event(
     if exempt and (content_decision is not None or etype in PROTECTED_STATE):
         return allow("exemption_used")
     return allow("state_ok")
+
+
+def check_redaction(redacts: object, state_event_ids: set[str]) -> Decision:
+    """Redacting a current state event would strip it (encryption, circle entry, dossier
+    link, ACL…): refused."""
+    if isinstance(redacts, str) and redacts in state_event_ids:
+        return deny(
+            "state_redaction_refused",
+            "Un élément de configuration de la salle patient ne peut pas être supprimé.",
+        )
+    return allow("redaction")
 
 
 def check_message(ctx: PolicyContext, sender: str, etype: str) -> Decision:

@@ -14,6 +14,7 @@ from maillon.circle import (
     PATIENT_ROOM_MARKER,
     user_state_key,
 )
+from maillon.homeserver_client import HomeserverError, request_json
 from synapse_modules.audit import read_audit
 from tests.harness.circle import (
     MakeClient,
@@ -131,7 +132,13 @@ async def test_removed_member_is_out_within_two_seconds_and_cannot_rejoin(
     # Only a new circle entry brings them back.
     async with appservice(stack) as api:
         await set_circle_member(api, room_id, nurse.user_id, "IDE", coordinator.user_id)
-    cs(stack, token_of(colleague), "POST", room_path(room_id, "invite"), {"user_id": nurse.user_id})
+    cs(
+        stack,
+        token_of(coordinator),
+        "POST",
+        room_path(room_id, "invite"),
+        {"user_id": nurse.user_id},
+    )
     cs(stack, token_of(nurse), "POST", "/join/" + room_id, {})
     assert membership(stack, token_of(coordinator), room_id, nurse.user_id) == "join"
 
@@ -260,7 +267,7 @@ async def test_patient_room_creation_policy(stack: Stack, make_client: MakeClien
     assert state("m.room.encryption")["algorithm"] == "m.megolm.v1.aes-sha2"
     levels = state("m.room.power_levels")
     assert levels["users"][coordinator.user_id] == 50
-    assert levels["invite"] == 0 and levels["kick"] == 50 and levels["state_default"] == 100
+    assert levels["invite"] == 50 and levels["kick"] == 50 and levels["state_default"] == 100
     assert levels["events"]["m.room.encryption"] == 100
     assert levels["events"][CIRCLE_EVENT] == 100
     assert "localhost" in state("m.room.server_acl")["allow"]
@@ -329,3 +336,51 @@ async def test_patient_and_aidant_only_where_the_pathway_allows(
         stack, token_of(aidant), "GET", room_path(family, "state", "m.room.power_levels", "")
     )
     assert aidant.user_id not in levels["users"]
+
+
+async def test_no_backdoor_through_admin_api_redaction_or_third_party_invites(
+    stack: Stack, make_client: MakeClient
+) -> None:
+    coordinator, room_id = await coordinated_room(stack, make_client)
+    token = token_of(coordinator)
+    admin = stack.register("admin", admin=True)
+    with pytest.raises(HomeserverError) as raised:
+        request_json(
+            "POST",
+            f"{stack.url}/_synapse/admin/v1/rooms/{room_id}/make_room_admin",
+            {"user_id": admin.user_id},
+            token=admin.access_token,
+        )
+    assert raised.value.status == 403
+    levels = cs(stack, token, "GET", room_path(room_id, "state", "m.room.power_levels", ""))
+    assert admin.user_id not in levels["users"]
+
+    state = room_state(stack, token, room_id)
+    encryption = next(e for e in state if e["type"] == "m.room.encryption")
+    redact = refusal(
+        stack, token, "PUT", room_path(room_id, "redact", encryption["event_id"], "t-redact"), {}
+    )
+    assert redact.status == 403 and "ne peut pas être supprimé" in str(redact)
+
+    third = refusal(
+        stack,
+        token,
+        "POST",
+        room_path(room_id, "invite"),
+        {
+            "id_server": "id.example",
+            "id_access_token": "x",
+            "medium": "email",
+            "address": "x@example.org",
+        },
+    )
+    assert third.status == 403
+
+    odd = refusal(
+        stack,
+        token,
+        "PUT",
+        room_path(room_id, "state", "m.room.join_rules", ""),
+        {"join_rule": ["public"]},
+    )
+    assert odd.status == 403  # a refusal, never a server error
