@@ -154,3 +154,54 @@ class AuditEntry(Base):
     component: Mapped[str] = mapped_column(String(30))
     allowed: Mapped[bool] = mapped_column(Boolean)
     detail: Mapped[str | None] = mapped_column(Text, default=None)
+
+
+class FormSubmission(Base):
+    """A filled pathway form (answers sealed), with the version of its definition."""
+
+    __tablename__ = "form_submissions"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    dossier_id: Mapped[str] = mapped_column(ForeignKey("dossiers.id"), index=True)
+    form_id: Mapped[str] = mapped_column(String(60))
+    form_version: Mapped[int] = mapped_column(Integer)
+    author: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    answers: Mapped[dict[str, Any]] = mapped_column(Sealed())
+
+
+class CarePlan(Base):
+    """PPCS (HAS 2019): each update is a new version; the last one is current."""
+
+    __tablename__ = "care_plans"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    dossier_id: Mapped[str] = mapped_column(ForeignKey("dossiers.id"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    author: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    plan: Mapped[dict[str, Any]] = mapped_column(Sealed())
+
+
+class Appointment(Base):
+    """Shared agenda entry (FHIR Appointment)."""
+
+    __tablename__ = "appointments"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    dossier_id: Mapped[str] = mapped_column(ForeignKey("dossiers.id"), index=True)
+    start: Mapped[dt.datetime] = mapped_column(index=True)
+    end: Mapped[dt.datetime] = mapped_column()
+    details: Mapped[dict[str, Any]] = mapped_column(Sealed())  # title, place
+    participants: Mapped[str] = mapped_column(Text)  # comma-separated user ids
+    created_by: Mapped[str] = mapped_column(String(255))
+    cancelled: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Alert(Base):
+    """An alert to circle members (delivered in the room by the appservice or the bot)."""
+
+    __tablename__ = "alerts"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    dossier_id: Mapped[str] = mapped_column(ForeignKey("dossiers.id"), index=True)
+    author: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    recipients: Mapped[str] = mapped_column(Text)
+    message: Mapped[dict[str, Any]] = mapped_column(Sealed())

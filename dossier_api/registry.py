@@ -101,8 +101,10 @@ def _operation(r: Route) -> dict[str, Any]:
         responses["401"] = {"description": "Non authentifié", "content": error}
         responses["403"] = {"description": "Non autorisé", "content": error}
         responses["409"] = {"description": "Conflit avec l'état du dossier", "content": error}
-    responses["503"] = {"description": "Service ou serveur d'accueil indisponible",
-                        "content": error}
+    responses["503"] = {
+        "description": "Service ou serveur d'accueil indisponible",
+        "content": error,
+    }
     slug = r.path.strip("/").replace("/", "_").replace("{", "").replace("}", "")
     op: dict[str, Any] = {
         "operationId": f"{r.method.lower()}_{slug}",

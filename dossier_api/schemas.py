@@ -267,3 +267,119 @@ ME = obj(
         "professional": {"type": "object", "nullable": True},
     },
 )
+
+LOOSE = {"type": "object", "additionalProperties": True}
+PATHWAYS = obj(["pathways"], {"pathways": {"type": "array", "items": LOOSE}})
+FORM_IN = obj(["answers"], {"answers": {"type": "object", "maxProperties": 100}})
+FORM = obj(
+    ["id", "form_id", "form_version", "author", "created_at", "answers"],
+    {
+        "id": {"type": "string"},
+        "form_id": {"type": "string"},
+        "form_version": {"type": "integer"},
+        "author": {"type": "string"},
+        "created_at": DATETIME,
+        "answers": LOOSE,
+    },
+)
+FORMS = obj(["forms"], {"forms": {"type": "array", "items": FORM}})
+PPCS_IN = obj(
+    ["problems", "actions"],
+    {
+        "problems": {
+            "type": "array",
+            "maxItems": 50,
+            "items": obj(
+                ["problem", "goals"],
+                {"problem": SHORT, "goals": {"type": "array", "items": SHORT, "maxItems": 20}},
+            ),
+        },
+        "actions": {
+            "type": "array",
+            "maxItems": 100,
+            "items": obj(["action", "who"], {"action": SHORT, "who": SHORT, "when": DATE}),
+        },
+        "unmet_goals": {"type": "array", "items": SHORT, "maxItems": 50},
+    },
+)
+PPCS = {
+    "type": "object",
+    "required": ["version", "author", "updated_at", "problems", "actions"],
+    "properties": {
+        "version": {"type": "integer"},
+        "author": {"type": "string"},
+        "updated_at": DATETIME,
+        "problems": {"type": "array"},
+        "actions": {"type": "array"},
+        "unmet_goals": {"type": "array"},
+    },
+    "additionalProperties": False,
+}
+APPOINTMENT_IN = obj(
+    ["title", "start", "end"],
+    {
+        "title": SHORT,
+        "start": DATETIME,
+        "end": DATETIME,
+        "place": {"type": "string", "maxLength": 300},
+        "participants": {"type": "array", "items": USER_ID, "maxItems": 50, "uniqueItems": True},
+    },
+)
+APPOINTMENT = obj(
+    [
+        "id",
+        "dossier_id",
+        "title",
+        "place",
+        "start",
+        "end",
+        "participants",
+        "created_by",
+        "cancelled",
+    ],
+    {
+        "id": {"type": "string"},
+        "dossier_id": {"type": "string"},
+        "title": {"type": "string"},
+        "place": {"type": "string", "nullable": True},
+        "start": DATETIME,
+        "end": DATETIME,
+        "participants": {"type": "array", "items": {"type": "string"}},
+        "created_by": {"type": "string"},
+        "cancelled": {"type": "boolean"},
+    },
+)
+APPOINTMENTS = obj(["appointments"], {"appointments": {"type": "array", "items": APPOINTMENT}})
+ALERT_IN = obj(
+    ["text"],
+    {
+        "text": {"type": "string", "minLength": 1, "maxLength": 2000},
+        "to": {
+            "type": "array",
+            "items": USER_ID,
+            "minItems": 1,
+            "maxItems": 50,
+            "uniqueItems": True,
+        },
+    },
+)
+ALERT = obj(
+    ["id", "author", "created_at", "recipients", "text"],
+    {
+        "id": {"type": "string"},
+        "author": {"type": "string"},
+        "created_at": DATETIME,
+        "recipients": {"type": "array", "items": {"type": "string"}},
+        "text": {"type": "string"},
+    },
+)
+ICS = {"type": "string"}
+FHIR_BUNDLE = {
+    "type": "object",
+    "required": ["resourceType", "type", "entry"],
+    "properties": {
+        "resourceType": {"type": "string", "enum": ["Bundle"]},
+        "type": {"type": "string"},
+        "entry": {"type": "array"},
+    },
+}

@@ -11,7 +11,8 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import Engine, text
 
-import dossier_api.handlers  # noqa: F401  (registers the routes)
+import dossier_api.handlers
+import dossier_api.handlers_care  # noqa: F401  (these imports register the routes)
 from dossier_api.auth import Authenticator, AuthError
 from dossier_api.handlers import BODY, CALLER, SERVICE
 from dossier_api.registry import ROUTES, Route, openapi_document, route

@@ -45,8 +45,19 @@ def _iso(value: dt.datetime | None) -> str | None:
 
 
 def _parse_dt(value: str) -> dt.datetime:
-    parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+    try:
+        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise ApiError(400, "M_INVALID_PARAM", f"date et heure illisibles : « {value} »") from exc
+    aware = parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+    return aware.astimezone(dt.UTC)
+
+
+def _parse_date(value: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError as exc:
+        raise ApiError(400, "M_INVALID_PARAM", f"date illisible : « {value} »") from exc
 
 
 def display_name(identity: dict[str, Any]) -> str:
@@ -61,13 +72,13 @@ class DossierService:
         self._component = component
 
     @contextmanager
-    def _tx(self) -> Iterator[Session]:
+    def tx(self) -> Iterator[Session]:
         with Session(self._engine, expire_on_commit=False) as session, session.begin():
             yield session
 
     # -- access and audit ----------------------------------------------------------------
 
-    def _audit(
+    def audit_entry(
         self,
         session: Session,
         dossier_id: str | None,
@@ -109,15 +120,15 @@ class DossierService:
             raise ApiError(404, "M_NOT_FOUND", "dossier inconnu")
         return dossier
 
-    def _require(
+    def require(
         self, caller: Caller, dossier_id: str, action: str, right: str
     ) -> tuple[Dossier, Access]:
         """Check a right and audit the attempt; a refusal is committed on its own."""
-        with self._tx() as session:
+        with self.tx() as session:
             dossier = self._dossier(session, dossier_id)
             access = self._access(session, caller, dossier)
             allowed = bool(getattr(access, right))
-            self._audit(session, dossier.id, access, action, allowed)
+            self.audit_entry(session, dossier.id, access, action, allowed)
         if not allowed:
             if access.basis == "none":
                 raise ApiError(
@@ -159,7 +170,7 @@ class DossierService:
     def create_dossier(self, caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
         identity = dict(body["identity"])
         status = identity.pop("identity_status", "PROV")
-        with self._tx() as session:
+        with self.tx() as session:
             structure_id = body.get("structure_id")
             if structure_id is not None and session.get(Structure, structure_id) is None:
                 raise ApiError(400, "M_INVALID_PARAM", "structure inconnue")
@@ -184,12 +195,12 @@ class DossierService:
                 )
             )
             access = Access(caller.user_id, "coordinator", None, True, True, True, True)
-            self._audit(session, dossier.id, access, "dossier.create", True)
+            self.audit_entry(session, dossier.id, access, "dossier.create", True)
             return self.to_json(dossier, access)
 
     def my_dossiers(self, caller: Caller, limit: int, offset: int) -> list[dict[str, Any]]:
         now = dt.datetime.now(dt.UTC)
-        with self._tx() as session:
+        with self.tx() as session:
             delegators = select(Delegation.from_user).where(
                 Delegation.to_user == caller.user_id,
                 Delegation.revoked_at.is_(None),
@@ -222,18 +233,18 @@ class DossierService:
                         "access": access.basis,
                     }
                 )
-                self._audit(session, dossier.id, access, "dossier.list", True)
+                self.audit_entry(session, dossier.id, access, "dossier.list", True)
             return result
 
     def get_dossier(self, caller: Caller, dossier_id: str) -> dict[str, Any]:
-        dossier, access = self._require(caller, dossier_id, "dossier.read", "read")
+        dossier, access = self.require(caller, dossier_id, "dossier.read", "read")
         return self.to_json(dossier, access)
 
     def patch_dossier(
         self, caller: Caller, dossier_id: str, body: dict[str, Any]
     ) -> dict[str, Any]:
-        _, access = self._require(caller, dossier_id, "dossier.update", "manage")
-        with self._tx() as session:
+        _, access = self.require(caller, dossier_id, "dossier.update", "manage")
+        with self.tx() as session:
             dossier = self._dossier(session, dossier_id)
             status = body.get("status")
             if status is not None and status != dossier.status:
@@ -272,9 +283,9 @@ class DossierService:
         }
 
     def circle(self, caller: Caller, dossier_id: str) -> list[dict[str, Any]]:
-        self._require(caller, dossier_id, "circle.read", "read")
+        self.require(caller, dossier_id, "circle.read", "read")
         now = dt.datetime.now(dt.UTC)
-        with self._tx() as session:
+        with self.tx() as session:
             rows = session.scalars(
                 select(CircleMember)
                 .where(CircleMember.dossier_id == dossier_id)
@@ -283,9 +294,9 @@ class DossierService:
             return [self.member_json(m, now) for m in rows]
 
     def add_member(self, caller: Caller, dossier_id: str, body: dict[str, Any]) -> dict[str, Any]:
-        _, access = self._require(caller, dossier_id, "circle.add", "manage")
+        _, access = self.require(caller, dossier_id, "circle.add", "manage")
         now = dt.datetime.now(dt.UTC)
-        with self._tx() as session:
+        with self.tx() as session:
             current = [
                 m
                 for m in session.scalars(
@@ -310,14 +321,14 @@ class DossierService:
                 added_by=caller.user_id,
             )
             session.add(member)
-            self._audit(session, dossier_id, access, "circle.add", True, body["user_id"])
+            self.audit_entry(session, dossier_id, access, "circle.add", True, body["user_id"])
             session.flush()
             return self.member_json(member, now)
 
     def remove_member(self, caller: Caller, dossier_id: str, user_id: str) -> dict[str, Any]:
-        _, access = self._require(caller, dossier_id, "circle.remove", "manage")
+        _, access = self.require(caller, dossier_id, "circle.remove", "manage")
         now = dt.datetime.now(dt.UTC)
-        with self._tx() as session:
+        with self.tx() as session:
             current = [
                 m
                 for m in session.scalars(
@@ -332,7 +343,7 @@ class DossierService:
             for member in current:
                 member.removed_at = now
                 member.removed_by = caller.user_id
-            self._audit(session, dossier_id, access, "circle.remove", True, user_id)
+            self.audit_entry(session, dossier_id, access, "circle.remove", True, user_id)
             return self.member_json(current[0], now)
 
     # -- cahier de liaison ---------------------------------------------------------------
@@ -366,8 +377,8 @@ class DossierService:
         }
 
     def notes(self, caller: Caller, dossier_id: str) -> list[dict[str, Any]]:
-        _, access = self._require(caller, dossier_id, "notes.read", "read")
-        with self._tx() as session:
+        _, access = self.require(caller, dossier_id, "notes.read", "read")
+        with self.tx() as session:
             roles = self._my_roles(session, dossier_id, access)
             rows = session.scalars(
                 select(Note).where(Note.dossier_id == dossier_id).order_by(Note.created_at, Note.id)
@@ -386,12 +397,12 @@ class DossierService:
         self, caller: Caller, dossier_id: str, body: dict[str, Any], corrects: str | None = None
     ) -> dict[str, Any]:
         action = "notes.correct" if corrects else "notes.write"
-        dossier, access = self._require(caller, dossier_id, action, "write")
+        dossier, access = self.require(caller, dossier_id, action, "write")
         if dossier.status != "open":
             raise ApiError(
                 409, "M_CONFLICT", "le dossier est clos : le cahier est en lecture seule"
             )
-        with self._tx() as session:
+        with self.tx() as session:
             for ref in (body.get("reply_to"), corrects):
                 if ref is not None:
                     other = session.get(Note, ref)
@@ -413,7 +424,7 @@ class DossierService:
             )
             session.add(note)
             session.flush()
-            self._audit(session, dossier_id, access, action, True, note.id)
+            self.audit_entry(session, dossier_id, access, action, True, note.id)
             return self.note_json(note, None)
 
     # -- tasks ---------------------------------------------------------------------------
@@ -432,17 +443,17 @@ class DossierService:
         }
 
     def tasks(self, caller: Caller, dossier_id: str) -> list[dict[str, Any]]:
-        self._require(caller, dossier_id, "tasks.read", "read")
-        with self._tx() as session:
+        self.require(caller, dossier_id, "tasks.read", "read")
+        with self.tx() as session:
             rows = session.scalars(
                 select(Task).where(Task.dossier_id == dossier_id).order_by(Task.created_at, Task.id)
             ).all()
             return [self.task_json(t) for t in rows]
 
     def add_task(self, caller: Caller, dossier_id: str, body: dict[str, Any]) -> dict[str, Any]:
-        _, access = self._require(caller, dossier_id, "tasks.write", "write")
-        with self._tx() as session:
-            due = dt.date.fromisoformat(body["due"]) if body.get("due") else None
+        _, access = self.require(caller, dossier_id, "tasks.write", "write")
+        with self.tx() as session:
+            due = _parse_date(body["due"]) if body.get("due") else None
             task = Task(
                 dossier_id=dossier_id,
                 title={"text": body["title"]},
@@ -452,28 +463,28 @@ class DossierService:
             )
             session.add(task)
             session.flush()
-            self._audit(session, dossier_id, access, "tasks.write", True, task.id)
+            self.audit_entry(session, dossier_id, access, "tasks.write", True, task.id)
             return self.task_json(task)
 
     def patch_task(
         self, caller: Caller, dossier_id: str, task_id: str, body: dict[str, Any]
     ) -> dict[str, Any]:
-        _, access = self._require(caller, dossier_id, "tasks.update", "write")
-        with self._tx() as session:
+        _, access = self.require(caller, dossier_id, "tasks.update", "write")
+        with self.tx() as session:
             task = session.get(Task, task_id)
             if task is None or task.dossier_id != dossier_id:
                 raise ApiError(404, "M_NOT_FOUND", "tâche inconnue dans ce dossier")
             task.status = body["status"]
             task.done_by = caller.user_id if task.status == "done" else None
             task.done_at = utcnow() if task.status == "done" else None
-            self._audit(session, dossier_id, access, "tasks.update", True, task.id)
+            self.audit_entry(session, dossier_id, access, "tasks.update", True, task.id)
             return self.task_json(task)
 
     # -- audit ---------------------------------------------------------------------------
 
     def audit(self, caller: Caller, dossier_id: str, limit: int) -> list[dict[str, Any]]:
-        self._require(caller, dossier_id, "audit.read", "audit")
-        with self._tx() as session:
+        self.require(caller, dossier_id, "audit.read", "audit")
+        with self.tx() as session:
             rows = session.scalars(
                 select(AuditEntry)
                 .where(AuditEntry.dossier_id == dossier_id)
@@ -506,14 +517,14 @@ class DossierService:
             raise ApiError(400, "M_INVALID_PARAM", "la délégation doit finir dans le futur")
         if body["to_user"] == caller.user_id:
             raise ApiError(400, "M_INVALID_PARAM", "on ne se délègue pas à soi-même")
-        with self._tx() as session:
+        with self.tx() as session:
             delegation = Delegation(from_user=caller.user_id, to_user=body["to_user"], until=until)
             session.add(delegation)
             session.flush()
             return self.delegation_json(delegation)
 
     def delegations(self, caller: Caller) -> dict[str, list[dict[str, Any]]]:
-        with self._tx() as session:
+        with self.tx() as session:
 
             def rows(column: Any) -> list[dict[str, Any]]:
                 return [
@@ -533,7 +544,7 @@ class DossierService:
 
     def add_structure(self, caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
         self._admin(caller)
-        with self._tx() as session:
+        with self.tx() as session:
             if session.scalar(select(Structure).where(Structure.name == body["name"])):
                 raise ApiError(409, "M_CONFLICT", "une structure porte déjà ce nom")
             structure = Structure(name=body["name"], kind=body.get("kind", "structure"))
@@ -543,14 +554,14 @@ class DossierService:
 
     def add_staff(self, caller: Caller, structure_id: str, user_id: str) -> None:
         self._admin(caller)
-        with self._tx() as session:
+        with self.tx() as session:
             if session.get(Structure, structure_id) is None:
                 raise ApiError(404, "M_NOT_FOUND", "structure inconnue")
             if session.get(StructureStaff, (structure_id, user_id)) is None:
                 session.add(StructureStaff(structure_id=structure_id, user_id=user_id))
 
     def me(self, caller: Caller) -> dict[str, Any]:
-        with self._tx() as session:
+        with self.tx() as session:
             pro = session.get(Professional, caller.user_id)
             professional = (
                 None

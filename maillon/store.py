@@ -5,9 +5,10 @@ On PostgreSQL, Maillon's tables live in their own schema ``maillon`` beside Syna
 
 from __future__ import annotations
 
-from typing import Any
+import datetime as dt
+from typing import Any, ClassVar
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import DateTime, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase
 
@@ -15,7 +16,10 @@ SCHEMA = "maillon"
 
 
 class Base(DeclarativeBase):
-    """Declarative base shared by every Maillon component's tables."""
+    """Declarative base shared by every Maillon component's tables. Times are stored in
+    UTC, with their time zone where the database keeps one (PostgreSQL)."""
+
+    type_annotation_map: ClassVar[dict[Any, Any]] = {dt.datetime: DateTime(timezone=True)}
 
 
 def sqlalchemy_url(database_url: str) -> str:
