@@ -11,10 +11,12 @@ from pathlib import Path
 
 from appservice.directory import bind_directory_entry
 from appservice.matrix_api import AppserviceApi
+from dossier_api.directory import upsert_professional
 from maillon.circle import DirectoryEntry
 from maillon.homeserver_client import HomeserverError, is_up, register_user
 from maillon.init_deployment import InitError, InitOptions, init_deployment
 from maillon.settings import Deployment, SettingsError, load
+from maillon.store import make_engine
 from maillon.supervisor import Supervisor
 
 RPPS_RE = re.compile(r"^[0-9]{11}$")
@@ -134,6 +136,12 @@ def _directory_entry(args: argparse.Namespace, user_id: str) -> DirectoryEntry |
 
 
 async def _bind(deployment: Deployment, entry: DirectoryEntry) -> None:
+    """The entry goes to the dossier store and to its mirror the Synapse module reads."""
+    engine = make_engine(deployment.settings.database_url)
+    try:
+        upsert_professional(engine, entry)
+    finally:
+        engine.dispose()
     async with AppserviceApi.for_deployment(deployment) as api:
         await bind_directory_entry(api, deployment.settings.server_name, entry)
 

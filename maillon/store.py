@@ -6,9 +6,12 @@ On PostgreSQL, Maillon's tables live in their own schema ``maillon`` beside Syna
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from typing import Any, ClassVar
 
-from sqlalchemy import DateTime, Engine, create_engine, event, text
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, DateTime, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase
 
@@ -38,6 +41,25 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+_LOCK_ID = 0x4D41494C  # "MAIL": one migrator at a time on PostgreSQL
+
+
+def alembic_config(connection: Connection) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    return config
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the store's schema to the latest migration (Alembic)."""
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _LOCK_ID})
+        command.upgrade(alembic_config(conn), "head")
+
+
 def make_engine(database_url: str, create_tables: bool = True) -> Engine:
     url = sqlalchemy_url(database_url)
     if url.startswith("sqlite"):
@@ -52,5 +74,5 @@ def make_engine(database_url: str, create_tables: bool = True) -> Engine:
         with engine.begin() as conn:
             conn.execute(text(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}"))
     if create_tables:
-        Base.metadata.create_all(engine)
+        migrate(engine)
     return engine

@@ -350,6 +350,16 @@ async def test_user_add_binds_the_directory_entry(stack: Stack) -> None:
         room = await api.resolve_alias(f"#{DIRECTORY_ALIAS_LOCALPART}:{stack.server_name}")
         assert room is not None
         entry = await api.get_state(room, DIRECTORY_EVENT, user_state_key(user_id))
+    me = request_json(
+        "GET",
+        stack.deployment.settings.dossier_api.url + "/v1/me",
+        token=password_login(stack, "paul.roux", "pw")["access_token"],
+    )
+    assert me["professional"] == {
+        "profession": "kinésithérapeute",
+        "rpps": "10003456789",
+        "adeli": None,
+    }
     assert entry == {
         "profession": "kinésithérapeute",
         "rpps": "10003456789",

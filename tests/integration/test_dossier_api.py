@@ -294,3 +294,31 @@ def test_health_data_never_in_clear_in_the_databases(any_stack: Stack) -> None:
     assert marker.encode() not in data  # …never in the database files or dumps
     logs = b"".join(p.read_bytes() for p in (stack.directory / "logs").glob("*"))
     assert marker.encode() not in logs
+
+
+def test_widget_authenticates_with_a_matrix_openid_token(stack: Stack) -> None:
+    import urllib.request
+
+    from maillon.homeserver_client import request_json
+
+    coord = stack.register("coord")
+    did = new_dossier(stack, coord.access_token)["id"]
+    openid = request_json(
+        "POST",
+        f"{stack.url}/_matrix/client/v3/user/{coord.user_id}/openid/request_token",
+        {},
+        token=coord.access_token,
+    )["access_token"]
+    req = urllib.request.Request(  # noqa: S310
+        f"{stack.deployment.settings.dossier_api.url}/v1/dossiers/{did}",
+        headers={"X-Matrix-OpenID": openid},
+    )
+    with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310
+        assert b'"access": "coordinator"' in resp.read()
+    bad = urllib.request.Request(  # noqa: S310
+        f"{stack.deployment.settings.dossier_api.url}/v1/dossiers/{did}",
+        headers={"X-Matrix-OpenID": "faux"},
+    )
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(bad, timeout=10)  # noqa: S310
+    assert refused.value.code == 401

@@ -1,0 +1,20 @@
+"""Alembic environment of Maillon's store (every component's tables). Run programmatically
+by ``maillon.store.migrate``; the connection is handed over in ``config.attributes``."""
+
+from __future__ import annotations
+
+from alembic import context
+
+import appservice.models  # noqa: F401  (registers the tables)
+import dossier_api.models  # noqa: F401
+from maillon.store import Base
+
+connection = context.config.attributes["connection"]
+context.configure(
+    connection=connection,
+    target_metadata=Base.metadata,
+    render_as_batch=connection.dialect.name == "sqlite",
+    compare_type=True,
+)
+with context.begin_transaction():
+    context.run_migrations()
