@@ -15,6 +15,7 @@ from dossier_api.directory import upsert_professional
 from maillon.circle import DirectoryEntry
 from maillon.homeserver_client import HomeserverError, is_up, register_user
 from maillon.init_deployment import InitError, InitOptions, init_deployment
+from maillon.key_rotation import rotate
 from maillon.settings import Deployment, SettingsError, load
 from maillon.store import make_engine
 from maillon.supervisor import Supervisor
@@ -82,6 +83,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--first-account",
         metavar="IDENTIFIANT",
         help="crée ce compte administrateur au premier démarrage (mot de passe affiché)",
+    )
+
+    keys = sub.add_parser("keys", help="clés de chiffrement des données de santé")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
+    rotate = keys_sub.add_parser(
+        "rotate", help="nouvelle clé, tout est rechiffré avec elle (Maillon arrêté)"
+    )
+    rotate.add_argument("--dir", required=True, type=Path, help="dossier du déploiement")
+    rotate.add_argument(
+        "--drop-old", action="store_true", help="retire les anciennes clés après rechiffrement"
     )
 
     user = sub.add_parser("user", help="comptes des professionnels")
@@ -172,6 +183,23 @@ def _user_add(args: argparse.Namespace) -> int:
     return 0
 
 
+def _keys_rotate(args: argparse.Namespace) -> int:
+    deployment = load(args.dir)
+    if is_up(deployment.settings.dossier_api.url, "/health") or is_up(
+        deployment.settings.appservice.listener.url, "/health"
+    ):
+        print(
+            "maillon : arrêtez d'abord Maillon (les composants gardent la clé en mémoire).",
+            file=sys.stderr,
+        )
+        return 1
+    key_id, count = rotate(args.dir, args.drop_old)
+    print(f"Nouvelle clé {key_id} : {count} valeurs rechiffrées.")
+    if not args.drop_old:
+        print("Les anciennes clés restent pour déchiffrer ; --drop-old les retire.")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -182,6 +210,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return Supervisor(deployment).run(first_account=args.first_account)
         if args.command == "user":
             return _user_add(args)
+        if args.command == "keys":
+            return _keys_rotate(args)
     except (InitError, SettingsError, CliError) as exc:
         print(f"maillon : {exc}", file=sys.stderr)
         return 2

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from pathlib import Path
 
 import pytest
 
@@ -322,3 +323,57 @@ def test_widget_authenticates_with_a_matrix_openid_token(stack: Stack) -> None:
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(bad, timeout=10)  # noqa: S310
     assert refused.value.code == 401
+
+
+def test_key_rotation_reencrypts_everything(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    import yaml
+
+    stack = Stack.create(tmp_path / "deploy")
+    stack.start()
+    try:
+        coord = stack.register("coord")
+        did = new_dossier(stack, coord.access_token)["id"]
+        api(stack, coord.access_token, "POST", f"/v1/dossiers/{did}/notes", {"text": "avant"})
+        running = subprocess.run(
+            [sys.executable, "-m", "maillon.cli", "keys", "rotate", "--dir", str(stack.directory)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert running.returncode == 1 and "arrêtez d'abord Maillon" in running.stderr
+    finally:
+        assert stack.stop() == 0
+    old_ids = [
+        k["id"] for k in yaml.safe_load((stack.directory / "secrets.yaml").read_text())["data_keys"]
+    ]
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "maillon.cli",
+            "keys",
+            "rotate",
+            "--dir",
+            str(stack.directory),
+            "--drop-old",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    keys = yaml.safe_load((stack.directory / "secrets.yaml").read_text())["data_keys"]
+    assert len(keys) == 1 and keys[0]["id"] not in old_ids
+    stack.start()  # only the new key is known now: everything must still open
+    try:
+        assert (
+            api(stack, coord.access_token, "GET", f"/v1/dossiers/{did}")["identity"]["birth_name"]
+            == "Martin"
+        )
+        notes = api(stack, coord.access_token, "GET", f"/v1/dossiers/{did}/notes")["notes"]
+        assert notes[0]["text"] == "avant"
+    finally:
+        stack.stop()
