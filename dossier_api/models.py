@@ -53,7 +53,9 @@ class Dossier(Base):
     __tablename__ = "dossiers"
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     pathway: Mapped[str] = mapped_column(String(60))
-    structure_id: Mapped[str | None] = mapped_column(ForeignKey("structures.id"), default=None)
+    structure_id: Mapped[str | None] = mapped_column(
+        ForeignKey("structures.id"), default=None, index=True
+    )
     referent: Mapped[str] = mapped_column(String(255))
     status: Mapped[str] = mapped_column(String(12), default="open")  # open, closed, archived
     status_reason: Mapped[str | None] = mapped_column(String(500), default=None)

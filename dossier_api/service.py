@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, or_, select
+from sqlalchemy import Engine, insert, or_, select, union
 from sqlalchemy.orm import Session
 
 from dossier_api.access import Access, decide
@@ -214,16 +214,38 @@ class DossierService:
             structures = select(StructureStaff.structure_id).where(
                 StructureStaff.user_id == caller.user_id
             )
+            by_structure = select(Dossier.id.label("id")).where(
+                Dossier.structure_id.in_(structures)
+            )
+            visible = union(members, by_structure).subquery()
             rows = session.scalars(
                 select(Dossier)
-                .where(or_(Dossier.id.in_(members), Dossier.structure_id.in_(structures)))
+                .join(visible, Dossier.id == visible.c[0])
                 .order_by(Dossier.opened_at.desc(), Dossier.id)
                 .limit(limit)
                 .offset(offset)
             ).all()
+            ids = [d.id for d in rows]
+            circles: dict[str, list[CircleMember]] = {i: [] for i in ids}
+            for member in session.scalars(
+                select(CircleMember).where(CircleMember.dossier_id.in_(ids))
+            ):
+                circles[member.dossier_id].append(member)
+            staff_of = set(session.scalars(structures))
+            delegations = session.scalars(
+                select(Delegation).where(Delegation.to_user == caller.user_id)
+            ).all()
             result = []
+            audit_rows = []
             for dossier in rows:
-                access = self._access(session, caller, dossier)
+                access = decide(
+                    caller.user_id,
+                    circles[dossier.id],
+                    now,
+                    dossier.structure_id in staff_of,
+                    delegations,
+                    caller.is_admin,
+                )
                 result.append(
                     {
                         "id": dossier.id,
@@ -233,7 +255,20 @@ class DossierService:
                         "access": access.basis,
                     }
                 )
-                self.audit_entry(session, dossier.id, access, "dossier.list", True)
+                audit_rows.append(
+                    {
+                        "at": now,
+                        "dossier_id": dossier.id,
+                        "actor": access.user_id,
+                        "on_behalf_of": access.on_behalf_of,
+                        "basis": access.basis,
+                        "action": "dossier.list",
+                        "component": self._component,
+                        "allowed": True,
+                    }
+                )
+            if audit_rows:
+                session.execute(insert(AuditEntry), audit_rows)
             return result
 
     def get_dossier(self, caller: Caller, dossier_id: str) -> dict[str, Any]:
