@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from appservice.directory import bind_directory_entry
 from appservice.matrix_api import AppserviceApi
 from appservice.patient_rooms import create_patient_room, set_circle_member
-from maillon.circle import DirectoryEntry, DossierLink
+from maillon.circle import DirectoryEntry, DossierLink, patient_power_levels
 from maillon.homeserver_client import Registered, is_up, register_user
 from maillon.init_deployment import InitOptions, init_deployment
 from maillon.settings import Deployment, load
@@ -142,6 +142,10 @@ async def patient_room(deployment: Deployment, users: list[Registered]) -> str:
     async with AppserviceApi.for_deployment(deployment) as api:
         link = DossierLink(dossier_id=f"BENCH-{time.monotonic_ns()}")
         room_id = await create_patient_room(api, link, "Banc d'essai", users[0].user_id)
+        # What the appservice's keeper does (it does not run on the modules-only server):
+        # the coordinator gets the power to invite.
+        levels = patient_power_levels([users[0].user_id])
+        await api.put_state(room_id, "m.room.power_levels", "", levels)
         for user in users[1:]:
             await set_circle_member(api, room_id, user.user_id, "IDE", users[0].user_id)
             await api.invite(room_id, user.user_id)
