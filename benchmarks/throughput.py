@@ -5,7 +5,7 @@ stack (both with senders in a patient room: the module checks every event, and o
 stack the appservice stores and processes every one). Then invite and join latency, one at
 a time, on each. Prints JSON with the figures, the ratios and the membership overhead.
 
-    .venv/bin/python benchmarks/throughput.py [--senders 20] [--messages 30]
+    .venv/bin/python benchmarks/throughput.py [--senders 20] [--messages 40] [--rounds 4]
                                               [--db sqlite|postgresql]
 """
 
@@ -20,12 +20,15 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -35,7 +38,6 @@ from appservice.patient_rooms import create_patient_room, set_circle_member
 from maillon.circle import DirectoryEntry, DossierLink, patient_power_levels
 from maillon.homeserver_client import Registered, is_up, register_user
 from maillon.init_deployment import InitOptions, init_deployment
-from maillon.settings import Deployment, load
 from tests.harness.ports import free_port
 from tests.harness.postgres import create_database, drop_database
 from tests.harness.stack import Stack
@@ -62,6 +64,13 @@ class SynapseOnly:
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
         self.secret = _shared_secret(self.directory)
+        if with_maillon:
+            # Modules only: no appservice registered (Synapse would queue and retry its
+            # transactions for nothing); Maillon's service user is a plain account here.
+            path = self.directory / "homeserver.yaml"
+            config = yaml.safe_load(path.read_text())
+            config.pop("app_service_config_files", None)
+            path.write_text(yaml.safe_dump(config))
 
     def start(self) -> None:
         log = (self.directory / "logs" / "synapse.out").open("ab")
@@ -89,8 +98,6 @@ class SynapseOnly:
 
 
 def _shared_secret(directory: Path) -> str:
-    import yaml
-
     return str(
         yaml.safe_load((directory / "homeserver.yaml").read_text())["registration_shared_secret"]
     )
@@ -137,9 +144,10 @@ async def plain_room(session: aiohttp.ClientSession, url: str, users: list[Regis
     return str(room["room_id"])
 
 
-async def patient_room(deployment: Deployment, users: list[Registered]) -> str:
+async def patient_room(target: Target, users: list[Registered]) -> str:
     """Maillon: a patient room opened by the coordinator path, every sender in its circle."""
-    async with AppserviceApi.for_deployment(deployment) as api:
+    assert target.service is not None
+    async with target.service() as api:
         link = DossierLink(dossier_id=f"BENCH-{time.monotonic_ns()}")
         room_id = await create_patient_room(api, link, "Banc d'essai", users[0].user_id)
         # What the appservice's keeper does (it does not run on the modules-only server):
@@ -155,7 +163,7 @@ async def patient_room(deployment: Deployment, users: list[Registered]) -> str:
                 _call(
                     session,
                     "POST",
-                    f"{deployment.settings.homeserver.url}/_matrix/client/v3/rooms/{room_id}/join",
+                    f"{target.url}/_matrix/client/v3/rooms/{room_id}/join",
                     u.access_token,
                     {},
                 )
@@ -236,23 +244,24 @@ def register_many(url: str, secret: str, count: int, prefix: str) -> list[Regist
 class Target:
     url: str
     secret: str
-    deployment: Deployment | None  # None: vanilla Synapse, plain private rooms
+    # Maillon's coordinator path (None: vanilla Synapse, plain private rooms).
+    service: Callable[[], AppserviceApi] | None = None
 
 
 async def _prepare(target: Target, users: list[Registered]) -> str:
-    if target.deployment is not None:
-        return await patient_room(target.deployment, users)
+    if target.service is not None:
+        return await patient_room(target, users)
     async with aiohttp.ClientSession() as session:
         return await plain_room(session, target.url, users)
 
 
 async def _membership(target: Target, users: list[Registered]) -> dict[str, dict[str, float]]:
     coordinator, joiners = users[0], users[1:]
-    if target.deployment is not None:
-        async with AppserviceApi.for_deployment(target.deployment) as api:
+    if target.service is not None:
+        async with target.service() as api:
             for n, user in enumerate(joiners):  # known professionals a coordinator may add
                 entry = DirectoryEntry(user.user_id, "infirmier", rpps=f"{n:011d}")
-                await bind_directory_entry(api, target.deployment.settings.server_name, entry)
+                await bind_directory_entry(api, "localhost", entry)
     room_id = await _prepare(target, [coordinator])
     return await membership_latency(target.url, room_id, coordinator, joiners)
 
@@ -267,9 +276,9 @@ def _summary(rows: list[dict[str, float]]) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--senders", type=int, default=20)
-    parser.add_argument("--messages", type=int, default=30, help="messages per sender")
+    parser.add_argument("--messages", type=int, default=40, help="messages per sender")
     parser.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
-    parser.add_argument("--rounds", type=int, default=2, help="alternating measured rounds")
+    parser.add_argument("--rounds", type=int, default=4, help="alternating measured rounds")
     parser.add_argument("--joiners", type=int, default=20, help="invite+join latency samples")
     args = parser.parse_args()
 
@@ -286,14 +295,23 @@ def main() -> None:
             server = SynapseOnly(Path(tmp) / name, urls[name], with_maillon)
             server.start()
             cleanup.callback(server.stop)
-            targets[name] = Target(
-                server.url, server.secret, load(server.directory) if with_maillon else None
-            )
+            targets[name] = Target(server.url, server.secret)
+            if with_maillon:
+                service = register_user(server.url, server.secret, "maillon", "pw-service")
+                targets[name] = Target(
+                    server.url,
+                    server.secret,
+                    partial(AppserviceApi, server.url, service.access_token, service.user_id),
+                )
         stack = Stack.create(Path(tmp) / "maillon", database_url=urls["maillon"])
         stack.start()
         cleanup.callback(stack.stop)
         full = stack.deployment
-        targets["maillon"] = Target(stack.url, full.secrets.registration_shared_secret, full)
+        targets["maillon"] = Target(
+            stack.url,
+            full.secrets.registration_shared_secret,
+            partial(AppserviceApi.for_deployment, full),
+        )
 
         results: dict[str, list[dict[str, float]]] = {name: [] for name in names}
         for round_no in range(args.rounds + 1):  # round 0 warms every server up
