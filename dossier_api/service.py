@@ -206,10 +206,16 @@ class DossierService:
                 Delegation.revoked_at.is_(None),
                 Delegation.until > now,
             )
-            members = select(CircleMember.dossier_id).where(
+            current = (
                 CircleMember.removed_at.is_(None),
                 or_(CircleMember.until.is_(None), CircleMember.until > now),
-                or_(CircleMember.user_id == caller.user_id, CircleMember.user_id.in_(delegators)),
+            )
+            # Separate branches, each served by the (user_id, removed_at) index.
+            own = select(CircleMember.dossier_id).where(
+                CircleMember.user_id == caller.user_id, *current
+            )
+            delegated = select(CircleMember.dossier_id).where(
+                CircleMember.user_id.in_(delegators), *current
             )
             structures = select(StructureStaff.structure_id).where(
                 StructureStaff.user_id == caller.user_id
@@ -217,7 +223,7 @@ class DossierService:
             by_structure = select(Dossier.id.label("id")).where(
                 Dossier.structure_id.in_(structures)
             )
-            visible = union(members, by_structure).subquery()
+            visible = union(own, delegated, by_structure).subquery()
             rows = session.scalars(
                 select(Dossier)
                 .join(visible, Dossier.id == visible.c[0])
@@ -226,15 +232,19 @@ class DossierService:
                 .offset(offset)
             ).all()
             ids = [d.id for d in rows]
-            circles: dict[str, list[CircleMember]] = {i: [] for i in ids}
-            for member in session.scalars(
-                select(CircleMember).where(CircleMember.dossier_id.in_(ids))
-            ):
-                circles[member.dossier_id].append(member)
-            staff_of = set(session.scalars(structures))
             delegations = session.scalars(
                 select(Delegation).where(Delegation.to_user == caller.user_id)
             ).all()
+            # Only the entries that can ground my access: mine and my delegators'.
+            people = {caller.user_id, *(d.from_user for d in delegations)}
+            circles: dict[str, list[CircleMember]] = {i: [] for i in ids}
+            for member in session.scalars(
+                select(CircleMember).where(
+                    CircleMember.user_id.in_(people), CircleMember.dossier_id.in_(ids)
+                )
+            ):
+                circles[member.dossier_id].append(member)
+            staff_of = set(session.scalars(structures))
             result = []
             audit_rows = []
             for dossier in rows:
