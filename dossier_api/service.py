@@ -224,8 +224,14 @@ class DossierService:
                 Dossier.structure_id.in_(structures)
             )
             visible = union(own, delegated, by_structure).subquery()
-            rows = session.scalars(
-                select(Dossier)
+            rows = session.execute(
+                select(
+                    Dossier.id,
+                    Dossier.pathway,
+                    Dossier.status,
+                    Dossier.structure_id,
+                    Dossier.identity,
+                )
                 .join(visible, Dossier.id == visible.c[0])
                 .order_by(Dossier.opened_at.desc(), Dossier.id)
                 .limit(limit)
