@@ -144,7 +144,7 @@ def main() -> None:
     parser.add_argument("--notes", type=int, default=1_000_000)
     parser.add_argument("--mine", type=int, default=300, help="dossiers in my circle")
     parser.add_argument("--requests", type=int, default=400)
-    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--concurrency", type=int, default=4, help="concurrent clients")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="maillon-bench-") as tmp, ExitStack() as cleanup:
         url = create_database("maillon_bench_dossiers")

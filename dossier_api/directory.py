@@ -17,6 +17,7 @@ def upsert_professional(engine: Engine, entry: DirectoryEntry) -> None:
             pro = Professional(user_id=entry.user_id, profession=entry.profession)
             session.add(pro)
         pro.profession, pro.rpps, pro.adeli = entry.profession, entry.rpps, entry.adeli
+        pro.mssante = entry.mssante
         if entry.structure:
             structure = session.scalar(select(Structure).where(Structure.name == entry.structure))
             if structure is None:

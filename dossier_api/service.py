@@ -617,7 +617,12 @@ class DossierService:
             professional = (
                 None
                 if pro is None
-                else {"profession": pro.profession, "rpps": pro.rpps, "adeli": pro.adeli}
+                else {
+                    "profession": pro.profession,
+                    "rpps": pro.rpps,
+                    "adeli": pro.adeli,
+                    "mssante": pro.mssante,
+                }
             )
             return {
                 "user_id": caller.user_id,

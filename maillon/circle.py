@@ -185,6 +185,7 @@ class DirectoryEntry:
     rpps: str | None = None
     adeli: str | None = None
     structure: str | None = None
+    mssante: str | None = None
 
     def to_content(self) -> dict[str, Any]:
         content = asdict(self)
@@ -197,13 +198,14 @@ class DirectoryEntry:
         rpps, adeli = content.get("rpps"), content.get("adeli")
         if not isinstance(profession, str) or not (isinstance(rpps, str) or isinstance(adeli, str)):
             return None
-        structure = content.get("structure")
+        structure, mssante = content.get("structure"), content.get("mssante")
         return cls(
             user_id,
             profession,
             rpps if isinstance(rpps, str) else None,
             adeli if isinstance(adeli, str) else None,
             structure if isinstance(structure, str) else None,
+            mssante if isinstance(mssante, str) else None,
         )
 
 

@@ -22,6 +22,7 @@ from maillon.supervisor import Supervisor
 
 RPPS_RE = re.compile(r"^[0-9]{11}$")
 ADELI_RE = re.compile(r"^[0-9][0-9AB][0-9]{7}$")
+MAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
 class CliError(Exception):
@@ -107,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--adeli", help="numéro ADELI (9 caractères), à défaut de RPPS")
     add.add_argument("--profession", help="profession (ex. infirmier, médecin généraliste)")
     add.add_argument("--structure", help="structure d'exercice (ex. DAC 31, CPTS Toulouse Nord)")
+    add.add_argument("--mssante", help="adresse de messagerie sécurisée de santé (MSSanté)")
     return parser
 
 
@@ -133,8 +135,10 @@ def _init(args: argparse.Namespace) -> int:
 
 
 def _directory_entry(args: argparse.Namespace, user_id: str) -> DirectoryEntry | None:
-    if not (args.rpps or args.adeli or args.profession or args.structure):
+    if not (args.rpps or args.adeli or args.profession or args.structure or args.mssante):
         return None
+    if args.mssante and not MAIL_RE.match(args.mssante):
+        raise CliError("--mssante : adresse de messagerie invalide")
     if args.rpps and not RPPS_RE.match(args.rpps):
         raise CliError("--rpps : 11 chiffres attendus")
     if args.adeli and not ADELI_RE.match(args.adeli):
@@ -143,7 +147,9 @@ def _directory_entry(args: argparse.Namespace, user_id: str) -> DirectoryEntry |
         raise CliError("un numéro --rpps ou --adeli est requis pour l'annuaire")
     if not args.profession:
         raise CliError("--profession est requise avec --rpps/--adeli")
-    return DirectoryEntry(user_id, args.profession, args.rpps, args.adeli, args.structure)
+    return DirectoryEntry(
+        user_id, args.profession, args.rpps, args.adeli, args.structure, args.mssante
+    )
 
 
 async def _bind(deployment: Deployment, entry: DirectoryEntry) -> None:

@@ -342,6 +342,8 @@ async def test_user_add_binds_the_directory_entry(stack: Stack) -> None:
         "kinésithérapeute",
         "--structure",
         "CPTS Toulouse Nord",
+        "--mssante",
+        "paul.roux@kine.mssante.fr",
     )
     assert ok.returncode == 0, ok.stderr
     assert "Inscrit à l'annuaire : kinésithérapeute, RPPS 10003456789" in ok.stdout
@@ -359,10 +361,12 @@ async def test_user_add_binds_the_directory_entry(stack: Stack) -> None:
         "profession": "kinésithérapeute",
         "rpps": "10003456789",
         "adeli": None,
+        "mssante": "paul.roux@kine.mssante.fr",
     }
     assert entry == {
         "profession": "kinésithérapeute",
         "rpps": "10003456789",
         "adeli": None,
         "structure": "CPTS Toulouse Nord",
+        "mssante": "paul.roux@kine.mssante.fr",
     }

@@ -13,6 +13,12 @@ from tests.harness.dossier import IDENTITY, api, api_error, new_dossier
 from tests.harness.stack import Stack
 
 
+@pytest.fixture(params=["stack", "pg_stack"])
+def any_stack(request: pytest.FixtureRequest) -> Stack:
+    stack: Stack = request.getfixturevalue(request.param)
+    return stack
+
+
 def _get_text(stack: Stack, token: str, path: str) -> tuple[str, str]:
     req = urllib.request.Request(stack.deployment.settings.dossier_api.url + path)  # noqa: S310
     req.add_header("Authorization", f"Bearer {token}")
@@ -20,7 +26,8 @@ def _get_text(stack: Stack, token: str, path: str) -> tuple[str, str]:
         return resp.headers["Content-Type"], resp.read().decode()
 
 
-def test_pathway_forms_are_validated_and_kept(stack: Stack) -> None:
+def test_pathway_forms_are_validated_and_kept(any_stack: Stack) -> None:
+    stack = any_stack
     coord = stack.register("coord")
     t = coord.access_token
     pathways = {p["id"]: p for p in api(stack, t, "GET", "/v1/pathways")["pathways"]}
@@ -67,7 +74,8 @@ def test_pathway_forms_are_validated_and_kept(stack: Stack) -> None:
     assert kept[0]["answers"]["gir"] == "4"
 
 
-def test_ppcs_versions(stack: Stack) -> None:
+def test_ppcs_versions(any_stack: Stack) -> None:
+    stack = any_stack
     t = stack.register("coord").access_token
     did = new_dossier(stack, t)["id"]
     assert api_error(stack, t, "GET", f"/v1/dossiers/{did}/ppcs").status == 404
@@ -85,7 +93,8 @@ def test_ppcs_versions(stack: Stack) -> None:
     ]
 
 
-def test_agenda_and_icalendar_exports(stack: Stack) -> None:
+def test_agenda_and_icalendar_exports(any_stack: Stack) -> None:
+    stack = any_stack
     coord, nurse, outsider = (stack.register(n) for n in ("coord", "ide", "dehors"))
     t = coord.access_token
     did = new_dossier(stack, t)["id"]
@@ -126,7 +135,8 @@ def test_agenda_and_icalendar_exports(stack: Stack) -> None:
     )
 
 
-def test_alerts_only_to_the_circle(stack: Stack) -> None:
+def test_alerts_only_to_the_circle(any_stack: Stack) -> None:
+    stack = any_stack
     coord, nurse, outsider = (stack.register(n) for n in ("coord", "ide", "dehors"))
     t = coord.access_token
     did = new_dossier(stack, t)["id"]
@@ -141,8 +151,9 @@ def test_alerts_only_to_the_circle(stack: Stack) -> None:
 
 @pytest.mark.parametrize(("status", "with_ins"), [("QUAL", True), ("PROV", False)])
 def test_fhir_export_is_a_valid_bundle_with_ins_only_when_qualified(
-    stack: Stack, status: str, with_ins: bool
+    any_stack: Stack, status: str, with_ins: bool
 ) -> None:
+    stack = any_stack
     coord, nurse = stack.register("coord"), stack.register("ide")
     t = coord.access_token
     did = new_dossier(stack, t, identity={**IDENTITY, "identity_status": status})["id"]
