@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -46,6 +47,15 @@ class Component:
                 text = path.read_text(encoding="utf-8", errors="replace").splitlines()
                 return "\n".join(f"    {line}" for line in text[-lines:])
         return "    (journal vide)"
+
+
+def _maillon_command() -> str:
+    """How the user can call `maillon` (inside the virtual environment if not on PATH)."""
+    beside = Path(sys.executable).parent / "maillon"
+    on_path = shutil.which("maillon")
+    if on_path and Path(on_path).resolve() == beside.resolve():
+        return "maillon"
+    return str(beside) if beside.exists() else "maillon"
 
 
 class StartupFailure(Exception):
@@ -274,7 +284,7 @@ class Supervisor:
                 "  1. Sur l'écran de connexion, « Modifier » le serveur d'accueil et saisir",
                 f"     {s.homeserver.url}",
                 "  2. Se connecter avec un compte créé par :",
-                f"     maillon user add --dir {d} PRENOM.NOM --password 'MotDePasse'",
+                f"     {_maillon_command()} user add --dir {d} PRENOM.NOM --password 'MotDePasse'",
                 f"  3. Ouvrir une discussion directe avec {s.bot_user_id} et écrire !aide",
                 "",
                 "Ctrl-C arrête tous les composants.",
