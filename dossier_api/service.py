@@ -26,6 +26,8 @@ from dossier_api.models import (
     Task,
     utcnow,
 )
+from dossier_api.pathways import PATHWAYS
+from maillon.circle import RESTRICTED_ROLES
 
 
 class ApiError(Exception):
@@ -345,7 +347,22 @@ class DossierService:
             return [self.member_json(m, now) for m in rows]
 
     def add_member(self, caller: Caller, dossier_id: str, body: dict[str, Any]) -> dict[str, Any]:
-        _, access = self.require(caller, dossier_id, "circle.add", "manage")
+        dossier, access = self.require(caller, dossier_id, "circle.add", "manage")
+        pathway = PATHWAYS.get(dossier.pathway)
+        role = body["role"]
+        if pathway is not None and role not in pathway.roles_allowed and role != "COORD":
+            raise ApiError(
+                400,
+                "M_INVALID_PARAM",
+                f"le rôle {role} n'est pas prévu par le parcours « {pathway.name} » "
+                f"(rôles possibles : {', '.join(pathway.roles_allowed)})",
+            )
+        if role in RESTRICTED_ROLES and not (pathway and pathway.room_template.allow_patient):
+            raise ApiError(
+                400,
+                "M_INVALID_PARAM",
+                "ce parcours n'admet pas le patient ni ses proches dans le cercle",
+            )
         now = dt.datetime.now(dt.UTC)
         with self.tx() as session:
             current = [

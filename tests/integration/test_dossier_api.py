@@ -44,6 +44,22 @@ def test_dossier_lifecycle(any_stack: Stack) -> None:
         stack, t, "POST", f"/v1/dossiers/{did}/circle", {"user_id": nurse.user_id, "role": "IDE"}
     )
     assert twice.status == 409
+    aidant = api_error(
+        stack,
+        t,
+        "POST",
+        f"/v1/dossiers/{did}/circle",
+        {"user_id": "@aidant:localhost", "role": "AID"},
+    )
+    assert aidant.status == 400 and "n'est pas prévu par le parcours" in str(aidant)
+    not_in_pathway = api_error(
+        stack,
+        t,
+        "POST",
+        f"/v1/dossiers/{did}/circle",
+        {"user_id": "@parent:localhost", "role": "RL"},
+    )
+    assert not_in_pathway.status == 400 and "n'est pas prévu par le parcours" in str(not_in_pathway)
     assert api(stack, nurse.access_token, "GET", f"/v1/dossiers/{did}")["access"] == "member"
 
     note = api(
