@@ -244,7 +244,23 @@ def to_icalendar(items: list[dict[str, Any]], name: str, domain: str) -> str:
             lines.append(f"LOCATION:{_ics_text(a['place'])}")
         lines.append("END:VEVENT")
     lines.append("END:VCALENDAR")
-    return "\r\n".join(lines) + "\r\n"
+    return "".join(_fold(line) + "\r\n" for line in lines)
+
+
+def _fold(line: str, limit: int = 75) -> str:
+    """RFC 5545 line folding: at most 75 octets a line, continuation lines start with a
+    space; never splits a UTF-8 character."""
+    parts: list[str] = []
+    current, size = "", 0
+    for char in line:
+        width = len(char.encode())
+        if size + width > limit:
+            parts.append(current)
+            current, size = " ", 1
+        current += char
+        size += width
+    parts.append(current)
+    return "\r\n".join(parts)
 
 
 # -- alerts ------------------------------------------------------------------------------

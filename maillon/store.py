@@ -63,13 +63,14 @@ def migrate(engine: Engine) -> None:
 def make_engine(database_url: str, create_tables: bool = True) -> Engine:
     url = sqlalchemy_url(database_url)
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False})
+        engine = create_engine(url, connect_args={"check_same_thread": False}, hide_parameters=True)
         event.listen(engine, "connect", _sqlite_pragmas)
     else:
         engine = create_engine(
             url,
             connect_args={"options": f"-c search_path={SCHEMA}"},
             pool_pre_ping=True,
+            hide_parameters=True,  # never let bound values reach a log line
         )
         with engine.begin() as conn:
             conn.execute(text(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}"))
