@@ -15,6 +15,7 @@ a crash) has no second effect.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from appservice.matrix_api import AppserviceApi, MatrixError
@@ -38,6 +39,13 @@ INTRUDER_REASON = "Hors du cercle de soins : accès retiré automatiquement"
 SWEEP_GRACE_SECONDS = 30.0
 
 
+@dataclass(frozen=True)
+class HostedRoom:
+    view: policy.RoomView
+    levels: dict[str, Any]
+    member_ts: dict[str, int]  # when each membership was last set (ms)
+
+
 class CircleKeeper:
     def __init__(self, api: AppserviceApi, ctx: policy.PolicyContext, audit: AuditLog) -> None:
         self._api = api
@@ -45,18 +53,18 @@ class CircleKeeper:
         self._audit = audit
         self._directory_room: str | None = None
 
-    async def _room(self, room_id: str) -> tuple[policy.RoomView, dict[str, Any]] | None:
-        """The policy view of a patient room we host, with its power levels; else None."""
+    async def _room(self, room_id: str) -> HostedRoom | None:
+        """The policy view of a patient room we host (one state read); else None."""
         try:
             events = await self._api.room_state(room_id)
         except MatrixError as exc:
             if exc.status in (403, 404):
                 return None
             raise
+        state = [e for e in events if isinstance(e.get("state_key"), str)]
         items = [
-            policy.StateItem(e["type"], e.get("state_key", ""), e["sender"], e.get("content", {}))
-            for e in events
-            if "state_key" in e
+            policy.StateItem(e["type"], e["state_key"], e["sender"], e.get("content", {}))
+            for e in state
         ]
         create = next((i for i in items if i.type == "m.room.create"), None)
         if create is None or create.sender != self._ctx.service_user:
@@ -64,15 +72,12 @@ class CircleKeeper:
         if not policy.is_patient_create(create.content):
             return None
         levels = next((dict(i.content) for i in items if i.type == "m.room.power_levels"), {})
-        return policy.build_view(items), levels
-
-    async def _membership_times(self, room_id: str) -> dict[str, int]:
-        events = await self._api.room_state(room_id)
-        return {
+        member_ts = {
             e["state_key"]: int(e.get("origin_server_ts", 0))
-            for e in events
-            if e.get("type") == "m.room.member" and isinstance(e.get("state_key"), str)
+            for e in state
+            if e["type"] == "m.room.member"
         }
+        return HostedRoom(policy.build_view(items), levels, member_ts)
 
     async def _known_professional(self, user_id: str) -> bool:
         if not user_id.endswith(":" + self._ctx.server_name):
@@ -94,7 +99,7 @@ class CircleKeeper:
         room = await self._room(event["room_id"])
         if room is None:
             return
-        view, levels = room
+        view, levels = room.view, room.levels
         if etype == CIRCLE_EVENT:
             member = user_from_state_key(state_key)
             if member is not None:
@@ -179,8 +184,7 @@ class CircleKeeper:
         room = await self._room(room_id)
         if room is None:
             return 0
-        view, levels = room
-        member_ts = await self._membership_times(room_id)
+        view, levels, member_ts = room.view, room.levels, room.member_ts
         now = now_utc()
         changes = 0
         for entry in view.circle.values():
