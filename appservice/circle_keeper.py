@@ -164,7 +164,9 @@ class CircleKeeper:
         """Power levels are exactly the template with the active coordinators raised."""
         now = now_utc()
         wanted = sorted(u for u, e in view.circle.items() if e.coordinator and e.is_active(now))
-        canonical = patient_power_levels(wanted)
+        canonical = patient_power_levels(
+            wanted, read_only=view.dossier is not None and view.dossier.read_only
+        )
         if levels != canonical:
             await self._api.put_state(room_id, "m.room.power_levels", "", canonical)
 
