@@ -30,6 +30,7 @@ from coordination_bot.cross_signing import ensure_cross_signed
 from coordination_bot.dispatch import dispatch, error_reply, is_command
 from coordination_bot.services import Services
 from coordination_bot.session import obtain_credentials
+from dossier_api.room_sync_client import RoomSyncClient
 from dossier_api.sealed import install_key_ring
 from dossier_api.service import ApiError
 from maillon.crypto import KeyRing
@@ -99,7 +100,11 @@ class CoordinationBot:
         self._backoff = 1.0
         install_key_ring(KeyRing(deployment.secrets.data_keys))
         engine = make_engine(self.settings.database_url)
-        self.services = Services(engine, self.settings.server_name.split(":")[0])
+        self.services = Services(
+            engine,
+            self.settings.server_name.split(":")[0],
+            RoomSyncClient.for_deployment(deployment),
+        )
 
     @property
     def lang(self) -> str:
@@ -358,6 +363,8 @@ async def _main(deployment: Deployment) -> None:
     finally:
         if bot.client is not None:
             await bot.client.close()
+        if bot.services.room_sync is not None:
+            await bot.services.room_sync.close()
         bot._ready_path.unlink(missing_ok=True)
 
 

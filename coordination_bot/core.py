@@ -35,7 +35,7 @@ class Reply:
     mentions: tuple[str, ...] = ()
     note_id: str | None = None  # a liaison note this reply confirms (thread replies)
     dossier_id: str | None = None
-    follow_up: Callable[[], Awaitable[Reply | None]] | None = None
+    follow_up: Callable[[], Awaitable[Reply | None]] | None = None  # after the answer
 
 
 def esc(text: object) -> str:

@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
+from maillon.dates_fr import format_date, format_datetime
+
 PARIS = ZoneInfo("Europe/Paris")
 
 WEEKDAYS = {
@@ -227,9 +229,10 @@ def parse_duration(word: str) -> dt.timedelta | None:
 
 
 def french_date(value: dt.date) -> str:
-    return value.strftime("%d/%m/%Y")
+    """« jeudi 24 décembre 2026 »."""
+    return format_date(value)
 
 
 def french_datetime(value: dt.datetime) -> str:
-    local = value.astimezone(PARIS)
-    return local.strftime("%d/%m/%Y %Hh%M")
+    """« jeudi 24 décembre 2026 à 14h30 » (Paris time)."""
+    return format_datetime(value)

@@ -89,6 +89,8 @@ async def run(command: Command, ctx: Context, rest: str) -> Reply:
     try:
         if len(rest) > MAX_INPUT:
             raise CommandError(ctx.t("message trop long", "message too long"))
+        if "\x00" in rest:
+            raise CommandError(ctx.t("caractère nul refusé", "NUL character refused"))
         args = rest.split() if command.raw_text else split_words(rest)
         return await command.handler(ctx, args)
     except CommandError as exc:

@@ -17,6 +17,7 @@ from coordination_bot.models import BotFormDialogue, BotHandledEvent, BotNoteThr
 from dossier_api import care
 from dossier_api.auth import Caller
 from dossier_api.models import CircleMember, Dossier
+from dossier_api.room_sync_client import RoomSyncClient, main_room
 from dossier_api.service import DossierService
 
 T = TypeVar("T")
@@ -50,10 +51,20 @@ class CareCalls:
 
 
 class Services:
-    def __init__(self, engine: Engine, mail_domain: str) -> None:
+    def __init__(
+        self, engine: Engine, mail_domain: str, room_sync: RoomSyncClient | None = None
+    ) -> None:
         self.engine = engine
         self.dossiers = DossierService(engine, mail_domain, component="bot")
         self.care = CareCalls(self.dossiers)
+        self.room_sync = room_sync
+
+    async def sync_rooms(self, dossier_id: str) -> str | None:
+        """Ask the appservice to carry the dossier's change into its rooms now (as the API
+        does after a write); the main room id when known. The outbox retries anyway."""
+        if self.room_sync is None:
+            return None
+        return main_room(await self.room_sync.sync(dossier_id))
 
     @staticmethod
     def caller(user_id: str) -> Caller:
@@ -69,16 +80,10 @@ class Services:
 
     # -- rooms and dossiers --------------------------------------------------------------
 
-    def _dossier_for_room(self, room_id: str) -> str | None:
-        lookup = getattr(self.dossiers, "dossier_id_for_room", None)
-        if lookup is not None:
-            found = lookup(room_id)
-            return str(found) if found is not None else None
-        with Session(self.engine) as session:
-            return session.scalar(select(Dossier.id).where(Dossier.room_id == room_id))
-
     async def dossier_for_room(self, room_id: str) -> str | None:
-        return await asyncio.to_thread(self._dossier_for_room, room_id)
+        """The dossier of a patient room or side room (no access check: every command
+        then calls the service as its sender)."""
+        return await asyncio.to_thread(self.dossiers.dossier_id_for_room, room_id)
 
     def _room_of(self, dossier_id: str) -> str | None:
         with Session(self.engine) as session:
@@ -90,7 +95,7 @@ class Services:
     def _circle_users(self, room_id: str) -> set[str] | None:
         """Active members of the care circle of the room's dossier (None: not a patient
         room). Used only to decide which devices receive the bot's room keys."""
-        dossier_id = self._dossier_for_room(room_id)
+        dossier_id = self.dossiers.dossier_id_for_room(room_id)
         if dossier_id is None:
             return None
         now = dt.datetime.now(dt.UTC)

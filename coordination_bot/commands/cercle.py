@@ -55,6 +55,7 @@ async def _add(ctx: Context, args: list[str]) -> Reply:
     dossier_id = await ctx.dossier_id()
     body = {"user_id": user_id, "role": role, "coordinator": role == "COORD"}
     await ctx.services.as_sender(ctx.sender, ctx.services.dossiers.add_member, dossier_id, body)
+    await ctx.services.sync_rooms(dossier_id)  # invited into the dossier's rooms
     return build(
         ctx.t(
             f"{user_id} ajouté(e) au cercle de soins ({role} — {ROLES[role]}).",
@@ -78,6 +79,7 @@ async def _remove(ctx: Context, args: list[str]) -> Reply:
     await ctx.services.as_sender(
         ctx.sender, ctx.services.dossiers.remove_member, dossier_id, user_id
     )
+    await ctx.services.sync_rooms(dossier_id)  # removed from the dossier's rooms
     return build(
         ctx.t(
             f"{user_id} retiré(e) du cercle de soins.", f"{user_id} removed from the care circle."

@@ -87,8 +87,9 @@ async def _new(ctx: Context, args: list[str]) -> Reply:
 
     async def room_created() -> Reply | None:
         deadline = time.monotonic() + ROOM_WAIT_SECONDS
+        room_id = await ctx.services.sync_rooms(dossier_id)
         while time.monotonic() < deadline:
-            room_id = await ctx.services.room_of(dossier_id)
+            room_id = room_id or await ctx.services.room_of(dossier_id)
             if room_id:
                 return build(
                     ctx.t(
@@ -201,8 +202,15 @@ async def _close(ctx: Context, args: list[str]) -> Reply:
     dossier_id = await ctx.dossier_id()
     body = {"status": "closed", "status_reason": reason}
     await ctx.services.as_sender(ctx.sender, ctx.services.dossiers.patch_dossier, dossier_id, body)
+
+    async def read_only_room() -> None:
+        # After the answer is sent: the closed dossier's room becomes read-only.
+        await ctx.services.sync_rooms(dossier_id)
+
     return build(
-        ctx.t(f"Dossier clos : {reason}", f"Dossier closed: {reason}"), dossier_id=dossier_id
+        ctx.t(f"Dossier clos : {reason}", f"Dossier closed: {reason}"),
+        dossier_id=dossier_id,
+        follow_up=read_only_room,
     )
 
 

@@ -1,7 +1,7 @@
 """coordination bot state: handled events, liaison-note threads, form dialogues
 
 Revision ID: 0004
-Revises: 0002 (to become 0003 once the appservice job tables land on main)
+Revises: 0003
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0004"
-down_revision = "0002"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
