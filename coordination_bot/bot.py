@@ -48,7 +48,7 @@ UNDECRYPTABLE_EN = (
     "send the command again if I do not answer."
 )
 FRESH_GRACE_MS = 2000
-MAX_CONCURRENT = 16
+MAX_CONCURRENT = 64  # commands handled at once (one at a time per room)
 
 
 def _server_of(user_id: str) -> str:
@@ -208,6 +208,8 @@ class CoordinationBot:
         in_reply_to = (relates.get("m.in_reply_to") or {}).get("event_id")
         body = event.body
         if is_command(body):
+            began = time.monotonic()
+            queued_ms = time.time() * 1000 - event.server_timestamp
             if not await self.services.claim_event(event.event_id, room_id):
                 return  # a redelivered command: done once already
             reply = await dispatch(
@@ -219,8 +221,16 @@ class CoordinationBot:
                 self.lang,
                 thread_root=thread_root or event.event_id,
             )
+            ran = time.monotonic()
             if reply is not None:
                 await self._answer(room_id, event.event_id, thread_root, reply)
+            log.info(
+                "command %s: %.0f ms after sending, run in %.0f ms, answered in %.0f ms",
+                body.split(None, 1)[0][:20],
+                queued_ms,
+                (ran - began) * 1000,
+                (time.monotonic() - ran) * 1000,
+            )
             return
         dialogue = await self.services.dialogue(room_id, event.sender)
         if dialogue is not None:
@@ -260,7 +270,8 @@ class CoordinationBot:
         root = thread_root or event_id
         sent = await self.reply(room_id, event_id, reply.plain, reply.html, root, reply.mentions)
         if reply.ok:
-            await self.react(room_id, event_id, "✅")
+            # Off the critical path: the answer is what people wait for.
+            self._spawn(self.react(room_id, event_id, "✅"))
         if reply.note_id and reply.dossier_id and sent:
             await self.services.link_note([event_id, root, sent], reply.dossier_id, reply.note_id)
         if reply.follow_up is not None:

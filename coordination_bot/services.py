@@ -58,6 +58,7 @@ class Services:
         self.dossiers = DossierService(engine, mail_domain, component="bot")
         self.care = CareCalls(self.dossiers)
         self.room_sync = room_sync
+        self._room_dossier: dict[str, str] = {}  # a room's dossier never changes
 
     async def sync_rooms(self, dossier_id: str) -> str | None:
         """Ask the appservice to carry the dossier's change into its rooms now (as the API
@@ -80,10 +81,22 @@ class Services:
 
     # -- rooms and dossiers --------------------------------------------------------------
 
+    def _dossier_of_room(self, room_id: str) -> str | None:
+        known = self._room_dossier.get(room_id)
+        if known is None:
+            known = self.dossiers.dossier_id_for_room(room_id)
+            if known is not None:
+                if len(self._room_dossier) > 100_000:
+                    self._room_dossier.clear()
+                self._room_dossier[room_id] = known
+        return known
+
     async def dossier_for_room(self, room_id: str) -> str | None:
         """The dossier of a patient room or side room (no access check: every command
         then calls the service as its sender)."""
-        return await asyncio.to_thread(self.dossiers.dossier_id_for_room, room_id)
+        if room_id in self._room_dossier:
+            return self._room_dossier[room_id]
+        return await asyncio.to_thread(self._dossier_of_room, room_id)
 
     def _room_of(self, dossier_id: str) -> str | None:
         with Session(self.engine) as session:
@@ -95,7 +108,7 @@ class Services:
     def _circle_users(self, room_id: str) -> set[str] | None:
         """Active members of the care circle of the room's dossier (None: not a patient
         room). Used only to decide which devices receive the bot's room keys."""
-        dossier_id = self.dossiers.dossier_id_for_room(room_id)
+        dossier_id = self._dossier_of_room(room_id)
         if dossier_id is None:
             return None
         now = dt.datetime.now(dt.UTC)
