@@ -143,6 +143,16 @@ class DossierRooms:
                 await self._converge_room(plan, room, room.room_id, state)
             for entry in entries:
                 await self._converge_member(room, room.room_id, state, entry)
+            if room.room_id in created and room.kind == "main":
+                await self._welcome(plan, room.room_id)
+
+    async def _welcome(self, plan: DossierPlan, room_id: str) -> None:
+        """After the invites: history is visible from one's invite on."""
+        pathway = PATHWAYS.get(plan.pathway)
+        if pathway is not None and pathway.room_template.welcome:
+            await self._api.send_notice(
+                room_id, f"welcome-{room_id}", pathway.room_template.welcome
+            )
 
     # -- rooms ---------------------------------------------------------------------------
 
@@ -163,9 +173,6 @@ class DossierRooms:
         ]
         room_id = await create_room(self._api, link, name, topic or None, initial)
         await asyncio.to_thread(self._links.room_created, room.key, room_id)
-        welcome = template.welcome if template and room.kind == "main" else None
-        if welcome:
-            await self._api.send_notice(room_id, f"welcome-{room.key}", welcome)
         log.info("created a %s room for a dossier", room.kind)
         return room_id
 

@@ -155,6 +155,18 @@ async def get_rooms(request: web.Request) -> web.Response:
 
 
 @route(
+    "GET",
+    "/v1/dossiers/{dossier_id}/activity",
+    "Activité des salles : nombre de messages, entrées et sorties du cercle",
+    S.ACTIVITY,
+)
+async def get_activity(request: web.Request) -> web.Response:
+    return web.json_response(
+        await call(request, svc(request).activity, request.match_info["dossier_id"])
+    )
+
+
+@route(
     "POST",
     "/v1/dossiers/{dossier_id}/rooms",
     "Ouvrir une salle annexe (ex. coordination interne, sans la famille)",

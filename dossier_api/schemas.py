@@ -274,6 +274,24 @@ ROOM = obj(
     },
 )
 ROOMS = obj(["rooms"], {"rooms": {"type": "array", "items": ROOM}})
+ROOM_EVENT = obj(
+    ["kind", "user_id", "sender", "room_id", "at"],
+    {
+        "kind": {"type": "string", "enum": ["invite", "join", "leave", "kick", "ban"]},
+        "user_id": {"type": "string", "nullable": True},
+        "sender": {"type": "string"},
+        "room_id": {"type": "string"},
+        "at": DATETIME,
+    },
+)
+ACTIVITY = obj(
+    ["messages", "last_message_at", "history"],
+    {
+        "messages": {"type": "integer", "minimum": 0},
+        "last_message_at": NULLABLE_DATETIME,
+        "history": {"type": "array", "items": ROOM_EVENT},
+    },
+)
 ME = obj(
     ["user_id", "is_admin", "professional"],
     {

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, insert, or_, select, union
+from sqlalchemy import Engine, func, insert, or_, select, union
 from sqlalchemy.orm import Session
 
 from dossier_api.access import Access, decide
@@ -22,6 +22,7 @@ from dossier_api.models import (
     DossierRoom,
     Note,
     Professional,
+    RoomActivity,
     Structure,
     StructureStaff,
     Task,
@@ -709,3 +710,35 @@ class DossierService:
             return session.scalar(
                 select(DossierRoom.dossier_id).where(DossierRoom.room_id == room_id)
             )
+
+    def activity(self, caller: Caller, dossier_id: str, limit: int = 200) -> dict[str, Any]:
+        """What happened in the dossier's rooms: message count (content stays end-to-end
+        encrypted, never here) and the room history of the circle (invites, joins,
+        departures, removals), latest first."""
+        self.require(caller, dossier_id, "activity.read", "read")
+        with self.tx() as session:
+            count, last = session.execute(
+                select(func.count(), func.max(RoomActivity.at)).where(
+                    RoomActivity.dossier_id == dossier_id, RoomActivity.kind == "message"
+                )
+            ).one()
+            history = session.scalars(
+                select(RoomActivity)
+                .where(RoomActivity.dossier_id == dossier_id, RoomActivity.kind != "message")
+                .order_by(RoomActivity.at.desc(), RoomActivity.event_id)
+                .limit(limit)
+            ).all()
+            return {
+                "messages": int(count or 0),
+                "last_message_at": _iso(last),
+                "history": [
+                    {
+                        "kind": h.kind,
+                        "user_id": h.subject,
+                        "sender": h.sender,
+                        "room_id": h.room_id,
+                        "at": _iso(h.at),
+                    }
+                    for h in history
+                ],
+            }
