@@ -161,13 +161,32 @@ def tokenize(text: str) -> list[str]:
     return tokens
 
 
-def user_arg(ctx: Context, word: str | None) -> str:
+def bounded_text(
+    ctx: Context, text: str, what: tuple[str, str], limit: int, usage: str | None = None
+) -> str:
+    """A required free text (title, reason…) of at most ``limit`` characters."""
+    text = text.strip()
+    if not text:
+        raise CommandError(ctx.t(f"{what[0]} manque", f"{what[1]} is missing"), usage)
+    if len(text) > limit:
+        raise CommandError(
+            ctx.t(
+                f"{what[0]} trop long ({limit} caractères au plus)",
+                f"{what[1]} too long ({limit} characters at most)",
+            ),
+            usage,
+        )
+    return text
+
+
+def user_arg(ctx: Context, word: str | None, usage: str | None = None) -> str:
     if word is None:
         raise CommandError(
             ctx.t(
                 "identifiant Matrix manquant (@nom:serveur)",
                 "Matrix user id missing (@name:server)",
-            )
+            ),
+            usage,
         )
     word = word.strip().rstrip(",;")
     if not USER_ID.match(word):
@@ -175,7 +194,8 @@ def user_arg(ctx: Context, word: str | None) -> str:
             ctx.t(
                 f"« {word} » n'est pas un identifiant Matrix (forme attendue : @nom:serveur)",
                 f"“{word}” is not a Matrix user id (expected: @name:server)",
-            )
+            ),
+            usage,
         )
     return word
 

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 
-from coordination_bot.core import USER_ID, Command, CommandError, Context, Reply, build, register
+from coordination_bot.core import (
+    USER_ID,
+    Command,
+    CommandError,
+    Context,
+    Reply,
+    bounded_text,
+    build,
+    register,
+)
 from coordination_bot.dates import DateError, french_datetime, parse_duration, parse_when
 
 USAGE_ADD = "!agenda ajouter QUAND [DURÉE] titre [@participant…]"
@@ -46,17 +55,8 @@ async def _add(ctx: Context, args: list[str]) -> Reply:
                 ),
                 usage,
             )
-    title = " ".join(w for w in rest if not w.startswith("@")).strip()
-    if not title:
-        raise CommandError(ctx.t("le titre du rendez-vous manque", "the title is missing"), usage)
-    if len(title) > 200:
-        raise CommandError(
-            ctx.t(
-                "titre trop long (200 caractères au plus)",
-                "title too long (200 characters at most)",
-            ),
-            usage,
-        )
+    words = " ".join(w for w in rest if not w.startswith("@"))
+    title = bounded_text(ctx, words, ("le titre du rendez-vous", "the title"), 200, usage)
     start = when.at()
     if start < ctx.now - dt.timedelta(minutes=5):
         raise CommandError(

@@ -39,10 +39,7 @@ async def _add(ctx: Context, args: list[str]) -> Reply:
             ),
             usage,
         )
-    try:
-        user_id = user_arg(ctx, args[0])
-    except CommandError as exc:
-        raise CommandError(exc.message, usage) from None
+    user_id = user_arg(ctx, args[0], usage)
     role = args[1].upper()
     if role not in ROLES:
         raise CommandError(
@@ -71,10 +68,7 @@ async def _remove(ctx: Context, args: list[str]) -> Reply:
         raise CommandError(
             ctx.t("il faut un identifiant Matrix", "a Matrix user id is needed"), usage
         )
-    try:
-        user_id = user_arg(ctx, args[0])
-    except CommandError as exc:
-        raise CommandError(exc.message, usage) from None
+    user_id = user_arg(ctx, args[0], usage)
     dossier_id = await ctx.dossier_id()
     await ctx.services.as_sender(
         ctx.sender, ctx.services.dossiers.remove_member, dossier_id, user_id

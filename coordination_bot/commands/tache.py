@@ -9,6 +9,7 @@ from coordination_bot.core import (
     CommandError,
     Context,
     Reply,
+    bounded_text,
     build,
     parse_index,
     register,
@@ -51,22 +52,9 @@ async def _add(ctx: Context, args: list[str]) -> Reply:
             ),
             usage,
         )
-    try:
-        assignee = user_arg(ctx, args[0])
-    except CommandError as exc:
-        raise CommandError(exc.message, usage) from None
+    assignee = user_arg(ctx, args[0], usage)
     words, due = split_trailing_date(args[1:], ctx.now)
-    title = " ".join(words).strip()
-    if not title:
-        raise CommandError(ctx.t("le titre de la tâche est vide", "the task title is empty"), usage)
-    if len(title) > 200:
-        raise CommandError(
-            ctx.t(
-                "titre trop long (200 caractères au plus)",
-                "title too long (200 characters at most)",
-            ),
-            usage,
-        )
+    title = bounded_text(ctx, " ".join(words), ("le titre", "the title"), 200, usage)
     if due is not None and due.day < ctx.now.date():
         raise CommandError(
             ctx.t(
