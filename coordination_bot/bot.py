@@ -233,12 +233,13 @@ class CoordinationBot:
             )
             return
         dialogue = await self.services.dialogue(room_id, event.sender)
-        if dialogue is not None:
+        if dialogue is not None and thread_root == dialogue.thread_root:
+            # Answers are written in the form's thread; the room's talk goes on beside it.
             if not await self.services.claim_event(event.event_id, room_id):
                 return
             ctx = Context(event.sender, room_id, event.event_id, dialogue.lang, self.services)
             reply = await self._safe(ctx, formulaire.answer(ctx, dialogue, body))
-            await self._answer(room_id, event.event_id, thread_root or dialogue.thread_root, reply)
+            await self._answer(room_id, event.event_id, thread_root, reply)
             return
         candidates = [e for e in (in_reply_to, thread_root) if e]
         if not candidates:

@@ -5,8 +5,10 @@ commands through real Matrix each gets a clear answer; a redelivered event runs 
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import secrets
+import signal
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ from tests.harness.bot_chat import BotChat, replies_to
 from tests.harness.circle import cs, room_path
 from tests.harness.dossier import api
 from tests.harness.matrix import E2EClient
+from tests.harness.processes import component_pids
 from tests.harness.stack import Stack
 from tests.integration.test_bot_commands import dm_with_bot, open_dossier_through_bot
 
@@ -35,6 +38,18 @@ async def test_restart_keeps_decrypting_and_answering(
     dm = next(r for r in coord.client.rooms if r != room)
     await chat.command(room, "!note avant le redémarrage")
 
+    # The bot alone, killed: the supervisor restarts it; it resumes with its stores.
+    [pid] = component_pids(stack.directory, b"-m\0coordination_bot")
+    os.kill(pid, signal.SIGKILL)
+    await chat.user.wait_until(
+        lambda: any("Bot de coordination a redémarré" in line for line in stack.output),
+        "the bot restarted by the supervisor",
+        timeout=90,
+    )
+    assert component_pids(stack.directory, b"-m\0coordination_bot") != [pid]
+    await chat.command(room, "!note après la relance du bot")
+
+    # The whole stack, stopped and started again.
     await asyncio.to_thread(stack.stop)
     await asyncio.to_thread(stack.start)
 
@@ -44,6 +59,7 @@ async def test_restart_keeps_decrypting_and_answering(
     notes = api(stack, coord.account.access_token, "GET", f"/v1/dossiers/{dossier_id}/notes")
     assert [n["text"] for n in notes["notes"]] == [
         "avant le redémarrage",
+        "après la relance du bot",
         "après le redémarrage",
     ]
     assert not [e for _, e in coord.texts if "pas pu déchiffrer" in e.body]
