@@ -98,6 +98,7 @@ class CoordinationBot:
         self._tasks: set[asyncio.Task[None]] = set()
         self.cross_signed = False
         self._backoff = 1.0
+        self._cross_sign_after = 0.0  # after a failure, wait before trying again
         install_key_ring(KeyRing(deployment.secrets.data_keys))
         engine = make_engine(self.settings.database_url)
         self.services = Services(
@@ -142,7 +143,11 @@ class CoordinationBot:
     async def _on_sync(self, _: SyncResponse) -> None:
         assert self.client is not None
         self._backoff = 1.0
-        if not self.cross_signed and not self.client.should_upload_keys:
+        if (
+            not self.cross_signed
+            and not self.client.should_upload_keys
+            and time.monotonic() >= self._cross_sign_after
+        ):
             self._spawn(self._cross_sign())
         if not self._ready:
             self._ready = True
@@ -166,6 +171,7 @@ class CoordinationBot:
             log.info("device cross-signed by its owner%s", " (uploaded)" if uploaded else "")
         except Exception as exc:
             self.cross_signed = False
+            self._cross_sign_after = time.monotonic() + (30 if self._ready else 5)
             log.warning("cross-signing not done yet: %s", exc)
 
     async def _on_invite(self, room: MatrixRoom, event: InviteMemberEvent) -> None:
