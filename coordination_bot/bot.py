@@ -1,4 +1,6 @@
-"""The coordination bot's event loop: joins direct chats, decrypts, answers commands."""
+"""The coordination bot's event loop: joins rooms it is invited to (local inviters only),
+decrypts, runs commands as their sender (through the dossier service, in-process),
+answers in the command's thread, and keeps its encryption working across restarts."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ import contextlib
 import logging
 import signal
 import time
+from collections import defaultdict
 from typing import Any
 
 import aiohttp
@@ -17,47 +20,117 @@ from nio import (
     MatrixRoom,
     MegolmEvent,
     RoomMessageText,
+    RoomSendResponse,
     SyncResponse,
 )
 
-from coordination_bot.help_text import help_message, unknown_command
+from coordination_bot.commands import formulaire, note
+from coordination_bot.core import CommandError, Context, Reply
+from coordination_bot.cross_signing import ensure_cross_signed
+from coordination_bot.dispatch import dispatch, error_reply, is_command
+from coordination_bot.services import Services
 from coordination_bot.session import obtain_credentials
+from dossier_api.room_sync_client import RoomSyncClient
+from dossier_api.sealed import install_key_ring
+from dossier_api.service import ApiError
+from maillon.crypto import KeyRing
 from maillon.settings import Deployment
+from maillon.store import make_engine
 
 log = logging.getLogger(__name__)
 
-HELP_WORDS = {"!aide": "fr", "!help": "en"}
 UNDECRYPTABLE_FR = (
     "Je n'ai pas pu déchiffrer ce message (clé de session manquante). "
     "J'ai demandé la clé ; renvoyez la commande si je ne réponds pas."
 )
+UNDECRYPTABLE_EN = (
+    "I could not decrypt this message (missing session key). I asked for the key; "
+    "send the command again if I do not answer."
+)
+FRESH_GRACE_MS = 2000
+MAX_CONCURRENT = 64  # commands handled at once (one at a time per room)
 
 
 def _server_of(user_id: str) -> str:
     return user_id.split(":", 1)[1] if ":" in user_id else ""
 
 
+class CircleClient(AsyncClient):  # type: ignore[misc]
+    """A nio client that shares its room keys, in patient rooms, only with the devices of
+    the care circle's active members (whoever else may be in the room for a moment)."""
+
+    recipients: dict[str, set[str] | None]
+
+    def install_recipient_filter(self) -> None:
+        assert self.olm is not None
+        self.recipients = {}
+        original = self.olm.share_group_session_parallel
+
+        def filtered(
+            room_id: str, users: list[str], ignore_unverified_devices: bool = False
+        ) -> Any:
+            allowed = self.recipients.get(room_id)
+            if allowed is not None:
+                users = [u for u in users if u in allowed]
+            return original(room_id, users, ignore_unverified_devices=ignore_unverified_devices)
+
+        self.olm.share_group_session_parallel = filtered  # type: ignore[method-assign]
+
+    def set_recipients(self, room_id: str, allowed: set[str] | None) -> None:
+        """Before sending: who may get the room key. A narrower set than the one the
+        current session went to (someone left the circle) starts a new session."""
+        previous = self.recipients.get(room_id)
+        if allowed is not None and (previous is None or not previous <= allowed):
+            self.invalidate_outbound_session(room_id)
+        self.recipients[room_id] = allowed
+
+
 class CoordinationBot:
     def __init__(self, deployment: Deployment) -> None:
         self.deployment = deployment
         self.settings = deployment.settings
-        self.client: AsyncClient | None = None
+        self.client: CircleClient | None = None
         self.started_ms = int(time.time() * 1000)
         self._ready_path = deployment.path("run", "coordination_bot.ready")
         self._ready = False
+        self._room_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._slots = asyncio.Semaphore(MAX_CONCURRENT)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.cross_signed = False
+        self._backoff = 1.0
+        self._cross_sign_after = 0.0  # after a failure, wait before trying again
+        install_key_ring(KeyRing(deployment.secrets.data_keys))
+        engine = make_engine(self.settings.database_url)
+        self.services = Services(
+            engine,
+            self.settings.server_name.split(":")[0],
+            RoomSyncClient.for_deployment(deployment),
+        )
 
-    async def start(self) -> AsyncClient:
+    @property
+    def lang(self) -> str:
+        return self.settings.bot.language
+
+    async def start(self) -> CircleClient:
         creds = await obtain_credentials(self.deployment)
         store = self.deployment.path("bot", "store")
         store.mkdir(mode=0o700, parents=True, exist_ok=True)
-        client = AsyncClient(
+        client = CircleClient(
             self.settings.homeserver.url,
             creds.user_id,
             device_id=creds.device_id,
             store_path=str(store),
-            config=AsyncClientConfig(encryption_enabled=True, store_sync_tokens=True),
+            config=AsyncClientConfig(
+                encryption_enabled=True,
+                store_sync_tokens=True,  # a restart resumes where it stopped
+                max_limit_exceeded=None,  # M_LIMIT_EXCEEDED: wait retry_after_ms, retry
+                max_timeouts=None,
+                backoff_factor=0.5,
+                max_timeout_retry_wait_time=60,
+            ),
         )
         client.restore_login(creds.user_id, creds.device_id, creds.access_token)
+        client.install_recipient_filter()
         client.add_event_callback(self._on_invite, InviteMemberEvent)  # type: ignore[arg-type]
         client.add_event_callback(self._on_message, RoomMessageText)  # type: ignore[arg-type]
         client.add_event_callback(self._on_undecryptable, MegolmEvent)  # type: ignore[arg-type]
@@ -65,11 +138,41 @@ class CoordinationBot:
         self.client = client
         return client
 
+    # -- sync, invites, readiness --------------------------------------------------------
+
     async def _on_sync(self, _: SyncResponse) -> None:
+        assert self.client is not None
+        self._backoff = 1.0
+        if (
+            not self.cross_signed
+            and not self.client.should_upload_keys
+            and time.monotonic() >= self._cross_sign_after
+        ):
+            self._spawn(self._cross_sign())
         if not self._ready:
             self._ready = True
             self._ready_path.write_text(str(self.started_ms), encoding="utf-8")
             log.info("bot ready as %s", self.settings.bot_user_id)
+            self._spawn(self.services.forget_old_events())
+
+    async def _cross_sign(self) -> None:
+        assert self.client is not None
+        if self.cross_signed:
+            return
+        self.cross_signed = True  # one attempt at a time; reset on failure
+        try:
+            uploaded = await ensure_cross_signed(
+                self.settings.homeserver.url,
+                self.client.access_token,
+                self.client.user_id,
+                self.client.device_id,
+                self.deployment.path("bot", "cross_signing.json"),
+            )
+            log.info("device cross-signed by its owner%s", " (uploaded)" if uploaded else "")
+        except Exception as exc:
+            self.cross_signed = False
+            self._cross_sign_after = time.monotonic() + (30 if self._ready else 5)
+            log.warning("cross-signing not done yet: %s", exc)
 
     async def _on_invite(self, room: MatrixRoom, event: InviteMemberEvent) -> None:
         assert self.client is not None
@@ -83,65 +186,185 @@ class CoordinationBot:
         log.info("joined room on invite: %s", type(result).__name__)
 
     def _is_fresh(self, event: Any) -> bool:
-        return bool(event.server_timestamp >= self.started_ms - 2000)
+        return bool(event.server_timestamp >= self.started_ms - FRESH_GRACE_MS)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- messages ------------------------------------------------------------------------
 
     async def _on_message(self, room: MatrixRoom, event: RoomMessageText) -> None:
         assert self.client is not None
         if event.sender == self.client.user_id or not self._is_fresh(event):
             return
-        words = event.body.strip().split()
-        if not words or not words[0].startswith("!"):
-            return
-        command = words[0].lower()
-        if command in HELP_WORDS:
-            plain, html = help_message(HELP_WORDS[command])
-            await self.reply(room.room_id, event.event_id, plain, html)
-        else:
-            await self.reply(
-                room.room_id, event.event_id, unknown_command(self.settings.bot.language, words[0])
+        self._spawn(self._handle(room.room_id, event))
+
+    async def _handle(self, room_id: str, event: RoomMessageText) -> None:
+        async with self._slots, self._room_locks[room_id]:
+            try:
+                await self._handle_message(room_id, event)
+            except Exception:
+                log.exception("message handling failed")
+
+    async def _handle_message(self, room_id: str, event: RoomMessageText) -> None:
+        relates = event.source.get("content", {}).get("m.relates_to") or {}
+        thread_root = relates.get("event_id") if relates.get("rel_type") == "m.thread" else None
+        in_reply_to = (relates.get("m.in_reply_to") or {}).get("event_id")
+        body = event.body
+        if is_command(body):
+            began = time.monotonic()
+            queued_ms = time.time() * 1000 - event.server_timestamp
+            if not await self.services.claim_event(event.event_id, room_id):
+                return  # a redelivered command: done once already
+            reply = await dispatch(
+                self.services,
+                event.sender,
+                room_id,
+                event.event_id,
+                body,
+                self.lang,
+                thread_root=thread_root or event.event_id,
             )
+            ran = time.monotonic()
+            if reply is not None:
+                await self._answer(room_id, event.event_id, thread_root, reply)
+            log.info(
+                "command %s: %.0f ms after sending, run in %.0f ms, answered in %.0f ms",
+                body.split(None, 1)[0][:20],
+                queued_ms,
+                (ran - began) * 1000,
+                (time.monotonic() - ran) * 1000,
+            )
+            return
+        dialogue = await self.services.dialogue(room_id, event.sender)
+        if dialogue is not None and thread_root == dialogue.thread_root:
+            # Answers are written in the form's thread; the room's talk goes on beside it.
+            if not await self.services.claim_event(event.event_id, room_id):
+                return
+            ctx = Context(event.sender, room_id, event.event_id, dialogue.lang, self.services)
+            reply = await self._safe(ctx, formulaire.answer(ctx, dialogue, body))
+            await self._answer(room_id, event.event_id, thread_root, reply)
+            return
+        candidates = [e for e in (in_reply_to, thread_root) if e]
+        if not candidates:
+            return
+        found = await self.services.note_for(candidates)
+        if found is None or not await self.services.claim_event(event.event_id, room_id):
+            return
+        dossier_id, note_id = found
+        if await self.services.dossier_for_room(room_id) != dossier_id:
+            return  # a thread of another room's note: never write across dossiers
+        ctx = Context(event.sender, room_id, event.event_id, self.lang, self.services)
+        reply = await self._safe(ctx, note.reply_to_note(ctx, dossier_id, note_id, body))
+        await self._answer(room_id, event.event_id, thread_root, reply)
+
+    async def _safe(self, ctx: Context, work: Any) -> Reply:
+        """Run a non-command step (form answer, note reply) with the dispatcher's errors."""
+        try:
+            result: Reply = await work
+            return result
+        except (CommandError, ApiError) as exc:
+            return error_reply(ctx.lang, exc.message, None)
+        except Exception:
+            log.exception("step failed")
+            return error_reply(ctx.lang, ctx.t("erreur interne du bot", "internal error"), None)
+
+    async def _answer(
+        self, room_id: str, event_id: str, thread_root: str | None, reply: Reply
+    ) -> None:
+        root = thread_root or event_id
+        sent = await self.reply(room_id, event_id, reply.plain, reply.html, root, reply.mentions)
+        if reply.ok:
+            # Off the critical path: the answer is what people wait for.
+            self._spawn(self.react(room_id, event_id, "✅"))
+        if reply.note_id and reply.dossier_id and sent:
+            await self.services.link_note([event_id, root, sent], reply.dossier_id, reply.note_id)
+        if reply.follow_up is not None:
+            later = reply.follow_up
+
+            async def follow() -> None:
+                more = await later()
+                if more is not None:
+                    await self.reply(room_id, event_id, more.plain, more.html, root)
+
+            self._spawn(follow())
 
     async def _on_undecryptable(self, room: MatrixRoom, event: MegolmEvent) -> None:
         assert self.client is not None
-        if not self._is_fresh(event):
+        if not self._is_fresh(event) or event.sender == self.client.user_id:
             return
         log.warning("undecryptable event in a room; requesting the room key")
         with contextlib.suppress(Exception):
             await self.client.request_room_key(event)
-        await self.reply(room.room_id, event.event_id, UNDECRYPTABLE_FR)
+        text = UNDECRYPTABLE_EN if self.lang == "en" else UNDECRYPTABLE_FR
+        await self.reply(room.room_id, event.event_id, text)
 
-    async def reply(self, room_id: str, event_id: str, plain: str, html: str | None = None) -> None:
-        """Answer in the thread of the command (with a reply fallback for older clients)."""
+    # -- sending -------------------------------------------------------------------------
+
+    async def _send(self, room_id: str, event_type: str, content: dict[str, Any]) -> str | None:
         assert self.client is not None
+        room = self.client.rooms.get(room_id)
+        if room is not None and room.encrypted:
+            allowed = await self.services.circle_users(room_id)
+            if allowed is not None:
+                allowed = allowed | {self.client.user_id}
+            self.client.set_recipients(room_id, allowed)
+        response = await self.client.room_send(
+            room_id, event_type, content, ignore_unverified_devices=True
+        )
+        if isinstance(response, RoomSendResponse):
+            return str(response.event_id)
+        log.error("send failed: %s", getattr(response, "message", response))
+        return None
+
+    async def reply(
+        self,
+        room_id: str,
+        event_id: str,
+        plain: str,
+        html: str | None = None,
+        thread_root: str | None = None,
+        mentions: tuple[str, ...] = (),
+    ) -> str | None:
+        """Answer in the thread of the command (with a reply fallback for older clients)."""
         content: dict[str, Any] = {
             "msgtype": "m.notice",
             "body": plain,
             "m.relates_to": {
                 "rel_type": "m.thread",
-                "event_id": event_id,
+                "event_id": thread_root or event_id,
                 "is_falling_back": True,
                 "m.in_reply_to": {"event_id": event_id},
             },
+            "m.mentions": {"user_ids": list(mentions)},
         }
         if html is not None:
             content["format"] = "org.matrix.custom.html"
             content["formatted_body"] = html
-        response = await self.client.room_send(
-            room_id, "m.room.message", content, ignore_unverified_devices=True
-        )
-        if not hasattr(response, "event_id"):
-            log.error("reply failed: %s", getattr(response, "message", response))
+        return await self._send(room_id, "m.room.message", content)
+
+    async def react(self, room_id: str, event_id: str, key: str) -> None:
+        content = {"m.relates_to": {"rel_type": "m.annotation", "event_id": event_id, "key": key}}
+        await self._send(room_id, "m.reaction", content)
 
     async def run_forever(self) -> None:
         client = await self.start()
-        delay = 1.0
         while True:
             try:
                 await client.sync_forever(timeout=30000, full_state=True)
             except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-                log.warning("sync interrupted (%s); retrying in %.0f s", type(exc).__name__, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 60.0)
+                self._pause(type(exc).__name__)
+            except Exception:
+                log.exception("sync loop failed")
+                self._pause("error")
+            await asyncio.sleep(self._backoff)
+            self._backoff = min(self._backoff * 2, 60.0)
+
+    def _pause(self, why: str) -> None:
+        """Reconnect with exponential backoff (1 s, 2 s… 60 s; back to 1 s after a sync)."""
+        log.warning("sync interrupted (%s); retrying in %.0f s", why, self._backoff)
 
 
 async def _main(deployment: Deployment) -> None:
@@ -158,6 +381,8 @@ async def _main(deployment: Deployment) -> None:
     finally:
         if bot.client is not None:
             await bot.client.close()
+        if bot.services.room_sync is not None:
+            await bot.services.room_sync.close()
         bot._ready_path.unlink(missing_ok=True)
 
 

@@ -16,6 +16,7 @@ from sqlalchemy.orm.attributes import flag_modified
 
 import dossier_api.models as dm
 from appservice.models import AsEvent
+from coordination_bot.models import BotFormDialogue
 from dossier_api.sealed import Sealed, install_key_ring
 from maillon.crypto import KeyRing
 from maillon.settings import SECRETS_FILE, DataKey, load
@@ -25,7 +26,7 @@ SEALED_MODELS = [
     m
     for m in vars(dm).values()
     if isinstance(m, type) and issubclass(m, Base) and hasattr(m, "__tablename__")
-]
+] + [BotFormDialogue]
 
 
 def _sealed_columns(model: type[Base]) -> list[str]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from alembic import context
 
 import appservice.models  # noqa: F401  (registers the tables)
+import coordination_bot.models  # noqa: F401
 import dossier_api.models  # noqa: F401
 from maillon.store import Base
 

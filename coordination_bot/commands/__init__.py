@@ -1,0 +1,15 @@
+"""Command families, one module each; importing this package registers them all.
+A new family is one new module here (name, aliases, usage, help, handler) and one line below."""
+
+from coordination_bot.commands import (  # noqa: F401
+    agenda,
+    aide,
+    alerte,
+    cercle,
+    delegation,
+    dossier,
+    formulaire,
+    note,
+    ppcs,
+    tache,
+)

@@ -1,0 +1,78 @@
+"""!delegation: let a colleague act with my rights until a date (end of that day)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from coordination_bot.core import Command, CommandError, Context, Reply, build, register, user_arg
+from coordination_bot.dates import DateError, fold, french_datetime, parse_when
+
+USAGE = "!delegation @utilisateur jusqu'au DATE"
+USAGE_EN = "!delegate @user until DATE"
+UNTIL = {"jusqu'au", "jusqu'a", "jusqua", "jusquau", "until", "au"}
+
+
+async def delegation(ctx: Context, args: list[str]) -> Reply:
+    if len(args) < 2:
+        raise CommandError(
+            ctx.t(
+                "il faut la personne et la date de fin", "the colleague and the end date are needed"
+            )
+        )
+    to_user = user_arg(ctx, args[0])
+    rest = args[1:]
+    if rest and fold(rest[0]) in UNTIL:
+        rest = rest[1:]
+    elif len(rest) > 1 and fold(rest[0]) == "jusqu" and fold(rest[1]) in ("au", "a"):
+        rest = rest[2:]
+    try:
+        when, used = parse_when(rest, ctx.now)
+    except DateError as exc:
+        raise CommandError(str(exc)) from None
+    if used != len(rest):
+        raise CommandError(
+            ctx.t(
+                f"« {' '.join(rest[used:])} » en trop après la date",
+                f"“{' '.join(rest[used:])}” after the date",
+            )
+        )
+    # "jusqu'au 24/12": the whole of that day, unless a time was given.
+    until = when.at(dt.time(23, 59, 59)) if when.time is None else when.at()
+    if until <= ctx.now:
+        raise CommandError(ctx.t("la date de fin doit être à venir", "the end must be ahead"))
+    if to_user == ctx.sender:
+        raise CommandError(
+            ctx.t("on ne se délègue pas à soi-même", "you cannot delegate to yourself")
+        )
+    await ctx.services.as_sender(
+        ctx.sender,
+        ctx.services.dossiers.delegate,
+        {"to_user": to_user, "until": until.isoformat()},
+    )
+    return build(
+        ctx.t(
+            f"Délégation à {to_user} jusqu'au {french_datetime(until)}.",
+            f"Delegation to {to_user} until {french_datetime(until)}.",
+        ),
+        [
+            ctx.t(
+                "Cette personne agit avec vos droits sur vos dossiers jusqu'à cette date.",
+                "They act with your rights on your dossiers until then.",
+            )
+        ],
+    )
+
+
+register(
+    Command(
+        name="!delegation",
+        aliases=("!délégation",),
+        english=("!delegate",),
+        usage_fr=USAGE,
+        usage_en=USAGE_EN,
+        help_fr="déléguer vos droits à un confrère jusqu'à une date",
+        help_en="delegate your rights to a colleague until a date",
+        handler=delegation,
+        needs_dossier=False,
+    )
+)

@@ -1,0 +1,244 @@
+"""!dossier: open a dossier (and its patient room), summarise the room's dossier, close it."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+
+from coordination_bot.core import Command, CommandError, Context, Reply, build, register
+from coordination_bot.dates import DateError, french_date, french_datetime, parse_birth_date
+from dossier_api.pathways import PATHWAYS
+from dossier_api.service import display_name
+
+ROOM_WAIT_SECONDS = 30.0
+SEXES = {"F": "F", "M": "M", "H": "M", "I": "I"}
+USAGE_NEW = "!dossier nouveau NOM Prénom JJ/MM/AAAA SEXE [parcours]"
+USAGE_CLOSE = "!dossier fermer motif"
+USAGE_NEW_EN = "!file new SURNAME Firstname DD/MM/YYYY SEX [pathway]"
+USAGE_CLOSE_EN = "!file close reason"
+
+
+def _iso_to_fr(value: str | None) -> str:
+    if not value:
+        return "—"
+    return french_datetime(dt.datetime.fromisoformat(value))
+
+
+async def _new(ctx: Context, args: list[str]) -> Reply:
+    usage = ctx.t(USAGE_NEW, USAGE_NEW_EN)
+    if len(args) < 4:
+        raise CommandError(
+            ctx.t(
+                "il faut le nom, le prénom, la date de naissance et le sexe",
+                "surname, first name, birth date and sex are needed",
+            ),
+            usage,
+        )
+    if len(args) > 5:
+        raise CommandError(
+            ctx.t(
+                f"trop de mots : « {' '.join(args[5:])} » (mettez un nom composé entre guillemets)",
+                f"too many words: “{' '.join(args[5:])}” (quote a compound name)",
+            ),
+            usage,
+        )
+    surname, first, born_text, sex_text = args[:4]
+    pathway = args[4].lower() if len(args) == 5 else "dac"
+    for value, fr, en in ((surname, "nom", "surname"), (first, "prénom", "first name")):
+        if not value or len(value) > 200 or not any(c.isalpha() for c in value):
+            raise CommandError(
+                ctx.t(f"{fr} invalide : « {value} »", f"invalid {en}: “{value}”"), usage
+            )
+    try:
+        born = parse_birth_date(born_text, ctx.now.date())
+    except DateError as exc:
+        raise CommandError(str(exc), usage) from None
+    sex = SEXES.get(sex_text.upper())
+    if sex is None:
+        raise CommandError(
+            ctx.t(
+                f"sexe « {sex_text} » inconnu : F, M (ou H) ou I",
+                f"unknown sex “{sex_text}”: F, M or I",
+            ),
+            usage,
+        )
+    if pathway not in PATHWAYS:
+        raise CommandError(
+            ctx.t(
+                f"parcours « {pathway} » inconnu (parcours : {', '.join(sorted(PATHWAYS))})",
+                f"unknown pathway “{pathway}” (pathways: {', '.join(sorted(PATHWAYS))})",
+            ),
+            usage,
+        )
+    body = {
+        "pathway": pathway,
+        "identity": {
+            "birth_name": surname.upper(),
+            "first_names": first,
+            "sex": sex,
+            "birth_date": born.isoformat(),
+            "identity_status": "PROV",
+        },
+    }
+    created = await ctx.services.as_sender(ctx.sender, ctx.services.dossiers.create_dossier, body)
+    dossier_id = created["id"]
+    name = display_name(created["identity"])
+
+    async def room_created() -> Reply | None:
+        deadline = time.monotonic() + ROOM_WAIT_SECONDS
+        room_id = await ctx.services.sync_rooms(dossier_id)
+        while time.monotonic() < deadline:
+            room_id = room_id or await ctx.services.room_of(dossier_id)
+            if room_id:
+                return build(
+                    ctx.t(
+                        f"Salle du patient {name} créée : vous y êtes invité(e).",
+                        f"Patient room for {name} created: you are invited.",
+                    ),
+                    [room_id],
+                    dossier_id=dossier_id,
+                )
+            await asyncio.sleep(0.3)
+        return build(
+            ctx.t(
+                "La salle du patient n'est pas encore créée ; elle le sera dès que le "
+                "service Maillon sera disponible.",
+                "The patient room is not created yet; it will be when Maillon's service is "
+                "available.",
+            ),
+            ok=False,
+        )
+
+    return build(
+        ctx.t(
+            f"Dossier ouvert pour {name} (né(e) le {french_date(born)}).",
+            f"Dossier opened for {name} (born {french_date(born)}).",
+        ),
+        [
+            ctx.t(f"Numéro : {dossier_id}", f"Number: {dossier_id}"),
+            ctx.t(f"Parcours : {PATHWAYS[pathway].name}", f"Pathway: {PATHWAYS[pathway].name}"),
+            ctx.t(f"Référent : {ctx.sender}", f"Referent: {ctx.sender}"),
+            ctx.t(
+                f"Adresse de messagerie du dossier : {created['mail_address']}",
+                f"Dossier mail address: {created['mail_address']}",
+            ),
+            ctx.t(
+                "Identité provisoire (PROV) : à vérifier.",
+                "Provisional identity (PROV): to be checked.",
+            ),
+        ],
+        dossier_id=dossier_id,
+        follow_up=room_created,
+    )
+
+
+async def _summary(ctx: Context) -> Reply:
+    dossier_id = await ctx.dossier_id()
+    svc = ctx.services.dossiers
+    d = await ctx.services.as_sender(ctx.sender, svc.get_dossier, dossier_id)
+    circle = await ctx.services.as_sender(ctx.sender, svc.circle, dossier_id)
+    tasks = await ctx.services.as_sender(ctx.sender, svc.tasks, dossier_id)
+    identity = d["identity"]
+    pathway = PATHWAYS.get(d["pathway"])
+    born = identity.get("birth_date", "")
+    born_fr = "/".join(reversed(born.split("-"))) if born else "—"
+    active = [m for m in circle if m["active"]]
+    open_tasks = [t for t in tasks if t["status"] == "todo"]
+    status = {
+        "open": ctx.t("ouvert", "open"),
+        "closed": ctx.t("clos", "closed"),
+        "archived": ctx.t("archivé", "archived"),
+    }.get(d["status"], d["status"])
+    if d["status"] != "open" and d.get("status_reason"):
+        status += f" ({d['status_reason']})"
+    return build(
+        ctx.t(f"Dossier de {display_name(identity)}", f"Dossier of {display_name(identity)}"),
+        [
+            ctx.t(
+                f"Né(e) le {born_fr}, sexe {identity.get('sex', '?')}",
+                f"Born {born_fr}, sex {identity.get('sex', '?')}",
+            ),
+            ctx.t(f"Identité : {d['identity_status']}", f"Identity: {d['identity_status']}"),
+            ctx.t(
+                f"Parcours : {pathway.name if pathway else d['pathway']}",
+                f"Pathway: {pathway.name if pathway else d['pathway']}",
+            ),
+            ctx.t(f"État : {status}", f"Status: {status}"),
+            ctx.t(
+                f"Ouvert le {_iso_to_fr(d['opened_at'])}", f"Opened {_iso_to_fr(d['opened_at'])}"
+            ),
+            ctx.t(f"Référent : {d['referent']}", f"Referent: {d['referent']}"),
+            ctx.t(
+                f"Cercle de soins : {len(active)} membre(s)",
+                f"Care circle: {len(active)} member(s)",
+            ),
+            ctx.t(f"Tâches ouvertes : {len(open_tasks)}", f"Open tasks: {len(open_tasks)}"),
+            ctx.t(
+                f"Adresse de messagerie du dossier : {d['mail_address']}",
+                f"Dossier mail address: {d['mail_address']}",
+            ),
+            ctx.t(f"Numéro : {d['id']}", f"Number: {d['id']}"),
+        ],
+        dossier_id=dossier_id,
+    )
+
+
+async def _close(ctx: Context, args: list[str]) -> Reply:
+    usage = ctx.t(USAGE_CLOSE, USAGE_CLOSE_EN)
+    reason = " ".join(args).strip()
+    if not reason:
+        raise CommandError(
+            ctx.t("le motif de clôture est obligatoire", "a reason for closing is required"), usage
+        )
+    if len(reason) > 500:
+        raise CommandError(
+            ctx.t(
+                "motif trop long (500 caractères au plus)",
+                "reason too long (500 characters at most)",
+            ),
+            usage,
+        )
+    dossier_id = await ctx.dossier_id()
+    body = {"status": "closed", "status_reason": reason}
+    await ctx.services.as_sender(ctx.sender, ctx.services.dossiers.patch_dossier, dossier_id, body)
+
+    async def read_only_room() -> None:
+        # After the answer is sent: the closed dossier's room becomes read-only.
+        await ctx.services.sync_rooms(dossier_id)
+
+    return build(
+        ctx.t(f"Dossier clos : {reason}", f"Dossier closed: {reason}"),
+        dossier_id=dossier_id,
+        follow_up=read_only_room,
+    )
+
+
+async def dossier(ctx: Context, args: list[str]) -> Reply:
+    if not args:
+        return await _summary(ctx)
+    sub = args[0].lower()
+    if sub in ("nouveau", "new", "ouvrir"):
+        return await _new(ctx, args[1:])
+    if sub in ("fermer", "clore", "close"):
+        return await _close(ctx, args[1:])
+    raise CommandError(
+        ctx.t(
+            f"sous-commande « {args[0]} » inconnue (nouveau, fermer)",
+            f"unknown subcommand “{args[0]}” (new, close)",
+        )
+    )
+
+
+register(
+    Command(
+        name="!dossier",
+        english=("!file",),
+        usage_fr=f"!dossier\n{USAGE_NEW}\n{USAGE_CLOSE}",
+        usage_en=f"!file\n{USAGE_NEW_EN}\n{USAGE_CLOSE_EN}",
+        help_fr="résumé du dossier de la salle ; ouvrir un dossier (et sa salle) ; le clore",
+        help_en="summary of the room's dossier; open a dossier (and its room); close it",
+        handler=dossier,
+        needs_dossier=False,
+    )
+)

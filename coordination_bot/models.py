@@ -1,0 +1,49 @@
+"""The bot's own durable state in Maillon's store: commands already handled (a redelivered
+event runs once), liaison-note threads (a reply in the thread answers the note) and form
+dialogues in progress (a restart does not lose them; answers are sealed)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from dossier_api.sealed import Sealed
+from maillon.store import Base
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class BotHandledEvent(Base):
+    __tablename__ = "bot_handled_events"
+    event_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    room_id: Mapped[str] = mapped_column(String(255))
+    handled_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+
+
+class BotNoteThread(Base):
+    """An event of a note's thread (the command, the confirmation) and the note it is about."""
+
+    __tablename__ = "bot_note_threads"
+    event_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    dossier_id: Mapped[str] = mapped_column(String(32))
+    note_id: Mapped[str] = mapped_column(String(32))
+
+
+class BotFormDialogue(Base):
+    """A form being filled in, question by question, by one person in one room."""
+
+    __tablename__ = "bot_form_dialogues"
+    room_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    dossier_id: Mapped[str] = mapped_column(String(32))
+    form_id: Mapped[str] = mapped_column(String(100))
+    thread_root: Mapped[str] = mapped_column(String(255))
+    step: Mapped[int] = mapped_column(Integer, default=0)
+    answers: Mapped[dict[str, Any]] = mapped_column(Sealed())
+    lang: Mapped[str] = mapped_column(String(2), default="fr")
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -1,0 +1,198 @@
+"""The bot's bridge to the dossier: the API's own ``DossierService`` in-process (same rights,
+same audit, component "bot"), always called as the sender of the command, in a thread;
+plus the bot's own small durable state (handled events, note threads, form dialogues)."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from sqlalchemy import Engine, delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from coordination_bot.models import BotFormDialogue, BotHandledEvent, BotNoteThread
+from dossier_api import care
+from dossier_api.auth import Caller
+from dossier_api.models import CircleMember, Dossier
+from dossier_api.room_sync_client import RoomSyncClient, main_room
+from dossier_api.service import DossierService
+
+T = TypeVar("T")
+
+
+class CareCalls:
+    """``dossier_api.care`` functions bound to the service: ``fn(caller, ...)``."""
+
+    def __init__(self, svc: DossierService) -> None:
+        self._svc = svc
+
+    def add_appointment(self, caller: Caller, dossier_id: str, body: dict[str, Any]) -> Any:
+        return care.add_appointment(self._svc, caller, dossier_id, body)
+
+    def appointments(self, caller: Caller, dossier_id: str) -> list[dict[str, Any]]:
+        return care.appointments(self._svc, caller, dossier_id)
+
+    def submit_form(
+        self, caller: Caller, dossier_id: str, form_id: str, body: dict[str, Any]
+    ) -> dict[str, Any]:
+        return care.submit_form(self._svc, caller, dossier_id, form_id, body)
+
+    def forms(self, caller: Caller, dossier_id: str) -> list[dict[str, Any]]:
+        return care.forms(self._svc, caller, dossier_id)
+
+    def get_ppcs(self, caller: Caller, dossier_id: str) -> dict[str, Any]:
+        return care.get_ppcs(self._svc, caller, dossier_id)
+
+    def add_alert(self, caller: Caller, dossier_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        return care.add_alert(self._svc, caller, dossier_id, body)
+
+
+class Services:
+    def __init__(
+        self, engine: Engine, mail_domain: str, room_sync: RoomSyncClient | None = None
+    ) -> None:
+        self.engine = engine
+        self.dossiers = DossierService(engine, mail_domain, component="bot")
+        self.care = CareCalls(self.dossiers)
+        self.room_sync = room_sync
+        self._room_dossier: dict[str, str] = {}  # a room's dossier never changes
+
+    async def sync_rooms(self, dossier_id: str) -> str | None:
+        """Ask the appservice to carry the dossier's change into its rooms now (as the API
+        does after a write); the main room id when known. The outbox retries anyway."""
+        if self.room_sync is None:
+            return None
+        return main_room(await self.room_sync.sync(dossier_id))
+
+    @staticmethod
+    def caller(user_id: str) -> Caller:
+        """The sender of a command: the bot never acts with rights of its own."""
+        return Caller(user_id=user_id, is_admin=False, via="bot")
+
+    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.to_thread(fn, *args)
+
+    async def as_sender(self, sender: str, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(Caller(sender), *args)`` of the service, in a thread."""
+        return await asyncio.to_thread(fn, self.caller(sender), *args)
+
+    # -- rooms and dossiers --------------------------------------------------------------
+
+    def _dossier_of_room(self, room_id: str) -> str | None:
+        known = self._room_dossier.get(room_id)
+        if known is None:
+            known = self.dossiers.dossier_id_for_room(room_id)
+            if known is not None:
+                if len(self._room_dossier) > 100_000:
+                    self._room_dossier.clear()
+                self._room_dossier[room_id] = known
+        return known
+
+    async def dossier_for_room(self, room_id: str) -> str | None:
+        """The dossier of a patient room or side room (no access check: every command
+        then calls the service as its sender)."""
+        if room_id in self._room_dossier:
+            return self._room_dossier[room_id]
+        return await asyncio.to_thread(self._dossier_of_room, room_id)
+
+    def _room_of(self, dossier_id: str) -> str | None:
+        with Session(self.engine) as session:
+            return session.scalar(select(Dossier.room_id).where(Dossier.id == dossier_id))
+
+    async def room_of(self, dossier_id: str) -> str | None:
+        return await asyncio.to_thread(self._room_of, dossier_id)
+
+    def _circle_users(self, room_id: str) -> set[str] | None:
+        """Active members of the care circle of the room's dossier (None: not a patient
+        room). Used only to decide which devices receive the bot's room keys."""
+        dossier_id = self._dossier_of_room(room_id)
+        if dossier_id is None:
+            return None
+        now = dt.datetime.now(dt.UTC)
+        with Session(self.engine) as session:
+            rows = session.scalars(
+                select(CircleMember).where(CircleMember.dossier_id == dossier_id)
+            ).all()
+            return {m.user_id for m in rows if m.active(now)}
+
+    async def circle_users(self, room_id: str) -> set[str] | None:
+        return await asyncio.to_thread(self._circle_users, room_id)
+
+    # -- handled events (a redelivered command runs once) ---------------------------------
+
+    def _claim(self, event_id: str, room_id: str) -> bool:
+        try:
+            with Session(self.engine) as session, session.begin():
+                session.add(BotHandledEvent(event_id=event_id, room_id=room_id))
+        except IntegrityError:
+            return False
+        return True
+
+    async def claim_event(self, event_id: str, room_id: str) -> bool:
+        """True the first time an event id is seen, False for a redelivery."""
+        return await asyncio.to_thread(self._claim, event_id, room_id)
+
+    def _forget_old(self, days: int) -> None:
+        limit = dt.datetime.now(dt.UTC) - dt.timedelta(days=days)
+        with Session(self.engine) as session, session.begin():
+            session.execute(delete(BotHandledEvent).where(BotHandledEvent.handled_at < limit))
+
+    async def forget_old_events(self, days: int = 30) -> None:
+        await asyncio.to_thread(self._forget_old, days)
+
+    # -- liaison-note threads ------------------------------------------------------------
+
+    def _link_note(self, event_ids: list[str], dossier_id: str, note_id: str) -> None:
+        with Session(self.engine) as session, session.begin():
+            for event_id in event_ids:
+                if session.get(BotNoteThread, event_id) is None:
+                    session.add(
+                        BotNoteThread(event_id=event_id, dossier_id=dossier_id, note_id=note_id)
+                    )
+
+    async def link_note(self, event_ids: list[str], dossier_id: str, note_id: str) -> None:
+        await asyncio.to_thread(self._link_note, event_ids, dossier_id, note_id)
+
+    def _note_for(self, event_ids: list[str]) -> tuple[str, str] | None:
+        with Session(self.engine) as session:
+            for event_id in event_ids:
+                row = session.get(BotNoteThread, event_id)
+                if row is not None:
+                    return row.dossier_id, row.note_id
+        return None
+
+    async def note_for(self, event_ids: list[str]) -> tuple[str, str] | None:
+        return await asyncio.to_thread(self._note_for, event_ids)
+
+    # -- form dialogues ------------------------------------------------------------------
+
+    def _dialogue(self, room_id: str, user_id: str) -> BotFormDialogue | None:
+        with Session(self.engine, expire_on_commit=False) as session:
+            row = session.get(BotFormDialogue, (room_id, user_id))
+            if row is not None:
+                session.expunge(row)
+            return row
+
+    async def dialogue(self, room_id: str, user_id: str) -> BotFormDialogue | None:
+        return await asyncio.to_thread(self._dialogue, room_id, user_id)
+
+    def _save_dialogue(self, row: BotFormDialogue) -> None:
+        with Session(self.engine) as session, session.begin():
+            session.merge(row)
+
+    async def save_dialogue(self, row: BotFormDialogue) -> None:
+        await asyncio.to_thread(self._save_dialogue, row)
+
+    def _end_dialogue(self, room_id: str, user_id: str) -> None:
+        with Session(self.engine) as session, session.begin():
+            session.execute(
+                delete(BotFormDialogue).where(
+                    BotFormDialogue.room_id == room_id, BotFormDialogue.user_id == user_id
+                )
+            )
+
+    async def end_dialogue(self, room_id: str, user_id: str) -> None:
+        await asyncio.to_thread(self._end_dialogue, room_id, user_id)

@@ -1,0 +1,51 @@
+"""The bot's command dispatcher in-process against a real Maillon store (no homeserver):
+the same ``Services`` the running bot uses, so rights and audit are the API's."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from coordination_bot.core import Reply
+from coordination_bot.dispatch import dispatch
+from coordination_bot.services import Services
+from dossier_api.models import DossierRoom
+from dossier_api.rooms import RoomLinks
+from dossier_api.sealed import install_key_ring
+from maillon.crypto import KeyRing
+from maillon.settings import DataKey
+from maillon.store import make_engine
+
+
+def store(database_url: str) -> Engine:
+    install_key_ring(KeyRing([DataKey("test", base64.b64encode(secrets.token_bytes(32)).decode())]))
+    return make_engine(database_url)
+
+
+@dataclass
+class InProcessBot:
+    services: Services
+
+    async def say(
+        self, sender: str, room_id: str, text: str, now: dt.datetime | None = None
+    ) -> Reply:
+        event_id = "$" + secrets.token_urlsafe(12)
+        reply = await dispatch(self.services, sender, room_id, event_id, text, now=now)
+        assert reply is not None, f"{text!r} got no answer"
+        return reply
+
+    def link_room(self, dossier_id: str, room_id: str) -> None:
+        """What the appservice does once it has created the dossier's main room."""
+        with Session(self.services.engine) as session:
+            key = session.scalar(
+                select(DossierRoom.id).where(
+                    DossierRoom.dossier_id == dossier_id, DossierRoom.kind == "main"
+                )
+            )
+        assert key is not None
+        RoomLinks(self.services.engine).room_created(key, room_id)

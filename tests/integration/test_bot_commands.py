@@ -1,0 +1,220 @@
+"""The coordination bot on a real stack: professionals are E2EE nio clients, rooms are
+encrypted, the resulting dossier state is read through the dossier API as each person."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import re
+from collections.abc import Callable
+from typing import Any
+
+from canonicaljson import encode_canonical_json
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from coordination_bot.dates import PARIS
+from tests.harness.bot_chat import BotChat
+from tests.harness.circle import cs
+from tests.harness.dossier import api, api_error
+from tests.harness.matrix import E2EClient
+from tests.harness.stack import Stack
+
+MakeClient = Callable[[Stack, str], E2EClient]
+ROOM_ID = re.compile(r"![A-Za-z0-9_-]+(?::[A-Za-z0-9.:-]+)?")
+
+
+async def dm_with_bot(stack: Stack, user: E2EClient) -> str:
+    bot = stack.deployment.settings.bot_user_id
+    room_id = await user.create_room(invite=[bot], is_direct=True)
+    await user.wait_for_member(room_id, bot)
+    return room_id
+
+
+async def open_dossier_through_bot(
+    stack: Stack, coordinator: E2EClient, chat: BotChat
+) -> tuple[str, str]:
+    """!dossier nouveau in a direct chat; the patient room follows, the référent joins."""
+    dm = await dm_with_bot(stack, coordinator)
+    sent, opened = await chat.command(dm, "!dossier nouveau Martin Jeanne 12/03/1941 F dac")
+    assert "Dossier ouvert pour MARTIN Jeanne" in opened.body
+    match = re.search(r"Numéro : ([0-9a-f]{32})", opened.body)
+    assert match, opened.body
+    dossier_id = match.group(1)
+    created = await chat.answer(dm, sent, "Salle du patient")
+    found = ROOM_ID.search(created.body)
+    assert found, created.body
+    room_id = found.group(0)
+    await coordinator.accept_invite(room_id)
+    await coordinator.wait_for_member(room_id, chat.bot)
+    assert coordinator.client.rooms[room_id].encrypted
+    return dossier_id, room_id
+
+
+def _unb64(text: str) -> bytes:
+    return base64.b64decode(text + "=" * (-len(text) % 4))
+
+
+def _signed_by(obj: dict[str, Any], user_id: str, key: str) -> bool:
+    signature = obj.get("signatures", {}).get(user_id, {}).get(f"ed25519:{key}")
+    if signature is None:
+        return False
+    unsigned = {k: v for k, v in obj.items() if k not in ("signatures", "unsigned")}
+    Ed25519PublicKey.from_public_bytes(_unb64(key)).verify(
+        _unb64(signature), encode_canonical_json(unsigned)
+    )
+    return True
+
+
+async def test_every_command_family_end_to_end(stack: Stack, make_client: MakeClient) -> None:
+    coord = make_client(stack, "coordinatrice")
+    ide = make_client(stack, "ide")
+    chat = BotChat(stack, coord)
+    ide_chat = BotChat(stack, ide)
+    dossier_id, room = await open_dossier_through_bot(stack, coord, chat)
+    token = coord.account.access_token
+    path = f"/v1/dossiers/{dossier_id}"
+    dossier = api(stack, token, "GET", path)
+    assert dossier["referent"] == coord.user_id and dossier["identity"]["birth_name"] == "MARTIN"
+    assert dossier["room_id"] == room
+
+    _, summary = await chat.command(room, "!dossier")
+    assert dossier["mail_address"] in summary.body and "MARTIN Jeanne" in summary.body
+
+    # Circle: the coordinator adds the nurse, who is invited into the room.
+    await chat.command(room, f"!cercle ajouter {ide.user_id} IDE")
+    members = api(stack, token, "GET", f"{path}/circle")["members"]
+    assert any(m["user_id"] == ide.user_id and m["role"] == "IDE" for m in members)
+    await ide.accept_invite(room)
+    await ide.wait_for_member(room, chat.bot)
+
+    # A non-coordinator cannot change the circle through the bot (nor through the API).
+    outsider = make_client(stack, "curieux")
+    await ide_chat.command(room, f"!cercle ajouter {outsider.user_id} IDE", ok=False)
+    members = api(stack, token, "GET", f"{path}/circle")["members"]
+    assert outsider.user_id not in {m["user_id"] for m in members}
+    refused = api_error(
+        stack,
+        ide.account.access_token,
+        "POST",
+        f"{path}/circle",
+        {"user_id": outsider.user_id, "role": "IDE"},
+    )
+    assert refused.status == 403
+
+    # Cahier de liaison; a threaded reply to the note's confirmation answers the note.
+    note_cmd, confirmation = await ide_chat.command(room, "!note urgent Chute ce matin")
+    assert "URGENTE" in confirmation.body
+    answered = await chat.send(room, "Je passe à 17h", note_cmd, str(confirmation.event_id))
+    await chat.answer(room, answered, "Réponse ajoutée")
+    notes = api(stack, token, "GET", f"{path}/notes")["notes"]
+    assert [(n["author"], n["urgent"], n["text"]) for n in notes] == [
+        (ide.user_id, True, "Chute ce matin"),
+        (coord.user_id, False, "Je passe à 17h"),
+    ]
+    assert notes[1]["reply_to"] == notes[0]["id"]
+
+    # Tasks.
+    await chat.command(room, f'!tache ajouter {ide.user_id} "Passer la voir" demain')
+    _, listed = await ide_chat.command(room, "!taches")
+    assert "1. Passer la voir" in listed.body
+    await ide_chat.command(room, "!tache fait 1")
+    [task] = api(stack, token, "GET", f"{path}/tasks")["tasks"]
+    tomorrow = dt.datetime.now(PARIS).date() + dt.timedelta(days=1)
+    assert (task["title"], task["due"], task["status"], task["done_by"]) == (
+        "Passer la voir",
+        tomorrow.isoformat(),
+        "done",
+        ide.user_id,
+    )
+
+    # Agenda, in Paris time.
+    await chat.command(room, f"!agenda ajouter demain 14h30 45min Visite à domicile {ide.user_id}")
+    [meeting] = api(stack, token, "GET", f"{path}/appointments")["appointments"]
+    start = dt.datetime.fromisoformat(meeting["start"]).astimezone(PARIS)
+    assert (start.date(), start.hour, start.minute) == (tomorrow, 14, 30)
+    assert meeting["participants"] == [ide.user_id]
+    _, agenda = await ide_chat.command(room, "!agenda")
+    assert "Visite à domicile" in agenda.body
+
+    # A form, field by field, answers in the thread (one wrong answer on the way).
+    form_cmd, first = await ide_chat.command(room, "!formulaire evaluation-autonomie")
+    assert "GIR" in first.body
+    for answer, expect in [
+        ("7", "n'est pas l'un de"),
+        ("3", "Vit seul"),
+        ("non", "Aides en place"),
+        ("SSIAD matin et soir", "Chutes"),
+        ("-", "Date de l'évaluation"),
+        ("aujourd'hui", "enregistré"),
+    ]:
+        sent = await ide_chat.send(room, answer, form_cmd)
+        await ide_chat.answer(room, sent, expect)
+    [form] = api(stack, token, "GET", f"{path}/forms")["forms"]
+    assert form["answers"] == {
+        "gir": "3",
+        "vit_seul": False,
+        "aides_en_place": "SSIAD matin et soir",
+        "date_evaluation": dt.datetime.now(PARIS).date().isoformat(),
+    }
+    _, forms = await chat.command(room, "!formulaires")
+    assert "rempli 1 fois" in forms.body
+
+    # PPCS, alert, delegation.
+    _, ppcs = await chat.command(room, "!ppcs")
+    assert "Pas encore de PPCS" in ppcs.body
+    _, alert = await chat.command(room, f"!alerte {ide.user_id} Rappeler la famille")
+    assert alert.source["content"]["m.mentions"] == {"user_ids": [ide.user_id]}
+    await chat.command(room, f"!delegation {ide.user_id} jusqu'au 31/12")
+    [delegation] = api(stack, token, "GET", "/v1/delegations")["given"]
+    assert delegation["to_user"] == ide.user_id
+
+    # Errors: a usage line; a near-miss gets the closest command.
+    _, typo = await chat.command(room, "!tach fait 1", ok=False)
+    assert "Vouliez-vous dire !tache ?" in typo.body
+    _, bad = await chat.command(room, "!tache fait 7", ok=False)
+    assert "!tache fait N" in bad.body
+
+    # Closing: coordinators only.
+    await ide_chat.command(room, "!dossier fermer déménagement", ok=False)
+    await chat.command(room, "!dossier fermer entrée en EHPAD")
+    closed = api(stack, token, "GET", path)
+    assert (closed["status"], closed["status_reason"]) == ("closed", "entrée en EHPAD")
+
+    # All of it audited as the senders, by the bot component.
+    entries = api(stack, token, "GET", f"{path}/audit")["entries"]
+    by_bot = {(e["actor"], e["action"], e["allowed"]) for e in entries if e["component"] == "bot"}
+    assert (ide.user_id, "circle.add", False) in by_bot
+    assert (coord.user_id, "circle.add", True) in by_bot
+    assert (ide.user_id, "notes.write", True) in by_bot
+    assert not any(e["actor"] == chat.bot for e in entries)
+
+
+async def test_a_non_member_gets_nothing_through_the_bot(
+    stack: Stack, make_client: MakeClient
+) -> None:
+    coord = make_client(stack, "coordinatrice")
+    chat = BotChat(stack, coord)
+    dossier_id, _ = await open_dossier_through_bot(stack, coord, chat)
+    outsider = make_client(stack, "curieux")
+    outsider_chat = BotChat(stack, outsider)
+    dm = await dm_with_bot(stack, outsider)
+    _, answer = await outsider_chat.command(dm, "!note je lis le dossier", ok=False)
+    assert "aucun dossier" in answer.body
+    error = api_error(stack, outsider.account.access_token, "GET", f"/v1/dossiers/{dossier_id}")
+    assert error.status == 403
+
+
+async def test_bot_device_is_cross_signed_by_its_owner(
+    stack: Stack, make_client: MakeClient
+) -> None:
+    user = make_client(stack, "verif")
+    bot = stack.deployment.settings.bot_user_id
+    keys = cs(stack, user.account.access_token, "POST", "/keys/query", {"device_keys": {bot: []}})
+    master = keys["master_keys"][bot]
+    ssk = keys["self_signing_keys"][bot]
+    [master_key] = master["keys"].values()
+    [ssk_key] = ssk["keys"].values()
+    assert master["usage"] == ["master"] and ssk["usage"] == ["self_signing"]
+    assert _signed_by(ssk, bot, master_key), "self-signing key signed by the master key"
+    [device] = keys["device_keys"][bot].values()
+    assert _signed_by(device, bot, ssk_key), "device signed by the self-signing key"
