@@ -94,7 +94,7 @@ def now_utc() -> dt.datetime:
 
 
 def _iso(value: dt.datetime | None) -> str | None:
-    return None if value is None else value.astimezone(dt.UTC).isoformat(timespec="seconds")
+    return None if value is None else value.astimezone(dt.UTC).isoformat(timespec="milliseconds")
 
 
 def _parse_time(value: object) -> dt.datetime | None:

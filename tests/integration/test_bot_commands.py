@@ -13,8 +13,9 @@ from canonicaljson import encode_canonical_json
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from coordination_bot.dates import PARIS
+from maillon.circle import DOSSIER_EVENT, DOSSIER_WIDGET_ID, WIDGET_EVENT
 from tests.harness.bot_chat import BotChat
-from tests.harness.circle import cs
+from tests.harness.circle import cs, room_state
 from tests.harness.dossier import api, api_error
 from tests.harness.matrix import E2EClient
 from tests.harness.stack import Stack
@@ -47,6 +48,15 @@ async def open_dossier_through_bot(
     await coordinator.accept_invite(room_id)
     await coordinator.wait_for_member(room_id, chat.bot)
     assert coordinator.client.rooms[room_id].encrypted
+    # The same room as a dossier opened through the API: template, link, widget.
+    state = {
+        (e["type"], e["state_key"]): e["content"]
+        for e in room_state(stack, coordinator.account.access_token, room_id)
+    }
+    assert state[(DOSSIER_EVENT, "")]["dossier_id"] == dossier_id
+    assert state[("m.room.encryption", "")]["algorithm"] == "m.megolm.v1.aes-sha2"
+    assert state[("m.room.name", "")]["name"].endswith("— coordination DAC")
+    assert f"dossier={dossier_id}" in state[(WIDGET_EVENT, DOSSIER_WIDGET_ID)]["url"]
     return dossier_id, room_id
 
 
