@@ -13,6 +13,7 @@ import aiohttp
 from aiohttp import web
 
 from appservice.circle_keeper import CircleKeeper
+from appservice.mail.relay import mail_relay
 from appservice.matrix_api import AppserviceApi
 from appservice.metrics import Metrics
 from appservice.transactions import EventHandler, MalformedTransaction, TransactionStore
@@ -226,6 +227,7 @@ def create_app(
     app.router.add_get("/health", health)
     app.router.add_get("/metrics", metrics_page)
     app.cleanup_ctx.append(_background)
+    app.cleanup_ctx.append(mail_relay)  # MSSanté / Medimail relay (appservice/mail/)
     return app
 
 
