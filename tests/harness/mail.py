@@ -88,6 +88,7 @@ class Dovecot:
 
     def start(self) -> None:
         binary = shutil.which("dovecot") or "/usr/sbin/dovecot"
+        self.root.chmod(0o755)
         for sub in ("run", "state", "mail"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
         shutil.chown(self.root / "mail", "dovecot", "dovecot")

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,7 +24,7 @@ from appservice.mail.models import MailSpool
 from dossier_api.models import Dossier
 from maillon.store import make_engine
 from tests.harness.circle import appservice, coordinated_room
-from tests.harness.dossier import new_dossier
+from tests.harness.dossier import IDENTITY, new_dossier
 from tests.harness.mail import (
     SENDER,
     Dovecot,
@@ -33,6 +35,7 @@ from tests.harness.mail import (
     smtp_sink,
     thread_root,
     wait_mails,
+    xdm_zip,
 )
 from tests.harness.matrix import E2EClient
 from tests.harness.postgres import create_database, drop_database
@@ -86,7 +89,8 @@ def _edit_yaml(path: Path, change: Callable[[dict[str, Any]], None]) -> None:
 
 @pytest.fixture(scope="module")
 def relay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Relay]:
-    dovecot = Dovecot(tmp_path_factory.mktemp("dovecot"))
+    # Dovecot's unprivileged processes must reach their files: not under pytest's 0700 tmp.
+    dovecot = Dovecot(Path(tempfile.mkdtemp(prefix="maillon-dovecot-")))
     dovecot.start()
     url = create_database("maillon_mail")
     try:
@@ -123,6 +127,7 @@ def relay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Relay]:
                 stack.stop()
     finally:
         dovecot.stop()
+        shutil.rmtree(dovecot.root, ignore_errors=True)
         drop_database(url)
 
 
@@ -244,3 +249,178 @@ async def test_disallowed_header_from_is_refused_too(relay: Relay, make_client: 
     before = relay.spool_count()
     code, _ = await relay.send(SENDER, [address], raw)
     assert code == 550 and relay.spool_count() == before
+
+
+async def _send_all(relay: Relay, mails: list[tuple[str, bytes]], parallel: int = 8) -> None:
+    limit = asyncio.Semaphore(parallel)
+
+    async def one(address: str, raw: bytes) -> None:
+        async with limit:
+            code, text = await relay.send(SENDER, [address], raw)
+            assert code == 250, text
+
+    await asyncio.gather(*(one(a, r) for a, r in mails))
+
+
+async def test_200_mails_each_once_in_their_room_and_thread(
+    relay: Relay, make_client: MakeClient
+) -> None:
+    dossiers = [await mail_dossier(relay, make_client) for _ in range(4)]
+    originals: dict[str, tuple[int, str]] = {}  # message id -> (dossier index, subject)
+    parent_of: dict[str, str] = {}  # reply -> the original that starts its thread
+    with_attachment: set[str] = set()
+    expected: dict[int, set[str]] = {i: set() for i in range(len(dossiers))}
+
+    def mail(i: int, n: int, reply_to: str | None = None, refs: list[str] | None = None) -> Any:
+        attach = n % 10 == 3
+        files = [(f"piece-{n}.txt", "text/plain", f"pièce {n}".encode())] if attach else []
+        mid, raw = build_mail(
+            dossiers[i][1],
+            f"Sujet {n}",
+            f"Courriel numéro {n}",
+            attachments=files,
+            in_reply_to=reply_to,
+            references=refs,
+        )
+        expected[i].add(mid)
+        if attach:
+            with_attachment.add(mid)
+        return mid, raw
+
+    wave: list[tuple[str, bytes]] = []
+    for n in range(140):
+        i = n % len(dossiers)
+        mid, raw = mail(i, n)
+        originals[mid] = (i, f"Sujet {n}")
+        wave.append((dossiers[i][1], raw))
+    await _send_all(relay, wave)
+    replies: list[str] = []
+    wave = []
+    for n, original in enumerate(list(originals)[:40], start=140):
+        i = originals[original][0]
+        mid, raw = mail(i, n, reply_to=original)
+        parent_of[mid] = original
+        replies.append(mid)
+        wave.append((dossiers[i][1], raw))
+    await _send_all(relay, wave)
+    wave = []
+    for n, reply in enumerate(replies[:20], start=180):
+        root = parent_of[reply]
+        i = originals[root][0]
+        mid, raw = mail(i, n, reply_to=reply, refs=[root])
+        parent_of[mid] = root
+        wave.append((dossiers[i][1], raw))
+    await _send_all(relay, wave)
+    assert sum(len(v) for v in expected.values()) == 200
+
+    for i, (client, _, room_id) in enumerate(dossiers):
+        events = await wait_mails(client, room_id, expected[i], timeout=240)
+        posted = [(mail_of(e), e) for e in events if mail_of(e)]
+        ids = [m["message_id"] for m, _ in posted]
+        assert sorted(ids) == sorted(expected[i]), "each mail exactly once, in its own room"
+        event_of = {m["message_id"]: e for m, e in posted}
+        for mid in expected[i]:
+            root = parent_of.get(mid)
+            if root is None:
+                assert thread_root(event_of[mid]) is None, "a new mail starts a thread"
+            else:
+                assert thread_root(event_of[mid]) == event_of[root].event_id, "reply in thread"
+        for mid in expected[i] & with_attachment:
+            thread = event_of[mid].event_id if mid not in parent_of else None
+            files = [
+                e
+                for e in events
+                if e.source.get("content", {}).get("msgtype") == "m.file"
+                and e.source["content"].get("body") == f"piece-{mid_number(event_of[mid])}.txt"
+            ]
+            assert len(files) == 1, "each attachment once"
+            if thread is not None:
+                assert thread_root(files[0]) == thread
+
+
+def mid_number(event: Any) -> str:
+    return str(mail_of(event)["subject"]).split()[-1]  # type: ignore[index]
+
+
+def nir() -> str:
+    """A syntactically valid NIR (13 digits and its key), unique enough for a test."""
+    body = f"2410331555{int.from_bytes(os.urandom(2), 'big') % 1000:03d}"
+    return body + f"{97 - int(body) % 97:02d}"
+
+
+async def test_ihe_xdm_ins_routes_to_the_single_dossier(
+    relay: Relay, make_client: MakeClient
+) -> None:
+    ins = nir()
+    identity = {**IDENTITY, "ins_matricule": ins, "birth_name": "Xdm"}
+    coordinator, _, room_id = await mail_dossier(relay, make_client, identity)
+    general = f"dossiers@{relay.domain}"
+    mid, raw = build_mail(
+        general,
+        "Résultats de biologie",
+        "Voir le document joint.",
+        attachments=[("IHE_XDM.ZIP", "application/zip", xdm_zip(ins))],
+    )
+    code, text = await relay.send(SENDER, [general], raw)
+    assert code == 250, text
+    await wait_mails(coordinator, room_id, {mid})
+
+    before = relay.spool_count()
+    _, raw = build_mail(
+        general,
+        "Patient inconnu",
+        "Voir le document joint.",
+        attachments=[("IHE_XDM.ZIP", "application/zip", xdm_zip("1" * 15))],
+    )
+    code, text = await relay.send(SENDER, [general], raw)
+    assert code == 550 and "INS" in text
+    assert relay.spool_count() == before
+
+
+async def test_imap_mailbox_is_polled_with_the_same_processing(
+    relay: Relay, make_client: MakeClient
+) -> None:
+    ins = nir()
+    identity = {**IDENTITY, "ins_matricule": ins, "birth_name": "Imap"}
+    coordinator, address, room_id = await mail_dossier(relay, make_client, identity)
+    by_address, raw1 = build_mail(address, "Par la boîte", "Relevé IMAP")
+    by_ins, raw2 = build_mail(
+        relay.dovecot.user,
+        "Par INS",
+        "Document",
+        attachments=[("IHE_XDM.ZIP", "application/zip", xdm_zip(ins))],
+    )
+    _, refused = build_mail(address, "Spam", "Non", sender="inconnu@example.com")
+    for raw in (raw1, raw2, refused):
+        relay.dovecot.append(raw)
+    events = await wait_mails(coordinator, room_id, {by_address, by_ins})
+    assert [mail_of(e)["message_id"] for e in events if mail_of(e)].count(by_address) == 1
+
+    def flagged() -> bool:
+        flags = relay.dovecot.flags()
+        return sum("$MaillonImported" in f for f in flags) >= 2 and any(
+            "$MaillonRefused" in f for f in flags
+        )
+
+    deadline = time.monotonic() + 30
+    while not flagged():
+        assert time.monotonic() < deadline, relay.dovecot.flags()
+        await asyncio.sleep(0.5)
+    await asyncio.sleep(2)  # more polls: nothing is imported twice
+    events = await room_events(coordinator, room_id)
+    ids = [mail_of(e)["message_id"] for e in events if mail_of(e)]
+    assert sorted(ids) == sorted([by_address, by_ins])
+
+
+async def test_auto_submitted_mail_is_posted_as_notice(
+    relay: Relay, make_client: MakeClient
+) -> None:
+    coordinator, address, room_id = await mail_dossier(relay, make_client)
+    mid, raw = build_mail(
+        address, "Absence", "Je suis absent.", headers={"Auto-Submitted": "auto-replied"}
+    )
+    assert (await relay.send(SENDER, [address], raw))[0] == 250
+    events = await wait_mails(coordinator, room_id, {mid})
+    posted = next(e for e in events if (mail_of(e) or {}).get("message_id") == mid)
+    assert posted.source["content"]["msgtype"] == "m.notice"
+    assert mail_of(posted)["automatic"] is True  # type: ignore[index]
