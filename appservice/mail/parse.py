@@ -161,7 +161,7 @@ def parse_mail(raw: bytes) -> ParsedMail:
         for part in parts:
             defects.extend(part.defects)
             if part.is_multipart():
-                if not part.get_boundary():
+                if part.get_content_maintype() == "multipart" and not part.get_boundary():
                     raise MalformedMail("multipart sans frontière / multipart without boundary")
                 continue
             ctype = part.get_content_type()

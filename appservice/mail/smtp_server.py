@@ -30,9 +30,11 @@ class Handler:
     async def handle_MAIL(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
-        if address and not self.intake.sender_allowed(address):
+        # The null reverse-path (delivery reports) stays "<>" in the envelope: aiosmtpd
+        # takes an empty mail_from for "no MAIL command yet".
+        if address not in ("", "<>") and not self.intake.sender_allowed(address):
             return SENDER_REFUSED
-        envelope.mail_from = address
+        envelope.mail_from = address or "<>"
         envelope.mail_options.extend(options)
         return "250 OK"
 
@@ -40,7 +42,7 @@ class Handler:
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
         problem = await asyncio.to_thread(
-            self.intake.check_recipient, address, not envelope.mail_from
+            self.intake.check_recipient, address, envelope.mail_from == "<>"
         )
         if problem is not None:
             return problem
@@ -52,9 +54,10 @@ class Handler:
         raw = envelope.original_content or envelope.content or b""
         if isinstance(raw, str):
             raw = raw.encode("utf-8", errors="surrogateescape")
+        sender = "" if envelope.mail_from in (None, "<>") else envelope.mail_from
         try:
             result = await asyncio.to_thread(
-                self.intake.accept, raw, envelope.mail_from or "", list(envelope.rcpt_tos), "smtp"
+                self.intake.accept, raw, sender, list(envelope.rcpt_tos), "smtp"
             )
         except Refusal as refusal:
             log.info("mail refused: %s", refusal.reply[:3])

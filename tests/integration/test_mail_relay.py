@@ -5,11 +5,14 @@ standing for the operator's server, a real Dovecot mailbox, matrix-nio E2EE clie
 from __future__ import annotations
 
 import asyncio
+import email.policy
 import os
 import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from email import message_from_bytes
+from email.message import Message
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +23,12 @@ from nio.crypto.attachments import decrypt_attachment
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from appservice.mail.models import MailSpool
+from appservice.mail.models import MailOutbox, MailSpool
+from appservice.mail.outbound import parse_mail_command, queue_mail
+from appservice.mail.relay import relay_marker
+from appservice.mail.spool import Spool
 from dossier_api.models import Dossier
+from maillon.crypto import KeyRing
 from maillon.store import make_engine
 from tests.harness.circle import appservice, coordinated_room
 from tests.harness.dossier import IDENTITY, new_dossier
@@ -69,16 +76,16 @@ class Relay:
 
     async def send(self, sender: str, recipients: list[str], raw: bytes) -> tuple[int, str]:
         """One SMTP exchange with the relay: (code, text) of the final reply."""
+        client = aiosmtplib.SMTP(hostname="127.0.0.1", port=self.port, timeout=60)
         try:
-            _, message = await aiosmtplib.send(
-                raw, sender=sender, recipients=recipients, hostname="127.0.0.1", port=self.port
-            )
+            async with client:
+                _, message = await client.sendmail(sender, recipients, raw)
         except aiosmtplib.SMTPRecipientsRefused as exc:
             refused = exc.recipients[0]
             return refused.code, refused.message
         except aiosmtplib.SMTPResponseException as exc:
             return exc.code, exc.message
-        return int(message.split()[0]) if message[:3].isdigit() else 250, message
+        return 250, message
 
 
 def _edit_yaml(path: Path, change: Callable[[dict[str, Any]], None]) -> None:
@@ -424,3 +431,190 @@ async def test_auto_submitted_mail_is_posted_as_notice(
     posted = next(e for e in events if (mail_of(e) or {}).get("message_id") == mid)
     assert posted.source["content"]["msgtype"] == "m.notice"
     assert mail_of(posted)["automatic"] is True  # type: ignore[index]
+
+
+async def reply_in_thread(client: E2EClient, room_id: str, root: str, text: str) -> str:
+    await client.sync()
+    relation = {
+        "rel_type": "m.thread",
+        "event_id": root,
+        "is_falling_back": True,
+        "m.in_reply_to": {"event_id": root},
+    }
+    response = await client.client.room_send(
+        room_id,
+        "m.room.message",
+        {"msgtype": "m.text", "body": text, "m.relates_to": relation},
+        ignore_unverified_devices=True,
+    )
+    event_id = getattr(response, "event_id", None)
+    assert event_id, response
+    return str(event_id)
+
+
+async def received(relay: Relay, match: Callable[[Message], bool], timeout: float = 60) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        for item in relay.sink.received:
+            msg = message_from_bytes(item.data, policy=email.policy.default)
+            if match(msg):
+                return item, msg
+        assert time.monotonic() < deadline, "the mail never reached the SMTP server"
+        await asyncio.sleep(0.2)
+
+
+async def mail_thread(
+    relay: Relay, make_client: MakeClient, sender: str = SENDER, **kw: Any
+) -> tuple[E2EClient, str, str, str, str]:
+    """A dossier and a mail posted in it: (coordinator, address, room, message id, root)."""
+    coordinator, address, room_id = await mail_dossier(relay, make_client)
+    mid, raw = build_mail(address, "Demande d'avis", "Que pensez-vous ?", sender=sender, **kw)
+    code, text = await relay.send(sender, [address], raw)
+    assert code == 250, text
+    events = await wait_mails(coordinator, room_id, {mid})
+    root = next(e.event_id for e in events if (mail_of(e) or {}).get("message_id") == mid)
+    return coordinator, address, room_id, mid, root
+
+
+async def test_reply_in_mail_thread_is_mailed_with_threading_headers(
+    relay: Relay, make_client: MakeClient
+) -> None:
+    coordinator, address, room_id, mid, root = await mail_thread(
+        relay,
+        make_client,
+        attachments=[("ordonnance.txt", "text/plain", b"ordonnance")],
+    )
+    await reply_in_thread(coordinator, room_id, root, "Avis favorable, on en parle jeudi.")
+    item, msg = await received(relay, lambda m: m["In-Reply-To"] == mid)
+    assert item.rcpt_tos == [SENDER]
+    assert item.mail_from == address and address in str(msg["From"])
+    assert str(msg["Subject"]) == "Re: Demande d'avis"
+    assert mid in str(msg["References"]).split()
+    assert str(msg["Auto-Submitted"]) == "no"
+    assert msg["X-Maillon-Relay"]
+    assert "Avis favorable, on en parle jeudi." in msg.get_content()
+    ours = str(msg["Message-ID"])
+
+    # Loops: what we sent is never re-imported, even when it comes back to us.
+    before = relay.spool_count()
+    code, text = await relay.send(SENDER, [address], item.data)
+    assert code == 250 and relay.spool_count() == before, text
+
+    # The correspondent's answer to our mail lands in the same thread.
+    answer, raw = build_mail(
+        address, "Re: Demande d'avis", "Parfait.", in_reply_to=ours, references=[mid]
+    )
+    assert (await relay.send(SENDER, [address], raw))[0] == 250
+    events = await wait_mails(coordinator, room_id, {answer})
+    posted = next(e for e in events if (mail_of(e) or {}).get("message_id") == answer)
+    assert thread_root(posted) == root
+
+    # Only the person's reply went out: the bot's messages (mail, attachment) never do.
+    await asyncio.sleep(2)
+    thread_mails = [
+        r
+        for r in relay.sink.received
+        if mid in str(message_from_bytes(r.data, policy=email.policy.default)["References"])
+    ]
+    assert len(thread_mails) == 1
+
+
+@pytest.mark.parametrize(
+    ("local", "outcome"), [("refuse", "final"), ("down", "final"), ("flaky", "sent")]
+)
+async def test_outbound_failures_are_retried_then_reported_in_the_room(
+    relay: Relay, make_client: MakeClient, local: str, outcome: str
+) -> None:
+    sender = f"{local}{os.urandom(3).hex()}@chu-exemple.mssante.fr"
+    coordinator, _, room_id, mid, root = await mail_thread(relay, make_client, sender=sender)
+    await reply_in_thread(coordinator, room_id, root, "Réponse")
+    if outcome == "sent":
+        await received(relay, lambda m: m["In-Reply-To"] == mid)
+        assert relay.sink.attempts[sender] == 2, "a temporary failure is retried"
+        return
+    notice = await coordinator.wait_for_text(
+        room_id, lambda e: "Échec de l'envoi du courriel" in e.body, timeout=60
+    )
+    assert sender in notice.body and thread_root(notice) == root
+    expected_attempts = 1 if local == "refuse" else 3  # 5xx is final; 4xx retried twice
+    assert relay.sink.attempts[sender] == expected_attempts
+    engine = relay.engine()
+    try:
+        with Session(engine) as session:
+            failed = session.scalar(
+                select(func.count())
+                .select_from(MailOutbox)
+                .where(MailOutbox.room_id == room_id, MailOutbox.failed_at.is_not(None))
+            )
+    finally:
+        engine.dispose()
+    assert failed == 1
+
+
+def _dsn(address: str, original: str) -> bytes:
+    boundary = "dsn-frontiere"
+    return (
+        f"From: MAILER-DAEMON@chu-exemple.mssante.fr\r\nTo: {address}\r\n"
+        "Subject: Undelivered Mail Returned to Sender\r\nMIME-Version: 1.0\r\n"
+        "Auto-Submitted: auto-replied\r\n"
+        f"Message-ID: <dsn.{os.urandom(4).hex()}@chu-exemple.mssante.fr>\r\n"
+        f'Content-Type: multipart/report; report-type=delivery-status; boundary="{boundary}"'
+        f"\r\n\r\n--{boundary}\r\nContent-Type: text/plain\r\n\r\n"
+        "Votre message n'a pas pu etre remis.\r\n"
+        f"--{boundary}\r\nContent-Type: message/delivery-status\r\n\r\n"
+        "Reporting-MTA: dns; mx.chu-exemple.mssante.fr\r\n\r\n"
+        "Final-Recipient: rfc822; dr.house@chu-exemple.mssante.fr\r\nAction: failed\r\n"
+        "Status: 5.1.1\r\nDiagnostic-Code: smtp; 550 5.1.1 User unknown\r\n\r\n"
+        f"--{boundary}\r\nContent-Type: text/rfc822-headers\r\n\r\n"
+        f"Message-ID: {original}\r\nSubject: Re: Demande d'avis\r\n\r\n"
+        f"--{boundary}--\r\n"
+    ).encode()
+
+
+async def test_bounce_of_our_mail_shows_up_in_the_thread(
+    relay: Relay, make_client: MakeClient
+) -> None:
+    coordinator, address, room_id, mid, root = await mail_thread(relay, make_client)
+    await reply_in_thread(coordinator, room_id, root, "Réponse qui reviendra")
+    _, msg = await received(relay, lambda m: m["In-Reply-To"] == mid)
+    code, text = await relay.send("", [address], _dsn(address, str(msg["Message-ID"])))
+    assert code == 250, text
+    notice = await coordinator.wait_for_text(
+        room_id, lambda e: "n'a pas pu être remis" in e.body, timeout=60
+    )
+    assert "5.1.1" in notice.body and thread_root(notice) == root
+    # A null sender is refused for anything else than a report about our own mails.
+    before = relay.spool_count()
+    code, _ = await relay.send("", [address], _dsn(address, "<inconnu@ailleurs>"))
+    assert code == 550 and relay.spool_count() == before
+
+
+async def test_queue_mail_sends_a_new_mail_for_the_mail_command(
+    relay: Relay, make_client: MakeClient
+) -> None:
+    """What a ``!mail adresse sujet`` command calls: the relay sends the queued mail."""
+    _, address, room_id = await mail_dossier(relay, make_client)
+    to, subject, text = parse_mail_command(
+        "!mail dr.watson@cabinet.mssante.fr Point sur Mme Martin\nBonjour,\nvoici le point."
+    )
+    deployment = relay.stack.deployment
+    engine = relay.engine()
+    try:
+        spool = Spool(engine, KeyRing(deployment.secrets.data_keys))
+        queued = queue_mail(
+            spool,
+            room_id=room_id,
+            source_event_id=f"$commande-{os.urandom(4).hex()}",
+            from_address=address,
+            to=[to],
+            subject=subject,
+            text=text,
+            relay_marker=relay_marker(deployment),
+            domain=relay.domain,
+        )
+    finally:
+        engine.dispose()
+    assert queued is not None
+    item, msg = await received(relay, lambda m: m["Subject"] == "Point sur Mme Martin")
+    assert item.rcpt_tos == ["dr.watson@cabinet.mssante.fr"]
+    assert "voici le point." in msg.get_content()
