@@ -3,7 +3,9 @@ pushes to the appservice (the Synapse module only decides; this acts):
 
 - a circle entry that ends (removed, or exit date passed) kicks the member out;
 - a coordinator's invite of a known professional adds them to the circle;
-- a coordinator's kick of a member ends their circle entry;
+- a coordinator's kick of a member ends their circle entry, and so does leaving the
+  patient room (side rooms follow the dossier's circle instead);
+- a dossier closed or reopened makes the room read-only or writable again;
 - anyone in the room outside the circle (an invite or join the module never saw, e.g. made
   on another server) is removed;
 - coordinators get the power level to invite and remove, and lose it when they leave.
@@ -23,6 +25,7 @@ from maillon.circle import (
     CIRCLE_EVENT,
     DIRECTORY_ALIAS_LOCALPART,
     DIRECTORY_EVENT,
+    DOSSIER_EVENT,
     CircleEntry,
     now_utc,
     patient_power_levels,
@@ -94,13 +97,17 @@ class CircleKeeper:
 
     async def handle(self, event: dict[str, Any]) -> None:
         etype, state_key = event.get("type"), event.get("state_key")
-        if etype not in ("m.room.member", CIRCLE_EVENT) or not isinstance(state_key, str):
+        if etype not in ("m.room.member", CIRCLE_EVENT, DOSSIER_EVENT) or not isinstance(
+            state_key, str
+        ):
             return
         room = await self._room(event["room_id"])
         if room is None:
             return
         view, levels = room.view, room.levels
-        if etype == CIRCLE_EVENT:
+        if etype == DOSSIER_EVENT:  # closed or reopened: read-only power levels or not
+            await self._sync_power_levels(event["room_id"], view, levels)
+        elif etype == CIRCLE_EVENT:
             member = user_from_state_key(state_key)
             if member is not None:
                 await self._enforce_entry(event["room_id"], member, view)
@@ -121,8 +128,14 @@ class CircleKeeper:
         now = now_utc()
         membership = (event.get("content") or {}).get("membership")
         current = view.memberships.get(target)
+        main_room = view.dossier is None or view.dossier.kind == "main"
         if membership == "invite" and view.active_member(target, now) is None:
-            if view.is_coordinator(sender, now) and await self._known_professional(target):
+            # Side rooms follow the dossier's circle: nobody enters them by invite alone.
+            if (
+                main_room
+                and view.is_coordinator(sender, now)
+                and await self._known_professional(target)
+            ):
                 entry = CircleEntry(user_id=target, role="PRO", since=now, added_by=sender)
                 await self._write_entry(room_id, entry, "circle_added_by_invite")
             elif current in ("invite", "join"):
@@ -131,11 +144,17 @@ class CircleKeeper:
             known = await self._known_professional(target)
             if policy.check_join(self._ctx, view, target, now, known).denied:
                 await self._kick(room_id, target, INTRUDER_REASON, "intruder_join")
-        elif membership == "leave" and sender != target:
+        elif membership == "leave" and main_room:
             member = view.active_member(target, now)
-            if member is not None and view.is_coordinator(sender, now):
-                ended = member.removed(sender, now)
-                await self._write_entry(room_id, ended, "circle_ended_by_kick")
+            if member is None:
+                return
+            if sender != target and view.is_coordinator(sender, now):
+                await self._write_entry(
+                    room_id, member.removed(sender, now), "circle_ended_by_kick"
+                )
+            elif sender == target and current == "leave":
+                # Leaving the patient room (or declining its invite) is leaving the circle.
+                await self._write_entry(room_id, member.removed(target, now), "circle_left")
 
     async def _kick(self, room_id: str, user_id: str, reason: str, code: str) -> None:
         try:
@@ -164,7 +183,9 @@ class CircleKeeper:
         """Power levels are exactly the template with the active coordinators raised."""
         now = now_utc()
         wanted = sorted(u for u, e in view.circle.items() if e.coordinator and e.is_active(now))
-        canonical = patient_power_levels(wanted)
+        canonical = patient_power_levels(
+            wanted, read_only=view.dossier is not None and view.dossier.read_only
+        )
         if levels != canonical:
             await self._api.put_state(room_id, "m.room.power_levels", "", canonical)
 

@@ -25,6 +25,7 @@ class AppserviceApi:
         self._token = as_token
         self.sender = sender
         self._session: aiohttp.ClientSession | None = None
+        self._registered: set[str] = set()
 
     @classmethod
     def for_deployment(cls, deployment: Deployment) -> AppserviceApi:
@@ -64,6 +65,39 @@ class AppserviceApi:
                 err = data if isinstance(data, dict) else {}
                 raise MatrixError(resp.status, err.get("errcode", ""), err.get("error", ""))
             return data
+
+    async def ensure_registered(self, localpart: str) -> str:
+        """Register a user of the appservice's namespace (ghost or bot) if it does not exist
+        yet; returns its user id. Registered once per process run."""
+        user_id = f"@{localpart}:{self.sender.split(':', 1)[1]}"
+        if user_id in self._registered:
+            return user_id
+        try:
+            await self.call(
+                "POST",
+                "/register",
+                {
+                    "type": "m.login.application_service",
+                    "username": localpart,
+                    "inhibit_login": True,
+                },
+            )
+        except MatrixError as exc:
+            if exc.errcode != "M_USER_IN_USE":
+                raise
+        self._registered.add(user_id)
+        return user_id
+
+    async def send_notice(
+        self, room_id: str, txn_id: str, body: str, html: str | None = None
+    ) -> str:
+        """A notice from Maillon's service user (no health data: it is not end-to-end
+        encrypted). The transaction id makes a retry after a crash a no-op."""
+        content: dict[str, Any] = {"msgtype": "m.notice", "body": body}
+        if html:
+            content.update(format="org.matrix.custom.html", formatted_body=html)
+        path = f"/rooms/{quote(room_id)}/send/m.room.message/{quote(txn_id, safe='')}"
+        return str((await self.call("PUT", path, content))["event_id"])
 
     async def create_room(self, body: dict[str, Any]) -> str:
         return str((await self.call("POST", "/createRoom", body))["room_id"])

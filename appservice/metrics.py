@@ -17,6 +17,9 @@ class Metrics:
     processing_errors: int = 0
     last_lag_seconds: float = 0.0
     backlog: int = 0
+    room_sync_jobs: int = 0
+    room_sync_errors: int = 0
+    room_sync_backlog: int = 0
     started_at: float = field(default_factory=time.time)
 
     def render(self) -> str:
@@ -61,6 +64,24 @@ class Metrics:
                 "Delay from event origin to its processing, last event",
             ),
             ("backlog_events", "gauge", self.backlog, "Stored events not yet processed"),
+            (
+                "room_sync_jobs_total",
+                "counter",
+                self.room_sync_jobs,
+                "Dossier changes carried into rooms",
+            ),
+            (
+                "room_sync_errors_total",
+                "counter",
+                self.room_sync_errors,
+                "Failed attempts to carry dossier changes into rooms (retried)",
+            ),
+            (
+                "room_sync_backlog_jobs",
+                "gauge",
+                self.room_sync_backlog,
+                "Dossier changes not yet carried into rooms",
+            ),
         ):
             full = f"maillon_appservice_{name}"
             lines += [f"# HELP {full} {help_text}", f"# TYPE {full} {kind}", f"{full} {value}"]

@@ -7,6 +7,7 @@ creates a patient room and adds or removes circle members.
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from appservice.matrix_api import AppserviceApi
 from maillon.circle import (
@@ -20,21 +21,34 @@ from maillon.circle import (
 )
 
 
-async def create_patient_room(
-    api: AppserviceApi, link: DossierLink, name: str, coordinator: str, topic: str | None = None
+async def create_room(
+    api: AppserviceApi,
+    link: DossierLink,
+    name: str,
+    topic: str | None = None,
+    initial_state: list[dict[str, Any]] | None = None,
 ) -> str:
-    """Create the room (the module forces its policy), add the coordinator to the circle
-    and invite them."""
-    body = {
+    """Create a patient room linked to its dossier (the module forces its policy)."""
+    body: dict[str, Any] = {
         "name": name,
         "preset": "private_chat",
         "visibility": "private",
         "creation_content": {PATIENT_ROOM_MARKER: True},
-        "initial_state": [{"type": DOSSIER_EVENT, "state_key": "", "content": link.to_content()}],
+        "initial_state": [
+            {"type": DOSSIER_EVENT, "state_key": "", "content": link.to_content()},
+            *(initial_state or []),
+        ],
     }
     if topic:
         body["topic"] = topic
-    room_id = await api.create_room(body)
+    return await api.create_room(body)
+
+
+async def create_patient_room(
+    api: AppserviceApi, link: DossierLink, name: str, coordinator: str, topic: str | None = None
+) -> str:
+    """Create the room, add the coordinator to the circle and invite them."""
+    room_id = await create_room(api, link, name, topic)
     await set_circle_member(
         api, room_id, coordinator, "COORD", added_by=coordinator, coordinator=True
     )

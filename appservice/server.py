@@ -13,10 +13,14 @@ import aiohttp
 from aiohttp import web
 
 from appservice.circle_keeper import CircleKeeper
+from appservice.dossier_follower import DossierFollower
+from appservice.dossier_rooms import DossierRooms
 from appservice.mail.relay import mail_relay
 from appservice.matrix_api import AppserviceApi
 from appservice.metrics import Metrics
 from appservice.transactions import EventHandler, MalformedTransaction, TransactionStore
+from dossier_api.rooms import RoomLinks
+from dossier_api.sealed import install_key_ring
 from maillon.crypto import KeyRing
 from maillon.settings import Deployment
 from maillon.store import make_engine
@@ -33,6 +37,9 @@ METRICS = web.AppKey("metrics", Metrics)
 WAKE = web.AppKey("wake", asyncio.Event)
 HANDLERS = web.AppKey("handlers", list)
 PING = web.AppKey("ping", dict)
+LINKS = web.AppKey("links", RoomLinks)
+ROOM_SYNC = web.AppKey("room_sync", dict)  # "rooms": DossierRooms, once running
+OUTBOX_WAKE = web.AppKey("outbox_wake", asyncio.Event)
 
 
 def _authorized(request: web.Request) -> web.Response | None:
@@ -93,9 +100,44 @@ async def health(request: web.Request) -> web.Response:
     )
 
 
+async def sync_dossier(request: web.Request) -> web.Response:
+    """Carry a dossier's pending changes into its rooms now (called by the dossier API and
+    the bot right after a change, so the answer can show the room). Maillon-internal."""
+    refused = _authorized_internal(request)
+    if refused is not None:
+        return refused
+    rooms: DossierRooms | None = request.app[ROOM_SYNC].get("rooms")
+    if rooms is None:
+        return json_error(503, "M_NOT_READY", "le service d'application démarre")
+    dossier_id = request.match_info["dossier_id"]
+    try:
+        handled = await rooms.process_dossier(dossier_id)
+    except Exception as exc:
+        request.app[METRICS].room_sync_errors += 1
+        request.app[OUTBOX_WAKE].set()
+        return json_error(
+            502, "M_UNAVAILABLE", f"salles non encore à jour ({type(exc).__name__}) ; nouvel essai"
+        )
+    request.app[METRICS].room_sync_jobs += handled
+    plan = await asyncio.to_thread(request.app[LINKS].plan, dossier_id)
+    if plan is None:
+        return json_error(404, "M_NOT_FOUND", "dossier inconnu")
+    return web.json_response(
+        {"rooms": [{"key": r.key, "kind": r.kind, "room_id": r.room_id} for r in plan.rooms]}
+    )
+
+
+def _authorized_internal(request: web.Request) -> web.Response | None:
+    token = bearer_token(request)
+    if token is None or not token_matches(token, request.app[DEPLOYMENT].secrets.as_token):
+        return json_error(403, "M_FORBIDDEN", "réservé aux composants de Maillon")
+    return None
+
+
 async def metrics_page(request: web.Request) -> web.Response:
     metrics = request.app[METRICS]
     metrics.backlog = await asyncio.to_thread(request.app[STORE].backlog)
+    metrics.room_sync_backlog = await asyncio.to_thread(request.app[LINKS].backlog)
     return web.Response(text=metrics.render(), content_type="text/plain")
 
 
@@ -165,6 +207,22 @@ async def _ping_homeserver(app: web.Application) -> None:
     log.warning("homeserver ping failed: %s", app[PING].get("error"))
 
 
+async def _outbox_loop(app: web.Application, rooms: DossierRooms) -> None:
+    """Carry dossier changes into rooms; a failing dossier is retried after a pause."""
+    wake, metrics = app[OUTBOX_WAKE], app[METRICS]
+    while True:
+        failed = False
+        for dossier_id, _, _ in await asyncio.to_thread(app[LINKS].pending):
+            try:
+                metrics.room_sync_jobs += await rooms.process_dossier(dossier_id)
+            except Exception:
+                metrics.room_sync_errors += 1
+                failed = True
+        wake.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(wake.wait(), timeout=5.0 if failed else 1.0)
+
+
 async def _expiry_loop(keeper: CircleKeeper, interval: float) -> None:
     while True:
         await asyncio.sleep(interval)
@@ -193,10 +251,18 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
         keeper = CircleKeeper(
             api, policy_context(deployment), AuditLog(str(deployment.path("audit")), "appservice")
         )
-        app[HANDLERS].append(keeper.handle)
+        rooms = DossierRooms(
+            api,
+            app[LINKS],
+            deployment.settings.dossier_api.external_url,
+            deployment.settings.bot.localpart,
+        )
+        app[ROOM_SYNC]["rooms"] = rooms
+        app[HANDLERS].extend([keeper.handle, DossierFollower(app[LINKS]).handle])
         interval = deployment.settings.appservice.circle_expiry_check_seconds
         tasks = [
             asyncio.create_task(_processor(app)),
+            asyncio.create_task(_outbox_loop(app, rooms)),
             asyncio.create_task(_ping_homeserver(app)),
             asyncio.create_task(_expiry_loop(keeper, interval)),
         ]
@@ -214,7 +280,12 @@ def create_app(
     engine = make_engine(deployment.settings.database_url)
     app = web.Application(middlewares=[json_errors], client_max_size=64 * 1024 * 1024)
     app[DEPLOYMENT] = deployment
-    app[STORE] = TransactionStore(engine, KeyRing(deployment.secrets.data_keys))
+    keys = KeyRing(deployment.secrets.data_keys)
+    install_key_ring(keys)  # the appservice reads dossiers (room names) from the store
+    app[STORE] = TransactionStore(engine, keys)
+    app[LINKS] = RoomLinks(engine)
+    app[ROOM_SYNC] = {}
+    app[OUTBOX_WAKE] = asyncio.Event()
     app[METRICS] = Metrics()
     app[WAKE] = asyncio.Event()
     app[HANDLERS] = list(handlers or [])
@@ -224,6 +295,7 @@ def create_app(
         app.router.add_get(prefix + "/users/{user_id}", unknown_user_or_alias)
         app.router.add_get(prefix + "/rooms/{alias}", unknown_user_or_alias)
     app.router.add_post("/_matrix/app/v1/ping", ping)
+    app.router.add_post("/_maillon/dossiers/{dossier_id}/sync", sync_dossier)
     app.router.add_get("/health", health)
     app.router.add_get("/metrics", metrics_page)
     app.cleanup_ctx.append(_background)

@@ -11,10 +11,12 @@ from aiohttp import web
 from dossier_api import schemas as S
 from dossier_api.auth import Caller
 from dossier_api.registry import route
+from dossier_api.room_sync_client import RoomSyncClient, main_room
 from dossier_api.service import DossierService
 
 T = TypeVar("T")
 SERVICE = web.AppKey("service", DossierService)
+ROOM_SYNC = web.AppKey("room_sync", RoomSyncClient)
 CALLER = "maillon.caller"
 BODY = "maillon.body"
 PAGE = {
@@ -70,9 +72,9 @@ async def me(request: web.Request) -> web.Response:
     body=S.DOSSIER_CREATE,
 )
 async def create_dossier(request: web.Request) -> web.Response:
-    return web.json_response(
-        await call(request, svc(request).create_dossier, body(request)), status=201
-    )
+    dossier = await call(request, svc(request).create_dossier, body(request))
+    dossier["room_id"] = main_room(await request.app[ROOM_SYNC].sync(dossier["id"]))
+    return web.json_response(dossier, status=201)
 
 
 @route(
@@ -104,11 +106,10 @@ async def get_dossier(request: web.Request) -> web.Response:
     body=S.DOSSIER_PATCH,
 )
 async def patch_dossier(request: web.Request) -> web.Response:
-    return web.json_response(
-        await call(
-            request, svc(request).patch_dossier, request.match_info["dossier_id"], body(request)
-        )
-    )
+    dossier_id = request.match_info["dossier_id"]
+    dossier = await call(request, svc(request).patch_dossier, dossier_id, body(request))
+    await request.app[ROOM_SYNC].sync(dossier_id)
+    return web.json_response(dossier)
 
 
 @route("GET", "/v1/dossiers/{dossier_id}/circle", "Cercle de soins (historique compris)", S.CIRCLE)
@@ -126,12 +127,10 @@ async def get_circle(request: web.Request) -> web.Response:
     body=S.CIRCLE_ADD,
 )
 async def add_member(request: web.Request) -> web.Response:
-    return web.json_response(
-        await call(
-            request, svc(request).add_member, request.match_info["dossier_id"], body(request)
-        ),
-        status=201,
-    )
+    dossier_id = request.match_info["dossier_id"]
+    member = await call(request, svc(request).add_member, dossier_id, body(request))
+    await request.app[ROOM_SYNC].sync(dossier_id)  # invited into the rooms
+    return web.json_response(member, status=201)
 
 
 @route(
@@ -141,14 +140,46 @@ async def add_member(request: web.Request) -> web.Response:
     S.MEMBER,
 )
 async def remove_member(request: web.Request) -> web.Response:
-    return web.json_response(
-        await call(
-            request,
-            svc(request).remove_member,
-            request.match_info["dossier_id"],
-            request.match_info["user_id"],
-        )
+    dossier_id = request.match_info["dossier_id"]
+    member = await call(
+        request, svc(request).remove_member, dossier_id, request.match_info["user_id"]
     )
+    await request.app[ROOM_SYNC].sync(dossier_id)  # removed from the rooms
+    return web.json_response(member)
+
+
+@route("GET", "/v1/dossiers/{dossier_id}/rooms", "Salles du dossier", S.ROOMS)
+async def get_rooms(request: web.Request) -> web.Response:
+    rows = await call(request, svc(request).rooms, request.match_info["dossier_id"])
+    return web.json_response({"rooms": rows})
+
+
+@route(
+    "GET",
+    "/v1/dossiers/{dossier_id}/activity",
+    "Activité des salles : nombre de messages, entrées et sorties du cercle",
+    S.ACTIVITY,
+)
+async def get_activity(request: web.Request) -> web.Response:
+    return web.json_response(
+        await call(request, svc(request).activity, request.match_info["dossier_id"])
+    )
+
+
+@route(
+    "POST",
+    "/v1/dossiers/{dossier_id}/rooms",
+    "Ouvrir une salle annexe (ex. coordination interne, sans la famille)",
+    S.ROOM,
+    status=201,
+    body=S.ROOM_IN,
+)
+async def add_side_room(request: web.Request) -> web.Response:
+    dossier_id = request.match_info["dossier_id"]
+    room = await call(request, svc(request).add_side_room, dossier_id, body(request))
+    rooms = await request.app[ROOM_SYNC].sync(dossier_id) or []
+    room["room_id"] = next((r.get("room_id") for r in rooms if r.get("key") == room["key"]), None)
+    return web.json_response(room, status=201)
 
 
 @route("GET", "/v1/dossiers/{dossier_id}/notes", "Cahier de liaison", S.NOTES)

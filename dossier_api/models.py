@@ -207,3 +207,49 @@ class Alert(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     recipients: Mapped[str] = mapped_column(Text)
     message: Mapped[dict[str, Any]] = mapped_column(Sealed())
+
+
+class DossierRoom(Base):
+    """A Matrix room of a dossier: its patient room (kind "main") or a side room."""
+
+    __tablename__ = "dossier_rooms"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    dossier_id: Mapped[str] = mapped_column(ForeignKey("dossiers.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(10), default="main")  # main, side
+    label: Mapped[str] = mapped_column(String(120), default="")  # e.g. "coordination interne"
+    audience: Mapped[str] = mapped_column(String(20), default="circle")
+    room_id: Mapped[str | None] = mapped_column(String(255), default=None, unique=True)
+    created_by: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # Set before asking the homeserver to create the room: after a crash, the room may
+    # exist without its id here, so the appservice looks for it (by room key) first.
+    creation_started_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+
+
+class RoomSyncJob(Base):
+    """Outbox of dossier changes to carry into the dossier's rooms, in order. A job holds no
+    data: the appservice reads the dossier's current state and brings the rooms to it."""
+
+    __tablename__ = "room_sync_jobs"
+    __table_args__ = (Index("ix_room_sync_pending", "done_at", "seq"),)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    dossier_id: Mapped[str] = mapped_column(ForeignKey("dossiers.id"), index=True)
+    subject: Mapped[str] = mapped_column(String(255))  # "rooms" or a circle member's user id
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    done_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(String(500), default=None)
+
+
+class RoomActivity(Base):
+    """What happened in a dossier's rooms, once per Matrix event: messages (metadata only,
+    never content), invites, joins and departures (the circle's room history)."""
+
+    __tablename__ = "room_activity"
+    event_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    dossier_id: Mapped[str] = mapped_column(ForeignKey("dossiers.id"), index=True)
+    room_id: Mapped[str] = mapped_column(String(255))
+    kind: Mapped[str] = mapped_column(String(12))  # message, invite, join, leave, kick
+    sender: Mapped[str] = mapped_column(String(255))
+    subject: Mapped[str | None] = mapped_column(String(255), default=None)
+    at: Mapped[dt.datetime] = mapped_column()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from maillon.circle import ROLES
+from maillon.circle import ROLES, ROOM_AUDIENCES
 
 USER_ID = {"type": "string", "pattern": "^@[a-z0-9._=/+-]+:[A-Za-z0-9.:-]+$", "maxLength": 255}
 TEXT = {"type": "string", "minLength": 1, "maxLength": 20000}
@@ -259,6 +259,39 @@ STRUCTURE = obj(
 )
 STAFF_IN = obj(["user_id"], {"user_id": USER_ID})
 OK = obj(["ok"], {"ok": {"type": "boolean"}})
+AUDIENCE = {"type": "string", "enum": sorted(ROOM_AUDIENCES)}
+ROOM_IN = obj(["label"], {"label": {**SHORT, "maxLength": 120}, "audience": AUDIENCE})
+ROOM = obj(
+    ["key", "kind", "label", "audience", "room_id", "created_by", "created_at"],
+    {
+        "key": {"type": "string"},
+        "kind": {"type": "string", "enum": ["main", "side"]},
+        "label": {"type": "string"},
+        "audience": AUDIENCE,
+        "room_id": {"type": "string", "nullable": True},
+        "created_by": USER_ID,
+        "created_at": DATETIME,
+    },
+)
+ROOMS = obj(["rooms"], {"rooms": {"type": "array", "items": ROOM}})
+ROOM_EVENT = obj(
+    ["kind", "user_id", "sender", "room_id", "at"],
+    {
+        "kind": {"type": "string", "enum": ["invite", "join", "leave", "kick", "ban"]},
+        "user_id": {"type": "string", "nullable": True},
+        "sender": {"type": "string"},
+        "room_id": {"type": "string"},
+        "at": DATETIME,
+    },
+)
+ACTIVITY = obj(
+    ["messages", "last_message_at", "history"],
+    {
+        "messages": {"type": "integer", "minimum": 0},
+        "last_message_at": NULLABLE_DATETIME,
+        "history": {"type": "array", "items": ROOM_EVENT},
+    },
+)
 ME = obj(
     ["user_id", "is_admin", "professional"],
     {

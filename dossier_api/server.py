@@ -13,9 +13,11 @@ from sqlalchemy import Engine, text
 
 import dossier_api.handlers
 import dossier_api.handlers_care  # noqa: F401  (these imports register the routes)
+from dossier_api import widget
 from dossier_api.auth import Authenticator, AuthError
-from dossier_api.handlers import BODY, CALLER, SERVICE
+from dossier_api.handlers import BODY, CALLER, ROOM_SYNC, SERVICE
 from dossier_api.registry import ROUTES, Route, openapi_document, route
+from dossier_api.room_sync_client import RoomSyncClient
 from dossier_api.sealed import install_key_ring
 from dossier_api.service import ApiError, DossierService
 from maillon import __version__
@@ -101,6 +103,7 @@ async def api_middleware(request: web.Request, handler: Handler) -> web.StreamRe
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     yield
     await app[AUTH].close()
+    await app[ROOM_SYNC].close()
     app[ENGINE].dispose()
 
 
@@ -112,9 +115,11 @@ def create_app(deployment: Deployment) -> web.Application:
     app[AUTH] = Authenticator(deployment.settings.homeserver.url)
     mail_domain = deployment.settings.mail_domain
     app[SERVICE] = DossierService(engine, mail_domain)
+    app[ROOM_SYNC] = RoomSyncClient.for_deployment(deployment)
     app[ROUTE_INDEX] = {(r.method, r.path): r for r in ROUTES}
     for r in ROUTES:
         app.router.add_route(r.method, r.path, r.handler)
+    widget.setup(app, SERVICE, AUTH)
     app.cleanup_ctx.append(_lifecycle)
     return app
 

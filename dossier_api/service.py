@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, insert, or_, select, union
+from sqlalchemy import Engine, func, insert, or_, select, union
 from sqlalchemy.orm import Session
 
 from dossier_api.access import Access, decide
@@ -19,15 +19,18 @@ from dossier_api.models import (
     CircleMember,
     Delegation,
     Dossier,
+    DossierRoom,
     Note,
     Professional,
+    RoomActivity,
     Structure,
     StructureStaff,
     Task,
     utcnow,
 )
 from dossier_api.pathways import PATHWAYS
-from maillon.circle import RESTRICTED_ROLES
+from dossier_api.rooms import ROOMS, enqueue
+from maillon.circle import RESTRICTED_ROLES, ROOM_AUDIENCES
 
 
 class ApiError(Exception):
@@ -196,6 +199,8 @@ class DossierService:
                     added_by=caller.user_id,
                 )
             )
+            session.add(DossierRoom(dossier_id=dossier.id, kind="main", created_by=caller.user_id))
+            enqueue(session, dossier.id, ROOMS)
             access = Access(caller.user_id, "coordinator", None, True, True, True, True)
             self.audit_entry(session, dossier.id, access, "dossier.create", True)
             return self.to_json(dossier, access)
@@ -310,6 +315,7 @@ class DossierService:
                 dossier.status = status
                 dossier.status_reason = body.get("status_reason")
                 dossier.closed_at = None if status == "open" else utcnow()
+                enqueue(session, dossier.id, ROOMS)  # read-only room, or writable again
             for key, column in (
                 ("consent_informed", "consent_informed"),
                 ("consent_share_outside", "consent_share_outside"),
@@ -389,6 +395,7 @@ class DossierService:
                 added_by=caller.user_id,
             )
             session.add(member)
+            enqueue(session, dossier_id, body["user_id"])
             self.audit_entry(session, dossier_id, access, "circle.add", True, body["user_id"])
             session.flush()
             return self.member_json(member, now)
@@ -411,6 +418,7 @@ class DossierService:
             for member in current:
                 member.removed_at = now
                 member.removed_by = caller.user_id
+            enqueue(session, dossier_id, user_id)
             self.audit_entry(session, dossier_id, access, "circle.remove", True, user_id)
             return self.member_json(current[0], now)
 
@@ -645,4 +653,92 @@ class DossierService:
                 "user_id": caller.user_id,
                 "is_admin": caller.is_admin,
                 "professional": professional,
+            }
+
+    # -- rooms of the dossier ------------------------------------------------------------
+
+    @staticmethod
+    def room_json(room: DossierRoom) -> dict[str, Any]:
+        return {
+            "key": room.id,
+            "kind": room.kind,
+            "label": room.label,
+            "audience": room.audience,
+            "room_id": room.room_id,
+            "created_by": room.created_by,
+            "created_at": _iso(room.created_at),
+        }
+
+    def rooms(self, caller: Caller, dossier_id: str) -> list[dict[str, Any]]:
+        self.require(caller, dossier_id, "rooms.read", "read")
+        with self.tx() as session:
+            rows = session.scalars(
+                select(DossierRoom)
+                .where(DossierRoom.dossier_id == dossier_id)
+                .order_by(DossierRoom.created_at, DossierRoom.id)
+            ).all()
+            return [self.room_json(r) for r in rows]
+
+    def add_side_room(
+        self, caller: Caller, dossier_id: str, body: dict[str, Any]
+    ) -> dict[str, Any]:
+        """A side room of the dossier (e.g. "coordination interne", professionals only)."""
+        dossier, access = self.require(caller, dossier_id, "rooms.add", "manage")
+        if dossier.status != "open":
+            raise ApiError(409, "M_CONFLICT", "le dossier est clos : rouvrez-le d'abord")
+        audience = body.get("audience", "professionals")
+        if audience not in ROOM_AUDIENCES:
+            raise ApiError(400, "M_INVALID_PARAM", f"public inconnu : « {audience} »")
+        with self.tx() as session:
+            room = DossierRoom(
+                dossier_id=dossier_id,
+                kind="side",
+                label=body["label"],
+                audience=audience,
+                created_by=caller.user_id,
+            )
+            session.add(room)
+            enqueue(session, dossier_id, ROOMS)
+            self.audit_entry(session, dossier_id, access, "rooms.add", True, audience)
+            session.flush()
+            return self.room_json(room)
+
+    def dossier_id_for_room(self, room_id: str) -> str | None:
+        """The dossier a room (patient room or side room) belongs to (no access check: the
+        caller then asks for the dossier with the user's rights)."""
+        with self.tx() as session:
+            return session.scalar(
+                select(DossierRoom.dossier_id).where(DossierRoom.room_id == room_id)
+            )
+
+    def activity(self, caller: Caller, dossier_id: str, limit: int = 200) -> dict[str, Any]:
+        """What happened in the dossier's rooms: message count (content stays end-to-end
+        encrypted, never here) and the room history of the circle (invites, joins,
+        departures, removals), latest first."""
+        self.require(caller, dossier_id, "activity.read", "read")
+        with self.tx() as session:
+            count, last = session.execute(
+                select(func.count(), func.max(RoomActivity.at)).where(
+                    RoomActivity.dossier_id == dossier_id, RoomActivity.kind == "message"
+                )
+            ).one()
+            history = session.scalars(
+                select(RoomActivity)
+                .where(RoomActivity.dossier_id == dossier_id, RoomActivity.kind != "message")
+                .order_by(RoomActivity.at.desc(), RoomActivity.event_id)
+                .limit(limit)
+            ).all()
+            return {
+                "messages": int(count or 0),
+                "last_message_at": _iso(last),
+                "history": [
+                    {
+                        "kind": h.kind,
+                        "user_id": h.subject,
+                        "sender": h.sender,
+                        "room_id": h.room_id,
+                        "at": _iso(h.at),
+                    }
+                    for h in history
+                ],
             }

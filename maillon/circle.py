@@ -13,6 +13,9 @@ DIRECTORY_ROOM_MARKER = f"{NAMESPACE}.directory_room"
 DOSSIER_EVENT = f"{NAMESPACE}.dossier"  # state_key ""
 CIRCLE_EVENT = f"{NAMESPACE}.circle.member"  # state_key = user_state_key(member)
 DIRECTORY_EVENT = f"{NAMESPACE}.directory.entry"  # state_key = user_state_key(professional)
+SIDE_ROOM_EVENT = f"{NAMESPACE}.dossier.side_room"  # in the main room, state_key = side room id
+WIDGET_EVENT = "im.vector.modular.widgets"  # Element's widget state (state_key = widget id)
+DOSSIER_WIDGET_ID = "maillon_dossier"
 DIRECTORY_ALIAS_LOCALPART = "_maillon_annuaire"
 MEGOLM = "m.megolm.v1.aes-sha2"
 
@@ -34,6 +37,21 @@ ROLES: dict[str, str] = {
 }
 # Roles of people who are not professionals: admitted only where the pathway allows it.
 RESTRICTED_ROLES = frozenset({"PATIENT", "AID", "PC", "RL"})
+# Who of the circle sits in a dossier room: everyone, professionals only, coordinators only.
+ROOM_AUDIENCES: dict[str, str] = {
+    "circle": "tout le cercle de soins",
+    "professionals": "les professionnels du cercle (sans le patient ni ses proches)",
+    "coordinators": "les coordinateurs du dossier",
+}
+
+
+def in_audience(audience: str, role: str, coordinator: bool) -> bool:
+    if audience == "coordinators":
+        return coordinator
+    if audience == "professionals":
+        return role not in RESTRICTED_ROLES
+    return True
+
 
 COORDINATOR_LEVEL = 50
 SERVICE_LEVEL = 100
@@ -48,10 +66,11 @@ PROTECTED_STATE = (
     "m.room.tombstone",
     "m.room.canonical_alias",
     "m.room.aliases",
-    "im.vector.modular.widgets",
+    WIDGET_EVENT,
     "m.room.third_party_invite",
     DOSSIER_EVENT,
     CIRCLE_EVENT,
+    SIDE_ROOM_EVENT,
 )
 
 
@@ -157,7 +176,14 @@ class DossierLink:
     pathway: str = "messagerie"
     allow_patient: bool = False
     allow_knock: bool = False
-    status: str = "open"
+    status: str = "open"  # open, closed, archived: a room whose dossier is not open is read-only
+    kind: str = "main"  # main (the whole circle) or side (e.g. professionals only)
+    room_key: str = ""  # the dossier's own key for this room (finds it again after a crash)
+    audience: str = "circle"  # who of the circle sits in the room (see ROOM_AUDIENCES)
+
+    @property
+    def read_only(self) -> bool:
+        return self.status != "open"
 
     def to_content(self) -> dict[str, Any]:
         return asdict(self)
@@ -173,6 +199,9 @@ class DossierLink:
             allow_patient=content.get("allow_patient") is True,
             allow_knock=content.get("allow_knock") is True,
             status=str(content.get("status", "open")),
+            kind=str(content.get("kind", "main")),
+            room_key=str(content.get("room_key", "")),
+            audience=str(content.get("audience", "circle")),
         )
 
 
@@ -212,32 +241,35 @@ class DirectoryEntry:
 PATIENT_ROOM_VERSION = "12"  # the creator (Maillon's service user) has unlimited power
 
 
-def patient_power_levels(coordinators: list[str]) -> dict[str, Any]:
+def patient_power_levels(coordinators: list[str], read_only: bool = False) -> dict[str, Any]:
     """Power levels of a patient room: coordinators invite and remove (members of other
     servers can therefore not invite anyone), only Maillon's
     service user (the room's creator) may touch encryption, join rule, history, the
-    dossier link or the circle."""
+    dossier link or the circle. A read-only room (closed dossier) lets nobody but Maillon
+    post, react, redact or invite."""
     users = {user: COORDINATOR_LEVEL for user in coordinators}
+    everyone = SERVICE_LEVEL if read_only else 0
+    coordinators_level = SERVICE_LEVEL if read_only else COORDINATOR_LEVEL
     events = {etype: SERVICE_LEVEL for etype in PROTECTED_STATE}
     events.update(
         {
-            "m.room.name": COORDINATOR_LEVEL,
-            "m.room.topic": COORDINATOR_LEVEL,
-            "m.room.avatar": COORDINATOR_LEVEL,
-            "m.room.pinned_events": COORDINATOR_LEVEL,
-            "m.reaction": 0,
-            "m.room.redaction": 0,
+            "m.room.name": coordinators_level,
+            "m.room.topic": coordinators_level,
+            "m.room.avatar": coordinators_level,
+            "m.room.pinned_events": coordinators_level,
+            "m.reaction": everyone,
+            "m.room.redaction": everyone,
         }
     )
     return {
         "users": users,
         "users_default": 0,
-        "events_default": 0,
+        "events_default": everyone,
         "state_default": SERVICE_LEVEL,
-        "invite": COORDINATOR_LEVEL,
+        "invite": coordinators_level,
         "kick": COORDINATOR_LEVEL,
         "ban": COORDINATOR_LEVEL,
-        "redact": COORDINATOR_LEVEL,
+        "redact": coordinators_level,
         "events": events,
         "notifications": {"room": COORDINATOR_LEVEL},
     }

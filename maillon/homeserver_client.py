@@ -26,28 +26,37 @@ def request_any(
     body: dict[str, Any] | None = None,
     token: str | None = None,
     timeout: float = 30.0,
+    headers: dict[str, str] | None = None,
+    raw: bool = False,
 ) -> Any:
-    """A JSON request; the decoded JSON answer, or HomeserverError with the server's reason."""
+    """A JSON request; the decoded JSON answer (the text with ``raw``), or HomeserverError
+    with the server's reason."""
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(url, data=data, method=method)  # noqa: S310 - http(s) only
     req.add_header("Content-Type", "application/json")
     if token:
         req.add_header("Authorization", f"Bearer {token}")
+    for name, value in (headers or {}).items():
+        req.add_header(name, value)
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310
             payload = resp.read()
     except urllib.error.HTTPError as exc:
-        raw = exc.read()
+        error_body = exc.read()
         try:
-            err = json.loads(raw)
+            err = json.loads(error_body)
         except ValueError:
             err = {}
-        message = err.get("error") or raw.decode(errors="replace")[:200] or exc.reason
+        if not isinstance(err, dict):
+            err = {}
+        message = err.get("error") or error_body.decode(errors="replace")[:200] or exc.reason
         raise HomeserverError(
             f"HTTP {exc.code} : {message}", err.get("errcode", ""), exc.code
         ) from exc
     except (urllib.error.URLError, OSError) as exc:
         raise HomeserverError(f"serveur injoignable ({url}) : {exc}") from exc
+    if raw:
+        return payload.decode("utf-8", errors="replace")
     return json.loads(payload) if payload else {}
 
 

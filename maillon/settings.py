@@ -26,10 +26,25 @@ class SettingsError(Exception):
 class Listener:
     host: str = "127.0.0.1"
     port: int = field(default=8090, metadata=PORT)
+    # Address users' browsers reach (behind a reverse proxy); the listener's by default.
+    public_url: str | None = field(
+        default=None,
+        metadata={
+            "check": lambda v: (
+                None
+                if v is None or str(v).startswith(("http://", "https://"))
+                else "adresse http:// ou https:// attendue"
+            )
+        },
+    )
 
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
+
+    @property
+    def external_url(self) -> str:
+        return (self.public_url or self.url).rstrip("/")
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,8 @@ from maillon.homeserver_client import HomeserverError, is_up, register_user
 from maillon.settings import Deployment
 
 STOP_GRACE_SECONDS = 15.0
+RESTARTS_ALLOWED = 5  # crashes of one component within RESTART_WINDOW before giving up
+RESTART_WINDOW_SECONDS = 300.0
 
 
 def _die_with_parent() -> None:  # runs in the child between fork and exec
@@ -40,6 +42,8 @@ class Component:
     log_path: Path
     proc: subprocess.Popen[bytes] | None = None
     extra_logs: list[Path] = field(default_factory=list)
+    restartable: bool = True  # Maillon's own components restart after a crash
+    restarts: list[float] = field(default_factory=list)  # when (monotonic)
 
     def tail(self, lines: int = 15) -> str:
         for path in [self.log_path, *self.extra_logs]:
@@ -98,6 +102,7 @@ def components(deployment: Deployment) -> list[Component]:
             90.0,
             logs / "synapse.out",
             extra_logs=[logs / "homeserver.log"],
+            restartable=False,  # everything stands on it: its death stops the stack
         ),
         Component(
             "dossier_api",
@@ -230,8 +235,7 @@ class Supervisor:
         while not self._stop_requested:
             for comp in self.components:
                 assert comp.proc is not None
-                if comp.proc.poll() is not None:
-                    self.say(f"ERREUR : {self._died(comp, 'en cours de fonctionnement')}")
+                if comp.proc.poll() is not None and not self._restart(comp):
                     self.stop_all()
                     self.say("Les autres composants ont été arrêtés.")
                     return 1
@@ -240,6 +244,28 @@ class Supervisor:
         self.stop_all()
         self.say("Maillon est arrêté.")
         return 0
+
+    def _restart(self, comp: Component) -> bool:
+        """Restart a crashed Maillon component (its work is durable, it resumes where it
+        stopped); False when it must not or cannot be restarted."""
+        failure = self._died(comp, "en cours de fonctionnement")
+        now = time.monotonic()
+        comp.restarts = [t for t in comp.restarts if now - t < RESTART_WINDOW_SECONDS]
+        if not comp.restartable or len(comp.restarts) >= RESTARTS_ALLOWED:
+            self.say(f"ERREUR : {failure}")
+            if comp.restartable:
+                self.say(f"{comp.label} a redémarré {RESTARTS_ALLOWED} fois en 5 minutes.")
+            return False
+        comp.restarts.append(now)
+        self.say(f"ATTENTION : {failure}\n  … redémarrage : {comp.label}")
+        self._spawn(comp)
+        try:
+            self._wait_healthy(comp)
+        except StartupFailure as exc:
+            self.say(f"ERREUR : {exc}")
+            return False
+        self.say(f"{comp.label} a redémarré.")
+        return True
 
     def _ensure_first_account(self, localpart: str) -> None:
         marker = self.deployment.path("first-account.txt")

@@ -211,7 +211,9 @@ def _power_levels_rules(content: Mapping[str, Any], view: RoomView) -> Decision 
                 "power_levels_loosening",
                 LOOSENING.format(what="la répartition des pouvoirs (coordinateurs du cercle)"),
             )
-    template = patient_power_levels([])
+    template = patient_power_levels(
+        [], read_only=view.dossier is not None and view.dossier.read_only
+    )
     for key, expected in template.items():
         if key != "users" and content.get(key) != expected:
             return deny("power_levels_loosening", LOOSENING.format(what=f"le niveau « {key} »"))

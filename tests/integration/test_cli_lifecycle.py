@@ -178,22 +178,41 @@ def test_components_die_with_a_killed_supervisor(tmp_path: Path) -> None:
     assert wait_gone(stack.directory, timeout=20) == []
 
 
-def test_a_dying_component_is_named_and_the_rest_stopped(tmp_path: Path) -> None:
-    stack = Stack.create(tmp_path / "deploy")
-    stack.start()
-    appservice = [
+def _pids_of(stack: Stack, module: bytes) -> list[int]:
+    return [
         pid
         for pid in processes_under(stack.directory)
-        if b"-m\0appservice" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        if module in Path(f"/proc/{pid}/cmdline").read_bytes()
     ]
+
+
+def test_a_crashed_component_restarts_and_a_dead_homeserver_stops_all(tmp_path: Path) -> None:
+    stack = Stack.create(tmp_path / "deploy")
+    stack.start()
+    appservice = _pids_of(stack, b"-m\0appservice")
     assert len(appservice) == 1
     os.kill(appservice[0], signal.SIGKILL)
+    url = stack.deployment.settings.appservice.listener.url + "/health"
+    deadline = time.monotonic() + 60
+    while "Service d'application (appservice) a redémarré." not in "".join(stack.output):
+        assert time.monotonic() < deadline, "".join(stack.output)
+        time.sleep(0.2)
+    output = "".join(stack.output)
+    assert "Service d'application (appservice) s'est arrêté en cours de fonctionnement" in output
+    assert "code de sortie -9" in output
+    restarted = _pids_of(stack, b"-m\0appservice")
+    assert len(restarted) == 1 and restarted != appservice
+    assert request_json("GET", url)["status"] == "ok"
+
+    synapse = _pids_of(stack, b"synapse.app.homeserver")
+    assert len(synapse) == 1
+    os.kill(synapse[0], signal.SIGKILL)
     assert stack.proc is not None
     code = stack.proc.wait(timeout=40)
     output = "".join(stack.output)
     assert code == 1
-    assert "Service d'application (appservice) s'est arrêté en cours de fonctionnement" in output
-    assert "code de sortie -9" in output
+    assert "Synapse (serveur d'accueil Matrix) s'est arrêté en cours de fonctionnement" in output
+    assert "Les autres composants ont été arrêtés." in output
     assert wait_gone(stack.directory) == []
 
 

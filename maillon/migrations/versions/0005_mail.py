@@ -1,7 +1,7 @@
 """mail relay spool: accepted mails, mail threads, outgoing mails
 
 Revision ID: 0005
-Revises: 0002 (0003 once it lands on main)
+Revises: 0003
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0005"
-down_revision = "0002"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 

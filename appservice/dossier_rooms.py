@@ -1,0 +1,263 @@
+"""Carries dossier changes into the dossier's Matrix rooms (dossier → room direction).
+
+Jobs come from the dossier store's outbox (``dossier_api.rooms``); each names what changed
+(the rooms themselves, or one circle member). The rooms are brought to the dossier's
+*current* state, comparing before writing, so running a job twice (after a crash) or out
+of turn changes nothing more. Room creation is found again after a crash by its room key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from appservice.matrix_api import AppserviceApi, MatrixError
+from appservice.patient_rooms import create_room
+from dossier_api.pathways import PATHWAYS
+from dossier_api.rooms import ROOMS, DossierPlan, RoomLinks, RoomPlan, same_entry
+from maillon.circle import (
+    CIRCLE_EVENT,
+    DOSSIER_EVENT,
+    DOSSIER_WIDGET_ID,
+    SIDE_ROOM_EVENT,
+    WIDGET_EVENT,
+    CircleEntry,
+    DossierLink,
+    in_audience,
+    now_utc,
+    user_from_state_key,
+    user_state_key,
+)
+
+log = logging.getLogger(__name__)
+
+LAYOUT_EVENT = "io.element.widgets.layout"
+CLOSED_NOTICE = (
+    "Ce dossier est clos : la salle est désormais en lecture seule. "
+    "Un coordinateur peut le rouvrir depuis le dossier."
+)
+REOPENED_NOTICE = "Ce dossier est rouvert : les échanges peuvent reprendre."
+
+
+class RoomState:
+    """One read of a room's state, indexed."""
+
+    def __init__(self, events: list[dict[str, Any]]) -> None:
+        self.by_key = {
+            (e["type"], e["state_key"]): e.get("content") or {}
+            for e in events
+            if isinstance(e.get("state_key"), str)
+        }
+        self.event_ids = {
+            (e["type"], e["state_key"]): str(e.get("event_id", ""))
+            for e in events
+            if isinstance(e.get("state_key"), str)
+        }
+
+    def get(self, etype: str, state_key: str = "") -> dict[str, Any] | None:
+        return self.by_key.get((etype, state_key))
+
+    def membership(self, user_id: str) -> str | None:
+        content = self.get("m.room.member", user_id)
+        return str(content.get("membership")) if content else None
+
+    def entry(self, user_id: str) -> CircleEntry | None:
+        content = self.get(CIRCLE_EVENT, user_state_key(user_id))
+        return CircleEntry.from_content(user_id, content) if content else None
+
+    def circle_users(self) -> list[str]:
+        return [
+            user
+            for etype, key in self.by_key
+            if etype == CIRCLE_EVENT and (user := user_from_state_key(key)) is not None
+        ]
+
+
+def widget_content(base_url: str, dossier_id: str, service_user: str) -> dict[str, Any]:
+    query = urlencode({"dossier": dossier_id})
+    # Element substitutes $matrix_* in the URL; they stay unencoded.
+    url = f"{base_url}/widget?{query}&room=$matrix_room_id&user=$matrix_user_id&lang=fr"
+    return {
+        "type": "m.custom",
+        "id": DOSSIER_WIDGET_ID,
+        "name": "Dossier de coordination",
+        "url": url,
+        "creatorUserId": service_user,
+        "waitForIframeLoad": True,
+        "data": {"dossier_id": dossier_id, "title": "Dossier de coordination"},
+    }
+
+
+class DossierRooms:
+    def __init__(
+        self, api: AppserviceApi, links: RoomLinks, widget_base_url: str, bot_localpart: str
+    ) -> None:
+        self._api = api
+        self._links = links
+        self._widget_base = widget_base_url
+        self._bot_localpart = bot_localpart
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    # -- jobs ----------------------------------------------------------------------------
+
+    async def process_pending(self) -> int:
+        """Process the outbox, dossier by dossier; returns how many jobs were handled."""
+        handled = 0
+        for dossier_id, _, _ in await asyncio.to_thread(self._links.pending):
+            handled += await self.process_dossier(dossier_id)
+        return handled
+
+    async def process_dossier(self, dossier_id: str) -> int:
+        async with self._locks.setdefault(dossier_id, asyncio.Lock()):
+            seqs, subjects = await asyncio.to_thread(self._links.pending_for, dossier_id)
+            if not seqs:
+                return 0
+            try:
+                await self.sync(dossier_id, subjects)
+            except Exception as exc:
+                log.error("room sync of a dossier failed: %s", type(exc).__name__)
+                await asyncio.to_thread(self._links.failed, seqs, f"{type(exc).__name__}: {exc}")
+                raise
+            await asyncio.to_thread(self._links.done, seqs)
+            return len(seqs)
+
+    async def sync(self, dossier_id: str, subjects: set[str]) -> None:
+        plan = await asyncio.to_thread(self._links.plan, dossier_id)
+        if plan is None:
+            return
+        created: set[str] = set()
+        if ROOMS in subjects or any(r.room_id is None for r in plan.rooms):
+            for room in plan.rooms:
+                if room.room_id is None:
+                    created.add(await self._ensure_created(plan, room))
+            plan = await asyncio.to_thread(self._links.plan, dossier_id) or plan
+        members = None if (ROOMS in subjects or created) else subjects - {ROOMS}
+        entries = await asyncio.to_thread(self._links.circle, dossier_id, members)
+        for room in plan.rooms:
+            if room.room_id is None:
+                continue
+            state = RoomState(await self._api.room_state(room.room_id))
+            if ROOMS in subjects or room.room_id in created:
+                await self._converge_room(plan, room, room.room_id, state)
+            for entry in entries:
+                await self._converge_member(room, room.room_id, state, entry)
+            if room.room_id in created and room.kind == "main":
+                await self._welcome(plan, room.room_id)
+
+    async def _welcome(self, plan: DossierPlan, room_id: str) -> None:
+        """After the invites: history is visible from one's invite on."""
+        pathway = PATHWAYS.get(plan.pathway)
+        if pathway is not None and pathway.room_template.welcome:
+            await self._api.send_notice(
+                room_id, f"welcome-{room_id}", pathway.room_template.welcome
+            )
+
+    # -- rooms ---------------------------------------------------------------------------
+
+    async def _ensure_created(self, plan: DossierPlan, room: RoomPlan) -> str:
+        link = plan.link(room)
+        if room.creation_started:
+            found = await self._find_room(link)
+            if found is not None:
+                await asyncio.to_thread(self._links.room_created, room.key, found)
+                return found
+        await asyncio.to_thread(self._links.start_creation, room.key)
+        template = PATHWAYS[plan.pathway].room_template if plan.pathway in PATHWAYS else None
+        name, topic = _room_texts(plan, room, template.name if template else None)
+        widget = widget_content(self._widget_base, plan.dossier_id, self._api.sender)
+        initial = [
+            {"type": WIDGET_EVENT, "state_key": DOSSIER_WIDGET_ID, "content": widget},
+            {"type": LAYOUT_EVENT, "state_key": "", "content": _widget_layout()},
+        ]
+        room_id = await create_room(self._api, link, name, topic or None, initial)
+        await asyncio.to_thread(self._links.room_created, room.key, room_id)
+        log.info("created a %s room for a dossier", room.kind)
+        return room_id
+
+    async def _find_room(self, link: DossierLink) -> str | None:
+        """A room created for this room key by an earlier attempt that crashed before its
+        id was recorded."""
+        for room_id in await self._api.joined_rooms():
+            content = await self._api.get_state(room_id, DOSSIER_EVENT)
+            found = DossierLink.from_content(content) if content else None
+            if found and found.dossier_id == link.dossier_id and found.room_key == link.room_key:
+                return room_id
+        return None
+
+    async def _converge_room(
+        self, plan: DossierPlan, room: RoomPlan, room_id: str, state: RoomState
+    ) -> None:
+        link = plan.link(room)
+        current = DossierLink.from_content(state.get(DOSSIER_EVENT) or {})
+        if current != link:
+            await self._api.put_state(room_id, DOSSIER_EVENT, "", link.to_content())
+            if current is not None and current.read_only != link.read_only:
+                notice = CLOSED_NOTICE if link.read_only else REOPENED_NOTICE
+                previous = state.event_ids.get((DOSSIER_EVENT, ""), "")
+                await self._api.send_notice(room_id, f"status-{previous}", notice)
+        widget = widget_content(self._widget_base, plan.dossier_id, self._api.sender)
+        if state.get(WIDGET_EVENT, DOSSIER_WIDGET_ID) != widget:
+            await self._api.put_state(room_id, WIDGET_EVENT, DOSSIER_WIDGET_ID, widget)
+        bot = await self._api.ensure_registered(self._bot_localpart)
+        if state.membership(bot) not in ("join", "invite"):
+            await self._invite(room_id, bot, "Bot de coordination du dossier")
+        main = plan.main_room_id
+        if room.kind == "side" and main is not None:
+            side_link = {"via": [self._api.sender.split(":", 1)[1]], "label": room.label}
+            main_state = RoomState(await self._api.room_state(main))
+            if main_state.get(SIDE_ROOM_EVENT, room_id) != side_link:
+                await self._api.put_state(main, SIDE_ROOM_EVENT, room_id, side_link)
+
+    # -- circle --------------------------------------------------------------------------
+
+    async def _converge_member(
+        self, room: RoomPlan, room_id: str, state: RoomState, entry: CircleEntry
+    ) -> None:
+        current = state.entry(entry.user_id)
+        wanted = entry
+        if entry.active and not in_audience(room.audience, entry.role, entry.coordinator):
+            if current is None or not current.active:
+                return
+            wanted = entry.removed(self._api.sender, now_utc())
+        if same_entry(current, wanted):
+            return
+        await self._api.put_state(
+            room_id, CIRCLE_EVENT, user_state_key(entry.user_id), wanted.to_content()
+        )
+        if wanted.is_active(now_utc()) and state.membership(entry.user_id) not in (
+            "join",
+            "invite",
+        ):
+            reason = "Référent du dossier" if entry.coordinator else "Membre du cercle de soins"
+            await self._invite(room_id, entry.user_id, reason)
+
+    async def _invite(self, room_id: str, user_id: str, reason: str) -> None:
+        try:
+            await self._api.invite(room_id, user_id, reason)
+        except MatrixError as exc:
+            # Already in the room, or refused by the other server: the circle entry is
+            # written either way; the member can be invited again from the dossier.
+            log.warning("invite into a dossier room failed: %s", exc.errcode or exc.status)
+
+
+def _widget_layout() -> dict[str, Any]:
+    return {"widgets": {DOSSIER_WIDGET_ID: {"container": "top", "index": 0, "width": 100}}}
+
+
+def _room_texts(plan: DossierPlan, room: RoomPlan, name_template: str | None) -> tuple[str, str]:
+    fields = plan.name_fields
+    try:
+        name = (name_template or "{initiales} ({annee}) — dossier {ref}").format(**fields)
+    except (KeyError, IndexError, ValueError):
+        name = "{initiales} ({annee}) — dossier {ref}".format(**fields)
+    if room.kind == "side":
+        name = f"{name} · {room.label}"
+    pathway = PATHWAYS.get(plan.pathway)
+    topic = pathway.room_template.topic if pathway else ""
+    return name, topic
+
+
+def dossier_sync_path(dossier_id: str) -> str:
+    return f"/_maillon/dossiers/{quote(dossier_id, safe='')}/sync"

@@ -1,0 +1,282 @@
+"""Every dossier has its encrypted room, and room and care circle stay in step (issue 5):
+real Synapse, the real appservice and dossier API, on SQLite and on PostgreSQL, with
+matrix-nio clients as the professionals."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+
+from maillon.circle import (
+    CIRCLE_EVENT,
+    DOSSIER_EVENT,
+    DOSSIER_WIDGET_ID,
+    PATIENT_ROOM_MARKER,
+    SIDE_ROOM_EVENT,
+    WIDGET_EVENT,
+    user_state_key,
+)
+from maillon.homeserver_client import HomeserverError, request_any
+from tests.harness.circle import (
+    MakeClient,
+    bind_professional,
+    cs,
+    membership,
+    refusal,
+    room_path,
+    room_state,
+    token_of,
+    wait_for,
+)
+from tests.harness.dossier import api, new_dossier
+from tests.harness.stack import Stack
+
+STACKS = ["stack", "pg_stack"]
+
+
+@pytest.fixture(params=STACKS)
+def any_stack(request: pytest.FixtureRequest) -> Stack:
+    stack: Stack = request.getfixturevalue(request.param)
+    return stack
+
+
+def state_of(stack: Stack, token: str, room_id: str) -> dict[tuple[str, str], dict[str, Any]]:
+    return {(e["type"], e["state_key"]): e for e in room_state(stack, token, room_id)}
+
+
+def active_circle(stack: Stack, token: str, dossier_id: str) -> dict[str, dict[str, Any]]:
+    members = api(stack, token, "GET", f"/v1/dossiers/{dossier_id}/circle")["members"]
+    return {m["user_id"]: m for m in members if m["active"]}
+
+
+def history(stack: Stack, token: str, dossier_id: str) -> list[tuple[str, str]]:
+    rows = api(stack, token, "GET", f"/v1/dossiers/{dossier_id}/activity")["history"]
+    return [(h["kind"], h["user_id"]) for h in rows]
+
+
+async def test_dossier_room_and_circle_in_step(any_stack: Stack, make_client: MakeClient) -> None:
+    stack = any_stack
+    coordinator = make_client(stack, "referente")
+    nurse = make_client(stack, "ide")
+    physio = make_client(stack, "kine")
+    for pro in (coordinator, nurse, physio):
+        await bind_professional(stack, pro.user_id)
+    t = token_of(coordinator)
+
+    # A dossier opened through the API comes with its room: template, encryption, link,
+    # widget, the référent invited, the bot invited, the welcome notice.
+    dossier = new_dossier(stack, t)
+    did, room_id = dossier["id"], dossier["room_id"]
+    assert room_id, "the API answers once the room exists"
+    await coordinator.accept_invite(room_id)
+    state = state_of(stack, t, room_id)
+    create = state[("m.room.create", "")]["content"]
+    assert create[PATIENT_ROOM_MARKER] is True and create["room_version"] == "12"
+    assert state[("m.room.encryption", "")]["content"]["algorithm"] == "m.megolm.v1.aes-sha2"
+    assert state[("m.room.join_rules", "")]["content"]["join_rule"] == "invite"
+    link = state[(DOSSIER_EVENT, "")]["content"]
+    assert link["dossier_id"] == did and link["pathway"] == "dac" and link["status"] == "open"
+    name = state[("m.room.name", "")]["content"]["name"]
+    assert name == f"J. M. (1941) · {did[:6].upper()} — coordination DAC"
+    assert "Martin" not in name, "the patient's name stays out of unencrypted room state"
+    assert "Secret partagé" in state[("m.room.topic", "")]["content"]["topic"]
+    widget = state[(WIDGET_EVENT, DOSSIER_WIDGET_ID)]["content"]
+    assert widget["url"].startswith(stack.deployment.settings.dossier_api.external_url + "/widget?")
+    assert f"dossier={did}" in widget["url"] and "$matrix_room_id" in widget["url"]
+    referent = state[(CIRCLE_EVENT, user_state_key(coordinator.user_id))]["content"]
+    assert referent["role"] == "COORD" and referent["coordinator"] is True
+    levels = state[("m.room.power_levels", "")]["content"]
+    assert levels["users"].get(coordinator.user_id) == 50
+    bot = stack.deployment.settings.bot_user_id
+    assert state[("m.room.member", bot)]["content"]["membership"] in ("invite", "join")
+    await coordinator.wait_for_text(room_id, lambda e: "Salle de coordination ouverte" in e.body)
+    rooms = api(stack, t, "GET", f"/v1/dossiers/{did}/rooms")["rooms"]
+    assert [(r["kind"], r["room_id"]) for r in rooms] == [("main", room_id)]
+
+    # Dossier → room: a member added through the API is invited, with their circle entry.
+    api(stack, t, "POST", f"/v1/dossiers/{did}/circle", {"user_id": nurse.user_id, "role": "IDE"})
+    await nurse.accept_invite(room_id)
+    entry = state_of(stack, t, room_id)[(CIRCLE_EVENT, user_state_key(nurse.user_id))]
+    assert entry["content"]["role"] == "IDE" and entry["content"]["active"] is True
+    await wait_for(
+        lambda: ("join", nurse.user_id) in history(stack, t, did), "the join in the history"
+    )
+
+    # Room → dossier: the référent invites a known professional in the room; the dossier
+    # gets them as a circle member (added by the référent), once.
+    cs(stack, t, "POST", room_path(room_id, "invite"), {"user_id": physio.user_id})
+    await wait_for(
+        lambda: physio.user_id in active_circle(stack, t, did), "the room invite in the dossier"
+    )
+    added = active_circle(stack, t, did)[physio.user_id]
+    assert added["added_by"] == coordinator.user_id and added["role"] == "PRO"
+    await physio.accept_invite(room_id)
+
+    # Room → dossier: a kick by the référent ends the membership in the dossier.
+    cs(stack, t, "POST", room_path(room_id, "kick"), {"user_id": physio.user_id})
+    await wait_for(
+        lambda: physio.user_id not in active_circle(stack, t, did), "the kick in the dossier"
+    )
+    members = api(stack, t, "GET", f"/v1/dossiers/{did}/circle")["members"]
+    physio_rows = [m for m in members if m["user_id"] == physio.user_id]
+    assert len(physio_rows) == 1, "one entry, ended: no double entry from the round trip"
+    assert physio_rows[0]["removed_by"] == coordinator.user_id
+
+    # Room → dossier: a member who leaves the patient room leaves the circle.
+    cs(stack, token_of(nurse), "POST", room_path(room_id, "leave"), {})
+    await wait_for(
+        lambda: nurse.user_id not in active_circle(stack, t, did), "the departure in the dossier"
+    )
+    assert ("leave", nurse.user_id) in history(stack, t, did)
+
+    # Dossier → room: re-added through the API, then removed through the API: kicked.
+    api(stack, t, "POST", f"/v1/dossiers/{did}/circle", {"user_id": nurse.user_id, "role": "IDE"})
+    await nurse.accept_invite(room_id)
+    api(stack, t, "DELETE", f"/v1/dossiers/{did}/circle/{quote(nurse.user_id)}")
+    await wait_for(lambda: membership(stack, t, room_id, nurse.user_id) == "leave", "the kick")
+    entry = state_of(stack, t, room_id)[(CIRCLE_EVENT, user_state_key(nurse.user_id))]
+    assert entry["content"]["active"] is False
+    nurse_rows = [
+        m
+        for m in api(stack, t, "GET", f"/v1/dossiers/{did}/circle")["members"]
+        if m["user_id"] == nurse.user_id
+    ]
+    assert [m["active"] for m in nurse_rows] == [False, False], "history kept, no extra entry"
+
+
+async def test_closing_makes_the_room_read_only(any_stack: Stack, make_client: MakeClient) -> None:
+    stack = any_stack
+    coordinator = make_client(stack, "referent")
+    await bind_professional(stack, coordinator.user_id)
+    t = token_of(coordinator)
+    dossier = new_dossier(stack, t, pathway="cpts")
+    did, room_id = dossier["id"], dossier["room_id"]
+    await coordinator.accept_invite(room_id)
+    await coordinator.send_text(room_id, "Avant la clôture")
+
+    closed = api(
+        stack, t, "PATCH", f"/v1/dossiers/{did}", {"status": "closed", "status_reason": "fin"}
+    )
+    assert closed["status"] == "closed"
+    state = state_of(stack, t, room_id)
+    assert state[(DOSSIER_EVENT, "")]["content"]["status"] == "closed"
+    await wait_for(
+        lambda: (
+            state_of(stack, t, room_id)[("m.room.power_levels", "")]["content"]["events_default"]
+            == 100
+        ),
+        "read-only power levels",
+    )
+    refused = refusal(
+        stack, t, "PUT", room_path(room_id, "send", "m.room.encrypted", "after-close"), {}
+    )
+    assert refused.status == 403
+    await coordinator.wait_for_text(room_id, lambda e: "lecture seule" in e.body)
+
+    api(stack, t, "PATCH", f"/v1/dossiers/{did}", {"status": "open"})
+    await wait_for(
+        lambda: (
+            state_of(stack, t, room_id)[("m.room.power_levels", "")]["content"]["events_default"]
+            == 0
+        ),
+        "writable power levels",
+    )
+    await coordinator.send_text(room_id, "Après la réouverture")
+    await coordinator.wait_for_text(room_id, lambda e: "rouvert" in e.body)
+    activity = api(stack, t, "GET", f"/v1/dossiers/{did}/activity")
+    await wait_for(
+        lambda: api(stack, t, "GET", f"/v1/dossiers/{did}/activity")["messages"] >= 2,
+        "messages counted on the dossier side",
+    )
+    assert activity["last_message_at"] is None or activity["last_message_at"].startswith("20")
+
+
+async def test_side_room_without_the_family(stack: Stack, make_client: MakeClient) -> None:
+    coordinator = make_client(stack, "coordo")
+    nurse = make_client(stack, "infirmier")
+    parent = make_client(stack, "parent")
+    await bind_professional(stack, coordinator.user_id)
+    await bind_professional(stack, nurse.user_id)
+    t = token_of(coordinator)
+    dossier = new_dossier(stack, t, pathway="pco-tnd")  # admits the family in the circle
+    did, main_room = dossier["id"], dossier["room_id"]
+    await coordinator.accept_invite(main_room)
+    api(stack, t, "POST", f"/v1/dossiers/{did}/circle", {"user_id": nurse.user_id, "role": "KINE"})
+    api(stack, t, "POST", f"/v1/dossiers/{did}/circle", {"user_id": parent.user_id, "role": "RL"})
+    await parent.accept_invite(main_room)
+
+    side = api(
+        stack,
+        t,
+        "POST",
+        f"/v1/dossiers/{did}/rooms",
+        {"label": "coordination interne", "audience": "professionals"},
+    )
+    side_room = side["room_id"]
+    assert side["kind"] == "side" and side_room and side_room != main_room
+    await nurse.accept_invite(side_room)
+    await coordinator.accept_invite(side_room)
+    state = state_of(stack, t, side_room)
+    link = state[(DOSSIER_EVENT, "")]["content"]
+    assert link["dossier_id"] == did and link["kind"] == "side"
+    assert link["audience"] == "professionals"
+    assert "coordination interne" in state[("m.room.name", "")]["content"]["name"]
+    assert (CIRCLE_EVENT, user_state_key(parent.user_id)) not in state
+    assert membership(stack, t, side_room, parent.user_id) is None, "the family is not invited"
+    main_state = state_of(stack, t, main_room)
+    assert main_state[(SIDE_ROOM_EVENT, side_room)]["content"]["label"] == "coordination interne"
+    # The parent cannot get in, even invited by the référent in the room.
+    refused = refusal(stack, t, "POST", room_path(side_room, "invite"), {"user_id": parent.user_id})
+    assert refused.status == 403
+
+    # Removing a professional from the dossier removes them from the side room too.
+    api(stack, t, "DELETE", f"/v1/dossiers/{did}/circle/{quote(nurse.user_id)}")
+    await wait_for(
+        lambda: membership(stack, t, side_room, nurse.user_id) == "leave", "kicked from side room"
+    )
+    rooms = api(stack, t, "GET", f"/v1/dossiers/{did}/rooms")["rooms"]
+    assert {(r["kind"], r["room_id"]) for r in rooms} == {("main", main_room), ("side", side_room)}
+
+
+async def test_dossier_widget_with_openid(stack: Stack, make_client: MakeClient) -> None:
+    coordinator = make_client(stack, "widget")
+    outsider = make_client(stack, "curieux")
+    t = token_of(coordinator)
+    dossier = new_dossier(stack, t)
+    did = dossier["id"]
+    api(stack, t, "POST", f"/v1/dossiers/{did}/notes", {"text": "Visite du jour : RAS <b>ok</b>"})
+    base = stack.deployment.settings.dossier_api.url
+
+    shell = request_any("GET", f"{base}/widget?dossier={did}&lang=fr", raw=True)
+    assert '<html lang="fr">' in shell and 'src="widget/widget.js"' in shell
+    script = request_any("GET", f"{base}/widget/widget.js", raw=True)
+    assert "get_openid" in script and "X-Matrix-OpenID" in script
+
+    def openid(token: str, user_id: str) -> str:
+        body = cs(stack, token, "POST", f"/user/{quote(user_id)}/openid/request_token", {})
+        return str(body["access_token"])
+
+    page = request_any(
+        "GET",
+        f"{base}/widget/dossiers/{did}",
+        headers={"X-Matrix-OpenID": openid(t, coordinator.user_id)},
+        raw=True,
+    )
+    assert "MARTIN Jeanne Louise" in page and "Cercle de soins" in page
+    assert "Visite du jour : RAS &lt;b&gt;ok&lt;/b&gt;" in page, "escaped, not injected"
+    assert coordinator.user_id in page and "mercredi 12 mars 1941" in page
+
+    for headers, status in (
+        ({"X-Matrix-OpenID": openid(token_of(outsider), outsider.user_id)}, 403),
+        ({"X-Matrix-OpenID": "faux-jeton"}, 401),
+        ({}, 401),
+    ):
+        with pytest.raises(HomeserverError) as refused:
+            request_any("GET", f"{base}/widget/dossiers/{did}", headers=headers, raw=True)
+        assert refused.value.status == status
+    audit = api(stack, t, "GET", f"/v1/dossiers/{did}/audit")["entries"]
+    assert any(e["actor"] == outsider.user_id and e["allowed"] is False for e in audit), (
+        "the outsider's attempt through the widget is audited"
+    )
