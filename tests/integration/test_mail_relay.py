@@ -20,17 +20,16 @@ import aiosmtplib
 import pytest
 import yaml
 from nio.crypto.attachments import decrypt_attachment
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from appservice.mail.models import MailOutbox, MailSpool
 from appservice.mail.outbound import parse_mail_command, queue_mail
 from appservice.mail.relay import relay_marker
 from appservice.mail.spool import Spool
-from dossier_api.models import Dossier
 from maillon.crypto import KeyRing
 from maillon.store import make_engine
-from tests.harness.circle import appservice, coordinated_room
+from tests.harness.circle import bind_professional
 from tests.harness.dossier import IDENTITY, new_dossier
 from tests.harness.mail import (
     SENDER,
@@ -141,23 +140,16 @@ def relay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Relay]:
 async def mail_dossier(
     relay: Relay, make_client: MakeClient, identity: dict[str, Any] | None = None
 ) -> tuple[E2EClient, str, str]:
-    """A dossier with its patient room, the bot in it: (coordinator, address, room)."""
+    """A dossier opened through the API, with the room the appservice made for it and the
+    bot in it: (coordinator, the dossier's address, room)."""
     stack = relay.stack
-    coordinator, room_id = await coordinated_room(stack, make_client)
+    coordinator = make_client(stack, "coordinatrice")
+    await bind_professional(stack, coordinator.user_id, "infirmière coordinatrice")
     extra = {"identity": identity} if identity else {}
     dossier = new_dossier(stack, coordinator.account.access_token, **extra)
-    engine = relay.engine()
-    try:
-        with Session(engine) as session, session.begin():
-            session.execute(
-                update(Dossier).where(Dossier.id == dossier["id"]).values(room_id=room_id)
-            )
-    finally:
-        engine.dispose()
-    bot = stack.deployment.settings.bot_user_id
-    async with appservice(stack) as api:
-        await api.invite(room_id, bot, "relais MSSanté")
-    await coordinator.wait_for_member(room_id, bot)
+    room_id = str(dossier["room_id"])
+    await coordinator.accept_invite(room_id)
+    await coordinator.wait_for_member(room_id, stack.deployment.settings.bot_user_id)
     return coordinator, str(dossier["mail_address"]), room_id
 
 
