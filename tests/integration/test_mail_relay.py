@@ -8,6 +8,7 @@ import asyncio
 import email.policy
 import os
 import shutil
+import signal
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -610,3 +611,92 @@ async def test_queue_mail_sends_a_new_mail_for_the_mail_command(
     item, msg = await received(relay, lambda m: m["Subject"] == "Point sur Mme Martin")
     assert item.rcpt_tos == ["dr.watson@cabinet.mssante.fr"]
     assert "voici le point." in msg.get_content()
+
+
+def appservice_pid(stack: Stack) -> int:
+    """The appservice process (where the relay lives) of this stack."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"appservice" in argv and str(stack.directory).encode() in argv:
+            return int(entry.name)
+    raise AssertionError("appservice process not found")
+
+
+async def test_kill_9_mid_burst_every_accepted_mail_is_posted_once(
+    relay: Relay, make_client: MakeClient
+) -> None:
+    coordinator, address, room_id = await mail_dossier(relay, make_client)
+    sent: list[str] = []
+    accepted: list[str] = []
+    old_pid = appservice_pid(relay.stack)
+    enough = asyncio.Event()
+
+    async def sender(worker: int) -> None:
+        for n in range(40):
+            files = [(f"k{worker}-{n}.txt", "text/plain", b"piece")] if n % 7 == 0 else []
+            mid, raw = build_mail(address, f"Rafale {worker}-{n}", "Texte", attachments=files)
+            sent.append(mid)
+            try:
+                code, _ = await relay.send(SENDER, [address], raw)
+            except (OSError, aiosmtplib.SMTPException):
+                code = 0  # the relay is down: the sender would try again later
+            if code == 250:
+                accepted.append(mid)
+                if len(accepted) >= 40:
+                    enough.set()
+            await asyncio.sleep(0.02)
+
+    burst = asyncio.gather(*(sender(w) for w in range(4)))
+    await asyncio.wait_for(enough.wait(), timeout=120)
+    os.kill(old_pid, signal.SIGKILL)
+    await burst
+    assert appservice_pid(relay.stack) != old_pid, "the supervisor restarted the appservice"
+    assert 40 <= len(accepted) < len(sent), "some mails were refused while the relay was down"
+
+    events = await wait_mails(coordinator, room_id, set(accepted), timeout=240)
+    posted = [m["message_id"] for m in (mail_of(e) for e in events) if m]
+    assert len(posted) == len(set(posted)), "no mail twice"
+    assert set(accepted) <= set(posted) <= set(sent)
+
+    # A crash after posting but before marking the mail delivered: the relay posts again
+    # with the same transaction id and the homeserver gives back the same event.
+    engine = relay.engine()
+    try:
+        with Session(engine) as session, session.begin():
+            rows = session.scalars(
+                select(MailSpool).where(MailSpool.room_id == room_id).limit(5)
+            ).all()
+            before = {row.id: row.event_id for row in rows}
+            for row in rows:
+                row.delivered_at = None
+                row.event_id = None
+                row.parts_done = 0
+        deadline = time.monotonic() + 60
+        while True:
+            with Session(engine) as session:
+                again = {
+                    r.id: r.event_id
+                    for r in session.scalars(select(MailSpool).where(MailSpool.id.in_(before)))
+                    if r.delivered_at is not None
+                }
+            if len(again) == len(before):
+                break
+            assert time.monotonic() < deadline, "re-delivery did not happen"
+            await asyncio.sleep(0.2)
+    finally:
+        engine.dispose()
+    assert again == before, "same transaction id, same event"
+    events = await room_events(coordinator, room_id)
+    posted = [m["message_id"] for m in (mail_of(e) for e in events) if m]
+    assert len(posted) == len(set(posted))
+    files = [
+        e.source["content"]["body"]
+        for e in events
+        if e.source.get("content", {}).get("msgtype") == "m.file"
+    ]
+    assert len(files) == len(set(files)), "no attachment twice"
