@@ -271,11 +271,14 @@ class Poster:
         if item.kind == "bounce":
             await self._deliver_report(item, mail, meta)
         else:
-            await self._deliver_mail(item, mail)
+            if await self._deliver_mail(item, mail):
+                self.delivered += 1
+                return  # marked delivered with its event, in one commit
         await asyncio.to_thread(self.spool.mark_delivered, item.id)
         self.delivered += 1
 
-    async def _deliver_mail(self, item: SpoolItem, mail: ParsedMail) -> None:
+    async def _deliver_mail(self, item: SpoolItem, mail: ParsedMail) -> bool:
+        """Post the mail, then its attachments; True if already marked delivered."""
         root = item.event_id
         if item.event_id is None:
             parent_root = await asyncio.to_thread(
@@ -293,8 +296,16 @@ class Poster:
                 "subject": mail.subject,
             }
             await asyncio.to_thread(
-                self.spool.record_main_event, item.id, item.room_id, event_id, root, thread_meta
+                self.spool.record_main_event,
+                item.id,
+                item.room_id,
+                event_id,
+                root,
+                thread_meta,
+                not mail.attachments,
             )
+            if not mail.attachments:
+                return True
         else:
             root = (
                 await asyncio.to_thread(self.spool.thread_root, item.room_id, mail.thread_ids)
@@ -308,6 +319,7 @@ class Poster:
             content["m.relates_to"] = _thread(root)
             await self.matrix.send(item.room_id, content, f"maillon.mail.{item.id}.{index}")
             await asyncio.to_thread(self.spool.record_part, item.id, index + 1)
+        return False
 
     async def _deliver_report(
         self, item: SpoolItem, mail: ParsedMail, meta: dict[str, Any]

@@ -127,26 +127,27 @@ class Spool:
     def due(self, limit: int = 200) -> list[SpoolItem]:
         now = utcnow()
         with Session(self._engine) as session:
-            rows = session.scalars(
-                select(MailSpool)
+            rows = session.execute(
+                select(
+                    MailSpool.id,
+                    MailSpool.kind,
+                    MailSpool.room_id,
+                    MailSpool.dossier_id,
+                    MailSpool.event_id,
+                    MailSpool.parts_done,
+                    MailSpool.attempts,
+                    MailSpool.accepted_at,
+                    MailSpool.next_attempt_at,
+                )
                 .where(MailSpool.delivered_at.is_(None), MailSpool.failed_at.is_(None))
                 .order_by(MailSpool.id)
                 .limit(limit)
             ).all()
-            return [
-                SpoolItem(
-                    r.id,
-                    r.kind,
-                    r.room_id,
-                    r.dossier_id,
-                    r.event_id,
-                    r.parts_done,
-                    r.attempts,
-                    _aware(r.accepted_at),
-                )
-                for r in rows
-                if r.next_attempt_at is None or _aware(r.next_attempt_at) <= now
-            ]
+        return [
+            SpoolItem(*row[:7], _aware(row.accepted_at))
+            for row in rows
+            if row.next_attempt_at is None or _aware(row.next_attempt_at) <= now
+        ]
 
     def payload(self, spool_id: int) -> tuple[dict[str, Any], bytes]:
         with Session(self._engine) as session:
@@ -156,15 +157,21 @@ class Spool:
         return _unpack(data)
 
     def record_main_event(
-        self, spool_id: int, room_id: str, event_id: str, root: str, thread_meta: dict[str, Any]
+        self,
+        spool_id: int,
+        room_id: str,
+        event_id: str,
+        root: str,
+        thread_meta: dict[str, Any],
+        delivered: bool = False,
     ) -> None:
-        """The mail's message is in the room: remember it (and its place in the thread)."""
+        """The mail's message is in the room: remember it (and its place in the thread);
+        ``delivered`` when it has nothing more to post (no attachment): one commit."""
         with Session(self._engine) as session, session.begin():
-            session.execute(
-                update(MailSpool)
-                .where(MailSpool.id == spool_id)
-                .values(event_id=event_id, parts_done=1)
-            )
+            values: dict[str, Any] = {"event_id": event_id, "parts_done": 1}
+            if delivered:
+                values["delivered_at"] = utcnow()
+            session.execute(update(MailSpool).where(MailSpool.id == spool_id).values(**values))
             self._add_thread(session, room_id, event_id, root, thread_meta)
 
     def _add_thread(
