@@ -9,7 +9,6 @@ reports a final failure in the room.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import logging
 import re
@@ -22,6 +21,7 @@ from typing import Any
 
 import aiosmtplib
 
+from appservice.mail.loop import work_forever
 from appservice.mail.spool import OutboxItem, Spool
 from maillon.settings import MailOutbound
 
@@ -219,13 +219,4 @@ class Sender:
         await asyncio.to_thread(self._spool.outbox_sent, item, meta)
 
     async def run_forever(self) -> None:
-        while True:
-            try:
-                done = await self.run_once()
-            except Exception:
-                log.exception("outbox loop error; retrying")
-                done = 0
-            if done == 0:
-                self.wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.wake.wait(), timeout=1.0)
+        await work_forever(self.run_once, self.wake, "outbox")

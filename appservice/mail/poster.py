@@ -9,7 +9,6 @@ people's replies in mail threads into outgoing mails.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import html
 import io
 import logging
@@ -30,6 +29,7 @@ from nio import (
     UploadResponse,
 )
 
+from appservice.mail.loop import work_forever
 from appservice.mail.outbound import queue_mail
 from appservice.mail.parse import Attachment, ParsedMail, parse_mail
 from appservice.mail.routing import Router
@@ -218,16 +218,7 @@ class Poster:
 
     async def run_forever(self) -> None:
         await self.matrix.ready.wait()
-        while True:
-            try:
-                done = await self.run_once()
-            except Exception:
-                log.exception("mail delivery loop error; retrying")
-                done = 0
-            if done == 0:
-                self.wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.wake.wait(), timeout=1.0)
+        await work_forever(self.run_once, self.wake, "mail delivery")
 
     async def run_once(self) -> int:
         items = await asyncio.to_thread(self.spool.due, 500)

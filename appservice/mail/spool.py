@@ -12,7 +12,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, and_, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -341,36 +341,10 @@ class Spool:
         except IntegrityError:
             return None
 
-    def outbox_due(self, limit: int = 50) -> list[OutboxItem]:
+    def _outbox_items(self, condition: Any, limit: int) -> list[OutboxItem]:
         with Session(self._engine) as session:
             rows = session.scalars(
-                select(MailOutbox)
-                .where(
-                    MailOutbox.sent_at.is_(None),
-                    MailOutbox.failed_at.is_(None),
-                    MailOutbox.next_attempt_at <= utcnow(),
-                )
-                .order_by(MailOutbox.id)
-                .limit(limit)
-            ).all()
-            return [
-                OutboxItem(
-                    r.id,
-                    r.room_id,
-                    r.source_event_id,
-                    r.thread_root_event_id,
-                    r.attempts,
-                    self._keys.open_json(r.sealed_mail, r.token.encode()),
-                )
-                for r in rows
-            ]
-
-    def outbox_unreported(self) -> list[OutboxItem]:
-        with Session(self._engine) as session:
-            rows = session.scalars(
-                select(MailOutbox).where(
-                    MailOutbox.failed_at.is_not(None), MailOutbox.reported_at.is_(None)
-                )
+                select(MailOutbox).where(condition).order_by(MailOutbox.id).limit(limit)
             ).all()
             return [
                 OutboxItem(
@@ -386,6 +360,22 @@ class Spool:
                 )
                 for r in rows
             ]
+
+    def outbox_due(self, limit: int = 50) -> list[OutboxItem]:
+        return self._outbox_items(
+            and_(
+                MailOutbox.sent_at.is_(None),
+                MailOutbox.failed_at.is_(None),
+                MailOutbox.next_attempt_at <= utcnow(),
+            ),
+            limit,
+        )
+
+    def outbox_unreported(self, limit: int = 50) -> list[OutboxItem]:
+        """Mails whose failure is final and not yet said in their room."""
+        return self._outbox_items(
+            and_(MailOutbox.failed_at.is_not(None), MailOutbox.reported_at.is_(None)), limit
+        )
 
     def outbox_sent(self, item: OutboxItem, thread_meta: dict[str, Any]) -> None:
         with Session(self._engine) as session, session.begin():
