@@ -28,8 +28,9 @@ def membership_kind(event: dict[str, Any]) -> str | None:
 
 
 class DossierFollower:
-    def __init__(self, links: RoomLinks) -> None:
+    def __init__(self, links: RoomLinks, maillon_users: frozenset[str]) -> None:
         self._links = links
+        self._maillon_users = maillon_users  # their notices and answers are not activity
         self._rooms: dict[str, tuple[str, str]] = {}  # room id -> (dossier id, kind)
 
     async def _link(self, room_id: str) -> tuple[str, str] | None:
@@ -47,6 +48,8 @@ class DossierFollower:
         dossier_id, kind = link
         etype, state_key = event["type"], event.get("state_key")
         if etype in MESSAGE_TYPES and state_key is None:
+            if event["sender"] in self._maillon_users:
+                return
             await asyncio.to_thread(self._links.record_activity, dossier_id, event, "message")
         elif etype == "m.room.member" and isinstance(state_key, str):
             what = membership_kind(event)

@@ -247,10 +247,9 @@ def policy_context(deployment: Deployment) -> PolicyContext:
 
 async def _background(app: web.Application) -> AsyncIterator[None]:
     deployment = app[DEPLOYMENT]
+    ctx = policy_context(deployment)
     async with AppserviceApi.for_deployment(deployment) as api:
-        keeper = CircleKeeper(
-            api, policy_context(deployment), AuditLog(str(deployment.path("audit")), "appservice")
-        )
+        keeper = CircleKeeper(api, ctx, AuditLog(str(deployment.path("audit")), "appservice"))
         rooms = DossierRooms(
             api,
             app[LINKS],
@@ -258,7 +257,8 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
             deployment.settings.bot.localpart,
         )
         app[ROOM_SYNC]["rooms"] = rooms
-        app[HANDLERS].extend([keeper.handle, DossierFollower(app[LINKS]).handle])
+        follower = DossierFollower(app[LINKS], frozenset({ctx.service_user, ctx.bot_user}))
+        app[HANDLERS].extend([keeper.handle, follower.handle])
         interval = deployment.settings.appservice.circle_expiry_check_seconds
         tasks = [
             asyncio.create_task(_processor(app)),

@@ -16,6 +16,7 @@ import yaml
 from appservice.matrix_api import AppserviceApi
 from maillon.circle import DIRECTORY_ALIAS_LOCALPART, DIRECTORY_EVENT, user_state_key
 from maillon.homeserver_client import HomeserverError, is_up, request_json
+from tests.harness.processes import component_pids, processes_under, wait_gone
 from tests.harness.stack import Stack
 
 
@@ -26,31 +27,6 @@ def maillon(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str
         text=True,
         timeout=timeout,
     )
-
-
-def processes_under(directory: Path) -> list[int]:
-    """Pids of live processes whose command line names the deployment directory."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-            status = (entry / "status").read_text()
-        except OSError:
-            continue
-        if str(directory) in cmdline and "State:\tZ" not in status:
-            pids.append(int(entry.name))
-    return pids
-
-
-def wait_gone(directory: Path, timeout: float = 10) -> list[int]:
-    deadline = time.monotonic() + timeout
-    left = processes_under(directory)
-    while left and time.monotonic() < deadline:
-        time.sleep(0.2)
-        left = processes_under(directory)
-    return left
 
 
 def password_login(stack: Stack, user: str, password: str) -> dict[str, object]:
@@ -178,18 +154,10 @@ def test_components_die_with_a_killed_supervisor(tmp_path: Path) -> None:
     assert wait_gone(stack.directory, timeout=20) == []
 
 
-def _pids_of(stack: Stack, module: bytes) -> list[int]:
-    return [
-        pid
-        for pid in processes_under(stack.directory)
-        if module in Path(f"/proc/{pid}/cmdline").read_bytes()
-    ]
-
-
 def test_a_crashed_component_restarts_and_a_dead_homeserver_stops_all(tmp_path: Path) -> None:
     stack = Stack.create(tmp_path / "deploy")
     stack.start()
-    appservice = _pids_of(stack, b"-m\0appservice")
+    appservice = component_pids(stack.directory, b"-m\0appservice")
     assert len(appservice) == 1
     os.kill(appservice[0], signal.SIGKILL)
     url = stack.deployment.settings.appservice.listener.url + "/health"
@@ -200,11 +168,11 @@ def test_a_crashed_component_restarts_and_a_dead_homeserver_stops_all(tmp_path: 
     output = "".join(stack.output)
     assert "Service d'application (appservice) s'est arrêté en cours de fonctionnement" in output
     assert "code de sortie -9" in output
-    restarted = _pids_of(stack, b"-m\0appservice")
+    restarted = component_pids(stack.directory, b"-m\0appservice")
     assert len(restarted) == 1 and restarted != appservice
     assert request_json("GET", url)["status"] == "ok"
 
-    synapse = _pids_of(stack, b"synapse.app.homeserver")
+    synapse = component_pids(stack.directory, b"synapse.app.homeserver")
     assert len(synapse) == 1
     os.kill(synapse[0], signal.SIGKILL)
     assert stack.proc is not None
