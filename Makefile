@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 DEPLOY ?= var
 
-.PHONY: run test lint install install-test postgres benchmark clean
+.PHONY: run test lint install install-test postgres dovecot benchmark clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,12 +29,15 @@ run: install
 postgres:
 	@scripts/ensure-postgres.sh
 
+dovecot:
+	@scripts/ensure-dovecot.sh
+
 lint: install-test
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
 ## make test: install test deps, make sure PostgreSQL runs, lint, run the whole suite
-test: install-test postgres lint
+test: install-test postgres dovecot lint
 	$(BIN)/pytest
 
 benchmark: install-test

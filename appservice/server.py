@@ -15,6 +15,7 @@ from aiohttp import web
 from appservice.circle_keeper import CircleKeeper
 from appservice.dossier_follower import DossierFollower
 from appservice.dossier_rooms import DossierRooms
+from appservice.mail.relay import mail_relay
 from appservice.matrix_api import AppserviceApi
 from appservice.metrics import Metrics
 from appservice.transactions import EventHandler, MalformedTransaction, TransactionStore
@@ -298,6 +299,7 @@ def create_app(
     app.router.add_get("/health", health)
     app.router.add_get("/metrics", metrics_page)
     app.cleanup_ctx.append(_background)
+    app.cleanup_ctx.append(mail_relay)  # MSSanté / Medimail relay (appservice/mail/)
     return app
 
 

@@ -33,6 +33,9 @@ def _credentials_path(deployment: Deployment) -> Path:
     return deployment.path("bot", "credentials.json")
 
 
+DEVICE_NAME = "Maillon — bot de coordination"
+
+
 def _save(path: Path, creds: Credentials) -> None:
     tmp = path.with_suffix(".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -52,13 +55,19 @@ async def _call(
         return resp.status, data if isinstance(data, dict) else {}
 
 
-async def obtain_credentials(deployment: Deployment) -> Credentials:
+async def obtain_credentials(
+    deployment: Deployment,
+    device_id: str = DEVICE_ID,
+    credentials_path: Path | None = None,
+    device_name: str = DEVICE_NAME,
+) -> Credentials:
     """Reuse the stored session if the homeserver still accepts it, else log in again
-    with the same device id (so the crypto store stays valid)."""
+    with the same device id (so the crypto store stays valid). Another component acting
+    as the bot account (the mail relay) passes its own device id and credentials path."""
     settings = deployment.settings
     base = settings.homeserver.url.rstrip("/") + "/_matrix/client/v3"
     as_token = deployment.secrets.as_token
-    path = _credentials_path(deployment)
+    path = credentials_path or _credentials_path(deployment)
     async with aiohttp.ClientSession() as session:
         if path.exists():
             creds = Credentials(**json.loads(path.read_text(encoding="utf-8")))
@@ -89,8 +98,8 @@ async def obtain_credentials(deployment: Deployment) -> Credentials:
             {
                 "type": "m.login.application_service",
                 "identifier": {"type": "m.id.user", "user": settings.bot.localpart},
-                "device_id": DEVICE_ID,
-                "initial_device_display_name": "Maillon — bot de coordination",
+                "device_id": device_id,
+                "initial_device_display_name": device_name,
             },
         )
         if status != 200:

@@ -113,7 +113,7 @@ def create_app(deployment: Deployment) -> web.Application:
     app = web.Application(middlewares=[json_errors, api_middleware], client_max_size=2 * 1024**2)
     app[ENGINE] = engine
     app[AUTH] = Authenticator(deployment.settings.homeserver.url)
-    mail_domain = deployment.settings.server_name.split(":")[0]
+    mail_domain = deployment.settings.mail_domain
     app[SERVICE] = DossierService(engine, mail_domain)
     app[ROOM_SYNC] = RoomSyncClient.for_deployment(deployment)
     app[ROUTE_INDEX] = {(r.method, r.path): r for r in ROUTES}

@@ -58,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--client-port", type=_port, default=8008, help="API client Synapse (8008)")
     init.add_argument("--dossier-port", type=_port, default=8090, help="API dossier (8090)")
     init.add_argument("--appservice-port", type=_port, default=8091, help="appservice (8091)")
+    init.add_argument("--mail-port", type=_port, default=2525, help="relais SMTP MSSanté (2525)")
     init.add_argument(
         "--federation-port", type=_port, help="écoute de fédération TLS (certificat auto-signé)"
     )
@@ -122,6 +123,7 @@ def _init(args: argparse.Namespace) -> int:
             client_port=args.client_port,
             dossier_port=args.dossier_port,
             appservice_port=args.appservice_port,
+            mail_port=args.mail_port,
             federation_port=args.federation_port,
             federation_loopback=args.federation_loopback,
             peer_servers=tuple(args.peer_server),

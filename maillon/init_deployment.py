@@ -46,6 +46,7 @@ class InitOptions:
     client_port: int = 8008
     dossier_port: int = 8090
     appservice_port: int = 8091
+    mail_port: int = 2525
     federation_port: int | None = None
     federation_loopback: bool = False
     peer_servers: tuple[str, ...] = ()
@@ -123,6 +124,7 @@ def _check(options: InitOptions) -> None:
         "--client-port": options.client_port,
         "--dossier-port": options.dossier_port,
         "--appservice-port": options.appservice_port,
+        "--mail-port": options.mail_port,
     }
     if options.federation_port is not None:
         ports["--federation-port"] = options.federation_port
@@ -167,6 +169,7 @@ def init_deployment(options: InitOptions) -> Path:
         "client_port": options.client_port,
         "dossier_port": options.dossier_port,
         "appservice_port": options.appservice_port,
+        "mail_port": options.mail_port,
         "federation_port": options.federation_port,
         "federation_loopback": options.federation_loopback,
         "peer_servers": list(options.peer_servers),

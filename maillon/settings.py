@@ -75,6 +75,77 @@ class AppserviceSettings:
     )
 
 
+def _check_tls_mode(value: object) -> str | None:
+    return None if value in ("none", "starttls", "tls") else "none, starttls ou tls"
+
+
+TLS_MODE = {"check": _check_tls_mode}
+POSITIVE = {"check": lambda v: None if v > 0 else "valeur positive attendue"}
+
+
+@dataclass(frozen=True)
+class MailInbound:
+    """The relay's SMTP listener (mail for the dossiers' addresses)."""
+
+    host: str = "127.0.0.1"
+    port: int = field(default=2525, metadata=PORT)
+    tls: str = field(default="none", metadata=TLS_MODE)
+    cert_file: str | None = None
+    key_file: str | None = None
+
+
+@dataclass(frozen=True)
+class MailImap:
+    """An MSSanté mailbox (e.g. an organisational one) polled over IMAP; the password is
+    ``mail_imap_password`` in secrets.yaml."""
+
+    host: str
+    username: str
+    port: int = field(default=993, metadata=PORT)
+    tls: str = field(default="tls", metadata=TLS_MODE)
+    mailbox: str = "INBOX"
+    poll_seconds: float = field(default=30.0, metadata=POSITIVE)
+    ca_file: str | None = None
+    verify: bool = True
+
+
+@dataclass(frozen=True)
+class MailOutbound:
+    """The MSSanté operator's submission server; ``mail_smtp_password`` in secrets.yaml
+    when ``username`` is set. MSSanté requires a client certificate (``client_cert_file``)."""
+
+    host: str
+    port: int = field(default=587, metadata=PORT)
+    tls: str = field(default="starttls", metadata=TLS_MODE)
+    username: str | None = None
+    client_cert_file: str | None = None
+    client_key_file: str | None = None
+    ca_file: str | None = None
+    verify: bool = True
+    timeout_seconds: float = field(default=60.0, metadata=POSITIVE)
+    # Waits before each new attempt after a temporary failure; then the failure is final.
+    retry_seconds: tuple[float, ...] = (30.0, 120.0, 600.0, 1800.0, 3600.0)
+
+
+@dataclass(frozen=True)
+class MailSettings:
+    """The MSSanté / Medimail relay inside the appservice."""
+
+    enabled: bool = True
+    # Domain of the dossiers' addresses (default: the host part of server_name).
+    domain: str | None = None
+    # A general address whose mails are routed by the INS of their IHE_XDM metadata.
+    relay_localpart: str = "dossiers"
+    # Sender domains accepted (a domain and its subdomains); MSSanté by default.
+    allowed_sender_domains: tuple[str, ...] = ("mssante.fr",)
+    max_message_bytes: int = field(
+        default=25 * 1024 * 1024, metadata={"check": lambda v: None if v >= 1024 else "≥ 1024"}
+    )
+    inbound: MailInbound = field(default_factory=MailInbound)
+    imap: MailImap | None = None
+    outbound: MailOutbound | None = None
+
+
 @dataclass(frozen=True)
 class Settings:
     server_name: str
@@ -83,6 +154,7 @@ class Settings:
     dossier_api: Listener = field(default_factory=Listener)
     appservice: AppserviceSettings = field(default_factory=AppserviceSettings)
     bot: BotSettings = field(default_factory=BotSettings)
+    mail: MailSettings = field(default_factory=MailSettings)
     log_level: str = field(
         default="INFO",
         metadata={
@@ -100,6 +172,10 @@ class Settings:
     @property
     def bot_user_id(self) -> str:
         return self.user_id(self.bot.localpart)
+
+    @property
+    def mail_domain(self) -> str:
+        return self.mail.domain or self.server_name.split(":")[0]
 
 
 def _check_key(value: object) -> str | None:
@@ -139,6 +215,9 @@ class Secrets:
     data_keys: tuple[DataKey, ...] = field(
         metadata={"check": lambda v: None if v else "une clé au moins est requise"}
     )
+    # Mail relay: IMAP mailbox and outbound SMTP passwords, when those are configured.
+    mail_imap_password: str | None = None
+    mail_smtp_password: str | None = None
 
 
 @dataclass(frozen=True)

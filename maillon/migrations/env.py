@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from alembic import context
 
-import appservice.models  # noqa: F401  (registers the tables)
+import appservice.mail.models  # registers the tables, like the imports below
+import appservice.models  # noqa: F401
 import coordination_bot.models  # noqa: F401
 import dossier_api.models  # noqa: F401
 from maillon.store import Base

@@ -49,6 +49,7 @@ class Stack:
                 client_port=free_port(),
                 dossier_port=free_port(),
                 appservice_port=free_port(),
+                mail_port=free_port(),
                 federation_port=fed_port,
                 federation_loopback=federation,
                 peer_servers=peer_servers,

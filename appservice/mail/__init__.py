@@ -1,0 +1,1 @@
+"""MSSanté / Medimail relay: mail to and from the dossiers' rooms, inside the appservice."""

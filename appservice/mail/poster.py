@@ -1,0 +1,411 @@
+"""The relay's Matrix side: an E2EE matrix-nio client logged in as the bot account with
+its own device (``MAILLONCOURRIER``) and crypto store under ``DIR/relay/``.
+
+It posts spooled mails into their rooms exactly once (transaction ids derive from the
+spool id; Synapse answers a repeated transaction id with the first event), and turns
+people's replies in mail threads into outgoing mails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import io
+import logging
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from nio import (
+    AsyncClient,
+    AsyncClientConfig,
+    InviteMemberEvent,
+    MatrixRoom,
+    RoomMessageText,
+    RoomSendResponse,
+    SyncResponse,
+    UploadResponse,
+)
+
+from appservice.mail.loop import work_forever
+from appservice.mail.outbound import queue_mail
+from appservice.mail.parse import Attachment, ParsedMail, parse_mail
+from appservice.mail.routing import Router
+from appservice.mail.spool import OutboxItem, Spool, SpoolItem
+from coordination_bot.session import obtain_credentials
+from maillon.settings import Deployment
+
+log = logging.getLogger(__name__)
+
+DEVICE_ID = "MAILLONCOURRIER"
+MAX_DELIVERY_ATTEMPTS = 40
+
+
+class DeliveryError(Exception):
+    pass
+
+
+def _thread(root: str) -> dict[str, Any]:
+    return {
+        "rel_type": "m.thread",
+        "event_id": root,
+        "is_falling_back": True,
+        "m.in_reply_to": {"event_id": root},
+    }
+
+
+def render_mail(mail: ParsedMail, spool_id: int) -> dict[str, Any]:
+    """The room message of a mail: who, subject, then its sanitized HTML and its text."""
+    who = f"{mail.from_name} <{mail.from_address}>" if mail.from_name else mail.from_address
+    subject = mail.subject or "(sans objet)"
+    count = len(mail.attachments)
+    files = f"\n📎 {count} pièce(s) jointe(s) dans le fil" if count else ""
+    body = f"✉️ Courriel de {who}\nObjet : {subject}{files}\n\n{mail.text}".rstrip()
+    head = (
+        f"<p>✉️ <strong>Courriel</strong> de {html.escape(who)}<br>"
+        f"Objet : <strong>{html.escape(subject)}</strong>"
+        + (f"<br>📎 {count} pièce(s) jointe(s) dans le fil" if count else "")
+        + "</p><hr>"
+    )
+    if mail.html:
+        formatted = head + mail.html
+    else:
+        formatted = head + "<p>" + html.escape(mail.text).replace("\n", "<br>") + "</p>"
+    return {
+        # An automatic mail (out-of-office, notification: RFC 3834) is posted as a notice.
+        "msgtype": "m.notice" if mail.is_automatic else "m.text",
+        "body": body,
+        "format": "org.matrix.custom.html",
+        "formatted_body": formatted,
+        "fr.maillon.mail": {
+            "message_id": mail.message_id,
+            "from": mail.from_address,
+            "subject": mail.subject,
+            "attachments": count,
+            "automatic": mail.is_automatic,
+            "spool_id": spool_id,
+        },
+    }
+
+
+class MatrixSide:
+    """The relay's nio client: logs in, keeps syncing (E2EE keys), answers invites."""
+
+    def __init__(self, deployment: Deployment) -> None:
+        self.deployment = deployment
+        self.directory = deployment.path("relay")
+        self.client: AsyncClient | None = None
+        self.ready = asyncio.Event()
+        self.cutoff_ms = 0
+
+    def _cutoff(self) -> int:
+        """Messages older than the relay's first start are never mailed out."""
+        path = self.directory / "cutoff_ms"
+        if not path.exists():
+            path.write_text(str(int(time.time() * 1000)), encoding="utf-8")
+        return int(path.read_text(encoding="utf-8").strip())
+
+    async def start(self) -> AsyncClient:
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        store = self.directory / "store"
+        store.mkdir(mode=0o700, exist_ok=True)
+        self.cutoff_ms = self._cutoff()
+        delay = 0.5
+        while True:
+            try:
+                creds = await obtain_credentials(
+                    self.deployment,
+                    device_id=DEVICE_ID,
+                    credentials_path=Path(self.directory / "credentials.json"),
+                    device_name="Maillon — relais MSSanté",
+                )
+                break
+            except (aiohttp.ClientError, OSError, ValueError) as exc:
+                log.info("homeserver not reachable yet (%s); retrying", type(exc).__name__)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+        client = AsyncClient(
+            self.deployment.settings.homeserver.url,
+            creds.user_id,
+            device_id=creds.device_id,
+            store_path=str(store),
+            config=AsyncClientConfig(encryption_enabled=True, store_sync_tokens=True),
+        )
+        client.restore_login(creds.user_id, creds.device_id, creds.access_token)
+        client.add_event_callback(self._on_invite, InviteMemberEvent)  # type: ignore[arg-type]
+        client.add_response_callback(self._on_sync, SyncResponse)  # type: ignore[arg-type]
+        self.client = client
+        return client
+
+    async def _on_sync(self, _: SyncResponse) -> None:
+        self.ready.set()
+
+    async def _on_invite(self, room: MatrixRoom, event: InviteMemberEvent) -> None:
+        assert self.client is not None
+        settings = self.deployment.settings
+        if event.state_key != self.client.user_id or event.membership != "invite":
+            return
+        if event.sender.split(":", 1)[-1] != settings.server_name:
+            return
+        await self.client.join(room.room_id)
+
+    async def start_client(self) -> None:
+        await self.start()
+
+    async def sync_forever(self) -> None:
+        client = self.client
+        assert client is not None
+        delay = 1.0
+        while True:
+            try:
+                await client.sync_forever(timeout=30000, full_state=True)
+            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+                log.warning("relay sync interrupted (%s); retrying", type(exc).__name__)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+
+    async def send(self, room_id: str, content: dict[str, Any], txn_id: str) -> str:
+        assert self.client is not None
+        response = await self.client.room_send(
+            room_id, "m.room.message", content, tx_id=txn_id, ignore_unverified_devices=True
+        )
+        if not isinstance(response, RoomSendResponse):
+            raise DeliveryError(f"envoi refusé : {getattr(response, 'status_code', '')}")
+        return str(response.event_id)
+
+    async def upload(self, room_id: str, attachment: Attachment) -> dict[str, Any]:
+        """Upload an attachment (encrypted in encrypted rooms); the m.file content."""
+        assert self.client is not None
+        room = self.client.rooms[room_id]
+        encrypt = bool(room.encrypted)
+        response, keys = await self.client.upload(
+            lambda *_: io.BytesIO(attachment.data),
+            content_type="application/octet-stream" if encrypt else attachment.content_type,
+            filename=attachment.filename,
+            encrypt=encrypt,
+            filesize=len(attachment.data),
+        )
+        if not isinstance(response, UploadResponse):
+            raise DeliveryError("téléversement refusé")
+        msgtype = "m.image" if attachment.content_type.startswith("image/") else "m.file"
+        content: dict[str, Any] = {
+            "msgtype": msgtype,
+            "body": attachment.filename,
+            "filename": attachment.filename,
+            "info": {"mimetype": attachment.content_type, "size": len(attachment.data)},
+        }
+        if encrypt:
+            assert keys is not None
+            content["file"] = {"url": response.content_uri, **keys}
+        else:
+            content["url"] = response.content_uri
+        return content
+
+
+class Poster:
+    """Delivers the spool into rooms: per room in acceptance order, rooms in parallel."""
+
+    def __init__(
+        self, matrix: MatrixSide, spool: Spool, wake: asyncio.Event, parallel_rooms: int = 4
+    ) -> None:
+        self.matrix = matrix
+        self.spool = spool
+        self.wake = wake
+        self._limit = asyncio.Semaphore(parallel_rooms)
+        self.delivered = 0
+
+    async def run_forever(self) -> None:
+        await self.matrix.ready.wait()
+        await work_forever(self.run_once, self.wake, "mail delivery")
+
+    async def run_once(self) -> int:
+        items = await asyncio.to_thread(self.spool.due, 500)
+        by_room: dict[str, list[SpoolItem]] = defaultdict(list)
+        for item in items:
+            by_room[item.room_id].append(item)
+        results = await asyncio.gather(*(self._room(batch) for batch in by_room.values()))
+        return sum(results)
+
+    async def _room(self, items: list[SpoolItem]) -> int:
+        delivered = 0
+        async with self._limit:
+            for item in items:
+                try:
+                    await self.deliver(item)
+                except Exception as exc:
+                    final = item.attempts + 1 >= MAX_DELIVERY_ATTEMPTS
+                    delay = min(60.0, 0.5 * 1.5**item.attempts)
+                    log.warning(
+                        "delivery of spooled mail #%s failed (%s), attempt %s",
+                        item.id,
+                        type(exc).__name__,
+                        item.attempts + 1,
+                    )
+                    await asyncio.to_thread(
+                        self.spool.mark_retry, item.id, f"{type(exc).__name__}: {exc}", delay, final
+                    )
+                    break  # keep this room's order: later mails wait for this one
+                delivered += 1
+        return delivered
+
+    async def deliver(self, item: SpoolItem) -> None:
+        client = self.matrix.client
+        assert client is not None
+        if item.room_id not in client.rooms:
+            if item.room_id in client.invited_rooms:
+                await client.join(item.room_id)
+            raise DeliveryError("salle pas encore rejointe par le relais")
+        meta, raw = await asyncio.to_thread(self.spool.payload, item.id)
+        mail = parse_mail(raw)
+        if item.kind == "bounce":
+            await self._deliver_report(item, mail, meta)
+        else:
+            if await self._deliver_mail(item, mail):
+                self.delivered += 1
+                return  # marked delivered with its event, in one commit
+        await asyncio.to_thread(self.spool.mark_delivered, item.id)
+        self.delivered += 1
+
+    async def _deliver_mail(self, item: SpoolItem, mail: ParsedMail) -> bool:
+        """Post the mail, then its attachments; True if already marked delivered."""
+        root = item.event_id
+        if item.event_id is None:
+            parent_root = await asyncio.to_thread(
+                self.spool.thread_root, item.room_id, mail.thread_ids
+            )
+            content = render_mail(mail, item.id)
+            if parent_root is not None:
+                content["m.relates_to"] = _thread(parent_root)
+            event_id = await self.matrix.send(item.room_id, content, f"maillon.mail.{item.id}.0")
+            root = parent_root or event_id
+            thread_meta = {
+                "message_id": mail.message_id,
+                "references": [*mail.references, *([mail.message_id] if mail.message_id else [])],
+                "reply_to": mail.reply_to,
+                "subject": mail.subject,
+            }
+            await asyncio.to_thread(
+                self.spool.record_main_event,
+                item.id,
+                item.room_id,
+                event_id,
+                root,
+                thread_meta,
+                not mail.attachments,
+            )
+            if not mail.attachments:
+                return True
+        else:
+            root = (
+                await asyncio.to_thread(self.spool.thread_root, item.room_id, mail.thread_ids)
+                or item.event_id
+            )
+        assert root is not None
+        for index, attachment in enumerate(mail.attachments, start=1):
+            if index < item.parts_done:
+                continue
+            content = await self.matrix.upload(item.room_id, attachment)
+            content["m.relates_to"] = _thread(root)
+            await self.matrix.send(item.room_id, content, f"maillon.mail.{item.id}.{index}")
+            await asyncio.to_thread(self.spool.record_part, item.id, index + 1)
+        return False
+
+    async def _deliver_report(
+        self, item: SpoolItem, mail: ParsedMail, meta: dict[str, Any]
+    ) -> None:
+        origin = meta.get("report_event")
+        to = meta.get("report_to", "")
+        diagnostic = mail.report_text or mail.text[:500]
+        body = (
+            f"⚠️ Le courriel envoyé à {to} n'a pas pu être remis (avis de non-remise).\n{diagnostic}"
+        ).strip()
+        content: dict[str, Any] = {"msgtype": "m.notice", "body": body}
+        if origin:
+            content["m.relates_to"] = _thread(meta.get("report_root") or origin)
+        await self.matrix.send(item.room_id, content, f"maillon.mail.{item.id}.0")
+
+
+class ReplyWatcher:
+    """People's replies in a mail thread become outgoing mails (never the bot's, the
+    service user's or ghosts' messages; never messages older than the relay)."""
+
+    def __init__(
+        self,
+        matrix: MatrixSide,
+        spool: Spool,
+        router: Router,
+        relay_marker: str,
+        outbox_wake: asyncio.Event,
+    ) -> None:
+        self.matrix = matrix
+        self.spool = spool
+        self.router = router
+        self.relay_marker = relay_marker
+        self.outbox_wake = outbox_wake
+        settings = matrix.deployment.settings
+        self._service = {
+            settings.bot_user_id,
+            settings.user_id(settings.appservice.sender_localpart),
+        }
+        self._ghost_prefix = "@" + settings.appservice.ghost_prefix
+
+    def install(self, client: AsyncClient) -> None:
+        client.add_event_callback(self._on_message, RoomMessageText)  # type: ignore[arg-type]
+
+    def is_person(self, sender: str) -> bool:
+        return sender not in self._service and not sender.startswith(self._ghost_prefix)
+
+    async def _on_message(self, room: MatrixRoom, event: RoomMessageText) -> None:
+        if not self.is_person(event.sender) or event.server_timestamp < self.matrix.cutoff_ms:
+            return
+        relation = event.source.get("content", {}).get("m.relates_to") or {}
+        if relation.get("rel_type") != "m.thread" or not isinstance(relation.get("event_id"), str):
+            return
+        try:
+            await self.queue_reply(room, event, relation["event_id"])
+        except Exception as exc:
+            log.error("could not queue a reply as mail: %s", type(exc).__name__)
+
+    async def queue_reply(self, room: MatrixRoom, event: RoomMessageText, root: str) -> None:
+        thread = await asyncio.to_thread(self.spool.thread_latest, room.room_id, root)
+        if thread is None or not thread.get("reply_to"):
+            return
+        address = await asyncio.to_thread(self.router.address_for_room, room.room_id)
+        if address is None:
+            return
+        subject = thread.get("subject") or ""
+        if not subject.lower().startswith("re:"):
+            subject = f"Re: {subject}".strip()
+        name = room.user_name(event.sender) or event.sender
+        queued = await asyncio.to_thread(
+            lambda: queue_mail(
+                self.spool,
+                room_id=room.room_id,
+                source_event_id=event.event_id,
+                from_address=address,
+                from_name=f"{name} (Maillon)",
+                to=[thread["reply_to"]],
+                subject=subject,
+                text=event.body,
+                relay_marker=self.relay_marker,
+                domain=self.router.domain,
+                thread_root_event_id=root,
+                in_reply_to=thread.get("message_id"),
+                references=list(thread.get("references") or []),
+            )
+        )
+        if queued is not None:
+            self.outbox_wake.set()
+
+
+async def report_failure(matrix: MatrixSide, item: OutboxItem, error: str) -> None:
+    """Say in the room (in the thread of the message) that a mail could not be sent."""
+    to = ", ".join(item.mail.get("to", []))
+    content = {
+        "msgtype": "m.notice",
+        "body": f"⚠️ Échec de l'envoi du courriel à {to} : {error}",
+        "m.relates_to": _thread(item.thread_root_event_id or item.source_event_id),
+    }
+    await matrix.send(item.room_id, content, f"maillon.outbox.{item.id}.failed")

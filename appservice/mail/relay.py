@@ -1,0 +1,117 @@
+"""The relay inside the appservice (aiohttp cleanup context): SMTP listener, IMAP poller,
+spool delivery into rooms, outbound mails."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any
+
+from aiohttp import web
+
+from appservice.mail.imap_poller import ImapPoller
+from appservice.mail.intake import Intake
+from appservice.mail.outbound import Sender
+from appservice.mail.poster import MatrixSide, Poster, ReplyWatcher, report_failure
+from appservice.mail.routing import Router
+from appservice.mail.smtp_server import Handler, start_smtp
+from appservice.mail.spool import Spool
+from maillon.crypto import KeyRing
+from maillon.settings import Deployment
+from maillon.store import make_engine
+
+log = logging.getLogger(__name__)
+
+RELAY = web.AppKey("mail_relay", object)
+
+
+def relay_marker(deployment: Deployment) -> str:
+    """Marks the mails we send (never re-imported); not guessable from the outside."""
+    seed = f"maillon-relay:{deployment.secrets.as_token}".encode()
+    return hashlib.sha256(seed).hexdigest()[:24]
+
+
+class Relay:
+    def __init__(self, deployment: Deployment) -> None:
+        settings = deployment.settings
+        self.config = settings.mail
+        engine = make_engine(settings.database_url, create_tables=False)
+        keys = KeyRing(deployment.secrets.data_keys)
+        self.spool = Spool(engine, keys)
+        self.router = Router(engine, keys, settings.mail_domain, self.config.relay_localpart)
+        marker = relay_marker(deployment)
+        self.intake = Intake(self.spool, self.router, self.config, marker)
+        self.delivery_wake = asyncio.Event()
+        self.outbox_wake = asyncio.Event()
+        self.matrix = MatrixSide(deployment)
+        self.poster = Poster(self.matrix, self.spool, self.delivery_wake)
+        self.replies = ReplyWatcher(self.matrix, self.spool, self.router, marker, self.outbox_wake)
+        self.sender = Sender(
+            self.spool,
+            self.config.outbound,
+            deployment.secrets.mail_smtp_password,
+            lambda item, error: report_failure(self.matrix, item, error),
+            self.outbox_wake,
+        )
+        self.smtp = Handler(self.intake, self.delivery_wake)
+        self.imap = (
+            ImapPoller(
+                self.config.imap,
+                deployment.secrets.mail_imap_password,
+                self.intake,
+                self.delivery_wake,
+            )
+            if self.config.imap is not None
+            else None
+        )
+        self.server: asyncio.Server | None = None
+        self.tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        self.server = await start_smtp(
+            self.config.inbound, self.smtp, self.router.domain, self.config.max_message_bytes
+        )
+        log.info("mail relay listening on port %s", self.config.inbound.port)
+        jobs: list[Coroutine[Any, Any, None]] = [
+            self._matrix(),
+            self.poster.run_forever(),
+            self.sender.run_forever(),
+        ]
+        if self.imap is not None:
+            jobs.append(self.imap.run_forever())
+        self.tasks = [asyncio.create_task(job) for job in jobs]
+
+    async def _matrix(self) -> None:
+        await self.matrix.start_client()
+        assert self.matrix.client is not None
+        self.replies.install(self.matrix.client)
+        await self.matrix.sync_forever()
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            self.server.close()
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self.matrix.client is not None:
+            await self.matrix.client.close()
+
+
+async def mail_relay(app: web.Application) -> AsyncIterator[None]:
+    """aiohttp cleanup context: run the relay while the appservice runs."""
+    from appservice.server import DEPLOYMENT
+
+    deployment = app[DEPLOYMENT]
+    if not deployment.settings.mail.enabled:
+        yield
+        return
+    relay = Relay(deployment)
+    app[RELAY] = relay
+    await relay.start()
+    yield
+    await relay.stop()

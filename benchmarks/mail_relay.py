@@ -1,0 +1,174 @@
+"""Benchmark (not a test): the MSSanté relay, from a mail accepted over SMTP (its ``250``)
+to the mail visible, decrypted, in the dossier's room for a member's matrix-nio client.
+Mails go to several dossiers with N concurrent SMTP senders; prints JSON with p50/p95 of
+that latency, the accepted and delivered mails/s.
+
+    .venv/bin/python benchmarks/mail_relay.py [--mails 200] [--senders 8] [--dossiers 4]
+                                              [--db postgresql|sqlite]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import aiosmtplib
+from nio import MegolmEvent, RoomMessageNotice, RoomMessageText
+
+from tests.harness.circle import bind_professional
+from tests.harness.dossier import new_dossier
+from tests.harness.mail import build_mail
+from tests.harness.matrix import E2EClient
+from tests.harness.postgres import create_database, drop_database
+from tests.harness.stack import Stack
+
+SENDER = "dr.house@chu-exemple.mssante.fr"
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+async def run(
+    stack: Stack, workdir: Path, mails: int, senders: int, dossiers: int
+) -> dict[str, Any]:
+    seen: dict[str, float] = {}
+    undecryptable = 0
+
+    async def on_event(_: Any, event: Any) -> None:
+        nonlocal undecryptable
+        if isinstance(event, MegolmEvent):
+            undecryptable += 1
+            return
+        mail = event.source.get("content", {}).get("fr.maillon.mail")
+        if isinstance(mail, dict) and mail.get("message_id") not in seen:
+            seen[mail["message_id"]] = time.monotonic()
+
+    clients: list[E2EClient] = []
+    addresses: list[str] = []
+    for index in range(dossiers):
+        account = stack.register("coordinatrice")
+        client = E2EClient(stack.url, account, workdir / f"client-{index}")
+        client.client.add_event_callback(
+            on_event,
+            (RoomMessageText, RoomMessageNotice, MegolmEvent),  # type: ignore[arg-type]
+        )
+        await bind_professional(stack, account.user_id, "infirmière coordinatrice")
+        dossier = new_dossier(stack, account.access_token)
+        await client.accept_invite(dossier["room_id"])
+        await client.wait_for_member(dossier["room_id"], stack.deployment.settings.bot_user_id)
+        clients.append(client)
+        addresses.append(dossier["mail_address"])
+
+    done = asyncio.Event()
+
+    async def watch(client: E2EClient) -> None:
+        sync_filter = {"room": {"timeline": {"limit": 1000}}}
+        while not done.is_set():
+            await client.client.sync(timeout=1000, sync_filter=sync_filter)
+            if client.client.should_upload_keys:
+                await client.client.keys_upload()
+            if client.client.should_query_keys:
+                await client.client.keys_query()
+
+    watchers = [asyncio.create_task(watch(c)) for c in clients]
+    await asyncio.sleep(2)
+    port = stack.deployment.settings.mail.inbound.port
+    accepted: dict[str, float] = {}
+    queue: asyncio.Queue[tuple[str, bytes, str]] = asyncio.Queue()
+    for n in range(mails):
+        address = addresses[n % dossiers]
+        mid, raw = build_mail(address, f"Courriel {n}", f"Texte du courriel {n}")
+        queue.put_nowait((mid, raw, address))
+
+    async def smtp_sender() -> None:
+        client = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, timeout=60)
+        async with client:
+            while not queue.empty():
+                mid, raw, address = queue.get_nowait()
+                await client.sendmail(SENDER, [address], raw)  # raises unless 250
+                accepted[mid] = time.monotonic()
+
+    start = time.monotonic()
+    await asyncio.gather(*(smtp_sender() for _ in range(senders)))
+    accept_end = time.monotonic()
+    deadline = time.monotonic() + 300
+    while len(set(accepted) & set(seen)) < len(accepted) and time.monotonic() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(0.1)
+    burst_visible = [seen[m] - accepted[m] for m in accepted if m in seen]
+    last_visible = max(seen[m] for m in accepted if m in seen)
+
+    # One mail at a time (no queue): the relay's own latency.
+    single: list[float] = []
+    client = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, timeout=60)
+    async with client:
+        for n in range(20):
+            mid, raw = build_mail(addresses[0], f"Seul {n}", "Texte")
+            await client.sendmail(SENDER, [addresses[0]], raw)
+            sent_at = time.monotonic()
+            while mid not in seen and time.monotonic() - sent_at < 30:  # noqa: ASYNC110
+                await asyncio.sleep(0.005)
+            if mid in seen:
+                single.append(seen[mid] - sent_at)
+    done.set()
+    await asyncio.gather(*watchers, return_exceptions=True)
+    for client in clients:
+        await client.close()
+    visible = burst_visible
+    return {
+        "mails": mails,
+        "smtp_senders": senders,
+        "dossiers": dossiers,
+        "accepted": len(accepted),
+        "visible": len(visible),
+        "undecryptable_events": undecryptable,
+        "burst_accepted_to_visible_ms": {
+            "p50": round(percentile(visible, 0.50) * 1000, 1),
+            "p95": round(percentile(visible, 0.95) * 1000, 1),
+            "max": round(max(visible) * 1000, 1),
+            "mean": round(statistics.fmean(visible) * 1000, 1),
+        },
+        "one_at_a_time_accepted_to_visible_ms": {
+            "p50": round(percentile(single, 0.50) * 1000, 1),
+            "p95": round(percentile(single, 0.95) * 1000, 1),
+        },
+        "accepted_mails_per_s": round(len(accepted) / (accept_end - start), 1),
+        "delivered_mails_per_s": round(len(visible) / (last_visible - start), 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--mails", type=int, default=200)
+    parser.add_argument("--senders", type=int, default=8)
+    parser.add_argument("--dossiers", type=int, default=4)
+    parser.add_argument("--db", choices=("postgresql", "sqlite"), default="postgresql")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="maillon-bench-mail-") as tmp:
+        workdir = Path(tmp)
+        url = create_database("maillon_bench_mail") if args.db == "postgresql" else None
+        try:
+            stack = Stack.create(workdir / "stack", database_url=url)
+            stack.start()
+            try:
+                result = asyncio.run(run(stack, workdir, args.mails, args.senders, args.dossiers))
+            finally:
+                stack.stop()
+        finally:
+            if url is not None:
+                drop_database(url)
+    print(json.dumps({"benchmark": "mail_relay", "db": args.db, **result}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,702 @@
+"""MSSanté / Medimail relay (issue 7) on a real stack: Synapse and Maillon's store on
+PostgreSQL, real SMTP exchanges with the relay's aiosmtpd listener, a real aiosmtpd sink
+standing for the operator's server, a real Dovecot mailbox, matrix-nio E2EE clients."""
+
+from __future__ import annotations
+
+import asyncio
+import email.policy
+import os
+import shutil
+import signal
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from email import message_from_bytes
+from email.message import Message
+from pathlib import Path
+from typing import Any
+
+import aiosmtplib
+import pytest
+import yaml
+from nio.crypto.attachments import decrypt_attachment
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from appservice.mail.models import MailOutbox, MailSpool
+from appservice.mail.outbound import parse_mail_command, queue_mail
+from appservice.mail.relay import relay_marker
+from appservice.mail.spool import Spool
+from maillon.crypto import KeyRing
+from maillon.store import make_engine
+from tests.harness.circle import bind_professional
+from tests.harness.dossier import IDENTITY, new_dossier
+from tests.harness.mail import (
+    SENDER,
+    Dovecot,
+    SinkHandler,
+    build_mail,
+    mail_of,
+    room_events,
+    smtp_sink,
+    thread_root,
+    wait_mails,
+    xdm_zip,
+)
+from tests.harness.matrix import E2EClient
+from tests.harness.postgres import create_database, drop_database
+from tests.harness.stack import Stack
+
+MakeClient = Callable[[Stack, str], E2EClient]
+MAX_BYTES = 2_000_000
+
+
+class Relay:
+    """The stack under test with its mail peers."""
+
+    def __init__(self, stack: Stack, dovecot: Dovecot, sink: SinkHandler) -> None:
+        self.stack = stack
+        self.dovecot = dovecot
+        self.sink = sink
+        mail = stack.deployment.settings.mail
+        self.port = mail.inbound.port
+        self.domain = stack.deployment.settings.mail_domain
+
+    def engine(self) -> Any:
+        return make_engine(self.stack.deployment.settings.database_url, create_tables=False)
+
+    def spool_count(self) -> int:
+        engine = self.engine()
+        try:
+            with Session(engine) as session:
+                return int(session.scalar(select(func.count()).select_from(MailSpool)) or 0)
+        finally:
+            engine.dispose()
+
+    async def send(self, sender: str, recipients: list[str], raw: bytes) -> tuple[int, str]:
+        """One SMTP exchange with the relay: (code, text) of the final reply."""
+        client = aiosmtplib.SMTP(hostname="127.0.0.1", port=self.port, timeout=60)
+        try:
+            async with client:
+                _, message = await client.sendmail(sender, recipients, raw)
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            refused = exc.recipients[0]
+            return refused.code, refused.message
+        except aiosmtplib.SMTPResponseException as exc:
+            return exc.code, exc.message
+        return 250, message
+
+
+def _edit_yaml(path: Path, change: Callable[[dict[str, Any]], None]) -> None:
+    data = yaml.safe_load(path.read_text())
+    change(data)
+    path.write_text(yaml.safe_dump(data, allow_unicode=True))
+
+
+@pytest.fixture(scope="module")
+def relay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Relay]:
+    # Dovecot's unprivileged processes must reach their files: not under pytest's 0700 tmp.
+    dovecot = Dovecot(Path(tempfile.mkdtemp(prefix="maillon-dovecot-")))
+    dovecot.start()
+    url = create_database("maillon_mail")
+    try:
+        with smtp_sink() as (sink, sink_port):
+            stack = Stack.create(tmp_path_factory.mktemp("stack-mail"), database_url=url)
+
+            def configure(data: dict[str, Any]) -> None:
+                mail = data["mail"]
+                mail["max_message_bytes"] = MAX_BYTES
+                mail["imap"] = {
+                    "host": "127.0.0.1",
+                    "port": dovecot.port,
+                    "tls": "none",
+                    "username": dovecot.user,
+                    "poll_seconds": 0.5,
+                }
+                mail["outbound"] = {
+                    "host": "127.0.0.1",
+                    "port": sink_port,
+                    "tls": "none",
+                    "retry_seconds": [0.5, 0.5],
+                    "timeout_seconds": 10,
+                }
+
+            _edit_yaml(stack.directory / "maillon.yaml", configure)
+            _edit_yaml(
+                stack.directory / "secrets.yaml",
+                lambda s: s.update(mail_imap_password=dovecot.password),
+            )
+            stack.start()
+            try:
+                yield Relay(stack, dovecot, sink)
+            finally:
+                stack.stop()
+    finally:
+        dovecot.stop()
+        shutil.rmtree(dovecot.root, ignore_errors=True)
+        drop_database(url)
+
+
+async def mail_dossier(
+    relay: Relay, make_client: MakeClient, identity: dict[str, Any] | None = None
+) -> tuple[E2EClient, str, str]:
+    """A dossier opened through the API, with the room the appservice made for it and the
+    bot in it: (coordinator, the dossier's address, room)."""
+    stack = relay.stack
+    coordinator = make_client(stack, "coordinatrice")
+    await bind_professional(stack, coordinator.user_id, "infirmière coordinatrice")
+    extra = {"identity": identity} if identity else {}
+    dossier = new_dossier(stack, coordinator.account.access_token, **extra)
+    room_id = str(dossier["room_id"])
+    await coordinator.accept_invite(room_id)
+    await coordinator.wait_for_member(room_id, stack.deployment.settings.bot_user_id)
+    return coordinator, str(dossier["mail_address"]), room_id
+
+
+async def test_mail_is_posted_with_sanitized_html_and_encrypted_attachment(
+    relay: Relay, make_client: MakeClient
+) -> None:
+    coordinator, address, room_id = await mail_dossier(relay, make_client)
+    pdf = b"%PDF-1.4 compte rendu d'hospitalisation " + os.urandom(2000)
+    html = (
+        '<p onclick="steal()">Bonjour, voici le <b>compte rendu</b>.</p>'
+        '<script>alert("x")</script><img src="https://tracker.example/p.png">'
+        '<a href="javascript:alert(1)">lien</a>'
+    )
+    message_id, raw = build_mail(
+        address,
+        "Compte rendu de sortie",
+        "Bonjour, voici le compte rendu.",
+        html=html,
+        attachments=[("cr-sortie.pdf", "application/pdf", pdf)],
+    )
+    code, _ = await relay.send(SENDER, [address], raw)
+    assert code == 250
+    events = await wait_mails(coordinator, room_id, {message_id})
+    posted = next(e for e in events if (mail_of(e) or {}).get("message_id") == message_id)
+    assert posted.decrypted, "mails are posted encrypted in the encrypted room"
+    assert posted.sender == relay.stack.deployment.settings.bot_user_id
+    assert "dr.house@chu-exemple.mssante.fr" in posted.body
+    assert "Compte rendu de sortie" in posted.body
+    assert "Bonjour, voici le compte rendu." in posted.body
+    formatted = posted.source["content"]["formatted_body"]
+    assert "<b>compte rendu</b>" in formatted
+    for forbidden in ("<script", "onclick", "<img", "tracker.example", "javascript:"):
+        assert forbidden not in formatted
+
+    def attachment() -> Any:
+        for e in events:
+            msgtype = getattr(e, "source", {}).get("content", {}).get("msgtype")
+            if msgtype == "m.file" and thread_root(e) == posted.event_id:
+                return e
+        return None
+
+    deadline = time.monotonic() + 60
+    while attachment() is None and time.monotonic() < deadline:
+        await asyncio.sleep(0.5)
+        events = await room_events(coordinator, room_id)
+    file_event = attachment()
+    assert file_event is not None, "the attachment is posted in the mail's thread"
+    content = file_event.source["content"]
+    assert content["body"] == "cr-sortie.pdf" and "url" not in content
+    encrypted = content["file"]
+    download = await coordinator.client.download(mxc=encrypted["url"])
+    plain = decrypt_attachment(
+        download.body, encrypted["key"]["k"], encrypted["hashes"]["sha256"], encrypted["iv"]
+    )
+    assert plain == pdf, "the uploaded attachment is encrypted and decrypts to the original"
+
+
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [("unknown_dossier", 550), ("disallowed_sender", 550), ("oversized", 552), ("malformed", 554)],
+)
+async def test_refusals_are_5xx_and_store_nothing(
+    relay: Relay, make_client: MakeClient, case: str, expected: int
+) -> None:
+    _, address, _ = await mail_dossier(relay, make_client)
+    sender, recipients = SENDER, [address]
+    _, raw = build_mail(address, "Objet", "Texte")
+    if case == "unknown_dossier":
+        recipients = [f"d-inconnu@{relay.domain}"]
+    elif case == "disallowed_sender":
+        sender = "quelquun@gmail.com"
+    elif case == "oversized":
+        _, raw = build_mail(
+            address,
+            "Gros",
+            "x",
+            attachments=[("gros.bin", "application/octet-stream", os.urandom(MAX_BYTES))],
+        )
+    elif case == "malformed":
+        raw = (
+            b"From: " + SENDER.encode() + b"\r\nTo: " + address.encode() + b"\r\n"
+            b"Subject: casse\r\nMIME-Version: 1.0\r\n"
+            b'Content-Type: multipart/mixed; boundary="frontiere"\r\n\r\n'
+            b"--frontiere\r\nContent-Type: text/plain\r\n\r\ndebut sans fin\r\n"
+        )
+    before = relay.spool_count()
+    code, text = await relay.send(sender, recipients, raw)
+    assert code == expected, text
+    assert text.strip(), "the refusal says why"
+    assert relay.spool_count() == before, "nothing partial is stored"
+
+
+async def test_disallowed_header_from_is_refused_too(relay: Relay, make_client: MakeClient) -> None:
+    _, address, _ = await mail_dossier(relay, make_client)
+    _, raw = build_mail(address, "Objet", "Texte", sender="pirate@example.com")
+    before = relay.spool_count()
+    code, _ = await relay.send(SENDER, [address], raw)
+    assert code == 550 and relay.spool_count() == before
+
+
+async def _send_all(relay: Relay, mails: list[tuple[str, bytes]], parallel: int = 8) -> None:
+    limit = asyncio.Semaphore(parallel)
+
+    async def one(address: str, raw: bytes) -> None:
+        async with limit:
+            code, text = await relay.send(SENDER, [address], raw)
+            assert code == 250, text
+
+    await asyncio.gather(*(one(a, r) for a, r in mails))
+
+
+async def test_200_mails_each_once_in_their_room_and_thread(
+    relay: Relay, make_client: MakeClient
+) -> None:
+    dossiers = [await mail_dossier(relay, make_client) for _ in range(4)]
+    originals: dict[str, tuple[int, str]] = {}  # message id -> (dossier index, subject)
+    parent_of: dict[str, str] = {}  # reply -> the original that starts its thread
+    with_attachment: set[str] = set()
+    expected: dict[int, set[str]] = {i: set() for i in range(len(dossiers))}
+
+    def mail(i: int, n: int, reply_to: str | None = None, refs: list[str] | None = None) -> Any:
+        attach = n % 10 == 3
+        files = [(f"piece-{n}.txt", "text/plain", f"pièce {n}".encode())] if attach else []
+        mid, raw = build_mail(
+            dossiers[i][1],
+            f"Sujet {n}",
+            f"Courriel numéro {n}",
+            attachments=files,
+            in_reply_to=reply_to,
+            references=refs,
+        )
+        expected[i].add(mid)
+        if attach:
+            with_attachment.add(mid)
+        return mid, raw
+
+    wave: list[tuple[str, bytes]] = []
+    for n in range(140):
+        i = n % len(dossiers)
+        mid, raw = mail(i, n)
+        originals[mid] = (i, f"Sujet {n}")
+        wave.append((dossiers[i][1], raw))
+    await _send_all(relay, wave)
+    replies: list[str] = []
+    wave = []
+    for n, original in enumerate(list(originals)[:40], start=140):
+        i = originals[original][0]
+        mid, raw = mail(i, n, reply_to=original)
+        parent_of[mid] = original
+        replies.append(mid)
+        wave.append((dossiers[i][1], raw))
+    await _send_all(relay, wave)
+    wave = []
+    for n, reply in enumerate(replies[:20], start=180):
+        root = parent_of[reply]
+        i = originals[root][0]
+        mid, raw = mail(i, n, reply_to=reply, refs=[root])
+        parent_of[mid] = root
+        wave.append((dossiers[i][1], raw))
+    await _send_all(relay, wave)
+    assert sum(len(v) for v in expected.values()) == 200
+
+    for i, (client, _, room_id) in enumerate(dossiers):
+        events = await wait_mails(client, room_id, expected[i], timeout=240)
+        posted = [(mail_of(e), e) for e in events if mail_of(e)]
+        ids = [m["message_id"] for m, _ in posted]
+        assert sorted(ids) == sorted(expected[i]), "each mail exactly once, in its own room"
+        event_of = {m["message_id"]: e for m, e in posted}
+        for mid in expected[i]:
+            root = parent_of.get(mid)
+            if root is None:
+                assert thread_root(event_of[mid]) is None, "a new mail starts a thread"
+            else:
+                assert thread_root(event_of[mid]) == event_of[root].event_id, "reply in thread"
+        for mid in expected[i] & with_attachment:
+            thread = event_of[mid].event_id if mid not in parent_of else None
+            files = [
+                e
+                for e in events
+                if e.source.get("content", {}).get("msgtype") == "m.file"
+                and e.source["content"].get("body") == f"piece-{mid_number(event_of[mid])}.txt"
+            ]
+            assert len(files) == 1, "each attachment once"
+            if thread is not None:
+                assert thread_root(files[0]) == thread
+
+
+def mid_number(event: Any) -> str:
+    return str(mail_of(event)["subject"]).split()[-1]  # type: ignore[index]
+
+
+def nir() -> str:
+    """A syntactically valid NIR (13 digits and its key), unique enough for a test."""
+    body = f"2410331555{int.from_bytes(os.urandom(2), 'big') % 1000:03d}"
+    return body + f"{97 - int(body) % 97:02d}"
+
+
+async def test_ihe_xdm_ins_routes_to_the_single_dossier(
+    relay: Relay, make_client: MakeClient
+) -> None:
+    ins = nir()
+    identity = {**IDENTITY, "ins_matricule": ins, "birth_name": "Xdm"}
+    coordinator, _, room_id = await mail_dossier(relay, make_client, identity)
+    general = f"dossiers@{relay.domain}"
+    mid, raw = build_mail(
+        general,
+        "Résultats de biologie",
+        "Voir le document joint.",
+        attachments=[("IHE_XDM.ZIP", "application/zip", xdm_zip(ins))],
+    )
+    code, text = await relay.send(SENDER, [general], raw)
+    assert code == 250, text
+    await wait_mails(coordinator, room_id, {mid})
+
+    before = relay.spool_count()
+    _, raw = build_mail(
+        general,
+        "Patient inconnu",
+        "Voir le document joint.",
+        attachments=[("IHE_XDM.ZIP", "application/zip", xdm_zip("1" * 15))],
+    )
+    code, text = await relay.send(SENDER, [general], raw)
+    assert code == 550 and "INS" in text
+    assert relay.spool_count() == before
+
+
+async def test_imap_mailbox_is_polled_with_the_same_processing(
+    relay: Relay, make_client: MakeClient
+) -> None:
+    ins = nir()
+    identity = {**IDENTITY, "ins_matricule": ins, "birth_name": "Imap"}
+    coordinator, address, room_id = await mail_dossier(relay, make_client, identity)
+    by_address, raw1 = build_mail(address, "Par la boîte", "Relevé IMAP")
+    by_ins, raw2 = build_mail(
+        relay.dovecot.user,
+        "Par INS",
+        "Document",
+        attachments=[("IHE_XDM.ZIP", "application/zip", xdm_zip(ins))],
+    )
+    _, refused = build_mail(address, "Spam", "Non", sender="inconnu@example.com")
+    for raw in (raw1, raw2, refused):
+        relay.dovecot.append(raw)
+    events = await wait_mails(coordinator, room_id, {by_address, by_ins})
+    assert [mail_of(e)["message_id"] for e in events if mail_of(e)].count(by_address) == 1
+
+    def flagged() -> bool:
+        flags = relay.dovecot.flags()
+        return sum("$MaillonImported" in f for f in flags) >= 2 and any(
+            "$MaillonRefused" in f for f in flags
+        )
+
+    deadline = time.monotonic() + 30
+    while not flagged():
+        assert time.monotonic() < deadline, relay.dovecot.flags()
+        await asyncio.sleep(0.5)
+    await asyncio.sleep(2)  # more polls: nothing is imported twice
+    events = await room_events(coordinator, room_id)
+    ids = [mail_of(e)["message_id"] for e in events if mail_of(e)]
+    assert sorted(ids) == sorted([by_address, by_ins])
+
+
+async def test_auto_submitted_mail_is_posted_as_notice(
+    relay: Relay, make_client: MakeClient
+) -> None:
+    coordinator, address, room_id = await mail_dossier(relay, make_client)
+    mid, raw = build_mail(
+        address, "Absence", "Je suis absent.", headers={"Auto-Submitted": "auto-replied"}
+    )
+    assert (await relay.send(SENDER, [address], raw))[0] == 250
+    events = await wait_mails(coordinator, room_id, {mid})
+    posted = next(e for e in events if (mail_of(e) or {}).get("message_id") == mid)
+    assert posted.source["content"]["msgtype"] == "m.notice"
+    assert mail_of(posted)["automatic"] is True  # type: ignore[index]
+
+
+async def reply_in_thread(client: E2EClient, room_id: str, root: str, text: str) -> str:
+    await client.sync()
+    relation = {
+        "rel_type": "m.thread",
+        "event_id": root,
+        "is_falling_back": True,
+        "m.in_reply_to": {"event_id": root},
+    }
+    response = await client.client.room_send(
+        room_id,
+        "m.room.message",
+        {"msgtype": "m.text", "body": text, "m.relates_to": relation},
+        ignore_unverified_devices=True,
+    )
+    event_id = getattr(response, "event_id", None)
+    assert event_id, response
+    return str(event_id)
+
+
+async def received(relay: Relay, match: Callable[[Message], bool], timeout: float = 60) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        for item in relay.sink.received:
+            msg = message_from_bytes(item.data, policy=email.policy.default)
+            if match(msg):
+                return item, msg
+        assert time.monotonic() < deadline, "the mail never reached the SMTP server"
+        await asyncio.sleep(0.2)
+
+
+async def mail_thread(
+    relay: Relay, make_client: MakeClient, sender: str = SENDER, **kw: Any
+) -> tuple[E2EClient, str, str, str, str]:
+    """A dossier and a mail posted in it: (coordinator, address, room, message id, root)."""
+    coordinator, address, room_id = await mail_dossier(relay, make_client)
+    mid, raw = build_mail(address, "Demande d'avis", "Que pensez-vous ?", sender=sender, **kw)
+    code, text = await relay.send(sender, [address], raw)
+    assert code == 250, text
+    events = await wait_mails(coordinator, room_id, {mid})
+    root = next(e.event_id for e in events if (mail_of(e) or {}).get("message_id") == mid)
+    return coordinator, address, room_id, mid, root
+
+
+async def test_reply_in_mail_thread_is_mailed_with_threading_headers(
+    relay: Relay, make_client: MakeClient
+) -> None:
+    coordinator, address, room_id, mid, root = await mail_thread(
+        relay,
+        make_client,
+        attachments=[("ordonnance.txt", "text/plain", b"ordonnance")],
+    )
+    await reply_in_thread(coordinator, room_id, root, "Avis favorable, on en parle jeudi.")
+    item, msg = await received(relay, lambda m: m["In-Reply-To"] == mid)
+    assert item.rcpt_tos == [SENDER]
+    assert item.mail_from == address and address in str(msg["From"])
+    assert str(msg["Subject"]) == "Re: Demande d'avis"
+    assert mid in str(msg["References"]).split()
+    assert str(msg["Auto-Submitted"]) == "no"
+    assert msg["X-Maillon-Relay"]
+    assert "Avis favorable, on en parle jeudi." in msg.get_content()
+    ours = str(msg["Message-ID"])
+
+    # Loops: what we sent is never re-imported, even when it comes back to us.
+    before = relay.spool_count()
+    code, text = await relay.send(SENDER, [address], item.data)
+    assert code == 250 and relay.spool_count() == before, text
+
+    # The correspondent's answer to our mail lands in the same thread.
+    answer, raw = build_mail(
+        address, "Re: Demande d'avis", "Parfait.", in_reply_to=ours, references=[mid]
+    )
+    assert (await relay.send(SENDER, [address], raw))[0] == 250
+    events = await wait_mails(coordinator, room_id, {answer})
+    posted = next(e for e in events if (mail_of(e) or {}).get("message_id") == answer)
+    assert thread_root(posted) == root
+
+    # Only the person's reply went out: the bot's messages (mail, attachment) never do.
+    await asyncio.sleep(2)
+    thread_mails = [
+        r
+        for r in relay.sink.received
+        if mid in str(message_from_bytes(r.data, policy=email.policy.default)["References"])
+    ]
+    assert len(thread_mails) == 1
+
+
+@pytest.mark.parametrize(
+    ("local", "outcome"), [("refuse", "final"), ("down", "final"), ("flaky", "sent")]
+)
+async def test_outbound_failures_are_retried_then_reported_in_the_room(
+    relay: Relay, make_client: MakeClient, local: str, outcome: str
+) -> None:
+    sender = f"{local}{os.urandom(3).hex()}@chu-exemple.mssante.fr"
+    coordinator, _, room_id, mid, root = await mail_thread(relay, make_client, sender=sender)
+    await reply_in_thread(coordinator, room_id, root, "Réponse")
+    if outcome == "sent":
+        await received(relay, lambda m: m["In-Reply-To"] == mid)
+        assert relay.sink.attempts[sender] == 2, "a temporary failure is retried"
+        return
+    notice = await coordinator.wait_for_text(
+        room_id, lambda e: "Échec de l'envoi du courriel" in e.body, timeout=60
+    )
+    assert sender in notice.body and thread_root(notice) == root
+    expected_attempts = 1 if local == "refuse" else 3  # 5xx is final; 4xx retried twice
+    assert relay.sink.attempts[sender] == expected_attempts
+    engine = relay.engine()
+    try:
+        with Session(engine) as session:
+            failed = session.scalar(
+                select(func.count())
+                .select_from(MailOutbox)
+                .where(MailOutbox.room_id == room_id, MailOutbox.failed_at.is_not(None))
+            )
+    finally:
+        engine.dispose()
+    assert failed == 1
+
+
+def _dsn(address: str, original: str) -> bytes:
+    boundary = "dsn-frontiere"
+    return (
+        f"From: MAILER-DAEMON@chu-exemple.mssante.fr\r\nTo: {address}\r\n"
+        "Subject: Undelivered Mail Returned to Sender\r\nMIME-Version: 1.0\r\n"
+        "Auto-Submitted: auto-replied\r\n"
+        f"Message-ID: <dsn.{os.urandom(4).hex()}@chu-exemple.mssante.fr>\r\n"
+        f'Content-Type: multipart/report; report-type=delivery-status; boundary="{boundary}"'
+        f"\r\n\r\n--{boundary}\r\nContent-Type: text/plain\r\n\r\n"
+        "Votre message n'a pas pu etre remis.\r\n"
+        f"--{boundary}\r\nContent-Type: message/delivery-status\r\n\r\n"
+        "Reporting-MTA: dns; mx.chu-exemple.mssante.fr\r\n\r\n"
+        "Final-Recipient: rfc822; dr.house@chu-exemple.mssante.fr\r\nAction: failed\r\n"
+        "Status: 5.1.1\r\nDiagnostic-Code: smtp; 550 5.1.1 User unknown\r\n\r\n"
+        f"--{boundary}\r\nContent-Type: text/rfc822-headers\r\n\r\n"
+        f"Message-ID: {original}\r\nSubject: Re: Demande d'avis\r\n\r\n"
+        f"--{boundary}--\r\n"
+    ).encode()
+
+
+async def test_bounce_of_our_mail_shows_up_in_the_thread(
+    relay: Relay, make_client: MakeClient
+) -> None:
+    coordinator, address, room_id, mid, root = await mail_thread(relay, make_client)
+    await reply_in_thread(coordinator, room_id, root, "Réponse qui reviendra")
+    _, msg = await received(relay, lambda m: m["In-Reply-To"] == mid)
+    code, text = await relay.send("", [address], _dsn(address, str(msg["Message-ID"])))
+    assert code == 250, text
+    notice = await coordinator.wait_for_text(
+        room_id, lambda e: "n'a pas pu être remis" in e.body, timeout=60
+    )
+    assert "5.1.1" in notice.body and thread_root(notice) == root
+    # A null sender is refused for anything else than a report about our own mails.
+    before = relay.spool_count()
+    code, _ = await relay.send("", [address], _dsn(address, "<inconnu@ailleurs>"))
+    assert code == 550 and relay.spool_count() == before
+
+
+async def test_queue_mail_sends_a_new_mail_for_the_mail_command(
+    relay: Relay, make_client: MakeClient
+) -> None:
+    """What a ``!mail adresse sujet`` command calls: the relay sends the queued mail."""
+    _, address, room_id = await mail_dossier(relay, make_client)
+    to, subject, text = parse_mail_command(
+        "!mail dr.watson@cabinet.mssante.fr Point sur Mme Martin\nBonjour,\nvoici le point."
+    )
+    deployment = relay.stack.deployment
+    engine = relay.engine()
+    try:
+        spool = Spool(engine, KeyRing(deployment.secrets.data_keys))
+        queued = queue_mail(
+            spool,
+            room_id=room_id,
+            source_event_id=f"$commande-{os.urandom(4).hex()}",
+            from_address=address,
+            to=[to],
+            subject=subject,
+            text=text,
+            relay_marker=relay_marker(deployment),
+            domain=relay.domain,
+        )
+    finally:
+        engine.dispose()
+    assert queued is not None
+    item, msg = await received(relay, lambda m: m["Subject"] == "Point sur Mme Martin")
+    assert item.rcpt_tos == ["dr.watson@cabinet.mssante.fr"]
+    assert "voici le point." in msg.get_content()
+
+
+def appservice_pid(stack: Stack) -> int:
+    """The appservice process (where the relay lives) of this stack."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"appservice" in argv and str(stack.directory).encode() in argv:
+            return int(entry.name)
+    raise AssertionError("appservice process not found")
+
+
+async def test_kill_9_mid_burst_every_accepted_mail_is_posted_once(
+    relay: Relay, make_client: MakeClient
+) -> None:
+    coordinator, address, room_id = await mail_dossier(relay, make_client)
+    sent: list[str] = []
+    accepted: list[str] = []
+    old_pid = appservice_pid(relay.stack)
+    enough = asyncio.Event()
+
+    async def sender(worker: int) -> None:
+        for n in range(40):
+            files = [(f"k{worker}-{n}.txt", "text/plain", b"piece")] if n % 7 == 0 else []
+            mid, raw = build_mail(address, f"Rafale {worker}-{n}", "Texte", attachments=files)
+            sent.append(mid)
+            try:
+                code, _ = await relay.send(SENDER, [address], raw)
+            except (OSError, aiosmtplib.SMTPException):
+                code = 0  # the relay is down: the sender would try again later
+            if code == 250:
+                accepted.append(mid)
+                if len(accepted) >= 40:
+                    enough.set()
+            await asyncio.sleep(0.02)
+
+    burst = asyncio.gather(*(sender(w) for w in range(4)))
+    await asyncio.wait_for(enough.wait(), timeout=120)
+    os.kill(old_pid, signal.SIGKILL)
+    await burst
+    assert appservice_pid(relay.stack) != old_pid, "the supervisor restarted the appservice"
+    assert 40 <= len(accepted) < len(sent), "some mails were refused while the relay was down"
+
+    events = await wait_mails(coordinator, room_id, set(accepted), timeout=240)
+    posted = [m["message_id"] for m in (mail_of(e) for e in events) if m]
+    assert len(posted) == len(set(posted)), "no mail twice"
+    assert set(accepted) <= set(posted) <= set(sent)
+
+    # A crash after posting but before marking the mail delivered: the relay posts again
+    # with the same transaction id and the homeserver gives back the same event.
+    engine = relay.engine()
+    try:
+        with Session(engine) as session, session.begin():
+            rows = session.scalars(
+                select(MailSpool).where(MailSpool.room_id == room_id).limit(5)
+            ).all()
+            before = {row.id: row.event_id for row in rows}
+            for row in rows:
+                row.delivered_at = None
+                row.event_id = None
+                row.parts_done = 0
+        deadline = time.monotonic() + 60
+        while True:
+            with Session(engine) as session:
+                again = {
+                    r.id: r.event_id
+                    for r in session.scalars(select(MailSpool).where(MailSpool.id.in_(before)))
+                    if r.delivered_at is not None
+                }
+            if len(again) == len(before):
+                break
+            assert time.monotonic() < deadline, "re-delivery did not happen"
+            await asyncio.sleep(0.2)
+    finally:
+        engine.dispose()
+    assert again == before, "same transaction id, same event"
+    events = await room_events(coordinator, room_id)
+    posted = [m["message_id"] for m in (mail_of(e) for e in events) if m]
+    assert len(posted) == len(set(posted))
+    files = [
+        e.source["content"]["body"]
+        for e in events
+        if e.source.get("content", {}).get("msgtype") == "m.file"
+    ]
+    assert len(files) == len(set(files)), "no attachment twice"
