@@ -24,11 +24,13 @@ from nio import (
     SyncResponse,
 )
 
+from appservice.mail.relay import relay_marker
+from appservice.mail.spool import Spool
 from coordination_bot.commands import formulaire, note
 from coordination_bot.core import CommandError, Context, Reply
 from coordination_bot.cross_signing import ensure_cross_signed
 from coordination_bot.dispatch import dispatch, error_reply, is_command
-from coordination_bot.services import Services
+from coordination_bot.services import MailOutbox, Services
 from coordination_bot.session import obtain_credentials
 from dossier_api.room_sync_client import RoomSyncClient
 from dossier_api.sealed import install_key_ring
@@ -101,10 +103,18 @@ class CoordinationBot:
         self._cross_sign_after = 0.0  # after a failure, wait before trying again
         install_key_ring(KeyRing(deployment.secrets.data_keys))
         engine = make_engine(self.settings.database_url)
+        mail = self.settings.mail
         self.services = Services(
             engine,
-            self.settings.server_name.split(":")[0],
+            self.settings.mail_domain,
             RoomSyncClient.for_deployment(deployment),
+            MailOutbox(
+                Spool(engine, KeyRing(deployment.secrets.data_keys)),
+                relay_marker(deployment),
+                self.settings.mail_domain,
+            )
+            if mail.enabled and mail.outbound is not None
+            else None,
         )
 
     @property

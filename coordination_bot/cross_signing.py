@@ -90,13 +90,21 @@ def load_or_create_keys(path: Path) -> dict[str, Ed25519PrivateKey]:
         u: b64(k.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption()))
         for u, k in keys.items()
     }
-    tmp = path.with_suffix(".tmp")
+    # Two processes sign devices of this account (the bot, the mail relay): the first to
+    # create the file wins, the other reads it (link() never replaces an existing file).
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         json.dump(data, handle)
         handle.flush()
         os.fsync(handle.fileno())
-    tmp.replace(path)
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        return load_or_create_keys(path)
+    finally:
+        tmp.unlink()
     return keys
 
 

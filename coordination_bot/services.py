@@ -7,12 +7,15 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from appservice.mail.outbound import queue_mail
+from appservice.mail.spool import Spool
 from coordination_bot.models import BotFormDialogue, BotHandledEvent, BotNoteThread
 from dossier_api import care
 from dossier_api.auth import Caller
@@ -50,11 +53,29 @@ class CareCalls:
         return care.add_alert(self._svc, caller, dossier_id, body)
 
 
+class MailNotConfigured(Exception):
+    """``!mail`` on a deployment without the mail relay."""
+
+
+@dataclass(frozen=True)
+class MailOutbox:
+    """Where ``!mail`` queues mails: the relay's durable outbox (the relay sends them)."""
+
+    spool: Spool
+    relay_marker: str
+    domain: str
+
+
 class Services:
     def __init__(
-        self, engine: Engine, mail_domain: str, room_sync: RoomSyncClient | None = None
+        self,
+        engine: Engine,
+        mail_domain: str,
+        room_sync: RoomSyncClient | None = None,
+        mail: MailOutbox | None = None,
     ) -> None:
         self.engine = engine
+        self.mail = mail
         self.dossiers = DossierService(engine, mail_domain, component="bot")
         self.care = CareCalls(self.dossiers)
         self.room_sync = room_sync
@@ -196,3 +217,37 @@ class Services:
 
     async def end_dialogue(self, room_id: str, user_id: str) -> None:
         await asyncio.to_thread(self._end_dialogue, room_id, user_id)
+
+    async def queue_mail(
+        self,
+        sender: str,
+        dossier_id: str,
+        room_id: str,
+        event_id: str,
+        address: str,
+        subject: str,
+        text: str,
+    ) -> bool:
+        """Queue a secure mail from the dossier's address, with the sender's rights (writing
+        to the dossier); False if this command was queued already."""
+        if self.mail is None:
+            raise MailNotConfigured("la messagerie sécurisée n'est pas configurée")
+        dossier, _ = await self.as_sender(
+            sender, self.dossiers.require, dossier_id, "mail.send", "write"
+        )
+        mail = self.mail
+        queued = await asyncio.to_thread(
+            lambda: queue_mail(
+                mail.spool,
+                room_id=room_id,
+                source_event_id=event_id,
+                from_address=f"{dossier.mail_localpart}@{mail.domain}",
+                from_name=f"{sender} (Maillon)",
+                to=[address],
+                subject=subject,
+                text=text,
+                relay_marker=mail.relay_marker,
+                domain=mail.domain,
+            )
+        )
+        return queued is not None

@@ -19,6 +19,7 @@ from typing import IO
 from urllib.parse import urlsplit
 
 from maillon.homeserver_client import HomeserverError, is_up, register_user
+from maillon.service_admin import lift_bot_rate_limits
 from maillon.settings import Deployment
 
 STOP_GRACE_SECONDS = 15.0
@@ -218,6 +219,17 @@ class Supervisor:
             self.say(f"… démarrage : {comp.label}")
             self._spawn(comp)
             self._wait_healthy(comp)
+            if comp.key == "synapse":
+                self._lift_bot_rate_limits()
+
+    def _lift_bot_rate_limits(self) -> None:
+        try:
+            lift_bot_rate_limits(self.deployment)
+        except HomeserverError as exc:
+            self.say(
+                "ATTENTION : les limites de débit du bot n'ont pas pu être levées "
+                f"({exc}) ; ses réponses pourront être ralenties."
+            )
 
     def run(self, first_account: str | None = None) -> int:
         signal.signal(signal.SIGTERM, self._on_signal)

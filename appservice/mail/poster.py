@@ -34,6 +34,7 @@ from appservice.mail.outbound import queue_mail
 from appservice.mail.parse import Attachment, ParsedMail, parse_mail
 from appservice.mail.routing import Router
 from appservice.mail.spool import OutboxItem, Spool, SpoolItem
+from coordination_bot.cross_signing import ensure_cross_signed
 from coordination_bot.session import obtain_credentials
 from maillon.settings import Deployment
 
@@ -98,6 +99,7 @@ class MatrixSide:
         self.directory = deployment.path("relay")
         self.client: AsyncClient | None = None
         self.ready = asyncio.Event()
+        self._signing: asyncio.Task[None] | None = None
         self.cutoff_ms = 0
 
     def _cutoff(self) -> int:
@@ -140,7 +142,30 @@ class MatrixSide:
         return client
 
     async def _on_sync(self, _: SyncResponse) -> None:
+        if not self.ready.is_set() and self._signing is None:
+            self._signing = asyncio.create_task(self._cross_sign())
         self.ready.set()
+
+    async def _cross_sign(self) -> None:
+        """Sign this device with the account's self-signing key (shared with the bot's
+        device), so Element shows the relay's messages as from a verified device."""
+        assert self.client is not None
+        delay = 2.0
+        while True:
+            try:
+                await ensure_cross_signed(
+                    self.deployment.settings.homeserver.url,
+                    self.client.access_token,
+                    self.client.user_id,
+                    self.client.device_id,
+                    self.deployment.path("bot", "cross_signing.json"),
+                )
+                log.info("relay device cross-signed by its owner")
+                return
+            except Exception as exc:
+                log.warning("relay device not cross-signed yet: %s", type(exc).__name__)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 60.0)
 
     async def _on_invite(self, room: MatrixRoom, event: InviteMemberEvent) -> None:
         assert self.client is not None

@@ -9,6 +9,7 @@ from coordination_bot.commands import (  # noqa: F401
     delegation,
     dossier,
     formulaire,
+    mail,
     note,
     ppcs,
     tache,

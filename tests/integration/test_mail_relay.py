@@ -30,6 +30,7 @@ from appservice.mail.relay import relay_marker
 from appservice.mail.spool import Spool
 from maillon.crypto import KeyRing
 from maillon.store import make_engine
+from tests.harness.bot_chat import BotChat
 from tests.harness.circle import bind_professional
 from tests.harness.dossier import IDENTITY, new_dossier
 from tests.harness.mail import (
@@ -611,6 +612,29 @@ async def test_queue_mail_sends_a_new_mail_for_the_mail_command(
     item, msg = await received(relay, lambda m: m["Subject"] == "Point sur Mme Martin")
     assert item.rcpt_tos == ["dr.watson@cabinet.mssante.fr"]
     assert "voici le point." in msg.get_content()
+
+
+async def test_mail_command_of_the_bot_sends_from_the_dossier_address(
+    relay: Relay, make_client: MakeClient
+) -> None:
+    """``!mail adresse objet`` + text, written to the bot in the patient room, leaves from
+    the dossier's address; a bad command gets its usage line and sends nothing."""
+    coordinator, address, room_id = await mail_dossier(relay, make_client)
+    chat = BotChat(relay.stack, coordinator)
+    await chat.command(
+        room_id,
+        "!mail dr.holmes@cabinet.mssante.fr Compte rendu de visite\n"
+        "Bonjour,\nla visite à domicile s'est bien passée.",
+        contains="file d'envoi",
+    )
+    item, msg = await received(relay, lambda m: m["Subject"] == "Compte rendu de visite")
+    assert item.rcpt_tos == ["dr.holmes@cabinet.mssante.fr"]
+    assert address in msg["From"] and msg["Auto-Submitted"] == "no"
+    assert "la visite à domicile s'est bien passée." in msg.get_content()
+    _, bad = await chat.command(room_id, "!mail pas-une-adresse Objet\ntexte", ok=False)
+    assert "pas-une-adresse" in bad.body
+    _, empty = await chat.command(room_id, "!mail dr.holmes@cabinet.mssante.fr Objet", ok=False)
+    assert "vide" in empty.body
 
 
 def appservice_pid(stack: Stack) -> int:
