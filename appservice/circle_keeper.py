@@ -129,7 +129,11 @@ class CircleKeeper:
         membership = (event.get("content") or {}).get("membership")
         current = view.memberships.get(target)
         main_room = view.dossier is None or view.dossier.kind == "main"
-        if membership == "invite" and view.active_member(target, now) is None:
+        # Act on an event only while the room still shows it: an invite or kick processed
+        # late (after a restart) must not undo a newer change made through the dossier.
+        if membership == "invite" and current in ("invite", "join"):
+            if view.active_member(target, now) is not None:
+                return
             # Side rooms follow the dossier's circle: nobody enters them by invite alone.
             if (
                 main_room
@@ -138,7 +142,7 @@ class CircleKeeper:
             ):
                 entry = CircleEntry(user_id=target, role="PRO", since=now, added_by=sender)
                 await self._write_entry(room_id, entry, "circle_added_by_invite")
-            elif current in ("invite", "join"):
+            else:
                 await self._kick(room_id, target, INTRUDER_REASON, "intruder_invite")
         elif membership == "join" and current == "join":
             known = await self._known_professional(target)
@@ -148,7 +152,7 @@ class CircleKeeper:
             member = view.active_member(target, now)
             if member is None:
                 return
-            if sender != target and view.is_coordinator(sender, now):
+            if sender != target and current == "leave" and view.is_coordinator(sender, now):
                 await self._write_entry(
                     room_id, member.removed(sender, now), "circle_ended_by_kick"
                 )

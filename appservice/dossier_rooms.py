@@ -142,7 +142,14 @@ class DossierRooms:
             if ROOMS in subjects or room.room_id in created:
                 await self._converge_room(plan, room, room.room_id, state)
             for entry in entries:
-                await self._converge_member(room, room.room_id, state, entry)
+                try:
+                    await self._converge_member(room, room.room_id, state, entry)
+                except MatrixError as exc:
+                    if exc.status >= 500 or exc.status == 429:
+                        raise  # the job is retried
+                    # Refused for this person (e.g. their server is not a peer): the rest
+                    # of the dossier's changes must still reach the room.
+                    log.warning("circle entry refused by the homeserver: %s", exc.errcode)
             if room.room_id in created and room.kind == "main":
                 await self._welcome(plan, room.room_id)
 
@@ -221,14 +228,18 @@ class DossierRooms:
             if current is None or not current.active:
                 return
             wanted = entry.removed(self._api.sender, now_utc())
-        if same_entry(current, wanted):
-            return
-        await self._api.put_state(
-            room_id, CIRCLE_EVENT, user_state_key(entry.user_id), wanted.to_content()
-        )
-        if wanted.is_active(now_utc()) and state.membership(entry.user_id) not in (
-            "join",
-            "invite",
+        if current is None and not wanted.active:
+            return  # never in this room: nothing to say about them here
+        changed = not same_entry(current, wanted)
+        if changed:
+            await self._api.put_state(
+                room_id, CIRCLE_EVENT, user_state_key(entry.user_id), wanted.to_content()
+            )
+        membership = state.membership(entry.user_id)
+        # Invited when their entry is new or changed, or if they never got the invite (a
+        # retry after a failed one); someone who left a side room is not invited again.
+        if wanted.is_active(now_utc()) and (
+            (changed and membership not in ("join", "invite")) or membership is None
         ):
             reason = "Référent du dossier" if entry.coordinator else "Membre du cercle de soins"
             await self._invite(room_id, entry.user_id, reason)
@@ -237,8 +248,10 @@ class DossierRooms:
         try:
             await self._api.invite(room_id, user_id, reason)
         except MatrixError as exc:
+            if exc.status >= 500 or exc.status == 429:
+                raise  # the job is retried, and the invite with it
             # Already in the room, or refused by the other server: the circle entry is
-            # written either way; the member can be invited again from the dossier.
+            # written either way.
             log.warning("invite into a dossier room failed: %s", exc.errcode or exc.status)
 
 

@@ -31,6 +31,7 @@ from dossier_api.pathways import PATHWAYS
 from maillon.circle import CircleEntry, DossierLink
 
 ROOMS = "rooms"  # job subject: the rooms themselves (creation, status, links)
+MAX_ATTEMPTS = 20  # then the job stays in the outbox with its last error, for a person
 
 
 def enqueue(session: Session, dossier_id: str, subject: str) -> None:
@@ -131,7 +132,7 @@ class RoomLinks:
         with Session(self._engine) as session:
             rows = session.execute(
                 select(RoomSyncJob.seq, RoomSyncJob.dossier_id, RoomSyncJob.subject)
-                .where(RoomSyncJob.done_at.is_(None), RoomSyncJob.attempts < 20)
+                .where(RoomSyncJob.done_at.is_(None), RoomSyncJob.attempts < MAX_ATTEMPTS)
                 .order_by(RoomSyncJob.seq)
                 .limit(limit)
             ).all()
@@ -146,7 +147,9 @@ class RoomLinks:
         with Session(self._engine) as session:
             rows = session.execute(
                 select(RoomSyncJob.seq, RoomSyncJob.subject).where(
-                    RoomSyncJob.dossier_id == dossier_id, RoomSyncJob.done_at.is_(None)
+                    RoomSyncJob.dossier_id == dossier_id,
+                    RoomSyncJob.done_at.is_(None),
+                    RoomSyncJob.attempts < MAX_ATTEMPTS,
                 )
             ).all()
         return [seq for seq, _ in rows], {subject for _, subject in rows}

@@ -25,6 +25,7 @@ from maillon.crypto import KeyRing
 from maillon.settings import Deployment
 from maillon.store import make_engine
 from maillon.web import Handler, json_error, json_errors
+from synapse_modules.config import from_homeserver_config
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +82,16 @@ async def api_middleware(request: web.Request, handler: Handler) -> web.StreamRe
         return await handler(request)
     try:
         if spec.auth:
-            request[CALLER] = await request.app[AUTH].caller(request)
+            caller = await request.app[AUTH].caller(request)
+            if caller.via == "openid" and request.method != "GET":
+                # OpenID tokens are handed to widgets and integrations: reading only.
+                return json_error(
+                    403,
+                    "M_FORBIDDEN",
+                    "un jeton OpenID (widget) ne permet que la lecture : "
+                    "utilisez votre jeton d'accès Matrix pour modifier le dossier",
+                )
+            request[CALLER] = caller
         if spec.body is not None:
             try:
                 payload = await request.json()
@@ -114,7 +124,12 @@ def create_app(deployment: Deployment) -> web.Application:
     app[ENGINE] = engine
     app[AUTH] = Authenticator(deployment.settings.homeserver.url)
     mail_domain = deployment.settings.mail_domain
-    app[SERVICE] = DossierService(engine, mail_domain)
+    peers = from_homeserver_config(
+        str(deployment.path(deployment.settings.homeserver.config_file))
+    ).peer_servers
+    app[SERVICE] = DossierService(
+        engine, mail_domain, allowed_servers=frozenset({deployment.settings.server_name, *peers})
+    )
     app[ROOM_SYNC] = RoomSyncClient.for_deployment(deployment)
     app[ROUTE_INDEX] = {(r.method, r.path): r for r in ROUTES}
     for r in ROUTES:

@@ -30,7 +30,7 @@ from dossier_api.models import (
 )
 from dossier_api.pathways import PATHWAYS
 from dossier_api.rooms import ROOMS, enqueue
-from maillon.circle import RESTRICTED_ROLES, ROOM_AUDIENCES
+from maillon.circle import RESTRICTED_ROLES, ROOM_AUDIENCES, server_of
 
 
 class ApiError(Exception):
@@ -71,10 +71,18 @@ def display_name(identity: dict[str, Any]) -> str:
 
 
 class DossierService:
-    def __init__(self, engine: Engine, mail_domain: str, component: str = "api") -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        mail_domain: str,
+        component: str = "api",
+        allowed_servers: frozenset[str] | None = None,
+    ) -> None:
         self._engine = engine
         self._mail_domain = mail_domain
         self._component = component
+        # Our homeserver and its peers: nobody else can sit in a patient room.
+        self._allowed_servers = allowed_servers
 
     @contextmanager
     def tx(self) -> Iterator[Session]:
@@ -368,6 +376,14 @@ class DossierService:
                 400,
                 "M_INVALID_PARAM",
                 "ce parcours n'admet pas le patient ni ses proches dans le cercle",
+            )
+        server = server_of(body["user_id"])
+        if self._allowed_servers is not None and server not in self._allowed_servers:
+            raise ApiError(
+                400,
+                "M_INVALID_PARAM",
+                f"le serveur « {server} » n'est pas un serveur partenaire : ses comptes ne "
+                "peuvent pas entrer dans les salles patient",
             )
         now = dt.datetime.now(dt.UTC)
         with self.tx() as session:

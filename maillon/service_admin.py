@@ -20,10 +20,17 @@ from maillon.settings import Deployment
 ADMIN_LOCALPART = "maillon-admin"
 
 
+def _saved_token(deployment: Deployment) -> str | None:
+    path = deployment.path("run", "service-admin.json")
+    try:
+        token = json.loads(path.read_text(encoding="utf-8"))["access_token"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # absent or damaged: a new account is registered
+    return token if isinstance(token, str) and token else None
+
+
 def _admin_token(deployment: Deployment) -> str:
     path = deployment.path("run", "service-admin.json")
-    if path.exists():
-        return str(json.loads(path.read_text(encoding="utf-8"))["access_token"])
     settings, secret = deployment.settings, deployment.secrets.registration_shared_secret
     localpart = ADMIN_LOCALPART
     for _ in range(5):
@@ -64,9 +71,15 @@ def lift_bot_rate_limits(deployment: Deployment) -> None:
     except HomeserverError as exc:
         if exc.errcode != "M_USER_IN_USE":
             raise
-    request_json(
-        "POST",
-        f"{base}/_synapse/admin/v1/users/{quote(settings.bot_user_id)}/override_ratelimit",
-        {"messages_per_second": 0, "burst_count": 0},
-        token=_admin_token(deployment),
-    )
+    url = f"{base}/_synapse/admin/v1/users/{quote(settings.bot_user_id)}/override_ratelimit"
+    exempt = {"messages_per_second": 0, "burst_count": 0}
+    token = _saved_token(deployment)
+    if token is not None:
+        try:
+            request_json("POST", url, exempt, token=token)
+            return
+        except HomeserverError as exc:
+            if exc.status not in (401, 403):
+                raise
+            # Revoked token, or a homeserver database started afresh: register again.
+    request_json("POST", url, exempt, token=_admin_token(deployment))

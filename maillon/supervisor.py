@@ -45,6 +45,7 @@ class Component:
     extra_logs: list[Path] = field(default_factory=list)
     restartable: bool = True  # Maillon's own components restart after a crash
     restarts: list[float] = field(default_factory=list)  # when (monotonic)
+    stale_files: list[Path] = field(default_factory=list)  # removed before each start
 
     def tail(self, lines: int = 15) -> str:
         for path in [self.log_path, *self.extra_logs]:
@@ -131,6 +132,7 @@ def components(deployment: Deployment) -> list[Component]:
             ready_file.exists,
             60.0,
             logs / "coordination_bot.log",
+            stale_files=[ready_file],
         ),
     ]
 
@@ -159,6 +161,8 @@ class Supervisor:
                     )
 
     def _spawn(self, comp: Component) -> None:
+        for stale in comp.stale_files:  # e.g. a ready file left by a crashed run
+            stale.unlink(missing_ok=True)
         comp.log_path.parent.mkdir(parents=True, exist_ok=True)
         log_file = comp.log_path.open("ab")
         env = dict(os.environ, PYTHONUNBUFFERED="1")
@@ -225,7 +229,7 @@ class Supervisor:
     def _lift_bot_rate_limits(self) -> None:
         try:
             lift_bot_rate_limits(self.deployment)
-        except HomeserverError as exc:
+        except (HomeserverError, OSError) as exc:
             self.say(
                 "ATTENTION : les limites de débit du bot n'ont pas pu être levées "
                 f"({exc}) ; ses réponses pourront être ralenties."

@@ -30,7 +30,7 @@ from tests.harness.circle import (
     token_of,
     wait_for,
 )
-from tests.harness.dossier import api, new_dossier
+from tests.harness.dossier import api, api_error, new_dossier
 from tests.harness.stack import Stack
 
 STACKS = ["stack", "pg_stack"]
@@ -94,6 +94,16 @@ async def test_dossier_room_and_circle_in_step(any_stack: Stack, make_client: Ma
     await coordinator.wait_for_text(room_id, lambda e: "Salle de coordination ouverte" in e.body)
     rooms = api(stack, t, "GET", f"/v1/dossiers/{did}/rooms")["rooms"]
     assert [(r["kind"], r["room_id"]) for r in rooms] == [("main", room_id)]
+
+    # Only our server and its peers can sit in a patient room: a clear 400, nothing queued.
+    foreign = api_error(
+        stack,
+        t,
+        "POST",
+        f"/v1/dossiers/{did}/circle",
+        {"user_id": "@x:ailleurs.example", "role": "MT"},
+    )
+    assert foreign.status == 400 and "serveur partenaire" in str(foreign)
 
     # Dossier → room: a member added through the API is invited, with their circle entry.
     api(stack, t, "POST", f"/v1/dossiers/{did}/circle", {"user_id": nurse.user_id, "role": "IDE"})
@@ -276,6 +286,34 @@ async def test_dossier_widget_with_openid(stack: Stack, make_client: MakeClient)
         with pytest.raises(HomeserverError) as refused:
             request_any("GET", f"{base}/widget/dossiers/{did}", headers=headers, raw=True)
         assert refused.value.status == status
+    # OpenID tokens are handed to widgets and integrations: they only read.
+    with pytest.raises(HomeserverError) as write:
+        request_any(
+            "PATCH",
+            f"{base}/v1/dossiers/{did}",
+            {"status": "closed", "status_reason": "par le widget"},
+            headers={"X-Matrix-OpenID": openid(t, coordinator.user_id)},
+        )
+    assert write.value.status == 403 and "lecture" in str(write.value)
+    assert api(stack, t, "GET", f"/v1/dossiers/{did}")["status"] == "open"
+    # A dossier without INS (as the bot opens them) renders too.
+    plain = new_dossier(
+        stack,
+        t,
+        identity={
+            "birth_name": "Durand",
+            "first_names": "Paul",
+            "sex": "M",
+            "birth_date": "1950-01-01",
+        },
+    )
+    page = request_any(
+        "GET",
+        f"{base}/widget/dossiers/{plain['id']}?lang=en",
+        headers={"X-Matrix-OpenID": openid(t, coordinator.user_id)},
+        raw=True,
+    )
+    assert "DURAND Paul" in page and "Care team" in page and "INS" not in page
     audit = api(stack, t, "GET", f"/v1/dossiers/{did}/audit")["entries"]
     assert any(e["actor"] == outsider.user_id and e["allowed"] is False for e in audit), (
         "the outsider's attempt through the widget is audited"
