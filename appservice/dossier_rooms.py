@@ -236,8 +236,8 @@ class DossierRooms:
                 room_id, CIRCLE_EVENT, user_state_key(entry.user_id), wanted.to_content()
             )
         membership = state.membership(entry.user_id)
-        # Invited when their entry is new or changed, or if they never got the invite (a
-        # retry after a failed one); someone who left a side room is not invited again.
+        # Invited when their entry is new or changed, or if they never got the invite (an
+        # earlier one failed); someone who left a side room is not invited again.
         if wanted.is_active(now_utc()) and (
             (changed and membership not in ("join", "invite")) or membership is None
         ):
@@ -248,10 +248,10 @@ class DossierRooms:
         try:
             await self._api.invite(room_id, user_id, reason)
         except MatrixError as exc:
-            if exc.status >= 500 or exc.status == 429:
-                raise  # the job is retried, and the invite with it
-            # Already in the room, or refused by the other server: the circle entry is
-            # written either way.
+            # Refused, or the person's server unreachable: the circle entry is written
+            # either way, and someone with no membership is invited again at the dossier's
+            # next sync. Failing the job instead would hold back the dossier's other
+            # changes (closing it, removing someone) behind one unreachable server.
             log.warning("invite into a dossier room failed: %s", exc.errcode or exc.status)
 
 
