@@ -35,6 +35,7 @@ dovecot:
 lint: install-test
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 ## make test: install test deps, make sure PostgreSQL runs, lint, run the whole suite
 test: install-test postgres dovecot lint

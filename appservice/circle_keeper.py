@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from appservice.matrix_api import AppserviceApi, MatrixError
-from maillon.circle import (
+from maillon.shared.circle import (
     CIRCLE_EVENT,
     DIRECTORY_ALIAS_LOCALPART,
     DIRECTORY_EVENT,

@@ -4,7 +4,7 @@ only Maillon writes, so the Synapse module can check them without a network call
 from __future__ import annotations
 
 from appservice.matrix_api import AppserviceApi
-from maillon.circle import (
+from maillon.shared.circle import (
     DIRECTORY_ALIAS_LOCALPART,
     DIRECTORY_EVENT,
     DIRECTORY_ROOM_MARKER,

@@ -14,8 +14,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from dossier_api.rooms import RoomLinks
-from maillon.circle import CIRCLE_EVENT, CircleEntry, user_from_state_key
+from dossier_api.domain.rooms import RoomLinks
+from maillon.shared.circle import CIRCLE_EVENT, CircleEntry, user_from_state_key
 
 MESSAGE_TYPES = ("m.room.encrypted", "m.room.message")
 

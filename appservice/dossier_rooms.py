@@ -1,6 +1,6 @@
 """Carries dossier changes into the dossier's Matrix rooms (dossier → room direction).
 
-Jobs come from the dossier store's outbox (``dossier_api.rooms``); each names what changed
+Jobs come from the dossier store's outbox (``dossier_api.domain.rooms``); each names what changed
 (the rooms themselves, or one circle member). The rooms are brought to the dossier's
 *current* state, comparing before writing, so running a job twice (after a crash) or out
 of turn changes nothing more. Room creation is found again after a crash by its room key.
@@ -15,9 +15,9 @@ from urllib.parse import quote, urlencode
 
 from appservice.matrix_api import AppserviceApi, MatrixError
 from appservice.patient_rooms import create_room
-from dossier_api.pathways import PATHWAYS
-from dossier_api.rooms import ROOMS, DossierPlan, RoomLinks, RoomPlan, same_entry
-from maillon.circle import (
+from dossier_api.domain.pathways import PATHWAYS
+from dossier_api.domain.rooms import ROOMS, DossierPlan, RoomLinks, RoomPlan, same_entry
+from maillon.shared.circle import (
     CIRCLE_EVENT,
     DOSSIER_EVENT,
     DOSSIER_WIDGET_ID,

@@ -8,7 +8,7 @@ from urllib.parse import quote
 
 import aiohttp
 
-from maillon.settings import Deployment
+from maillon.shared.settings import Deployment
 
 
 class MatrixError(Exception):

@@ -7,7 +7,7 @@ import datetime as dt
 from sqlalchemy import BigInteger, ForeignKey, Integer, LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from maillon.store import Base
+from maillon.shared.store import Base
 
 
 def utcnow() -> dt.datetime:

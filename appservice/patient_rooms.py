@@ -10,7 +10,7 @@ import datetime as dt
 from typing import Any
 
 from appservice.matrix_api import AppserviceApi
-from maillon.circle import (
+from maillon.shared.circle import (
     CIRCLE_EVENT,
     DOSSIER_EVENT,
     PATIENT_ROOM_MARKER,

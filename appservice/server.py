@@ -19,12 +19,18 @@ from appservice.mail.relay import mail_relay
 from appservice.matrix_api import AppserviceApi
 from appservice.metrics import Metrics
 from appservice.transactions import EventHandler, MalformedTransaction, TransactionStore
-from dossier_api.rooms import RoomLinks
-from dossier_api.sealed import install_key_ring
-from maillon.crypto import KeyRing
-from maillon.settings import Deployment
-from maillon.store import make_engine
-from maillon.web import bearer_token, json_error, json_errors, read_json_object, token_matches
+from dossier_api.domain.rooms import RoomLinks
+from maillon.shared.crypto import KeyRing
+from maillon.shared.sealed import install_key_ring
+from maillon.shared.settings import Deployment
+from maillon.shared.store import make_engine
+from maillon.shared.web import (
+    bearer_token,
+    json_error,
+    json_errors,
+    read_json_object,
+    token_matches,
+)
 from synapse_modules.audit import AuditLog
 from synapse_modules.config import from_homeserver_config
 from synapse_modules.policy import PolicyContext
@@ -299,7 +305,7 @@ def create_app(
     app.router.add_get("/health", health)
     app.router.add_get("/metrics", metrics_page)
     app.cleanup_ctx.append(_background)
-    app.cleanup_ctx.append(mail_relay)  # MSSanté / Medimail relay (appservice/mail/)
+    app.cleanup_ctx.append(mail_relay(deployment))  # MSSanté / Medimail relay (appservice/mail/)
     return app
 
 

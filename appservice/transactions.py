@@ -13,7 +13,7 @@ from sqlalchemy import Engine, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from appservice.models import AsEvent, AsTransaction, utcnow
-from maillon.crypto import KeyRing
+from maillon.shared.crypto import KeyRing
 
 log = logging.getLogger(__name__)
 

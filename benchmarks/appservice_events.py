@@ -29,8 +29,8 @@ from nio import AsyncClient, AsyncClientConfig, RoomSendResponse
 from sqlalchemy import select
 
 from appservice.models import AsEvent
-from maillon.homeserver_client import request_json
-from maillon.store import make_engine
+from maillon.shared.homeserver_client import request_json
+from maillon.shared.store import make_engine
 from tests.harness.postgres import create_database, drop_database
 from tests.harness.stack import Stack
 

@@ -27,10 +27,10 @@ from sqlalchemy import insert
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from dossier_api.models import CircleMember, Dossier, Note
-from dossier_api.sealed import install_key_ring
-from maillon.crypto import KeyRing
-from maillon.store import make_engine
+from dossier_api.domain.models import CircleMember, Dossier, Note
+from maillon.shared.crypto import KeyRing
+from maillon.shared.sealed import install_key_ring
+from maillon.shared.store import make_engine
 from tests.harness.postgres import create_database, drop_database
 from tests.harness.stack import Stack
 

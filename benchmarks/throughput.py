@@ -35,9 +35,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from appservice.directory import bind_directory_entry
 from appservice.matrix_api import AppserviceApi
 from appservice.patient_rooms import create_patient_room, set_circle_member
-from maillon.circle import DirectoryEntry, DossierLink, patient_power_levels
-from maillon.homeserver_client import Registered, is_up, register_user
-from maillon.init_deployment import InitOptions, init_deployment
+from maillon.shared.circle import DirectoryEntry, DossierLink, patient_power_levels
+from maillon.shared.homeserver_client import Registered, is_up, register_user
+from maillon.wiring.init_deployment import InitOptions, init_deployment
 from tests.harness.ports import free_port
 from tests.harness.postgres import create_database, drop_database
 from tests.harness.stack import Stack

@@ -24,20 +24,20 @@ from nio import (
     SyncResponse,
 )
 
-from appservice.mail.relay import relay_marker
-from appservice.mail.spool import Spool
 from coordination_bot.commands import formulaire, note
 from coordination_bot.core import CommandError, Context, Reply
-from coordination_bot.cross_signing import ensure_cross_signed
 from coordination_bot.dispatch import dispatch, error_reply, is_command
 from coordination_bot.services import MailOutbox, Services
-from coordination_bot.session import obtain_credentials
-from dossier_api.room_sync_client import RoomSyncClient
-from dossier_api.sealed import install_key_ring
-from dossier_api.service import ApiError
-from maillon.crypto import KeyRing
-from maillon.settings import Deployment
-from maillon.store import make_engine
+from dossier_api.domain.mail.outbox import relay_marker
+from dossier_api.domain.mail.spool import Spool
+from dossier_api.domain.service import ApiError
+from maillon.shared.cross_signing import ensure_cross_signed
+from maillon.shared.crypto import KeyRing
+from maillon.shared.matrix_session import obtain_credentials
+from maillon.shared.room_sync_client import RoomSyncClient
+from maillon.shared.sealed import install_key_ring
+from maillon.shared.settings import Deployment
+from maillon.shared.store import make_engine
 
 log = logging.getLogger(__name__)
 

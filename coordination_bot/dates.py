@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from maillon.dates_fr import format_date, format_datetime
+from maillon.shared.dates_fr import format_date, format_datetime
 
 PARIS = ZoneInfo("Europe/Paris")
 

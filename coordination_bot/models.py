@@ -10,8 +10,8 @@ from typing import Any
 from sqlalchemy import Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from dossier_api.sealed import Sealed
-from maillon.store import Base
+from maillon.shared.sealed import Sealed
+from maillon.shared.store import Base
 
 
 def utcnow() -> dt.datetime:

@@ -14,20 +14,20 @@ from sqlalchemy import Engine, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from appservice.mail.outbound import queue_mail
-from appservice.mail.spool import Spool
 from coordination_bot.models import BotFormDialogue, BotHandledEvent, BotNoteThread
-from dossier_api import care
-from dossier_api.auth import Caller
-from dossier_api.models import CircleMember, Dossier
-from dossier_api.room_sync_client import RoomSyncClient, main_room
-from dossier_api.service import DossierService
+from dossier_api.domain import care
+from dossier_api.domain.access import Caller
+from dossier_api.domain.mail.outbox import queue_mail
+from dossier_api.domain.mail.spool import Spool
+from dossier_api.domain.models import CircleMember, Dossier
+from dossier_api.domain.service import DossierService
+from maillon.shared.room_sync_client import RoomSyncClient, main_room
 
 T = TypeVar("T")
 
 
 class CareCalls:
-    """``dossier_api.care`` functions bound to the service: ``fn(caller, ...)``."""
+    """``dossier_api.domain.care`` functions bound to the service: ``fn(caller, ...)``."""
 
     def __init__(self, svc: DossierService) -> None:
         self._svc = svc

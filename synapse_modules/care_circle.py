@@ -16,7 +16,7 @@ from typing import Any, Literal
 from synapse.module_api import NOT_SPAM, EventBase, ModuleApi
 from synapse.module_api.errors import Codes, ConfigError, SynapseError
 
-from maillon.circle import (
+from maillon.shared.circle import (
     CIRCLE_EVENT,
     DIRECTORY_ALIAS_LOCALPART,
     DIRECTORY_EVENT,

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from maillon.typed_config import ConfigKeyError, parse
+from maillon.shared.typed_config import ConfigKeyError, parse
 
 USER_ID_RE = re.compile(r"^@[a-z0-9._=/+-]+:[A-Za-z0-9.:-]+$")
 SERVER_RE = re.compile(r"^[A-Za-z0-9.-]+(:[0-9]{1,5})?$")

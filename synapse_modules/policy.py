@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from maillon.circle import (
+from maillon.shared.circle import (
     CIRCLE_EVENT,
     COORDINATOR_LEVEL,
     DOSSIER_EVENT,

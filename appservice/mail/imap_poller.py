@@ -17,7 +17,7 @@ from email.policy import compat32
 from email.utils import getaddresses
 
 from appservice.mail.intake import Intake, Refusal
-from maillon.settings import MailImap
+from maillon.shared.settings import MailImap
 
 log = logging.getLogger(__name__)
 

@@ -7,11 +7,11 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from appservice.mail.parse import MalformedMail, ParsedMail, message_id_hash, parse_mail
-from appservice.mail.routing import Router, Target, domain_allowed
-from appservice.mail.spool import Spool
+from appservice.mail.parse import MalformedMail, ParsedMail, parse_mail
 from appservice.mail.xdm import ins_from_attachments
-from maillon.settings import MailSettings
+from dossier_api.domain.mail.routing import Router, Target, domain_allowed
+from dossier_api.domain.mail.spool import Spool, message_id_hash
+from maillon.shared.settings import MailSettings
 
 
 class Refusal(Exception):

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import email
 import email.policy
-import hashlib
 import re
 from dataclasses import dataclass, field
 from email.message import EmailMessage, Message
@@ -64,10 +63,6 @@ class ParsedMail:
             if mid not in seen:
                 seen.append(mid)
         return tuple(seen)
-
-
-def message_id_hash(message_id: str) -> str:
-    return hashlib.sha256(message_id.strip().lower().encode()).hexdigest()
 
 
 def _ids(value: str | None) -> tuple[str, ...]:

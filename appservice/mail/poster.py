@@ -30,13 +30,13 @@ from nio import (
 )
 
 from appservice.mail.loop import work_forever
-from appservice.mail.outbound import queue_mail
 from appservice.mail.parse import Attachment, ParsedMail, parse_mail
-from appservice.mail.routing import Router
-from appservice.mail.spool import OutboxItem, Spool, SpoolItem
-from coordination_bot.cross_signing import ensure_cross_signed
-from coordination_bot.session import obtain_credentials
-from maillon.settings import Deployment
+from dossier_api.domain.mail.outbox import queue_mail
+from dossier_api.domain.mail.routing import Router
+from dossier_api.domain.mail.spool import OutboxItem, Spool, SpoolItem
+from maillon.shared.cross_signing import ensure_cross_signed
+from maillon.shared.matrix_session import obtain_credentials
+from maillon.shared.settings import Deployment
 
 log = logging.getLogger(__name__)
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
 from aiohttp import web
@@ -16,22 +15,18 @@ from appservice.mail.imap_poller import ImapPoller
 from appservice.mail.intake import Intake
 from appservice.mail.outbound import Sender
 from appservice.mail.poster import MatrixSide, Poster, ReplyWatcher, report_failure
-from appservice.mail.routing import Router
 from appservice.mail.smtp_server import Handler, start_smtp
-from appservice.mail.spool import Spool
-from maillon.crypto import KeyRing
-from maillon.settings import Deployment
-from maillon.store import make_engine
+from dossier_api.domain.mail.outbox import relay_marker
+from dossier_api.domain.mail.routing import Router
+from dossier_api.domain.mail.spool import Spool
+from maillon.shared.crypto import KeyRing
+from maillon.shared.settings import Deployment
+from maillon.shared.store import make_engine
 
 log = logging.getLogger(__name__)
 
 RELAY = web.AppKey("mail_relay", object)
-
-
-def relay_marker(deployment: Deployment) -> str:
-    """Marks the mails we send (never re-imported); not guessable from the outside."""
-    seed = f"maillon-relay:{deployment.secrets.as_token}".encode()
-    return hashlib.sha256(seed).hexdigest()[:24]
+CleanupContext = Callable[[web.Application], AsyncIterator[None]]
 
 
 class Relay:
@@ -102,16 +97,17 @@ class Relay:
             await self.matrix.client.close()
 
 
-async def mail_relay(app: web.Application) -> AsyncIterator[None]:
+def mail_relay(deployment: Deployment) -> CleanupContext:
     """aiohttp cleanup context: run the relay while the appservice runs."""
-    from appservice.server import DEPLOYMENT
 
-    deployment = app[DEPLOYMENT]
-    if not deployment.settings.mail.enabled:
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        if not deployment.settings.mail.enabled:
+            yield
+            return
+        relay = Relay(deployment)
+        app[RELAY] = relay
+        await relay.start()
         yield
-        return
-    relay = Relay(deployment)
-    app[RELAY] = relay
-    await relay.start()
-    yield
-    await relay.stop()
+        await relay.stop()
+
+    return context

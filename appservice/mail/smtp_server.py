@@ -14,7 +14,7 @@ from typing import Any
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from appservice.mail.intake import SENDER_REFUSED, Intake, Refusal
-from maillon.settings import MailInbound
+from maillon.shared.settings import MailInbound
 
 log = logging.getLogger(__name__)
 # aiosmtpd's own logger names peers and addresses: keep it quiet (no health data in logs).

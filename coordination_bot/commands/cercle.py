@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from coordination_bot.core import Command, CommandError, Context, Reply, build, register, user_arg
-from maillon.circle import ROLES
+from maillon.shared.circle import ROLES
 
 USAGE_ADD = "!cercle ajouter @utilisateur RÔLE"
 USAGE_REMOVE = "!cercle retirer @utilisateur"

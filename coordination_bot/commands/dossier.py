@@ -8,8 +8,8 @@ import time
 
 from coordination_bot.core import Command, CommandError, Context, Reply, build, register
 from coordination_bot.dates import DateError, french_date, french_datetime, parse_birth_date
-from dossier_api.pathways import PATHWAYS
-from dossier_api.service import display_name
+from dossier_api.domain.pathways import PATHWAYS
+from dossier_api.domain.service import display_name
 
 ROOM_WAIT_SECONDS = 30.0
 SEXES = {"F": "F", "M": "M", "H": "M", "I": "I"}

@@ -9,8 +9,8 @@ from typing import Any
 from coordination_bot.core import Command, CommandError, Context, Reply, build, esc, register
 from coordination_bot.dates import DateError, fold, french_datetime, parse_date_text
 from coordination_bot.models import BotFormDialogue
-from dossier_api.pathways import PATHWAYS, FormDefinition, FormField
-from dossier_api.service import ApiError
+from dossier_api.domain.pathways import PATHWAYS, FormDefinition, FormField
+from dossier_api.domain.service import ApiError
 
 USAGE = "!formulaire NOM"
 USAGE_EN = "!form NAME"

@@ -3,9 +3,9 @@ appservice sends it, retries temporary failures and reports a final failure in t
 
 from __future__ import annotations
 
-from appservice.mail.outbound import MailCommandError, parse_mail_command
 from coordination_bot.core import Command, CommandError, Context, Reply, build, register
 from coordination_bot.services import MailNotConfigured
+from dossier_api.domain.mail.outbox import MailCommandError, parse_mail_command
 
 USAGE = "!mail adresse@exemple.mssante.fr objet\n(le texte du courriel sur les lignes suivantes)"
 USAGE_EN = "!mail address@example.mssante.fr subject\n(the mail's text on the next lines)"

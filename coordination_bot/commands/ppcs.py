@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from coordination_bot.core import Command, CommandError, Context, Reply, build, register
-from dossier_api.service import ApiError
+from dossier_api.domain.service import ApiError
 
 
 async def ppcs(ctx: Context, args: list[str]) -> Reply:

@@ -14,12 +14,12 @@ from sqlalchemy.orm import Session
 from coordination_bot.core import Reply
 from coordination_bot.dispatch import dispatch
 from coordination_bot.services import Services
-from dossier_api.models import DossierRoom
-from dossier_api.rooms import RoomLinks
-from dossier_api.sealed import install_key_ring
-from maillon.crypto import KeyRing
-from maillon.settings import DataKey
-from maillon.store import make_engine
+from dossier_api.domain.models import DossierRoom
+from dossier_api.domain.rooms import RoomLinks
+from maillon.shared.crypto import KeyRing
+from maillon.shared.sealed import install_key_ring
+from maillon.shared.settings import DataKey
+from maillon.shared.store import make_engine
 
 
 def store(database_url: str) -> Engine:

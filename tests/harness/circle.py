@@ -13,8 +13,8 @@ from urllib.parse import quote
 from appservice.directory import bind_directory_entry
 from appservice.matrix_api import AppserviceApi
 from appservice.patient_rooms import circle_entry, create_patient_room
-from maillon.circle import CircleEntry, DirectoryEntry, DossierLink
-from maillon.homeserver_client import HomeserverError, request_any, request_json
+from maillon.shared.circle import CircleEntry, DirectoryEntry, DossierLink
+from maillon.shared.homeserver_client import HomeserverError, request_any, request_json
 from tests.harness.matrix import E2EClient
 from tests.harness.stack import Stack
 

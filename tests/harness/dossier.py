@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from maillon.homeserver_client import HomeserverError, request_json
+from maillon.shared.homeserver_client import HomeserverError, request_json
 from tests.harness.stack import Stack
 
 IDENTITY = {

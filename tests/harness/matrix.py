@@ -23,7 +23,7 @@ from nio import (
     SyncError,
 )
 
-from maillon.homeserver_client import Registered
+from maillon.shared.homeserver_client import Registered
 
 Message = RoomMessageText | RoomMessageNotice  # what people and the bot write
 

@@ -12,9 +12,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from maillon.homeserver_client import Registered, register_user
-from maillon.init_deployment import InitOptions, init_deployment
-from maillon.settings import Deployment, load
+from maillon.shared.homeserver_client import Registered, register_user
+from maillon.shared.settings import Deployment, load
+from maillon.wiring.init_deployment import InitOptions, init_deployment
 from tests.harness.ports import free_port
 
 READY_LINE = "Maillon est prêt."
@@ -69,7 +69,7 @@ class Stack:
     def start(self, timeout: float = 120.0) -> None:
         self.output.clear()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "maillon.cli", "up", "--dir", str(self.directory)],
+            [sys.executable, "-m", "maillon.wiring.cli", "up", "--dir", str(self.directory)],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,

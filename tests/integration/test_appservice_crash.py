@@ -16,9 +16,9 @@ import pytest
 from nio import RoomSendResponse
 from sqlalchemy import select
 
-from dossier_api.models import RoomActivity
-from maillon.homeserver_client import HomeserverError, request_any, request_json
-from maillon.store import make_engine
+from dossier_api.domain.models import RoomActivity
+from maillon.shared.homeserver_client import HomeserverError, request_any, request_json
+from maillon.shared.store import make_engine
 from tests.harness.circle import MakeClient, cs, token_of, wait_for
 from tests.harness.dossier import api, new_dossier
 from tests.harness.postgres import create_database, drop_database

@@ -11,8 +11,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from appservice.models import AsEvent, AsTransaction
-from maillon.homeserver_client import HomeserverError, request_json
-from maillon.store import make_engine
+from maillon.shared.homeserver_client import HomeserverError, request_json
+from maillon.shared.store import make_engine
 from tests.harness.stack import Stack
 
 

@@ -11,8 +11,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from appservice.models import AsEvent
-from maillon.crypto import KeyRing
-from maillon.store import make_engine
+from maillon.shared.crypto import KeyRing
+from maillon.shared.store import make_engine
 from tests.harness.matrix import E2EClient
 from tests.harness.stack import Stack
 

@@ -16,8 +16,8 @@ from canonicaljson import encode_canonical_json
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from coordination_bot.dates import PARIS
-from maillon.circle import DOSSIER_EVENT, DOSSIER_WIDGET_ID, WIDGET_EVENT
-from maillon.homeserver_client import request_json
+from maillon.shared.circle import DOSSIER_EVENT, DOSSIER_WIDGET_ID, WIDGET_EVENT
+from maillon.shared.homeserver_client import request_json
 from tests.harness.bot_chat import BotChat
 from tests.harness.circle import cs, room_state
 from tests.harness.dossier import api, api_error

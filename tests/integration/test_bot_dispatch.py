@@ -20,7 +20,7 @@ from coordination_bot.core import REGISTRY, Context
 from coordination_bot.dates import PARIS
 from coordination_bot.dispatch import dispatch, is_command
 from coordination_bot.services import Services
-from dossier_api import care
+from dossier_api.domain import care
 from tests.harness.bot import InProcessBot, store
 from tests.harness.postgres import create_database, drop_database
 

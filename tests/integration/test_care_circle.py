@@ -8,13 +8,13 @@ import pytest
 
 from appservice.matrix_api import MatrixError
 from appservice.patient_rooms import circle_entry, remove_circle_member, set_circle_member
-from maillon.circle import (
+from maillon.shared.circle import (
     CIRCLE_EVENT,
     DOSSIER_EVENT,
     PATIENT_ROOM_MARKER,
     user_state_key,
 )
-from maillon.homeserver_client import HomeserverError, request_json
+from maillon.shared.homeserver_client import HomeserverError, request_json
 from synapse_modules.audit import read_audit
 from tests.harness.circle import (
     MakeClient,

@@ -16,8 +16,14 @@ from hypothesis import strategies as st
 
 from appservice.matrix_api import AppserviceApi, MatrixError
 from appservice.patient_rooms import create_patient_room, remove_circle_member, set_circle_member
-from maillon.circle import CIRCLE_EVENT, CircleEntry, DossierLink, now_utc, user_from_state_key
-from maillon.homeserver_client import HomeserverError, Registered
+from maillon.shared.circle import (
+    CIRCLE_EVENT,
+    CircleEntry,
+    DossierLink,
+    now_utc,
+    user_from_state_key,
+)
+from maillon.shared.homeserver_client import HomeserverError, Registered
 from tests.harness.circle import appservice, bind_professional, cs, room_path
 from tests.harness.stack import Stack
 

@@ -14,15 +14,15 @@ import pytest
 import yaml
 
 from appservice.matrix_api import AppserviceApi
-from maillon.circle import DIRECTORY_ALIAS_LOCALPART, DIRECTORY_EVENT, user_state_key
-from maillon.homeserver_client import HomeserverError, is_up, request_json
+from maillon.shared.circle import DIRECTORY_ALIAS_LOCALPART, DIRECTORY_EVENT, user_state_key
+from maillon.shared.homeserver_client import HomeserverError, is_up, request_json
 from tests.harness.processes import component_pids, processes_under, wait_gone
 from tests.harness.stack import Stack
 
 
 def maillon(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "maillon.cli", *args],
+        [sys.executable, "-m", "maillon.wiring.cli", *args],
         capture_output=True,
         text=True,
         timeout=timeout,

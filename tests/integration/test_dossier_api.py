@@ -316,7 +316,7 @@ def test_health_data_never_in_clear_in_the_databases(any_stack: Stack) -> None:
 def test_widget_authenticates_with_a_matrix_openid_token(stack: Stack) -> None:
     import urllib.request
 
-    from maillon.homeserver_client import request_json
+    from maillon.shared.homeserver_client import request_json
 
     coord = stack.register("coord")
     did = new_dossier(stack, coord.access_token)["id"]
@@ -354,7 +354,10 @@ def test_key_rotation_reencrypts_everything(tmp_path: Path) -> None:
         did = new_dossier(stack, coord.access_token)["id"]
         api(stack, coord.access_token, "POST", f"/v1/dossiers/{did}/notes", {"text": "avant"})
         running = subprocess.run(
-            [sys.executable, "-m", "maillon.cli", "keys", "rotate", "--dir", str(stack.directory)],
+            [
+                sys.executable, "-m", "maillon.wiring.cli", "keys", "rotate",
+                "--dir", str(stack.directory),
+            ],
             capture_output=True,
             text=True,
             timeout=60,
@@ -369,7 +372,7 @@ def test_key_rotation_reencrypts_everything(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "maillon.cli",
+            "maillon.wiring.cli",
             "keys",
             "rotate",
             "--dir",

@@ -9,7 +9,7 @@ from urllib.parse import quote
 
 import pytest
 
-from maillon.circle import (
+from maillon.shared.circle import (
     CIRCLE_EVENT,
     DOSSIER_EVENT,
     DOSSIER_WIDGET_ID,
@@ -18,7 +18,7 @@ from maillon.circle import (
     WIDGET_EVENT,
     user_state_key,
 )
-from maillon.homeserver_client import HomeserverError, request_any
+from maillon.shared.homeserver_client import HomeserverError, request_any
 from tests.harness.circle import (
     MakeClient,
     bind_professional,

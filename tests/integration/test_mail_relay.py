@@ -24,12 +24,11 @@ from nio.crypto.attachments import decrypt_attachment
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from appservice.mail.models import MailOutbox, MailSpool
-from appservice.mail.outbound import parse_mail_command, queue_mail
-from appservice.mail.relay import relay_marker
-from appservice.mail.spool import Spool
-from maillon.crypto import KeyRing
-from maillon.store import make_engine
+from dossier_api.domain.mail.models import MailOutbox, MailSpool
+from dossier_api.domain.mail.outbox import parse_mail_command, queue_mail, relay_marker
+from dossier_api.domain.mail.spool import Spool
+from maillon.shared.crypto import KeyRing
+from maillon.shared.store import make_engine
 from tests.harness.bot_chat import BotChat
 from tests.harness.circle import bind_professional
 from tests.harness.dossier import IDENTITY, new_dossier

@@ -12,8 +12,8 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from appservice.mail.outbound import TemporaryFailure, send_one
-from maillon.settings import MailOutbound
-from maillon.tls import write_self_signed_certificate
+from maillon.shared.settings import MailOutbound
+from maillon.shared.tls import write_self_signed_certificate
 from tests.harness.mail import SinkHandler
 from tests.harness.ports import free_port
 

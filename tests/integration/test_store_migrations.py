@@ -10,7 +10,7 @@ import pytest
 from alembic import command
 from sqlalchemy import inspect
 
-from maillon.store import alembic_config, make_engine
+from maillon.shared.store import alembic_config, make_engine
 from tests.harness.postgres import create_database, drop_database
 
 

@@ -13,7 +13,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from coordination_bot.bot import CircleClient
-from coordination_bot.cross_signing import _call
+from maillon.shared.cross_signing import _call
 
 A, B, OUTSIDER = "@a:localhost", "@b:localhost", "@x:localhost"
 

@@ -5,8 +5,8 @@ import os
 
 import pytest
 
-from maillon.crypto import DecryptionError, KeyRing
-from maillon.settings import DataKey
+from maillon.shared.crypto import DecryptionError, KeyRing
+from maillon.shared.settings import DataKey
 
 
 def key(name: str) -> DataKey:

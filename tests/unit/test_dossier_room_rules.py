@@ -7,8 +7,8 @@ import datetime as dt
 from types import SimpleNamespace
 from typing import Any
 
-from dossier_api.rooms import entry_of, name_fields, same_entry
-from maillon.circle import CircleEntry, DossierLink, in_audience, patient_power_levels
+from dossier_api.domain.rooms import entry_of, name_fields, same_entry
+from maillon.shared.circle import CircleEntry, DossierLink, in_audience, patient_power_levels
 from synapse_modules import policy
 
 NOW = dt.datetime(2026, 11, 22, 10, 0, tzinfo=dt.UTC)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dossier_api.care import to_icalendar
+from dossier_api.domain.care import to_icalendar
 
 
 def test_icalendar_lines_are_folded_at_75_octets() -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from appservice.circle_keeper import CircleKeeper
-from maillon.circle import CircleEntry, DossierLink, now_utc
+from maillon.shared.circle import CircleEntry, DossierLink, now_utc
 from synapse_modules import policy
 from synapse_modules.audit import AuditLog
 

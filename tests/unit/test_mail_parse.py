@@ -7,13 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from appservice.mail.outbound import MailCommandError, compose, parse_mail_command
+from appservice.mail.outbound import compose
 from appservice.mail.parse import MalformedMail, parse_mail
-from appservice.mail.routing import domain_allowed
 from appservice.mail.sanitize import sanitize_html
 from appservice.mail.xdm import ins_from_attachments
-from maillon.init_deployment import InitOptions, init_deployment
-from maillon.settings import SettingsError, load
+from dossier_api.domain.mail.outbox import MailCommandError, parse_mail_command
+from dossier_api.domain.mail.routing import domain_allowed
+from maillon.shared.settings import SettingsError, load
+from maillon.wiring.init_deployment import InitOptions, init_deployment
 from tests.harness.mail import build_mail, xdm_zip
 
 

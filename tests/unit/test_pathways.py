@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from dossier_api.pathways import PATHWAYS, PathwayError, load_pathways
+from dossier_api.domain.pathways import PATHWAYS, PathwayError, load_pathways
 
 GOOD = """
 id: essai

@@ -6,7 +6,13 @@ import datetime as dt
 
 import pytest
 
-from maillon.circle import CIRCLE_EVENT, DOSSIER_EVENT, CircleEntry, DossierLink, user_state_key
+from maillon.shared.circle import (
+    CIRCLE_EVENT,
+    DOSSIER_EVENT,
+    CircleEntry,
+    DossierLink,
+    user_state_key,
+)
 from synapse_modules import policy
 
 NOW = dt.datetime(2026, 11, 22, 10, 0, tzinfo=dt.UTC)

@@ -8,8 +8,8 @@ from typing import Any
 
 from appservice.dossier_rooms import DossierRooms, RoomState
 from appservice.matrix_api import MatrixError
-from dossier_api.rooms import RoomPlan
-from maillon.circle import CIRCLE_EVENT, CircleEntry, user_state_key
+from dossier_api.domain.rooms import RoomPlan
+from maillon.shared.circle import CIRCLE_EVENT, CircleEntry, user_state_key
 
 NURSE = "@ide:sante.test"
 ENTRY = CircleEntry(NURSE, "IDE", added_by="@coord:sante.test")

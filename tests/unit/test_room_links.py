@@ -10,15 +10,15 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from dossier_api.auth import Caller
-from dossier_api.models import CircleMember, RoomSyncJob
-from dossier_api.rooms import RoomLinks
-from dossier_api.sealed import install_key_ring
-from dossier_api.service import DossierService
-from maillon.circle import CircleEntry
-from maillon.crypto import KeyRing
-from maillon.settings import DataKey
-from maillon.store import make_engine
+from dossier_api.domain.access import Caller
+from dossier_api.domain.models import CircleMember, RoomSyncJob
+from dossier_api.domain.rooms import RoomLinks
+from dossier_api.domain.service import DossierService
+from maillon.shared.circle import CircleEntry
+from maillon.shared.crypto import KeyRing
+from maillon.shared.sealed import install_key_ring
+from maillon.shared.settings import DataKey
+from maillon.shared.store import make_engine
 
 REFERENT = Caller("@ref:sante.test", False, "token")
 NURSE = "@ide:sante.test"

@@ -4,8 +4,8 @@ from dataclasses import FrozenInstanceError
 
 import pytest
 
-from maillon.settings import Secrets, Settings
-from maillon.typed_config import ConfigKeyError, parse
+from maillon.shared.settings import Secrets, Settings
+from maillon.shared.typed_config import ConfigKeyError, parse
 from synapse_modules.config import CareCircleConfig, parse_module_config
 
 TOKEN = "x" * 40

@@ -1,0 +1,305 @@
+"""Forms, PPCS, agenda (with iCalendar export) and alerts of a dossier."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import select
+
+from dossier_api.domain.access import Caller
+from dossier_api.domain.models import Alert, Appointment, CarePlan, CircleMember, FormSubmission
+from dossier_api.domain.pathways import PATHWAYS
+from dossier_api.domain.service import ApiError, DossierService, _iso, _parse_dt
+
+
+def pathways_json() -> list[dict[str, Any]]:
+    return [
+        {
+            "id": p.id,
+            "version": p.version,
+            "name": p.name,
+            "roles_allowed": list(p.roles_allowed),
+            "tasks_checklist": list(p.tasks_checklist),
+            "forms": [
+                {
+                    "id": f.id,
+                    "version": f.version,
+                    "title": f.title,
+                    "fields": [
+                        {
+                            "id": x.id,
+                            "label": x.label,
+                            "type": x.type,
+                            "required": x.required,
+                            "choices": list(x.choices),
+                        }
+                        for x in f.fields
+                    ],
+                }
+                for f in p.forms
+            ],
+        }
+        for p in PATHWAYS.values()
+    ]
+
+
+# -- forms -------------------------------------------------------------------------------
+
+
+def submit_form(
+    svc: DossierService, caller: Caller, dossier_id: str, form_id: str, body: dict[str, Any]
+) -> dict[str, Any]:
+    dossier, access = svc.require(caller, dossier_id, "forms.write", "write")
+    pathway = PATHWAYS.get(dossier.pathway)
+    form = pathway.form(form_id) if pathway else None
+    if form is None:
+        raise ApiError(404, "M_NOT_FOUND", f"formulaire inconnu dans le parcours {dossier.pathway}")
+    problems = form.validate(body["answers"])
+    if problems:
+        raise ApiError(400, "M_INVALID_PARAM", "; ".join(problems))
+    with svc.tx() as session:
+        row = FormSubmission(
+            dossier_id=dossier_id,
+            form_id=form.id,
+            form_version=form.version,
+            author=caller.user_id,
+            answers=body["answers"],
+        )
+        session.add(row)
+        session.flush()
+        svc.audit_entry(session, dossier_id, access, "forms.write", True, form.id)
+        return _form_json(row)
+
+
+def _form_json(row: FormSubmission) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "form_id": row.form_id,
+        "form_version": row.form_version,
+        "author": row.author,
+        "created_at": _iso(row.created_at),
+        "answers": row.answers,
+    }
+
+
+def forms(svc: DossierService, caller: Caller, dossier_id: str) -> list[dict[str, Any]]:
+    svc.require(caller, dossier_id, "forms.read", "read")
+    with svc.tx() as session:
+        rows = session.scalars(
+            select(FormSubmission)
+            .where(FormSubmission.dossier_id == dossier_id)
+            .order_by(FormSubmission.created_at)
+        ).all()
+        return [_form_json(r) for r in rows]
+
+
+# -- PPCS --------------------------------------------------------------------------------
+
+
+def put_ppcs(
+    svc: DossierService, caller: Caller, dossier_id: str, body: dict[str, Any]
+) -> dict[str, Any]:
+    _, access = svc.require(caller, dossier_id, "ppcs.write", "write")
+    with svc.tx() as session:
+        last = session.scalar(
+            select(CarePlan)
+            .where(CarePlan.dossier_id == dossier_id)
+            .order_by(CarePlan.version.desc())
+            .limit(1)
+        )
+        plan = CarePlan(
+            dossier_id=dossier_id,
+            version=(last.version + 1) if last else 1,
+            author=caller.user_id,
+            plan=body,
+        )
+        session.add(plan)
+        session.flush()
+        svc.audit_entry(session, dossier_id, access, "ppcs.write", True, str(plan.version))
+        return _ppcs_json(plan)
+
+
+def _ppcs_json(plan: CarePlan) -> dict[str, Any]:
+    return {
+        "version": plan.version,
+        "author": plan.author,
+        "updated_at": _iso(plan.created_at),
+        **plan.plan,
+    }
+
+
+def get_ppcs(svc: DossierService, caller: Caller, dossier_id: str) -> dict[str, Any]:
+    svc.require(caller, dossier_id, "ppcs.read", "read")
+    with svc.tx() as session:
+        plan = session.scalar(
+            select(CarePlan)
+            .where(CarePlan.dossier_id == dossier_id)
+            .order_by(CarePlan.version.desc())
+            .limit(1)
+        )
+        if plan is None:
+            raise ApiError(404, "M_NOT_FOUND", "pas encore de PPCS pour ce dossier")
+        return _ppcs_json(plan)
+
+
+# -- agenda ------------------------------------------------------------------------------
+
+
+def _appointment_json(a: Appointment) -> dict[str, Any]:
+    return {
+        "id": a.id,
+        "dossier_id": a.dossier_id,
+        "title": a.details.get("title", ""),
+        "place": a.details.get("place"),
+        "start": _iso(a.start),
+        "end": _iso(a.end),
+        "participants": [p for p in a.participants.split(",") if p],
+        "created_by": a.created_by,
+        "cancelled": a.cancelled,
+    }
+
+
+def add_appointment(
+    svc: DossierService, caller: Caller, dossier_id: str, body: dict[str, Any]
+) -> dict[str, Any]:
+    _, access = svc.require(caller, dossier_id, "agenda.write", "write")
+    start, end = _parse_dt(body["start"]), _parse_dt(body["end"])
+    if end <= start:
+        raise ApiError(400, "M_INVALID_PARAM", "la fin du rendez-vous doit suivre son début")
+    with svc.tx() as session:
+        appointment = Appointment(
+            dossier_id=dossier_id,
+            start=start,
+            end=end,
+            created_by=caller.user_id,
+            details={"title": body["title"], "place": body.get("place")},
+            participants=",".join(body.get("participants", [])),
+        )
+        session.add(appointment)
+        session.flush()
+        svc.audit_entry(session, dossier_id, access, "agenda.write", True, appointment.id)
+        return _appointment_json(appointment)
+
+
+def appointments(svc: DossierService, caller: Caller, dossier_id: str) -> list[dict[str, Any]]:
+    svc.require(caller, dossier_id, "agenda.read", "read")
+    with svc.tx() as session:
+        rows = session.scalars(
+            select(Appointment)
+            .where(Appointment.dossier_id == dossier_id)
+            .order_by(Appointment.start)
+        ).all()
+        return [_appointment_json(a) for a in rows]
+
+
+def my_appointments(svc: DossierService, caller: Caller) -> list[dict[str, Any]]:
+    """Appointments I take part in, in the dossiers I may still read."""
+    with svc.tx() as session:
+        rows = session.scalars(
+            select(Appointment)
+            .where(Appointment.participants.contains(caller.user_id))
+            .order_by(Appointment.start)
+        ).all()
+        mine = [a for a in rows if caller.user_id in a.participants.split(",")]
+    readable = []
+    for a in mine:
+        try:
+            svc.require(caller, a.dossier_id, "agenda.read", "read")
+        except ApiError:
+            continue
+        readable.append(_appointment_json(a))
+    return readable
+
+
+def _ics_text(value: str) -> str:
+    return value.replace("\\", "\\\\").replace(";", "\\;").replace(",", "\\,").replace("\n", "\\n")
+
+
+def _ics_time(value: str) -> str:
+    return _parse_dt(value).astimezone(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+def to_icalendar(items: list[dict[str, Any]], name: str, domain: str) -> str:
+    """RFC 5545 calendar (CRLF line ends) of the given appointments."""
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    lines = [
+        "BEGIN:VCALENDAR",
+        "VERSION:2.0",
+        "PRODID:-//Maillon//Agenda partagé//FR",
+        "CALSCALE:GREGORIAN",
+        f"X-WR-CALNAME:{_ics_text(name)}",
+    ]
+    for a in items:
+        lines += [
+            "BEGIN:VEVENT",
+            f"UID:{a['id']}@{domain}",
+            f"DTSTAMP:{stamp}",
+            f"DTSTART:{_ics_time(a['start'])}",
+            f"DTEND:{_ics_time(a['end'])}",
+            f"SUMMARY:{_ics_text(a['title'])}",
+            f"STATUS:{'CANCELLED' if a['cancelled'] else 'CONFIRMED'}",
+        ]
+        if a.get("place"):
+            lines.append(f"LOCATION:{_ics_text(a['place'])}")
+        lines.append("END:VEVENT")
+    lines.append("END:VCALENDAR")
+    return "".join(_fold(line) + "\r\n" for line in lines)
+
+
+def _fold(line: str, limit: int = 75) -> str:
+    """RFC 5545 line folding: at most 75 octets a line, continuation lines start with a
+    space; never splits a UTF-8 character."""
+    parts: list[str] = []
+    current, size = "", 0
+    for char in line:
+        width = len(char.encode())
+        if size + width > limit:
+            parts.append(current)
+            current, size = " ", 1
+        current += char
+        size += width
+    parts.append(current)
+    return "\r\n".join(parts)
+
+
+# -- alerts ------------------------------------------------------------------------------
+
+
+def add_alert(
+    svc: DossierService, caller: Caller, dossier_id: str, body: dict[str, Any]
+) -> dict[str, Any]:
+    _, access = svc.require(caller, dossier_id, "alerts.write", "write")
+    now = dt.datetime.now(dt.UTC)
+    with svc.tx() as session:
+        members = {
+            m.user_id
+            for m in session.scalars(
+                select(CircleMember).where(CircleMember.dossier_id == dossier_id)
+            ).all()
+            if m.active(now)
+        }
+        wanted = set(body.get("to") or members - {caller.user_id})
+        outside = wanted - members
+        if outside:
+            raise ApiError(
+                400,
+                "M_INVALID_PARAM",
+                "destinataires hors du cercle : " + ", ".join(sorted(outside)),
+            )
+        alert = Alert(
+            dossier_id=dossier_id,
+            author=caller.user_id,
+            recipients=",".join(sorted(wanted)),
+            message={"text": body["text"]},
+        )
+        session.add(alert)
+        session.flush()
+        svc.audit_entry(session, dossier_id, access, "alerts.write", True, alert.id)
+        return {
+            "id": alert.id,
+            "author": alert.author,
+            "created_at": _iso(alert.created_at),
+            "recipients": sorted(wanted),
+            "text": body["text"],
+        }

@@ -1,0 +1,213 @@
+"""FHIR R4 export of a dossier as a Bundle (ANS guides: FR Core Patient with the INS only
+when the identity is qualified, CareTeam, DocumentReference, Task, Appointment, CarePlan)."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from sqlalchemy import select
+
+from dossier_api.domain.access import Caller
+from dossier_api.domain.models import Appointment, CarePlan, CircleMember, Dossier, Note, Task
+from dossier_api.domain.service import DossierService, _iso
+
+MXID_SYSTEM = "urn:ietf:rfc:3986"  # Matrix user ids as URIs (matrix:u/…)
+INS_SYSTEMS = {
+    "1.2.250.1.213.1.4.8": "urn:oid:1.2.250.1.213.1.4.8",  # INS-NIR
+    "1.2.250.1.213.1.4.9": "urn:oid:1.2.250.1.213.1.4.9",
+}  # INS-NIA
+GENDER = {"F": "female", "M": "male", "I": "unknown"}
+TASK_STATUS = {"todo": "requested", "done": "completed", "cancelled": "cancelled"}
+
+
+def _who(user_id: str) -> dict[str, Any]:
+    uri = "matrix:u/" + user_id.lstrip("@")
+    return {"identifier": {"system": MXID_SYSTEM, "value": uri}, "display": user_id}
+
+
+def patient(dossier: Dossier) -> dict[str, Any]:
+    ident = dossier.identity
+    resource: dict[str, Any] = {
+        "resourceType": "Patient",
+        "id": f"patient-{dossier.id}",
+        "meta": {"profile": ["https://hl7.fr/ig/fhir/core/StructureDefinition/fr-core-patient"]},
+        "name": [
+            {
+                "use": "official",
+                "family": ident.get("birth_name"),
+                "given": str(ident.get("first_names", "")).split(),
+            }
+        ],
+        "gender": GENDER.get(str(ident.get("sex")), "unknown"),
+        "birthDate": ident.get("birth_date"),
+    }
+    if ident.get("used_name"):
+        resource["name"].append({"use": "usual", "family": ident["used_name"]})
+    matricule, oid = ident.get("ins_matricule"), ident.get("ins_oid")
+    if dossier.identity_status == "QUAL" and matricule and oid in INS_SYSTEMS:
+        resource["identifier"] = [
+            {"use": "official", "system": INS_SYSTEMS[oid], "value": matricule}
+        ]
+    return resource
+
+
+def _care_team(dossier: Dossier, members: list[CircleMember]) -> dict[str, Any]:
+    return {
+        "resourceType": "CareTeam",
+        "id": f"careteam-{dossier.id}",
+        "status": "active" if dossier.status == "open" else "inactive",
+        "subject": {"reference": f"Patient/patient-{dossier.id}"},
+        "participant": [
+            {
+                "role": [{"coding": [{"system": "urn:maillon:role", "code": m.role}]}],
+                "member": _who(m.user_id),
+                "period": {
+                    k: v
+                    for k, v in (("start", _iso(m.since)), ("end", _iso(m.removed_at or m.until)))
+                    if v
+                },
+            }
+            for m in members
+        ],
+    }
+
+
+def _document(dossier: Dossier, note: Note, superseded: set[str]) -> dict[str, Any]:
+    text = str(note.body.get("text", ""))
+    resource: dict[str, Any] = {
+        "resourceType": "DocumentReference",
+        "id": f"note-{note.id}",
+        "status": "superseded" if note.id in superseded else "current",
+        "subject": {"reference": f"Patient/patient-{dossier.id}"},
+        "date": _iso(note.created_at),
+        "author": [_who(note.author)],
+        "category": [
+            {
+                "coding": [
+                    {
+                        "system": "urn:maillon:cahier-de-liaison",
+                        "code": "urgent" if note.urgent else "routine",
+                    }
+                ]
+            }
+        ],
+        "content": [
+            {
+                "attachment": {
+                    "contentType": "text/plain; charset=utf-8",
+                    "data": base64.b64encode(text.encode()).decode(),
+                }
+            }
+        ],
+    }
+    relates = [("appends", note.reply_to), ("replaces", note.corrects)]
+    links = [
+        {"code": code, "target": {"reference": f"DocumentReference/note-{ref}"}}
+        for code, ref in relates
+        if ref
+    ]
+    if links:
+        resource["relatesTo"] = links
+    return resource
+
+
+def _task(dossier: Dossier, task: Task) -> dict[str, Any]:
+    resource: dict[str, Any] = {
+        "resourceType": "Task",
+        "id": f"task-{task.id}",
+        "status": TASK_STATUS.get(task.status, "requested"),
+        "intent": "order",
+        "description": task.title.get("text", ""),
+        "for": {"reference": f"Patient/patient-{dossier.id}"},
+        "authoredOn": _iso(task.created_at),
+        "requester": _who(task.created_by),
+        "owner": _who(task.assignee),
+    }
+    if task.due:
+        resource["restriction"] = {"period": {"end": task.due.isoformat()}}
+    return resource
+
+
+def _appointment(a: Appointment) -> dict[str, Any]:
+    people = [p for p in a.participants.split(",") if p] or [a.created_by]
+    return {
+        "resourceType": "Appointment",
+        "id": f"rdv-{a.id}",
+        "status": "cancelled" if a.cancelled else "booked",
+        "description": a.details.get("title", ""),
+        "start": _iso(a.start),
+        "end": _iso(a.end),
+        "participant": [{"actor": _who(p), "status": "accepted"} for p in people],
+    }
+
+
+def _care_plan(dossier: Dossier, plan: CarePlan) -> dict[str, Any]:
+    content = plan.plan
+    notes = [
+        {"text": f"Problème : {p['problem']} — objectifs : {', '.join(p.get('goals', []))}"}
+        for p in content.get("problems", [])
+    ]
+    notes += [{"text": f"Objectif non atteint : {g}"} for g in content.get("unmet_goals", [])]
+    return {
+        "resourceType": "CarePlan",
+        "id": f"ppcs-{dossier.id}",
+        "status": "active",
+        "intent": "plan",
+        "title": "Plan personnalisé de coordination en santé (PPCS)",
+        "subject": {"reference": f"Patient/patient-{dossier.id}"},
+        "created": _iso(plan.created_at),
+        "activity": [
+            {
+                "detail": {
+                    "status": "not-started",
+                    "description": f"{a['action']} ({a['who']})",
+                    **({"scheduledString": a["when"]} if a.get("when") else {}),
+                }
+            }
+            for a in content.get("actions", [])
+        ],
+        **({"note": notes} if notes else {}),
+    }
+
+
+def export_bundle(svc: DossierService, caller: Caller, dossier_id: str) -> dict[str, Any]:
+    svc.require(caller, dossier_id, "fhir.export", "read")
+    with svc.tx() as session:
+        dossier = session.get(Dossier, dossier_id)
+        assert dossier is not None
+        members = list(
+            session.scalars(
+                select(CircleMember)
+                .where(CircleMember.dossier_id == dossier_id)
+                .order_by(CircleMember.id)
+            ).all()
+        )
+        notes = list(
+            session.scalars(
+                select(Note).where(Note.dossier_id == dossier_id).order_by(Note.created_at)
+            ).all()
+        )
+        tasks = session.scalars(select(Task).where(Task.dossier_id == dossier_id)).all()
+        rdvs = session.scalars(select(Appointment).where(Appointment.dossier_id == dossier_id))
+        plan = session.scalar(
+            select(CarePlan)
+            .where(CarePlan.dossier_id == dossier_id)
+            .order_by(CarePlan.version.desc())
+            .limit(1)
+        )
+        superseded = {n.corrects for n in notes if n.corrects}
+        resources = [patient(dossier), _care_team(dossier, members)]
+        resources += [_document(dossier, n, superseded) for n in notes]
+        resources += [_task(dossier, t) for t in tasks]
+        resources += [_appointment(a) for a in rdvs]
+        if plan is not None:
+            resources.append(_care_plan(dossier, plan))
+    return {
+        "resourceType": "Bundle",
+        "type": "collection",
+        "entry": [
+            {"fullUrl": f"urn:maillon:{r['resourceType']}/{r['id']}", "resource": r}
+            for r in resources
+        ],
+    }

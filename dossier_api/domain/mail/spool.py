@@ -1,0 +1,418 @@
+"""Durable spool of the relay (blocking calls: run them in a thread).
+
+Payloads are sealed with the deployment's key ring; the sealing context is the row's
+random token, so a payload cannot be moved to another row unnoticed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine, and_, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from dossier_api.domain.mail.models import MailOutbox, MailSpool, MailThread, utcnow
+from dossier_api.domain.mail.routing import Target
+from maillon.shared.crypto import KeyRing
+
+
+def message_id_hash(message_id: str) -> str:
+    return hashlib.sha256(message_id.strip().lower().encode()).hexdigest()
+
+
+
+@dataclass(frozen=True)
+class SpoolItem:
+    id: int
+    kind: str
+    room_id: str
+    dossier_id: str
+    event_id: str | None
+    parts_done: int
+    attempts: int
+    accepted_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    id: int
+    room_id: str
+    source_event_id: str
+    thread_root_event_id: str | None
+    attempts: int
+    mail: dict[str, Any]
+
+
+def _pack(meta: dict[str, Any], raw: bytes) -> bytes:
+    return json.dumps(meta, separators=(",", ":")).encode() + b"\n" + raw
+
+
+def _unpack(data: bytes) -> tuple[dict[str, Any], bytes]:
+    head, _, raw = data.partition(b"\n")
+    meta = json.loads(head)
+    return (meta if isinstance(meta, dict) else {}), raw
+
+
+def _aware(value: dt.datetime) -> dt.datetime:
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+class Spool:
+    def __init__(self, engine: Engine, keys: KeyRing) -> None:
+        self._engine = engine
+        self._keys = keys
+
+    # -- inbound ---------------------------------------------------------------------
+
+    def accept(
+        self,
+        raw: bytes,
+        meta: dict[str, Any],
+        targets: list[Target],
+        dedup_key: str,
+        kind: str = "mail",
+        source: str = "smtp",
+    ) -> list[int]:
+        """Store the mail once per target dossier, in one commit; return the new ids
+        (a target that already has this mail is skipped: the sender resent it)."""
+        for _ in range(3):
+            try:
+                return self._accept_once(raw, meta, targets, dedup_key, kind, source)
+            except IntegrityError:  # a concurrent copy of the same mail won the race
+                continue
+        return []
+
+    def _accept_once(
+        self,
+        raw: bytes,
+        meta: dict[str, Any],
+        targets: list[Target],
+        dedup_key: str,
+        kind: str,
+        source: str,
+    ) -> list[int]:
+        with Session(self._engine) as session, session.begin():
+            known = set(
+                session.scalars(
+                    select(MailSpool.dossier_id).where(
+                        MailSpool.dedup_key == dedup_key,
+                        MailSpool.dossier_id.in_([t.dossier_id for t in targets]),
+                    )
+                )
+            )
+            rows = []
+            for target in targets:
+                if target.dossier_id in known:
+                    continue
+                known.add(target.dossier_id)
+                token = secrets.token_hex(16)
+                row = MailSpool(
+                    kind=kind,
+                    source=source,
+                    dossier_id=target.dossier_id,
+                    room_id=target.room_id,
+                    dedup_key=dedup_key,
+                    token=token,
+                    sealed_mail=self._keys.seal(_pack(meta, raw), token.encode()),
+                    accepted_at=utcnow(),
+                    parts_done=0,
+                    attempts=0,
+                )
+                session.add(row)
+                rows.append(row)
+            session.flush()
+            return [row.id for row in rows]
+
+    def due(self, limit: int = 200) -> list[SpoolItem]:
+        now = utcnow()
+        with Session(self._engine) as session:
+            rows = session.execute(
+                select(
+                    MailSpool.id,
+                    MailSpool.kind,
+                    MailSpool.room_id,
+                    MailSpool.dossier_id,
+                    MailSpool.event_id,
+                    MailSpool.parts_done,
+                    MailSpool.attempts,
+                    MailSpool.accepted_at,
+                    MailSpool.next_attempt_at,
+                )
+                .where(MailSpool.delivered_at.is_(None), MailSpool.failed_at.is_(None))
+                .order_by(MailSpool.id)
+                .limit(limit)
+            ).all()
+        return [
+            SpoolItem(*row[:7], _aware(row.accepted_at))
+            for row in rows
+            if row.next_attempt_at is None or _aware(row.next_attempt_at) <= now
+        ]
+
+    def payload(self, spool_id: int) -> tuple[dict[str, Any], bytes]:
+        with Session(self._engine) as session:
+            row = session.get(MailSpool, spool_id)
+            assert row is not None
+            data = self._keys.open(row.sealed_mail, row.token.encode())
+        return _unpack(data)
+
+    def record_main_event(
+        self,
+        spool_id: int,
+        room_id: str,
+        event_id: str,
+        root: str,
+        thread_meta: dict[str, Any],
+        delivered: bool = False,
+    ) -> None:
+        """The mail's message is in the room: remember it (and its place in the thread);
+        ``delivered`` when it has nothing more to post (no attachment): one commit."""
+        with Session(self._engine) as session, session.begin():
+            values: dict[str, Any] = {"event_id": event_id, "parts_done": 1}
+            if delivered:
+                values["delivered_at"] = utcnow()
+            session.execute(update(MailSpool).where(MailSpool.id == spool_id).values(**values))
+            self._add_thread(session, room_id, event_id, root, thread_meta)
+
+    def _add_thread(
+        self,
+        session: Session,
+        room_id: str,
+        event_id: str,
+        root: str,
+        thread_meta: dict[str, Any],
+    ) -> None:
+        message_id = thread_meta.get("message_id")
+        if not message_id:
+            return
+        digest = message_id_hash(message_id)
+        exists = session.scalar(
+            select(MailThread.id).where(
+                MailThread.room_id == room_id, MailThread.message_id_hash == digest
+            )
+        )
+        if exists is None:
+            token = digest.encode()
+            session.add(
+                MailThread(
+                    room_id=room_id,
+                    message_id_hash=digest,
+                    event_id=event_id,
+                    root_event_id=root,
+                    sealed_meta=self._keys.seal_json(thread_meta, token),
+                    created_at=utcnow(),
+                )
+            )
+
+    def record_part(self, spool_id: int, parts_done: int) -> None:
+        with Session(self._engine) as session, session.begin():
+            session.execute(
+                update(MailSpool).where(MailSpool.id == spool_id).values(parts_done=parts_done)
+            )
+
+    def mark_delivered(self, spool_id: int) -> None:
+        with Session(self._engine) as session, session.begin():
+            session.execute(
+                update(MailSpool)
+                .where(MailSpool.id == spool_id)
+                .values(delivered_at=utcnow(), last_error=None)
+            )
+
+    def mark_retry(self, spool_id: int, error: str, delay: float, final: bool) -> None:
+        with Session(self._engine) as session, session.begin():
+            row = session.get(MailSpool, spool_id)
+            if row is None:
+                return
+            row.attempts += 1
+            row.last_error = error[:500]
+            row.next_attempt_at = utcnow() + dt.timedelta(seconds=delay)
+            if final:
+                row.failed_at = utcnow()
+
+    def thread_root(self, room_id: str, message_ids: tuple[str, ...]) -> str | None:
+        """The thread root of the nearest known mail among those a mail answers."""
+        if not message_ids:
+            return None
+        digests = [message_id_hash(m) for m in message_ids]
+        with Session(self._engine) as session:
+            rows = dict(
+                session.execute(
+                    select(MailThread.message_id_hash, MailThread.root_event_id).where(
+                        MailThread.room_id == room_id, MailThread.message_id_hash.in_(digests)
+                    )
+                ).all()
+            )
+        for digest in digests:
+            if digest in rows:
+                return str(rows[digest])
+        return None
+
+    def thread_latest(self, room_id: str, root_event_id: str) -> dict[str, Any] | None:
+        """What the latest mail of a thread said (for a reply): message id, references,
+        reply address, subject; None if the thread is not a mail thread."""
+        with Session(self._engine) as session:
+            rows = session.execute(
+                select(MailThread.message_id_hash, MailThread.sealed_meta)
+                .where(MailThread.room_id == room_id, MailThread.root_event_id == root_event_id)
+                .order_by(MailThread.id)
+            ).all()
+        if not rows:
+            return None
+        metas = [self._keys.open_json(sealed, digest.encode()) for digest, sealed in rows]
+        latest: dict[str, Any] = dict(metas[-1])
+        # The address to answer is the last correspondent's (not our own outgoing mails').
+        for meta in reversed(metas):
+            if not meta.get("ours"):
+                latest["reply_to"] = meta.get("reply_to")
+                latest["subject"] = meta.get("subject", "")
+                break
+        return latest
+
+    def counts(self) -> dict[str, int]:
+        with Session(self._engine) as session:
+            pending = session.scalar(
+                select(func.count())
+                .select_from(MailSpool)
+                .where(MailSpool.delivered_at.is_(None), MailSpool.failed_at.is_(None))
+            )
+            outbox = session.scalar(
+                select(func.count())
+                .select_from(MailOutbox)
+                .where(MailOutbox.sent_at.is_(None), MailOutbox.failed_at.is_(None))
+            )
+        return {"spool_pending": int(pending or 0), "outbox_pending": int(outbox or 0)}
+
+    # -- outbound --------------------------------------------------------------------
+
+    def is_ours(self, message_id: str | None) -> bool:
+        if not message_id:
+            return False
+        with Session(self._engine) as session:
+            return (
+                session.scalar(
+                    select(MailOutbox.id).where(
+                        MailOutbox.message_id_hash == message_id_hash(message_id)
+                    )
+                )
+                is not None
+            )
+
+    def outbox_for(self, message_id: str) -> tuple[str, str, str | None, str] | None:
+        """(room, source event, thread root, recipients) of a mail we sent."""
+        with Session(self._engine) as session:
+            row = session.scalar(
+                select(MailOutbox).where(MailOutbox.message_id_hash == message_id_hash(message_id))
+            )
+            if row is None:
+                return None
+            mail = self._keys.open_json(row.sealed_mail, row.token.encode())
+            to = ", ".join(mail.get("to", []))
+            return row.room_id, row.source_event_id, row.thread_root_event_id, to
+
+    def enqueue(
+        self,
+        room_id: str,
+        source_event_id: str,
+        thread_root_event_id: str | None,
+        mail: dict[str, Any],
+    ) -> int | None:
+        """Queue a mail (``mail["message_id"]`` set); None if this event was queued before."""
+        token = secrets.token_hex(16)
+        try:
+            with Session(self._engine) as session, session.begin():
+                if session.scalar(
+                    select(MailOutbox.id).where(MailOutbox.source_event_id == source_event_id)
+                ):
+                    return None
+                row = MailOutbox(
+                    room_id=room_id,
+                    source_event_id=source_event_id,
+                    thread_root_event_id=thread_root_event_id,
+                    message_id_hash=message_id_hash(mail["message_id"]),
+                    token=token,
+                    sealed_mail=self._keys.seal_json(mail, token.encode()),
+                    created_at=utcnow(),
+                    next_attempt_at=utcnow(),
+                    attempts=0,
+                )
+                session.add(row)
+                session.flush()
+                return row.id
+        except IntegrityError:
+            return None
+
+    def _outbox_items(self, condition: Any, limit: int) -> list[OutboxItem]:
+        with Session(self._engine) as session:
+            rows = session.scalars(
+                select(MailOutbox).where(condition).order_by(MailOutbox.id).limit(limit)
+            ).all()
+            return [
+                OutboxItem(
+                    r.id,
+                    r.room_id,
+                    r.source_event_id,
+                    r.thread_root_event_id,
+                    r.attempts,
+                    {
+                        **self._keys.open_json(r.sealed_mail, r.token.encode()),
+                        "error": r.last_error or "",
+                    },
+                )
+                for r in rows
+            ]
+
+    def outbox_due(self, limit: int = 50) -> list[OutboxItem]:
+        return self._outbox_items(
+            and_(
+                MailOutbox.sent_at.is_(None),
+                MailOutbox.failed_at.is_(None),
+                MailOutbox.next_attempt_at <= utcnow(),
+            ),
+            limit,
+        )
+
+    def outbox_unreported(self, limit: int = 50) -> list[OutboxItem]:
+        """Mails whose failure is final and not yet said in their room."""
+        return self._outbox_items(
+            and_(MailOutbox.failed_at.is_not(None), MailOutbox.reported_at.is_(None)), limit
+        )
+
+    def outbox_sent(self, item: OutboxItem, thread_meta: dict[str, Any]) -> None:
+        with Session(self._engine) as session, session.begin():
+            session.execute(
+                update(MailOutbox)
+                .where(MailOutbox.id == item.id)
+                .values(sent_at=utcnow(), attempts=item.attempts + 1, last_error=None)
+            )
+            if item.thread_root_event_id:
+                self._add_thread(
+                    session,
+                    item.room_id,
+                    item.source_event_id,
+                    item.thread_root_event_id,
+                    thread_meta,
+                )
+
+    def outbox_retry(self, item_id: int, error: str, delay: float | None) -> None:
+        """A failed attempt: try again after ``delay`` seconds, or never (None: final)."""
+        with Session(self._engine) as session, session.begin():
+            row = session.get(MailOutbox, item_id)
+            if row is None:
+                return
+            row.attempts += 1
+            row.last_error = error[:500]
+            if delay is None:
+                row.failed_at = utcnow()
+            else:
+                row.next_attempt_at = utcnow() + dt.timedelta(seconds=delay)
+
+    def outbox_reported(self, item_id: int) -> None:
+        with Session(self._engine) as session, session.begin():
+            session.execute(
+                update(MailOutbox).where(MailOutbox.id == item_id).values(reported_at=utcnow())
+            )

@@ -1,0 +1,130 @@
+"""Pathway definitions (``config/pathways/*.yaml``): room template, roles, forms, task
+checklist; validated at load with the same typed parser as every configuration."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from maillon.shared.circle import ROLES
+from maillon.shared.typed_config import ConfigKeyError, parse
+
+PATHWAYS_DIR = Path(__file__).resolve().parent.parent.parent / "config" / "pathways"
+FieldType = Literal["text", "integer", "boolean", "date", "choice"]
+
+
+def _roles(value: object) -> str | None:
+    if isinstance(value, tuple):
+        unknown = [r for r in value if r not in ROLES]
+        if unknown:
+            return f"rôles inconnus : {', '.join(unknown)}"
+    return None
+
+
+@dataclass(frozen=True)
+class FormField:
+    id: str
+    label: str
+    type: FieldType
+    required: bool = False
+    choices: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class FormDefinition:
+    id: str
+    version: int
+    title: str
+    fields: tuple[FormField, ...]
+
+    def validate(self, answers: dict[str, Any]) -> list[str]:
+        """Problems with the answers, in French (empty when they are valid)."""
+        problems = []
+        known = {f.id: f for f in self.fields}
+        for key in answers:
+            if key not in known:
+                problems.append(f"champ inconnu : « {key} »")
+        for f in self.fields:
+            value = answers.get(f.id)
+            if value is None:
+                if f.required:
+                    problems.append(f"« {f.label} » est obligatoire")
+                continue
+            ok = {
+                "text": isinstance(value, str) and 0 < len(value) <= 5000,
+                "integer": isinstance(value, int) and not isinstance(value, bool),
+                "boolean": isinstance(value, bool),
+                "choice": value in f.choices,
+                "date": isinstance(value, str) and _is_date(value),
+            }[f.type]
+            if not ok:
+                expected = {
+                    "text": "un texte",
+                    "integer": "un entier",
+                    "boolean": "oui/non",
+                    "choice": "l'un de : " + ", ".join(f.choices),
+                    "date": "une date AAAA-MM-JJ",
+                }[f.type]
+                problems.append(f"« {f.label} » : {expected} est attendu")
+        return problems
+
+
+def _is_date(value: str) -> bool:
+    try:
+        dt.date.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class RoomTemplate:
+    name: str
+    topic: str
+    welcome: str
+    allow_patient: bool = False
+    allow_knock: bool = False
+
+
+@dataclass(frozen=True)
+class Pathway:
+    id: str
+    version: int
+    name: str
+    room_template: RoomTemplate
+    roles_allowed: tuple[str, ...] = field(metadata={"check": _roles})
+    forms: tuple[FormDefinition, ...] = ()
+    tasks_checklist: tuple[str, ...] = ()
+
+    def form(self, form_id: str) -> FormDefinition | None:
+        return next((f for f in self.forms if f.id == form_id), None)
+
+
+class PathwayError(ValueError):
+    pass
+
+
+def load_pathways(directory: Path = PATHWAYS_DIR) -> dict[str, Pathway]:
+    pathways: dict[str, Pathway] = {}
+    for path in sorted(directory.glob("*.yaml")):
+        try:
+            pathway = parse(Pathway, yaml.safe_load(path.read_text(encoding="utf-8")))
+        except ConfigKeyError as exc:
+            raise PathwayError(f"{path.name} : clé « {exc.key} » : {exc.message}") from exc
+        if pathway.id != path.stem:
+            raise PathwayError(f"{path.name} : l'identifiant doit être « {path.stem} »")
+        for form in pathway.forms:
+            for f in form.fields:
+                if f.type == "choice" and not f.choices:
+                    raise PathwayError(f"{path.name} : le champ « {f.id} » n'a pas de choix")
+        pathways[pathway.id] = pathway
+    if not pathways:
+        raise PathwayError(f"aucun parcours dans {directory}")
+    return pathways
+
+
+PATHWAYS = load_pathways()

@@ -1,0 +1,154 @@
+"""HTTP handlers for pathways, forms, PPCS, agenda (iCalendar), alerts and FHIR export."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+
+from dossier_api.http import schemas as S
+from dossier_api.domain import care, fhir
+from dossier_api.http.handlers import body, caller, svc
+from dossier_api.http.registry import route
+
+
+def _dossier(request: web.Request) -> str:
+    return request.match_info["dossier_id"]
+
+
+@route(
+    "GET",
+    "/v1/pathways",
+    "Parcours configurés (formulaires, rôles, tâches)",
+    S.PATHWAYS,
+    tag="parcours",
+)
+async def get_pathways(_: web.Request) -> web.Response:
+    return web.json_response({"pathways": care.pathways_json()})
+
+
+@route(
+    "POST",
+    "/v1/dossiers/{dossier_id}/forms/{form_id}",
+    "Remplir un formulaire du parcours",
+    S.FORM,
+    status=201,
+    body=S.FORM_IN,
+)
+async def submit_form(request: web.Request) -> web.Response:
+    row = await asyncio.to_thread(
+        care.submit_form,
+        svc(request),
+        caller(request),
+        _dossier(request),
+        request.match_info["form_id"],
+        body(request),
+    )
+    return web.json_response(row, status=201)
+
+
+@route("GET", "/v1/dossiers/{dossier_id}/forms", "Formulaires remplis", S.FORMS)
+async def get_forms(request: web.Request) -> web.Response:
+    rows = await asyncio.to_thread(care.forms, svc(request), caller(request), _dossier(request))
+    return web.json_response({"forms": rows})
+
+
+@route(
+    "PUT",
+    "/v1/dossiers/{dossier_id}/ppcs",
+    "Mettre à jour le PPCS (nouvelle version)",
+    S.PPCS,
+    body=S.PPCS_IN,
+)
+async def put_ppcs(request: web.Request) -> web.Response:
+    plan = await asyncio.to_thread(
+        care.put_ppcs, svc(request), caller(request), _dossier(request), body(request)
+    )
+    return web.json_response(plan)
+
+
+@route("GET", "/v1/dossiers/{dossier_id}/ppcs", "PPCS en vigueur", S.PPCS)
+async def get_ppcs(request: web.Request) -> web.Response:
+    plan = await asyncio.to_thread(care.get_ppcs, svc(request), caller(request), _dossier(request))
+    return web.json_response(plan)
+
+
+@route(
+    "POST",
+    "/v1/dossiers/{dossier_id}/appointments",
+    "Ajouter un rendez-vous à l'agenda",
+    S.APPOINTMENT,
+    status=201,
+    body=S.APPOINTMENT_IN,
+)
+async def add_appointment(request: web.Request) -> web.Response:
+    row = await asyncio.to_thread(
+        care.add_appointment, svc(request), caller(request), _dossier(request), body(request)
+    )
+    return web.json_response(row, status=201)
+
+
+@route("GET", "/v1/dossiers/{dossier_id}/appointments", "Agenda du dossier", S.APPOINTMENTS)
+async def get_appointments(request: web.Request) -> web.Response:
+    rows = await asyncio.to_thread(
+        care.appointments, svc(request), caller(request), _dossier(request)
+    )
+    return web.json_response({"appointments": rows})
+
+
+@route(
+    "GET",
+    "/v1/dossiers/{dossier_id}/agenda.ics",
+    "Agenda du dossier (iCalendar)",
+    S.ICS,
+    content_type="text/calendar",
+)
+async def dossier_ics(request: web.Request) -> web.Response:
+    rows = await asyncio.to_thread(
+        care.appointments, svc(request), caller(request), _dossier(request)
+    )
+    text = care.to_icalendar(rows, "Agenda du dossier", request.host.split(":")[0])
+    return web.Response(text=text, content_type="text/calendar", charset="utf-8")
+
+
+@route(
+    "GET",
+    "/v1/me/agenda.ics",
+    "Mon agenda, tous dossiers (iCalendar)",
+    S.ICS,
+    content_type="text/calendar",
+    tag="compte",
+)
+async def my_ics(request: web.Request) -> web.Response:
+    rows = await asyncio.to_thread(care.my_appointments, svc(request), caller(request))
+    text = care.to_icalendar(rows, "Mes rendez-vous Maillon", request.host.split(":")[0])
+    return web.Response(text=text, content_type="text/calendar", charset="utf-8")
+
+
+@route(
+    "POST",
+    "/v1/dossiers/{dossier_id}/alerts",
+    "Alerter des membres du cercle",
+    S.ALERT,
+    status=201,
+    body=S.ALERT_IN,
+)
+async def add_alert(request: web.Request) -> web.Response:
+    row = await asyncio.to_thread(
+        care.add_alert, svc(request), caller(request), _dossier(request), body(request)
+    )
+    return web.json_response(row, status=201)
+
+
+@route(
+    "GET",
+    "/v1/dossiers/{dossier_id}/fhir",
+    "Export FHIR R4 du dossier (Bundle)",
+    S.FHIR_BUNDLE,
+    content_type="application/fhir+json",
+)
+async def get_fhir(request: web.Request) -> web.Response:
+    bundle = await asyncio.to_thread(
+        fhir.export_bundle, svc(request), caller(request), _dossier(request)
+    )
+    return web.json_response(bundle, content_type="application/fhir+json")

@@ -1,0 +1,151 @@
+"""aiohttp application of the dossier API: routes from the registry, Matrix authentication,
+request validation against the same schemas the OpenAPI document shows."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy import Engine, text
+
+import dossier_api.http.handlers
+import dossier_api.http.handlers_care  # noqa: F401  (these imports register the routes)
+from dossier_api.domain.service import ApiError, DossierService
+from dossier_api.http import widget
+from dossier_api.http.auth import Authenticator, AuthError
+from dossier_api.http.handlers import BODY, CALLER, ROOM_SYNC, SERVICE
+from dossier_api.http.registry import ROUTES, Route, openapi_document, route
+from maillon import __version__
+from maillon.shared.crypto import KeyRing
+from maillon.shared.room_sync_client import RoomSyncClient
+from maillon.shared.sealed import install_key_ring
+from maillon.shared.settings import Deployment
+from maillon.shared.store import make_engine
+from maillon.shared.web import Handler, json_error, json_errors
+from synapse_modules.config import from_homeserver_config
+
+log = logging.getLogger(__name__)
+
+ENGINE = web.AppKey("engine", Engine)
+AUTH = web.AppKey("auth", Authenticator)
+ROUTE_INDEX = web.AppKey("route_index", dict)
+TITLE = "Maillon — API du dossier de coordination"
+HEALTH = {
+    "type": "object",
+    "required": ["status", "store"],
+    "properties": {"status": {"type": "string", "enum": ["ok"]}, "store": {"type": "string"}},
+}
+
+
+def _ping_store(engine: Engine) -> None:
+    with engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
+
+
+@route("GET", "/health", "État du service et de sa base", HEALTH, auth=False, tag="service")
+async def health(request: web.Request) -> web.Response:
+    try:
+        await asyncio.to_thread(_ping_store, request.app[ENGINE])
+    except Exception as exc:
+        log.error("store check failed: %s", type(exc).__name__)
+        return json_error(503, "M_UNAVAILABLE", "base de données injoignable")
+    return web.json_response({"status": "ok", "store": "ok"})
+
+
+@route(
+    "GET", "/openapi.json", "Ce document (OpenAPI 3)", {"type": "object"}, auth=False, tag="service"
+)
+async def openapi(_: web.Request) -> web.Response:
+    return web.json_response(openapi_document(TITLE, __version__))
+
+
+def _validation_message(error: Any) -> str:
+    where = ".".join(str(p) for p in error.absolute_path) or "corps"
+    if error.validator == "required":
+        missing = error.message.split("'")[1] if "'" in error.message else error.message
+        return f"champ obligatoire manquant : « {missing} » (dans {where})"
+    if error.validator == "additionalProperties":
+        return f"champ inconnu dans « {where} » : {error.message}"
+    return f"valeur refusée pour « {where} » ({error.validator}) : {error.message}"
+
+
+@web.middleware
+async def api_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    resource = request.match_info.route.resource
+    spec: Route | None = None
+    if resource is not None:
+        spec = request.app[ROUTE_INDEX].get((request.method, resource.canonical))
+    if spec is None:
+        return await handler(request)
+    try:
+        if spec.auth:
+            caller = await request.app[AUTH].caller(request)
+            if caller.via == "openid" and request.method != "GET":
+                # OpenID tokens are handed to widgets and integrations: reading only.
+                return json_error(
+                    403,
+                    "M_FORBIDDEN",
+                    "un jeton OpenID (widget) ne permet que la lecture : "
+                    "utilisez votre jeton d'accès Matrix pour modifier le dossier",
+                )
+            request[CALLER] = caller
+        if spec.body is not None:
+            try:
+                payload = await request.json()
+            except ValueError:
+                return json_error(400, "M_NOT_JSON", "corps JSON illisible")
+            validator = spec.validator
+            assert validator is not None
+            error = next(iter(sorted(validator.iter_errors(payload), key=str)), None)
+            if error is not None:
+                return json_error(400, "M_BAD_JSON", _validation_message(error))
+            request[BODY] = payload
+        return await handler(request)
+    except AuthError as exc:
+        return exc.response
+    except ApiError as exc:
+        return json_error(exc.status, exc.errcode, exc.message)
+
+
+async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
+    yield
+    await app[AUTH].close()
+    await app[ROOM_SYNC].close()
+    app[ENGINE].dispose()
+
+
+def create_app(deployment: Deployment) -> web.Application:
+    install_key_ring(KeyRing(deployment.secrets.data_keys))
+    engine = make_engine(deployment.settings.database_url)
+    app = web.Application(middlewares=[json_errors, api_middleware], client_max_size=2 * 1024**2)
+    app[ENGINE] = engine
+    app[AUTH] = Authenticator(deployment.settings.homeserver.url)
+    mail_domain = deployment.settings.mail_domain
+    peers = from_homeserver_config(
+        str(deployment.path(deployment.settings.homeserver.config_file))
+    ).peer_servers
+    app[SERVICE] = DossierService(
+        engine, mail_domain, allowed_servers=frozenset({deployment.settings.server_name, *peers})
+    )
+    app[ROOM_SYNC] = RoomSyncClient.for_deployment(deployment)
+    app[ROUTE_INDEX] = {(r.method, r.path): r for r in ROUTES}
+    for r in ROUTES:
+        app.router.add_route(r.method, r.path, r.handler)
+    widget.setup(app, SERVICE, AUTH)
+    app.cleanup_ctx.append(_lifecycle)
+    return app
+
+
+def run(deployment: Deployment) -> None:
+    listener = deployment.settings.dossier_api
+    web.run_app(
+        create_app(deployment),
+        host=listener.host,
+        port=listener.port,
+        print=None,
+        access_log=None,
+        shutdown_timeout=5,
+    )

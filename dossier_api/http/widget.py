@@ -1,0 +1,166 @@
+"""The dossier widget shown in each patient room (Element's ``im.vector.modular.widgets``):
+a static page that obtains the user's Matrix OpenID token through the widget API, then
+the dossier page rendered here for that user, with that user's rights (and audited)."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import markupsafe
+from aiohttp import web
+
+from dossier_api.domain import care
+from dossier_api.domain.access import Caller
+from dossier_api.domain.pathways import PATHWAYS
+from dossier_api.domain.service import ApiError, DossierService, display_name
+from dossier_api.http.auth import Authenticator, AuthError
+from maillon.shared.circle import ROLES
+from maillon.shared.dates_fr import format_iso
+
+HERE = Path(__file__).resolve().parent
+STATIC = HERE / "static"
+TEXTS: dict[str, dict[str, Any]] = {
+    "fr": {
+        "title": "Dossier de coordination",
+        "loading": "Chargement du dossier…",
+        "born": "Né(e) le",
+        "identity": "identité",
+        "sex": {"F": "femme", "M": "homme", "I": "indéterminé"},
+        "pathway": "Parcours",
+        "status": {"open": "ouvert", "closed": "clos", "archived": "archivé"},
+        "opened": "ouvert le",
+        "mail": "Messagerie sécurisée du dossier",
+        "circle": "Cercle de soins",
+        "coordinator": "coordinateur",
+        "until": "jusqu'au",
+        "notes": "Dernières notes du cahier de liaison",
+        "urgent": "urgent",
+        "tasks": "Tâches en cours",
+        "due": "échéance",
+        "agenda": "Agenda",
+        "forms": "Formulaires remplis",
+        "none": "Aucun élément.",
+    },
+    "en": {
+        "title": "Coordination record",
+        "loading": "Loading the record…",
+        "born": "Born",
+        "identity": "identity",
+        "sex": {"F": "female", "M": "male", "I": "undetermined"},
+        "pathway": "Pathway",
+        "status": {"open": "open", "closed": "closed", "archived": "archived"},
+        "opened": "opened",
+        "mail": "Secure mail address",
+        "circle": "Care team",
+        "coordinator": "coordinator",
+        "until": "until",
+        "notes": "Latest log entries",
+        "urgent": "urgent",
+        "tasks": "Open tasks",
+        "due": "due",
+        "agenda": "Agenda",
+        "forms": "Completed forms",
+        "none": "Nothing yet.",
+    },
+}
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+        "img-src 'self'; base-uri 'none'; form-action 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+
+_env = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(HERE / "templates"),
+    autoescape=True,
+    undefined=jinja2.StrictUndefined,
+)
+_env.globals["fmt"] = format_iso
+
+
+def _lang(request: web.Request) -> str:
+    return "en" if request.query.get("lang") == "en" else "fr"
+
+
+def _html(body: str, status: int = 200) -> web.Response:
+    return web.Response(
+        text=body,
+        status=status,
+        content_type="text/html",
+        charset="utf-8",
+        headers=SECURITY_HEADERS,
+    )
+
+
+def _problem(message: str, status: int) -> web.Response:
+    return _html(f'<p class="notice" role="alert">{markupsafe.escape(message)}</p>', status)
+
+
+def page_context(svc: DossierService, caller: Caller, dossier_id: str) -> dict[str, Any]:
+    """Everything the page shows, read with the caller's rights (each read is audited)."""
+    dossier = svc.get_dossier(caller, dossier_id)
+    pathway = PATHWAYS.get(dossier["pathway"])
+    now = dt.datetime.now(dt.UTC).isoformat()
+    return {
+        "dossier": dossier,
+        "identity_name": display_name(dossier["identity"]),
+        "birth_date": format_iso(dossier["identity"].get("birth_date")),
+        "opened_at": format_iso(dossier["opened_at"]),
+        "pathway_name": pathway.name if pathway else dossier["pathway"],
+        "circle": svc.circle(caller, dossier_id),
+        "notes": list(reversed(svc.notes(caller, dossier_id)[-5:])),
+        "tasks": svc.tasks(caller, dossier_id),
+        "agenda": [
+            a
+            for a in care.appointments(svc, caller, dossier_id)
+            if not a["cancelled"] and (a["end"] or "") >= now
+        ][:10],
+        "forms": care.forms(svc, caller, dossier_id)[-10:],
+        "form_titles": {f.id: f.title for f in pathway.forms} if pathway else {},
+        "roles": ROLES,
+    }
+
+
+def setup(app: web.Application, service_key: Any, auth_key: Any) -> None:
+    async def shell(request: web.Request) -> web.Response:
+        lang = _lang(request)
+        return _html(_env.get_template("widget.html").render(lang=lang, t=TEXTS[lang]))
+
+    async def dossier_page(request: web.Request) -> web.Response:
+        lang = _lang(request)
+        auth: Authenticator = request.app[auth_key]
+        if not request.headers.get("X-Matrix-OpenID"):
+            return _problem("Identité Matrix (OpenID) requise.", 401)
+        try:
+            caller = await auth.caller(request)
+            context = await asyncio.to_thread(
+                page_context, request.app[service_key], caller, request.match_info["dossier_id"]
+            )
+        except AuthError:
+            return _problem("Identité Matrix non reconnue : rouvrez le widget.", 401)
+        except ApiError as exc:
+            return _problem(exc.message, exc.status)
+        return _html(_env.get_template("dossier_page.html").render(t=TEXTS[lang], **context))
+
+    async def static(request: web.Request) -> web.StreamResponse:
+        name = request.match_info["name"]
+        if name not in ("widget.js", "widget.css"):
+            raise web.HTTPNotFound()
+        kind = "application/javascript" if name.endswith(".js") else "text/css"
+        return web.Response(
+            body=(STATIC / name).read_bytes(),
+            content_type=kind,
+            charset="utf-8",
+            headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "max-age=300"},
+        )
+
+    app.router.add_get("/widget", shell)
+    app.router.add_get("/widget/dossiers/{dossier_id}", dossier_page)
+    app.router.add_get("/widget/{name}", static)

@@ -1,0 +1,116 @@
+"""The bot's Matrix session: appservice-namespace account, stable device, persisted token."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from maillon.shared.settings import Deployment
+
+log = logging.getLogger(__name__)
+
+DEVICE_ID = "MAILLONBOT"
+
+
+class SessionError(Exception):
+    """The bot cannot obtain a Matrix session; the message says why."""
+
+
+@dataclass(frozen=True)
+class Credentials:
+    user_id: str
+    device_id: str
+    access_token: str
+
+
+def _credentials_path(deployment: Deployment) -> Path:
+    return deployment.path("bot", "credentials.json")
+
+
+DEVICE_NAME = "Maillon — bot de coordination"
+
+
+def _save(path: Path, creds: Credentials) -> None:
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(creds.__dict__, handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    tmp.replace(path)
+
+
+async def _call(
+    session: aiohttp.ClientSession, method: str, url: str, token: str, body: dict[str, Any] | None
+) -> tuple[int, dict[str, Any]]:
+    headers = {"Authorization": f"Bearer {token}"}
+    async with session.request(method, url, json=body, headers=headers) as resp:
+        data = await resp.json(content_type=None)
+        return resp.status, data if isinstance(data, dict) else {}
+
+
+async def obtain_credentials(
+    deployment: Deployment,
+    device_id: str = DEVICE_ID,
+    credentials_path: Path | None = None,
+    device_name: str = DEVICE_NAME,
+) -> Credentials:
+    """Reuse the stored session if the homeserver still accepts it, else log in again
+    with the same device id (so the crypto store stays valid). Another component acting
+    as the bot account (the mail relay) passes its own device id and credentials path."""
+    settings = deployment.settings
+    base = settings.homeserver.url.rstrip("/") + "/_matrix/client/v3"
+    as_token = deployment.secrets.as_token
+    path = credentials_path or _credentials_path(deployment)
+    async with aiohttp.ClientSession() as session:
+        if path.exists():
+            creds = Credentials(**json.loads(path.read_text(encoding="utf-8")))
+            status, _ = await _call(
+                session, "GET", f"{base}/account/whoami", creds.access_token, None
+            )
+            if status == 200:
+                return creds
+            log.warning("stored bot session refused (HTTP %s); logging in again", status)
+        status, body = await _call(
+            session,
+            "POST",
+            f"{base}/register",
+            as_token,
+            {
+                "type": "m.login.application_service",
+                "username": settings.bot.localpart,
+                "inhibit_login": True,
+            },
+        )
+        if status != 200 and body.get("errcode") != "M_USER_IN_USE":
+            raise SessionError(f"création du compte du bot refusée : {body.get('error', status)}")
+        status, body = await _call(
+            session,
+            "POST",
+            f"{base}/login",
+            as_token,
+            {
+                "type": "m.login.application_service",
+                "identifier": {"type": "m.id.user", "user": settings.bot.localpart},
+                "device_id": device_id,
+                "initial_device_display_name": device_name,
+            },
+        )
+        if status != 200:
+            raise SessionError(f"connexion du bot refusée : {body.get('error', status)}")
+        creds = Credentials(body["user_id"], body["device_id"], body["access_token"])
+        await _call(
+            session,
+            "PUT",
+            f"{base}/profile/{creds.user_id}/displayname",
+            creds.access_token,
+            {"displayname": settings.bot.display_name},
+        )
+    _save(path, creds)
+    return creds

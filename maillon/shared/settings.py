@@ -1,0 +1,261 @@
+"""Maillon's own deployment configuration (``maillon.yaml`` + ``secrets.yaml``).
+
+Parsed once per process into frozen dataclasses; a bad value is refused with its key.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from maillon.shared.typed_config import PORT, ConfigKeyError, parse
+
+CONFIG_FILE = "maillon.yaml"
+SECRETS_FILE = "secrets.yaml"
+
+
+class SettingsError(Exception):
+    """The deployment's configuration cannot be used; the message names file and key."""
+
+
+@dataclass(frozen=True)
+class Listener:
+    host: str = "127.0.0.1"
+    port: int = field(default=8090, metadata=PORT)
+    # Address users' browsers reach (behind a reverse proxy); the listener's by default.
+    public_url: str | None = field(
+        default=None,
+        metadata={
+            "check": lambda v: (
+                None
+                if v is None or str(v).startswith(("http://", "https://"))
+                else "adresse http:// ou https:// attendue"
+            )
+        },
+    )
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def external_url(self) -> str:
+        return (self.public_url or self.url).rstrip("/")
+
+
+@dataclass(frozen=True)
+class HomeserverSettings:
+    url: str = "http://127.0.0.1:8008"
+    config_file: str = "homeserver.yaml"
+    federation_port: int | None = field(default=None, metadata=PORT)
+
+
+@dataclass(frozen=True)
+class BotSettings:
+    localpart: str = "coordination"
+    display_name: str = "Coordination"
+    language: str = field(
+        default="fr",
+        metadata={"check": lambda v: None if v in ("fr", "en") else "langue fr ou en"},
+    )
+
+
+@dataclass(frozen=True)
+class AppserviceSettings:
+    listener: Listener = field(default_factory=lambda: Listener(port=8091))
+    id: str = "maillon"
+    sender_localpart: str = "maillon"
+    ghost_prefix: str = "_maillon_"
+    circle_expiry_check_seconds: float = field(
+        default=60.0, metadata={"check": lambda v: None if v > 0 else "durée positive attendue"}
+    )
+
+
+def _check_tls_mode(value: object) -> str | None:
+    return None if value in ("none", "starttls", "tls") else "none, starttls ou tls"
+
+
+TLS_MODE = {"check": _check_tls_mode}
+POSITIVE = {"check": lambda v: None if v > 0 else "valeur positive attendue"}
+
+
+@dataclass(frozen=True)
+class MailInbound:
+    """The relay's SMTP listener (mail for the dossiers' addresses)."""
+
+    host: str = "127.0.0.1"
+    port: int = field(default=2525, metadata=PORT)
+    tls: str = field(default="none", metadata=TLS_MODE)
+    cert_file: str | None = None
+    key_file: str | None = None
+
+
+@dataclass(frozen=True)
+class MailImap:
+    """An MSSanté mailbox (e.g. an organisational one) polled over IMAP; the password is
+    ``mail_imap_password`` in secrets.yaml."""
+
+    host: str
+    username: str
+    port: int = field(default=993, metadata=PORT)
+    tls: str = field(default="tls", metadata=TLS_MODE)
+    mailbox: str = "INBOX"
+    poll_seconds: float = field(default=30.0, metadata=POSITIVE)
+    ca_file: str | None = None
+    verify: bool = True
+
+
+@dataclass(frozen=True)
+class MailOutbound:
+    """The MSSanté operator's submission server; ``mail_smtp_password`` in secrets.yaml
+    when ``username`` is set. MSSanté requires a client certificate (``client_cert_file``)."""
+
+    host: str
+    port: int = field(default=587, metadata=PORT)
+    tls: str = field(default="starttls", metadata=TLS_MODE)
+    username: str | None = None
+    client_cert_file: str | None = None
+    client_key_file: str | None = None
+    ca_file: str | None = None
+    verify: bool = True
+    timeout_seconds: float = field(default=60.0, metadata=POSITIVE)
+    # Waits before each new attempt after a temporary failure; then the failure is final.
+    retry_seconds: tuple[float, ...] = (30.0, 120.0, 600.0, 1800.0, 3600.0)
+
+
+@dataclass(frozen=True)
+class MailSettings:
+    """The MSSanté / Medimail relay inside the appservice."""
+
+    enabled: bool = True
+    # Domain of the dossiers' addresses (default: the host part of server_name).
+    domain: str | None = None
+    # A general address whose mails are routed by the INS of their IHE_XDM metadata.
+    relay_localpart: str = "dossiers"
+    # Sender domains accepted (a domain and its subdomains); MSSanté by default.
+    allowed_sender_domains: tuple[str, ...] = ("mssante.fr",)
+    max_message_bytes: int = field(
+        default=25 * 1024 * 1024, metadata={"check": lambda v: None if v >= 1024 else "≥ 1024"}
+    )
+    inbound: MailInbound = field(default_factory=MailInbound)
+    imap: MailImap | None = None
+    outbound: MailOutbound | None = None
+
+
+@dataclass(frozen=True)
+class Settings:
+    server_name: str
+    database_url: str
+    homeserver: HomeserverSettings = field(default_factory=HomeserverSettings)
+    dossier_api: Listener = field(default_factory=Listener)
+    appservice: AppserviceSettings = field(default_factory=AppserviceSettings)
+    bot: BotSettings = field(default_factory=BotSettings)
+    mail: MailSettings = field(default_factory=MailSettings)
+    log_level: str = field(
+        default="INFO",
+        metadata={
+            "check": lambda v: (
+                None
+                if v in ("DEBUG", "INFO", "WARNING", "ERROR")
+                else "niveau DEBUG, INFO, WARNING ou ERROR"
+            )
+        },
+    )
+
+    def user_id(self, localpart: str) -> str:
+        return f"@{localpart}:{self.server_name}"
+
+    @property
+    def bot_user_id(self) -> str:
+        return self.user_id(self.bot.localpart)
+
+    @property
+    def mail_domain(self) -> str:
+        return self.mail.domain or self.server_name.split(":")[0]
+
+
+def _check_key(value: object) -> str | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except ValueError:
+        return "clé de chiffrement illisible (base64 attendu)"
+    return None if len(raw) == 32 else "clé de chiffrement de 32 octets attendue"
+
+
+@dataclass(frozen=True)
+class DataKey:
+    id: str
+    key: str = field(metadata={"check": _check_key})
+
+    def raw(self) -> bytes:
+        return base64.b64decode(self.key)
+
+
+def _check_token(value: object) -> str | None:
+    if isinstance(value, str) and len(value) < 32:
+        return "secret trop court (32 caractères au moins)"
+    return None
+
+
+TOKEN = {"check": _check_token}
+
+
+@dataclass(frozen=True)
+class Secrets:
+    as_token: str = field(metadata=TOKEN)
+    hs_token: str = field(metadata=TOKEN)
+    registration_shared_secret: str = field(metadata=TOKEN)
+    # The first key encrypts; every key listed may decrypt (rotation).
+    data_keys: tuple[DataKey, ...] = field(
+        metadata={"check": lambda v: None if v else "une clé au moins est requise"}
+    )
+    # Mail relay: IMAP mailbox and outbound SMTP passwords, when those are configured.
+    mail_imap_password: str | None = None
+    mail_smtp_password: str | None = None
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """A deployment directory with its parsed settings and secrets."""
+
+    directory: Path
+    settings: Settings
+    secrets: Secrets
+
+    def path(self, *parts: str) -> Path:
+        return self.directory.joinpath(*parts)
+
+
+def _load_yaml(path: Path) -> object:
+    try:
+        with path.open(encoding="utf-8") as handle:
+            return yaml.safe_load(handle)
+    except FileNotFoundError as exc:
+        raise SettingsError(
+            f"{path} introuvable : ce dossier n'est pas un déploiement Maillon "
+            "(créez-le avec « maillon init »)"
+        ) from exc
+    except yaml.YAMLError as exc:
+        raise SettingsError(f"{path} : YAML illisible ({exc})") from exc
+
+
+def load(directory: str | os.PathLike[str]) -> Deployment:
+    """Load and validate a deployment directory; raise :class:`SettingsError` on any problem."""
+    root = Path(directory).resolve()
+    parsed = {}
+    for name, cls in ((CONFIG_FILE, Settings), (SECRETS_FILE, Secrets)):
+        path = root / name
+        try:
+            parsed[name] = parse(cls, _load_yaml(path))
+        except ConfigKeyError as exc:
+            raise SettingsError(f"{path} : clé « {exc.key} » : {exc.message}") from exc
+    settings = parsed[CONFIG_FILE]
+    secrets = parsed[SECRETS_FILE]
+    assert isinstance(settings, Settings) and isinstance(secrets, Secrets)
+    return Deployment(root, settings, secrets)

@@ -1,0 +1,79 @@
+"""Maillon's own database: engine factory for the embedded SQLite file or PostgreSQL.
+
+On PostgreSQL, Maillon's tables live in their own schema ``maillon`` beside Synapse's.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any, ClassVar
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, DateTime, Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import DeclarativeBase
+
+SCHEMA = "maillon"
+
+
+class Base(DeclarativeBase):
+    """Declarative base shared by every Maillon component's tables. Times are stored in
+    UTC, with their time zone where the database keeps one (PostgreSQL)."""
+
+    type_annotation_map: ClassVar[dict[Any, Any]] = {dt.datetime: DateTime(timezone=True)}
+
+
+def sqlalchemy_url(database_url: str) -> str:
+    url = make_url(database_url)
+    if url.drivername in ("postgresql", "postgres"):
+        url = url.set(drivername="postgresql+psycopg")
+    return url.render_as_string(hide_password=False)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+_LOCK_ID = 0x4D41494C  # "MAIL": one migrator at a time on PostgreSQL
+
+
+def alembic_config(connection: Connection) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    return config
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the store's schema to the latest migration (Alembic)."""
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _LOCK_ID})
+        command.upgrade(alembic_config(conn), "head")
+
+
+def make_engine(database_url: str, create_tables: bool = True) -> Engine:
+    url = sqlalchemy_url(database_url)
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False}, hide_parameters=True)
+        event.listen(engine, "connect", _sqlite_pragmas)
+    else:
+        engine = create_engine(
+            url,
+            connect_args={"options": f"-c search_path={SCHEMA}"},
+            pool_pre_ping=True,
+            hide_parameters=True,  # never let bound values reach a log line
+        )
+        with engine.begin() as conn:
+            conn.execute(text(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}"))
+    if create_tables:
+        migrate(engine)
+    return engine

@@ -1,0 +1,241 @@
+"""The `maillon` command: init, up, user add."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from appservice.directory import bind_directory_entry
+from appservice.matrix_api import AppserviceApi
+from dossier_api.domain.directory import upsert_professional
+from maillon.shared.circle import DirectoryEntry
+from maillon.shared.homeserver_client import HomeserverError, is_up, register_user
+from maillon.shared.settings import Deployment, SettingsError, load
+from maillon.shared.store import make_engine
+from maillon.wiring.init_deployment import InitError, InitOptions, init_deployment
+from maillon.wiring.key_rotation import rotate
+from maillon.wiring.supervisor import Supervisor
+
+RPPS_RE = re.compile(r"^[0-9]{11}$")
+ADELI_RE = re.compile(r"^[0-9][0-9AB][0-9]{7}$")
+MAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+class CliError(Exception):
+    """A command-line value is wrong; the message says which and why."""
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"numéro de port attendu, pas « {text} »") from exc
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"port hors limites : {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="maillon", description="Maillon — coordination des parcours de santé sur Matrix"
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMANDE")
+
+    init = sub.add_parser("init", help="génère un déploiement complet dans un dossier")
+    init.add_argument("--dir", required=True, type=Path, help="dossier du déploiement")
+    init.add_argument(
+        "--server-name", required=True, help="nom du serveur Matrix (ex. sante.example)"
+    )
+    init.add_argument(
+        "--database-url",
+        help="postgresql://utilisateur@hôte:port/base pour Synapse et Maillon (défaut : SQLite)",
+    )
+    init.add_argument("--bind", default="127.0.0.1", help="adresse d'écoute (défaut 127.0.0.1)")
+    init.add_argument("--client-port", type=_port, default=8008, help="API client Synapse (8008)")
+    init.add_argument("--dossier-port", type=_port, default=8090, help="API dossier (8090)")
+    init.add_argument("--appservice-port", type=_port, default=8091, help="appservice (8091)")
+    init.add_argument("--mail-port", type=_port, default=2525, help="relais SMTP MSSanté (2525)")
+    init.add_argument(
+        "--federation-port", type=_port, help="écoute de fédération TLS (certificat auto-signé)"
+    )
+    init.add_argument(
+        "--federation-loopback",
+        action="store_true",
+        help="fédération locale de test (certificats non vérifiés, 127.0.0.1 autorisé)",
+    )
+    init.add_argument(
+        "--peer-server",
+        action="append",
+        default=[],
+        metavar="SERVEUR",
+        help="serveur partenaire admis dans les salles patient (répétable)",
+    )
+    init.add_argument(
+        "--testing", action="store_true", help="profil de test : limites de débit relâchées"
+    )
+    init.add_argument("--force", action="store_true", help="remplace un déploiement existant")
+
+    up = sub.add_parser("up", help="démarre tous les composants et attend qu'ils soient prêts")
+    up.add_argument("--dir", required=True, type=Path, help="dossier du déploiement")
+    up.add_argument(
+        "--first-account",
+        metavar="IDENTIFIANT",
+        help="crée ce compte administrateur au premier démarrage (mot de passe affiché)",
+    )
+
+    keys = sub.add_parser("keys", help="clés de chiffrement des données de santé")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
+    rotate = keys_sub.add_parser(
+        "rotate", help="nouvelle clé, tout est rechiffré avec elle (Maillon arrêté)"
+    )
+    rotate.add_argument("--dir", required=True, type=Path, help="dossier du déploiement")
+    rotate.add_argument(
+        "--drop-old", action="store_true", help="retire les anciennes clés après rechiffrement"
+    )
+
+    user = sub.add_parser("user", help="comptes des professionnels")
+    user_sub = user.add_subparsers(dest="user_command", required=True, metavar="ACTION")
+    add = user_sub.add_parser("add", help="crée un compte (enregistrement par secret partagé)")
+    add.add_argument("--dir", required=True, type=Path, help="dossier du déploiement")
+    add.add_argument("localpart", metavar="IDENTIFIANT", help="partie locale, ex. marie.durand")
+    add.add_argument("--password", required=True, help="mot de passe du compte")
+    add.add_argument("--admin", action="store_true", help="compte administrateur du serveur")
+    add.add_argument("--display-name", help="nom affiché")
+    add.add_argument("--rpps", help="numéro RPPS (11 chiffres) : lie le compte à l'annuaire")
+    add.add_argument("--adeli", help="numéro ADELI (9 caractères), à défaut de RPPS")
+    add.add_argument("--profession", help="profession (ex. infirmier, médecin généraliste)")
+    add.add_argument("--structure", help="structure d'exercice (ex. DAC 31, CPTS Toulouse Nord)")
+    add.add_argument("--mssante", help="adresse de messagerie sécurisée de santé (MSSanté)")
+    return parser
+
+
+def _init(args: argparse.Namespace) -> int:
+    root = init_deployment(
+        InitOptions(
+            directory=args.dir,
+            server_name=args.server_name,
+            database_url=args.database_url,
+            bind=args.bind,
+            client_port=args.client_port,
+            dossier_port=args.dossier_port,
+            appservice_port=args.appservice_port,
+            mail_port=args.mail_port,
+            federation_port=args.federation_port,
+            federation_loopback=args.federation_loopback,
+            peer_servers=tuple(args.peer_server),
+            testing=args.testing,
+            force=args.force,
+        )
+    )
+    print(f"Déploiement créé dans {root} (secrets générés, fichiers en mode 0600).")
+    print(f"Démarrez-le avec : maillon up --dir {root}")
+    return 0
+
+
+def _directory_entry(args: argparse.Namespace, user_id: str) -> DirectoryEntry | None:
+    if not (args.rpps or args.adeli or args.profession or args.structure or args.mssante):
+        return None
+    if args.mssante and not MAIL_RE.match(args.mssante):
+        raise CliError("--mssante : adresse de messagerie invalide")
+    if args.rpps and not RPPS_RE.match(args.rpps):
+        raise CliError("--rpps : 11 chiffres attendus")
+    if args.adeli and not ADELI_RE.match(args.adeli):
+        raise CliError("--adeli : 9 caractères (chiffres, 2A/2B pour la Corse) attendus")
+    if not (args.rpps or args.adeli):
+        raise CliError("un numéro --rpps ou --adeli est requis pour l'annuaire")
+    if not args.profession:
+        raise CliError("--profession est requise avec --rpps/--adeli")
+    return DirectoryEntry(
+        user_id, args.profession, args.rpps, args.adeli, args.structure, args.mssante
+    )
+
+
+async def _bind(deployment: Deployment, entry: DirectoryEntry) -> None:
+    """The entry goes to the dossier store and to its mirror the Synapse module reads."""
+    engine = make_engine(deployment.settings.database_url)
+    try:
+        upsert_professional(engine, entry)
+    finally:
+        engine.dispose()
+    async with AppserviceApi.for_deployment(deployment) as api:
+        await bind_directory_entry(api, deployment.settings.server_name, entry)
+
+
+def _user_add(args: argparse.Namespace) -> int:
+    deployment = load(args.dir)
+    planned = _directory_entry(args, deployment.settings.user_id(args.localpart))
+    url = deployment.settings.homeserver.url
+    if not is_up(url):
+        print(
+            f"Synapse ne répond pas sur {url} : démarrez d'abord « maillon up --dir {args.dir} ».",
+            file=sys.stderr,
+        )
+        return 1
+    registered = register_user(
+        url,
+        deployment.secrets.registration_shared_secret,
+        args.localpart,
+        args.password,
+        admin=args.admin,
+        displayname=args.display_name,
+    )
+    print(f"Compte créé : {registered.user_id}")
+    if planned is not None:
+        asyncio.run(_bind(deployment, planned))
+        number = f"RPPS {planned.rpps}" if planned.rpps else f"ADELI {planned.adeli}"
+        print(f"Inscrit à l'annuaire : {planned.profession}, {number}")
+    return 0
+
+
+def _keys_rotate(args: argparse.Namespace) -> int:
+    deployment = load(args.dir)
+    if is_up(deployment.settings.dossier_api.url, "/health") or is_up(
+        deployment.settings.appservice.listener.url, "/health"
+    ):
+        print(
+            "maillon : arrêtez d'abord Maillon (les composants gardent la clé en mémoire).",
+            file=sys.stderr,
+        )
+        return 1
+    key_id, count = rotate(args.dir, args.drop_old)
+    print(f"Nouvelle clé {key_id} : {count} valeurs rechiffrées.")
+    if not args.drop_old:
+        print("Les anciennes clés restent pour déchiffrer ; --drop-old les retire.")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "init":
+            return _init(args)
+        if args.command == "up":
+            deployment = load(args.dir)
+            return Supervisor(deployment).run(first_account=args.first_account)
+        if args.command == "user":
+            return _user_add(args)
+        if args.command == "keys":
+            return _keys_rotate(args)
+    except (InitError, SettingsError, CliError) as exc:
+        print(f"maillon : {exc}", file=sys.stderr)
+        return 2
+    except HomeserverError as exc:
+        if exc.errcode == "M_USER_IN_USE":
+            print("maillon : cet identifiant est déjà pris sur ce serveur.", file=sys.stderr)
+        elif exc.errcode == "M_INVALID_USERNAME":
+            print(
+                "maillon : identifiant invalide (minuscules, chiffres et . _ = - / + seulement).",
+                file=sys.stderr,
+            )
+        else:
+            print(f"maillon : le serveur d'accueil a refusé : {exc}", file=sys.stderr)
+        return 1
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,210 @@
+"""`maillon init`: generate a complete deployment directory from the templates in config/."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import os
+import re
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import jinja2
+from signedjson.key import generate_signing_key, write_signing_keys
+
+from maillon.shared import settings as settings_mod
+from maillon.shared.tls import write_self_signed_certificate
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent.parent / "config"
+TEMPLATES = CONFIG_DIR / "templates"
+SERVER_NAME_RE = re.compile(r"^[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
+
+
+class InitError(Exception):
+    """The deployment cannot be generated; the message says why."""
+
+
+@dataclass(frozen=True)
+class DatabaseTarget:
+    kind: str  # "sqlite" or "postgresql"
+    user: str = ""
+    password: str = ""
+    host: str = ""
+    port: int = 5432
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class InitOptions:
+    directory: Path
+    server_name: str
+    database_url: str | None = None
+    bind: str = "127.0.0.1"
+    client_port: int = 8008
+    dossier_port: int = 8090
+    appservice_port: int = 8091
+    mail_port: int = 2525
+    federation_port: int | None = None
+    federation_loopback: bool = False
+    peer_servers: tuple[str, ...] = ()
+    testing: bool = False
+    with_maillon: bool = True
+    force: bool = False
+
+
+def parse_database_url(url: str | None) -> DatabaseTarget:
+    if url is None:
+        return DatabaseTarget(kind="sqlite")
+    parts = urlsplit(url)
+    if parts.scheme not in ("postgresql", "postgres"):
+        raise InitError(
+            f"--database-url : schéma « {parts.scheme} » non pris en charge "
+            "(postgresql://utilisateur@hôte:port/base attendu ; SQLite par défaut)"
+        )
+    name = parts.path.lstrip("/")
+    if not name:
+        raise InitError("--database-url : le nom de la base manque (…/nom_de_base)")
+    try:
+        port = parts.port or 5432
+    except ValueError as exc:
+        raise InitError(f"--database-url : port illisible ({exc})") from exc
+    return DatabaseTarget(
+        kind="postgresql",
+        user=unquote(parts.username or "postgres"),
+        password=unquote(parts.password or ""),
+        host=parts.hostname or "127.0.0.1",
+        port=port,
+        name=name,
+    )
+
+
+def _token() -> str:
+    return secrets.token_urlsafe(48)
+
+
+def _generate_secrets() -> dict[str, str]:
+    return {
+        "as_token": _token(),
+        "hs_token": _token(),
+        "registration_shared_secret": _token(),
+        "macaroon_secret_key": _token(),
+        "form_secret": _token(),
+        "data_key_id": dt.datetime.now(dt.UTC).strftime("k%Y%m%d%H%M%S"),
+        "data_key": base64.b64encode(secrets.token_bytes(32)).decode(),
+    }
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,  # noqa: S701 - YAML output, values are validated before rendering
+    )
+    env.filters["regex_escape"] = re.escape
+    env.filters["q"] = json.dumps  # a JSON string is a valid YAML double-quoted scalar
+    return env
+
+
+def _write_private(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+
+
+def _check(options: InitOptions) -> None:
+    if not SERVER_NAME_RE.match(options.server_name):
+        raise InitError(f"--server-name : nom de serveur invalide « {options.server_name} »")
+    ports = {
+        "--client-port": options.client_port,
+        "--dossier-port": options.dossier_port,
+        "--appservice-port": options.appservice_port,
+        "--mail-port": options.mail_port,
+    }
+    if options.federation_port is not None:
+        ports["--federation-port"] = options.federation_port
+    for flag, port in ports.items():
+        if not 1 <= port <= 65535:
+            raise InitError(f"{flag} : port hors limites ({port})")
+    for peer in options.peer_servers:
+        if not SERVER_NAME_RE.match(peer):
+            raise InitError(f"--peer-server : nom de serveur invalide « {peer} »")
+    if len(set(ports.values())) != len(ports):
+        raise InitError(
+            "les ports de Synapse, de l'API dossier et de l'appservice doivent différer"
+        )
+
+
+def init_deployment(options: InitOptions) -> Path:
+    """Write the deployment; refuse to overwrite one unless ``force``. Returns its directory."""
+    _check(options)
+    root = options.directory.resolve()
+    marker = root / settings_mod.CONFIG_FILE
+    if marker.exists() or (root / "homeserver.yaml").exists():
+        if not options.force:
+            raise InitError(
+                f"{root} contient déjà un déploiement : rien n'a été modifié "
+                "(ajoutez --force pour le remplacer, secrets compris)"
+            )
+    database = parse_database_url(options.database_url)
+    for sub in ("", "data", "data/media_store", "logs", "run", "bot"):
+        (root / sub).mkdir(mode=0o700, parents=True, exist_ok=True)
+    generated = _generate_secrets()
+    homeserver_url = f"http://{options.bind}:{options.client_port}"
+    if database.kind == "sqlite":
+        store_url = f"sqlite:///{root}/data/maillon.db"
+    else:
+        assert options.database_url is not None
+        store_url = options.database_url
+    context = {
+        "generated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "dir": str(root),
+        "server_name": options.server_name,
+        "bind": options.bind,
+        "client_port": options.client_port,
+        "dossier_port": options.dossier_port,
+        "appservice_port": options.appservice_port,
+        "mail_port": options.mail_port,
+        "federation_port": options.federation_port,
+        "federation_loopback": options.federation_loopback,
+        "peer_servers": list(options.peer_servers),
+        "homeserver_url": homeserver_url,
+        "database": database,
+        "store_url": store_url,
+        "secrets": generated,
+        "testing": options.testing,
+        "with_maillon": options.with_maillon,
+        "appservice_id": "maillon",
+        "appservice_sender": "maillon",
+        "ghost_prefix": "_maillon_",
+        "bot_localpart": "coordination",
+    }
+    env = _environment()
+    outputs = {
+        "homeserver.yaml": "homeserver.yaml.j2",
+        "log.config": "log.config.j2",
+    }
+    if options.with_maillon:
+        outputs.update(
+            {
+                "appservice-registration.yaml": "appservice-registration.yaml.j2",
+                settings_mod.CONFIG_FILE: "maillon.yaml.j2",
+                settings_mod.SECRETS_FILE: "secrets.yaml.j2",
+            }
+        )
+    for target, template in outputs.items():
+        _write_private(root / target, env.get_template(template).render(**context))
+    key = generate_signing_key("a_" + secrets.token_hex(2))
+    fd = os.open(root / "signing.key", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        write_signing_keys(handle, [key])
+    if options.federation_port is not None:
+        write_self_signed_certificate(root / "tls", options.server_name.split(":")[0])
+    if options.with_maillon:
+        settings_mod.load(root)  # what we wrote must be what we accept
+    return root

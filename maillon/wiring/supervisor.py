@@ -1,0 +1,334 @@
+"""`maillon up`: start every component, wait until healthy, stop them all cleanly."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import IO
+from urllib.parse import urlsplit
+
+from maillon.shared.homeserver_client import HomeserverError, is_up, register_user
+from maillon.shared.settings import Deployment
+from maillon.wiring.service_admin import lift_bot_rate_limits
+
+STOP_GRACE_SECONDS = 15.0
+RESTARTS_ALLOWED = 5  # crashes of one component within RESTART_WINDOW before giving up
+RESTART_WINDOW_SECONDS = 300.0
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG: no orphan if `maillon up` is killed
+
+
+@dataclass
+class Component:
+    key: str
+    label: str
+    argv: list[str]
+    ports: list[tuple[int, str]]
+    healthy: Callable[[], bool]
+    start_timeout: float
+    log_path: Path
+    proc: subprocess.Popen[bytes] | None = None
+    extra_logs: list[Path] = field(default_factory=list)
+    restartable: bool = True  # Maillon's own components restart after a crash
+    restarts: list[float] = field(default_factory=list)  # when (monotonic)
+    stale_files: list[Path] = field(default_factory=list)  # removed before each start
+
+    def tail(self, lines: int = 15) -> str:
+        for path in [self.log_path, *self.extra_logs]:
+            if path.exists() and path.stat().st_size:
+                text = path.read_text(encoding="utf-8", errors="replace").splitlines()
+                return "\n".join(f"    {line}" for line in text[-lines:])
+        return "    (journal vide)"
+
+
+def _maillon_command() -> str:
+    """How the user can call `maillon` (inside the virtual environment if not on PATH)."""
+    beside = Path(sys.executable).parent / "maillon"
+    on_path = shutil.which("maillon")
+    if on_path and Path(on_path).resolve() == beside.resolve():
+        return "maillon"
+    return str(beside) if beside.exists() else "maillon"
+
+
+class StartupFailure(Exception):
+    """A component could not start; the message says which and why."""
+
+
+def _port_in_use(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def components(deployment: Deployment) -> list[Component]:
+    s = deployment.settings
+    logs = deployment.path("logs")
+    python = sys.executable
+    hs = urlsplit(s.homeserver.url)
+    hs_ports = [(hs.port or 8008, "Synapse — API client")]
+    if s.homeserver.federation_port is not None:
+        hs_ports.append((s.homeserver.federation_port, "Synapse — fédération"))
+    ready_file = deployment.path("run", "coordination_bot.ready")
+    as_url = s.appservice.listener.url
+    return [
+        Component(
+            "synapse",
+            "Synapse (serveur d'accueil Matrix)",
+            [
+                python,
+                "-m",
+                "synapse.app.homeserver",
+                "--config-path",
+                str(deployment.path(s.homeserver.config_file)),
+            ],
+            hs_ports,
+            lambda: is_up(s.homeserver.url),
+            90.0,
+            logs / "synapse.out",
+            extra_logs=[logs / "homeserver.log"],
+            restartable=False,  # everything stands on it: its death stops the stack
+        ),
+        Component(
+            "dossier_api",
+            "API dossier",
+            [python, "-m", "dossier_api", "--dir", str(deployment.directory)],
+            [(s.dossier_api.port, "API dossier")],
+            lambda: is_up(s.dossier_api.url, "/health"),
+            30.0,
+            logs / "dossier_api.log",
+        ),
+        Component(
+            "appservice",
+            "Service d'application (appservice)",
+            [python, "-m", "appservice", "--dir", str(deployment.directory)],
+            [(s.appservice.listener.port, "appservice")],
+            lambda: is_up(as_url, "/health"),
+            30.0,
+            logs / "appservice.log",
+        ),
+        Component(
+            "coordination_bot",
+            "Bot de coordination",
+            [python, "-m", "coordination_bot", "--dir", str(deployment.directory)],
+            [],
+            ready_file.exists,
+            60.0,
+            logs / "coordination_bot.log",
+            stale_files=[ready_file],
+        ),
+    ]
+
+
+class Supervisor:
+    def __init__(self, deployment: Deployment, out: IO[str] = sys.stdout) -> None:
+        self.deployment = deployment
+        self.components = components(deployment)
+        self.out = out
+        self._stop_requested = False
+
+    def say(self, text: str) -> None:
+        print(text, file=self.out, flush=True)
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        self._stop_requested = True
+
+    def check_ports(self) -> None:
+        host = self.deployment.settings.dossier_api.host
+        for comp in self.components:
+            for port, label in comp.ports:
+                if _port_in_use(host, port):
+                    raise StartupFailure(
+                        f"{comp.label} ne peut pas démarrer : le port {port} ({label}) "
+                        "est déjà utilisé par un autre programme."
+                    )
+
+    def _spawn(self, comp: Component) -> None:
+        for stale in comp.stale_files:  # e.g. a ready file left by a crashed run
+            stale.unlink(missing_ok=True)
+        comp.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log_file = comp.log_path.open("ab")
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        comp.proc = subprocess.Popen(
+            comp.argv,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=self.deployment.directory,
+            env=env,
+            start_new_session=True,  # Ctrl-C reaches us only; we stop children in order
+            preexec_fn=_die_with_parent,
+        )
+        log_file.close()
+
+    def _died(self, comp: Component, when: str) -> StartupFailure:
+        assert comp.proc is not None
+        code = comp.proc.returncode
+        return StartupFailure(
+            f"{comp.label} s'est arrêté {when} (code de sortie {code}).\n"
+            f"  Dernières lignes de son journal ({comp.log_path}) :\n{comp.tail()}"
+        )
+
+    def _wait_healthy(self, comp: Component) -> None:
+        assert comp.proc is not None
+        deadline = time.monotonic() + comp.start_timeout
+        while time.monotonic() < deadline:
+            if self._stop_requested:
+                raise StartupFailure("arrêt demandé pendant le démarrage")
+            if comp.proc.poll() is not None:
+                raise self._died(comp, "au démarrage")
+            if comp.healthy():
+                return
+            time.sleep(0.2)
+        raise StartupFailure(
+            f"{comp.label} n'a pas répondu dans les {comp.start_timeout:.0f} s.\n"
+            f"  Dernières lignes de son journal ({comp.log_path}) :\n{comp.tail()}"
+        )
+
+    def stop_all(self) -> None:
+        running = [c for c in reversed(self.components) if c.proc and c.proc.poll() is None]
+        for comp in running:
+            assert comp.proc is not None
+            comp.proc.terminate()
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        for comp in running:
+            assert comp.proc is not None
+            try:
+                comp.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                self.say(f"{comp.label} ne s'arrête pas : arrêt forcé.")
+                comp.proc.kill()
+                comp.proc.wait()
+
+    def start(self) -> None:
+        self.check_ports()
+        for comp in self.components:
+            self.say(f"… démarrage : {comp.label}")
+            self._spawn(comp)
+            self._wait_healthy(comp)
+            if comp.key == "synapse":
+                self._lift_bot_rate_limits()
+
+    def _lift_bot_rate_limits(self) -> None:
+        try:
+            lift_bot_rate_limits(self.deployment)
+        except (HomeserverError, OSError) as exc:
+            self.say(
+                "ATTENTION : les limites de débit du bot n'ont pas pu être levées "
+                f"({exc}) ; ses réponses pourront être ralenties."
+            )
+
+    def run(self, first_account: str | None = None) -> int:
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+        try:
+            self.start()
+            if first_account:
+                self._ensure_first_account(first_account)
+        except StartupFailure as exc:
+            self.say(f"ÉCHEC : {exc}")
+            self.stop_all()
+            self.say("Tous les composants démarrés ont été arrêtés.")
+            return 1
+        self.say(self.banner())
+        while not self._stop_requested:
+            for comp in self.components:
+                assert comp.proc is not None
+                if comp.proc.poll() is not None and not self._restart(comp):
+                    self.stop_all()
+                    self.say("Les autres composants ont été arrêtés.")
+                    return 1
+            time.sleep(0.3)
+        self.say("Arrêt demandé : arrêt des composants…")
+        self.stop_all()
+        self.say("Maillon est arrêté.")
+        return 0
+
+    def _restart(self, comp: Component) -> bool:
+        """Restart a crashed Maillon component (its work is durable, it resumes where it
+        stopped); False when it must not or cannot be restarted."""
+        failure = self._died(comp, "en cours de fonctionnement")
+        now = time.monotonic()
+        comp.restarts = [t for t in comp.restarts if now - t < RESTART_WINDOW_SECONDS]
+        if not comp.restartable or len(comp.restarts) >= RESTARTS_ALLOWED:
+            self.say(f"ERREUR : {failure}")
+            if comp.restartable:
+                self.say(f"{comp.label} a redémarré {RESTARTS_ALLOWED} fois en 5 minutes.")
+            return False
+        comp.restarts.append(now)
+        self.say(f"ATTENTION : {failure}\n  … redémarrage : {comp.label}")
+        self._spawn(comp)
+        try:
+            self._wait_healthy(comp)
+        except StartupFailure as exc:
+            self.say(f"ERREUR : {exc}")
+            return False
+        self.say(f"{comp.label} a redémarré.")
+        return True
+
+    def _ensure_first_account(self, localpart: str) -> None:
+        marker = self.deployment.path("first-account.txt")
+        if marker.exists():
+            return
+        password = secrets.token_urlsafe(12)
+        try:
+            registered = register_user(
+                self.deployment.settings.homeserver.url,
+                self.deployment.secrets.registration_shared_secret,
+                localpart,
+                password,
+                admin=True,
+            )
+        except HomeserverError as exc:
+            if exc.errcode == "M_USER_IN_USE":
+                return
+            raise StartupFailure(f"création du premier compte impossible : {exc}") from exc
+        fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(f"identifiant: {registered.user_id}\nmot de passe: {password}\n")
+        self.say(
+            f"Premier compte administrateur créé : {registered.user_id}\n"
+            f"  mot de passe : {password}\n"
+            f"  (noté dans {marker} ; changez-le dans Element après la première connexion)"
+        )
+
+    def banner(self) -> str:
+        s = self.deployment.settings
+        d = self.deployment.directory
+        return "\n".join(
+            [
+                "",
+                "Maillon est prêt.",
+                f"  Synapse (API client Matrix) : {s.homeserver.url}",
+                f"  API dossier                 : {s.dossier_api.url}  (/health, /openapi.json)",
+                f"  Appservice                  : {s.appservice.listener.url}  (/health, /metrics)",
+                f"  Bot de coordination         : {s.bot_user_id}",
+                f"  Journaux                    : {d / 'logs'}",
+                "",
+                "Se connecter avec Element (web, bureau ou mobile) :",
+                "  1. Sur l'écran de connexion, « Modifier » le serveur d'accueil et saisir",
+                f"     {s.homeserver.url}",
+                "  2. Se connecter avec un compte créé par :",
+                f"     {_maillon_command()} user add --dir {d} PRENOM.NOM --password 'MotDePasse'",
+                f"  3. Ouvrir une discussion directe avec {s.bot_user_id} et écrire !aide",
+                "",
+                "Ctrl-C arrête tous les composants.",
+            ]
+        )
