@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 DEPLOY ?= var
 
-.PHONY: run test lint install install-test postgres dovecot benchmark clean
+.PHONY: run test announce lint install install-test postgres dovecot benchmark clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,8 +23,11 @@ install-test: $(VENV)/.installed-test
 
 ## make run: install, create ./var on first use (with a first admin account), start everything
 run: install
-	@test -f $(DEPLOY)/maillon.yaml || $(BIN)/maillon init --dir $(DEPLOY) --server-name localhost
-	$(BIN)/maillon up --dir $(DEPLOY) --first-account admin
+	@if test -f $(DEPLOY)/maillon.yaml; then \
+		$(BIN)/maillon up --dir $(DEPLOY) --first-account admin; \
+	else \
+		$(BIN)/maillon init --dir $(DEPLOY) --server-name localhost --up --first-account admin; \
+	fi
 
 postgres:
 	@scripts/ensure-postgres.sh
@@ -37,9 +40,15 @@ lint: install-test
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-## make test: install test deps, make sure PostgreSQL runs, lint, run the whole suite
-test: install-test postgres dovecot lint
+## make test: install test deps, PostgreSQL and Dovecot if missing, lint, run the whole suite
+test: announce install-test postgres dovecot lint
 	$(BIN)/pytest
+
+announce:
+	@echo "make test : installe au besoin l'environnement Python (.venv, paquets PyPI),"
+	@echo "  PostgreSQL et Dovecot (apt-get), puis lance ruff, mypy, lint-imports et pytest."
+	@echo "  Les tests démarrent de vrais serveurs (Synapse, PostgreSQL privé, SMTP/IMAP) :"
+	@echo "  comptez 2 à 5 minutes d'installation la première fois, puis environ 10 minutes de tests."
 
 benchmark: install-test
 	$(BIN)/python benchmarks/throughput.py

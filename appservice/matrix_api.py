@@ -88,6 +88,10 @@ class AppserviceApi:
         self._registered.add(user_id)
         return user_id
 
+    async def set_display_name(self, name: str) -> None:
+        """The service user's display name: invitations come from « Maillon », not an id."""
+        await self.call("PUT", f"/profile/{quote(self.sender)}/displayname", {"displayname": name})
+
     async def send_notice(
         self, room_id: str, txn_id: str, body: str, html: str | None = None
     ) -> str:

@@ -16,7 +16,7 @@ from appservice.circle_keeper import CircleKeeper
 from appservice.dossier_follower import DossierFollower
 from appservice.dossier_rooms import DossierRooms
 from appservice.mail.relay import mail_relay
-from appservice.matrix_api import AppserviceApi
+from appservice.matrix_api import AppserviceApi, MatrixError
 from appservice.metrics import Metrics
 from appservice.transactions import EventHandler, MalformedTransaction, TransactionStore
 from dossier_api.domain.rooms import RoomLinks
@@ -251,6 +251,22 @@ def policy_context(deployment: Deployment) -> PolicyContext:
     )
 
 
+SERVICE_DISPLAY_NAME = "Maillon"
+
+
+async def _name_service_user(api: AppserviceApi) -> None:
+    """Give the service user its display name once the homeserver accepts it."""
+    delay = 1.0
+    while True:
+        try:
+            await api.set_display_name(SERVICE_DISPLAY_NAME)
+            return
+        except (MatrixError, aiohttp.ClientError, TimeoutError) as exc:
+            log.warning("display name of the service user not set yet: %s", exc)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
+
+
 async def _background(app: web.Application) -> AsyncIterator[None]:
     deployment = app[DEPLOYMENT]
     ctx = policy_context(deployment)
@@ -271,6 +287,7 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
             asyncio.create_task(_outbox_loop(app, rooms)),
             asyncio.create_task(_ping_homeserver(app)),
             asyncio.create_task(_expiry_loop(keeper, interval)),
+            asyncio.create_task(_name_service_user(api)),
         ]
         yield
         for task in tasks:

@@ -67,6 +67,16 @@ class Command:
     english: tuple[str, ...] = ()
     needs_dossier: bool = True
     raw_text: bool = False  # free text: arguments are split on blanks, quotes kept as typed
+    # One description per usage line (a line in parentheses continues the line above);
+    # a family with a single usage line may rely on its help alone.
+    details_fr: tuple[str, ...] = ()
+    details_en: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        for lang in ("fr", "en"):
+            lines, details = self.usage_lines(lang), self.details(lang)
+            if len(lines) > 1 and len(details) != len(lines):
+                raise ValueError(f"{self.name}: one {lang} description per usage line")
 
     @property
     def words(self) -> tuple[str, ...]:
@@ -77,6 +87,25 @@ class Command:
 
     def help(self, lang: str) -> str:
         return self.help_en if lang == "en" else self.help_fr
+
+    def details(self, lang: str) -> tuple[str, ...]:
+        return self.details_en if lang == "en" else self.details_fr
+
+    def usage_lines(self, lang: str) -> list[str]:
+        """Usage lines, each with its continuation lines (those in parentheses) folded in."""
+        lines: list[str] = []
+        for line in self.usage(lang).splitlines():
+            if line.startswith("(") and lines:
+                lines[-1] += f" {line}"
+            else:
+                lines.append(line)
+        return lines
+
+    def entries(self, lang: str) -> list[tuple[str, str]]:
+        """(usage line, what it does) for each usage line of the family."""
+        lines = self.usage_lines(lang)
+        details = self.details(lang) or (self.help(lang),)
+        return list(zip(lines, details, strict=True))
 
 
 REGISTRY: dict[str, Command] = {}

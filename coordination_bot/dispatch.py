@@ -31,6 +31,7 @@ def closest(word: str) -> str | None:
 
 def error_reply(lang: str, message: str, usage: str | None) -> Reply:
     label = "Usage:" if lang == "en" else "Usage :"
+    message = message[:1].upper() + message[1:]
     plain = f"❌ {message}"
     html = f"<p>❌ {esc(message)}</p>"
     if usage:

@@ -17,7 +17,7 @@ from coordination_bot.core import (
 from coordination_bot.dates import DateError, french_datetime, parse_duration, parse_when
 
 USAGE_ADD = "!agenda ajouter QUAND [DURÉE] titre [@participant…]"
-USAGE_ADD_EN = "!agenda add WHEN [DURATION] title [@participant…]"
+USAGE_ADD_EN = "!calendar add WHEN [DURATION] title [@participant…]"
 EXAMPLE = "!agenda ajouter lundi 9h30 45min Visite à domicile @ide:serveur"
 DEFAULT_DURATION = dt.timedelta(hours=1)
 SHOWN = 20
@@ -120,6 +120,8 @@ register(
         usage_en=f"!calendar\n{USAGE_ADD_EN}",
         help_fr="les rendez-vous à venir du dossier ; en ajouter un",
         help_en="the dossier's upcoming appointments; add one",
+        details_fr=("les rendez-vous à venir du dossier", "ajouter un rendez-vous"),
+        details_en=("the dossier's upcoming appointments", "add an appointment"),
         handler=agenda,
     )
 )

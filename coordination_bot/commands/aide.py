@@ -43,11 +43,9 @@ def command_list(lang: str) -> Reply:
     plain = [title]
     items = []
     for cmd in _ordered():
-        usage, summary = cmd.usage(lang).splitlines(), cmd.help(lang)
-        plain.append(f"• {usage[0]} — {summary}")
-        plain.extend(f"  {line}" for line in usage[1:])
-        code = "<br>".join(f"<code>{esc(u)}</code>" for u in usage)
-        items.append(f"<li>{code} — {esc(summary)}</li>")
+        for usage, summary in cmd.entries(lang):
+            plain.append(f"• {usage} — {summary}")
+            items.append(f"<li><code>{esc(usage)}</code> — {esc(summary)}</li>")
     footer = (
         "Dates: 24/12, 24/12/2026, tomorrow 2pm as “demain 14h”, “lundi 9h30” (Paris time)."
         if lang == "en"
@@ -59,14 +57,22 @@ def command_list(lang: str) -> Reply:
 
 
 def command_help(cmd: Command, lang: str) -> Reply:
-    usage = cmd.usage(lang).splitlines()
-    others = ", ".join(w for w in cmd.words if w != cmd.name)
-    label = "Usage"
+    name = cmd.english[0] if lang == "en" and cmd.english else cmd.name
+    others = ", ".join(w for w in cmd.words if w != name)
+    label = "Usage:" if lang == "en" else "Usage :"
     aka = ("Also: " if lang == "en" else "Aussi : ") + others if others else ""
-    plain = "\n".join([f"{cmd.name} — {cmd.help(lang)}", f"{label} :", *usage, aka]).strip()
+    entries = cmd.entries(lang)
+    lines = [f"{usage} — {what}" for usage, what in entries] if len(entries) > 1 else [
+        entries[0][0]
+    ]
+    plain = "\n".join([f"{name} — {cmd.help(lang)}", label, *lines, aka]).strip()
+    items = "".join(
+        f"<li><code>{esc(usage)}</code>" + (f" — {esc(what)}" if len(entries) > 1 else "") + "</li>"
+        for usage, what in entries
+    )
     body = (
-        f"<p><strong>{esc(cmd.name)}</strong> — {esc(cmd.help(lang))}</p>"
-        f"<pre>{esc(chr(10).join(usage))}</pre>" + (f"<p>{esc(aka)}</p>" if aka else "")
+        f"<p><strong>{esc(name)}</strong> — {esc(cmd.help(lang))}</p>"
+        f"<p>{esc(label)}</p><ul>{items}</ul>" + (f"<p>{esc(aka)}</p>" if aka else "")
     )
     return Reply(plain, body)
 

@@ -106,6 +106,16 @@ register(
         usage_en=f"!circle\n{USAGE_ADD_EN}\n{USAGE_REMOVE_EN}",
         help_fr="le cercle de soins ; ajouter ou retirer un membre (coordinateurs)",
         help_en="the care circle; add or remove a member (coordinators)",
+        details_fr=(
+            "le cercle de soins du dossier",
+            "ajouter un membre avec son rôle (coordinateurs)",
+            "retirer un membre (coordinateurs)",
+        ),
+        details_en=(
+            "the dossier's care circle",
+            "add a member with their role (coordinators)",
+            "remove a member (coordinators)",
+        ),
         handler=cercle,
     )
 )

@@ -7,9 +7,11 @@ import datetime as dt
 import time
 
 from coordination_bot.core import Command, CommandError, Context, Reply, build, register
-from coordination_bot.dates import DateError, french_date, french_datetime, parse_birth_date
+from coordination_bot.dates import DateError, french_datetime, parse_birth_date
 from dossier_api.domain.pathways import PATHWAYS
 from dossier_api.domain.service import display_name
+from maillon.shared.dates_fr import born as born_word
+from maillon.shared.dates_fr import format_birth_date, parse_iso
 
 ROOM_WAIT_SECONDS = 30.0
 SEXES = {"F": "F", "M": "M", "H": "M", "I": "I"}
@@ -112,8 +114,8 @@ async def _new(ctx: Context, args: list[str]) -> Reply:
 
     return build(
         ctx.t(
-            f"Dossier ouvert pour {name} (né(e) le {french_date(born)}).",
-            f"Dossier opened for {name} (born {french_date(born)}).",
+            f"Dossier ouvert pour {name} ({born_word(sex)} le {format_birth_date(born)}).",
+            f"Dossier opened for {name} (born {format_birth_date(born, 'en')}).",
         ),
         [
             ctx.t(f"Numéro : {dossier_id}", f"Number: {dossier_id}"),
@@ -141,8 +143,13 @@ async def _summary(ctx: Context) -> Reply:
     tasks = await ctx.services.as_sender(ctx.sender, svc.tasks, dossier_id)
     identity = d["identity"]
     pathway = PATHWAYS.get(d["pathway"])
-    born = identity.get("birth_date", "")
-    born_fr = "/".join(reversed(born.split("-"))) if born else "—"
+    birth = parse_iso(identity.get("birth_date"))
+    born_on = (
+        format_birth_date(birth, ctx.lang) if isinstance(birth, dt.date) else "—"
+    )
+    sex = identity.get("sex")
+    sex_words = {"F": ("femme", "female"), "M": ("homme", "male"), "I": ("indéterminé", "unknown")}
+    sex_fr, sex_en = sex_words.get(str(sex), ("?", "?"))
     active = [m for m in circle if m["active"]]
     open_tasks = [t for t in tasks if t["status"] == "todo"]
     status = {
@@ -156,8 +163,8 @@ async def _summary(ctx: Context) -> Reply:
         ctx.t(f"Dossier de {display_name(identity)}", f"Dossier of {display_name(identity)}"),
         [
             ctx.t(
-                f"Né(e) le {born_fr}, sexe {identity.get('sex', '?')}",
-                f"Born {born_fr}, sex {identity.get('sex', '?')}",
+                f"{born_word(sex).capitalize()} le {born_on}, sexe : {sex_fr}",
+                f"Born {born_on}, sex: {sex_en}",
             ),
             ctx.t(f"Identité : {d['identity_status']}", f"Identity: {d['identity_status']}"),
             ctx.t(
@@ -238,6 +245,16 @@ register(
         usage_en=f"!file\n{USAGE_NEW_EN}\n{USAGE_CLOSE_EN}",
         help_fr="résumé du dossier de la salle ; ouvrir un dossier (et sa salle) ; le clore",
         help_en="summary of the room's dossier; open a dossier (and its room); close it",
+        details_fr=(
+            "résumé du dossier de la salle",
+            "ouvrir un dossier et sa salle patient",
+            "clore le dossier (coordinateurs)",
+        ),
+        details_en=(
+            "summary of the room's dossier",
+            "open a dossier and its patient room",
+            "close the dossier (coordinators)",
+        ),
         handler=dossier,
         needs_dossier=False,
     )

@@ -78,6 +78,14 @@ register(
         usage_en=USAGE_EN,
         help_fr="écrire dans le cahier de liaison (répondre dans le fil pour répondre à la note)",
         help_en="write in the liaison log (reply in the thread to answer the note)",
+        details_fr=(
+            "écrire dans le cahier de liaison (répondre dans le fil pour répondre à la note)",
+            "écrire une note marquée urgente",
+        ),
+        details_en=(
+            "write in the liaison log (reply in the thread to answer the note)",
+            "write a note marked urgent",
+        ),
         handler=note,
         raw_text=True,
     )

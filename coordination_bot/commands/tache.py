@@ -163,6 +163,8 @@ register(
         usage_en=f"{USAGE_ADD_EN}\n{USAGE_DONE_EN}",
         help_fr="créer une tâche pour un membre du cercle, ou la marquer faite",
         help_en="create a task for a circle member, or mark it done",
+        details_fr=("créer une tâche pour un membre du cercle", "marquer la tâche N comme faite"),
+        details_en=("create a task for a circle member", "mark task N as done"),
         handler=tache,
     )
 )

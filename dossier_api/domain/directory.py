@@ -10,7 +10,11 @@ from dossier_api.domain.models import Professional, Structure, StructureStaff
 from maillon.shared.circle import DirectoryEntry
 
 
-def upsert_professional(engine: Engine, entry: DirectoryEntry) -> None:
+def upsert_professional(
+    engine: Engine, entry: DirectoryEntry, display_name: str | None = None
+) -> str | None:
+    """Write the entry (and its display name, a person's name) to the directory; attach the
+    professional to their structure, created if new. Returns the structure's id, if any."""
     with Session(engine) as session, session.begin():
         pro = session.get(Professional, entry.user_id)
         if pro is None:
@@ -18,6 +22,8 @@ def upsert_professional(engine: Engine, entry: DirectoryEntry) -> None:
             session.add(pro)
         pro.profession, pro.rpps, pro.adeli = entry.profession, entry.rpps, entry.adeli
         pro.mssante = entry.mssante
+        if display_name:
+            pro.display_name = display_name
         if entry.structure:
             structure = session.scalar(select(Structure).where(Structure.name == entry.structure))
             if structure is None:
@@ -26,3 +32,5 @@ def upsert_professional(engine: Engine, entry: DirectoryEntry) -> None:
                 session.flush()
             if session.get(StructureStaff, (structure.id, entry.user_id)) is None:
                 session.add(StructureStaff(structure_id=structure.id, user_id=entry.user_id))
+            return structure.id
+    return None

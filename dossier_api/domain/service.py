@@ -662,12 +662,20 @@ class DossierService:
                     "rpps": pro.rpps,
                     "adeli": pro.adeli,
                     "mssante": pro.mssante,
+                    "display_name": pro.display_name,
                 }
             )
+            structures = session.execute(
+                select(Structure.id, Structure.name)
+                .join(StructureStaff, StructureStaff.structure_id == Structure.id)
+                .where(StructureStaff.user_id == caller.user_id)
+                .order_by(Structure.name)
+            ).all()
             return {
                 "user_id": caller.user_id,
                 "is_admin": caller.is_admin,
                 "professional": professional,
+                "structures": [{"id": sid, "name": name} for sid, name in structures],
             }
 
     # -- rooms of the dossier ------------------------------------------------------------

@@ -298,6 +298,10 @@ ME = obj(
         "user_id": {"type": "string"},
         "is_admin": {"type": "boolean"},
         "professional": {"type": "object", "nullable": True},
+        "structures": {
+            "type": "array",
+            "items": obj(["id", "name"], {"id": {"type": "string"}, "name": {"type": "string"}}),
+        },
     },
 )
 

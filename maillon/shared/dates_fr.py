@@ -28,6 +28,37 @@ def format_date(value: dt.date) -> str:
     return f"{DAYS[value.weekday()]} {day} {MONTHS[value.month - 1]} {value.year}"
 
 
+MONTHS_EN = (
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+)
+
+
+def format_birth_date(value: dt.date, lang: str = "fr") -> str:
+    """A birth date, without weekday: « 1er mars 1941 », "1 March 1941" in English."""
+    if lang == "en":
+        return f"{value.day} {MONTHS_EN[value.month - 1]} {value.year}"
+    day = "1er" if value.day == 1 else str(value.day)
+    return f"{day} {MONTHS[value.month - 1]} {value.year}"
+
+
+def born(sex: str | None, lang: str = "fr") -> str:
+    """« né » / « née » from the INS sex (F, M); « né(e) » only when it is unknown."""
+    if lang == "en":
+        return "born"
+    return {"F": "née", "M": "né"}.get(sex or "", "né(e)")
+
+
 def format_time(value: dt.datetime) -> str:
     local = value.astimezone(PARIS)
     return f"{local.hour}h{local.minute:02d}" if local.minute else f"{local.hour}h"

@@ -8,12 +8,14 @@ import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, NoReturn
 
 from appservice.directory import bind_directory_entry
 from appservice.matrix_api import AppserviceApi
 from dossier_api.domain.directory import upsert_professional
 from maillon.shared.circle import DirectoryEntry
 from maillon.shared.homeserver_client import HomeserverError, is_up, register_user
+from maillon.shared.passwords import weakness
 from maillon.shared.settings import Deployment, SettingsError, load
 from maillon.shared.store import make_engine
 from maillon.wiring.init_deployment import InitError, InitOptions, init_deployment
@@ -39,26 +41,94 @@ def _port(text: str) -> int:
     return value
 
 
+# argparse's own messages, in French (the rest of the command line speaks French).
+_ARGPARSE_FR = (
+    (re.compile(r"^the following arguments are required: (.*)$"), r"arguments obligatoires : \1"),
+    (re.compile(r"^unrecognized arguments: (.*)$"), r"arguments inconnus : \1"),
+    (re.compile(r"^argument (.*?): expected one argument$"), r"argument \1 : une valeur attendue"),
+    (
+        re.compile(r"^argument (.*?): invalid choice: (.*?) \(choose from (.*)\)$"),
+        r"argument \1 : choix invalide \2 (possibles : \3)",
+    ),
+    (
+        re.compile(r"^argument (.*?): invalid (\w+) value: (.*)$"),
+        r"argument \1 : valeur invalide \3",
+    ),
+    (re.compile(r"^argument (.*?): (.*)$"), r"argument \1 : \2"),
+)
+
+
+class _FrenchFormatter(argparse.HelpFormatter):
+    def add_usage(self, usage: Any, actions: Any, groups: Any, prefix: str | None = None) -> None:
+        super().add_usage(usage, actions, groups, "Usage : " if prefix is None else prefix)
+
+
+class FrenchParser(argparse.ArgumentParser):
+    """An argument parser whose help, section titles and errors are in French."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _FrenchFormatter)
+        kwargs["add_help"] = False
+        super().__init__(*args, **kwargs)
+        self._positionals.title = "arguments"
+        self._optionals.title = "options"
+        self.add_argument("-h", "--help", action="help", help="affiche cette aide et quitte")
+
+    def error(self, message: str) -> NoReturn:
+        for pattern, french in _ARGPARSE_FR:
+            if pattern.match(message):
+                message = pattern.sub(french, message)
+                break
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog} : erreur : {message}\n")
+
+
+def _dir_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--dir", required=True, type=Path, metavar="DOSSIER", help="dossier du déploiement"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = FrenchParser(
         prog="maillon", description="Maillon — coordination des parcours de santé sur Matrix"
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMANDE")
+    sub = parser.add_subparsers(
+        dest="command",
+        required=True,
+        metavar="COMMANDE",
+        parser_class=FrenchParser,
+        title="commandes",
+    )
 
     init = sub.add_parser("init", help="génère un déploiement complet dans un dossier")
-    init.add_argument("--dir", required=True, type=Path, help="dossier du déploiement")
+    _dir_option(init)
     init.add_argument(
-        "--server-name", required=True, help="nom du serveur Matrix (ex. sante.example)"
+        "--server-name",
+        metavar="NOM",
+        required=True,
+        help="nom du serveur Matrix (ex. sante.example)",
     )
     init.add_argument(
         "--database-url",
+        metavar="URL",
         help="postgresql://utilisateur@hôte:port/base pour Synapse et Maillon (défaut : SQLite)",
     )
-    init.add_argument("--bind", default="127.0.0.1", help="adresse d'écoute (défaut 127.0.0.1)")
-    init.add_argument("--client-port", type=_port, default=8008, help="API client Synapse (8008)")
-    init.add_argument("--dossier-port", type=_port, default=8090, help="API dossier (8090)")
-    init.add_argument("--appservice-port", type=_port, default=8091, help="appservice (8091)")
-    init.add_argument("--mail-port", type=_port, default=2525, help="relais SMTP MSSanté (2525)")
+    init.add_argument(
+        "--bind", metavar="ADRESSE", default="127.0.0.1", help="adresse d'écoute (défaut 127.0.0.1)"
+    )
+    init.add_argument(
+        "--client-port", metavar="PORT", type=_port, default=8008, help="API client Synapse (8008)"
+    )
+    init.add_argument(
+        "--dossier-port", metavar="PORT", type=_port, default=8090, help="API dossier (8090)"
+    )
+    init.add_argument(
+        "--appservice-port", metavar="PORT", type=_port, default=8091, help="appservice (8091)"
+    )
+    init.add_argument(
+        "--mail-port", metavar="PORT", type=_port, default=2525, help="relais SMTP MSSanté (2525)"
+    )
     init.add_argument(
         "--federation-port", type=_port, help="écoute de fédération TLS (certificat auto-signé)"
     )
@@ -78,9 +148,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--testing", action="store_true", help="profil de test : limites de débit relâchées"
     )
     init.add_argument("--force", action="store_true", help="remplace un déploiement existant")
+    init.add_argument(
+        "--up", action="store_true", help="démarre aussitôt le déploiement créé (make run)"
+    )
+    init.add_argument(
+        "--first-account",
+        metavar="IDENTIFIANT",
+        help="avec --up : crée ce compte administrateur au premier démarrage",
+    )
 
     up = sub.add_parser("up", help="démarre tous les composants et attend qu'ils soient prêts")
-    up.add_argument("--dir", required=True, type=Path, help="dossier du déploiement")
+    _dir_option(up)
     up.add_argument(
         "--first-account",
         metavar="IDENTIFIANT",
@@ -92,7 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     rotate = keys_sub.add_parser(
         "rotate", help="nouvelle clé, tout est rechiffré avec elle (Maillon arrêté)"
     )
-    rotate.add_argument("--dir", required=True, type=Path, help="dossier du déploiement")
+    _dir_option(rotate)
     rotate.add_argument(
         "--drop-old", action="store_true", help="retire les anciennes clés après rechiffrement"
     )
@@ -100,16 +178,30 @@ def build_parser() -> argparse.ArgumentParser:
     user = sub.add_parser("user", help="comptes des professionnels")
     user_sub = user.add_subparsers(dest="user_command", required=True, metavar="ACTION")
     add = user_sub.add_parser("add", help="crée un compte (enregistrement par secret partagé)")
-    add.add_argument("--dir", required=True, type=Path, help="dossier du déploiement")
+    _dir_option(add)
     add.add_argument("localpart", metavar="IDENTIFIANT", help="partie locale, ex. marie.durand")
-    add.add_argument("--password", required=True, help="mot de passe du compte")
+    add.add_argument(
+        "--password", metavar="MOT_DE_PASSE", required=True, help="mot de passe du compte"
+    )
     add.add_argument("--admin", action="store_true", help="compte administrateur du serveur")
-    add.add_argument("--display-name", help="nom affiché")
-    add.add_argument("--rpps", help="numéro RPPS (11 chiffres) : lie le compte à l'annuaire")
-    add.add_argument("--adeli", help="numéro ADELI (9 caractères), à défaut de RPPS")
-    add.add_argument("--profession", help="profession (ex. infirmier, médecin généraliste)")
-    add.add_argument("--structure", help="structure d'exercice (ex. DAC 31, CPTS Toulouse Nord)")
-    add.add_argument("--mssante", help="adresse de messagerie sécurisée de santé (MSSanté)")
+    add.add_argument("--display-name", metavar="NOM", help="nom affiché")
+    add.add_argument(
+        "--rpps", metavar="NUMÉRO", help="numéro RPPS (11 chiffres) : lie le compte à l'annuaire"
+    )
+    add.add_argument(
+        "--adeli", metavar="NUMÉRO", help="numéro ADELI (9 caractères), à défaut de RPPS"
+    )
+    add.add_argument(
+        "--profession", metavar="PROFESSION", help="profession (ex. infirmier, médecin généraliste)"
+    )
+    add.add_argument(
+        "--structure",
+        metavar="STRUCTURE",
+        help="structure d'exercice (ex. DAC 31, CPTS Toulouse Nord)",
+    )
+    add.add_argument(
+        "--mssante", metavar="ADRESSE", help="adresse de messagerie sécurisée de santé (MSSanté)"
+    )
     return parser
 
 
@@ -132,6 +224,9 @@ def _init(args: argparse.Namespace) -> int:
         )
     )
     print(f"Déploiement créé dans {root} (secrets générés, fichiers en mode 0600).")
+    if args.up:
+        print("Démarrage…")
+        return Supervisor(load(root)).run(first_account=args.first_account)
     print(f"Démarrez-le avec : maillon up --dir {root}")
     return 0
 
@@ -154,20 +249,30 @@ def _directory_entry(args: argparse.Namespace, user_id: str) -> DirectoryEntry |
     )
 
 
-async def _bind(deployment: Deployment, entry: DirectoryEntry) -> None:
-    """The entry goes to the dossier store and to its mirror the Synapse module reads."""
+async def _bind(
+    deployment: Deployment, entry: DirectoryEntry, display_name: str | None
+) -> str | None:
+    """The entry goes to the dossier store and to its mirror the Synapse module reads;
+    returns the id of the structure the professional was attached to."""
     engine = make_engine(deployment.settings.database_url)
     try:
-        upsert_professional(engine, entry)
+        structure_id = upsert_professional(engine, entry, display_name)
     finally:
         engine.dispose()
     async with AppserviceApi.for_deployment(deployment) as api:
         await bind_directory_entry(api, deployment.settings.server_name, entry)
+    return structure_id
 
 
 def _user_add(args: argparse.Namespace) -> int:
     deployment = load(args.dir)
     planned = _directory_entry(args, deployment.settings.user_id(args.localpart))
+    weak = weakness(
+        args.password,
+        [args.localpart, *args.localpart.split("."), args.display_name or "", "maillon"],
+    )
+    if weak is not None:
+        raise CliError(f"--password : {weak}")
     url = deployment.settings.homeserver.url
     if not is_up(url):
         print(
@@ -185,9 +290,14 @@ def _user_add(args: argparse.Namespace) -> int:
     )
     print(f"Compte créé : {registered.user_id}")
     if planned is not None:
-        asyncio.run(_bind(deployment, planned))
+        structure_id = asyncio.run(_bind(deployment, planned, args.display_name))
         number = f"RPPS {planned.rpps}" if planned.rpps else f"ADELI {planned.adeli}"
-        print(f"Inscrit à l'annuaire : {planned.profession}, {number}")
+        who = f"{args.display_name}, " if args.display_name else ""
+        print(f"Inscrit à l'annuaire : {who}{planned.profession}, {number}")
+        if planned.structure:
+            print(f"Rattaché à la structure : {planned.structure} (identifiant {structure_id})")
+        else:
+            print("Rattaché à aucune structure (--structure pour en indiquer une).")
     return 0
 
 

@@ -309,6 +309,22 @@ class Supervisor:
             f"  (noté dans {marker} ; changez-le dans Element après la première connexion)"
         )
 
+    def _login_lines(self) -> list[str]:
+        d = self.deployment.directory
+        add = (
+            f"     {_maillon_command()} user add --dir {d} prenom.nom --display-name "
+            "'Prénom Nom' --password '<mot de passe solide>'"
+        )
+        first = self.deployment.path("first-account.txt")
+        if first.exists():
+            return [
+                "  2. Se connecter avec le compte administrateur affiché au premier démarrage",
+                f"     (identifiant et mot de passe notés dans {first}),",
+                "     ou avec un compte créé par :",
+                add,
+            ]
+        return ["  2. Se connecter avec un compte créé par :", add]
+
     def banner(self) -> str:
         s = self.deployment.settings
         d = self.deployment.directory
@@ -325,8 +341,7 @@ class Supervisor:
                 "Se connecter avec Element (web, bureau ou mobile) :",
                 "  1. Sur l'écran de connexion, « Modifier » le serveur d'accueil et saisir",
                 f"     {s.homeserver.url}",
-                "  2. Se connecter avec un compte créé par :",
-                f"     {_maillon_command()} user add --dir {d} PRENOM.NOM --password 'MotDePasse'",
+                *self._login_lines(),
                 f"  3. Ouvrir une discussion directe avec {s.bot_user_id} et écrire !aide",
                 "",
                 "Ctrl-C arrête tous les composants.",

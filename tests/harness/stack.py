@@ -66,10 +66,12 @@ class Stack:
     def url(self) -> str:
         return self.deployment.settings.homeserver.url
 
-    def start(self, timeout: float = 120.0) -> None:
+    def start(self, timeout: float = 120.0, argv: list[str] | None = None) -> None:
+        """Run ``maillon up`` (or the ``maillon`` command line ``argv``) until it is ready."""
         self.output.clear()
+        command = argv if argv is not None else ["up", "--dir", str(self.directory)]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "maillon.wiring.cli", "up", "--dir", str(self.directory)],
+            [sys.executable, "-m", "maillon.wiring.cli", *command],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,

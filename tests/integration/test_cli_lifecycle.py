@@ -16,6 +16,7 @@ import yaml
 from appservice.matrix_api import AppserviceApi
 from maillon.shared.circle import DIRECTORY_ALIAS_LOCALPART, DIRECTORY_EVENT, user_state_key
 from maillon.shared.homeserver_client import HomeserverError, is_up, request_json
+from tests.harness.ports import free_port
 from tests.harness.processes import component_pids, processes_under, wait_gone
 from tests.harness.stack import Stack
 
@@ -45,6 +46,9 @@ def edit_yaml(path: Path, change: dict[str, object]) -> None:
     data = yaml.safe_load(path.read_text())
     data.update(change)
     path.write_text(yaml.safe_dump(data))
+
+
+STRONG = "cheval-agrafe-batterie-27"
 
 
 def test_init_refuses_to_overwrite_without_force(tmp_path: Path) -> None:
@@ -143,6 +147,34 @@ def test_up_reaches_healthy_and_sigterm_leaves_no_process(tmp_path: Path) -> Non
     assert code == 0
     assert wait_gone(stack.directory) == []
     assert "Maillon est arrêté." in "".join(stack.output)
+
+
+def test_init_up_starts_at_once_and_names_the_first_account(tmp_path: Path) -> None:
+    """What `make run` does on a fresh machine: one command creates, starts, says how to log in."""
+    directory = tmp_path / "deploy"
+    stack = Stack(directory, "localhost")
+    ports = {
+        "--client-port": free_port(),
+        "--dossier-port": free_port(),
+        "--appservice-port": free_port(),
+        "--mail-port": free_port(),
+    }
+    argv = ["init", "--dir", str(directory), "--server-name", "localhost", "--testing"]
+    for flag, port in ports.items():
+        argv += [flag, str(port)]
+    stack.start(argv=[*argv, "--up", "--first-account", "admin"])
+    try:
+        out = "".join(stack.output)
+        assert "Démarrez-le avec" not in out  # it is being started: no stale next step
+        assert "Premier compte administrateur créé : @admin:localhost" in out
+        banner = out[out.index("Maillon est prêt.") :]
+        assert "compte administrateur affiché" in banner
+        assert str(directory / "first-account.txt") in banner
+        password = (directory / "first-account.txt").read_text().split("mot de passe: ")[1]
+        assert password_login(stack, "admin", password.strip())["user_id"] == "@admin:localhost"
+    finally:
+        assert stack.stop() == 0
+    assert wait_gone(directory) == []
 
 
 def test_components_die_with_a_killed_supervisor(tmp_path: Path) -> None:
@@ -248,13 +280,24 @@ def test_user_add_creates_an_account_that_can_log_in(stack: Stack) -> None:
         password_login(stack, "jeanne.martin", "mauvais")
     assert refused.value.status == 403
     again = maillon(
-        "user", "add", "--dir", str(stack.directory), "jeanne.martin", "--password", "x"
+        "user", "add", "--dir", str(stack.directory), "jeanne.martin", "--password", STRONG
     )
     assert again.returncode == 1 and "identifiant est déjà pris" in again.stderr
     invalid = maillon(
-        "user", "add", "--dir", str(stack.directory), "Jeanne Martin", "--password", "x"
+        "user", "add", "--dir", str(stack.directory), "Jeanne Martin", "--password", STRONG
     )
     assert invalid.returncode == 1 and "identifiant invalide" in invalid.stderr
+
+
+def test_user_add_refuses_a_weak_password(stack: Stack) -> None:
+    for weak in ("MotDePasse", "marie.durand2024", "azerty123"):
+        result = maillon(
+            "user", "add", "--dir", str(stack.directory), "marie.durand", "--password", weak
+        )
+        assert result.returncode == 2, (weak, result.stdout)
+        assert "--password : mot de passe trop faible" in result.stderr
+    with pytest.raises(HomeserverError):  # nothing was created by the refused commands
+        password_login(stack, "marie.durand", "MotDePasse")
 
 
 def test_user_add_as_admin(stack: Stack) -> None:
@@ -265,11 +308,11 @@ def test_user_add_as_admin(stack: Stack) -> None:
         str(stack.directory),
         "admin.region",
         "--password",
-        "pw-admin-1",
+        STRONG,
         "--admin",
     )
     assert result.returncode == 0, result.stderr
-    token = password_login(stack, "admin.region", "pw-admin-1")["access_token"]
+    token = password_login(stack, "admin.region", STRONG)["access_token"]
     me = request_json(
         "GET",
         stack.url + f"/_synapse/admin/v2/users/@admin.region:{stack.server_name}",
@@ -280,7 +323,7 @@ def test_user_add_as_admin(stack: Stack) -> None:
 
 def test_user_add_explains_when_synapse_is_down(tmp_path: Path) -> None:
     stack = Stack.create(tmp_path / "deploy")
-    result = maillon("user", "add", "--dir", str(stack.directory), "x", "--password", "y")
+    result = maillon("user", "add", "--dir", str(stack.directory), "x", "--password", STRONG)
     assert result.returncode == 1
     assert "Synapse ne répond pas" in result.stderr and "maillon up" in result.stderr
 
@@ -293,7 +336,7 @@ async def test_user_add_binds_the_directory_entry(stack: Stack) -> None:
         str(stack.directory),
         "paul.roux",
         "--password",
-        "pw",
+        STRONG,
         "--rpps",
         "123",
         "--profession",
@@ -307,13 +350,13 @@ async def test_user_add_binds_the_directory_entry(stack: Stack) -> None:
         str(stack.directory),
         "paul.roux",
         "--password",
-        "pw",
+        STRONG,
         "--rpps",
         "10003456789",
     )
     assert missing.returncode == 2 and "--profession est requise" in missing.stderr
     with pytest.raises(HomeserverError):  # nothing was created by the refused commands
-        password_login(stack, "paul.roux", "pw")
+        password_login(stack, "paul.roux", STRONG)
 
     ok = maillon(
         "user",
@@ -322,7 +365,7 @@ async def test_user_add_binds_the_directory_entry(stack: Stack) -> None:
         str(stack.directory),
         "paul.roux",
         "--password",
-        "pw",
+        STRONG,
         "--rpps",
         "10003456789",
         "--profession",
@@ -331,9 +374,12 @@ async def test_user_add_binds_the_directory_entry(stack: Stack) -> None:
         "CPTS Toulouse Nord",
         "--mssante",
         "paul.roux@kine.mssante.fr",
+        "--display-name",
+        "Paul Roux",
     )
     assert ok.returncode == 0, ok.stderr
-    assert "Inscrit à l'annuaire : kinésithérapeute, RPPS 10003456789" in ok.stdout
+    assert "Inscrit à l'annuaire : Paul Roux, kinésithérapeute, RPPS 10003456789" in ok.stdout
+    assert "Rattaché à la structure : CPTS Toulouse Nord" in ok.stdout
     user_id = f"@paul.roux:{stack.server_name}"
     async with AppserviceApi.for_deployment(stack.deployment) as api:
         room = await api.resolve_alias(f"#{DIRECTORY_ALIAS_LOCALPART}:{stack.server_name}")
@@ -342,14 +388,17 @@ async def test_user_add_binds_the_directory_entry(stack: Stack) -> None:
     me = request_json(
         "GET",
         stack.deployment.settings.dossier_api.url + "/v1/me",
-        token=password_login(stack, "paul.roux", "pw")["access_token"],
+        token=password_login(stack, "paul.roux", STRONG)["access_token"],
     )
     assert me["professional"] == {
         "profession": "kinésithérapeute",
         "rpps": "10003456789",
         "adeli": None,
         "mssante": "paul.roux@kine.mssante.fr",
+        "display_name": "Paul Roux",
     }
+    assert [s["name"] for s in me["structures"]] == ["CPTS Toulouse Nord"]
+    assert me["structures"][0]["id"] in ok.stdout
     assert entry == {
         "profession": "kinésithérapeute",
         "rpps": "10003456789",
@@ -357,3 +406,22 @@ async def test_user_add_binds_the_directory_entry(stack: Stack) -> None:
         "structure": "CPTS Toulouse Nord",
         "mssante": "paul.roux@kine.mssante.fr",
     }
+
+
+def test_invitations_come_from_maillon_by_name(stack: Stack) -> None:
+    """Patient-room invitations come from the service user: it is shown as « Maillon »."""
+    deployment = stack.deployment
+    service_user = deployment.settings.user_id(deployment.settings.appservice.sender_localpart)
+    deadline = time.monotonic() + 60
+    name = None
+    while time.monotonic() < deadline:
+        profile = request_json(
+            "GET",
+            stack.url + f"/_matrix/client/v3/profile/{service_user}",
+            token=deployment.secrets.as_token,
+        )
+        name = profile.get("displayname")
+        if name == "Maillon":
+            break
+        time.sleep(0.5)
+    assert name == "Maillon"
