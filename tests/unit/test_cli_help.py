@@ -35,5 +35,5 @@ def test_argument_errors_are_french(capsys: pytest.CaptureFixture[str]) -> None:
     err = capsys.readouterr().err
     assert "maillon user add : erreur : arguments obligatoires : --dir, --password" in err
     with pytest.raises(SystemExit):
-        main(["init", "--dir", "/tmp/x", "--server-name", "s", "--inconnu"])
+        main(["init", "--dir", "deploiement", "--server-name", "s", "--inconnu"])
     assert "arguments inconnus : --inconnu" in capsys.readouterr().err
