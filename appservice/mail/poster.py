@@ -29,9 +29,10 @@ from nio import (
     UploadResponse,
 )
 
+from appservice.mail.authenticate import describe
 from appservice.mail.loop import work_forever
 from appservice.mail.parse import Attachment, ParsedMail, parse_mail
-from dossier_api.domain.mail.outbox import queue_mail
+from dossier_api.domain.mail.outbox import RecipientRefused, TrustSpace, queue_mail
 from dossier_api.domain.mail.routing import Router
 from dossier_api.domain.mail.spool import OutboxItem, Spool, SpoolItem
 from maillon.shared.cross_signing import ensure_cross_signed
@@ -57,19 +58,30 @@ def _thread(root: str) -> dict[str, Any]:
     }
 
 
-def render_mail(mail: ParsedMail, spool_id: int) -> dict[str, Any]:
-    """The room message of a mail: who, subject, then its sanitized HTML and its text."""
+def render_mail(
+    mail: ParsedMail, spool_id: int, auth: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The room message of a mail: who (and how the sender was authenticated), where a
+    reply goes when that is not the sender, subject, then its sanitized HTML and text."""
     who = f"{mail.from_name} <{mail.from_address}>" if mail.from_name else mail.from_address
     subject = mail.subject or "(sans objet)"
     count = len(mail.attachments)
-    files = f"\n📎 {count} pièce(s) jointe(s) dans le fil" if count else ""
-    body = f"✉️ Courriel de {who}\nObjet : {subject}{files}\n\n{mail.text}".rstrip()
-    head = (
-        f"<p>✉️ <strong>Courriel</strong> de {html.escape(who)}<br>"
-        f"Objet : <strong>{html.escape(subject)}</strong>"
-        + (f"<br>📎 {count} pièce(s) jointe(s) dans le fil" if count else "")
-        + "</p><hr>"
-    )
+    checked = describe(auth)
+    lines = [f"✉️ Courriel de {who}", checked]
+    html_lines = [f"✉️ <strong>Courriel</strong> de {html.escape(who)}", html.escape(checked)]
+    if mail.reply_to.lower() != mail.from_address.lower():
+        lines.append(f"↩️ Répondre à : {mail.reply_to} (différent de l'expéditeur)")
+        html_lines.append(
+            f"↩️ Répondre à : <strong>{html.escape(mail.reply_to)}</strong> "
+            "(différent de l'expéditeur)"
+        )
+    lines.append(f"Objet : {subject}")
+    html_lines.append(f"Objet : <strong>{html.escape(subject)}</strong>")
+    if count:
+        lines.append(f"📎 {count} pièce(s) jointe(s) dans le fil")
+        html_lines.append(f"📎 {count} pièce(s) jointe(s) dans le fil")
+    body = ("\n".join(lines) + f"\n\n{mail.text}").rstrip()
+    head = "<p>" + "<br>".join(html_lines) + "</p><hr>"
     if mail.html:
         formatted = head + mail.html
     else:
@@ -87,6 +99,8 @@ def render_mail(mail: ParsedMail, spool_id: int) -> dict[str, Any]:
             "attachments": count,
             "automatic": mail.is_automatic,
             "spool_id": spool_id,
+            "reply_to": mail.reply_to,
+            "authentication": (auth or {}).get("method", "none"),
         },
     }
 
@@ -287,20 +301,20 @@ class Poster:
         if item.kind == "bounce":
             await self._deliver_report(item, mail, meta)
         else:
-            if await self._deliver_mail(item, mail):
+            if await self._deliver_mail(item, mail, meta):
                 self.delivered += 1
                 return  # marked delivered with its event, in one commit
         await asyncio.to_thread(self.spool.mark_delivered, item.id)
         self.delivered += 1
 
-    async def _deliver_mail(self, item: SpoolItem, mail: ParsedMail) -> bool:
+    async def _deliver_mail(self, item: SpoolItem, mail: ParsedMail, meta: dict[str, Any]) -> bool:
         """Post the mail, then its attachments; True if already marked delivered."""
         root = item.event_id
         if item.event_id is None:
             parent_root = await asyncio.to_thread(
                 self.spool.thread_root, item.room_id, mail.thread_ids
             )
-            content = render_mail(mail, item.id)
+            content = render_mail(mail, item.id, meta.get("auth"))
             if parent_root is not None:
                 content["m.relates_to"] = _thread(parent_root)
             event_id = await self.matrix.send(item.room_id, content, f"maillon.mail.{item.id}.0")
@@ -340,12 +354,19 @@ class Poster:
     async def _deliver_report(
         self, item: SpoolItem, mail: ParsedMail, meta: dict[str, Any]
     ) -> None:
+        # A fixed summary, generated from what we know (our own recipients) and the
+        # report's validated status codes: never the report's free text, which anyone who
+        # knows one of our Message-IDs could otherwise post as our notice.
         origin = meta.get("report_event")
         to = meta.get("report_to", "")
-        diagnostic = mail.report_text or mail.text[:500]
+        ours = {a.strip().lower() for a in str(to).split(",")}
+        named = [r for r in mail.report_recipients if r.lower() in ours]
+        status = ", ".join(mail.report_status) or "inconnu"
         body = (
-            f"⚠️ Le courriel envoyé à {to} n'a pas pu être remis (avis de non-remise).\n{diagnostic}"
-        ).strip()
+            f"⚠️ Le courriel envoyé à {to} n'a pas pu être remis (avis de non-remise).\n"
+            f"Statut : {status}"
+            + (f" ; destinataire : {', '.join(named)}" if named else "")
+        )
         content: dict[str, Any] = {"msgtype": "m.notice", "body": body}
         if origin:
             content["m.relates_to"] = _thread(meta.get("report_root") or origin)
@@ -363,10 +384,12 @@ class ReplyWatcher:
         router: Router,
         relay_marker: str,
         outbox_wake: asyncio.Event,
+        trust: TrustSpace,
     ) -> None:
         self.matrix = matrix
         self.spool = spool
         self.router = router
+        self.trust = trust
         self.relay_marker = relay_marker
         self.outbox_wake = outbox_wake
         settings = matrix.deployment.settings
@@ -390,6 +413,18 @@ class ReplyWatcher:
             return
         try:
             await self.queue_reply(room, event, relation["event_id"])
+        except RecipientRefused as refused:
+            content = {
+                "msgtype": "m.notice",
+                "body": f"⚠️ {refused}",
+                "m.relates_to": _thread(relation["event_id"]),
+            }
+            try:
+                await self.matrix.send(
+                    room.room_id, content, f"maillon.reply.{event.event_id}.refused"
+                )
+            except Exception as exc:
+                log.error("could not explain a refused reply: %s", type(exc).__name__)
         except Exception as exc:
             log.error("could not queue a reply as mail: %s", type(exc).__name__)
 
@@ -407,6 +442,7 @@ class ReplyWatcher:
         queued = await asyncio.to_thread(
             lambda: queue_mail(
                 self.spool,
+                trust=self.trust,
                 room_id=room.room_id,
                 source_event_id=event.event_id,
                 from_address=address,

@@ -11,12 +11,13 @@ from typing import Any
 
 from aiohttp import web
 
+from appservice.mail.authenticate import configure_resolver
 from appservice.mail.imap_poller import ImapPoller
 from appservice.mail.intake import Intake
 from appservice.mail.outbound import Sender
 from appservice.mail.poster import MatrixSide, Poster, ReplyWatcher, report_failure
 from appservice.mail.smtp_server import Handler, start_smtp
-from dossier_api.domain.mail.outbox import relay_marker
+from dossier_api.domain.mail.outbox import TrustSpace, relay_marker
 from dossier_api.domain.mail.routing import Router
 from dossier_api.domain.mail.spool import Spool
 from maillon.shared.crypto import KeyRing
@@ -36,6 +37,7 @@ class Relay:
         engine = make_engine(settings.database_url, create_tables=False)
         keys = KeyRing(deployment.secrets.data_keys)
         self.spool = Spool(engine, keys)
+        self.trust = TrustSpace(engine, self.config.allowed_sender_domains)
         self.router = Router(engine, keys, settings.mail_domain, self.config.relay_localpart)
         marker = relay_marker(deployment)
         self.intake = Intake(self.spool, self.router, self.config, marker)
@@ -43,15 +45,19 @@ class Relay:
         self.outbox_wake = asyncio.Event()
         self.matrix = MatrixSide(deployment)
         self.poster = Poster(self.matrix, self.spool, self.delivery_wake)
-        self.replies = ReplyWatcher(self.matrix, self.spool, self.router, marker, self.outbox_wake)
+        self.replies = ReplyWatcher(
+            self.matrix, self.spool, self.router, marker, self.outbox_wake, self.trust
+        )
         self.sender = Sender(
             self.spool,
             self.config.outbound,
             deployment.secrets.mail_smtp_password,
             lambda item, error: report_failure(self.matrix, item, error),
             self.outbox_wake,
+            self.trust,
         )
-        self.smtp = Handler(self.intake, self.delivery_wake)
+        self.smtp = Handler(self.intake, self.delivery_wake, self.config.inbound)
+        configure_resolver(self.config.inbound.dns_servers)
         self.imap = (
             ImapPoller(
                 self.config.imap,
