@@ -16,10 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import dkim
+import dns.exception
 import dns.flags
 import dns.message
 import dns.name
 import dns.rcode
+import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
@@ -126,7 +128,9 @@ class FakeDns:
                 return
             try:
                 query = dns.message.from_wire(data)
-            except Exception:
+            except dns.exception.DNSException:  # not a DNS query: nothing to answer
+                query = None
+            if query is None:
                 continue
             response = dns.message.make_response(query)
             response.flags |= dns.flags.AA
@@ -141,9 +145,7 @@ class FakeDns:
                 for record in records:
                     chunks = [record[i : i + 255] for i in range(0, len(record), 255)]
                     quoted = " ".join('"' + c.decode() + '"' for c in chunks)
-                    rrset.add(
-                        dns.rdata.from_text(dns.rdataclass.IN, dns.rdatatype.TXT, quoted), 60
-                    )
+                    rrset.add(dns.rdata.from_text(dns.rdataclass.IN, dns.rdatatype.TXT, quoted), 60)
                 response.answer.append(rrset)
             with contextlib.suppress(OSError):
                 self._sock.sendto(response.to_wire(), peer)

@@ -80,9 +80,7 @@ def test_xdm_bounds_are_checked_before_decompressing() -> None:
     with pytest.raises(XdmTooLarge):  # one METADATA.XML inflating to 2 MB
         ins_from_attachments([_zip({"IHE_XDM/S1/METADATA.XML": b" " * (2 * 1024 * 1024)})])
     with pytest.raises(XdmTooLarge):  # too many metadata files
-        ins_from_attachments(
-            [_zip({f"IHE_XDM/S{i}/METADATA.XML": b"<a/>" for i in range(21)})]
-        )
+        ins_from_attachments([_zip({f"IHE_XDM/S{i}/METADATA.XML": b"<a/>" for i in range(21)})])
     with pytest.raises(XdmTooLarge):  # too many entries
         ins_from_attachments([_zip({f"IHE_XDM/S1/DOC{i}.PDF": b"x" for i in range(1001)})])
     with pytest.raises(XdmTooLarge):  # the total, over several packages of one mail
