@@ -28,7 +28,7 @@ from coordination_bot.commands import formulaire, note
 from coordination_bot.core import CommandError, Context, Reply
 from coordination_bot.dispatch import dispatch, error_reply, is_command
 from coordination_bot.services import MailOutbox, Services
-from dossier_api.domain.mail.outbox import relay_marker
+from dossier_api.domain.mail.outbox import TrustSpace, relay_marker
 from dossier_api.domain.mail.spool import Spool
 from dossier_api.domain.service import ApiError
 from maillon.shared.cross_signing import ensure_cross_signed
@@ -112,6 +112,7 @@ class CoordinationBot:
                 Spool(engine, KeyRing(deployment.secrets.data_keys)),
                 relay_marker(deployment),
                 self.settings.mail_domain,
+                TrustSpace(engine, mail.allowed_sender_domains),
             )
             if mail.enabled and mail.outbound is not None
             else None,

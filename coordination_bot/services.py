@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from coordination_bot.models import BotFormDialogue, BotHandledEvent, BotNoteThread
 from dossier_api.domain import care
 from dossier_api.domain.access import Caller
-from dossier_api.domain.mail.outbox import queue_mail
+from dossier_api.domain.mail.outbox import TrustSpace, queue_mail
 from dossier_api.domain.mail.spool import Spool
 from dossier_api.domain.models import CircleMember, Dossier
 from dossier_api.domain.service import DossierService
@@ -64,6 +64,7 @@ class MailOutbox:
     spool: Spool
     relay_marker: str
     domain: str
+    trust: TrustSpace
 
 
 class Services:
@@ -239,6 +240,7 @@ class Services:
         queued = await asyncio.to_thread(
             lambda: queue_mail(
                 mail.spool,
+                trust=mail.trust,
                 room_id=room_id,
                 source_event_id=event_id,
                 from_address=f"{dossier.mail_localpart}@{mail.domain}",

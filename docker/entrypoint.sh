@@ -8,5 +8,21 @@ if [ ! -f /data/maillon.yaml ]; then
         set -- "$@" --database-url "$MAILLON_DATABASE_URL"
     fi
     maillon init "$@"
+    # The SMTP relay is reachable from outside (compose publishes 2525): it requires
+    # STARTTLS and a client certificate signed by the MSSanté CA for every peer outside
+    # loopback. The certificates are compose secrets (see compose.yaml).
+    python3 - <<'PY'
+import yaml
+path = "/data/maillon.yaml"
+data = yaml.safe_load(open(path, encoding="utf-8"))
+data["mail"]["inbound"].update(
+    tls="starttls",
+    cert_file="/run/secrets/smtp_cert",
+    key_file="/run/secrets/smtp_key",
+    client_ca_file="/run/secrets/mssante_ca",
+    require_client_certificate=True,
+)
+yaml.safe_dump(data, open(path, "w", encoding="utf-8"), allow_unicode=True)
+PY
 fi
 exec maillon up --dir /data

@@ -7,8 +7,9 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
+from appservice.mail.authenticate import Peer, authenticate
 from appservice.mail.parse import MalformedMail, ParsedMail, parse_mail
-from appservice.mail.xdm import ins_from_attachments
+from appservice.mail.xdm import XdmTooLarge, ins_from_attachments
 from dossier_api.domain.mail.routing import Router, Target, domain_allowed
 from dossier_api.domain.mail.spool import Spool, message_id_hash
 from maillon.shared.settings import MailSettings
@@ -78,7 +79,12 @@ class Intake:
         targets: dict[str, Target] = {}
         for address in recipients:
             if self.router.is_relay_address(address):
-                target = self.router.by_ins(ins_from_attachments(mail.attachments))
+                try:
+                    matricules = ins_from_attachments(mail.attachments)
+                except XdmTooLarge as exc:
+                    reply = f"552 5.3.4 Paquet IHE_XDM refusé : {exc} / XDM package too large"
+                    raise Refusal(reply) from exc
+                target = self.router.by_ins(matricules)
                 if target is None:
                     raise Refusal(NO_SINGLE_INS)
             else:
@@ -89,10 +95,16 @@ class Intake:
         return list(targets.values())
 
     def accept(
-        self, raw: bytes, envelope_from: str | None, recipients: list[str], source: str
+        self,
+        raw: bytes,
+        envelope_from: str | None,
+        recipients: list[str],
+        source: str,
+        peer: Peer | None = None,
     ) -> Accepted:
         """Store the mail for its dossiers (one commit) or raise :class:`Refusal`.
-        ``envelope_from`` is None for a mail read from a mailbox (no envelope)."""
+        ``envelope_from`` is None for a mail read from a mailbox (no envelope); ``peer``
+        is the SMTP client (how its sender is authenticated is stored with the mail)."""
         if len(raw) > self.settings.max_message_bytes:
             raise Refusal(self.too_big())
         try:
@@ -113,8 +125,9 @@ class Intake:
         dedup = (
             message_id_hash(mail.message_id) if mail.message_id else hashlib.sha256(raw).hexdigest()
         )
+        auth = authenticate(raw, mail.from_address, peer, envelope_from)
         ids = self.spool.accept(
-            raw, {"envelope_from": envelope_from}, targets, dedup, "mail", source
+            raw, {"envelope_from": envelope_from, "auth": auth}, targets, dedup, "mail", source
         )
         return Accepted(ACCEPTED if ids else DUPLICATE, tuple(ids))
 

@@ -20,7 +20,7 @@ from typing import Any
 import aiosmtplib
 
 from appservice.mail.loop import work_forever
-from dossier_api.domain.mail.outbox import RELAY_HEADER
+from dossier_api.domain.mail.outbox import RELAY_HEADER, RecipientRefused, TrustSpace
 from dossier_api.domain.mail.spool import OutboxItem, Spool
 from maillon.shared.settings import MailOutbound
 
@@ -105,8 +105,10 @@ class Sender:
         password: str | None,
         report: Report,
         wake: asyncio.Event,
+        trust: TrustSpace,
     ) -> None:
         self._spool = spool
+        self._trust = trust
         self._config = config
         self._password = password
         self._report = report
@@ -135,7 +137,21 @@ class Sender:
                 None,
             )
             return
-        msg = compose(item.mail)
+        # The trust space is checked again where mail leaves: a row queued by an older
+        # version, or written by hand, never reaches an address outside it.
+        refused = await asyncio.to_thread(self._trust.refused, list(item.mail.get("to") or []))
+        if refused or not item.mail.get("to"):
+            log.warning("outgoing mail #%s set aside: recipient outside the trust space", item.id)
+            reason = str(RecipientRefused(refused or ["(aucun destinataire)"]))
+            await asyncio.to_thread(self._spool.outbox_retry, item.id, reason, None)
+            return
+        try:
+            msg = compose(item.mail)
+        except Exception as exc:  # one bad row is set aside; the others go on
+            log.warning("outgoing mail #%s set aside: %s", item.id, type(exc).__name__)
+            reason = f"courriel impossible à composer ({type(exc).__name__}) : mis de côté"
+            await asyncio.to_thread(self._spool.outbox_retry, item.id, reason, None)
+            return
         try:
             await send_one(self._config, self._password, msg)
         except PermanentFailure as exc:

@@ -15,6 +15,10 @@ from email.utils import getaddresses, parseaddr
 from appservice.mail.sanitize import html_to_text, sanitize_html
 
 MESSAGE_ID_RE = re.compile(r"<[^<>\s]+>")
+# RFC 3464 Status (class.subject.detail) and a plain address: the only parts of a delivery
+# report we repeat (never its free text, which anyone may write).
+STATUS_RE = re.compile(r"^[245]\.\d{1,3}\.\d{1,3}$")
+REPORT_ADDRESS_RE = re.compile(r"^[^@\s<>\"'`;,()\[\]]{1,64}@[A-Za-z0-9.-]{1,190}\.[A-Za-z]{2,24}$")
 MAX_PARTS = 200
 
 
@@ -48,6 +52,9 @@ class ParsedMail:
     # Delivery status notification about one of our mails: its Message-ID and diagnostic.
     report_for: str | None = None
     report_text: str = ""
+    # Validated Status codes and Final-Recipient addresses of the report.
+    report_status: tuple[str, ...] = ()
+    report_recipients: tuple[str, ...] = ()
     headers_date: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -93,10 +100,13 @@ def _filename(part: Message, index: int) -> str:
     return name[:200]
 
 
-def _report(msg: Message) -> tuple[str | None, str]:
-    """(original Message-ID, diagnostic) of a delivery status notification (RFC 3464)."""
+def _report(msg: Message) -> tuple[str | None, str, tuple[str, ...], tuple[str, ...]]:
+    """(original Message-ID, diagnostic, statuses, final recipients) of a delivery status
+    notification (RFC 3464); statuses and recipients only when well-formed."""
     original: str | None = None
     diagnostic: list[str] = []
+    statuses: list[str] = []
+    recipients: list[str] = []
     for part in msg.walk():
         ctype = part.get_content_type()
         if ctype == "message/delivery-status":
@@ -105,6 +115,12 @@ def _report(msg: Message) -> tuple[str | None, str]:
                 for key in ("Action", "Status", "Diagnostic-Code"):
                     if block.get(key):
                         diagnostic.append(f"{key}: {_header(block, key)}")
+                status = _header(block, "Status").split(" ")[0]
+                if STATUS_RE.match(status) and status not in statuses:
+                    statuses.append(status)
+                final = _header(block, "Final-Recipient").partition(";")[2].strip()
+                if REPORT_ADDRESS_RE.match(final) and final not in recipients:
+                    recipients.append(final)
         elif ctype in ("message/rfc822", "text/rfc822-headers", "message/rfc822-headers"):
             inner: Message | None = None
             if part.is_multipart():
@@ -117,7 +133,7 @@ def _report(msg: Message) -> tuple[str | None, str]:
             if inner is not None and original is None:
                 ids = _ids(inner.get("Message-ID"))
                 original = ids[0] if ids else None
-    return original, "\n".join(diagnostic)
+    return original, "\n".join(diagnostic), tuple(statuses[:5]), tuple(recipients[:5])
 
 
 def parse_mail(raw: bytes) -> ParsedMail:
@@ -149,6 +165,8 @@ def parse_mail(raw: bytes) -> ParsedMail:
     attachments: list[Attachment] = []
     report_for: str | None = None
     report_text = ""
+    report_status: tuple[str, ...] = ()
+    report_recipients: tuple[str, ...] = ()
     try:
         parts = list(msg.walk())
         if len(parts) > MAX_PARTS:
@@ -175,7 +193,7 @@ def parse_mail(raw: bytes) -> ParsedMail:
             elif ctype == "text/plain":
                 text_parts.append(_decode_text(part))
         if msg.get_content_type() == "multipart/report":
-            report_for, report_text = _report(msg)
+            report_for, report_text, report_status, report_recipients = _report(msg)
     except MalformedMail:
         raise
     except Exception as exc:
@@ -205,6 +223,8 @@ def parse_mail(raw: bytes) -> ParsedMail:
         relay_marker=_header(msg, "X-Maillon-Relay") or None,
         report_for=report_for,
         report_text=report_text,
+        report_status=report_status,
+        report_recipients=report_recipients,
         headers_date=_header(msg, "Date") or None,
     )
 

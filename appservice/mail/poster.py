@@ -11,9 +11,11 @@ from __future__ import annotations
 import asyncio
 import html
 import io
+import json
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +31,10 @@ from nio import (
     UploadResponse,
 )
 
+from appservice.mail.authenticate import describe
 from appservice.mail.loop import work_forever
 from appservice.mail.parse import Attachment, ParsedMail, parse_mail
-from dossier_api.domain.mail.outbox import queue_mail
+from dossier_api.domain.mail.outbox import RecipientRefused, TrustSpace, queue_mail
 from dossier_api.domain.mail.routing import Router
 from dossier_api.domain.mail.spool import OutboxItem, Spool, SpoolItem
 from maillon.shared.cross_signing import ensure_cross_signed
@@ -42,6 +45,14 @@ log = logging.getLogger(__name__)
 
 DEVICE_ID = "MAILLONCOURRIER"
 MAX_DELIVERY_ATTEMPTS = 40
+# Synapse refuses events over 64 KiB; an encrypted event is the content in base64 (4/3)
+# plus its envelope. A mail whose message would be larger is posted as a summary, with
+# its whole text as an (encrypted) attachment in its thread.
+MAX_CONTENT_BYTES = 24_000
+SUMMARY_CHARS = 2_000
+FULL_TEXT_NAME = "courriel-complet.txt"
+
+FinalFailure = Callable[[SpoolItem, str], Awaitable[None]]
 
 
 class DeliveryError(Exception):
@@ -57,23 +68,69 @@ def _thread(root: str) -> dict[str, Any]:
     }
 
 
-def render_mail(mail: ParsedMail, spool_id: int) -> dict[str, Any]:
-    """The room message of a mail: who, subject, then its sanitized HTML and its text."""
+def _too_big(content: dict[str, Any]) -> bool:
+    return len(json.dumps(content, ensure_ascii=False).encode()) > MAX_CONTENT_BYTES
+
+
+def parts_of(mail: ParsedMail) -> tuple[Attachment, ...]:
+    """What is posted in the mail's thread after its message: its attachments, preceded
+    by its whole text when the message is only a summary."""
+    if not _too_big(render_mail(mail, 0)):
+        return mail.attachments
+    full = Attachment(FULL_TEXT_NAME, "text/plain; charset=utf-8", mail.text.encode("utf-8"))
+    return (full, *mail.attachments)
+
+
+def render_mail(
+    mail: ParsedMail, spool_id: int, auth: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The room message of a mail (:func:`_render`); a summary when it would be too large
+    for one event (the whole text then follows as an attachment in the thread)."""
+    content = _render(mail, spool_id, auth, mail.text, mail.html, len(mail.attachments))
+    if not _too_big(content):
+        return content
+    excerpt = mail.text[:SUMMARY_CHARS].rstrip()
+    note = (
+        f"\n\n… Courriel trop long pour un seul message : texte complet "
+        f"({len(mail.text)} caractères) en pièce jointe « {FULL_TEXT_NAME} » dans le fil."
+    )
+    content = _render(mail, spool_id, auth, excerpt + note, None, len(mail.attachments) + 1)
+    content["fr.maillon.mail"]["summary"] = True
+    return content
+
+
+def _render(
+    mail: ParsedMail,
+    spool_id: int,
+    auth: dict[str, Any] | None,
+    text: str,
+    html_part: str | None,
+    count: int,
+) -> dict[str, Any]:
+    """The room message of a mail: who (and how the sender was authenticated), where a
+    reply goes when that is not the sender, subject, then its sanitized HTML and text."""
     who = f"{mail.from_name} <{mail.from_address}>" if mail.from_name else mail.from_address
     subject = mail.subject or "(sans objet)"
-    count = len(mail.attachments)
-    files = f"\n📎 {count} pièce(s) jointe(s) dans le fil" if count else ""
-    body = f"✉️ Courriel de {who}\nObjet : {subject}{files}\n\n{mail.text}".rstrip()
-    head = (
-        f"<p>✉️ <strong>Courriel</strong> de {html.escape(who)}<br>"
-        f"Objet : <strong>{html.escape(subject)}</strong>"
-        + (f"<br>📎 {count} pièce(s) jointe(s) dans le fil" if count else "")
-        + "</p><hr>"
-    )
-    if mail.html:
-        formatted = head + mail.html
+    checked = describe(auth)
+    lines = [f"✉️ Courriel de {who}", checked]
+    html_lines = [f"✉️ <strong>Courriel</strong> de {html.escape(who)}", html.escape(checked)]
+    if mail.reply_to.lower() != mail.from_address.lower():
+        lines.append(f"↩️ Répondre à : {mail.reply_to} (différent de l'expéditeur)")
+        html_lines.append(
+            f"↩️ Répondre à : <strong>{html.escape(mail.reply_to)}</strong> "
+            "(différent de l'expéditeur)"
+        )
+    lines.append(f"Objet : {subject}")
+    html_lines.append(f"Objet : <strong>{html.escape(subject)}</strong>")
+    if count:
+        lines.append(f"📎 {count} pièce(s) jointe(s) dans le fil")
+        html_lines.append(f"📎 {count} pièce(s) jointe(s) dans le fil")
+    body = ("\n".join(lines) + f"\n\n{text}").rstrip()
+    head = "<p>" + "<br>".join(html_lines) + "</p><hr>"
+    if html_part:
+        formatted = head + html_part
     else:
-        formatted = head + "<p>" + html.escape(mail.text).replace("\n", "<br>") + "</p>"
+        formatted = head + "<p>" + html.escape(text).replace("\n", "<br>") + "</p>"
     return {
         # An automatic mail (out-of-office, notification: RFC 3834) is posted as a notice.
         "msgtype": "m.notice" if mail.is_automatic else "m.text",
@@ -87,6 +144,8 @@ def render_mail(mail: ParsedMail, spool_id: int) -> dict[str, Any]:
             "attachments": count,
             "automatic": mail.is_automatic,
             "spool_id": spool_id,
+            "reply_to": mail.reply_to,
+            "authentication": (auth or {}).get("method", "none"),
         },
     }
 
@@ -233,11 +292,19 @@ class Poster:
     """Delivers the spool into rooms: per room in acceptance order, rooms in parallel."""
 
     def __init__(
-        self, matrix: MatrixSide, spool: Spool, wake: asyncio.Event, parallel_rooms: int = 4
+        self,
+        matrix: MatrixSide,
+        spool: Spool,
+        wake: asyncio.Event,
+        parallel_rooms: int = 4,
+        on_final_failure: FinalFailure | None = None,
+        max_attempts: int = MAX_DELIVERY_ATTEMPTS,
     ) -> None:
         self.matrix = matrix
         self.spool = spool
         self.wake = wake
+        self.on_final_failure = on_final_failure
+        self.max_attempts = max_attempts
         self._limit = asyncio.Semaphore(parallel_rooms)
         self.delivered = 0
 
@@ -260,7 +327,7 @@ class Poster:
                 try:
                     await self.deliver(item)
                 except Exception as exc:
-                    final = item.attempts + 1 >= MAX_DELIVERY_ATTEMPTS
+                    final = item.attempts + 1 >= self.max_attempts
                     delay = min(60.0, 0.5 * 1.5**item.attempts)
                     log.warning(
                         "delivery of spooled mail #%s failed (%s), attempt %s",
@@ -271,6 +338,16 @@ class Poster:
                     await asyncio.to_thread(
                         self.spool.mark_retry, item.id, f"{type(exc).__name__}: {exc}", delay, final
                     )
+                    if final and self.on_final_failure is not None:
+                        # No accepted mail fails silently: the room and the sender are told.
+                        try:
+                            await self.on_final_failure(item, type(exc).__name__)
+                        except Exception as report_exc:
+                            log.error(
+                                "final failure of mail #%s not reported: %s",
+                                item.id,
+                                type(report_exc).__name__,
+                            )
                     break  # keep this room's order: later mails wait for this one
                 delivered += 1
         return delivered
@@ -287,20 +364,21 @@ class Poster:
         if item.kind == "bounce":
             await self._deliver_report(item, mail, meta)
         else:
-            if await self._deliver_mail(item, mail):
+            if await self._deliver_mail(item, mail, meta):
                 self.delivered += 1
                 return  # marked delivered with its event, in one commit
         await asyncio.to_thread(self.spool.mark_delivered, item.id)
         self.delivered += 1
 
-    async def _deliver_mail(self, item: SpoolItem, mail: ParsedMail) -> bool:
+    async def _deliver_mail(self, item: SpoolItem, mail: ParsedMail, meta: dict[str, Any]) -> bool:
         """Post the mail, then its attachments; True if already marked delivered."""
         root = item.event_id
+        parts = parts_of(mail)
         if item.event_id is None:
             parent_root = await asyncio.to_thread(
                 self.spool.thread_root, item.room_id, mail.thread_ids
             )
-            content = render_mail(mail, item.id)
+            content = render_mail(mail, item.id, meta.get("auth"))
             if parent_root is not None:
                 content["m.relates_to"] = _thread(parent_root)
             event_id = await self.matrix.send(item.room_id, content, f"maillon.mail.{item.id}.0")
@@ -318,9 +396,9 @@ class Poster:
                 event_id,
                 root,
                 thread_meta,
-                not mail.attachments,
+                not parts,
             )
-            if not mail.attachments:
+            if not parts:
                 return True
         else:
             root = (
@@ -328,7 +406,7 @@ class Poster:
                 or item.event_id
             )
         assert root is not None
-        for index, attachment in enumerate(mail.attachments, start=1):
+        for index, attachment in enumerate(parts, start=1):
             if index < item.parts_done:
                 continue
             content = await self.matrix.upload(item.room_id, attachment)
@@ -340,12 +418,18 @@ class Poster:
     async def _deliver_report(
         self, item: SpoolItem, mail: ParsedMail, meta: dict[str, Any]
     ) -> None:
+        # A fixed summary, generated from what we know (our own recipients) and the
+        # report's validated status codes: never the report's free text, which anyone who
+        # knows one of our Message-IDs could otherwise post as our notice.
         origin = meta.get("report_event")
         to = meta.get("report_to", "")
-        diagnostic = mail.report_text or mail.text[:500]
+        ours = {a.strip().lower() for a in str(to).split(",")}
+        named = [r for r in mail.report_recipients if r.lower() in ours]
+        status = ", ".join(mail.report_status) or "inconnu"
         body = (
-            f"⚠️ Le courriel envoyé à {to} n'a pas pu être remis (avis de non-remise).\n{diagnostic}"
-        ).strip()
+            f"⚠️ Le courriel envoyé à {to} n'a pas pu être remis (avis de non-remise).\n"
+            f"Statut : {status}" + (f" ; destinataire : {', '.join(named)}" if named else "")
+        )
         content: dict[str, Any] = {"msgtype": "m.notice", "body": body}
         if origin:
             content["m.relates_to"] = _thread(meta.get("report_root") or origin)
@@ -363,10 +447,12 @@ class ReplyWatcher:
         router: Router,
         relay_marker: str,
         outbox_wake: asyncio.Event,
+        trust: TrustSpace,
     ) -> None:
         self.matrix = matrix
         self.spool = spool
         self.router = router
+        self.trust = trust
         self.relay_marker = relay_marker
         self.outbox_wake = outbox_wake
         settings = matrix.deployment.settings
@@ -390,6 +476,18 @@ class ReplyWatcher:
             return
         try:
             await self.queue_reply(room, event, relation["event_id"])
+        except RecipientRefused as refused:
+            content = {
+                "msgtype": "m.notice",
+                "body": f"⚠️ {refused}",
+                "m.relates_to": _thread(relation["event_id"]),
+            }
+            try:
+                await self.matrix.send(
+                    room.room_id, content, f"maillon.reply.{event.event_id}.refused"
+                )
+            except Exception as exc:
+                log.error("could not explain a refused reply: %s", type(exc).__name__)
         except Exception as exc:
             log.error("could not queue a reply as mail: %s", type(exc).__name__)
 
@@ -407,6 +505,7 @@ class ReplyWatcher:
         queued = await asyncio.to_thread(
             lambda: queue_mail(
                 self.spool,
+                trust=self.trust,
                 room_id=room.room_id,
                 source_event_id=event.event_id,
                 from_address=address,

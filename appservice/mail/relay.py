@@ -11,14 +11,16 @@ from typing import Any
 
 from aiohttp import web
 
+from appservice.mail.authenticate import configure_resolver
 from appservice.mail.imap_poller import ImapPoller
 from appservice.mail.intake import Intake
 from appservice.mail.outbound import Sender
+from appservice.mail.parse import parse_mail
 from appservice.mail.poster import MatrixSide, Poster, ReplyWatcher, report_failure
 from appservice.mail.smtp_server import Handler, start_smtp
-from dossier_api.domain.mail.outbox import relay_marker
+from dossier_api.domain.mail.outbox import TrustSpace, queue_mail, relay_marker
 from dossier_api.domain.mail.routing import Router
-from dossier_api.domain.mail.spool import Spool
+from dossier_api.domain.mail.spool import Spool, SpoolItem
 from maillon.shared.crypto import KeyRing
 from maillon.shared.settings import Deployment
 from maillon.shared.store import make_engine
@@ -36,22 +38,30 @@ class Relay:
         engine = make_engine(settings.database_url, create_tables=False)
         keys = KeyRing(deployment.secrets.data_keys)
         self.spool = Spool(engine, keys)
+        self.trust = TrustSpace(engine, self.config.allowed_sender_domains)
         self.router = Router(engine, keys, settings.mail_domain, self.config.relay_localpart)
         marker = relay_marker(deployment)
         self.intake = Intake(self.spool, self.router, self.config, marker)
         self.delivery_wake = asyncio.Event()
         self.outbox_wake = asyncio.Event()
         self.matrix = MatrixSide(deployment)
-        self.poster = Poster(self.matrix, self.spool, self.delivery_wake)
-        self.replies = ReplyWatcher(self.matrix, self.spool, self.router, marker, self.outbox_wake)
+        self.marker = marker
+        self.poster = Poster(
+            self.matrix, self.spool, self.delivery_wake, on_final_failure=self.final_failure
+        )
+        self.replies = ReplyWatcher(
+            self.matrix, self.spool, self.router, marker, self.outbox_wake, self.trust
+        )
         self.sender = Sender(
             self.spool,
             self.config.outbound,
             deployment.secrets.mail_smtp_password,
             lambda item, error: report_failure(self.matrix, item, error),
             self.outbox_wake,
+            self.trust,
         )
-        self.smtp = Handler(self.intake, self.delivery_wake)
+        self.smtp = Handler(self.intake, self.delivery_wake, self.config.inbound)
+        configure_resolver(self.config.inbound.dns_servers)
         self.imap = (
             ImapPoller(
                 self.config.imap,
@@ -64,6 +74,53 @@ class Relay:
         )
         self.server: asyncio.Server | None = None
         self.tasks: list[asyncio.Task[None]] = []
+
+    async def final_failure(self, item: SpoolItem, reason: str) -> None:
+        """A mail accepted (250) that could not be posted after the last attempt: say so in
+        the room (if it can still be reached) and send its sender a non-delivery notice."""
+        meta, raw = await asyncio.to_thread(self.spool.payload, item.id)
+        if item.kind != "mail":
+            return
+        mail = parse_mail(raw)
+        when = item.accepted_at.strftime("%d/%m/%Y %H:%M UTC")
+        subject = mail.subject or "(sans objet)"
+        content = {
+            "msgtype": "m.notice",
+            "body": (
+                f"⚠️ Un courriel de {mail.from_address} reçu le {when} (objet : {subject}) n'a "
+                f"pas pu être affiché dans cette salle ({reason}). Son expéditeur en est averti."
+            ),
+        }
+        with contextlib.suppress(Exception):
+            await self.matrix.send(item.room_id, content, f"maillon.mail.{item.id}.failed")
+        sender = meta.get("envelope_from") or mail.from_address
+        address = await asyncio.to_thread(self.router.address_for_room, item.room_id)
+        if not sender or address is None:
+            return
+        text = (
+            "Votre courriel n'a pas pu être remis dans le dossier de coordination "
+            f"destinataire.\n\nObjet : {subject}\nReçu le : {when}\nMotif : {reason}\n\n"
+            "Renvoyez-le plus court ou contactez l'équipe du dossier par un autre moyen.\n"
+            "-- \nAvis de non-remise automatique du relais MSSanté Maillon."
+        )
+        await asyncio.to_thread(
+            lambda: queue_mail(
+                self.spool,
+                trust=self.trust,
+                room_id=item.room_id,
+                source_event_id=f"maillon.mail.{item.id}.dsn",
+                from_address=address,
+                from_name="Maillon (avis de non-remise)",
+                to=[sender],
+                subject=f"Non remis : {subject}",
+                text=text,
+                relay_marker=self.marker,
+                domain=self.router.domain,
+                in_reply_to=mail.message_id,
+                automatic=True,
+            )
+        )
+        self.outbox_wake.set()
 
     async def start(self) -> None:
         self.server = await start_smtp(

@@ -33,6 +33,8 @@ async def mail(ctx: Context, args: list[str]) -> Reply:
         queued = await ctx.services.queue_mail(
             ctx.sender, dossier_id, ctx.room_id, ctx.event_id, address, subject, text
         )
+    except MailCommandError as exc:  # a recipient outside the MSSanté trust space
+        raise CommandError(str(exc)) from exc
     except MailNotConfigured as exc:
         raise CommandError(
             ctx.t(

@@ -6,6 +6,7 @@ Parsed once per process into frozen dataclasses; a bad value is refused with its
 from __future__ import annotations
 
 import base64
+import ipaddress
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,15 +84,63 @@ TLS_MODE = {"check": _check_tls_mode}
 POSITIVE = {"check": lambda v: None if v > 0 else "valeur positive attendue"}
 
 
+def _check_networks(value: object) -> str | None:
+    for item in value if isinstance(value, tuple) else ():
+        try:
+            ipaddress.ip_network(str(item), strict=False)
+        except ValueError:
+            return f"réseau invalide : {item!r} (ex. 127.0.0.0/8)"
+    return None
+
+
+def _check_dns_servers(value: object) -> str | None:
+    for item in value if isinstance(value, tuple) else ():
+        host, _, port = str(item).rpartition(":") if ":" in str(item) else (item, "", "")
+        try:
+            ipaddress.ip_address(str(host))
+        except ValueError:
+            return f"serveur DNS invalide : {item!r} (adresse IP[:port] attendue)"
+        if port and not (port.isdigit() and 1 <= int(port) <= 65535):
+            return f"port de serveur DNS invalide : {item!r}"
+    return None
+
+
 @dataclass(frozen=True)
 class MailInbound:
-    """The relay's SMTP listener (mail for the dossiers' addresses)."""
+    """The relay's SMTP listener (mail for the dossiers' addresses).
+
+    Peers outside ``trusted_networks`` (loopback by default) must use TLS when ``tls`` is
+    set, and present a client certificate verified against ``client_ca_file`` when
+    ``require_client_certificate`` is true (the MSSanté operators' servers do). Mail from
+    a peer without a certificate is checked with SPF/DKIM/DMARC (DNS: ``dns_servers``, or
+    the system's). A peer that names ``max_unknown_recipients`` unknown addresses within
+    ``unknown_recipients_window_seconds`` gets ``421`` until the window has passed."""
 
     host: str = "127.0.0.1"
     port: int = field(default=2525, metadata=PORT)
     tls: str = field(default="none", metadata=TLS_MODE)
     cert_file: str | None = None
     key_file: str | None = None
+    client_ca_file: str | None = None
+    require_client_certificate: bool = False
+    trusted_networks: tuple[str, ...] = field(
+        default=("127.0.0.0/8", "::1/128"), metadata={"check": _check_networks}
+    )
+    dns_servers: tuple[str, ...] = field(default=(), metadata={"check": _check_dns_servers})
+    max_unknown_recipients: int = field(
+        default=5, metadata={"check": lambda v: None if v >= 1 else "au moins 1"}
+    )
+    unknown_recipients_window_seconds: float = field(default=600.0, metadata=POSITIVE)
+
+    def __post_init__(self) -> None:
+        if self.tls != "none" and not self.cert_file:
+            raise ConfigKeyError("cert_file", "requis avec tls: starttls ou tls")
+        if self.require_client_certificate and self.tls == "none":
+            raise ConfigKeyError("tls", "starttls ou tls requis avec require_client_certificate")
+        if self.require_client_certificate and not self.client_ca_file:
+            raise ConfigKeyError(
+                "client_ca_file", "requis avec require_client_certificate (CA des certificats)"
+            )
 
 
 @dataclass(frozen=True)

@@ -117,7 +117,10 @@ def parse(cls: type[T], data: object, prefix: str = "") -> T:
             if problem:
                 raise ConfigKeyError(key, problem)
         values[name] = value
-    return cls(**values)
+    try:
+        return cls(**values)
+    except ConfigKeyError as exc:  # a rule across keys (``__post_init__``): name the key
+        raise ConfigKeyError(_join(prefix, exc.key), exc.message) from exc
 
 
 def port_check(value: object) -> str | None:

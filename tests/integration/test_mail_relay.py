@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import email.policy
+import io
 import os
 import shutil
 import signal
+import ssl
 import tempfile
 import time
+import zipfile
 from collections.abc import Callable, Iterator
 from email import message_from_bytes
 from email.message import Message
@@ -25,7 +28,13 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from dossier_api.domain.mail.models import MailOutbox, MailSpool
-from dossier_api.domain.mail.outbox import parse_mail_command, queue_mail, relay_marker
+from dossier_api.domain.mail.outbox import (
+    RecipientRefused,
+    TrustSpace,
+    parse_mail_command,
+    queue_mail,
+    relay_marker,
+)
 from dossier_api.domain.mail.spool import Spool
 from maillon.shared.crypto import KeyRing
 from maillon.shared.store import make_engine
@@ -44,21 +53,35 @@ from tests.harness.mail import (
     wait_mails,
     xdm_zip,
 )
+from tests.harness.mail_auth import Authority, DkimKey, FakeDns, fake_dns
 from tests.harness.matrix import E2EClient
 from tests.harness.postgres import create_database, drop_database
 from tests.harness.stack import Stack
 
 MakeClient = Callable[[Stack, str], E2EClient]
 MAX_BYTES = 2_000_000
+MAX_UNKNOWN = 3
+# Peers the relay trusts without a certificate: 127.0.0.1 only. Tests reach it from other
+# loopback addresses (127.0.0.2, …) to be an outside peer.
+OUTSIDE = "127.0.0.2"
 
 
 class Relay:
     """The stack under test with its mail peers."""
 
-    def __init__(self, stack: Stack, dovecot: Dovecot, sink: SinkHandler) -> None:
+    def __init__(
+        self,
+        stack: Stack,
+        dovecot: Dovecot,
+        sink: SinkHandler,
+        authority: Authority,
+        dns: FakeDns,
+    ) -> None:
         self.stack = stack
         self.dovecot = dovecot
         self.sink = sink
+        self.authority = authority
+        self.dns = dns
         mail = stack.deployment.settings.mail
         self.port = mail.inbound.port
         self.domain = stack.deployment.settings.mail_domain
@@ -74,9 +97,35 @@ class Relay:
         finally:
             engine.dispose()
 
-    async def send(self, sender: str, recipients: list[str], raw: bytes) -> tuple[int, str]:
+    def client(
+        self, source: str = "127.0.0.1", tls: bool = False, cert: tuple[Path, Path] | None = None
+    ) -> aiosmtplib.SMTP:
+        context = None
+        if tls:
+            context = ssl.create_default_context(cafile=str(self.authority.ca_file))
+            if cert is not None:
+                context.load_cert_chain(str(cert[0]), str(cert[1]))
+        return aiosmtplib.SMTP(
+            hostname="127.0.0.1",
+            port=self.port,
+            timeout=60,
+            source_address=(source, 0),
+            start_tls=tls,
+            tls_context=context,
+        )
+
+    async def send(
+        self,
+        sender: str,
+        recipients: list[str],
+        raw: bytes,
+        *,
+        source: str = "127.0.0.1",
+        tls: bool = False,
+        cert: tuple[Path, Path] | None = None,
+    ) -> tuple[int, str]:
         """One SMTP exchange with the relay: (code, text) of the final reply."""
-        client = aiosmtplib.SMTP(hostname="127.0.0.1", port=self.port, timeout=60)
+        client = self.client(source, tls, cert)
         try:
             async with client:
                 _, message = await client.sendmail(sender, recipients, raw)
@@ -100,13 +149,26 @@ def relay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Relay]:
     dovecot = Dovecot(Path(tempfile.mkdtemp(prefix="maillon-dovecot-")))
     dovecot.start()
     url = create_database("maillon_mail")
+    authority = Authority(tmp_path_factory.mktemp("mail-ca"))
+    server_cert, server_key = authority.issue("localhost", "relay")
     try:
-        with smtp_sink() as (sink, sink_port):
+        with smtp_sink() as (sink, sink_port), fake_dns() as dns:
             stack = Stack.create(tmp_path_factory.mktemp("stack-mail"), database_url=url)
 
             def configure(data: dict[str, Any]) -> None:
                 mail = data["mail"]
                 mail["max_message_bytes"] = MAX_BYTES
+                mail["inbound"] = {
+                    **mail.get("inbound", {}),
+                    "tls": "starttls",
+                    "cert_file": str(server_cert),
+                    "key_file": str(server_key),
+                    "client_ca_file": str(authority.ca_file),
+                    "require_client_certificate": True,
+                    "trusted_networks": ["127.0.0.1/32"],
+                    "dns_servers": [dns.address],
+                    "max_unknown_recipients": MAX_UNKNOWN,
+                }
                 mail["imap"] = {
                     "host": "127.0.0.1",
                     "port": dovecot.port,
@@ -129,7 +191,7 @@ def relay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Relay]:
             )
             stack.start()
             try:
-                yield Relay(stack, dovecot, sink)
+                yield Relay(stack, dovecot, sink, authority, dns)
             finally:
                 stack.stop()
     finally:
@@ -596,6 +658,7 @@ async def test_queue_mail_sends_a_new_mail_for_the_mail_command(
         spool = Spool(engine, KeyRing(deployment.secrets.data_keys))
         queued = queue_mail(
             spool,
+            trust=TrustSpace(engine, ("mssante.fr",)),
             room_id=room_id,
             source_event_id=f"$commande-{os.urandom(4).hex()}",
             from_address=address,
@@ -723,3 +786,279 @@ async def test_kill_9_mid_burst_every_accepted_mail_is_posted_once(
         if e.source.get("content", {}).get("msgtype") == "m.file"
     ]
     assert len(files) == len(set(files)), "no attachment twice"
+
+
+# -- Issue 19: security of the relay ---------------------------------------------------
+
+
+def outbox_rows(relay: Relay, room_id: str) -> list[MailOutbox]:
+    engine = relay.engine()
+    try:
+        with Session(engine) as session:
+            return list(session.scalars(select(MailOutbox).where(MailOutbox.room_id == room_id)))
+    finally:
+        engine.dispose()
+
+
+def posted_mail(events: list[Any], message_id: str) -> Any:
+    return next(e for e in events if (mail_of(e) or {}).get("message_id") == message_id)
+
+
+async def test_reply_to_outside_the_trust_space_is_shown_and_never_mailed(
+    relay: Relay, make_client: MakeClient
+) -> None:
+    coordinator, _, room_id, mid, root = await mail_thread(
+        relay, make_client, headers={"Reply-To": "collect@evil.example"}
+    )
+    events = await room_events(coordinator, room_id)
+    posted = posted_mail(events, mid)
+    assert "Répondre à : collect@evil.example" in posted.body, posted.body
+    assert "collect@evil.example" in posted.source["content"]["formatted_body"]
+
+    await reply_in_thread(coordinator, room_id, root, "Voici le dossier complet du patient.")
+    notice = await coordinator.wait_for_text(
+        room_id, lambda e: "Envoi refusé" in e.body, timeout=60
+    )
+    assert "collect@evil.example" in notice.body and "espace de confiance" in notice.body
+    assert thread_root(notice) == root
+    assert outbox_rows(relay, room_id) == [], "nothing queued for the attacker's address"
+    assert not any("collect@evil.example" in r.rcpt_tos for r in relay.sink.received)
+
+
+async def test_mail_command_only_sends_within_the_trust_space(
+    relay: Relay, make_client: MakeClient
+) -> None:
+    coordinator, _, room_id = await mail_dossier(relay, make_client)
+    chat = BotChat(relay.stack, coordinator)
+    _, answer = await chat.command(
+        room_id, "!mail attacker@evil.example Dossier\nLe compte rendu complet.", ok=False
+    )
+    assert "attacker@evil.example" in answer.body and "espace de confiance" in answer.body
+    assert outbox_rows(relay, room_id) == []
+
+    # The rule is the domain's: any caller of queue_mail gets it.
+    engine = relay.engine()
+    try:
+        spool = Spool(engine, KeyRing(relay.stack.deployment.secrets.data_keys))
+        with pytest.raises(RecipientRefused):
+            queue_mail(
+                spool,
+                trust=TrustSpace(
+                    engine, relay.stack.deployment.settings.mail.allowed_sender_domains
+                ),
+                room_id=room_id,
+                source_event_id=f"$direct-{os.urandom(4).hex()}",
+                from_address="d@x.mssante.fr",
+                to=["dr.watson@cabinet.mssante.fr", "attacker@evil.example"],
+                subject="Objet",
+                text="Texte",
+                relay_marker=relay_marker(relay.stack.deployment),
+                domain=relay.domain,
+            )
+    finally:
+        engine.dispose()
+    assert outbox_rows(relay, room_id) == []
+
+
+async def test_a_bad_outbox_row_is_set_aside_and_the_others_are_sent(
+    relay: Relay, make_client: MakeClient
+) -> None:
+    """A row whose display name holds CRLF (written before names were cleaned) used to
+    make compose() raise outside the error handling: the outbox stopped for everyone."""
+    coordinator, address, room_id, _, root = await mail_thread(relay, make_client)
+    deployment = relay.stack.deployment
+    engine = relay.engine()
+    try:
+        spool = Spool(engine, KeyRing(deployment.secrets.data_keys))
+        spool.enqueue(
+            room_id,
+            f"$ancien-{os.urandom(4).hex()}",
+            root,
+            {
+                "from": address,
+                "from_name": "Dr Martin\r\nBcc: fuite@evil.example",
+                "to": [SENDER],
+                "subject": "Ligne cassée",
+                "text": "x",
+                "message_id": f"<old.{os.urandom(4).hex()}@{relay.domain}>",
+                "references": [],
+                "relay_marker": relay_marker(deployment),
+                "auto_submitted": "no",
+            },
+        )
+        queue_mail(
+            spool,
+            trust=TrustSpace(engine, deployment.settings.mail.allowed_sender_domains),
+            room_id=room_id,
+            source_event_id=f"$nouveau-{os.urandom(4).hex()}",
+            from_address=address,
+            from_name="Dr Martin\r\nBcc: fuite@evil.example",
+            to=[SENDER],
+            subject="Après la ligne cassée",
+            text="Suite",
+            relay_marker=relay_marker(deployment),
+            domain=relay.domain,
+            thread_root_event_id=root,
+        )
+    finally:
+        engine.dispose()
+    item, msg = await received(relay, lambda m: m["Subject"] == "Après la ligne cassée")
+    assert item.rcpt_tos == [SENDER], "the other mails go on"
+    assert "\n" not in str(msg["From"]) and msg["Bcc"] is None
+    assert "Dr Martin Bcc: fuite@evil.example" in str(msg["From"])
+    notice = await coordinator.wait_for_text(
+        room_id, lambda e: "Échec de l'envoi du courriel" in e.body, timeout=60
+    )
+    assert "mis de côté" in notice.body and thread_root(notice) == root
+    assert not any(m.data.count(b"Ligne cass") for m in relay.sink.received)
+
+
+def bomb_zip(size: int) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("IHE_XDM/SUBSET01/METADATA.XML", b"<a>" + b" " * size + b"</a>")
+    return buffer.getvalue()
+
+
+async def test_xdm_bomb_is_refused_before_decompressing(relay: Relay) -> None:
+    general = f"dossiers@{relay.domain}"
+    package = bomb_zip(4 * 1024 * 1024)
+    assert len(package) < 10_000
+    _, raw = build_mail(
+        general, "Résultats", "Voir", attachments=[("IHE_XDM.ZIP", "application/zip", package)]
+    )
+    before = relay.spool_count()
+    code, text = await relay.send(SENDER, [general], raw)
+    assert code == 552 and "IHE_XDM" in text, (code, text)
+    assert relay.spool_count() == before
+
+
+async def test_bounce_posts_a_fixed_summary_never_its_free_text(
+    relay: Relay, make_client: MakeClient
+) -> None:
+    coordinator, address, room_id, mid, root = await mail_thread(relay, make_client)
+    await reply_in_thread(coordinator, room_id, root, "Réponse qui reviendra")
+    _, msg = await received(relay, lambda m: m["In-Reply-To"] == mid)
+    forged = _dsn(address, str(msg["Message-ID"])).replace(
+        b"Diagnostic-Code: smtp; 550 5.1.1 User unknown",
+        b"Diagnostic-Code: smtp; URGENT patient transfere, appelez le 0899 00 00 00",
+    )
+    code, text = await relay.send("", [address], forged)
+    assert code == 250, text
+    notice = await coordinator.wait_for_text(
+        room_id, lambda e: "n'a pas pu être remis" in e.body, timeout=60
+    )
+    assert "Statut : 5.1.1" in notice.body and thread_root(notice) == root
+    assert "0899" not in notice.body and "URGENT" not in notice.body
+    assert "pas pu etre remis" not in notice.body, "not the bounce's own text either"
+
+
+async def test_outside_peer_needs_tls_and_a_client_certificate_of_the_ca(
+    relay: Relay, make_client: MakeClient, tmp_path: Path
+) -> None:
+    coordinator, address, room_id = await mail_dossier(relay, make_client)
+    before = relay.spool_count()
+    _, raw = build_mail(address, "Sans TLS", "Texte")
+    code, text = await relay.send(SENDER, [address], raw, source=OUTSIDE)
+    assert code == 530 and "STARTTLS" in text, (code, text)
+    code, text = await relay.send(SENDER, [address], raw, source=OUTSIDE, tls=True)
+    assert code == 530 and "Certificat client requis" in text, (code, text)
+    rogue = Authority(tmp_path / "rogue", "AC pirate").issue("relais.pirate.example", "rogue")
+    with pytest.raises((aiosmtplib.SMTPException, OSError, ssl.SSLError)):
+        await relay.send(SENDER, [address], raw, source=OUTSIDE, tls=True, cert=rogue)
+    assert relay.spool_count() == before, "nothing stored from an unauthenticated peer"
+
+    operator = relay.authority.issue("relais.operateur.mssante.fr", "operator")
+    mid, raw = build_mail(address, "Avec certificat", "Texte authentifié")
+    code, text = await relay.send(SENDER, [address], raw, source=OUTSIDE, tls=True, cert=operator)
+    assert code == 250, text
+    events = await wait_mails(coordinator, room_id, {mid})
+    posted = posted_mail(events, mid)
+    assert "expéditeur authentifié par certificat (relais.operateur.mssante.fr)" in posted.body
+    assert mail_of(posted)["authentication"] == "certificate"  # type: ignore[index]
+
+
+async def test_dkim_result_is_shown_for_peers_without_certificate(
+    relay: Relay, make_client: MakeClient
+) -> None:
+    coordinator, address, room_id = await mail_dossier(relay, make_client)
+    domain = SENDER.split("@")[1]
+    key = DkimKey(domain)
+    relay.dns.txt[key.dns_name] = [key.record()]
+    signed_id, raw = build_mail(address, "Signé", "Texte signé")
+    assert (await relay.send(SENDER, [address], key.sign(raw)))[0] == 250
+    plain_id, raw = build_mail(address, "Non signé", "Texte")
+    assert (await relay.send(SENDER, [address], raw))[0] == 250
+    events = await wait_mails(coordinator, room_id, {signed_id, plain_id})
+    assert f"DKIM valide pour {domain}" in posted_mail(events, signed_id).body
+    assert "⚠ expéditeur non authentifié" in posted_mail(events, plain_id).body
+    assert key.dns_name in relay.dns.queries
+
+
+async def test_rcpt_probing_is_rate_limited_per_peer(relay: Relay, make_client: MakeClient) -> None:
+    _, address, _ = await mail_dossier(relay, make_client)
+    prober = "127.0.0.3"  # an operator's server, authenticated, that probes addresses
+    operator = relay.authority.issue("relais.curieux.mssante.fr", "prober")
+    client = relay.client(prober, tls=True, cert=operator)
+    await client.connect()
+    await client.ehlo()
+    await client.mail(SENDER)
+    codes = []
+    for n in range(MAX_UNKNOWN):
+        try:
+            response = await client.rcpt(f"d-sonde{n}@{relay.domain}")
+            codes.append(response.code)
+        except aiosmtplib.SMTPRecipientRefused as exc:
+            codes.append(exc.code)
+    assert codes == [550] * (MAX_UNKNOWN - 1) + [421], codes
+    with pytest.raises(aiosmtplib.SMTPServerDisconnected):  # the relay hung up
+        await client.noop()
+    # The same peer is held off for the window, even for an existing address…
+    _, raw = build_mail(address, "Objet", "Texte")
+    code, _ = await relay.send(SENDER, [address], raw, source=prober, tls=True, cert=operator)
+    assert code == 421
+    # …while other peers are not.
+    assert (await relay.send(SENDER, [address], raw))[0] == 250
+    log = relay.stack.directory / "logs" / "appservice.log"
+    deadline = time.monotonic() + 30
+    while "probing" not in log.read_text(errors="replace"):
+        assert time.monotonic() < deadline, "the probe is logged"
+        await asyncio.sleep(0.2)
+    assert "d-sonde" not in log.read_text(errors="replace"), "no address in the logs"
+
+
+async def test_a_long_mail_is_posted_as_summary_with_its_text_encrypted_in_the_thread(
+    relay: Relay, make_client: MakeClient
+) -> None:
+    """~180 KB of text used to get 250, then fail 40 times with M_TOO_LARGE, silently."""
+    coordinator, address, room_id = await mail_dossier(relay, make_client)
+    lines = [f"Ligne {n} du compte rendu détaillé de l'hospitalisation." for n in range(3200)]
+    text = "\n".join(lines)
+    assert len(text.encode()) > 180_000
+    mid, raw = build_mail(address, "Compte rendu long", text)
+    code, reply = await relay.send(SENDER, [address], raw)
+    assert code == 250, reply
+    events = await wait_mails(coordinator, room_id, {mid})
+    posted = posted_mail(events, mid)
+    assert "Courriel trop long" in posted.body and "Ligne 0 du compte rendu" in posted.body
+    assert mail_of(posted)["summary"] is True  # type: ignore[index]
+
+    def full_text() -> Any:
+        for e in events:
+            content = getattr(e, "source", {}).get("content", {})
+            if content.get("body") == "courriel-complet.txt" and thread_root(e) == posted.event_id:
+                return e
+        return None
+
+    deadline = time.monotonic() + 60
+    while full_text() is None and time.monotonic() < deadline:
+        await asyncio.sleep(0.5)
+        events = await room_events(coordinator, room_id)
+    file_event = full_text()
+    assert file_event is not None, "the whole text follows in the mail's thread"
+    encrypted = file_event.source["content"]["file"]
+    download = await coordinator.client.download(mxc=encrypted["url"])
+    plain = decrypt_attachment(
+        download.body, encrypted["key"]["k"], encrypted["hashes"]["sha256"], encrypted["iv"]
+    )
+    assert plain.decode().strip() == text.strip()

@@ -84,3 +84,42 @@ def test_module_config_errors_use_synapse_error_type_and_name_key() -> None:
         parse_module_config(
             {"appservice_user": "@m:s", "bot_user": "coordination"}, FakeConfigError
         )
+
+
+@pytest.mark.parametrize(
+    ("inbound", "key", "words"),
+    [
+        ({"require_client_certificate": True}, "mail.inbound.tls", "starttls"),
+        (
+            {"require_client_certificate": True, "tls": "starttls", "cert_file": "c.pem"},
+            "mail.inbound.client_ca_file",
+            "requis",
+        ),
+        ({"tls": "starttls"}, "mail.inbound.cert_file", "requis"),
+        ({"trusted_networks": ["pas-un-réseau"]}, "mail.inbound.trusted_networks", "réseau"),
+        ({"dns_servers": ["dns.example"]}, "mail.inbound.dns_servers", "serveur DNS"),
+        ({"max_unknown_recipients": 0}, "mail.inbound.max_unknown_recipients", "au moins"),
+    ],
+)
+def test_mail_inbound_security_settings_are_checked(
+    inbound: dict[str, object], key: str, words: str
+) -> None:
+    data = {"server_name": "x.example", "database_url": "sqlite://", "mail": {"inbound": inbound}}
+    with pytest.raises(ConfigKeyError) as caught:
+        parse(Settings, data)
+    assert caught.value.key == key and words in caught.value.message
+
+
+def test_mail_inbound_requiring_certificates_parses() -> None:
+    inbound = {
+        "tls": "starttls",
+        "cert_file": "c.pem",
+        "client_ca_file": "ca.pem",
+        "require_client_certificate": True,
+        "trusted_networks": ["10.0.0.0/8"],
+        "dns_servers": ["127.0.0.1:5353"],
+    }
+    data = {"server_name": "x.example", "database_url": "sqlite://", "mail": {"inbound": inbound}}
+    settings = parse(Settings, data)
+    assert settings.mail.inbound.require_client_certificate
+    assert settings.mail.inbound.trusted_networks == ("10.0.0.0/8",)

@@ -7,8 +7,14 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+import unicodedata
 
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session
+
+from dossier_api.domain.mail.routing import domain_allowed
 from dossier_api.domain.mail.spool import Spool
+from dossier_api.domain.models import Professional
 from maillon.shared.settings import Deployment
 
 RELAY_HEADER = "X-Maillon-Relay"
@@ -23,6 +29,62 @@ def relay_marker(deployment: Deployment) -> str:
 
 class MailCommandError(ValueError):
     """``!mail`` used wrongly; the message (French) says how to use it."""
+
+
+class RecipientRefused(MailCommandError):
+    """A recipient outside the MSSanté trust space: nothing is queued or sent."""
+
+    def __init__(self, addresses: list[str]) -> None:
+        self.addresses = addresses
+        super().__init__(
+            "Envoi refusé : "
+            + ", ".join(addresses)
+            + " n'appartient pas à l'espace de confiance MSSanté (domaines de messagerie de "
+            "santé configurés ou adresse MSSanté de l'annuaire) ; aucun courriel n'est parti."
+        )
+
+
+class TrustSpace:
+    """The addresses Maillon may mail: those of the configured MSSanté domains (a domain
+    and its subdomains) and the MSSanté addresses of the directory (annuaire). The one
+    rule every outgoing mail obeys, whatever the headers of the mail it answers say."""
+
+    def __init__(self, engine: Engine, allowed_domains: tuple[str, ...]) -> None:
+        self._engine = engine
+        self.allowed_domains = allowed_domains
+
+    def allows(self, address: str) -> bool:
+        if not ADDRESS_RE.match(address):
+            return False
+        if domain_allowed(address, self.allowed_domains):
+            return True
+        with Session(self._engine) as session:
+            found = session.scalar(
+                select(Professional.user_id)
+                .where(func.lower(Professional.mssante) == address.strip().lower())
+                .limit(1)
+            )
+        return found is not None
+
+    def refused(self, addresses: list[str]) -> list[str]:
+        return [a for a in addresses if not self.allows(a)]
+
+    def check(self, addresses: list[str]) -> None:
+        """Raise :class:`RecipientRefused` if any address is outside the trust space."""
+        refused = self.refused(addresses)
+        if refused or not addresses:
+            raise RecipientRefused(refused or ["(aucun destinataire)"])
+
+
+def clean_display_name(name: str) -> str:
+    """A display name safe in a mail header: no control character (CR, LF, NUL…), no
+    quote or angle bracket that would change the address, at most 120 characters."""
+    kept = "".join(
+        " " if unicodedata.category(ch).startswith(("C", "Z")) else ch
+        for ch in name
+        if ch not in '"<>\\'
+    )
+    return " ".join(kept.split())[:120]
 
 
 def new_message_id(domain: str) -> str:
@@ -47,6 +109,7 @@ def parse_mail_command(text: str) -> tuple[str, str, str]:
 def queue_mail(
     spool: Spool,
     *,
+    trust: TrustSpace,
     room_id: str,
     source_event_id: str,
     from_address: str,
@@ -62,10 +125,12 @@ def queue_mail(
     automatic: bool = False,
 ) -> int | None:
     """Put a mail in the durable outbox; None if ``source_event_id`` was queued already.
+    Raise :class:`RecipientRefused` for a recipient outside the MSSanté trust space.
     Blocking (database): call it in a thread from async code."""
+    trust.check(to)
     mail = {
         "from": from_address,
-        "from_name": from_name,
+        "from_name": clean_display_name(from_name),
         "to": to,
         "subject": subject,
         "text": text,

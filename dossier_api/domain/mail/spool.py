@@ -26,7 +26,6 @@ def message_id_hash(message_id: str) -> str:
     return hashlib.sha256(message_id.strip().lower().encode()).hexdigest()
 
 
-
 @dataclass(frozen=True)
 class SpoolItem:
     id: int
