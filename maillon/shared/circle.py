@@ -68,6 +68,11 @@ PROTECTED_STATE = (
     "m.room.aliases",
     WIDGET_EVENT,
     "m.room.third_party_invite",
+    # Not end-to-end encrypted, kept by every server of the room: fixed by Maillon from the
+    # pathway's template (initials, birth year, reference), never typed by a member.
+    "m.room.name",
+    "m.room.topic",
+    "m.room.avatar",
     DOSSIER_EVENT,
     CIRCLE_EVENT,
     SIDE_ROOM_EVENT,
@@ -243,19 +248,16 @@ PATIENT_ROOM_VERSION = "12"  # the creator (Maillon's service user) has unlimite
 
 def patient_power_levels(coordinators: list[str], read_only: bool = False) -> dict[str, Any]:
     """Power levels of a patient room: coordinators invite and remove (members of other
-    servers can therefore not invite anyone), only Maillon's
-    service user (the room's creator) may touch encryption, join rule, history, the
-    dossier link or the circle. A read-only room (closed dossier) lets nobody but Maillon
-    post, react, redact or invite."""
+    servers can therefore not invite anyone), only Maillon's service user (the room's
+    creator) may touch encryption, join rule, history, the dossier link, the circle, or the
+    room's name, topic and avatar (stored in clear). A read-only room (closed dossier) lets
+    nobody but Maillon post, react, redact or invite."""
     users = {user: COORDINATOR_LEVEL for user in coordinators}
     everyone = SERVICE_LEVEL if read_only else 0
     coordinators_level = SERVICE_LEVEL if read_only else COORDINATOR_LEVEL
     events = {etype: SERVICE_LEVEL for etype in PROTECTED_STATE}
     events.update(
         {
-            "m.room.name": coordinators_level,
-            "m.room.topic": coordinators_level,
-            "m.room.avatar": coordinators_level,
             "m.room.pinned_events": coordinators_level,
             "m.reaction": everyone,
             "m.room.redaction": everyone,
