@@ -27,6 +27,7 @@ from maillon.shared.circle import (
     DIRECTORY_EVENT,
     DOSSIER_EVENT,
     CircleEntry,
+    DirectoryEntry,
     now_utc,
     patient_power_levels,
     user_from_state_key,
@@ -90,10 +91,10 @@ class CircleKeeper:
             self._directory_room = await self._api.resolve_alias(alias)
             if self._directory_room is None:
                 return False
-        entry = await self._api.get_state(
+        content = await self._api.get_state(
             self._directory_room, DIRECTORY_EVENT, user_state_key(user_id)
         )
-        return bool(entry)
+        return content is not None and DirectoryEntry.from_content(user_id, content) is not None
 
     async def handle(self, event: dict[str, Any]) -> None:
         etype, state_key = event.get("type"), event.get("state_key")

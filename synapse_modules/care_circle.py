@@ -288,6 +288,10 @@ class CareCircleModule:
         if create.get(DIRECTORY_ROOM_MARKER) is True:
             if event.sender != self._ctx.service_user:
                 raise Refusal("L'annuaire n'est modifiable que par Maillon.")
+            if event.type == DIRECTORY_EVENT and event.state_key is not None:
+                decision = policy.check_directory_entry(event.state_key, event.content)
+                if decision.denied:
+                    raise Refusal(decision.reason)
             return True, None
         if not policy.is_patient_create(create):
             return True, None

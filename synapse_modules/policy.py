@@ -19,8 +19,11 @@ from maillon.shared.circle import (
     PATIENT_ROOM_MARKER,
     PROTECTED_STATE,
     RESTRICTED_ROLES,
+    SIDE_ROOM_EVENT,
     CircleEntry,
+    DirectoryEntry,
     DossierLink,
+    SideRoomLink,
     patient_power_levels,
     server_of,
     user_from_state_key,
@@ -255,6 +258,8 @@ def check_state_event(
             return deny("dossier_link_invalid", "Lien de dossier illisible.")
         if view.dossier is not None and view.dossier.dossier_id != link.dossier_id:
             return deny("dossier_link_change", LOOSENING.format(what="le lien vers le dossier"))
+    if etype == SIDE_ROOM_EVENT and SideRoomLink.from_content(state_key, dict(content)) is None:
+        return deny("side_room_link_invalid", "Lien vers une salle annexe illisible.")
     if etype == CIRCLE_EVENT:
         member = user_from_state_key(state_key)
         entry = CircleEntry.from_content(member, dict(content)) if member else None
@@ -275,6 +280,16 @@ def check_state_event(
     if exempt and (content_decision is not None or etype in PROTECTED_STATE):
         return allow("exemption_used")
     return allow("state_ok")
+
+
+def check_directory_entry(state_key: str, content: Mapping[str, Any]) -> Decision:
+    """A directory binding Maillon writes: a readable entry, or empty (unbound)."""
+    user_id = user_from_state_key(state_key)
+    if user_id is None:
+        return deny("directory_entry_invalid", "Entrée d'annuaire sans identifiant Matrix.")
+    if content and DirectoryEntry.from_content(user_id, dict(content)) is None:
+        return deny("directory_entry_invalid", "Entrée d'annuaire illisible.")
+    return allow("directory_entry")
 
 
 def check_redaction(redacts: object, state_event_ids: set[str]) -> Decision:

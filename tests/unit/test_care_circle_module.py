@@ -22,6 +22,7 @@ from maillon.shared.circle import (
     DIRECTORY_ROOM_MARKER,
     DOSSIER_EVENT,
     PATIENT_ROOM_MARKER,
+    SIDE_ROOM_EVENT,
     CircleEntry,
     DirectoryEntry,
     DossierLink,
@@ -292,6 +293,17 @@ async def test_protected_state_and_loosening_refused(
     assert not await allowed(module, rules, state)
     link = event(DOSSIER_EVENT, COORD, {"dossier_id": "D1"}, "")
     assert not await allowed(module, link, state)
+    side = event(SIDE_ROOM_EVENT, SERVICE, {"via": "sante.test", "label": 3}, "!side:sante.test")
+    assert not await allowed(module, side, state)
+    good_side = {"via": [SERVER], "label": "coordination interne"}
+    assert await allowed(module, event(SIDE_ROOM_EVENT, SERVICE, good_side, "!side:x"), state)
+    directory = api.rooms[DIRECTORY]
+    bad = {"profession": "infirmier"}  # neither RPPS nor ADELI
+    binding = event(DIRECTORY_EVENT, SERVICE, bad, user_state_key(NURSE), room_id=DIRECTORY)
+    assert not await allowed(module, binding, directory)
+    good = DirectoryEntry(NURSE, "infirmier", adeli="123456789").to_content()
+    binding = event(DIRECTORY_EVENT, SERVICE, good, user_state_key(NURSE), room_id=DIRECTORY)
+    assert await allowed(module, binding, directory)
     redact_link = event("m.room.redaction", COORD, {}, redacts=state[(DOSSIER_EVENT, "")].event_id)
     assert not await allowed(module, redact_link, state)
 
