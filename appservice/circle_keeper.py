@@ -3,7 +3,7 @@ pushes to the appservice (the Synapse module only decides; this acts):
 
 - a circle entry that ends (removed, or exit date passed) kicks the member out;
 - a coordinator's invite of a known professional adds them to the circle;
-- a coordinator's kick of a member ends their circle entry, and so does leaving the
+- a coordinator's kick or ban of a member ends their circle entry, and so does leaving the
   patient room (side rooms follow the dossier's circle instead);
 - a dossier closed or reopened makes the room read-only or writable again;
 - anyone in the room outside the circle (an invite or join the module never saw, e.g. made
@@ -27,6 +27,7 @@ from maillon.shared.circle import (
     DIRECTORY_EVENT,
     DOSSIER_EVENT,
     CircleEntry,
+    DirectoryEntry,
     now_utc,
     patient_power_levels,
     user_from_state_key,
@@ -90,10 +91,10 @@ class CircleKeeper:
             self._directory_room = await self._api.resolve_alias(alias)
             if self._directory_room is None:
                 return False
-        entry = await self._api.get_state(
+        content = await self._api.get_state(
             self._directory_room, DIRECTORY_EVENT, user_state_key(user_id)
         )
-        return bool(entry)
+        return content is not None and DirectoryEntry.from_content(user_id, content) is not None
 
     async def handle(self, event: dict[str, Any]) -> None:
         etype, state_key = event.get("type"), event.get("state_key")
@@ -148,14 +149,14 @@ class CircleKeeper:
             known = await self._known_professional(target)
             if policy.check_join(self._ctx, view, target, now, known).denied:
                 await self._kick(room_id, target, INTRUDER_REASON, "intruder_join")
-        elif membership == "leave" and main_room:
+        elif membership in ("leave", "ban") and main_room:
             member = view.active_member(target, now)
             if member is None:
                 return
-            if sender != target and current == "leave" and view.is_coordinator(sender, now):
-                await self._write_entry(
-                    room_id, member.removed(sender, now), "circle_ended_by_kick"
-                )
+            if sender != target and current == membership and view.is_coordinator(sender, now):
+                # A ban is a kick that also bars the way back: it ends the entry the same.
+                code = "circle_ended_by_ban" if membership == "ban" else "circle_ended_by_kick"
+                await self._write_entry(room_id, member.removed(sender, now), code)
             elif sender == target and current == "leave":
                 # Leaving the patient room (or declining its invite) is leaving the circle.
                 await self._write_entry(room_id, member.removed(target, now), "circle_left")

@@ -25,8 +25,10 @@ from maillon.shared.circle import (
     WIDGET_EVENT,
     CircleEntry,
     DossierLink,
+    SideRoomLink,
     in_audience,
     now_utc,
+    server_of,
     user_from_state_key,
     user_state_key,
 )
@@ -66,6 +68,10 @@ class RoomState:
     def entry(self, user_id: str) -> CircleEntry | None:
         content = self.get(CIRCLE_EVENT, user_state_key(user_id))
         return CircleEntry.from_content(user_id, content) if content else None
+
+    def side_room(self, room_id: str) -> SideRoomLink | None:
+        content = self.get(SIDE_ROOM_EVENT, room_id)
+        return SideRoomLink.from_content(room_id, content) if content else None
 
     def circle_users(self) -> list[str]:
         return [
@@ -212,10 +218,10 @@ class DossierRooms:
             await self._invite(room_id, bot, "Bot de coordination du dossier")
         main = plan.main_room_id
         if room.kind == "side" and main is not None:
-            side_link = {"via": [self._api.sender.split(":", 1)[1]], "label": room.label}
+            side_link = SideRoomLink(room_id, room.label, (server_of(self._api.sender),))
             main_state = RoomState(await self._api.room_state(main))
-            if main_state.get(SIDE_ROOM_EVENT, room_id) != side_link:
-                await self._api.put_state(main, SIDE_ROOM_EVENT, room_id, side_link)
+            if main_state.side_room(room_id) != side_link:
+                await self._api.put_state(main, SIDE_ROOM_EVENT, room_id, side_link.to_content())
 
     # -- circle --------------------------------------------------------------------------
 

@@ -9,9 +9,11 @@ dates) is the appservice's job (``appservice/circle_keeper.py``).
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Mapping
-from typing import Any, Literal
+import traceback
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Literal, ParamSpec, TypeVar
 
 from synapse.module_api import NOT_SPAM, EventBase, ModuleApi
 from synapse.module_api.errors import Codes, ConfigError, SynapseError
@@ -40,6 +42,72 @@ StateMap = Mapping[tuple[str, str], EventBase]
 SpamResult = Literal["NOT_SPAM"] | tuple[Codes, dict[str, Any]]
 KICK_REASON = "Retiré(e) du cercle de soins du patient"
 INTRUDER_REASON = "Hors du cercle de soins : accès retiré automatiquement"
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class Refusal(SynapseError):
+    """A deliberate refusal (403 with a French reason): passed on to Synapse as is."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(403, reason, Codes.FORBIDDEN)
+
+
+def _spam_denial() -> SpamResult:
+    return Codes.FORBIDDEN, {
+        "error": "Décision impossible : accès refusé par précaution.",
+        "fr.maillon.reason": "module_error",
+    }
+
+
+def _event_denial() -> tuple[bool, dict[str, Any] | None]:
+    return False, None
+
+
+def _create_denial() -> None:
+    raise Refusal("Création de salle refusée par précaution : le contrôle n'a pas pu aboutir.")
+
+
+def _visibility_denial() -> bool:
+    return False
+
+
+def fail_closed(
+    forbidden: Callable[[], R],
+) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]:
+    """Wrap a module callback so that an error inside it is logged and the decision is the
+    callback's refusal (fail closed), never an exception reaching Synapse: several of
+    Synapse's callers log and *allow* on an exception (``check_visibility_can_be_modified``)
+    or turn it into a 500. Deliberate refusals (``Refusal``) pass through. The log line names
+    the callback and where it failed, never an exception message (it could quote content)."""
+
+    def wrap(callback: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+        @functools.wraps(callback)
+        async def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
+            try:
+                return await callback(*args, **kwargs)
+            except Refusal:
+                raise
+            except Exception as exc:
+                frame = traceback.extract_tb(exc.__traceback__)[-1]
+                log.error(
+                    "Maillon care-circle: %s failed (%s at %s:%s): refused by precaution",
+                    callback.__name__,
+                    type(exc).__name__,
+                    frame.filename.rsplit("/", 1)[-1],
+                    frame.lineno,
+                )
+                return forbidden()
+
+        return guarded
+
+    return wrap
+
+
+def _refusal(decision: policy.Decision) -> SpamResult:
+    return Codes.FORBIDDEN, {"error": decision.reason, "fr.maillon.reason": decision.code}
 
 
 def view_from_state(state: StateMap) -> policy.RoomView:
@@ -145,6 +213,7 @@ class CareCircleModule:
 
     # -- spam-checker callbacks (early, friendly refusals) --------------------------------
 
+    @fail_closed(_spam_denial)
     async def user_may_invite(self, inviter: str, invitee: str, room_id: str) -> SpamResult:
         state = await self._patient_state(room_id)
         if state is None:
@@ -152,9 +221,10 @@ class CareCircleModule:
         decision = await self._invite_decision(view_from_state(state), inviter, invitee)
         if decision.denied:
             self._record(room_id, inviter, "invite", invitee, decision)
-            return Codes.FORBIDDEN, {"error": decision.reason, "fr.maillon.reason": decision.code}
+            return _refusal(decision)
         return NOT_SPAM
 
+    @fail_closed(_spam_denial)
     async def user_may_send_3pid_invite(
         self, inviter: str, medium: str, address: str, room_id: str
     ) -> SpamResult:
@@ -166,8 +236,9 @@ class CareCircleModule:
             "Pas d'invitation par courriel ou téléphone dans une salle patient.",
         )
         self._record(room_id, inviter, "3pid_invite", None, decision)
-        return Codes.FORBIDDEN, {"error": decision.reason, "fr.maillon.reason": decision.code}
+        return _refusal(decision)
 
+    @fail_closed(_spam_denial)
     async def user_may_join_room(self, user: str, room_id: str, is_invited: bool) -> SpamResult:
         state = await self._patient_state(room_id)
         if state is None:
@@ -175,9 +246,10 @@ class CareCircleModule:
         decision = await self._join_decision(view_from_state(state), user)
         if decision.denied:
             self._record(room_id, user, "join", user, decision)
-            return Codes.FORBIDDEN, {"error": decision.reason, "fr.maillon.reason": decision.code}
+            return _refusal(decision)
         return NOT_SPAM
 
+    @fail_closed(_spam_denial)
     async def federated_user_may_invite(self, event: EventBase) -> SpamResult:
         """An invite from another server for one of our users: into a patient room, only
         from a configured peer server."""
@@ -201,11 +273,12 @@ class CareCircleModule:
             )
         self._record(event.room_id, event.sender, "federated_invite", event.state_key, decision)
         if decision.denied:
-            return Codes.FORBIDDEN, {"error": decision.reason, "fr.maillon.reason": decision.code}
+            return _refusal(decision)
         return NOT_SPAM
 
     # -- third-party rules: the authoritative check on every local event -----------------
 
+    @fail_closed(_event_denial)
     async def check_event_allowed(
         self, event: EventBase, state_events: StateMap
     ) -> tuple[bool, dict[str, Any] | None]:
@@ -214,9 +287,11 @@ class CareCircleModule:
         create = _create_content(state_events)
         if create.get(DIRECTORY_ROOM_MARKER) is True:
             if event.sender != self._ctx.service_user:
-                raise SynapseError(
-                    403, "L'annuaire n'est modifiable que par Maillon.", Codes.FORBIDDEN
-                )
+                raise Refusal("L'annuaire n'est modifiable que par Maillon.")
+            if event.type == DIRECTORY_EVENT and event.state_key is not None:
+                decision = policy.check_directory_entry(event.state_key, event.content)
+                if decision.denied:
+                    raise Refusal(decision.reason)
             return True, None
         if not policy.is_patient_create(create):
             return True, None
@@ -225,13 +300,15 @@ class CareCircleModule:
             decision = policy.check_redaction(event.redacts, state_ids)
             self._record(event.room_id, event.sender, "redaction", None, decision)
             if decision.denied:
-                raise SynapseError(403, decision.reason, Codes.FORBIDDEN)
+                raise Refusal(decision.reason)
             return True, None
         if not event.is_state():  # the hot path: a message, no state to read
-            decision = policy.check_message(self._ctx, event.sender, event.type)
+            decision = policy.check_message(
+                self._ctx, event.sender, event.type, event.content.get("msgtype")
+            )
             if decision.denied:
                 self._record(event.room_id, event.sender, event.type, None, decision)
-                raise SynapseError(403, decision.reason, Codes.FORBIDDEN)
+                raise Refusal(decision.reason)
             return True, None
         view = view_from_state(state_events)
         now = now_utc()
@@ -265,7 +342,7 @@ class CareCircleModule:
                 decision,
             )
         if decision.denied:
-            raise SynapseError(403, decision.reason, Codes.FORBIDDEN)
+            raise Refusal(decision.reason)
         return True, None
 
     async def _check_create(self, event: EventBase) -> bool:
@@ -273,21 +350,18 @@ class CareCircleModule:
             event.content.get(DIRECTORY_ROOM_MARKER) is True
         )
         if marked and event.sender != self._ctx.service_user:
-            raise SynapseError(
-                403, "Seul Maillon crée les salles patient et l'annuaire.", Codes.FORBIDDEN
-            )
+            raise Refusal("Seul Maillon crée les salles patient et l'annuaire.")
         predecessor = event.content.get("predecessor")
         old_room = predecessor.get("room_id") if isinstance(predecessor, dict) else None
         if isinstance(old_room, str) and not marked:
             old = await self._api.get_room_state(old_room, [("m.room.create", "")])
             if policy.is_patient_create(_create_content(old)):
-                raise SynapseError(
-                    403,
-                    "Une salle patient ne peut pas être remplacée par une salle ordinaire.",
-                    Codes.FORBIDDEN,
+                raise Refusal(
+                    "Une salle patient ne peut pas être remplacée par une salle ordinaire."
                 )
         return True
 
+    @fail_closed(_create_denial)
     async def on_create_room(
         self, requester: Any, request: dict[str, Any], is_requester_admin: bool
     ) -> None:
@@ -304,11 +378,9 @@ class CareCircleModule:
             self._audit.record(
                 "(création)", user, "create_patient_room", None, False, "create_refused"
             )
-            raise SynapseError(
-                403,
+            raise Refusal(
                 "Les salles patient sont créées par Maillon à l'ouverture d'un dossier "
-                "(bot de coordination ou API), pas à la main.",
-                Codes.FORBIDDEN,
+                "(bot de coordination ou API), pas à la main."
             )
         creation[PATIENT_ROOM_MARKER] = True
         request["creation_content"] = creation
@@ -330,6 +402,7 @@ class CareCircleModule:
         request["room_version"] = PATIENT_ROOM_VERSION
         request["power_level_content_override"] = patient_power_levels([])
 
+    @fail_closed(_visibility_denial)
     async def check_visibility_can_be_modified(
         self, room_id: str, state_events: StateMap, new_visibility: str
     ) -> bool:

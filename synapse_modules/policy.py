@@ -19,8 +19,11 @@ from maillon.shared.circle import (
     PATIENT_ROOM_MARKER,
     PROTECTED_STATE,
     RESTRICTED_ROLES,
+    SIDE_ROOM_EVENT,
     CircleEntry,
+    DirectoryEntry,
     DossierLink,
+    SideRoomLink,
     patient_power_levels,
     server_of,
     user_from_state_key,
@@ -165,6 +168,9 @@ def check_knock(view: RoomView) -> Decision:
     )
 
 
+# Room state shown in clear to every server of the room: only Maillon's template sets it.
+CLEAR_TEXT_STATE = ("m.room.name", "m.room.topic", "m.room.avatar")
+
 LOOSENING = "Cette salle patient est protégée : {what} ne peut pas être modifié(e)."
 
 
@@ -233,6 +239,13 @@ def check_state_event(
     content_decision = _content_rules(etype, content, view)
     if content_decision is not None and not exempt:
         return content_decision
+    if etype in CLEAR_TEXT_STATE and sender != ctx.service_user and not exempt:
+        return deny(
+            "room_text_pinned",
+            "Le nom, le sujet et l'image d'une salle patient ne sont pas chiffrés : Maillon "
+            "les fixe d'après le parcours (initiales, année de naissance, référence), ils ne "
+            "peuvent pas être modifiés.",
+        )
     if etype in PROTECTED_STATE and sender != ctx.service_user and not exempt:
         return deny(
             "protected_state",
@@ -245,6 +258,8 @@ def check_state_event(
             return deny("dossier_link_invalid", "Lien de dossier illisible.")
         if view.dossier is not None and view.dossier.dossier_id != link.dossier_id:
             return deny("dossier_link_change", LOOSENING.format(what="le lien vers le dossier"))
+    if etype == SIDE_ROOM_EVENT and SideRoomLink.from_content(state_key, dict(content)) is None:
+        return deny("side_room_link_invalid", "Lien vers une salle annexe illisible.")
     if etype == CIRCLE_EVENT:
         member = user_from_state_key(state_key)
         entry = CircleEntry.from_content(member, dict(content)) if member else None
@@ -267,6 +282,16 @@ def check_state_event(
     return allow("state_ok")
 
 
+def check_directory_entry(state_key: str, content: Mapping[str, Any]) -> Decision:
+    """A directory binding Maillon writes: a readable entry, or empty (unbound)."""
+    user_id = user_from_state_key(state_key)
+    if user_id is None:
+        return deny("directory_entry_invalid", "Entrée d'annuaire sans identifiant Matrix.")
+    if content and DirectoryEntry.from_content(user_id, dict(content)) is None:
+        return deny("directory_entry_invalid", "Entrée d'annuaire illisible.")
+    return allow("directory_entry")
+
+
 def check_redaction(redacts: object, state_event_ids: set[str]) -> Decision:
     """Redacting a current state event would strip it (encryption, circle entry, dossier
     link, ACL…): refused."""
@@ -278,13 +303,27 @@ def check_redaction(redacts: object, state_event_ids: set[str]) -> Decision:
     return allow("redaction")
 
 
-def check_message(ctx: PolicyContext, sender: str, etype: str) -> Decision:
-    if etype == "m.room.message" and sender != ctx.service_user:
-        return deny(
-            "plaintext_refused",
-            "Les messages d'une salle patient doivent être chiffrés de bout en bout.",
-        )
-    return allow("message")
+# Non-state events a patient room accepts besides end-to-end encrypted ones. Reactions
+# (an emoji on an event id) and redactions (checked apart) carry no health data; anything
+# else in clear (m.room.message, m.sticker, m.poll.start, calls, custom types) would be
+# stored and federated readable.
+CLEAR_EVENTS_ALLOWED = ("m.reaction", "m.room.redaction")
+
+
+def check_message(ctx: PolicyContext, sender: str, etype: str, msgtype: object = None) -> Decision:
+    """A non-state event in a patient room: encrypted, a reaction or a redaction; Maillon's
+    service user may also post its own fixed notices (room opened, closed, reopened) in
+    clear, as ``m.notice`` messages: they carry no health data (see
+    ``appservice/dossier_rooms.py``)."""
+    if etype == "m.room.encrypted" or etype in CLEAR_EVENTS_ALLOWED:
+        return allow("message")
+    if sender == ctx.service_user and etype == "m.room.message" and msgtype == "m.notice":
+        return allow("service_notice")
+    return deny(
+        "plaintext_refused",
+        "Les messages d'une salle patient doivent être chiffrés de bout en bout "
+        f"(événement « {etype} » refusé en clair).",
+    )
 
 
 def is_patient_create(content: Mapping[str, Any]) -> bool:

@@ -4,6 +4,8 @@ checklist; validated at load with the same typed parser as every configuration."
 from __future__ import annotations
 
 import datetime as dt
+import re
+import string
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -108,6 +110,45 @@ class PathwayError(ValueError):
     pass
 
 
+# Variables a room-name template may use. Room names, topics and Maillon's notices are not
+# end-to-end encrypted (the homeserver and every peer server keep them): initials, birth
+# year and the dossier reference only, no name, no pathway, no health information.
+ROOM_NAME_FIELDS = ("initiales", "annee", "ref")
+
+
+def _template_fields(text: str) -> list[str]:
+    return [name for _, name, _, _ in string.Formatter().parse(text) if name is not None]
+
+
+def room_template_problem(pathway: Pathway) -> str | None:
+    """Why a pathway's room template would put health information in clear, or None."""
+    template = pathway.room_template
+    try:
+        fields = _template_fields(template.name)
+        other = _template_fields(template.topic) + _template_fields(template.welcome)
+    except ValueError:
+        return "room_template : modèle illisible (accolades)"
+    unknown = [f for f in fields if f not in ROOM_NAME_FIELDS]
+    if unknown:
+        return (
+            f"room_template.name : variables non permises ({', '.join(unknown)}) ; "
+            f"seules {', '.join('{' + f + '}' for f in ROOM_NAME_FIELDS)} le sont"
+        )
+    if other:
+        return "room_template : le sujet et le message d'accueil ne prennent pas de variables"
+    # The pathway shows through its id ("pco-tnd") or its short name ("PCO-TND — …").
+    words = {pathway.id, pathway.name.split(" — ")[0].strip()}
+    for key in ("name", "topic", "welcome"):
+        text = getattr(template, key)
+        for word in words:
+            if word and re.search(rf"(?<!\w){re.escape(word)}(?!\w)", text, re.IGNORECASE):
+                return (
+                    f"room_template.{key} : « {word} » révèle le parcours, or ce texte n'est "
+                    "pas chiffré (serveurs de la salle)"
+                )
+    return None
+
+
 def load_pathways(directory: Path = PATHWAYS_DIR) -> dict[str, Pathway]:
     pathways: dict[str, Pathway] = {}
     for path in sorted(directory.glob("*.yaml")):
@@ -117,6 +158,9 @@ def load_pathways(directory: Path = PATHWAYS_DIR) -> dict[str, Pathway]:
             raise PathwayError(f"{path.name} : clé « {exc.key} » : {exc.message}") from exc
         if pathway.id != path.stem:
             raise PathwayError(f"{path.name} : l'identifiant doit être « {path.stem} »")
+        problem = room_template_problem(pathway)
+        if problem is not None:
+            raise PathwayError(f"{path.name} : {problem}")
         for form in pathway.forms:
             for f in form.fields:
                 if f.type == "choice" and not f.choices:

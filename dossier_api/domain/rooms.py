@@ -106,15 +106,14 @@ class DossierPlan:
 
 
 def name_fields(dossier: Dossier) -> dict[str, str]:
-    """Variables of a room-name template. Room names are not end-to-end encrypted (the
-    homeserver and its peers store them), so the default templates use initials only."""
+    """Variables of a room-name template (``ROOM_NAME_FIELDS``). Room names are not
+    end-to-end encrypted (the homeserver and its peers store them): initials, birth year and
+    the dossier's reference only."""
     identity = dossier.identity
     last = str(identity.get("used_name") or identity.get("birth_name") or "?")
     first = str(identity.get("first_names") or "").split(" ")[0]
     birth = str(identity.get("birth_date") or "")
     return {
-        "nom": last.upper(),
-        "prenom": first,
         "initiales": f"{first[:1].upper()}. {last[:1].upper()}." if first else f"{last[:1]}.",
         "annee": birth[:4],
         "ref": dossier.id[:6].upper(),

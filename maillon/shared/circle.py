@@ -68,6 +68,11 @@ PROTECTED_STATE = (
     "m.room.aliases",
     WIDGET_EVENT,
     "m.room.third_party_invite",
+    # Not end-to-end encrypted, kept by every server of the room: fixed by Maillon from the
+    # pathway's template (initials, birth year, reference), never typed by a member.
+    "m.room.name",
+    "m.room.topic",
+    "m.room.avatar",
     DOSSIER_EVENT,
     CIRCLE_EVENT,
     SIDE_ROOM_EVENT,
@@ -137,21 +142,32 @@ class CircleEntry:
 
     @classmethod
     def from_content(cls, user_id: str, content: dict[str, Any]) -> CircleEntry | None:
+        """The entry, or None if the content is not one: unknown role, a flag that is not a
+        boolean, a date that does not parse (an unreadable exit date must not read as "no
+        exit date"), a name that is not a string."""
         role = content.get("role")
         if not isinstance(role, str) or role not in ROLES:
             return None
+        coordinator, active = content.get("coordinator", False), content.get("active", True)
+        if not isinstance(coordinator, bool) or not isinstance(active, bool):
+            return None
+        added_by, removed_by = content.get("added_by", ""), content.get("removed_by")
+        if not isinstance(added_by, str) or not isinstance(removed_by, str | None):
+            return None
+        times: dict[str, dt.datetime | None] = {}
+        for key in ("since", "until", "removed_at"):
+            raw = content.get(key)
+            times[key] = _parse_time(raw)
+            if raw not in (None, "") and times[key] is None:
+                return None
         return cls(
             user_id=user_id,
             role=role,
-            coordinator=content.get("coordinator") is True,
-            since=_parse_time(content.get("since")),
-            until=_parse_time(content.get("until")),
-            added_by=str(content.get("added_by", "")),
-            active=content.get("active", True) is True,
-            removed_by=content.get("removed_by")
-            if isinstance(content.get("removed_by"), str)
-            else None,
-            removed_at=_parse_time(content.get("removed_at")),
+            coordinator=coordinator,
+            added_by=added_by,
+            active=active,
+            removed_by=removed_by,
+            **times,
         )
 
     def removed(self, by: str, when: dt.datetime) -> CircleEntry:
@@ -190,19 +206,59 @@ class DossierLink:
 
     @classmethod
     def from_content(cls, content: dict[str, Any]) -> DossierLink | None:
+        """The link, or None if the content is not one (no dossier id, a value of the wrong
+        type, an unknown status, kind or audience)."""
         dossier_id = content.get("dossier_id")
         if not isinstance(dossier_id, str) or not dossier_id:
             return None
-        return cls(
-            dossier_id=dossier_id,
-            pathway=str(content.get("pathway", "messagerie")),
-            allow_patient=content.get("allow_patient") is True,
-            allow_knock=content.get("allow_knock") is True,
-            status=str(content.get("status", "open")),
-            kind=str(content.get("kind", "main")),
-            room_key=str(content.get("room_key", "")),
-            audience=str(content.get("audience", "circle")),
-        )
+        strings = {
+            key: content.get(key, default)
+            for key, default in (
+                ("pathway", "messagerie"),
+                ("status", "open"),
+                ("kind", "main"),
+                ("room_key", ""),
+                ("audience", "circle"),
+            )
+        }
+        flags = {key: content.get(key, False) for key in ("allow_patient", "allow_knock")}
+        if not all(isinstance(v, str) for v in strings.values()):
+            return None
+        if not all(isinstance(v, bool) for v in flags.values()):
+            return None
+        if (
+            strings["status"] not in DOSSIER_STATUSES
+            or strings["kind"] not in ROOM_KINDS
+            or strings["audience"] not in ROOM_AUDIENCES
+        ):
+            return None
+        return cls(dossier_id=dossier_id, **strings, **flags)
+
+
+DOSSIER_STATUSES = ("open", "closed", "archived")
+ROOM_KINDS = ("main", "side")
+
+
+@dataclass(frozen=True)
+class SideRoomLink:
+    """In a dossier's main room, one of its side rooms (state key = the side room's id), so
+    clients can show it: how to reach it and its label."""
+
+    room_id: str
+    label: str
+    via: tuple[str, ...] = ()
+
+    def to_content(self) -> dict[str, Any]:
+        return {"via": list(self.via), "label": self.label}
+
+    @classmethod
+    def from_content(cls, room_id: str, content: dict[str, Any]) -> SideRoomLink | None:
+        via, label = content.get("via", []), content.get("label")
+        if not room_id.startswith("!") or not isinstance(label, str):
+            return None
+        if not isinstance(via, list) or not all(isinstance(v, str) and v for v in via):
+            return None
+        return cls(room_id, label, tuple(via))
 
 
 @dataclass(frozen=True)
@@ -243,19 +299,16 @@ PATIENT_ROOM_VERSION = "12"  # the creator (Maillon's service user) has unlimite
 
 def patient_power_levels(coordinators: list[str], read_only: bool = False) -> dict[str, Any]:
     """Power levels of a patient room: coordinators invite and remove (members of other
-    servers can therefore not invite anyone), only Maillon's
-    service user (the room's creator) may touch encryption, join rule, history, the
-    dossier link or the circle. A read-only room (closed dossier) lets nobody but Maillon
-    post, react, redact or invite."""
+    servers can therefore not invite anyone), only Maillon's service user (the room's
+    creator) may touch encryption, join rule, history, the dossier link, the circle, or the
+    room's name, topic and avatar (stored in clear). A read-only room (closed dossier) lets
+    nobody but Maillon post, react, redact or invite."""
     users = {user: COORDINATOR_LEVEL for user in coordinators}
     everyone = SERVICE_LEVEL if read_only else 0
     coordinators_level = SERVICE_LEVEL if read_only else COORDINATOR_LEVEL
     events = {etype: SERVICE_LEVEL for etype in PROTECTED_STATE}
     events.update(
         {
-            "m.room.name": coordinators_level,
-            "m.room.topic": coordinators_level,
-            "m.room.avatar": coordinators_level,
             "m.room.pinned_events": coordinators_level,
             "m.reaction": everyone,
             "m.room.redaction": everyone,

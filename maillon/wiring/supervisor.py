@@ -27,9 +27,22 @@ RESTARTS_ALLOWED = 5  # crashes of one component within RESTART_WINDOW before gi
 RESTART_WINDOW_SECONDS = 300.0
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
+PRIVATE_UMASK = 0o077  # what a component creates (logs, rotated logs, media, stores): owner only
+
+
+def _child_setup() -> None:  # runs in the child between fork and exec
     libc = ctypes.CDLL("libc.so.6", use_errno=True)
     libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG: no orphan if `maillon up` is killed
+    os.umask(PRIVATE_UMASK)
+
+
+def open_private_log(path: Path) -> int:
+    """The component's log, owner-only (0600) even if an earlier version left it 0644."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(path.parent, 0o700)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    os.fchmod(fd, 0o600)
+    return fd
 
 
 @dataclass
@@ -163,20 +176,24 @@ class Supervisor:
     def _spawn(self, comp: Component) -> None:
         for stale in comp.stale_files:  # e.g. a ready file left by a crashed run
             stale.unlink(missing_ok=True)
-        comp.log_path.parent.mkdir(parents=True, exist_ok=True)
-        log_file = comp.log_path.open("ab")
+        for extra in comp.extra_logs:  # written by the component itself (Synapse's own log)
+            for existing in extra.parent.glob(extra.name + "*"):  # and its rotated copies
+                os.chmod(existing, 0o600)
+        log_file = open_private_log(comp.log_path)
         env = dict(os.environ, PYTHONUNBUFFERED="1")
-        comp.proc = subprocess.Popen(
-            comp.argv,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            cwd=self.deployment.directory,
-            env=env,
-            start_new_session=True,  # Ctrl-C reaches us only; we stop children in order
-            preexec_fn=_die_with_parent,
-        )
-        log_file.close()
+        try:
+            comp.proc = subprocess.Popen(
+                comp.argv,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=self.deployment.directory,
+                env=env,
+                start_new_session=True,  # Ctrl-C reaches us only; we stop children in order
+                preexec_fn=_child_setup,
+            )
+        finally:
+            os.close(log_file)
 
     def _died(self, comp: Component, when: str) -> StartupFailure:
         assert comp.proc is not None

@@ -59,7 +59,7 @@ async def open_dossier_through_bot(
     }
     assert state[(DOSSIER_EVENT, "")]["dossier_id"] == dossier_id
     assert state[("m.room.encryption", "")]["algorithm"] == "m.megolm.v1.aes-sha2"
-    assert state[("m.room.name", "")]["name"].endswith("— coordination DAC")
+    assert state[("m.room.name", "")]["name"].endswith(f"· {dossier_id[:6].upper()}")
     assert f"dossier={dossier_id}" in state[(WIDGET_EVENT, DOSSIER_WIDGET_ID)]["url"]
     return dossier_id, room_id
 

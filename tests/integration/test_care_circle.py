@@ -253,6 +253,47 @@ async def test_no_loosening_for_anyone(stack: Stack, make_client: MakeClient, ac
     assert (user_id, "state:m.room.encryption") in denied
 
 
+async def test_only_encrypted_events_reactions_and_redactions_in_clear(
+    stack: Stack, make_client: MakeClient
+) -> None:
+    coordinator, room_id = await coordinated_room(stack, make_client)
+    nurse = await professional(stack, make_client, "ide")
+    await coordinator.sync()
+    await coordinator.client.room_invite(room_id, nurse.user_id)
+    await nurse.accept_invite(room_id)
+    token = token_of(nurse)
+    clear = [
+        ("m.sticker", {"body": "autocollant", "url": "mxc://localhost/x", "info": {}}),
+        ("m.poll.start", {"m.poll": {"question": {"m.text": [{"body": "Quel traitement ?"}]}}}),
+        ("org.matrix.msc3381.poll.start", {"org.matrix.msc3381.poll.start": {"question": {}}}),
+        ("com.example.note", {"note": "tension 18/10, en clair"}),
+        ("m.room.message", {"msgtype": "m.notice", "body": "en clair"}),
+    ]
+    for n, (etype, content) in enumerate(clear):
+        refused = refusal(stack, token, "PUT", room_path(room_id, "send", etype, f"c{n}"), content)
+        assert refused.status == 403 and "chiffrés" in str(refused), (etype, str(refused))
+
+    sent = await nurse.send_text(room_id, "Pansement refait, cicatrisation correcte.")
+    got = await coordinator.wait_for_text(room_id, lambda e: e.event_id == sent)
+    assert got.decrypted and got.body == "Pansement refait, cicatrisation correcte."
+    reaction = cs(
+        stack,
+        token_of(coordinator),
+        "PUT",
+        room_path(room_id, "send", "m.reaction", "r1"),
+        {"m.relates_to": {"rel_type": "m.annotation", "event_id": sent, "key": "👍"}},
+    )
+    assert reaction["event_id"].startswith("$")
+    redaction = cs(stack, token, "PUT", room_path(room_id, "redact", sent, "red1"), {})
+    assert redaction["event_id"].startswith("$")
+    refused_codes = {
+        r.action
+        for r in read_audit(stack.directory / "audit", room_id)
+        if not r.allowed and r.code == "plaintext_refused"
+    }
+    assert {"m.sticker", "m.poll.start", "com.example.note"} <= refused_codes
+
+
 async def test_patient_room_creation_policy(stack: Stack, make_client: MakeClient) -> None:
     coordinator, room_id = await coordinated_room(stack, make_client)
     token = token_of(coordinator)

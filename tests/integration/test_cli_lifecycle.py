@@ -142,6 +142,13 @@ def test_up_reaches_healthy_and_sigterm_leaves_no_process(tmp_path: Path) -> Non
         assert settings.homeserver.url in banner and "Element" in banner
         assert "maillon user add" in banner
         assert len(processes_under(stack.directory)) >= 5  # supervisor + 4 components
+        # Logs (Synapse's own and each component's output) are owner-only, like the rest.
+        logs = stack.directory / "logs"
+        names = {p.name for p in logs.iterdir()}
+        assert {"homeserver.log", "synapse.out", "dossier_api.log", "appservice.log"} <= names
+        assert logs.stat().st_mode & 0o777 == 0o700
+        for path in logs.iterdir():
+            assert path.stat().st_mode & 0o777 == 0o600, f"{path.name} must be private"
     finally:
         code = stack.stop()
     assert code == 0

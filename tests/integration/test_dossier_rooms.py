@@ -79,7 +79,7 @@ async def test_dossier_room_and_circle_in_step(any_stack: Stack, make_client: Ma
     link = state[(DOSSIER_EVENT, "")]["content"]
     assert link["dossier_id"] == did and link["pathway"] == "dac" and link["status"] == "open"
     name = state[("m.room.name", "")]["content"]["name"]
-    assert name == f"J. M. (1941) · {did[:6].upper()} — coordination DAC"
+    assert name == f"J. M. (1941) · {did[:6].upper()}"
     assert "Martin" not in name, "the patient's name stays out of unencrypted room state"
     assert "Secret partagé" in state[("m.room.topic", "")]["content"]["topic"]
     widget = state[(WIDGET_EVENT, DOSSIER_WIDGET_ID)]["content"]
@@ -154,6 +154,76 @@ async def test_dossier_room_and_circle_in_step(any_stack: Stack, make_client: Ma
         if m["user_id"] == nurse.user_id
     ]
     assert [m["active"] for m in nurse_rows] == [False, False], "history kept, no extra entry"
+
+
+async def test_a_ban_ends_the_circle_entry_and_the_dossier_access(
+    stack: Stack, make_client: MakeClient
+) -> None:
+    coordinator = make_client(stack, "referente")
+    nurse = make_client(stack, "ide")
+    for pro in (coordinator, nurse):
+        await bind_professional(stack, pro.user_id)
+    t = token_of(coordinator)
+    dossier = new_dossier(stack, t)
+    did, room_id = dossier["id"], dossier["room_id"]
+    await coordinator.accept_invite(room_id)
+    api(stack, t, "POST", f"/v1/dossiers/{did}/circle", {"user_id": nurse.user_id, "role": "IDE"})
+    await nurse.accept_invite(room_id)
+    assert api(stack, token_of(nurse), "GET", f"/v1/dossiers/{did}")["id"] == did
+
+    cs(
+        stack,
+        t,
+        "POST",
+        room_path(room_id, "ban"),
+        {"user_id": nurse.user_id, "reason": "fin d'intervention"},
+    )
+    await wait_for(
+        lambda: nurse.user_id not in active_circle(stack, t, did), "the ban in the dossier"
+    )
+    rows = [
+        m
+        for m in api(stack, t, "GET", f"/v1/dossiers/{did}/circle")["members"]
+        if m["user_id"] == nurse.user_id
+    ]
+    assert len(rows) == 1 and rows[0]["removed_by"] == coordinator.user_id
+    entry = state_of(stack, t, room_id)[(CIRCLE_EVENT, user_state_key(nurse.user_id))]
+    assert entry["content"]["active"] is False
+    denied = api_error(stack, token_of(nurse), "GET", f"/v1/dossiers/{did}")
+    assert denied.status == 403
+    await wait_for(lambda: ("ban", nurse.user_id) in history(stack, t, did), "the ban recorded")
+
+
+async def test_room_texts_say_nothing_of_the_pathway_and_are_pinned(
+    stack: Stack, make_client: MakeClient
+) -> None:
+    coordinator = make_client(stack, "coordo")
+    await bind_professional(stack, coordinator.user_id)
+    t = token_of(coordinator)
+    dossier = new_dossier(stack, t, pathway="pco-tnd")  # a child's neurodevelopmental pathway
+    did, room_id = dossier["id"], dossier["room_id"]
+    await coordinator.accept_invite(room_id)
+    state = state_of(stack, t, room_id)
+    name = state[("m.room.name", "")]["content"]["name"]
+    topic = state[("m.room.topic", "")]["content"]["topic"]
+    assert name == f"J. M. (1941) · {did[:6].upper()}"
+    for text in (name, topic):
+        for word in ("pco", "tnd", "parcours", "neuro", "enfant"):
+            assert word not in text.lower(), (word, text)
+    welcome = await coordinator.wait_for_text(room_id, lambda e: "Salle" in e.body)
+    assert "pco" not in welcome.body.lower() and "tnd" not in welcome.body.lower()
+
+    # The room's coordinator cannot rename it nor change its topic: both are stored in clear.
+    for etype, content in [
+        ("m.room.name", {"name": "Martin Jeanne — bilan TND"}),
+        ("m.room.topic", {"topic": "Suspicion de trouble du spectre autistique"}),
+        ("m.room.avatar", {"url": "mxc://localhost/photo"}),
+    ]:
+        refused = refusal(stack, t, "PUT", room_path(room_id, "state", etype, ""), content)
+        assert refused.status == 403 and "pas chiffrés" in str(refused), (etype, str(refused))
+    after = state_of(stack, t, room_id)
+    assert after[("m.room.name", "")]["content"]["name"] == name
+    assert after[("m.room.topic", "")]["content"]["topic"] == topic
 
 
 async def test_closing_makes_the_room_read_only(any_stack: Stack, make_client: MakeClient) -> None:

@@ -12,7 +12,7 @@ GOOD = """
 id: essai
 version: 1
 name: "Essai"
-room_template: {name: "{nom}", topic: "t", welcome: "w"}
+room_template: {name: "{initiales} {ref}", topic: "t", welcome: "w"}
 roles_allowed: [COORD, IDE]
 forms:
   - id: f
@@ -28,6 +28,16 @@ def test_shipped_pathways_load() -> None:
     assert {"dac", "pco-tnd", "cpts", "messagerie"} <= set(PATHWAYS)
     assert PATHWAYS["pco-tnd"].room_template.allow_patient is True
     assert PATHWAYS["dac"].room_template.allow_patient is False
+
+
+def test_shipped_room_templates_say_nothing_of_the_pathway() -> None:
+    """Room name, topic and welcome notice are stored in clear by every server of the room."""
+    for pathway in PATHWAYS.values():
+        texts = pathway.room_template
+        for text in (texts.name, texts.topic, texts.welcome):
+            assert pathway.id.lower() not in text.lower(), (pathway.id, text)
+            assert pathway.name.split(" — ")[0].lower() not in text.lower(), (pathway.id, text)
+        assert texts.name == "{initiales} ({annee}) · {ref}"
 
 
 def test_form_answers_are_checked(tmp_path: Path) -> None:
@@ -49,6 +59,10 @@ def test_form_answers_are_checked(tmp_path: Path) -> None:
         (('choices: ["x", "y"]', "choices: []"), "n'a pas de choix"),
         (("id: essai", "id: autre"), "l'identifiant doit être « essai »"),
         (("version: 1", "version: un"), "version"),
+        (('name: "{initiales} {ref}"', 'name: "{nom} {ref}"'), "room_template.name"),
+        (('topic: "t"', 'topic: "Parcours Essai"'), "room_template.topic : « "),
+        (('welcome: "w"', 'welcome: "Salle essai"'), "révèle le parcours"),
+        (('topic: "t"', 'topic: "{annee}"'), "ne prennent pas de variables"),
     ],
 )
 def test_bad_pathway_files_are_refused(
