@@ -109,15 +109,14 @@ async def test_a_restricted_note_is_read_by_its_roles_only_on_every_path(
     )
     # A correction of a restricted note is as restricted as the note.
     api(stack, t_mt, "POST", f"{notes}/{secret['id']}/corrections", {"text": CORRECTED})
+    # HTTP: the cahier de liaison and the FHIR export apply the same rule.
+    for token, reads in ((t_mt, True), (t, True), (t_aid, False)):
+        for texts in (fhir_texts(stack, token, did), note_texts(stack, token, did)):
+            assert PUBLIC in texts
+            assert (SECRET in texts) is reads and (CORRECTED in texts) is reads, texts
     # The aidant cannot reply to (nor learn of) a note they may not read.
     refused = api_error(stack, t_aid, "POST", notes, {"text": "?", "reply_to": secret["id"]})
     assert refused.status == 404
-
-    # HTTP: the cahier de liaison and the FHIR export apply the same rule.
-    for token, reads in ((t_mt, True), (t, True), (t_aid, False)):
-        for texts in (note_texts(stack, token, did), fhir_texts(stack, token, did)):
-            assert PUBLIC in texts
-            assert (SECRET in texts) is reads and (CORRECTED in texts) is reads, texts
 
     # The widget, opened with a real OpenID token from the homeserver.
     await joined(stack, t, did, mt.user_id, aid.user_id)
