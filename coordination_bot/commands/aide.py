@@ -18,6 +18,7 @@ FIRST = (
     "!dossier",
     "!cercle",
     "!note",
+    "!notes",
     "!tache",
     "!taches",
     "!agenda",

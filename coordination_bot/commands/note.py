@@ -3,7 +3,10 @@ confirmation adds a reply to that note (see ``reply_to_note``)."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 from coordination_bot.core import Command, CommandError, Context, Reply, build, register
+from coordination_bot.dates import french_datetime
 
 USAGE = "!note texte\n!note urgent texte"
 USAGE_EN = "!note text\n!note urgent text"
@@ -71,6 +74,49 @@ async def reply_to_note(ctx: Context, dossier_id: str, note_id: str, text: str) 
     )
 
 
+LIST_USAGE = "!notes"
+LIST_USAGE_EN = "!notes"
+SHOWN = 10
+EXCERPT = 500
+
+
+async def notes(ctx: Context, args: list[str]) -> Reply:
+    """The latest notes of the cahier de liaison, as far as everyone in this room may read
+    them (a note restricted to some roles is never posted where others read)."""
+    if args:
+        raise CommandError(
+            ctx.t("!notes ne prend pas d'argument", "!notes takes no argument"),
+            ctx.t(LIST_USAGE, LIST_USAGE_EN),
+        )
+    dossier_id = await ctx.dossier_id()
+    shown, held = await ctx.services.as_sender(
+        ctx.sender, ctx.services.dossiers.notes_in_room, dossier_id, ctx.room_id
+    )
+    latest = shown[-SHOWN:]
+    lines = []
+    for n in reversed(latest):
+        text = n["text"] if len(n["text"]) <= EXCERPT else n["text"][:EXCERPT] + "…"
+        when = french_datetime(dt.datetime.fromisoformat(n["created_at"]))
+        mark = ctx.t("URGENT · ", "URGENT · ") if n["urgent"] else ""
+        lines.append(f"{mark}{when} — {n['author']} : {text}")
+    if held:
+        lines.append(
+            ctx.t(
+                f"{held} note(s) réservée(s) à certains rôles ne sont pas affichées dans "
+                "cette salle : consultez le widget du dossier.",
+                f"{held} note(s) restricted to some roles are not shown in this room: "
+                "open the dossier widget.",
+            )
+        )
+    title = ctx.t(
+        f"Cahier de liaison : {len(latest)} dernière(s) note(s) sur {len(shown)}",
+        f"Liaison log: latest {len(latest)} of {len(shown)} note(s)",
+    )
+    if not shown:
+        title = ctx.t("Aucune note à afficher ici.", "No note to show here.")
+    return build(title, lines, dossier_id=dossier_id)
+
+
 register(
     Command(
         name="!note",
@@ -88,5 +134,15 @@ register(
         ),
         handler=note,
         raw_text=True,
+    )
+)
+register(
+    Command(
+        name="!notes",
+        usage_fr=LIST_USAGE,
+        usage_en=LIST_USAGE_EN,
+        help_fr="les dernières notes du cahier de liaison (celles que toute la salle peut lire)",
+        help_en="the latest liaison-log notes (those everyone in the room may read)",
+        handler=notes,
     )
 )

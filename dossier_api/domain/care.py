@@ -11,6 +11,7 @@ from dossier_api.domain.access import Caller
 from dossier_api.domain.models import Alert, Appointment, CarePlan, CircleMember, FormSubmission
 from dossier_api.domain.pathways import PATHWAYS
 from dossier_api.domain.service import ApiError, DossierService, _iso, _parse_dt
+from maillon.shared.text import displayable
 
 
 def pathways_json() -> list[dict[str, Any]]:
@@ -164,7 +165,7 @@ def add_appointment(
     svc: DossierService, caller: Caller, dossier_id: str, body: dict[str, Any]
 ) -> dict[str, Any]:
     _, access = svc.require(caller, dossier_id, "agenda.write", "write")
-    start, end = _parse_dt(body["start"]), _parse_dt(body["end"])
+    start, end = _parse_dt(body["start"], "start"), _parse_dt(body["end"], "end")
     if end <= start:
         raise ApiError(400, "M_INVALID_PARAM", "la fin du rendez-vous doit suivre son début")
     with svc.tx() as session:
@@ -213,11 +214,13 @@ def my_appointments(svc: DossierService, caller: Caller) -> list[dict[str, Any]]
 
 
 def _ics_text(value: str) -> str:
+    value = displayable(value)
     return value.replace("\\", "\\\\").replace(";", "\\;").replace(",", "\\,").replace("\n", "\\n")
 
 
 def _ics_time(value: str) -> str:
-    return _parse_dt(value).astimezone(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    # What is stored is shown, even at the edge of the calendar (never refused on read).
+    return dt.datetime.fromisoformat(value).astimezone(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
 def to_icalendar(items: list[dict[str, Any]], name: str, domain: str) -> str:

@@ -8,9 +8,11 @@ from typing import Any
 
 from sqlalchemy import select
 
+from dossier_api.domain import visibility
 from dossier_api.domain.access import Caller
 from dossier_api.domain.models import Appointment, CarePlan, CircleMember, Dossier, Note, Task
 from dossier_api.domain.service import DossierService, _iso
+from maillon.shared.text import displayable
 
 MXID_SYSTEM = "urn:ietf:rfc:3986"  # Matrix user ids as URIs (matrix:u/…)
 INS_SYSTEMS = {
@@ -96,7 +98,7 @@ def _document(dossier: Dossier, note: Note, superseded: set[str]) -> dict[str, A
             {
                 "attachment": {
                     "contentType": "text/plain; charset=utf-8",
-                    "data": base64.b64encode(text.encode()).decode(),
+                    "data": base64.b64encode(displayable(text).encode()).decode(),
                 }
             }
         ],
@@ -172,7 +174,7 @@ def _care_plan(dossier: Dossier, plan: CarePlan) -> dict[str, Any]:
 
 
 def export_bundle(svc: DossierService, caller: Caller, dossier_id: str) -> dict[str, Any]:
-    svc.require(caller, dossier_id, "fhir.export", "read")
+    _, access = svc.require(caller, dossier_id, "fhir.export", "read")
     with svc.tx() as session:
         dossier = session.get(Dossier, dossier_id)
         assert dossier is not None
@@ -183,11 +185,8 @@ def export_bundle(svc: DossierService, caller: Caller, dossier_id: str) -> dict[
                 .order_by(CircleMember.id)
             ).all()
         )
-        notes = list(
-            session.scalars(
-                select(Note).where(Note.dossier_id == dossier_id).order_by(Note.created_at)
-            ).all()
-        )
+        reader = visibility.reader_of(session, dossier_id, access)
+        notes = visibility.readable_notes(session, dossier_id, [reader])
         tasks = session.scalars(select(Task).where(Task.dossier_id == dossier_id)).all()
         rdvs = session.scalars(select(Appointment).where(Appointment.dossier_id == dossier_id))
         plan = session.scalar(

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import Engine, func, insert, or_, select, union
 from sqlalchemy.orm import Session
 
+from dossier_api.domain import visibility
 from dossier_api.domain.access import Access, Caller, decide
 from dossier_api.domain.models import (
     AuditEntry,
@@ -48,20 +49,38 @@ def _iso(value: dt.datetime | None) -> str | None:
     return value.isoformat(timespec="seconds")
 
 
-def _parse_dt(value: str) -> dt.datetime:
+# Dates a dossier can carry (birth dates aside): a wider range is a typing error, and
+# the edges of the calendar break time-zone conversions and exports.
+MIN_YEAR, MAX_YEAR = 1900, 2200
+
+
+def _in_range(value: str, year: int, field: str | None) -> None:
+    if not MIN_YEAR <= year <= MAX_YEAR:
+        where = f" pour « {field} »" if field else ""
+        raise ApiError(
+            400,
+            "M_INVALID_PARAM",
+            f"date hors limites{where} : « {value} » (années {MIN_YEAR} à {MAX_YEAR})",
+        )
+
+
+def _parse_dt(value: str, field: str | None = None) -> dt.datetime:
     try:
         parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError as exc:
         raise ApiError(400, "M_INVALID_PARAM", f"date et heure illisibles : « {value} »") from exc
+    _in_range(value, parsed.year, field)
     aware = parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
     return aware.astimezone(dt.UTC)
 
 
-def _parse_date(value: str) -> dt.date:
+def _parse_date(value: str, field: str | None = None) -> dt.date:
     try:
-        return dt.date.fromisoformat(value)
+        parsed = dt.date.fromisoformat(value)
     except ValueError as exc:
         raise ApiError(400, "M_INVALID_PARAM", f"date illisible : « {value} »") from exc
+    _in_range(value, parsed.year, field)
+    return parsed
 
 
 def display_name(identity: dict[str, Any]) -> str:
@@ -398,7 +417,7 @@ class DossierService:
             ]
             if current:
                 raise ApiError(409, "M_CONFLICT", "cette personne est déjà dans le cercle")
-            until = _parse_dt(body["until"]) if body.get("until") else None
+            until = _parse_dt(body["until"], "until") if body.get("until") else None
             if until is not None and until <= now:
                 raise ApiError(400, "M_INVALID_PARAM", "la date de sortie doit être à venir")
             member = CircleMember(
@@ -454,35 +473,27 @@ class DossierService:
             "attachments": note.body.get("attachments", []),
         }
 
-    def _my_roles(self, session: Session, dossier_id: str, access: Access) -> set[str]:
-        who = access.on_behalf_of or access.user_id
-        now = dt.datetime.now(dt.UTC)
-        return {
-            m.role
-            for m in session.scalars(
-                select(CircleMember).where(
-                    CircleMember.dossier_id == dossier_id, CircleMember.user_id == who
-                )
-            ).all()
-            if m.active(now)
-        }
-
     def notes(self, caller: Caller, dossier_id: str) -> list[dict[str, Any]]:
         _, access = self.require(caller, dossier_id, "notes.read", "read")
         with self.tx() as session:
-            roles = self._my_roles(session, dossier_id, access)
-            rows = session.scalars(
-                select(Note).where(Note.dossier_id == dossier_id).order_by(Note.created_at, Note.id)
-            ).all()
-            corrected = {n.corrects: n.id for n in rows if n.corrects}
-            visible = [
-                n
-                for n in rows
-                if not n.visible_to_roles
-                or n.author == caller.user_id
-                or roles & set(n.visible_to_roles.split(","))
-            ]
-            return [self.note_json(n, corrected.get(n.id)) for n in visible]
+            reader = visibility.reader_of(session, dossier_id, access)
+            return self.notes_json(visibility.readable_notes(session, dossier_id, [reader]))
+
+    def notes_in_room(
+        self, caller: Caller, dossier_id: str, room_id: str
+    ) -> tuple[list[dict[str, Any]], int]:
+        """The notes an answer posted in ``room_id`` may show the caller (readable by every
+        reader of the room), and how many of the caller's notes were held back."""
+        _, access = self.require(caller, dossier_id, "notes.read", "read")
+        with self.tx() as session:
+            reader = visibility.reader_of(session, dossier_id, access)
+            shown, held = visibility.room_notes(session, dossier_id, room_id, reader)
+            return self.notes_json(shown), held
+
+    def notes_json(self, visible: list[Note]) -> list[dict[str, Any]]:
+        """Notes as the API shows them; a correction is named only if it is among them."""
+        corrected = {n.corrects: n.id for n in visible if n.corrects}
+        return [self.note_json(n, corrected.get(n.id)) for n in visible]
 
     def add_note(
         self, caller: Caller, dossier_id: str, body: dict[str, Any], corrects: str | None = None
@@ -494,16 +505,20 @@ class DossierService:
                 409, "M_CONFLICT", "le dossier est clos : le cahier est en lecture seule"
             )
         with self.tx() as session:
+            reader = visibility.reader_of(session, dossier_id, access)
+            roles = body.get("visible_to_roles")
             for ref in (body.get("reply_to"), corrects):
                 if ref is not None:
-                    other = session.get(Note, ref)
-                    if other is None or other.dossier_id != dossier_id:
+                    # A note the caller may not read is unknown to them.
+                    other = visibility.readable_note(session, dossier_id, ref, reader)
+                    if other is None:
                         raise ApiError(404, "M_NOT_FOUND", "note inconnue dans ce dossier")
                     if corrects and other.author != caller.user_id:
                         raise ApiError(
                             403, "M_FORBIDDEN", "seul l'auteur d'une note peut la corriger"
                         )
-            roles = body.get("visible_to_roles")
+                    # A reply or a correction of a restricted note stays as restricted.
+                    roles = roles or sorted(visibility.restricted_to(other)) or None
             note = Note(
                 dossier_id=dossier_id,
                 author=caller.user_id,
@@ -544,7 +559,7 @@ class DossierService:
     def add_task(self, caller: Caller, dossier_id: str, body: dict[str, Any]) -> dict[str, Any]:
         _, access = self.require(caller, dossier_id, "tasks.write", "write")
         with self.tx() as session:
-            due = _parse_date(body["due"]) if body.get("due") else None
+            due = _parse_date(body["due"], "due") if body.get("due") else None
             task = Task(
                 dossier_id=dossier_id,
                 title={"text": body["title"]},
@@ -603,7 +618,7 @@ class DossierService:
         return {"id": d.id, "from_user": d.from_user, "to_user": d.to_user, "until": _iso(d.until)}
 
     def delegate(self, caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
-        until = _parse_dt(body["until"])
+        until = _parse_dt(body["until"], "until")
         if until <= dt.datetime.now(dt.UTC):
             raise ApiError(400, "M_INVALID_PARAM", "la délégation doit finir dans le futur")
         if body["to_user"] == caller.user_id:

@@ -1,10 +1,11 @@
-"""Callers are Matrix users: a Matrix access token (checked with the homeserver, cached
-briefly) or a Matrix OpenID token (widgets). No separate password."""
+"""Callers are Matrix users: a Matrix access token on the API (checked with the homeserver,
+cached briefly); a Matrix OpenID token only on the widget page of a room. No password."""
 
 from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Awaitable, Callable
 from urllib.parse import quote
 
 import aiohttp
@@ -47,19 +48,37 @@ class Authenticator:
             raise AuthError(503, "M_UNAVAILABLE", "serveur d'accueil injoignable") from exc
 
     async def caller(self, request: web.Request) -> Caller:
-        openid = request.headers.get("X-Matrix-OpenID")
+        """The caller of an API route: a Matrix access token only. OpenID tokens are handed
+        to widgets and integration managers: they open the widget page of one room, never
+        the API (see ``widget_caller``)."""
+        if request.headers.get("X-Matrix-OpenID") is not None:
+            raise AuthError(
+                401,
+                "M_UNKNOWN_TOKEN",
+                "un jeton OpenID (widget) n'ouvre que la page du widget de la salle : "
+                "utilisez votre jeton d'accès Matrix pour l'API",
+            )
         token = bearer_token(request)
-        if not token and not openid:
+        if not token:
             raise AuthError(401, "M_MISSING_TOKEN", "authentification requise (jeton Matrix)")
-        secret = openid or token or ""
-        key = ("o:" if openid else "t:") + hashlib.sha256(secret.encode()).hexdigest()
+        return await self._cached("t:", token, self._access_token)
+
+    async def widget_caller(self, request: web.Request) -> Caller:
+        """The holder of the Matrix OpenID token a widget received (``X-Matrix-OpenID``);
+        the widget page then limits it to the dossier of its room."""
+        openid = request.headers.get("X-Matrix-OpenID")
+        if not openid:
+            raise AuthError(401, "M_MISSING_TOKEN", "identité Matrix (OpenID) requise")
+        return await self._cached("o:", openid, self._openid)
+
+    async def _cached(
+        self, kind: str, secret: str, check: Callable[[str], Awaitable[Caller]]
+    ) -> Caller:
+        key = kind + hashlib.sha256(secret.encode()).hexdigest()
         cached = self._cache.get(key)
         if cached is not None and cached[0] > time.monotonic():
             return cached[1]
-        if openid:
-            caller = await self._openid(openid)
-        else:
-            caller = await self._access_token(secret)
+        caller = await check(secret)
         if len(self._cache) > 10_000:
             self._cache.clear()
         self._cache[key] = (time.monotonic() + CACHE_SECONDS, caller)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 from aiohttp import web
 
@@ -10,6 +11,7 @@ from dossier_api.domain import care, fhir
 from dossier_api.http import schemas as S
 from dossier_api.http.handlers import body, caller, svc
 from dossier_api.http.registry import route
+from maillon.shared.text import displayable
 
 
 def _dossier(request: web.Request) -> str:
@@ -151,4 +153,6 @@ async def get_fhir(request: web.Request) -> web.Response:
     bundle = await asyncio.to_thread(
         fhir.export_bundle, svc(request), caller(request), _dossier(request)
     )
-    return web.json_response(bundle, content_type="application/fhir+json")
+    # UTF-8 without escapes, every stored string encodable (a lone surrogate shows as U+FFFD).
+    text = displayable(json.dumps(bundle, ensure_ascii=False))
+    return web.Response(text=text, content_type="application/fhir+json", charset="utf-8")

@@ -116,7 +116,7 @@ def _operation(r: Route) -> dict[str, Any]:
     if r.body is not None:
         op["requestBody"] = {"required": True, "content": {"application/json": {"schema": r.body}}}
     if r.auth:
-        op["security"] = [{"matrixToken": []}, {"openIdToken": []}]
+        op["security"] = [{"matrixToken": []}]
     return op
 
 
@@ -135,12 +135,6 @@ def openapi_document(title: str, version: str) -> dict[str, Any]:
                     "type": "http",
                     "scheme": "bearer",
                     "description": "Jeton d'accès Matrix du professionnel",
-                },
-                "openIdToken": {
-                    "type": "apiKey",
-                    "in": "header",
-                    "name": "X-Matrix-OpenID",
-                    "description": "Jeton OpenID Matrix (widget)",
                 },
             },
         },

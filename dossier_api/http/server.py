@@ -24,6 +24,7 @@ from maillon.shared.room_sync_client import RoomSyncClient
 from maillon.shared.sealed import install_key_ring
 from maillon.shared.settings import Deployment
 from maillon.shared.store import make_engine
+from maillon.shared.text import json_problem
 from maillon.shared.web import Handler, json_error, json_errors
 from synapse_modules.config import from_homeserver_config
 
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 ENGINE = web.AppKey("engine", Engine)
 AUTH = web.AppKey("auth", Authenticator)
 ROUTE_INDEX = web.AppKey("route_index", dict)
+MAX_DEPTH = 32  # deeper than any schema of the API: refused before validation
 TITLE = "Maillon — API du dossier de coordination"
 HEALTH = {
     "type": "object",
@@ -82,21 +84,20 @@ async def api_middleware(request: web.Request, handler: Handler) -> web.StreamRe
         return await handler(request)
     try:
         if spec.auth:
-            caller = await request.app[AUTH].caller(request)
-            if caller.via == "openid" and request.method != "GET":
-                # OpenID tokens are handed to widgets and integrations: reading only.
-                return json_error(
-                    403,
-                    "M_FORBIDDEN",
-                    "un jeton OpenID (widget) ne permet que la lecture : "
-                    "utilisez votre jeton d'accès Matrix pour modifier le dossier",
-                )
-            request[CALLER] = caller
+            request[CALLER] = await request.app[AUTH].caller(request)
         if spec.body is not None:
             try:
                 payload = await request.json()
+            except RecursionError:
+                return json_error(
+                    400, "M_BAD_JSON", f"corps JSON trop imbriqué (au plus {MAX_DEPTH} niveaux)"
+                )
             except ValueError:
                 return json_error(400, "M_NOT_JSON", "corps JSON illisible")
+            problem = json_problem(payload, MAX_DEPTH)
+            if problem is not None:
+                where, what = problem
+                return json_error(400, "M_BAD_JSON", f"valeur refusée pour « {where} » : {what}")
             validator = spec.validator
             assert validator is not None
             error = next(iter(sorted(validator.iter_errors(payload), key=str)), None)

@@ -1,6 +1,7 @@
 """The dossier widget shown in each patient room (Element's ``im.vector.modular.widgets``):
 a static page that obtains the user's Matrix OpenID token through the widget API, then
-the dossier page rendered here for that user, with that user's rights (and audited)."""
+the dossier page rendered here for that user, with that user's rights (and audited). The
+OpenID token opens only the dossier of the room the widget is shown in."""
 
 from __future__ import annotations
 
@@ -16,10 +17,12 @@ from aiohttp import web
 from dossier_api.domain import care
 from dossier_api.domain.access import Caller
 from dossier_api.domain.pathways import PATHWAYS
+from dossier_api.domain.scope import require_room_scope
 from dossier_api.domain.service import ApiError, DossierService, display_name
 from dossier_api.http.auth import Authenticator, AuthError
 from maillon.shared.circle import ROLES
 from maillon.shared.dates_fr import format_iso
+from maillon.shared.text import displayable
 
 HERE = Path(__file__).resolve().parent
 STATIC = HERE / "static"
@@ -91,7 +94,7 @@ def _lang(request: web.Request) -> str:
 
 def _html(body: str, status: int = 200) -> web.Response:
     return web.Response(
-        text=body,
+        text=displayable(body),  # what is stored is shown, even a lone surrogate
         status=status,
         content_type="text/html",
         charset="utf-8",
@@ -128,6 +131,15 @@ def page_context(svc: DossierService, caller: Caller, dossier_id: str) -> dict[s
     }
 
 
+def scoped_page_context(
+    svc: DossierService, caller: Caller, dossier_id: str, room_id: str
+) -> dict[str, Any]:
+    """The page of the widget shown in ``room_id``: that room's dossier only, for a joined
+    member of the room (an OpenID token reaches no other dossier)."""
+    require_room_scope(svc, caller, dossier_id, room_id, "widget.read")
+    return page_context(svc, caller, dossier_id)
+
+
 def setup(app: web.Application, service_key: Any, auth_key: Any) -> None:
     async def shell(request: web.Request) -> web.Response:
         lang = _lang(request)
@@ -138,10 +150,17 @@ def setup(app: web.Application, service_key: Any, auth_key: Any) -> None:
         auth: Authenticator = request.app[auth_key]
         if not request.headers.get("X-Matrix-OpenID"):
             return _problem("Identité Matrix (OpenID) requise.", 401)
+        room_id = request.query.get("room", "")
+        if not room_id:
+            return _problem("Salle du widget manquante (paramètre « room ») : rouvrez-le.", 400)
         try:
-            caller = await auth.caller(request)
+            caller = await auth.widget_caller(request)
             context = await asyncio.to_thread(
-                page_context, request.app[service_key], caller, request.match_info["dossier_id"]
+                scoped_page_context,
+                request.app[service_key],
+                caller,
+                request.match_info["dossier_id"],
+                room_id,
             )
         except AuthError:
             return _problem("Identité Matrix non reconnue : rouvrez le widget.", 401)

@@ -59,15 +59,24 @@ def born(sex: str | None, lang: str = "fr") -> str:
     return {"F": "née", "M": "né"}.get(sex or "", "né(e)")
 
 
+def _paris(value: dt.datetime) -> dt.datetime:
+    """Paris time; naive values are taken as UTC. At the very edge of the calendar (year
+    9999) Paris time does not exist: the moment is then shown as it is."""
+    aware = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    try:
+        return aware.astimezone(PARIS)
+    except OverflowError:
+        return aware
+
+
 def format_time(value: dt.datetime) -> str:
-    local = value.astimezone(PARIS)
+    local = _paris(value)
     return f"{local.hour}h{local.minute:02d}" if local.minute else f"{local.hour}h"
 
 
 def format_datetime(value: dt.datetime) -> str:
     """A moment in Paris time; naive values are taken as UTC."""
-    aware = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
-    local = aware.astimezone(PARIS)
+    local = _paris(value)
     return f"{format_date(local.date())} à {format_time(local)}"
 
 

@@ -313,10 +313,10 @@ def test_health_data_never_in_clear_in_the_databases(any_stack: Stack) -> None:
     assert marker.encode() not in logs
 
 
-def test_widget_authenticates_with_a_matrix_openid_token(stack: Stack) -> None:
-    import urllib.request
-
-    from maillon.shared.homeserver_client import request_json
+def test_the_api_refuses_matrix_openid_tokens(stack: Stack) -> None:
+    """OpenID tokens are handed to widgets and integration managers: only the widget page
+    of a room accepts one (tests/integration/test_read_paths.py), never the API."""
+    from maillon.shared.homeserver_client import HomeserverError, request_any, request_json
 
     coord = stack.register("coord")
     did = new_dossier(stack, coord.access_token)["id"]
@@ -326,19 +326,14 @@ def test_widget_authenticates_with_a_matrix_openid_token(stack: Stack) -> None:
         {},
         token=coord.access_token,
     )["access_token"]
-    req = urllib.request.Request(  # noqa: S310
-        f"{stack.deployment.settings.dossier_api.url}/v1/dossiers/{did}",
-        headers={"X-Matrix-OpenID": openid},
-    )
-    with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310
-        assert b'"access": "coordinator"' in resp.read()
-    bad = urllib.request.Request(  # noqa: S310
-        f"{stack.deployment.settings.dossier_api.url}/v1/dossiers/{did}",
-        headers={"X-Matrix-OpenID": "faux"},
-    )
-    with pytest.raises(urllib.error.HTTPError) as refused:
-        urllib.request.urlopen(bad, timeout=10)  # noqa: S310
-    assert refused.value.code == 401
+    for token in (openid, "faux"):
+        with pytest.raises(HomeserverError) as refused:
+            request_any(
+                "GET",
+                f"{stack.deployment.settings.dossier_api.url}/v1/dossiers/{did}",
+                headers={"X-Matrix-OpenID": token},
+            )
+        assert refused.value.status == 401 and "widget" in str(refused.value)
 
 
 def test_key_rotation_reencrypts_everything(tmp_path: Path) -> None:

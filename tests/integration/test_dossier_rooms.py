@@ -325,9 +325,13 @@ async def test_dossier_widget_with_openid(stack: Stack, make_client: MakeClient)
     outsider = make_client(stack, "curieux")
     t = token_of(coordinator)
     dossier = new_dossier(stack, t)
-    did = dossier["id"]
+    did, room = dossier["id"], dossier["room_id"]
+    await coordinator.accept_invite(room)
     api(stack, t, "POST", f"/v1/dossiers/{did}/notes", {"text": "Visite du jour : RAS <b>ok</b>"})
     base = stack.deployment.settings.dossier_api.url
+    await wait_for(
+        lambda: ("join", coordinator.user_id) in history(stack, t, did), "join recorded", 30
+    )
 
     shell = request_any("GET", f"{base}/widget?dossier={did}&lang=fr", raw=True)
     assert '<html lang="fr">' in shell and 'src="widget/widget.js"' in shell
@@ -340,7 +344,7 @@ async def test_dossier_widget_with_openid(stack: Stack, make_client: MakeClient)
 
     page = request_any(
         "GET",
-        f"{base}/widget/dossiers/{did}",
+        f"{base}/widget/dossiers/{did}?room={quote(room)}",
         headers={"X-Matrix-OpenID": openid(t, coordinator.user_id)},
         raw=True,
     )
@@ -354,9 +358,11 @@ async def test_dossier_widget_with_openid(stack: Stack, make_client: MakeClient)
         ({}, 401),
     ):
         with pytest.raises(HomeserverError) as refused:
-            request_any("GET", f"{base}/widget/dossiers/{did}", headers=headers, raw=True)
+            request_any(
+                "GET", f"{base}/widget/dossiers/{did}?room={quote(room)}", headers=headers, raw=True
+            )
         assert refused.value.status == status
-    # OpenID tokens are handed to widgets and integrations: they only read.
+    # OpenID tokens are handed to widgets and integrations: the API refuses them.
     with pytest.raises(HomeserverError) as write:
         request_any(
             "PATCH",
@@ -364,7 +370,7 @@ async def test_dossier_widget_with_openid(stack: Stack, make_client: MakeClient)
             {"status": "closed", "status_reason": "par le widget"},
             headers={"X-Matrix-OpenID": openid(t, coordinator.user_id)},
         )
-    assert write.value.status == 403 and "lecture" in str(write.value)
+    assert write.value.status == 401 and "widget" in str(write.value)
     assert api(stack, t, "GET", f"/v1/dossiers/{did}")["status"] == "open"
     # A dossier without INS (as the bot opens them) renders too.
     plain = new_dossier(
@@ -377,9 +383,13 @@ async def test_dossier_widget_with_openid(stack: Stack, make_client: MakeClient)
             "birth_date": "1950-01-01",
         },
     )
+    await coordinator.accept_invite(plain["room_id"])
+    await wait_for(
+        lambda: ("join", coordinator.user_id) in history(stack, t, plain["id"]), "join", 30
+    )
     page = request_any(
         "GET",
-        f"{base}/widget/dossiers/{plain['id']}?lang=en",
+        f"{base}/widget/dossiers/{plain['id']}?room={quote(plain['room_id'])}&lang=en",
         headers={"X-Matrix-OpenID": openid(t, coordinator.user_id)},
         raw=True,
     )

@@ -5,6 +5,7 @@
   var root = document.getElementById("dossier");
   var params = new URLSearchParams(window.location.search);
   var dossierId = params.get("dossier") || "";
+  var roomId = params.get("room") || "";
   var lang = params.get("lang") === "en" ? "en" : "fr";
   var widgetId = params.get("widgetId") || "maillon_dossier";
   var parentOrigin = null;
@@ -41,7 +42,10 @@
   }
 
   function load(token) {
-    fetch("widget/dossiers/" + encodeURIComponent(dossierId) + "?lang=" + lang, {
+    var page =
+      "widget/dossiers/" + encodeURIComponent(dossierId) +
+      "?room=" + encodeURIComponent(roomId) + "&lang=" + lang;
+    fetch(page, {
       headers: { "X-Matrix-OpenID": token },
       credentials: "omit",
     })

@@ -1,0 +1,45 @@
+"""Text that can always be encoded: JSON lets a client send a lone UTF-16 surrogate
+(``"\\ud800"``), which no UTF-8 page, calendar or export can carry. Refused at write
+(``unencodable_field``), and replaced by U+FFFD wherever something already stored is shown
+(``displayable``)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+REPLACEMENT = "\ufffd"
+
+
+def displayable(text: str) -> str:
+    """``text`` with every lone surrogate replaced by U+FFFD (encodable in UTF-8)."""
+    return LONE_SURROGATE.sub(REPLACEMENT, text)
+
+
+def is_encodable(text: str) -> bool:
+    return LONE_SURROGATE.search(text) is None
+
+
+def json_problem(value: Any, max_depth: int) -> tuple[str, str] | None:
+    """The first problem of a parsed JSON value that no schema can express: nesting deeper
+    than ``max_depth``, or a string (or key) with a lone surrogate. Returns (where, what) —
+    ``where`` the dotted path of the field ("corps" for the whole body) — or None."""
+    stack: list[tuple[Any, str, int]] = [(value, "", 0)]
+    while stack:
+        item, where, depth = stack.pop()
+        if depth > max_depth:
+            return where or "corps", f"imbrication trop profonde (au plus {max_depth} niveaux)"
+        if isinstance(item, str):
+            if not is_encodable(item):
+                return where or "corps", "caractère invalide (moitié de paire UTF-16 isolée)"
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                path = f"{where}.{key}" if where else str(key)
+                if not is_encodable(str(key)):
+                    return displayable(path), "nom de champ invalide (moitié de paire UTF-16)"
+                stack.append((child, path, depth + 1))
+        elif isinstance(item, list):
+            for index, child in enumerate(item):
+                stack.append((child, f"{where}.{index}" if where else str(index), depth + 1))
+    return None
