@@ -72,10 +72,16 @@ def _too_big(content: dict[str, Any]) -> bool:
     return len(json.dumps(content, ensure_ascii=False).encode()) > MAX_CONTENT_BYTES
 
 
+def needs_summary(mail: ParsedMail) -> bool:
+    """The mail's whole message would not fit in one event (one decision for the message
+    and its parts; the authentication line's few bytes are within the margin)."""
+    return _too_big(_render(mail, 0, None, mail.text, mail.html, len(mail.attachments)))
+
+
 def parts_of(mail: ParsedMail) -> tuple[Attachment, ...]:
     """What is posted in the mail's thread after its message: its attachments, preceded
     by its whole text when the message is only a summary."""
-    if not _too_big(render_mail(mail, 0)):
+    if not needs_summary(mail):
         return mail.attachments
     full = Attachment(FULL_TEXT_NAME, "text/plain; charset=utf-8", mail.text.encode("utf-8"))
     return (full, *mail.attachments)
@@ -86,9 +92,8 @@ def render_mail(
 ) -> dict[str, Any]:
     """The room message of a mail (:func:`_render`); a summary when it would be too large
     for one event (the whole text then follows as an attachment in the thread)."""
-    content = _render(mail, spool_id, auth, mail.text, mail.html, len(mail.attachments))
-    if not _too_big(content):
-        return content
+    if not needs_summary(mail):
+        return _render(mail, spool_id, auth, mail.text, mail.html, len(mail.attachments))
     excerpt = mail.text[:SUMMARY_CHARS].rstrip()
     note = (
         f"\n\n… Courriel trop long pour un seul message : texte complet "

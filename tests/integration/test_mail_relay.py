@@ -1061,4 +1061,4 @@ async def test_a_long_mail_is_posted_as_summary_with_its_text_encrypted_in_the_t
     plain = decrypt_attachment(
         download.body, encrypted["key"]["k"], encrypted["hashes"]["sha256"], encrypted["iv"]
     )
-    assert plain.decode().strip() == text.strip()
+    assert plain.decode().replace("\r\n", "\n").strip() == text.strip()
