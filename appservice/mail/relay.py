@@ -34,7 +34,7 @@ class Relay:
         settings = deployment.settings
         self.config = settings.mail
         engine = make_engine(settings.database_url, create_tables=False)
-        keys = KeyRing(deployment.secrets.data_keys)
+        keys = KeyRing.for_secrets(deployment.secrets)
         self.spool = Spool(engine, keys)
         self.router = Router(engine, keys, settings.mail_domain, self.config.relay_localpart)
         marker = relay_marker(deployment)

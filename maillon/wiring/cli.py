@@ -13,7 +13,9 @@ from appservice.directory import bind_directory_entry
 from appservice.matrix_api import AppserviceApi
 from dossier_api.domain.directory import upsert_professional
 from maillon.shared.circle import DirectoryEntry
+from maillon.shared.crypto import KeyRing
 from maillon.shared.homeserver_client import HomeserverError, is_up, register_user
+from maillon.shared.sealed import install_key_ring
 from maillon.shared.settings import Deployment, SettingsError, load
 from maillon.shared.store import make_engine
 from maillon.wiring.init_deployment import InitError, InitOptions, init_deployment
@@ -156,6 +158,7 @@ def _directory_entry(args: argparse.Namespace, user_id: str) -> DirectoryEntry |
 
 async def _bind(deployment: Deployment, entry: DirectoryEntry) -> None:
     """The entry goes to the dossier store and to its mirror the Synapse module reads."""
+    install_key_ring(KeyRing.for_secrets(deployment.secrets))  # migrations may need it
     engine = make_engine(deployment.settings.database_url)
     try:
         upsert_professional(engine, entry)
