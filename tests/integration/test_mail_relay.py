@@ -9,6 +9,8 @@ import email.policy
 import os
 import shutil
 import signal
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -634,6 +636,73 @@ async def test_mail_command_of_the_bot_sends_from_the_dossier_address(
     assert "pas-une-adresse" in bad.body
     _, empty = await chat.command(room_id, "!mail dr.holmes@cabinet.mssante.fr Objet", ok=False)
     assert "vide" in empty.body
+
+
+def _rotate_drop_old(stack: Stack) -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "maillon.wiring.cli",
+            "keys",
+            "rotate",
+            "--dir",
+            str(stack.directory),
+            "--drop-old",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+
+
+async def test_mail_threads_and_queued_outbox_survive_a_drop_old_rotation(
+    relay: Relay, make_client: MakeClient
+) -> None:
+    """After ``maillon keys rotate --drop-old`` (only the new key left), a reply in a mail
+    thread is still mailed with its threading headers, a second mail of the thread lands in
+    it, and a mail queued before the rotation is still sent."""
+    coordinator, address, room_id, mid, root = await mail_thread(relay, make_client)
+    stack = relay.stack
+    assert stack.stop() == 0
+    try:
+        engine = relay.engine()
+        try:
+            queued = queue_mail(
+                Spool(engine, KeyRing.for_secrets(stack.deployment.secrets)),
+                room_id=room_id,
+                source_event_id=f"$avant-rotation-{os.urandom(4).hex()}",
+                from_address=address,
+                to=["dr.watson@cabinet.mssante.fr"],
+                subject="Mis en file avant la rotation",
+                text="Bonjour,\nle point de la semaine.",
+                relay_marker=relay_marker(stack.deployment),
+                domain=relay.domain,
+            )
+        finally:
+            engine.dispose()
+        assert queued is not None
+        _rotate_drop_old(stack)
+        assert len(stack.deployment.secrets.data_keys) == 1
+    finally:
+        stack.start()
+
+    _, msg = await received(relay, lambda m: m["Subject"] == "Mis en file avant la rotation")
+    assert "le point de la semaine." in msg.get_content()
+
+    await reply_in_thread(coordinator, room_id, root, "Réponse après la rotation.")
+    _, reply = await received(relay, lambda m: m["In-Reply-To"] == mid)
+    assert str(reply["Subject"]) == "Re: Demande d'avis"
+    assert "Réponse après la rotation." in reply.get_content()
+
+    second, raw = build_mail(
+        address, "Re: Demande d'avis", "Suite.", in_reply_to=mid, references=[mid]
+    )
+    assert (await relay.send(SENDER, [address], raw))[0] == 250
+    events = await wait_mails(coordinator, room_id, {second})
+    posted = next(e for e in events if (mail_of(e) or {}).get("message_id") == second)
+    assert thread_root(posted) == root
 
 
 def appservice_pid(stack: Stack) -> int:
