@@ -6,8 +6,6 @@ binary column sealed by hand outside the registry, fails this test."""
 from __future__ import annotations
 
 import datetime as dt
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -164,21 +162,7 @@ def test_rotation_reseals_every_sealed_column_of_the_registry(tmp_path: Path) ->
         assert {name for name, values in before_raw.items() if values} == registry
         old_ids = {k.id for k in deployment.secrets.data_keys}
 
-        done = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "maillon.wiring.cli",
-                "keys",
-                "rotate",
-                "--dir",
-                str(stack.directory),
-                "--drop-old",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        done = stack.rotate_keys(drop_old=True)
         assert done.returncode == 0, done.stderr
 
         keys = yaml.safe_load((stack.directory / "secrets.yaml").read_text())["data_keys"]

@@ -9,8 +9,6 @@ import email.policy
 import os
 import shutil
 import signal
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -23,7 +21,7 @@ import aiosmtplib
 import pytest
 import yaml
 from nio.crypto.attachments import decrypt_attachment
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from dossier_api.domain.mail.models import MailOutbox, MailSpool
@@ -379,6 +377,44 @@ async def test_ihe_xdm_ins_routes_to_the_single_dossier(
     assert relay.spool_count() == before
 
 
+async def test_routing_by_ins_opens_no_identity(relay: Relay, make_client: MakeClient) -> None:
+    """The dossier is found through the blind index of its INS: even with its sealed
+    identity made unreadable, a mail to the general address naming the INS reaches it."""
+    ins = nir()
+    identity = {**IDENTITY, "ins_matricule": ins, "birth_name": "Indexe"}
+    coordinator, address, room_id = await mail_dossier(relay, make_client, identity)
+    local = address.split("@")[0]
+    engine = relay.engine()
+    try:
+        with engine.begin() as conn:
+            kept = conn.execute(
+                text("SELECT identity FROM dossiers WHERE mail_localpart = :l"), {"l": local}
+            ).scalar_one()
+            conn.execute(
+                text("UPDATE dossiers SET identity = :g WHERE mail_localpart = :l"),
+                {"g": b"inconnue\x00" + os.urandom(48), "l": local},
+            )
+        try:
+            general = f"dossiers@{relay.domain}"
+            mid, raw = build_mail(
+                general,
+                "Compte rendu",
+                "Voir le document joint.",
+                attachments=[("IHE_XDM.ZIP", "application/zip", xdm_zip(ins))],
+            )
+            code, reply = await relay.send(SENDER, [general], raw)
+            assert code == 250, reply
+            await wait_mails(coordinator, room_id, {mid})
+        finally:
+            with engine.begin() as conn:
+                conn.execute(
+                    text("UPDATE dossiers SET identity = :k WHERE mail_localpart = :l"),
+                    {"k": kept, "l": local},
+                )
+    finally:
+        engine.dispose()
+
+
 async def test_imap_mailbox_is_polled_with_the_same_processing(
     relay: Relay, make_client: MakeClient
 ) -> None:
@@ -638,25 +674,6 @@ async def test_mail_command_of_the_bot_sends_from_the_dossier_address(
     assert "vide" in empty.body
 
 
-def _rotate_drop_old(stack: Stack) -> None:
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "maillon.wiring.cli",
-            "keys",
-            "rotate",
-            "--dir",
-            str(stack.directory),
-            "--drop-old",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
-
-
 async def test_mail_threads_and_queued_outbox_survive_a_drop_old_rotation(
     relay: Relay, make_client: MakeClient
 ) -> None:
@@ -683,7 +700,8 @@ async def test_mail_threads_and_queued_outbox_survive_a_drop_old_rotation(
         finally:
             engine.dispose()
         assert queued is not None
-        _rotate_drop_old(stack)
+        done = stack.rotate_keys(drop_old=True)
+        assert done.returncode == 0, done.stderr
         assert len(stack.deployment.secrets.data_keys) == 1
     finally:
         stack.start()
