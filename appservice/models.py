@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import BigInteger, ForeignKey, Integer, LargeBinary, String, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
+from maillon.shared.sealed import RowSealed
 from maillon.shared.store import Base
+
+# The event, sealed with its event id as context.
+EVENT_CONTENT = RowSealed("event_id")
 
 
 def utcnow() -> dt.datetime:
@@ -40,7 +44,7 @@ class AsEvent(Base):
     sender: Mapped[str] = mapped_column(String(255))
     origin_server_ts: Mapped[int] = mapped_column(BigInteger)
     transaction_id: Mapped[int] = mapped_column(ForeignKey("as_transactions.id"))
-    sealed_event: Mapped[bytes] = mapped_column(LargeBinary)
+    sealed_event: Mapped[bytes] = mapped_column(EVENT_CONTENT)
     received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     processed_at: Mapped[dt.datetime | None] = mapped_column(default=None, index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)

@@ -300,11 +300,11 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
 def create_app(
     deployment: Deployment, handlers: list[EventHandler] | None = None
 ) -> web.Application:
+    keys = KeyRing.for_secrets(deployment.secrets)
+    install_key_ring(keys)  # dossiers are read from the store; migrations may need the keys
     engine = make_engine(deployment.settings.database_url)
     app = web.Application(middlewares=[json_errors], client_max_size=64 * 1024 * 1024)
     app[DEPLOYMENT] = deployment
-    keys = KeyRing(deployment.secrets.data_keys)
-    install_key_ring(keys)  # the appservice reads dossiers (room names) from the store
     app[STORE] = TransactionStore(engine, keys)
     app[LINKS] = RoomLinks(engine)
     app[ROOM_SYNC] = {}

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import Engine, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from appservice.models import AsEvent, AsTransaction, utcnow
+from appservice.models import EVENT_CONTENT, AsEvent, AsTransaction, utcnow
 from maillon.shared.crypto import KeyRing
 
 log = logging.getLogger(__name__)
@@ -86,7 +86,7 @@ class TransactionStore:
                         "sender": event["sender"],
                         "origin_server_ts": ts if isinstance(ts, int) else 0,
                         "transaction_id": txn.id,
-                        "sealed_event": self._keys.seal_json(event, event_id.encode()),
+                        "sealed_event": EVENT_CONTENT.seal_json(self._keys, event, event_id),
                         "received_at": utcnow(),
                         "attempts": 0,
                     }
@@ -104,7 +104,9 @@ class TransactionStore:
                 .order_by(AsEvent.seq)
                 .limit(limit)
             ).all()
-        return [(seq, self._keys.open_json(sealed, eid.encode())) for seq, eid, sealed in rows]
+        return [
+            (seq, EVENT_CONTENT.open_json(self._keys, sealed, eid)) for seq, eid, sealed in rows
+        ]
 
     def mark_processed(self, seqs: list[int]) -> None:
         with Session(self._engine) as session, session.begin():

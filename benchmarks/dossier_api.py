@@ -40,7 +40,7 @@ BATCH = 10_000
 def load(stack: Stack, me: str, dossiers: int, notes: int, mine: int) -> list[str]:
     """Bulk-load the data set; returns the ids of the dossiers whose circle holds ``me``."""
     deployment = stack.deployment
-    install_key_ring(KeyRing(deployment.secrets.data_keys))
+    install_key_ring(KeyRing.for_secrets(deployment.secrets))
     engine = make_engine(deployment.settings.database_url)
     rng = random.Random(7)
     ids = [uuid.uuid4().hex for _ in range(dossiers)]

@@ -101,7 +101,7 @@ class CoordinationBot:
         self.cross_signed = False
         self._backoff = 1.0
         self._cross_sign_after = 0.0  # after a failure, wait before trying again
-        install_key_ring(KeyRing(deployment.secrets.data_keys))
+        install_key_ring(KeyRing.for_secrets(deployment.secrets))
         engine = make_engine(self.settings.database_url)
         mail = self.settings.mail
         self.services = Services(
@@ -109,7 +109,7 @@ class CoordinationBot:
             self.settings.mail_domain,
             RoomSyncClient.for_deployment(deployment),
             MailOutbox(
-                Spool(engine, KeyRing(deployment.secrets.data_keys)),
+                Spool(engine, KeyRing.for_secrets(deployment.secrets)),
                 relay_marker(deployment),
                 self.settings.mail_domain,
                 TrustSpace(engine, mail.allowed_sender_domains),

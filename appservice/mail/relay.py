@@ -36,7 +36,7 @@ class Relay:
         settings = deployment.settings
         self.config = settings.mail
         engine = make_engine(settings.database_url, create_tables=False)
-        keys = KeyRing(deployment.secrets.data_keys)
+        keys = KeyRing.for_secrets(deployment.secrets)
         self.spool = Spool(engine, keys)
         self.trust = TrustSpace(engine, self.config.allowed_sender_domains)
         self.router = Router(engine, keys, settings.mail_domain, self.config.relay_localpart)

@@ -6,10 +6,12 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy import Boolean, Connection, ForeignKey, Index, Integer, String, Text, event
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.orm import Mapped, Mapper, mapped_column, relationship
 
-from maillon.shared.sealed import Sealed
+from dossier_api.domain.ins import identity_index
+from maillon.shared.sealed import Sealed, key_ring
 from maillon.shared.store import Base
 
 
@@ -58,12 +60,16 @@ class Dossier(Base):
     )
     referent: Mapped[str] = mapped_column(String(255))
     status: Mapped[str] = mapped_column(String(12), default="open")  # open, closed, archived
-    status_reason: Mapped[str | None] = mapped_column(String(500), default=None)
+    # Why it was closed or archived (e.g. "décès"): health data, sealed.
+    status_reason: Mapped[str | None] = mapped_column(Sealed(), default=None)
     opened_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     closed_at: Mapped[dt.datetime | None] = mapped_column(default=None)
     # INS identity (matricule, OID, names, sex, birth date and place), contacts: sealed.
     identity: Mapped[dict[str, Any]] = mapped_column(Sealed())
     identity_status: Mapped[str] = mapped_column(String(5), default="PROV")
+    # Blind index of a QUAL identity's INS matricule (``dossier_api.domain.ins``): set on
+    # every write of the identity, read to route a mail by INS without opening identities.
+    ins_index: Mapped[str | None] = mapped_column(String(64), default=None, index=True)
     consent_informed: Mapped[bool] = mapped_column(Boolean, default=False)
     consent_share_outside: Mapped[bool] = mapped_column(Boolean, default=False)
     opposition: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -72,6 +78,17 @@ class Dossier(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     circle: Mapped[list[CircleMember]] = relationship(back_populates="dossier")
+
+
+def _write_ins_index(_mapper: Mapper[Dossier], _conn: Connection, dossier: Dossier) -> None:
+    """Whenever a dossier's identity or its status is written, so is its blind index."""
+    attrs = sa_inspect(dossier).attrs
+    if attrs.identity.history.has_changes() or attrs.identity_status.history.has_changes():
+        dossier.ins_index = identity_index(key_ring(), dossier.identity, dossier.identity_status)
+
+
+event.listen(Dossier, "before_insert", _write_ins_index)
+event.listen(Dossier, "before_update", _write_ins_index)
 
 
 class CircleMember(Base):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from dossier_api.domain.ins import INS_MATRICULE_PATTERN
 from maillon.shared.circle import ROLES, ROOM_AUDIENCES
 
 USER_ID = {"type": "string", "pattern": "^@[a-z0-9._=/+-]+:[A-Za-z0-9.:-]+$", "maxLength": 255}
@@ -35,7 +36,7 @@ IDENTITY_IN = obj(
         "sex": {"type": "string", "enum": ["F", "M", "I"]},
         "birth_date": DATE,
         "birthplace_insee": {"type": "string", "pattern": "^[0-9][0-9AB][0-9]{3}$"},
-        "ins_matricule": {"type": "string", "pattern": "^[12378][0-9]{12}[0-9]{2}$"},
+        "ins_matricule": {"type": "string", "pattern": INS_MATRICULE_PATTERN},
         "ins_oid": {"type": "string", "enum": ["1.2.250.1.213.1.4.8", "1.2.250.1.213.1.4.9"]},
         "identity_status": {"type": "string", "enum": ["PROV", "RECUP", "VALI", "QUAL"]},
         "contact": {"type": "string", "maxLength": 500},

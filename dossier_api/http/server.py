@@ -119,7 +119,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
 
 
 def create_app(deployment: Deployment) -> web.Application:
-    install_key_ring(KeyRing(deployment.secrets.data_keys))
+    install_key_ring(KeyRing.for_secrets(deployment.secrets))
     engine = make_engine(deployment.settings.database_url)
     app = web.Application(middlewares=[json_errors, api_middleware], client_max_size=2 * 1024**2)
     app[ENGINE] = engine

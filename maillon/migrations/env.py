@@ -5,16 +5,12 @@ from __future__ import annotations
 
 from alembic import context
 
-import appservice.models  # noqa: F401
-import coordination_bot.models  # noqa: F401
-import dossier_api.domain.mail.models  # registers the tables, like the imports below
-import dossier_api.domain.models  # noqa: F401
-from maillon.shared.store import Base
+from maillon.wiring.tables import METADATA
 
 connection = context.config.attributes["connection"]
 context.configure(
     connection=connection,
-    target_metadata=Base.metadata,
+    target_metadata=METADATA,
     render_as_batch=connection.dialect.name == "sqlite",
     compare_type=True,
 )

@@ -267,6 +267,14 @@ class Secrets:
     # Mail relay: IMAP mailbox and outbound SMTP passwords, when those are configured.
     mail_imap_password: str | None = None
     mail_smtp_password: str | None = None
+    # Key of the blind indexes (finding a dossier by INS without opening identities). It
+    # never rotates; absent in deployments made before it existed (a key is then derived
+    # from registration_shared_secret, see maillon.shared.crypto.BlindIndex).
+    index_key: str | None = field(default=None, metadata={"check": _check_key})
+
+    def index_key_raw(self) -> bytes:
+        assert self.index_key is not None
+        return base64.b64decode(self.index_key)
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,10 @@ from appservice.directory import bind_directory_entry
 from appservice.matrix_api import AppserviceApi
 from dossier_api.domain.directory import upsert_professional
 from maillon.shared.circle import DirectoryEntry
+from maillon.shared.crypto import KeyRing
 from maillon.shared.homeserver_client import HomeserverError, is_up, register_user
 from maillon.shared.passwords import weakness
+from maillon.shared.sealed import install_key_ring
 from maillon.shared.settings import Deployment, SettingsError, load
 from maillon.shared.store import make_engine
 from maillon.wiring.init_deployment import InitError, InitOptions, init_deployment
@@ -254,6 +256,7 @@ async def _bind(
 ) -> str | None:
     """The entry goes to the dossier store and to its mirror the Synapse module reads;
     returns the id of the structure the professional was attached to."""
+    install_key_ring(KeyRing.for_secrets(deployment.secrets))  # migrations may need it
     engine = make_engine(deployment.settings.database_url)
     try:
         structure_id = upsert_professional(engine, entry, display_name)

@@ -94,6 +94,7 @@ def _generate_secrets() -> dict[str, str]:
         "form_secret": _token(),
         "data_key_id": dt.datetime.now(dt.UTC).strftime("k%Y%m%d%H%M%S"),
         "data_key": base64.b64encode(secrets.token_bytes(32)).decode(),
+        "index_key": base64.b64encode(secrets.token_bytes(32)).decode(),
     }
 
 

@@ -1,5 +1,8 @@
 """`maillon keys rotate`: a new data key encrypts from now on; every sealed value is
-re-encrypted with it; older keys may then be dropped. Run with the stack stopped."""
+re-encrypted with it; older keys may then be dropped. Run with the stack stopped.
+
+The blind index key (``index_key`` in secrets.yaml, see ``maillon.shared.crypto``) is not a
+data key and does not rotate with them: the indexes stay valid across a rotation."""
 
 from __future__ import annotations
 
@@ -10,59 +13,59 @@ import secrets
 from pathlib import Path
 
 import yaml
-from sqlalchemy import inspect, select, update
-from sqlalchemy.orm import Session
-from sqlalchemy.orm.attributes import flag_modified
+from sqlalchemy import Connection, LargeBinary, and_, bindparam, select, type_coerce, update
 
-import dossier_api.domain.models as dm
-from appservice.models import AsEvent
-from coordination_bot.models import BotFormDialogue
 from maillon.shared.crypto import KeyRing
-from maillon.shared.sealed import Sealed, install_key_ring
+from maillon.shared.sealed import SealedColumnRef, install_key_ring, sealed_columns
 from maillon.shared.settings import SECRETS_FILE, DataKey, load
-from maillon.shared.store import Base, make_engine
-
-SEALED_MODELS = [
-    m
-    for m in vars(dm).values()
-    if isinstance(m, type) and issubclass(m, Base) and hasattr(m, "__tablename__")
-] + [BotFormDialogue]
+from maillon.shared.store import make_engine
+from maillon.wiring.tables import METADATA
 
 
-def _sealed_columns(model: type[Base]) -> list[str]:
-    return [c.key for c in inspect(model).columns if isinstance(c.type, Sealed)]
+def reseal_column(conn: Connection, ring: KeyRing, ref: SealedColumnRef) -> int:
+    """Re-encrypt every value of one sealed column with the ring's current key."""
+    table, column = ref.table, ref.column
+    keys = list(table.primary_key.columns)
+    context_cols = [table.c[name] for name in ref.type.context_columns()]
+    raw = type_coerce(column, LargeBinary).label("raw")
+    rows = conn.execute(
+        select(*keys, *context_cols, raw).where(column.is_not(None))
+    ).mappings().all()
+    where = and_(*(k == bindparam(f"pk_{k.name}") for k in keys))
+    statement = (
+        update(table).where(where).values({column.name: bindparam("fresh", type_=LargeBinary)})
+    )
+    params = []
+    for row in rows:
+        context = ref.type.context(row)
+        params.append(
+            {
+                **{f"pk_{k.name}": row[k.name] for k in keys},
+                "fresh": ring.seal(ring.open(bytes(row["raw"]), context), context),
+            }
+        )
+    if params:
+        conn.execute(statement, params)
+    return len(params)
 
 
 def rotate(directory: Path, drop_old: bool) -> tuple[str, int]:
-    """Returns the new key id and the number of values re-encrypted."""
+    """Returns the new key id and the number of values re-encrypted: every value of every
+    sealed column of the store (the registry: ``maillon.shared.sealed.sealed_columns``)."""
     deployment = load(directory)
     new_key = DataKey(
         dt.datetime.now(dt.UTC).strftime("k%Y%m%d%H%M%S") + secrets.token_hex(2),
         base64.b64encode(secrets.token_bytes(32)).decode(),
     )
     old_keys = list(deployment.secrets.data_keys)
-    ring = KeyRing([new_key, *old_keys])
+    ring = KeyRing.for_secrets(deployment.secrets, data_keys=[new_key, *old_keys])
     install_key_ring(ring)
     engine = make_engine(deployment.settings.database_url)
     count = 0
     try:
-        with Session(engine) as session, session.begin():
-            for model in SEALED_MODELS:
-                columns = _sealed_columns(model)
-                if not columns:
-                    continue
-                for row in session.scalars(select(model)):
-                    for column in columns:
-                        flag_modified(row, column)
-                        count += 1
-            for seq, event_id, sealed in session.execute(
-                select(AsEvent.seq, AsEvent.event_id, AsEvent.sealed_event)
-            ).all():
-                fresh = ring.seal(ring.open(sealed, event_id.encode()), event_id.encode())
-                session.execute(
-                    update(AsEvent).where(AsEvent.seq == seq).values(sealed_event=fresh)
-                )
-                count += 1
+        with engine.begin() as conn:
+            for ref in sealed_columns(METADATA):
+                count += reseal_column(conn, ring, ref)
     finally:
         engine.dispose()
     path = deployment.path(SECRETS_FILE)

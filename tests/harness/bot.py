@@ -16,14 +16,15 @@ from coordination_bot.dispatch import dispatch
 from coordination_bot.services import Services
 from dossier_api.domain.models import DossierRoom
 from dossier_api.domain.rooms import RoomLinks
-from maillon.shared.crypto import KeyRing
+from maillon.shared.crypto import BlindIndex, KeyRing
 from maillon.shared.sealed import install_key_ring
 from maillon.shared.settings import DataKey
 from maillon.shared.store import make_engine
 
 
 def store(database_url: str) -> Engine:
-    install_key_ring(KeyRing([DataKey("test", base64.b64encode(secrets.token_bytes(32)).decode())]))
+    key = DataKey("test", base64.b64encode(secrets.token_bytes(32)).decode())
+    install_key_ring(KeyRing([key], BlindIndex(secrets.token_bytes(32))))
     return make_engine(database_url)
 
 

@@ -104,6 +104,12 @@ class Stack:
             self._reader.join(timeout=5)
         return code
 
+    def rotate_keys(self, drop_old: bool = True) -> subprocess.CompletedProcess[str]:
+        """``maillon keys rotate`` on this deployment (Maillon stopped)."""
+        command = [sys.executable, "-m", "maillon.wiring.cli", "keys", "rotate"]
+        command += ["--dir", str(self.directory), *(["--drop-old"] if drop_old else [])]
+        return subprocess.run(command, capture_output=True, text=True, timeout=120)
+
     def register(self, prefix: str = "pro", admin: bool = False) -> Registered:
         localpart = f"{prefix}{secrets.token_hex(3)}"
         return register_user(

@@ -313,6 +313,31 @@ def test_health_data_never_in_clear_in_the_databases(any_stack: Stack) -> None:
     assert marker.encode() not in logs
 
 
+def test_closing_reason_is_sealed_at_rest(stack: Stack) -> None:
+    import sqlite3
+
+    coord = stack.register("coord")
+    did = new_dossier(stack, coord.access_token)["id"]
+    reason = f"décès {time.monotonic_ns()}"
+    closed = api(
+        stack,
+        coord.access_token,
+        "PATCH",
+        f"/v1/dossiers/{did}",
+        {"status": "closed", "status_reason": reason},
+    )
+    assert closed["status_reason"] == reason
+    assert api(stack, coord.access_token, "GET", f"/v1/dossiers/{did}")["status_reason"] == reason
+    db = sqlite3.connect(stack.directory / "data" / "maillon.db")
+    try:
+        (raw,) = db.execute("SELECT status_reason FROM dossiers WHERE id = ?", (did,)).fetchone()
+    finally:
+        db.close()
+    stored = raw if isinstance(raw, bytes) else str(raw).encode()
+    assert stored and reason.split()[1].encode() not in stored and "décès".encode() not in stored
+    assert b"d\\u00e9c\\u00e8s" not in stored
+
+
 def test_the_api_refuses_matrix_openid_tokens(stack: Stack) -> None:
     """OpenID tokens are handed to widgets and integration managers: only the widget page
     of a room accepts one (tests/integration/test_read_paths.py), never the API."""

@@ -24,7 +24,7 @@ import aiosmtplib
 import pytest
 import yaml
 from nio.crypto.attachments import decrypt_attachment
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from dossier_api.domain.mail.models import MailOutbox, MailSpool
@@ -439,6 +439,44 @@ async def test_ihe_xdm_ins_routes_to_the_single_dossier(
     assert relay.spool_count() == before
 
 
+async def test_routing_by_ins_opens_no_identity(relay: Relay, make_client: MakeClient) -> None:
+    """The dossier is found through the blind index of its INS: even with its sealed
+    identity made unreadable, a mail to the general address naming the INS reaches it."""
+    ins = nir()
+    identity = {**IDENTITY, "ins_matricule": ins, "birth_name": "Indexe"}
+    coordinator, address, room_id = await mail_dossier(relay, make_client, identity)
+    local = address.split("@")[0]
+    engine = relay.engine()
+    try:
+        with engine.begin() as conn:
+            kept = conn.execute(
+                text("SELECT identity FROM dossiers WHERE mail_localpart = :l"), {"l": local}
+            ).scalar_one()
+            conn.execute(
+                text("UPDATE dossiers SET identity = :g WHERE mail_localpart = :l"),
+                {"g": b"inconnue\x00" + os.urandom(48), "l": local},
+            )
+        try:
+            general = f"dossiers@{relay.domain}"
+            mid, raw = build_mail(
+                general,
+                "Compte rendu",
+                "Voir le document joint.",
+                attachments=[("IHE_XDM.ZIP", "application/zip", xdm_zip(ins))],
+            )
+            code, reply = await relay.send(SENDER, [general], raw)
+            assert code == 250, reply
+            await wait_mails(coordinator, room_id, {mid})
+        finally:
+            with engine.begin() as conn:
+                conn.execute(
+                    text("UPDATE dossiers SET identity = :k WHERE mail_localpart = :l"),
+                    {"k": kept, "l": local},
+                )
+    finally:
+        engine.dispose()
+
+
 async def test_imap_mailbox_is_polled_with_the_same_processing(
     relay: Relay, make_client: MakeClient
 ) -> None:
@@ -697,6 +735,55 @@ async def test_mail_command_of_the_bot_sends_from_the_dossier_address(
     assert "pas-une-adresse" in bad.body
     _, empty = await chat.command(room_id, "!mail dr.holmes@cabinet.mssante.fr Objet", ok=False)
     assert "vide" in empty.body
+
+
+async def test_mail_threads_and_queued_outbox_survive_a_drop_old_rotation(
+    relay: Relay, make_client: MakeClient
+) -> None:
+    """After ``maillon keys rotate --drop-old`` (only the new key left), a reply in a mail
+    thread is still mailed with its threading headers, a second mail of the thread lands in
+    it, and a mail queued before the rotation is still sent."""
+    coordinator, address, room_id, mid, root = await mail_thread(relay, make_client)
+    stack = relay.stack
+    assert stack.stop() == 0
+    try:
+        engine = relay.engine()
+        try:
+            queued = queue_mail(
+                Spool(engine, KeyRing.for_secrets(stack.deployment.secrets)),
+                room_id=room_id,
+                source_event_id=f"$avant-rotation-{os.urandom(4).hex()}",
+                from_address=address,
+                to=["dr.watson@cabinet.mssante.fr"],
+                subject="Mis en file avant la rotation",
+                text="Bonjour,\nle point de la semaine.",
+                relay_marker=relay_marker(stack.deployment),
+                domain=relay.domain,
+            )
+        finally:
+            engine.dispose()
+        assert queued is not None
+        done = stack.rotate_keys(drop_old=True)
+        assert done.returncode == 0, done.stderr
+        assert len(stack.deployment.secrets.data_keys) == 1
+    finally:
+        stack.start()
+
+    _, msg = await received(relay, lambda m: m["Subject"] == "Mis en file avant la rotation")
+    assert "le point de la semaine." in msg.get_content()
+
+    await reply_in_thread(coordinator, room_id, root, "Réponse après la rotation.")
+    _, reply = await received(relay, lambda m: m["In-Reply-To"] == mid)
+    assert str(reply["Subject"]) == "Re: Demande d'avis"
+    assert "Réponse après la rotation." in reply.get_content()
+
+    second, raw = build_mail(
+        address, "Re: Demande d'avis", "Suite.", in_reply_to=mid, references=[mid]
+    )
+    assert (await relay.send(SENDER, [address], raw))[0] == 250
+    events = await wait_mails(coordinator, room_id, {second})
+    posted = next(e for e in events if (mail_of(e) or {}).get("message_id") == second)
+    assert thread_root(posted) == root
 
 
 def appservice_pid(stack: Stack) -> int:

@@ -1,17 +1,24 @@
 """Durable spool of the mail relay: accepted mails, mail threads, outgoing mails.
 
-Every mail body, address and subject is sealed (AES-GCM) at rest; only hashes of
-Message-IDs (for threading and de-duplication) and routing keys are in clear.
+Every mail body, address and subject is sealed (AES-GCM) at rest, each bound to its row
+(``RowSealed``: part of the registry of sealed columns that key rotation walks); only hashes
+of Message-IDs (for threading and de-duplication) and routing keys are in clear.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Integer, LargeBinary, String, UniqueConstraint
+from sqlalchemy import Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
+from maillon.shared.sealed import RowSealed
 from maillon.shared.store import Base
+
+# Sealed payloads, each bound to a column of its row (token, Message-ID hash).
+SPOOL_MAIL = RowSealed("token")
+THREAD_META = RowSealed("message_id_hash")
+OUTBOX_MAIL = RowSealed("token")
 
 
 def utcnow() -> dt.datetime:
@@ -36,7 +43,7 @@ class MailSpool(Base):
     dedup_key: Mapped[str] = mapped_column(String(64))
     # Random value: the sealing context of the payload.
     token: Mapped[str] = mapped_column(String(32), unique=True)
-    sealed_mail: Mapped[bytes] = mapped_column(LargeBinary)
+    sealed_mail: Mapped[bytes] = mapped_column(SPOOL_MAIL)
     accepted_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     event_id: Mapped[str | None] = mapped_column(String(255), default=None)
     parts_done: Mapped[int] = mapped_column(Integer, default=0)
@@ -62,7 +69,7 @@ class MailThread(Base):
     event_id: Mapped[str] = mapped_column(String(255), index=True)
     root_event_id: Mapped[str] = mapped_column(String(255), index=True)
     # Message-ID, references, reply address and subject: sealed.
-    sealed_meta: Mapped[bytes] = mapped_column(LargeBinary)
+    sealed_meta: Mapped[bytes] = mapped_column(THREAD_META)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
@@ -78,7 +85,7 @@ class MailOutbox(Base):
     thread_root_event_id: Mapped[str | None] = mapped_column(String(255), default=None)
     message_id_hash: Mapped[str] = mapped_column(String(64), unique=True)
     token: Mapped[str] = mapped_column(String(32), unique=True)
-    sealed_mail: Mapped[bytes] = mapped_column(LargeBinary)
+    sealed_mail: Mapped[bytes] = mapped_column(OUTBOX_MAIL)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)

@@ -1,17 +1,21 @@
 """Which dossier a mail is for: its address (``<mail_localpart>@<domain>``) or, for the
-relay's general address and the polled mailbox, the INS named in its IHE_XDM metadata."""
+relay's general address and the polled mailbox, the INS named in its IHE_XDM metadata.
+The queries belong to the dossier domain (``dossier_api.domain.lookup``): the relay opens no
+identity to route a mail."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, LargeBinary, select, type_coerce
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from dossier_api.domain.models import Dossier
-from maillon.shared.crypto import DecryptionError, KeyRing
-
-IDENTITY_CONTEXT = b"maillon.dossier"
+from dossier_api.domain.lookup import (
+    mail_localpart_of_room,
+    open_dossier_by_ins,
+    open_dossier_by_mail_localpart,
+)
+from maillon.shared.crypto import KeyRing
 
 
 @dataclass(frozen=True)
@@ -39,7 +43,7 @@ def domain_allowed(address: str, allowed: tuple[str, ...]) -> bool:
 class Router:
     def __init__(self, engine: Engine, keys: KeyRing, domain: str, relay_localpart: str) -> None:
         self._engine = engine
-        self._keys = keys
+        self._keys = keys  # for the blind index of the INS only
         self.domain = domain.lower()
         self.relay_localpart = relay_localpart.lower()
 
@@ -56,46 +60,19 @@ class Router:
         if domain != self.domain or not local:
             return None
         with Session(self._engine) as session:
-            row = session.execute(
-                select(Dossier.id, Dossier.room_id, Dossier.status).where(
-                    Dossier.mail_localpart == local
-                )
-            ).first()
-        if row is None or row.room_id is None or row.status != "open":
-            return None
-        return Target(row.id, row.room_id)
+            found = open_dossier_by_mail_localpart(session, local)
+        return None if found is None else Target(*found)
 
     def by_ins(self, matricules: set[str]) -> Target | None:
-        """The one open dossier with a qualified identity (QUAL: the only status that may
-        be referenced by INS) whose matricule is named; None if none or several."""
+        """The one open dossier with a qualified identity whose matricule is named."""
         if not matricules:
             return None
-        found: dict[str, Target] = {}
         with Session(self._engine) as session:
-            rows = session.execute(
-                select(
-                    Dossier.id, Dossier.room_id, type_coerce(Dossier.identity, LargeBinary)
-                ).where(
-                    Dossier.identity_status == "QUAL",
-                    Dossier.status == "open",
-                    Dossier.room_id.is_not(None),
-                )
-            ).all()
-        for dossier_id, room_id, sealed in rows:
-            try:
-                identity = self._keys.open_json(bytes(sealed), IDENTITY_CONTEXT)
-            except DecryptionError:
-                continue
-            if (
-                room_id
-                and isinstance(identity, dict)
-                and identity.get("ins_matricule") in matricules
-            ):
-                found[dossier_id] = Target(dossier_id, room_id)
-        return next(iter(found.values())) if len(found) == 1 else None
+            found = open_dossier_by_ins(session, self._keys, matricules)
+        return None if found is None else Target(*found)
 
     def address_for_room(self, room_id: str) -> str | None:
         """The address of the dossier whose room this is (outgoing mails come from it)."""
         with Session(self._engine) as session:
-            local = session.scalar(select(Dossier.mail_localpart).where(Dossier.room_id == room_id))
+            local = mail_localpart_of_room(session, room_id)
         return f"{local}@{self.domain}" if local else None

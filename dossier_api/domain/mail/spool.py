@@ -1,7 +1,8 @@
 """Durable spool of the relay (blocking calls: run them in a thread).
 
-Payloads are sealed with the deployment's key ring; the sealing context is the row's
-random token, so a payload cannot be moved to another row unnoticed.
+Payloads are sealed with the deployment's key ring through their column types (see
+``maillon.shared.sealed``); the sealing context is the row's random token (or Message-ID
+hash), so a payload cannot be moved to another row unnoticed.
 """
 
 from __future__ import annotations
@@ -17,7 +18,15 @@ from sqlalchemy import Engine, and_, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from dossier_api.domain.mail.models import MailOutbox, MailSpool, MailThread, utcnow
+from dossier_api.domain.mail.models import (
+    OUTBOX_MAIL,
+    SPOOL_MAIL,
+    THREAD_META,
+    MailOutbox,
+    MailSpool,
+    MailThread,
+    utcnow,
+)
 from dossier_api.domain.mail.routing import Target
 from maillon.shared.crypto import KeyRing
 
@@ -118,7 +127,7 @@ class Spool:
                     room_id=target.room_id,
                     dedup_key=dedup_key,
                     token=token,
-                    sealed_mail=self._keys.seal(_pack(meta, raw), token.encode()),
+                    sealed_mail=SPOOL_MAIL.seal(self._keys, _pack(meta, raw), token),
                     accepted_at=utcnow(),
                     parts_done=0,
                     attempts=0,
@@ -157,7 +166,7 @@ class Spool:
         with Session(self._engine) as session:
             row = session.get(MailSpool, spool_id)
             assert row is not None
-            data = self._keys.open(row.sealed_mail, row.token.encode())
+            data = SPOOL_MAIL.open(self._keys, row.sealed_mail, row.token)
         return _unpack(data)
 
     def record_main_event(
@@ -196,14 +205,13 @@ class Spool:
             )
         )
         if exists is None:
-            token = digest.encode()
             session.add(
                 MailThread(
                     room_id=room_id,
                     message_id_hash=digest,
                     event_id=event_id,
                     root_event_id=root,
-                    sealed_meta=self._keys.seal_json(thread_meta, token),
+                    sealed_meta=THREAD_META.seal_json(self._keys, thread_meta, digest),
                     created_at=utcnow(),
                 )
             )
@@ -262,7 +270,7 @@ class Spool:
             ).all()
         if not rows:
             return None
-        metas = [self._keys.open_json(sealed, digest.encode()) for digest, sealed in rows]
+        metas = [THREAD_META.open_json(self._keys, sealed, digest) for digest, sealed in rows]
         latest: dict[str, Any] = dict(metas[-1])
         # The address to answer is the last correspondent's (not our own outgoing mails').
         for meta in reversed(metas):
@@ -309,7 +317,7 @@ class Spool:
             )
             if row is None:
                 return None
-            mail = self._keys.open_json(row.sealed_mail, row.token.encode())
+            mail = OUTBOX_MAIL.open_json(self._keys, row.sealed_mail, row.token)
             to = ", ".join(mail.get("to", []))
             return row.room_id, row.source_event_id, row.thread_root_event_id, to
 
@@ -334,7 +342,7 @@ class Spool:
                     thread_root_event_id=thread_root_event_id,
                     message_id_hash=message_id_hash(mail["message_id"]),
                     token=token,
-                    sealed_mail=self._keys.seal_json(mail, token.encode()),
+                    sealed_mail=OUTBOX_MAIL.seal_json(self._keys, mail, token),
                     created_at=utcnow(),
                     next_attempt_at=utcnow(),
                     attempts=0,
@@ -358,7 +366,7 @@ class Spool:
                     r.thread_root_event_id,
                     r.attempts,
                     {
-                        **self._keys.open_json(r.sealed_mail, r.token.encode()),
+                        **OUTBOX_MAIL.open_json(self._keys, r.sealed_mail, r.token),
                         "error": r.last_error or "",
                     },
                 )

@@ -1,0 +1,48 @@
+"""The INS matricule of a dossier's identity: its normal form and its blind index.
+
+The identity is sealed; to find a dossier by the INS a mail names, the dossier carries a
+keyed digest of its matricule (``Dossier.ins_index``, HMAC-SHA256 with the deployment's
+blind index key, see ``maillon.shared.crypto.BlindIndex``), so no identity is opened to
+route. Only a qualified identity (QUAL) may be referenced by INS: only those are indexed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from maillon.shared.crypto import KeyRing
+
+# NIR or NIA: sex/kind digit, 12 digits, 2-digit key (JSON schema of the API too).
+INS_MATRICULE_PATTERN = "^[12378][0-9]{12}[0-9]{2}$"
+QUALIFIED = "QUAL"
+INDEX_LABEL = "dossier.ins_matricule"
+
+_MATRICULE = re.compile(INS_MATRICULE_PATTERN)
+_SEPARATORS = re.compile(r"[\s.\-_]+")
+
+
+def normalise_ins_matricule(value: object) -> str | None:
+    """The matricule without spaces, dots, dashes or underscores; None if that is not a
+    15-character NIR/NIA."""
+    if not isinstance(value, str):
+        return None
+    compact = _SEPARATORS.sub("", value)
+    return compact if _MATRICULE.fullmatch(compact) else None
+
+
+def matricule_index(keys: KeyRing, matricule: str) -> str | None:
+    """The blind index of a matricule (None if it is not one)."""
+    normal = normalise_ins_matricule(matricule)
+    return None if normal is None else keys.blind_index(INDEX_LABEL, normal)
+
+
+def identity_index(
+    keys: KeyRing, identity: Mapping[str, Any] | None, status: str | None
+) -> str | None:
+    """The blind index a dossier with this identity carries: only a QUAL identity's."""
+    if status != QUALIFIED or not isinstance(identity, Mapping):
+        return None
+    matricule = identity.get("ins_matricule")
+    return matricule_index(keys, matricule) if isinstance(matricule, str) else None

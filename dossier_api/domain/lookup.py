@@ -1,0 +1,53 @@
+"""Finding the dossier a message from outside is for: by its mail address, or by the INS
+it names (through the blind index: no identity is opened). The one owner of these queries."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from dossier_api.domain.ins import QUALIFIED, matricule_index
+from dossier_api.domain.models import Dossier
+from maillon.shared.crypto import KeyRing
+
+
+def open_dossier_by_mail_localpart(session: Session, localpart: str) -> tuple[str, str] | None:
+    """(dossier id, room id) of the open dossier with a room whose address this is."""
+    row = session.execute(
+        select(Dossier.id, Dossier.room_id, Dossier.status).where(
+            Dossier.mail_localpart == localpart
+        )
+    ).first()
+    if row is None or row.room_id is None or row.status != "open":
+        return None
+    return row.id, row.room_id
+
+
+def open_dossier_by_ins(
+    session: Session, keys: KeyRing, matricules: Iterable[str]
+) -> tuple[str, str] | None:
+    """(dossier id, room id) of the one open dossier with a room and a qualified identity
+    whose matricule is among ``matricules``; None if none or several."""
+    digests = {d for d in (matricule_index(keys, m) for m in matricules) if d is not None}
+    if not digests:
+        return None
+    rows = session.execute(
+        select(Dossier.id, Dossier.room_id)
+        .where(
+            Dossier.ins_index.in_(digests),
+            Dossier.identity_status == QUALIFIED,
+            Dossier.status == "open",
+            Dossier.room_id.is_not(None),
+        )
+        .limit(2)
+    ).all()
+    if len(rows) != 1 or rows[0].room_id is None:
+        return None
+    return rows[0].id, rows[0].room_id
+
+
+def mail_localpart_of_room(session: Session, room_id: str) -> str | None:
+    """The address local part of the dossier whose room this is."""
+    return session.scalar(select(Dossier.mail_localpart).where(Dossier.room_id == room_id))
