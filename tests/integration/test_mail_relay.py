@@ -693,7 +693,7 @@ async def test_queue_mail_sends_a_new_mail_for_the_mail_command(
     deployment = relay.stack.deployment
     engine = relay.engine()
     try:
-        spool = Spool(engine, KeyRing(deployment.secrets.data_keys))
+        spool = Spool(engine, KeyRing.for_secrets(deployment.secrets))
         queued = queue_mail(
             spool,
             trust=TrustSpace(engine, ("mssante.fr",)),
@@ -751,6 +751,7 @@ async def test_mail_threads_and_queued_outbox_survive_a_drop_old_rotation(
         try:
             queued = queue_mail(
                 Spool(engine, KeyRing.for_secrets(stack.deployment.secrets)),
+                trust=TrustSpace(engine, ("mssante.fr",)),
                 room_id=room_id,
                 source_event_id=f"$avant-rotation-{os.urandom(4).hex()}",
                 from_address=address,
@@ -956,7 +957,7 @@ async def test_a_bad_outbox_row_is_set_aside_and_the_others_are_sent(
     deployment = relay.stack.deployment
     engine = relay.engine()
     try:
-        spool = Spool(engine, KeyRing(deployment.secrets.data_keys))
+        spool = Spool(engine, KeyRing.for_secrets(deployment.secrets))
         spool.enqueue(
             room_id,
             f"$ancien-{os.urandom(4).hex()}",
