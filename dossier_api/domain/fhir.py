@@ -172,10 +172,8 @@ def _care_plan(dossier: Dossier, plan: CarePlan) -> dict[str, Any]:
 
 
 def export_bundle(svc: DossierService, caller: Caller, dossier_id: str) -> dict[str, Any]:
-    svc.require(caller, dossier_id, "fhir.export", "read")
-    with svc.tx() as session:
-        dossier = session.get(Dossier, dossier_id)
-        assert dossier is not None
+    with svc.acting(caller, "fhir.export", dossier_id, "read") as act:
+        session, dossier = act.session, act.dossier
         members = list(
             session.scalars(
                 select(CircleMember)

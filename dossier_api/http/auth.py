@@ -1,5 +1,6 @@
 """Callers are Matrix users: a Matrix access token (checked with the homeserver, cached
-briefly) or a Matrix OpenID token (widgets). No separate password."""
+briefly for reads, checked again for every write) or a Matrix OpenID token (widgets). No
+separate password."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from aiohttp import web
 from dossier_api.domain.access import Caller
 from maillon.shared.web import bearer_token, json_error
 
-CACHE_SECONDS = 60.0
+CACHE_SECONDS = 60.0  # for reads only
+READS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 class AuthError(Exception):
@@ -54,8 +56,10 @@ class Authenticator:
         secret = openid or token or ""
         key = ("o:" if openid else "t:") + hashlib.sha256(secret.encode()).hexdigest()
         cached = self._cache.get(key)
-        if cached is not None and cached[0] > time.monotonic():
+        # A write always asks the homeserver: a token logged out a second ago writes nothing.
+        if cached is not None and cached[0] > time.monotonic() and request.method in READS:
             return cached[1]
+        self._cache.pop(key, None)
         if openid:
             caller = await self._openid(openid)
         else:

@@ -6,8 +6,8 @@ import asyncio
 
 from aiohttp import web
 
-from dossier_api.http import schemas as S
 from dossier_api.domain import care, fhir
+from dossier_api.http import schemas as S
 from dossier_api.http.handlers import body, caller, svc
 from dossier_api.http.registry import route
 

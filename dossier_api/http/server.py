@@ -25,7 +25,6 @@ from maillon.shared.sealed import install_key_ring
 from maillon.shared.settings import Deployment
 from maillon.shared.store import make_engine
 from maillon.shared.web import Handler, json_error, json_errors
-from synapse_modules.config import from_homeserver_config
 
 log = logging.getLogger(__name__)
 
@@ -85,12 +84,20 @@ async def api_middleware(request: web.Request, handler: Handler) -> web.StreamRe
             caller = await request.app[AUTH].caller(request)
             if caller.via == "openid" and request.method != "GET":
                 # OpenID tokens are handed to widgets and integrations: reading only.
-                return json_error(
+                refused = ApiError(
                     403,
                     "M_FORBIDDEN",
                     "un jeton OpenID (widget) ne permet que la lecture : "
                     "utilisez votre jeton d'accès Matrix pour modifier le dossier",
                 )
+                await asyncio.to_thread(
+                    request.app[SERVICE].record_refusal,
+                    caller,
+                    f"{request.method} {spec.path}",
+                    request.match_info.get("dossier_id"),
+                    refused,
+                )
+                return json_error(refused.status, refused.errcode, refused.message)
             request[CALLER] = caller
         if spec.body is not None:
             try:
@@ -123,13 +130,7 @@ def create_app(deployment: Deployment) -> web.Application:
     app = web.Application(middlewares=[json_errors, api_middleware], client_max_size=2 * 1024**2)
     app[ENGINE] = engine
     app[AUTH] = Authenticator(deployment.settings.homeserver.url)
-    mail_domain = deployment.settings.mail_domain
-    peers = from_homeserver_config(
-        str(deployment.path(deployment.settings.homeserver.config_file))
-    ).peer_servers
-    app[SERVICE] = DossierService(
-        engine, mail_domain, allowed_servers=frozenset({deployment.settings.server_name, *peers})
-    )
+    app[SERVICE] = DossierService(engine, deployment)
     app[ROOM_SYNC] = RoomSyncClient.for_deployment(deployment)
     app[ROUTE_INDEX] = {(r.method, r.path): r for r in ROUTES}
     for r in ROUTES:
