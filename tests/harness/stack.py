@@ -126,7 +126,7 @@ class Stack:
     def bind_directory(self, user_id: str, profession: str = "infirmier") -> None:
         """Inscribe ``user_id`` (of this server or a peer) in this deployment's directory."""
         rpps = "".join(secrets.choice("0123456789") for _ in range(11))
-        engine = make_engine(self.deployment.settings.database_url)
+        engine = make_engine(self.deployment.settings.database_url, create_tables=False)
         try:
             upsert_professional(engine, DirectoryEntry(user_id, profession, rpps=rpps))
         finally:
