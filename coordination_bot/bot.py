@@ -106,7 +106,7 @@ class CoordinationBot:
         mail = self.settings.mail
         self.services = Services(
             engine,
-            self.settings.mail_domain,
+            deployment,
             RoomSyncClient.for_deployment(deployment),
             MailOutbox(
                 Spool(engine, KeyRing.for_secrets(deployment.secrets)),

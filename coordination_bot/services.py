@@ -22,6 +22,7 @@ from dossier_api.domain.mail.spool import Spool
 from dossier_api.domain.models import CircleMember, Dossier
 from dossier_api.domain.service import DossierService
 from maillon.shared.room_sync_client import RoomSyncClient, main_room
+from maillon.shared.settings import Deployment
 
 T = TypeVar("T")
 
@@ -71,13 +72,13 @@ class Services:
     def __init__(
         self,
         engine: Engine,
-        mail_domain: str,
+        deployment: Deployment,
         room_sync: RoomSyncClient | None = None,
         mail: MailOutbox | None = None,
     ) -> None:
         self.engine = engine
         self.mail = mail
-        self.dossiers = DossierService(engine, mail_domain, component="bot")
+        self.dossiers = DossierService(engine, deployment, component="bot")
         self.care = CareCalls(self.dossiers)
         self.room_sync = room_sync
         self._room_dossier: dict[str, str] = {}  # a room's dossier never changes
@@ -233,23 +234,24 @@ class Services:
         to the dossier); False if this command was queued already."""
         if self.mail is None:
             raise MailNotConfigured("la messagerie sécurisée n'est pas configurée")
-        dossier, _ = await self.as_sender(
-            sender, self.dossiers.require, dossier_id, "mail.send", "write"
-        )
         mail = self.mail
-        queued = await asyncio.to_thread(
-            lambda: queue_mail(
-                mail.spool,
-                trust=mail.trust,
-                room_id=room_id,
-                source_event_id=event_id,
-                from_address=f"{dossier.mail_localpart}@{mail.domain}",
-                from_name=f"{sender} (Maillon)",
-                to=[address],
-                subject=subject,
-                text=text,
-                relay_marker=mail.relay_marker,
-                domain=mail.domain,
-            )
-        )
+
+        def checked_and_queued() -> object:
+            # The right checked, the mail queued and the audit row written together.
+            with self.dossiers.acting(self.caller(sender), "mail.send", dossier_id, "write") as act:
+                return queue_mail(
+                    mail.spool,
+                    trust=mail.trust,
+                    room_id=room_id,
+                    source_event_id=event_id,
+                    from_address=f"{act.dossier.mail_localpart}@{mail.domain}",
+                    from_name=f"{sender} (Maillon)",
+                    to=[address],
+                    subject=subject,
+                    text=text,
+                    relay_marker=mail.relay_marker,
+                    domain=mail.domain,
+                )
+
+        queued = await asyncio.to_thread(checked_and_queued)
         return queued is not None

@@ -1,62 +1,20 @@
-"""Typed, frozen configuration of the care-circle module."""
+"""The care-circle module's configuration (defined in the shared base, which the API, the
+bot and the appservice read too)."""
 
-from __future__ import annotations
+from maillon.shared.care_circle_config import (
+    MODULE_PATH,
+    SERVER_RE,
+    USER_ID_RE,
+    CareCircleConfig,
+    from_homeserver_config,
+    parse_module_config,
+)
 
-import re
-from dataclasses import dataclass, field
-from typing import Any
-
-from maillon.shared.typed_config import ConfigKeyError, parse
-
-USER_ID_RE = re.compile(r"^@[a-z0-9._=/+-]+:[A-Za-z0-9.:-]+$")
-SERVER_RE = re.compile(r"^[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
-
-
-def _user_id(value: object) -> str | None:
-    if isinstance(value, str) and not USER_ID_RE.match(value):
-        return f"identifiant Matrix invalide : {value!r}"
-    return None
-
-
-def _servers(value: object) -> str | None:
-    if isinstance(value, tuple):
-        for item in value:
-            if not SERVER_RE.match(item):
-                return f"nom de serveur invalide : {item!r}"
-    return None
-
-
-@dataclass(frozen=True)
-class CareCircleConfig:
-    appservice_user: str = field(metadata={"check": _user_id})
-    bot_user: str = field(metadata={"check": _user_id})
-    # Other homeservers (server names) allowed to take part in patient rooms.
-    peer_servers: tuple[str, ...] = field(default=(), metadata={"check": _servers})
-    # Where every allow/deny decision on a patient room is appended (JSON lines).
-    audit_dir: str = "audit"
-    # Users allowed to bypass the no-loosening rules; each use is audited.
-    exempt_users: tuple[str, ...] = ()
-
-
-def parse_module_config(raw: dict[str, Any], error_type: type[Exception]) -> CareCircleConfig:
-    """Parse the module's config; raise ``error_type`` (Synapse's ConfigError) naming the key."""
-    try:
-        return parse(CareCircleConfig, raw or {})
-    except ConfigKeyError as exc:
-        raise error_type(f"Maillon care_circle module: key '{exc.key}': {exc.message}") from exc
-
-
-MODULE_PATH = "synapse_modules.care_circle.CareCircleModule"
-
-
-def from_homeserver_config(path: str) -> CareCircleConfig:
-    """The module's configuration as Synapse loads it, for the other Maillon processes
-    (one source of truth: homeserver.yaml)."""
-    import yaml
-
-    with open(path, encoding="utf-8") as handle:
-        homeserver = yaml.safe_load(handle) or {}
-    for module in homeserver.get("modules") or []:
-        if isinstance(module, dict) and module.get("module") == MODULE_PATH:
-            return parse_module_config(module.get("config") or {}, ValueError)
-    raise ValueError(f"{path}: module {MODULE_PATH} absent de « modules: »")
+__all__ = [
+    "MODULE_PATH",
+    "SERVER_RE",
+    "USER_ID_RE",
+    "CareCircleConfig",
+    "from_homeserver_config",
+    "parse_module_config",
+]

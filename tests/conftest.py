@@ -66,8 +66,10 @@ async def make_client(tmp_path: Path) -> AsyncIterator[Callable[[Stack, str], E2
     """Register a fresh professional on a stack and give back an encrypting nio client."""
     made: list[E2EClient] = []
 
-    def factory(stack: Stack, prefix: str = "pro") -> E2EClient:
-        account = stack.register(prefix)
+    def factory(
+        stack: Stack, prefix: str = "pro", profession: str | None = "infirmier"
+    ) -> E2EClient:
+        account = stack.register(prefix, profession=profession)
         client = E2EClient(stack.url, account, tmp_path / f"store-{account.user_id}")
         made.append(client)
         return client

@@ -9,10 +9,44 @@ from coordination_bot.dates import DateError, fold, french_datetime, parse_when
 
 USAGE = "!delegation @utilisateur jusqu'au DATE"
 USAGE_EN = "!delegate @user until DATE"
+USAGE_REVOKE = "!delegation révoquer @utilisateur"
+USAGE_REVOKE_EN = "!delegate revoke @user"
 UNTIL = {"jusqu'au", "jusqu'a", "jusqua", "jusquau", "until", "au"}
 
 
+REVOKE = {"revoquer", "retirer", "annuler", "revoke", "cancel"}
+
+
+async def _revoke(ctx: Context, args: list[str]) -> Reply:
+    usage = ctx.t(USAGE_REVOKE, USAGE_REVOKE_EN)
+    if len(args) != 1:
+        raise CommandError(ctx.t("il faut la personne", "the colleague is needed"), usage)
+    to_user = user_arg(ctx, args[0], usage)
+    mine = await ctx.services.as_sender(ctx.sender, ctx.services.dossiers.delegations)
+    ids = [d["id"] for d in mine["given"] if d["to_user"] == to_user]
+    if not ids:
+        raise CommandError(
+            ctx.t(
+                f"aucune délégation en cours à {to_user}",
+                f"no current delegation to {to_user}",
+            ),
+            usage,
+        )
+    for delegation_id in ids:
+        await ctx.services.as_sender(
+            ctx.sender, ctx.services.dossiers.revoke_delegation, delegation_id
+        )
+    return build(
+        ctx.t(
+            f"Délégation à {to_user} révoquée : cette personne n'agit plus avec vos droits.",
+            f"Delegation to {to_user} revoked: they no longer act with your rights.",
+        )
+    )
+
+
 async def delegation(ctx: Context, args: list[str]) -> Reply:
+    if args and fold(args[0]) in REVOKE:
+        return await _revoke(ctx, args[1:])
     if len(args) < 2:
         raise CommandError(
             ctx.t(
@@ -68,10 +102,10 @@ register(
         name="!delegation",
         aliases=("!délégation",),
         english=("!delegate",),
-        usage_fr=USAGE,
-        usage_en=USAGE_EN,
-        help_fr="déléguer vos droits à un confrère jusqu'à une date",
-        help_en="delegate your rights to a colleague until a date",
+        usage_fr=f"{USAGE}\n{USAGE_REVOKE}",
+        usage_en=f"{USAGE_EN}\n{USAGE_REVOKE_EN}",
+        help_fr="déléguer vos droits à un confrère jusqu'à une date ; révoquer",
+        help_en="delegate your rights to a colleague until a date; revoke",
         handler=delegation,
         needs_dossier=False,
     )

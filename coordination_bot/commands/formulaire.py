@@ -129,7 +129,7 @@ async def formulaire(ctx: Context, args: list[str]) -> Reply:
         )
     # The right to fill it in is the API's own (checked and audited as the sender).
     await ctx.services.as_sender(
-        ctx.sender, ctx.services.dossiers.require, dossier_id, "forms.open", "write"
+        ctx.sender, ctx.services.dossiers.check, dossier_id, "forms.open", "write"
     )
     thread_root = str(ctx.extra.get("thread_root", ctx.event_id))
     await ctx.services.save_dialogue(

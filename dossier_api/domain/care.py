@@ -51,15 +51,18 @@ def pathways_json() -> list[dict[str, Any]]:
 def submit_form(
     svc: DossierService, caller: Caller, dossier_id: str, form_id: str, body: dict[str, Any]
 ) -> dict[str, Any]:
-    dossier, access = svc.require(caller, dossier_id, "forms.write", "write")
-    pathway = PATHWAYS.get(dossier.pathway)
-    form = pathway.form(form_id) if pathway else None
-    if form is None:
-        raise ApiError(404, "M_NOT_FOUND", f"formulaire inconnu dans le parcours {dossier.pathway}")
-    problems = form.validate(body["answers"])
-    if problems:
-        raise ApiError(400, "M_INVALID_PARAM", "; ".join(problems))
-    with svc.tx() as session:
+    with svc.acting(caller, "forms.write", dossier_id, "write") as act:
+        session, dossier = act.session, act.dossier
+        pathway = PATHWAYS.get(dossier.pathway)
+        form = pathway.form(form_id) if pathway else None
+        if form is None:
+            raise ApiError(
+                404, "M_NOT_FOUND", f"formulaire inconnu dans le parcours {dossier.pathway}"
+            )
+        act.detail = form.id
+        problems = form.validate(body["answers"])
+        if problems:
+            raise ApiError(400, "M_INVALID_PARAM", "; ".join(problems))
         row = FormSubmission(
             dossier_id=dossier_id,
             form_id=form.id,
@@ -69,7 +72,6 @@ def submit_form(
         )
         session.add(row)
         session.flush()
-        svc.audit_entry(session, dossier_id, access, "forms.write", True, form.id)
         return _form_json(row)
 
 
@@ -85,9 +87,8 @@ def _form_json(row: FormSubmission) -> dict[str, Any]:
 
 
 def forms(svc: DossierService, caller: Caller, dossier_id: str) -> list[dict[str, Any]]:
-    svc.require(caller, dossier_id, "forms.read", "read")
-    with svc.tx() as session:
-        rows = session.scalars(
+    with svc.acting(caller, "forms.read", dossier_id, "read") as act:
+        rows = act.session.scalars(
             select(FormSubmission)
             .where(FormSubmission.dossier_id == dossier_id)
             .order_by(FormSubmission.created_at)
@@ -101,8 +102,8 @@ def forms(svc: DossierService, caller: Caller, dossier_id: str) -> list[dict[str
 def put_ppcs(
     svc: DossierService, caller: Caller, dossier_id: str, body: dict[str, Any]
 ) -> dict[str, Any]:
-    _, access = svc.require(caller, dossier_id, "ppcs.write", "write")
-    with svc.tx() as session:
+    with svc.acting(caller, "ppcs.write", dossier_id, "write") as act:
+        session = act.session
         last = session.scalar(
             select(CarePlan)
             .where(CarePlan.dossier_id == dossier_id)
@@ -117,7 +118,7 @@ def put_ppcs(
         )
         session.add(plan)
         session.flush()
-        svc.audit_entry(session, dossier_id, access, "ppcs.write", True, str(plan.version))
+        act.detail = str(plan.version)
         return _ppcs_json(plan)
 
 
@@ -131,9 +132,8 @@ def _ppcs_json(plan: CarePlan) -> dict[str, Any]:
 
 
 def get_ppcs(svc: DossierService, caller: Caller, dossier_id: str) -> dict[str, Any]:
-    svc.require(caller, dossier_id, "ppcs.read", "read")
-    with svc.tx() as session:
-        plan = session.scalar(
+    with svc.acting(caller, "ppcs.read", dossier_id, "read") as act:
+        plan = act.session.scalar(
             select(CarePlan)
             .where(CarePlan.dossier_id == dossier_id)
             .order_by(CarePlan.version.desc())
@@ -164,11 +164,11 @@ def _appointment_json(a: Appointment) -> dict[str, Any]:
 def add_appointment(
     svc: DossierService, caller: Caller, dossier_id: str, body: dict[str, Any]
 ) -> dict[str, Any]:
-    _, access = svc.require(caller, dossier_id, "agenda.write", "write")
-    start, end = _parse_dt(body["start"], "start"), _parse_dt(body["end"], "end")
-    if end <= start:
-        raise ApiError(400, "M_INVALID_PARAM", "la fin du rendez-vous doit suivre son début")
-    with svc.tx() as session:
+    with svc.acting(caller, "agenda.write", dossier_id, "write") as act:
+        session = act.session
+        start, end = _parse_dt(body["start"], "start"), _parse_dt(body["end"], "end")
+        if end <= start:
+            raise ApiError(400, "M_INVALID_PARAM", "la fin du rendez-vous doit suivre son début")
         appointment = Appointment(
             dossier_id=dossier_id,
             start=start,
@@ -179,14 +179,13 @@ def add_appointment(
         )
         session.add(appointment)
         session.flush()
-        svc.audit_entry(session, dossier_id, access, "agenda.write", True, appointment.id)
+        act.detail = appointment.id
         return _appointment_json(appointment)
 
 
 def appointments(svc: DossierService, caller: Caller, dossier_id: str) -> list[dict[str, Any]]:
-    svc.require(caller, dossier_id, "agenda.read", "read")
-    with svc.tx() as session:
-        rows = session.scalars(
+    with svc.acting(caller, "agenda.read", dossier_id, "read") as act:
+        rows = act.session.scalars(
             select(Appointment)
             .where(Appointment.dossier_id == dossier_id)
             .order_by(Appointment.start)
@@ -195,22 +194,20 @@ def appointments(svc: DossierService, caller: Caller, dossier_id: str) -> list[d
 
 
 def my_appointments(svc: DossierService, caller: Caller) -> list[dict[str, Any]]:
-    """Appointments I take part in, in the dossiers I may still read."""
-    with svc.tx() as session:
+    """Appointments I take part in, in the dossiers I may still read; one audit row for the
+    request, naming the dossiers read."""
+    with svc.acting(caller, "agenda.mine") as act:
+        session = act.session
         rows = session.scalars(
             select(Appointment)
             .where(Appointment.participants.contains(caller.user_id))
             .order_by(Appointment.start)
         ).all()
         mine = [a for a in rows if caller.user_id in a.participants.split(",")]
-    readable = []
-    for a in mine:
-        try:
-            svc.require(caller, a.dossier_id, "agenda.read", "read")
-        except ApiError:
-            continue
-        readable.append(_appointment_json(a))
-    return readable
+        may_read = svc.readable(session, caller, {a.dossier_id for a in mine})
+        readable = [_appointment_json(a) for a in mine if a.dossier_id in may_read]
+        act.detail = "dossiers : " + (", ".join(sorted(may_read)) or "aucun")
+        return readable
 
 
 def _ics_text(value: str) -> str:
@@ -272,9 +269,9 @@ def _fold(line: str, limit: int = 75) -> str:
 def add_alert(
     svc: DossierService, caller: Caller, dossier_id: str, body: dict[str, Any]
 ) -> dict[str, Any]:
-    _, access = svc.require(caller, dossier_id, "alerts.write", "write")
     now = dt.datetime.now(dt.UTC)
-    with svc.tx() as session:
+    with svc.acting(caller, "alerts.write", dossier_id, "write") as act:
+        session = act.session
         members = {
             m.user_id
             for m in session.scalars(
@@ -298,7 +295,7 @@ def add_alert(
         )
         session.add(alert)
         session.flush()
-        svc.audit_entry(session, dossier_id, access, "alerts.write", True, alert.id)
+        act.detail = alert.id
         return {
             "id": alert.id,
             "author": alert.author,

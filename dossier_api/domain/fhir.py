@@ -174,10 +174,8 @@ def _care_plan(dossier: Dossier, plan: CarePlan) -> dict[str, Any]:
 
 
 def export_bundle(svc: DossierService, caller: Caller, dossier_id: str) -> dict[str, Any]:
-    _, access = svc.require(caller, dossier_id, "fhir.export", "read")
-    with svc.tx() as session:
-        dossier = session.get(Dossier, dossier_id)
-        assert dossier is not None
+    with svc.acting(caller, "fhir.export", dossier_id, "read") as act:
+        session, dossier, access = act.session, act.dossier, act.access
         members = list(
             session.scalars(
                 select(CircleMember)

@@ -101,6 +101,8 @@ class Pathway:
     roles_allowed: tuple[str, ...] = field(metadata={"check": _roles})
     forms: tuple[FormDefinition, ...] = ()
     tasks_checklist: tuple[str, ...] = ()
+    # May a delegate (acting for a coordinator) add or remove circle members? Default no.
+    delegates_manage_circle: bool = False
 
     def form(self, form_id: str) -> FormDefinition | None:
         return next((f for f in self.forms if f.id == form_id), None)

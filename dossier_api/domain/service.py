@@ -7,13 +7,14 @@ import datetime as dt
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Engine, func, insert, or_, select, union
 from sqlalchemy.orm import Session
 
 from dossier_api.domain import visibility
-from dossier_api.domain.access import Access, Caller, decide
+from dossier_api.domain.access import NONE, Access, Caller, decide
 from dossier_api.domain.models import (
     AuditEntry,
     CircleMember,
@@ -28,9 +29,11 @@ from dossier_api.domain.models import (
     Task,
     utcnow,
 )
-from dossier_api.domain.pathways import PATHWAYS
+from dossier_api.domain.pathways import PATHWAYS, Pathway
 from dossier_api.domain.rooms import ROOMS, enqueue
+from maillon.shared.care_circle_config import allowed_servers
 from maillon.shared.circle import RESTRICTED_ROLES, ROOM_AUDIENCES, server_of
+from maillon.shared.settings import Deployment
 
 
 class ApiError(Exception):
@@ -88,19 +91,43 @@ def display_name(identity: dict[str, Any]) -> str:
     return f"{str(name).upper()} {identity.get('first_names', '')}".strip()
 
 
+MAX_DELEGATION_DAYS = 90
+
+
+@dataclass
+class Act:
+    """One checked action in its transaction: the session, the caller's access, and what the
+    audit row will say (``detail``, and the dossier when the action creates one)."""
+
+    session: Session
+    access: Access
+    found: Dossier | None = None
+    detail: str | None = None
+    dossier_id: str | None = None
+
+    @property
+    def dossier(self) -> Dossier:
+        assert self.found is not None, "an action on a dossier"
+        return self.found
+
+
+def _refusal_detail(exc: ApiError) -> str:
+    return f"{exc.status} {exc.errcode} : {exc.message}"[:500]
+
+
 class DossierService:
-    def __init__(
-        self,
-        engine: Engine,
-        mail_domain: str,
-        component: str = "api",
-        allowed_servers: frozenset[str] | None = None,
-    ) -> None:
+    """The dossier domain's operations. Built from the deployment, so every caller (API,
+    bot) gets the same checks: the mail domain, our homeserver and its peers."""
+
+    def __init__(self, engine: Engine, deployment: Deployment, component: str = "api") -> None:
+        settings = deployment.settings
         self._engine = engine
-        self._mail_domain = mail_domain
+        self._mail_domain = settings.mail_domain
         self._component = component
         # Our homeserver and its peers: nobody else can sit in a patient room.
-        self._allowed_servers = allowed_servers
+        self._allowed_servers = allowed_servers(
+            str(deployment.path(settings.homeserver.config_file)), settings.server_name
+        )
 
     @contextmanager
     def tx(self) -> Iterator[Session]:
@@ -120,11 +147,11 @@ class DossierService:
     ) -> None:
         session.add(
             AuditEntry(
-                dossier_id=dossier_id,
+                dossier_id=dossier_id if dossier_id is None or len(dossier_id) <= 32 else None,
                 actor=access.user_id,
                 on_behalf_of=access.on_behalf_of,
                 basis=access.basis,
-                action=action,
+                action=action[:60],
                 component=self._component,
                 allowed=allowed,
                 detail=detail,
@@ -151,28 +178,81 @@ class DossierService:
             raise ApiError(404, "M_NOT_FOUND", "dossier inconnu")
         return dossier
 
-    def require(
-        self, caller: Caller, dossier_id: str, action: str, right: str
-    ) -> tuple[Dossier, Access]:
-        """Check a right and audit the attempt; a refusal is committed on its own."""
-        with self.tx() as session:
-            dossier = self._dossier(session, dossier_id)
-            access = self._access(session, caller, dossier)
-            allowed = bool(getattr(access, right))
-            self.audit_entry(session, dossier.id, access, action, allowed)
-        if not allowed:
-            if access.basis == "none":
-                raise ApiError(
-                    403,
-                    "M_FORBIDDEN",
-                    "Vous ne faites pas partie du cercle de soins de ce dossier.",
-                )
-            raise ApiError(
-                403,
-                "M_FORBIDDEN",
-                f"Votre accès à ce dossier ({access.basis}) ne permet pas cette action.",
+    @staticmethod
+    def _refused(access: Access) -> ApiError:
+        if access.basis == NONE:
+            return ApiError(
+                403, "M_FORBIDDEN", "Vous ne faites pas partie du cercle de soins de ce dossier."
             )
-        return dossier, access
+        return ApiError(
+            403,
+            "M_FORBIDDEN",
+            f"Votre accès à ce dossier ({access.basis}) ne permet pas cette action.",
+        )
+
+    @contextmanager
+    def acting(
+        self,
+        caller: Caller,
+        action: str,
+        dossier_id: str | None = None,
+        right: str | None = None,
+    ) -> Iterator[Act]:
+        """Check the right, act and audit in one transaction, with one audit row saying what
+        happened: allowed and done, or refused with its status and reason (then nothing of
+        the act is kept). Without ``dossier_id``, an action on the caller's own account."""
+        with Session(self._engine, expire_on_commit=False) as session:
+            access = Access(caller.user_id, NONE if dossier_id else "account")
+            try:
+                with session.begin():
+                    found = None
+                    if dossier_id is not None:
+                        found = self._dossier(session, dossier_id)
+                        access = self._access(session, caller, found)
+                        if right is not None and not getattr(access, right):
+                            raise self._refused(access)
+                    act = Act(session, access, found, dossier_id=dossier_id)
+                    yield act
+                    self.audit_entry(session, act.dossier_id, access, action, True, act.detail)
+            except ApiError as exc:
+                with session.begin():
+                    self.audit_entry(
+                        session, dossier_id, access, action, False, _refusal_detail(exc)
+                    )
+                raise
+
+    def check(self, caller: Caller, dossier_id: str, action: str, right: str) -> Dossier:
+        """A right checked and audited on its own, for an action that writes nothing in the
+        dossier (e.g. the bot opening a form dialogue)."""
+        with self.acting(caller, action, dossier_id, right) as act:
+            return act.dossier
+
+    def record_refusal(
+        self, caller: Caller, action: str, dossier_id: str | None, exc: ApiError
+    ) -> None:
+        """Audit a request refused before it reached an operation (e.g. a write with a
+        widget's OpenID token)."""
+        with self.tx() as session:
+            self.audit_entry(
+                session,
+                dossier_id,
+                Access(caller.user_id, NONE),
+                action,
+                False,
+                _refusal_detail(exc),
+            )
+
+    def readable(self, session: Session, caller: Caller, dossier_ids: set[str]) -> set[str]:
+        """Which of these dossiers the caller may read now (no audit: the caller's action
+        writes its own row)."""
+        return {
+            d.id
+            for d in session.scalars(select(Dossier).where(Dossier.id.in_(dossier_ids))).all()
+            if self._access(session, caller, d).read
+        }
+
+    def _is_professional(self, session: Session, user_id: str) -> bool:
+        return session.get(Professional, user_id) is not None
 
     # -- dossiers ------------------------------------------------------------------------
 
@@ -201,7 +281,15 @@ class DossierService:
     def create_dossier(self, caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
         identity = dict(body["identity"])
         status = identity.pop("identity_status", "PROV")
-        with self.tx() as session:
+        with self.acting(caller, "dossier.create") as act:
+            session = act.session
+            if not caller.is_admin and not self._is_professional(session, caller.user_id):
+                raise ApiError(
+                    403,
+                    "M_FORBIDDEN",
+                    "seuls les professionnels inscrits à l'annuaire ouvrent un dossier de "
+                    "coordination",
+                )
             structure_id = body.get("structure_id")
             if structure_id is not None and session.get(Structure, structure_id) is None:
                 raise ApiError(400, "M_INVALID_PARAM", "structure inconnue")
@@ -228,7 +316,7 @@ class DossierService:
             session.add(DossierRoom(dossier_id=dossier.id, kind="main", created_by=caller.user_id))
             enqueue(session, dossier.id, ROOMS)
             access = Access(caller.user_id, "coordinator", None, True, True, True, True)
-            self.audit_entry(session, dossier.id, access, "dossier.create", True)
+            act.access, act.dossier_id = access, dossier.id
             return self.to_json(dossier, access)
 
     def my_dossiers(self, caller: Caller, limit: int, offset: int) -> list[dict[str, Any]]:
@@ -321,15 +409,14 @@ class DossierService:
             return result
 
     def get_dossier(self, caller: Caller, dossier_id: str) -> dict[str, Any]:
-        dossier, access = self.require(caller, dossier_id, "dossier.read", "read")
-        return self.to_json(dossier, access)
+        with self.acting(caller, "dossier.read", dossier_id, "read") as act:
+            return self.to_json(act.dossier, act.access)
 
     def patch_dossier(
         self, caller: Caller, dossier_id: str, body: dict[str, Any]
     ) -> dict[str, Any]:
-        _, access = self.require(caller, dossier_id, "dossier.update", "manage")
-        with self.tx() as session:
-            dossier = self._dossier(session, dossier_id)
+        with self.acting(caller, "dossier.update", dossier_id, "manage") as act:
+            session, dossier, access = act.session, act.dossier, act.access
             status = body.get("status")
             if status is not None and status != dossier.status:
                 if status != "open" and not body.get("status_reason"):
@@ -368,49 +455,68 @@ class DossierService:
         }
 
     def circle(self, caller: Caller, dossier_id: str) -> list[dict[str, Any]]:
-        self.require(caller, dossier_id, "circle.read", "read")
         now = dt.datetime.now(dt.UTC)
-        with self.tx() as session:
-            rows = session.scalars(
+        with self.acting(caller, "circle.read", dossier_id, "read") as act:
+            rows = act.session.scalars(
                 select(CircleMember)
                 .where(CircleMember.dossier_id == dossier_id)
                 .order_by(CircleMember.id)
             ).all()
             return [self.member_json(m, now) for m in rows]
 
+    @staticmethod
+    def _may_change_circle(access: Access, pathway: Pathway | None) -> None:
+        if access.basis == "delegate" and not (pathway and pathway.delegates_manage_circle):
+            raise ApiError(
+                403,
+                "M_FORBIDDEN",
+                "par délégation, vous ne pouvez pas modifier le cercle de soins "
+                "(le parcours ne le prévoit pas)",
+            )
+
     def add_member(self, caller: Caller, dossier_id: str, body: dict[str, Any]) -> dict[str, Any]:
-        dossier, access = self.require(caller, dossier_id, "circle.add", "manage")
-        pathway = PATHWAYS.get(dossier.pathway)
-        role = body["role"]
-        if pathway is not None and role not in pathway.roles_allowed and role != "COORD":
-            raise ApiError(
-                400,
-                "M_INVALID_PARAM",
-                f"le rôle {role} n'est pas prévu par le parcours « {pathway.name} » "
-                f"(rôles possibles : {', '.join(pathway.roles_allowed)})",
-            )
-        if role in RESTRICTED_ROLES and not (pathway and pathway.room_template.allow_patient):
-            raise ApiError(
-                400,
-                "M_INVALID_PARAM",
-                "ce parcours n'admet pas le patient ni ses proches dans le cercle",
-            )
-        server = server_of(body["user_id"])
-        if self._allowed_servers is not None and server not in self._allowed_servers:
-            raise ApiError(
-                400,
-                "M_INVALID_PARAM",
-                f"le serveur « {server} » n'est pas un serveur partenaire : ses comptes ne "
-                "peuvent pas entrer dans les salles patient",
-            )
-        now = dt.datetime.now(dt.UTC)
-        with self.tx() as session:
+        user_id, role = body["user_id"], body["role"]
+        with self.acting(caller, "circle.add", dossier_id, "manage") as act:
+            session, dossier = act.session, act.dossier
+            act.detail = user_id
+            pathway = PATHWAYS.get(dossier.pathway)
+            self._may_change_circle(act.access, pathway)
+            if pathway is not None and role not in pathway.roles_allowed and role != "COORD":
+                raise ApiError(
+                    400,
+                    "M_INVALID_PARAM",
+                    f"le rôle {role} n'est pas prévu par le parcours « {pathway.name} » "
+                    f"(rôles possibles : {', '.join(pathway.roles_allowed)})",
+                )
+            if role in RESTRICTED_ROLES and not (pathway and pathway.room_template.allow_patient):
+                raise ApiError(
+                    400,
+                    "M_INVALID_PARAM",
+                    "ce parcours n'admet pas le patient ni ses proches dans le cercle",
+                )
+            server = server_of(user_id)
+            if server not in self._allowed_servers:
+                raise ApiError(
+                    400,
+                    "M_INVALID_PARAM",
+                    f"user_id : le serveur « {server} » n'est pas un serveur partenaire : ses "
+                    "comptes ne peuvent pas entrer dans les salles patient",
+                )
+            if role not in RESTRICTED_ROLES and not self._is_professional(session, user_id):
+                raise ApiError(
+                    400,
+                    "M_INVALID_PARAM",
+                    f"user_id : {user_id} n'est pas inscrit à l'annuaire des professionnels ; "
+                    "seuls les professionnels de l'annuaire, ou le patient et ses proches "
+                    "avec leur rôle (PATIENT, AID, PC, RL) si le parcours les admet, entrent "
+                    "dans le cercle",
+                )
+            now = dt.datetime.now(dt.UTC)
             current = [
                 m
                 for m in session.scalars(
                     select(CircleMember).where(
-                        CircleMember.dossier_id == dossier_id,
-                        CircleMember.user_id == body["user_id"],
+                        CircleMember.dossier_id == dossier_id, CircleMember.user_id == user_id
                     )
                 ).all()
                 if m.active(now)
@@ -422,22 +528,23 @@ class DossierService:
                 raise ApiError(400, "M_INVALID_PARAM", "la date de sortie doit être à venir")
             member = CircleMember(
                 dossier_id=dossier_id,
-                user_id=body["user_id"],
-                role=body["role"],
+                user_id=user_id,
+                role=role,
                 coordinator=bool(body.get("coordinator")),
                 until=until,
                 added_by=caller.user_id,
             )
             session.add(member)
-            enqueue(session, dossier_id, body["user_id"])
-            self.audit_entry(session, dossier_id, access, "circle.add", True, body["user_id"])
+            enqueue(session, dossier_id, user_id)
             session.flush()
             return self.member_json(member, now)
 
     def remove_member(self, caller: Caller, dossier_id: str, user_id: str) -> dict[str, Any]:
-        _, access = self.require(caller, dossier_id, "circle.remove", "manage")
         now = dt.datetime.now(dt.UTC)
-        with self.tx() as session:
+        with self.acting(caller, "circle.remove", dossier_id, "manage") as act:
+            session = act.session
+            act.detail = user_id
+            self._may_change_circle(act.access, PATHWAYS.get(act.dossier.pathway))
             current = [
                 m
                 for m in session.scalars(
@@ -453,7 +560,6 @@ class DossierService:
                 member.removed_at = now
                 member.removed_by = caller.user_id
             enqueue(session, dossier_id, user_id)
-            self.audit_entry(session, dossier_id, access, "circle.remove", True, user_id)
             return self.member_json(current[0], now)
 
     # -- cahier de liaison ---------------------------------------------------------------
@@ -474,20 +580,18 @@ class DossierService:
         }
 
     def notes(self, caller: Caller, dossier_id: str) -> list[dict[str, Any]]:
-        _, access = self.require(caller, dossier_id, "notes.read", "read")
-        with self.tx() as session:
-            reader = visibility.reader_of(session, dossier_id, access)
-            return self.notes_json(visibility.readable_notes(session, dossier_id, [reader]))
+        with self.acting(caller, "notes.read", dossier_id, "read") as act:
+            reader = visibility.reader_of(act.session, dossier_id, act.access)
+            return self.notes_json(visibility.readable_notes(act.session, dossier_id, [reader]))
 
     def notes_in_room(
         self, caller: Caller, dossier_id: str, room_id: str
     ) -> tuple[list[dict[str, Any]], int]:
         """The notes an answer posted in ``room_id`` may show the caller (readable by every
         reader of the room), and how many of the caller's notes were held back."""
-        _, access = self.require(caller, dossier_id, "notes.read", "read")
-        with self.tx() as session:
-            reader = visibility.reader_of(session, dossier_id, access)
-            shown, held = visibility.room_notes(session, dossier_id, room_id, reader)
+        with self.acting(caller, "notes.read", dossier_id, "read") as act:
+            reader = visibility.reader_of(act.session, dossier_id, act.access)
+            shown, held = visibility.room_notes(act.session, dossier_id, room_id, reader)
             return self.notes_json(shown), held
 
     def notes_json(self, visible: list[Note]) -> list[dict[str, Any]]:
@@ -499,13 +603,13 @@ class DossierService:
         self, caller: Caller, dossier_id: str, body: dict[str, Any], corrects: str | None = None
     ) -> dict[str, Any]:
         action = "notes.correct" if corrects else "notes.write"
-        dossier, access = self.require(caller, dossier_id, action, "write")
-        if dossier.status != "open":
-            raise ApiError(
-                409, "M_CONFLICT", "le dossier est clos : le cahier est en lecture seule"
-            )
-        with self.tx() as session:
-            reader = visibility.reader_of(session, dossier_id, access)
+        with self.acting(caller, action, dossier_id, "write") as act:
+            session = act.session
+            if act.dossier.status != "open":
+                raise ApiError(
+                    409, "M_CONFLICT", "le dossier est clos : le cahier est en lecture seule"
+                )
+            reader = visibility.reader_of(session, dossier_id, act.access)
             roles = body.get("visible_to_roles")
             for ref in (body.get("reply_to"), corrects):
                 if ref is not None:
@@ -530,7 +634,7 @@ class DossierService:
             )
             session.add(note)
             session.flush()
-            self.audit_entry(session, dossier_id, access, action, True, note.id)
+            act.detail = note.id
             return self.note_json(note, None)
 
     # -- tasks ---------------------------------------------------------------------------
@@ -549,16 +653,15 @@ class DossierService:
         }
 
     def tasks(self, caller: Caller, dossier_id: str) -> list[dict[str, Any]]:
-        self.require(caller, dossier_id, "tasks.read", "read")
-        with self.tx() as session:
-            rows = session.scalars(
+        with self.acting(caller, "tasks.read", dossier_id, "read") as act:
+            rows = act.session.scalars(
                 select(Task).where(Task.dossier_id == dossier_id).order_by(Task.created_at, Task.id)
             ).all()
             return [self.task_json(t) for t in rows]
 
     def add_task(self, caller: Caller, dossier_id: str, body: dict[str, Any]) -> dict[str, Any]:
-        _, access = self.require(caller, dossier_id, "tasks.write", "write")
-        with self.tx() as session:
+        with self.acting(caller, "tasks.write", dossier_id, "write") as act:
+            session = act.session
             due = _parse_date(body["due"], "due") if body.get("due") else None
             task = Task(
                 dossier_id=dossier_id,
@@ -569,29 +672,27 @@ class DossierService:
             )
             session.add(task)
             session.flush()
-            self.audit_entry(session, dossier_id, access, "tasks.write", True, task.id)
+            act.detail = task.id
             return self.task_json(task)
 
     def patch_task(
         self, caller: Caller, dossier_id: str, task_id: str, body: dict[str, Any]
     ) -> dict[str, Any]:
-        _, access = self.require(caller, dossier_id, "tasks.update", "write")
-        with self.tx() as session:
-            task = session.get(Task, task_id)
+        with self.acting(caller, "tasks.update", dossier_id, "write") as act:
+            act.detail = task_id[:32]
+            task = act.session.get(Task, task_id)
             if task is None or task.dossier_id != dossier_id:
                 raise ApiError(404, "M_NOT_FOUND", "tâche inconnue dans ce dossier")
             task.status = body["status"]
             task.done_by = caller.user_id if task.status == "done" else None
             task.done_at = utcnow() if task.status == "done" else None
-            self.audit_entry(session, dossier_id, access, "tasks.update", True, task.id)
             return self.task_json(task)
 
     # -- audit ---------------------------------------------------------------------------
 
     def audit(self, caller: Caller, dossier_id: str, limit: int) -> list[dict[str, Any]]:
-        self.require(caller, dossier_id, "audit.read", "audit")
-        with self.tx() as session:
-            rows = session.scalars(
+        with self.acting(caller, "audit.read", dossier_id, "audit") as act:
+            rows = act.session.scalars(
                 select(AuditEntry)
                 .where(AuditEntry.dossier_id == dossier_id)
                 .order_by(AuditEntry.id.desc())
@@ -618,15 +719,60 @@ class DossierService:
         return {"id": d.id, "from_user": d.from_user, "to_user": d.to_user, "until": _iso(d.until)}
 
     def delegate(self, caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
-        until = _parse_dt(body["until"], "until")
-        if until <= dt.datetime.now(dt.UTC):
-            raise ApiError(400, "M_INVALID_PARAM", "la délégation doit finir dans le futur")
-        if body["to_user"] == caller.user_id:
-            raise ApiError(400, "M_INVALID_PARAM", "on ne se délègue pas à soi-même")
-        with self.tx() as session:
-            delegation = Delegation(from_user=caller.user_id, to_user=body["to_user"], until=until)
-            session.add(delegation)
-            session.flush()
+        """Let a directory professional of an allowed server act with my rights, until a
+        date at most ``MAX_DELEGATION_DAYS`` ahead. The delegate gets the rights of my own
+        circle entries only (never those I hold by delegation): no re-delegation."""
+        to_user = body["to_user"]
+        with self.acting(caller, "delegation.create") as act:
+            act.detail = f"à {to_user}"
+            until = _parse_dt(body["until"], "until")
+            now = dt.datetime.now(dt.UTC)
+            if until <= now:
+                raise ApiError(
+                    400, "M_INVALID_PARAM", "until : la délégation doit finir dans le futur"
+                )
+            if until > now + dt.timedelta(days=MAX_DELEGATION_DAYS):
+                raise ApiError(
+                    400,
+                    "M_INVALID_PARAM",
+                    f"until : une délégation dure au plus {MAX_DELEGATION_DAYS} jours",
+                )
+            if to_user == caller.user_id:
+                raise ApiError(400, "M_INVALID_PARAM", "to_user : on ne se délègue pas à soi-même")
+            server = server_of(to_user)
+            if server not in self._allowed_servers:
+                raise ApiError(
+                    400,
+                    "M_INVALID_PARAM",
+                    f"to_user : le serveur « {server} » n'est pas un serveur partenaire",
+                )
+            if not self._is_professional(act.session, to_user):
+                raise ApiError(
+                    400,
+                    "M_INVALID_PARAM",
+                    f"to_user : {to_user} n'est pas inscrit à l'annuaire des professionnels ; "
+                    "on ne délègue qu'à un professionnel de l'annuaire",
+                )
+            delegation = Delegation(from_user=caller.user_id, to_user=to_user, until=until)
+            act.session.add(delegation)
+            act.session.flush()
+            act.detail = f"n° {delegation.id} à {to_user} jusqu'au {_iso(until)}"
+            return self.delegation_json(delegation)
+
+    def revoke_delegation(self, caller: Caller, delegation_id: int) -> dict[str, Any]:
+        """End a delegation now (its author, or its delegate who declines it)."""
+        with self.acting(caller, "delegation.revoke") as act:
+            act.detail = f"n° {delegation_id}"
+            delegation = act.session.get(Delegation, delegation_id)
+            if delegation is None or caller.user_id not in (
+                delegation.from_user,
+                delegation.to_user,
+            ):
+                raise ApiError(404, "M_NOT_FOUND", "délégation inconnue")
+            if delegation.revoked_at is not None:
+                raise ApiError(409, "M_CONFLICT", "cette délégation est déjà révoquée")
+            delegation.revoked_at = dt.datetime.now(dt.UTC)
+            act.detail = f"n° {delegation.id} de {delegation.from_user} à {delegation.to_user}"
             return self.delegation_json(delegation)
 
     def delegations(self, caller: Caller) -> dict[str, list[dict[str, Any]]]:
@@ -708,9 +854,8 @@ class DossierService:
         }
 
     def rooms(self, caller: Caller, dossier_id: str) -> list[dict[str, Any]]:
-        self.require(caller, dossier_id, "rooms.read", "read")
-        with self.tx() as session:
-            rows = session.scalars(
+        with self.acting(caller, "rooms.read", dossier_id, "read") as act:
+            rows = act.session.scalars(
                 select(DossierRoom)
                 .where(DossierRoom.dossier_id == dossier_id)
                 .order_by(DossierRoom.created_at, DossierRoom.id)
@@ -721,13 +866,14 @@ class DossierService:
         self, caller: Caller, dossier_id: str, body: dict[str, Any]
     ) -> dict[str, Any]:
         """A side room of the dossier (e.g. "coordination interne", professionals only)."""
-        dossier, access = self.require(caller, dossier_id, "rooms.add", "manage")
-        if dossier.status != "open":
-            raise ApiError(409, "M_CONFLICT", "le dossier est clos : rouvrez-le d'abord")
-        audience = body.get("audience", "professionals")
-        if audience not in ROOM_AUDIENCES:
-            raise ApiError(400, "M_INVALID_PARAM", f"public inconnu : « {audience} »")
-        with self.tx() as session:
+        with self.acting(caller, "rooms.add", dossier_id, "manage") as act:
+            session = act.session
+            if act.dossier.status != "open":
+                raise ApiError(409, "M_CONFLICT", "le dossier est clos : rouvrez-le d'abord")
+            audience = body.get("audience", "professionals")
+            if audience not in ROOM_AUDIENCES:
+                raise ApiError(400, "M_INVALID_PARAM", f"public inconnu : « {audience} »")
+            act.detail = audience
             room = DossierRoom(
                 dossier_id=dossier_id,
                 kind="side",
@@ -737,7 +883,6 @@ class DossierService:
             )
             session.add(room)
             enqueue(session, dossier_id, ROOMS)
-            self.audit_entry(session, dossier_id, access, "rooms.add", True, audience)
             session.flush()
             return self.room_json(room)
 
@@ -753,8 +898,8 @@ class DossierService:
         """What happened in the dossier's rooms: message count (content stays end-to-end
         encrypted, never here) and the room history of the circle (invites, joins,
         departures, removals), latest first."""
-        self.require(caller, dossier_id, "activity.read", "read")
-        with self.tx() as session:
+        with self.acting(caller, "activity.read", dossier_id, "read") as act:
+            session = act.session
             count, last = session.execute(
                 select(func.count(), func.max(RoomActivity.at)).where(
                     RoomActivity.dossier_id == dossier_id, RoomActivity.kind == "message"

@@ -1,5 +1,6 @@
 """Callers are Matrix users: a Matrix access token on the API (checked with the homeserver,
-cached briefly); a Matrix OpenID token only on the widget page of a room. No password."""
+cached briefly for reads, checked again for every write); a Matrix OpenID token only on the
+widget page of a room. No separate password."""
 
 from __future__ import annotations
 
@@ -14,13 +15,18 @@ from aiohttp import web
 from dossier_api.domain.access import Caller
 from maillon.shared.web import bearer_token, json_error
 
-CACHE_SECONDS = 60.0
+CACHE_SECONDS = 60.0  # for reads only
+READS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 class AuthError(Exception):
-    def __init__(self, status: int, errcode: str, message: str) -> None:
+    def __init__(
+        self, status: int, errcode: str, message: str, refused: Caller | None = None
+    ) -> None:
         super().__init__(message)
+        self.status, self.errcode, self.message = status, errcode, message
         self.response = json_error(status, errcode, message)
+        self.refused = refused  # a known holder refused (their refusal is audited)
 
 
 class Authenticator:
@@ -51,17 +57,21 @@ class Authenticator:
         """The caller of an API route: a Matrix access token only. OpenID tokens are handed
         to widgets and integration managers: they open the widget page of one room, never
         the API (see ``widget_caller``)."""
-        if request.headers.get("X-Matrix-OpenID") is not None:
+        openid = request.headers.get("X-Matrix-OpenID")
+        if openid is not None:
+            # Whose token it is (if it is one) goes to the audit: a refusal names its author.
+            holder = await self._cached("o:", openid, self._openid, "GET")
             raise AuthError(
                 401,
                 "M_UNKNOWN_TOKEN",
                 "un jeton OpenID (widget) n'ouvre que la page du widget de la salle : "
                 "utilisez votre jeton d'accès Matrix pour l'API",
+                refused=holder,
             )
         token = bearer_token(request)
         if not token:
             raise AuthError(401, "M_MISSING_TOKEN", "authentification requise (jeton Matrix)")
-        return await self._cached("t:", token, self._access_token)
+        return await self._cached("t:", token, self._access_token, request.method)
 
     async def widget_caller(self, request: web.Request) -> Caller:
         """The holder of the Matrix OpenID token a widget received (``X-Matrix-OpenID``);
@@ -69,15 +79,17 @@ class Authenticator:
         openid = request.headers.get("X-Matrix-OpenID")
         if not openid:
             raise AuthError(401, "M_MISSING_TOKEN", "identité Matrix (OpenID) requise")
-        return await self._cached("o:", openid, self._openid)
+        return await self._cached("o:", openid, self._openid, request.method)
 
     async def _cached(
-        self, kind: str, secret: str, check: Callable[[str], Awaitable[Caller]]
+        self, kind: str, secret: str, check: Callable[[str], Awaitable[Caller]], method: str
     ) -> Caller:
         key = kind + hashlib.sha256(secret.encode()).hexdigest()
         cached = self._cache.get(key)
-        if cached is not None and cached[0] > time.monotonic():
+        # A write always asks the homeserver: a token logged out a second ago writes nothing.
+        if cached is not None and cached[0] > time.monotonic() and method in READS:
             return cached[1]
+        self._cache.pop(key, None)
         caller = await check(secret)
         if len(self._cache) > 10_000:
             self._cache.clear()

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from dossier_api.domain.access import Caller
-from dossier_api.domain.service import DossierService
+from dossier_api.domain.service import ApiError, DossierService
 from dossier_api.http import schemas as S
 from dossier_api.http.registry import route
 from maillon.shared.room_sync_client import RoomSyncClient, main_room
@@ -283,6 +283,20 @@ async def get_audit(request: web.Request) -> web.Response:
 )
 async def add_delegation(request: web.Request) -> web.Response:
     return web.json_response(await call(request, svc(request).delegate, body(request)), status=201)
+
+
+@route(
+    "DELETE",
+    "/v1/delegations/{delegation_id}",
+    "Révoquer une délégation (son auteur, ou son délégataire qui y renonce)",
+    S.DELEGATION,
+    tag="compte",
+)
+async def revoke_delegation(request: web.Request) -> web.Response:
+    raw = request.match_info["delegation_id"]
+    if not raw.isdigit() or len(raw) > 12:
+        raise ApiError(400, "M_INVALID_PARAM", "delegation_id : un numéro de délégation attendu")
+    return web.json_response(await call(request, svc(request).revoke_delegation, int(raw)))
 
 
 @route("GET", "/v1/delegations", "Mes délégations données et reçues", S.DELEGATIONS, tag="compte")

@@ -26,7 +26,6 @@ from maillon.shared.settings import Deployment
 from maillon.shared.store import make_engine
 from maillon.shared.text import json_problem
 from maillon.shared.web import Handler, json_error, json_errors
-from synapse_modules.config import from_homeserver_config
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +105,14 @@ async def api_middleware(request: web.Request, handler: Handler) -> web.StreamRe
             request[BODY] = payload
         return await handler(request)
     except AuthError as exc:
+        if exc.refused is not None:
+            await asyncio.to_thread(
+                request.app[SERVICE].record_refusal,
+                exc.refused,
+                f"{request.method} {spec.path}",
+                request.match_info.get("dossier_id"),
+                ApiError(exc.status, exc.errcode, exc.message),
+            )
         return exc.response
     except ApiError as exc:
         return json_error(exc.status, exc.errcode, exc.message)
@@ -124,13 +131,7 @@ def create_app(deployment: Deployment) -> web.Application:
     app = web.Application(middlewares=[json_errors, api_middleware], client_max_size=2 * 1024**2)
     app[ENGINE] = engine
     app[AUTH] = Authenticator(deployment.settings.homeserver.url)
-    mail_domain = deployment.settings.mail_domain
-    peers = from_homeserver_config(
-        str(deployment.path(deployment.settings.homeserver.config_file))
-    ).peer_servers
-    app[SERVICE] = DossierService(
-        engine, mail_domain, allowed_servers=frozenset({deployment.settings.server_name, *peers})
-    )
+    app[SERVICE] = DossierService(engine, deployment)
     app[ROOM_SYNC] = RoomSyncClient.for_deployment(deployment)
     app[ROUTE_INDEX] = {(r.method, r.path): r for r in ROUTES}
     for r in ROUTES:

@@ -7,6 +7,7 @@ import base64
 import datetime as dt
 import secrets
 from dataclasses import dataclass
+from pathlib import Path
 
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
@@ -14,12 +15,29 @@ from sqlalchemy.orm import Session
 from coordination_bot.core import Reply
 from coordination_bot.dispatch import dispatch
 from coordination_bot.services import Services
+from dossier_api.domain.directory import upsert_professional
 from dossier_api.domain.models import DossierRoom
 from dossier_api.domain.rooms import RoomLinks
+from maillon.shared.circle import DirectoryEntry
 from maillon.shared.crypto import BlindIndex, KeyRing
 from maillon.shared.sealed import install_key_ring
-from maillon.shared.settings import DataKey
+from maillon.shared.settings import DataKey, Deployment, load
 from maillon.shared.store import make_engine
+from maillon.wiring.init_deployment import InitOptions, init_deployment
+
+
+def deployment(directory: Path, server_name: str = "localhost") -> Deployment:
+    """A deployment's configuration (no process runs): what the dossier service reads its
+    checks from (mail domain, our server and its peers)."""
+    init_deployment(InitOptions(directory=directory, server_name=server_name, testing=True))
+    return load(directory)
+
+
+def professionals(engine: Engine, *user_ids: str) -> None:
+    """Inscribe accounts in the store's directory (as ``maillon user add --rpps`` does)."""
+    for user_id in user_ids:
+        rpps = "".join(secrets.choice("0123456789") for _ in range(11))
+        upsert_professional(engine, DirectoryEntry(user_id, "infirmier", rpps=rpps))
 
 
 def store(database_url: str) -> Engine:

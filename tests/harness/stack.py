@@ -12,8 +12,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dossier_api.domain.directory import upsert_professional
+from maillon.shared.circle import DirectoryEntry
 from maillon.shared.homeserver_client import Registered, register_user
 from maillon.shared.settings import Deployment, load
+from maillon.shared.store import make_engine
 from maillon.wiring.init_deployment import InitOptions, init_deployment
 from tests.harness.ports import free_port
 
@@ -110,12 +113,29 @@ class Stack:
         command += ["--dir", str(self.directory), *(["--drop-old"] if drop_old else [])]
         return subprocess.run(command, capture_output=True, text=True, timeout=120)
 
-    def register(self, prefix: str = "pro", admin: bool = False) -> Registered:
+    def register(
+        self, prefix: str = "pro", admin: bool = False, profession: str | None = "infirmier"
+    ) -> Registered:
+        """A new account; with a ``profession`` (the default), a professional of the
+        dossier store's directory (as ``maillon user add --rpps --profession`` binds it);
+        ``profession=None``: an account outside the directory (patient, relative, stranger)."""
         localpart = f"{prefix}{secrets.token_hex(3)}"
-        return register_user(
+        account = register_user(
             self.url,
             self.deployment.secrets.registration_shared_secret,
             localpart,
             secrets.token_urlsafe(12),
             admin=admin,
         )
+        if profession is not None:
+            self.bind_directory(account.user_id, profession)
+        return account
+
+    def bind_directory(self, user_id: str, profession: str = "infirmier") -> None:
+        """Inscribe ``user_id`` (of this server or a peer) in this deployment's directory."""
+        rpps = "".join(secrets.choice("0123456789") for _ in range(11))
+        engine = make_engine(self.deployment.settings.database_url, create_tables=False)
+        try:
+            upsert_professional(engine, DirectoryEntry(user_id, profession, rpps=rpps))
+        finally:
+            engine.dispose()

@@ -218,6 +218,38 @@ async def test_a_non_member_gets_nothing_through_the_bot(
     assert error.status == 403
 
 
+async def test_the_bot_applies_the_circle_and_delegation_rules(
+    stack: Stack, make_client: MakeClient
+) -> None:
+    coord = make_client(stack, "coordinatrice")
+    chat = BotChat(stack, coord)
+    dossier_id, room = await open_dossier_through_bot(stack, coord, chat)
+    token = coord.account.access_token
+    circle_path = f"/v1/dossiers/{dossier_id}/circle"
+    before = api(stack, token, "GET", circle_path)["members"]
+
+    # Not a peer server: refused with the reason and the usage line; the circle is unchanged.
+    _, foreign = await chat.command(room, "!cercle ajouter @evil:evil.example IDE", ok=False)
+    assert "serveur partenaire" in foreign.body and "!cercle ajouter" in foreign.body
+    # Outside the directory: refused the same way.
+    stranger = stack.register("inconnu", profession=None).user_id
+    _, unknown = await chat.command(room, f"!cercle ajouter {stranger} IDE", ok=False)
+    assert "annuaire" in unknown.body
+    assert api(stack, token, "GET", circle_path)["members"] == before
+
+    # Delegation: to a directory professional only; revocable from the chat.
+    _, refused = await chat.command(room, f"!delegation {stranger} jusqu'au 31/12", ok=False)
+    assert "annuaire" in refused.body
+    colleague = stack.register("collegue").user_id
+    await chat.command(room, f"!delegation {colleague} jusqu'au 31/12")
+    [given] = api(stack, token, "GET", "/v1/delegations")["given"]
+    assert given["to_user"] == colleague
+    _, revoked = await chat.command(room, f"!delegation révoquer {colleague}")
+    assert "révoquée" in revoked.body
+    assert api(stack, token, "GET", "/v1/delegations")["given"] == []
+    await chat.command(room, f"!delegation révoquer {colleague}", ok=False)
+
+
 async def test_bot_device_is_cross_signed_by_its_owner(
     stack: Stack, make_client: MakeClient
 ) -> None:

@@ -21,7 +21,7 @@ from coordination_bot.dates import PARIS
 from coordination_bot.dispatch import dispatch, is_command
 from coordination_bot.services import Services
 from dossier_api.domain import care
-from tests.harness.bot import InProcessBot, store
+from tests.harness.bot import InProcessBot, deployment, professionals, store
 from tests.harness.postgres import create_database, drop_database
 
 COORD = "@coord:localhost"
@@ -39,8 +39,9 @@ def bot(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[InProcessBot
     else:
         url = create_database("maillon_bot")
     engine = store(url)
+    professionals(engine, COORD, IDE, KINE)
     try:
-        yield InProcessBot(Services(engine, "localhost"))
+        yield InProcessBot(Services(engine, deployment(tmp_path / "deployment")))
     finally:
         engine.dispose()
         if request.param == "postgresql":
@@ -291,7 +292,8 @@ commands = st.builds(
 @pytest.fixture(scope="module")
 def fuzz_target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[InProcessBot, str]]:
     engine = store(f"sqlite:///{tmp_path_factory.mktemp('fuzz')}/store.db")
-    target = InProcessBot(Services(engine, "localhost"))
+    professionals(engine, COORD, IDE, KINE)
+    target = InProcessBot(Services(engine, deployment(tmp_path_factory.mktemp("deployment"))))
     loop = asyncio.new_event_loop()
     try:
         reply = loop.run_until_complete(

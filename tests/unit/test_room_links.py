@@ -19,6 +19,7 @@ from maillon.shared.crypto import KeyRing
 from maillon.shared.sealed import install_key_ring
 from maillon.shared.settings import DataKey
 from maillon.shared.store import make_engine
+from tests.harness.bot import deployment, professionals
 
 REFERENT = Caller("@ref:sante.test", False, "token")
 NURSE = "@ide:sante.test"
@@ -27,7 +28,8 @@ NURSE = "@ide:sante.test"
 def _setup(tmp_path: Path) -> tuple[DossierService, RoomLinks, str, dt.datetime]:
     install_key_ring(KeyRing([DataKey("k1", base64.b64encode(bytes(range(32))).decode())]))
     engine = make_engine(f"sqlite:///{tmp_path / 'store.db'}")
-    service = DossierService(engine, "sante.test")
+    professionals(engine, REFERENT.user_id, NURSE)
+    service = DossierService(engine, deployment(tmp_path / "deployment", "sante.test"))
     dossier = service.create_dossier(
         REFERENT,
         {
