@@ -40,7 +40,7 @@ const texts = []; // {roomId, eventId, sender, body}
 const waiters = new Set();
 
 function record(event, room) {
-    if (event.getType() !== "m.room.message") return;
+    if (event.isDecryptionFailure() || event.getType() !== "m.room.message") return;
     const content = event.getContent();
     if (typeof content.body !== "string") return;
     texts.push({ roomId: room.roomId, eventId: event.getId(), sender: event.getSender(), body: content.body });
