@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 DEPLOY ?= var
 
-.PHONY: run test announce lint install install-test postgres dovecot benchmark clean
+.PHONY: run test announce lint install install-test postgres dovecot browser benchmark clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,18 +35,23 @@ postgres:
 dovecot:
 	@scripts/ensure-dovecot.sh
 
+## Chromium (Debian), Node and tests/js's packages (npm ci) for the real-client tests
+browser:
+	@scripts/ensure-browser.sh
+
 lint: install-test
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-## make test: install test deps, PostgreSQL and Dovecot if missing, lint, run the whole suite
-test: announce install-test postgres dovecot lint
+## make test: install test deps, PostgreSQL, Dovecot, Chromium and Node if missing, lint, run the whole suite
+test: announce install-test postgres dovecot browser lint
 	$(BIN)/pytest
 
 announce:
 	@echo "make test : installe au besoin l'environnement Python (.venv, paquets PyPI),"
-	@echo "  PostgreSQL et Dovecot (apt-get), puis lance ruff, mypy, lint-imports et pytest."
+	@echo "  PostgreSQL, Dovecot, Chromium et Node (apt-get), les paquets npm de tests/js (npm ci),"
+	@echo "  puis lance ruff, mypy, lint-imports et pytest."
 	@echo "  Les tests démarrent de vrais serveurs (Synapse, PostgreSQL privé, SMTP/IMAP) :"
 	@echo "  comptez 2 à 5 minutes d'installation la première fois, puis environ 10 minutes de tests."
 
