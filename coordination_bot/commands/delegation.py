@@ -106,6 +106,14 @@ register(
         usage_en=f"{USAGE_EN}\n{USAGE_REVOKE_EN}",
         help_fr="déléguer vos droits à un confrère jusqu'à une date ; révoquer",
         help_en="delegate your rights to a colleague until a date; revoke",
+        details_fr=(
+            "déléguer vos droits à un confrère de l'annuaire jusqu'à une date (90 jours au plus)",
+            "révoquer la délégation faite à ce confrère",
+        ),
+        details_en=(
+            "delegate your rights to a directory colleague until a date (at most 90 days)",
+            "revoke the delegation to this colleague",
+        ),
         handler=delegation,
         needs_dossier=False,
     )
