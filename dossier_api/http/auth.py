@@ -60,7 +60,10 @@ class Authenticator:
         openid = request.headers.get("X-Matrix-OpenID")
         if openid is not None:
             # Whose token it is (if it is one) goes to the audit: a refusal names its author.
-            holder = await self._cached("o:", openid, self._openid, "GET")
+            try:
+                holder: Caller | None = await self._cached("o:", openid, self._openid, "GET")
+            except AuthError:
+                holder = None  # not a token at all: refused the same way, nobody to name
             raise AuthError(
                 401,
                 "M_UNKNOWN_TOKEN",

@@ -175,6 +175,7 @@ async def test_an_openid_token_opens_only_the_widget_of_its_room(
         "task_id": "x",
         "form_id": "x",
         "structure_id": "x",
+        "delegation_id": "1",
     }
     checked = 0
     for r in ROUTES:
