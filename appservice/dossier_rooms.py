@@ -242,6 +242,11 @@ class DossierRooms:
                 room_id, CIRCLE_EVENT, user_state_key(entry.user_id), wanted.to_content()
             )
         membership = state.membership(entry.user_id)
+        if membership == "ban" and changed and wanted.is_active(now_utc()):
+            # Banned from the room (which ended their entry), then added again through the
+            # dossier: the ban is lifted so the invite can reach them.
+            await self._api.unban(room_id, entry.user_id, "De nouveau membre du cercle de soins")
+            membership = "leave"
         # Invited when their entry is new or changed, or if they never got the invite (an
         # earlier one failed); someone who left a side room is not invited again.
         if wanted.is_active(now_utc()) and (

@@ -18,7 +18,8 @@ from maillon.shared.circle import (
     WIDGET_EVENT,
     user_state_key,
 )
-from maillon.shared.homeserver_client import HomeserverError, request_any
+from maillon.shared.homeserver_client import HomeserverError, request_any, request_json
+from synapse_modules.audit import read_audit
 from tests.harness.circle import (
     MakeClient,
     bind_professional,
@@ -192,6 +193,60 @@ async def test_a_ban_ends_the_circle_entry_and_the_dossier_access(
     denied = api_error(stack, token_of(nurse), "GET", f"/v1/dossiers/{did}")
     assert denied.status == 403
     await wait_for(lambda: ("ban", nurse.user_id) in history(stack, t, did), "the ban recorded")
+
+    # Added again through the dossier: the ban is lifted and the invite reaches them.
+    api(stack, t, "POST", f"/v1/dossiers/{did}/circle", {"user_id": nurse.user_id, "role": "IDE"})
+    await nurse.accept_invite(room_id)
+    assert api(stack, token_of(nurse), "GET", f"/v1/dossiers/{did}")["id"] == did
+
+
+async def test_an_administrators_login_as_token_is_refused_and_recorded(
+    stack: Stack, make_client: MakeClient
+) -> None:
+    coordinator = make_client(stack, "referente")
+    await bind_professional(stack, coordinator.user_id)
+    t = token_of(coordinator)
+    dossier = new_dossier(stack, t)
+    did, room_id = dossier["id"], dossier["room_id"]
+    await coordinator.accept_invite(room_id)
+    admin = stack.register("admin", admin=True)
+    puppet = request_json(
+        "POST",
+        f"{stack.url}/_synapse/admin/v1/users/{quote(coordinator.user_id)}/login",
+        {},
+        token=admin.access_token,
+    )["access_token"]
+    assert cs(stack, puppet, "GET", "/account/whoami")["user_id"] == coordinator.user_id
+
+    # The dossier API refuses it (the coordinator's own token still works) and says so in
+    # the dossier's audit, as a refused access that was not the coordinator's own.
+    refused = api_error(stack, puppet, "GET", f"/v1/dossiers/{did}")
+    assert refused.status == 403 and "administrateur" in str(refused)
+    assert api(stack, t, "GET", f"/v1/dossiers/{did}")["id"] == did
+    entries = api(stack, t, "GET", f"/v1/dossiers/{did}/audit")["entries"]
+    recorded = [e for e in entries if e["action"] == "impersonation"]
+    assert len(recorded) == 1 and recorded[0]["allowed"] is False
+    assert recorded[0]["actor"] == coordinator.user_id
+    assert recorded[0]["basis"] == "admin_login_as"
+
+    # In the patient room, what the token sends is recorded by the module as sent without a
+    # device; the coordinator's own events are not.
+    anchor = await coordinator.send_text(room_id, "Point de situation demain.")
+    cs(
+        stack,
+        puppet,
+        "PUT",
+        room_path(room_id, "send", "m.reaction", "puppet-1"),
+        {"m.relates_to": {"rel_type": "m.annotation", "event_id": anchor, "key": "👍"}},
+    )
+    flagged = [
+        r
+        for r in read_audit(stack.directory / "audit", room_id)
+        if r.code == "admin_login_as_or_server_action"
+    ]
+    assert [(r.actor, r.action) for r in flagged] == [
+        (coordinator.user_id, "without_device:m.reaction")
+    ]
 
 
 async def test_room_texts_say_nothing_of_the_pathway_and_are_pinned(
