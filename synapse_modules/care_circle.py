@@ -356,7 +356,7 @@ class CareCircleModule:
             return
         device = getattr(getattr(event, "internal_metadata", None), "device_id", None)
         if device is None:
-            target = event.state_key or None
+            target = event.get_state_key() or None
             self._audit.record(
                 event.room_id,
                 event.sender,

@@ -247,6 +247,12 @@ async def test_an_administrators_login_as_token_is_refused_and_recorded(
     assert [(r.actor, r.action) for r in flagged] == [
         (coordinator.user_id, "without_device:m.reaction")
     ]
+    # The operator finds such requests in Synapse's log: "{@admin|@user}".
+    log = stack.directory / "logs" / "homeserver.log"
+    await wait_for(
+        lambda: f"{{{admin.user_id}|{coordinator.user_id}}}" in log.read_text(errors="replace"),
+        "the impersonation in Synapse's access log",
+    )
 
 
 async def test_room_texts_say_nothing_of_the_pathway_and_are_pinned(
