@@ -22,6 +22,7 @@ from maillon.shared.homeserver_client import HomeserverError, request_any, reque
 from synapse_modules.audit import read_audit
 from tests.harness.circle import (
     MakeClient,
+    appservice,
     bind_professional,
     cs,
     membership,
@@ -78,7 +79,8 @@ async def test_dossier_room_and_circle_in_step(any_stack: Stack, make_client: Ma
     assert state[("m.room.encryption", "")]["content"]["algorithm"] == "m.megolm.v1.aes-sha2"
     assert state[("m.room.join_rules", "")]["content"]["join_rule"] == "invite"
     link = state[(DOSSIER_EVENT, "")]["content"]
-    assert link["dossier_id"] == did and link["pathway"] == "dac" and link["status"] == "open"
+    assert link["dossier_id"] == did and link["status"] == "open"
+    assert "pathway" not in link, "the pathway is health information: not in clear state"
     name = state[("m.room.name", "")]["content"]["name"]
     assert name == f"J. M. (1941) · {did[:6].upper()}"
     assert "Martin" not in name, "the patient's name stays out of unencrypted room state"
@@ -285,6 +287,17 @@ async def test_room_texts_say_nothing_of_the_pathway_and_are_pinned(
     after = state_of(stack, t, room_id)
     assert after[("m.room.name", "")]["content"]["name"] == name
     assert after[("m.room.topic", "")]["content"]["topic"] == topic
+
+    # A room named by an older template (pathway in clear) is renamed at its next sync.
+    async with appservice(stack) as service:
+        await service.put_state(room_id, "m.room.name", "", {"name": f"{name} — parcours PCO-TND"})
+        await service.put_state(room_id, "m.room.topic", "", {"topic": "Parcours PCO-TND."})
+    api(stack, t, "PATCH", f"/v1/dossiers/{did}", {"status": "closed", "status_reason": "fin"})
+    await wait_for(
+        lambda: state_of(stack, t, room_id)[("m.room.name", "")]["content"]["name"] == name,
+        "the room renamed to the template",
+    )
+    assert state_of(stack, t, room_id)[("m.room.topic", "")]["content"]["topic"] == topic
 
 
 async def test_closing_makes_the_room_read_only(any_stack: Stack, make_client: MakeClient) -> None:
