@@ -1,9 +1,11 @@
 """Carries what happens in a dossier's rooms into the dossier (room → dossier direction):
 
-- circle changes made in the patient room (a coordinator's invite or kick, a departure,
-  an exit date, all written by the circle keeper) become circle history in the dossier;
-- invites, joins, departures and messages are recorded once per event id (metadata only:
-  messages are end-to-end encrypted and their content never reaches the appservice).
+- circle changes made in the patient room (a coordinator's invite, kick or ban, a
+  departure, an exit date, all written by the circle keeper) become circle history in the
+  dossier;
+- invites, joins, departures, kicks, bans and messages are recorded once per event id
+  (metadata only: messages are end-to-end encrypted and their content never reaches the
+  appservice).
 
 Changes that came from the dossier itself come back as room events too; they find the
 dossier already in that state and change nothing, so nothing loops.
@@ -22,6 +24,9 @@ MESSAGE_TYPES = ("m.room.encrypted", "m.room.message")
 
 def membership_kind(event: dict[str, Any]) -> str | None:
     membership = (event.get("content") or {}).get("membership")
+    previous = ((event.get("unsigned") or {}).get("prev_content") or {}).get("membership")
+    if membership == "leave" and previous == "ban":
+        return None  # an unban (Maillon's, when the dossier adds the person again)
     if membership == "leave" and event["sender"] != event.get("state_key"):
         return "kick"
     return membership if membership in ("invite", "join", "leave", "ban") else None

@@ -177,8 +177,7 @@ class DossierRooms:
                 await asyncio.to_thread(self._links.room_created, room.key, found)
                 return found
         await asyncio.to_thread(self._links.start_creation, room.key)
-        template = PATHWAYS[plan.pathway].room_template if plan.pathway in PATHWAYS else None
-        name, topic = _room_texts(plan, room, template.name if template else None)
+        name, topic = _room_texts(plan, room)
         widget = widget_content(self._widget_base, plan.dossier_id, self._api.sender)
         initial = [
             {"type": WIDGET_EVENT, "state_key": DOSSIER_WIDGET_ID, "content": widget},
@@ -210,6 +209,12 @@ class DossierRooms:
                 notice = CLOSED_NOTICE if link.read_only else REOPENED_NOTICE
                 previous = state.event_ids.get((DOSSIER_EVENT, ""), "")
                 await self._api.send_notice(room_id, f"status-{previous}", notice)
+        # Name and topic are the template's (rooms made by an older template are renamed).
+        name, topic = _room_texts(plan, room)
+        if (state.get("m.room.name") or {}).get("name") != name:
+            await self._api.put_state(room_id, "m.room.name", "", {"name": name})
+        if topic and (state.get("m.room.topic") or {}).get("topic") != topic:
+            await self._api.put_state(room_id, "m.room.topic", "", {"topic": topic})
         widget = widget_content(self._widget_base, plan.dossier_id, self._api.sender)
         if state.get(WIDGET_EVENT, DOSSIER_WIDGET_ID) != widget:
             await self._api.put_state(room_id, WIDGET_EVENT, DOSSIER_WIDGET_ID, widget)
@@ -242,6 +247,11 @@ class DossierRooms:
                 room_id, CIRCLE_EVENT, user_state_key(entry.user_id), wanted.to_content()
             )
         membership = state.membership(entry.user_id)
+        if membership == "ban" and changed and wanted.is_active(now_utc()):
+            # Banned from the room (which ended their entry), then added again through the
+            # dossier: the ban is lifted so the invite can reach them.
+            await self._api.unban(room_id, entry.user_id, "De nouveau membre du cercle de soins")
+            membership = "leave"
         # Invited when their entry is new or changed, or if they never got the invite (an
         # earlier one failed); someone who left a side room is not invited again.
         if wanted.is_active(now_utc()) and (
@@ -265,7 +275,11 @@ def _widget_layout() -> dict[str, Any]:
     return {"widgets": {DOSSIER_WIDGET_ID: {"container": "top", "index": 0, "width": 100}}}
 
 
-def _room_texts(plan: DossierPlan, room: RoomPlan, name_template: str | None) -> tuple[str, str]:
+def _room_texts(plan: DossierPlan, room: RoomPlan) -> tuple[str, str]:
+    """The room's name and topic from its pathway's template (stored in clear: initials,
+    birth year and reference only, see ``dossier_api.domain.pathways.ROOM_NAME_FIELDS``)."""
+    pathway = PATHWAYS.get(plan.pathway)
+    name_template = pathway.room_template.name if pathway else None
     fields = plan.name_fields
     try:
         name = (name_template or "{initiales} ({annee}) — dossier {ref}").format(**fields)
@@ -273,7 +287,6 @@ def _room_texts(plan: DossierPlan, room: RoomPlan, name_template: str | None) ->
         name = "{initiales} ({annee}) — dossier {ref}".format(**fields)
     if room.kind == "side":
         name = f"{name} · {room.label}"
-    pathway = PATHWAYS.get(plan.pathway)
     topic = pathway.room_template.topic if pathway else ""
     return name, topic
 

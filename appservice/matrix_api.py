@@ -138,6 +138,11 @@ class AppserviceApi:
             "POST", f"/rooms/{quote(room_id)}/kick", {"user_id": user_id, "reason": reason}
         )
 
+    async def unban(self, room_id: str, user_id: str, reason: str) -> None:
+        await self.call(
+            "POST", f"/rooms/{quote(room_id)}/unban", {"user_id": user_id, "reason": reason}
+        )
+
     async def joined_rooms(self) -> list[str]:
         return list((await self.call("GET", "/joined_rooms")).get("joined_rooms", []))
 

@@ -295,6 +295,7 @@ class CareCircleModule:
             return True, None
         if not policy.is_patient_create(create):
             return True, None
+        self._record_without_device(event)
         if event.type == "m.room.redaction":
             state_ids = {ev.event_id for ev in state_events.values()}
             decision = policy.check_redaction(event.redacts, state_ids)
@@ -344,6 +345,26 @@ class CareCircleModule:
         if decision.denied:
             raise Refusal(decision.reason)
         return True, None
+
+    def _record_without_device(self, event: EventBase) -> None:
+        """A local user's event sent with no device: a token a server administrator got
+        through the admin API's "login as user" (every real login has a device), or an action
+        of the server itself (deactivation, room shutdown). Recorded, so that it is not read
+        as the user's own doing. (Synapse keeps the sending device in the event's internal
+        metadata; the module API has no other sign of it.)"""
+        if self._ctx.is_service(event.sender) or not self._api.is_mine(event.sender):
+            return
+        device = getattr(getattr(event, "internal_metadata", None), "device_id", None)
+        if device is None:
+            target = event.get_state_key() or None
+            self._audit.record(
+                event.room_id,
+                event.sender,
+                f"without_device:{event.type}",
+                target,
+                True,
+                "admin_login_as_or_server_action",
+            )
 
     async def _check_create(self, event: EventBase) -> bool:
         marked = event.content.get(PATIENT_ROOM_MARKER) is True or (

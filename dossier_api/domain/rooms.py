@@ -91,7 +91,6 @@ class DossierPlan:
         template = PATHWAYS[self.pathway].room_template if self.pathway in PATHWAYS else None
         return DossierLink(
             dossier_id=self.dossier_id,
-            pathway=self.pathway,
             allow_patient=bool(template and template.allow_patient),
             allow_knock=bool(template and template.allow_knock) and room.kind == "main",
             status=self.status,

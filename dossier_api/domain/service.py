@@ -158,6 +158,15 @@ class DossierService:
             )
         )
 
+    def audit_impersonation(self, user_id: str, dossier_id: str | None, request: str) -> None:
+        """A request refused because its token was issued to a server administrator logging
+        in as ``user_id``: recorded (in the dossier's audit when the path names one)."""
+        access = Access(user_id, "admin_login_as")
+        known = dossier_id if dossier_id and len(dossier_id) <= 32 else None
+        with self.tx() as session:
+            detail = f"jeton « se connecter en tant que » d'un administrateur : {request}"
+            self.audit_entry(session, known, access, "impersonation", False, detail)
+
     def _access(self, session: Session, caller: Caller, dossier: Dossier) -> Access:
         now = dt.datetime.now(dt.UTC)
         circle = session.scalars(

@@ -1,6 +1,7 @@
 """Callers are Matrix users: a Matrix access token on the API (checked with the homeserver,
 cached briefly for reads, checked again for every write); a Matrix OpenID token only on the
-widget page of a room. No separate password."""
+widget page of a room. No separate password. A token without a device (a server
+administrator's "login as user") is refused and audited."""
 
 from __future__ import annotations
 
@@ -27,6 +28,22 @@ class AuthError(Exception):
         self.status, self.errcode, self.message = status, errcode, message
         self.response = json_error(status, errcode, message)
         self.refused = refused  # a known holder refused (their refusal is audited)
+
+
+class ImpersonationRefused(AuthError):
+    """A token Synapse issued to a server administrator "logging in as" the user (admin API
+    ``POST /_synapse/admin/v1/users/<user>/login``): such tokens have no device, every real
+    login has one. Refused, so that a dossier access recorded as a professional is theirs."""
+
+    def __init__(self, user_id: str) -> None:
+        super().__init__(
+            403,
+            "M_FORBIDDEN",
+            "jeton sans appareil (connexion d'un administrateur du serveur « en tant que » "
+            f"{user_id}) : refusé sur l'API dossier, chaque accès doit être celui de la "
+            "personne elle-même",
+        )
+        self.user_id = user_id
 
 
 class Authenticator:
@@ -104,6 +121,8 @@ class Authenticator:
         user_id = who.get("user_id")
         if status != 200 or not isinstance(user_id, str):
             raise AuthError(401, "M_UNKNOWN_TOKEN", "jeton Matrix inconnu ou expiré")
+        if not isinstance(who.get("device_id"), str):
+            raise ImpersonationRefused(user_id)
         status, admin = await self._get(
             f"{self._hs}/_synapse/admin/v1/users/{quote(user_id)}/admin", token
         )

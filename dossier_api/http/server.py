@@ -15,7 +15,7 @@ import dossier_api.http.handlers
 import dossier_api.http.handlers_care  # noqa: F401  (these imports register the routes)
 from dossier_api.domain.service import ApiError, DossierService
 from dossier_api.http import widget
-from dossier_api.http.auth import Authenticator, AuthError
+from dossier_api.http.auth import Authenticator, AuthError, ImpersonationRefused
 from dossier_api.http.handlers import BODY, CALLER, ROOM_SYNC, SERVICE
 from dossier_api.http.registry import ROUTES, Route, openapi_document, route
 from maillon import __version__
@@ -104,6 +104,16 @@ async def api_middleware(request: web.Request, handler: Handler) -> web.StreamRe
                 return json_error(400, "M_BAD_JSON", _validation_message(error))
             request[BODY] = payload
         return await handler(request)
+    except ImpersonationRefused as exc:
+        dossier_id = request.match_info.get("dossier_id")
+        log.warning("refused an administrator's login-as token for %s", exc.user_id)
+        await asyncio.to_thread(
+            request.app[SERVICE].audit_impersonation,
+            exc.user_id,
+            dossier_id,
+            f"{request.method} {resource.canonical if resource is not None else ''}",
+        )
+        return exc.response
     except AuthError as exc:
         if exc.refused is not None:
             await asyncio.to_thread(

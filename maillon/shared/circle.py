@@ -186,10 +186,11 @@ class CircleEntry:
 
 @dataclass(frozen=True)
 class DossierLink:
-    """The patient room's link to its dossier and what its pathway allows."""
+    """The patient room's link to its dossier and what its pathway allows. The pathway
+    itself is not named: room state is kept in clear by every server of the room, and a
+    pathway (PCO-TND, palliative care…) is health information."""
 
     dossier_id: str
-    pathway: str = "messagerie"
     allow_patient: bool = False
     allow_knock: bool = False
     status: str = "open"  # open, closed, archived: a room whose dossier is not open is read-only
@@ -214,7 +215,6 @@ class DossierLink:
         strings = {
             key: content.get(key, default)
             for key, default in (
-                ("pathway", "messagerie"),
                 ("status", "open"),
                 ("kind", "main"),
                 ("room_key", ""),

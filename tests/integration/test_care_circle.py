@@ -351,7 +351,7 @@ async def test_patient_and_aidant_only_where_the_pathway_allows(
             await set_circle_member(api, closed, aidant.user_id, "AID", coordinator.user_id)
     assert refused.value.status == 403 and "n'admet pas le patient" in refused.value.message
 
-    family = await open_dossier(stack, coordinator.user_id, pathway="pco-tnd", allow_patient=True)
+    family = await open_dossier(stack, coordinator.user_id, allow_patient=True)
     cs(stack, token_of(coordinator), "POST", "/join/" + family, {})
     before = refusal(
         stack,

@@ -18,9 +18,11 @@ from maillon.shared.circle import (
     WIDGET_EVENT,
     user_state_key,
 )
-from maillon.shared.homeserver_client import HomeserverError, request_any
+from maillon.shared.homeserver_client import HomeserverError, request_any, request_json
+from synapse_modules.audit import read_audit
 from tests.harness.circle import (
     MakeClient,
+    appservice,
     bind_professional,
     cs,
     membership,
@@ -77,7 +79,8 @@ async def test_dossier_room_and_circle_in_step(any_stack: Stack, make_client: Ma
     assert state[("m.room.encryption", "")]["content"]["algorithm"] == "m.megolm.v1.aes-sha2"
     assert state[("m.room.join_rules", "")]["content"]["join_rule"] == "invite"
     link = state[(DOSSIER_EVENT, "")]["content"]
-    assert link["dossier_id"] == did and link["pathway"] == "dac" and link["status"] == "open"
+    assert link["dossier_id"] == did and link["status"] == "open"
+    assert "pathway" not in link, "the pathway is health information: not in clear state"
     name = state[("m.room.name", "")]["content"]["name"]
     assert name == f"J. M. (1941) · {did[:6].upper()}"
     assert "Martin" not in name, "the patient's name stays out of unencrypted room state"
@@ -193,6 +196,66 @@ async def test_a_ban_ends_the_circle_entry_and_the_dossier_access(
     assert denied.status == 403
     await wait_for(lambda: ("ban", nurse.user_id) in history(stack, t, did), "the ban recorded")
 
+    # Added again through the dossier: the ban is lifted and the invite reaches them.
+    api(stack, t, "POST", f"/v1/dossiers/{did}/circle", {"user_id": nurse.user_id, "role": "IDE"})
+    await nurse.accept_invite(room_id)
+    assert api(stack, token_of(nurse), "GET", f"/v1/dossiers/{did}")["id"] == did
+
+
+async def test_an_administrators_login_as_token_is_refused_and_recorded(
+    stack: Stack, make_client: MakeClient
+) -> None:
+    coordinator = make_client(stack, "referente")
+    await bind_professional(stack, coordinator.user_id)
+    t = token_of(coordinator)
+    dossier = new_dossier(stack, t)
+    did, room_id = dossier["id"], dossier["room_id"]
+    await coordinator.accept_invite(room_id)
+    admin = stack.register("admin", admin=True)
+    puppet = request_json(
+        "POST",
+        f"{stack.url}/_synapse/admin/v1/users/{quote(coordinator.user_id)}/login",
+        {},
+        token=admin.access_token,
+    )["access_token"]
+    assert cs(stack, puppet, "GET", "/account/whoami")["user_id"] == coordinator.user_id
+
+    # The dossier API refuses it (the coordinator's own token still works) and says so in
+    # the dossier's audit, as a refused access that was not the coordinator's own.
+    refused = api_error(stack, puppet, "GET", f"/v1/dossiers/{did}")
+    assert refused.status == 403 and "administrateur" in str(refused)
+    assert api(stack, t, "GET", f"/v1/dossiers/{did}")["id"] == did
+    entries = api(stack, t, "GET", f"/v1/dossiers/{did}/audit")["entries"]
+    recorded = [e for e in entries if e["action"] == "impersonation"]
+    assert len(recorded) == 1 and recorded[0]["allowed"] is False
+    assert recorded[0]["actor"] == coordinator.user_id
+    assert recorded[0]["basis"] == "admin_login_as"
+
+    # In the patient room, what the token sends is recorded by the module as sent without a
+    # device; the coordinator's own events are not.
+    anchor = await coordinator.send_text(room_id, "Point de situation demain.")
+    cs(
+        stack,
+        puppet,
+        "PUT",
+        room_path(room_id, "send", "m.reaction", "puppet-1"),
+        {"m.relates_to": {"rel_type": "m.annotation", "event_id": anchor, "key": "👍"}},
+    )
+    flagged = [
+        r
+        for r in read_audit(stack.directory / "audit", room_id)
+        if r.code == "admin_login_as_or_server_action"
+    ]
+    assert [(r.actor, r.action) for r in flagged] == [
+        (coordinator.user_id, "without_device:m.reaction")
+    ]
+    # The operator finds such requests in Synapse's log: "{@admin|@user}".
+    log = stack.directory / "logs" / "homeserver.log"
+    await wait_for(
+        lambda: f"{{{admin.user_id}|{coordinator.user_id}}}" in log.read_text(errors="replace"),
+        "the impersonation in Synapse's access log",
+    )
+
 
 async def test_room_texts_say_nothing_of_the_pathway_and_are_pinned(
     stack: Stack, make_client: MakeClient
@@ -224,6 +287,17 @@ async def test_room_texts_say_nothing_of_the_pathway_and_are_pinned(
     after = state_of(stack, t, room_id)
     assert after[("m.room.name", "")]["content"]["name"] == name
     assert after[("m.room.topic", "")]["content"]["topic"] == topic
+
+    # A room named by an older template (pathway in clear) is renamed at its next sync.
+    async with appservice(stack) as service:
+        await service.put_state(room_id, "m.room.name", "", {"name": f"{name} — parcours PCO-TND"})
+        await service.put_state(room_id, "m.room.topic", "", {"topic": "Parcours PCO-TND."})
+    api(stack, t, "PATCH", f"/v1/dossiers/{did}", {"status": "closed", "status_reason": "fin"})
+    await wait_for(
+        lambda: state_of(stack, t, room_id)[("m.room.name", "")]["content"]["name"] == name,
+        "the room renamed to the template",
+    )
+    assert state_of(stack, t, room_id)[("m.room.topic", "")]["content"]["topic"] == topic
 
 
 async def test_closing_makes_the_room_read_only(any_stack: Stack, make_client: MakeClient) -> None:

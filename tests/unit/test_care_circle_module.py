@@ -30,6 +30,7 @@ from maillon.shared.circle import (
     user_state_key,
 )
 from synapse_modules import care_circle, policy
+from synapse_modules.audit import read_audit
 from synapse_modules.care_circle import CareCircleModule
 
 SERVER = "sante.test"
@@ -53,6 +54,7 @@ def event(
     content: dict[str, Any],
     state_key: str | None = None,
     room_id: str = ROOM,
+    device: str | None = "DEVICE1",
     **extra: Any,
 ) -> EventBase:
     raw: dict[str, Any] = {
@@ -70,7 +72,8 @@ def event(
     }
     if state_key is not None:
         raw["state_key"] = state_key
-    return make_event_from_dict(raw, RoomVersions.V10)
+    metadata = {"device_id": device} if device else {}
+    return make_event_from_dict(raw, RoomVersions.V10, internal_metadata_dict=metadata)
 
 
 def state_map(*events: EventBase) -> StateMap:
@@ -306,6 +309,31 @@ async def test_protected_state_and_loosening_refused(
     assert await allowed(module, binding, directory)
     redact_link = event("m.room.redaction", COORD, {}, redacts=state[(DOSSIER_EVENT, "")].event_id)
     assert not await allowed(module, redact_link, state)
+
+
+async def test_events_sent_without_a_device_are_recorded(
+    module: CareCircleModule, api: FakeModuleApi, tmp_path: Path
+) -> None:
+    """A local user's event with no device: an administrator's "login as" token (or the
+    server itself), recorded as such; the event is still decided by the usual rules."""
+    state = api.rooms[ROOM]
+    reaction = {"m.relates_to": {"rel_type": "m.annotation", "event_id": "$x", "key": "👍"}}
+    assert await allowed(module, event("m.reaction", NURSE, reaction), state)
+    assert await allowed(module, event("m.reaction", NURSE, reaction, device=None), state)
+    kick = {"membership": "leave"}
+    assert await allowed(module, event("m.room.member", COORD, kick, NURSE, device=None), state)
+    assert await allowed(module, event("m.reaction", SERVICE, reaction, device=None), state)
+    remote = event("m.reaction", "@mt:autre.test", reaction, device=None)
+    assert await allowed(module, remote, state)
+    flagged = [
+        (r.actor, r.action, r.target)
+        for r in read_audit(tmp_path / "audit", ROOM)
+        if r.code == "admin_login_as_or_server_action"
+    ]
+    assert flagged == [
+        (NURSE, "without_device:m.reaction", None),
+        (COORD, "without_device:m.room.member", NURSE),
+    ]
 
 
 class Boom(RuntimeError):

@@ -17,7 +17,7 @@ USER = "@ide:sante.test"
 def test_round_trips() -> None:
     entry = CircleEntry(USER, "IDE", True, WHEN, WHEN, "@coord:sante.test", False, "@c:s", WHEN)
     assert CircleEntry.from_content(USER, entry.to_content()) == entry
-    link = DossierLink("D1", "dac", True, True, "closed", "side", "k1", "professionals")
+    link = DossierLink("D1", True, True, "closed", "side", "k1", "professionals")
     assert DossierLink.from_content(link.to_content()) == link
     side = SideRoomLink("!side:sante.test", "coordination interne", ("sante.test",))
     assert SideRoomLink.from_content(side.room_id, side.to_content()) == side
@@ -50,7 +50,7 @@ def test_bad_circle_entries_are_refused(content: dict[str, Any]) -> None:
         {"dossier_id": "D1", "kind": "annexe"},
         {"dossier_id": "D1", "audience": "tout le monde"},
         {"dossier_id": "D1", "allow_patient": "true"},
-        {"dossier_id": "D1", "pathway": 3},
+        {"dossier_id": "D1", "room_key": 3},
     ],
 )
 def test_bad_dossier_links_are_refused(content: dict[str, Any]) -> None:
