@@ -26,10 +26,10 @@ from maillon.shared.circle import (
     CircleEntry,
     DossierLink,
     in_audience,
-    now_utc,
     user_from_state_key,
     user_state_key,
 )
+from maillon.shared.clock import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -227,7 +227,7 @@ class DossierRooms:
         if entry.active and not in_audience(room.audience, entry.role, entry.coordinator):
             if current is None or not current.active:
                 return
-            wanted = entry.removed(self._api.sender, now_utc())
+            wanted = entry.removed(self._api.sender, utcnow())
         if current is None and not wanted.active:
             return  # never in this room: nothing to say about them here
         changed = not same_entry(current, wanted)
@@ -238,7 +238,7 @@ class DossierRooms:
         membership = state.membership(entry.user_id)
         # Invited when their entry is new or changed, or if they never got the invite (an
         # earlier one failed); someone who left a side room is not invited again.
-        if wanted.is_active(now_utc()) and (
+        if wanted.is_active(utcnow()) and (
             (changed and membership not in ("join", "invite")) or membership is None
         ):
             reason = "Référent du dossier" if entry.coordinator else "Membre du cercle de soins"

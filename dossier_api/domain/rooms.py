@@ -25,10 +25,10 @@ from dossier_api.domain.models import (
     DossierRoom,
     RoomActivity,
     RoomSyncJob,
-    utcnow,
 )
 from dossier_api.domain.pathways import PATHWAYS
 from maillon.shared.circle import CircleEntry, DossierLink
+from maillon.shared.clock import utcnow
 
 ROOMS = "rooms"  # job subject: the rooms themselves (creation, status, links)
 MAX_ATTEMPTS = 20  # then the job stays in the outbox with its last error, for a person

@@ -25,11 +25,11 @@ from dossier_api.domain.models import (
     Structure,
     StructureStaff,
     Task,
-    utcnow,
 )
 from dossier_api.domain.pathways import PATHWAYS
 from dossier_api.domain.rooms import ROOMS, enqueue
 from maillon.shared.circle import RESTRICTED_ROLES, ROOM_AUDIENCES, server_of
+from maillon.shared.clock import utcnow
 
 
 class ApiError(Exception):

@@ -89,10 +89,6 @@ def user_from_state_key(state_key: str) -> str | None:
     return None
 
 
-def now_utc() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
 def _iso(value: dt.datetime | None) -> str | None:
     return None if value is None else value.astimezone(dt.UTC).isoformat(timespec="milliseconds")
 

@@ -11,11 +11,8 @@ import datetime as dt
 from sqlalchemy import Integer, LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
+from maillon.shared.clock import utcnow
 from maillon.shared.store import Base
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 class MailSpool(Base):

@@ -17,8 +17,9 @@ from sqlalchemy import Engine, and_, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from dossier_api.domain.mail.models import MailOutbox, MailSpool, MailThread, utcnow
+from dossier_api.domain.mail.models import MailOutbox, MailSpool, MailThread
 from dossier_api.domain.mail.routing import Target
+from maillon.shared.clock import utcnow
 from maillon.shared.crypto import KeyRing
 
 
