@@ -90,12 +90,7 @@ class CircleMember(Base):
     dossier: Mapped[Dossier] = relationship(back_populates="circle")
 
     def active(self, now: dt.datetime) -> bool:
-        until = (
-            self.until
-            if self.until is None or self.until.tzinfo
-            else self.until.replace(tzinfo=dt.UTC)
-        )
-        return self.removed_at is None and (until is None or until > now)
+        return self.removed_at is None and (self.until is None or self.until > now)
 
 
 class Note(Base):

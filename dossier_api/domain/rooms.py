@@ -39,23 +39,17 @@ def enqueue(session: Session, dossier_id: str, subject: str) -> None:
     session.add(RoomSyncJob(dossier_id=dossier_id, subject=subject))
 
 
-def aware(value: dt.datetime | None) -> dt.datetime | None:
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=dt.UTC)
-
-
 def entry_of(member: CircleMember) -> CircleEntry:
     return CircleEntry(
         user_id=member.user_id,
         role=member.role,
         coordinator=member.coordinator,
-        since=aware(member.since),
-        until=aware(member.until),
+        since=member.since,
+        until=member.until,
         added_by=member.added_by,
         active=member.removed_at is None,
         removed_by=member.removed_by,
-        removed_at=aware(member.removed_at),
+        removed_at=member.removed_at,
     )
 
 
@@ -263,7 +257,7 @@ class RoomLinks:
             if entry.active:
                 if latest is not None and latest.removed_at is None:
                     return False
-                removed_at = aware(latest.removed_at) if latest is not None else None
+                removed_at = latest.removed_at if latest is not None else None
                 if removed_at is not None and entry.since is not None and removed_at > entry.since:
                     return False
                 session.add(
@@ -281,7 +275,7 @@ class RoomLinks:
             else:
                 if latest is None or latest.removed_at is not None:
                     return False
-                since = aware(latest.since)
+                since = latest.since
                 if entry.removed_at is not None and since is not None and since > entry.removed_at:
                     return False
                 latest.removed_at = entry.removed_at or now

@@ -43,8 +43,6 @@ class ApiError(Exception):
 def _iso(value: dt.datetime | None) -> str | None:
     if value is None:
         return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.UTC)
     return value.isoformat(timespec="seconds")
 
 

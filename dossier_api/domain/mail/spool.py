@@ -60,10 +60,6 @@ def _unpack(data: bytes) -> tuple[dict[str, Any], bytes]:
     return (meta if isinstance(meta, dict) else {}), raw
 
 
-def _aware(value: dt.datetime) -> dt.datetime:
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
-
-
 class Spool:
     def __init__(self, engine: Engine, keys: KeyRing) -> None:
         self._engine = engine
@@ -150,9 +146,9 @@ class Spool:
                 .limit(limit)
             ).all()
         return [
-            SpoolItem(*row[:7], _aware(row.accepted_at))
+            SpoolItem(*row[:7], row.accepted_at)
             for row in rows
-            if row.next_attempt_at is None or _aware(row.next_attempt_at) <= now
+            if row.next_attempt_at is None or row.next_attempt_at <= now
         ]
 
     def payload(self, spool_id: int) -> tuple[dict[str, Any], bytes]:
