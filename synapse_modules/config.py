@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from maillon.shared.circle import SERVER_NAME_RE, USER_ID_RE
 from maillon.shared.typed_config import ConfigKeyError, parse
-
-USER_ID_RE = re.compile(r"^@[a-z0-9._=/+-]+:[A-Za-z0-9.:-]+$")
-SERVER_RE = re.compile(r"^[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
 
 
 def _user_id(value: object) -> str | None:
@@ -21,7 +18,7 @@ def _user_id(value: object) -> str | None:
 def _servers(value: object) -> str | None:
     if isinstance(value, tuple):
         for item in value:
-            if not SERVER_RE.match(item):
+            if not SERVER_NAME_RE.match(item):
                 return f"nom de serveur invalide : {item!r}"
     return None
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from maillon.shared.circle import ROLES, ROOM_AUDIENCES
+from maillon.shared.circle import ROLES, ROOM_AUDIENCES, USER_ID_PATTERN
 
-USER_ID = {"type": "string", "pattern": "^@[a-z0-9._=/+-]+:[A-Za-z0-9.:-]+$", "maxLength": 255}
+USER_ID = {"type": "string", "pattern": USER_ID_PATTERN, "maxLength": 255}
 TEXT = {"type": "string", "minLength": 1, "maxLength": 20000}
 SHORT = {"type": "string", "minLength": 1, "maxLength": 200}
 DATE = {"type": "string", "format": "date", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"}

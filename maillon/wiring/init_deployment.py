@@ -17,9 +17,8 @@ import jinja2
 from signedjson.key import generate_signing_key, write_signing_keys
 
 from maillon.shared import settings as settings_mod
+from maillon.shared.circle import SERVER_NAME_RE
 from maillon.shared.tls import write_self_signed_certificate
-
-SERVER_NAME_RE = re.compile(r"^[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
 
 
 class InitError(Exception):
