@@ -9,9 +9,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, func, insert, or_, select, union
+from sqlalchemy import Engine, func, insert, select, union
 from sqlalchemy.orm import Session
 
+from dossier_api.domain import circle_members
 from dossier_api.domain.access import Access, Caller, decide
 from dossier_api.domain.models import (
     AuditEntry,
@@ -218,10 +219,7 @@ class DossierService:
                 Delegation.revoked_at.is_(None),
                 Delegation.until > now,
             )
-            current = (
-                CircleMember.removed_at.is_(None),
-                or_(CircleMember.until.is_(None), CircleMember.until > now),
-            )
+            current = circle_members.current(now)
             # Separate branches, each served by the (user_id, removed_at) index.
             own = select(CircleMember.dossier_id).where(
                 CircleMember.user_id == caller.user_id, *current
@@ -384,17 +382,7 @@ class DossierService:
             )
         now = dt.datetime.now(dt.UTC)
         with self.tx() as session:
-            current = [
-                m
-                for m in session.scalars(
-                    select(CircleMember).where(
-                        CircleMember.dossier_id == dossier_id,
-                        CircleMember.user_id == body["user_id"],
-                    )
-                ).all()
-                if m.active(now)
-            ]
-            if current:
+            if circle_members.active_members(session, dossier_id, body["user_id"], now):
                 raise ApiError(409, "M_CONFLICT", "cette personne est déjà dans le cercle")
             until = _parse_dt(body["until"]) if body.get("until") else None
             if until is not None and until <= now:
@@ -417,15 +405,7 @@ class DossierService:
         _, access = self.require(caller, dossier_id, "circle.remove", "manage")
         now = dt.datetime.now(dt.UTC)
         with self.tx() as session:
-            current = [
-                m
-                for m in session.scalars(
-                    select(CircleMember).where(
-                        CircleMember.dossier_id == dossier_id, CircleMember.user_id == user_id
-                    )
-                ).all()
-                if m.active(now)
-            ]
+            current = circle_members.active_members(session, dossier_id, user_id, now)
             if not current:
                 raise ApiError(404, "M_NOT_FOUND", "cette personne n'est pas dans le cercle")
             for member in current:
@@ -454,16 +434,7 @@ class DossierService:
 
     def _my_roles(self, session: Session, dossier_id: str, access: Access) -> set[str]:
         who = access.on_behalf_of or access.user_id
-        now = dt.datetime.now(dt.UTC)
-        return {
-            m.role
-            for m in session.scalars(
-                select(CircleMember).where(
-                    CircleMember.dossier_id == dossier_id, CircleMember.user_id == who
-                )
-            ).all()
-            if m.active(now)
-        }
+        return {m.role for m in circle_members.active_members(session, dossier_id, who)}
 
     def notes(self, caller: Caller, dossier_id: str) -> list[dict[str, Any]]:
         _, access = self.require(caller, dossier_id, "notes.read", "read")

@@ -5,6 +5,7 @@ real-stack tests in tests/integration/test_dossier_api.py."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -126,3 +127,33 @@ async def test_create_then_read_and_an_outsider_is_refused(client: TestClient[An
     assert status == 403 and "cercle de soins" in refused["error"]
     status, theirs = await call(client, "GET", "/v1/dossiers", token="t-dehors")
     assert status == 200 and theirs["dossiers"] == []
+
+
+async def test_who_is_in_the_circle_now(client: TestClient[Any, Any]) -> None:
+    """The current circle (not removed, exit date not passed) is one query behind adding,
+    removing, notes' roles and alerts."""
+    _, created = await call(
+        client, "POST", "/v1/dossiers", json={"pathway": "dac", "identity": IDENTITY}
+    )
+    circle = f"/v1/dossiers/{created['id']}/circle"
+    nurse = "@ide:sante.test"
+    until = (dt.datetime.now(dt.UTC) + dt.timedelta(days=30)).isoformat()
+    status, added = await call(
+        client, "POST", circle, json={"user_id": nurse, "role": "IDE", "until": until}
+    )
+    assert status == 201 and added["active"], added
+    status, again = await call(client, "POST", circle, json={"user_id": nurse, "role": "IDE"})
+    assert status == 409 and "déjà dans le cercle" in again["error"]
+
+    alerts = f"/v1/dossiers/{created['id']}/alerts"
+    status, alert = await call(client, "POST", alerts, json={"text": "Chute", "to": [nurse]})
+    assert status == 201, alert
+
+    status, removed = await call(client, "DELETE", f"{circle}/{nurse}")
+    assert status == 200 and not removed["active"]
+    status, gone = await call(client, "DELETE", f"{circle}/{nurse}")
+    assert status == 404 and "n'est pas dans le cercle" in gone["error"]
+    status, refused = await call(client, "POST", alerts, json={"text": "Chute", "to": [nurse]})
+    assert status == 400 and "hors du cercle" in refused["error"] and nurse in refused["error"]
+    status, back = await call(client, "POST", circle, json={"user_id": nurse, "role": "KINE"})
+    assert status == 201 and back["role"] == "KINE", "a removed member may come back"
