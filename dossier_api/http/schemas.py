@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from dossier_api.domain import pathways
 from maillon.shared.circle import ROLES, ROOM_AUDIENCES, USER_ID_PATTERN
 
 USER_ID = {"type": "string", "pattern": USER_ID_PATTERN, "maxLength": 255}
@@ -14,7 +15,7 @@ DATE = {"type": "string", "format": "date", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]
 DATETIME = {"type": "string", "format": "date-time"}
 NULLABLE_DATETIME = {"type": "string", "format": "date-time", "nullable": True}
 ROLE = {"type": "string", "enum": sorted(ROLES)}
-PATHWAY = {"type": "string", "enum": ["dac", "pco-tnd", "cpts", "messagerie"]}
+PATHWAY = {"type": "string", "enum": sorted(pathways.PATHWAYS)}  # the pathways loaded from config/
 
 
 def obj(required: list[str], props: dict[str, Any], extra: bool = False) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from dossier_api.domain.access import Caller
+from dossier_api.domain.pathways import PATHWAYS
 from dossier_api.http.auth import Authenticator, AuthError
 from dossier_api.http.server import AUTH, create_app
 from maillon.shared.settings import load
@@ -157,3 +158,12 @@ async def test_who_is_in_the_circle_now(client: TestClient[Any, Any]) -> None:
     assert status == 400 and "hors du cercle" in refused["error"] and nurse in refused["error"]
     status, back = await call(client, "POST", circle, json={"user_id": nurse, "role": "KINE"})
     assert status == 201 and back["role"] == "KINE", "a removed member may come back"
+
+
+async def test_the_pathways_accepted_are_the_pathways_loaded(client: TestClient[Any, Any]) -> None:
+    _, listed = await call(client, "GET", "/v1/pathways")
+    loaded = sorted(p["id"] for p in listed["pathways"])
+    assert loaded == sorted(PATHWAYS)
+    _, document = await call(client, "GET", "/openapi.json", token=None)
+    create = document["paths"]["/v1/dossiers"]["post"]["requestBody"]["content"]
+    assert create["application/json"]["schema"]["properties"]["pathway"]["enum"] == loaded
