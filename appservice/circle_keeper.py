@@ -28,11 +28,11 @@ from maillon.shared.circle import (
     DOSSIER_EVENT,
     CircleEntry,
     DirectoryEntry,
-    now_utc,
     patient_power_levels,
     user_from_state_key,
     user_state_key,
 )
+from maillon.shared.clock import utcnow
 from synapse_modules import policy
 from synapse_modules.audit import AuditLog
 
@@ -117,7 +117,7 @@ class CircleKeeper:
             await self._follow_membership(event, view)
 
     async def _enforce_entry(self, room_id: str, user_id: str, view: policy.RoomView) -> None:
-        if self._ctx.is_service(user_id) or view.active_member(user_id, now_utc()) is not None:
+        if self._ctx.is_service(user_id) or view.active_member(user_id, utcnow()) is not None:
             return
         if view.memberships.get(user_id) in ("join", "invite", "knock"):
             await self._kick(room_id, user_id, KICK_REASON, "circle_exit")
@@ -126,7 +126,7 @@ class CircleKeeper:
         room_id, sender, target = event["room_id"], event["sender"], event["state_key"]
         if self._ctx.is_service(target):
             return
-        now = now_utc()
+        now = utcnow()
         membership = (event.get("content") or {}).get("membership")
         current = view.memberships.get(target)
         main_room = view.dossier is None or view.dossier.kind == "main"
@@ -186,7 +186,7 @@ class CircleKeeper:
         self, room_id: str, view: policy.RoomView, levels: dict[str, Any]
     ) -> None:
         """Power levels are exactly the template with the active coordinators raised."""
-        now = now_utc()
+        now = utcnow()
         wanted = sorted(u for u, e in view.circle.items() if e.coordinator and e.is_active(now))
         canonical = patient_power_levels(
             wanted, read_only=view.dossier is not None and view.dossier.read_only
@@ -211,7 +211,7 @@ class CircleKeeper:
         if room is None:
             return 0
         view, levels, member_ts = room.view, room.levels, room.member_ts
-        now = now_utc()
+        now = utcnow()
         changes = 0
         for entry in view.circle.values():
             if entry.active and entry.until is not None and entry.until <= now:

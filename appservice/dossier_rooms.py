@@ -27,11 +27,11 @@ from maillon.shared.circle import (
     DossierLink,
     SideRoomLink,
     in_audience,
-    now_utc,
     server_of,
     user_from_state_key,
     user_state_key,
 )
+from maillon.shared.clock import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -238,7 +238,7 @@ class DossierRooms:
         if entry.active and not in_audience(room.audience, entry.role, entry.coordinator):
             if current is None or not current.active:
                 return
-            wanted = entry.removed(self._api.sender, now_utc())
+            wanted = entry.removed(self._api.sender, utcnow())
         if current is None and not wanted.active:
             return  # never in this room: nothing to say about them here
         changed = not same_entry(current, wanted)
@@ -247,14 +247,14 @@ class DossierRooms:
                 room_id, CIRCLE_EVENT, user_state_key(entry.user_id), wanted.to_content()
             )
         membership = state.membership(entry.user_id)
-        if membership == "ban" and changed and wanted.is_active(now_utc()):
+        if membership == "ban" and changed and wanted.is_active(utcnow()):
             # Banned from the room (which ended their entry), then added again through the
             # dossier: the ban is lifted so the invite can reach them.
             await self._api.unban(room_id, entry.user_id, "De nouveau membre du cercle de soins")
             membership = "leave"
         # Invited when their entry is new or changed, or if they never got the invite (an
         # earlier one failed); someone who left a side room is not invited again.
-        if wanted.is_active(now_utc()) and (
+        if wanted.is_active(utcnow()) and (
             (changed and membership not in ("join", "invite")) or membership is None
         ):
             reason = "Référent du dossier" if entry.coordinator else "Membre du cercle de soins"

@@ -7,15 +7,12 @@ import datetime as dt
 from sqlalchemy import BigInteger, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
+from maillon.shared.clock import utcnow
 from maillon.shared.sealed import RowSealed
 from maillon.shared.store import Base
 
 # The event, sealed with its event id as context.
 EVENT_CONTENT = RowSealed("event_id")
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 class AsTransaction(Base):

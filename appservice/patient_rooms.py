@@ -16,9 +16,9 @@ from maillon.shared.circle import (
     PATIENT_ROOM_MARKER,
     CircleEntry,
     DossierLink,
-    now_utc,
     user_state_key,
 )
+from maillon.shared.clock import utcnow
 
 
 async def create_room(
@@ -69,7 +69,7 @@ async def set_circle_member(
         user_id=user_id,
         role=role,
         coordinator=coordinator,
-        since=now_utc(),
+        since=utcnow(),
         until=until,
         added_by=added_by,
     )
@@ -89,6 +89,6 @@ async def remove_circle_member(
     entry = await circle_entry(api, room_id, user_id)
     if entry is None or not entry.active:
         return entry
-    ended = entry.removed(removed_by, now_utc())
+    ended = entry.removed(removed_by, utcnow())
     await api.put_state(room_id, CIRCLE_EVENT, user_state_key(user_id), ended.to_content())
     return ended

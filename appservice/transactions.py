@@ -12,7 +12,8 @@ from typing import Any
 from sqlalchemy import Engine, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from appservice.models import EVENT_CONTENT, AsEvent, AsTransaction, utcnow
+from appservice.models import EVENT_CONTENT, AsEvent, AsTransaction
+from maillon.shared.clock import utcnow
 from maillon.shared.crypto import KeyRing
 
 log = logging.getLogger(__name__)

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import datetime as dt
 import html
-import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from coordination_bot.dates import PARIS
+from maillon.shared.circle import USER_ID_RE
 
 if TYPE_CHECKING:
     from coordination_bot.services import Services
@@ -161,7 +161,7 @@ class Context:
 # -- tokens ------------------------------------------------------------------------------
 
 _QUOTES = {'"': '"', "«": "»", "“": "”", "'": "'"}
-USER_ID = re.compile(r"^@[a-z0-9._=/+-]+:[A-Za-z0-9.:-]+$")
+USER_ID = USER_ID_RE  # the commands' name for the one user-id check
 
 
 def tokenize(text: str) -> list[str]:

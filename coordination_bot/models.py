@@ -10,12 +10,9 @@ from typing import Any
 from sqlalchemy import Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
+from maillon.shared.clock import utcnow
 from maillon.shared.sealed import Sealed
 from maillon.shared.store import Base
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 class BotHandledEvent(Base):

@@ -17,9 +17,10 @@ from sqlalchemy.orm import Session
 from coordination_bot.models import BotFormDialogue, BotHandledEvent, BotNoteThread
 from dossier_api.domain import care
 from dossier_api.domain.access import Caller
+from dossier_api.domain.circle_members import active_members
 from dossier_api.domain.mail.outbox import TrustSpace, queue_mail
 from dossier_api.domain.mail.spool import Spool
-from dossier_api.domain.models import CircleMember, Dossier
+from dossier_api.domain.models import Dossier
 from dossier_api.domain.service import DossierService
 from maillon.shared.room_sync_client import RoomSyncClient, main_room
 from maillon.shared.settings import Deployment
@@ -134,12 +135,8 @@ class Services:
         dossier_id = self._dossier_of_room(room_id)
         if dossier_id is None:
             return None
-        now = dt.datetime.now(dt.UTC)
         with Session(self.engine) as session:
-            rows = session.scalars(
-                select(CircleMember).where(CircleMember.dossier_id == dossier_id)
-            ).all()
-            return {m.user_id for m in rows if m.active(now)}
+            return {m.user_id for m in active_members(session, dossier_id)}
 
     async def circle_users(self, room_id: str) -> set[str] | None:
         return await asyncio.to_thread(self._circle_users, room_id)

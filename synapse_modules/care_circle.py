@@ -27,11 +27,11 @@ from maillon.shared.circle import (
     PATIENT_ROOM_MARKER,
     PATIENT_ROOM_VERSION,
     DirectoryEntry,
-    now_utc,
     patient_power_levels,
     server_acl,
     user_state_key,
 )
+from maillon.shared.clock import utcnow
 from synapse_modules import policy
 from synapse_modules.audit import AuditLog
 from synapse_modules.config import CareCircleConfig, parse_module_config
@@ -198,7 +198,7 @@ class CareCircleModule:
     async def _invite_decision(
         self, view: policy.RoomView, inviter: str, invitee: str
     ) -> policy.Decision:
-        now = now_utc()
+        now = utcnow()
         needs_directory = view.active_member(invitee, now) is None and view.is_coordinator(
             inviter, now
         )
@@ -206,7 +206,7 @@ class CareCircleModule:
         return policy.check_invite(self._ctx, view, inviter, invitee, now, known)
 
     async def _join_decision(self, view: policy.RoomView, user_id: str) -> policy.Decision:
-        now = now_utc()
+        now = utcnow()
         needs_directory = view.active_member(user_id, now) is None and user_id in view.inviters
         known = await self._known(user_id) if needs_directory else False
         return policy.check_join(self._ctx, view, user_id, now, known)
@@ -312,7 +312,7 @@ class CareCircleModule:
                 raise Refusal(decision.reason)
             return True, None
         view = view_from_state(state_events)
-        now = now_utc()
+        now = utcnow()
         if event.type == "m.room.member":
             action = event.content.get("membership")
             target = event.state_key

@@ -70,10 +70,7 @@ def decide(
         return _member_rights(user_id, own, basis, None)
     best = Access(user_id, NONE)
     for delegation in delegations_to_user:
-        until = (
-            delegation.until if delegation.until.tzinfo else delegation.until.replace(tzinfo=dt.UTC)
-        )
-        if delegation.revoked_at is not None or until <= now:
+        if delegation.revoked_at is not None or delegation.until <= now:
             continue
         entry = active.get(delegation.from_user)
         if entry is not None:

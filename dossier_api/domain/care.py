@@ -8,7 +8,8 @@ from typing import Any
 from sqlalchemy import select
 
 from dossier_api.domain.access import Caller
-from dossier_api.domain.models import Alert, Appointment, CarePlan, CircleMember, FormSubmission
+from dossier_api.domain.circle_members import active_members
+from dossier_api.domain.models import Alert, Appointment, CarePlan, FormSubmission
 from dossier_api.domain.pathways import PATHWAYS
 from dossier_api.domain.service import ApiError, DossierService, _iso, _parse_dt
 from maillon.shared.text import displayable
@@ -272,13 +273,7 @@ def add_alert(
     now = dt.datetime.now(dt.UTC)
     with svc.acting(caller, "alerts.write", dossier_id, "write") as act:
         session = act.session
-        members = {
-            m.user_id
-            for m in session.scalars(
-                select(CircleMember).where(CircleMember.dossier_id == dossier_id)
-            ).all()
-            if m.active(now)
-        }
+        members = {m.user_id for m in active_members(session, dossier_id, now=now)}
         wanted = set(body.get("to") or members - {caller.user_id})
         outside = wanted - members
         if outside:

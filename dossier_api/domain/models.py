@@ -11,12 +11,9 @@ from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Mapped, Mapper, mapped_column, relationship
 
 from dossier_api.domain.ins import identity_index
+from maillon.shared.clock import utcnow
 from maillon.shared.sealed import Sealed, key_ring
 from maillon.shared.store import Base
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 def new_id() -> str:
@@ -110,12 +107,7 @@ class CircleMember(Base):
     dossier: Mapped[Dossier] = relationship(back_populates="circle")
 
     def active(self, now: dt.datetime) -> bool:
-        until = (
-            self.until
-            if self.until is None or self.until.tzinfo
-            else self.until.replace(tzinfo=dt.UTC)
-        )
-        return self.removed_at is None and (until is None or until > now)
+        return self.removed_at is None and (self.until is None or self.until > now)
 
 
 class Note(Base):

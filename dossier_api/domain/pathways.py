@@ -7,7 +7,8 @@ import datetime as dt
 import re
 import string
 from dataclasses import dataclass, field
-from pathlib import Path
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 from typing import Any, Literal
 
 import yaml
@@ -15,7 +16,7 @@ import yaml
 from maillon.shared.circle import ROLES
 from maillon.shared.typed_config import ConfigKeyError, parse
 
-PATHWAYS_DIR = Path(__file__).resolve().parent.parent.parent / "config" / "pathways"
+PATHWAYS_DIR = files("maillon_config") / "pathways"  # package data (config/pathways/)
 FieldType = Literal["text", "integer", "boolean", "date", "choice"]
 
 
@@ -151,15 +152,18 @@ def room_template_problem(pathway: Pathway) -> str | None:
     return None
 
 
-def load_pathways(directory: Path = PATHWAYS_DIR) -> dict[str, Pathway]:
+def load_pathways(directory: Traversable = PATHWAYS_DIR) -> dict[str, Pathway]:
+    """Every ``*.yaml`` of the directory (a ``Path`` or an installed package's resources)."""
     pathways: dict[str, Pathway] = {}
-    for path in sorted(directory.glob("*.yaml")):
+    entries = [p for p in directory.iterdir() if p.name.endswith(".yaml") and p.is_file()]
+    for path in sorted(entries, key=lambda p: p.name):
+        stem = path.name.removesuffix(".yaml")
         try:
             pathway = parse(Pathway, yaml.safe_load(path.read_text(encoding="utf-8")))
         except ConfigKeyError as exc:
             raise PathwayError(f"{path.name} : clé « {exc.key} » : {exc.message}") from exc
-        if pathway.id != path.stem:
-            raise PathwayError(f"{path.name} : l'identifiant doit être « {path.stem} »")
+        if pathway.id != stem:
+            raise PathwayError(f"{path.name} : l'identifiant doit être « {stem} »")
         problem = room_template_problem(pathway)
         if problem is not None:
             raise PathwayError(f"{path.name} : {problem}")

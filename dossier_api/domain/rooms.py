@@ -25,10 +25,10 @@ from dossier_api.domain.models import (
     DossierRoom,
     RoomActivity,
     RoomSyncJob,
-    utcnow,
 )
 from dossier_api.domain.pathways import PATHWAYS
 from maillon.shared.circle import CircleEntry, DossierLink
+from maillon.shared.clock import utcnow
 
 ROOMS = "rooms"  # job subject: the rooms themselves (creation, status, links)
 MAX_ATTEMPTS = 20  # then the job stays in the outbox with its last error, for a person
@@ -39,23 +39,17 @@ def enqueue(session: Session, dossier_id: str, subject: str) -> None:
     session.add(RoomSyncJob(dossier_id=dossier_id, subject=subject))
 
 
-def aware(value: dt.datetime | None) -> dt.datetime | None:
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=dt.UTC)
-
-
 def entry_of(member: CircleMember) -> CircleEntry:
     return CircleEntry(
         user_id=member.user_id,
         role=member.role,
         coordinator=member.coordinator,
-        since=aware(member.since),
-        until=aware(member.until),
+        since=member.since,
+        until=member.until,
         added_by=member.added_by,
         active=member.removed_at is None,
         removed_by=member.removed_by,
-        removed_at=aware(member.removed_at),
+        removed_at=member.removed_at,
     )
 
 
@@ -261,7 +255,7 @@ class RoomLinks:
             if entry.active:
                 if latest is not None and latest.removed_at is None:
                     return False
-                removed_at = aware(latest.removed_at) if latest is not None else None
+                removed_at = latest.removed_at if latest is not None else None
                 if removed_at is not None and entry.since is not None and removed_at > entry.since:
                     return False
                 session.add(
@@ -279,7 +273,7 @@ class RoomLinks:
             else:
                 if latest is None or latest.removed_at is not None:
                     return False
-                since = aware(latest.since)
+                since = latest.since
                 if entry.removed_at is not None and since is not None and since > entry.removed_at:
                     return False
                 latest.removed_at = entry.removed_at or now

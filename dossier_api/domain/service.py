@@ -10,10 +10,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, func, insert, or_, select, union
+from sqlalchemy import Engine, func, insert, select, union
 from sqlalchemy.orm import Session
 
-from dossier_api.domain import visibility
+from dossier_api.domain import circle_members, visibility
 from dossier_api.domain.access import NONE, Access, Caller, decide
 from dossier_api.domain.models import (
     AuditEntry,
@@ -27,12 +27,12 @@ from dossier_api.domain.models import (
     Structure,
     StructureStaff,
     Task,
-    utcnow,
 )
 from dossier_api.domain.pathways import PATHWAYS, Pathway
 from dossier_api.domain.rooms import ROOMS, enqueue
 from maillon.shared.care_circle_config import allowed_servers
 from maillon.shared.circle import RESTRICTED_ROLES, ROOM_AUDIENCES, server_of
+from maillon.shared.clock import utcnow
 from maillon.shared.settings import Deployment
 
 
@@ -47,8 +47,6 @@ class ApiError(Exception):
 def _iso(value: dt.datetime | None) -> str | None:
     if value is None:
         return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.UTC)
     return value.isoformat(timespec="seconds")
 
 
@@ -336,10 +334,7 @@ class DossierService:
                 Delegation.revoked_at.is_(None),
                 Delegation.until > now,
             )
-            current = (
-                CircleMember.removed_at.is_(None),
-                or_(CircleMember.until.is_(None), CircleMember.until > now),
-            )
+            current = circle_members.current(now)
             # Separate branches, each served by the (user_id, removed_at) index.
             own = select(CircleMember.dossier_id).where(
                 CircleMember.user_id == caller.user_id, *current
@@ -521,16 +516,7 @@ class DossierService:
                     "dans le cercle",
                 )
             now = dt.datetime.now(dt.UTC)
-            current = [
-                m
-                for m in session.scalars(
-                    select(CircleMember).where(
-                        CircleMember.dossier_id == dossier_id, CircleMember.user_id == user_id
-                    )
-                ).all()
-                if m.active(now)
-            ]
-            if current:
+            if circle_members.active_members(session, dossier_id, user_id, now):
                 raise ApiError(409, "M_CONFLICT", "cette personne est déjà dans le cercle")
             until = _parse_dt(body["until"], "until") if body.get("until") else None
             if until is not None and until <= now:
@@ -554,15 +540,7 @@ class DossierService:
             session = act.session
             act.detail = user_id
             self._may_change_circle(act.access, PATHWAYS.get(act.dossier.pathway))
-            current = [
-                m
-                for m in session.scalars(
-                    select(CircleMember).where(
-                        CircleMember.dossier_id == dossier_id, CircleMember.user_id == user_id
-                    )
-                ).all()
-                if m.active(now)
-            ]
+            current = circle_members.active_members(session, dossier_id, user_id, now)
             if not current:
                 raise ApiError(404, "M_NOT_FOUND", "cette personne n'est pas dans le cercle")
             for member in current:

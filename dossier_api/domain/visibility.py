@@ -6,7 +6,6 @@ never read a restricted note. A delegate reads with the roles of the person they
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -14,7 +13,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dossier_api.domain.access import Access
-from dossier_api.domain.models import CircleMember, DossierRoom, Note
+from dossier_api.domain.circle_members import active_members
+from dossier_api.domain.models import DossierRoom, Note
 from maillon.shared.circle import in_audience
 
 
@@ -38,13 +38,7 @@ def may_read(note: Note, reader: Reader) -> bool:
 
 
 def _active_roles(session: Session, dossier_id: str, user_id: str) -> frozenset[str]:
-    now = dt.datetime.now(dt.UTC)
-    rows = session.scalars(
-        select(CircleMember).where(
-            CircleMember.dossier_id == dossier_id, CircleMember.user_id == user_id
-        )
-    ).all()
-    return frozenset(m.role for m in rows if m.active(now))
+    return frozenset(m.role for m in active_members(session, dossier_id, user_id))
 
 
 def reader_of(session: Session, dossier_id: str, access: Access) -> Reader:
@@ -57,12 +51,9 @@ def reader_of(session: Session, dossier_id: str, access: Access) -> Reader:
 def room_readers(session: Session, dossier_id: str, audience: str) -> list[Reader]:
     """Everyone of the circle who reads a dossier room of this audience: what is posted in
     the room must be readable by each of them."""
-    now = dt.datetime.now(dt.UTC)
     roles: dict[str, set[str]] = {}
-    for m in session.scalars(
-        select(CircleMember).where(CircleMember.dossier_id == dossier_id)
-    ).all():
-        if m.active(now) and in_audience(audience, m.role, m.coordinator):
+    for m in active_members(session, dossier_id):
+        if in_audience(audience, m.role, m.coordinator):
             roles.setdefault(m.user_id, set()).add(m.role)
     return [Reader(frozenset({user}), frozenset(r)) for user, r in roles.items()]
 

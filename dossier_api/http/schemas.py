@@ -5,17 +5,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from dossier_api.domain import pathways
 from dossier_api.domain.ins import INS_MATRICULE_PATTERN
-from maillon.shared.circle import ROLES, ROOM_AUDIENCES
+from maillon.shared.circle import ROLES, ROOM_AUDIENCES, USER_ID_PATTERN
 
-USER_ID = {"type": "string", "pattern": "^@[a-z0-9._=/+-]+:[A-Za-z0-9.:-]+$", "maxLength": 255}
+USER_ID = {"type": "string", "pattern": USER_ID_PATTERN, "maxLength": 255}
 TEXT = {"type": "string", "minLength": 1, "maxLength": 20000}
 SHORT = {"type": "string", "minLength": 1, "maxLength": 200}
 DATE = {"type": "string", "format": "date", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"}
 DATETIME = {"type": "string", "format": "date-time"}
 NULLABLE_DATETIME = {"type": "string", "format": "date-time", "nullable": True}
 ROLE = {"type": "string", "enum": sorted(ROLES)}
-PATHWAY = {"type": "string", "enum": ["dac", "pco-tnd", "cpts", "messagerie"]}
+PATHWAY = {"type": "string", "enum": sorted(pathways.PATHWAYS)}  # the pathways loaded from config/
 
 
 def obj(required: list[str], props: dict[str, Any], extra: bool = False) -> dict[str, Any]:

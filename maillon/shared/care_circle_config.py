@@ -4,14 +4,14 @@ appservice all read the same one)."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from maillon.shared.circle import SERVER_NAME_RE
+from maillon.shared.circle import USER_ID_RE as USER_ID_RE
 from maillon.shared.typed_config import ConfigKeyError, parse
 
-USER_ID_RE = re.compile(r"^@[a-z0-9._=/+-]+:[A-Za-z0-9.:-]+$")
-SERVER_RE = re.compile(r"^[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
+SERVER_RE = SERVER_NAME_RE
 
 
 def _user_id(value: object) -> str | None:

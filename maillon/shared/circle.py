@@ -4,8 +4,16 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import asdict, dataclass
 from typing import Any
+
+# Matrix user ids as Maillon accepts them (historical uppercase localparts refused), and
+# server names (host, optional port): the one definition the API, the bot and the Synapse
+# module check against.
+USER_ID_PATTERN = r"^@[a-z0-9._=/+-]+:[A-Za-z0-9.:-]+$"
+USER_ID_RE = re.compile(USER_ID_PATTERN)
+SERVER_NAME_RE = re.compile(r"^[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
 
 NAMESPACE = "fr.maillon"
 PATIENT_ROOM_MARKER = f"{NAMESPACE}.patient_room"  # in m.room.create content, immutable
@@ -92,10 +100,6 @@ def user_from_state_key(state_key: str) -> str | None:
     if state_key.startswith(_USER_KEY_PREFIX):
         return state_key[len(_USER_KEY_PREFIX) :]
     return None
-
-
-def now_utc() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 def _iso(value: dt.datetime | None) -> str | None:

@@ -11,18 +11,38 @@ from typing import Any, ClassVar
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, DateTime, Engine, create_engine, event, text
+from sqlalchemy import Connection, DateTime, Dialect, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.types import TypeDecorator
 
 SCHEMA = "maillon"
 
 
-class Base(DeclarativeBase):
-    """Declarative base shared by every Maillon component's tables. Times are stored in
-    UTC, with their time zone where the database keeps one (PostgreSQL)."""
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """A moment, stored in UTC and read back aware in UTC on every database: SQLite keeps
+    no time zone (values come back naive), PostgreSQL answers in the session's zone. A naive
+    value written is taken as UTC. The one place that knows; nothing else patches times."""
 
-    type_annotation_map: ClassVar[dict[Any, Any]] = {dt.datetime: DateTime(timezone=True)}
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> Any:
+        return None if value is None else _utc(value)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
+        return None if value is None else _utc(value)
+
+
+def _utc(value: dt.datetime) -> dt.datetime:
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base shared by every Maillon component's tables. Every ``dt.datetime``
+    column is a ``UTCDateTime``."""
+
+    type_annotation_map: ClassVar[dict[Any, Any]] = {dt.datetime: UTCDateTime()}
 
 
 def sqlalchemy_url(database_url: str) -> str:

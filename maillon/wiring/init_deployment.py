@@ -1,4 +1,5 @@
-"""`maillon init`: generate a complete deployment directory from the templates in config/."""
+"""`maillon init`: generate a complete deployment directory from the templates in config/
+(installed as the package ``maillon_config``)."""
 
 from __future__ import annotations
 
@@ -16,11 +17,8 @@ import jinja2
 from signedjson.key import generate_signing_key, write_signing_keys
 
 from maillon.shared import settings as settings_mod
+from maillon.shared.circle import SERVER_NAME_RE
 from maillon.shared.tls import write_self_signed_certificate
-
-CONFIG_DIR = Path(__file__).resolve().parent.parent.parent / "config"
-TEMPLATES = CONFIG_DIR / "templates"
-SERVER_NAME_RE = re.compile(r"^[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
 
 
 class InitError(Exception):
@@ -100,7 +98,7 @@ def _generate_secrets() -> dict[str, str]:
 
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+        loader=jinja2.PackageLoader("maillon_config", "templates"),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         trim_blocks=True,

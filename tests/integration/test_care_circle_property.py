@@ -20,9 +20,9 @@ from maillon.shared.circle import (
     CIRCLE_EVENT,
     CircleEntry,
     DossierLink,
-    now_utc,
     user_from_state_key,
 )
+from maillon.shared.clock import utcnow
 from maillon.shared.homeserver_client import HomeserverError, Registered
 from tests.harness.circle import appservice, bind_professional, cs, room_path
 from tests.harness.stack import Stack
@@ -105,7 +105,7 @@ async def _act(cast: Cast, api: AppserviceApi, room_id: str, move: tuple[str, st
 async def _joined_and_circle(api: AppserviceApi, room_id: str) -> tuple[set[str], set[str]]:
     joined = set((await api.call("GET", room_path(room_id, "joined_members")))["joined"])
     events = await api.room_state(room_id)
-    now = now_utc()
+    now = utcnow()
     circle = set()
     for event in events:
         if event["type"] != CIRCLE_EVENT:

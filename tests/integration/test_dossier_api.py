@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from maillon.shared.homeserver_client import HomeserverError
 from tests.harness.dossier import IDENTITY, api, api_error, new_dossier
 from tests.harness.stack import Stack
 
@@ -180,7 +181,7 @@ def test_authorization_rules_each_audited(any_stack: Stack) -> None:
             {"user_id": user.user_id, "role": role},
         )
     api(stack, coord.access_token, "DELETE", f"/v1/dossiers/{did}/circle/{removed.user_id}")
-    soon = (dt.datetime.now(dt.UTC) + dt.timedelta(seconds=2)).isoformat()
+    soon = (dt.datetime.now(dt.UTC) + dt.timedelta(seconds=4)).isoformat()
     later = (dt.datetime.now(dt.UTC) + dt.timedelta(days=7)).isoformat()
     api(
         stack,
@@ -196,9 +197,23 @@ def test_authorization_rules_each_audited(any_stack: Stack) -> None:
         "/v1/delegations",
         {"to_user": expired.user_id, "until": soon},
     )
-    time.sleep(2.5)
-
     path = f"/v1/dossiers/{did}"
+    # A delegation opens the dossier until its end, and not after (waited for, with a deadline).
+    assert api(stack, expired.access_token, "GET", path)["access"] == "delegate"
+
+    def still_delegated() -> bool:
+        try:
+            api(stack, expired.access_token, "GET", path)
+        except HomeserverError as exc:
+            assert exc.status == 403, exc
+            return False
+        return True
+
+    deadline = time.monotonic() + 30
+    while still_delegated():
+        assert time.monotonic() < deadline, "the delegation never ended"
+        time.sleep(0.2)
+
     # who can read
     for user, basis in (
         (coord, "coordinator"),

@@ -506,10 +506,13 @@ async def test_imap_mailbox_is_polled_with_the_same_processing(
     while not flagged():
         assert time.monotonic() < deadline, relay.dovecot.flags()
         await asyncio.sleep(0.5)
-    await asyncio.sleep(2)  # more polls: nothing is imported twice
-    events = await room_events(coordinator, room_id)
+    # A mail appended now can only be imported by a later poll, which scans the mailbox
+    # again: once it is posted, that poll has run, and nothing was imported twice.
+    later, raw3 = build_mail(address, "Plus tard", "Relevé suivant")
+    relay.dovecot.append(raw3)
+    events = await wait_mails(coordinator, room_id, {later})
     ids = [mail_of(e)["message_id"] for e in events if mail_of(e)]
-    assert sorted(ids) == sorted([by_address, by_ins])
+    assert sorted(ids) == sorted([by_address, by_ins, later])
 
 
 async def test_auto_submitted_mail_is_posted_as_notice(
@@ -602,14 +605,22 @@ async def test_reply_in_mail_thread_is_mailed_with_threading_headers(
     posted = next(e for e in events if (mail_of(e) or {}).get("message_id") == answer)
     assert thread_root(posted) == root
 
-    # Only the person's reply went out: the bot's messages (mail, attachment) never do.
-    await asyncio.sleep(2)
+    # Only the person's replies go out: the bot's messages (mail, attachment) never do. A
+    # second reply, later in the room than the bot's post of the answer, is handled after
+    # it: once it is mailed, anything mailed for the bot's messages would be there too.
+    await reply_in_thread(coordinator, room_id, root, "Merci, à jeudi.")
+    await received(
+        relay,
+        lambda m: (
+            (text := m.get_body(("plain",))) is not None and "Merci, à jeudi." in text.get_content()
+        ),
+    )
     thread_mails = [
         r
         for r in relay.sink.received
         if mid in str(message_from_bytes(r.data, policy=email.policy.default)["References"])
     ]
-    assert len(thread_mails) == 1
+    assert len(thread_mails) == 2, "the two replies, nothing from the bot"
 
 
 @pytest.mark.parametrize(

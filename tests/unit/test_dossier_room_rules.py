@@ -7,7 +7,7 @@ import datetime as dt
 from types import SimpleNamespace
 from typing import Any
 
-from dossier_api.domain.rooms import entry_of, name_fields, same_entry
+from dossier_api.domain.rooms import name_fields, same_entry
 from maillon.shared.circle import CircleEntry, DossierLink, in_audience, patient_power_levels
 from synapse_modules import policy
 
@@ -56,21 +56,6 @@ def test_same_entry_ignores_bookkeeping_but_not_status() -> None:
     assert not same_entry(a, a.removed("@x:s", NOW))
     assert not same_entry(a, CircleEntry("@a:s", "KINE"))
     assert not same_entry(a, None) and same_entry(None, None)
-
-
-def test_entry_of_a_naive_database_row_is_utc() -> None:
-    row: Any = SimpleNamespace(
-        user_id="@a:s",
-        role="IDE",
-        coordinator=False,
-        since=dt.datetime(2026, 1, 1, 8, 0),
-        until=None,
-        added_by="@x:s",
-        removed_at=None,
-        removed_by=None,
-    )
-    entry = entry_of(row)
-    assert entry.since == dt.datetime(2026, 1, 1, 8, 0, tzinfo=dt.UTC) and entry.active
 
 
 def test_room_name_fields_keep_the_name_out() -> None:

@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from appservice.circle_keeper import CircleKeeper
-from maillon.shared.circle import CircleEntry, DossierLink, now_utc
+from maillon.shared.circle import CircleEntry, DossierLink
+from maillon.shared.clock import utcnow
 from synapse_modules import policy
 from synapse_modules.audit import AuditLog
 
@@ -70,7 +71,7 @@ async def test_a_current_invite_by_the_coordinator_adds_to_the_circle(tmp_path: 
 
 async def test_a_late_invite_does_not_bring_back_a_removed_member(tmp_path: Path) -> None:
     keeper, api = _keeper(tmp_path)
-    removed = CircleEntry(NURSE, "IDE").removed(COORD, now_utc())
+    removed = CircleEntry(NURSE, "IDE").removed(COORD, utcnow())
     # The nurse was removed through the dossier (and kicked) before the invite was processed.
     await keeper._follow_membership(_event("invite", COORD), _view("leave", removed))
     assert api.writes == [] and api.kicks == []

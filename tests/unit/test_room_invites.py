@@ -4,7 +4,10 @@ homeserver refuses does not fail the sync. Fakes the homeserver calls."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
+
+import pytest
 
 from appservice.dossier_rooms import DossierRooms, RoomState
 from appservice.matrix_api import MatrixError
@@ -20,6 +23,7 @@ class FakeApi:
     sender = "@maillon:sante.test"
 
     def __init__(self, refuse: bool = False) -> None:
+        self.attempts: list[str] = []
         self.invites: list[str] = []
         self.writes: list[str] = []
         self.refuse = refuse
@@ -29,15 +33,22 @@ class FakeApi:
         return "$w"
 
     async def invite(self, room_id: str, user_id: str, reason: str | None = None) -> None:
+        self.attempts.append(user_id)
         if self.refuse:
             raise MatrixError(502, "M_UNKNOWN", "remote server unreachable")
         self.invites.append(user_id)
 
 
-def _state(membership: str | None) -> RoomState:
-    events: list[dict[str, Any]] = [
-        {"type": CIRCLE_EVENT, "state_key": user_state_key(NURSE), "content": ENTRY.to_content()}
-    ]
+def _state(membership: str | None, entry_in_room: bool = True) -> RoomState:
+    events: list[dict[str, Any]] = []
+    if entry_in_room:
+        events.append(
+            {
+                "type": CIRCLE_EVENT,
+                "state_key": user_state_key(NURSE),
+                "content": ENTRY.to_content(),
+            }
+        )
     if membership is not None:
         events.append(
             {"type": "m.room.member", "state_key": NURSE, "content": {"membership": membership}}
@@ -45,9 +56,9 @@ def _state(membership: str | None) -> RoomState:
     return RoomState(events)
 
 
-async def _converge(api: FakeApi, membership: str | None) -> None:
+async def _converge(api: FakeApi, membership: str | None, entry_in_room: bool = True) -> None:
     rooms = DossierRooms(api, None, "http://x", "coordination")  # type: ignore[arg-type]
-    await rooms._converge_member(SIDE, "!r:s", _state(membership), ENTRY)
+    await rooms._converge_member(SIDE, "!r:s", _state(membership, entry_in_room), ENTRY)
 
 
 async def test_a_member_never_invited_is_invited_again() -> None:
@@ -62,5 +73,15 @@ async def test_someone_who_left_a_side_room_is_not_invited_again() -> None:
     assert api.invites == [] and api.writes == []
 
 
-async def test_a_refused_invite_does_not_fail_the_sync() -> None:
-    await _converge(FakeApi(refuse=True), None)  # no exception: the rest of the job goes on
+async def test_a_refused_invite_does_not_fail_the_sync(caplog: pytest.LogCaptureFixture) -> None:
+    api = FakeApi(refuse=True)
+    with caplog.at_level(logging.WARNING, logger="appservice.dossier_rooms"):
+        await _converge(api, None, entry_in_room=False)  # raises nothing: the job goes on
+    assert api.writes == [user_state_key(NURSE)], "the circle entry is written all the same"
+    assert api.attempts == [NURSE] and api.invites == [], "the invite was tried and refused"
+    assert "invite into a dossier room failed: M_UNKNOWN" in caplog.text
+    assert NURSE not in caplog.text, "no user id in the log"
+
+    again = FakeApi()  # the next sync of the dossier: the entry is there, no membership yet
+    await _converge(again, None)
+    assert again.invites == [NURSE] and again.writes == []

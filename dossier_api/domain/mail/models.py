@@ -12,6 +12,7 @@ import datetime as dt
 from sqlalchemy import Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
+from maillon.shared.clock import utcnow
 from maillon.shared.sealed import RowSealed
 from maillon.shared.store import Base
 
@@ -19,10 +20,6 @@ from maillon.shared.store import Base
 SPOOL_MAIL = RowSealed("token")
 THREAD_META = RowSealed("message_id_hash")
 OUTBOX_MAIL = RowSealed("token")
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 class MailSpool(Base):

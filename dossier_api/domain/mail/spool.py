@@ -25,9 +25,9 @@ from dossier_api.domain.mail.models import (
     MailOutbox,
     MailSpool,
     MailThread,
-    utcnow,
 )
 from dossier_api.domain.mail.routing import Target
+from maillon.shared.clock import utcnow
 from maillon.shared.crypto import KeyRing
 
 
@@ -65,10 +65,6 @@ def _unpack(data: bytes) -> tuple[dict[str, Any], bytes]:
     head, _, raw = data.partition(b"\n")
     meta = json.loads(head)
     return (meta if isinstance(meta, dict) else {}), raw
-
-
-def _aware(value: dt.datetime) -> dt.datetime:
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
 class Spool:
@@ -157,9 +153,9 @@ class Spool:
                 .limit(limit)
             ).all()
         return [
-            SpoolItem(*row[:7], _aware(row.accepted_at))
+            SpoolItem(*row[:7], row.accepted_at)
             for row in rows
-            if row.next_attempt_at is None or _aware(row.next_attempt_at) <= now
+            if row.next_attempt_at is None or row.next_attempt_at <= now
         ]
 
     def payload(self, spool_id: int) -> tuple[dict[str, Any], bytes]:
