@@ -44,8 +44,11 @@ def _ring() -> KeyRing:
         ) from exc
 
 
+# recreate="never": plain ALTER TABLE statements (SQLite ≥ 3.35 drops and renames columns
+# in place). Re-creating the table, Alembic's SQLite default, fails as soon as another table
+# refers to a dossier (foreign keys are on), i.e. on every deployment in use.
 def upgrade() -> None:
-    with op.batch_alter_table("dossiers", schema=None) as batch_op:
+    with op.batch_alter_table("dossiers", schema=None, recreate="never") as batch_op:
         batch_op.add_column(sa.Column("ins_index", sa.String(length=64), nullable=True))
         batch_op.add_column(sa.Column("sealed_reason", sa.LargeBinary(), nullable=True))
         batch_op.create_index(batch_op.f("ix_dossiers_ins_index"), ["ins_index"], unique=False)
@@ -70,16 +73,16 @@ def upgrade() -> None:
             if reason is not None:
                 values["sealed_reason"] = ring.seal_json(reason, DOSSIER_PURPOSE)
             conn.execute(sa.update(dossiers).where(dossiers.c.id == dossier_id).values(values))
-    with op.batch_alter_table("dossiers", schema=None) as batch_op:
+    with op.batch_alter_table("dossiers", schema=None, recreate="never") as batch_op:
         batch_op.drop_column("status_reason")
-    with op.batch_alter_table("dossiers", schema=None) as batch_op:
+    with op.batch_alter_table("dossiers", schema=None, recreate="never") as batch_op:
         batch_op.alter_column("sealed_reason", new_column_name="status_reason")
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("dossiers", schema=None) as batch_op:
+    with op.batch_alter_table("dossiers", schema=None, recreate="never") as batch_op:
         batch_op.alter_column("status_reason", new_column_name="sealed_reason")
-    with op.batch_alter_table("dossiers", schema=None) as batch_op:
+    with op.batch_alter_table("dossiers", schema=None, recreate="never") as batch_op:
         batch_op.add_column(sa.Column("status_reason", sa.String(length=500), nullable=True))
     conn = op.get_bind()
     rows = conn.execute(
@@ -96,7 +99,7 @@ def downgrade() -> None:
                 .where(dossiers.c.id == dossier_id)
                 .values(status_reason=str(reason)[:500])
             )
-    with op.batch_alter_table("dossiers", schema=None) as batch_op:
+    with op.batch_alter_table("dossiers", schema=None, recreate="never") as batch_op:
         batch_op.drop_index(batch_op.f("ix_dossiers_ins_index"))
         batch_op.drop_column("sealed_reason")
         batch_op.drop_column("ins_index")
