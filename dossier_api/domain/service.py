@@ -445,9 +445,15 @@ class DossierService:
     # -- care circle ---------------------------------------------------------------------
 
     @staticmethod
-    def member_json(m: CircleMember, now: dt.datetime) -> dict[str, Any]:
+    def member_json(
+        m: CircleMember, now: dt.datetime, pro: Professional | None = None
+    ) -> dict[str, Any]:
+        """A circle entry; with its directory entry, the person's name and profession (so
+        pages show people, not Matrix ids)."""
         return {
             "user_id": m.user_id,
+            "display_name": pro.display_name if pro is not None else None,
+            "profession": pro.profession if pro is not None else None,
             "role": m.role,
             "coordinator": m.coordinator,
             "since": _iso(m.since),
@@ -461,12 +467,13 @@ class DossierService:
     def circle(self, caller: Caller, dossier_id: str) -> list[dict[str, Any]]:
         now = dt.datetime.now(dt.UTC)
         with self.acting(caller, "circle.read", dossier_id, "read") as act:
-            rows = act.session.scalars(
-                select(CircleMember)
+            rows = act.session.execute(
+                select(CircleMember, Professional)
+                .outerjoin(Professional, Professional.user_id == CircleMember.user_id)
                 .where(CircleMember.dossier_id == dossier_id)
                 .order_by(CircleMember.id)
             ).all()
-            return [self.member_json(m, now) for m in rows]
+            return [self.member_json(m, now, pro) for m, pro in rows]
 
     @staticmethod
     def _may_change_circle(access: Access, pathway: Pathway | None) -> None:
@@ -532,7 +539,7 @@ class DossierService:
             session.add(member)
             enqueue(session, dossier_id, user_id)
             session.flush()
-            return self.member_json(member, now)
+            return self.member_json(member, now, session.get(Professional, user_id))
 
     def remove_member(self, caller: Caller, dossier_id: str, user_id: str) -> dict[str, Any]:
         now = dt.datetime.now(dt.UTC)
@@ -547,7 +554,7 @@ class DossierService:
                 member.removed_at = now
                 member.removed_by = caller.user_id
             enqueue(session, dossier_id, user_id)
-            return self.member_json(current[0], now)
+            return self.member_json(current[0], now, session.get(Professional, user_id))
 
     # -- cahier de liaison ---------------------------------------------------------------
 

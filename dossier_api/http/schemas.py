@@ -78,6 +78,8 @@ MEMBER = obj(
     ],
     {
         "user_id": USER_ID,
+        "display_name": {"type": "string", "nullable": True},
+        "profession": {"type": "string", "nullable": True},
         "role": ROLE,
         "coordinator": {"type": "boolean"},
         "since": DATETIME,

@@ -131,11 +131,15 @@ class Stack:
             self.bind_directory(account.user_id, profession)
         return account
 
-    def bind_directory(self, user_id: str, profession: str = "infirmier") -> None:
+    def bind_directory(
+        self, user_id: str, profession: str = "infirmier", display_name: str | None = None
+    ) -> None:
         """Inscribe ``user_id`` (of this server or a peer) in this deployment's directory."""
         rpps = "".join(secrets.choice("0123456789") for _ in range(11))
         engine = make_engine(self.deployment.settings.database_url, create_tables=False)
         try:
-            upsert_professional(engine, DirectoryEntry(user_id, profession, rpps=rpps))
+            upsert_professional(
+                engine, DirectoryEntry(user_id, profession, rpps=rpps), display_name
+            )
         finally:
             engine.dispose()

@@ -8,8 +8,8 @@ from jsonschema import Draft7Validator
 
 from coordination_bot.core import USER_ID
 from dossier_api.http.schemas import USER_ID as USER_ID_SCHEMA
+from maillon.shared.care_circle_config import _servers, _user_id
 from maillon.shared.circle import SERVER_NAME_RE, USER_ID_RE
-from synapse_modules.config import _servers, _user_id
 
 ACCEPTED = ["@ide.martin:sante.test", "@dr_house=1/x+y-z:chu.example:8448", "@a:localhost"]
 REFUSED = ["ide:sante.test", "@IDE:sante.test", "@ide", "@ide:", "@ide :sante.test", ""]
