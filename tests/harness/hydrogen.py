@@ -54,7 +54,11 @@ class Person:
         return self.user_id[1:].split(":", 1)[0]
 
 
-def register_person(stack: Stack, prefix: str, display_name: str) -> Person:
+def register_person(
+    stack: Stack, prefix: str, display_name: str, profession: str | None = "infirmier"
+) -> Person:
+    """An account with a password (for the login screen); with a ``profession`` (the
+    default), a professional of the dossier store's directory under their name."""
     localpart = f"{prefix}{secrets.token_hex(3)}"
     password = secrets.token_urlsafe(12)
     account = register_user(
@@ -64,6 +68,8 @@ def register_person(stack: Stack, prefix: str, display_name: str) -> Person:
         password,
         displayname=display_name,
     )
+    if profession is not None:
+        stack.bind_directory(account.user_id, profession, display_name)
     return Person(account.user_id, password, account.access_token, account.device_id)
 
 
