@@ -150,6 +150,7 @@ async def test_a_redelivered_command_runs_once(tmp_path: Path) -> None:
     bot._send = fake_send  # type: ignore[method-assign]
     local = InProcessBot(bot.services)
     coord = "@coord:localhost"
+    Stack(tmp_path / "deployment", "localhost").bind_directory(coord)  # opens dossiers
     opened = await local.say(coord, "!dm:localhost", "!dossier nouveau Petit Luc 01/01/1950 M")
     assert opened.dossier_id is not None
     local.link_room(opened.dossier_id, "!room:localhost")
