@@ -28,9 +28,9 @@ from coordination_bot.commands import formulaire, note
 from coordination_bot.core import CommandError, Context, Reply
 from coordination_bot.dispatch import dispatch, error_reply, is_command
 from coordination_bot.services import MailOutbox, Services
+from dossier_api.domain.core import ApiError
 from dossier_api.domain.mail.outbox import TrustSpace, relay_marker
 from dossier_api.domain.mail.spool import Spool
-from dossier_api.domain.service import ApiError
 from maillon.shared.cross_signing import ensure_cross_signed
 from maillon.shared.crypto import KeyRing
 from maillon.shared.matrix_session import obtain_credentials

@@ -13,7 +13,7 @@ from coordination_bot.core import REGISTRY, Command, CommandError, Context, Repl
 from coordination_bot.core import tokenize as split_words
 from coordination_bot.dates import DateError
 from coordination_bot.services import Services
-from dossier_api.domain.service import ApiError
+from dossier_api.domain.core import ApiError
 
 log = logging.getLogger(__name__)
 MAX_INPUT = 30000

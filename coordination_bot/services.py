@@ -15,7 +15,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from coordination_bot.models import BotFormDialogue, BotHandledEvent, BotNoteThread
-from dossier_api.domain import care
 from dossier_api.domain.access import Caller
 from dossier_api.domain.circle_members import active_members
 from dossier_api.domain.mail.outbox import TrustSpace, queue_mail
@@ -26,33 +25,6 @@ from maillon.shared.room_sync_client import RoomSyncClient, main_room
 from maillon.shared.settings import Deployment
 
 T = TypeVar("T")
-
-
-class CareCalls:
-    """``dossier_api.domain.care`` functions bound to the service: ``fn(caller, ...)``."""
-
-    def __init__(self, svc: DossierService) -> None:
-        self._svc = svc
-
-    def add_appointment(self, caller: Caller, dossier_id: str, body: dict[str, Any]) -> Any:
-        return care.add_appointment(self._svc, caller, dossier_id, body)
-
-    def appointments(self, caller: Caller, dossier_id: str) -> list[dict[str, Any]]:
-        return care.appointments(self._svc, caller, dossier_id)
-
-    def submit_form(
-        self, caller: Caller, dossier_id: str, form_id: str, body: dict[str, Any]
-    ) -> dict[str, Any]:
-        return care.submit_form(self._svc, caller, dossier_id, form_id, body)
-
-    def forms(self, caller: Caller, dossier_id: str) -> list[dict[str, Any]]:
-        return care.forms(self._svc, caller, dossier_id)
-
-    def get_ppcs(self, caller: Caller, dossier_id: str) -> dict[str, Any]:
-        return care.get_ppcs(self._svc, caller, dossier_id)
-
-    def add_alert(self, caller: Caller, dossier_id: str, body: dict[str, Any]) -> dict[str, Any]:
-        return care.add_alert(self._svc, caller, dossier_id, body)
 
 
 class MailNotConfigured(Exception):
@@ -80,7 +52,6 @@ class Services:
         self.engine = engine
         self.mail = mail
         self.dossiers = DossierService(engine, deployment, component="bot")
-        self.care = CareCalls(self.dossiers)
         self.room_sync = room_sync
         self._room_dossier: dict[str, str] = {}  # a room's dossier never changes
 

@@ -70,7 +70,9 @@ async def _add(ctx: Context, args: list[str]) -> Reply:
         "end": (start + duration).isoformat(),
         "participants": sorted(set(participants)),
     }
-    await ctx.services.as_sender(ctx.sender, ctx.services.care.add_appointment, dossier_id, body)
+    await ctx.services.as_sender(
+        ctx.sender, ctx.services.dossiers.add_appointment, dossier_id, body
+    )
     minutes = int(duration.total_seconds() // 60)
     return build(
         ctx.t(
@@ -93,7 +95,7 @@ async def agenda(ctx: Context, args: list[str]) -> Reply:
             )
         )
     dossier_id = await ctx.dossier_id()
-    rows = await ctx.services.as_sender(ctx.sender, ctx.services.care.appointments, dossier_id)
+    rows = await ctx.services.as_sender(ctx.sender, ctx.services.dossiers.appointments, dossier_id)
     now = ctx.now.astimezone(dt.UTC)
     upcoming = [
         a for a in rows if not a["cancelled"] and dt.datetime.fromisoformat(a["end"]) >= now

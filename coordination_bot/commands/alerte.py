@@ -37,7 +37,9 @@ async def alerte(ctx: Context, args: list[str]) -> Reply:
     body: dict[str, object] = {"text": text}
     if recipients:
         body["to"] = recipients
-    alert = await ctx.services.as_sender(ctx.sender, ctx.services.care.add_alert, dossier_id, body)
+    alert = await ctx.services.as_sender(
+        ctx.sender, ctx.services.dossiers.add_alert, dossier_id, body
+    )
     to = alert["recipients"]
     return build(
         ctx.t(f"⚠️ Alerte de {ctx.sender} : {text}", f"⚠️ Alert from {ctx.sender}: {text}"),

@@ -9,8 +9,8 @@ from typing import Any
 from coordination_bot.core import Command, CommandError, Context, Reply, build, esc, register
 from coordination_bot.dates import DateError, fold, french_datetime, parse_date_text
 from coordination_bot.models import BotFormDialogue
+from dossier_api.domain.core import ApiError
 from dossier_api.domain.pathways import PATHWAYS, FormDefinition, FormField
-from dossier_api.domain.service import ApiError
 
 USAGE = "!formulaire NOM"
 USAGE_EN = "!form NAME"
@@ -184,7 +184,7 @@ async def answer(ctx: Context, row: BotFormDialogue, text: str) -> Reply:
     try:
         saved = await ctx.services.as_sender(
             ctx.sender,
-            ctx.services.care.submit_form,
+            ctx.services.dossiers.submit_form,
             row.dossier_id,
             form.id,
             {"answers": answers},
@@ -218,7 +218,7 @@ async def formulaires(ctx: Context, args: list[str]) -> Reply:
         )
     dossier_id = await ctx.dossier_id()
     pathway = PATHWAYS.get(await _pathway_of(ctx, dossier_id))
-    filled = await ctx.services.as_sender(ctx.sender, ctx.services.care.forms, dossier_id)
+    filled = await ctx.services.as_sender(ctx.sender, ctx.services.dossiers.forms, dossier_id)
     lines = []
     for form in pathway.forms if pathway else ():
         mine = [f for f in filled if f["form_id"] == form.id]

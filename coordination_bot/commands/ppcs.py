@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from coordination_bot.core import Command, CommandError, Context, Reply, build, register
-from dossier_api.domain.service import ApiError
+from dossier_api.domain.core import ApiError
 
 
 async def ppcs(ctx: Context, args: list[str]) -> Reply:
@@ -16,7 +16,7 @@ async def ppcs(ctx: Context, args: list[str]) -> Reply:
         )
     dossier_id = await ctx.dossier_id()
     try:
-        plan = await ctx.services.as_sender(ctx.sender, ctx.services.care.get_ppcs, dossier_id)
+        plan = await ctx.services.as_sender(ctx.sender, ctx.services.dossiers.get_ppcs, dossier_id)
     except ApiError as exc:
         if exc.status != 404:
             raise

@@ -1,4 +1,6 @@
-"""Forms, PPCS, agenda (with iCalendar export) and alerts of a dossier."""
+"""Forms, PPCS, agenda (with iCalendar export) and alerts of a dossier: the operations as the
+``CareOperations`` mixin of ``DossierService``; their JSON and the iCalendar text as module
+functions."""
 
 from __future__ import annotations
 
@@ -9,9 +11,9 @@ from sqlalchemy import select
 
 from dossier_api.domain.access import Caller
 from dossier_api.domain.circle_members import active_members
+from dossier_api.domain.core import ApiError, ServiceCore, _iso, _parse_dt
 from dossier_api.domain.models import Alert, Appointment, CarePlan, FormSubmission
 from dossier_api.domain.pathways import PATHWAYS
-from dossier_api.domain.service import ApiError, DossierService, _iso, _parse_dt
 from maillon.shared.text import displayable
 
 
@@ -46,36 +48,6 @@ def pathways_json() -> list[dict[str, Any]]:
     ]
 
 
-# -- forms -------------------------------------------------------------------------------
-
-
-def submit_form(
-    svc: DossierService, caller: Caller, dossier_id: str, form_id: str, body: dict[str, Any]
-) -> dict[str, Any]:
-    with svc.acting(caller, "forms.write", dossier_id, "write") as act:
-        session, dossier = act.session, act.dossier
-        pathway = PATHWAYS.get(dossier.pathway)
-        form = pathway.form(form_id) if pathway else None
-        if form is None:
-            raise ApiError(
-                404, "M_NOT_FOUND", f"formulaire inconnu dans le parcours {dossier.pathway}"
-            )
-        act.detail = form.id
-        problems = form.validate(body["answers"])
-        if problems:
-            raise ApiError(400, "M_INVALID_PARAM", "; ".join(problems))
-        row = FormSubmission(
-            dossier_id=dossier_id,
-            form_id=form.id,
-            form_version=form.version,
-            author=caller.user_id,
-            answers=body["answers"],
-        )
-        session.add(row)
-        session.flush()
-        return _form_json(row)
-
-
 def _form_json(row: FormSubmission) -> dict[str, Any]:
     return {
         "id": row.id,
@@ -87,42 +59,6 @@ def _form_json(row: FormSubmission) -> dict[str, Any]:
     }
 
 
-def forms(svc: DossierService, caller: Caller, dossier_id: str) -> list[dict[str, Any]]:
-    with svc.acting(caller, "forms.read", dossier_id, "read") as act:
-        rows = act.session.scalars(
-            select(FormSubmission)
-            .where(FormSubmission.dossier_id == dossier_id)
-            .order_by(FormSubmission.created_at)
-        ).all()
-        return [_form_json(r) for r in rows]
-
-
-# -- PPCS --------------------------------------------------------------------------------
-
-
-def put_ppcs(
-    svc: DossierService, caller: Caller, dossier_id: str, body: dict[str, Any]
-) -> dict[str, Any]:
-    with svc.acting(caller, "ppcs.write", dossier_id, "write") as act:
-        session = act.session
-        last = session.scalar(
-            select(CarePlan)
-            .where(CarePlan.dossier_id == dossier_id)
-            .order_by(CarePlan.version.desc())
-            .limit(1)
-        )
-        plan = CarePlan(
-            dossier_id=dossier_id,
-            version=(last.version + 1) if last else 1,
-            author=caller.user_id,
-            plan=body,
-        )
-        session.add(plan)
-        session.flush()
-        act.detail = str(plan.version)
-        return _ppcs_json(plan)
-
-
 def _ppcs_json(plan: CarePlan) -> dict[str, Any]:
     return {
         "version": plan.version,
@@ -130,22 +66,6 @@ def _ppcs_json(plan: CarePlan) -> dict[str, Any]:
         "updated_at": _iso(plan.created_at),
         **plan.plan,
     }
-
-
-def get_ppcs(svc: DossierService, caller: Caller, dossier_id: str) -> dict[str, Any]:
-    with svc.acting(caller, "ppcs.read", dossier_id, "read") as act:
-        plan = act.session.scalar(
-            select(CarePlan)
-            .where(CarePlan.dossier_id == dossier_id)
-            .order_by(CarePlan.version.desc())
-            .limit(1)
-        )
-        if plan is None:
-            raise ApiError(404, "M_NOT_FOUND", "pas encore de PPCS pour ce dossier")
-        return _ppcs_json(plan)
-
-
-# -- agenda ------------------------------------------------------------------------------
 
 
 def _appointment_json(a: Appointment) -> dict[str, Any]:
@@ -160,55 +80,6 @@ def _appointment_json(a: Appointment) -> dict[str, Any]:
         "created_by": a.created_by,
         "cancelled": a.cancelled,
     }
-
-
-def add_appointment(
-    svc: DossierService, caller: Caller, dossier_id: str, body: dict[str, Any]
-) -> dict[str, Any]:
-    with svc.acting(caller, "agenda.write", dossier_id, "write") as act:
-        session = act.session
-        start, end = _parse_dt(body["start"], "start"), _parse_dt(body["end"], "end")
-        if end <= start:
-            raise ApiError(400, "M_INVALID_PARAM", "la fin du rendez-vous doit suivre son début")
-        appointment = Appointment(
-            dossier_id=dossier_id,
-            start=start,
-            end=end,
-            created_by=caller.user_id,
-            details={"title": body["title"], "place": body.get("place")},
-            participants=",".join(body.get("participants", [])),
-        )
-        session.add(appointment)
-        session.flush()
-        act.detail = appointment.id
-        return _appointment_json(appointment)
-
-
-def appointments(svc: DossierService, caller: Caller, dossier_id: str) -> list[dict[str, Any]]:
-    with svc.acting(caller, "agenda.read", dossier_id, "read") as act:
-        rows = act.session.scalars(
-            select(Appointment)
-            .where(Appointment.dossier_id == dossier_id)
-            .order_by(Appointment.start)
-        ).all()
-        return [_appointment_json(a) for a in rows]
-
-
-def my_appointments(svc: DossierService, caller: Caller) -> list[dict[str, Any]]:
-    """Appointments I take part in, in the dossiers I may still read; one audit row for the
-    request, naming the dossiers read."""
-    with svc.acting(caller, "agenda.mine") as act:
-        session = act.session
-        rows = session.scalars(
-            select(Appointment)
-            .where(Appointment.participants.contains(caller.user_id))
-            .order_by(Appointment.start)
-        ).all()
-        mine = [a for a in rows if caller.user_id in a.participants.split(",")]
-        may_read = svc.readable(session, caller, {a.dossier_id for a in mine})
-        readable = [_appointment_json(a) for a in mine if a.dossier_id in may_read]
-        act.detail = "dossiers : " + (", ".join(sorted(may_read)) or "aucun")
-        return readable
 
 
 def _ics_text(value: str) -> str:
@@ -264,37 +135,159 @@ def _fold(line: str, limit: int = 75) -> str:
     return "\r\n".join(parts)
 
 
-# -- alerts ------------------------------------------------------------------------------
+class CareOperations(ServiceCore):
+    """Forms, PPCS, agenda and alerts of a dossier: operations of ``DossierService``, each
+    checked, done and audited in one ``self.acting`` transaction."""
 
+    # -- forms ---------------------------------------------------------------------------
 
-def add_alert(
-    svc: DossierService, caller: Caller, dossier_id: str, body: dict[str, Any]
-) -> dict[str, Any]:
-    now = dt.datetime.now(dt.UTC)
-    with svc.acting(caller, "alerts.write", dossier_id, "write") as act:
-        session = act.session
-        members = {m.user_id for m in active_members(session, dossier_id, now=now)}
-        wanted = set(body.get("to") or members - {caller.user_id})
-        outside = wanted - members
-        if outside:
-            raise ApiError(
-                400,
-                "M_INVALID_PARAM",
-                "destinataires hors du cercle : " + ", ".join(sorted(outside)),
+    def submit_form(
+        self, caller: Caller, dossier_id: str, form_id: str, body: dict[str, Any]
+    ) -> dict[str, Any]:
+        with self.acting(caller, "forms.write", dossier_id, "write") as act:
+            session, dossier = act.session, act.dossier
+            pathway = PATHWAYS.get(dossier.pathway)
+            form = pathway.form(form_id) if pathway else None
+            if form is None:
+                raise ApiError(
+                    404, "M_NOT_FOUND", f"formulaire inconnu dans le parcours {dossier.pathway}"
+                )
+            act.detail = form.id
+            problems = form.validate(body["answers"])
+            if problems:
+                raise ApiError(400, "M_INVALID_PARAM", "; ".join(problems))
+            row = FormSubmission(
+                dossier_id=dossier_id,
+                form_id=form.id,
+                form_version=form.version,
+                author=caller.user_id,
+                answers=body["answers"],
             )
-        alert = Alert(
-            dossier_id=dossier_id,
-            author=caller.user_id,
-            recipients=",".join(sorted(wanted)),
-            message={"text": body["text"]},
-        )
-        session.add(alert)
-        session.flush()
-        act.detail = alert.id
-        return {
-            "id": alert.id,
-            "author": alert.author,
-            "created_at": _iso(alert.created_at),
-            "recipients": sorted(wanted),
-            "text": body["text"],
-        }
+            session.add(row)
+            session.flush()
+            return _form_json(row)
+
+    def forms(self, caller: Caller, dossier_id: str) -> list[dict[str, Any]]:
+        with self.acting(caller, "forms.read", dossier_id, "read") as act:
+            rows = act.session.scalars(
+                select(FormSubmission)
+                .where(FormSubmission.dossier_id == dossier_id)
+                .order_by(FormSubmission.created_at)
+            ).all()
+            return [_form_json(r) for r in rows]
+
+    # -- PPCS ----------------------------------------------------------------------------
+
+    def put_ppcs(self, caller: Caller, dossier_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        with self.acting(caller, "ppcs.write", dossier_id, "write") as act:
+            session = act.session
+            last = session.scalar(
+                select(CarePlan)
+                .where(CarePlan.dossier_id == dossier_id)
+                .order_by(CarePlan.version.desc())
+                .limit(1)
+            )
+            plan = CarePlan(
+                dossier_id=dossier_id,
+                version=(last.version + 1) if last else 1,
+                author=caller.user_id,
+                plan=body,
+            )
+            session.add(plan)
+            session.flush()
+            act.detail = str(plan.version)
+            return _ppcs_json(plan)
+
+    def get_ppcs(self, caller: Caller, dossier_id: str) -> dict[str, Any]:
+        with self.acting(caller, "ppcs.read", dossier_id, "read") as act:
+            plan = act.session.scalar(
+                select(CarePlan)
+                .where(CarePlan.dossier_id == dossier_id)
+                .order_by(CarePlan.version.desc())
+                .limit(1)
+            )
+            if plan is None:
+                raise ApiError(404, "M_NOT_FOUND", "pas encore de PPCS pour ce dossier")
+            return _ppcs_json(plan)
+
+    # -- agenda --------------------------------------------------------------------------
+
+    def add_appointment(
+        self, caller: Caller, dossier_id: str, body: dict[str, Any]
+    ) -> dict[str, Any]:
+        with self.acting(caller, "agenda.write", dossier_id, "write") as act:
+            session = act.session
+            start, end = _parse_dt(body["start"], "start"), _parse_dt(body["end"], "end")
+            if end <= start:
+                raise ApiError(
+                    400, "M_INVALID_PARAM", "la fin du rendez-vous doit suivre son début"
+                )
+            appointment = Appointment(
+                dossier_id=dossier_id,
+                start=start,
+                end=end,
+                created_by=caller.user_id,
+                details={"title": body["title"], "place": body.get("place")},
+                participants=",".join(body.get("participants", [])),
+            )
+            session.add(appointment)
+            session.flush()
+            act.detail = appointment.id
+            return _appointment_json(appointment)
+
+    def appointments(self, caller: Caller, dossier_id: str) -> list[dict[str, Any]]:
+        with self.acting(caller, "agenda.read", dossier_id, "read") as act:
+            rows = act.session.scalars(
+                select(Appointment)
+                .where(Appointment.dossier_id == dossier_id)
+                .order_by(Appointment.start)
+            ).all()
+            return [_appointment_json(a) for a in rows]
+
+    def my_appointments(self, caller: Caller) -> list[dict[str, Any]]:
+        """Appointments I take part in, in the dossiers I may still read; one audit row for the
+        request, naming the dossiers read."""
+        with self.acting(caller, "agenda.mine") as act:
+            session = act.session
+            rows = session.scalars(
+                select(Appointment)
+                .where(Appointment.participants.contains(caller.user_id))
+                .order_by(Appointment.start)
+            ).all()
+            mine = [a for a in rows if caller.user_id in a.participants.split(",")]
+            may_read = self.readable(session, caller, {a.dossier_id for a in mine})
+            readable = [_appointment_json(a) for a in mine if a.dossier_id in may_read]
+            act.detail = "dossiers : " + (", ".join(sorted(may_read)) or "aucun")
+            return readable
+
+    # -- alerts --------------------------------------------------------------------------
+
+    def add_alert(self, caller: Caller, dossier_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        now = dt.datetime.now(dt.UTC)
+        with self.acting(caller, "alerts.write", dossier_id, "write") as act:
+            session = act.session
+            members = {m.user_id for m in active_members(session, dossier_id, now=now)}
+            wanted = set(body.get("to") or members - {caller.user_id})
+            outside = wanted - members
+            if outside:
+                raise ApiError(
+                    400,
+                    "M_INVALID_PARAM",
+                    "destinataires hors du cercle : " + ", ".join(sorted(outside)),
+                )
+            alert = Alert(
+                dossier_id=dossier_id,
+                author=caller.user_id,
+                recipients=",".join(sorted(wanted)),
+                message={"text": body["text"]},
+            )
+            session.add(alert)
+            session.flush()
+            act.detail = alert.id
+            return {
+                "id": alert.id,
+                "author": alert.author,
+                "created_at": _iso(alert.created_at),
+                "recipients": sorted(wanted),
+                "text": body["text"],
+            }

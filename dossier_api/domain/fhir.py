@@ -1,5 +1,6 @@
 """FHIR R4 export of a dossier as a Bundle (ANS guides: FR Core Patient with the INS only
-when the identity is qualified, CareTeam, DocumentReference, Task, Appointment, CarePlan)."""
+when the identity is qualified, CareTeam, DocumentReference, Task, Appointment, CarePlan):
+the ``FhirExport`` mixin of ``DossierService``; each resource built by a module function."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ from sqlalchemy import select
 
 from dossier_api.domain import visibility
 from dossier_api.domain.access import Caller
+from dossier_api.domain.core import ServiceCore, _iso
 from dossier_api.domain.models import Appointment, CarePlan, CircleMember, Dossier, Note, Task
-from dossier_api.domain.service import DossierService, _iso
 from maillon.shared.text import displayable
 
 MXID_SYSTEM = "urn:ietf:rfc:3986"  # Matrix user ids as URIs (matrix:u/…)
@@ -173,38 +174,41 @@ def _care_plan(dossier: Dossier, plan: CarePlan) -> dict[str, Any]:
     }
 
 
-def export_bundle(svc: DossierService, caller: Caller, dossier_id: str) -> dict[str, Any]:
-    with svc.acting(caller, "fhir.export", dossier_id, "read") as act:
-        session, dossier, access = act.session, act.dossier, act.access
-        members = list(
-            session.scalars(
-                select(CircleMember)
-                .where(CircleMember.dossier_id == dossier_id)
-                .order_by(CircleMember.id)
-            ).all()
-        )
-        reader = visibility.reader_of(session, dossier_id, access)
-        notes = visibility.readable_notes(session, dossier_id, [reader])
-        tasks = session.scalars(select(Task).where(Task.dossier_id == dossier_id)).all()
-        rdvs = session.scalars(select(Appointment).where(Appointment.dossier_id == dossier_id))
-        plan = session.scalar(
-            select(CarePlan)
-            .where(CarePlan.dossier_id == dossier_id)
-            .order_by(CarePlan.version.desc())
-            .limit(1)
-        )
-        superseded = {n.corrects for n in notes if n.corrects}
-        resources = [patient(dossier), _care_team(dossier, members)]
-        resources += [_document(dossier, n, superseded) for n in notes]
-        resources += [_task(dossier, t) for t in tasks]
-        resources += [_appointment(a) for a in rdvs]
-        if plan is not None:
-            resources.append(_care_plan(dossier, plan))
-    return {
-        "resourceType": "Bundle",
-        "type": "collection",
-        "entry": [
-            {"fullUrl": f"urn:maillon:{r['resourceType']}/{r['id']}", "resource": r}
-            for r in resources
-        ],
-    }
+class FhirExport(ServiceCore):
+    """The FHIR export, an operation of ``DossierService`` (audited as ``fhir.export``)."""
+
+    def fhir_bundle(self, caller: Caller, dossier_id: str) -> dict[str, Any]:
+        with self.acting(caller, "fhir.export", dossier_id, "read") as act:
+            session, dossier, access = act.session, act.dossier, act.access
+            members = list(
+                session.scalars(
+                    select(CircleMember)
+                    .where(CircleMember.dossier_id == dossier_id)
+                    .order_by(CircleMember.id)
+                ).all()
+            )
+            reader = visibility.reader_of(session, dossier_id, access)
+            notes = visibility.readable_notes(session, dossier_id, [reader])
+            tasks = session.scalars(select(Task).where(Task.dossier_id == dossier_id)).all()
+            rdvs = session.scalars(select(Appointment).where(Appointment.dossier_id == dossier_id))
+            plan = session.scalar(
+                select(CarePlan)
+                .where(CarePlan.dossier_id == dossier_id)
+                .order_by(CarePlan.version.desc())
+                .limit(1)
+            )
+            superseded = {n.corrects for n in notes if n.corrects}
+            resources = [patient(dossier), _care_team(dossier, members)]
+            resources += [_document(dossier, n, superseded) for n in notes]
+            resources += [_task(dossier, t) for t in tasks]
+            resources += [_appointment(a) for a in rdvs]
+            if plan is not None:
+                resources.append(_care_plan(dossier, plan))
+        return {
+            "resourceType": "Bundle",
+            "type": "collection",
+            "entry": [
+                {"fullUrl": f"urn:maillon:{r['resourceType']}/{r['id']}", "resource": r}
+                for r in resources
+            ],
+        }

@@ -7,8 +7,9 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from dossier_api.domain.access import Access, Caller
+from dossier_api.domain.core import ApiError
 from dossier_api.domain.models import Dossier, DossierRoom, RoomActivity
-from dossier_api.domain.service import ApiError, DossierService
+from dossier_api.domain.service import DossierService
 
 MEMBERSHIPS = ("invite", "join", "leave", "kick", "ban")
 

@@ -1,20 +1,20 @@
 """Dossier operations with their authorization and audit. Synchronous (run in a thread);
-every read and write of a dossier, allowed or refused, leaves an audit entry."""
+every read and write of a dossier, allowed or refused, leaves an audit entry (each runs in
+``ServiceCore.acting``, ``dossier_api.domain.core``)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import secrets
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, func, insert, select, union
-from sqlalchemy.orm import Session
+from sqlalchemy import func, insert, select, union
 
 from dossier_api.domain import circle_members, visibility
-from dossier_api.domain.access import NONE, Access, Caller, decide
+from dossier_api.domain.access import Access, Caller, decide
+from dossier_api.domain.care import CareOperations
+from dossier_api.domain.core import ApiError, _iso, _parse_date, _parse_dt
+from dossier_api.domain.fhir import FhirExport
 from dossier_api.domain.models import (
     AuditEntry,
     CircleMember,
@@ -30,58 +30,8 @@ from dossier_api.domain.models import (
 )
 from dossier_api.domain.pathways import PATHWAYS, Pathway
 from dossier_api.domain.rooms import ROOMS, enqueue
-from maillon.shared.care_circle_config import allowed_servers
 from maillon.shared.circle import RESTRICTED_ROLES, ROOM_AUDIENCES, server_of
 from maillon.shared.clock import utcnow
-from maillon.shared.settings import Deployment
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, errcode: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.errcode = errcode
-        self.message = message
-
-
-def _iso(value: dt.datetime | None) -> str | None:
-    if value is None:
-        return None
-    return value.isoformat(timespec="seconds")
-
-
-# Dates a dossier can carry (birth dates aside): a wider range is a typing error, and
-# the edges of the calendar break time-zone conversions and exports.
-MIN_YEAR, MAX_YEAR = 1900, 2200
-
-
-def _in_range(value: str, year: int, field: str | None) -> None:
-    if not MIN_YEAR <= year <= MAX_YEAR:
-        where = f" pour « {field} »" if field else ""
-        raise ApiError(
-            400,
-            "M_INVALID_PARAM",
-            f"date hors limites{where} : « {value} » (années {MIN_YEAR} à {MAX_YEAR})",
-        )
-
-
-def _parse_dt(value: str, field: str | None = None) -> dt.datetime:
-    try:
-        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise ApiError(400, "M_INVALID_PARAM", f"date et heure illisibles : « {value} »") from exc
-    _in_range(value, parsed.year, field)
-    aware = parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
-    return aware.astimezone(dt.UTC)
-
-
-def _parse_date(value: str, field: str | None = None) -> dt.date:
-    try:
-        parsed = dt.date.fromisoformat(value)
-    except ValueError as exc:
-        raise ApiError(400, "M_INVALID_PARAM", f"date illisible : « {value} »") from exc
-    _in_range(value, parsed.year, field)
-    return parsed
 
 
 def display_name(identity: dict[str, Any]) -> str:
@@ -92,174 +42,10 @@ def display_name(identity: dict[str, Any]) -> str:
 MAX_DELEGATION_DAYS = 90
 
 
-@dataclass
-class Act:
-    """One checked action in its transaction: the session, the caller's access, and what the
-    audit row will say (``detail``, and the dossier when the action creates one)."""
-
-    session: Session
-    access: Access
-    found: Dossier | None = None
-    detail: str | None = None
-    dossier_id: str | None = None
-
-    @property
-    def dossier(self) -> Dossier:
-        assert self.found is not None, "an action on a dossier"
-        return self.found
-
-
-def _refusal_detail(exc: ApiError) -> str:
-    return f"{exc.status} {exc.errcode} : {exc.message}"[:500]
-
-
-class DossierService:
-    """The dossier domain's operations. Built from the deployment, so every caller (API,
-    bot) gets the same checks: the mail domain, our homeserver and its peers."""
-
-    def __init__(self, engine: Engine, deployment: Deployment, component: str = "api") -> None:
-        settings = deployment.settings
-        self._engine = engine
-        self._mail_domain = settings.mail_domain
-        self._component = component
-        # Our homeserver and its peers: nobody else can sit in a patient room.
-        self._allowed_servers = allowed_servers(
-            str(deployment.path(settings.homeserver.config_file)), settings.server_name
-        )
-
-    @contextmanager
-    def tx(self) -> Iterator[Session]:
-        with Session(self._engine, expire_on_commit=False) as session, session.begin():
-            yield session
-
-    # -- access and audit ----------------------------------------------------------------
-
-    def audit_entry(
-        self,
-        session: Session,
-        dossier_id: str | None,
-        access: Access,
-        action: str,
-        allowed: bool,
-        detail: str | None = None,
-    ) -> None:
-        session.add(
-            AuditEntry(
-                dossier_id=dossier_id if dossier_id is None or len(dossier_id) <= 32 else None,
-                actor=access.user_id,
-                on_behalf_of=access.on_behalf_of,
-                basis=access.basis,
-                action=action[:60],
-                component=self._component,
-                allowed=allowed,
-                detail=detail,
-            )
-        )
-
-    def audit_impersonation(self, user_id: str, dossier_id: str | None, request: str) -> None:
-        """A request refused because its token was issued to a server administrator logging
-        in as ``user_id``: recorded (in the dossier's audit when the path names one)."""
-        access = Access(user_id, "admin_login_as")
-        known = dossier_id if dossier_id and len(dossier_id) <= 32 else None
-        with self.tx() as session:
-            detail = f"jeton « se connecter en tant que » d'un administrateur : {request}"
-            self.audit_entry(session, known, access, "impersonation", False, detail)
-
-    def _access(self, session: Session, caller: Caller, dossier: Dossier) -> Access:
-        now = dt.datetime.now(dt.UTC)
-        circle = session.scalars(
-            select(CircleMember).where(CircleMember.dossier_id == dossier.id)
-        ).all()
-        staff = (
-            dossier.structure_id is not None
-            and session.get(StructureStaff, (dossier.structure_id, caller.user_id)) is not None
-        )
-        delegations = session.scalars(
-            select(Delegation).where(Delegation.to_user == caller.user_id)
-        ).all()
-        return decide(caller.user_id, circle, now, staff, delegations, caller.is_admin)
-
-    def _dossier(self, session: Session, dossier_id: str) -> Dossier:
-        dossier = session.get(Dossier, dossier_id)
-        if dossier is None:
-            raise ApiError(404, "M_NOT_FOUND", "dossier inconnu")
-        return dossier
-
-    @staticmethod
-    def _refused(access: Access) -> ApiError:
-        if access.basis == NONE:
-            return ApiError(
-                403, "M_FORBIDDEN", "Vous ne faites pas partie du cercle de soins de ce dossier."
-            )
-        return ApiError(
-            403,
-            "M_FORBIDDEN",
-            f"Votre accès à ce dossier ({access.basis}) ne permet pas cette action.",
-        )
-
-    @contextmanager
-    def acting(
-        self,
-        caller: Caller,
-        action: str,
-        dossier_id: str | None = None,
-        right: str | None = None,
-    ) -> Iterator[Act]:
-        """Check the right, act and audit in one transaction, with one audit row saying what
-        happened: allowed and done, or refused with its status and reason (then nothing of
-        the act is kept). Without ``dossier_id``, an action on the caller's own account."""
-        with Session(self._engine, expire_on_commit=False) as session:
-            access = Access(caller.user_id, NONE if dossier_id else "account")
-            try:
-                with session.begin():
-                    found = None
-                    if dossier_id is not None:
-                        found = self._dossier(session, dossier_id)
-                        access = self._access(session, caller, found)
-                        if right is not None and not getattr(access, right):
-                            raise self._refused(access)
-                    act = Act(session, access, found, dossier_id=dossier_id)
-                    yield act
-                    self.audit_entry(session, act.dossier_id, access, action, True, act.detail)
-            except ApiError as exc:
-                with session.begin():
-                    self.audit_entry(
-                        session, dossier_id, access, action, False, _refusal_detail(exc)
-                    )
-                raise
-
-    def check(self, caller: Caller, dossier_id: str, action: str, right: str) -> Dossier:
-        """A right checked and audited on its own, for an action that writes nothing in the
-        dossier (e.g. the bot opening a form dialogue)."""
-        with self.acting(caller, action, dossier_id, right) as act:
-            return act.dossier
-
-    def record_refusal(
-        self, caller: Caller, action: str, dossier_id: str | None, exc: ApiError
-    ) -> None:
-        """Audit a request refused before it reached an operation (e.g. a write with a
-        widget's OpenID token)."""
-        with self.tx() as session:
-            self.audit_entry(
-                session,
-                dossier_id,
-                Access(caller.user_id, NONE),
-                action,
-                False,
-                _refusal_detail(exc),
-            )
-
-    def readable(self, session: Session, caller: Caller, dossier_ids: set[str]) -> set[str]:
-        """Which of these dossiers the caller may read now (no audit: the caller's action
-        writes its own row)."""
-        return {
-            d.id
-            for d in session.scalars(select(Dossier).where(Dossier.id.in_(dossier_ids))).all()
-            if self._access(session, caller, d).read
-        }
-
-    def _is_professional(self, session: Session, user_id: str) -> bool:
-        return session.get(Professional, user_id) is not None
+class DossierService(CareOperations, FhirExport):
+    """The dossier domain's operations: dossiers, circle, notes, tasks, delegations,
+    structures and rooms here; forms, PPCS, agenda and alerts (``care``) and the FHIR export
+    (``fhir``) as mixins. Every one runs inside ``self.acting`` (see ``ServiceCore``)."""
 
     # -- dossiers ------------------------------------------------------------------------
 

@@ -9,7 +9,8 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from dossier_api.domain.access import Caller
-from dossier_api.domain.service import ApiError, DossierService
+from dossier_api.domain.core import ApiError
+from dossier_api.domain.service import DossierService
 from dossier_api.http import schemas as S
 from dossier_api.http.registry import route
 from maillon.shared.room_sync_client import RoomSyncClient, main_room

@@ -7,7 +7,7 @@ import json
 
 from aiohttp import web
 
-from dossier_api.domain import care, fhir
+from dossier_api.domain import care
 from dossier_api.http import schemas as S
 from dossier_api.http.handlers import body, caller, svc
 from dossier_api.http.registry import route
@@ -39,8 +39,7 @@ async def get_pathways(_: web.Request) -> web.Response:
 )
 async def submit_form(request: web.Request) -> web.Response:
     row = await asyncio.to_thread(
-        care.submit_form,
-        svc(request),
+        svc(request).submit_form,
         caller(request),
         _dossier(request),
         request.match_info["form_id"],
@@ -51,7 +50,7 @@ async def submit_form(request: web.Request) -> web.Response:
 
 @route("GET", "/v1/dossiers/{dossier_id}/forms", "Formulaires remplis", S.FORMS)
 async def get_forms(request: web.Request) -> web.Response:
-    rows = await asyncio.to_thread(care.forms, svc(request), caller(request), _dossier(request))
+    rows = await asyncio.to_thread(svc(request).forms, caller(request), _dossier(request))
     return web.json_response({"forms": rows})
 
 
@@ -64,14 +63,14 @@ async def get_forms(request: web.Request) -> web.Response:
 )
 async def put_ppcs(request: web.Request) -> web.Response:
     plan = await asyncio.to_thread(
-        care.put_ppcs, svc(request), caller(request), _dossier(request), body(request)
+        svc(request).put_ppcs, caller(request), _dossier(request), body(request)
     )
     return web.json_response(plan)
 
 
 @route("GET", "/v1/dossiers/{dossier_id}/ppcs", "PPCS en vigueur", S.PPCS)
 async def get_ppcs(request: web.Request) -> web.Response:
-    plan = await asyncio.to_thread(care.get_ppcs, svc(request), caller(request), _dossier(request))
+    plan = await asyncio.to_thread(svc(request).get_ppcs, caller(request), _dossier(request))
     return web.json_response(plan)
 
 
@@ -85,16 +84,14 @@ async def get_ppcs(request: web.Request) -> web.Response:
 )
 async def add_appointment(request: web.Request) -> web.Response:
     row = await asyncio.to_thread(
-        care.add_appointment, svc(request), caller(request), _dossier(request), body(request)
+        svc(request).add_appointment, caller(request), _dossier(request), body(request)
     )
     return web.json_response(row, status=201)
 
 
 @route("GET", "/v1/dossiers/{dossier_id}/appointments", "Agenda du dossier", S.APPOINTMENTS)
 async def get_appointments(request: web.Request) -> web.Response:
-    rows = await asyncio.to_thread(
-        care.appointments, svc(request), caller(request), _dossier(request)
-    )
+    rows = await asyncio.to_thread(svc(request).appointments, caller(request), _dossier(request))
     return web.json_response({"appointments": rows})
 
 
@@ -106,9 +103,7 @@ async def get_appointments(request: web.Request) -> web.Response:
     content_type="text/calendar",
 )
 async def dossier_ics(request: web.Request) -> web.Response:
-    rows = await asyncio.to_thread(
-        care.appointments, svc(request), caller(request), _dossier(request)
-    )
+    rows = await asyncio.to_thread(svc(request).appointments, caller(request), _dossier(request))
     text = care.to_icalendar(rows, "Agenda du dossier", request.host.split(":")[0])
     return web.Response(text=text, content_type="text/calendar", charset="utf-8")
 
@@ -122,7 +117,7 @@ async def dossier_ics(request: web.Request) -> web.Response:
     tag="compte",
 )
 async def my_ics(request: web.Request) -> web.Response:
-    rows = await asyncio.to_thread(care.my_appointments, svc(request), caller(request))
+    rows = await asyncio.to_thread(svc(request).my_appointments, caller(request))
     text = care.to_icalendar(rows, "Mes rendez-vous Maillon", request.host.split(":")[0])
     return web.Response(text=text, content_type="text/calendar", charset="utf-8")
 
@@ -137,7 +132,7 @@ async def my_ics(request: web.Request) -> web.Response:
 )
 async def add_alert(request: web.Request) -> web.Response:
     row = await asyncio.to_thread(
-        care.add_alert, svc(request), caller(request), _dossier(request), body(request)
+        svc(request).add_alert, caller(request), _dossier(request), body(request)
     )
     return web.json_response(row, status=201)
 
@@ -150,9 +145,7 @@ async def add_alert(request: web.Request) -> web.Response:
     content_type="application/fhir+json",
 )
 async def get_fhir(request: web.Request) -> web.Response:
-    bundle = await asyncio.to_thread(
-        fhir.export_bundle, svc(request), caller(request), _dossier(request)
-    )
+    bundle = await asyncio.to_thread(svc(request).fhir_bundle, caller(request), _dossier(request))
     # UTF-8 without escapes, every stored string encodable (a lone surrogate shows as U+FFFD).
     text = displayable(json.dumps(bundle, ensure_ascii=False))
     return web.Response(text=text, content_type="application/fhir+json", charset="utf-8")

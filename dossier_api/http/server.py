@@ -13,7 +13,8 @@ from sqlalchemy import Engine, text
 
 import dossier_api.http.handlers
 import dossier_api.http.handlers_care  # noqa: F401  (these imports register the routes)
-from dossier_api.domain.service import ApiError, DossierService
+from dossier_api.domain.core import ApiError
+from dossier_api.domain.service import DossierService
 from dossier_api.http import widget
 from dossier_api.http.auth import Authenticator, AuthError, ImpersonationRefused
 from dossier_api.http.handlers import BODY, CALLER, ROOM_SYNC, SERVICE

@@ -14,11 +14,11 @@ import jinja2
 import markupsafe
 from aiohttp import web
 
-from dossier_api.domain import care
 from dossier_api.domain.access import Caller
+from dossier_api.domain.core import ApiError
 from dossier_api.domain.pathways import PATHWAYS
 from dossier_api.domain.scope import require_room_scope
-from dossier_api.domain.service import ApiError, DossierService, display_name
+from dossier_api.domain.service import DossierService, display_name
 from dossier_api.http.auth import Authenticator, AuthError
 from maillon.shared.circle import ROLES
 from maillon.shared.dates_fr import format_iso
@@ -122,10 +122,10 @@ def page_context(svc: DossierService, caller: Caller, dossier_id: str) -> dict[s
         "tasks": svc.tasks(caller, dossier_id),
         "agenda": [
             a
-            for a in care.appointments(svc, caller, dossier_id)
+            for a in svc.appointments(caller, dossier_id)
             if not a["cancelled"] and (a["end"] or "") >= now
         ][:10],
-        "forms": care.forms(svc, caller, dossier_id)[-10:],
+        "forms": svc.forms(caller, dossier_id)[-10:],
         "form_titles": {f.id: f.title for f in pathway.forms} if pathway else {},
         "roles": ROLES,
     }

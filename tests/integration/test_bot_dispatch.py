@@ -20,7 +20,6 @@ from coordination_bot.core import REGISTRY, Context
 from coordination_bot.dates import PARIS
 from coordination_bot.dispatch import dispatch, is_command
 from coordination_bot.services import Services
-from dossier_api.domain import care
 from tests.harness.bot import InProcessBot, deployment, professionals, store
 from tests.harness.postgres import create_database, drop_database
 
@@ -114,7 +113,7 @@ async def test_every_command_family_as_the_sender(bot: InProcessBot) -> None:
         COORD, room, f"!agenda ajouter lundi 9h30 45min Visite à domicile {IDE}", NOW
     )
     assert meeting.ok, meeting.plain
-    [appointment] = care.appointments(svc, caller(COORD), dossier_id)
+    [appointment] = svc.appointments(caller(COORD), dossier_id)
     start = dt.datetime.fromisoformat(appointment["start"]).astimezone(PARIS)
     assert start == dt.datetime(2026, 11, 30, 9, 30, tzinfo=PARIS)
     assert dt.datetime.fromisoformat(appointment["end"]) - start == dt.timedelta(minutes=45)
@@ -140,7 +139,7 @@ async def test_every_command_family_as_the_sender(bot: InProcessBot) -> None:
         step = await formulaire.answer(Context(IDE, room, "$a", "fr", bot.services), row, text)
         assert step.ok is accepted, (text, step.plain)
     assert await bot.services.dialogue(room, IDE) is None
-    [form] = care.forms(svc, caller(COORD), dossier_id)
+    [form] = svc.forms(caller(COORD), dossier_id)
     assert form["author"] == IDE
     assert form["answers"] == {
         "gir": "4",
@@ -154,12 +153,11 @@ async def test_every_command_family_as_the_sender(bot: InProcessBot) -> None:
     assert cancelled.ok and row is not None
     ctx = Context(IDE, room, "$c", "fr", bot.services)
     assert "annulé" in (await formulaire.answer(ctx, row, "annuler")).plain
-    assert len(care.forms(svc, caller(COORD), dossier_id)) == 1
+    assert len(svc.forms(caller(COORD), dossier_id)) == 1
 
     # PPCS, alert, delegation.
     assert "Pas encore de PPCS" in (await bot.say(IDE, room, "!ppcs")).plain
-    care.put_ppcs(
-        svc,
+    svc.put_ppcs(
         caller(COORD),
         dossier_id,
         {
