@@ -301,10 +301,11 @@ class Poster:
         matrix: MatrixSide,
         spool: Spool,
         wake: asyncio.Event,
+        *,
+        max_attempts: int,
+        backoff_seconds: float,
         parallel_rooms: int = 4,
         on_final_failure: FinalFailure | None = None,
-        max_attempts: int = 40,
-        backoff_seconds: float = 0.5,
     ) -> None:
         self.matrix = matrix
         self.spool = spool
