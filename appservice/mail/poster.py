@@ -44,7 +44,7 @@ from maillon.shared.settings import Deployment
 log = logging.getLogger(__name__)
 
 DEVICE_ID = "MAILLONCOURRIER"
-MAX_DELIVERY_ATTEMPTS = 40
+MAX_BACKOFF_SECONDS = 60.0
 # Synapse refuses events over 64 KiB; an encrypted event is the content in base64 (4/3)
 # plus its envelope. A mail whose message would be larger is posted as a summary, with
 # its whole text as an (encrypted) attachment in its thread.
@@ -301,15 +301,18 @@ class Poster:
         matrix: MatrixSide,
         spool: Spool,
         wake: asyncio.Event,
+        *,
+        max_attempts: int,
+        backoff_seconds: float,
         parallel_rooms: int = 4,
         on_final_failure: FinalFailure | None = None,
-        max_attempts: int = MAX_DELIVERY_ATTEMPTS,
     ) -> None:
         self.matrix = matrix
         self.spool = spool
         self.wake = wake
         self.on_final_failure = on_final_failure
         self.max_attempts = max_attempts
+        self.backoff_seconds = backoff_seconds
         self._limit = asyncio.Semaphore(parallel_rooms)
         self.delivered = 0
 
@@ -333,7 +336,7 @@ class Poster:
                     await self.deliver(item)
                 except Exception as exc:
                     final = item.attempts + 1 >= self.max_attempts
-                    delay = min(60.0, 0.5 * 1.5**item.attempts)
+                    delay = min(MAX_BACKOFF_SECONDS, self.backoff_seconds * 1.5**item.attempts)
                     log.warning(
                         "delivery of spooled mail #%s failed (%s), attempt %s",
                         item.id,
@@ -346,7 +349,8 @@ class Poster:
                     if final and self.on_final_failure is not None:
                         # No accepted mail fails silently: the room and the sender are told.
                         try:
-                            await self.on_final_failure(item, type(exc).__name__)
+                            reason = str(exc) if isinstance(exc, DeliveryError) else ""
+                            await self.on_final_failure(item, reason or type(exc).__name__)
                         except Exception as report_exc:
                             log.error(
                                 "final failure of mail #%s not reported: %s",

@@ -47,7 +47,12 @@ class Relay:
         self.matrix = MatrixSide(deployment)
         self.marker = marker
         self.poster = Poster(
-            self.matrix, self.spool, self.delivery_wake, on_final_failure=self.final_failure
+            self.matrix,
+            self.spool,
+            self.delivery_wake,
+            on_final_failure=self.final_failure,
+            max_attempts=self.config.delivery_attempts,
+            backoff_seconds=self.config.delivery_backoff_seconds,
         )
         self.replies = ReplyWatcher(
             self.matrix, self.spool, self.router, marker, self.outbox_wake, self.trust

@@ -190,6 +190,16 @@ class MailSettings:
     max_message_bytes: int = field(
         default=25 * 1024 * 1024, metadata={"check": lambda v: None if v >= 1024 else "≥ 1024"}
     )
+    # Attempts to post an accepted mail into its room; after the last one the room and the
+    # sender are told (notice, non-delivery mail). Waits between attempts start at
+    # ``delivery_backoff_seconds`` and grow by half each time, up to a minute.
+    delivery_attempts: int = field(
+        default=40,
+        metadata={
+            "check": lambda v: None if v > 0 else "au moins une tentative de remise attendue"
+        },
+    )
+    delivery_backoff_seconds: float = field(default=0.5, metadata=POSITIVE)
     inbound: MailInbound = field(default_factory=MailInbound)
     imap: MailImap | None = None
     outbound: MailOutbound | None = None

@@ -66,22 +66,13 @@ MAX_UNKNOWN = 3
 OUTSIDE = "127.0.0.2"
 
 
-class Relay:
-    """The stack under test with its mail peers."""
+class MailStack:
+    """A stack under test with the operator's server (the sink) as its mail peer."""
 
-    def __init__(
-        self,
-        stack: Stack,
-        dovecot: Dovecot,
-        sink: SinkHandler,
-        authority: Authority,
-        dns: FakeDns,
-    ) -> None:
+    def __init__(self, stack: Stack, sink: SinkHandler) -> None:
         self.stack = stack
-        self.dovecot = dovecot
         self.sink = sink
-        self.authority = authority
-        self.dns = dns
+        self.authority: Authority | None = None
         mail = stack.deployment.settings.mail
         self.port = mail.inbound.port
         self.domain = stack.deployment.settings.mail_domain
@@ -102,6 +93,7 @@ class Relay:
     ) -> aiosmtplib.SMTP:
         context = None
         if tls:
+            assert self.authority is not None, "TLS needs the test CA"
             context = ssl.create_default_context(cafile=str(self.authority.ca_file))
             if cert is not None:
                 context.load_cert_chain(str(cert[0]), str(cert[1]))
@@ -135,6 +127,23 @@ class Relay:
         except aiosmtplib.SMTPResponseException as exc:
             return exc.code, exc.message
         return 250, message
+
+
+class Relay(MailStack):
+    """The module's stack with all its mail peers (TLS, DNS, IMAP mailbox)."""
+
+    def __init__(
+        self,
+        stack: Stack,
+        dovecot: Dovecot,
+        sink: SinkHandler,
+        authority: Authority,
+        dns: FakeDns,
+    ) -> None:
+        super().__init__(stack, sink)
+        self.dovecot = dovecot
+        self.authority: Authority = authority
+        self.dns = dns
 
 
 def _edit_yaml(path: Path, change: Callable[[dict[str, Any]], None]) -> None:
@@ -201,7 +210,7 @@ def relay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Relay]:
 
 
 async def mail_dossier(
-    relay: Relay, make_client: MakeClient, identity: dict[str, Any] | None = None
+    relay: MailStack, make_client: MakeClient, identity: dict[str, Any] | None = None
 ) -> tuple[E2EClient, str, str]:
     """A dossier opened through the API, with the room the appservice made for it and the
     bot in it: (coordinator, the dossier's address, room)."""
@@ -548,7 +557,7 @@ async def reply_in_thread(client: E2EClient, room_id: str, root: str, text: str)
     return str(event_id)
 
 
-async def received(relay: Relay, match: Callable[[Message], bool], timeout: float = 60) -> Any:
+async def received(relay: MailStack, match: Callable[[Message], bool], timeout: float = 60) -> Any:
     deadline = time.monotonic() + timeout
     while True:
         for item in relay.sink.received:
@@ -1161,3 +1170,104 @@ async def test_a_long_mail_is_posted_as_summary_with_its_text_encrypted_in_the_t
         download.body, encrypted["key"]["k"], encrypted["hashes"]["sha256"], encrypted["iv"]
     )
     assert plain.decode().replace("\r\n", "\n").strip() == text.strip()
+
+
+DELIVERY_ATTEMPTS = 5
+UPLOAD_LIMIT = 64 * 1024  # the homeserver's max_upload_size, well under max_message_bytes
+NOT_SHOWN = "n'a pas pu être affiché"
+
+
+@pytest.fixture(scope="module")
+def small_uploads(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MailStack]:
+    """A stack whose homeserver takes smaller uploads than the relay accepts in a mail (as
+    when an administrator lowers Synapse's max_upload_size), with few posting attempts."""
+    url = create_database("maillon_mail_dsn")
+    try:
+        with smtp_sink() as (sink, sink_port):
+            stack = Stack.create(tmp_path_factory.mktemp("stack-mail-dsn"), database_url=url)
+
+            def configure(data: dict[str, Any]) -> None:
+                mail = data["mail"]
+                mail["delivery_attempts"] = DELIVERY_ATTEMPTS
+                mail["delivery_backoff_seconds"] = 1.0
+                mail["outbound"] = {
+                    "host": "127.0.0.1",
+                    "port": sink_port,
+                    "tls": "none",
+                    "retry_seconds": [0.5],
+                    "timeout_seconds": 10,
+                }
+
+            _edit_yaml(stack.directory / "maillon.yaml", configure)
+            with (stack.directory / "homeserver.yaml").open("a", encoding="utf-8") as handle:
+                handle.write(f"\nmax_upload_size: {UPLOAD_LIMIT}\n")
+            stack.start()
+            try:
+                yield MailStack(stack, sink)
+            finally:
+                stack.stop()
+    finally:
+        drop_database(url)
+
+
+async def test_a_mail_that_cannot_be_posted_is_reported_to_the_room_and_its_sender(
+    small_uploads: MailStack, make_client: MakeClient
+) -> None:
+    """Issue 19 finding 7: an accepted mail (250) whose attachment the homeserver refuses
+    (413) fails every posting attempt; after the last one the room gets a notice and the
+    sender a non-delivery mail (without the mail's content), once; later mails flow."""
+    relay = small_uploads
+    coordinator, address, room_id = await mail_dossier(relay, make_client)
+    first, raw = build_mail(address, "Premier courriel", "Bonjour.")
+    assert (await relay.send(SENDER, [address], raw))[0] == 250
+    await wait_mails(coordinator, room_id, {first})  # the relay posts in this room
+
+    secret = "Compte rendu confidentiel : nodule pulmonaire de 8 mm."
+    scan = b"%PDF-1.4 imagerie " + os.urandom(3 * UPLOAD_LIMIT)
+    doomed, raw = build_mail(
+        address,
+        "Imagerie de contrôle",
+        secret,
+        attachments=[("scanner-thoracique.pdf", "application/pdf", scan)],
+    )
+    code, reply = await relay.send(SENDER, [address], raw)
+    assert code == 250, reply
+    later, raw = build_mail(address, "Courriel suivant", "Le suivant passe-t-il ?")
+    assert (await relay.send(SENDER, [address], raw))[0] == 250
+
+    notice = await coordinator.wait_for_text(room_id, lambda e: NOT_SHOWN in e.body, timeout=120)
+    assert SENDER in notice.body and "Imagerie de contrôle" in notice.body
+    assert "téléversement refusé" in notice.body and "expéditeur en est averti" in notice.body
+
+    item, dsn = await received(relay, lambda m: str(m["Subject"]).startswith("Non remis"))
+    assert item.rcpt_tos == [SENDER] and item.mail_from == address
+    assert str(dsn["Subject"]) == "Non remis : Imagerie de contrôle"
+    assert dsn["In-Reply-To"] == doomed and str(dsn["Auto-Submitted"]) != "no"
+    text_part = dsn.get_body(("plain",))
+    assert text_part is not None
+    body = text_part.get_content()
+    assert "n'a pas pu être remis" in body and "Motif : téléversement refusé" in body
+    assert "nodule" not in body and not dsn.is_multipart(), "never the mail's content"
+
+    # The room's later mail is posted once the failed one is set aside.
+    events = await wait_mails(coordinator, room_id, {later})
+    engine = relay.engine()
+    try:
+        with Session(engine) as session:
+            rows = session.scalars(
+                select(MailSpool).where(MailSpool.room_id == room_id).order_by(MailSpool.id)
+            ).all()
+            states = [(r.failed_at is not None, r.delivered_at is not None) for r in rows]
+            attempts = [r.attempts for r in rows]
+    finally:
+        engine.dispose()
+    assert states == [(False, True), (True, False), (False, True)]
+    assert attempts[1] == DELIVERY_ATTEMPTS
+    # Told once: one notice in the room, one non-delivery mail.
+    notices = [e for e in events if NOT_SHOWN in str(getattr(e, "body", ""))]
+    assert len(notices) == 1
+    subjects = [
+        str(message_from_bytes(r.data, policy=email.policy.default)["Subject"])
+        for r in relay.sink.received
+    ]
+    assert subjects.count("Non remis : Imagerie de contrôle") == 1

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from appservice.mail.outbound import compose
 from appservice.mail.parse import MalformedMail, parse_mail
@@ -132,4 +133,26 @@ def test_mail_settings_from_init_and_checked(tmp_path: Path) -> None:
     config = root / "maillon.yaml"
     config.write_text(config.read_text().replace("tls: none", "tls: ssl"))
     with pytest.raises(SettingsError, match=r"mail\.inbound\.tls"):
+        load(root)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("delivery_attempts", 0, "au moins une tentative"),
+        ("delivery_attempts", "dix", "un entier est attendu"),
+        ("delivery_backoff_seconds", 0, "valeur positive attendue"),
+    ],
+)
+def test_delivery_attempts_and_backoff_are_checked(
+    tmp_path: Path, key: str, value: object, message: str
+) -> None:
+    root = init_deployment(InitOptions(directory=tmp_path / "d", server_name="sante.example"))
+    mail = load(root).settings.mail
+    assert (mail.delivery_attempts, mail.delivery_backoff_seconds) == (40, 0.5)
+    config = root / "maillon.yaml"
+    data = yaml.safe_load(config.read_text())
+    data["mail"][key] = value
+    config.write_text(yaml.safe_dump(data, allow_unicode=True))
+    with pytest.raises(SettingsError, match=rf"« mail\.{key} » : {message}"):
         load(root)
