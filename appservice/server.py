@@ -18,7 +18,13 @@ from appservice.dossier_rooms import DossierRooms
 from appservice.mail.relay import mail_relay
 from appservice.matrix_api import AppserviceApi, MatrixError
 from appservice.metrics import Metrics
-from appservice.transactions import EventHandler, MalformedTransaction, TransactionStore
+from appservice.transactions import (
+    MAX_ATTEMPTS,
+    EventHandler,
+    MalformedTransaction,
+    TransactionStore,
+    retry_delay,
+)
 from dossier_api.domain.rooms import RoomLinks
 from maillon.shared.crypto import KeyRing
 from maillon.shared.sealed import install_key_ring
@@ -46,6 +52,7 @@ PING = web.AppKey("ping", dict)
 LINKS = web.AppKey("links", RoomLinks)
 ROOM_SYNC = web.AppKey("room_sync", dict)  # "rooms": DossierRooms, once running
 OUTBOX_WAKE = web.AppKey("outbox_wake", asyncio.Event)
+RETRY_AT = web.AppKey("retry_at", dict)  # seq of a failed event -> monotonic time of next try
 
 
 def _authorized(request: web.Request) -> web.Response | None:
@@ -149,10 +156,16 @@ async def metrics_page(request: web.Request) -> web.Response:
 
 async def _process_once(app: web.Application) -> int:
     """Process a batch of stored events in order; mark them processed in one commit.
-    Handlers are idempotent per event, so a crash before the commit only replays them."""
+    Handlers are idempotent per event, so a crash before the commit only replays them.
+    A failed event is tried again later (``retry_delay``), never in a tight loop, and does
+    not hold back the events after it. Returns how many events were tried."""
     store, metrics = app[STORE], app[METRICS]
     handlers: list[EventHandler] = app[HANDLERS]
-    batch = await asyncio.to_thread(store.pending, 500)
+    retry_at: dict[int, float] = app[RETRY_AT]
+    now = time.monotonic()
+    for seq in [s for s, at in retry_at.items() if at <= now]:
+        del retry_at[seq]
+    batch = await asyncio.to_thread(store.pending, 500, list(retry_at))
     done: list[int] = []
     for seq, event in batch:
         try:
@@ -160,8 +173,23 @@ async def _process_once(app: web.Application) -> int:
                 await handler(event)
         except Exception as exc:
             metrics.processing_errors += 1
-            log.error("processing of stored event #%s failed: %s", seq, type(exc).__name__)
-            await asyncio.to_thread(store.mark_failed, seq, type(exc).__name__)
+            attempts = await asyncio.to_thread(store.mark_failed, seq, type(exc).__name__)
+            if attempts >= MAX_ATTEMPTS:
+                log.error(
+                    "stored event #%s abandoned after %d failed tries: %s",
+                    seq,
+                    attempts,
+                    type(exc).__name__,
+                )
+            else:
+                retry_at[seq] = time.monotonic() + retry_delay(attempts)
+                log.error(
+                    "processing of stored event #%s failed (%s); try %d again in %.0f s",
+                    seq,
+                    type(exc).__name__,
+                    attempts + 1,
+                    retry_delay(attempts),
+                )
             continue
         done.append(seq)
         ts = event.get("origin_server_ts")
@@ -171,6 +199,14 @@ async def _process_once(app: web.Application) -> int:
         await asyncio.to_thread(store.mark_processed, done)
         metrics.events_processed += len(done)
     return len(batch)
+
+
+def _idle_timeout(app: web.Application) -> float:
+    """How long the processor may sleep: until the next retry, at most 5 s."""
+    retry_at: dict[int, float] = app[RETRY_AT]
+    if not retry_at:
+        return 5.0
+    return max(0.05, min(5.0, min(retry_at.values()) - time.monotonic()))
 
 
 async def _processor(app: web.Application) -> None:
@@ -184,7 +220,7 @@ async def _processor(app: web.Application) -> None:
         if done == 0:
             wake.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), timeout=5)
+                await asyncio.wait_for(wake.wait(), timeout=_idle_timeout(app))
 
 
 async def _ping_homeserver(app: web.Application) -> None:
@@ -311,6 +347,7 @@ def create_app(
     app[OUTBOX_WAKE] = asyncio.Event()
     app[METRICS] = Metrics()
     app[WAKE] = asyncio.Event()
+    app[RETRY_AT] = {}
     app[HANDLERS] = list(handlers or [])
     app[PING] = {"status": "pending"}
     for prefix in ("/_matrix/app/v1", ""):  # legacy unprefixed paths are still used

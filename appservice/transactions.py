@@ -20,6 +20,14 @@ log = logging.getLogger(__name__)
 
 EventHandler = Callable[[dict[str, Any]], Awaitable[None]]
 
+MAX_ATTEMPTS = 20  # then the event stays in the store, unprocessed, with its last error
+RETRY_DELAYS = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)  # seconds after the 1st, 2nd… failure
+
+
+def retry_delay(attempts: int) -> float:
+    """Seconds to wait before the next try of an event that failed ``attempts`` times."""
+    return RETRY_DELAYS[min(attempts, len(RETRY_DELAYS)) - 1]
+
 
 class MalformedTransaction(ValueError):
     """The pushed body is not a transaction we can store; the message says why."""
@@ -97,14 +105,17 @@ class TransactionStore:
             new = len(rows)
         return StoreResult(replayed=False, new_events=new, duplicate_events=len(events) - new)
 
-    def pending(self, limit: int = 100) -> list[tuple[int, dict[str, Any]]]:
+    def pending(
+        self, limit: int = 100, waiting: Sequence[int] = ()
+    ) -> list[tuple[int, dict[str, Any]]]:
+        """Unprocessed events in order, but those ``waiting`` for their retry time."""
+        query = select(AsEvent.seq, AsEvent.event_id, AsEvent.sealed_event).where(
+            AsEvent.processed_at.is_(None), AsEvent.attempts < MAX_ATTEMPTS
+        )
+        if waiting:
+            query = query.where(AsEvent.seq.not_in(list(waiting)))
         with Session(self._engine) as session:
-            rows = session.execute(
-                select(AsEvent.seq, AsEvent.event_id, AsEvent.sealed_event)
-                .where(AsEvent.processed_at.is_(None), AsEvent.attempts < 5)
-                .order_by(AsEvent.seq)
-                .limit(limit)
-            ).all()
+            rows = session.execute(query.order_by(AsEvent.seq).limit(limit)).all()
         return [
             (seq, EVENT_CONTENT.open_json(self._keys, sealed, eid)) for seq, eid, sealed in rows
         ]
@@ -117,12 +128,15 @@ class TransactionStore:
                 .values(processed_at=utcnow(), attempts=AsEvent.attempts + 1)
             )
 
-    def mark_failed(self, seq: int, reason: str) -> None:
+    def mark_failed(self, seq: int, reason: str) -> int:
+        """Record a failed try; returns how many tries failed so far."""
         with Session(self._engine) as session, session.begin():
             event = session.get(AsEvent, seq)
-            if event is not None:
-                event.attempts += 1
-                event.last_error = reason[:500]
+            if event is None:
+                return MAX_ATTEMPTS
+            event.attempts += 1
+            event.last_error = reason[:500]
+            return event.attempts
 
     def backlog(self) -> int:
         with Session(self._engine) as session:

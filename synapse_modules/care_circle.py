@@ -3,8 +3,10 @@
 Decisions come from room state (dossier link, circle entries written by Maillon's
 appservice) and the directory room, never from a network call; see ``policy`` for the
 rules. The module only decides and records: it has no side effect, so it runs unchanged on
-every worker. Keeping room and circle in step (kicks, circle entries, power levels, exit
-dates) is the appservice's job (``appservice/circle_keeper.py``).
+every worker. On the one instance that sends appservice transactions it also starts the
+``appservice_watchdog`` (a gated background check, no decision). Keeping room and circle
+in step (kicks, circle entries, power levels, exit dates) is the appservice's job
+(``appservice/circle_keeper.py``).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from maillon.shared.circle import (
 )
 from maillon.shared.clock import utcnow
 from synapse_modules import policy
+from synapse_modules.appservice_watchdog import AppserviceWatchdog
 from synapse_modules.audit import AuditLog
 from synapse_modules.config import CareCircleConfig, parse_module_config
 
@@ -146,6 +149,11 @@ class CareCircleModule:
             on_create_room=self.on_create_room,
             check_visibility_can_be_modified=self.check_visibility_can_be_modified,
         )
+        try:
+            self._watchdog = AppserviceWatchdog.start(api, config.appservice_user)
+        except Exception as exc:  # not a decision: the module's checks work without it
+            self._watchdog = None
+            log.error("Maillon appservice watchdog not started (%s)", type(exc).__name__)
         log.info("Maillon care-circle module loaded (%d peer servers)", len(config.peer_servers))
 
     @staticmethod

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import secrets
+import sqlite3
 import time
 import urllib.request
 
@@ -123,3 +125,44 @@ def test_health_data_sealed_in_appservice_store(stack: Stack) -> None:
     )
     assert b"DUPONTEL" not in raw
     assert str(event["event_id"]).encode() in raw  # the index is clear, the content is not
+
+
+def test_a_transaction_synapse_left_unsent_is_delivered(stack: Stack) -> None:
+    """Synapse's recoverer can mark the appservice UP while a transaction stored during the
+    recovery stays unsent (nothing would send it until the next failure). The same state,
+    made by hand in Synapse's database: Maillon's watchdog (synapse_modules/
+    appservice_watchdog.py) sends it within two checks and Synapse deletes it."""
+    settings = stack.deployment.settings
+    room = request_json(
+        "POST",
+        f"{settings.homeserver.url}/_matrix/client/v3/createRoom",
+        {"name": "Salle de service"},
+        token=stack.deployment.secrets.as_token,
+    )
+    db = sqlite3.connect(stack.directory / "data" / "homeserver.db", timeout=30)
+    try:
+        [(event_id,)] = db.execute(
+            "SELECT event_id FROM events WHERE type = 'm.room.create' AND room_id = ?",
+            (room["room_id"],),
+        ).fetchall()
+        [(top,)] = db.execute("SELECT COALESCE(MAX(txn_id), 0) FROM application_services_txns")
+        txn_id = max(int(top), 1) + 1_000_000
+        with db:
+            db.execute(
+                "INSERT INTO application_services_txns(as_id, txn_id, event_ids) VALUES (?, ?, ?)",
+                (settings.appservice.id, txn_id, json.dumps([event_id])),
+            )
+
+        def left_unsent() -> bool:
+            rows = db.execute(
+                "SELECT 1 FROM application_services_txns WHERE txn_id = ?", (txn_id,)
+            ).fetchall()
+            return bool(rows)
+
+        deadline = time.monotonic() + 30
+        while left_unsent() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not left_unsent(), "Synapse still holds the transaction"
+    finally:
+        db.close()
+    assert _counts(stack, str(txn_id), [event_id])[0] == 1, "the appservice received it"
