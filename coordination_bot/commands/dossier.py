@@ -144,9 +144,7 @@ async def _summary(ctx: Context) -> Reply:
     identity = d["identity"]
     pathway = PATHWAYS.get(d["pathway"])
     birth = parse_iso(identity.get("birth_date"))
-    born_on = (
-        format_birth_date(birth, ctx.lang) if isinstance(birth, dt.date) else "—"
-    )
+    born_on = format_birth_date(birth, ctx.lang) if isinstance(birth, dt.date) else "—"
     sex = identity.get("sex")
     sex_words = {"F": ("femme", "female"), "M": ("homme", "male"), "I": ("indéterminé", "unknown")}
     sex_fr, sex_en = sex_words.get(str(sex), ("?", "?"))
