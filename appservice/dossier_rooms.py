@@ -134,10 +134,11 @@ class DossierRooms:
         if plan is None:
             return
         created: set[str] = set()
-        if ROOMS in subjects or any(r.room_id is None for r in plan.rooms):
+        if any(r.room_id is None for r in plan.rooms):
+            everyone = await asyncio.to_thread(self._links.circle, dossier_id, None)
             for room in plan.rooms:
                 if room.room_id is None:
-                    created.add(await self._ensure_created(plan, room))
+                    created.add(await self._ensure_created(plan, room, everyone))
             plan = await asyncio.to_thread(self._links.plan, dossier_id) or plan
         members = None if (ROOMS in subjects or created) else subjects - {ROOMS}
         entries = await asyncio.to_thread(self._links.circle, dossier_id, members)
@@ -169,7 +170,13 @@ class DossierRooms:
 
     # -- rooms ---------------------------------------------------------------------------
 
-    async def _ensure_created(self, plan: DossierPlan, room: RoomPlan) -> str:
+    async def _ensure_created(
+        self, plan: DossierPlan, room: RoomPlan, entries: list[CircleEntry]
+    ) -> str:
+        """Create the room in one call, already in the dossier's state: widget, circle
+        entries of its audience, and the invites of the bot and of those members (the
+        homeserver writes the entries before the invites, so the module admits them). The
+        convergence that follows finds nothing left to write."""
         link = plan.link(room)
         if room.creation_started:
             found = await self._find_room(link)
@@ -179,11 +186,25 @@ class DossierRooms:
         await asyncio.to_thread(self._links.start_creation, room.key)
         name, topic = _room_texts(plan, room)
         widget = widget_content(self._widget_base, plan.dossier_id, self._api.sender)
+        now = utcnow()
+        members = [
+            e for e in entries if e.active and in_audience(room.audience, e.role, e.coordinator)
+        ]
         initial = [
             {"type": WIDGET_EVENT, "state_key": DOSSIER_WIDGET_ID, "content": widget},
             {"type": LAYOUT_EVENT, "state_key": "", "content": _widget_layout()},
+            *(
+                {
+                    "type": CIRCLE_EVENT,
+                    "state_key": user_state_key(e.user_id),
+                    "content": e.to_content(),
+                }
+                for e in members
+            ),
         ]
-        room_id = await create_room(self._api, link, name, topic or None, initial)
+        bot = await self._api.ensure_registered(self._bot_localpart)
+        invites = [bot, *(e.user_id for e in members if e.is_active(now))]
+        room_id = await create_room(self._api, link, name, topic or None, initial, invites)
         await asyncio.to_thread(self._links.room_created, room.key, room_id)
         log.info("created a %s room for a dossier", room.kind)
         return room_id

@@ -27,8 +27,10 @@ async def create_room(
     name: str,
     topic: str | None = None,
     initial_state: list[dict[str, Any]] | None = None,
+    invite: list[str] | None = None,
 ) -> str:
-    """Create a patient room linked to its dossier (the module forces its policy)."""
+    """Create a patient room linked to its dossier (the module forces its policy); the
+    ``invite`` list is sent after the initial state, so circle entries in it admit them."""
     body: dict[str, Any] = {
         "name": name,
         "preset": "private_chat",
@@ -41,6 +43,8 @@ async def create_room(
     }
     if topic:
         body["topic"] = topic
+    if invite:
+        body["invite"] = invite
     return await api.create_room(body)
 
 
