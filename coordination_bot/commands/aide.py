@@ -63,9 +63,9 @@ def command_help(cmd: Command, lang: str) -> Reply:
     label = "Usage:" if lang == "en" else "Usage :"
     aka = ("Also: " if lang == "en" else "Aussi : ") + others if others else ""
     entries = cmd.entries(lang)
-    lines = [f"{usage} — {what}" for usage, what in entries] if len(entries) > 1 else [
-        entries[0][0]
-    ]
+    lines = (
+        [f"{usage} — {what}" for usage, what in entries] if len(entries) > 1 else [entries[0][0]]
+    )
     plain = "\n".join([f"{name} — {cmd.help(lang)}", label, *lines, aka]).strip()
     items = "".join(
         f"<li><code>{esc(usage)}</code>" + (f" — {esc(what)}" if len(entries) > 1 else "") + "</li>"

@@ -8,8 +8,8 @@ import time
 
 from coordination_bot.core import Command, CommandError, Context, Reply, build, register
 from coordination_bot.dates import DateError, french_datetime, parse_birth_date
+from dossier_api.domain.ins import display_name
 from dossier_api.domain.pathways import PATHWAYS
-from dossier_api.domain.service import display_name
 from maillon.shared.dates_fr import born as born_word
 from maillon.shared.dates_fr import format_birth_date, parse_iso
 
@@ -144,9 +144,7 @@ async def _summary(ctx: Context) -> Reply:
     identity = d["identity"]
     pathway = PATHWAYS.get(d["pathway"])
     birth = parse_iso(identity.get("birth_date"))
-    born_on = (
-        format_birth_date(birth, ctx.lang) if isinstance(birth, dt.date) else "—"
-    )
+    born_on = format_birth_date(birth, ctx.lang) if isinstance(birth, dt.date) else "—"
     sex = identity.get("sex")
     sex_words = {"F": ("femme", "female"), "M": ("homme", "male"), "I": ("indéterminé", "unknown")}
     sex_fr, sex_en = sex_words.get(str(sex), ("?", "?"))

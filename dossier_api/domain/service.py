@@ -15,6 +15,7 @@ from dossier_api.domain.access import Access, Caller, decide
 from dossier_api.domain.care import CareOperations
 from dossier_api.domain.core import ApiError, _iso, _parse_date, _parse_dt
 from dossier_api.domain.fhir import FhirExport
+from dossier_api.domain.ins import display_name
 from dossier_api.domain.models import (
     AuditEntry,
     CircleMember,
@@ -30,22 +31,19 @@ from dossier_api.domain.models import (
 )
 from dossier_api.domain.pathways import PATHWAYS, Pathway
 from dossier_api.domain.rooms import ROOMS, enqueue
+from dossier_api.domain.vigilance import OVERRIDE, IdentityVigilance, parse_evidence
+from dossier_api.domain.vigilance import check_transition as check_identity_status
 from maillon.shared.circle import RESTRICTED_ROLES, ROOM_AUDIENCES, server_of
 from maillon.shared.clock import utcnow
-
-
-def display_name(identity: dict[str, Any]) -> str:
-    name = identity.get("used_name") or identity.get("birth_name") or "?"
-    return f"{str(name).upper()} {identity.get('first_names', '')}".strip()
-
 
 MAX_DELEGATION_DAYS = 90
 
 
-class DossierService(CareOperations, FhirExport):
+class DossierService(CareOperations, FhirExport, IdentityVigilance):
     """The dossier domain's operations: dossiers, circle, notes, tasks, delegations,
-    structures and rooms here; forms, PPCS, agenda and alerts (``care``) and the FHIR export
-    (``fhir``) as mixins. Every one runs inside ``self.acting`` (see ``ServiceCore``)."""
+    structures and rooms here; forms, PPCS, agenda and alerts (``care``), the FHIR export
+    (``fhir``) and identity vigilance (``vigilance``) as mixins. Every one runs inside
+    ``self.acting`` (see ``ServiceCore``)."""
 
     # -- dossiers ------------------------------------------------------------------------
 
@@ -74,6 +72,8 @@ class DossierService(CareOperations, FhirExport):
     def create_dossier(self, caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
         identity = dict(body["identity"])
         status = identity.pop("identity_status", "PROV")
+        evidence = parse_evidence(body.get("identity_evidence"), caller)
+        override = body.get(OVERRIDE)
         with self.acting(caller, "dossier.create") as act:
             session = act.session
             if not caller.is_admin and not self._is_professional(session, caller.user_id):
@@ -86,6 +86,8 @@ class DossierService(CareOperations, FhirExport):
             structure_id = body.get("structure_id")
             if structure_id is not None and session.get(Structure, structure_id) is None:
                 raise ApiError(400, "M_INVALID_PARAM", "structure inconnue")
+            check_identity_status("PROV", status, evidence, identity, utcnow())
+            overridden = self.vet_new_identity(session, caller, identity, override)
             dossier = Dossier(
                 pathway=body["pathway"],
                 structure_id=structure_id,
@@ -108,6 +110,9 @@ class DossierService(CareOperations, FhirExport):
             )
             session.add(DossierRoom(dossier_id=dossier.id, kind="main", created_by=caller.user_id))
             enqueue(session, dossier.id, ROOMS)
+            act.detail = self.record_creation(
+                session, dossier, caller, evidence, overridden, override
+            )
             access = Access(caller.user_id, "coordinator", None, True, True, True, True)
             act.access, act.dossier_id = access, dossier.id
             return self.to_json(dossier, access)

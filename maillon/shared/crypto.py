@@ -72,9 +72,7 @@ class KeyRing:
         self._index = index
 
     @classmethod
-    def for_secrets(
-        cls, secrets: Secrets, data_keys: Iterable[DataKey] | None = None
-    ) -> KeyRing:
+    def for_secrets(cls, secrets: Secrets, data_keys: Iterable[DataKey] | None = None) -> KeyRing:
         """The deployment's ring: its data keys (or ``data_keys``) and its blind index."""
         return cls(
             secrets.data_keys if data_keys is None else data_keys,

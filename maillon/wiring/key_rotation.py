@@ -28,9 +28,9 @@ def reseal_column(conn: Connection, ring: KeyRing, ref: SealedColumnRef) -> int:
     keys = list(table.primary_key.columns)
     context_cols = [table.c[name] for name in ref.type.context_columns()]
     raw = type_coerce(column, LargeBinary).label("raw")
-    rows = conn.execute(
-        select(*keys, *context_cols, raw).where(column.is_not(None))
-    ).mappings().all()
+    rows = (
+        conn.execute(select(*keys, *context_cols, raw).where(column.is_not(None))).mappings().all()
+    )
     where = and_(*(k == bindparam(f"pk_{k.name}") for k in keys))
     statement = (
         update(table).where(where).values({column.name: bindparam("fresh", type_=LargeBinary)})

@@ -52,13 +52,19 @@ def markdown() -> str:
         "|---|---|---|",
     ]
     for code, label in ROLES.items():
-        note = "personne non professionnelle : si le parcours l'admet" if code in (
-            RESTRICTED_ROLES
-        ) else ""
+        note = (
+            "personne non professionnelle : si le parcours l'admet"
+            if code in (RESTRICTED_ROLES)
+            else ""
+        )
         lines.append(f"| `{code}` | {label} | {note} |")
-    lines += ["", "**Sexe** (`identity.sex`) : " + ", ".join(
-        f"`{s}` {SEX_LABELS.get(s, s)}" for s in _enum(identity, "sex")
-    ) + ".", ""]
+    lines += [
+        "",
+        "**Sexe** (`identity.sex`) : "
+        + ", ".join(f"`{s}` {SEX_LABELS.get(s, s)}" for s in _enum(identity, "sex"))
+        + ".",
+        "",
+    ]
     lines += ["**Statut de l'identité** (`identity.identity_status`, référentiel INS) :", ""]
     lines += [f"- `{s}` : {STATUS_LABELS.get(s, s)}" for s in _enum(identity, "identity_status")]
     lines += ["", "**Parcours** (`pathway`) :", ""]

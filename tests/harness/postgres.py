@@ -60,8 +60,18 @@ def _start_private_cluster() -> str:
     subprocess.run(
         _as_owner(
             owner,
-            [str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust",
-             "-E", "UTF8", "--locale=C"],
+            [
+                str(bindir / "initdb"),
+                "-D",
+                str(data),
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--locale=C",
+            ],
         ),
         check=True,
         capture_output=True,
@@ -74,8 +84,19 @@ def _start_private_cluster() -> str:
     subprocess.run(
         _as_owner(
             owner,
-            [str(bindir / "pg_ctl"), "-D", str(data), "-l", str(root / "server.log"),
-             "-o", options, "-w", "-t", "60", "start"],
+            [
+                str(bindir / "pg_ctl"),
+                "-D",
+                str(data),
+                "-l",
+                str(root / "server.log"),
+                "-o",
+                options,
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ],
         ),
         check=True,
         capture_output=True,

@@ -390,8 +390,13 @@ def test_key_rotation_reencrypts_everything(tmp_path: Path) -> None:
         api(stack, coord.access_token, "POST", f"/v1/dossiers/{did}/notes", {"text": "avant"})
         running = subprocess.run(
             [
-                sys.executable, "-m", "maillon.wiring.cli", "keys", "rotate",
-                "--dir", str(stack.directory),
+                sys.executable,
+                "-m",
+                "maillon.wiring.cli",
+                "keys",
+                "rotate",
+                "--dir",
+                str(stack.directory),
             ],
             capture_output=True,
             text=True,

@@ -97,6 +97,8 @@ def test_migration_0006_indexes_qualified_ins_and_seals_closing_reasons(
             assert session.get(Dossier, "prov").ins_index is None  # type: ignore[union-attr]
     finally:
         engine.dispose()
+
+
 def _filler(column: Column[Any], n: int) -> Any:
     """Some value of the column's type, for a row written as an older version would."""
     kind = column.type.python_type
