@@ -51,6 +51,21 @@ def open_dossier_by_ins(
     return rows[0].id, rows[0].room_id
 
 
+def open_dossiers_carrying_ins(session: Session, keys: KeyRing, matricules: Iterable[str]) -> int:
+    """How many open dossiers carry one of these matricules, whatever their identity status
+    (by the blind index of every dossier's matricule), counted up to 2: more than one is a
+    possible duplicate that no mail is routed to."""
+    digests = {d for d in (matricule_index(keys, m) for m in matricules) if d is not None}
+    if not digests:
+        return 0
+    rows = session.execute(
+        select(Dossier.id)
+        .where(Dossier.matricule_index.in_(digests), Dossier.status == "open")
+        .limit(2)
+    ).all()
+    return len(rows)
+
+
 def mail_localpart_of_room(session: Session, room_id: str) -> str | None:
     """The address local part of the dossier whose room this is."""
     return session.scalar(select(Dossier.mail_localpart).where(Dossier.room_id == room_id))
