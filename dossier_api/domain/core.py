@@ -112,6 +112,8 @@ class ServiceCore:
         self._engine = engine
         self._mail_domain = settings.mail_domain
         self._component = component
+        # The care-circle module's decision log, loaded into the audit when it is read.
+        self._decision_log = deployment.path("audit")
         # Our homeserver and its peers: nobody else can sit in a patient room.
         self._allowed_servers = allowed_servers(
             str(deployment.path(settings.homeserver.config_file)), settings.server_name

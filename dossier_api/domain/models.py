@@ -196,6 +196,15 @@ class AuditEntry(Base):
     detail: Mapped[str | None] = mapped_column(Text, default=None)
 
 
+class DecisionLogPosition(Base):
+    """How far each file of the care-circle module's decision log is loaded into the audit
+    (bytes of whole lines), so every decision is loaded once."""
+
+    __tablename__ = "decision_log_positions"
+    file: Mapped[str] = mapped_column(String(255), primary_key=True)
+    offset: Mapped[int] = mapped_column(Integer, default=0)
+
+
 class FormSubmission(Base):
     """A filled pathway form (answers sealed), with the version of its definition."""
 

@@ -30,6 +30,7 @@ from dossier_api.domain.models import (
     Task,
 )
 from dossier_api.domain.pathways import PATHWAYS, Pathway
+from dossier_api.domain.room_decisions import load_room_decisions
 from dossier_api.domain.rooms import ROOMS, enqueue
 from dossier_api.domain.vigilance import OVERRIDE, IdentityVigilance, parse_evidence
 from dossier_api.domain.vigilance import check_transition as check_identity_status
@@ -476,6 +477,8 @@ class DossierService(CareOperations, FhirExport, IdentityVigilance):
     # -- audit ---------------------------------------------------------------------------
 
     def audit(self, caller: Caller, dossier_id: str, limit: int) -> list[dict[str, Any]]:
+        """The dossier's audit, room-side decisions (``room_decisions``) included."""
+        load_room_decisions(self._engine, self._decision_log)
         with self.acting(caller, "audit.read", dossier_id, "audit") as act:
             rows = act.session.scalars(
                 select(AuditEntry)

@@ -6,16 +6,22 @@ Revision ID: 0050
 Revises: 0010
 
 Existing dossiers get both indexes: their identities are opened once, here, with the
-deployment's key ring (installed before the store is opened).
+deployment's key ring (installed before the store is opened); an identity that cannot be
+opened is left without them (and said in the log).
 """
 
 from __future__ import annotations
+
+import logging
 
 import sqlalchemy as sa
 from alembic import op
 
 from dossier_api.domain.ins import any_matricule_index, traits_index
+from maillon.shared.crypto import DecryptionError
 from maillon.shared.sealed import DOSSIER_PURPOSE, key_ring
+
+log = logging.getLogger("alembic.runtime.migration")
 
 revision = "0050"
 down_revision = "0010"
@@ -67,7 +73,11 @@ def upgrade() -> None:
     if rows:
         ring = key_ring()
         for dossier_id, sealed in rows:
-            identity = ring.open_json(bytes(sealed), DOSSIER_PURPOSE) if sealed else None
+            try:
+                identity = ring.open_json(bytes(sealed), DOSSIER_PURPOSE) if sealed else None
+            except DecryptionError:
+                log.warning("dossier %s : identité illisible, sans index de doublons", dossier_id)
+                continue
             conn.execute(
                 sa.update(dossiers)
                 .where(dossiers.c.id == dossier_id)
