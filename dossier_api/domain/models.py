@@ -117,6 +117,20 @@ class IdentityEvent(Base):
     reason: Mapped[str | None] = mapped_column(Sealed(), default=None)
 
 
+class ConsentEvent(Base):
+    """A change of a dossier's consent (informed, sharing outside the care team, opposition),
+    dated and attributed; ``note`` (sealed) says how it was collected (an attestation)."""
+
+    __tablename__ = "consent_events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    dossier_id: Mapped[str] = mapped_column(ForeignKey("dossiers.id"), index=True)
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    actor: Mapped[str] = mapped_column(String(255))
+    field: Mapped[str] = mapped_column(String(20))  # informed, share_outside, opposition
+    value: Mapped[bool] = mapped_column(Boolean)
+    note: Mapped[str | None] = mapped_column(Sealed(), default=None)
+
+
 class CircleMember(Base):
     """One period of membership of the care circle (history kept: rows are never deleted)."""
 

@@ -13,6 +13,7 @@ from sqlalchemy import func, insert, select, union
 from dossier_api.domain import circle_members, visibility
 from dossier_api.domain.access import Access, Caller, decide
 from dossier_api.domain.care import CareOperations
+from dossier_api.domain.consent import ConsentRecords, sharing_refusal
 from dossier_api.domain.core import ApiError, _iso, _parse_date, _parse_dt
 from dossier_api.domain.fhir import FhirExport
 from dossier_api.domain.ins import display_name
@@ -40,11 +41,11 @@ from maillon.shared.clock import utcnow
 MAX_DELEGATION_DAYS = 90
 
 
-class DossierService(CareOperations, FhirExport, IdentityVigilance):
+class DossierService(CareOperations, FhirExport, IdentityVigilance, ConsentRecords):
     """The dossier domain's operations: dossiers, circle, notes, tasks, delegations,
     structures and rooms here; forms, PPCS, agenda and alerts (``care``), the FHIR export
-    (``fhir``) and identity vigilance (``vigilance``) as mixins. Every one runs inside
-    ``self.acting`` (see ``ServiceCore``)."""
+    (``fhir``), identity vigilance (``vigilance``) and consent (``consent``) as mixins.
+    Every one runs inside ``self.acting`` (see ``ServiceCore``)."""
 
     # -- dossiers ------------------------------------------------------------------------
 
@@ -225,13 +226,7 @@ class DossierService(CareOperations, FhirExport, IdentityVigilance):
                 dossier.status_reason = body.get("status_reason")
                 dossier.closed_at = None if status == "open" else utcnow()
                 enqueue(session, dossier.id, ROOMS)  # read-only room, or writable again
-            for key, column in (
-                ("consent_informed", "consent_informed"),
-                ("consent_share_outside", "consent_share_outside"),
-                ("opposition", "opposition"),
-            ):
-                if key in body:
-                    setattr(dossier, column, body[key])
+            act.detail = self.record_consent(session, dossier, caller, body)
             return self.to_json(dossier, access)
 
     # -- care circle ---------------------------------------------------------------------
@@ -297,6 +292,9 @@ class DossierService(CareOperations, FhirExport, IdentityVigilance):
                     "M_INVALID_PARAM",
                     "ce parcours n'admet pas le patient ni ses proches dans le cercle",
                 )
+            refusal = sharing_refusal(pathway, role, dossier)
+            if refusal is not None:
+                raise refusal
             server = server_of(user_id)
             if server not in self._allowed_servers:
                 raise ApiError(

@@ -104,6 +104,17 @@ async def identity_history(request: web.Request) -> web.Response:
 
 @route(
     "GET",
+    "/v1/dossiers/{dossier_id}/consent/history",
+    "Historique du consentement (daté, attribué)",
+    S.CONSENT_HISTORY,
+)
+async def consent_history(request: web.Request) -> web.Response:
+    dossier_id = request.match_info["dossier_id"]
+    return web.json_response(await call(request, svc(request).consent_history, dossier_id))
+
+
+@route(
+    "GET",
     "/v1/dossiers",
     "Mes dossiers (cercle, délégation, structure)",
     S.DOSSIER_LIST,

@@ -97,7 +97,13 @@ DOSSIER_PATCH = obj(
         "consent_informed": {"type": "boolean"},
         "consent_share_outside": {"type": "boolean"},
         "opposition": {"type": "boolean"},
+        # How the consent (or the opposition) was collected: kept, sealed, with the change.
+        "consent_note": {"type": "string", "minLength": 1, "maxLength": 500},
     },
+)
+CONSENT_HISTORY = obj(
+    ["consent", "history"],
+    {"consent": {"type": "object"}, "history": {"type": "array", "items": {"type": "object"}}},
 )
 MEMBER = obj(
     [
