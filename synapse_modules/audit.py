@@ -11,20 +11,10 @@ import json
 import os
 import threading
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
-
-@dataclass(frozen=True)
-class AuditRecord:
-    ts: str
-    room_id: str
-    actor: str
-    action: str
-    target: str | None
-    allowed: bool
-    code: str
-    worker: str
+from maillon.shared.decision_log import FILE_PATTERN, AuditRecord, file_name
 
 
 class AuditLog:
@@ -32,7 +22,7 @@ class AuditLog:
         self._dir = Path(directory)
         self._dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._worker = worker
-        self._path = self._dir / f"circle-decisions-{worker}.jsonl"
+        self._path = self._dir / file_name(worker)
         self._lock = threading.Lock()
 
     def record(
@@ -62,7 +52,7 @@ def read_audit(
     directory: str | os.PathLike[str], room_id: str | None = None
 ) -> Iterator[AuditRecord]:
     """Every recorded decision (all workers), oldest first within each worker's file."""
-    for path in sorted(Path(directory).glob("circle-decisions-*.jsonl")):
+    for path in sorted(Path(directory).glob(FILE_PATTERN)):
         with path.open(encoding="utf-8") as handle:
             for line in handle:
                 if not line.strip():

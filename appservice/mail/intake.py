@@ -34,6 +34,11 @@ NO_SINGLE_INS = (
     "550 5.1.1 Aucun dossier unique pour le patient (INS des métadonnées IHE_XDM) : "
     "écrivez à l'adresse du dossier / no single dossier for the patient's INS"
 )
+INS_DUPLICATE = (
+    "550 5.1.1 Plusieurs dossiers portent l'INS des métadonnées IHE_XDM (doublon possible, "
+    "à résoudre par l'identitovigilance) : écrivez à l'adresse du dossier / several dossiers "
+    "carry the patient's INS"
+)
 NULL_SENDER = (
     "550 5.7.1 Expéditeur vide accepté pour les seuls avis de non-remise de nos courriels "
     "/ null sender only for delivery reports about our mails"
@@ -84,6 +89,8 @@ class Intake:
                 except XdmTooLarge as exc:
                     reply = f"552 5.3.4 Paquet IHE_XDM refusé : {exc} / XDM package too large"
                     raise Refusal(reply) from exc
+                if self.router.ins_duplicated(matricules):
+                    raise Refusal(INS_DUPLICATE)
                 target = self.router.by_ins(matricules)
                 if target is None:
                     raise Refusal(NO_SINGLE_INS)

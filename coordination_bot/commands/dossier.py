@@ -8,16 +8,19 @@ import time
 
 from coordination_bot.core import Command, CommandError, Context, Reply, build, register
 from coordination_bot.dates import DateError, french_datetime, parse_birth_date
+from dossier_api.domain.core import ApiError
+from dossier_api.domain.ins import display_name
 from dossier_api.domain.pathways import PATHWAYS
-from dossier_api.domain.service import display_name
+from dossier_api.domain.vigilance import DUPLICATE, OVERRIDE
 from maillon.shared.dates_fr import born as born_word
 from maillon.shared.dates_fr import format_birth_date, parse_iso
 
 ROOM_WAIT_SECONDS = 30.0
 SEXES = {"F": "F", "M": "M", "H": "M", "I": "I"}
-USAGE_NEW = "!dossier nouveau NOM Prénom JJ/MM/AAAA SEXE [parcours]"
+USAGE_NEW = "!dossier nouveau NOM Prénom JJ/MM/AAAA SEXE [parcours] [doublon motif]"
 USAGE_CLOSE = "!dossier fermer motif"
-USAGE_NEW_EN = "!file new SURNAME Firstname DD/MM/YYYY SEX [pathway]"
+USAGE_NEW_EN = "!file new SURNAME Firstname DD/MM/YYYY SEX [pathway] [duplicate reason]"
+DUPLICATE_WORDS = ("doublon", "duplicate")
 USAGE_CLOSE_EN = "!file close reason"
 
 
@@ -27,8 +30,50 @@ def _iso_to_fr(value: str | None) -> str:
     return french_datetime(dt.datetime.fromisoformat(value))
 
 
+def _split_override(args: list[str]) -> tuple[list[str], str | None]:
+    """The words before « doublon », and the reason after it (None without the word)."""
+    for i, word in enumerate(args):
+        if i >= 4 and word.lower() in DUPLICATE_WORDS:
+            return args[:i], " ".join(args[i + 1 :]).strip()
+    return args, None
+
+
+def _duplicate_error(ctx: Context, exc: ApiError, usage: str) -> CommandError:
+    """A possible duplicate, said in the room: the dossiers the sender may read by their
+    number (no patient name in a room), the others by their structure; how to confirm."""
+    data = exc.data or {}
+    lines = [
+        ctx.t(
+            f"dossier {c['id']} ({c['pathway']}, {c['status']}, ouvert le "
+            f"{_iso_to_fr(c['opened_at'])})",
+            f"dossier {c['id']} ({c['pathway']}, {c['status']}, opened "
+            f"{_iso_to_fr(c['opened_at'])})",
+        )
+        for c in data.get("candidates", [])
+    ]
+    lines.extend(str(s) for s in data.get("elsewhere", []))
+    return CommandError(
+        ctx.t(
+            "doublon possible : " + " ; ".join(lines) + ". Pour ouvrir tout de même un "
+            "dossier, ajoutez « doublon » et le motif à la fin de la commande",
+            "possible duplicate: " + "; ".join(lines) + ". To open a dossier anyway, add "
+            "“duplicate” and the reason at the end of the command",
+        ),
+        usage,
+    )
+
+
 async def _new(ctx: Context, args: list[str]) -> Reply:
     usage = ctx.t(USAGE_NEW, USAGE_NEW_EN)
+    args, override = _split_override(args)
+    if override is not None and len(override) < 3:
+        raise CommandError(
+            ctx.t(
+                "le motif du doublon confirmé est obligatoire (3 caractères au moins)",
+                "the reason for confirming a duplicate is required (3 characters at least)",
+            ),
+            usage,
+        )
     if len(args) < 4:
         raise CommandError(
             ctx.t(
@@ -73,7 +118,7 @@ async def _new(ctx: Context, args: list[str]) -> Reply:
             ),
             usage,
         )
-    body = {
+    body: dict[str, object] = {
         "pathway": pathway,
         "identity": {
             "birth_name": surname.upper(),
@@ -83,7 +128,16 @@ async def _new(ctx: Context, args: list[str]) -> Reply:
             "identity_status": "PROV",
         },
     }
-    created = await ctx.services.as_sender(ctx.sender, ctx.services.dossiers.create_dossier, body)
+    if override is not None:
+        body[OVERRIDE] = {"reason": override}
+    try:
+        created = await ctx.services.as_sender(
+            ctx.sender, ctx.services.dossiers.create_dossier, body
+        )
+    except ApiError as exc:
+        if exc.errcode == DUPLICATE:
+            raise _duplicate_error(ctx, exc, usage) from None
+        raise
     dossier_id = created["id"]
     name = display_name(created["identity"])
 

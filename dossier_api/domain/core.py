@@ -8,6 +8,7 @@ import datetime as dt
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
@@ -26,11 +27,17 @@ from maillon.shared.settings import Deployment
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, errcode: str, message: str) -> None:
+    """A refusal: its HTTP status, code and French message; ``data``, more fields of the
+    answer (e.g. the possible duplicates of an identity), never in the audit."""
+
+    def __init__(
+        self, status: int, errcode: str, message: str, data: dict[str, Any] | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.errcode = errcode
         self.message = message
+        self.data = data
 
 
 def _iso(value: dt.datetime | None) -> str | None:
@@ -105,6 +112,8 @@ class ServiceCore:
         self._engine = engine
         self._mail_domain = settings.mail_domain
         self._component = component
+        # The care-circle module's decision log, loaded into the audit when it is read.
+        self._decision_log = deployment.path("audit")
         # Our homeserver and its peers: nobody else can sit in a patient room.
         self._allowed_servers = allowed_servers(
             str(deployment.path(settings.homeserver.config_file)), settings.server_name
@@ -149,13 +158,20 @@ class ServiceCore:
             self.audit_entry(session, known, access, "impersonation", False, detail)
 
     def _access(self, session: Session, caller: Caller, dossier: Dossier) -> Access:
+        return self._access_to(session, caller, dossier.id, dossier.structure_id)
+
+    def _access_to(
+        self, session: Session, caller: Caller, dossier_id: str, structure_id: str | None
+    ) -> Access:
+        """The caller's access to a dossier known by its id and structure (nothing of the
+        dossier is loaded: no identity is opened)."""
         now = dt.datetime.now(dt.UTC)
         circle = session.scalars(
-            select(CircleMember).where(CircleMember.dossier_id == dossier.id)
+            select(CircleMember).where(CircleMember.dossier_id == dossier_id)
         ).all()
         staff = (
-            dossier.structure_id is not None
-            and session.get(StructureStaff, (dossier.structure_id, caller.user_id)) is not None
+            structure_id is not None
+            and session.get(StructureStaff, (structure_id, caller.user_id)) is not None
         )
         delegations = session.scalars(
             select(Delegation).where(Delegation.to_user == caller.user_id)

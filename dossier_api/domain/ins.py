@@ -4,6 +4,11 @@ The identity is sealed; to find a dossier by the INS a mail names, the dossier c
 keyed digest of its matricule (``Dossier.ins_index``, HMAC-SHA256 with the deployment's
 blind index key, see ``maillon.shared.crypto.BlindIndex``), so no identity is opened to
 route. Only a qualified identity (QUAL) may be referenced by INS: only those are indexed.
+
+Identity vigilance (RNIV) looks for possible duplicates with two more keyed digests that
+every dossier carries whatever its status: its matricule (``Dossier.matricule_index``, the
+same digest as ``ins_index``) and its traits (``Dossier.traits_index``: birth name, first
+first name, birth date and sex, normalised by ``maillon.shared.text``).
 """
 
 from __future__ import annotations
@@ -13,11 +18,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from maillon.shared.crypto import KeyRing
+from maillon.shared.text import first_given_name, normalise_name
 
 # NIR or NIA: sex/kind digit, 12 digits, 2-digit key (JSON schema of the API too).
 INS_MATRICULE_PATTERN = "^[12378][0-9]{12}[0-9]{2}$"
 QUALIFIED = "QUAL"
 INDEX_LABEL = "dossier.ins_matricule"
+TRAITS_LABEL = "dossier.identity_traits"
 
 _MATRICULE = re.compile(INS_MATRICULE_PATTERN)
 _SEPARATORS = re.compile(r"[\s.\-_]+")
@@ -46,3 +53,39 @@ def identity_index(
         return None
     matricule = identity.get("ins_matricule")
     return matricule_index(keys, matricule) if isinstance(matricule, str) else None
+
+
+def any_matricule_index(keys: KeyRing, identity: Mapping[str, Any] | None) -> str | None:
+    """The blind index of the matricule an identity carries, whatever its status."""
+    if not isinstance(identity, Mapping):
+        return None
+    matricule = identity.get("ins_matricule")
+    return matricule_index(keys, matricule) if isinstance(matricule, str) else None
+
+
+def identity_traits(identity: Mapping[str, Any]) -> str | None:
+    """The normal form of the traits two records of one person share: birth name, first
+    first name, birth date, sex (None if one is missing)."""
+    values = [identity.get(k) for k in ("birth_name", "first_names", "birth_date", "sex")]
+    if not all(isinstance(v, str) and v.strip() for v in values):
+        return None
+    birth_name, first_names, birth_date, sex = (str(v) for v in values)
+    name, first = normalise_name(birth_name), first_given_name(first_names)
+    if not name or not first:
+        return None
+    return "|".join((name, first, birth_date.strip(), sex.strip().upper()))
+
+
+def traits_index(keys: KeyRing, identity: Mapping[str, Any] | None) -> str | None:
+    """The blind index of an identity's traits (see :func:`identity_traits`)."""
+    if not isinstance(identity, Mapping):
+        return None
+    traits = identity_traits(identity)
+    return None if traits is None else keys.blind_index(TRAITS_LABEL, traits)
+
+
+def display_name(identity: Mapping[str, Any]) -> str:
+    """How pages and the bot name the patient: used (or birth) name in capitals, first
+    names."""
+    name = identity.get("used_name") or identity.get("birth_name") or "?"
+    return f"{str(name).upper()} {identity.get('first_names', '')}".strip()

@@ -10,7 +10,7 @@ from sqlalchemy import Boolean, Connection, ForeignKey, Index, Integer, String, 
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Mapped, Mapper, mapped_column, relationship
 
-from dossier_api.domain.ins import identity_index
+from dossier_api.domain.ins import any_matricule_index, identity_index, traits_index
 from maillon.shared.clock import utcnow
 from maillon.shared.sealed import Sealed, key_ring
 from maillon.shared.store import Base
@@ -67,6 +67,10 @@ class Dossier(Base):
     # Blind index of a QUAL identity's INS matricule (``dossier_api.domain.ins``): set on
     # every write of the identity, read to route a mail by INS without opening identities.
     ins_index: Mapped[str | None] = mapped_column(String(64), default=None, index=True)
+    # Identity vigilance: blind indexes of the matricule (any status) and of the traits
+    # (names, birth date, sex), to find possible duplicates without opening identities.
+    matricule_index: Mapped[str | None] = mapped_column(String(64), default=None, index=True)
+    traits_index: Mapped[str | None] = mapped_column(String(64), default=None, index=True)
     consent_informed: Mapped[bool] = mapped_column(Boolean, default=False)
     consent_share_outside: Mapped[bool] = mapped_column(Boolean, default=False)
     opposition: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -81,11 +85,50 @@ def _write_ins_index(_mapper: Mapper[Dossier], _conn: Connection, dossier: Dossi
     """Whenever a dossier's identity or its status is written, so is its blind index."""
     attrs = sa_inspect(dossier).attrs
     if attrs.identity.history.has_changes() or attrs.identity_status.history.has_changes():
-        dossier.ins_index = identity_index(key_ring(), dossier.identity, dossier.identity_status)
+        ring = key_ring()
+        dossier.ins_index = identity_index(ring, dossier.identity, dossier.identity_status)
+        dossier.matricule_index = any_matricule_index(ring, dossier.identity)
+        dossier.traits_index = traits_index(ring, dossier.identity)
 
 
 event.listen(Dossier, "before_insert", _write_ins_index)
 event.listen(Dossier, "before_update", _write_ins_index)
+
+
+class IdentityEvent(Base):
+    """Identity vigilance (RNIV) record of a dossier: a change of its identity status with
+    its evidence (an identity document checked: kind, by whom, when; or the INS's source:
+    INSi, IHE_XDM, import), or a creation despite possible duplicates (the candidates).
+    The free-text reason is sealed."""
+
+    __tablename__ = "identity_events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    dossier_id: Mapped[str] = mapped_column(ForeignKey("dossiers.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))  # status, duplicate_override
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    actor: Mapped[str] = mapped_column(String(255))
+    from_status: Mapped[str | None] = mapped_column(String(5), default=None)
+    to_status: Mapped[str | None] = mapped_column(String(5), default=None)
+    document_kind: Mapped[str | None] = mapped_column(String(40), default=None)
+    checked_by: Mapped[str | None] = mapped_column(String(255), default=None)
+    checked_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    ins_source: Mapped[str | None] = mapped_column(String(10), default=None)
+    candidates: Mapped[str | None] = mapped_column(Text, default=None)  # dossier ids
+    reason: Mapped[str | None] = mapped_column(Sealed(), default=None)
+
+
+class ConsentEvent(Base):
+    """A change of a dossier's consent (informed, sharing outside the care team, opposition),
+    dated and attributed; ``note`` (sealed) says how it was collected (an attestation)."""
+
+    __tablename__ = "consent_events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    dossier_id: Mapped[str] = mapped_column(ForeignKey("dossiers.id"), index=True)
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    actor: Mapped[str] = mapped_column(String(255))
+    field: Mapped[str] = mapped_column(String(20))  # informed, share_outside, opposition
+    value: Mapped[bool] = mapped_column(Boolean)
+    note: Mapped[str | None] = mapped_column(Sealed(), default=None)
 
 
 class CircleMember(Base):
@@ -165,6 +208,15 @@ class AuditEntry(Base):
     component: Mapped[str] = mapped_column(String(30))
     allowed: Mapped[bool] = mapped_column(Boolean)
     detail: Mapped[str | None] = mapped_column(Text, default=None)
+
+
+class DecisionLogPosition(Base):
+    """How far each file of the care-circle module's decision log is loaded into the audit
+    (bytes of whole lines), so every decision is loaded once."""
+
+    __tablename__ = "decision_log_positions"
+    file: Mapped[str] = mapped_column(String(255), primary_key=True)
+    offset: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class FormSubmission(Base):

@@ -104,6 +104,10 @@ class Pathway:
     tasks_checklist: tuple[str, ...] = ()
     # May a delegate (acting for a coordinator) add or remove circle members? Default no.
     delegates_manage_circle: bool = False
+    # Roles the pathway does not count as the care team (CSP L1110-4, L1110-12): entering
+    # the circle with one shares the dossier outside the care team, which needs the person's
+    # prior consent (``consent_share_outside``) and is impossible after an opposition.
+    outside_care_team: tuple[str, ...] = field(default=(), metadata={"check": _roles})
 
     def form(self, form_id: str) -> FormDefinition | None:
         return next((f for f in self.forms if f.id == form_id), None)

@@ -13,8 +13,10 @@ from sqlalchemy import func, insert, select, union
 from dossier_api.domain import circle_members, visibility
 from dossier_api.domain.access import Access, Caller, decide
 from dossier_api.domain.care import CareOperations
+from dossier_api.domain.consent import ConsentRecords, sharing_refusal
 from dossier_api.domain.core import ApiError, _iso, _parse_date, _parse_dt
 from dossier_api.domain.fhir import FhirExport
+from dossier_api.domain.ins import display_name
 from dossier_api.domain.models import (
     AuditEntry,
     CircleMember,
@@ -29,23 +31,21 @@ from dossier_api.domain.models import (
     Task,
 )
 from dossier_api.domain.pathways import PATHWAYS, Pathway
+from dossier_api.domain.room_decisions import load_room_decisions
 from dossier_api.domain.rooms import ROOMS, enqueue
+from dossier_api.domain.vigilance import OVERRIDE, IdentityVigilance, parse_evidence
+from dossier_api.domain.vigilance import check_transition as check_identity_status
 from maillon.shared.circle import RESTRICTED_ROLES, ROOM_AUDIENCES, server_of
 from maillon.shared.clock import utcnow
-
-
-def display_name(identity: dict[str, Any]) -> str:
-    name = identity.get("used_name") or identity.get("birth_name") or "?"
-    return f"{str(name).upper()} {identity.get('first_names', '')}".strip()
-
 
 MAX_DELEGATION_DAYS = 90
 
 
-class DossierService(CareOperations, FhirExport):
+class DossierService(CareOperations, FhirExport, IdentityVigilance, ConsentRecords):
     """The dossier domain's operations: dossiers, circle, notes, tasks, delegations,
-    structures and rooms here; forms, PPCS, agenda and alerts (``care``) and the FHIR export
-    (``fhir``) as mixins. Every one runs inside ``self.acting`` (see ``ServiceCore``)."""
+    structures and rooms here; forms, PPCS, agenda and alerts (``care``), the FHIR export
+    (``fhir``), identity vigilance (``vigilance``) and consent (``consent``) as mixins.
+    Every one runs inside ``self.acting`` (see ``ServiceCore``)."""
 
     # -- dossiers ------------------------------------------------------------------------
 
@@ -74,6 +74,8 @@ class DossierService(CareOperations, FhirExport):
     def create_dossier(self, caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
         identity = dict(body["identity"])
         status = identity.pop("identity_status", "PROV")
+        evidence = parse_evidence(body.get("identity_evidence"), caller)
+        override = body.get(OVERRIDE)
         with self.acting(caller, "dossier.create") as act:
             session = act.session
             if not caller.is_admin and not self._is_professional(session, caller.user_id):
@@ -86,6 +88,8 @@ class DossierService(CareOperations, FhirExport):
             structure_id = body.get("structure_id")
             if structure_id is not None and session.get(Structure, structure_id) is None:
                 raise ApiError(400, "M_INVALID_PARAM", "structure inconnue")
+            check_identity_status("PROV", status, evidence, identity, utcnow())
+            overridden = self.vet_new_identity(session, caller, identity, override)
             dossier = Dossier(
                 pathway=body["pathway"],
                 structure_id=structure_id,
@@ -108,6 +112,9 @@ class DossierService(CareOperations, FhirExport):
             )
             session.add(DossierRoom(dossier_id=dossier.id, kind="main", created_by=caller.user_id))
             enqueue(session, dossier.id, ROOMS)
+            act.detail = self.record_creation(
+                session, dossier, caller, evidence, overridden, override
+            )
             access = Access(caller.user_id, "coordinator", None, True, True, True, True)
             act.access, act.dossier_id = access, dossier.id
             return self.to_json(dossier, access)
@@ -219,13 +226,7 @@ class DossierService(CareOperations, FhirExport):
                 dossier.status_reason = body.get("status_reason")
                 dossier.closed_at = None if status == "open" else utcnow()
                 enqueue(session, dossier.id, ROOMS)  # read-only room, or writable again
-            for key, column in (
-                ("consent_informed", "consent_informed"),
-                ("consent_share_outside", "consent_share_outside"),
-                ("opposition", "opposition"),
-            ):
-                if key in body:
-                    setattr(dossier, column, body[key])
+            act.detail = self.record_consent(session, dossier, caller, body)
             return self.to_json(dossier, access)
 
     # -- care circle ---------------------------------------------------------------------
@@ -291,6 +292,9 @@ class DossierService(CareOperations, FhirExport):
                     "M_INVALID_PARAM",
                     "ce parcours n'admet pas le patient ni ses proches dans le cercle",
                 )
+            refusal = sharing_refusal(pathway, role, dossier)
+            if refusal is not None:
+                raise refusal
             server = server_of(user_id)
             if server not in self._allowed_servers:
                 raise ApiError(
@@ -471,6 +475,8 @@ class DossierService(CareOperations, FhirExport):
     # -- audit ---------------------------------------------------------------------------
 
     def audit(self, caller: Caller, dossier_id: str, limit: int) -> list[dict[str, Any]]:
+        """The dossier's audit, room-side decisions (``room_decisions``) included."""
+        load_room_decisions(self._engine, self._decision_log)
         with self.acting(caller, "audit.read", dossier_id, "audit") as act:
             rows = act.session.scalars(
                 select(AuditEntry)

@@ -79,6 +79,41 @@ async def create_dossier(request: web.Request) -> web.Response:
 
 
 @route(
+    "POST",
+    "/v1/dossiers/{dossier_id}/identity/status",
+    "Changer le statut de l'identité (RNIV : pièce contrôlée, source de l'INS, motif)",
+    S.IDENTITY_HISTORY,
+    body=S.IDENTITY_STATUS_IN,
+)
+async def change_identity_status(request: web.Request) -> web.Response:
+    dossier_id = request.match_info["dossier_id"]
+    result = await call(request, svc(request).change_identity_status, dossier_id, body(request))
+    return web.json_response(result)
+
+
+@route(
+    "GET",
+    "/v1/dossiers/{dossier_id}/identity/history",
+    "Historique de l'identité (statuts, preuves, doublons confirmés)",
+    S.IDENTITY_HISTORY,
+)
+async def identity_history(request: web.Request) -> web.Response:
+    dossier_id = request.match_info["dossier_id"]
+    return web.json_response(await call(request, svc(request).identity_history, dossier_id))
+
+
+@route(
+    "GET",
+    "/v1/dossiers/{dossier_id}/consent/history",
+    "Historique du consentement (daté, attribué)",
+    S.CONSENT_HISTORY,
+)
+async def consent_history(request: web.Request) -> web.Response:
+    dossier_id = request.match_info["dossier_id"]
+    return web.json_response(await call(request, svc(request).consent_history, dossier_id))
+
+
+@route(
     "GET",
     "/v1/dossiers",
     "Mes dossiers (cercle, délégation, structure)",

@@ -17,7 +17,14 @@ PARAM_RE = re.compile(r"\{([a-z_]+)\}")
 ERROR_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["errcode", "error"],
-    "properties": {"errcode": {"type": "string"}, "error": {"type": "string"}},
+    "properties": {
+        "errcode": {"type": "string"},
+        "error": {"type": "string"},
+        # A possible duplicate (409): the dossiers the caller may read, and where the others
+        # are (structure names only).
+        "candidates": {"type": "array", "items": {"type": "object"}},
+        "elsewhere": {"type": "array", "items": {"type": "string"}},
+    },
 }
 
 

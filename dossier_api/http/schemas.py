@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dossier_api.domain import pathways
+from dossier_api.domain import pathways, vigilance
 from dossier_api.domain.ins import INS_MATRICULE_PATTERN
 from maillon.shared.circle import ROLES, ROOM_AUDIENCES, USER_ID_PATTERN
 
@@ -45,6 +45,24 @@ IDENTITY_IN = obj(
 )
 IDENTITY_OUT = {"type": "object", "additionalProperties": True}
 
+IDENTITY_EVIDENCE = obj(
+    [],
+    {
+        "document": obj(
+            ["kind", "checked_at"],
+            {
+                "kind": {"type": "string", "enum": list(vigilance.DOCUMENT_KINDS)},
+                "checked_by": USER_ID,
+                "checked_at": DATETIME,
+            },
+        ),
+        "ins_source": {"type": "string", "enum": list(vigilance.INS_SOURCES)},
+        "reason": {"type": "string", "minLength": 1, "maxLength": 500},
+    },
+)
+DUPLICATE_OVERRIDE = obj(
+    ["reason"], {"reason": {"type": "string", "minLength": 3, "maxLength": 500}}
+)
 DOSSIER_CREATE = obj(
     ["pathway", "identity"],
     {
@@ -52,6 +70,23 @@ DOSSIER_CREATE = obj(
         "identity": IDENTITY_IN,
         "structure_id": {"type": "string", "minLength": 1, "maxLength": 32},
         "consent_informed": {"type": "boolean"},
+        "identity_evidence": IDENTITY_EVIDENCE,
+        vigilance.OVERRIDE: DUPLICATE_OVERRIDE,
+    },
+)
+IDENTITY_STATUS_IN = obj(
+    ["status"],
+    {
+        "status": {"type": "string", "enum": list(vigilance.STATUSES)},
+        "identity_evidence": IDENTITY_EVIDENCE,
+    },
+)
+IDENTITY_EVENT = {"type": "object", "additionalProperties": True}
+IDENTITY_HISTORY = obj(
+    ["identity_status", "history"],
+    {
+        "identity_status": {"type": "string"},
+        "history": {"type": "array", "items": IDENTITY_EVENT},
     },
 )
 DOSSIER_PATCH = obj(
@@ -62,7 +97,13 @@ DOSSIER_PATCH = obj(
         "consent_informed": {"type": "boolean"},
         "consent_share_outside": {"type": "boolean"},
         "opposition": {"type": "boolean"},
+        # How the consent (or the opposition) was collected: kept, sealed, with the change.
+        "consent_note": {"type": "string", "minLength": 1, "maxLength": 500},
     },
+)
+CONSENT_HISTORY = obj(
+    ["consent", "history"],
+    {"consent": {"type": "object"}, "history": {"type": "array", "items": {"type": "object"}}},
 )
 MEMBER = obj(
     [

@@ -126,6 +126,9 @@ async def api_middleware(request: web.Request, handler: Handler) -> web.StreamRe
             )
         return exc.response
     except ApiError as exc:
+        if exc.data:
+            body = {**exc.data, "errcode": exc.errcode, "error": exc.message}
+            return web.json_response(body, status=exc.status)
         return json_error(exc.status, exc.errcode, exc.message)
 
 

@@ -16,9 +16,10 @@ from aiohttp import web
 
 from dossier_api.domain.access import Caller
 from dossier_api.domain.core import ApiError
+from dossier_api.domain.ins import display_name
 from dossier_api.domain.pathways import PATHWAYS
 from dossier_api.domain.scope import require_room_scope
-from dossier_api.domain.service import DossierService, display_name
+from dossier_api.domain.service import DossierService
 from dossier_api.http.auth import Authenticator, AuthError
 from maillon.shared.circle import ROLES
 from maillon.shared.dates_fr import format_iso

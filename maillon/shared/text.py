@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from typing import Any
 
 LONE_SURROGATE = re.compile("[\ud800-\udfff]")
@@ -43,3 +44,28 @@ def json_problem(value: Any, max_depth: int) -> tuple[str, str] | None:
             for index, child in enumerate(item):
                 stack.append((child, f"{where}.{index}" if where else str(index), depth + 1))
     return None
+
+
+# -- names, for blind indexes (identity vigilance, search) -----------------------------------
+
+_NAME_SEPARATORS = re.compile(r"[\s\-‐‑‒–—'’,.]+")
+_NOT_LETTER_OR_DIGIT = re.compile(r"[^0-9a-z]")
+_LIGATURES = str.maketrans({"œ": "oe", "æ": "ae", "ø": "o", "đ": "d", "ł": "l", "ı": "i"})
+
+
+def normalise_name(value: str) -> str:
+    """A person's name in the one form that blind indexes compare: without accents, case,
+    hyphens, apostrophes or spaces ("Lefèvre-D'Aubigné" → "lefevredaubigne"). Pure."""
+    folded = unicodedata.normalize("NFKD", value.casefold().translate(_LIGATURES))
+    letters = "".join(c for c in folded if not unicodedata.combining(c))
+    return _NOT_LETTER_OR_DIGIT.sub("", letters.translate(_LIGATURES))
+
+
+def first_given_name(value: str) -> str:
+    """The first of a person's first names, normalised ("Jean-Pierre Louis" → "jean"); the
+    identity vigilance compares this one, since first names are often given in part."""
+    for word in _NAME_SEPARATORS.split(value):
+        normal = normalise_name(word)
+        if normal:
+            return normal
+    return ""

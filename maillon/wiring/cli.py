@@ -123,6 +123,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--client-port", metavar="PORT", type=_port, default=8008, help="API client Synapse (8008)"
     )
     init.add_argument(
+        "--admin-port",
+        metavar="PORT",
+        type=_port,
+        default=8009,
+        help="écoute locale (127.0.0.1) de Synapse pour Maillon et l'API d'administration, "
+        "si --bind n'est pas une adresse locale (8009)",
+    )
+    init.add_argument(
         "--dossier-port", metavar="PORT", type=_port, default=8090, help="API dossier (8090)"
     )
     init.add_argument(
@@ -215,6 +223,7 @@ def _init(args: argparse.Namespace) -> int:
             database_url=args.database_url,
             bind=args.bind,
             client_port=args.client_port,
+            admin_port=args.admin_port,
             dossier_port=args.dossier_port,
             appservice_port=args.appservice_port,
             mail_port=args.mail_port,

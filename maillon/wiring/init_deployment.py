@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import ipaddress
 import json
 import os
 import re
@@ -42,6 +43,9 @@ class InitOptions:
     database_url: str | None = None
     bind: str = "127.0.0.1"
     client_port: int = 8008
+    # Loopback listener of Maillon's components and Synapse's admin API, when ``bind`` is
+    # not a loopback address (then the client listener serves no admin API).
+    admin_port: int = 8009
     dossier_port: int = 8090
     appservice_port: int = 8091
     mail_port: int = 2525
@@ -116,6 +120,16 @@ def _write_private(path: Path, text: str) -> None:
         handle.write(text)
 
 
+def is_loopback(address: str) -> bool:
+    """Whether a bind address is reachable from this machine only."""
+    if address == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
+
+
 def _check(options: InitOptions) -> None:
     if not SERVER_NAME_RE.match(options.server_name):
         raise InitError(f"--server-name : nom de serveur invalide « {options.server_name} »")
@@ -127,6 +141,8 @@ def _check(options: InitOptions) -> None:
     }
     if options.federation_port is not None:
         ports["--federation-port"] = options.federation_port
+    if not is_loopback(options.bind):
+        ports["--admin-port"] = options.admin_port
     for flag, port in ports.items():
         if not 1 <= port <= 65535:
             raise InitError(f"{flag} : port hors limites ({port})")
@@ -154,7 +170,9 @@ def init_deployment(options: InitOptions) -> Path:
     for sub in ("", "data", "data/media_store", "logs", "run", "bot"):
         (root / sub).mkdir(mode=0o700, parents=True, exist_ok=True)
     generated = _generate_secrets()
-    homeserver_url = f"http://{options.bind}:{options.client_port}"
+    public_url = f"http://{options.bind}:{options.client_port}"
+    admin_port = None if is_loopback(options.bind) else options.admin_port
+    homeserver_url = public_url if admin_port is None else f"http://127.0.0.1:{admin_port}"
     if database.kind == "sqlite":
         store_url = f"sqlite:///{root}/data/maillon.db"
     else:
@@ -166,6 +184,8 @@ def init_deployment(options: InitOptions) -> Path:
         "server_name": options.server_name,
         "bind": options.bind,
         "client_port": options.client_port,
+        "admin_port": admin_port,
+        "public_url": public_url,
         "dossier_port": options.dossier_port,
         "appservice_port": options.appservice_port,
         "mail_port": options.mail_port,

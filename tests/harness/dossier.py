@@ -35,6 +35,20 @@ def api_error(
     raise AssertionError(f"{method} {path} must be refused")
 
 
+# The harness opens the same patient many times: each creation confirms the possible
+# duplicate (tests of identity vigilance pass ``duplicate_override=None``).
+HARNESS_OVERRIDE = {"reason": "jeu d'essai : même patient ouvert plusieurs fois"}
+
+
+def dossier_body(**extra: Any) -> dict[str, Any]:
+    """A creation request: ``IDENTITY`` unless told, its QUAL status resting on an imported
+    INS, the duplicate confirmed (``duplicate_override=None`` to leave it out)."""
+    body: dict[str, Any] = {"pathway": "dac", "identity": dict(IDENTITY), **extra}
+    if body["identity"].get("identity_status") in ("QUAL", "RECUP"):
+        body.setdefault("identity_evidence", {"ins_source": "import"})
+    body.setdefault("duplicate_override", HARNESS_OVERRIDE)
+    return {k: v for k, v in body.items() if v is not None}
+
+
 def new_dossier(stack: Stack, token: str, **extra: Any) -> dict[str, Any]:
-    body = {"pathway": "dac", "identity": dict(IDENTITY), **extra}
-    return api(stack, token, "POST", "/v1/dossiers", body)
+    return api(stack, token, "POST", "/v1/dossiers", dossier_body(**extra))

@@ -40,7 +40,9 @@ async def open_dossier_through_bot(
 ) -> tuple[str, str]:
     """!dossier nouveau in a direct chat; the patient room follows, the référent joins."""
     dm = await dm_with_bot(stack, coordinator)
-    sent, opened = await chat.command(dm, "!dossier nouveau Martin Jeanne 12/03/1941 F dac")
+    # The shared stack holds other dossiers of this patient: confirmed as a duplicate.
+    command = "!dossier nouveau Martin Jeanne 12/03/1941 F dac doublon jeu d'essai"
+    sent, opened = await chat.command(dm, command)
     assert "Dossier ouvert pour MARTIN Jeanne" in opened.body
     match = re.search(r"Numéro : ([0-9a-f]{32})", opened.body)
     assert match, opened.body

@@ -40,7 +40,7 @@ from maillon.shared.crypto import KeyRing
 from maillon.shared.store import make_engine
 from tests.harness.bot_chat import BotChat
 from tests.harness.circle import bind_professional
-from tests.harness.dossier import IDENTITY, new_dossier
+from tests.harness.dossier import IDENTITY, api, api_error, new_dossier
 from tests.harness.mail import (
     SENDER,
     Dovecot,
@@ -445,6 +445,45 @@ async def test_ihe_xdm_ins_routes_to_the_single_dossier(
     )
     code, text = await relay.send(SENDER, [general], raw)
     assert code == 550 and "INS" in text
+    assert relay.spool_count() == before
+
+
+async def test_a_mail_naming_the_ins_of_a_possible_duplicate_goes_to_neither(
+    relay: Relay, make_client: MakeClient
+) -> None:
+    """Identity vigilance on the mail path: a second dossier carrying the same INS (its
+    creation refused, then confirmed with a reason) makes the INS ambiguous; a mail naming
+    it is refused with the reason, and reaches neither dossier."""
+    ins = nir()
+    identity = {**IDENTITY, "ins_matricule": ins, "birth_name": "Doublon"}
+    coordinator, _, room_id = await mail_dossier(relay, make_client, identity)
+    token = coordinator.account.access_token
+    provisional = {k: v for k, v in identity.items() if k != "identity_status"}
+    body = {"pathway": "dac", "identity": {**provisional, "birth_name": "Autrenom"}}
+    refused = api_error(relay.stack, token, "POST", "/v1/dossiers", body)
+    assert refused.status == 409 and "Doublon possible" in str(refused)
+    general = f"dossiers@{relay.domain}"
+    mid, raw = build_mail(
+        general,
+        "Avant le doublon",
+        "Voir le document joint.",
+        attachments=[("IHE_XDM.ZIP", "application/zip", xdm_zip(ins))],
+    )
+    code, text = await relay.send(SENDER, [general], raw)
+    assert code == 250, text
+    await wait_mails(coordinator, room_id, {mid})
+
+    body["duplicate_override"] = {"reason": "deux dossiers le temps de la fusion"}
+    api(relay.stack, token, "POST", "/v1/dossiers", body)
+    before = relay.spool_count()
+    _, raw = build_mail(
+        general,
+        "Après le doublon",
+        "Voir le document joint.",
+        attachments=[("IHE_XDM.ZIP", "application/zip", xdm_zip(ins))],
+    )
+    code, text = await relay.send(SENDER, [general], raw)
+    assert code == 550 and "doublon possible" in text, text
     assert relay.spool_count() == before
 
 

@@ -42,14 +42,16 @@ def test_migration_0006_indexes_qualified_ins_and_seals_closing_reasons(
     database_url: str,
 ) -> None:
     """A store of before 0006: its QUAL identities get their blind index, and its clear
-    closing reasons are sealed; the dossier is then found by INS and reads its reason."""
+    closing reasons are sealed; the dossier is then found by INS and reads its reason; and
+    (0050) every dossier gets the blind indexes of its matricule and traits."""
     import base64
     import os
 
     from sqlalchemy import LargeBinary, select, text, type_coerce
     from sqlalchemy.orm import Session
 
-    from dossier_api.domain.lookup import open_dossier_by_ins
+    from dossier_api.domain.ins import any_matricule_index, traits_index
+    from dossier_api.domain.lookup import open_dossier_by_ins, possible_duplicates
     from dossier_api.domain.models import Dossier
     from maillon.shared.crypto import BlindIndex, KeyRing
     from maillon.shared.sealed import install_key_ring
@@ -95,6 +97,17 @@ def test_migration_0006_indexes_qualified_ins_and_seals_closing_reasons(
             found = open_dossier_by_ins(session, ring, {str(IDENTITY["ins_matricule"])})
             assert found == ("qual", "!qual:localhost")
             assert session.get(Dossier, "prov").ins_index is None  # type: ignore[union-attr]
+            # 0050: every dossier gets the duplicate indexes, whatever its status.
+            ring_traits = traits_index(ring, identity)
+            for did in ("qual", "prov"):
+                dossier = session.get(Dossier, did)
+                assert dossier is not None and ring_traits is not None
+                assert dossier.traits_index == ring_traits
+                assert dossier.matricule_index == any_matricule_index(ring, identity)
+            assert {c.id for c in possible_duplicates(session, None, ring_traits)} == {
+                "qual",
+                "prov",
+            }
     finally:
         engine.dispose()
 

@@ -25,7 +25,7 @@ from maillon.shared.settings import load
 from maillon.shared.store import make_engine
 from maillon.shared.web import bearer_token
 from maillon.wiring.init_deployment import InitOptions, init_deployment
-from tests.harness.dossier import IDENTITY
+from tests.harness.dossier import IDENTITY, dossier_body
 from tests.harness.ports import free_port
 
 COORD = "@coord:sante.test"
@@ -122,9 +122,7 @@ async def test_validation_errors_are_400_in_french_naming_the_field(
 
 
 async def test_create_then_read_and_an_outsider_is_refused(client: TestClient[Any, Any]) -> None:
-    status, created = await call(
-        client, "POST", "/v1/dossiers", json={"pathway": "dac", "identity": IDENTITY}
-    )
+    status, created = await call(client, "POST", "/v1/dossiers", json=dossier_body())
     assert status == 201, created
     assert created["room_id"] is None, "no appservice: the room follows later"
     path = f"/v1/dossiers/{created['id']}"
@@ -144,9 +142,7 @@ async def test_create_then_read_and_an_outsider_is_refused(client: TestClient[An
 async def test_who_is_in_the_circle_now(client: TestClient[Any, Any]) -> None:
     """The current circle (not removed, exit date not passed) is one query behind adding,
     removing, notes' roles and alerts."""
-    _, created = await call(
-        client, "POST", "/v1/dossiers", json={"pathway": "dac", "identity": IDENTITY}
-    )
+    _, created = await call(client, "POST", "/v1/dossiers", json=dossier_body())
     circle = f"/v1/dossiers/{created['id']}/circle"
     nurse = "@ide:sante.test"
     until = (dt.datetime.now(dt.UTC) + dt.timedelta(days=30)).isoformat()

@@ -15,7 +15,7 @@ from dossier_api.domain.models import CircleMember, RoomSyncJob
 from dossier_api.domain.rooms import RoomLinks
 from dossier_api.domain.service import DossierService
 from maillon.shared.circle import CircleEntry
-from maillon.shared.crypto import KeyRing
+from maillon.shared.crypto import BlindIndex, KeyRing
 from maillon.shared.sealed import install_key_ring
 from maillon.shared.settings import DataKey
 from maillon.shared.store import make_engine
@@ -26,7 +26,12 @@ NURSE = "@ide:sante.test"
 
 
 def _setup(tmp_path: Path) -> tuple[DossierService, RoomLinks, str, dt.datetime]:
-    install_key_ring(KeyRing([DataKey("k1", base64.b64encode(bytes(range(32))).decode())]))
+    install_key_ring(
+        KeyRing(
+            [DataKey("k1", base64.b64encode(bytes(range(32))).decode())],
+            BlindIndex(bytes(range(32, 64))),
+        )
+    )
     engine = make_engine(f"sqlite:///{tmp_path / 'store.db'}")
     professionals(engine, REFERENT.user_id, NURSE)
     service = DossierService(engine, deployment(tmp_path / "deployment", "sante.test"))

@@ -14,6 +14,7 @@ from dossier_api.domain.lookup import (
     mail_localpart_of_room,
     open_dossier_by_ins,
     open_dossier_by_mail_localpart,
+    open_dossiers_carrying_ins,
 )
 from maillon.shared.crypto import KeyRing
 
@@ -70,6 +71,14 @@ class Router:
         with Session(self._engine) as session:
             found = open_dossier_by_ins(session, self._keys, matricules)
         return None if found is None else Target(*found)
+
+    def ins_duplicated(self, matricules: set[str]) -> bool:
+        """Whether several open dossiers carry a named matricule (a possible duplicate that
+        identity vigilance has to resolve: no mail goes to one of them by INS)."""
+        if not matricules:
+            return False
+        with Session(self._engine) as session:
+            return open_dossiers_carrying_ins(session, self._keys, matricules) > 1
 
     def address_for_room(self, room_id: str) -> str | None:
         """The address of the dossier whose room this is (outgoing mails come from it)."""

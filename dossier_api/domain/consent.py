@@ -1,0 +1,95 @@
+"""Consent that is checked (secret partagé, CSP L1110-4): sharing a dossier outside the
+care team — a circle role the pathway does not count as care team (``outside_care_team``)
+— needs the person's prior consent, and an opposition blocks it on every path (API, bot,
+widget: they all add members through ``DossierService.add_member``; the room follows the
+circle, and the care-circle module refuses any invite of someone outside it). Every change
+of consent is dated, attributed and kept (``ConsentEvent``). The operations as the
+``ConsentRecords`` mixin of ``DossierService``; the rule as a module function (pure)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from dossier_api.domain.access import Caller
+from dossier_api.domain.core import ApiError, ServiceCore, _iso
+from dossier_api.domain.models import ConsentEvent, Dossier
+from dossier_api.domain.pathways import Pathway
+
+FIELDS = {
+    "consent_informed": ("informed", "consent_informed"),
+    "consent_share_outside": ("share_outside", "consent_share_outside"),
+    "opposition": ("opposition", "opposition"),
+}
+OPPOSED = "MAILLON_OPPOSITION"
+NO_CONSENT = "MAILLON_CONSENT_REQUIRED"
+
+
+def sharing_refusal(pathway: Pathway | None, role: str, dossier: Dossier) -> ApiError | None:
+    """Why this role may not enter the circle as consent stands (None if it may)."""
+    if pathway is None or role not in pathway.outside_care_team:
+        return None
+    if dossier.opposition:
+        return ApiError(
+            403,
+            OPPOSED,
+            f"la personne s'est opposée au partage de son dossier hors de l'équipe de soins : "
+            f"le rôle {role} n'entre pas dans le cercle",
+        )
+    if not dossier.consent_share_outside:
+        return ApiError(
+            403,
+            NO_CONSENT,
+            f"le rôle {role} est hors de l'équipe de soins du parcours « {pathway.name} » : "
+            "il faut d'abord recueillir et enregistrer le consentement de la personne au "
+            "partage (consent_share_outside)",
+        )
+    return None
+
+
+def event_json(e: ConsentEvent) -> dict[str, Any]:
+    return {"at": _iso(e.at), "actor": e.actor, "field": e.field, "value": e.value, "note": e.note}
+
+
+class ConsentRecords(ServiceCore):
+    """Consent changes recorded with the dossier; their history."""
+
+    @staticmethod
+    def record_consent(
+        session: Session, dossier: Dossier, caller: Caller, body: dict[str, Any]
+    ) -> str | None:
+        """Apply and record the consent fields of ``body`` that change; the audit detail."""
+        changes = []
+        for key, (name, column) in FIELDS.items():
+            if key in body and bool(body[key]) != getattr(dossier, column):
+                setattr(dossier, column, bool(body[key]))
+                session.add(
+                    ConsentEvent(
+                        dossier_id=dossier.id,
+                        actor=caller.user_id,
+                        field=name,
+                        value=bool(body[key]),
+                        note=body.get("consent_note"),
+                    )
+                )
+                changes.append(f"{name} → {'oui' if body[key] else 'non'}")
+        return "consentement : " + ", ".join(changes) if changes else None
+
+    def consent_history(self, caller: Caller, dossier_id: str) -> dict[str, Any]:
+        with self.acting(caller, "consent.history", dossier_id, "read") as act:
+            rows = act.session.scalars(
+                select(ConsentEvent)
+                .where(ConsentEvent.dossier_id == dossier_id)
+                .order_by(ConsentEvent.id)
+            ).all()
+            d = act.dossier
+            return {
+                "consent": {
+                    "informed": d.consent_informed,
+                    "share_outside": d.consent_share_outside,
+                    "opposition": d.opposition,
+                },
+                "history": [event_json(e) for e in rows],
+            }
