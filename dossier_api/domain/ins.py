@@ -46,3 +46,9 @@ def identity_index(
         return None
     matricule = identity.get("ins_matricule")
     return matricule_index(keys, matricule) if isinstance(matricule, str) else None
+
+
+def display_name(identity: Mapping[str, Any]) -> str:
+    """The patient's name as pages show it: « MARTIN Jeanne Louise » (used name first)."""
+    name = identity.get("used_name") or identity.get("birth_name") or "?"
+    return f"{str(name).upper()} {identity.get('first_names', '')}".strip()

@@ -139,3 +139,14 @@ def openapi_document(title: str, version: str) -> dict[str, Any]:
             },
         },
     }
+
+
+def validation_message(error: Any) -> str:
+    """A request body's first schema error, in French, naming the field."""
+    where = ".".join(str(p) for p in error.absolute_path) or "corps"
+    if error.validator == "required":
+        missing = error.message.split("'")[1] if "'" in error.message else error.message
+        return f"champ obligatoire manquant : « {missing} » (dans {where})"
+    if error.validator == "additionalProperties":
+        return f"champ inconnu dans « {where} » : {error.message}"
+    return f"valeur refusée pour « {where} » ({error.validator}) : {error.message}"
