@@ -19,7 +19,6 @@ class Caller:
     via: str  # "token" or "openid"
 
 
-
 @dataclass(frozen=True)
 class Access:
     user_id: str

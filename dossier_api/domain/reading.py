@@ -32,6 +32,7 @@ from dossier_api.domain.models import (
     Task,
 )
 from dossier_api.domain.pathways import PATHWAYS
+from maillon.shared.dates_fr import PARIS
 from maillon.shared.text import fold
 
 # Kinds of timeline entries (``?kind=`` takes a comma-separated list of them).
@@ -324,13 +325,14 @@ class DossierReading(ServiceCore):
                         Entry(out.sent_at, "mail", "sent", "Courriel envoyé", ref=str(out.id))
                     )
         if "room" in kinds:
-            days: dict[dt.date, tuple[dt.datetime, int]] = {}
+            days: dict[dt.date, tuple[dt.datetime, int]] = {}  # by day, Paris time
             for r in session.scalars(
                 select(RoomActivity).where(RoomActivity.dossier_id == dossier_id)
             ):
                 if r.kind == "message":
-                    last, count = days.get(r.at.date(), (r.at, 0))
-                    days[r.at.date()] = (max(last, r.at), count + 1)
+                    day = r.at.astimezone(PARIS).date()
+                    last, count = days.get(day, (r.at, 0))
+                    days[day] = (max(last, r.at), count + 1)
                 else:
                     entries.append(
                         Entry(

@@ -67,9 +67,7 @@ def readable_notes(session: Session, dossier_id: str, readers: Iterable[Reader])
     return [n for n in rows if all(may_read(n, r) for r in everyone)]
 
 
-def readable_note(
-    session: Session, dossier_id: str, note_id: str, reader: Reader
-) -> Note | None:
+def readable_note(session: Session, dossier_id: str, note_id: str, reader: Reader) -> Note | None:
     """One note of the dossier if the reader may read it (else None, as if unknown)."""
     note = session.get(Note, note_id)
     if note is None or note.dossier_id != dossier_id or not may_read(note, reader):

@@ -91,6 +91,17 @@ async def _document(request: web.Request, max_bytes: int) -> tuple[str, str, byt
     "Joindre un document à sa note (PDF, image ; multipart « file » ou JSON base64)",
     S.DOCUMENT,
     status=201,
+    request_content={
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": ["file"],
+                "properties": {"file": {"type": "string", "format": "binary"}},
+            }
+        },
+        "application/json": {"schema": S.DOCUMENT_IN},
+    },
+    errors={"413": "Document trop volumineux", "415": "Type de document non accepté"},
 )
 async def add_attachment(request: web.Request) -> web.Response:
     dossier_id, note_id = _ids(request, "dossier_id", "note_id")

@@ -34,6 +34,10 @@ class Route:
     auth: bool = True
     content_type: str = "application/json"
     tag: str = "dossiers"
+    # A body the handler reads itself (e.g. an upload): documented, not parsed here.
+    request_content: dict[str, Any] | None = None
+    # Error statuses beyond the usual ones, with their description.
+    errors: dict[str, str] = field(default_factory=dict)
 
     @property
     def validator(self) -> Draft7Validator | None:
@@ -57,6 +61,8 @@ def route(
     auth: bool = True,
     content_type: str = "application/json",
     tag: str = "dossiers",
+    request_content: dict[str, Any] | None = None,
+    errors: dict[str, str] | None = None,
 ) -> Callable[[Handler], Handler]:
     def register(handler: Handler) -> Handler:
         ROUTES.append(
@@ -72,6 +78,8 @@ def route(
                 auth,
                 content_type,
                 tag,
+                request_content,
+                errors or {},
             )
         )
         return handler
@@ -101,6 +109,8 @@ def _operation(r: Route) -> dict[str, Any]:
         responses["401"] = {"description": "Non authentifié", "content": error}
         responses["403"] = {"description": "Non autorisé", "content": error}
         responses["409"] = {"description": "Conflit avec l'état du dossier", "content": error}
+    for code, text in r.errors.items():
+        responses[code] = {"description": text, "content": error}
     responses["503"] = {
         "description": "Service ou serveur d'accueil indisponible",
         "content": error,
@@ -115,6 +125,8 @@ def _operation(r: Route) -> dict[str, Any]:
     }
     if r.body is not None:
         op["requestBody"] = {"required": True, "content": {"application/json": {"schema": r.body}}}
+    elif r.request_content is not None:
+        op["requestBody"] = {"required": True, "content": r.request_content}
     if r.auth:
         op["security"] = [{"matrixToken": []}]
     return op

@@ -6,9 +6,11 @@ stack; each endpoint with its refusals."""
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import io
 import json
 import secrets
+import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -18,8 +20,14 @@ from urllib.parse import quote
 import pytest
 from pypdf import PdfReader
 from sqlalchemy import text
+from sqlalchemy.orm import Session
 
+from dossier_api.domain.mail.routing import Target
+from dossier_api.domain.mail.spool import Spool
+from dossier_api.domain.models import RoomActivity
+from maillon.shared.crypto import KeyRing
 from maillon.shared.homeserver_client import Registered
+from maillon.shared.sealed import install_key_ring
 from maillon.shared.store import make_engine
 from tests.harness.dossier import api, api_error, new_dossier
 from tests.harness.stack import Stack
@@ -581,3 +589,79 @@ def test_ppcs_structured_and_printable(stack: Stack, circle: Circle) -> None:
     )
     prints = [e for e in audit(stack, coord, did) if e["action"] == "ppcs.print"]
     assert {e["allowed"] for e in prints} == {True, False}
+
+
+def _poll(predicate: Any, what: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+def test_timeline_shows_mails_alerts_and_room_activity(stack: Stack, circle: Circle) -> None:
+    did, nurse, coord = circle.did, circle.nurse.access_token, circle.coord.access_token
+    physio = circle.physio.access_token
+    path = f"/v1/dossiers/{did}/timeline"
+    room_id = api(stack, coord, "GET", f"/v1/dossiers/{did}")["room_id"]
+    assert room_id
+
+    # The appservice invites the circle into the patient room: the line shows it.
+    def invited() -> bool:
+        rows = api(stack, coord, "GET", f"{path}?kind=room")["entries"]
+        return any(e["action"] == "invite" and e["subject"] == circle.nurse.user_id for e in rows)
+
+    _poll(invited, "the nurse's invitation on the timeline")
+    invite = next(
+        e
+        for e in api(stack, coord, "GET", f"{path}?kind=room")["entries"]
+        if e["action"] == "invite" and e["subject"] == circle.nurse.user_id
+    )
+    assert invite["title"] == "Invitation dans la salle"
+
+    # Messages (metadata only, as the appservice records them) and a mail received.
+    deployment = stack.deployment
+    ring = KeyRing.for_secrets(deployment.secrets)
+    install_key_ring(ring)
+    engine = make_engine(deployment.settings.database_url, create_tables=False)
+    try:
+        now = dt.datetime.now(dt.UTC)
+        with Session(engine) as session, session.begin():
+            for n in range(2):
+                session.add(
+                    RoomActivity(
+                        event_id=f"$m{secrets.token_hex(8)}",
+                        dossier_id=did,
+                        room_id=room_id,
+                        kind="message",
+                        sender=circle.nurse.user_id,
+                        at=now - dt.timedelta(minutes=n),
+                    )
+                )
+        Spool(engine, ring).accept(
+            b"Subject: compte rendu\r\n\r\nsortie prevue",
+            {"from": "dr@chu.mssante.fr"},
+            [Target(did, room_id)],
+            secrets.token_hex(8),
+        )
+    finally:
+        engine.dispose()
+    api(
+        stack,
+        coord,
+        "POST",
+        f"/v1/dossiers/{did}/alerts",
+        {"text": "Chute", "to": [circle.nurse.user_id]},
+    )
+
+    entries = api(stack, nurse, "GET", path)["entries"]
+    titles = [e["title"] for e in entries]
+    assert "2 messages dans les salles" in titles
+    assert "Courriel reçu" in titles
+    alert = next(e for e in entries if e["kind"] == "alert")
+    assert alert["text"] == "Chute" and alert["actor"] == circle.coord.user_id
+    # An alert is its author's and recipients' only.
+    assert "alert" not in {e["kind"] for e in api(stack, physio, "GET", path)["entries"]}
+    mails = api(stack, coord, "GET", f"{path}?kind=mail")["entries"]
+    assert [e["title"] for e in mails] == ["Courriel reçu"]
+    assert "sortie" not in json.dumps(mails)  # what a mail says stays in the room
