@@ -10,6 +10,7 @@ import datetime as dt
 from urllib.parse import quote
 
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 from jsonschema import Draft7Validator
 
 from dossier_api.domain.core import ApiError, _parse_date, _parse_dt
@@ -54,14 +55,17 @@ async def _document(request: web.Request, max_bytes: int) -> tuple[str, str, byt
     if request.content_type == "multipart/form-data":
         if size is not None and size > max_bytes + MULTIPART_SLACK:
             raise _too_large(max_bytes)
-        reader = await request.multipart()
-        while (part := await reader.next()) is not None:
-            if isinstance(part, BodyPartReader) and part.name == "file":
-                content = await _read_part(part, max_bytes)
-                if content is None:
-                    raise _too_large(max_bytes)
-                media_type = part.headers.get("Content-Type", "")
-                return part.filename or "document", media_type, content
+        try:
+            reader = await request.multipart()
+            while (part := await reader.next()) is not None:
+                if isinstance(part, BodyPartReader) and part.name == "file":
+                    content = await _read_part(part, max_bytes)
+                    if content is None:
+                        raise _too_large(max_bytes)
+                    media_type = part.headers.get("Content-Type", "")
+                    return part.filename or "document", media_type, content
+        except (HttpProcessingError, ValueError, UnicodeError) as exc:
+            raise ApiError(400, "M_INVALID_PARAM", "corps multipart/form-data illisible") from exc
         raise ApiError(400, "M_INVALID_PARAM", "champ « file » manquant (multipart/form-data)")
     if request.content_type == "application/json":
         if size is not None and size > upload_limit(max_bytes):
