@@ -8,12 +8,23 @@ import datetime as dt
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from dossier_api.domain.access import Caller
 from dossier_api.domain.circle_members import active_members
 from dossier_api.domain.core import ApiError, ServiceCore, _iso, _parse_dt
-from dossier_api.domain.models import Alert, Appointment, CarePlan, FormSubmission
-from dossier_api.domain.pathways import PATHWAYS
+from dossier_api.domain.ins import display_name
+from dossier_api.domain.models import (
+    Alert,
+    Appointment,
+    CarePlan,
+    FormDraft,
+    FormSubmission,
+    Professional,
+)
+from dossier_api.domain.pathways import PATHWAYS, FormDefinition
+from dossier_api.domain.ppcs_pdf import Person, PpcsDocument, render_ppcs
+from maillon.shared.clock import utcnow
 from maillon.shared.text import displayable
 
 
@@ -59,13 +70,44 @@ def _form_json(row: FormSubmission) -> dict[str, Any]:
     }
 
 
-def _ppcs_json(plan: CarePlan) -> dict[str, Any]:
+def _draft_json(row: FormDraft, form: FormDefinition) -> dict[str, Any]:
+    return {
+        "form_id": row.form_id,
+        "form_version": row.form_version,
+        "author": row.author,
+        "updated_at": _iso(row.updated_at),
+        "answers": row.answers,
+        # What submitting these answers would be refused for (the form shows it as it goes).
+        "problems": form.validate(row.answers),
+    }
+
+
+def _ppcs_json(plan: CarePlan, people: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return {
         "version": plan.version,
         "author": plan.author,
         "updated_at": _iso(plan.created_at),
         **plan.plan,
+        "people": people,
     }
+
+
+def _plan_people(plan: CarePlan) -> set[str]:
+    """The people a plan names: its author and the Matrix ids among its actions' "who"."""
+    who = {str(a.get("who", "")) for a in plan.plan.get("actions") or []}
+    return {plan.author} | {w for w in who if w.startswith("@")}
+
+
+def _directory(session: Session, users: set[str]) -> dict[str, Professional]:
+    rows = session.scalars(select(Professional).where(Professional.user_id.in_(sorted(users))))
+    return {p.user_id: p for p in rows}
+
+
+def _person(pro: Professional | None, role: str | None = None) -> Person:
+    name = pro.display_name if pro is not None and pro.display_name else None
+    return Person(
+        name or "professionnel(le) sans nom à l'annuaire", pro.profession if pro else None, role
+    )
 
 
 def _appointment_json(a: Appointment) -> dict[str, Any]:
@@ -141,17 +183,65 @@ class CareOperations(ServiceCore):
 
     # -- forms ---------------------------------------------------------------------------
 
+    @staticmethod
+    def _form(pathway_id: str, form_id: str) -> FormDefinition:
+        pathway = PATHWAYS.get(pathway_id)
+        form = pathway.form(form_id) if pathway else None
+        if form is None:
+            raise ApiError(404, "M_NOT_FOUND", f"formulaire inconnu dans le parcours {pathway_id}")
+        return form
+
+    @staticmethod
+    def _my_draft(session: Session, dossier_id: str, form_id: str, author: str) -> FormDraft | None:
+        return session.scalar(
+            select(FormDraft).where(
+                FormDraft.dossier_id == dossier_id,
+                FormDraft.form_id == form_id,
+                FormDraft.author == author,
+            )
+        )
+
+    def save_form_draft(
+        self, caller: Caller, dossier_id: str, form_id: str, body: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Keep the caller's answers so far (their own draft, unchecked but for unknown
+        fields), until they submit the form; the reply lists what submitting would refuse."""
+        with self.acting(caller, "forms.draft", dossier_id, "write") as act:
+            session = act.session
+            form = self._form(act.dossier.pathway, form_id)
+            act.detail = form.id
+            known = {f.id for f in form.fields}
+            unknown = [k for k in body["answers"] if k not in known]
+            if unknown:
+                raise ApiError(400, "M_INVALID_PARAM", f"champ inconnu : « {unknown[0][:60]} »")
+            row = self._my_draft(session, dossier_id, form.id, caller.user_id)
+            if row is None:
+                row = FormDraft(dossier_id=dossier_id, form_id=form.id, author=caller.user_id)
+                session.add(row)
+            row.form_version = form.version
+            row.answers = dict(body["answers"])
+            row.updated_at = utcnow()
+            session.flush()
+            return _draft_json(row, form)
+
+    def form_draft(self, caller: Caller, dossier_id: str, form_id: str) -> dict[str, Any]:
+        """The caller's own draft of a form (404 when they have none)."""
+        with self.acting(caller, "forms.draft.read", dossier_id, "write") as act:
+            form = self._form(act.dossier.pathway, form_id)
+            act.detail = form.id
+            row = self._my_draft(act.session, dossier_id, form.id, caller.user_id)
+            if row is None:
+                raise ApiError(404, "M_NOT_FOUND", "aucun brouillon de ce formulaire")
+            return _draft_json(row, form)
+
     def submit_form(
         self, caller: Caller, dossier_id: str, form_id: str, body: dict[str, Any]
     ) -> dict[str, Any]:
+        """Submit a form: the answers checked against its definition (French messages naming
+        each field); the caller's draft of it, if any, is then done with."""
         with self.acting(caller, "forms.write", dossier_id, "write") as act:
-            session, dossier = act.session, act.dossier
-            pathway = PATHWAYS.get(dossier.pathway)
-            form = pathway.form(form_id) if pathway else None
-            if form is None:
-                raise ApiError(
-                    404, "M_NOT_FOUND", f"formulaire inconnu dans le parcours {dossier.pathway}"
-                )
+            session = act.session
+            form = self._form(act.dossier.pathway, form_id)
             act.detail = form.id
             problems = form.validate(body["answers"])
             if problems:
@@ -164,6 +254,9 @@ class CareOperations(ServiceCore):
                 answers=body["answers"],
             )
             session.add(row)
+            draft = self._my_draft(session, dossier_id, form.id, caller.user_id)
+            if draft is not None:
+                session.delete(draft)
             session.flush()
             return _form_json(row)
 
@@ -196,19 +289,64 @@ class CareOperations(ServiceCore):
             session.add(plan)
             session.flush()
             act.detail = str(plan.version)
-            return _ppcs_json(plan)
+            return _ppcs_json(plan, self._people_json(session, _plan_people(plan)))
+
+    @staticmethod
+    def _people_json(session: Session, users: set[str]) -> dict[str, dict[str, Any]]:
+        return {
+            u: {"display_name": p.display_name, "profession": p.profession}
+            for u, p in _directory(session, users).items()
+        }
+
+    @staticmethod
+    def _current_plan(session: Session, dossier_id: str) -> CarePlan:
+        plan = session.scalar(
+            select(CarePlan)
+            .where(CarePlan.dossier_id == dossier_id)
+            .order_by(CarePlan.version.desc())
+            .limit(1)
+        )
+        if plan is None:
+            raise ApiError(404, "M_NOT_FOUND", "pas encore de PPCS pour ce dossier")
+        return plan
 
     def get_ppcs(self, caller: Caller, dossier_id: str) -> dict[str, Any]:
         with self.acting(caller, "ppcs.read", dossier_id, "read") as act:
-            plan = act.session.scalar(
-                select(CarePlan)
-                .where(CarePlan.dossier_id == dossier_id)
-                .order_by(CarePlan.version.desc())
-                .limit(1)
+            plan = self._current_plan(act.session, dossier_id)
+            return _ppcs_json(plan, self._people_json(act.session, _plan_people(plan)))
+
+    def ppcs_pdf(self, caller: Caller, dossier_id: str) -> bytes:
+        """The current PPCS as a printable PDF (audited as a read of the plan)."""
+        now = dt.datetime.now(dt.UTC)
+        with self.acting(caller, "ppcs.print", dossier_id, "read") as act:
+            session, dossier = act.session, act.dossier
+            plan = self._current_plan(session, dossier_id)
+            act.detail = f"version {plan.version}"
+            members = [
+                m for m in active_members(session, dossier_id, now=now) if m.role != "PATIENT"
+            ]
+            users = _plan_people(plan) | {m.user_id for m in members}
+            directory = _directory(session, users)
+            identity = dossier.identity
+            try:
+                birth = dt.date.fromisoformat(str(identity.get("birth_date")))
+            except ValueError:
+                birth = None
+            pathway = PATHWAYS.get(dossier.pathway)
+            return render_ppcs(
+                PpcsDocument(
+                    patient=display_name(identity),
+                    sex=identity.get("sex"),
+                    birth_date=birth,
+                    pathway=pathway.name if pathway else dossier.pathway,
+                    version=plan.version,
+                    updated_at=plan.created_at,
+                    author=_person(directory.get(plan.author)),
+                    team=tuple(_person(directory.get(m.user_id), m.role) for m in members),
+                    plan=plan.plan,
+                    people={u: _person(p) for u, p in directory.items()},
+                )
             )
-            if plan is None:
-                raise ApiError(404, "M_NOT_FOUND", "pas encore de PPCS pour ce dossier")
-            return _ppcs_json(plan)
 
     # -- agenda --------------------------------------------------------------------------
 

@@ -23,7 +23,7 @@ from dossier_api.domain.models import (
     StructureStaff,
 )
 from maillon.shared.care_circle_config import allowed_servers
-from maillon.shared.settings import Deployment
+from maillon.shared.settings import AttachmentSettings, Deployment
 
 
 class ApiError(Exception):
@@ -114,10 +114,16 @@ class ServiceCore:
         self._component = component
         # The care-circle module's decision log, loaded into the audit when it is read.
         self._decision_log = deployment.path("audit")
+        self._attachment_settings = settings.attachments
         # Our homeserver and its peers: nobody else can sit in a patient room.
         self._allowed_servers = allowed_servers(
             str(deployment.path(settings.homeserver.config_file)), settings.server_name
         )
+
+    @property
+    def attachment_settings(self) -> AttachmentSettings:
+        """Size limit and media types of the documents attached to notes."""
+        return self._attachment_settings
 
     @contextmanager
     def tx(self) -> Iterator[Session]:

@@ -85,7 +85,6 @@ def traits_index(keys: KeyRing, identity: Mapping[str, Any] | None) -> str | Non
 
 
 def display_name(identity: Mapping[str, Any]) -> str:
-    """How pages and the bot name the patient: used (or birth) name in capitals, first
-    names."""
+    """The patient's name as pages show it: « MARTIN Jeanne Louise » (used name first)."""
     name = identity.get("used_name") or identity.get("birth_name") or "?"
     return f"{str(name).upper()} {identity.get('first_names', '')}".strip()

@@ -6,13 +6,23 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from sqlalchemy import Boolean, Connection, ForeignKey, Index, Integer, String, Text, event
+from sqlalchemy import (
+    Boolean,
+    Connection,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    event,
+)
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Mapped, Mapper, mapped_column, relationship
 
 from dossier_api.domain.ins import any_matricule_index, identity_index, traits_index
 from maillon.shared.clock import utcnow
-from maillon.shared.sealed import Sealed, key_ring
+from maillon.shared.sealed import RowSealed, Sealed, key_ring
 from maillon.shared.store import Base
 
 
@@ -168,6 +178,27 @@ class Note(Base):
     body: Mapped[dict[str, Any]] = mapped_column(Sealed())  # text and attachment metadata
 
 
+# A document's bytes, sealed with its row's id as associated data (cannot move to another row).
+ATTACHMENT_CONTENT = RowSealed("id")
+
+
+class NoteAttachment(Base):
+    """A document attached to a note (PDF, image), stored sealed in the dossier store: its
+    bytes (``ATTACHMENT_CONTENT``) and its name and checksum (``meta``). Only the media type
+    and the size are in clear. The bytes are loaded only when the document is downloaded."""
+
+    __tablename__ = "note_attachments"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    note_id: Mapped[str] = mapped_column(ForeignKey("notes.id"), index=True)
+    dossier_id: Mapped[str] = mapped_column(ForeignKey("dossiers.id"), index=True)
+    media_type: Mapped[str] = mapped_column(String(100))
+    size: Mapped[int] = mapped_column(Integer)
+    meta: Mapped[dict[str, Any]] = mapped_column(Sealed())  # name, sha256
+    content: Mapped[bytes] = mapped_column(ATTACHMENT_CONTENT, deferred=True)
+    uploaded_by: Mapped[str] = mapped_column(String(255))
+    uploaded_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
 class Task(Base):
     __tablename__ = "tasks"
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
@@ -229,6 +260,20 @@ class FormSubmission(Base):
     form_version: Mapped[int] = mapped_column(Integer)
     author: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    answers: Mapped[dict[str, Any]] = mapped_column(Sealed())
+
+
+class FormDraft(Base):
+    """A pathway form being filled: one draft per author and form, kept until submitted."""
+
+    __tablename__ = "form_drafts"
+    __table_args__ = (UniqueConstraint("dossier_id", "form_id", "author", name="uq_form_draft"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    dossier_id: Mapped[str] = mapped_column(ForeignKey("dossiers.id"), index=True)
+    form_id: Mapped[str] = mapped_column(String(60))
+    form_version: Mapped[int] = mapped_column(Integer)
+    author: Mapped[str] = mapped_column(String(255))
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     answers: Mapped[dict[str, Any]] = mapped_column(Sealed())
 
 

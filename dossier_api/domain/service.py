@@ -9,14 +9,16 @@ import secrets
 from typing import Any
 
 from sqlalchemy import func, insert, select, union
+from sqlalchemy.orm import Session
 
 from dossier_api.domain import circle_members, visibility
 from dossier_api.domain.access import Access, Caller, decide
+from dossier_api.domain.attachments import AttachmentOperations, documents_of
 from dossier_api.domain.care import CareOperations
 from dossier_api.domain.consent import ConsentRecords, sharing_refusal
 from dossier_api.domain.core import ApiError, _iso, _parse_date, _parse_dt
 from dossier_api.domain.fhir import FhirExport
-from dossier_api.domain.ins import display_name
+from dossier_api.domain.ins import display_name as display_name  # re-exported
 from dossier_api.domain.models import (
     AuditEntry,
     CircleMember,
@@ -31,6 +33,7 @@ from dossier_api.domain.models import (
     Task,
 )
 from dossier_api.domain.pathways import PATHWAYS, Pathway
+from dossier_api.domain.reading import DossierReading
 from dossier_api.domain.room_decisions import load_room_decisions
 from dossier_api.domain.rooms import ROOMS, enqueue
 from dossier_api.domain.vigilance import OVERRIDE, IdentityVigilance, parse_evidence
@@ -39,13 +42,27 @@ from maillon.shared.circle import RESTRICTED_ROLES, ROOM_AUDIENCES, server_of
 from maillon.shared.clock import utcnow
 
 MAX_DELEGATION_DAYS = 90
+# ``GET …/tasks?statut=``: which tasks are listed (None: all, cancelled ones included).
+TASK_FILTERS: dict[str, tuple[str, ...] | None] = {
+    "toutes": None,
+    "ouvertes": ("todo",),
+    "faites": ("done",),
+}
 
 
-class DossierService(CareOperations, FhirExport, IdentityVigilance, ConsentRecords):
+class DossierService(
+    CareOperations,
+    FhirExport,
+    IdentityVigilance,
+    ConsentRecords,
+    AttachmentOperations,
+    DossierReading,
+):
     """The dossier domain's operations: dossiers, circle, notes, tasks, delegations,
-    structures and rooms here; forms, PPCS, agenda and alerts (``care``), the FHIR export
-    (``fhir``), identity vigilance (``vigilance``) and consent (``consent``) as mixins.
-    Every one runs inside ``self.acting`` (see ``ServiceCore``)."""
+    structures and rooms here; forms (and their drafts), PPCS (and its PDF), agenda and alerts
+    (``care``), the FHIR export (``fhir``), identity vigilance (``vigilance``), consent
+    (``consent``), the notes' documents (``attachments``), the timeline and search
+    (``reading``) as mixins. Every one runs inside ``self.acting`` (see ``ServiceCore``)."""
 
     # -- dossiers ------------------------------------------------------------------------
 
@@ -349,7 +366,9 @@ class DossierService(CareOperations, FhirExport, IdentityVigilance, ConsentRecor
     # -- cahier de liaison ---------------------------------------------------------------
 
     @staticmethod
-    def note_json(note: Note, corrected_by: str | None) -> dict[str, Any]:
+    def note_json(
+        note: Note, corrected_by: str | None, documents: list[dict[str, Any]] | None = None
+    ) -> dict[str, Any]:
         return {
             "id": note.id,
             "author": note.author,
@@ -361,12 +380,14 @@ class DossierService(CareOperations, FhirExport, IdentityVigilance, ConsentRecor
             "corrected_by": corrected_by,
             "visible_to_roles": note.visible_to_roles.split(",") if note.visible_to_roles else None,
             "attachments": note.body.get("attachments", []),
+            "documents": documents or [],
         }
 
     def notes(self, caller: Caller, dossier_id: str) -> list[dict[str, Any]]:
         with self.acting(caller, "notes.read", dossier_id, "read") as act:
             reader = visibility.reader_of(act.session, dossier_id, act.access)
-            return self.notes_json(visibility.readable_notes(act.session, dossier_id, [reader]))
+            visible = visibility.readable_notes(act.session, dossier_id, [reader])
+            return self.notes_json(act.session, visible)
 
     def notes_in_room(
         self, caller: Caller, dossier_id: str, room_id: str
@@ -376,12 +397,14 @@ class DossierService(CareOperations, FhirExport, IdentityVigilance, ConsentRecor
         with self.acting(caller, "notes.read", dossier_id, "read") as act:
             reader = visibility.reader_of(act.session, dossier_id, act.access)
             shown, held = visibility.room_notes(act.session, dossier_id, room_id, reader)
-            return self.notes_json(shown), held
+            return self.notes_json(act.session, shown), held
 
-    def notes_json(self, visible: list[Note]) -> list[dict[str, Any]]:
-        """Notes as the API shows them; a correction is named only if it is among them."""
+    def notes_json(self, session: Session, visible: list[Note]) -> list[dict[str, Any]]:
+        """Notes as the API shows them, with their documents; a correction is named only if
+        it is among them."""
         corrected = {n.corrects: n.id for n in visible if n.corrects}
-        return [self.note_json(n, corrected.get(n.id)) for n in visible]
+        documents = documents_of(session, (n.id for n in visible))
+        return [self.note_json(n, corrected.get(n.id), documents[n.id]) for n in visible]
 
     def add_note(
         self, caller: Caller, dossier_id: str, body: dict[str, Any], corrects: str | None = None
@@ -436,11 +459,21 @@ class DossierService(CareOperations, FhirExport, IdentityVigilance, ConsentRecor
             "done_at": _iso(task.done_at),
         }
 
-    def tasks(self, caller: Caller, dossier_id: str) -> list[dict[str, Any]]:
+    def tasks(self, caller: Caller, dossier_id: str, which: str = "toutes") -> list[dict[str, Any]]:
+        """The dossier's tasks: all of them (``toutes``, cancelled ones included), the open
+        ones (``ouvertes``) or the done ones (``faites``): done tasks stay visible."""
+        statuses = TASK_FILTERS.get(which)
+        if which not in TASK_FILTERS:
+            raise ApiError(
+                400,
+                "M_INVALID_PARAM",
+                f"statut : « {which[:40]} » inconnu (valeurs : {', '.join(TASK_FILTERS)})",
+            )
         with self.acting(caller, "tasks.read", dossier_id, "read") as act:
-            rows = act.session.scalars(
-                select(Task).where(Task.dossier_id == dossier_id).order_by(Task.created_at, Task.id)
-            ).all()
+            query = select(Task).where(Task.dossier_id == dossier_id)
+            if statuses is not None:
+                query = query.where(Task.status.in_(statuses))
+            rows = act.session.scalars(query.order_by(Task.created_at, Task.id)).all()
             return [self.task_json(t) for t in rows]
 
     def add_task(self, caller: Caller, dossier_id: str, body: dict[str, Any]) -> dict[str, Any]:

@@ -260,9 +260,16 @@ async def correct_note(request: web.Request) -> web.Response:
     )
 
 
-@route("GET", "/v1/dossiers/{dossier_id}/tasks", "Tâches du dossier", S.TASKS)
+@route(
+    "GET",
+    "/v1/dossiers/{dossier_id}/tasks",
+    "Tâches du dossier (toutes, ouvertes ou faites)",
+    S.TASKS,
+    query={"statut": {"type": "string", "enum": ["toutes", "ouvertes", "faites"]}},
+)
 async def get_tasks(request: web.Request) -> web.Response:
-    rows = await call(request, svc(request).tasks, request.match_info["dossier_id"])
+    which = request.query.get("statut", "toutes")
+    rows = await call(request, svc(request).tasks, request.match_info["dossier_id"], which)
     return web.json_response({"tasks": rows})
 
 

@@ -41,6 +41,10 @@ class Route:
     auth: bool = True
     content_type: str = "application/json"
     tag: str = "dossiers"
+    # A body the handler reads itself (e.g. an upload): documented, not parsed here.
+    request_content: dict[str, Any] | None = None
+    # Error statuses beyond the usual ones, with their description.
+    errors: dict[str, str] = field(default_factory=dict)
 
     @property
     def validator(self) -> Draft7Validator | None:
@@ -64,6 +68,8 @@ def route(
     auth: bool = True,
     content_type: str = "application/json",
     tag: str = "dossiers",
+    request_content: dict[str, Any] | None = None,
+    errors: dict[str, str] | None = None,
 ) -> Callable[[Handler], Handler]:
     def register(handler: Handler) -> Handler:
         ROUTES.append(
@@ -79,6 +85,8 @@ def route(
                 auth,
                 content_type,
                 tag,
+                request_content,
+                errors or {},
             )
         )
         return handler
@@ -108,6 +116,8 @@ def _operation(r: Route) -> dict[str, Any]:
         responses["401"] = {"description": "Non authentifié", "content": error}
         responses["403"] = {"description": "Non autorisé", "content": error}
         responses["409"] = {"description": "Conflit avec l'état du dossier", "content": error}
+    for code, text in r.errors.items():
+        responses[code] = {"description": text, "content": error}
     responses["503"] = {
         "description": "Service ou serveur d'accueil indisponible",
         "content": error,
@@ -122,6 +132,8 @@ def _operation(r: Route) -> dict[str, Any]:
     }
     if r.body is not None:
         op["requestBody"] = {"required": True, "content": {"application/json": {"schema": r.body}}}
+    elif r.request_content is not None:
+        op["requestBody"] = {"required": True, "content": r.request_content}
     if r.auth:
         op["security"] = [{"matrixToken": []}]
     return op
@@ -146,3 +158,14 @@ def openapi_document(title: str, version: str) -> dict[str, Any]:
             },
         },
     }
+
+
+def validation_message(error: Any) -> str:
+    """A request body's first schema error, in French, naming the field."""
+    where = ".".join(str(p) for p in error.absolute_path) or "corps"
+    if error.validator == "required":
+        missing = error.message.split("'")[1] if "'" in error.message else error.message
+        return f"champ obligatoire manquant : « {missing} » (dans {where})"
+    if error.validator == "additionalProperties":
+        return f"champ inconnu dans « {where} » : {error.message}"
+    return f"valeur refusée pour « {where} » ({error.validator}) : {error.message}"

@@ -207,6 +207,20 @@ NOTE_IN = obj(
         },
     },
 )
+DOCUMENT = obj(
+    ["id", "note_id", "name", "media_type", "size", "uploaded_by", "uploaded_at", "url"],
+    {
+        "id": {"type": "string"},
+        "note_id": {"type": "string"},
+        "name": {"type": "string"},
+        "media_type": {"type": "string"},
+        "size": {"type": "integer", "minimum": 0},
+        "sha256": {"type": "string", "nullable": True},
+        "uploaded_by": USER_ID,
+        "uploaded_at": DATETIME,
+        "url": {"type": "string"},
+    },
+)
 CORRECTION_IN = obj(["text"], {"text": TEXT})
 NOTE = obj(
     [
@@ -231,9 +245,19 @@ NOTE = obj(
         "corrected_by": {"type": "string", "nullable": True},
         "visible_to_roles": {"type": "array", "items": {"type": "string"}, "nullable": True},
         "attachments": {"type": "array", "items": {"type": "object"}},
+        "documents": {"type": "array", "items": DOCUMENT},
     },
 )
 NOTES = obj(["notes"], {"notes": {"type": "array", "items": NOTE}})
+# A document attached to a note, sent as JSON (base64) or as multipart/form-data ("file").
+DOCUMENT_IN = obj(
+    ["name", "data"],
+    {
+        "name": SHORT,
+        "media_type": {"type": "string", "maxLength": 100},
+        "data": {"type": "string", "minLength": 1, "contentEncoding": "base64"},
+    },
+)
 TASK_IN = obj(["title", "assignee"], {"title": SHORT, "assignee": USER_ID, "due": DATE})
 TASK_PATCH = obj(["status"], {"status": {"type": "string", "enum": ["todo", "done", "cancelled"]}})
 TASK = obj(
@@ -365,6 +389,56 @@ FORM = obj(
     },
 )
 FORMS = obj(["forms"], {"forms": {"type": "array", "items": FORM}})
+DRAFT = obj(
+    ["form_id", "form_version", "author", "updated_at", "answers", "problems"],
+    {
+        "form_id": {"type": "string"},
+        "form_version": {"type": "integer"},
+        "author": {"type": "string"},
+        "updated_at": DATETIME,
+        "answers": LOOSE,
+        "problems": {"type": "array", "items": {"type": "string"}},
+    },
+)
+PEOPLE = {
+    "type": "object",
+    "additionalProperties": obj(
+        ["display_name", "profession"],
+        {
+            "display_name": {"type": "string", "nullable": True},
+            "profession": {"type": "string", "nullable": True},
+        },
+    ),
+}
+TIMELINE_ENTRY = obj(
+    ["at", "kind", "action", "title", "actor", "subject", "text", "ref", "urgent"],
+    {
+        "at": DATETIME,
+        "kind": {"type": "string"},
+        "action": {"type": "string"},
+        "title": {"type": "string"},
+        "actor": {"type": "string", "nullable": True},
+        "subject": {"type": "string", "nullable": True},
+        "text": {"type": "string", "nullable": True},
+        "ref": {"type": "string", "nullable": True},
+        "urgent": {"type": "boolean"},
+    },
+)
+TIMELINE = obj(
+    ["entries", "people"],
+    {"entries": {"type": "array", "items": TIMELINE_ENTRY}, "people": PEOPLE},
+)
+SEARCH_RESULT = obj(
+    ["kind", "id", "at", "title", "excerpt"],
+    {
+        "kind": {"type": "string", "enum": ["note", "form", "task"]},
+        "id": {"type": "string"},
+        "at": DATETIME,
+        "title": {"type": "string"},
+        "excerpt": {"type": "string"},
+    },
+)
+SEARCH = obj(["results"], {"results": {"type": "array", "items": SEARCH_RESULT}})
 PPCS_IN = obj(
     ["problems", "actions"],
     {
@@ -379,9 +453,11 @@ PPCS_IN = obj(
         "actions": {
             "type": "array",
             "maxItems": 100,
+            # "who": a circle member's Matrix id (printed with their name) or a structure.
             "items": obj(["action", "who"], {"action": SHORT, "who": SHORT, "when": DATE}),
         },
         "unmet_goals": {"type": "array", "items": SHORT, "maxItems": 50},
+        "expectations": {"type": "string", "maxLength": 5000},
     },
 )
 PPCS = {
@@ -394,9 +470,12 @@ PPCS = {
         "problems": {"type": "array"},
         "actions": {"type": "array"},
         "unmet_goals": {"type": "array"},
+        "expectations": {"type": "string"},
+        "people": PEOPLE,
     },
     "additionalProperties": False,
 }
+PDF = {"type": "string", "format": "binary"}
 APPOINTMENT_IN = obj(
     ["title", "start", "end"],
     {

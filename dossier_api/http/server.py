@@ -6,19 +6,20 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
 
 from aiohttp import web
 from sqlalchemy import Engine, text
 
 import dossier_api.http.handlers
-import dossier_api.http.handlers_care  # noqa: F401  (these imports register the routes)
+import dossier_api.http.handlers_care
+import dossier_api.http.handlers_work  # noqa: F401  (these imports register the routes)
 from dossier_api.domain.core import ApiError
 from dossier_api.domain.service import DossierService
 from dossier_api.http import widget
 from dossier_api.http.auth import Authenticator, AuthError, ImpersonationRefused
 from dossier_api.http.handlers import BODY, CALLER, ROOM_SYNC, SERVICE
-from dossier_api.http.registry import ROUTES, Route, openapi_document, route
+from dossier_api.http.handlers_work import upload_limit
+from dossier_api.http.registry import ROUTES, Route, openapi_document, route, validation_message
 from maillon import __version__
 from maillon.shared.crypto import KeyRing
 from maillon.shared.room_sync_client import RoomSyncClient
@@ -64,16 +65,6 @@ async def openapi(_: web.Request) -> web.Response:
     return web.json_response(openapi_document(TITLE, __version__))
 
 
-def _validation_message(error: Any) -> str:
-    where = ".".join(str(p) for p in error.absolute_path) or "corps"
-    if error.validator == "required":
-        missing = error.message.split("'")[1] if "'" in error.message else error.message
-        return f"champ obligatoire manquant : « {missing} » (dans {where})"
-    if error.validator == "additionalProperties":
-        return f"champ inconnu dans « {where} » : {error.message}"
-    return f"valeur refusée pour « {where} » ({error.validator}) : {error.message}"
-
-
 @web.middleware
 async def api_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     resource = request.match_info.route.resource
@@ -102,7 +93,7 @@ async def api_middleware(request: web.Request, handler: Handler) -> web.StreamRe
             assert validator is not None
             error = next(iter(sorted(validator.iter_errors(payload), key=str)), None)
             if error is not None:
-                return json_error(400, "M_BAD_JSON", _validation_message(error))
+                return json_error(400, "M_BAD_JSON", validation_message(error))
             request[BODY] = payload
         return await handler(request)
     except ImpersonationRefused as exc:
@@ -142,7 +133,9 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
 def create_app(deployment: Deployment) -> web.Application:
     install_key_ring(KeyRing.for_secrets(deployment.secrets))
     engine = make_engine(deployment.settings.database_url)
-    app = web.Application(middlewares=[json_errors, api_middleware], client_max_size=2 * 1024**2)
+    # Bodies up to 2 MiB, or an upload of the largest document allowed (JSON base64).
+    body_max = max(2 * 1024**2, upload_limit(deployment.settings.attachments.max_bytes))
+    app = web.Application(middlewares=[json_errors, api_middleware], client_max_size=body_max)
     app[ENGINE] = engine
     app[AUTH] = Authenticator(deployment.settings.homeserver.url)
     app[SERVICE] = DossierService(engine, deployment)

@@ -205,6 +205,31 @@ class MailSettings:
     outbound: MailOutbound | None = None
 
 
+# Documents a note may carry: the media types whose content Maillon recognises.
+ATTACHMENT_MEDIA_TYPES = ("application/pdf", "image/jpeg", "image/png")
+
+
+def _media_types(value: object) -> str | None:
+    if isinstance(value, tuple):
+        unknown = [v for v in value if v not in ATTACHMENT_MEDIA_TYPES]
+        if unknown or not value:
+            return "types possibles : " + ", ".join(ATTACHMENT_MEDIA_TYPES)
+    return None
+
+
+@dataclass(frozen=True)
+class AttachmentSettings:
+    """Documents attached to notes of the cahier de liaison (stored sealed)."""
+
+    max_bytes: int = field(
+        default=10 * 1024 * 1024,
+        metadata={"check": lambda v: None if 1024 <= v <= 100 * 1024**2 else "1024 à 104857600"},
+    )
+    media_types: tuple[str, ...] = field(
+        default=ATTACHMENT_MEDIA_TYPES, metadata={"check": _media_types}
+    )
+
+
 @dataclass(frozen=True)
 class Settings:
     server_name: str
@@ -214,6 +239,7 @@ class Settings:
     appservice: AppserviceSettings = field(default_factory=AppserviceSettings)
     bot: BotSettings = field(default_factory=BotSettings)
     mail: MailSettings = field(default_factory=MailSettings)
+    attachments: AttachmentSettings = field(default_factory=AttachmentSettings)
     log_level: str = field(
         default="INFO",
         metadata={

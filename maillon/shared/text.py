@@ -69,3 +69,27 @@ def first_given_name(value: str) -> str:
         if normal:
             return normal
     return ""
+_SEPARATORS = frozenset("-‐‑‒–—'’_")
+_LIGATURES = {"œ": "oe", "æ": "ae"}  # not decomposed by NFKD
+
+
+def _fold_char(ch: str) -> str:
+    if ch.isspace() or ch in _SEPARATORS:
+        return " "
+    base = "".join(c for c in unicodedata.normalize("NFKD", ch) if not unicodedata.combining(c))
+    folded = base.casefold()
+    return _LIGATURES.get(folded, folded)
+
+
+def fold(text: str) -> tuple[str, list[int]]:
+    """``text`` folded for searching (accents, case, hyphens and apostrophes ignored, runs of
+    spaces as one) and, for each character of the result, its index in ``text``."""
+    out: list[str] = []
+    where: list[int] = []
+    for index, ch in enumerate(text):
+        for piece in _fold_char(ch):
+            if piece == " " and (not out or out[-1] == " "):
+                continue
+            out.append(piece)
+            where.append(index)
+    return "".join(out), where

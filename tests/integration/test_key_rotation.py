@@ -19,12 +19,15 @@ from coordination_bot.models import BotFormDialogue
 from dossier_api.domain.mail.routing import Target
 from dossier_api.domain.mail.spool import Spool
 from dossier_api.domain.models import (
+    ATTACHMENT_CONTENT,
     Alert,
     Appointment,
     CarePlan,
     Dossier,
+    FormDraft,
     FormSubmission,
     Note,
+    NoteAttachment,
     Task,
 )
 from maillon.shared.crypto import KeyRing
@@ -36,6 +39,7 @@ from tests.harness.dossier import IDENTITY
 from tests.harness.stack import Stack
 
 ROOM = "!salle:localhost"
+PDF = b"%PDF-1.4 compte rendu"
 COORD = "@coord:localhost"
 
 Values = dict[str, list[tuple[tuple[Any, ...], bytes]]]
@@ -59,9 +63,24 @@ def _populate(engine: Engine, ring: KeyRing) -> tuple[str, int]:
         session.add(dossier)
         session.flush()
         did = dossier.id
+        note = Note(dossier_id=did, author=COORD, body={"text": "chute à domicile"})
+        session.add(note)
+        session.flush()
         session.add_all(
             [
-                Note(dossier_id=did, author=COORD, body={"text": "chute à domicile"}),
+                NoteAttachment(
+                    id="a" * 32,
+                    note_id=note.id,
+                    dossier_id=did,
+                    media_type="application/pdf",
+                    size=len(PDF),
+                    meta={"name": "compte-rendu.pdf"},
+                    content=ATTACHMENT_CONTENT.seal(ring, PDF, "a" * 32),
+                    uploaded_by=COORD,
+                ),
+                FormDraft(
+                    dossier_id=did, form_id="f", form_version=1, author=COORD, answers={"a": 2}
+                ),
                 Task(dossier_id=did, title={"title": "INR"}, assignee=COORD, created_by=COORD),
                 FormSubmission(
                     dossier_id=did, form_id="f", form_version=1, author=COORD, answers={"a": 1}
@@ -153,6 +172,9 @@ def test_rotation_reseals_every_sealed_column_of_the_registry(tmp_path: Path) ->
         "mail_outbox.sealed_mail",
         "as_events.sealed_event",
         "dossiers.identity",
+        "note_attachments.content",
+        "note_attachments.meta",
+        "form_drafts.answers",
     } <= registry
 
     engine = make_engine(deployment.settings.database_url)
@@ -185,5 +207,8 @@ def test_rotation_reseals_every_sealed_column_of_the_registry(tmp_path: Path) ->
         with Session(engine) as session:
             dossier = session.get(Dossier, did)
             assert dossier is not None and dossier.identity["birth_name"] == "Martin"
+            document = session.get(NoteAttachment, "a" * 32)
+            assert document is not None and document.meta["name"] == "compte-rendu.pdf"
+            assert ATTACHMENT_CONTENT.open(new_ring, document.content, document.id) == PDF
     finally:
         engine.dispose()

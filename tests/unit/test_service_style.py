@@ -8,11 +8,11 @@ from types import ModuleType
 
 import pytest
 
-from dossier_api.domain import care, core, fhir, service
+from dossier_api.domain import attachments, care, core, fhir, reading, service
 
 SERVICE_TYPES = tuple(
     cls
-    for module in (core, service, care, fhir)
+    for module in (core, service, care, fhir, attachments, reading)
     for _, cls in inspect.getmembers(module, inspect.isclass)
     if issubclass(cls, core.ServiceCore)
 )
@@ -33,7 +33,7 @@ def _names_a_service(annotation: object) -> bool:
     return isinstance(annotation, type) and issubclass(annotation, core.ServiceCore)
 
 
-@pytest.mark.parametrize("module", [care, fhir], ids=lambda m: m.__name__)
+@pytest.mark.parametrize("module", [care, fhir, attachments, reading], ids=lambda m: m.__name__)
 def test_no_public_function_takes_the_service_first(module: ModuleType) -> None:
     functions = [
         (name, fn)
@@ -48,6 +48,8 @@ def test_no_public_function_takes_the_service_first(module: ModuleType) -> None:
 def test_care_and_fhir_operations_are_methods_of_the_service() -> None:
     assert issubclass(service.DossierService, care.CareOperations)
     assert issubclass(service.DossierService, fhir.FhirExport)
+    assert issubclass(service.DossierService, attachments.AttachmentOperations)
+    assert issubclass(service.DossierService, reading.DossierReading)
     for name in (
         "submit_form",
         "forms",
@@ -58,5 +60,12 @@ def test_care_and_fhir_operations_are_methods_of_the_service() -> None:
         "my_appointments",
         "add_alert",
         "fhir_bundle",
+        "save_form_draft",
+        "form_draft",
+        "ppcs_pdf",
+        "add_attachment",
+        "attachment",
+        "timeline",
+        "search",
     ):
         assert inspect.isfunction(getattr(service.DossierService, name, None)), name
