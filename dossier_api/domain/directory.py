@@ -7,6 +7,7 @@ index (PostgreSQL tsvector with GIN, SQLite FTS5; migration 0040)."""
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from typing import Any
@@ -30,6 +31,7 @@ MAX_WORDS = 8
 _NOT_WORD = re.compile(r"[^a-z0-9]+")
 
 
+@functools.lru_cache(maxsize=65536)
 def normalize(value: str) -> str:
     """Lower case, no accents, every other character a blank: "Lefèvre-Saint Éloi" and
     "LEFEVRE SAINT-ELOI" are the same words."""
@@ -60,7 +62,7 @@ def entry_columns(national_id: str, data: dict[str, Any]) -> dict[str, Any]:
     ]
     tokens = {_prof_token(data["profession_code"])}
     tokens |= {_dept_token(a["departement"]) for a in activities if a.get("departement")}
-    search = " ".join([normalize(" ".join(w for w in words if w)), *sorted(tokens)])
+    search = " ".join([*(normalize(w) for w in words if w), *sorted(tokens)])
     sort_key = (
         f"{normalize(data['last_name'])} {normalize(data.get('first_name', ''))} {national_id}"
     )

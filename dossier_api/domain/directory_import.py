@@ -89,6 +89,7 @@ NATIONAL_RE = re.compile(r"^(8[0-9]{11}|0[0-9][0-9AB][0-9]{7})$")
 CODE_RE = re.compile(r"^[0-9A-Za-z]{1,10}$")
 MAX_REJECTIONS_KEPT = 1000
 BATCH = 2000
+SEP = "\x1f"  # joins a staged line's fields (a control character no extract holds)
 Fields = list[str]
 
 
@@ -194,9 +195,7 @@ def _activity(f: Fields) -> dict[str, str]:
 def _build_activite(national: str, lines: list[Fields]) -> dict[str, Any]:
     first = lines[0]
     skills = sorted({f[A["Libellé savoir-faire"]] for f in lines if f[A["Libellé savoir-faire"]]})
-    activities = sorted(
-        {json.dumps(_activity(f), sort_keys=True, ensure_ascii=False) for f in lines}
-    )
+    activities = sorted({tuple(sorted(_activity(f).items())) for f in lines})
     return {
         "id_type": first[A["Type d'identifiant PP"]],
         "identifier": first[A["Identifiant PP"]],
@@ -207,7 +206,7 @@ def _build_activite(national: str, lines: list[Fields]) -> dict[str, Any]:
         "profession": first[A["Libellé profession"]],
         "category": first[A["Libellé catégorie professionnelle"]],
         "skills": skills,
-        "activities": [json.loads(a) for a in activities],
+        "activities": [dict(a) for a in activities],
     }
 
 
@@ -483,7 +482,7 @@ def _stage(
                             "import_id": report.import_id,
                             "national_id": parsed[0],
                             "line_no": line_no,
-                            "fields": parsed[1],
+                            "fields": SEP.join(parsed[1]),
                         }
                     )
             if len(batch) >= BATCH:
@@ -527,7 +526,7 @@ def _groups(conn: Connection, import_id: int) -> Iterator[list[tuple[str, list[F
         )
         grouped: dict[str, list[Fields | None]] = {}
         for national, fields in rows:
-            grouped.setdefault(national, []).append(fields)
+            grouped.setdefault(national, []).append(None if fields is None else fields.split(SEP))
         yield [(k, grouped[k]) for k in keys]
         last = keys[-1]
 
@@ -545,7 +544,6 @@ def _apply(conn: Connection, fmt: ExtractFormat, report: ImportReport) -> None:
                     table.c.national_id,
                     table.c.content_hash,
                     table.c.listed,
-                    table.c.data,
                 ).where(table.c.national_id.in_(keys))
             )
         }
@@ -558,8 +556,11 @@ def _apply(conn: Connection, fmt: ExtractFormat, report: ImportReport) -> None:
                 continue
             data = fmt.build(national, [f for f in lines if f is not None])
             digest = _digest(data)
-            values = {"data": data, "content_hash": digest, **fmt.columns_of(national, data)}
             row = current.get(national)
+            if row is not None and row.content_hash == digest and row.listed:
+                report.unchanged += 1
+                continue
+            values = {"data": data, "content_hash": digest, **fmt.columns_of(national, data)}
             if row is None:
                 new_rows.append(
                     {
@@ -572,17 +573,16 @@ def _apply(conn: Connection, fmt: ExtractFormat, report: ImportReport) -> None:
                 )
                 history.append(_change(report, fmt, national, "added", None))
                 report.added += 1
-            elif row.content_hash != digest or not row.listed:
+            else:
+                previous = conn.scalar(select(table.c.data).where(table.c.id == row.id))
                 conn.execute(
                     update(table)
                     .where(table.c.id == row.id)
                     .values(listed=True, changed_import_id=report.import_id, **values)
                 )
                 what = "changed" if row.content_hash != digest else "relisted"
-                history.append(_change(report, fmt, national, what, row.data))
+                history.append(_change(report, fmt, national, what, previous))
                 report.changed += 1
-            else:
-                report.unchanged += 1
         if new_rows:
             conn.execute(insert(table), new_rows)
         if history:

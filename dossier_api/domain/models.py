@@ -351,4 +351,5 @@ class DirectoryStaging(Base):
     import_id: Mapped[int] = mapped_column(Integer)
     national_id: Mapped[str] = mapped_column(String(20))
     line_no: Mapped[int] = mapped_column(Integer)
-    fields: Mapped[list[str] | None] = mapped_column(JSON, default=None)  # None: rejected
+    # The line's fields kept, joined by U+001F (never in the extracts); None: rejected.
+    fields: Mapped[str | None] = mapped_column(Text, default=None)

@@ -79,7 +79,7 @@ def upgrade() -> None:
         sa.Column("import_id", sa.Integer(), nullable=False),
         sa.Column("national_id", sa.String(20), nullable=False),
         sa.Column("line_no", sa.Integer(), nullable=False),
-        sa.Column("fields", sa.JSON(), nullable=True),
+        sa.Column("fields", sa.Text(), nullable=True),
     )
     op.create_index(
         "ix_directory_staging_key", "directory_staging", ["import_id", "national_id", "line_no"]
