@@ -5,6 +5,7 @@ from coordination_bot.commands import (  # noqa: F401
     agenda,
     aide,
     alerte,
+    annuaire,
     cercle,
     delegation,
     dossier,

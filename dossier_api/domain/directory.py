@@ -1,13 +1,209 @@
 """Directory entries (annuaire) in the dossier store: professionals bound to their Matrix
-account, with their structure. The Synapse module reads the mirror kept in room state."""
+account, with their structure (the Synapse module reads the mirror kept in room state); and
+the national directory imported from the Annuaire Santé extracts
+(``dossier_api.domain.directory_import``), searched here: by name (accent-, case- and
+hyphen-insensitive, prefix), profession, town, department or structure, through a full-text
+index (PostgreSQL tsvector with GIN, SQLite FTS5; migration 0040)."""
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, select
+import functools
+import re
+import unicodedata
+from typing import Any
+
+from sqlalchemy import Engine, or_, select, text
 from sqlalchemy.orm import Session
 
-from dossier_api.domain.models import Professional, Structure, StructureStaff
+from dossier_api.domain.core import ApiError
+from dossier_api.domain.models import (
+    DirectoryMailboxes,
+    DirectoryRecord,
+    Professional,
+    Structure,
+    StructureStaff,
+)
 from maillon.shared.circle import DirectoryEntry
+
+PAGE_SIZE = 20
+MAX_PAGE_SIZE = 50
+MAX_WORDS = 8
+_NOT_WORD = re.compile(r"[^a-z0-9]+")
+
+
+@functools.lru_cache(maxsize=65536)
+def normalize(value: str) -> str:
+    """Lower case, no accents, every other character a blank: "Lefèvre-Saint Éloi" and
+    "LEFEVRE SAINT-ELOI" are the same words."""
+    decomposed = unicodedata.normalize("NFKD", value.casefold())
+    plain = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return _NOT_WORD.sub(" ", plain).strip()
+
+
+def _dept_token(code: str) -> str:
+    return "dpt" + normalize(code).replace(" ", "")
+
+
+def _prof_token(code: str) -> str:
+    return "prof" + normalize(code).replace(" ", "")
+
+
+def entry_columns(national_id: str, data: dict[str, Any]) -> dict[str, Any]:
+    """The searchable columns of a national-directory entry, from its content."""
+    activities = data.get("activities", [])
+    words = [
+        data["last_name"],
+        data.get("first_name", ""),
+        data.get("profession", ""),
+        data["identifier"],
+        *data.get("skills", []),
+        *(a.get(k, "") for a in activities for k in ("structure", "town", "postal_code")),
+        *(a.get("departement_label", "") for a in activities),
+    ]
+    tokens = {_prof_token(data["profession_code"])}
+    tokens |= {_dept_token(a["departement"]) for a in activities if a.get("departement")}
+    search = " ".join([*(normalize(w) for w in words if w), *sorted(tokens)])
+    sort_key = (
+        f"{normalize(data['last_name'])} {normalize(data.get('first_name', ''))} {national_id}"
+    )
+    return {
+        "id_type": data["id_type"],
+        "identifier": data["identifier"],
+        "last_name": data["last_name"][:200],
+        "first_name": data.get("first_name", "")[:200],
+        "profession_code": data["profession_code"][:10],
+        "profession": data.get("profession", "")[:200],
+        "sort_key": sort_key[:450],
+        "search_text": search,
+    }
+
+
+def search_directory(
+    engine: Engine,
+    q: str = "",
+    profession: str = "",
+    departement: str = "",
+    page: int = 1,
+    size: int = PAGE_SIZE,
+) -> dict[str, Any]:
+    """One page of listed entries matching every word of ``q`` (as a word prefix) and the
+    filters (profession: code or name; département: code), sorted by name; each says if the
+    professional has a Maillon account."""
+    words = normalize(q).split()
+    if len(words) > MAX_WORDS:
+        raise ApiError(400, "M_INVALID_PARAM", f"recherche trop longue ({MAX_WORDS} mots au plus)")
+    exact: list[str] = []
+    if profession.strip():
+        prof = normalize(profession)
+        if prof.replace(" ", "").isdigit():
+            exact.append(_prof_token(prof))
+        else:
+            words += prof.split()
+    if departement.strip():
+        if not re.fullmatch(r"[0-9]{2,3}|2[abAB]", departement.strip()):
+            raise ApiError(
+                400, "M_INVALID_PARAM", "département : un code attendu (ex. 31, 2A, 974)"
+            )
+        exact.append(_dept_token(departement))
+    if not words and not exact:
+        raise ApiError(
+            400, "M_INVALID_PARAM", "indiquez un nom, une profession ou un département à chercher"
+        )
+    if not 1 <= size <= MAX_PAGE_SIZE:
+        raise ApiError(400, "M_INVALID_PARAM", f"taille de page : entre 1 et {MAX_PAGE_SIZE}")
+    offset = (page - 1) * size
+    with Session(engine) as session:
+        rows = _matching(session, words, exact, size + 1, offset)
+        more = len(rows) > size
+        rows = rows[:size]
+        return {
+            "page": page,
+            "size": size,
+            "has_more": more,
+            "results": _results(session, rows),
+        }
+
+
+def _matching(
+    session: Session, words: list[str], exact: list[str], limit: int, offset: int
+) -> list[DirectoryRecord]:
+    entries = DirectoryRecord.__table__
+    if session.get_bind().dialect.name == "postgresql":
+        query = " & ".join([*(f"{w}:*" for w in words), *exact])
+        match = text("directory_entries.search_vector @@ to_tsquery('simple', :query)")
+        ids = select(entries.c.id).where(match.bindparams(query=query))
+    else:
+        query = " ".join([*(f'"{w}"*' for w in words), *(f'"{t}"' for t in exact)])
+        ids = (
+            select(text("rowid"))
+            .select_from(text("directory_fts"))
+            .where(text("directory_fts MATCH :query").bindparams(query=query))
+        )
+    return list(
+        session.scalars(
+            select(DirectoryRecord)
+            .where(DirectoryRecord.listed.is_(True), DirectoryRecord.id.in_(ids))
+            .order_by(DirectoryRecord.sort_key)
+            .limit(limit)
+            .offset(offset)
+        )
+    )
+
+
+def _results(session: Session, rows: list[DirectoryRecord]) -> list[dict[str, Any]]:
+    if not rows:
+        return []
+    rpps = [r.identifier for r in rows if r.id_type == "8"]
+    adeli = [r.identifier for r in rows if r.id_type == "0"]
+    accounts: dict[tuple[str, str], str] = {}
+    for pro in session.scalars(
+        select(Professional).where(or_(Professional.rpps.in_(rpps), Professional.adeli.in_(adeli)))
+    ):
+        if pro.rpps:
+            accounts[("8", pro.rpps)] = pro.user_id
+        if pro.adeli:
+            accounts[("0", pro.adeli)] = pro.user_id
+    boxes = {
+        m.national_id: m.data.get("mailboxes", [])
+        for m in session.scalars(
+            select(DirectoryMailboxes).where(
+                DirectoryMailboxes.national_id.in_([r.national_id for r in rows]),
+                DirectoryMailboxes.listed.is_(True),
+            )
+        )
+    }
+    return [
+        _result(r, accounts.get((r.id_type, r.identifier)), boxes.get(r.national_id, []))
+        for r in rows
+    ]
+
+
+def _result(row: DirectoryRecord, user_id: str | None, boxes: list[Any]) -> dict[str, Any]:
+    data = row.data
+    name = f"{data.get('first_name', '')} {data['last_name']}".strip()
+    civility = data.get("civility", "")
+    return {
+        "national_id": row.national_id,
+        "rpps": row.identifier if row.id_type == "8" else None,
+        "adeli": row.identifier if row.id_type == "0" else None,
+        "display_name": f"{civility} {name}".strip() if civility else name,
+        "last_name": data["last_name"],
+        "first_name": data.get("first_name", ""),
+        "profession": data.get("profession", ""),
+        "profession_code": row.profession_code,
+        "skills": data.get("skills", []),
+        "activities": [
+            {
+                k: a[k]
+                for k in ("structure", "mode", "town", "postal_code", "departement")
+                if a.get(k)
+            }
+            for a in data.get("activities", [])
+        ],
+        "mssante": [address for address, _kind in boxes],
+        "has_account": user_id is not None,
+        "user_id": user_id,
+    }
 
 
 def upsert_professional(

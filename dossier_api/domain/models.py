@@ -7,6 +7,7 @@ import uuid
 from typing import Any
 
 from sqlalchemy import (
+    JSON,
     Boolean,
     Connection,
     ForeignKey,
@@ -359,3 +360,94 @@ class RoomActivity(Base):
     sender: Mapped[str] = mapped_column(String(255))
     subject: Mapped[str | None] = mapped_column(String(255), default=None)
     at: Mapped[dt.datetime] = mapped_column()
+
+
+# -- national directory (Annuaire Santé extracts) --------------------------------------
+# Public professional data (not health data): kept in the store, written only by the import
+# (``dossier_api.domain.directory_import``), searched by ``dossier_api.domain.directory``.
+
+
+class DirectoryImport(Base):
+    """One run of ``maillon directory import`` over one file: its counts and rejections."""
+
+    __tablename__ = "directory_imports"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(20))  # activite (personne/activité), mssante
+    file_name: Mapped[str] = mapped_column(String(255))
+    sha256: Mapped[str] = mapped_column(String(64), default="")
+    started_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    lines: Mapped[int] = mapped_column(Integer, default=0)
+    added: Mapped[int] = mapped_column(Integer, default=0)
+    changed: Mapped[int] = mapped_column(Integer, default=0)
+    removed: Mapped[int] = mapped_column(Integer, default=0)
+    rejected: Mapped[int] = mapped_column(Integer, default=0)
+    # The first rejections: [[line number, reason], …] (the report prints them).
+    rejections: Mapped[list[Any]] = mapped_column(JSON, default=list)
+
+
+class DirectoryRecord(Base):
+    """A professional of the national directory (one per ``Identification nationale PP``),
+    with their activities; ``listed`` false once a newer extract no longer has them."""
+
+    __tablename__ = "directory_entries"
+    __table_args__ = (Index("ix_directory_entries_sort", "listed", "sort_key"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    national_id: Mapped[str] = mapped_column(String(20), unique=True)
+    id_type: Mapped[str] = mapped_column(String(1))  # 8 RPPS, 0 ADELI
+    identifier: Mapped[str] = mapped_column(String(11), index=True)
+    last_name: Mapped[str] = mapped_column(String(200))
+    first_name: Mapped[str] = mapped_column(String(200), default="")
+    profession_code: Mapped[str] = mapped_column(String(10))
+    profession: Mapped[str] = mapped_column(String(200), default="")
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    sort_key: Mapped[str] = mapped_column(String(450))
+    # Normalized words (no accents, lower case, hyphens as blanks) and filter tokens: what
+    # the full-text index (PostgreSQL tsvector / SQLite FTS5) is built from.
+    search_text: Mapped[str] = mapped_column(Text)
+    listed: Mapped[bool] = mapped_column(Boolean, default=True)
+    first_import_id: Mapped[int] = mapped_column(Integer)
+    changed_import_id: Mapped[int] = mapped_column(Integer)
+
+
+class DirectoryMailboxes(Base):
+    """The MSSanté mailboxes the MSSanté extract lists for one ``Identification nationale
+    PP`` (linked to the directory entry by that number)."""
+
+    __tablename__ = "directory_mailboxes"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    national_id: Mapped[str] = mapped_column(String(20), unique=True)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    listed: Mapped[bool] = mapped_column(Boolean, default=True)
+    first_import_id: Mapped[int] = mapped_column(Integer)
+    changed_import_id: Mapped[int] = mapped_column(Integer)
+
+
+class DirectoryChange(Base):
+    """History of the directory: each addition, change, removal and relisting, with the
+    content it replaced."""
+
+    __tablename__ = "directory_changes"
+    __table_args__ = (Index("ix_directory_changes_key", "kind", "national_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    import_id: Mapped[int] = mapped_column(ForeignKey("directory_imports.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    national_id: Mapped[str] = mapped_column(String(20))
+    change: Mapped[str] = mapped_column(String(10))  # added, changed, removed, relisted
+    previous: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+
+
+class DirectoryStaging(Base):
+    """Lines of the import under way, by key (so a file in any order is grouped per
+    professional in bounded memory); emptied at the end of the run."""
+
+    __tablename__ = "directory_staging"
+    __table_args__ = (Index("ix_directory_staging_key", "import_id", "national_id", "line_no"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    import_id: Mapped[int] = mapped_column(Integer)
+    national_id: Mapped[str] = mapped_column(String(20))
+    line_no: Mapped[int] = mapped_column(Integer)
+    # The line's fields kept, joined by U+001F (never in the extracts); None: rejected.
+    fields: Mapped[str | None] = mapped_column(Text, default=None)

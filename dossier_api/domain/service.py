@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import func, insert, select, union
 from sqlalchemy.orm import Session
 
-from dossier_api.domain import circle_members, visibility
+from dossier_api.domain import circle_members, directory, visibility
 from dossier_api.domain.access import Access, Caller, decide
 from dossier_api.domain.attachments import AttachmentOperations, documents_of
 from dossier_api.domain.care import CareOperations
@@ -630,6 +630,18 @@ class DossierService(
                 raise ApiError(404, "M_NOT_FOUND", "structure inconnue")
             if session.get(StructureStaff, (structure_id, user_id)) is None:
                 session.add(StructureStaff(structure_id=structure_id, user_id=user_id))
+
+    def search_directory(
+        self,
+        caller: Caller,
+        q: str = "",
+        profession: str = "",
+        departement: str = "",
+        page: int = 1,
+        size: int = directory.PAGE_SIZE,
+    ) -> dict[str, Any]:
+        """The national directory (public professional data), for any user of the server."""
+        return directory.search_directory(self._engine, q, profession, departement, page, size)
 
     def me(self, caller: Caller) -> dict[str, Any]:
         with self.tx() as session:

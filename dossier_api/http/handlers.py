@@ -378,3 +378,26 @@ async def add_staff(request: web.Request) -> web.Response:
         body(request)["user_id"],
     )
     return web.json_response({"ok": True})
+
+
+@route(
+    "GET",
+    "/v1/directory",
+    "Chercher dans l'annuaire national (nom, profession, commune, département, structure)",
+    S.DIRECTORY_PAGE,
+    query={
+        "q": {"type": "string", "maxLength": 200},
+        "profession": {"type": "string", "maxLength": 100},
+        "departement": {"type": "string", "maxLength": 3},
+        "page": {"type": "integer", "minimum": 1, "maximum": 10000},
+        "size": {"type": "integer", "minimum": 1, "maximum": 50},
+    },
+    tag="annuaire",
+)
+async def search_directory(request: web.Request) -> web.Response:
+    page = _int_query(request, "page", 1, 1, 10000)
+    size = _int_query(request, "size", 20, 1, 50)
+    params = [request.query.get(k, "")[:200] for k in ("q", "profession", "departement")]
+    return web.json_response(
+        await call(request, svc(request).search_directory, *params, page, size)
+    )

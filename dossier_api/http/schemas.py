@@ -544,3 +544,32 @@ FHIR_BUNDLE = {
         "entry": {"type": "array"},
     },
 }
+
+NULLABLE_STRING = {"type": "string", "nullable": True}
+DIRECTORY_RESULT = obj(
+    ["national_id", "display_name", "profession", "activities", "has_account"],
+    {
+        "national_id": {"type": "string"},
+        "rpps": NULLABLE_STRING,
+        "adeli": NULLABLE_STRING,
+        "display_name": {"type": "string"},
+        "last_name": {"type": "string"},
+        "first_name": {"type": "string"},
+        "profession": {"type": "string"},
+        "profession_code": {"type": "string"},
+        "skills": {"type": "array", "items": {"type": "string"}},
+        "activities": {"type": "array", "items": LOOSE},
+        "mssante": {"type": "array", "items": {"type": "string"}},
+        "has_account": {"type": "boolean"},
+        "user_id": NULLABLE_STRING,
+    },
+)
+DIRECTORY_PAGE = obj(
+    ["page", "size", "has_more", "results"],
+    {
+        "page": {"type": "integer", "minimum": 1},
+        "size": {"type": "integer", "minimum": 1},
+        "has_more": {"type": "boolean"},
+        "results": {"type": "array", "items": DIRECTORY_RESULT},
+    },
+)

@@ -8,11 +8,24 @@ from alembic import context
 from maillon.wiring.tables import METADATA
 
 connection = context.config.attributes["connection"]
+
+
+def include_object(obj: object, name: str | None, kind: str, reflected: bool, _: object) -> bool:
+    """The directory's full-text index lives outside the models (PostgreSQL generated
+    tsvector column, SQLite FTS5 table and its shadow tables: migration 0040)."""
+    if kind in ("table", "index") and name is not None and "directory_fts" in name:
+        return False
+    if kind == "index" and name == "ix_directory_entries_fts":
+        return False
+    return not (kind == "column" and name == "search_vector")
+
+
 context.configure(
     connection=connection,
     target_metadata=METADATA,
     render_as_batch=connection.dialect.name == "sqlite",
     compare_type=True,
+    include_object=include_object,
 )
 with context.begin_transaction():
     context.run_migrations()

@@ -1,4 +1,4 @@
-"""The `maillon` command: init, up, user add."""
+"""The `maillon` command: init, up, user add, keys rotate, directory import."""
 
 from __future__ import annotations
 
@@ -10,9 +10,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from tqdm import tqdm
+
 from appservice.directory import bind_directory_entry
 from appservice.matrix_api import AppserviceApi
 from dossier_api.domain.directory import upsert_professional
+from dossier_api.domain.directory_import import DirectoryFileError, import_extract, open_source
 from maillon.shared.circle import DirectoryEntry
 from maillon.shared.crypto import KeyRing
 from maillon.shared.homeserver_client import HomeserverError, is_up, register_user
@@ -212,7 +215,41 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument(
         "--mssante", metavar="ADRESSE", help="adresse de messagerie sécurisée de santé (MSSanté)"
     )
+    directory = sub.add_parser("directory", help="annuaire national (Annuaire Santé)")
+    directory_sub = directory.add_subparsers(
+        dest="directory_command", required=True, metavar="ACTION"
+    )
+    imp = directory_sub.add_parser(
+        "import",
+        help="importe un extrait public (PS_LibreAcces_Personne_activite ou "
+        "Extraction_Correspondance_MSSante, .txt ou .zip)",
+    )
+    _dir_option(imp)
+    imp.add_argument("file", type=Path, metavar="FICHIER", help="extrait .txt ou .zip")
+    imp.add_argument("--quiet", action="store_true", help="sans barre de progression")
     return parser
+
+
+def _directory_import(args: argparse.Namespace) -> int:
+    deployment = load(args.dir)
+    try:
+        total = open_source(args.file).size
+    except DirectoryFileError as exc:
+        raise CliError(str(exc)) from exc
+    install_key_ring(KeyRing.for_secrets(deployment.secrets))  # migrations may need it
+    engine = make_engine(deployment.settings.database_url)
+    bar = tqdm(
+        total=total, unit="o", unit_scale=True, desc="Import", disable=args.quiet, file=sys.stderr
+    )
+    try:
+        report = import_extract(engine, args.file, progress=bar.update)
+    except DirectoryFileError as exc:
+        raise CliError(f"fichier refusé, rien n'a été importé : {exc}") from exc
+    finally:
+        bar.close()
+        engine.dispose()
+    print("\n".join(report.french()))
+    return 0
 
 
 def _init(args: argparse.Namespace) -> int:
@@ -342,6 +379,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _user_add(args)
         if args.command == "keys":
             return _keys_rotate(args)
+        if args.command == "directory":
+            return _directory_import(args)
     except (InitError, SettingsError, CliError) as exc:
         print(f"maillon : {exc}", file=sys.stderr)
         return 2

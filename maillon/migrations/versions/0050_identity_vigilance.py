@@ -24,7 +24,7 @@ from maillon.shared.sealed import DOSSIER_PURPOSE, key_ring
 log = logging.getLogger("alembic.runtime.migration")
 
 revision = "0050"
-down_revision = "0030"
+down_revision = "0040"
 branch_labels = None
 depends_on = None
 
