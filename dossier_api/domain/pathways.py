@@ -104,6 +104,8 @@ class Pathway:
     tasks_checklist: tuple[str, ...] = ()
     # May a delegate (acting for a coordinator) add or remove circle members? Default no.
     delegates_manage_circle: bool = False
+    # The pathway's name on pages shown in English (the French name otherwise).
+    name_en: str | None = None
 
     def form(self, form_id: str) -> FormDefinition | None:
         return next((f for f in self.forms if f.id == form_id), None)

@@ -70,6 +70,48 @@ class Authenticator:
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             raise AuthError(503, "M_UNAVAILABLE", "serveur d'accueil injoignable") from exc
 
+    async def password_login(self, username: str, password: str) -> Caller:
+        """The Matrix account of this user name and password (the homeserver's password
+        login, from the server side). The Matrix session it opens is only used to learn who
+        logged in (and whether they administer the server), then logged out: Maillon keeps
+        no Matrix token, its own session stands for the user."""
+        body = {
+            "type": "m.login.password",
+            "identifier": {"type": "m.id.user", "user": username},
+            "password": password,
+            "initial_device_display_name": "Maillon — espace de travail",
+        }
+        try:
+            async with self._http().post(f"{self._hs}/_matrix/client/v3/login", json=body) as r:
+                data = await r.json(content_type=None)
+                status = r.status
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            raise AuthError(503, "M_UNAVAILABLE", "serveur d'accueil injoignable") from exc
+        if not isinstance(data, dict) or status != 200 or "access_token" not in data:
+            if status == 429:
+                raise AuthError(429, "M_LIMIT_EXCEEDED", "trop d'essais : réessayez plus tard")
+            raise AuthError(401, "M_FORBIDDEN", "identifiant ou mot de passe incorrect")
+        token, user_id = str(data["access_token"]), str(data.get("user_id", ""))
+        try:
+            admin_status, admin = await self._get(
+                f"{self._hs}/_synapse/admin/v1/users/{quote(user_id)}/admin", token
+            )
+        finally:
+            try:
+                headers = {"Authorization": f"Bearer {token}"}
+                async with self._http().post(
+                    f"{self._hs}/_matrix/client/v3/logout", headers=headers, json={}
+                ):
+                    pass
+            except (aiohttp.ClientError, TimeoutError):
+                pass  # the device stays listed in the account; it holds no key
+        return Caller(user_id, admin_status == 200 and admin.get("admin") is True, "session")
+
+    async def openid_holder(self, token: str) -> Caller:
+        """Who holds this Matrix OpenID token (asked to the homeserver every time: the
+        exchange endpoint is the only place an OpenID token is accepted)."""
+        return await self._openid(token)
+
     async def caller(self, request: web.Request) -> Caller:
         """The caller of an API route: a Matrix access token only. OpenID tokens are handed
         to widgets and integration managers: they open the widget page of one room, never
