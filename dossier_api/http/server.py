@@ -148,7 +148,7 @@ def create_app(deployment: Deployment) -> web.Application:
     app[ROUTE_INDEX] = {(r.method, r.path): r for r in ROUTES}
     for r in ROUTES:
         app.router.add_route(r.method, r.path, r.handler)
-    widget.setup(app, SERVICE, AUTH)
+    widget.setup(app, SERVICE)
     sessions.setup(
         app,
         SessionStore(engine, deployment.settings.sessions),

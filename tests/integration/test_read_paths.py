@@ -25,7 +25,7 @@ from maillon.shared.sealed import install_key_ring
 from maillon.shared.store import make_engine
 from tests.harness.bot_chat import BotChat
 from tests.harness.circle import MakeClient, bind_professional, cs, token_of, wait_for
-from tests.harness.dossier import api, api_error, new_dossier
+from tests.harness.dossier import api, api_error, new_dossier, widget_headers
 from tests.harness.matrix import E2EClient
 from tests.harness.stack import Stack
 
@@ -44,7 +44,7 @@ def widget(stack: Stack, dossier_id: str, room_id: str, token: str) -> str:
     page: str = request_any(
         "GET",
         f"{base}/widget/dossiers/{dossier_id}?room={quote(room_id)}",
-        headers={"X-Matrix-OpenID": token},
+        headers=widget_headers(stack, token),
         raw=True,
     )
     return page
@@ -104,9 +104,7 @@ async def test_a_restricted_note_is_read_by_its_roles_only_on_every_path(
 
     notes = f"/v1/dossiers/{did}/notes"
     api(stack, t_mt, "POST", notes, {"text": PUBLIC})
-    secret = api(
-        stack, t_mt, "POST", notes, {"text": SECRET, "visible_to_roles": ["MT", "COORD"]}
-    )
+    secret = api(stack, t_mt, "POST", notes, {"text": SECRET, "visible_to_roles": ["MT", "COORD"]})
     # A correction of a restricted note is as restricted as the note.
     api(stack, t_mt, "POST", f"{notes}/{secret['id']}/corrections", {"text": CORRECTED})
     # HTTP: the cahier de liaison and the FHIR export apply the same rule.
@@ -255,9 +253,7 @@ def test_bad_text_and_dates_are_refused_in_french(stack: Stack) -> None:
     assert api(stack, t, "GET", f"{d}/appointments")["appointments"] == []
 
 
-async def test_stored_oddities_never_break_the_pages(
-    stack: Stack, make_client: MakeClient
-) -> None:
+async def test_stored_oddities_never_break_the_pages(stack: Stack, make_client: MakeClient) -> None:
     """Rows written before the checks (a lone surrogate, an appointment in year 9999) are
     shown safely by every page, which all keep answering 200."""
     member = make_client(stack, "ancien")
