@@ -23,6 +23,8 @@ from dossier_api.domain.rooms import reference
 
 DUE_WITHIN = dt.timedelta(days=7)
 ALERTS_WITHIN = dt.timedelta(days=30)
+INVITATIONS_WITHIN = dt.timedelta(days=30)
+MAX_INVITATIONS = 50
 
 
 def patient_name(identity: dict[str, Any]) -> str:
@@ -47,7 +49,7 @@ class WorklistOperations(ServiceCore):
                     Task.due <= today + DUE_WITHIN,
                 )
                 .order_by(Task.due, Task.id)
-                .limit(200)
+                .limit(100)
             ).all()
             alerts = [
                 a
@@ -77,15 +79,25 @@ class WorklistOperations(ServiceCore):
                     )
                 )
             )
-            invited = [
-                m for m in entries if m.dossier_id not in opened and m.added_by != caller.user_id
-            ]
+            invited = sorted(
+                (
+                    m
+                    for m in entries
+                    if m.dossier_id not in opened
+                    and m.added_by != caller.user_id
+                    and m.since >= now - INVITATIONS_WITHIN
+                ),
+                key=lambda m: m.since,
+                reverse=True,
+            )[:MAX_INVITATIONS]
             wanted = {t.dossier_id for t in tasks} | {a.dossier_id for a in alerts}
             wanted |= {m.dossier_id for m in invited}
             may_read = self.readable(session, caller, wanted)
             names = {
-                d.id: patient_name(d.identity)
-                for d in session.scalars(select(Dossier).where(Dossier.id.in_(may_read)))
+                dossier_id: patient_name(identity)
+                for dossier_id, identity in session.execute(
+                    select(Dossier.id, Dossier.identity).where(Dossier.id.in_(sorted(may_read)))
+                )
             }
 
             def about(dossier_id: str) -> dict[str, str]:

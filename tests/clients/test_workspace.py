@@ -614,6 +614,20 @@ async def test_the_widget_in_a_matrix_widget_api_host_reads_the_dossier(
         + f"/_matrix/client/v3/rooms/{quote(room)}/state/{WIDGET_EVENT}/{DOSSIER_WIDGET_ID}",
         token=coord.access_token,
     )
+    # Bound 3 of OpenID tokens: no other widget may join Maillon's in a patient room, not
+    # even one set by the room's coordinator.
+    with pytest.raises(HomeserverError) as other_widget:
+        request_json(
+            "PUT",
+            stack.url + f"/_matrix/client/v3/rooms/{quote(room)}/state/{WIDGET_EVENT}/autre_widget",
+            {"type": "m.custom", "url": "https://ailleurs.example/widget", "name": "Autre"},
+            token=coord.access_token,
+        )
+    assert other_widget.value.status == 403
+    # Bound 1: the OpenID token opens no page (the workspace sends it to its login).
+    token = openid_token(stack, coord)
+    status, _, headers = raw("GET", base(stack) + "/", headers={"X-Matrix-OpenID": token})
+    assert status == 303 and headers["Location"].startswith("/login")
     host = WidgetHost()
     try:
         context, page = await new_page(browser, width=360)
