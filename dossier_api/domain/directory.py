@@ -7,9 +7,7 @@ index (PostgreSQL tsvector with GIN, SQLite FTS5; migration 0040)."""
 
 from __future__ import annotations
 
-import functools
 import re
-import unicodedata
 from typing import Any
 
 from sqlalchemy import Engine, or_, select, text
@@ -24,20 +22,17 @@ from dossier_api.domain.models import (
     StructureStaff,
 )
 from maillon.shared.circle import DirectoryEntry
+from maillon.shared.text import words
 
 PAGE_SIZE = 20
 MAX_PAGE_SIZE = 50
 MAX_WORDS = 8
-_NOT_WORD = re.compile(r"[^a-z0-9]+")
 
 
-@functools.lru_cache(maxsize=65536)
 def normalize(value: str) -> str:
     """Lower case, no accents, every other character a blank: "Lefèvre-Saint Éloi" and
-    "LEFEVRE SAINT-ELOI" are the same words."""
-    decomposed = unicodedata.normalize("NFKD", value.casefold())
-    plain = "".join(c for c in decomposed if not unicodedata.combining(c))
-    return _NOT_WORD.sub(" ", plain).strip()
+    "LEFEVRE SAINT-ELOI" are the same words (``maillon.shared.text.words``)."""
+    return " ".join(words(value))
 
 
 def _dept_token(code: str) -> str:

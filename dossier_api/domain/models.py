@@ -16,12 +16,15 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    delete,
     event,
+    insert,
 )
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Mapped, Mapper, mapped_column, relationship
 
 from dossier_api.domain.ins import any_matricule_index, identity_index, traits_index
+from dossier_api.domain.names import identity_digests
 from maillon.shared.clock import utcnow
 from maillon.shared.sealed import RowSealed, Sealed, key_ring
 from maillon.shared.store import Base
@@ -140,6 +143,31 @@ class ConsentEvent(Base):
     field: Mapped[str] = mapped_column(String(20))  # informed, share_outside, opposition
     value: Mapped[bool] = mapped_column(Boolean)
     note: Mapped[str | None] = mapped_column(Sealed(), default=None)
+
+
+class DossierName(Base):
+    """One blind-index digest of a normalised token of a dossier's names
+    (``dossier_api.domain.names``): the search by patient name reads these, not identities."""
+
+    __tablename__ = "dossier_names"
+    __table_args__ = (Index("ix_dossier_names_digest", "digest", "dossier_id"),)
+    dossier_id: Mapped[str] = mapped_column(ForeignKey("dossiers.id"), primary_key=True)
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+
+
+def _write_name_index(_mapper: Mapper[Dossier], conn: Connection, dossier: Dossier) -> None:
+    """Whenever a dossier's identity is written, so are the digests of its names."""
+    if not sa_inspect(dossier).attrs.identity.history.has_changes():
+        return
+    conn.execute(delete(DossierName).where(DossierName.dossier_id == dossier.id))
+    digests = identity_digests(key_ring(), dossier.identity)
+    if digests:
+        rows = [{"dossier_id": dossier.id, "digest": d} for d in sorted(digests)]
+        conn.execute(insert(DossierName), rows)
+
+
+event.listen(Dossier, "after_insert", _write_name_index)
+event.listen(Dossier, "after_update", _write_name_index)
 
 
 class CircleMember(Base):
@@ -451,3 +479,20 @@ class DirectoryStaging(Base):
     line_no: Mapped[int] = mapped_column(Integer)
     # The line's fields kept, joined by U+001F (never in the extracts); None: rejected.
     fields: Mapped[str | None] = mapped_column(Text, default=None)
+
+
+class WebSession(Base):
+    """A session of the workspace pages or of a widget (``dossier_api.http.sessions``).
+    Only a digest of the session id is stored (a reader of the table cannot use one); it
+    holds no health data: who, how it was opened, when it was last used and when it ends."""
+
+    __tablename__ = "web_sessions"
+    id_digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(255), index=True)
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    kind: Mapped[str] = mapped_column(String(12))  # password, openid
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column()
+    ended_at: Mapped[dt.datetime | None] = mapped_column(default=None)

@@ -108,6 +108,8 @@ class Pathway:
     # the circle with one shares the dossier outside the care team, which needs the person's
     # prior consent (``consent_share_outside``) and is impossible after an opposition.
     outside_care_team: tuple[str, ...] = field(default=(), metadata={"check": _roles})
+    # The pathway's name on pages shown in English (the French name otherwise).
+    name_en: str | None = None
 
     def form(self, form_id: str) -> FormDefinition | None:
         return next((f for f in self.forms if f.id == form_id), None)

@@ -98,6 +98,12 @@ class DossierPlan:
         return next((r.room_id for r in self.rooms if r.kind == "main"), None)
 
 
+def reference(dossier_id: str) -> str:
+    """The one reference of a dossier shown to people: in its room's name, on the pages,
+    in the bot's answers."""
+    return dossier_id[:6].upper()
+
+
 def name_fields(dossier: Dossier) -> dict[str, str]:
     """Variables of a room-name template (``ROOM_NAME_FIELDS``). Room names are not
     end-to-end encrypted (the homeserver and its peers store them): initials, birth year and
@@ -109,7 +115,7 @@ def name_fields(dossier: Dossier) -> dict[str, str]:
     return {
         "initiales": f"{first[:1].upper()}. {last[:1].upper()}." if first else f"{last[:1]}.",
         "annee": birth[:4],
-        "ref": dossier.id[:6].upper(),
+        "ref": reference(dossier.id),
     }
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, insert, select, union
@@ -24,6 +25,7 @@ from dossier_api.domain.models import (
     CircleMember,
     Delegation,
     Dossier,
+    DossierName,
     DossierRoom,
     Note,
     Professional,
@@ -32,14 +34,28 @@ from dossier_api.domain.models import (
     StructureStaff,
     Task,
 )
+from dossier_api.domain.names import query_digests
 from dossier_api.domain.pathways import PATHWAYS, Pathway
 from dossier_api.domain.reading import DossierReading
 from dossier_api.domain.room_decisions import load_room_decisions
-from dossier_api.domain.rooms import ROOMS, enqueue
+from dossier_api.domain.rooms import ROOMS, enqueue, reference
 from dossier_api.domain.vigilance import OVERRIDE, IdentityVigilance, parse_evidence
 from dossier_api.domain.vigilance import check_transition as check_identity_status
+from dossier_api.domain.worklist import WorklistOperations
 from maillon.shared.circle import RESTRICTED_ROLES, ROOM_AUDIENCES, server_of
 from maillon.shared.clock import utcnow
+from maillon.shared.sealed import key_ring
+
+
+@dataclass(frozen=True)
+class DossierFilters:
+    """What "Mes dossiers" is narrowed to (None: any)."""
+
+    pathway: str | None = None
+    status: str | None = None
+    structure_id: str | None = None
+    name: str | None = None  # a patient's name, as typed
+
 
 MAX_DELEGATION_DAYS = 90
 # ``GET …/tasks?statut=``: which tasks are listed (None: all, cancelled ones included).
@@ -57,6 +73,7 @@ class DossierService(
     ConsentRecords,
     AttachmentOperations,
     DossierReading,
+    WorklistOperations,
 ):
     """The dossier domain's operations: dossiers, circle, notes, tasks, delegations,
     structures and rooms here; forms (and their drafts), PPCS (and its PDF), agenda and alerts
@@ -136,7 +153,30 @@ class DossierService(
             act.access, act.dossier_id = access, dossier.id
             return self.to_json(dossier, access)
 
-    def my_dossiers(self, caller: Caller, limit: int, offset: int) -> list[dict[str, Any]]:
+    def my_dossiers(
+        self,
+        caller: Caller,
+        limit: int,
+        offset: int,
+        filters: DossierFilters | None = None,
+    ) -> list[dict[str, Any]]:
+        """My dossiers (circle, delegation, structure), newest first; ``filters``: pathway,
+        status, structure and a patient name (found through the blind index of name tokens,
+        ``dossier_api.domain.names``: no identity is opened to search)."""
+        rows: list[dict[str, Any]] = self.my_dossiers_page(caller, limit, offset, filters)[
+            "dossiers"
+        ]
+        return rows
+
+    def my_dossiers_page(
+        self,
+        caller: Caller,
+        limit: int,
+        offset: int,
+        filters: DossierFilters | None = None,
+    ) -> dict[str, Any]:
+        """``my_dossiers`` with the number of dossiers matching (for pagination)."""
+        wanted = filters or DossierFilters()
         now = dt.datetime.now(dt.UTC)
         with self.tx() as session:
             delegators = select(Delegation.from_user).where(
@@ -159,6 +199,31 @@ class DossierService(
                 Dossier.structure_id.in_(structures)
             )
             visible = union(own, delegated, by_structure).subquery()
+            conditions = []
+            if wanted.pathway is not None:
+                conditions.append(Dossier.pathway == wanted.pathway)
+            if wanted.status is not None:
+                conditions.append(Dossier.status == wanted.status)
+            if wanted.structure_id is not None:
+                conditions.append(Dossier.structure_id == wanted.structure_id)
+            if wanted.name is not None:
+                digests = query_digests(key_ring(), wanted.name)
+                if not digests:
+                    return {"dossiers": [], "total": 0}
+                named = (
+                    select(DossierName.dossier_id)
+                    .where(
+                        DossierName.digest.in_(sorted(digests)),
+                        DossierName.dossier_id.in_(select(visible.c[0])),
+                    )
+                    .group_by(DossierName.dossier_id)
+                    .having(func.count() == len(digests))
+                )
+                conditions.append(Dossier.id.in_(named))
+            matching = select(Dossier.id).join(visible, Dossier.id == visible.c[0])
+            total = session.scalar(
+                select(func.count()).select_from(matching.where(*conditions).subquery())
+            )
             rows = session.execute(
                 select(
                     Dossier.id,
@@ -166,8 +231,12 @@ class DossierService(
                     Dossier.status,
                     Dossier.structure_id,
                     Dossier.identity,
+                    Dossier.identity_status,
+                    Dossier.opened_at,
+                    Dossier.room_id,
                 )
                 .join(visible, Dossier.id == visible.c[0])
+                .where(*conditions)
                 .order_by(Dossier.opened_at.desc(), Dossier.id)
                 .limit(limit)
                 .offset(offset)
@@ -204,6 +273,12 @@ class DossierService(
                         "status": dossier.status,
                         "display_name": display_name(dossier.identity),
                         "access": access.basis,
+                        "reference": reference(dossier.id),
+                        "structure_id": dossier.structure_id,
+                        "identity_status": dossier.identity_status,
+                        "birth_date": dossier.identity.get("birth_date"),
+                        "opened_at": _iso(dossier.opened_at),
+                        "room_id": dossier.room_id,
                     }
                 )
                 audit_rows.append(
@@ -220,7 +295,7 @@ class DossierService(
                 )
             if audit_rows:
                 session.execute(insert(AuditEntry), audit_rows)
-            return result
+            return {"dossiers": result, "total": total or 0}
 
     def get_dossier(self, caller: Caller, dossier_id: str) -> dict[str, Any]:
         with self.acting(caller, "dossier.read", dossier_id, "read") as act:

@@ -1,11 +1,13 @@
 """Callers are Matrix users: a Matrix access token on the API (checked with the homeserver,
-cached briefly for reads, checked again for every write); a Matrix OpenID token only on the
-widget page of a room. No separate password. A token without a device (a server
+cached briefly for reads, checked again for every write); a Matrix OpenID token only at the
+widget's session exchange (``dossier_api.http.sessions``); the workspace's password login
+is the homeserver's. No separate password. A token without a device (a server
 administrator's "login as user") is refused and audited."""
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from urllib.parse import quote
@@ -16,6 +18,7 @@ from aiohttp import web
 from dossier_api.domain.access import Caller
 from maillon.shared.web import bearer_token, json_error
 
+log = logging.getLogger(__name__)
 CACHE_SECONDS = 60.0  # for reads only
 READS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -70,10 +73,53 @@ class Authenticator:
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             raise AuthError(503, "M_UNAVAILABLE", "serveur d'accueil injoignable") from exc
 
+    async def password_login(self, username: str, password: str) -> Caller:
+        """The Matrix account of this user name and password (the homeserver's password
+        login, from the server side). The Matrix session it opens is only used to learn who
+        logged in (and whether they administer the server), then logged out: Maillon keeps
+        no Matrix token, its own session stands for the user."""
+        body = {
+            "type": "m.login.password",
+            "identifier": {"type": "m.id.user", "user": username},
+            "password": password,
+            "initial_device_display_name": "Maillon — espace de travail",
+        }
+        try:
+            async with self._http().post(f"{self._hs}/_matrix/client/v3/login", json=body) as r:
+                data = await r.json(content_type=None)
+                status = r.status
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            raise AuthError(503, "M_UNAVAILABLE", "serveur d'accueil injoignable") from exc
+        if not isinstance(data, dict) or status != 200 or "access_token" not in data:
+            if status == 429:
+                raise AuthError(429, "M_LIMIT_EXCEEDED", "trop d'essais : réessayez plus tard")
+            raise AuthError(401, "M_FORBIDDEN", "identifiant ou mot de passe incorrect")
+        token, user_id = str(data["access_token"]), str(data.get("user_id", ""))
+        try:
+            admin_status, admin = await self._get(
+                f"{self._hs}/_synapse/admin/v1/users/{quote(user_id)}/admin", token
+            )
+        finally:
+            try:
+                headers = {"Authorization": f"Bearer {token}"}
+                async with self._http().post(
+                    f"{self._hs}/_matrix/client/v3/logout", headers=headers, json={}
+                ):
+                    pass
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                # The device stays listed in the account until it is removed; it holds no key.
+                log.warning("logout of the login's Matrix session failed: %s", type(exc).__name__)
+        return Caller(user_id, admin_status == 200 and admin.get("admin") is True, "session")
+
+    async def openid_holder(self, token: str) -> Caller:
+        """Who holds this Matrix OpenID token (asked to the homeserver every time: the
+        exchange endpoint is the only place an OpenID token is accepted)."""
+        return await self._openid(token)
+
     async def caller(self, request: web.Request) -> Caller:
         """The caller of an API route: a Matrix access token only. OpenID tokens are handed
-        to widgets and integration managers: they open the widget page of one room, never
-        the API (see ``widget_caller``)."""
+        to widgets and integration managers: they are traded for a widget session at
+        ``POST /session/openid``, never accepted by the API."""
         openid = request.headers.get("X-Matrix-OpenID")
         if openid is not None:
             # Whose token it is (if it is one) goes to the audit: a refusal names its author.
@@ -84,22 +130,14 @@ class Authenticator:
             raise AuthError(
                 401,
                 "M_UNKNOWN_TOKEN",
-                "un jeton OpenID (widget) n'ouvre que la page du widget de la salle : "
-                "utilisez votre jeton d'accès Matrix pour l'API",
+                "un jeton OpenID (widget) ne s'échange que contre la session du widget "
+                "(POST /session/openid) : utilisez votre jeton d'accès Matrix pour l'API",
                 refused=holder,
             )
         token = bearer_token(request)
         if not token:
             raise AuthError(401, "M_MISSING_TOKEN", "authentification requise (jeton Matrix)")
         return await self._cached("t:", token, self._access_token, request.method)
-
-    async def widget_caller(self, request: web.Request) -> Caller:
-        """The holder of the Matrix OpenID token a widget received (``X-Matrix-OpenID``);
-        the widget page then limits it to the dossier of its room."""
-        openid = request.headers.get("X-Matrix-OpenID")
-        if not openid:
-            raise AuthError(401, "M_MISSING_TOKEN", "identité Matrix (OpenID) requise")
-        return await self._cached("o:", openid, self._openid, request.method)
 
     async def _cached(
         self, kind: str, secret: str, check: Callable[[str], Awaitable[Caller]], method: str

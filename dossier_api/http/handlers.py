@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from aiohttp import web
 
 from dossier_api.domain.access import Caller
 from dossier_api.domain.core import ApiError
-from dossier_api.domain.service import DossierService
+from dossier_api.domain.service import DossierFilters, DossierService
 from dossier_api.http import schemas as S
 from dossier_api.http.registry import route
 from maillon.shared.room_sync_client import RoomSyncClient, main_room
@@ -78,6 +78,37 @@ async def create_dossier(request: web.Request) -> web.Response:
     return web.json_response(dossier, status=201)
 
 
+DOSSIER_QUERY: dict[str, dict[str, Any]] = {
+    **PAGE,
+    "q": {
+        "type": "string",
+        "maxLength": 200,
+        "description": "nom du patient (accents, casse et tirets indifférents ; mots entiers)",
+    },
+    "pathway": {"type": "string", "maxLength": 60},
+    "status": {"type": "string", "enum": ["open", "closed", "archived"]},
+    "structure_id": {"type": "string", "maxLength": 32},
+}
+
+
+def dossier_filters(query: Mapping[str, str]) -> DossierFilters:
+    """The filters of "Mes dossiers" from a query string (API and workspace page alike)."""
+    values: dict[str, str | None] = {}
+    for key, longest in (("q", 200), ("pathway", 60), ("status", 10), ("structure_id", 32)):
+        raw = (query.get(key) or "").strip()
+        if len(raw) > longest:
+            raise ApiError(400, "M_INVALID_PARAM", f"paramètre {key} : trop long")
+        values[key] = raw or None
+    if values["status"] not in (None, "open", "closed", "archived"):
+        raise ApiError(400, "M_INVALID_PARAM", "paramètre status : open, closed ou archived")
+    return DossierFilters(
+        pathway=values["pathway"],
+        status=values["status"],
+        structure_id=values["structure_id"],
+        name=values["q"],
+    )
+
+
 @route(
     "POST",
     "/v1/dossiers/{dossier_id}/identity/status",
@@ -116,15 +147,16 @@ async def consent_history(request: web.Request) -> web.Response:
 @route(
     "GET",
     "/v1/dossiers",
-    "Mes dossiers (cercle, délégation, structure)",
+    "Mes dossiers (cercle, délégation, structure) ; recherche par nom du patient (q)",
     S.DOSSIER_LIST,
-    query=PAGE,
+    query=DOSSIER_QUERY,
 )
 async def my_dossiers(request: web.Request) -> web.Response:
     limit = _int_query(request, "limit", 50, 1, 200)
     offset = _int_query(request, "offset", 0, 0, 1000000)
-    rows = await call(request, svc(request).my_dossiers, limit, offset)
-    return web.json_response({"dossiers": rows})
+    filters = dossier_filters(request.query)
+    page = await call(request, svc(request).my_dossiers_page, limit, offset, filters)
+    return web.json_response(page)
 
 
 @route("GET", "/v1/dossiers/{dossier_id}", "Lire un dossier", S.DOSSIER)

@@ -177,9 +177,21 @@ DOSSIER_SUMMARY = obj(
         "status": {"type": "string"},
         "display_name": {"type": "string"},
         "access": {"type": "string"},
+        "reference": {"type": "string"},
+        "structure_id": {"type": ["string", "null"]},
+        "identity_status": {"type": "string"},
+        "birth_date": {"type": ["string", "null"]},
+        "opened_at": {"type": ["string", "null"]},
+        "room_id": {"type": ["string", "null"]},
     },
 )
-DOSSIER_LIST = obj(["dossiers"], {"dossiers": {"type": "array", "items": DOSSIER_SUMMARY}})
+DOSSIER_LIST = obj(
+    ["dossiers"],
+    {
+        "dossiers": {"type": "array", "items": DOSSIER_SUMMARY},
+        "total": {"type": "integer", "description": "dossiers matching, all pages"},
+    },
+)
 CIRCLE = obj(["members"], {"members": {"type": "array", "items": MEMBER}})
 CIRCLE_ADD = obj(
     ["user_id", "role"],

@@ -15,7 +15,8 @@ import dossier_api.http.handlers_care
 import dossier_api.http.handlers_work  # noqa: F401  (these imports register the routes)
 from dossier_api.domain.core import ApiError
 from dossier_api.domain.service import DossierService
-from dossier_api.http import widget
+from dossier_api.domain.sessions import SessionStore
+from dossier_api.http import sessions, widget, workspace
 from dossier_api.http.auth import Authenticator, AuthError, ImpersonationRefused
 from dossier_api.http.handlers import BODY, CALLER, ROOM_SYNC, SERVICE
 from dossier_api.http.handlers_work import upload_limit
@@ -143,7 +144,14 @@ def create_app(deployment: Deployment) -> web.Application:
     app[ROUTE_INDEX] = {(r.method, r.path): r for r in ROUTES}
     for r in ROUTES:
         app.router.add_route(r.method, r.path, r.handler)
-    widget.setup(app, SERVICE, AUTH)
+    widget.setup(app, SERVICE)
+    sessions.setup(
+        app,
+        SessionStore(engine, deployment.settings.sessions),
+        app[AUTH],
+        secure=deployment.settings.dossier_api.external_url.startswith("https://"),
+    )
+    workspace.setup(app)
     app.cleanup_ctx.append(_lifecycle)
     return app
 

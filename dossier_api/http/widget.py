@@ -1,7 +1,8 @@
 """The dossier widget shown in each patient room (Element's ``im.vector.modular.widgets``):
-a static page that obtains the user's Matrix OpenID token through the widget API, then
-the dossier page rendered here for that user, with that user's rights (and audited). The
-OpenID token opens only the dossier of the room the widget is shown in."""
+a static page that obtains the user's Matrix OpenID token through the widget API, trades it
+at ``POST /session/openid`` (the only place an OpenID token is accepted) for a short-lived
+Maillon session, then shows the dossier page rendered here for that user, with that user's
+rights (and audited). The widget's page opens only the dossier of the room it is shown in."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from dossier_api.domain.ins import display_name
 from dossier_api.domain.pathways import PATHWAYS
 from dossier_api.domain.scope import require_room_scope
 from dossier_api.domain.service import DossierService
-from dossier_api.http.auth import Authenticator, AuthError
+from dossier_api.http import sessions
 from maillon.shared.circle import ROLES
 from maillon.shared.dates_fr import format_iso
 from maillon.shared.text import displayable
@@ -141,30 +142,27 @@ def scoped_page_context(
     return page_context(svc, caller, dossier_id)
 
 
-def setup(app: web.Application, service_key: Any, auth_key: Any) -> None:
+def setup(app: web.Application, service_key: Any) -> None:
     async def shell(request: web.Request) -> web.Response:
         lang = _lang(request)
         return _html(_env.get_template("widget.html").render(lang=lang, t=TEXTS[lang]))
 
     async def dossier_page(request: web.Request) -> web.Response:
         lang = _lang(request)
-        auth: Authenticator = request.app[auth_key]
-        if not request.headers.get("X-Matrix-OpenID"):
-            return _problem("Identité Matrix (OpenID) requise.", 401)
+        session = await sessions.current(request)
+        if session is None:
+            return _problem("Session du widget absente ou expirée : rouvrez le widget.", 401)
         room_id = request.query.get("room", "")
         if not room_id:
             return _problem("Salle du widget manquante (paramètre « room ») : rouvrez-le.", 400)
         try:
-            caller = await auth.widget_caller(request)
             context = await asyncio.to_thread(
                 scoped_page_context,
                 request.app[service_key],
-                caller,
+                session.caller,
                 request.match_info["dossier_id"],
                 room_id,
             )
-        except AuthError:
-            return _problem("Identité Matrix non reconnue : rouvrez le widget.", 401)
         except ApiError as exc:
             return _problem(exc.message, exc.status)
         return _html(_env.get_template("dossier_page.html").render(t=TEXTS[lang], **context))

@@ -231,11 +231,24 @@ class AttachmentSettings:
 
 
 @dataclass(frozen=True)
+class SessionSettings:
+    """Sessions of the workspace pages (password login) and of widgets (OpenID exchange)."""
+
+    # Ended after this long without a request.
+    idle_seconds: float = field(default=1800.0, metadata=POSITIVE)
+    # Ended this long after login, however active.
+    max_seconds: float = field(default=43200.0, metadata=POSITIVE)
+    # A widget's session (traded for a Matrix OpenID token) lasts at most this long.
+    widget_max_seconds: float = field(default=900.0, metadata=POSITIVE)
+
+
+@dataclass(frozen=True)
 class Settings:
     server_name: str
     database_url: str
     homeserver: HomeserverSettings = field(default_factory=HomeserverSettings)
     dossier_api: Listener = field(default_factory=Listener)
+    sessions: SessionSettings = field(default_factory=SessionSettings)
     appservice: AppserviceSettings = field(default_factory=AppserviceSettings)
     bot: BotSettings = field(default_factory=BotSettings)
     mail: MailSettings = field(default_factory=MailSettings)

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from typing import Any
@@ -46,39 +47,43 @@ def json_problem(value: Any, max_depth: int) -> tuple[str, str] | None:
     return None
 
 
-# -- names, for blind indexes (identity vigilance, search) -----------------------------------
+# -- folding: the one way text is compared and searched (names, notes, the directory) --------
 
-_NAME_SEPARATORS = re.compile(r"[\s\-‐‑‒–—'’,.]+")
-_NOT_LETTER_OR_DIGIT = re.compile(r"[^0-9a-z]")
-_LIGATURES = str.maketrans({"œ": "oe", "æ": "ae", "ø": "o", "đ": "d", "ł": "l", "ı": "i"})
+_LIGATURES = {"œ": "oe", "æ": "ae", "ø": "o", "đ": "d", "ł": "l", "ı": "i"}  # not in NFKD
+_SEPARATORS = frozenset("-‐‑‒–—'’_")
+_NOT_WORD = re.compile(r"[^0-9a-z]+")
+
+
+def fold_char(ch: str) -> str:
+    """One character without accent or case, ligatures spelt out ("É" → "e", "Œ" → "oe")."""
+    bare = "".join(c for c in unicodedata.normalize("NFKD", ch) if not unicodedata.combining(c))
+    return "".join(_LIGATURES.get(c, c) for c in bare.casefold())
+
+
+@functools.lru_cache(maxsize=65536)
+def fold_text(value: str) -> str:
+    """``value`` without accents or case, ligatures spelt out: what every comparison of
+    names and words starts from. Pure."""
+    return "".join(fold_char(c) for c in value)
+
+
+def words(value: str) -> list[str]:
+    """The folded words of ``value``, split at anything but a letter or a digit (hyphens,
+    apostrophes, spaces, punctuation): "Lefèvre-D'Aubigné" → ["lefevre", "d", "aubigne"]."""
+    return [w for w in _NOT_WORD.split(fold_text(value)) if w]
 
 
 def normalise_name(value: str) -> str:
     """A person's name in the one form that blind indexes compare: without accents, case,
     hyphens, apostrophes or spaces ("Lefèvre-D'Aubigné" → "lefevredaubigne"). Pure."""
-    folded = unicodedata.normalize("NFKD", value.casefold().translate(_LIGATURES))
-    letters = "".join(c for c in folded if not unicodedata.combining(c))
-    return _NOT_LETTER_OR_DIGIT.sub("", letters.translate(_LIGATURES))
+    return "".join(words(value))
 
 
 def first_given_name(value: str) -> str:
     """The first of a person's first names, normalised ("Jean-Pierre Louis" → "jean"); the
     identity vigilance compares this one, since first names are often given in part."""
-    for word in _NAME_SEPARATORS.split(value):
-        normal = normalise_name(word)
-        if normal:
-            return normal
-    return ""
-_SEPARATORS = frozenset("-‐‑‒–—'’_")
-_LIGATURES = {"œ": "oe", "æ": "ae"}  # not decomposed by NFKD
-
-
-def _fold_char(ch: str) -> str:
-    if ch.isspace() or ch in _SEPARATORS:
-        return " "
-    base = "".join(c for c in unicodedata.normalize("NFKD", ch) if not unicodedata.combining(c))
-    folded = base.casefold()
-    return _LIGATURES.get(folded, folded)
+    found = words(value)
+    return found[0] if found else ""
 
 
 def fold(text: str) -> tuple[str, list[int]]:
@@ -87,7 +92,7 @@ def fold(text: str) -> tuple[str, list[int]]:
     out: list[str] = []
     where: list[int] = []
     for index, ch in enumerate(text):
-        for piece in _fold_char(ch):
+        for piece in " " if ch.isspace() or ch in _SEPARATORS else fold_char(ch):
             if piece == " " and (not out or out[-1] == " "):
                 continue
             out.append(piece)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import urllib.error
+import urllib.request
+from http.cookies import SimpleCookie
 from typing import Any
 
 from maillon.shared.homeserver_client import HomeserverError, request_json
@@ -52,3 +56,30 @@ def dossier_body(**extra: Any) -> dict[str, Any]:
 
 def new_dossier(stack: Stack, token: str, **extra: Any) -> dict[str, Any]:
     return api(stack, token, "POST", "/v1/dossiers", dossier_body(**extra))
+
+
+def widget_session(stack: Stack, openid_token: str) -> dict[str, str]:
+    """Trade a Matrix OpenID token for a widget session (``POST /session/openid``), as the
+    widget does: the ``Cookie`` header of the session, its CSRF token and holder."""
+    url = stack.deployment.settings.dossier_api.url + "/session/openid"
+    data = json.dumps({"openid_token": openid_token}).encode()
+    req = urllib.request.Request(url, data=data, method="POST")  # noqa: S310
+    req.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310
+            body = json.loads(resp.read())
+            cookie = SimpleCookie(resp.headers["Set-Cookie"])
+    except urllib.error.HTTPError as exc:
+        raise HomeserverError(exc.read().decode(errors="replace"), "", exc.code) from exc
+    morsel = cookie["maillon_session"]
+    assert morsel["httponly"] and morsel["samesite"] == "Strict", morsel.OutputString()
+    return {
+        "Cookie": f"maillon_session={morsel.value}",
+        "csrf_token": body["csrf_token"],
+        "user_id": body["user_id"],
+    }
+
+
+def widget_headers(stack: Stack, openid_token: str) -> dict[str, str]:
+    """The request headers of a widget's session (the cookie only)."""
+    return {"Cookie": widget_session(stack, openid_token)["Cookie"]}

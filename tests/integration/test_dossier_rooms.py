@@ -33,7 +33,7 @@ from tests.harness.circle import (
     token_of,
     wait_for,
 )
-from tests.harness.dossier import api, api_error, new_dossier
+from tests.harness.dossier import api, api_error, new_dossier, widget_headers, widget_session
 from tests.harness.stack import Stack
 
 STACKS = ["stack", "pg_stack"]
@@ -414,7 +414,7 @@ async def test_dossier_widget_with_openid(stack: Stack, make_client: MakeClient)
     shell = request_any("GET", f"{base}/widget?dossier={did}&lang=fr", raw=True)
     assert '<html lang="fr">' in shell and 'src="widget/widget.js"' in shell
     script = request_any("GET", f"{base}/widget/widget.js", raw=True)
-    assert "get_openid" in script and "X-Matrix-OpenID" in script
+    assert "get_openid" in script and "session/openid" in script
 
     def openid(token: str, user_id: str) -> str:
         body = cs(stack, token, "POST", f"/user/{quote(user_id)}/openid/request_token", {})
@@ -423,16 +423,21 @@ async def test_dossier_widget_with_openid(stack: Stack, make_client: MakeClient)
     page = request_any(
         "GET",
         f"{base}/widget/dossiers/{did}?room={quote(room)}",
-        headers={"X-Matrix-OpenID": openid(t, coordinator.user_id)},
+        headers=widget_headers(stack, openid(t, coordinator.user_id)),
         raw=True,
     )
     assert "MARTIN Jeanne Louise" in page and "Cercle de soins" in page
     assert "Visite du jour : RAS &lt;b&gt;ok&lt;/b&gt;" in page, "escaped, not injected"
     assert coordinator.user_id in page and "mercredi 12 mars 1941" in page
 
+    # A forged OpenID token gets no session; the OpenID token itself opens no page.
+    with pytest.raises(HomeserverError) as forged:
+        widget_session(stack, "faux-jeton")
+    assert forged.value.status == 401
     for headers, status in (
-        ({"X-Matrix-OpenID": openid(token_of(outsider), outsider.user_id)}, 403),
-        ({"X-Matrix-OpenID": "faux-jeton"}, 401),
+        (widget_headers(stack, openid(token_of(outsider), outsider.user_id)), 403),
+        ({"X-Matrix-OpenID": openid(t, coordinator.user_id)}, 401),
+        ({"Cookie": "maillon_session=faux"}, 401),
         ({}, 401),
     ):
         with pytest.raises(HomeserverError) as refused:
@@ -468,7 +473,7 @@ async def test_dossier_widget_with_openid(stack: Stack, make_client: MakeClient)
     page = request_any(
         "GET",
         f"{base}/widget/dossiers/{plain['id']}?room={quote(plain['room_id'])}&lang=en",
-        headers={"X-Matrix-OpenID": openid(t, coordinator.user_id)},
+        headers=widget_headers(stack, openid(t, coordinator.user_id)),
         raw=True,
     )
     assert "DURAND Paul" in page and "Care team" in page and "INS" not in page

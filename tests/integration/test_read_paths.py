@@ -25,7 +25,7 @@ from maillon.shared.sealed import install_key_ring
 from maillon.shared.store import make_engine
 from tests.harness.bot_chat import BotChat
 from tests.harness.circle import MakeClient, bind_professional, cs, token_of, wait_for
-from tests.harness.dossier import api, api_error, new_dossier
+from tests.harness.dossier import api, api_error, new_dossier, widget_headers
 from tests.harness.matrix import E2EClient
 from tests.harness.stack import Stack
 
@@ -44,7 +44,7 @@ def widget(stack: Stack, dossier_id: str, room_id: str, token: str) -> str:
     page: str = request_any(
         "GET",
         f"{base}/widget/dossiers/{dossier_id}?room={quote(room_id)}",
-        headers={"X-Matrix-OpenID": token},
+        headers=widget_headers(stack, token),
         raw=True,
     )
     return page

@@ -1,5 +1,6 @@
-// Maillon dossier widget: asks Element (Matrix widget API) for an OpenID token, then loads
-// the dossier page authenticated with it. No token is stored; nothing is sent elsewhere.
+// Maillon dossier widget: asks Element (Matrix widget API) for an OpenID token, trades it
+// for a Maillon session, then loads the dossier page. No token is stored; nothing is sent
+// elsewhere.
 (function () {
   "use strict";
   var root = document.getElementById("dossier");
@@ -45,10 +46,18 @@
     var page =
       "widget/dossiers/" + encodeURIComponent(dossierId) +
       "?room=" + encodeURIComponent(roomId) + "&lang=" + lang;
-    fetch(page, {
-      headers: { "X-Matrix-OpenID": token },
-      credentials: "omit",
+    // The OpenID token is traded once for a Maillon session (an HttpOnly cookie of this
+    // origin); it is sent nowhere else and not kept.
+    fetch("session/openid", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ openid_token: token }),
+      credentials: "same-origin",
     })
+      .then(function (resp) {
+        if (!resp.ok) throw new Error("exchange refused");
+        return fetch(page, { credentials: "same-origin" });
+      })
       .then(function (resp) {
         return resp.text().then(function (html) {
           root.innerHTML = html; // server-rendered, escaped by the template engine

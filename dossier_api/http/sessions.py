@@ -1,0 +1,223 @@
+"""Sessions of Maillon's own origin, shared by every page (workspace, administration):
+login with the Matrix account (the homeserver's password login, from the server side),
+logout, the exchange of a widget's Matrix OpenID token for a short-lived session, and the
+CSRF check of every write.
+
+The browser gets an HttpOnly, SameSite=Strict cookie holding a random id; the server keeps
+its digest (``dossier_api.domain.sessions``). Every write carries the session's CSRF token
+(form field ``csrf`` or header ``X-CSRF-Token``): without it, 403. An OpenID token is
+accepted here, at ``POST /session/openid``, and nowhere else: it proves to the homeserver
+who holds it, and Maillon answers with its own session (see the README on how OpenID tokens,
+not bound to an audience, are bounded)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+from dossier_api.domain.access import Caller
+from dossier_api.domain.sessions import SessionInfo, SessionStore, csrf_matches
+from dossier_api.http.auth import Authenticator, AuthError
+from dossier_api.http.pages import problem_page, render
+from maillon.shared.web import json_error
+
+log = logging.getLogger(__name__)
+
+COOKIE = "maillon_session"
+LOGIN_COOKIE = "maillon_login"  # CSRF of the login form (before any session exists)
+CSRF_HEADER = "X-CSRF-Token"
+SESSIONS = web.AppKey("sessions", SessionStore)
+AUTHENTICATOR = web.AppKey("session_auth", Authenticator)
+SECURE_COOKIES = web.AppKey("secure_cookies", bool)
+WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+@dataclass(frozen=True)
+class Current:
+    """The session of a request and its caller."""
+
+    secret: str
+    info: SessionInfo
+
+    @property
+    def caller(self) -> Caller:
+        return Caller(self.info.user_id, self.info.is_admin, self.info.kind)
+
+
+def redirect(location: str) -> web.Response:
+    return web.Response(status=303, headers={"Location": location, "Cache-Control": "no-store"})
+
+
+def _set_cookie(request: web.Request, response: web.StreamResponse, secret: str) -> None:
+    response.set_cookie(
+        COOKIE,
+        secret,
+        httponly=True,
+        samesite="Strict",
+        secure=request.app[SECURE_COOKIES],
+        path="/",
+    )
+
+
+async def current(request: web.Request) -> Current | None:
+    secret = request.cookies.get(COOKIE)
+    if not secret:
+        return None
+    info = await asyncio.to_thread(request.app[SESSIONS].get, secret)
+    return None if info is None else Current(secret, info)
+
+
+async def csrf_ok(request: web.Request, session: Current) -> bool:
+    """The CSRF token of the session, from the header or the form field."""
+    given = request.headers.get(CSRF_HEADER)
+    if given is None and request.content_type in (
+        "application/x-www-form-urlencoded",
+        "multipart/form-data",
+    ):
+        form = await request.post()
+        value = form.get("csrf")
+        given = value if isinstance(value, str) else None
+    return csrf_matches(session.info.csrf_token, given)
+
+
+def _local_path(target: str | None) -> str:
+    """Where to go after login: a path of this site only (no open redirect)."""
+    if not target:
+        return "/"
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return "/"
+    return target
+
+
+async def login_page(
+    request: web.Request, message: str | None = None, status: int = 200
+) -> web.Response:
+    token = secrets.token_urlsafe(24)
+    response = render(
+        request,
+        "login.html",
+        status=status,
+        session=None,
+        login_csrf=token,
+        message=message,
+        next=_local_path(request.query.get("next")),
+    )
+    response.set_cookie(
+        LOGIN_COOKIE,
+        token,
+        httponly=True,
+        samesite="Strict",
+        secure=request.app[SECURE_COOKIES],
+        path="/login",
+        max_age=3600,
+    )
+    return response
+
+
+async def show_login(request: web.Request) -> web.Response:
+    session = await current(request)
+    if session is not None:
+        return redirect(_local_path(request.query.get("next")))
+    return await login_page(request)
+
+
+async def login(request: web.Request) -> web.Response:
+    form = await request.post()
+    expected = request.cookies.get(LOGIN_COOKIE)
+    given = form.get("csrf")
+    if not expected or not isinstance(given, str) or not csrf_matches(expected, given):
+        return problem_page(
+            request, 403, "Formulaire de connexion expiré ou venu d'ailleurs : rechargez la page."
+        )
+    username, password = form.get("username"), form.get("password")
+    if (
+        not isinstance(username, str)
+        or not isinstance(password, str)
+        or not username
+        or not password
+    ):
+        return await login_page(request, "Identifiant et mot de passe requis.", 400)
+    if len(username) > 255 or len(password) > 1024:
+        return await login_page(request, "Identifiant ou mot de passe trop long.", 400)
+    try:
+        caller = await request.app[AUTHENTICATOR].password_login(username.strip(), password)
+    except AuthError as exc:
+        return await login_page(request, exc.message, exc.status)
+    secret, _ = await asyncio.to_thread(
+        request.app[SESSIONS].open, caller.user_id, caller.is_admin, "password"
+    )
+    target = form.get("next")
+    response = redirect(_local_path(target if isinstance(target, str) else None))
+    _set_cookie(request, response, secret)
+    response.del_cookie(LOGIN_COOKIE, path="/login")
+    return response
+
+
+async def logout(request: web.Request) -> web.Response:
+    session = await current(request)
+    if session is None:
+        return redirect("/login")
+    if not await csrf_ok(request, session):
+        return problem_page(request, 403, "Jeton anti-falsification (CSRF) manquant ou incorrect.")
+    await asyncio.to_thread(request.app[SESSIONS].end, session.secret)
+    response = redirect("/login")
+    response.del_cookie(COOKIE, path="/")
+    return response
+
+
+async def exchange_openid(request: web.Request) -> web.Response:
+    """A widget trades the Matrix OpenID token Element gave it for a Maillon session."""
+    try:
+        payload = await request.json()
+    except ValueError:
+        return json_error(400, "M_NOT_JSON", "corps JSON illisible")
+    token = payload.get("openid_token") if isinstance(payload, dict) else None
+    if not isinstance(token, str) or not 0 < len(token) <= 512:
+        return json_error(400, "M_BAD_JSON", "champ obligatoire manquant : « openid_token »")
+    try:
+        caller = await request.app[AUTHENTICATOR].openid_holder(token)
+    except AuthError as exc:
+        return exc.response
+    secret, info = await asyncio.to_thread(
+        request.app[SESSIONS].open, caller.user_id, False, "openid"
+    )
+    response = web.json_response(
+        {
+            "user_id": info.user_id,
+            "csrf_token": info.csrf_token,
+            "expires_at": info.expires_at.isoformat(),
+        },
+        headers={"Cache-Control": "no-store"},
+    )
+    _set_cookie(request, response, secret)
+    return response
+
+
+async def logout_json(request: web.Request) -> web.Response:
+    """``DELETE /session``: ends the session of a widget (CSRF header required)."""
+    session = await current(request)
+    if session is None:
+        return json_error(401, "M_MISSING_TOKEN", "aucune session")
+    if not await csrf_ok(request, session):
+        return json_error(403, "M_FORBIDDEN", "jeton anti-falsification (CSRF) manquant")
+    await asyncio.to_thread(request.app[SESSIONS].end, session.secret)
+    response = web.json_response({"ok": True})
+    response.del_cookie(COOKIE, path="/")
+    return response
+
+
+def setup(app: web.Application, store: SessionStore, auth: Authenticator, secure: bool) -> None:
+    app[SESSIONS] = store
+    app[AUTHENTICATOR] = auth
+    app[SECURE_COOKIES] = secure
+    app.router.add_get("/login", show_login)
+    app.router.add_post("/login", login)
+    app.router.add_post("/logout", logout)
+    app.router.add_post("/session/openid", exchange_openid)
+    app.router.add_delete("/session", logout_json)

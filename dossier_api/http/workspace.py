@@ -1,0 +1,225 @@
+"""The workspace at the dossier service's root: "Mes dossiers" (filters, search by the
+patient's name through the blind index, pages), "À faire", opening a dossier, and the
+dossier page (identity, consent, circle, notes, tasks, agenda, audit for coordinators).
+Every read and write goes through ``DossierService`` with the session's caller, so it is
+checked and audited as on the API."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from aiohttp import web
+from jsonschema import Draft7Validator, FormatChecker
+
+from dossier_api.domain.core import ApiError
+from dossier_api.domain.pathways import PATHWAYS
+from dossier_api.http import schemas as S
+from dossier_api.http.handlers import ROOM_SYNC, SERVICE, dossier_filters
+from dossier_api.http.pages import problem_page, render, static_file
+from dossier_api.http.sessions import Current, csrf_ok, current, redirect
+
+PER_PAGE = 20
+AUDIT_BASES = frozenset({"coordinator", "admin", "delegate"})
+IDENTITY_FIELDS = (
+    "birth_name",
+    "used_name",
+    "first_names",
+    "sex",
+    "birth_date",
+    "birthplace_insee",
+    "ins_matricule",
+    "ins_oid",
+    "identity_status",
+)
+_CREATE = Draft7Validator(S.DOSSIER_CREATE, format_checker=FormatChecker())
+
+
+def matrix_to(room_id: str | None) -> str | None:
+    return f"https://matrix.to/#/{quote(room_id, safe='!:')}" if room_id else None
+
+
+async def _session_or_login(request: web.Request) -> Current | web.Response:
+    session = await current(request)
+    if session is None:
+        return redirect("/login?" + urlencode({"next": request.path_qs}))
+    return session
+
+
+def _page_number(request: web.Request) -> int:
+    raw = request.query.get("page", "1")
+    if not raw.isdigit() or not 1 <= int(raw) <= 10000:
+        raise ApiError(400, "M_INVALID_PARAM", "paramètre page : un numéro de page attendu")
+    return int(raw)
+
+
+async def home(request: web.Request) -> web.Response:
+    session = await _session_or_login(request)
+    if isinstance(session, web.Response):
+        return session
+    svc, caller = request.app[SERVICE], session.caller
+    try:
+        filters = dossier_filters(request.query)
+        page = _page_number(request)
+    except ApiError as exc:
+        return problem_page(request, exc.status, exc.message, session=session)
+    listing = await asyncio.to_thread(
+        svc.my_dossiers_page, caller, PER_PAGE, (page - 1) * PER_PAGE, filters
+    )
+    todo = await asyncio.to_thread(svc.worklist, caller)
+    me = await asyncio.to_thread(svc.me, caller)
+    people = await asyncio.to_thread(
+        svc.people,
+        {a["author"] for a in todo["alerts"]} | {i["added_by"] for i in todo["invitations"]},
+    )
+    kept = {
+        k: v
+        for k, v in request.query.items()
+        if k in ("q", "pathway", "status", "structure_id") and v
+    }
+    pages = max(1, -(-int(listing["total"]) // PER_PAGE))
+    return render(
+        request,
+        "workspace.html",
+        session=session,
+        me=me,
+        listing=listing,
+        todo=todo,
+        people=people,
+        query=kept,
+        page=page,
+        pages=pages,
+        page_link=lambda n: "/?" + urlencode({**kept, "page": n}),
+        pathways=PATHWAYS,
+        structures={s["id"]: s["name"] for s in me["structures"]},
+        matrix_to=matrix_to,
+    )
+
+
+async def new_dossier_form(request: web.Request) -> web.Response:
+    session = await _session_or_login(request)
+    if isinstance(session, web.Response):
+        return session
+    me = await asyncio.to_thread(request.app[SERVICE].me, session.caller)
+    return _new_form(request, session, me, {}, [])
+
+
+def _new_form(
+    request: web.Request,
+    session: Current,
+    me: dict[str, Any],
+    values: dict[str, str],
+    errors: list[str],
+    status: int = 200,
+) -> web.Response:
+    return render(
+        request,
+        "dossier_new.html",
+        status=status,
+        session=session,
+        me=me,
+        values=values,
+        errors=errors,
+        pathways=PATHWAYS,
+    )
+
+
+def _error_text(error: Any) -> str:
+    where = ".".join(str(p) for p in error.absolute_path) or "formulaire"
+    field = where.split(".")[-1]
+    if error.validator == "required":
+        missing = error.message.split("'")[1] if "'" in error.message else error.message
+        return f"champ obligatoire : « {missing} »"
+    return f"valeur refusée pour « {field} »"
+
+
+async def create_dossier(request: web.Request) -> web.Response:
+    session = await current(request)
+    if session is None:
+        return problem_page(request, 401, "Session expirée : reconnectez-vous.")
+    if not await csrf_ok(request, session):
+        return problem_page(
+            request, 403, "Jeton anti-falsification (CSRF) manquant ou incorrect.", session=session
+        )
+    form = await request.post()
+    values = {k: v.strip() for k, v in form.items() if isinstance(v, str)}
+    identity = {k: values[k] for k in IDENTITY_FIELDS if values.get(k)}
+    body: dict[str, Any] = {"pathway": values.get("pathway", ""), "identity": identity}
+    if values.get("structure_id"):
+        body["structure_id"] = values["structure_id"]
+    body["consent_informed"] = values.get("consent_informed") == "on"
+    svc = request.app[SERVICE]
+    me = await asyncio.to_thread(svc.me, session.caller)
+    # The same schema and the same service as POST /v1/dossiers: the same checks.
+    errors = sorted({_error_text(e) for e in _CREATE.iter_errors(body)})
+    if errors:
+        return _new_form(request, session, me, values, errors, 400)
+    try:
+        dossier = await asyncio.to_thread(svc.create_dossier, session.caller, body)
+    except ApiError as exc:
+        return _new_form(request, session, me, values, [exc.message], exc.status)
+    await request.app[ROOM_SYNC].sync(dossier["id"])
+    return redirect(f"/dossiers/{dossier['id']}")
+
+
+def _dossier_context(svc: Any, caller: Any, dossier_id: str, all_tasks: bool) -> dict[str, Any]:
+    """Everything the dossier page shows, read with the caller's rights (each read audited)."""
+    dossier = svc.get_dossier(caller, dossier_id)
+    circle = svc.circle(caller, dossier_id)
+    notes = list(reversed(svc.notes(caller, dossier_id)))
+    tasks = svc.tasks(caller, dossier_id)
+    agenda = [a for a in svc.appointments(caller, dossier_id) if not a["cancelled"]]
+    forms = svc.forms(caller, dossier_id)
+    audit = svc.audit(caller, dossier_id, 200) if dossier["access"] in AUDIT_BASES else None
+    ids = {m["user_id"] for m in circle} | {n["author"] for n in notes}
+    ids |= {t["assignee"] for t in tasks} | {f["author"] for f in forms}
+    ids |= {p for a in agenda for p in a["participants"]}
+    ids |= {e["actor"] for e in audit or []} | {
+        e["on_behalf_of"] for e in audit or [] if e["on_behalf_of"]
+    }
+    people = svc.people(ids)
+    for m in circle:
+        people.setdefault(m["user_id"], {"name": m["display_name"], "profession": m["profession"]})
+    pathway = PATHWAYS.get(dossier["pathway"])
+    return {
+        "dossier": dossier,
+        "circle": circle,
+        "notes": notes,
+        "open_tasks": [t for t in tasks if t["status"] == "todo"],
+        "closed_tasks": [t for t in tasks if t["status"] != "todo"],
+        "all_tasks": all_tasks,
+        "agenda": agenda,
+        "forms": forms,
+        "form_titles": {f.id: f.title for f in pathway.forms} if pathway else {},
+        "audit": audit,
+        "people": people,
+    }
+
+
+async def dossier_page(request: web.Request) -> web.Response:
+    session = await _session_or_login(request)
+    if isinstance(session, web.Response):
+        return session
+    dossier_id = request.match_info["dossier_id"]
+    if len(dossier_id) > 32:
+        return problem_page(request, 404, "Dossier inconnu.", session=session)
+    try:
+        context = await asyncio.to_thread(
+            _dossier_context,
+            request.app[SERVICE],
+            session.caller,
+            dossier_id,
+            request.query.get("taches") == "toutes",
+        )
+    except ApiError as exc:
+        return problem_page(request, exc.status, exc.message, session=session)
+    return render(request, "dossier.html", session=session, matrix_to=matrix_to, **context)
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_get("/", home)
+    app.router.add_get("/dossiers/nouveau", new_dossier_form)
+    app.router.add_post("/dossiers", create_dossier)
+    app.router.add_get("/dossiers/{dossier_id}", dossier_page)
+    app.router.add_get("/static/{name}", static_file)

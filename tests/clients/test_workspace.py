@@ -1,0 +1,680 @@
+"""The workspace pages and the widget in a real browser (Debian's Chromium driven by
+Playwright) against a real stack on PostgreSQL: login with the Matrix account, "Mes
+dossiers", search by the patient's name (blind index), the dossier page and its audit, the
+refusals (outsider, CSRF, logout, expiry), XSS payloads rendered inert, axe-core scans and
+screenshots at 1280 and 360 px; the dossier widget hosted by the real matrix-widget-api."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import time
+import urllib.error
+import urllib.request
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
+
+from maillon.shared.circle import DOSSIER_WIDGET_ID, WIDGET_EVENT
+from maillon.shared.homeserver_client import HomeserverError, request_any, request_json
+from tests.clients.conftest import ARTIFACTS, artifacts_dir, failed
+from tests.harness.circle import wait_for
+from tests.harness.dossier import IDENTITY, api, api_error, widget_session
+from tests.harness.hydrogen import CHROMIUM, Person, register_person
+from tests.harness.postgres import create_database, drop_database
+from tests.harness.stack import Stack
+from tests.harness.widget_host import JS, WidgetHost
+
+pytestmark = pytest.mark.postgres
+
+WIDGET_SESSION_SECONDS = 6  # the widget's session expiry in this module's stack
+UI_MS = 30_000
+AXE = JS / "node_modules" / "axe-core" / "axe.min.js"
+SHOTS = ARTIFACTS / "workspace"
+XSS = [
+    "<script>window.__xss=1</script>",
+    '"><img src=x onerror="window.__xss=1">',
+    "<svg onload=window.__xss=1>",
+    "javascript:window.__xss=1",
+    "{{7*7}} ' \" </textarea></title><iframe src=javascript:window.__xss=1>",
+]
+
+
+# -- fixtures ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def ws_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """A stack of its own on PostgreSQL, with a short widget session (expiry tested)."""
+    url = create_database()
+    try:
+        stack = Stack.create(tmp_path_factory.mktemp("stack-ws"), database_url=url)
+        config = stack.directory / "maillon.yaml"
+        config.write_text(
+            config.read_text() + f"\nsessions:\n  widget_max_seconds: {WIDGET_SESSION_SECONDS}\n"
+        )
+        stack.start()
+        try:
+            yield stack
+        finally:
+            stack.stop()
+    finally:
+        drop_database(url)
+
+
+@pytest.fixture
+async def browser(request: pytest.FixtureRequest) -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
+        try:
+            yield launched
+        finally:
+            if failed(request):
+                target = artifacts_dir(request)
+                target.mkdir(parents=True, exist_ok=True)
+                for n, context in enumerate(launched.contexts):
+                    for m, page in enumerate(context.pages):
+                        await page.screenshot(path=str(target / f"page-{n}-{m}.png"))
+                        (target / f"page-{n}-{m}.html").write_text(await page.content())
+            await launched.close()
+
+
+async def new_page(browser: Browser, width: int = 1280) -> tuple[BrowserContext, Page]:
+    context = await browser.new_context(
+        locale="fr-FR", timezone_id="Europe/Paris", viewport={"width": width, "height": 900}
+    )
+    page = await context.new_page()
+    page.set_default_timeout(UI_MS)
+    return context, page
+
+
+# -- helpers ----------------------------------------------------------------------------
+
+
+def base(stack: Stack) -> str:
+    return stack.deployment.settings.dossier_api.url
+
+
+def open_dossier(stack: Stack, token: str, **identity: Any) -> dict[str, Any]:
+    body = {"pathway": "dac", "identity": {**IDENTITY, **identity}}
+    return api(stack, token, "POST", "/v1/dossiers", body)
+
+
+def join(stack: Stack, person: Person, room_id: str) -> None:
+    request_json(
+        "POST",
+        stack.url + f"/_matrix/client/v3/rooms/{quote(room_id)}/join",
+        {},
+        token=person.access_token,
+    )
+
+
+async def joined(stack: Stack, person: Person, dossier_id: str) -> None:
+    def done() -> bool:
+        rows = api(stack, person.access_token, "GET", f"/v1/dossiers/{dossier_id}/activity")
+        return any(h["kind"] == "join" and h["user_id"] == person.user_id for h in rows["history"])
+
+    await wait_for(done, "join recorded", timeout=30)
+
+
+def openid_token(stack: Stack, person: Person) -> str:
+    path = f"/_matrix/client/v3/user/{quote(person.user_id)}/openid/request_token"
+    return str(
+        request_json("POST", stack.url + path, {}, token=person.access_token)["access_token"]
+    )
+
+
+def audit(stack: Stack, person: Person, dossier_id: str) -> list[dict[str, Any]]:
+    return api(stack, person.access_token, "GET", f"/v1/dossiers/{dossier_id}/audit")["entries"]
+
+
+def raw(
+    method: str, url: str, data: bytes | None = None, headers: dict[str, str] | None = None
+) -> tuple[int, str, dict[str, str]]:
+    """An HTTP request that does not follow redirects: status, body, headers."""
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+            return None
+
+    opener = urllib.request.build_opener(NoRedirect)
+    req = urllib.request.Request(url, data=data, method=method, headers=headers or {})  # noqa: S310
+    try:
+        with opener.open(req, timeout=30) as resp:
+            return resp.status, resp.read().decode(), dict(resp.headers)
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode(), dict(exc.headers)
+
+
+async def login(page: Page, stack: Stack, person: Person) -> None:
+    await page.goto(base(stack) + "/")
+    await expect(page).to_have_url(re.compile(r"/login\?next="))
+    await page.get_by_label("Identifiant Matrix").fill(person.localpart)
+    await page.get_by_label("Mot de passe").fill(person.password)
+    await page.get_by_role("button", name="Se connecter").click()
+    await expect(page.get_by_role("heading", name="Mes dossiers", level=1)).to_be_visible()
+
+
+async def axe_scan(page: Page, what: str) -> None:
+    """axe-core injected into the page (WCAG 2.1 A/AA rules): no serious or critical
+    violation."""
+    # Evaluated through the DevTools protocol: the page's CSP (no inline script) stays on.
+    await page.evaluate(AXE.read_text() + "\n;void 0")
+    result = await page.evaluate(
+        """async () => {
+            const r = await axe.run(document, {
+                runOnly: {type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]},
+            });
+            return r.violations.map(v => ({id: v.id, impact: v.impact, help: v.help,
+                nodes: v.nodes.slice(0, 3).map(n => n.target.join(" "))}));
+        }"""
+    )
+    bad = [v for v in result if v["impact"] in ("serious", "critical")]
+    assert not bad, f"{what}: {json.dumps(bad, ensure_ascii=False, indent=1)}"
+
+
+async def screenshots(page: Page, name: str) -> None:
+    """The page at 1280 and at 360 px (artifacts, not compared); at 360 px nothing may
+    overflow sideways."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    for width in (1280, 360):
+        await page.set_viewport_size({"width": width, "height": 900})
+        await page.screenshot(path=str(SHOTS / f"{name}-{width}.png"), full_page=True)
+        if width == 360:
+            overflow = await page.evaluate(
+                "() => document.documentElement.scrollWidth - window.innerWidth"
+            )
+            assert overflow <= 1, f"{name}: {overflow} px wider than a 360 px screen"
+    await page.set_viewport_size({"width": 1280, "height": 900})
+
+
+async def no_matrix_id_shown(page: Page) -> None:
+    text = await page.locator("main").inner_text()
+    assert not re.search(r"@[a-z0-9._=-]+:[a-z0-9.-]+", text), "a raw Matrix id is shown"
+
+
+# -- tests ------------------------------------------------------------------------------
+
+
+async def test_login_find_a_dossier_by_name_open_it_and_read_its_audit(
+    ws_stack: Stack, browser: Browser
+) -> None:
+    stack = ws_stack
+    coord = register_person(stack, "coordo", "Aline Coordinatrice", "infirmière coordinatrice")
+    nurse = register_person(stack, "ide", "Nadia Infirmière", "infirmière")
+    t = coord.access_token
+    wanted = open_dossier(stack, t, birth_name="Lefèvre-Dubois", first_names="Zoé Marie", sex="F")
+    open_dossier(stack, t, birth_name="Martin", first_names="Paul", sex="M")
+    open_dossier(stack, t, birth_name="Dubreuil", first_names="Léa", used_name="Lefort")
+    did = wanted["id"]
+    api(stack, t, "POST", f"/v1/dossiers/{did}/circle", {"user_id": nurse.user_id, "role": "IDE"})
+    today = dt.date.today()
+    api(
+        stack,
+        t,
+        "POST",
+        f"/v1/dossiers/{did}/tasks",
+        {"title": "Appeler la pharmacie", "assignee": coord.user_id, "due": today.isoformat()},
+    )
+    done = api(
+        stack,
+        t,
+        "POST",
+        f"/v1/dossiers/{did}/tasks",
+        {"title": "Commander le lit médicalisé", "assignee": nurse.user_id},
+    )
+    api(stack, t, "PATCH", f"/v1/dossiers/{did}/tasks/{done['id']}", {"status": "done"})
+    start = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(days=2)
+    api(
+        stack,
+        t,
+        "POST",
+        f"/v1/dossiers/{did}/appointments",
+        {
+            "title": "Visite à domicile",
+            "start": start.isoformat(),
+            "end": (start + dt.timedelta(minutes=90)).isoformat(),
+            "participants": [nurse.user_id],
+        },
+    )
+    api(stack, t, "POST", f"/v1/dossiers/{did}/notes", {"text": "Chute hier soir.", "urgent": True})
+
+    context, page = await new_page(browser)
+    login_url = base(stack) + "/login"
+    await page.goto(login_url)
+    await axe_scan(page, "connexion")
+    await screenshots(page, "login")
+    await login(page, stack, coord)
+    cookies = {c["name"]: c for c in await context.cookies()}
+    session_cookie = cookies["maillon_session"]
+    assert session_cookie["httpOnly"] and session_cookie["sameSite"] == "Strict"
+
+    # Mes dossiers: the three, and the worklist with the task due today.
+    await expect(page.locator("#count")).to_have_text("3 dossier(s)")
+    await expect(page.locator("#todo-tasks")).to_contain_text("Appeler la pharmacie")
+    await expect(page.locator("#todo-tasks")).to_contain_text("LEFÈVRE-DUBOIS Zoé Marie")
+    await no_matrix_id_shown(page)
+    await axe_scan(page, "mes dossiers")
+    await screenshots(page, "workspace")
+
+    # Found by name as it is typed (htmx), whatever the accents, case and hyphens.
+    await page.get_by_label("Nom du patient").fill("lefevre DUBOIS")
+    await expect(page.locator("#count")).to_have_text("1 dossier(s)")
+    rows = page.locator("table.dossiers tbody tr")
+    await expect(rows).to_have_count(1)
+    await expect(rows.first).to_contain_text("LEFÈVRE-DUBOIS Zoé Marie")
+    await expect(rows.first).to_contain_text(did[:6].upper())
+    room_link = rows.first.get_by_role("link", name=re.compile("Ouvrir la salle"))
+    assert await room_link.get_attribute("href") == (
+        "https://matrix.to/#/" + quote(wanted["room_id"], safe="!:")
+    )
+    await expect(page).to_have_url(re.compile(r"q=lefevre"))
+    await page.get_by_label("Nom du patient").fill("lefort")  # a used name
+    await expect(page.locator("#count")).to_have_text("1 dossier(s)")
+    await expect(rows.first).to_contain_text("LEFORT Léa")
+    await page.get_by_label("Nom du patient").fill("zoe")
+    await expect(page.locator("#count")).to_have_text("1 dossier(s)")
+    await rows.first.get_by_role("link", name="LEFÈVRE-DUBOIS Zoé Marie").click()
+
+    # The dossier page.
+    await expect(page.get_by_role("heading", name="LEFÈVRE-DUBOIS Zoé Marie")).to_be_visible()
+    header = page.locator("article header")
+    await expect(header).to_contain_text("Née le 12 mars 1941")  # no weekday, no "né(e)"
+    await expect(header).not_to_contain_text("mercredi 12 mars")
+    await expect(page.locator("#identity-status")).to_have_text(
+        "Identité qualifiée — INS utilisable"
+    )
+    await expect(page.locator("#reference")).to_have_text(did[:6].upper())
+    circle = page.locator("#circle")
+    await expect(circle).to_contain_text(
+        "Aline Coordinatrice (infirmière coordinatrice) — coordinateur / référent"
+    )
+    await expect(circle).not_to_contain_text("(coordinateur)")
+    await expect(circle).to_contain_text("Nadia Infirmière (infirmière) — infirmier / infirmière")
+    await expect(page.locator("#agenda")).to_contain_text("durée 1 h 30")
+    await expect(page.locator("#agenda")).to_contain_text("avec Nadia Infirmière")
+    await expect(page.locator("#notes")).to_contain_text("Chute hier soir.")
+    tasks = page.locator("#tasks")
+    await expect(tasks).to_contain_text("Appeler la pharmacie")
+    await expect(tasks).not_to_contain_text("Commander le lit médicalisé")
+    await page.get_by_role("link", name="Afficher aussi les tâches faites ou annulées").click()
+    await expect(page.locator("#tasks")).to_contain_text("Commander le lit médicalisé — faite")
+    audit_table = page.locator("#audit")
+    await expect(audit_table).to_contain_text("dossier.read")
+    await expect(audit_table).to_contain_text("Aline Coordinatrice")
+    await no_matrix_id_shown(page)
+    await axe_scan(page, "dossier")
+    await screenshots(page, "dossier")
+
+    # English: dates, roles and the pathway in English too.
+    await page.get_by_role("link", name="English").click()
+    await expect(page.locator("article header")).to_contain_text("Born 12 March 1941")
+    await expect(page.locator("#circle")).to_contain_text("coordinator / referent")
+    await expect(page.locator("article header")).to_contain_text("DAC — complex situation")
+    await expect(page.locator("#agenda")).to_contain_text(
+        re.compile(r"(Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday) \d+ [A-Z][a-z]+")
+    )
+    await axe_scan(page, "dossier (en)")
+    await page.get_by_role("link", name="Français").click()
+    await expect(page.locator("#h-circle")).to_have_text("Cercle de soins")
+
+    # The API has the same view: the reads of the page are in the audit, from the session.
+    entries = audit(stack, coord, did)
+    reads = [e for e in entries if e["action"] == "dossier.read" and e["actor"] == coord.user_id]
+    assert reads and all(e["allowed"] for e in reads)
+    await context.close()
+
+
+async def test_open_a_dossier_through_the_form_with_the_api_checks(
+    ws_stack: Stack, browser: Browser
+) -> None:
+    stack = ws_stack
+    coord = register_person(stack, "ouvre", "Bruno Ouvreur", "médecin coordonnateur")
+    context, page = await new_page(browser)
+    await login(page, stack, coord)
+    await page.get_by_role("link", name="Ouvrir un dossier").click()
+    await expect(
+        page.get_by_role("heading", name="Ouvrir un dossier de coordination")
+    ).to_be_visible()
+    await axe_scan(page, "ouvrir un dossier")
+    await screenshots(page, "dossier-new")
+    await page.get_by_label("Nom de naissance *").fill("Garçon")
+    await page.get_by_label("Prénoms *").fill("Étienne")
+    await page.get_by_label("Sexe *").select_option("M")
+    await page.get_by_label("Date de naissance *").fill("1938-01-01")
+    await page.get_by_label("Matricule INS (NIR ou NIA)").fill("12345")  # not an INS
+    await page.get_by_role("button", name="Ouvrir le dossier").click()
+    await expect(page.locator("#errors")).to_contain_text("ins_matricule")
+    assert api(stack, coord.access_token, "GET", "/v1/dossiers?q=garcon")["total"] == 0
+    await page.get_by_label("Matricule INS (NIR ou NIA)").fill("")
+    await page.get_by_role("button", name="Ouvrir le dossier").click()
+    await expect(page.locator("#identity-status")).to_have_text("Identité provisoire — à vérifier")
+    await expect(page.locator("article header")).to_contain_text("Né le 1er janvier 1938")
+    found = api(stack, coord.access_token, "GET", "/v1/dossiers?q=" + quote("GARCON etienne"))
+    assert found["total"] == 1
+    [row] = found["dossiers"]
+    assert row["display_name"] == "GARÇON Étienne" and row["identity_status"] == "PROV"
+    assert page.url.endswith(f"/dossiers/{row['id']}")
+    await context.close()
+
+
+async def test_name_search_through_the_api(ws_stack: Stack) -> None:
+    stack = ws_stack
+    coord = register_person(stack, "cherche", "Chloé Chercheuse", "infirmière")
+    other = register_person(stack, "autre", "Omar Autre", "infirmier")
+    t = coord.access_token
+    first = open_dossier(stack, t, birth_name="N'Guyen-Lê", first_names="Anh Thư")
+    second = open_dossier(stack, t, birth_name="Nguyen", first_names="Paul")
+    open_dossier(stack, other.access_token, birth_name="Nguyen", first_names="Marc")
+    api(
+        stack,
+        t,
+        "PATCH",
+        f"/v1/dossiers/{second['id']}",
+        {"status": "closed", "status_reason": "fin"},
+    )
+
+    def ids(query: str) -> list[str]:
+        page = api(stack, t, "GET", "/v1/dossiers?" + query)
+        assert page["total"] == len(page["dossiers"])
+        return sorted(d["id"] for d in page["dossiers"])
+
+    assert ids("q=" + quote("NGUYEN")) == sorted([second["id"]])  # whole tokens: not N'Guyen
+    assert ids("q=" + quote("guyen le")) == [first["id"]]
+    assert ids("q=" + quote("Lê Anh-THU")) == [first["id"]]
+    assert ids("q=" + quote("anh marc")) == []  # every word must match
+    assert ids("q=marc") == [], "another professional's dossier is not found"
+    assert ids("q=nguyen&status=closed") == [second["id"]]
+    assert ids("q=nguyen&status=open") == []
+    assert ids("pathway=dac") == sorted([first["id"], second["id"]])
+    assert ids("q=" + quote(" - ")) == []
+    assert api_error(stack, t, "GET", "/v1/dossiers?status=perdu").status == 400
+    assert api_error(stack, t, "GET", "/v1/dossiers?q=" + "x" * 201).status == 400
+    # Pages: the total stays the total.
+    page = api(stack, t, "GET", "/v1/dossiers?limit=1&offset=1")
+    assert page["total"] == 2 and len(page["dossiers"]) == 1
+    # The API refuses a session cookie: it takes Matrix access tokens only.
+    session = widget_session(stack, openid_token(stack, coord))
+    with pytest.raises(HomeserverError) as refused:
+        request_any(
+            "GET", base(stack) + "/v1/dossiers?q=nguyen", headers={"Cookie": session["Cookie"]}
+        )
+    assert refused.value.status == 401
+
+
+async def test_an_outsider_sees_no_dossier_data_and_is_audited(
+    ws_stack: Stack, browser: Browser
+) -> None:
+    stack = ws_stack
+    coord = register_person(stack, "coord", "Inès Coordinatrice", "infirmière coordinatrice")
+    outsider = register_person(stack, "curieux", "Victor Curieux", "infirmier")
+    dossier = open_dossier(stack, coord.access_token, birth_name="Secretnom", first_names="Alice")
+    did = dossier["id"]
+    context, page = await new_page(browser)
+    await login(page, stack, outsider)
+    await expect(page.locator("#count")).to_have_text("0 dossier(s)")
+    await page.get_by_label("Nom du patient").fill("secretnom")
+    await expect(page.locator("#count")).to_have_text("0 dossier(s)")
+    response = await page.goto(base(stack) + f"/dossiers/{did}")
+    assert response is not None and response.status == 403
+    await expect(page.get_by_role("alert")).to_contain_text("cercle de soins")
+    html = await page.content()
+    assert "Secretnom" not in html and "SECRETNOM" not in html and "Alice" not in html
+    await axe_scan(page, "refus")
+    await screenshots(page, "refusal")
+    response = await page.goto(base(stack) + "/dossiers/" + "0" * 32)
+    assert response is not None and response.status == 404
+    refusals = [e for e in audit(stack, coord, did) if e["actor"] == outsider.user_id]
+    assert refusals and not any(e["allowed"] for e in refusals)
+    assert {e["action"] for e in refusals} == {"dossier.read"}
+    await context.close()
+
+
+async def test_a_write_without_the_csrf_token_is_refused(ws_stack: Stack, browser: Browser) -> None:
+    stack = ws_stack
+    coord = register_person(stack, "csrf", "Carla Csrf", "infirmière")
+    context, page = await new_page(browser)
+    await login(page, stack, coord)
+    await page.goto(base(stack) + "/dossiers/nouveau")
+    csrf = await page.locator("input[name=csrf]").first.get_attribute("value")
+    assert csrf
+    form = {
+        "birth_name": "Sanscsrf",
+        "first_names": "Jean",
+        "sex": "M",
+        "birth_date": "1950-05-05",
+        "pathway": "dac",
+    }
+    for extra in ({}, {"csrf": "faux"}, {"csrf": ""}):
+        refused = await context.request.post(
+            base(stack) + "/dossiers", form={**form, **extra}, max_redirects=0
+        )
+        assert refused.status == 403, (extra, refused.status)
+        assert "CSRF" in await refused.text()
+    refused = await context.request.post(base(stack) + "/logout", form={}, max_redirects=0)
+    assert refused.status == 403
+    assert api(stack, coord.access_token, "GET", "/v1/dossiers?q=sanscsrf")["total"] == 0
+    accepted = await context.request.post(
+        base(stack) + "/dossiers", form={**form, "csrf": csrf}, max_redirects=0
+    )
+    assert accepted.status == 303
+    assert api(stack, coord.access_token, "GET", "/v1/dossiers?q=sanscsrf")["total"] == 1
+    # The header works as well as the field (htmx sends it); a forged login form is refused.
+    login_refused = await context.request.post(
+        base(stack) + "/login", form={"username": "x", "password": "y"}, max_redirects=0
+    )
+    assert login_refused.status == 403
+    await context.close()
+
+
+async def test_sessions_are_refused_after_logout_and_after_expiry(
+    ws_stack: Stack, browser: Browser
+) -> None:
+    stack = ws_stack
+    coord = register_person(stack, "sortie", "Sophie Sortie", "infirmière")
+    context, page = await new_page(browser)
+    await login(page, stack, coord)
+    cookie = next(c for c in await context.cookies() if c["name"] == "maillon_session")
+    jar = {"Cookie": f"maillon_session={cookie['value']}"}
+    status, _, _ = raw("GET", base(stack) + "/", headers=jar)
+    assert status == 200
+    await page.get_by_role("button", name="Se déconnecter").click()
+    await expect(page.get_by_role("heading", name="Connexion")).to_be_visible()
+    status, _, headers = raw("GET", base(stack) + "/", headers=jar)  # the old cookie, replayed
+    assert status == 303 and headers["Location"].startswith("/login")
+    await context.close()
+    # The Matrix login of the workspace left no Matrix session behind.
+    devices = request_json(
+        "GET", stack.url + "/_matrix/client/v3/devices", token=coord.access_token
+    )
+    assert [d["device_id"] for d in devices["devices"]] == [coord.device_id]
+
+    # A widget's session: refused after its logout, and after its expiry.
+    dossier = open_dossier(stack, coord.access_token)
+    join(stack, coord, dossier["room_id"])
+    await joined(stack, coord, dossier["id"])
+    page_url = base(stack) + f"/widget/dossiers/{dossier['id']}?room={quote(dossier['room_id'])}"
+    first = widget_session(stack, openid_token(stack, coord))
+    assert raw("GET", page_url, headers={"Cookie": first["Cookie"]})[0] == 200
+    no_csrf = raw("DELETE", base(stack) + "/session", headers={"Cookie": first["Cookie"]})
+    assert no_csrf[0] == 403
+    ended = raw(
+        "DELETE",
+        base(stack) + "/session",
+        headers={"Cookie": first["Cookie"], "X-CSRF-Token": first["csrf_token"]},
+    )
+    assert ended[0] == 200
+    assert raw("GET", page_url, headers={"Cookie": first["Cookie"]})[0] == 401
+
+    second = widget_session(stack, openid_token(stack, coord))
+    opened = time.monotonic()
+    assert raw("GET", page_url, headers={"Cookie": second["Cookie"]})[0] == 200
+
+    def refused() -> bool:
+        return raw("GET", page_url, headers={"Cookie": second["Cookie"]})[0] == 401
+
+    await wait_for(refused, "widget session expired", timeout=WIDGET_SESSION_SECONDS + 10)
+    assert time.monotonic() - opened >= WIDGET_SESSION_SECONDS - 1, "not before its expiry"
+
+
+async def test_xss_payloads_in_text_fields_render_inert(ws_stack: Stack, browser: Browser) -> None:
+    stack = ws_stack
+    coord = register_person(stack, "xss", "Xavier Xss", "infirmier")
+    t = coord.access_token
+    payload = " ".join(XSS)
+    dossier = open_dossier(
+        stack,
+        t,
+        birth_name=XSS[0],
+        first_names=XSS[1],
+        used_name=XSS[2],
+        contact=XSS[3],
+    )
+    did = dossier["id"]
+    api(stack, t, "POST", f"/v1/dossiers/{did}/notes", {"text": payload})
+    api(
+        stack,
+        t,
+        "POST",
+        f"/v1/dossiers/{did}/tasks",
+        {"title": payload[:200], "assignee": coord.user_id, "due": dt.date.today().isoformat()},
+    )
+    start = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(days=1)
+    api(
+        stack,
+        t,
+        "POST",
+        f"/v1/dossiers/{did}/appointments",
+        {
+            "title": XSS[1],
+            "place": XSS[4],
+            "start": start.isoformat(),
+            "end": (start + dt.timedelta(hours=1)).isoformat(),
+        },
+    )
+    api(stack, t, "POST", f"/v1/dossiers/{did}/alerts", {"text": XSS[2], "to": [coord.user_id]})
+    context, page = await new_page(browser)
+    violations: list[str] = []
+    page.on(
+        "console", lambda m: violations.append(m.text) if "Content Security" in m.text else None
+    )
+    await login(page, stack, coord)
+    await page.get_by_label("Nom du patient").fill(XSS[0])  # a search echoes what is typed
+    for url in (
+        base(stack) + "/?q=" + quote(XSS[1]),
+        base(stack) + f"/dossiers/{did}",
+        base(stack) + "/?lang=en",
+    ):
+        await page.goto(url)
+        await expect(page.locator("main")).to_be_visible()
+        injected = await page.evaluate(
+            """() => ({
+                xss: window.__xss === 1,
+                elements: document.querySelectorAll(
+                    "main script, main img, main svg, main iframe, main textarea").length,
+                handlers: [...document.querySelectorAll("*")].filter(
+                    e => [...e.attributes].some(a => a.name.startsWith("on"))).length,
+                scripts: [...document.scripts].map(s => s.src),
+            })"""
+        )
+        assert injected["xss"] is False and injected["elements"] == 0, (url, injected)
+        assert injected["handlers"] == 0, (url, injected)
+        assert all(s.endswith("/static/htmx-2.0.11.min.js") for s in injected["scripts"])
+    text = await page.locator("main").inner_text()
+    assert "<svg onload=window.__xss=1>" in text  # shown as text, in the worklist
+    await page.goto(base(stack) + f"/dossiers/{did}")
+    text = await page.locator("main").inner_text()
+    for part in XSS:
+        assert part in text, part  # the note shows every payload, as text
+    assert await page.evaluate("() => window.__xss") is None
+    assert not violations, violations  # nothing was even tried: all escaped
+    await context.close()
+
+
+async def test_the_widget_in_a_matrix_widget_api_host_reads_the_dossier(
+    ws_stack: Stack, browser: Browser
+) -> None:
+    """The widget as Element hosts it: matrix-widget-api's ClientWidgetApi, a WidgetDriver
+    answering get_openid with a real token; the widget trades it for a session and shows the
+    dossier of its room; the OpenID token goes to the exchange endpoint only."""
+    stack = ws_stack
+    coord = register_person(stack, "widget", "Wanda Widget", "infirmière coordinatrice")
+    outsider = register_person(stack, "dehors", "Denis Dehors", "infirmier")
+    dossier = open_dossier(stack, coord.access_token, birth_name="Widgetnom", first_names="Rose")
+    did, room = dossier["id"], dossier["room_id"]
+    join(stack, coord, room)
+    await joined(stack, coord, did)
+    state = request_json(
+        "GET",
+        stack.url
+        + f"/_matrix/client/v3/rooms/{quote(room)}/state/{WIDGET_EVENT}/{DOSSIER_WIDGET_ID}",
+        token=coord.access_token,
+    )
+    # Bound 3 of OpenID tokens: no other widget may join Maillon's in a patient room, not
+    # even one set by the room's coordinator.
+    with pytest.raises(HomeserverError) as other_widget:
+        request_json(
+            "PUT",
+            stack.url + f"/_matrix/client/v3/rooms/{quote(room)}/state/{WIDGET_EVENT}/autre_widget",
+            {"type": "m.custom", "url": "https://ailleurs.example/widget", "name": "Autre"},
+            token=coord.access_token,
+        )
+    assert other_widget.value.status == 403
+    # Bound 1: the OpenID token opens no page (the workspace sends it to its login).
+    token = openid_token(stack, coord)
+    status, _, headers = raw("GET", base(stack) + "/", headers={"X-Matrix-OpenID": token})
+    assert status == 303 and headers["Location"].startswith("/login")
+    host = WidgetHost()
+    try:
+        context, page = await new_page(browser, width=360)
+        sent: list[tuple[str, str]] = []
+        page.on("request", lambda r: sent.append((r.url, r.post_data or "")))
+        await page.goto(host.page_url(state, room, coord.user_id, coord.access_token, stack.url))
+        frame = page.frame_locator("#widget")
+        await expect(frame.locator("#patient-name")).to_have_text("WIDGETNOM Rose")
+        await expect(frame.locator("main")).to_contain_text("Cercle de soins")
+        await expect(page.locator("#status")).to_have_text(
+            re.compile("openid: token given|widget ready")
+        )
+        exchanges = [u for u, _ in sent if u.endswith("/session/openid")]
+        assert len(exchanges) == 1
+        tokens = [
+            json.loads(body)["openid_token"] for u, body in sent if u.endswith("/session/openid")
+        ]
+        for url, body in sent:
+            if not url.endswith("/session/openid"):
+                assert tokens[0] not in url and tokens[0] not in body, url
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        await page.screenshot(path=str(SHOTS / "widget-360.png"), full_page=True)
+        widget_cookies = [
+            c for c in await context.cookies(base(stack)) if c["name"] == "maillon_session"
+        ]
+        assert widget_cookies and widget_cookies[0]["httpOnly"]
+        await context.close()
+
+        # An authenticated outsider in the same host sees no dossier data (audited).
+        context, page = await new_page(browser, width=360)
+        await page.goto(
+            host.page_url(state, room, outsider.user_id, outsider.access_token, stack.url)
+        )
+        frame = page.frame_locator("#widget")
+        await expect(frame.locator(".notice")).to_contain_text("Accès refusé")
+        assert "Widgetnom" not in await frame.locator("body").inner_html()
+        await context.close()
+        refusals = [e for e in audit(stack, coord, did) if e["actor"] == outsider.user_id]
+        assert refusals and not any(e["allowed"] for e in refusals)
+
+        # Element's user says no: no token, no session, no dossier.
+        context, page = await new_page(browser, width=360)
+        await page.goto(
+            host.page_url(state, room, coord.user_id, coord.access_token, stack.url, "block")
+        )
+        frame = page.frame_locator("#widget")
+        await expect(frame.locator(".notice")).to_contain_text("Accès refusé")
+        await context.close()
+    finally:
+        host.close()
