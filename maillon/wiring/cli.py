@@ -23,6 +23,7 @@ from maillon.shared.store import make_engine
 from maillon.wiring.init_deployment import InitError, InitOptions, init_deployment
 from maillon.wiring.key_rotation import rotate
 from maillon.wiring.supervisor import Supervisor
+from maillon.wiring.workers import PORTS_NEEDED
 
 RPPS_RE = re.compile(r"^[0-9]{11}$")
 ADELI_RE = re.compile(r"^[0-9][0-9AB][0-9]{7}$")
@@ -147,6 +148,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="serveur partenaire admis dans les salles patient (répétable)",
     )
     init.add_argument(
+        "--workers",
+        action="store_true",
+        help="workers Synapse derrière nginx, réplication Redis (PostgreSQL requis)",
+    )
+    init.add_argument(
+        "--redis-url",
+        metavar="URL",
+        help="avec --workers : redis://hôte:port (défaut : Redis privé lancé par maillon up)",
+    )
+    init.add_argument(
+        "--worker-base-port",
+        metavar="PORT",
+        type=_port,
+        default=18100,
+        help=f"avec --workers : premier des {PORTS_NEEDED} ports internes (18100)",
+    )
+    init.add_argument(
         "--testing", action="store_true", help="profil de test : limites de débit relâchées"
     )
     init.add_argument("--force", action="store_true", help="remplace un déploiement existant")
@@ -207,6 +225,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _worker_ports(args: argparse.Namespace) -> tuple[int, ...] | None:
+    if not args.workers:
+        return None
+    last = args.worker_base_port + PORTS_NEEDED - 1
+    if last > 65535:
+        raise CliError(f"--worker-base-port : {PORTS_NEEDED} ports nécessaires, au-delà de 65535")
+    return tuple(range(args.worker_base_port, last + 1))
+
+
 def _init(args: argparse.Namespace) -> int:
     root = init_deployment(
         InitOptions(
@@ -223,6 +250,8 @@ def _init(args: argparse.Namespace) -> int:
             peer_servers=tuple(args.peer_server),
             testing=args.testing,
             force=args.force,
+            worker_ports=_worker_ports(args),
+            redis_url=args.redis_url,
         )
     )
     print(f"Déploiement créé dans {root} (secrets générés, fichiers en mode 0600).")
