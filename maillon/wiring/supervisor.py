@@ -389,13 +389,13 @@ class Supervisor:
             batch = [pending.pop(0)]
             while batch[0].batch and pending and pending[0].batch == batch[0].batch:
                 batch.append(pending.pop(0))
+            began = time.monotonic()
             for comp in batch:
                 self.say(f"… démarrage : {comp.label}")
                 self._spawn(comp)
             for comp in batch:
                 self._wait_healthy(comp)
-                if len(batch) > 1:
-                    self.say(f"  prêt : {comp.label}")
+                self.say(f"  prêt : {comp.label} ({time.monotonic() - began:.1f} s)")
             if batch[-1].key == front:
                 self._lift_bot_rate_limits()
 

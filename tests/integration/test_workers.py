@@ -4,9 +4,11 @@ Maillon's components. One deployment for the module (one startup)."""
 
 from __future__ import annotations
 
+import http.client
 import re
 import time
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 import psycopg
 import pytest
@@ -45,6 +47,7 @@ def workers_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         stack.start(timeout=240)
         STARTUP["seconds"] = time.monotonic() - started
         print(f"\nworker deployment ready in {STARTUP['seconds']:.1f} s")
+        print("".join(line for line in stack.output if "prêt :" in line))
         yield stack
         assert stack.stop() == 0
         assert wait_gone(stack.directory) == [], "a process of the deployment outlived stop"
@@ -113,6 +116,31 @@ def test_every_worker_runs_and_nginx_routes_to_them(workers_stack: Stack) -> Non
     stack.register("admin", admin=True, profession=None)
     main_port = stack.deployment.settings.homeserver.workers.main_port  # type: ignore[union-attr]
     assert set(_upstreams(stack, "POST", "/_synapse/admin/v1/register")) == {main_port}
+
+
+def _status_from(source: str, url: str, path: str) -> int:
+    """GET ``path`` with the connection's source address ``source``."""
+    parts = urlsplit(url)
+    assert parts.hostname is not None
+    conn = http.client.HTTPConnection(
+        parts.hostname, parts.port, timeout=10, source_address=(source, 0)
+    )
+    try:
+        conn.request("GET", path)
+        return conn.getresponse().status
+    finally:
+        conn.close()
+
+
+def test_admin_api_answers_this_machine_only(workers_stack: Stack) -> None:
+    """nginx admits /_synapse/admin from 127.0.0.1 and ::1 only: from another address (here
+    127.0.0.2, still loopback but not allowed) it is refused before reaching Synapse."""
+    url = workers_stack.url
+    admin = "/_synapse/admin/v1/server_version"
+    assert _status_from("127.0.0.1", url, admin) == 200
+    assert _status_from("127.0.0.2", url, admin) == 403
+    assert _status_from("127.0.0.2", url, "/_synapse/admin/v1/register") == 403
+    assert _status_from("127.0.0.2", url, "/_matrix/client/versions") == 200
 
 
 async def test_two_professionals_exchange_encrypted_messages_and_sync_on_one_worker(
