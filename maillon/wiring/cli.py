@@ -22,8 +22,8 @@ from maillon.shared.settings import Deployment, SettingsError, load
 from maillon.shared.store import make_engine
 from maillon.wiring.init_deployment import InitError, InitOptions, init_deployment
 from maillon.wiring.key_rotation import rotate
-from maillon.wiring.supervisor import Supervisor
-from maillon.wiring.workers import PORTS_NEEDED
+from maillon.wiring.supervisor import StartupFailure, Supervisor
+from maillon.wiring.workers import DEFAULT_WORKER_BASE_PORT, PORTS_NEEDED
 
 RPPS_RE = re.compile(r"^[0-9]{11}$")
 ADELI_RE = re.compile(r"^[0-9][0-9AB][0-9]{7}$")
@@ -161,8 +161,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--worker-base-port",
         metavar="PORT",
         type=_port,
-        default=18100,
-        help=f"avec --workers : premier des {PORTS_NEEDED} ports internes (18100)",
+        default=DEFAULT_WORKER_BASE_PORT,
+        help=f"avec --workers : premier des {PORTS_NEEDED} ports internes "
+        f"({DEFAULT_WORKER_BASE_PORT})",
     )
     init.add_argument(
         "--testing", action="store_true", help="profil de test : limites de débit relâchées"
@@ -183,6 +184,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--first-account",
         metavar="IDENTIFIANT",
         help="crée ce compte administrateur au premier démarrage (mot de passe affiché)",
+    )
+    up.add_argument(
+        "--only",
+        metavar="COMPOSANTS",
+        help="ces composants seulement, séparés par des virgules (un par conteneur)",
     )
 
     keys = sub.add_parser("keys", help="clés de chiffrement des données de santé")
@@ -357,7 +363,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _init(args)
         if args.command == "up":
             deployment = load(args.dir)
-            return Supervisor(deployment).run(first_account=args.first_account)
+            only = tuple(k for k in (args.only or "").split(",") if k)
+            try:
+                supervisor = Supervisor(deployment, only=only)
+            except StartupFailure as exc:
+                raise CliError(f"--only : {exc}") from exc
+            return supervisor.run(first_account=args.first_account)
         if args.command == "user":
             return _user_add(args)
         if args.command == "keys":

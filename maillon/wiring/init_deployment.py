@@ -102,7 +102,7 @@ def _generate_secrets() -> dict[str, str]:
     }
 
 
-def _environment() -> jinja2.Environment:
+def template_environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("maillon_config", "templates"),
         undefined=jinja2.StrictUndefined,
@@ -202,7 +202,7 @@ def init_deployment(options: InitOptions) -> Path:
         "sync_routes": workers_mod.SYNC_ROUTES,
         "client_routes": workers_mod.CLIENT_ROUTES,
     }
-    env = _environment()
+    env = template_environment()
     outputs = {
         "homeserver.yaml": "homeserver.yaml.j2",
         "log.config": "log.config.j2",

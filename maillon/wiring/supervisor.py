@@ -280,9 +280,23 @@ def components(deployment: Deployment) -> list[Component]:
 
 
 class Supervisor:
-    def __init__(self, deployment: Deployment, out: IO[str] = sys.stdout) -> None:
+    def __init__(
+        self,
+        deployment: Deployment,
+        out: IO[str] = sys.stdout,
+        only: tuple[str, ...] = (),
+    ) -> None:
+        """``only``: run just these components (keys of ``components``), e.g. one per
+        container in docker/compose.yaml."""
         self.deployment = deployment
-        self.components = components(deployment)
+        every = components(deployment)
+        unknown = sorted(set(only) - {c.key for c in every})
+        if unknown:
+            known = ", ".join(c.key for c in every)
+            raise StartupFailure(
+                f"composant(s) inconnu(s) : {', '.join(unknown)} (connus : {known})"
+            )
+        self.components = [c for c in every if not only or c.key in only]
         self.out = out
         self._stop_requested = False
 
@@ -384,6 +398,9 @@ class Supervisor:
         self.check_ports()
         # The homeserver URL answers once Synapse (or, with workers, nginx) is up.
         front = "nginx" if self.deployment.settings.homeserver.workers else "synapse"
+        keys = {c.key for c in self.components}
+        if front not in keys and "coordination_bot" in keys:  # the homeserver runs elsewhere
+            self._lift_bot_rate_limits()
         pending = list(self.components)
         while pending:
             batch = [pending.pop(0)]

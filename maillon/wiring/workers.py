@@ -28,6 +28,7 @@ DEFAULT_LAYOUT: tuple[tuple[WorkerRole, int], ...] = (
 # Ports a worker deployment takes from --worker-base-port on: main client listener,
 # replication listener, then one per worker.
 PORTS_NEEDED = 2 + sum(count for _, count in DEFAULT_LAYOUT)
+DEFAULT_WORKER_BASE_PORT = 18100
 
 # /sync and friends: hashed on the user (the localpart in the access token).
 SYNC_ROUTES = (
@@ -142,3 +143,21 @@ def private_redis_socket(directory: Path) -> Path:
 
 def worker_config_file(worker: SynapseWorker) -> str:
     return f"workers/{worker.name}.yaml"
+
+
+# Maillon's own components, one container each in docker/compose.yaml (supervisor keys).
+MAILLON_COMPONENTS = ("dossier_api", "appservice", "coordination_bot")
+COMPOSE_REDIS_PORT = 6379
+
+
+def default_worker_settings(
+    base_port: int = DEFAULT_WORKER_BASE_PORT, redis_url: str | None = None
+) -> WorkerSettings:
+    """The topology `maillon init --workers` generates from ``base_port`` on."""
+    ports = range(base_port, base_port + PORTS_NEEDED)
+    return WorkerSettings(
+        main_port=ports[0],
+        replication_port=ports[1],
+        processes=plan_workers(ports[2:]),
+        redis_url=redis_url,
+    )

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import http.client
 import re
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from urllib.parse import urlsplit
@@ -16,7 +18,7 @@ import yaml
 
 from appservice.patient_rooms import set_circle_member
 from maillon.shared.settings import SynapseWorker
-from maillon.wiring.supervisor import http_ok
+from maillon.wiring.supervisor import http_ok, redis_ping
 from synapse_modules.audit import read_audit
 from tests.harness.circle import (
     MakeClient,
@@ -256,3 +258,39 @@ async def test_the_bot_answers_through_the_workers(
     # The appservice's transactions came from the appservice/pusher worker.
     log = (stack.directory / "logs" / "appservice_pusher1.log").read_text(errors="replace")
     assert "/_matrix/app/v1/transactions/" in log
+
+
+def test_up_only_runs_the_named_components(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """`maillon up --only` (one component per container in docker/compose.yaml): here the
+    private Redis alone; an unknown component is refused, naming the known ones."""
+    stack = Stack.create(
+        tmp_path_factory.mktemp("only"),
+        database_url="postgresql://postgres@127.0.0.1:9/unused",  # Redis alone never uses it
+        workers=True,
+    )
+    stack.start(argv=["up", "--dir", str(stack.directory), "--only", "redis"])
+    try:
+        assert redis_ping(stack.directory / "run" / "redis.sock")
+        started = [line for line in stack.output if line.startswith("… démarrage")]
+        assert started == ["… démarrage : Redis (réplication des workers Synapse)\n"]
+    finally:
+        assert stack.stop() == 0
+    assert wait_gone(stack.directory) == []
+    refused = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "maillon.wiring.cli",
+            "up",
+            "--dir",
+            str(stack.directory),
+            "--only",
+            "synapse,nimporte",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert refused.returncode == 2
+    assert "nimporte" in refused.stderr and "synapse_client1" in refused.stderr

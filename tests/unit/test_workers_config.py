@@ -13,8 +13,15 @@ import yaml
 
 from maillon.shared.settings import SettingsError, load
 from maillon.wiring import cli
+from maillon.wiring.compose import COMPOSE_FILE, compose_yaml
 from maillon.wiring.init_deployment import InitError, InitOptions, init_deployment
-from maillon.wiring.workers import CLIENT_ROUTES, PORTS_NEEDED, SYNC_ROUTES
+from maillon.wiring.supervisor import components
+from maillon.wiring.workers import (
+    CLIENT_ROUTES,
+    DEFAULT_WORKER_BASE_PORT,
+    PORTS_NEEDED,
+    SYNC_ROUTES,
+)
 
 PG = "postgresql://synapse:s3cr%40t@db.example:5433/maillon"
 
@@ -213,3 +220,42 @@ def test_cli_workers_take_consecutive_ports(
         ]
     )
     assert code == 2 and "65535" in capsys.readouterr().err
+
+
+def test_compose_file_is_the_generated_one_and_runs_every_component(tmp_path: Path) -> None:
+    assert COMPOSE_FILE.read_text(encoding="utf-8") == compose_yaml(), (
+        "run: python scripts/compose_file.py"
+    )
+    services = yaml.safe_load(compose_yaml())["services"]
+    # The same files as `maillon init --workers` with its defaults, in /data.
+    root = init_deployment(
+        InitOptions(
+            directory=tmp_path / "data",
+            server_name="sante.example",
+            database_url=PG,
+            worker_ports=tuple(
+                range(DEFAULT_WORKER_BASE_PORT, DEFAULT_WORKER_BASE_PORT + PORTS_NEEDED)
+            ),
+            redis_url="redis://127.0.0.1:6379",
+        )
+    )
+    deployment = load(root)
+    keys = [c.key for c in components(deployment)]
+    commanded = {
+        s["command"][1]: s for s in services.values() if s.get("command", [""])[0] == "--only"
+    }
+    assert sorted(commanded) == sorted(keys), "one container per component, none forgotten"
+    workers = deployment.settings.homeserver.workers
+    assert workers is not None
+    for worker in workers.processes:
+        check = " ".join(commanded[f"synapse_{worker.name}"]["healthcheck"]["test"])
+        assert f"127.0.0.1:{worker.port}/health" in check, worker.name
+    assert f"127.0.0.1:{workers.main_port}/health" in " ".join(
+        commanded["synapse"]["healthcheck"]["test"]
+    )
+    for name, service in services.items():
+        if name != "postgres" and name != "net":
+            assert service["network_mode"] == "service:net", name
+    assert services["init"]["environment"]["MAILLON_REDIS_URL"] == workers.redis_url
+    entrypoint = (COMPOSE_FILE.parent / "entrypoint.sh").read_text()
+    assert '--workers --redis-url "$MAILLON_REDIS_URL"' in entrypoint
