@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 DEPLOY ?= var
 
-.PHONY: run test announce lint install install-test postgres dovecot browser benchmark clean
+.PHONY: run test announce lint install install-test postgres dovecot nginx browser benchmark clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ postgres:
 dovecot:
 	@scripts/ensure-dovecot.sh
 
+## nginx and Redis (Debian) for the Synapse worker deployment (maillon init --workers)
+nginx:
+	@scripts/ensure-nginx.sh
+
 ## Chromium (Debian), Node and tests/js's packages (npm ci) for the real-client tests
 browser:
 	@scripts/ensure-browser.sh
@@ -45,12 +49,12 @@ lint: install-test
 	$(BIN)/lint-imports
 
 ## make test: install test deps, PostgreSQL, Dovecot, Chromium and Node if missing, lint, run the whole suite
-test: announce install-test postgres dovecot browser lint
+test: announce install-test postgres dovecot nginx browser lint
 	$(BIN)/pytest
 
 announce:
 	@echo "make test : installe au besoin l'environnement Python (.venv, paquets PyPI),"
-	@echo "  PostgreSQL, Dovecot, Chromium et Node (apt-get), les paquets npm de tests/js (npm ci),"
+	@echo "  PostgreSQL, Dovecot, nginx, Redis, Chromium et Node (apt-get), les paquets npm de tests/js (npm ci),"
 	@echo "  puis lance ruff, mypy, lint-imports et pytest."
 	@echo "  Les tests démarrent de vrais serveurs (Synapse, PostgreSQL privé, SMTP/IMAP) :"
 	@echo "  comptez 2 à 5 minutes d'installation la première fois, puis environ 10 minutes de tests."

@@ -1,11 +1,17 @@
 #!/bin/sh
-# First start: generate the deployment in /data from the environment; then run it.
+# `init`: generate the deployment in /data from the environment (first start only), then
+# exit (docker/compose.yaml's `init` service). Otherwise: generate it if absent, then run
+# `maillon up --dir /data` with the arguments given (e.g. `--only synapse_client1`: one
+# component per container).
 set -eu
-: "${MAILLON_SERVER_NAME:?set MAILLON_SERVER_NAME (e.g. sante.example.fr)}"
-if [ ! -f /data/maillon.yaml ]; then
+generate() {  # its own positional parameters: the caller's arguments stay as given
+    : "${MAILLON_SERVER_NAME:?set MAILLON_SERVER_NAME (e.g. sante.example.fr)}"
     set -- --dir /data --server-name "$MAILLON_SERVER_NAME" --bind 0.0.0.0
     if [ -n "${MAILLON_DATABASE_URL:-}" ]; then
         set -- "$@" --database-url "$MAILLON_DATABASE_URL"
+    fi
+    if [ -n "${MAILLON_REDIS_URL:-}" ]; then  # Synapse workers, as in compose.yaml
+        set -- "$@" --workers --redis-url "$MAILLON_REDIS_URL"
     fi
     maillon init "$@"
     # The SMTP relay is reachable from outside (compose publishes 2525): it requires
@@ -24,5 +30,11 @@ data["mail"]["inbound"].update(
 )
 yaml.safe_dump(data, open(path, "w", encoding="utf-8"), allow_unicode=True)
 PY
+}
+if [ ! -f /data/maillon.yaml ]; then
+    generate
 fi
-exec maillon up --dir /data
+if [ "${1:-}" = "init" ]; then
+    exit 0
+fi
+exec maillon up --dir /data "$@"

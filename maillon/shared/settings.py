@@ -8,8 +8,10 @@ from __future__ import annotations
 import base64
 import ipaddress
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import yaml
 
@@ -48,11 +50,72 @@ class Listener:
         return (self.public_url or self.url).rstrip("/")
 
 
+# client: client-server traffic (event creation, keys, login, rooms…); sync: /sync and /events,
+# one user always on the same worker; event_persister: stream_writers.events, sharded by room;
+# appservice_pusher: transactions to application services and push notifications;
+# background: Synapse's background tasks and the user directory.
+WorkerRole = Literal[
+    "client", "sync", "event_persister", "federation_sender", "appservice_pusher", "background"
+]
+
+
+@dataclass(frozen=True)
+class SynapseWorker:
+    name: str = field(
+        metadata={
+            "check": lambda v: (
+                None
+                if re.fullmatch(r"[a-z][a-z0-9_]{0,30}", str(v)) and v != "main"
+                else "nom de worker : minuscules, chiffres et _ (pas « main »)"
+            )
+        }
+    )
+    role: WorkerRole
+    port: int = field(metadata=PORT)  # its HTTP listener (loopback): client, replication or health
+
+
+def _check_redis_url(value: object) -> str | None:
+    if value is None or str(value).startswith(("redis://", "rediss://")):
+        return None
+    return "adresse redis://hôte:port attendue"
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """A Synapse worker deployment (``maillon init --workers``): nginx listens on the
+    homeserver URL and routes each endpoint to its worker."""
+
+    main_port: int = field(metadata=PORT)  # the main process's client listener (behind nginx)
+    replication_port: int = field(metadata=PORT)
+    processes: tuple[SynapseWorker, ...] = field(metadata={"check": lambda v: _check_workers(v)})
+    # None: `maillon up` starts a private Redis on a Unix socket of the deployment.
+    redis_url: str | None = field(default=None, metadata={"check": _check_redis_url})
+
+    def of_role(self, role: str) -> tuple[SynapseWorker, ...]:
+        return tuple(w for w in self.processes if w.role == role)
+
+
+def _check_workers(workers: object) -> str | None:
+    assert isinstance(workers, tuple)
+    names = [w.name for w in workers]
+    if len(set(names)) != len(names):
+        return "deux workers portent le même nom"
+    roles = {w.role for w in workers}
+    missing = [r for r in ("client", "sync", "event_persister") if r not in roles]
+    if missing:
+        return "rôle(s) sans worker : " + ", ".join(missing)
+    for single in ("appservice_pusher", "background"):
+        if sum(w.role == single for w in workers) > 1:
+            return f"un seul worker « {single} » possible"
+    return None
+
+
 @dataclass(frozen=True)
 class HomeserverSettings:
     url: str = "http://127.0.0.1:8008"
     config_file: str = "homeserver.yaml"
     federation_port: int | None = field(default=None, metadata=PORT)
+    workers: WorkerSettings | None = None
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,9 @@ def _convert(tp: Any, value: object, key: str) -> object:
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
+        present = [arg for arg in args if arg is not type(None)]
+        if len(present) == 1:  # optional: the inner error names the inner key
+            return _convert(present[0], value, key)
         errors = []
         for arg in args:
             if arg is type(None):

@@ -25,7 +25,8 @@ from maillon.shared.settings import Deployment, SettingsError, load
 from maillon.shared.store import make_engine
 from maillon.wiring.init_deployment import InitError, InitOptions, init_deployment
 from maillon.wiring.key_rotation import rotate
-from maillon.wiring.supervisor import Supervisor
+from maillon.wiring.supervisor import StartupFailure, Supervisor
+from maillon.wiring.workers import DEFAULT_WORKER_BASE_PORT, PORTS_NEEDED
 
 RPPS_RE = re.compile(r"^[0-9]{11}$")
 ADELI_RE = re.compile(r"^[0-9][0-9AB][0-9]{7}$")
@@ -158,6 +159,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="serveur partenaire admis dans les salles patient (répétable)",
     )
     init.add_argument(
+        "--workers",
+        action="store_true",
+        help="workers Synapse derrière nginx, réplication Redis (PostgreSQL requis)",
+    )
+    init.add_argument(
+        "--redis-url",
+        metavar="URL",
+        help="avec --workers : redis://hôte:port (défaut : Redis privé lancé par maillon up)",
+    )
+    init.add_argument(
+        "--worker-base-port",
+        metavar="PORT",
+        type=_port,
+        default=DEFAULT_WORKER_BASE_PORT,
+        help=f"avec --workers : premier des {PORTS_NEEDED} ports internes "
+        f"({DEFAULT_WORKER_BASE_PORT})",
+    )
+    init.add_argument(
         "--testing", action="store_true", help="profil de test : limites de débit relâchées"
     )
     init.add_argument("--force", action="store_true", help="remplace un déploiement existant")
@@ -176,6 +195,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--first-account",
         metavar="IDENTIFIANT",
         help="crée ce compte administrateur au premier démarrage (mot de passe affiché)",
+    )
+    up.add_argument(
+        "--only",
+        metavar="COMPOSANTS",
+        help="ces composants seulement, séparés par des virgules (un par conteneur)",
     )
 
     keys = sub.add_parser("keys", help="clés de chiffrement des données de santé")
@@ -252,6 +276,15 @@ def _directory_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def _worker_ports(args: argparse.Namespace) -> tuple[int, ...] | None:
+    if not args.workers:
+        return None
+    last = args.worker_base_port + PORTS_NEEDED - 1
+    if last > 65535:
+        raise CliError(f"--worker-base-port : {PORTS_NEEDED} ports nécessaires, au-delà de 65535")
+    return tuple(range(args.worker_base_port, last + 1))
+
+
 def _init(args: argparse.Namespace) -> int:
     root = init_deployment(
         InitOptions(
@@ -269,6 +302,8 @@ def _init(args: argparse.Namespace) -> int:
             peer_servers=tuple(args.peer_server),
             testing=args.testing,
             force=args.force,
+            worker_ports=_worker_ports(args),
+            redis_url=args.redis_url,
         )
     )
     print(f"Déploiement créé dans {root} (secrets générés, fichiers en mode 0600).")
@@ -374,7 +409,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _init(args)
         if args.command == "up":
             deployment = load(args.dir)
-            return Supervisor(deployment).run(first_account=args.first_account)
+            only = tuple(k for k in (args.only or "").split(",") if k)
+            try:
+                supervisor = Supervisor(deployment, only=only)
+            except StartupFailure as exc:
+                raise CliError(f"--only : {exc}") from exc
+            return supervisor.run(first_account=args.first_account)
         if args.command == "user":
             return _user_add(args)
         if args.command == "keys":

@@ -20,6 +20,7 @@ from signedjson.key import generate_signing_key, write_signing_keys
 from maillon.shared import settings as settings_mod
 from maillon.shared.circle import SERVER_NAME_RE
 from maillon.shared.tls import write_self_signed_certificate
+from maillon.wiring import workers as workers_mod
 
 
 class InitError(Exception):
@@ -55,6 +56,10 @@ class InitOptions:
     testing: bool = False
     with_maillon: bool = True
     force: bool = False
+    # Synapse workers behind nginx (PostgreSQL only): the ports of the main client listener,
+    # the replication listener and each worker, in the order of workers.DEFAULT_LAYOUT.
+    worker_ports: tuple[int, ...] | None = None
+    redis_url: str | None = None
 
 
 def parse_database_url(url: str | None) -> DatabaseTarget:
@@ -97,10 +102,11 @@ def _generate_secrets() -> dict[str, str]:
         "data_key_id": dt.datetime.now(dt.UTC).strftime("k%Y%m%d%H%M%S"),
         "data_key": base64.b64encode(secrets.token_bytes(32)).decode(),
         "index_key": base64.b64encode(secrets.token_bytes(32)).decode(),
+        "worker_replication_secret": _token(),
     }
 
 
-def _environment() -> jinja2.Environment:
+def template_environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("maillon_config", "templates"),
         undefined=jinja2.StrictUndefined,
@@ -141,8 +147,15 @@ def _check(options: InitOptions) -> None:
     }
     if options.federation_port is not None:
         ports["--federation-port"] = options.federation_port
-    if not is_loopback(options.bind):
+    if not is_loopback(options.bind) and options.worker_ports is None:
         ports["--admin-port"] = options.admin_port
+    if options.worker_ports is not None:
+        if len(options.worker_ports) != workers_mod.PORTS_NEEDED:
+            raise InitError(f"--workers : {workers_mod.PORTS_NEEDED} ports attendus")
+        for n, port in enumerate(options.worker_ports):
+            ports[f"--worker-base-port (+{n})"] = port
+    elif options.redis_url is not None:
+        raise InitError("--redis-url ne sert qu'avec --workers")
     for flag, port in ports.items():
         if not 1 <= port <= 65535:
             raise InitError(f"{flag} : port hors limites ({port})")
@@ -167,11 +180,13 @@ def init_deployment(options: InitOptions) -> Path:
                 "(ajoutez --force pour le remplacer, secrets compris)"
             )
     database = parse_database_url(options.database_url)
-    for sub in ("", "data", "data/media_store", "logs", "run", "bot"):
+    workers = _workers(options, database, root)
+    for sub in ("", "data", "data/media_store", "logs", "run", "bot", "workers"):
         (root / sub).mkdir(mode=0o700, parents=True, exist_ok=True)
     generated = _generate_secrets()
     public_url = f"http://{options.bind}:{options.client_port}"
-    admin_port = None if is_loopback(options.bind) else options.admin_port
+    # Workers: nginx keeps the admin API on loopback; one process: a loopback listener.
+    admin_port = None if is_loopback(options.bind) or workers else options.admin_port
     homeserver_url = public_url if admin_port is None else f"http://127.0.0.1:{admin_port}"
     if database.kind == "sqlite":
         store_url = f"sqlite:///{root}/data/maillon.db"
@@ -202,8 +217,13 @@ def init_deployment(options: InitOptions) -> Path:
         "appservice_sender": "maillon",
         "ghost_prefix": "_maillon_",
         "bot_localpart": "coordination",
+        "log_name": "homeserver",
+        "workers": workers,
+        "redis": _redis(workers, root),
+        "sync_routes": workers_mod.SYNC_ROUTES,
+        "client_routes": workers_mod.CLIENT_ROUTES,
     }
-    env = _environment()
+    env = template_environment()
     outputs = {
         "homeserver.yaml": "homeserver.yaml.j2",
         "log.config": "log.config.j2",
@@ -216,8 +236,16 @@ def init_deployment(options: InitOptions) -> Path:
                 settings_mod.SECRETS_FILE: "secrets.yaml.j2",
             }
         )
+    if workers is not None:
+        outputs["nginx.conf"] = "nginx.conf.j2"
     for target, template in outputs.items():
         _write_private(root / target, env.get_template(template).render(**context))
+    for worker in workers.processes if workers is not None else ():
+        config_file = workers_mod.worker_config_file(worker)
+        each = dict(context, worker=worker, config_file=config_file, log_name=worker.name)
+        _write_private(root / config_file, env.get_template("worker.yaml.j2").render(**each))
+        log_config = root / "workers" / f"{worker.name}.log.config"
+        _write_private(log_config, env.get_template("log.config.j2").render(**each))
     key = generate_signing_key("a_" + secrets.token_hex(2))
     fd = os.open(root / "signing.key", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
@@ -225,5 +253,40 @@ def init_deployment(options: InitOptions) -> Path:
     if options.federation_port is not None:
         write_self_signed_certificate(root / "tls", options.server_name.split(":")[0])
     if options.with_maillon:
-        settings_mod.load(root)  # what we wrote must be what we accept
+        loaded = settings_mod.load(root)  # what we wrote must be what we accept
+        assert loaded.settings.homeserver.workers == workers
     return root
+
+
+def _workers(
+    options: InitOptions, database: DatabaseTarget, root: Path
+) -> settings_mod.WorkerSettings | None:
+    if options.worker_ports is None:
+        return None
+    if database.kind != "postgresql":
+        raise InitError(
+            "--workers : les workers Synapse partagent une base PostgreSQL "
+            "(--database-url postgresql://… requis)"
+        )
+    if not options.with_maillon:
+        raise InitError("--workers : déploiement Maillon complet seulement")
+    main_port, replication_port, *rest = options.worker_ports
+    workers = settings_mod.WorkerSettings(
+        main_port=main_port,
+        replication_port=replication_port,
+        processes=workers_mod.plan_workers(rest),
+        redis_url=options.redis_url,
+    )
+    _redis(workers, root)  # refuse an unreadable --redis-url now
+    return workers
+
+
+def _redis(
+    workers: settings_mod.WorkerSettings | None, root: Path
+) -> workers_mod.RedisTarget | None:
+    if workers is None:
+        return None
+    try:
+        return workers_mod.redis_target(workers, str(workers_mod.private_redis_socket(root)))
+    except ValueError as exc:
+        raise InitError(f"--redis-url : {exc}") from exc

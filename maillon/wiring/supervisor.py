@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import secrets
 import shutil
@@ -11,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +22,7 @@ from urllib.parse import urlsplit
 
 from maillon.shared.homeserver_client import HomeserverError, is_up, register_user
 from maillon.shared.settings import Deployment
+from maillon.wiring import workers as workers_mod
 from maillon.wiring.service_admin import lift_bot_rate_limits
 
 STOP_GRACE_SECONDS = 15.0
@@ -59,6 +62,9 @@ class Component:
     restartable: bool = True  # Maillon's own components restart after a crash
     restarts: list[float] = field(default_factory=list)  # when (monotonic)
     stale_files: list[Path] = field(default_factory=list)  # removed before each start
+    # Consecutive components of one (non-empty) batch start together (Synapse's workers).
+    batch: str = ""
+    setup: Callable[[], object] | None = None  # run before each start
 
     def tail(self, lines: int = 15) -> str:
         for path in [self.log_path, *self.extra_logs]:
@@ -91,34 +97,157 @@ def _port_in_use(host: str, port: int) -> bool:
     return False
 
 
-def components(deployment: Deployment) -> list[Component]:
+def http_ok(url: str, timeout: float = 2.0) -> bool:
+    """A GET answered 200 (Synapse's /health answers a plain « OK »)."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as answer:  # noqa: S310 - our own
+            return bool(answer.status == 200)
+    except (OSError, ValueError):
+        return False
+
+
+def redis_ping(socket_path: Path) -> bool:
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(2.0)
+            sock.connect(str(socket_path))
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def _synapse_components(deployment: Deployment) -> list[Component]:
+    """Synapse alone, or (worker deployment) Redis, the main process, every worker, nginx."""
     s = deployment.settings
     logs = deployment.path("logs")
-    python = sys.executable
     hs = urlsplit(s.homeserver.url)
     hs_ports = [(hs.port or 8008, "Synapse — API client")]
     if s.homeserver.federation_port is not None:
         hs_ports.append((s.homeserver.federation_port, "Synapse — fédération"))
+    config = ["--config-path", str(deployment.path(s.homeserver.config_file))]
+    workers = s.homeserver.workers
+    if workers is None:
+        return [
+            Component(
+                "synapse",
+                "Synapse (serveur d'accueil Matrix)",
+                [sys.executable, "-m", "synapse.app.homeserver", *config],
+                hs_ports,
+                lambda: is_up(s.homeserver.url),
+                90.0,
+                logs / "synapse.out",
+                extra_logs=[logs / "homeserver.log"],
+                restartable=False,  # everything stands on it: its death stops the stack
+            )
+        ]
+    found: list[Component] = []
+    if workers.redis_url is None:
+        sock = workers_mod.private_redis_socket(deployment.directory)
+        redis = shutil.which("redis-server") or "/usr/bin/redis-server"
+        found.append(
+            Component(
+                "redis",
+                "Redis (réplication des workers Synapse)",
+                [
+                    redis,
+                    "--port",
+                    "0",
+                    "--unixsocket",
+                    str(sock),
+                    "--unixsocketperm",
+                    "700",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--dir",
+                    str(deployment.path("run")),
+                ],
+                [],
+                lambda: redis_ping(sock),
+                30.0,
+                logs / "redis.log",
+                restartable=False,
+                stale_files=[sock],
+            )
+        )
+    main_url = f"http://127.0.0.1:{workers.main_port}"
+    found.append(
+        Component(
+            "synapse",
+            "Synapse — processus principal",
+            [sys.executable, "-m", "synapse.app.homeserver", *config],
+            [
+                (workers.main_port, "Synapse — processus principal"),
+                (workers.replication_port, "Synapse — réplication"),
+                *hs_ports[1:],
+            ],
+            lambda: is_up(main_url),
+            120.0,
+            logs / "synapse.out",
+            extra_logs=[logs / "homeserver.log"],
+            restartable=False,
+        )
+    )
+    for worker in workers.processes:
+        health = f"http://127.0.0.1:{worker.port}/health"
+        found.append(
+            Component(
+                f"synapse_{worker.name}",
+                f"Synapse — worker {worker.name} ({worker.role})",
+                [
+                    sys.executable,
+                    "-m",
+                    "synapse.app.generic_worker",
+                    *config,
+                    "--config-path",
+                    str(deployment.path(workers_mod.worker_config_file(worker))),
+                ],
+                [(worker.port, f"worker {worker.name}")],
+                functools.partial(http_ok, health),
+                120.0,
+                logs / f"{worker.name}.out",
+                extra_logs=[logs / f"{worker.name}.log"],
+                restartable=False,
+                batch="synapse_workers",
+            )
+        )
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    nginx_dir = deployment.path("run", "nginx")
+    found.append(
+        Component(
+            "nginx",
+            "nginx (routage vers les workers)",
+            [
+                nginx,
+                "-p",
+                str(nginx_dir),
+                "-c",
+                str(deployment.path("nginx.conf")),
+                "-e",
+                str(logs / "nginx-error.log"),
+            ],
+            hs_ports[:1],
+            lambda: is_up(s.homeserver.url),
+            30.0,
+            logs / "nginx.out",
+            extra_logs=[logs / "nginx-error.log"],
+            restartable=False,
+            setup=lambda: nginx_dir.mkdir(mode=0o700, parents=True, exist_ok=True),
+        )
+    )
+    return found
+
+
+def components(deployment: Deployment) -> list[Component]:
+    s = deployment.settings
+    logs = deployment.path("logs")
+    python = sys.executable
     ready_file = deployment.path("run", "coordination_bot.ready")
     as_url = s.appservice.listener.url
     return [
-        Component(
-            "synapse",
-            "Synapse (serveur d'accueil Matrix)",
-            [
-                python,
-                "-m",
-                "synapse.app.homeserver",
-                "--config-path",
-                str(deployment.path(s.homeserver.config_file)),
-            ],
-            hs_ports,
-            lambda: is_up(s.homeserver.url),
-            90.0,
-            logs / "synapse.out",
-            extra_logs=[logs / "homeserver.log"],
-            restartable=False,  # everything stands on it: its death stops the stack
-        ),
+        *_synapse_components(deployment),
         Component(
             "dossier_api",
             "API dossier",
@@ -151,9 +280,23 @@ def components(deployment: Deployment) -> list[Component]:
 
 
 class Supervisor:
-    def __init__(self, deployment: Deployment, out: IO[str] = sys.stdout) -> None:
+    def __init__(
+        self,
+        deployment: Deployment,
+        out: IO[str] = sys.stdout,
+        only: tuple[str, ...] = (),
+    ) -> None:
+        """``only``: run just these components (keys of ``components``), e.g. one per
+        container in docker/compose.yaml."""
         self.deployment = deployment
-        self.components = components(deployment)
+        every = components(deployment)
+        unknown = sorted(set(only) - {c.key for c in every})
+        if unknown:
+            known = ", ".join(c.key for c in every)
+            raise StartupFailure(
+                f"composant(s) inconnu(s) : {', '.join(unknown)} (connus : {known})"
+            )
+        self.components = [c for c in every if not only or c.key in only]
         self.out = out
         self._stop_requested = False
 
@@ -174,6 +317,8 @@ class Supervisor:
                     )
 
     def _spawn(self, comp: Component) -> None:
+        if comp.setup is not None:
+            comp.setup()
         for stale in comp.stale_files:  # e.g. a ready file left by a crashed run
             stale.unlink(missing_ok=True)
         for extra in comp.extra_logs:  # written by the component itself (Synapse's own log)
@@ -220,11 +365,26 @@ class Supervisor:
         )
 
     def stop_all(self) -> None:
-        running = [c for c in reversed(self.components) if c.proc and c.proc.poll() is None]
+        """Maillon's components first, then what they stand on, layer by layer in the
+        reverse order of start (nginx, Synapse's workers together, the main process, Redis)."""
+        layers: list[list[Component]] = []
+        for comp in reversed(self.components):
+            same = layers and (
+                (comp.restartable and layers[-1][0].restartable)
+                or (comp.batch and comp.batch == layers[-1][0].batch)
+            )
+            if same:
+                layers[-1].append(comp)
+            else:
+                layers.append([comp])
+        for layer in layers:
+            self._stop_layer(layer, time.monotonic() + STOP_GRACE_SECONDS)
+
+    def _stop_layer(self, layer: list[Component], deadline: float) -> None:
+        running = [c for c in layer if c.proc and c.proc.poll() is None]
         for comp in running:
             assert comp.proc is not None
             comp.proc.terminate()
-        deadline = time.monotonic() + STOP_GRACE_SECONDS
         for comp in running:
             assert comp.proc is not None
             try:
@@ -236,11 +396,24 @@ class Supervisor:
 
     def start(self) -> None:
         self.check_ports()
-        for comp in self.components:
-            self.say(f"… démarrage : {comp.label}")
-            self._spawn(comp)
-            self._wait_healthy(comp)
-            if comp.key == "synapse":
+        # The homeserver URL answers once Synapse (or, with workers, nginx) is up.
+        front = "nginx" if self.deployment.settings.homeserver.workers else "synapse"
+        keys = {c.key for c in self.components}
+        if front not in keys and "coordination_bot" in keys:  # the homeserver runs elsewhere
+            self._lift_bot_rate_limits()
+        pending = list(self.components)
+        while pending:
+            batch = [pending.pop(0)]
+            while batch[0].batch and pending and pending[0].batch == batch[0].batch:
+                batch.append(pending.pop(0))
+            began = time.monotonic()
+            for comp in batch:
+                self.say(f"… démarrage : {comp.label}")
+                self._spawn(comp)
+            for comp in batch:
+                self._wait_healthy(comp)
+                self.say(f"  prêt : {comp.label} ({time.monotonic() - began:.1f} s)")
+            if batch[-1].key == front:
                 self._lift_bot_rate_limits()
 
     def _lift_bot_rate_limits(self) -> None:
@@ -342,6 +515,24 @@ class Supervisor:
             ]
         return ["  2. Se connecter avec un compte créé par :", add]
 
+    def _worker_lines(self) -> list[str]:
+        workers = self.deployment.settings.homeserver.workers
+        if workers is None:
+            return []
+        redis = workers.redis_url or "privé (run/redis.sock)"
+        lines = [
+            "  Workers Synapse (derrière nginx, réplication Redis : " + redis + ") :",
+            f"    main                 127.0.0.1:{workers.main_port}  en marche",
+        ]
+        for worker in workers.processes:
+            state = (
+                "en marche"
+                if http_ok(f"http://127.0.0.1:{worker.port}/health")
+                else "ne répond pas"
+            )
+            lines.append(f"    {worker.name:<20} 127.0.0.1:{worker.port}  {worker.role}, {state}")
+        return lines
+
     def banner(self) -> str:
         s = self.deployment.settings
         d = self.deployment.directory
@@ -354,6 +545,7 @@ class Supervisor:
                 f"  Appservice                  : {s.appservice.listener.url}  (/health, /metrics)",
                 f"  Bot de coordination         : {s.bot_user_id}",
                 f"  Journaux                    : {d / 'logs'}",
+                *self._worker_lines(),
                 "",
                 "Se connecter avec Element (web, bureau ou mobile) :",
                 "  1. Sur l'écran de connexion, « Modifier » le serveur d'accueil et saisir",

@@ -18,6 +18,7 @@ from maillon.shared.homeserver_client import Registered, register_user
 from maillon.shared.settings import Deployment, load
 from maillon.shared.store import make_engine
 from maillon.wiring.init_deployment import InitOptions, init_deployment
+from maillon.wiring.workers import PORTS_NEEDED
 from tests.harness.ports import free_port
 
 READY_LINE = "Maillon est prêt."
@@ -41,7 +42,9 @@ class Stack:
         federation: bool = False,
         federation_port: int | None = None,
         peer_servers: tuple[str, ...] = (),
+        workers: bool = False,
     ) -> Stack:
+        """``workers``: Synapse workers behind nginx, a private Redis (PostgreSQL only)."""
         fed_port = (federation_port or free_port()) if federation else None
         server_name = f"localhost:{fed_port}" if federation else "localhost"
         init_deployment(
@@ -57,6 +60,7 @@ class Stack:
                 federation_loopback=federation,
                 peer_servers=peer_servers,
                 testing=True,
+                worker_ports=tuple(free_port() for _ in range(PORTS_NEEDED)) if workers else None,
             )
         )
         return cls(directory, server_name, database_url, federation)

@@ -1,0 +1,163 @@
+"""The Synapse worker deployment (``maillon init --workers``): which workers exist, which
+endpoints nginx routes to each, and how Redis is reached. One source for homeserver.yaml,
+the workers' files, nginx.conf and docker/compose.yaml (rendered from config/templates).
+
+The routes are those of Synapse's workers documentation (docs/workers.md, "Available worker
+applications"): what is not listed stays on the main process, and so do the stream writers
+other than ``events`` (typing, to_device, account_data, receipts, presence, push_rules).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from maillon.shared.settings import SynapseWorker, WorkerRole, WorkerSettings
+
+# How many workers of each role `maillon init --workers` generates (in this order).
+DEFAULT_LAYOUT: tuple[tuple[WorkerRole, int], ...] = (
+    ("client", 1),
+    ("sync", 2),
+    ("event_persister", 2),
+    ("federation_sender", 1),
+    ("appservice_pusher", 1),
+    ("background", 1),
+)
+# Ports a worker deployment takes from --worker-base-port on: main client listener,
+# replication listener, then one per worker.
+PORTS_NEEDED = 2 + sum(count for _, count in DEFAULT_LAYOUT)
+DEFAULT_WORKER_BASE_PORT = 18100
+
+# /sync and friends: hashed on the user (the localpart in the access token).
+SYNC_ROUTES = (
+    r"^/_matrix/client/(r0|v3)/sync$",
+    r"^/_matrix/client/(api/v1|r0|v3)/events$",
+    r"^/_matrix/client/(api/v1|r0|v3)/initialSync$",
+    r"^/_matrix/client/(api/v1|r0|v3)/rooms/[^/]+/initialSync$",
+)
+
+# Client-server endpoints any generic worker serves (round robin).
+CLIENT_ROUTES = (
+    r"^/_matrix/client/(api/v1|r0|v3|unstable)/createRoom$",
+    r"^/_matrix/client/(api/v1|r0|v3|unstable)/publicRooms$",
+    r"^/_matrix/client/(api/v1|r0|v3|unstable)/rooms/.*/joined_members$",
+    r"^/_matrix/client/(api/v1|r0|v3|unstable)/rooms/.*/context/.*$",
+    r"^/_matrix/client/(api/v1|r0|v3|unstable)/rooms/.*/members$",
+    r"^/_matrix/client/(api/v1|r0|v3|unstable)/rooms/.*/state$",
+    r"^/_matrix/client/v1/rooms/.*/hierarchy$",
+    r"^/_matrix/client/(v1|unstable)/rooms/.*/relations/",
+    r"^/_matrix/client/v1/rooms/.*/threads$",
+    r"^/_matrix/client/v1/room_summary/.*$",
+    r"^/_matrix/client/(r0|v3|unstable)/account/3pid$",
+    r"^/_matrix/client/(r0|v3|unstable)/account/whoami$",
+    r"^/_matrix/client/(r0|v3|unstable)/account/deactivate$",
+    r"^/_matrix/client/(r0|v3)/delete_devices$",
+    r"^/_matrix/client/(api/v1|r0|v3|unstable)/devices(/|$)",
+    r"^/_matrix/client/versions$",
+    r"^/_matrix/client/(api/v1|r0|v3|unstable)/voip/turnServer$",
+    r"^/_matrix/client/(api/v1|r0|v3|unstable)/rooms/.*/event/",
+    r"^/_matrix/client/(api/v1|r0|v3|unstable)/joined_rooms$",
+    r"^/_matrix/client/v1/rooms/.*/timestamp_to_event$",
+    r"^/_matrix/client/(api/v1|r0|v3|unstable/.*)/rooms/.*/aliases",
+    r"^/_matrix/client/(api/v1|r0|v3|unstable)/search$",
+    r"^/_matrix/client/(r0|v3|unstable)/user/.*/filter(/|$)",
+    r"^/_matrix/client/(api/v1|r0|v3|unstable)/directory/room/.*$",
+    r"^/_matrix/client/(r0|v3|unstable)/capabilities$",
+    r"^/_matrix/client/(r0|v3|unstable)/notifications$",
+    # encryption
+    r"^/_matrix/client/(r0|v3|unstable)/keys/query$",
+    r"^/_matrix/client/(r0|v3|unstable)/keys/changes$",
+    r"^/_matrix/client/(r0|v3|unstable)/keys/claim$",
+    r"^/_matrix/client/(r0|v3|unstable)/room_keys/",
+    r"^/_matrix/client/(r0|v3|unstable)/keys/upload",
+    r"^/_matrix/client/(api/v1|r0|v3|unstable)/keys/device_signing/upload$",
+    r"^/_matrix/client/(api/v1|r0|v3|unstable)/keys/signatures/upload$",
+    # registration and login
+    r"^/_matrix/client/(api/v1|r0|v3|unstable)/login$",
+    r"^/_matrix/client/(r0|v3|unstable)/register$",
+    r"^/_matrix/client/(r0|v3|unstable)/register/available$",
+    r"^/_matrix/client/v1/register/m.login.registration_token/validity$",
+    r"^/_matrix/client/(r0|v3|unstable)/password_policy$",
+    # event sending: the care-circle module decides here, on the worker
+    r"^/_matrix/client/(api/v1|r0|v3|unstable)/rooms/.*/redact",
+    r"^/_matrix/client/(api/v1|r0|v3|unstable)/rooms/.*/send",
+    r"^/_matrix/client/(api/v1|r0|v3|unstable)/rooms/.*/state/",
+    r"^/_matrix/client/(api/v1|r0|v3|unstable)/rooms/.*/(join|invite|leave|ban|unban|kick)$",
+    r"^/_matrix/client/(api/v1|r0|v3|unstable)/join/",
+    r"^/_matrix/client/(api/v1|r0|v3|unstable)/knock/",
+    r"^/_matrix/client/(api/v1|r0|v3|unstable)/profile/",
+    r"^/_matrix/client/(r0|v3|unstable)/user_directory/search$",
+)
+
+
+def plan_workers(ports: Iterable[int]) -> tuple[SynapseWorker, ...]:
+    """The workers of DEFAULT_LAYOUT, named role1, role2…, on the given ports in order."""
+    free: Iterator[int] = iter(ports)
+    return tuple(
+        SynapseWorker(f"{role}{n}", role, next(free))
+        for role, count in DEFAULT_LAYOUT
+        for n in range(1, count + 1)
+    )
+
+
+@dataclass(frozen=True)
+class RedisTarget:
+    host: str = ""
+    port: int = 6379
+    path: str = ""  # a Unix socket (the private Redis) instead of host and port
+    password: str = ""
+    dbid: str = ""
+    tls: bool = False
+
+
+def redis_target(workers: WorkerSettings, private_socket: str) -> RedisTarget:
+    """Where Synapse finds Redis: the given redis:// URL, else the private Redis' socket.
+    Raises ValueError (with a French message) on an unreadable URL."""
+    if workers.redis_url is None:
+        return RedisTarget(path=private_socket)
+    parts = urlsplit(workers.redis_url)
+    try:
+        port = parts.port or 6379
+    except ValueError as exc:
+        raise ValueError(f"port illisible ({exc})") from exc
+    if not parts.hostname:
+        raise ValueError("l'hôte manque (redis://hôte:port)")
+    dbid = parts.path.lstrip("/")
+    if dbid and not dbid.isdigit():
+        raise ValueError(f"numéro de base Redis illisible « {dbid} »")
+    return RedisTarget(
+        host=parts.hostname,
+        port=port,
+        password=unquote(parts.password or ""),
+        dbid=dbid,
+        tls=parts.scheme == "rediss",
+    )
+
+
+def private_redis_socket(directory: Path) -> Path:
+    """The Unix socket of the Redis `maillon up` starts when no redis_url is set."""
+    return directory / "run" / "redis.sock"
+
+
+def worker_config_file(worker: SynapseWorker) -> str:
+    return f"workers/{worker.name}.yaml"
+
+
+# Maillon's own components, one container each in docker/compose.yaml (supervisor keys).
+MAILLON_COMPONENTS = ("dossier_api", "appservice", "coordination_bot")
+COMPOSE_REDIS_PORT = 6379
+
+
+def default_worker_settings(
+    base_port: int = DEFAULT_WORKER_BASE_PORT, redis_url: str | None = None
+) -> WorkerSettings:
+    """The topology `maillon init --workers` generates from ``base_port`` on."""
+    ports = range(base_port, base_port + PORTS_NEEDED)
+    return WorkerSettings(
+        main_port=ports[0],
+        replication_port=ports[1],
+        processes=plan_workers(ports[2:]),
+        redis_url=redis_url,
+    )

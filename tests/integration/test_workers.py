@@ -1,0 +1,296 @@
+"""A Synapse worker deployment (``maillon init --workers``), all real: PostgreSQL (private
+cluster), a private Redis, nginx routing each endpoint to its worker, every Synapse worker,
+Maillon's components. One deployment for the module (one startup)."""
+
+from __future__ import annotations
+
+import http.client
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from urllib.parse import urlsplit
+
+import psycopg
+import pytest
+import yaml
+
+from appservice.patient_rooms import set_circle_member
+from maillon.shared.settings import SynapseWorker
+from maillon.wiring.supervisor import http_ok, redis_ping
+from synapse_modules.audit import read_audit
+from tests.harness.circle import (
+    MakeClient,
+    appservice,
+    coordinated_room,
+    eventually_entry,
+    membership,
+    open_dossier,
+    professional,
+    refusal,
+    room_path,
+    room_state,
+    token_of,
+)
+from tests.harness.postgres import create_database, drop_database
+from tests.harness.processes import wait_gone
+from tests.harness.stack import Stack
+
+STARTUP: dict[str, float] = {}
+
+
+@pytest.fixture(scope="module")
+def workers_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    url = create_database()
+    stack = Stack.create(tmp_path_factory.mktemp("stack-workers"), database_url=url, workers=True)
+    started = time.monotonic()
+    try:
+        stack.start(timeout=240)
+        STARTUP["seconds"] = time.monotonic() - started
+        print(f"\nworker deployment ready in {STARTUP['seconds']:.1f} s")
+        print("".join(line for line in stack.output if "prêt :" in line))
+        yield stack
+        assert stack.stop() == 0
+        assert wait_gone(stack.directory) == [], "a process of the deployment outlived stop"
+        assert "Maillon est arrêté." in "".join(stack.output)
+    finally:
+        stack.stop()
+        drop_database(url)
+
+
+def _workers(stack: Stack) -> tuple[SynapseWorker, ...]:
+    workers = stack.deployment.settings.homeserver.workers
+    assert workers is not None
+    return workers.processes
+
+
+def _worker(stack: Stack, name: str) -> SynapseWorker:
+    return next(w for w in _workers(stack) if w.name == name)
+
+
+def _upstreams(stack: Stack, method: str, path_re: str) -> list[int]:
+    """The worker ports nginx sent matching requests to (its access log)."""
+    pattern = re.compile(rf'"{method} {path_re}" \d+ upstream=127\.0\.0\.1:(\d+)')
+    log = (stack.directory / "logs" / "nginx-access.log").read_text()
+    return [int(m.group(1)) for m in pattern.finditer(log)]
+
+
+def _persisted_by(stack: Stack, room_id: str) -> set[str]:
+    """Which event persisters wrote the room's events (Synapse records it per event)."""
+    url = stack.database_url
+    assert url is not None
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT DISTINCT instance_name FROM events WHERE room_id = %s", (room_id,)
+        ).fetchall()
+    return {str(row[0]) for row in rows}
+
+
+def _sync_workers_of(stack: Stack, user_id: str) -> set[str]:
+    """The Synapse processes whose request log shows a /sync of ``user_id``."""
+    found = set()
+    for log in (stack.directory / "logs").glob("*.log"):
+        text = log.read_text(errors="replace")
+        if re.search(r"\{" + re.escape(user_id) + r"\} Processed request.*\"GET [^ ]*/sync", text):
+            found.add(log.stem)
+    return found
+
+
+def test_every_worker_runs_and_nginx_routes_to_them(workers_stack: Stack) -> None:
+    stack = workers_stack
+    roles = [w.role for w in _workers(stack)]
+    for role in ("client", "sync", "federation_sender", "appservice_pusher", "background"):
+        assert role in roles
+    assert roles.count("event_persister") == 2 and roles.count("sync") == 2
+    for worker in _workers(stack):
+        assert http_ok(f"http://127.0.0.1:{worker.port}/health"), worker.name
+    banner = "".join(stack.output)
+    for worker in _workers(stack):
+        assert re.search(rf"{worker.name} +127\.0\.0\.1:{worker.port} .*en marche", banner)
+    homeserver = yaml.safe_load((stack.directory / "homeserver.yaml").read_text())
+    assert homeserver["stream_writers"]["events"] == ["event_persister1", "event_persister2"]
+    assert homeserver["redis"]["enabled"] is True
+    # A client endpoint reaches the client worker through nginx, not the main process.
+    assert http_ok(stack.url + "/_matrix/client/versions")
+    assert _worker(stack, "client1").port in _upstreams(stack, "GET", "/_matrix/client/versions")
+    # The admin API (shared-secret registration here) goes to the main process.
+    stack.register("admin", admin=True, profession=None)
+    main_port = stack.deployment.settings.homeserver.workers.main_port  # type: ignore[union-attr]
+    assert set(_upstreams(stack, "POST", "/_synapse/admin/v1/register")) == {main_port}
+
+
+def _status_from(source: str, url: str, path: str) -> int:
+    """GET ``path`` with the connection's source address ``source``."""
+    parts = urlsplit(url)
+    assert parts.hostname is not None
+    conn = http.client.HTTPConnection(
+        parts.hostname, parts.port, timeout=10, source_address=(source, 0)
+    )
+    try:
+        conn.request("GET", path)
+        return conn.getresponse().status
+    finally:
+        conn.close()
+
+
+def test_admin_api_answers_this_machine_only(workers_stack: Stack) -> None:
+    """nginx admits /_synapse/admin from 127.0.0.1 and ::1 only: from another address (here
+    127.0.0.2, still loopback but not allowed) it is refused before reaching Synapse."""
+    url = workers_stack.url
+    admin = "/_synapse/admin/v1/server_version"
+    assert _status_from("127.0.0.1", url, admin) == 200
+    assert _status_from("127.0.0.2", url, admin) == 403
+    assert _status_from("127.0.0.2", url, "/_synapse/admin/v1/register") == 403
+    assert _status_from("127.0.0.2", url, "/_matrix/client/versions") == 200
+
+
+async def test_two_professionals_exchange_encrypted_messages_and_sync_on_one_worker(
+    workers_stack: Stack, make_client: MakeClient
+) -> None:
+    stack = workers_stack
+    coordinator, room_id = await coordinated_room(stack, make_client)
+    nurse = await professional(stack, make_client, "ide")
+    await coordinator.sync()
+    invited = await coordinator.client.room_invite(room_id, nurse.user_id)
+    assert not hasattr(invited, "message"), getattr(invited, "message", "")
+    await eventually_entry(stack, room_id, nurse.user_id, active=True)  # appservice reacted
+    await nurse.accept_invite(room_id)
+    await coordinator.wait_for_member(room_id, nurse.user_id)
+    assert nurse.client.rooms[room_id].encrypted
+    sent = await coordinator.send_text(room_id, "Sortie prévue vendredi, pansement à J+2.")
+    got = await nurse.wait_for_text(room_id, lambda e: e.event_id == sent)
+    assert got.decrypted and got.body == "Sortie prévue vendredi, pansement à J+2."
+    back = await nurse.send_text(room_id, "Noté, passage samedi matin.")
+    reply = await coordinator.wait_for_text(room_id, lambda e: e.event_id == back)
+    assert reply.decrypted and reply.body == "Noté, passage samedi matin."
+
+    sync_workers = {w.name for w in _workers(stack) if w.role == "sync"}
+    for user in (coordinator, nurse):
+        seen = _sync_workers_of(stack, user.user_id)
+        assert len(seen) == 1 and seen <= sync_workers, (user.user_id, seen)
+    send_ports = _upstreams(stack, "PUT", r"/_matrix/client/v3/rooms/[^/ ]+/send/[^ ]+")
+    assert send_ports and set(send_ports) == {_worker(stack, "client1").port}
+
+
+async def test_circle_refusals_hold_on_the_generic_worker_and_either_event_persister(
+    workers_stack: Stack, make_client: MakeClient
+) -> None:
+    stack = workers_stack
+    coordinator, _ = await coordinated_room(stack, make_client)
+    rooms: dict[str, str] = {}  # persister → a patient room whose events it writes
+    for _ in range(24):
+        room_id = await open_dossier(stack, coordinator.user_id)
+        persisters = _persisted_by(stack, room_id)
+        assert len(persisters) == 1, persisters  # sharded by room: one writer per room
+        rooms.setdefault(persisters.pop(), room_id)
+        if len(rooms) == 2:
+            break
+    assert set(rooms) == {"event_persister1", "event_persister2"}, rooms
+
+    member = await professional(stack, make_client, "kine")
+    outsider = await professional(stack, make_client, "curieux")
+    for persister, room_id in sorted(rooms.items()):
+        await coordinator.accept_invite(room_id)
+        async with appservice(stack) as api:
+            await set_circle_member(api, room_id, member.user_id, "KINE", coordinator.user_id)
+            await api.invite(room_id, member.user_id)
+        await member.accept_invite(room_id)
+        before = {e["event_id"] for e in room_state(stack, token_of(coordinator), room_id)}
+
+        invite = refusal(
+            stack,
+            token_of(member),
+            "POST",
+            room_path(room_id, "invite"),
+            {"user_id": outsider.user_id},
+        )
+        assert invite.status == 403 and "ne fait pas partie du cercle de soins" in str(invite)
+        join = refusal(stack, token_of(outsider), "POST", "/join/" + room_id, {})
+        assert join.status == 403 and "réservé à son cercle" in str(join)
+        plaintext = refusal(
+            stack,
+            token_of(member),
+            "PUT",
+            room_path(room_id, "send", "m.room.message", "clair1"),
+            {"msgtype": "m.text", "body": "en clair"},
+        )
+        assert plaintext.status == 403 and "chiffrés" in str(plaintext)
+        loosen = refusal(
+            stack,
+            token_of(coordinator),
+            "PUT",
+            room_path(room_id, "state", "m.room.join_rules", ""),
+            {"join_rule": "public"},
+        )
+        assert loosen.status == 403, persister
+
+        after = {e["event_id"] for e in room_state(stack, token_of(coordinator), room_id)}
+        assert after == before, "nothing refused reached the room's state"
+        assert membership(stack, token_of(coordinator), room_id, outsider.user_id) is None
+        assert _persisted_by(stack, room_id) == {persister}
+        denied = {
+            (r.actor, r.action, r.worker)
+            for r in read_audit(stack.directory / "audit", room_id)
+            if not r.allowed
+        }
+        # The decisions were taken on the generic worker that received the requests.
+        assert (member.user_id, "invite", "client1") in denied
+        assert (outsider.user_id, "join", "client1") in denied
+        assert (member.user_id, "m.room.message", "client1") in denied
+        assert (coordinator.user_id, "state:m.room.join_rules", "client1") in denied
+
+
+async def test_the_bot_answers_through_the_workers(
+    workers_stack: Stack, make_client: MakeClient
+) -> None:
+    stack = workers_stack
+    user = make_client(stack, "coordinatrice")
+    bot = stack.deployment.settings.bot_user_id
+    room_id = await user.create_room(invite=[bot], is_direct=True)
+    await user.wait_for_member(room_id, bot)
+    assert user.client.rooms[room_id].encrypted
+    sent = await user.send_text(room_id, "!aide")
+    reply = await user.wait_for_text(room_id, lambda e: e.sender == bot)
+    assert reply.decrypted and "commandes disponibles" in reply.body
+    relation = reply.source["content"].get("m.relates_to", {})
+    assert relation.get("rel_type") == "m.thread" and relation.get("event_id") == sent
+    # The appservice's transactions came from the appservice/pusher worker.
+    log = (stack.directory / "logs" / "appservice_pusher1.log").read_text(errors="replace")
+    assert "/_matrix/app/v1/transactions/" in log
+
+
+def test_up_only_runs_the_named_components(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """`maillon up --only` (one component per container in docker/compose.yaml): here the
+    private Redis alone; an unknown component is refused, naming the known ones."""
+    stack = Stack.create(
+        tmp_path_factory.mktemp("only"),
+        database_url="postgresql://postgres@127.0.0.1:9/unused",  # Redis alone never uses it
+        workers=True,
+    )
+    stack.start(argv=["up", "--dir", str(stack.directory), "--only", "redis"])
+    try:
+        assert redis_ping(stack.directory / "run" / "redis.sock")
+        started = [line for line in stack.output if line.startswith("… démarrage")]
+        assert started == ["… démarrage : Redis (réplication des workers Synapse)\n"]
+    finally:
+        assert stack.stop() == 0
+    assert wait_gone(stack.directory) == []
+    refused = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "maillon.wiring.cli",
+            "up",
+            "--dir",
+            str(stack.directory),
+            "--only",
+            "synapse,nimporte",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert refused.returncode == 2
+    assert "nimporte" in refused.stderr and "synapse_client1" in refused.stderr
