@@ -23,7 +23,7 @@ from maillon.shared.circle import DOSSIER_WIDGET_ID, WIDGET_EVENT
 from maillon.shared.homeserver_client import HomeserverError, request_any, request_json
 from tests.clients.conftest import ARTIFACTS, artifacts_dir, failed
 from tests.harness.circle import wait_for
-from tests.harness.dossier import IDENTITY, api, api_error, widget_session
+from tests.harness.dossier import IDENTITY, api, api_error, dossier_body, widget_session
 from tests.harness.hydrogen import CHROMIUM, Person, register_person
 from tests.harness.postgres import create_database, drop_database
 from tests.harness.stack import Stack
@@ -100,7 +100,7 @@ def base(stack: Stack) -> str:
 
 
 def open_dossier(stack: Stack, token: str, **identity: Any) -> dict[str, Any]:
-    body = {"pathway": "dac", "identity": {**IDENTITY, **identity}}
+    body = dossier_body(identity={**IDENTITY, **identity})
     return api(stack, token, "POST", "/v1/dossiers", body)
 
 
