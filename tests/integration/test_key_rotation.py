@@ -22,8 +22,10 @@ from dossier_api.domain.models import (
     Alert,
     Appointment,
     CarePlan,
+    ConsentEvent,
     Dossier,
     FormSubmission,
+    IdentityEvent,
     Note,
     Task,
 )
@@ -76,6 +78,12 @@ def _populate(engine: Engine, ring: KeyRing) -> tuple[str, int]:
                     created_by=COORD,
                 ),
                 Alert(dossier_id=did, author=COORD, recipients=COORD, message={"text": "urgent"}),
+                IdentityEvent(
+                    dossier_id=did, kind="duplicate_override", actor=COORD, reason="homonyme"
+                ),
+                ConsentEvent(
+                    dossier_id=did, actor=COORD, field="opposition", value=True, note="écrite"
+                ),
                 BotFormDialogue(
                     room_id=ROOM,
                     user_id=COORD,
