@@ -23,9 +23,11 @@ from dossier_api.domain.models import (
     Alert,
     Appointment,
     CarePlan,
+    ConsentEvent,
     Dossier,
     FormDraft,
     FormSubmission,
+    IdentityEvent,
     Note,
     NoteAttachment,
     Task,
@@ -95,6 +97,12 @@ def _populate(engine: Engine, ring: KeyRing) -> tuple[str, int]:
                     created_by=COORD,
                 ),
                 Alert(dossier_id=did, author=COORD, recipients=COORD, message={"text": "urgent"}),
+                IdentityEvent(
+                    dossier_id=did, kind="duplicate_override", actor=COORD, reason="homonyme"
+                ),
+                ConsentEvent(
+                    dossier_id=did, actor=COORD, field="opposition", value=True, note="écrite"
+                ),
                 BotFormDialogue(
                     room_id=ROOM,
                     user_id=COORD,
