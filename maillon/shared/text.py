@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from typing import Any
@@ -50,6 +51,7 @@ _SEPARATORS = frozenset("-‐‑‒–—'’_")
 _LIGATURES = {"œ": "oe", "æ": "ae"}  # not decomposed by NFKD
 
 
+@functools.lru_cache(maxsize=8192)
 def _fold_char(ch: str) -> str:
     if ch.isspace() or ch in _SEPARATORS:
         return " "
