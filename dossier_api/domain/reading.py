@@ -33,7 +33,7 @@ from dossier_api.domain.models import (
 )
 from dossier_api.domain.pathways import PATHWAYS
 from maillon.shared.dates_fr import PARIS
-from maillon.shared.text import fold
+from maillon.shared.text import fold, fold_compact
 
 # Kinds of timeline entries (``?kind=`` takes a comma-separated list of them).
 TIMELINE_KINDS = (
@@ -56,6 +56,7 @@ ROOM_EVENTS = {
 }
 MAX_QUERY = 200
 MIN_QUERY = 2
+MAX_RESULTS = 100  # the newest matches (a search that finds more should be narrowed)
 EXCERPT = 60  # characters of context either side of a match
 
 
@@ -136,12 +137,15 @@ def _excerpt(original: str, first: int, last: int) -> str:
 def match(text: str, terms: list[str]) -> str | None:
     """An excerpt of ``text`` around the first term if every term occurs in it, folded and
     without spaces (so « téléassistance » finds « télé-assistance »)."""
-    folded, where = fold(text)
+    quick = fold_compact(text)
+    if not terms or not all(t in quick for t in terms):
+        return None
+    folded, where = fold(text)  # the slow form, with positions: for the excerpt only
     kept = [i for i, ch in enumerate(folded) if ch != " "]
     compact = "".join(folded[i] for i in kept)
-    if not terms or not all(t in compact for t in terms):
-        return None
-    start = compact.index(terms[0])
+    start = compact.find(terms[0])
+    if start < 0:  # a rare mark the two forms fold differently: show the beginning
+        return _excerpt(text, 0, 0)
     end = start + len(terms[0]) - 1
     return _excerpt(text, where[kept[start]], where[kept[end]] + 1)
 
@@ -394,36 +398,34 @@ class DossierReading(ServiceCore):
         with self.acting(caller, "search", dossier_id, "read") as act:
             session = act.session
             reader = visibility.reader_of(session, dossier_id, act.access)
-            results: list[dict[str, Any]] = []
-
-            def found(kind: str, ref: str, at: dt.datetime, title: str, texts: list[str]) -> None:
-                for text in texts:
-                    excerpt = match(text, terms)
-                    if excerpt is not None:
-                        results.append(
-                            {
-                                "kind": kind,
-                                "id": ref,
-                                "at": _iso(at),
-                                "title": title,
-                                "excerpt": excerpt,
-                            }
-                        )
-                        return
-
+            # What may be searched, newest first: (kind, id, date, title, texts).
+            items: list[tuple[str, str, dt.datetime, str, list[str]]] = []
             for n in visibility.readable_notes(session, dossier_id, [reader]):
-                found(
-                    "note", n.id, n.created_at, _note_entry(n).title, [str(n.body.get("text", ""))]
-                )
+                text = str(n.body.get("text", ""))
+                items.append(("note", n.id, n.created_at, _note_entry(n).title, [text]))
             for f in session.scalars(
                 select(FormSubmission).where(FormSubmission.dossier_id == dossier_id)
             ):
                 title = _form_title(act.dossier.pathway, f.form_id)
-                found(
-                    "form", f.id, f.created_at, title, [" ".join(_answer_texts(f.answers)), title]
-                )
+                answers = " ".join(_answer_texts(f.answers))
+                items.append(("form", f.id, f.created_at, title, [answers, title]))
             for t in session.scalars(select(Task).where(Task.dossier_id == dossier_id)):
-                found("task", t.id, t.created_at, "Tâche", [str(t.title.get("text", ""))])
-            results.sort(key=lambda r: str(r["at"]), reverse=True)
+                items.append(("task", t.id, t.created_at, "Tâche", [str(t.title.get("text", ""))]))
+            items.sort(key=lambda item: item[2], reverse=True)
+            results: list[dict[str, Any]] = []
+            for kind, ref, at, title, texts in items:
+                excerpt = next((e for e in (match(x, terms) for x in texts) if e), None)
+                if excerpt is not None:
+                    results.append(
+                        {
+                            "kind": kind,
+                            "id": ref,
+                            "at": _iso(at),
+                            "title": title,
+                            "excerpt": excerpt,
+                        }
+                    )
+                    if len(results) == MAX_RESULTS:
+                        break
             act.detail = f"{len(results)} résultats"
             return {"results": results}

@@ -54,6 +54,7 @@ _SEPARATORS = frozenset("-‐‑‒–—'’_")
 _NOT_WORD = re.compile(r"[^0-9a-z]+")
 
 
+@functools.lru_cache(maxsize=8192)
 def fold_char(ch: str) -> str:
     """One character without accent or case, ligatures spelt out ("É" → "e", "Œ" → "oe")."""
     bare = "".join(c for c in unicodedata.normalize("NFKD", ch) if not unicodedata.combining(c))
@@ -98,3 +99,17 @@ def fold(text: str) -> tuple[str, list[int]]:
             out.append(piece)
             where.append(index)
     return "".join(out), where
+
+
+_COMBINING = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
+_GAPS = re.compile("[\\s\\-‐‑‒–—'’_]+")
+
+
+def fold_compact(text: str) -> str:
+    """``text`` folded as :func:`fold` does, without any space: the fast form to test
+    whether words occur (« télé-assistance » → « teleassistance »)."""
+    bare = _COMBINING.sub("", unicodedata.normalize("NFKD", text))
+    folded = _GAPS.sub("", bare).casefold()
+    for ligature, letters in _LIGATURES.items():
+        folded = folded.replace(ligature, letters)
+    return folded

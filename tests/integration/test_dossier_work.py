@@ -99,8 +99,19 @@ class Circle:
     outsider: Registered
 
 
+@pytest.fixture(params=["stack", "pg_stack"])
+def any_stack(request: pytest.FixtureRequest) -> Stack:
+    """SQLite and PostgreSQL, for the paths whose storage or queries differ most."""
+    stack: Stack = request.getfixturevalue(request.param)
+    return stack
+
+
 @pytest.fixture
 def circle(stack: Stack) -> Circle:
+    return make_circle(stack)
+
+
+def make_circle(stack: Stack) -> Circle:
     coord, nurse, physio = (stack.register(n) for n in ("coord", "ide", "kine"))
     outsider = stack.register("dehors")
     stack.bind_directory(coord.user_id, "médecin coordonnateur", "Dr Alice Durand")
@@ -114,8 +125,10 @@ def circle(stack: Stack) -> Circle:
 
 
 def test_documents_are_sealed_listed_downloaded_by_readers_only_and_audited(
-    stack: Stack, circle: Circle
+    any_stack: Stack,
 ) -> None:
+    stack = any_stack
+    circle = make_circle(stack)
     did, nurse = circle.did, circle.nurse.access_token
     coord, physio = circle.coord.access_token, circle.physio.access_token
     note = api(
@@ -295,8 +308,10 @@ def test_replies_corrections_and_task_filters(stack: Stack, circle: Circle) -> N
 
 
 def test_timeline_shows_what_the_caller_may_see_filtered_by_kind_and_period(
-    stack: Stack, circle: Circle
+    any_stack: Stack,
 ) -> None:
+    stack = any_stack
+    circle = make_circle(stack)
     did, nurse, coord = circle.did, circle.nurse.access_token, circle.coord.access_token
     physio = circle.physio.access_token
     api(
@@ -599,7 +614,9 @@ def _poll(predicate: Any, what: str, timeout: float = 20.0) -> None:
         time.sleep(0.1)
 
 
-def test_timeline_shows_mails_alerts_and_room_activity(stack: Stack, circle: Circle) -> None:
+def test_timeline_shows_mails_alerts_and_room_activity(any_stack: Stack) -> None:
+    stack = any_stack
+    circle = make_circle(stack)
     did, nurse, coord = circle.did, circle.nurse.access_token, circle.coord.access_token
     physio = circle.physio.access_token
     path = f"/v1/dossiers/{did}/timeline"

@@ -177,6 +177,7 @@ async def test_an_openid_token_opens_only_the_widget_of_its_room(
         "user_id": quote(holder.user_id),
         "note_id": "x",
         "task_id": "x",
+        "attachment_id": "x",
         "form_id": "x",
         "structure_id": "x",
         "delegation_id": "1",
