@@ -34,7 +34,7 @@ from tests.harness.circle import (
     bind_professional,
     coordinated_room,
     cs,
-    eventually_entry,
+    member_exchange,
     membership,
     open_dossier,
     professional,
@@ -162,21 +162,7 @@ async def test_two_professionals_exchange_encrypted_messages_and_sync_on_one_wor
     workers_stack: Stack, make_client: MakeClient
 ) -> None:
     stack = workers_stack
-    coordinator, room_id = await coordinated_room(stack, make_client)
-    nurse = await professional(stack, make_client, "ide")
-    await coordinator.sync()
-    invited = await coordinator.client.room_invite(room_id, nurse.user_id)
-    assert not hasattr(invited, "message"), getattr(invited, "message", "")
-    await eventually_entry(stack, room_id, nurse.user_id, active=True)  # appservice reacted
-    await nurse.accept_invite(room_id)
-    await coordinator.wait_for_member(room_id, nurse.user_id)
-    assert nurse.client.rooms[room_id].encrypted
-    sent = await coordinator.send_text(room_id, "Sortie prévue vendredi, pansement à J+2.")
-    got = await nurse.wait_for_text(room_id, lambda e: e.event_id == sent)
-    assert got.decrypted and got.body == "Sortie prévue vendredi, pansement à J+2."
-    back = await nurse.send_text(room_id, "Noté, passage samedi matin.")
-    reply = await coordinator.wait_for_text(room_id, lambda e: e.event_id == back)
-    assert reply.decrypted and reply.body == "Noté, passage samedi matin."
+    coordinator, nurse, _, _ = await member_exchange(stack, make_client)
 
     sync_workers = {w.name for w in _workers(stack) if w.role == "sync"}
     for user in (coordinator, nurse):
