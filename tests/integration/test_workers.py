@@ -337,6 +337,7 @@ def _lease(stack: Stack, key: str, name: str) -> str:
 ROOMS, PER_ROOM, KILL_AFTER = 10, 50, 150  # 500 messages
 
 
+@pytest.mark.timeout(600)  # 10 dossiers and a 500-event burst through the workers
 async def test_kill_9_of_the_active_appservice_mid_burst_the_standby_takes_over(
     workers_stack: Stack, make_client: MakeClient
 ) -> None:
