@@ -1,4 +1,4 @@
 from coordination_bot.bot import run
 from maillon.shared.component_main import run_component
 
-run_component("coordination_bot", run)
+run_component("coordination_bot", run, leased=True)

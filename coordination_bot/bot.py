@@ -33,6 +33,7 @@ from dossier_api.domain.mail.outbox import TrustSpace, relay_marker
 from dossier_api.domain.mail.spool import Spool
 from maillon.shared.cross_signing import ensure_cross_signed
 from maillon.shared.crypto import KeyRing
+from maillon.shared.lease import instance_file
 from maillon.shared.matrix_session import obtain_credentials
 from maillon.shared.room_sync_client import RoomSyncClient
 from maillon.shared.sealed import install_key_ring
@@ -93,7 +94,7 @@ class CoordinationBot:
         self.settings = deployment.settings
         self.client: CircleClient | None = None
         self.started_ms = int(time.time() * 1000)
-        self._ready_path = deployment.path("run", "coordination_bot.ready")
+        self._ready_path = deployment.path("run", instance_file("coordination_bot", "ready"))
         self._ready = False
         self._room_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._slots = asyncio.Semaphore(MAX_CONCURRENT)

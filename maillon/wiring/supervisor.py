@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import functools
 import os
 import secrets
@@ -21,6 +22,7 @@ from typing import IO
 from urllib.parse import urlsplit
 
 from maillon.shared.homeserver_client import HomeserverError, is_up, register_user
+from maillon.shared.lease import INSTANCE_ENV, read_state
 from maillon.shared.settings import Deployment
 from maillon.wiring import workers as workers_mod
 from maillon.wiring.service_admin import lift_bot_rate_limits
@@ -65,6 +67,7 @@ class Component:
     # Consecutive components of one (non-empty) batch start together (Synapse's workers).
     batch: str = ""
     setup: Callable[[], object] | None = None  # run before each start
+    env: dict[str, str] = field(default_factory=dict)
 
     def tail(self, lines: int = 15) -> str:
         for path in [self.log_path, *self.extra_logs]:
@@ -246,17 +249,7 @@ def components(deployment: Deployment) -> list[Component]:
     python = sys.executable
     ready_file = deployment.path("run", "coordination_bot.ready")
     as_url = s.appservice.listener.url
-    return [
-        *_synapse_components(deployment),
-        Component(
-            "dossier_api",
-            "API dossier",
-            [python, "-m", "dossier_api", "--dir", str(deployment.directory)],
-            [(s.dossier_api.port, "API dossier")],
-            lambda: is_up(s.dossier_api.url, "/health"),
-            30.0,
-            logs / "dossier_api.log",
-        ),
+    leased = [
         Component(
             "appservice",
             "Service d'application (appservice)",
@@ -277,6 +270,53 @@ def components(deployment: Deployment) -> list[Component]:
             stale_files=[ready_file],
         ),
     ]
+    if s.homeserver.workers is not None:  # each with a standby taking over if it dies
+        leased = [
+            *_leased_pair(deployment, leased[0], lambda _ready: is_up(as_url, "/health")),
+            *_leased_pair(deployment, leased[1], Path.exists),
+        ]
+    return [
+        *_synapse_components(deployment),
+        Component(
+            "dossier_api",
+            "API dossier",
+            [python, "-m", "dossier_api", "--dir", str(deployment.directory)],
+            [(s.dossier_api.port, "API dossier")],
+            lambda: is_up(s.dossier_api.url, "/health"),
+            30.0,
+            logs / "dossier_api.log",
+        ),
+        *leased,
+    ]
+
+
+def _leased_pair(
+    deployment: Deployment, base: Component, active_ok: Callable[[Path], bool]
+) -> list[Component]:
+    """Instance ``a`` of a leased component and its standby ``b`` (maillon.shared.lease):
+    healthy once standing by, or active and answering (``active_ok(its ready file)``)."""
+    pair = []
+    for name in ("a", "b"):
+        state = deployment.path("run", f"{base.key}-{name}.lease")
+        ready = deployment.path("run", f"{base.key}-{name}.ready")
+
+        def healthy(state: Path = state, ready: Path = ready) -> bool:
+            current = read_state(state)
+            return current == "standby" or (current == "active" and active_ok(ready))
+
+        pair.append(
+            dataclasses.replace(
+                base,
+                key=base.key if name == "a" else f"{base.key}_standby",
+                label=base.label if name == "a" else f"{base.label} (relève)",
+                ports=base.ports if name == "a" else [],
+                healthy=healthy,
+                log_path=base.log_path.with_name(f"{base.key}-{name}.log"),
+                stale_files=[state, ready],
+                env={INSTANCE_ENV: name},
+            )
+        )
+    return pair
 
 
 class Supervisor:
@@ -325,7 +365,7 @@ class Supervisor:
             for existing in extra.parent.glob(extra.name + "*"):  # and its rotated copies
                 os.chmod(existing, 0o600)
         log_file = open_private_log(comp.log_path)
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        env = dict(os.environ, PYTHONUNBUFFERED="1", **comp.env)
         try:
             comp.proc = subprocess.Popen(
                 comp.argv,
@@ -468,6 +508,8 @@ class Supervisor:
         try:
             self._wait_healthy(comp)
         except StartupFailure as exc:
+            if self._stop_requested:  # asked to stop while it restarted: not a failure
+                return True
             self.say(f"ERREUR : {exc}")
             return False
         self.say(f"{comp.label} a redémarré.")
@@ -531,6 +573,12 @@ class Supervisor:
                 else "ne répond pas"
             )
             lines.append(f"    {worker.name:<20} 127.0.0.1:{worker.port}  {worker.role}, {state}")
+        for key in ("appservice", "coordination_bot"):
+            states = {n: read_state(self.deployment.path("run", f"{key}-{n}.lease")) for n in "ab"}
+            said = ", ".join(
+                f"{n} {'active' if v == 'active' else 'en relève'}" for n, v in states.items()
+            )
+            lines.append(f"  {key} : instances {said} (bail PostgreSQL)")
         return lines
 
     def banner(self) -> str:

@@ -145,8 +145,15 @@ def worker_config_file(worker: SynapseWorker) -> str:
     return f"workers/{worker.name}.yaml"
 
 
-# Maillon's own components, one container each in docker/compose.yaml (supervisor keys).
-MAILLON_COMPONENTS = ("dossier_api", "appservice", "coordination_bot")
+# Maillon's own components, one container each in docker/compose.yaml (supervisor keys);
+# the appservice and the bot each with a standby (one active, holding a PostgreSQL lease).
+MAILLON_COMPONENTS = (
+    "dossier_api",
+    "appservice",
+    "appservice_standby",
+    "coordination_bot",
+    "coordination_bot_standby",
+)
 COMPOSE_REDIS_PORT = 6379
 
 

@@ -117,3 +117,27 @@ async def eventually_entry(stack: Stack, room_id: str, user_id: str, active: boo
 def token_of(client: E2EClient) -> str:
     """The access token of a test client, for raw client-server calls."""
     return client.account.access_token
+
+
+async def member_exchange(
+    stack: Stack, make_client: MakeClient
+) -> tuple[E2EClient, E2EClient, str, CircleEntry]:
+    """A coordinator adds a nurse to a patient room; the nurse joins and the two exchange
+    encrypted messages (each decrypts the other's). Returns (coordinator, nurse, room,
+    the nurse's circle entry)."""
+    coordinator, room_id = await coordinated_room(stack, make_client)
+    nurse = await professional(stack, make_client, "ide")
+    await coordinator.sync()
+    invited = await coordinator.client.room_invite(room_id, nurse.user_id)
+    assert not hasattr(invited, "message"), getattr(invited, "message", "")
+    entry = await eventually_entry(stack, room_id, nurse.user_id, active=True)
+    await nurse.accept_invite(room_id)
+    await coordinator.wait_for_member(room_id, nurse.user_id)
+    assert nurse.client.rooms[room_id].encrypted
+    sent = await coordinator.send_text(room_id, "Sortie prévue vendredi, pansement à J+2.")
+    got = await nurse.wait_for_text(room_id, lambda e: e.event_id == sent)
+    assert got.decrypted and got.body == "Sortie prévue vendredi, pansement à J+2."
+    back = await nurse.send_text(room_id, "Noté, passage samedi matin.")
+    reply = await coordinator.wait_for_text(room_id, lambda e: e.event_id == back)
+    assert reply.decrypted and reply.body == "Noté, passage samedi matin."
+    return coordinator, nurse, room_id, entry

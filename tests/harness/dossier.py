@@ -8,7 +8,11 @@ import urllib.request
 from http.cookies import SimpleCookie
 from typing import Any
 
+from sqlalchemy import select
+
+from dossier_api.domain.models import RoomActivity
 from maillon.shared.homeserver_client import HomeserverError, request_json
+from maillon.shared.store import make_engine
 from tests.harness.stack import Stack
 
 IDENTITY = {
@@ -83,3 +87,26 @@ def widget_session(stack: Stack, openid_token: str) -> dict[str, str]:
 def widget_headers(stack: Stack, openid_token: str) -> dict[str, str]:
     """The request headers of a widget's session (the cookie only)."""
     return {"Cookie": widget_session(stack, openid_token)["Cookie"]}
+
+
+def messages_count(stack: Stack, token: str, dossier_id: str) -> int:
+    """How many messages the dossier's activity counts (as the appservice recorded them)."""
+    return int(api(stack, token, "GET", f"/v1/dossiers/{dossier_id}/activity")["messages"])
+
+
+def recorded_messages(database_url: str) -> dict[str, set[str]]:
+    """The message events recorded on the dossier side, by dossier."""
+    engine = make_engine(database_url, create_tables=False)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                select(RoomActivity.dossier_id, RoomActivity.event_id).where(
+                    RoomActivity.kind == "message"
+                )
+            ).all()
+    finally:
+        engine.dispose()
+    found: dict[str, set[str]] = {}
+    for dossier_id, event_id in rows:
+        found.setdefault(dossier_id, set()).add(event_id)
+    return found

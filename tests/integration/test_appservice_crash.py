@@ -14,13 +14,10 @@ from urllib.parse import quote
 
 import pytest
 from nio import RoomSendResponse
-from sqlalchemy import select
 
-from dossier_api.domain.models import RoomActivity
 from maillon.shared.homeserver_client import HomeserverError, request_any, request_json
-from maillon.shared.store import make_engine
 from tests.harness.circle import MakeClient, cs, token_of, wait_for
-from tests.harness.dossier import api, new_dossier
+from tests.harness.dossier import messages_count, new_dossier, recorded_messages
 from tests.harness.postgres import create_database, drop_database
 from tests.harness.processes import component_pids
 from tests.harness.stack import Stack
@@ -41,10 +38,6 @@ def crash_stack(tmp_path: Path) -> Iterator[tuple[Stack, str]]:
     finally:
         stack.stop()
         drop_database(url)
-
-
-def messages_count(stack: Stack, token: str, dossier_id: str) -> int:
-    return int(api(stack, token, "GET", f"/v1/dossiers/{dossier_id}/activity")["messages"])
 
 
 async def test_kill_9_mid_burst_processes_each_event_once(
@@ -90,20 +83,7 @@ async def test_kill_9_mid_burst_processes_each_event_once(
         raise AssertionError(f"{exc}: counts {sorted(counts.values())}") from exc
 
     def recorded() -> dict[str, set[str]]:
-        engine = make_engine(url, create_tables=False)
-        try:
-            with engine.connect() as conn:
-                rows = conn.execute(
-                    select(RoomActivity.dossier_id, RoomActivity.event_id).where(
-                        RoomActivity.kind == "message"
-                    )
-                ).all()
-        finally:
-            engine.dispose()
-        found: dict[str, set[str]] = {}
-        for dossier_id, event_id in rows:
-            found.setdefault(dossier_id, set()).add(event_id)
-        return found
+        return recorded_messages(url)
 
     assert recorded() == sent, "each message recorded once, in its own dossier"
     assert all(messages_count(stack, t, d) == PER_ROOM for d in sent)

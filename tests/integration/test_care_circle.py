@@ -23,6 +23,7 @@ from tests.harness.circle import (
     coordinated_room,
     cs,
     eventually_entry,
+    member_exchange,
     membership,
     open_dossier,
     professional,
@@ -38,23 +39,8 @@ from tests.harness.stack import Stack
 async def test_member_added_by_coordinator_joins_and_exchanges_encrypted_messages(
     stack: Stack, make_client: MakeClient
 ) -> None:
-    coordinator, room_id = await coordinated_room(stack, make_client)
-    nurse = await professional(stack, make_client, "ide")
-    await coordinator.sync()
-    invited = await coordinator.client.room_invite(room_id, nurse.user_id)
-    assert not hasattr(invited, "message"), getattr(invited, "message", "")
-    entry = await eventually_entry(stack, room_id, nurse.user_id, active=True)
+    coordinator, _, _, entry = await member_exchange(stack, make_client)
     assert entry.added_by == coordinator.user_id and entry.role == "PRO"
-
-    await nurse.accept_invite(room_id)
-    await coordinator.wait_for_member(room_id, nurse.user_id)
-    assert nurse.client.rooms[room_id].encrypted
-    sent = await coordinator.send_text(room_id, "Sortie prévue vendredi, pansement à J+2.")
-    got = await nurse.wait_for_text(room_id, lambda e: e.event_id == sent)
-    assert got.decrypted and got.body == "Sortie prévue vendredi, pansement à J+2."
-    back = await nurse.send_text(room_id, "Noté, passage samedi matin.")
-    reply = await coordinator.wait_for_text(room_id, lambda e: e.event_id == back)
-    assert reply.decrypted and reply.body == "Noté, passage samedi matin."
 
 
 async def test_outsider_is_refused_invite_join_and_knock_with_reasons(

@@ -4,27 +4,37 @@ Maillon's components. One deployment for the module (one startup)."""
 
 from __future__ import annotations
 
+import asyncio
 import http.client
+import os
 import re
+import secrets
+import signal
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from urllib.parse import urlsplit
 
+import aiosmtplib
 import psycopg
 import pytest
 import yaml
 
 from appservice.patient_rooms import set_circle_member
+from maillon.shared.lease import INSTANCE_ENV, read_state
 from maillon.shared.settings import SynapseWorker
 from maillon.wiring.supervisor import http_ok, redis_ping
 from synapse_modules.audit import read_audit
 from tests.harness.circle import (
     MakeClient,
     appservice,
+    bind_professional,
     coordinated_room,
-    eventually_entry,
+    cs,
+    member_exchange,
     membership,
     open_dossier,
     professional,
@@ -32,9 +42,12 @@ from tests.harness.circle import (
     room_path,
     room_state,
     token_of,
+    wait_for,
 )
+from tests.harness.dossier import messages_count, new_dossier, recorded_messages
+from tests.harness.mail import SENDER, build_mail, mail_of, room_events, thread_root, wait_mails
 from tests.harness.postgres import create_database, drop_database
-from tests.harness.processes import wait_gone
+from tests.harness.processes import component_pids, wait_gone
 from tests.harness.stack import Stack
 
 STARTUP: dict[str, float] = {}
@@ -149,21 +162,7 @@ async def test_two_professionals_exchange_encrypted_messages_and_sync_on_one_wor
     workers_stack: Stack, make_client: MakeClient
 ) -> None:
     stack = workers_stack
-    coordinator, room_id = await coordinated_room(stack, make_client)
-    nurse = await professional(stack, make_client, "ide")
-    await coordinator.sync()
-    invited = await coordinator.client.room_invite(room_id, nurse.user_id)
-    assert not hasattr(invited, "message"), getattr(invited, "message", "")
-    await eventually_entry(stack, room_id, nurse.user_id, active=True)  # appservice reacted
-    await nurse.accept_invite(room_id)
-    await coordinator.wait_for_member(room_id, nurse.user_id)
-    assert nurse.client.rooms[room_id].encrypted
-    sent = await coordinator.send_text(room_id, "Sortie prévue vendredi, pansement à J+2.")
-    got = await nurse.wait_for_text(room_id, lambda e: e.event_id == sent)
-    assert got.decrypted and got.body == "Sortie prévue vendredi, pansement à J+2."
-    back = await nurse.send_text(room_id, "Noté, passage samedi matin.")
-    reply = await coordinator.wait_for_text(room_id, lambda e: e.event_id == back)
-    assert reply.decrypted and reply.body == "Noté, passage samedi matin."
+    coordinator, nurse, _, _ = await member_exchange(stack, make_client)
 
     sync_workers = {w.name for w in _workers(stack) if w.role == "sync"}
     for user in (coordinator, nurse):
@@ -294,3 +293,140 @@ def test_up_only_runs_the_named_components(tmp_path_factory: pytest.TempPathFact
     )
     assert refused.returncode == 2
     assert "nimporte" in refused.stderr and "synapse_client1" in refused.stderr
+
+
+async def test_a_mail_is_delivered_into_its_dossier_room(
+    workers_stack: Stack, make_client: MakeClient
+) -> None:
+    stack = workers_stack
+    coordinator = make_client(stack, "coordinatrice")
+    await bind_professional(stack, coordinator.user_id, "infirmière coordinatrice")
+    dossier = new_dossier(stack, coordinator.account.access_token)
+    room_id = str(dossier["room_id"])
+    await coordinator.accept_invite(room_id)
+    await coordinator.wait_for_member(room_id, stack.deployment.settings.bot_user_id)
+    message_id, raw = build_mail(
+        str(dossier["mail_address"]), "Compte rendu de sortie", "Sortie le 3, suivi IDE."
+    )
+    port = stack.deployment.settings.mail.inbound.port
+    async with aiosmtplib.SMTP(hostname="127.0.0.1", port=port, timeout=60) as smtp:
+        refused, _ = await smtp.sendmail(SENDER, [str(dossier["mail_address"])], raw)
+    assert refused == {}
+    events = await wait_mails(coordinator, room_id, {message_id})
+    posted = next(e for e in events if (mail_of(e) or {}).get("message_id") == message_id)
+    assert posted.decrypted and "Sortie le 3, suivi IDE." in posted.body
+
+
+def _instance_pid(stack: Stack, module: bytes, name: str) -> int | None:
+    """The pid of instance ``name`` (MAILLON_INSTANCE) of a leased component."""
+    for pid in component_pids(stack.directory, module):
+        try:
+            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if f"{INSTANCE_ENV}={name}".encode() in environ:
+            return pid
+    return None
+
+
+def _lease(stack: Stack, key: str, name: str) -> str:
+    return read_state(stack.directory / "run" / f"{key}-{name}.lease")
+
+
+# These two kill the active appservice and bot of the module's deployment: they run last.
+ROOMS, PER_ROOM, KILL_AFTER = 10, 50, 150  # 500 messages
+
+
+@pytest.mark.timeout(600)  # 10 dossiers and a 500-event burst through the workers
+async def test_kill_9_of_the_active_appservice_mid_burst_the_standby_takes_over(
+    workers_stack: Stack, make_client: MakeClient
+) -> None:
+    stack = workers_stack
+    assert (_lease(stack, "appservice", "a"), _lease(stack, "appservice", "b")) == (
+        "active",
+        "standby",
+    )
+    standby = _instance_pid(stack, b"-m\0appservice", "b")
+    sender = make_client(stack, "coordinatrice")
+    t = token_of(sender)
+    dossiers = [new_dossier(stack, t) for _ in range(ROOMS)]
+    for d in dossiers:
+        await sender.accept_invite(d["room_id"])
+    sent: dict[str, set[str]] = {d["id"]: set() for d in dossiers}
+    killed_at: float | None = None
+
+    def send(dossier: dict[str, str], n: int) -> None:
+        """One encrypted-looking event, as a client puts it (the burst needs no real keys:
+        the appservice counts m.room.encrypted events without reading them)."""
+        body = {
+            "algorithm": "m.megolm.v1.aes-sha2",
+            "ciphertext": secrets.token_urlsafe(96),
+            "sender_key": "c2VuZGVyLWtleQ",
+            "session_id": "c2Vzc2lvbg",
+            "device_id": sender.account.device_id,
+        }
+        path = room_path(dossier["room_id"], "send", "m.room.encrypted", f"burst{n}")
+        event_id = str(cs(stack, t, "PUT", path, body)["event_id"])
+        sent[dossier["id"]].add(event_id)
+
+    def burst(first: int, last: int) -> None:
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            jobs = [pool.submit(send, dossiers[n % ROOMS], n) for n in range(first, last)]
+            for job in jobs:
+                job.result()
+
+    began = time.monotonic()
+    await asyncio.to_thread(burst, 0, KILL_AFTER)
+    active = _instance_pid(stack, b"-m\0appservice", "a")
+    assert active is not None
+    os.kill(active, signal.SIGKILL)
+    killed_at = time.monotonic()
+    await asyncio.to_thread(burst, KILL_AFTER, ROOMS * PER_ROOM)
+    sent_in = time.monotonic() - began
+    assert sum(map(len, sent.values())) == ROOMS * PER_ROOM
+    print(f"\n500 events sent in {sent_in:.1f} s")
+    assert killed_at is not None
+    took = await wait_for(
+        lambda: _lease(stack, "appservice", "b") == "active", "the takeover", timeout=30
+    )
+    print(f"appservice standby active {took:.2f} s after the burst ended")
+    assert _instance_pid(stack, b"-m\0appservice", "b") == standby, "taken over, not restarted"
+    counted = await wait_for(
+        lambda: all(messages_count(stack, t, d) >= PER_ROOM for d in sent),
+        "every message counted",
+        timeout=120,
+    )
+    print(f"every event counted {counted:.1f} s after the takeover")
+    url = stack.database_url
+    assert url is not None
+    assert {d: recorded_messages(url)[d] for d in sent} == sent, "each message once"
+    assert all(messages_count(stack, t, d) == PER_ROOM for d in sent)
+    # The killed instance came back as the new standby.
+    await wait_for(lambda: _lease(stack, "appservice", "a") == "standby", "a new standby", 60)
+
+
+async def test_kill_9_of_the_active_bot_the_standby_answers_each_command_once(
+    workers_stack: Stack, make_client: MakeClient
+) -> None:
+    stack = workers_stack
+    assert _lease(stack, "coordination_bot", "a") == "active"
+    standby = _instance_pid(stack, b"-m\0coordination_bot", "b")
+    user = make_client(stack, "coordinatrice")
+    bot = stack.deployment.settings.bot_user_id
+    room_id = await user.create_room(invite=[bot], is_direct=True)
+    await user.wait_for_member(room_id, bot)
+    first = await user.send_text(room_id, "!aide")
+    active = _instance_pid(stack, b"-m\0coordination_bot", "a")
+    assert active is not None
+    os.kill(active, signal.SIGKILL)
+    await wait_for(
+        lambda: _lease(stack, "coordination_bot", "b") == "active", "the takeover", timeout=30
+    )
+    assert _instance_pid(stack, b"-m\0coordination_bot", "b") == standby
+    await wait_for(lambda: _lease(stack, "coordination_bot", "a") == "standby", "new standby", 90)
+    second = await user.send_text(room_id, "!help")
+    await user.wait_for_text(room_id, lambda e: e.sender == bot and thread_root(e) == second)
+    await user.wait_for_text(room_id, lambda e: e.sender == bot and thread_root(e) == first)
+    events = await room_events(user, room_id)
+    answers = [e for e in events if getattr(e, "sender", "") == bot and thread_root(e) == first]
+    assert len(answers) == 1, "the command sent as the bot died is answered once"

@@ -183,42 +183,25 @@ def test_unknown_worker_role_is_refused_naming_the_key(tmp_path: Path) -> None:
         load(root)
 
 
+def _cli_init(directory: Path, base_port: int) -> int:
+    return cli.main(
+        [
+            *("init", "--dir", str(directory), "--server-name", "localhost", "--workers"),
+            *("--database-url", PG, "--worker-base-port", str(base_port)),
+        ]
+    )
+
+
 def test_cli_workers_take_consecutive_ports(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code = cli.main(
-        [
-            "init",
-            "--dir",
-            str(tmp_path / "d"),
-            "--server-name",
-            "localhost",
-            "--workers",
-            "--database-url",
-            PG,
-            "--worker-base-port",
-            "20000",
-        ]
-    )
+    code = _cli_init(tmp_path / "d", 20000)
     assert code == 0, capsys.readouterr().err
     workers = load(tmp_path / "d").settings.homeserver.workers
     assert workers is not None
     ports = [workers.main_port, workers.replication_port, *(w.port for w in workers.processes)]
     assert ports == list(range(20000, 20000 + PORTS_NEEDED))
-    code = cli.main(
-        [
-            "init",
-            "--dir",
-            str(tmp_path / "e"),
-            "--server-name",
-            "localhost",
-            "--workers",
-            "--database-url",
-            PG,
-            "--worker-base-port",
-            "65530",
-        ]
-    )
+    code = _cli_init(tmp_path / "e", 65530)
     assert code == 2 and "65535" in capsys.readouterr().err
 
 
