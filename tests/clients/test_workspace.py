@@ -306,6 +306,7 @@ async def test_login_find_a_dossier_by_name_open_it_and_read_its_audit(
     audit_table = page.locator("#audit")
     await expect(audit_table).to_contain_text("dossier.read")
     await expect(audit_table).to_contain_text("Aline Coordinatrice")
+    await expect(audit_table).to_contain_text("workspace")  # through which component
     await no_matrix_id_shown(page)
     await axe_scan(page, "dossier")
     await screenshots(page, "dossier")
@@ -325,7 +326,7 @@ async def test_login_find_a_dossier_by_name_open_it_and_read_its_audit(
     # The API has the same view: the reads of the page are in the audit, from the session.
     entries = audit(stack, coord, did)
     reads = [e for e in entries if e["action"] == "dossier.read" and e["actor"] == coord.user_id]
-    assert reads and all(e["allowed"] for e in reads)
+    assert reads and all(e["allowed"] and e["component"] == "workspace" for e in reads)
     await context.close()
 
 
@@ -665,8 +666,12 @@ async def test_the_widget_in_a_matrix_widget_api_host_reads_the_dossier(
         await expect(frame.locator(".notice")).to_contain_text("Accès refusé")
         assert "Widgetnom" not in await frame.locator("body").inner_html()
         await context.close()
-        refusals = [e for e in audit(stack, coord, did) if e["actor"] == outsider.user_id]
+        entries = audit(stack, coord, did)
+        refusals = [e for e in entries if e["actor"] == outsider.user_id]
         assert refusals and not any(e["allowed"] for e in refusals)
+        assert {e["component"] for e in refusals} == {"widget"}
+        reads = [e for e in entries if e["actor"] == coord.user_id and e["component"] == "widget"]
+        assert {"dossier.read", "circle.read"} <= {e["action"] for e in reads if e["allowed"]}
 
         # Element's user says no: no token, no session, no dossier.
         context, page = await new_page(browser, width=360)
