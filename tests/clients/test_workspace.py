@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
+from playwright.async_api import Browser, BrowserContext, Frame, Page, async_playwright, expect
 
 from maillon.shared.circle import DOSSIER_WIDGET_ID, WIDGET_EVENT
 from maillon.shared.homeserver_client import HomeserverError, request_any, request_json
@@ -159,7 +159,7 @@ async def login(page: Page, stack: Stack, person: Person) -> None:
     await expect(page.get_by_role("heading", name="Mes dossiers", level=1)).to_be_visible()
 
 
-async def axe_scan(page: Page, what: str) -> None:
+async def axe_scan(page: Page | Frame, what: str) -> None:
     """axe-core injected into the page (WCAG 2.1 A/AA rules): no serious or critical
     violation."""
     # Evaluated through the DevTools protocol: the page's CSP (no inline script) stays on.
@@ -649,6 +649,8 @@ async def test_the_widget_in_a_matrix_widget_api_host_reads_the_dossier(
         for url, body in sent:
             if not url.endswith("/session/openid"):
                 assert tokens[0] not in url and tokens[0] not in body, url
+        widget_frame = next(f for f in page.frames if "/widget" in f.url)
+        await axe_scan(widget_frame, "widget")
         SHOTS.mkdir(parents=True, exist_ok=True)
         await page.screenshot(path=str(SHOTS / "widget-360.png"), full_page=True)
         widget_cookies = [
