@@ -70,12 +70,19 @@ async def home(request: web.Request) -> web.Response:
     listing = await asyncio.to_thread(
         svc.my_dossiers_page, caller, PER_PAGE, (page - 1) * PER_PAGE, filters
     )
-    todo = await asyncio.to_thread(svc.worklist, caller)
     me = await asyncio.to_thread(svc.me, caller)
-    people = await asyncio.to_thread(
-        svc.people,
-        {a["author"] for a in todo["alerts"]} | {i["added_by"] for i in todo["invitations"]},
+    # A search typed in the page (htmx) replaces the list only: no worklist to read.
+    list_only = "HX-Request" in request.headers and "HX-History-Restore-Request" not in (
+        request.headers
     )
+    todo: dict[str, Any] = {"tasks": [], "alerts": [], "invitations": []}
+    people: dict[str, Any] = {}
+    if not list_only:
+        todo = await asyncio.to_thread(svc.worklist, caller)
+        people = await asyncio.to_thread(
+            svc.people,
+            {a["author"] for a in todo["alerts"]} | {i["added_by"] for i in todo["invitations"]},
+        )
     kept = {
         k: v
         for k, v in request.query.items()
