@@ -398,6 +398,14 @@ async def test_name_search_through_the_api(ws_stack: Stack) -> None:
     # Pages: the total stays the total.
     page = api(stack, t, "GET", "/v1/dossiers?limit=1&offset=1")
     assert page["total"] == 2 and len(page["dossiers"]) == 1
+    # The exchange takes JSON only (a third-party page cannot post it without CORS).
+    plain = raw(
+        "POST",
+        base(stack) + "/session/openid",
+        json.dumps({"openid_token": openid_token(stack, coord)}).encode(),
+        {"Content-Type": "text/plain"},
+    )
+    assert plain[0] == 415 and "Set-Cookie" not in plain[2]
     # The API refuses a session cookie: it takes Matrix access tokens only.
     session = widget_session(stack, openid_token(stack, coord))
     with pytest.raises(HomeserverError) as refused:
