@@ -179,6 +179,11 @@ def main() -> None:
         for name, headers, paths in (
             ("mes_dossiers_page", cookie, [f"/?page={rng.randrange(1, 15)}" for _ in searched]),
             ("name_search_page", cookie, ["/?q=" + quote(n.lower()) for n in searched]),
+            (
+                "name_search_as_typed",  # what htmx asks while the name is typed: the list
+                {**cookie, "HX-Request": "true"},
+                ["/?q=" + quote(n.lower()) for n in searched],
+            ),
             ("name_search_api", bearer, ["/v1/dossiers?q=" + quote(n.upper()) for n in searched]),
             ("name_search_api_no_match", bearer, ["/v1/dossiers?q=" + quote(n) for n in missing]),
         ):

@@ -21,6 +21,7 @@ from dossier_api.domain.models import (
     Task,
 )
 from dossier_api.domain.rooms import reference
+from maillon.shared.dates_fr import PARIS
 
 DUE_WITHIN = dt.timedelta(days=7)
 ALERTS_WITHIN = dt.timedelta(days=30)
@@ -33,7 +34,7 @@ class WorklistOperations(ServiceCore):
         """What I have to do, in the dossiers I may read now; one audit row for the
         request, naming the dossiers read."""
         now = dt.datetime.now(dt.UTC)
-        today = today or now.date()
+        today = today or now.astimezone(PARIS).date()  # the professionals' day
         with self.acting(caller, "worklist.read") as act:
             session = act.session
             tasks = session.scalars(

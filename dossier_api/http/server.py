@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 
 ENGINE = web.AppKey("engine", Engine)
 AUTH = web.AppKey("auth", Authenticator)
+WIDGET_SERVICE = web.AppKey("widget_service", DossierService)  # audited as "widget"
 ROUTE_INDEX = web.AppKey("route_index", dict)
 MAX_DEPTH = 32  # deeper than any schema of the API: refused before validation
 TITLE = "Maillon — API du dossier de coordination"
@@ -144,14 +145,15 @@ def create_app(deployment: Deployment) -> web.Application:
     app[ROUTE_INDEX] = {(r.method, r.path): r for r in ROUTES}
     for r in ROUTES:
         app.router.add_route(r.method, r.path, r.handler)
-    widget.setup(app, SERVICE)
+    app[WIDGET_SERVICE] = DossierService(engine, deployment, component="widget")
+    widget.setup(app, WIDGET_SERVICE)
     sessions.setup(
         app,
         SessionStore(engine, deployment.settings.sessions),
         app[AUTH],
         secure=deployment.settings.dossier_api.external_url.startswith("https://"),
     )
-    workspace.setup(app)
+    workspace.setup(app, DossierService(engine, deployment, component="workspace"))
     app.cleanup_ctx.append(_lifecycle)
     return app
 

@@ -172,7 +172,11 @@ async def logout(request: web.Request) -> web.Response:
 
 
 async def exchange_openid(request: web.Request) -> web.Response:
-    """A widget trades the Matrix OpenID token Element gave it for a Maillon session."""
+    """A widget trades the Matrix OpenID token Element gave it for a Maillon session.
+    JSON only: another site cannot post JSON here without a CORS preflight, which this
+    endpoint never grants (no session planted by a third-party page)."""
+    if request.content_type != "application/json":
+        return json_error(415, "M_NOT_JSON", "corps JSON attendu (application/json)")
     try:
         payload = await request.json()
     except ValueError:

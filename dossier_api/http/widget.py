@@ -22,6 +22,7 @@ from dossier_api.domain.pathways import PATHWAYS
 from dossier_api.domain.scope import require_room_scope
 from dossier_api.domain.service import DossierService
 from dossier_api.http import sessions
+from dossier_api.http.pages import Formats
 from maillon.shared.circle import ROLES
 from maillon.shared.dates_fr import format_iso
 from maillon.shared.text import displayable
@@ -30,14 +31,25 @@ HERE = Path(__file__).resolve().parent
 STATIC = HERE / "static"
 TEXTS: dict[str, dict[str, Any]] = {
     "fr": {
+        "reference": "Réf.",
+        "unknown": "personne hors annuaire",
+        "identity_status": {
+            "PROV": "Identité provisoire — à vérifier",
+            "RECUP": "Identité récupérée (téléservice INSi) — pièce d'identité à contrôler",
+            "VALI": "Identité validée (pièce d'identité contrôlée) — INS à récupérer",
+            "QUAL": "Identité qualifiée — INS utilisable",
+        },
+        "done_tasks": "Tâches faites ou annulées",
+        "task_states": {"todo": "à faire", "done": "faite", "cancelled": "annulée"},
+        "duration": "durée",
         "title": "Dossier de coordination",
         "loading": "Chargement du dossier…",
         "born": "Né(e) le",
         "identity": "identité",
         "sex": {"F": "femme", "M": "homme", "I": "indéterminé"},
         "pathway": "Parcours",
-        "status": {"open": "ouvert", "closed": "clos", "archived": "archivé"},
-        "opened": "ouvert le",
+        "status": {"open": "Ouvert le", "closed": "Clos le", "archived": "Archivé le"},
+        "opened": "Ouvert le",
         "mail": "Messagerie sécurisée du dossier",
         "circle": "Cercle de soins",
         "coordinator": "coordinateur",
@@ -51,14 +63,25 @@ TEXTS: dict[str, dict[str, Any]] = {
         "none": "Aucun élément.",
     },
     "en": {
+        "reference": "Ref.",
+        "unknown": "person outside the directory",
+        "identity_status": {
+            "PROV": "Provisional identity — to be checked",
+            "RECUP": "Identity retrieved (INSi service) — identity document to check",
+            "VALI": "Validated identity (document checked) — INS to retrieve",
+            "QUAL": "Qualified identity — INS usable",
+        },
+        "done_tasks": "Done or cancelled tasks",
+        "task_states": {"todo": "to do", "done": "done", "cancelled": "cancelled"},
+        "duration": "duration",
         "title": "Coordination record",
         "loading": "Loading the record…",
         "born": "Born",
         "identity": "identity",
         "sex": {"F": "female", "M": "male", "I": "undetermined"},
         "pathway": "Pathway",
-        "status": {"open": "open", "closed": "closed", "archived": "archived"},
-        "opened": "opened",
+        "status": {"open": "Opened on", "closed": "Closed on", "archived": "Archived on"},
+        "opened": "Opened on",
         "mail": "Secure mail address",
         "circle": "Care team",
         "coordinator": "coordinator",
@@ -113,6 +136,9 @@ def page_context(svc: DossierService, caller: Caller, dossier_id: str) -> dict[s
     dossier = svc.get_dossier(caller, dossier_id)
     pathway = PATHWAYS.get(dossier["pathway"])
     now = dt.datetime.now(dt.UTC).isoformat()
+    notes = list(reversed(svc.notes(caller, dossier_id)[-5:]))
+    tasks = svc.tasks(caller, dossier_id)
+    forms = svc.forms(caller, dossier_id)[-10:]
     return {
         "dossier": dossier,
         "identity_name": display_name(dossier["identity"]),
@@ -120,16 +146,25 @@ def page_context(svc: DossierService, caller: Caller, dossier_id: str) -> dict[s
         "opened_at": format_iso(dossier["opened_at"]),
         "pathway_name": pathway.name if pathway else dossier["pathway"],
         "circle": svc.circle(caller, dossier_id),
-        "notes": list(reversed(svc.notes(caller, dossier_id)[-5:])),
-        "tasks": svc.tasks(caller, dossier_id),
+        "notes": notes,
+        "tasks": tasks,
         "agenda": [
             a
             for a in svc.appointments(caller, dossier_id)
             if not a["cancelled"] and (a["end"] or "") >= now
         ][:10],
-        "forms": svc.forms(caller, dossier_id)[-10:],
+        "forms": forms,
         "form_titles": {f.id: f.title for f in pathway.forms} if pathway else {},
         "roles": ROLES,
+        "people": {
+            user_id: p["name"] + (f", {p['profession']}" if p["profession"] else "")
+            for user_id, p in svc.people(
+                {n["author"] for n in notes}
+                | {t["assignee"] for t in tasks}
+                | {f["author"] for f in forms}
+            ).items()
+            if p["name"]
+        },
     }
 
 
@@ -165,7 +200,8 @@ def setup(app: web.Application, service_key: Any) -> None:
             )
         except ApiError as exc:
             return _problem(exc.message, exc.status)
-        return _html(_env.get_template("dossier_page.html").render(t=TEXTS[lang], **context))
+        page = _env.get_template("dossier_page.html")
+        return _html(page.render(t=TEXTS[lang], f=Formats(lang), **context))
 
     async def static(request: web.Request) -> web.StreamResponse:
         name = request.match_info["name"]

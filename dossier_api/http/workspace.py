@@ -15,11 +15,14 @@ from jsonschema import Draft7Validator, FormatChecker
 
 from dossier_api.domain.core import ApiError
 from dossier_api.domain.pathways import PATHWAYS
+from dossier_api.domain.service import DossierService
 from dossier_api.http import schemas as S
-from dossier_api.http.handlers import ROOM_SYNC, SERVICE, dossier_filters
+from dossier_api.http.handlers import ROOM_SYNC, dossier_filters
 from dossier_api.http.pages import problem_page, render, static_file
 from dossier_api.http.sessions import Current, csrf_ok, current, redirect
 
+# The workspace's own service: same checks, its accesses audited as the "workspace" component.
+SERVICE = web.AppKey("workspace_service", DossierService)
 PER_PAGE = 20
 AUDIT_BASES = frozenset({"coordinator", "admin", "delegate"})
 IDENTITY_FIELDS = (
@@ -67,12 +70,19 @@ async def home(request: web.Request) -> web.Response:
     listing = await asyncio.to_thread(
         svc.my_dossiers_page, caller, PER_PAGE, (page - 1) * PER_PAGE, filters
     )
-    todo = await asyncio.to_thread(svc.worklist, caller)
     me = await asyncio.to_thread(svc.me, caller)
-    people = await asyncio.to_thread(
-        svc.people,
-        {a["author"] for a in todo["alerts"]} | {i["added_by"] for i in todo["invitations"]},
+    # A search typed in the page (htmx) replaces the list only: no worklist to read.
+    list_only = "HX-Request" in request.headers and "HX-History-Restore-Request" not in (
+        request.headers
     )
+    todo: dict[str, Any] = {"tasks": [], "alerts": [], "invitations": []}
+    people: dict[str, Any] = {}
+    if not list_only:
+        todo = await asyncio.to_thread(svc.worklist, caller)
+        people = await asyncio.to_thread(
+            svc.people,
+            {a["author"] for a in todo["alerts"]} | {i["added_by"] for i in todo["invitations"]},
+        )
     kept = {
         k: v
         for k, v in request.query.items()
@@ -217,7 +227,8 @@ async def dossier_page(request: web.Request) -> web.Response:
     return render(request, "dossier.html", session=session, matrix_to=matrix_to, **context)
 
 
-def setup(app: web.Application) -> None:
+def setup(app: web.Application, service: DossierService) -> None:
+    app[SERVICE] = service
     app.router.add_get("/", home)
     app.router.add_get("/dossiers/nouveau", new_dossier_form)
     app.router.add_post("/dossiers", create_dossier)

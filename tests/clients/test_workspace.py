@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
+from playwright.async_api import Browser, BrowserContext, Frame, Page, async_playwright, expect
 
 from maillon.shared.circle import DOSSIER_WIDGET_ID, WIDGET_EVENT
 from maillon.shared.homeserver_client import HomeserverError, request_any, request_json
@@ -159,7 +159,7 @@ async def login(page: Page, stack: Stack, person: Person) -> None:
     await expect(page.get_by_role("heading", name="Mes dossiers", level=1)).to_be_visible()
 
 
-async def axe_scan(page: Page, what: str) -> None:
+async def axe_scan(page: Page | Frame, what: str) -> None:
     """axe-core injected into the page (WCAG 2.1 A/AA rules): no serious or critical
     violation."""
     # Evaluated through the DevTools protocol: the page's CSP (no inline script) stays on.
@@ -306,6 +306,7 @@ async def test_login_find_a_dossier_by_name_open_it_and_read_its_audit(
     audit_table = page.locator("#audit")
     await expect(audit_table).to_contain_text("dossier.read")
     await expect(audit_table).to_contain_text("Aline Coordinatrice")
+    await expect(audit_table).to_contain_text("workspace")  # through which component
     await no_matrix_id_shown(page)
     await axe_scan(page, "dossier")
     await screenshots(page, "dossier")
@@ -325,7 +326,7 @@ async def test_login_find_a_dossier_by_name_open_it_and_read_its_audit(
     # The API has the same view: the reads of the page are in the audit, from the session.
     entries = audit(stack, coord, did)
     reads = [e for e in entries if e["action"] == "dossier.read" and e["actor"] == coord.user_id]
-    assert reads and all(e["allowed"] for e in reads)
+    assert reads and all(e["allowed"] and e["component"] == "workspace" for e in reads)
     await context.close()
 
 
@@ -397,6 +398,14 @@ async def test_name_search_through_the_api(ws_stack: Stack) -> None:
     # Pages: the total stays the total.
     page = api(stack, t, "GET", "/v1/dossiers?limit=1&offset=1")
     assert page["total"] == 2 and len(page["dossiers"]) == 1
+    # The exchange takes JSON only (a third-party page cannot post it without CORS).
+    plain = raw(
+        "POST",
+        base(stack) + "/session/openid",
+        json.dumps({"openid_token": openid_token(stack, coord)}).encode(),
+        {"Content-Type": "text/plain"},
+    )
+    assert plain[0] == 415 and "Set-Cookie" not in plain[2]
     # The API refuses a session cookie: it takes Matrix access tokens only.
     session = widget_session(stack, openid_token(stack, coord))
     with pytest.raises(HomeserverError) as refused:
@@ -648,6 +657,8 @@ async def test_the_widget_in_a_matrix_widget_api_host_reads_the_dossier(
         for url, body in sent:
             if not url.endswith("/session/openid"):
                 assert tokens[0] not in url and tokens[0] not in body, url
+        widget_frame = next(f for f in page.frames if "/widget" in f.url)
+        await axe_scan(widget_frame, "widget")
         SHOTS.mkdir(parents=True, exist_ok=True)
         await page.screenshot(path=str(SHOTS / "widget-360.png"), full_page=True)
         widget_cookies = [
@@ -665,8 +676,12 @@ async def test_the_widget_in_a_matrix_widget_api_host_reads_the_dossier(
         await expect(frame.locator(".notice")).to_contain_text("Accès refusé")
         assert "Widgetnom" not in await frame.locator("body").inner_html()
         await context.close()
-        refusals = [e for e in audit(stack, coord, did) if e["actor"] == outsider.user_id]
+        entries = audit(stack, coord, did)
+        refusals = [e for e in entries if e["actor"] == outsider.user_id]
         assert refusals and not any(e["allowed"] for e in refusals)
+        assert {e["component"] for e in refusals} == {"widget"}
+        reads = [e for e in entries if e["actor"] == coord.user_id and e["component"] == "widget"]
+        assert {"dossier.read", "circle.read"} <= {e["action"] for e in reads if e["allowed"]}
 
         # Element's user says no: no token, no session, no dossier.
         context, page = await new_page(browser, width=360)

@@ -428,7 +428,10 @@ async def test_dossier_widget_with_openid(stack: Stack, make_client: MakeClient)
     )
     assert "MARTIN Jeanne Louise" in page and "Cercle de soins" in page
     assert "Visite du jour : RAS &lt;b&gt;ok&lt;/b&gt;" in page, "escaped, not injected"
-    assert coordinator.user_id in page and "mercredi 12 mars 1941" in page
+    # People, not Matrix ids; a birth date without its weekday, "née" for a woman.
+    assert coordinator.user_id not in page and "infirmier — coordinateur / référent" in page
+    assert "Née le 12 mars 1941" in page and "mercredi 12 mars" not in page
+    assert "Identité qualifiée — INS utilisable" in page and "ouvert · ouvert" not in page
 
     # A forged OpenID token gets no session; the OpenID token itself opens no page.
     with pytest.raises(HomeserverError) as forged:

@@ -151,9 +151,66 @@ def test_rooms_made_by_older_templates_are_synced_again(database_url: str) -> No
             )
         _insert(conn, "dossier_rooms", {"id": "RD3b", "dossier_id": "D3", "room_id": "!d:x"})
     with engine.begin() as conn:
-        command.upgrade(alembic_config(conn), "head")
+        command.upgrade(alembic_config(conn), "0010")
         jobs = conn.execute(
             text("SELECT dossier_id, subject, done_at FROM room_sync_jobs ORDER BY dossier_id")
         ).all()
     engine.dispose()
     assert [tuple(j) for j in jobs] == [("D1", "rooms", None), ("D3", "rooms", None)]
+
+
+def test_migration_0020_indexes_the_names_of_existing_dossiers(database_url: str) -> None:
+    """A store of before 0020: each dossier gets the blind-index digests of its names, so
+    the search by patient name finds it; the identities stay sealed."""
+    import base64
+    import os
+
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from dossier_api.domain.models import DossierName
+    from dossier_api.domain.names import identity_digests, query_digests
+    from maillon.shared.crypto import BlindIndex, KeyRing
+    from maillon.shared.sealed import install_key_ring
+    from maillon.shared.settings import DataKey
+
+    ring = KeyRing(
+        [DataKey("k1", base64.b64encode(os.urandom(32)).decode())], BlindIndex(os.urandom(32))
+    )
+    install_key_ring(ring)
+    identities = {
+        "d1": {"birth_name": "Lefèvre-Dubois", "first_names": "Zoé", "sex": "F"},
+        "d2": {"birth_name": "Martin", "used_name": "Lefèvre", "first_names": "Paul"},
+    }
+    engine = make_engine(database_url, create_tables=False)
+    try:
+        with engine.begin() as conn:
+            command.upgrade(alembic_config(conn), "0010")
+            for did, identity in identities.items():
+                conn.execute(
+                    text(
+                        "INSERT INTO dossiers (id, pathway, referent, status, opened_at,"
+                        " identity, identity_status, consent_informed, consent_share_outside,"
+                        " opposition, mail_localpart, created_at) VALUES (:id, 'dac',"
+                        " '@c:localhost', 'open', CURRENT_TIMESTAMP, :identity, 'PROV', false,"
+                        " false, false, :local, CURRENT_TIMESTAMP)"
+                    ),
+                    {
+                        "id": did,
+                        "identity": ring.seal_json(identity, b"maillon.dossier"),
+                        "local": f"d-{did}",
+                    },
+                )
+        engine.dispose()
+        engine = make_engine(database_url)  # migrates to head
+        with Session(engine) as session:
+            rows = session.execute(select(DossierName.dossier_id, DossierName.digest)).all()
+        held: dict[str, set[str]] = {}
+        for did, digest in rows:
+            held.setdefault(did, set()).add(digest)
+        assert held == {did: identity_digests(ring, i) for did, i in identities.items()}
+        lefevre = query_digests(ring, "LEFEVRE")
+        assert {did for did, digests in held.items() if lefevre <= digests} == {"d1", "d2"}
+        assert all("lefevre" not in d for d in held["d1"])
+    finally:
+        engine.dispose()
