@@ -35,6 +35,7 @@ from sqlalchemy import (
     insert,
     literal,
     select,
+    text,
     update,
 )
 
@@ -414,6 +415,8 @@ def import_extract(
         assert import_id is not None
         report = ImportReport(int(import_id), fmt.kind, fmt.label, source.name)
         sha = _stage(conn, fmt, source, report, progress)
+        if conn.dialect.name == "postgresql":  # the planner must know the staged volume
+            conn.execute(text("ANALYZE directory_staging"))
         _apply(conn, fmt, report)
         conn.execute(delete(DirectoryStaging).where(DirectoryStaging.import_id == import_id))
         conn.execute(
@@ -504,31 +507,34 @@ def _guess_national(raw: bytes, id_fields: tuple[int | None, int]) -> str | None
 
 
 def _groups(conn: Connection, import_id: int) -> Iterator[list[tuple[str, list[Fields | None]]]]:
-    """The staged lines, per national id, in batches of keys (keyset pagination)."""
+    """The staged lines, per national id, in key order, a batch at a time (keyset pages
+    along the staging index; a page's last key may be cut, so it starts the next page)."""
     staged = _table(DirectoryStaging)
+    lines = select(staged.c.national_id, staged.c.fields).order_by(
+        staged.c.national_id, staged.c.line_no
+    )
     last = ""
     while True:
-        keys = list(
-            conn.scalars(
-                select(staged.c.national_id)
-                .where(staged.c.import_id == import_id, staged.c.national_id > last)
-                .group_by(staged.c.national_id)
-                .order_by(staged.c.national_id)
-                .limit(BATCH)
-            )
-        )
-        if not keys:
-            return
         rows = conn.execute(
-            select(staged.c.national_id, staged.c.fields)
-            .where(staged.c.import_id == import_id, staged.c.national_id.in_(keys))
-            .order_by(staged.c.national_id, staged.c.line_no)
-        )
+            lines.where(staged.c.import_id == import_id, staged.c.national_id > last).limit(BATCH)
+        ).all()
+        if not rows:
+            return
+        if len(rows) == BATCH:
+            cut = rows[-1][0]
+            whole = [r for r in rows if r[0] != cut]
+            if not whole:  # one professional with a whole page of lines
+                whole = list(
+                    conn.execute(
+                        lines.where(staged.c.import_id == import_id, staged.c.national_id == cut)
+                    ).all()
+                )
+            rows = whole
         grouped: dict[str, list[Fields | None]] = {}
         for national, fields in rows:
             grouped.setdefault(national, []).append(None if fields is None else fields.split(SEP))
-        yield [(k, grouped[k]) for k in keys]
-        last = keys[-1]
+        yield list(grouped.items())
+        last = rows[-1][0]
 
 
 def _apply(conn: Connection, fmt: ExtractFormat, report: ImportReport) -> None:

@@ -20,7 +20,9 @@ from maillon.shared.store import make_engine
 from tests.harness.annuaire import ascii_word, person, write_activite, write_mssante, zipped
 from tests.harness.postgres import create_database, drop_database
 
-LINES = 10_000  # 50,000 and more: benchmarks/directory.py (this machine is too slow)
+# Four imports here: 10,000 lines each keeps the test near a minute on a loaded 2-core
+# machine; 50,000 lines and more: benchmarks/directory.py.
+LINES = 10_000
 
 
 @pytest.fixture(scope="module")

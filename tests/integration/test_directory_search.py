@@ -75,6 +75,10 @@ def test_search_api(imported: Stack) -> None:
         if r["national_id"] == p.national_id
     )
     assert hit["has_account"] is True and hit["user_id"] == user.user_id
+    # By structure and town (words of the activity's site).
+    structure = p.structures[0].lower().replace(" ", "%20")  # e.g. "ssiad lyon 6"
+    by_structure = search(f"q={structure}%20mul&size=50")["results"]
+    assert p.national_id in [r["national_id"] for r in by_structure]  # type: ignore[index]
     assert hit["mssante"] == [p.mailbox] and hit["activities"][0]["town"] == "LYON"
     # Hyphenated first names: "jean-pierre", "jean pierre" and "JEAN-PI" are the same.
     jp = search("q=jean-pierre&size=50")["results"]
