@@ -126,14 +126,29 @@ def _matching(
     if session.get_bind().dialect.name == "postgresql":
         query = " & ".join([*(f"{w}:*" for w in words), *exact])
         match = text("directory_entries.search_vector @@ to_tsquery('simple', :query)")
-        ids = select(entries.c.id).where(match.bindparams(query=query))
-    else:
-        query = " ".join([*(f'"{w}"*' for w in words), *(f'"{t}"' for t in exact)])
-        ids = (
-            select(text("rowid"))
-            .select_from(text("directory_fts"))
-            .where(text("directory_fts MATCH :query").bindparams(query=query))
+        # Materialized: the GIN index finds the matches, then only they are sorted (left
+        # to itself, the planner walks the whole name index for the LIMIT: seconds).
+        found = (
+            select(entries.c.id, entries.c.sort_key)
+            .where(entries.c.listed.is_(True), match.bindparams(query=query))
+            .cte("matches")
+            .prefix_with("MATERIALIZED")
         )
+        return list(
+            session.scalars(
+                select(DirectoryRecord)
+                .join(found, DirectoryRecord.id == found.c.id)
+                .order_by(found.c.sort_key)
+                .limit(limit)
+                .offset(offset)
+            )
+        )
+    query = " ".join([*(f'"{w}"*' for w in words), *(f'"{t}"' for t in exact)])
+    ids = (
+        select(text("rowid"))
+        .select_from(text("directory_fts"))
+        .where(text("directory_fts MATCH :query").bindparams(query=query))
+    )
     return list(
         session.scalars(
             select(DirectoryRecord)
