@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from dossier_api.domain.access import Caller
 from dossier_api.domain.circle_members import active_members
 from dossier_api.domain.core import ApiError, ServiceCore, _iso, _parse_dt
+from dossier_api.domain.directory import people_json, professionals
 from dossier_api.domain.ins import display_name
 from dossier_api.domain.models import (
     Alert,
@@ -96,11 +97,6 @@ def _plan_people(plan: CarePlan) -> set[str]:
     """The people a plan names: its author and the Matrix ids among its actions' "who"."""
     who = {str(a.get("who", "")) for a in plan.plan.get("actions") or []}
     return {plan.author} | {w for w in who if w.startswith("@")}
-
-
-def _directory(session: Session, users: set[str]) -> dict[str, Professional]:
-    rows = session.scalars(select(Professional).where(Professional.user_id.in_(sorted(users))))
-    return {p.user_id: p for p in rows}
 
 
 def _person(pro: Professional | None, role: str | None = None) -> Person:
@@ -289,14 +285,7 @@ class CareOperations(ServiceCore):
             session.add(plan)
             session.flush()
             act.detail = str(plan.version)
-            return _ppcs_json(plan, self._people_json(session, _plan_people(plan)))
-
-    @staticmethod
-    def _people_json(session: Session, users: set[str]) -> dict[str, dict[str, Any]]:
-        return {
-            u: {"display_name": p.display_name, "profession": p.profession}
-            for u, p in _directory(session, users).items()
-        }
+            return _ppcs_json(plan, people_json(session, _plan_people(plan)))
 
     @staticmethod
     def _current_plan(session: Session, dossier_id: str) -> CarePlan:
@@ -313,7 +302,7 @@ class CareOperations(ServiceCore):
     def get_ppcs(self, caller: Caller, dossier_id: str) -> dict[str, Any]:
         with self.acting(caller, "ppcs.read", dossier_id, "read") as act:
             plan = self._current_plan(act.session, dossier_id)
-            return _ppcs_json(plan, self._people_json(act.session, _plan_people(plan)))
+            return _ppcs_json(plan, people_json(act.session, _plan_people(plan)))
 
     def ppcs_pdf(self, caller: Caller, dossier_id: str) -> bytes:
         """The current PPCS as a printable PDF (audited as a read of the plan)."""
@@ -326,7 +315,7 @@ class CareOperations(ServiceCore):
                 m for m in active_members(session, dossier_id, now=now) if m.role != "PATIENT"
             ]
             users = _plan_people(plan) | {m.user_id for m in members}
-            directory = _directory(session, users)
+            directory = professionals(session, users)
             identity = dossier.identity
             try:
                 birth = dt.date.fromisoformat(str(identity.get("birth_date")))

@@ -8,6 +8,7 @@ index (PostgreSQL tsvector with GIN, SQLite FTS5; migration 0040)."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import Engine, or_, select, text
@@ -70,6 +71,24 @@ def entry_columns(national_id: str, data: dict[str, Any]) -> dict[str, Any]:
         "profession": data.get("profession", "")[:200],
         "sort_key": sort_key[:450],
         "search_text": search,
+    }
+
+
+def professionals(session: Session, users: Iterable[str | None]) -> dict[str, Professional]:
+    """The directory entries of these accounts (the one query of "who is this person")."""
+    ids = sorted({u for u in users if u})
+    if not ids:
+        return {}
+    rows = session.scalars(select(Professional).where(Professional.user_id.in_(ids)))
+    return {p.user_id: p for p in rows}
+
+
+def people_json(session: Session, users: Iterable[str | None]) -> dict[str, dict[str, Any]]:
+    """Names and professions of these accounts, so that answers and pages show people,
+    never Matrix ids."""
+    return {
+        u: {"display_name": p.display_name, "profession": p.profession}
+        for u, p in professionals(session, users).items()
     }
 
 

@@ -8,7 +8,6 @@ operations are the ``DossierReading`` mixin of ``DossierService``."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +17,7 @@ from sqlalchemy.orm import Session
 from dossier_api.domain import visibility
 from dossier_api.domain.access import Caller
 from dossier_api.domain.core import ApiError, ServiceCore, _iso
+from dossier_api.domain.directory import people_json
 from dossier_api.domain.mail.models import MailOutbox, MailSpool
 from dossier_api.domain.models import (
     Alert,
@@ -27,7 +27,6 @@ from dossier_api.domain.models import (
     DossierRoom,
     FormSubmission,
     Note,
-    Professional,
     RoomActivity,
     Task,
 )
@@ -119,12 +118,6 @@ def _form_title(pathway: str, form_id: str) -> str:
     found = PATHWAYS.get(pathway)
     form = found.form(form_id) if found else None
     return form.title if form else form_id
-
-
-def _people(session: Session, users: Iterable[str | None]) -> dict[str, dict[str, Any]]:
-    ids = sorted({u for u in users if u})
-    rows = session.scalars(select(Professional).where(Professional.user_id.in_(ids))).all()
-    return {p.user_id: {"display_name": p.display_name, "profession": p.profession} for p in rows}
 
 
 def _excerpt(original: str, first: int, last: int) -> str:
@@ -380,7 +373,7 @@ class DossierReading(ServiceCore):
             act.detail = f"{len(shown)} événements"
             return {
                 "entries": [e.json() for e in shown],
-                "people": _people(session, (u for e in shown for u in (e.actor, e.subject))),
+                "people": people_json(session, (u for e in shown for u in (e.actor, e.subject))),
             }
 
     def search(self, caller: Caller, dossier_id: str, query: str) -> dict[str, Any]:

@@ -177,7 +177,7 @@ class DossierService(
     ) -> dict[str, Any]:
         """``my_dossiers`` with the number of dossiers matching (for pagination)."""
         wanted = filters or DossierFilters()
-        now = dt.datetime.now(dt.UTC)
+        now = utcnow()
         with self.tx() as session:
             delegators = select(Delegation.from_user).where(
                 Delegation.to_user == caller.user_id,
@@ -344,7 +344,7 @@ class DossierService(
         }
 
     def circle(self, caller: Caller, dossier_id: str) -> list[dict[str, Any]]:
-        now = dt.datetime.now(dt.UTC)
+        now = utcnow()
         with self.acting(caller, "circle.read", dossier_id, "read") as act:
             rows = act.session.execute(
                 select(CircleMember, Professional)
@@ -404,7 +404,7 @@ class DossierService(
                     "avec leur rôle (PATIENT, AID, PC, RL) si le parcours les admet, entrent "
                     "dans le cercle",
                 )
-            now = dt.datetime.now(dt.UTC)
+            now = utcnow()
             if circle_members.active_members(session, dossier_id, user_id, now):
                 raise ApiError(409, "M_CONFLICT", "cette personne est déjà dans le cercle")
             until = _parse_dt(body["until"], "until") if body.get("until") else None
@@ -424,7 +424,7 @@ class DossierService(
             return self.member_json(member, now, session.get(Professional, user_id))
 
     def remove_member(self, caller: Caller, dossier_id: str, user_id: str) -> dict[str, Any]:
-        now = dt.datetime.now(dt.UTC)
+        now = utcnow()
         with self.acting(caller, "circle.remove", dossier_id, "manage") as act:
             session = act.session
             act.detail = user_id
@@ -620,7 +620,7 @@ class DossierService(
         with self.acting(caller, "delegation.create") as act:
             act.detail = f"à {to_user}"
             until = _parse_dt(body["until"], "until")
-            now = dt.datetime.now(dt.UTC)
+            now = utcnow()
             if until <= now:
                 raise ApiError(
                     400, "M_INVALID_PARAM", "until : la délégation doit finir dans le futur"
@@ -665,7 +665,7 @@ class DossierService(
                 raise ApiError(404, "M_NOT_FOUND", "délégation inconnue")
             if delegation.revoked_at is not None:
                 raise ApiError(409, "M_CONFLICT", "cette délégation est déjà révoquée")
-            delegation.revoked_at = dt.datetime.now(dt.UTC)
+            delegation.revoked_at = utcnow()
             act.detail = f"n° {delegation.id} de {delegation.from_user} à {delegation.to_user}"
             return self.delegation_json(delegation)
 

@@ -15,6 +15,7 @@ from sqlalchemy import Engine, delete, update
 from sqlalchemy.orm import Session
 
 from dossier_api.domain.models import WebSession
+from maillon.shared.clock import utcnow
 from maillon.shared.settings import SessionSettings
 
 TOUCH_EVERY = dt.timedelta(seconds=5)  # last_seen_at is written at most this often
@@ -42,7 +43,7 @@ class SessionStore:
         self, user_id: str, is_admin: bool, kind: str, now: dt.datetime | None = None
     ) -> tuple[str, SessionInfo]:
         """A new session: its secret id (for the cookie only) and what it holds."""
-        now = now or dt.datetime.now(dt.UTC)
+        now = now or utcnow()
         longest = (
             self._settings.widget_max_seconds if kind == "openid" else self._settings.max_seconds
         )
@@ -72,7 +73,7 @@ class SessionStore:
         expired). Using it keeps it alive, up to its absolute expiry."""
         if not secret or len(secret) > 100:
             return None
-        now = now or dt.datetime.now(dt.UTC)
+        now = now or utcnow()
         digest = _digest(secret)
         with Session(self._engine, expire_on_commit=False) as session, session.begin():
             row = session.get(WebSession, digest)
@@ -89,7 +90,7 @@ class SessionStore:
 
     def end(self, secret: str, now: dt.datetime | None = None) -> None:
         """Logout: the session is refused from now on."""
-        now = now or dt.datetime.now(dt.UTC)
+        now = now or utcnow()
         with Session(self._engine, expire_on_commit=False) as session, session.begin():
             session.execute(
                 update(WebSession)

@@ -11,13 +11,13 @@ from sqlalchemy import select
 from dossier_api.domain import circle_members
 from dossier_api.domain.access import Caller
 from dossier_api.domain.core import ServiceCore, _iso
+from dossier_api.domain.directory import professionals
 from dossier_api.domain.ins import display_name
 from dossier_api.domain.models import (
     Alert,
     AuditEntry,
     CircleMember,
     Dossier,
-    Professional,
     Task,
 )
 from dossier_api.domain.rooms import reference
@@ -141,7 +141,7 @@ class WorklistOperations(ServiceCore):
         if not user_ids:
             return {}
         with self.tx() as session:
-            rows = session.scalars(
-                select(Professional).where(Professional.user_id.in_(sorted(user_ids)))
-            ).all()
-            return {p.user_id: {"name": p.display_name, "profession": p.profession} for p in rows}
+            found = professionals(session, user_ids)
+            return {
+                u: {"name": p.display_name, "profession": p.profession} for u, p in found.items()
+            }
