@@ -55,11 +55,17 @@ class Professional(Base):
     display_name: Mapped[str | None] = mapped_column(String(200), default=None)
 
 
+STAFF_ROLES = ("member", "manager", "referent")
+"""A structure's staff: ``member`` (sees the structure's dossiers), ``manager`` (also its
+dashboards, extractions and administration), ``referent`` (also receives its monthly report)."""
+
+
 class StructureStaff(Base):
     __tablename__ = "structure_staff"
     structure_id: Mapped[str] = mapped_column(ForeignKey("structures.id"), primary_key=True)
     user_id: Mapped[str] = mapped_column(String(255), primary_key=True)
     since: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    role: Mapped[str] = mapped_column(String(12), default="member", server_default="member")
 
 
 class Dossier(Base):

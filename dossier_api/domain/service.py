@@ -21,6 +21,7 @@ from dossier_api.domain.core import ApiError, _iso, _parse_date, _parse_dt
 from dossier_api.domain.fhir import FhirExport
 from dossier_api.domain.ins import display_name as display_name  # re-exported
 from dossier_api.domain.models import (
+    STAFF_ROLES,
     AuditEntry,
     CircleMember,
     Delegation,
@@ -698,13 +699,21 @@ class DossierService(
             session.flush()
             return {"id": structure.id, "name": structure.name, "kind": structure.kind}
 
-    def add_staff(self, caller: Caller, structure_id: str, user_id: str) -> None:
+    def add_staff(
+        self, caller: Caller, structure_id: str, user_id: str, role: str = "member"
+    ) -> None:
+        """Attach a professional to a structure, or change their role in it."""
         self._admin(caller)
+        if role not in STAFF_ROLES:
+            raise ApiError(400, "M_BAD_JSON", f"rôle inconnu : {role}")
         with self.tx() as session:
             if session.get(Structure, structure_id) is None:
                 raise ApiError(404, "M_NOT_FOUND", "structure inconnue")
-            if session.get(StructureStaff, (structure_id, user_id)) is None:
-                session.add(StructureStaff(structure_id=structure_id, user_id=user_id))
+            staff = session.get(StructureStaff, (structure_id, user_id))
+            if staff is None:
+                session.add(StructureStaff(structure_id=structure_id, user_id=user_id, role=role))
+            else:
+                staff.role = role
 
     def search_directory(
         self,
@@ -733,7 +742,7 @@ class DossierService(
                 }
             )
             structures = session.execute(
-                select(Structure.id, Structure.name)
+                select(Structure.id, Structure.name, StructureStaff.role)
                 .join(StructureStaff, StructureStaff.structure_id == Structure.id)
                 .where(StructureStaff.user_id == caller.user_id)
                 .order_by(Structure.name)
@@ -742,7 +751,9 @@ class DossierService(
                 "user_id": caller.user_id,
                 "is_admin": caller.is_admin,
                 "professional": professional,
-                "structures": [{"id": sid, "name": name} for sid, name in structures],
+                "structures": [
+                    {"id": sid, "name": name, "role": role} for sid, name, role in structures
+                ],
             }
 
     # -- rooms of the dossier ------------------------------------------------------------

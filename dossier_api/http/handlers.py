@@ -408,6 +408,7 @@ async def add_staff(request: web.Request) -> web.Response:
         svc(request).add_staff,
         request.match_info["structure_id"],
         body(request)["user_id"],
+        body(request).get("role", "member"),
     )
     return web.json_response({"ok": True})
 

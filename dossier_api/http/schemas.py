@@ -7,6 +7,7 @@ from typing import Any
 
 from dossier_api.domain import pathways, vigilance
 from dossier_api.domain.ins import INS_MATRICULE_PATTERN
+from dossier_api.domain.models import STAFF_ROLES
 from maillon.shared.circle import ROLES, ROOM_AUDIENCES, USER_ID_PATTERN
 
 USER_ID = {"type": "string", "pattern": USER_ID_PATTERN, "maxLength": 255}
@@ -338,7 +339,10 @@ STRUCTURE = obj(
     ["id", "name", "kind"],
     {"id": {"type": "string"}, "name": {"type": "string"}, "kind": {"type": "string"}},
 )
-STAFF_IN = obj(["user_id"], {"user_id": USER_ID})
+STAFF_IN = obj(
+    ["user_id"],
+    {"user_id": USER_ID, "role": {"type": "string", "enum": list(STAFF_ROLES)}},
+)
 OK = obj(["ok"], {"ok": {"type": "boolean"}})
 AUDIENCE = {"type": "string", "enum": sorted(ROOM_AUDIENCES)}
 ROOM_IN = obj(["label"], {"label": {**SHORT, "maxLength": 120}, "audience": AUDIENCE})
@@ -381,7 +385,14 @@ ME = obj(
         "professional": {"type": "object", "nullable": True},
         "structures": {
             "type": "array",
-            "items": obj(["id", "name"], {"id": {"type": "string"}, "name": {"type": "string"}}),
+            "items": obj(
+                ["id", "name", "role"],
+                {
+                    "id": {"type": "string"},
+                    "name": {"type": "string"},
+                    "role": {"type": "string", "enum": list(STAFF_ROLES)},
+                },
+            ),
         },
     },
 )

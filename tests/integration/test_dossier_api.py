@@ -168,6 +168,28 @@ def test_authorization_rules_each_audited(any_stack: Stack) -> None:
         f"/v1/structures/{structure['id']}/staff",
         {"user_id": staff.user_id},
     )
+    # A staff member's role in the structure: member by default, changed by the administrator.
+    assert api(stack, staff.access_token, "GET", "/v1/me")["structures"] == [
+        {"id": structure["id"], "name": structure["name"], "role": "member"}
+    ]
+    api(
+        stack,
+        admin.access_token,
+        "POST",
+        f"/v1/structures/{structure['id']}/staff",
+        {"user_id": staff.user_id, "role": "manager"},
+    )
+    assert [s["role"] for s in api(stack, staff.access_token, "GET", "/v1/me")["structures"]] == [
+        "manager"
+    ]
+    bad_role = api_error(
+        stack,
+        admin.access_token,
+        "POST",
+        f"/v1/structures/{structure['id']}/staff",
+        {"user_id": staff.user_id, "role": "chef"},
+    )
+    assert bad_role.status == 400
     not_admin = api_error(stack, coord.access_token, "POST", "/v1/structures", {"name": "X"})
     assert not_admin.status == 403
 
