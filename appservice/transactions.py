@@ -29,6 +29,19 @@ def retry_delay(attempts: int) -> float:
     return RETRY_DELAYS[min(attempts, len(RETRY_DELAYS)) - 1]
 
 
+def kept_part(event: dict[str, Any]) -> dict[str, Any]:
+    """What of an event the appservice keeps: all of it, except the ciphertext of an
+    end-to-end encrypted message, which no handler can read (the keys stay with the
+    clients). Sealing and storing it would only cost time and space."""
+    if event.get("type") != "m.room.encrypted" or "state_key" in event:
+        return event
+    content = event.get("content")
+    kept = {k: v for k, v in event.items() if k != "content"}
+    if isinstance(content, dict):
+        kept["content"] = {k: content[k] for k in ("algorithm", "m.relates_to") if k in content}
+    return kept
+
+
 class MalformedTransaction(ValueError):
     """The pushed body is not a transaction we can store; the message says why."""
 
@@ -95,7 +108,9 @@ class TransactionStore:
                         "sender": event["sender"],
                         "origin_server_ts": ts if isinstance(ts, int) else 0,
                         "transaction_id": txn.id,
-                        "sealed_event": EVENT_CONTENT.seal_json(self._keys, event, event_id),
+                        "sealed_event": EVENT_CONTENT.seal_json(
+                            self._keys, kept_part(event), event_id
+                        ),
                         "received_at": utcnow(),
                         "attempts": 0,
                     }

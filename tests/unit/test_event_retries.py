@@ -11,8 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from sqlalchemy import select
 
 from appservice.metrics import Metrics
+from appservice.models import AsEvent
 from appservice.server import HANDLERS, METRICS, RETRY_AT, STORE, _idle_timeout, _process_once
 from appservice.transactions import MAX_ATTEMPTS, TransactionStore, retry_delay
 from maillon.shared.crypto import KeyRing
@@ -83,3 +85,40 @@ async def test_a_poison_event_is_kept_with_its_error_after_the_last_try(tmp_path
     assert await _process_once(app) == 0, "no try after the last one"
     assert app[STORE].backlog() == 1, "kept in the store, not dropped"
     assert app[METRICS].processing_errors == MAX_ATTEMPTS
+
+
+async def test_the_ciphertext_of_an_encrypted_message_is_not_kept(tmp_path: Path) -> None:
+    """The appservice counts encrypted messages but can never read them: what it stores of
+    one is its metadata, not its ciphertext (less to seal, store and open per message)."""
+    ciphertext = "AwgAEpAB" + secrets.token_urlsafe(600)
+    encrypted = {
+        **_event(),
+        "type": "m.room.encrypted",
+        "content": {
+            "algorithm": "m.megolm.v1.aes-sha2",
+            "ciphertext": ciphertext,
+            "sender_key": "clef",
+            "session_id": "session",
+            "device_id": "APPAREIL",
+            "m.relates_to": {"rel_type": "m.thread", "event_id": "$racine"},
+        },
+    }
+    seen: list[dict[str, Any]] = []
+
+    async def handler(event: dict[str, Any]) -> None:
+        seen.append(event)
+
+    app = _app(tmp_path, handler)
+    app[STORE].store("t1", {"events": [encrypted]})
+    assert await _process_once(app) == 1
+    assert seen[0]["content"] == {
+        "algorithm": "m.megolm.v1.aes-sha2",
+        "m.relates_to": {"rel_type": "m.thread", "event_id": "$racine"},
+    }
+    assert {k: v for k, v in seen[0].items() if k != "content"} == {
+        k: v for k, v in encrypted.items() if k != "content"
+    }
+    # The sealed row is smaller than the ciphertext alone: the ciphertext was never stored.
+    with make_engine(f"sqlite:///{tmp_path / 'as.db'}").connect() as db:
+        sealed = db.execute(select(AsEvent.sealed_event)).scalar_one()
+    assert len(sealed) < len(ciphertext)
