@@ -6,7 +6,13 @@ the command is sent to the moment the bot's answer is decrypted in the sender's 
 Prints JSON.
 
     .venv/bin/python benchmarks/bot_latency.py [--rooms 20] [--commands 10]
-                                               [--db sqlite|postgresql]
+                                               [--db sqlite|postgresql] [--rate 1 2 4]
+
+Without ``--rate``, every room sends its next command as soon as the previous one is
+answered, all rooms at once (a burst: it measures the queue). With ``--rate N…``, on the
+same stack, one phase per rate: commands arrive spread over the rooms at N per second in
+all, whatever the answers (a steady load); each phase reports p50/p95, and the result
+names the highest rate whose p95 stays under one second.
 """
 
 from __future__ import annotations
@@ -93,7 +99,69 @@ async def drive(chat: BotChat, room_id: str, count: int, start: asyncio.Event) -
     return latencies
 
 
-async def run(rooms: int, commands: int, database_url: str | None) -> dict[str, object]:
+async def drive_steady(
+    chat: BotChat, room_id: str, count: int, interval: float, offset: float
+) -> list[float]:
+    """Send ``count`` commands, one every ``interval`` seconds from ``offset`` on, without
+    waiting for the answers; each latency runs from its send to its answer's decryption."""
+    await chat.user.sync()
+    arrived = asyncio.Event()
+    syncer = asyncio.create_task(keep_syncing(chat.user, arrived))
+    sent: dict[str, float] = {}
+    answered: dict[str, float] = {}
+
+    def collect() -> None:
+        now = time.perf_counter()
+        for rid, event in chat.user.texts:
+            if rid != room_id or event.sender != chat.bot:
+                continue
+            for command_id in sent.keys() - answered.keys():
+                if replies_to(event, command_id):
+                    answered[command_id] = now
+
+    async def watch() -> None:
+        while True:
+            await arrived.wait()
+            arrived.clear()
+            collect()
+
+    watcher = asyncio.create_task(watch())
+    try:
+        start = time.perf_counter() + offset
+        for i in range(count):
+            await asyncio.sleep(max(0.0, start + i * interval - time.perf_counter()))
+            text = COMMANDS[i % len(COMMANDS)].format(i=i)
+            began = time.perf_counter()
+            response = await chat.user.client.room_send(
+                room_id,
+                "m.room.message",
+                {"msgtype": "m.text", "body": text},
+                ignore_unverified_devices=True,
+            )
+            sent[response.event_id] = began
+        deadline = time.perf_counter() + 120
+        while len(answered) < len(sent):
+            assert time.perf_counter() < deadline, "the bot left commands unanswered"
+            await asyncio.sleep(0.05)
+            collect()
+    finally:
+        watcher.cancel()
+        syncer.cancel()
+    return [(answered[e] - sent[e]) * 1000 for e in sent]
+
+
+def _latency(latencies: list[float]) -> dict[str, float]:
+    return {
+        "p50": round(percentile(latencies, 0.50), 1),
+        "p95": round(percentile(latencies, 0.95), 1),
+        "mean": round(statistics.fmean(latencies), 1),
+        "max": round(max(latencies), 1),
+    }
+
+
+async def run(
+    rooms: int, commands: int, database_url: str | None, rates: list[float] | None = None
+) -> dict[str, object]:
     with tempfile.TemporaryDirectory(prefix="maillon-bot-bench-") as tmp:
         workdir = Path(tmp)
         stack = Stack.create(workdir / "stack", database_url=database_url)
@@ -101,6 +169,26 @@ async def run(rooms: int, commands: int, database_url: str | None) -> dict[str, 
         chats: list[tuple[BotChat, str]] = []
         try:
             chats = list(await asyncio.gather(*(prepare(stack, workdir, i) for i in range(rooms))))
+            steady: list[dict[str, object]] = []
+            under_1s: list[float] = []
+            for rate in rates or []:
+                interval = rooms / rate
+                phase = await asyncio.gather(
+                    *(
+                        drive_steady(c, r, commands, interval, i * interval / rooms)
+                        for i, (c, r) in enumerate(chats)
+                    )
+                )
+                measured = [x for r in phase for x in r]
+                if percentile(measured, 0.95) < 1000:
+                    under_1s.append(rate)
+                steady.append(
+                    {
+                        "rate_per_s": rate,
+                        "commands": len(measured),
+                        "latency_ms": _latency(measured),
+                    }
+                )
             start = asyncio.Event()
             tasks = [asyncio.create_task(drive(c, r, commands, start)) for c, r in chats]
             began = time.perf_counter()
@@ -118,13 +206,10 @@ async def run(rooms: int, commands: int, database_url: str | None) -> dict[str, 
         "rooms_active_at_once": rooms,
         "commands_per_room": commands,
         "commands": len(latencies),
-        "latency_ms": {
-            "p50": round(percentile(latencies, 0.50), 1),
-            "p95": round(percentile(latencies, 0.95), 1),
-            "mean": round(statistics.fmean(latencies), 1),
-            "max": round(max(latencies), 1),
-        },
+        "latency_ms": _latency(latencies),
         "commands_per_second": round(len(latencies) / elapsed, 2),
+        "steady": steady,
+        "highest_rate_with_p95_under_1s": max(under_1s) if under_1s else None,
         "commands_sent": list(COMMANDS),
     }
 
@@ -134,10 +219,13 @@ def main() -> None:
     parser.add_argument("--rooms", type=int, default=20)
     parser.add_argument("--commands", type=int, default=10)
     parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument(
+        "--rate", type=float, nargs="*", default=[], help="commandes par seconde (régime régulier)"
+    )
     args = parser.parse_args()
     url = create_database("maillon_bot_bench") if args.db == "postgresql" else None
     try:
-        result = asyncio.run(run(args.rooms, args.commands, url))
+        result = asyncio.run(run(args.rooms, args.commands, url, args.rate))
     finally:
         if url:
             drop_database(url)
