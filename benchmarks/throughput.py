@@ -2,11 +2,15 @@
 the same run and with the same database kind, on three homeservers: vanilla Synapse
 (senders in a private room), Synapse with Maillon's modules only, and the whole Maillon
 stack (both with senders in a patient room: the module checks every event, and on the full
-stack the appservice stores and processes every one). Then invite and join latency, one at
-a time, on each. Prints JSON with the figures, the ratios and the membership overhead.
+stack the appservice stores and processes every one) — and, with ``--workers`` on
+PostgreSQL, the whole stack on a Synapse worker deployment (``maillon init --workers``:
+nginx, Redis, event persisters, sync and client workers). Then invite and join latency, one
+at a time, on each. Prints JSON with the figures, the ratios, the membership overhead and
+the server CPU each message costs (user + system time of every process of that deployment,
+its PostgreSQL backends included, during the measured rounds).
 
     .venv/bin/python benchmarks/throughput.py [--senders 20] [--messages 40] [--rounds 4]
-                                              [--db sqlite|postgresql]
+                                              [--db sqlite|postgresql] [--workers]
 """
 
 from __future__ import annotations
@@ -173,6 +177,42 @@ async def patient_room(target: Target, users: list[Registered]) -> str:
     return room_id
 
 
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+# Which process of a deployment a command line belongs to (first match wins).
+_KINDS = (
+    ("postgres:", "postgresql"),
+    ("synapse.app.generic_worker", "synapse_workers"),
+    ("synapse.app", "synapse"),
+    ("-m appservice", "appservice_and_mail_relay"),
+    ("-m coordination_bot", "bot"),
+    ("-m dossier_api", "dossier_api"),
+    ("nginx", "nginx"),
+    ("redis", "redis"),
+)
+
+
+def cpu_seconds(markers: tuple[str, ...]) -> dict[str, float]:
+    """CPU time (user + system) used so far by the live processes whose command line names
+    one of ``markers`` (a deployment's directory, its PostgreSQL database: backends show
+    the database name in their title), by kind of process."""
+    totals: dict[str, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            if not any(marker in cmdline for marker in markers):
+                continue
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # gone meanwhile
+        kind = next((k for piece, k in _KINDS if piece in cmdline), "other")
+        totals[kind] = totals.get(kind, 0.0) + (int(fields[11]) + int(fields[12])) / _TICKS
+    return totals
+
+
 def _percentiles(samples: list[float]) -> dict[str, float]:
     samples = sorted(samples)
     return {
@@ -182,9 +222,10 @@ def _percentiles(samples: list[float]) -> dict[str, float]:
 
 
 async def measure(
-    url: str, room_id: str, users: list[Registered], messages: int
+    url: str, room_id: str, users: list[Registered], messages: int, markers: tuple[str, ...]
 ) -> dict[str, float]:
     api = url + "/_matrix/client/v3"
+    cpu_before = cpu_seconds(markers)
     latencies: list[float] = []
     async with aiohttp.ClientSession() as session:
 
@@ -204,10 +245,17 @@ async def measure(
         started = time.perf_counter()
         await asyncio.gather(*(sender(i, u) for i, u in enumerate(users)))
         elapsed = time.perf_counter() - started
+    cpu_after = cpu_seconds(markers)
+    per_kind = {
+        kind: round((cpu_after[kind] - cpu_before.get(kind, 0.0)) * 1000 / len(latencies), 2)
+        for kind in sorted(cpu_after)
+    }
     return {
         "messages": len(latencies),
         "seconds": round(elapsed, 3),
         "msgs_per_s": round(len(latencies) / elapsed, 2),
+        "cpu_ms_per_msg": round(sum(per_kind.values()), 2),
+        **{f"cpu_ms_per_msg_{kind}": ms for kind, ms in per_kind.items()},
         **_percentiles(latencies),
     }
 
@@ -236,6 +284,12 @@ async def membership_latency(
     return {"invite": _percentiles(invites), "join": _percentiles(joins)}
 
 
+def _markers(directory: Path, database_url: str | None) -> tuple[str, ...]:
+    database = [database_url.rsplit("/", 1)[1]] if database_url else []
+    # The directory with its separator: "…/maillon/" does not name "…/maillon_workers/".
+    return (f"{directory}/", *database)
+
+
 def register_many(url: str, secret: str, count: int, prefix: str) -> list[Registered]:
     return [register_user(url, secret, f"{prefix}{i}", f"pw-{prefix}-{i}") for i in range(count)]
 
@@ -246,6 +300,8 @@ class Target:
     secret: str
     # Maillon's coordinator path (None: vanilla Synapse, plain private rooms).
     service: Callable[[], AppserviceApi] | None = None
+    # What names its processes (for their CPU time): its directory, its database.
+    markers: tuple[str, ...] = ()
 
 
 async def _prepare(target: Target, users: list[Registered]) -> str:
@@ -267,10 +323,9 @@ async def _membership(target: Target, users: list[Registered]) -> dict[str, dict
 
 
 def _summary(rows: list[dict[str, float]]) -> dict[str, float]:
-    return {
-        key: round(statistics.median(row[key] for row in rows), 2)
-        for key in ("msgs_per_s", "p50_ms", "p95_ms")
-    }
+    cpu = sorted({key for row in rows for key in row if key.startswith("cpu_ms_per_msg")})
+    keys = ["msgs_per_s", "p50_ms", "p95_ms", *cpu]
+    return {key: round(statistics.median(row.get(key, 0.0) for row in rows), 2) for key in keys}
 
 
 def main() -> None:
@@ -280,9 +335,16 @@ def main() -> None:
     parser.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--rounds", type=int, default=4, help="alternating measured rounds")
     parser.add_argument("--joiners", type=int, default=20, help="invite+join latency samples")
+    parser.add_argument(
+        "--workers", action="store_true", help="aussi la pile sur workers Synapse (PostgreSQL)"
+    )
     args = parser.parse_args()
+    if args.workers and args.db != "postgresql":
+        parser.error("--workers demande --db postgresql (les workers partagent PostgreSQL)")
 
-    names = ("vanilla", "modules", "maillon")
+    names: tuple[str, ...] = ("vanilla", "modules", "maillon")
+    if args.workers:
+        names += ("maillon_workers",)
     with tempfile.TemporaryDirectory(prefix="maillon-bench-") as tmp, ExitStack() as cleanup:
         urls: dict[str, str | None] = {}
         for name in names:
@@ -295,23 +357,29 @@ def main() -> None:
             server = SynapseOnly(Path(tmp) / name, urls[name], with_maillon)
             server.start()
             cleanup.callback(server.stop)
-            targets[name] = Target(server.url, server.secret)
+            markers = _markers(Path(tmp) / name, urls[name])
+            targets[name] = Target(server.url, server.secret, markers=markers)
             if with_maillon:
                 service = register_user(server.url, server.secret, "maillon", "pw-service")
                 targets[name] = Target(
                     server.url,
                     server.secret,
                     partial(AppserviceApi, server.url, service.access_token, service.user_id),
+                    markers,
                 )
-        stack = Stack.create(Path(tmp) / "maillon", database_url=urls["maillon"])
-        stack.start()
-        cleanup.callback(stack.stop)
-        full = stack.deployment
-        targets["maillon"] = Target(
-            stack.url,
-            full.secrets.registration_shared_secret,
-            partial(AppserviceApi.for_deployment, full),
-        )
+        for name in names[2:]:
+            stack = Stack.create(
+                Path(tmp) / name, database_url=urls[name], workers=name == "maillon_workers"
+            )
+            stack.start(timeout=240)
+            cleanup.callback(stack.stop)
+            full = stack.deployment
+            targets[name] = Target(
+                stack.url,
+                full.secrets.registration_shared_secret,
+                partial(AppserviceApi.for_deployment, full),
+                _markers(Path(tmp) / name, urls[name]),
+            )
 
         results: dict[str, list[dict[str, float]]] = {name: [] for name in names}
         for round_no in range(args.rounds + 1):  # round 0 warms every server up
@@ -319,7 +387,9 @@ def main() -> None:
                 target = targets[name]
                 users = register_many(target.url, target.secret, args.senders, f"r{round_no}s")
                 room_id = asyncio.run(_prepare(target, users))
-                figures = asyncio.run(measure(target.url, room_id, users, args.messages))
+                figures = asyncio.run(
+                    measure(target.url, room_id, users, args.messages, target.markers)
+                )
                 if round_no > 0:
                     results[name].append(figures)
         membership = {}
@@ -328,7 +398,17 @@ def main() -> None:
             users = register_many(target.url, target.secret, args.joiners + 1, "adh")
             membership[name] = asyncio.run(_membership(target, users))
 
-    v, mod, full_stack = (_summary(results[n]) for n in names)
+    v, mod, full_stack = (_summary(results[n]) for n in names[:3])
+    workers = (
+        {
+            "maillon_workers": _summary(results["maillon_workers"]),
+            "ratio_throughput_workers_over_vanilla": round(
+                _summary(results["maillon_workers"])["msgs_per_s"] / v["msgs_per_s"], 3
+            ),
+        }
+        if args.workers
+        else {}
+    )
 
     def overhead(name: str) -> dict[str, float]:
         return {
@@ -351,9 +431,10 @@ def main() -> None:
             full_stack["msgs_per_s"] / v["msgs_per_s"], 3
         ),
         "ratio_p50_latency_modules_over_vanilla": round(mod["p50_ms"] / v["p50_ms"], 3),
+        **workers,
         "target_throughput_ratio_modules": 0.95,
         "membership_latency": membership,
-        "membership_overhead_p50_ms": {n: overhead(n) for n in ("modules", "maillon")},
+        "membership_overhead_p50_ms": {n: overhead(n) for n in names[1:]},
         "rounds_detail": results,
     }
     print(json.dumps(report, indent=2))
