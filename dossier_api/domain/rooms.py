@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Engine, func, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from dossier_api.domain.models import (
@@ -29,6 +28,7 @@ from dossier_api.domain.models import (
 from dossier_api.domain.pathways import PATHWAYS
 from maillon.shared.circle import CircleEntry, DossierLink
 from maillon.shared.clock import utcnow
+from maillon.shared.store import insert_once
 
 ROOMS = "rooms"  # job subject: the rooms themselves (creation, status, links)
 MAX_ATTEMPTS = 20  # then the job stays in the outbox with its last error, for a person
@@ -309,21 +309,17 @@ class RoomLinks:
         """Record one room event (metadata only) once; False if it was already recorded."""
         ts = event.get("origin_server_ts")
         at = dt.datetime.fromtimestamp(ts / 1000, dt.UTC) if isinstance(ts, int) else utcnow()
-        try:
-            with Session(self._engine) as session, session.begin():
-                if session.get(RoomActivity, event["event_id"]) is not None:
-                    return False
-                session.add(
-                    RoomActivity(
-                        event_id=event["event_id"],
-                        dossier_id=dossier_id,
-                        room_id=event["room_id"],
-                        kind=kind,
-                        sender=event["sender"],
-                        subject=subject,
-                        at=at,
-                    )
-                )
-        except IntegrityError:  # recorded concurrently: once is what we want
-            return False
-        return True
+        with self._engine.begin() as connection:
+            return insert_once(
+                connection,
+                RoomActivity,
+                {
+                    "event_id": event["event_id"],
+                    "dossier_id": dossier_id,
+                    "room_id": event["room_id"],
+                    "kind": kind,
+                    "sender": event["sender"],
+                    "subject": subject,
+                    "at": at,
+                },
+            )

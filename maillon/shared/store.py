@@ -12,6 +12,9 @@ from typing import Any, ClassVar
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, DateTime, Dialect, Engine, create_engine, event, text
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
@@ -63,6 +66,17 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 _LOCK_ID = 0x4D41494C  # "MAIL": one migrator at a time on PostgreSQL
+
+
+def insert_once(connection: Connection, model: type[Base], values: dict[str, Any]) -> bool:
+    """Insert a row unless one with the same primary key (or unique key) exists, in one
+    statement (PostgreSQL and SQLite: ``ON CONFLICT DO NOTHING``); True if it was inserted.
+    For what is recorded once per event, however often and concurrently it arrives."""
+    insert = postgresql_insert if connection.dialect.name == "postgresql" else sqlite_insert
+    key = next(iter(sa_inspect(model).primary_key))
+    statement = insert(model).values(**values).on_conflict_do_nothing().returning(key)
+    # RETURNING, not rowcount: the driver may not report a count for this statement.
+    return connection.execute(statement).first() is not None
 
 
 def alembic_config(connection: Connection) -> Config:
