@@ -69,6 +69,17 @@ async def keep_syncing(user: E2EClient, arrived: asyncio.Event) -> None:
         arrived.set()
 
 
+async def send_command(chat: BotChat, room_id: str, i: int) -> str:
+    """Send the i-th command of the mix; its event id."""
+    response = await chat.user.client.room_send(
+        room_id,
+        "m.room.message",
+        {"msgtype": "m.text", "body": COMMANDS[i % len(COMMANDS)].format(i=i)},
+        ignore_unverified_devices=True,
+    )
+    return str(response.event_id)
+
+
 async def drive(chat: BotChat, room_id: str, count: int, start: asyncio.Event) -> list[float]:
     await chat.user.sync()
     arrived = asyncio.Event()
@@ -77,15 +88,8 @@ async def drive(chat: BotChat, room_id: str, count: int, start: asyncio.Event) -
     latencies = []
     try:
         for i in range(count):
-            text = COMMANDS[i % len(COMMANDS)].format(i=i)
             began = time.perf_counter()
-            response = await chat.user.client.room_send(
-                room_id,
-                "m.room.message",
-                {"msgtype": "m.text", "body": text},
-                ignore_unverified_devices=True,
-            )
-            sent = response.event_id
+            sent = await send_command(chat, room_id, i)
             deadline = began + 120
             while not any(
                 rid == room_id and e.sender == chat.bot and replies_to(e, sent)
@@ -130,15 +134,8 @@ async def drive_steady(
         start = time.perf_counter() + offset
         for i in range(count):
             await asyncio.sleep(max(0.0, start + i * interval - time.perf_counter()))
-            text = COMMANDS[i % len(COMMANDS)].format(i=i)
             began = time.perf_counter()
-            response = await chat.user.client.room_send(
-                room_id,
-                "m.room.message",
-                {"msgtype": "m.text", "body": text},
-                ignore_unverified_devices=True,
-            )
-            sent[response.event_id] = began
+            sent[await send_command(chat, room_id, i)] = began
         deadline = time.perf_counter() + 120
         while len(answered) < len(sent):
             assert time.perf_counter() < deadline, "the bot left commands unanswered"
