@@ -42,6 +42,7 @@ ROLES: dict[str, str] = {
     "AID": "aidant",
     "PC": "personne de confiance",
     "RL": "responsable légal",
+    "ERS": "équipe ressource (membre d'une équipe sollicitée)",
 }
 # Roles of people who are not professionals: admitted only where the pathway allows it.
 RESTRICTED_ROLES = frozenset({"PATIENT", "AID", "PC", "RL"})
