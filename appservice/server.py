@@ -26,6 +26,7 @@ from appservice.transactions import (
     retry_delay,
 )
 from dossier_api.domain.rooms import RoomLinks
+from dossier_api.domain.service import DossierService
 from maillon.shared.crypto import KeyRing
 from maillon.shared.sealed import install_key_ring
 from maillon.shared.settings import Deployment
@@ -50,6 +51,7 @@ WAKE = web.AppKey("wake", asyncio.Event)
 HANDLERS = web.AppKey("handlers", list)
 PING = web.AppKey("ping", dict)
 LINKS = web.AppKey("links", RoomLinks)
+TEAMS = web.AppKey("teams", DossierService)
 ROOM_SYNC = web.AppKey("room_sync", dict)  # "rooms": DossierRooms, once running
 OUTBOX_WAKE = web.AppKey("outbox_wake", asyncio.Event)
 RETRY_AT = web.AppKey("retry_at", dict)  # seq of a failed event -> monotonic time of next try
@@ -274,6 +276,17 @@ async def _expiry_loop(keeper: CircleKeeper, interval: float) -> None:
             log.error("care-circle sweep failed: %s", type(exc).__name__)
 
 
+async def _escalation_loop(teams: DossierService, interval: float) -> None:
+    """Resource-team solicitations past their response time go to the chain's next step
+    (or expire): run here, by the one appservice process."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await asyncio.to_thread(teams.escalate_due)
+        except Exception as exc:
+            log.error("resource-team escalation failed: %s", type(exc).__name__)
+
+
 def policy_context(deployment: Deployment) -> PolicyContext:
     module = from_homeserver_config(
         str(deployment.path(deployment.settings.homeserver.config_file))
@@ -323,6 +336,7 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
             asyncio.create_task(_outbox_loop(app, rooms)),
             asyncio.create_task(_ping_homeserver(app)),
             asyncio.create_task(_expiry_loop(keeper, interval)),
+            asyncio.create_task(_escalation_loop(app[TEAMS], interval)),
             asyncio.create_task(_name_service_user(api)),
         ]
         yield
@@ -343,6 +357,7 @@ def create_app(
     app[DEPLOYMENT] = deployment
     app[STORE] = TransactionStore(engine, keys)
     app[LINKS] = RoomLinks(engine)
+    app[TEAMS] = DossierService(engine, deployment, component="appservice")
     app[ROOM_SYNC] = {}
     app[OUTBOX_WAKE] = asyncio.Event()
     app[METRICS] = Metrics()

@@ -1,0 +1,123 @@
+"""Resource teams on the real stack (Synapse, appservice, dossier API on PostgreSQL, nio
+clients with end-to-end encryption): a team created with ``maillon team add``; before
+accepting nobody of the team is in the patient room, its history or the dossier (an invite
+of a member is refused by the care-circle module); two members accepting at once over HTTP
+make one circle entry (role ERS); the accepter is invited, joins and reads the encrypted
+exchange; the avis report is in the timeline; once closed, the accepter is kicked at the
+exit date. A second solicitation nobody takes escalates then expires (appservice loop)."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from maillon.shared.homeserver_client import HomeserverError
+from tests.harness.circle import membership, refusal, room_path, token_of, wait_for
+from tests.harness.dossier import api, api_error, new_dossier
+from tests.harness.matrix import E2EClient
+from tests.harness.stack import Stack
+
+MakeClient = Callable[[Stack, str], E2EClient]
+
+
+def _cli(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "maillon.wiring.cli", "team", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=60)
+
+
+async def test_a_team_is_solicited_one_member_takes_it_and_leaves_at_the_exit_date(
+    pg_stack: Stack, make_client: MakeClient
+) -> None:
+    stack = pg_stack
+    coord = make_client(stack, "coord")
+    first, second = make_client(stack, "emsp"), make_client(stack, "emsp")
+    slug = "emsp-" + first.user_id[5:11]
+    made = _cli(
+        stack,
+        "add",
+        "--dir",
+        str(stack.directory),
+        slug,
+        "--name",
+        "EMSP Toulouse",
+        "--level",
+        "departementale",
+        "--member",
+        f"{first.user_id}=médecin",
+        "--member",
+        f"{second.user_id}=infirmière",
+        "--response-time",
+        "600",
+        "--exit-delay",
+        "2",
+    )
+    assert made.returncode == 0, made.stderr
+    assert f"@equipe.{slug}:{stack.server_name}" in made.stdout
+    bad = _cli(stack, "add", "--dir", str(stack.directory), "x", "--name", "X", "--level", "nat")
+    assert bad.returncode == 2 and "choix invalide" in bad.stderr
+
+    token = token_of(coord)
+    dossier = new_dossier(stack, token)
+    path, room_id = f"/v1/dossiers/{dossier['id']}", str(dossier["room_id"])
+    await coord.accept_invite(room_id)
+    body = {"team": slug, "kind": "avis", "reason": "avis sur une sédation proportionnée"}
+    refused = api_error(stack, token, "POST", f"{path}/solicitations", body)
+    assert refused.status == 403 and "consentement" in str(refused)
+    sent = api(stack, token, "POST", f"{path}/solicitations", {**body, "attested": True})
+    assert sent["notified"] == sorted([first.user_id, second.user_id])
+
+    # Nobody of the team in the room, its history or the dossier before accepting.
+    invite = refusal(stack, token, "POST", room_path(room_id, "invite"), {"user_id": first.user_id})
+    assert invite.status == 403
+    for member in (first, second):
+        outside = api_error(stack, token_of(member), "GET", path)
+        assert outside.status == 403
+        assert api_error(stack, token_of(member), "GET", f"{path}/timeline").status == 403
+        assert membership(stack, token, room_id, member.user_id) is None
+    mine = api(stack, token_of(first), "GET", "/v1/solicitations")["solicitations"]
+    told = next(s for s in mine if s["id"] == sent["id"])
+    assert told["reason"] == body["reason"] and "identity" not in told
+
+    sol = f"/v1/solicitations/{sent['id']}"
+
+    def accept(member: E2EClient) -> Any:
+        try:
+            return api(stack, token_of(member), "POST", f"{sol}/accept", {})
+        except HomeserverError as exc:  # the loser's 409, kept to be asserted
+            return exc
+
+    results = await asyncio.gather(
+        asyncio.to_thread(accept, first), asyncio.to_thread(accept, second)
+    )
+    won = [r for r in results if isinstance(r, dict)]
+    lost = [r for r in results if isinstance(r, HomeserverError)]
+    assert len(won) == 1 and len(lost) == 1
+    assert lost[0].status == 409 and "déjà prise en charge" in str(lost[0])
+    winner = first if won[0]["accepted_by"]["user_id"] == first.user_id else second
+    loser = second if winner is first else first
+    circle = api(stack, token, "GET", f"{path}/circle")["members"]
+    assert [m["user_id"] for m in circle if m["role"] == "ERS"] == [winner.user_id]
+
+    await winner.accept_invite(room_id)
+    await coord.wait_for_member(room_id, winner.user_id)
+    said = await coord.send_text(room_id, "Merci de votre aide : douleurs mal contrôlées.")
+    got = await winner.wait_for_text(room_id, lambda e: e.event_id == said)
+    assert got.decrypted and got.body.startswith("Merci")
+    assert membership(stack, token, room_id, loser.user_id) is None
+    assert api_error(stack, token_of(loser), "GET", path).status == 403
+
+    report = {"question": body["reason"], "elements": "EVA 8/10", "advice": "titration"}
+    answered = api(stack, token_of(winner), "POST", f"{sol}/answer", report)
+    assert answered["status"] == "repondue" and answered["report"]["advice"] == "titration"
+    timeline = api(stack, token, "GET", f"{path}/timeline?kind=solicitation")["entries"]
+    assert {e["action"] for e in timeline} >= {"envoyee", "acceptee", "repondue"}
+    assert api(stack, token, "POST", f"{sol}/close", {})["status"] == "close"
+    await wait_for(
+        lambda: membership(stack, token, room_id, winner.user_id) == "leave",
+        "the accepter kicked at the exit date",
+        timeout=30,
+    )
+    assert api_error(stack, token_of(winner), "GET", path).status == 403
