@@ -18,6 +18,7 @@ from appservice.dossier_rooms import DossierRooms
 from appservice.mail.relay import mail_relay
 from appservice.matrix_api import AppserviceApi, MatrixError
 from appservice.metrics import Metrics
+from appservice.team_invites import TeamInvites
 from appservice.transactions import (
     MAX_ATTEMPTS,
     EventHandler,
@@ -329,7 +330,8 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
         )
         app[ROOM_SYNC]["rooms"] = rooms
         follower = DossierFollower(app[LINKS], frozenset({ctx.service_user, ctx.bot_user}))
-        app[HANDLERS].extend([keeper.handle, follower.handle])
+        teams = TeamInvites(api, app[TEAMS], deployment.settings.server_name)
+        app[HANDLERS].extend([keeper.handle, follower.handle, teams.handle])
         interval = deployment.settings.appservice.circle_expiry_check_seconds
         tasks = [
             asyncio.create_task(_processor(app)),

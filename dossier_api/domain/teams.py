@@ -40,15 +40,13 @@ from dossier_api.domain.models import (
 )
 from dossier_api.domain.pathways import PATHWAYS
 from dossier_api.domain.rooms import enqueue
-from maillon.shared.circle import USER_ID_RE, server_of
+from maillon.shared.circle import TEAM_SLUG_RE, USER_ID_RE, server_of, team_address
 from maillon.shared.dates_fr import DAYS, PARIS
 from maillon.shared.text import fold
 from maillon.shared.typed_config import ConfigKeyError, parse
 
 LEVELS = {"regionale": "régionale", "departementale": "départementale"}
 KINDS = {"avis": "avis (télé-expertise)", "prise_en_charge": "prise en charge"}
-SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
-TEAM_PREFIX = "equipe."  # a team's Matrix address: @equipe.<slug>:<server>
 ROLE = "ERS"  # the circle role of a team's accepter
 # Statuses of a solicitation, and of its steps (the events add "escalade" and "declinee").
 STATUSES = {
@@ -69,19 +67,6 @@ OPEN = ("envoyee", "vue")
 TAKEN = ("acceptee", "repondue")
 REASON_MAX = 2000
 REPORT_FIELDS = ("question", "elements", "advice")
-
-
-def team_address(slug: str, server_name: str) -> str:
-    return f"@{TEAM_PREFIX}{slug}:{server_name}"
-
-
-def slug_of_address(user_id: str, server_name: str) -> str | None:
-    """The team slug of a team address on our server (None for anyone else)."""
-    suffix = f":{server_name}"
-    if not (user_id.startswith("@" + TEAM_PREFIX) and user_id.endswith(suffix)):
-        return None
-    slug = user_id[1 + len(TEAM_PREFIX) : -len(suffix)]
-    return slug if SLUG_RE.match(slug) else None
 
 
 # -- rota ------------------------------------------------------------------------------
@@ -295,7 +280,7 @@ class TeamOperations(ServiceCore):
                 raise ApiError(403, "M_FORBIDDEN", "seul l'administrateur crée les équipes")
             session = act.session
             slug = str(body.get("slug", ""))
-            if not SLUG_RE.match(slug):
+            if not TEAM_SLUG_RE.match(slug):
                 raise ApiError(
                     400,
                     "M_INVALID_PARAM",

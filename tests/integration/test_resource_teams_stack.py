@@ -12,10 +12,14 @@ import asyncio
 import subprocess
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+import yaml
+
+from maillon.shared.dates_fr import DAYS
 from maillon.shared.homeserver_client import HomeserverError
-from tests.harness.circle import membership, refusal, room_path, token_of, wait_for
+from tests.harness.circle import cs, membership, refusal, room_path, token_of, wait_for
 from tests.harness.dossier import api, api_error, new_dossier
 from tests.harness.matrix import E2EClient
 from tests.harness.stack import Stack
@@ -121,3 +125,63 @@ async def test_a_team_is_solicited_one_member_takes_it_and_leaves_at_the_exit_da
         timeout=30,
     )
     assert api_error(stack, token_of(winner), "GET", path).status == 403
+
+
+async def test_inviting_the_team_address_solicits_the_team_and_admits_nobody(
+    pg_stack: Stack, make_client: MakeClient, tmp_path: Path
+) -> None:
+    """From any Matrix client: the coordinator invites @equipe.<slug>; the invite becomes a
+    solicitation for the members on duty, the address declines it, Maillon says so in the
+    room; with a response time of one second and no one answering, it escalates to the
+    coordinator then expires, and the requester sees it expired."""
+    stack = pg_stack
+    coord = make_client(stack, "coord")
+    member, chief = make_client(stack, "geriatre"), make_client(stack, "cadre")
+    slug = "geria-" + member.user_id[5:11]
+    made = _cli(
+        stack, "add", "--dir", str(stack.directory), slug, "--name", "Équipe mobile de gériatrie",
+        "--level", "regionale", "--member", member.user_id, "--coordinator", chief.user_id,
+        "--response-time", "1",
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    rota = tmp_path / "rota.yaml"
+    week = [{"day": day, "members": [member.user_id]} for day in DAYS]
+    rota.write_text(yaml.safe_dump({"weekly": week}), encoding="utf-8")
+    kept = _cli(stack, "rota", "--dir", str(stack.directory), slug, str(rota))
+    assert kept.returncode == 0 and "Planning" in kept.stdout, kept.stderr
+    rota.write_text(yaml.safe_dump({"weekly": [{"day": "lundi", "members": ["@x:ailleurs"]}]}))
+    stranger = _cli(stack, "rota", "--dir", str(stack.directory), slug, str(rota))
+    assert stranger.returncode == 2 and "ne sont pas membres de l'équipe" in stranger.stderr
+    token = token_of(coord)
+    dossier = new_dossier(stack, token)
+    path, room_id = f"/v1/dossiers/{dossier['id']}", str(dossier["room_id"])
+    await coord.accept_invite(room_id)
+    api(stack, token, "PATCH", path, {"consent_share_outside": True, "consent_note": "oral"})
+    address = f"@equipe.{slug}:{stack.server_name}"
+    invite = {"user_id": address, "reason": "chutes répétées, avis gériatrique"}
+    cs_invite = cs(stack, token, "POST", room_path(room_id, "invite"), invite)
+    assert cs_invite == {}
+
+    def solicitations() -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = api(stack, token, "GET", f"{path}/solicitations")[
+            "solicitations"
+        ]
+        return rows
+
+    await wait_for(lambda: bool(solicitations()), "the invite turned into a solicitation")
+    sent = solicitations()[0]
+    assert sent["requester"]["user_id"] == coord.user_id
+    assert sent["reason"] == invite["reason"] and sent["team"] == slug
+    await wait_for(
+        lambda: membership(stack, token, room_id, address) == "leave", "the address declines"
+    )
+    notice = await coord.wait_for_text(room_id, lambda e: "Sollicitation n°" in e.body)
+    assert "1 membre(s) de garde" in notice.body and invite["reason"] not in notice.body
+    for person in (member, chief):
+        assert membership(stack, token, room_id, person.user_id) is None
+    await wait_for(
+        lambda: solicitations()[0]["status"] == "expiree", "escalation then expiry", timeout=30
+    )
+    steps = [e["status"] for e in solicitations()[0]["events"]]
+    assert steps == ["envoyee", "escalade", "expiree"]
+    assert solicitations()[0]["notified"] == sorted([member.user_id, chief.user_id])
