@@ -17,13 +17,14 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from coordination_bot.services import Services
 from dossier_api.domain.access import Caller
 from dossier_api.domain.core import ApiError
 from dossier_api.domain.models import AuditEntry, CircleMember
 from dossier_api.domain.service import DossierService
 from dossier_api.domain.teams import on_duty, parse_rota
 from maillon.shared.dates_fr import PARIS
-from tests.harness.bot import deployment, professionals, store
+from tests.harness.bot import InProcessBot, deployment, professionals, store
 from tests.harness.postgres import create_database, drop_database
 
 SERVER = "sante.test"
@@ -229,3 +230,37 @@ def test_two_accepts_at_once_make_one_circle_entry(service: DossierService) -> N
     with Session(service._engine) as session:
         member = session.get(CircleMember, ers[0].id)
         assert member is not None and member.until is not None
+
+
+async def test_the_bot_lists_solicits_accepts_and_declines(service: DossierService) -> None:
+    """The same operations from the bot: ``!equipe`` in the patient room, ``!sollicitation``
+    in the member's own chat with the bot."""
+    service.clock = Clock(TUESDAY_10)
+    deploy = deployment(Path(service._decision_log).parent.parent / "bot-deployment", SERVER)
+    bot = InProcessBot(Services(service._engine, deploy))
+    bot.services.dossiers.clock = Clock(TUESDAY_10)
+    dossier_id = _dossier(service)
+    room = f"!patient{dossier_id[:6]}:{SERVER}"
+    bot.link_room(dossier_id, room)
+    listed = await bot.say(COORD.user_id, room, "!equipe")
+    assert listed.ok and "usp-31 — Équipe mobile de soins palliatifs 31 (départementale" in (
+        listed.plain
+    )
+    refused = await bot.say(COORD.user_id, room, "!equipe solliciter usp-31 douleurs")
+    assert not refused.ok and "consentement" in refused.plain
+    sent = await bot.say(COORD.user_id, room, "!team solicit usp-31 douleurs, PCA attestation")
+    assert sent.ok and "1 on-duty member(s)" in sent.plain, sent.plain
+    number = int(sent.plain.split("#")[1].split()[0])
+    chat = f"!sollicitations-{DAY[1:5]}:{SERVER}"
+    mine = await bot.say(DAY, chat, "!sollicitation")
+    assert (
+        mine.ok and f"n° {number} — Équipe mobile" in mine.plain and "douleurs, PCA" in mine.plain
+    )
+    assert (await bot.say(NIGHT, chat, f"!sollicitation accepter {number}")).ok is False
+    declined = await bot.say(DAY, chat, f"!sollicitation refuser {number}")
+    assert declined.ok and "déclinée" in declined.plain
+    # Everyone told declined: the chain goes on to the next level at once.
+    assert not (await bot.say(CHIEF, chat, f"!sollicitation accepter {number}")).ok
+    taken = await bot.say(BACKUP, chat, f"!sollicitation accepter {number}")
+    assert taken.ok and "rôle ERS" in taken.plain
+    assert service.get_dossier(_as(BACKUP), dossier_id)["access"] == "member"
