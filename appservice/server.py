@@ -28,6 +28,7 @@ from appservice.transactions import (
 )
 from dossier_api.domain.rooms import RoomLinks
 from dossier_api.domain.service import DossierService
+from maillon.shared.clock import every
 from maillon.shared.crypto import KeyRing
 from maillon.shared.sealed import install_key_ring
 from maillon.shared.settings import Deployment
@@ -268,26 +269,6 @@ async def _outbox_loop(app: web.Application, rooms: DossierRooms) -> None:
             await asyncio.wait_for(wake.wait(), timeout=5.0 if failed else 1.0)
 
 
-async def _expiry_loop(keeper: CircleKeeper, interval: float) -> None:
-    while True:
-        await asyncio.sleep(interval)
-        try:
-            await keeper.sweep()
-        except Exception as exc:
-            log.error("care-circle sweep failed: %s", type(exc).__name__)
-
-
-async def _escalation_loop(teams: DossierService, interval: float) -> None:
-    """Resource-team solicitations past their response time go to the chain's next step
-    (or expire): run here, by the one appservice process."""
-    while True:
-        await asyncio.sleep(interval)
-        try:
-            await asyncio.to_thread(teams.escalate_due)
-        except Exception as exc:
-            log.error("resource-team escalation failed: %s", type(exc).__name__)
-
-
 def policy_context(deployment: Deployment) -> PolicyContext:
     module = from_homeserver_config(
         str(deployment.path(deployment.settings.homeserver.config_file))
@@ -337,8 +318,16 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
             asyncio.create_task(_processor(app)),
             asyncio.create_task(_outbox_loop(app, rooms)),
             asyncio.create_task(_ping_homeserver(app)),
-            asyncio.create_task(_expiry_loop(keeper, interval)),
-            asyncio.create_task(_escalation_loop(app[TEAMS], interval)),
+            asyncio.create_task(every(interval, keeper.sweep, "care-circle sweep")),
+            # Resource-team solicitations past their response time: the chain's next step
+            # (or expired), run here by the one appservice process.
+            asyncio.create_task(
+                every(
+                    interval,
+                    lambda: asyncio.to_thread(app[TEAMS].escalate_due),
+                    "resource-team escalation",
+                )
+            ),
             asyncio.create_task(_name_service_user(api)),
         ]
         yield

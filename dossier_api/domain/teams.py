@@ -669,6 +669,59 @@ class TeamOperations(ServiceCore):
                 moved += 1
         return moved
 
+    # -- notices (the bot's outbox) -----------------------------------------------------------
+
+    def pending_notices(self, limit: int = 50) -> list[dict[str, Any]]:
+        """The steps not told yet, oldest first, with what their notice says: the team, the
+        kind, the reason, the pathway, the requester and the actor (names and professions),
+        and the dossier's patient room — nothing else of the dossier."""
+        with self.tx() as session:
+            rows = session.execute(
+                select(SolicitationEvent, Solicitation, Team.name, Dossier.pathway, Dossier.room_id)
+                .join(Solicitation, Solicitation.id == SolicitationEvent.solicitation_id)
+                .join(Team, Team.slug == Solicitation.team_slug)
+                .join(Dossier, Dossier.id == Solicitation.dossier_id)
+                .where(SolicitationEvent.delivered_at.is_(None))
+                .order_by(SolicitationEvent.id)
+                .limit(limit)
+            ).all()
+            people = people_json(session, [u for e, s, *_ in rows for u in (s.requester, e.actor)])
+            notices = []
+            for e, s, team_name, pathway, room_id in rows:
+                known = PATHWAYS.get(pathway)
+                notices.append(
+                    {
+                        "event": e.id,
+                        "solicitation": s.id,
+                        "status": e.status,
+                        "label": STEPS[e.status],
+                        "people": list(e.people),
+                        "team_name": team_name,
+                        "kind": KINDS[s.kind],
+                        "reason": s.reason.get("text", ""),
+                        "pathway": known.name if known else pathway,
+                        "requester": {"user_id": s.requester, **people.get(s.requester, {})},
+                        "actor": {"user_id": e.actor, **people.get(e.actor, {})}
+                        if e.actor
+                        else None,
+                        "room_id": room_id,
+                        "dossier_id": s.dossier_id,
+                    }
+                )
+            return notices
+
+    def mark_notified(self, event_id: int, dossier_id: str, told: list[str]) -> None:
+        """A step told to its people (audited in the dossier: who was told)."""
+        with self.tx() as session:
+            event = session.get(SolicitationEvent, event_id)
+            if event is None or event.delivered_at is not None:
+                return
+            event.delivered_at = self.clock()
+            if told:
+                detail = f"sollicitation {event.solicitation_id} : prévenus {', '.join(told)}"
+                access = Access("maillon", "system")
+                self.audit_entry(session, dossier_id, access, "solicitation.notify", True, detail)
+
     def answer_solicitation(
         self, caller: Caller, solicitation_id: int, body: dict[str, Any]
     ) -> dict[str, Any]:

@@ -32,6 +32,19 @@ def _cli(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(command, capture_output=True, text=True, timeout=60)
 
 
+async def _solicitations_chat(member: E2EClient) -> str:
+    """The member's "Sollicitations" chat with the bot, joined."""
+
+    def invited() -> str | None:
+        rooms = {**member.client.invited_rooms, **member.client.rooms}
+        return next((r for r, room in rooms.items() if room.name == "Sollicitations"), None)
+
+    room_id: str = await member.wait_until(invited, "the Sollicitations chat")
+    if room_id not in member.client.rooms:
+        await member.accept_invite(room_id)
+    return room_id
+
+
 async def test_a_team_is_solicited_one_member_takes_it_and_leaves_at_the_exit_date(
     pg_stack: Stack, make_client: MakeClient
 ) -> None:
@@ -84,6 +97,15 @@ async def test_a_team_is_solicited_one_member_takes_it_and_leaves_at_the_exit_da
     mine = api(stack, token_of(first), "GET", "/v1/solicitations")["solicitations"]
     told = next(s for s in mine if s["id"] == sent["id"])
     assert told["reason"] == body["reason"] and "identity" not in told
+    # Each member on duty is told in their encrypted "Sollicitations" chat with the bot.
+    chats = {m.user_id: await _solicitations_chat(m) for m in (first, second)}
+    for m in (first, second):
+        notice = await m.wait_for_text(
+            chats[m.user_id], lambda e: f"n° {sent['id']}" in e.body and "Motif" in e.body
+        )
+        assert m.client.rooms[chats[m.user_id]].encrypted and notice.decrypted
+        assert body["reason"] in notice.body and "Demandeur : " in notice.body
+        assert "infirmier" in notice.body and "Martin" not in notice.body  # no patient name
 
     sol = f"/v1/solicitations/{sent['id']}"
 
@@ -104,6 +126,14 @@ async def test_a_team_is_solicited_one_member_takes_it_and_leaves_at_the_exit_da
     loser = second if winner is first else first
     circle = api(stack, token, "GET", f"{path}/circle")["members"]
     assert [m["user_id"] for m in circle if m["role"] == "ERS"] == [winner.user_id]
+    told_taken = await loser.wait_for_text(
+        chats[loser.user_id], lambda e: "prise en charge par" in e.body
+    )
+    assert f"n° {sent['id']}" in told_taken.body
+    announced = await coord.wait_for_text(
+        room_id, lambda e: f"n° {sent['id']} acceptée par" in e.body
+    )
+    assert announced.decrypted and body["reason"] not in announced.body
 
     await winner.accept_invite(room_id)
     await coord.wait_for_member(room_id, winner.user_id)
