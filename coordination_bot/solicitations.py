@@ -64,9 +64,19 @@ def notice_text(n: dict[str, Any], person: str) -> str | None:
 
 
 def room_text(n: dict[str, Any]) -> str | None:
-    """What the patient room hears of a step (the reason stays in the dossier)."""
+    """What the patient room hears of a step (the reason stays in the dossier; an avis's
+    report is posted: the room is end-to-end encrypted and holds the circle only)."""
     if n["status"] in ("declinee", "vue"):
         return None
+    report = n.get("report")
+    if n["status"] == "repondue" and report:
+        return (
+            f"Compte rendu d'avis — équipe ressource « {n['team_name']} », sollicitation "
+            f"n° {n['solicitation']}, par {_who(n['actor'])}\n"
+            f"Question : {report['question']}\n"
+            f"Éléments pris en compte : {report['elements']}\n"
+            f"Avis : {report['advice']}"
+        )
     by = f" par {_who(n['actor'])}" if n["status"] in ("acceptee", "repondue") else ""
     number = f"sollicitation n° {n['solicitation']}"
     return f"Équipe ressource « {n['team_name']} » : {number} {n['label']}{by}."

@@ -25,9 +25,11 @@ from sqlalchemy.orm import Session
 
 from dossier_api.domain import circle_members
 from dossier_api.domain.access import Access, Caller
+from dossier_api.domain.care import _person
 from dossier_api.domain.consent import team_sharing_refusal
 from dossier_api.domain.core import ApiError, ServiceCore, _iso
-from dossier_api.domain.directory import people_json
+from dossier_api.domain.directory import people_json, professionals
+from dossier_api.domain.ins import display_name
 from dossier_api.domain.models import (
     CircleMember,
     ConsentEvent,
@@ -39,6 +41,7 @@ from dossier_api.domain.models import (
     TeamMember,
 )
 from dossier_api.domain.pathways import PATHWAYS
+from dossier_api.domain.ppcs_pdf import ReportDocument, render_report
 from dossier_api.domain.rooms import enqueue
 from maillon.shared.circle import TEAM_SLUG_RE, USER_ID_RE, server_of, team_address
 from maillon.shared.dates_fr import DAYS, PARIS
@@ -706,6 +709,7 @@ class TeamOperations(ServiceCore):
                         else None,
                         "room_id": room_id,
                         "dossier_id": s.dossier_id,
+                        "report": s.report if e.status == "repondue" else None,
                     }
                 )
             return notices
@@ -742,6 +746,35 @@ class TeamOperations(ServiceCore):
             s.status = "repondue"
             self._event(session, s, "repondue", caller.user_id, [s.requester])
             return self.solicitation_json(session, s)
+
+    def report_pdf(self, caller: Caller, solicitation_id: int) -> bytes:
+        """An answered avis's report as a printable PDF (a read of the dossier, audited)."""
+        with self.tx() as session:
+            s = self._solicitation(session, solicitation_id)
+            dossier_id = s.dossier_id
+        with self.acting(caller, "solicitation.report.print", dossier_id, "read") as act:
+            session, dossier = act.session, act.dossier
+            s = self._solicitation(session, solicitation_id)
+            if not s.report:
+                raise ApiError(404, "M_NOT_FOUND", "cette sollicitation n'a pas encore de réponse")
+            team = self._team(session, s.team_slug)
+            found = professionals(session, [s.requester, s.report.get("author")])
+            pathway = PATHWAYS.get(dossier.pathway)
+            act.detail = f"sollicitation {s.id}"
+            return render_report(
+                ReportDocument(
+                    patient=display_name(dossier.identity),
+                    pathway=pathway.name if pathway else dossier.pathway,
+                    team=team.name,
+                    number=s.id,
+                    requester=_person(found.get(s.requester)),
+                    author=_person(found.get(str(s.report.get("author")))),
+                    date=dt.datetime.fromisoformat(str(s.report["date"])),
+                    question=str(s.report["question"]),
+                    elements=str(s.report["elements"]),
+                    advice=str(s.report["advice"]),
+                )
+            )
 
     def close_solicitation(self, caller: Caller, solicitation_id: int) -> dict[str, Any]:
         """The requester, the accepter or a coordinator closes it: the accepter leaves the

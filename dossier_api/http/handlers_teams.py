@@ -154,3 +154,16 @@ async def post_answer(request: web.Request) -> web.Response:
 )
 async def post_close(request: web.Request) -> web.Response:
     return await _synced(request, svc(request).close_solicitation)  # its exit date
+
+
+@route(
+    "GET",
+    "/v1/solicitations/{solicitation_id}/report.pdf",
+    "Compte rendu d'avis (PDF)",
+    {"type": "string", "format": "binary"},
+    content_type="application/pdf",
+    tag=TAG,
+)
+async def get_report_pdf(request: web.Request) -> web.Response:
+    pdf = await call(request, svc(request).report_pdf, _id(request))
+    return web.Response(body=pdf, content_type="application/pdf")

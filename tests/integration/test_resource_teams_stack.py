@@ -9,6 +9,7 @@ exit date. A second solicitation nobody takes escalates then expires (appservice
 from __future__ import annotations
 
 import asyncio
+import base64
 import subprocess
 import sys
 from collections.abc import Callable
@@ -23,6 +24,7 @@ from tests.harness.circle import cs, membership, refusal, room_path, token_of, w
 from tests.harness.dossier import api, api_error, new_dossier
 from tests.harness.matrix import E2EClient
 from tests.harness.stack import Stack
+from tests.integration.test_dossier_work import pdf_text, raw
 
 MakeClient = Callable[[Stack, str], E2EClient]
 
@@ -146,6 +148,17 @@ async def test_a_team_is_solicited_one_member_takes_it_and_leaves_at_the_exit_da
     report = {"question": body["reason"], "elements": "EVA 8/10", "advice": "titration"}
     answered = api(stack, token_of(winner), "POST", f"{sol}/answer", report)
     assert answered["status"] == "repondue" and answered["report"]["advice"] == "titration"
+    posted = await coord.wait_for_text(room_id, lambda e: "Compte rendu d'avis" in e.body)
+    assert posted.decrypted and "Avis : titration" in posted.body
+    pdf = raw(stack, token, "GET", f"{sol}/report.pdf")
+    assert pdf.status == 200 and pdf.headers["Content-Type"].startswith("application/pdf")
+    printed = pdf_text(pdf.body)
+    assert "titration" in printed and "EMSP Toulouse" in printed and "EVA 8/10" in printed
+    fhir = raw(stack, token, "GET", f"{path}/fhir").json()
+    avis = [e["resource"] for e in fhir["entry"] if e["resource"]["id"] == f"avis-{sent['id']}"]
+    assert avis and avis[0]["resourceType"] == "DocumentReference"
+    data = base64.b64decode(avis[0]["content"][0]["attachment"]["data"]).decode()
+    assert "Avis : titration" in data and "Question : avis sur une sédation" in data
     timeline = api(stack, token, "GET", f"{path}/timeline?kind=solicitation")["entries"]
     assert {e["action"] for e in timeline} >= {"envoyee", "acceptee", "repondue"}
     assert api(stack, token, "POST", f"{sol}/close", {})["status"] == "close"
