@@ -8,6 +8,7 @@ marks each one told once everyone got it."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -17,11 +18,12 @@ from nio import AsyncClient, RoomCreateResponse, RoomPreset
 from coordination_bot.core import esc
 from coordination_bot.services import Services
 from maillon.shared.circle import MEGOLM
-from maillon.shared.clock import every
+from maillon.shared.clock import every, utcnow
 
 log = logging.getLogger(__name__)
 CHAT_NAME = "Sollicitations"
-INTERVAL = 1.0
+INTERVAL = 0.25  # a query on an index of the steps not told yet
+PATIENCE = dt.timedelta(minutes=30)
 Send = Callable[[str, str, dict[str, Any]], Awaitable[str | None]]
 
 
@@ -94,8 +96,13 @@ class SolicitationChats:
         await every(INTERVAL, self.deliver, "solicitation notices")
 
     async def deliver(self) -> None:
+        now = utcnow()
         for n in await asyncio.to_thread(self._services.dossiers.pending_notices):
-            done = True
+            said = room_text(n)
+            if said and n["room_id"] and (n["event"], "") not in self._told:
+                if await self._say(n["room_id"], said, notice=True):
+                    self._told.add((n["event"], ""))
+            done = (n["event"], "") in self._told or not (said and n["room_id"])
             for person in n["people"]:
                 if (n["event"], person) in self._told:
                     continue
@@ -106,16 +113,13 @@ class SolicitationChats:
                         done = False
                         continue
                 self._told.add((n["event"], person))
-            said = room_text(n)
-            if done and said and n["room_id"] and (n["event"], "") not in self._told:
-                if await self._say(n["room_id"], said, notice=True):
-                    self._told.add((n["event"], ""))
-                else:
-                    done = False
-            if done:
+            # Someone who never opens their chat still has the solicitation in the API and
+            # in !sollicitation: their notice is given up after a while.
+            if done or now - n["at"] > PATIENCE:
                 await asyncio.to_thread(
                     self._services.dossiers.mark_notified, n["event"], n["dossier_id"], n["people"]
                 )
+                self._told = {t for t in self._told if t[0] != n["event"]}
 
     async def _say(self, room_id: str, text: str, notice: bool = False) -> bool:
         lines = text.split("\n")
@@ -155,6 +159,6 @@ class SolicitationChats:
             chat = str(created.room_id)
         self._chats[person] = chat
         room = self._client.rooms.get(chat)
-        if room is None or person not in room.users:
-            return None  # the next sync shows it; delivered on the next round
+        if room is None or person not in room.users or person in room.invited_users:
+            return None  # told once they joined (their devices then get the room key)
         return chat

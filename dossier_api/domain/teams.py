@@ -695,6 +695,7 @@ class TeamOperations(ServiceCore):
                 notices.append(
                     {
                         "event": e.id,
+                        "at": e.at,
                         "solicitation": s.id,
                         "status": e.status,
                         "label": STEPS[e.status],
