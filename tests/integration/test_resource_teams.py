@@ -264,3 +264,23 @@ async def test_the_bot_lists_solicits_accepts_and_declines(service: DossierServi
     taken = await bot.say(BACKUP, chat, f"!sollicitation accepter {number}")
     assert taken.ok and "rôle ERS" in taken.plain
     assert service.get_dossier(_as(BACKUP), dossier_id)["access"] == "member"
+
+
+def test_the_rota_is_kept_by_the_team_coordinator(service: DossierService) -> None:
+    week = {"weekly": [{"day": "mardi", "members": [DAY]}]}
+    with pytest.raises(ApiError, match="coordinateur") as refused:
+        service.set_rota(_as(DAY), "usp-31", week)
+    assert refused.value.status == 403
+    with pytest.raises(ApiError, match="pas membres") as stranger:
+        service.set_rota(
+            _as(CHIEF), "usp-31", {"weekly": [{"day": "lundi", "members": [COORD.user_id]}]}
+        )
+    assert stranger.value.status == 400
+    try:
+        kept = service.set_rota(_as(CHIEF), "usp-31", week)
+        assert kept["rota"] == week
+    finally:
+        service.set_rota(ADMIN, "usp-31", ROTA)
+    with pytest.raises(ApiError, match="inconnue") as unknown:
+        service.set_rota(ADMIN, "nulle-part", week)
+    assert unknown.value.status == 404

@@ -110,6 +110,9 @@ async def test_a_team_is_solicited_one_member_takes_it_and_leaves_at_the_exit_da
         assert "infirmier" in notice.body and "Martin" not in notice.body  # no patient name
 
     sol = f"/v1/solicitations/{sent['id']}"
+    bad = api_error(stack, token_of(first), "POST", "/v1/solicitations/abc/accept", {})
+    assert bad.status == 400 and "numéro de sollicitation invalide" in str(bad)
+    assert api_error(stack, token, "POST", f"{sol}/accept", {}).status == 403  # not told
 
     def accept(member: E2EClient) -> Any:
         try:
