@@ -40,36 +40,40 @@ class TeamInvites:
         if slug is None or server_of(invitee) != self._server_name:
             return
         room_id, inviter = event["room_id"], event["sender"]
+        dossier_id = await asyncio.to_thread(self._service.dossier_id_for_room, room_id)
+        if dossier_id is None:
+            # Not one of our dossiers' rooms (e.g. a room of another region): declined. A
+            # team is solicited through the dossier of the region that registered it.
+            await self._decline(room_id, invitee)
+            return
         # Act once, while the invite stands (a retried transaction finds it declined).
         current = await self._api.get_state(room_id, "m.room.member", invitee)
         if (current or {}).get("membership") != "invite":
             return
-        dossier_id = await asyncio.to_thread(self._service.dossier_id_for_room, room_id)
-        notice: str
-        if dossier_id is None:
-            notice = "Salle liée à aucun dossier : une équipe ressource ne s'y sollicite pas."
-        else:
-            reason = content.get("reason")
-            body = {
-                "team": slug,
-                "kind": "avis",
-                "reason": reason if isinstance(reason, str) and reason.strip() else DEFAULT_REASON,
-            }
-            try:
-                made = await asyncio.to_thread(
-                    self._service.solicit, Caller(inviter, False, "matrix"), dossier_id, body
-                )
-                notice = (
-                    f"Sollicitation n° {made['id']} envoyée à l'équipe ressource : "
-                    f"{len(made['notified'])} membre(s) de garde prévenu(s). Personne de "
-                    "l'équipe n'entre dans la salle avant d'avoir accepté."
-                )
-            except ApiError as exc:
-                notice = f"Sollicitation de l'équipe ressource refusée : {exc.message}"
+        reason = content.get("reason")
+        body = {
+            "team": slug,
+            "kind": "avis",
+            "reason": reason if isinstance(reason, str) and reason.strip() else DEFAULT_REASON,
+        }
+        try:
+            made = await asyncio.to_thread(
+                self._service.solicit, Caller(inviter, False, "matrix"), dossier_id, body
+            )
+            notice = (
+                f"Sollicitation n° {made['id']} envoyée à l'équipe ressource : "
+                f"{len(made['notified'])} membre(s) de garde prévenu(s). Personne de "
+                "l'équipe n'entre dans la salle avant d'avoir accepté."
+            )
+        except ApiError as exc:
+            notice = f"Sollicitation de l'équipe ressource refusée : {exc.message}"
+        await self._decline(room_id, invitee)
+        await self._api.send_notice(room_id, f"team-{event.get('event_id', '')}", notice)
+
+    async def _decline(self, room_id: str, invitee: str) -> None:
         localpart = invitee[1:].split(":", 1)[0]
         await self._api.ensure_registered(localpart)
         try:
             await self._api.call("POST", f"/rooms/{quote(room_id)}/leave", {}, as_user=invitee)
         except MatrixError as exc:
             log.warning("team address could not decline the invite: %s", exc.errcode)
-        await self._api.send_notice(room_id, f"team-{event.get('event_id', '')}", notice)
