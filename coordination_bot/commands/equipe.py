@@ -83,6 +83,36 @@ def _number(ctx: Context, args: list[str]) -> int:
     return int(args[1])
 
 
+USAGE_ANSWER = "!sollicitation repondre N question ; éléments pris en compte ; avis"
+USAGE_ANSWER_EN = "!solicitation answer N question ; elements considered ; advice"
+
+
+async def _answer(ctx: Context, args: list[str]) -> Reply:
+    """The accepter's advice report, its three parts separated by semicolons."""
+    usage = ctx.t(USAGE_ANSWER, USAGE_ANSWER_EN)
+    if not args or not args[0].isdigit():
+        raise CommandError(ctx.t("il faut le numéro de la sollicitation", "a number"), usage)
+    parts = [p.strip() for p in " ".join(args[1:]).split(";")]
+    if len(parts) != 3 or not all(parts):
+        raise CommandError(
+            ctx.t(
+                "il faut la question, les éléments pris en compte et l'avis, séparés par « ; »",
+                "the question, the elements considered and the advice, separated by “;”",
+            ),
+            usage,
+        )
+    report = dict(zip(("question", "elements", "advice"), parts, strict=True))
+    made = await ctx.services.as_sender(
+        ctx.sender, ctx.services.dossiers.answer_solicitation, int(args[0]), report
+    )
+    return build(
+        ctx.t(
+            f"Compte rendu d'avis de la sollicitation n° {made['id']} enregistré dans le dossier.",
+            f"Advice report of solicitation #{made['id']} saved in the record.",
+        )
+    )
+
+
 async def sollicitation(ctx: Context, args: list[str]) -> Reply:
     dossiers = ctx.services.dossiers
     if not args:
@@ -109,6 +139,8 @@ async def sollicitation(ctx: Context, args: list[str]) -> Reply:
                 "the invitation to the patient's room is on its way.",
             )
         )
+    if sub in ("repondre", "répondre", "answer"):
+        return await _answer(ctx, args[1:])
     if sub in ("refuser", "decliner", "décliner", "decline"):
         made = await ctx.services.as_sender(
             ctx.sender, dossiers.decline_solicitation, _number(ctx, args)
@@ -120,8 +152,8 @@ async def sollicitation(ctx: Context, args: list[str]) -> Reply:
         )
     raise CommandError(
         ctx.t(
-            f"sous-commande « {args[0]} » inconnue (accepter, refuser)",
-            f"unknown subcommand “{args[0]}” (accept, decline)",
+            f"sous-commande « {args[0]} » inconnue (accepter, refuser, repondre)",
+            f"unknown subcommand “{args[0]}” (accept, decline, answer)",
         )
     )
 
@@ -150,19 +182,23 @@ register(
     Command(
         name="!sollicitation",
         english=("!solicitation",),
-        usage_fr="!sollicitation\n!sollicitation accepter N\n!sollicitation refuser N",
-        usage_en="!solicitation\n!solicitation accept N\n!solicitation decline N",
+        usage_fr="!sollicitation\n!sollicitation accepter N\n!sollicitation refuser N\n"
+        + USAGE_ANSWER,
+        usage_en="!solicitation\n!solicitation accept N\n!solicitation decline N\n"
+        + USAGE_ANSWER_EN,
         help_fr="mes sollicitations d'équipe ressource ; les accepter ou les refuser",
         help_en="my resource-team solicitations; accept or decline them",
         details_fr=(
             "les sollicitations qui me sont adressées ou que j'ai prises en charge",
             "accepter : entrer dans le cercle de soins (rôle ERS)",
             "refuser la sollicitation",
+            "répondre : le compte rendu d'avis (membre qui l'a prise en charge)",
         ),
         details_en=(
             "the solicitations told to me or that I took",
             "accept: join the care circle (role ERS)",
             "decline the solicitation",
+            "answer: the advice report (the member who took it)",
         ),
         handler=sollicitation,
         needs_dossier=False,

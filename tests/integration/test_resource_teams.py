@@ -264,6 +264,14 @@ async def test_the_bot_lists_solicits_accepts_and_declines(service: DossierServi
     taken = await bot.say(BACKUP, chat, f"!sollicitation accepter {number}")
     assert taken.ok and "rôle ERS" in taken.plain
     assert service.get_dossier(_as(BACKUP), dossier_id)["access"] == "member"
+    half = await bot.say(BACKUP, chat, f"!sollicitation repondre {number} douleurs ; EVA 7")
+    assert not half.ok and "séparés par" in half.plain
+    line = f"!sollicitation répondre {number} douleurs ? ; EVA 7, morphine ; rotation d'opioïde"
+    answered = await bot.say(BACKUP, chat, line)
+    assert answered.ok and "Compte rendu d'avis" in answered.plain, answered.plain
+    [row] = service.dossier_solicitations(COORD, dossier_id)
+    assert row["status"] == "repondue" and row["report"]["advice"] == "rotation d'opioïde"
+    assert row["report"]["author"] == BACKUP
 
 
 def test_the_rota_is_kept_by_the_team_coordinator(service: DossierService) -> None:
