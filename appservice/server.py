@@ -18,6 +18,7 @@ from appservice.dossier_rooms import DossierRooms
 from appservice.mail.relay import mail_relay
 from appservice.matrix_api import AppserviceApi, MatrixError
 from appservice.metrics import Metrics
+from appservice.team_invites import TeamInvites
 from appservice.transactions import (
     MAX_ATTEMPTS,
     EventHandler,
@@ -26,6 +27,8 @@ from appservice.transactions import (
     retry_delay,
 )
 from dossier_api.domain.rooms import RoomLinks
+from dossier_api.domain.service import DossierService
+from maillon.shared.clock import every
 from maillon.shared.crypto import KeyRing
 from maillon.shared.sealed import install_key_ring
 from maillon.shared.settings import Deployment
@@ -50,6 +53,7 @@ WAKE = web.AppKey("wake", asyncio.Event)
 HANDLERS = web.AppKey("handlers", list)
 PING = web.AppKey("ping", dict)
 LINKS = web.AppKey("links", RoomLinks)
+TEAMS = web.AppKey("teams", DossierService)
 ROOM_SYNC = web.AppKey("room_sync", dict)  # "rooms": DossierRooms, once running
 OUTBOX_WAKE = web.AppKey("outbox_wake", asyncio.Event)
 RETRY_AT = web.AppKey("retry_at", dict)  # seq of a failed event -> monotonic time of next try
@@ -265,15 +269,6 @@ async def _outbox_loop(app: web.Application, rooms: DossierRooms) -> None:
             await asyncio.wait_for(wake.wait(), timeout=5.0 if failed else 1.0)
 
 
-async def _expiry_loop(keeper: CircleKeeper, interval: float) -> None:
-    while True:
-        await asyncio.sleep(interval)
-        try:
-            await keeper.sweep()
-        except Exception as exc:
-            log.error("care-circle sweep failed: %s", type(exc).__name__)
-
-
 def policy_context(deployment: Deployment) -> PolicyContext:
     module = from_homeserver_config(
         str(deployment.path(deployment.settings.homeserver.config_file))
@@ -316,13 +311,23 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
         )
         app[ROOM_SYNC]["rooms"] = rooms
         follower = DossierFollower(app[LINKS], frozenset({ctx.service_user, ctx.bot_user}))
-        app[HANDLERS].extend([keeper.handle, follower.handle])
+        teams = TeamInvites(api, app[TEAMS], deployment.settings.server_name)
+        app[HANDLERS].extend([keeper.handle, follower.handle, teams.handle])
         interval = deployment.settings.appservice.circle_expiry_check_seconds
         tasks = [
             asyncio.create_task(_processor(app)),
             asyncio.create_task(_outbox_loop(app, rooms)),
             asyncio.create_task(_ping_homeserver(app)),
-            asyncio.create_task(_expiry_loop(keeper, interval)),
+            asyncio.create_task(every(interval, keeper.sweep, "care-circle sweep")),
+            # Resource-team solicitations past their response time: the chain's next step
+            # (or expired), run here by the one appservice process.
+            asyncio.create_task(
+                every(
+                    interval,
+                    lambda: asyncio.to_thread(app[TEAMS].escalate_due),
+                    "resource-team escalation",
+                )
+            ),
             asyncio.create_task(_name_service_user(api)),
         ]
         yield
@@ -343,6 +348,7 @@ def create_app(
     app[DEPLOYMENT] = deployment
     app[STORE] = TransactionStore(engine, keys)
     app[LINKS] = RoomLinks(engine)
+    app[TEAMS] = DossierService(engine, deployment, component="appservice")
     app[ROOM_SYNC] = {}
     app[OUTBOX_WAKE] = asyncio.Event()
     app[METRICS] = Metrics()

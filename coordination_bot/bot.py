@@ -28,6 +28,7 @@ from coordination_bot.commands import formulaire, note
 from coordination_bot.core import CommandError, Context, Reply
 from coordination_bot.dispatch import dispatch, error_reply, is_command
 from coordination_bot.services import MailOutbox, Services
+from coordination_bot.solicitations import SolicitationChats
 from dossier_api.domain.core import ApiError
 from dossier_api.domain.mail.outbox import TrustSpace, relay_marker
 from dossier_api.domain.mail.spool import Spool
@@ -166,6 +167,7 @@ class CoordinationBot:
             self._ready_path.write_text(str(self.started_ms), encoding="utf-8")
             log.info("bot ready as %s", self.settings.bot_user_id)
             self._spawn(self.services.forget_old_events())
+            self._spawn(SolicitationChats(self.client, self.services, self._send).run_forever())
 
     async def _cross_sign(self) -> None:
         assert self.client is not None

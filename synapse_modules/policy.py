@@ -26,6 +26,7 @@ from maillon.shared.circle import (
     SideRoomLink,
     patient_power_levels,
     server_of,
+    team_slug,
     user_from_state_key,
 )
 
@@ -112,6 +113,10 @@ def check_invite(
         return allow("service_user")
     if view.active_member(invitee, now) is not None:
         return allow("in_circle")
+    if team_slug(invitee) is not None and view.active_member(inviter, now) is not None:
+        # A resource team's address: the appservice turns the invite into a solicitation
+        # and declines it; nobody logs in as it, and it never has a circle entry to join.
+        return allow("team_solicitation")
     if ctx.is_service(inviter):
         return deny("not_in_circle", NOT_IN_CIRCLE.format(who=invitee))
     if view.is_coordinator(inviter, now):

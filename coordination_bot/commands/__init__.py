@@ -9,6 +9,7 @@ from coordination_bot.commands import (  # noqa: F401
     cercle,
     delegation,
     dossier,
+    equipe,
     formulaire,
     mail,
     note,

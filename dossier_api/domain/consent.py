@@ -49,6 +49,29 @@ def sharing_refusal(pathway: Pathway | None, role: str, dossier: Dossier) -> Api
     return None
 
 
+def team_sharing_refusal(dossier: Dossier, team: str, attested: bool) -> ApiError | None:
+    """Why this dossier may not be shared with a resource team (None if it may): a team is
+    outside the care team until it joins; it needs the sharing consent, or the requester's
+    attestation that the person was informed and did not object. An opposition always
+    blocks."""
+    if dossier.opposition:
+        return ApiError(
+            403,
+            OPPOSED,
+            "la personne s'est opposée au partage de son dossier hors de l'équipe de soins : "
+            f"l'équipe « {team} » ne peut pas être sollicitée",
+        )
+    if not (dossier.consent_share_outside or attested):
+        return ApiError(
+            403,
+            NO_CONSENT,
+            f"l'équipe « {team} » est hors de l'équipe de soins : il faut le consentement de "
+            "la personne au partage (consent_share_outside), ou attester qu'elle a été "
+            "informée et ne s'y est pas opposée (attested)",
+        )
+    return None
+
+
 def event_json(e: ConsentEvent) -> dict[str, Any]:
     return {"at": _iso(e.at), "actor": e.actor, "field": e.field, "value": e.value, "note": e.note}
 

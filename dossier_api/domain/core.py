@@ -5,7 +5,7 @@ transaction), on which every operation of ``DossierService`` is written."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +23,7 @@ from dossier_api.domain.models import (
     StructureStaff,
 )
 from maillon.shared.care_circle_config import allowed_servers
+from maillon.shared.clock import utcnow
 from maillon.shared.settings import AttachmentSettings, Deployment
 
 
@@ -112,6 +113,10 @@ class ServiceCore:
         self._engine = engine
         self._mail_domain = settings.mail_domain
         self._component = component
+        self._server_name = settings.server_name
+        # The clock of the operations that follow time (resource teams' rota, escalation):
+        # tests put another one in its place.
+        self.clock: Callable[[], dt.datetime] = utcnow
         # The care-circle module's decision log, loaded into the audit when it is read.
         self._decision_log = deployment.path("audit")
         self._attachment_settings = settings.attachments

@@ -12,7 +12,16 @@ from sqlalchemy import select
 from dossier_api.domain import visibility
 from dossier_api.domain.access import Caller
 from dossier_api.domain.core import ServiceCore, _iso
-from dossier_api.domain.models import Appointment, CarePlan, CircleMember, Dossier, Note, Task
+from dossier_api.domain.models import (
+    Appointment,
+    CarePlan,
+    CircleMember,
+    Dossier,
+    Note,
+    Solicitation,
+    Task,
+    Team,
+)
 from maillon.shared.text import displayable
 
 MXID_SYSTEM = "urn:ietf:rfc:3986"  # Matrix user ids as URIs (matrix:u/…)
@@ -115,6 +124,36 @@ def _document(dossier: Dossier, note: Note, superseded: set[str]) -> dict[str, A
     return resource
 
 
+def _report(dossier: Dossier, s: Solicitation, team: str) -> dict[str, Any]:
+    """A resource team's advice report (télé-expertise) as a DocumentReference."""
+    report = s.report or {}
+    text = (
+        f"Compte rendu de télé-expertise — équipe ressource « {team} »\n"
+        f"Question : {report.get('question', '')}\n"
+        f"Éléments pris en compte : {report.get('elements', '')}\n"
+        f"Avis : {report.get('advice', '')}"
+    )
+    return {
+        "resourceType": "DocumentReference",
+        "id": f"avis-{s.id}",
+        "status": "current",
+        "subject": {"reference": f"Patient/patient-{dossier.id}"},
+        "date": report.get("date"),
+        "author": [_who(str(report.get("author", "")))],
+        "description": f"Avis de l'équipe ressource « {team} »",
+        "category": [{"coding": [{"system": "urn:maillon:tele-expertise", "code": "avis"}]}],
+        "content": [
+            {
+                "attachment": {
+                    "contentType": "text/plain; charset=utf-8",
+                    "data": base64.b64encode(displayable(text).encode()).decode(),
+                    "title": "Compte rendu de télé-expertise",
+                }
+            }
+        ],
+    }
+
+
 def _task(dossier: Dossier, task: Task) -> dict[str, Any]:
     resource: dict[str, Any] = {
         "resourceType": "Task",
@@ -204,6 +243,13 @@ class FhirExport(ServiceCore):
             resources += [_appointment(a) for a in rdvs]
             if plan is not None:
                 resources.append(_care_plan(dossier, plan))
+            answered = session.execute(
+                select(Solicitation, Team.name)
+                .join(Team, Team.slug == Solicitation.team_slug)
+                .where(Solicitation.dossier_id == dossier_id, Solicitation.report.is_not(None))
+                .order_by(Solicitation.id)
+            ).all()
+            resources += [_report(dossier, s, team) for s, team in answered]
         return {
             "resourceType": "Bundle",
             "type": "collection",

@@ -502,3 +502,80 @@ class WebSession(Base):
     last_seen_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[dt.datetime] = mapped_column()
     ended_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+
+
+# -- resource teams (équipes ressources, ``dossier_api.domain.teams``) ---------------------
+
+
+class Team(Base):
+    """A regional or departmental expert team a care circle can solicit. ``rota``: the
+    weekly on-duty pattern and its dated exceptions (Europe/Paris; see ``teams.Rota``),
+    None: every member is on duty."""
+
+    __tablename__ = "teams"
+    slug: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    structure_id: Mapped[str | None] = mapped_column(ForeignKey("structures.id"), default=None)
+    level: Mapped[str] = mapped_column(String(16))  # regionale, departementale
+    expertise: Mapped[str] = mapped_column(String(200), default="")
+    pathways: Mapped[list[str]] = mapped_column(JSON, default=list)
+    territory: Mapped[str] = mapped_column(String(200), default="")
+    response_seconds: Mapped[int] = mapped_column(Integer, default=4 * 3600)
+    # After the solicitation ends, how long the accepter stays in the circle.
+    exit_delay_seconds: Mapped[int] = mapped_column(Integer, default=7 * 86400)
+    structure_account: Mapped[str | None] = mapped_column(String(255), default=None)
+    rota: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class TeamMember(Base):
+    """A member of a team, with their role in it; ``coordinator``: keeps the rota and is the
+    chain's step after the rota levels."""
+
+    __tablename__ = "team_members"
+    team_slug: Mapped[str] = mapped_column(ForeignKey("teams.slug"), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    role: Mapped[str] = mapped_column(String(80), default="")
+    coordinator: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Solicitation(Base):
+    """A circle member's request to a team about a dossier (``kind`` avis or
+    prise_en_charge). The reason and the report are health data, sealed. ``step``: how far
+    along the escalation chain it went; ``notified``: who was told at that step.
+    ``accepted_by`` is set by one conditional update: the first accepter wins."""
+
+    __tablename__ = "solicitations"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    team_slug: Mapped[str] = mapped_column(ForeignKey("teams.slug"), index=True)
+    dossier_id: Mapped[str] = mapped_column(ForeignKey("dossiers.id"), index=True)
+    requester: Mapped[str] = mapped_column(String(255))
+    kind: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[dict[str, Any]] = mapped_column(Sealed())
+    status: Mapped[str] = mapped_column(String(12), default="envoyee", index=True)
+    attested: Mapped[bool] = mapped_column(Boolean, default=False)
+    step: Mapped[int] = mapped_column(Integer, default=0)
+    notified: Mapped[list[str]] = mapped_column(JSON, default=list)
+    deadline: Mapped[dt.datetime] = mapped_column()
+    accepted_by: Mapped[str | None] = mapped_column(String(255), default=None)
+    circle_member_id: Mapped[int | None] = mapped_column(
+        ForeignKey("circle_members.id"), default=None, unique=True
+    )
+    report: Mapped[dict[str, Any] | None] = mapped_column(Sealed(), default=None)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class SolicitationEvent(Base):
+    """One step of a solicitation (sent, seen, accepted, declined, escalated, expired,
+    answered, closed), dated and attributed; ``people``: who is told of it."""
+
+    __tablename__ = "solicitation_events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    solicitation_id: Mapped[int] = mapped_column(ForeignKey("solicitations.id"), index=True)
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    actor: Mapped[str | None] = mapped_column(String(255), default=None)
+    status: Mapped[str] = mapped_column(String(12))
+    people: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # Set once the bot told ``people`` (their "Sollicitations" chat): the outbox it reads.
+    delivered_at: Mapped[dt.datetime | None] = mapped_column(default=None, index=True)

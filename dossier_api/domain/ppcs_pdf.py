@@ -88,24 +88,40 @@ class _Pdf(FPDF):
         self.cell(0, 6, latin1(f"{self.title_text} - page {self.page_no()}/{{nb}}"), align="C")
 
 
-def render_ppcs(doc: PpcsDocument) -> bytes:
-    pdf = _Pdf(format="A4")
-    pdf.title_text = latin1(f"PPCS de {doc.patient} - version {doc.version}")
-    pdf.set_title(latin1("Plan personnalisé de coordination en santé"))
-    pdf.set_creator("Maillon")
-    pdf.set_auto_page_break(True, margin=16)
-    pdf.add_page()
-    width = pdf.w - pdf.l_margin - pdf.r_margin
+class _Writer:
+    """A Maillon A4 document: its footer title, headings and wrapped lines (Latin-1)."""
 
-    def heading(text: str, size: int = 13) -> None:
+    def __init__(self, footer: str, title: str) -> None:
+        self.pdf = _Pdf(format="A4")
+        self.pdf.title_text = latin1(footer)
+        self.pdf.set_title(latin1(title))
+        self.pdf.set_creator("Maillon")
+        self.pdf.set_auto_page_break(True, margin=16)
+        self.pdf.add_page()
+        self.width = self.pdf.w - self.pdf.l_margin - self.pdf.r_margin
+
+    def heading(self, text: str, size: int = 13) -> None:
+        pdf = self.pdf
         pdf.ln(3)
         pdf.set_font("Helvetica", "B", size)
-        pdf.multi_cell(width, 7, latin1(text), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        pdf.multi_cell(self.width, 7, latin1(text), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
         pdf.set_font("Helvetica", size=10)
 
-    def line(text: str, indent: float = 0) -> None:
+    def line(self, text: str, indent: float = 0) -> None:
+        pdf = self.pdf
         pdf.set_x(pdf.l_margin + indent)
-        pdf.multi_cell(width - indent, 5.5, latin1(text), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        pdf.multi_cell(self.width - indent, 5.5, latin1(text), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+
+    def output(self) -> bytes:
+        return bytes(self.pdf.output())
+
+
+def render_ppcs(doc: PpcsDocument) -> bytes:
+    writer = _Writer(
+        f"PPCS de {doc.patient} - version {doc.version}",
+        "Plan personnalisé de coordination en santé",
+    )
+    pdf, heading, line = writer.pdf, writer.heading, writer.line
 
     heading("Plan personnalisé de coordination en santé (PPCS)", 16)
     born = {"F": "née le", "M": "né le"}.get(doc.sex or "", "né(e) le")
@@ -157,4 +173,41 @@ def render_ppcs(doc: PpcsDocument) -> bytes:
         line("Aucun.")
     for goal in unmet:
         line(f"- {goal}", 4)
-    return bytes(pdf.output())
+    return writer.output()
+
+
+@dataclass(frozen=True)
+class ReportDocument:
+    """A resource team's advice report (compte rendu de télé-expertise)."""
+
+    patient: str
+    pathway: str
+    team: str
+    number: int
+    requester: Person
+    author: Person
+    date: dt.datetime
+    question: str
+    elements: str
+    advice: str
+
+
+def render_report(doc: ReportDocument) -> bytes:
+    writer = _Writer(
+        f"Compte rendu d'avis - {doc.patient} - sollicitation {doc.number}",
+        "Compte rendu de télé-expertise",
+    )
+    writer.heading("Compte rendu de télé-expertise (avis d'équipe ressource)", 16)
+    writer.line(f"Personne : {doc.patient}")
+    writer.line(f"Parcours : {doc.pathway}")
+    writer.line(f"Équipe ressource : {doc.team} (sollicitation n° {doc.number})")
+    writer.line(f"Demandé par : {doc.requester.label()}")
+    writer.line(f"Avis de : {doc.author.label()}, le {format_datetime(doc.date)}")
+    for title, text in (
+        ("Question posée", doc.question),
+        ("Éléments pris en compte", doc.elements),
+        ("Avis", doc.advice),
+    ):
+        writer.heading(title)
+        writer.line(text)
+    return writer.output()

@@ -31,6 +31,7 @@ from dossier_api.domain.models import (
     Task,
 )
 from dossier_api.domain.pathways import PATHWAYS
+from dossier_api.domain.teams import STEPS, dossier_steps, step_text
 from maillon.shared.dates_fr import PARIS
 from maillon.shared.text import fold, fold_compact
 
@@ -45,6 +46,7 @@ TIMELINE_KINDS = (
     "mail",
     "alert",
     "room",
+    "solicitation",
 )
 ROOM_EVENTS = {
     "invite": "Invitation dans la salle",
@@ -344,6 +346,20 @@ class DossierReading(ServiceCore):
             for last, count in days.values():
                 title = f"{count} message{'s' if count > 1 else ''} dans les salles"
                 entries.append(Entry(last, "room", "messages", title, text=None, ref=None))
+        if "solicitation" in kinds:
+            for ev, sol, team_name in dossier_steps(session, dossier_id):
+                entries.append(
+                    Entry(
+                        ev.at,
+                        "solicitation",
+                        ev.status,
+                        f"Équipe ressource « {team_name} » : {STEPS[ev.status]}",
+                        ev.actor,
+                        sol.accepted_by if ev.status == "acceptee" else None,
+                        step_text(ev, sol),
+                        str(sol.id),
+                    )
+                )
         return entries
 
     def timeline(

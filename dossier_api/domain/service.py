@@ -40,6 +40,7 @@ from dossier_api.domain.pathways import PATHWAYS, Pathway
 from dossier_api.domain.reading import DossierReading
 from dossier_api.domain.room_decisions import load_room_decisions
 from dossier_api.domain.rooms import ROOMS, enqueue, reference
+from dossier_api.domain.teams import TeamOperations
 from dossier_api.domain.vigilance import OVERRIDE, IdentityVigilance, parse_evidence
 from dossier_api.domain.vigilance import check_transition as check_identity_status
 from dossier_api.domain.worklist import WorklistOperations
@@ -75,6 +76,7 @@ class DossierService(
     AttachmentOperations,
     DossierReading,
     WorklistOperations,
+    TeamOperations,
 ):
     """The dossier domain's operations: dossiers, circle, notes, tasks, delegations,
     structures and rooms here; forms (and their drafts), PPCS (and its PDF), agenda and alerts

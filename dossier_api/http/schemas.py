@@ -596,3 +596,64 @@ DIRECTORY_PAGE = obj(
         "results": {"type": "array", "items": DIRECTORY_RESULT},
     },
 )
+
+# -- resource teams ------------------------------------------------------------------------
+TEAM_MEMBER_IN = obj(
+    ["user_id"],
+    {
+        "user_id": USER_ID,
+        "role": {"type": "string", "maxLength": 80},
+        "coordinator": {"type": "boolean"},
+    },
+)
+ROTA_SLOT = {"type": "object", "additionalProperties": True}
+ROTA = {
+    "type": "object",
+    "properties": {
+        "weekly": {"type": "array", "items": ROTA_SLOT, "maxItems": 500},
+        "exceptions": {"type": "array", "items": ROTA_SLOT, "maxItems": 2000},
+    },
+}
+TEAM_IN = obj(
+    ["slug", "name", "level", "members"],
+    {
+        "slug": {"type": "string", "pattern": "^[a-z0-9][a-z0-9-]{0,39}$"},
+        "name": SHORT,
+        "level": {"type": "string", "enum": ["regionale", "departementale"]},
+        "members": {"type": "array", "items": TEAM_MEMBER_IN, "minItems": 1, "maxItems": 200},
+        "pathways": {"type": "array", "items": PATHWAY},
+        "expertise": {"type": "string", "maxLength": 200},
+        "territory": {"type": "string", "maxLength": 200},
+        "structure_id": {"type": "string", "maxLength": 32},
+        "structure_account": USER_ID,
+        "response_seconds": {"type": "integer", "minimum": 1, "maximum": 30 * 86400},
+        "exit_delay_seconds": {"type": "integer", "minimum": 0, "maximum": 365 * 86400},
+        "rota": ROTA,
+    },
+)
+ROTA_IN = obj(["rota"], {"rota": ROTA})
+TEAM = {
+    "type": "object",
+    "required": ["slug", "name", "address", "level"],
+    "additionalProperties": True,
+}
+TEAMS = obj(["teams"], {"teams": {"type": "array", "items": TEAM}})
+SOLICITATION_IN = obj(
+    ["team", "reason"],
+    {
+        "team": {"type": "string", "minLength": 1, "maxLength": 40},
+        "reason": {"type": "string", "minLength": 1, "maxLength": 2000},
+        "kind": {"type": "string", "enum": ["avis", "prise_en_charge"]},
+        "attested": {"type": "boolean"},
+    },
+)
+SOLICITATION = {
+    "type": "object",
+    "required": ["id", "team", "status"],
+    "additionalProperties": True,
+}
+SOLICITATIONS = obj(["solicitations"], {"solicitations": {"type": "array", "items": SOLICITATION}})
+REPORT_IN = obj(
+    ["question", "elements", "advice"],
+    {"question": TEXT, "elements": TEXT, "advice": TEXT},
+)

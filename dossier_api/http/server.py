@@ -12,6 +12,7 @@ from sqlalchemy import Engine, text
 
 import dossier_api.http.handlers
 import dossier_api.http.handlers_care
+import dossier_api.http.handlers_teams
 import dossier_api.http.handlers_work  # noqa: F401  (these imports register the routes)
 from dossier_api.domain.core import ApiError
 from dossier_api.domain.service import DossierService

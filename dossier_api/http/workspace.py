@@ -77,8 +77,10 @@ async def home(request: web.Request) -> web.Response:
     )
     todo: dict[str, Any] = {"tasks": [], "alerts": [], "invitations": []}
     people: dict[str, Any] = {}
+    solicitations: list[dict[str, Any]] = []
     if not list_only:
         todo = await asyncio.to_thread(svc.worklist, caller)
+        solicitations = await asyncio.to_thread(svc.my_solicitations, caller)
         people = await asyncio.to_thread(
             svc.people,
             {a["author"] for a in todo["alerts"]} | {i["added_by"] for i in todo["invitations"]},
@@ -96,6 +98,7 @@ async def home(request: web.Request) -> web.Response:
         me=me,
         listing=listing,
         todo=todo,
+        solicitations=solicitations,
         people=people,
         query=kept,
         page=page,
@@ -144,7 +147,8 @@ def _error_text(error: Any) -> str:
     return f"valeur refusée pour « {field} »"
 
 
-async def create_dossier(request: web.Request) -> web.Response:
+async def _form_session(request: web.Request) -> Current | web.Response:
+    """The session of a form posted from a page, its CSRF token checked; else the refusal."""
     session = await current(request)
     if session is None:
         return problem_page(request, 401, "Session expirée : reconnectez-vous.")
@@ -152,6 +156,13 @@ async def create_dossier(request: web.Request) -> web.Response:
         return problem_page(
             request, 403, "Jeton anti-falsification (CSRF) manquant ou incorrect.", session=session
         )
+    return session
+
+
+async def create_dossier(request: web.Request) -> web.Response:
+    session = await _form_session(request)
+    if isinstance(session, web.Response):
+        return session
     form = await request.post()
     values = {k: v.strip() for k, v in form.items() if isinstance(v, str)}
     identity = {k: values[k] for k in IDENTITY_FIELDS if values.get(k)}
@@ -171,6 +182,28 @@ async def create_dossier(request: web.Request) -> web.Response:
         return _new_form(request, session, me, values, [exc.message], exc.status)
     await request.app[ROOM_SYNC].sync(dossier["id"])
     return redirect(f"/dossiers/{dossier['id']}")
+
+
+SOLICITATION_ACTIONS = {"accepter": "accept_solicitation", "refuser": "decline_solicitation"}
+
+
+async def solicitation_action(request: web.Request) -> web.Response:
+    """Accept or decline, from the worklist, a resource-team solicitation told to me."""
+    session = await _form_session(request)
+    if isinstance(session, web.Response):
+        return session
+    action = SOLICITATION_ACTIONS.get(request.match_info["action"])
+    number = request.match_info["solicitation_id"]
+    if action is None or not number.isdigit() or len(number) > 12:
+        return problem_page(request, 404, "Action inconnue.", session=session)
+    svc = request.app[SERVICE]
+    try:
+        done = await asyncio.to_thread(getattr(svc, action), session.caller, int(number))
+    except ApiError as exc:
+        return problem_page(request, exc.status, exc.message, session=session)
+    if done["status"] == "acceptee":
+        await request.app[ROOM_SYNC].sync(done["dossier_id"])  # invited into the rooms
+    return redirect("/")
 
 
 def _dossier_context(svc: Any, caller: Any, dossier_id: str, all_tasks: bool) -> dict[str, Any]:
@@ -232,5 +265,6 @@ def setup(app: web.Application, service: DossierService) -> None:
     app.router.add_get("/", home)
     app.router.add_get("/dossiers/nouveau", new_dossier_form)
     app.router.add_post("/dossiers", create_dossier)
+    app.router.add_post("/sollicitations/{solicitation_id}/{action}", solicitation_action)
     app.router.add_get("/dossiers/{dossier_id}", dossier_page)
     app.router.add_get("/static/{name}", static_file)

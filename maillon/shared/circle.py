@@ -42,6 +42,7 @@ ROLES: dict[str, str] = {
     "AID": "aidant",
     "PC": "personne de confiance",
     "RL": "responsable légal",
+    "ERS": "équipe ressource (membre d'une équipe sollicitée)",
 }
 # Roles of people who are not professionals: admitted only where the pathway allows it.
 RESTRICTED_ROLES = frozenset({"PATIENT", "AID", "PC", "RL"})
@@ -85,6 +86,25 @@ PROTECTED_STATE = (
     CIRCLE_EVENT,
     SIDE_ROOM_EVENT,
 )
+
+
+# A resource team's Matrix address, @equipe.<slug>:<server>, in the appservice's namespace:
+# inviting it into a patient room solicits the team (it admits nobody: no one logs in as it).
+TEAM_LOCALPART_PREFIX = "equipe."
+TEAM_SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
+
+
+def team_address(slug: str, server_name: str) -> str:
+    return f"@{TEAM_LOCALPART_PREFIX}{slug}:{server_name}"
+
+
+def team_slug(user_id: str) -> str | None:
+    """The team slug of a team address (any server), None for anyone else."""
+    localpart = user_id[1:].split(":", 1)[0] if user_id.startswith("@") else ""
+    if not localpart.startswith(TEAM_LOCALPART_PREFIX):
+        return None
+    slug = localpart[len(TEAM_LOCALPART_PREFIX) :]
+    return slug if TEAM_SLUG_RE.match(slug) else None
 
 
 _USER_KEY_PREFIX = "user:"

@@ -1,4 +1,5 @@
-"""The `maillon` command: init, up, user add, keys rotate, directory import."""
+"""The `maillon` command: init, up, user add, keys rotate, directory import, team add and
+rota."""
 
 from __future__ import annotations
 
@@ -10,12 +11,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+import yaml
 from tqdm import tqdm
 
 from appservice.directory import bind_directory_entry
 from appservice.matrix_api import AppserviceApi
+from dossier_api.domain.access import Caller
+from dossier_api.domain.core import ApiError
 from dossier_api.domain.directory import upsert_professional
 from dossier_api.domain.directory_import import DirectoryFileError, import_extract, open_source
+from dossier_api.domain.service import DossierService
+from dossier_api.domain.teams import LEVELS
 from maillon.shared.circle import DirectoryEntry
 from maillon.shared.crypto import KeyRing
 from maillon.shared.homeserver_client import HomeserverError, is_up, register_user
@@ -251,7 +257,109 @@ def build_parser() -> argparse.ArgumentParser:
     _dir_option(imp)
     imp.add_argument("file", type=Path, metavar="FICHIER", help="extrait .txt ou .zip")
     imp.add_argument("--quiet", action="store_true", help="sans barre de progression")
+    _team_parsers(sub)
     return parser
+
+
+def _team_parsers(sub: Any) -> None:
+    team = sub.add_parser("team", help="équipes ressources (sollicitées par les cercles de soins)")
+    team_sub = team.add_subparsers(dest="team_command", required=True, metavar="ACTION")
+    add = team_sub.add_parser("add", help="crée une équipe ressource")
+    _dir_option(add)
+    add.add_argument("slug", metavar="SLUG", help="identifiant court (ex. usp-31)")
+    add.add_argument("--name", required=True, metavar="NOM", help="nom de l'équipe")
+    add.add_argument("--level", required=True, choices=sorted(LEVELS), help="niveau d'expertise")
+    add.add_argument(
+        "--member",
+        action="append",
+        default=[],
+        metavar="@COMPTE:SERVEUR[=RÔLE]",
+        help="membre (répétable), avec son rôle dans l'équipe",
+    )
+    add.add_argument(
+        "--coordinator",
+        action="append",
+        default=[],
+        metavar="@COMPTE:SERVEUR[=RÔLE]",
+        help="coordinateur de l'équipe (tient le planning ; répétable)",
+    )
+    add.add_argument(
+        "--pathway", action="append", default=[], metavar="PARCOURS", help="parcours servi"
+    )
+    add.add_argument("--expertise", default="", metavar="TEXTE", help="expertise")
+    add.add_argument("--territory", default="", metavar="TEXTE", help="territoire couvert")
+    add.add_argument("--structure-id", metavar="ID", help="structure propriétaire")
+    add.add_argument(
+        "--structure-account", metavar="@COMPTE:SERVEUR", help="compte de la structure (escalade)"
+    )
+    add.add_argument(
+        "--response-time", type=int, default=4 * 3600, metavar="SECONDES", help="délai de réponse"
+    )
+    add.add_argument(
+        "--exit-delay",
+        type=int,
+        default=7 * 86400,
+        metavar="SECONDES",
+        help="maintien dans le cercle après la fin de la sollicitation",
+    )
+    rota = team_sub.add_parser("rota", help="remplace le planning de garde d'une équipe")
+    _dir_option(rota)
+    rota.add_argument("slug", metavar="SLUG", help="identifiant de l'équipe")
+    rota.add_argument("file", type=Path, nargs="?", metavar="FICHIER", help="planning YAML ou JSON")
+    rota.add_argument(
+        "--clear", action="store_true", help="sans planning : tous les membres de garde"
+    )
+
+
+def _members(values: list[str], coordinator: bool) -> list[dict[str, Any]]:
+    out = []
+    for value in values:
+        user_id, _, role = value.partition("=")
+        out.append({"user_id": user_id, "role": role, "coordinator": coordinator})
+    return out
+
+
+def _team(args: argparse.Namespace) -> int:
+    deployment = load(args.dir)
+    install_key_ring(KeyRing.for_secrets(deployment.secrets))
+    engine = make_engine(deployment.settings.database_url)
+    service = DossierService(engine, deployment, component="cli")
+    admin = Caller("maillon-cli", True, "cli")
+    try:
+        if args.team_command == "add":
+            team = service.add_team(
+                admin,
+                {
+                    "slug": args.slug,
+                    "name": args.name,
+                    "level": args.level,
+                    "members": _members(args.coordinator, True) + _members(args.member, False),
+                    "pathways": args.pathway,
+                    "expertise": args.expertise,
+                    "territory": args.territory,
+                    "structure_id": args.structure_id,
+                    "structure_account": args.structure_account,
+                    "response_seconds": args.response_time,
+                    "exit_delay_seconds": args.exit_delay,
+                },
+            )
+            print(
+                f"Équipe créée : {team['name']} ({team['level_label']}), adresse {team['address']}"
+            )
+            print(f"{len(team['members'])} membre(s) ; sans planning, tous sont de garde.")
+            return 0
+        if args.clear == (args.file is not None):
+            raise CliError("donnez un FICHIER de planning, ou --clear")
+        data = None if args.clear else yaml.safe_load(args.file.read_text(encoding="utf-8"))
+        team = service.set_rota(admin, args.slug, data)
+        print(f"Planning de l'équipe {team['name']} enregistré.")
+        return 0
+    except ApiError as exc:
+        raise CliError(exc.message) from exc
+    except (OSError, yaml.YAMLError) as exc:
+        raise CliError(f"planning illisible : {exc}") from exc
+    finally:
+        engine.dispose()
 
 
 def _directory_import(args: argparse.Namespace) -> int:
@@ -421,6 +529,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _keys_rotate(args)
         if args.command == "directory":
             return _directory_import(args)
+        if args.command == "team":
+            return _team(args)
     except (InitError, SettingsError, CliError) as exc:
         print(f"maillon : {exc}", file=sys.stderr)
         return 2

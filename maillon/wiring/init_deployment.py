@@ -18,7 +18,7 @@ import jinja2
 from signedjson.key import generate_signing_key, write_signing_keys
 
 from maillon.shared import settings as settings_mod
-from maillon.shared.circle import SERVER_NAME_RE
+from maillon.shared.circle import SERVER_NAME_RE, TEAM_LOCALPART_PREFIX
 from maillon.shared.tls import write_self_signed_certificate
 from maillon.wiring import workers as workers_mod
 
@@ -216,6 +216,7 @@ def init_deployment(options: InitOptions) -> Path:
         "appservice_id": "maillon",
         "appservice_sender": "maillon",
         "ghost_prefix": "_maillon_",
+        "team_prefix": TEAM_LOCALPART_PREFIX,
         "bot_localpart": "coordination",
         "log_name": "homeserver",
         "workers": workers,

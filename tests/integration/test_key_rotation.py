@@ -30,7 +30,9 @@ from dossier_api.domain.models import (
     IdentityEvent,
     Note,
     NoteAttachment,
+    Solicitation,
     Task,
+    Team,
 )
 from maillon.shared.crypto import KeyRing
 from maillon.shared.sealed import SealedColumn, install_key_ring, sealed_columns
@@ -68,6 +70,8 @@ def _populate(engine: Engine, ring: KeyRing) -> tuple[str, int]:
         note = Note(dossier_id=did, author=COORD, body={"text": "chute à domicile"})
         session.add(note)
         session.flush()
+        session.add(Team(slug="emsp", name="EMSP", level="departementale"))
+        session.flush()
         session.add_all(
             [
                 NoteAttachment(
@@ -102,6 +106,15 @@ def _populate(engine: Engine, ring: KeyRing) -> tuple[str, int]:
                 ),
                 ConsentEvent(
                     dossier_id=did, actor=COORD, field="opposition", value=True, note="écrite"
+                ),
+                Solicitation(
+                    team_slug="emsp",
+                    dossier_id=did,
+                    requester=COORD,
+                    kind="avis",
+                    reason={"text": "douleurs"},
+                    deadline=dt.datetime.now(dt.UTC),
+                    report={"question": "q", "elements": "e", "advice": "a"},
                 ),
                 BotFormDialogue(
                     room_id=ROOM,

@@ -181,6 +181,8 @@ async def test_an_openid_token_opens_only_the_widget_of_its_room(
         "form_id": "x",
         "structure_id": "x",
         "delegation_id": "1",
+        "slug": "x",
+        "solicitation_id": "1",
     }
     checked = 0
     for r in ROUTES:

@@ -1,0 +1,801 @@
+"""Resource teams (équipes ressources): regional or departmental expert teams a care circle
+solicits about a dossier. A team has members (with their role in it and its coordinator),
+a rota (weekly on-duty pattern and dated exceptions, Europe/Paris), a response-time target
+and an escalation chain: the rota's next level, then the team's coordinator, then the
+structure's account.
+
+A solicitation (``avis`` — tele-expertise — or ``prise_en_charge``) goes to the members on
+duty now; nobody of the team is in the care circle until one accepts: the first accepter
+(one conditional update, so two accepts at once make one winner) becomes a circle member
+with role ``ERS`` until the end of the solicitation plus the team's exit delay. Every step
+is dated (``SolicitationEvent``), audited, and in the dossier's timeline. A team is outside
+the care team: consent is checked by ``consent.team_sharing_refusal``. The operations are
+the ``TeamOperations`` mixin of ``DossierService``; rota and chain are pure functions."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from dossier_api.domain import circle_members
+from dossier_api.domain.access import Access, Caller
+from dossier_api.domain.care import _person
+from dossier_api.domain.consent import team_sharing_refusal
+from dossier_api.domain.core import ApiError, ServiceCore, _iso
+from dossier_api.domain.directory import people_json, professionals
+from dossier_api.domain.ins import display_name
+from dossier_api.domain.models import (
+    CircleMember,
+    ConsentEvent,
+    Dossier,
+    Solicitation,
+    SolicitationEvent,
+    Structure,
+    Team,
+    TeamMember,
+)
+from dossier_api.domain.pathways import PATHWAYS
+from dossier_api.domain.ppcs_pdf import ReportDocument, render_report
+from dossier_api.domain.rooms import enqueue
+from maillon.shared.circle import TEAM_SLUG_RE, USER_ID_RE, server_of, team_address
+from maillon.shared.dates_fr import DAYS, PARIS
+from maillon.shared.text import fold
+from maillon.shared.typed_config import ConfigKeyError, parse
+
+LEVELS = {"regionale": "régionale", "departementale": "départementale"}
+KINDS = {"avis": "avis (télé-expertise)", "prise_en_charge": "prise en charge"}
+ROLE = "ERS"  # the circle role of a team's accepter
+# Statuses of a solicitation, and of its steps (the events add "escalade" and "declinee").
+STATUSES = {
+    "envoyee": "envoyée",
+    "vue": "vue",
+    "acceptee": "acceptée",
+    "repondue": "répondue",
+    "close": "close",
+    "refusee": "refusée",
+    "expiree": "expirée",
+}
+STEPS = {
+    **STATUSES,
+    "escalade": "escalade au niveau suivant",
+    "declinee": "déclinée par un membre de l'équipe",
+}
+OPEN = ("envoyee", "vue")
+TAKEN = ("acceptee", "repondue")
+REASON_MAX = 2000
+REPORT_FIELDS = ("question", "elements", "advice")
+
+
+# -- rota ------------------------------------------------------------------------------
+
+
+def _time(value: str) -> str | None:
+    if not re.match(r"^([01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$", value):
+        return f"heure HH:MM attendue, pas « {value} »"
+    return None
+
+
+def _day(value: str) -> str | None:
+    if value and value not in DAYS:
+        return f"jour inconnu « {value} » (jours : {', '.join(DAYS)})"
+    return None
+
+
+def _date(value: str) -> str | None:
+    if not value:
+        return None
+    try:
+        dt.date.fromisoformat(value)
+    except ValueError:
+        return f"date AAAA-MM-JJ attendue, pas « {value} »"
+    return None
+
+
+def _members(value: object) -> str | None:
+    bad = [m for m in value if not USER_ID_RE.match(m)] if isinstance(value, tuple) else []
+    return f"identifiants Matrix invalides : {', '.join(bad)}" if bad else None
+
+
+def _level(value: object) -> str | None:
+    return "niveau de 1 à 9 attendu" if isinstance(value, int) and not 1 <= value <= 9 else None
+
+
+@dataclass(frozen=True)
+class Slot:
+    """Who is on duty from ``start`` to ``end`` (Paris time) on a weekday (``day``, in the
+    weekly pattern) or on one date (``date``, an exception), at a level of the chain."""
+
+    members: tuple[str, ...] = field(metadata={"check": _members})
+    start: str = field(default="00:00", metadata={"check": _time})
+    end: str = field(default="24:00", metadata={"check": _time})
+    day: str = field(default="", metadata={"check": _day})
+    date: str = field(default="", metadata={"check": _date})
+    level: int = field(default=1, metadata={"check": _level})
+
+    def __post_init__(self) -> None:
+        if self.start >= self.end:
+            raise ConfigKeyError("end", f"la fin ({self.end}) doit suivre le début ({self.start})")
+
+
+@dataclass(frozen=True)
+class Rota:
+    """A team's rota: its weekly pattern; on a date with exceptions, those replace the
+    pattern for the whole day (an exception with no member: nobody on duty by the rota)."""
+
+    weekly: tuple[Slot, ...] = ()
+    exceptions: tuple[Slot, ...] = ()
+
+    def __post_init__(self) -> None:
+        for i, slot in enumerate(self.weekly):
+            if not slot.day or slot.date:
+                raise ConfigKeyError(f"weekly[{i}].day", "un jour de la semaine est attendu")
+        for i, slot in enumerate(self.exceptions):
+            if not slot.date or slot.day:
+                raise ConfigKeyError(f"exceptions[{i}].date", "une date AAAA-MM-JJ est attendue")
+
+    def people(self) -> set[str]:
+        return {m for slot in (*self.weekly, *self.exceptions) for m in slot.members}
+
+
+def parse_rota(data: object) -> Rota:
+    try:
+        return parse(Rota, data, "rota")
+    except ConfigKeyError as exc:
+        raise ApiError(400, "M_INVALID_PARAM", f"rota : {exc}") from exc
+
+
+def on_duty(rota: Rota | None, members: Iterable[str], now: dt.datetime) -> dict[int, list[str]]:
+    """The members on duty at ``now``, by level (no rota: every member, level 1)."""
+    team = set(members)
+    if rota is None:
+        return {1: sorted(team)} if team else {}
+    local = now.astimezone(PARIS)
+    today, time = local.date().isoformat(), local.strftime("%H:%M")
+    slots = [s for s in rota.exceptions if s.date == today] or [
+        s for s in rota.weekly if s.day == DAYS[local.weekday()]
+    ]
+    levels: dict[int, set[str]] = {}
+    for slot in slots:
+        if slot.start <= time < slot.end:
+            levels.setdefault(slot.level, set()).update(m for m in slot.members if m in team)
+    return {level: sorted(people) for level, people in sorted(levels.items()) if people}
+
+
+def chain(team: Team, members: list[TeamMember], now: dt.datetime) -> list[list[str]]:
+    """The escalation chain at ``now``: the rota's levels on duty, the team's coordinators,
+    the structure's account (empty steps left out)."""
+    rota = parse_rota(team.rota) if team.rota is not None else None
+    steps = list(on_duty(rota, [m.user_id for m in members], now).values())
+    steps.append(sorted(m.user_id for m in members if m.coordinator))
+    steps.append([team.structure_account] if team.structure_account else [])
+    return [s for s in steps if s]
+
+
+def dossier_steps(
+    session: Session, dossier_id: str
+) -> list[tuple[SolicitationEvent, Solicitation, str]]:
+    """Every step of the dossier's solicitations, with its solicitation and team name."""
+    rows = session.execute(
+        select(SolicitationEvent, Solicitation, Team.name)
+        .join(Solicitation, Solicitation.id == SolicitationEvent.solicitation_id)
+        .join(Team, Team.slug == Solicitation.team_slug)
+        .where(Solicitation.dossier_id == dossier_id)
+    ).all()
+    return [(e, s, name) for e, s, name in rows]
+
+
+def step_text(event: SolicitationEvent, s: Solicitation) -> str | None:
+    """What a step says in the timeline: the reason when sent, the advice when answered."""
+    if event.status == "envoyee":
+        return str(s.reason.get("text", ""))
+    if event.status == "repondue" and s.report:
+        return str(s.report.get("advice", ""))
+    return None
+
+
+# -- operations ------------------------------------------------------------------------
+
+
+def _text(body: dict[str, Any], key: str, limit: int = REASON_MAX) -> str:
+    value = body.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise ApiError(400, "M_INVALID_PARAM", f"{key} : un texte est attendu")
+    if len(value) > limit:
+        raise ApiError(400, "M_INVALID_PARAM", f"{key} : {limit} caractères au plus")
+    return value.strip()
+
+
+T = TypeVar("T")
+
+
+def _found(row: T | None, message: str) -> T:
+    if row is None:
+        raise ApiError(404, "M_NOT_FOUND", message)
+    return row
+
+
+class TeamOperations(ServiceCore):
+    """Teams (created by administrators, rota kept by their coordinator) and solicitations."""
+
+    # -- teams ---------------------------------------------------------------------------
+
+    def _team(self, session: Session, slug: str) -> Team:
+        return _found(session.get(Team, slug), f"équipe ressource inconnue : « {slug[:40]} »")
+
+    @staticmethod
+    def _team_members(session: Session, slug: str) -> list[TeamMember]:
+        return list(
+            session.scalars(
+                select(TeamMember).where(TeamMember.team_slug == slug).order_by(TeamMember.user_id)
+            )
+        )
+
+    def team_json(self, session: Session, team: Team) -> dict[str, Any]:
+        members = self._team_members(session, team.slug)
+        people = people_json(session, [m.user_id for m in members])
+        structure = session.get(Structure, team.structure_id) if team.structure_id else None
+        return {
+            "slug": team.slug,
+            "name": team.name,
+            "address": team_address(team.slug, self._server_name),
+            "level": team.level,
+            "level_label": LEVELS[team.level],
+            "structure": structure.name if structure else None,
+            "expertise": team.expertise,
+            "pathways": list(team.pathways),
+            "territory": team.territory,
+            "response_seconds": team.response_seconds,
+            "exit_delay_seconds": team.exit_delay_seconds,
+            "structure_account": team.structure_account,
+            "members": [
+                {
+                    "user_id": m.user_id,
+                    "role": m.role,
+                    "coordinator": m.coordinator,
+                    **people.get(m.user_id, {"display_name": None, "profession": None}),
+                }
+                for m in members
+            ],
+            "rota": team.rota,
+        }
+
+    def _check_people(self, people: Iterable[str], key: str) -> None:
+        for user_id in people:
+            if not USER_ID_RE.match(user_id):
+                raise ApiError(400, "M_INVALID_PARAM", f"{key} : identifiant invalide : {user_id}")
+            if server_of(user_id) not in self._allowed_servers:
+                raise ApiError(
+                    400,
+                    "M_INVALID_PARAM",
+                    f"{key} : le serveur de {user_id} n'est pas un serveur partenaire",
+                )
+
+    def add_team(self, caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
+        """Create a team (administrators). ``members``: [{user_id, role, coordinator}]."""
+        with self.acting(caller, "team.add") as act:
+            if not caller.is_admin:
+                raise ApiError(403, "M_FORBIDDEN", "seul l'administrateur crée les équipes")
+            session = act.session
+            slug = str(body.get("slug", ""))
+            if not TEAM_SLUG_RE.match(slug):
+                raise ApiError(
+                    400,
+                    "M_INVALID_PARAM",
+                    "slug : minuscules, chiffres et tirets, 40 caractères au plus",
+                )
+            if session.get(Team, slug) is not None:
+                raise ApiError(409, "M_CONFLICT", f"l'équipe « {slug} » existe déjà")
+            level = body.get("level")
+            if level not in LEVELS:
+                raise ApiError(400, "M_INVALID_PARAM", f"level : {' ou '.join(LEVELS)} attendu")
+            unknown = [p for p in body.get("pathways", []) if p not in PATHWAYS]
+            if unknown:
+                raise ApiError(
+                    400, "M_INVALID_PARAM", f"pathways : parcours inconnus : {', '.join(unknown)}"
+                )
+            structure_id = body.get("structure_id")
+            if structure_id is not None and session.get(Structure, structure_id) is None:
+                raise ApiError(400, "M_INVALID_PARAM", "structure inconnue")
+            members = body.get("members", [])
+            if not members:
+                raise ApiError(400, "M_INVALID_PARAM", "members : au moins un membre")
+            self._check_people([m["user_id"] for m in members], "members")
+            account = body.get("structure_account")
+            self._check_people([account] if account else [], "structure_account")
+            rota = parse_rota(body["rota"]) if body.get("rota") is not None else None
+            team = Team(
+                slug=slug,
+                name=_text(body, "name", 200),
+                structure_id=structure_id,
+                level=level,
+                expertise=str(body.get("expertise", ""))[:200],
+                pathways=list(body.get("pathways", [])),
+                territory=str(body.get("territory", ""))[:200],
+                response_seconds=int(body.get("response_seconds", 4 * 3600)),
+                exit_delay_seconds=int(body.get("exit_delay_seconds", 7 * 86400)),
+                structure_account=account,
+                rota=body.get("rota") if rota is not None else None,
+            )
+            if team.response_seconds < 1 or team.exit_delay_seconds < 0:
+                raise ApiError(400, "M_INVALID_PARAM", "délais : des secondes positives")
+            session.add(team)
+            session.flush()
+            for m in members:
+                session.add(
+                    TeamMember(
+                        team_slug=slug,
+                        user_id=m["user_id"],
+                        role=str(m.get("role", ""))[:80],
+                        coordinator=bool(m.get("coordinator", False)),
+                    )
+                )
+            session.flush()
+            self._rota_members_known(session, team, rota)
+            act.detail = f"équipe {slug}"
+            return self.team_json(session, team)
+
+    def _rota_members_known(self, session: Session, team: Team, rota: Rota | None) -> None:
+        known = {m.user_id for m in self._team_members(session, team.slug)}
+        strangers = sorted((rota.people() if rota else set()) - known)
+        if strangers:
+            raise ApiError(
+                400,
+                "M_INVALID_PARAM",
+                f"rota : ne sont pas membres de l'équipe : {', '.join(strangers)}",
+            )
+
+    def set_rota(self, caller: Caller, slug: str, data: dict[str, Any] | None) -> dict[str, Any]:
+        """Replace a team's rota (its coordinator or the administrator); None: no rota."""
+        with self.acting(caller, "team.rota") as act:
+            session = act.session
+            team = self._team(session, slug)
+            coordinators = {m.user_id for m in self._team_members(session, slug) if m.coordinator}
+            if not (caller.is_admin or caller.user_id in coordinators):
+                raise ApiError(
+                    403, "M_FORBIDDEN", "seul le coordinateur de l'équipe tient son planning"
+                )
+            rota = parse_rota(data) if data is not None else None
+            self._rota_members_known(session, team, rota)
+            team.rota = data
+            act.detail = f"équipe {slug}"
+            return self.team_json(session, team)
+
+    def teams(self, caller: Caller, pathway: str | None = None) -> list[dict[str, Any]]:
+        """The teams (serving ``pathway`` when given: a team with no pathway serves all)."""
+        with self.acting(caller, "team.list") as act:
+            rows = act.session.scalars(select(Team).order_by(Team.level, Team.name)).all()
+            return [
+                self.team_json(act.session, t)
+                for t in rows
+                if pathway is None or not t.pathways or pathway in t.pathways
+            ]
+
+    def find_team(self, caller: Caller, words: str) -> str | None:
+        """The slug of the team named by ``words`` (its slug, or its name folded)."""
+        wanted = fold(words)
+        with self.tx() as session:
+            for team in session.scalars(select(Team)):
+                if wanted in (team.slug, fold(team.name)):
+                    return team.slug
+        return None
+
+    # -- solicitations ---------------------------------------------------------------------
+
+    def _event(
+        self,
+        session: Session,
+        s: Solicitation,
+        status: str,
+        actor: str | None,
+        people: Iterable[str],
+    ) -> None:
+        s.updated_at = self.clock()
+        session.add(
+            SolicitationEvent(
+                solicitation_id=s.id,
+                at=s.updated_at,
+                actor=actor,
+                status=status,
+                people=sorted({p for p in people if p}),
+            )
+        )
+
+    def solicitation_json(self, session: Session, s: Solicitation) -> dict[str, Any]:
+        team = session.get(Team, s.team_slug)
+        dossier = session.get(Dossier, s.dossier_id)
+        events = session.scalars(
+            select(SolicitationEvent)
+            .where(SolicitationEvent.solicitation_id == s.id)
+            .order_by(SolicitationEvent.id)
+        ).all()
+        people = people_json(session, [s.requester, s.accepted_by])
+        pathway = PATHWAYS.get(dossier.pathway) if dossier else None
+        return {
+            "id": s.id,
+            "team": s.team_slug,
+            "team_name": team.name if team else s.team_slug,
+            "dossier_id": s.dossier_id,
+            "pathway": pathway.name if pathway else (dossier.pathway if dossier else None),
+            "kind": s.kind,
+            "status": s.status,
+            "status_label": STATUSES[s.status],
+            "reason": s.reason.get("text", ""),
+            "attested": s.attested,
+            "requester": {"user_id": s.requester, **people.get(s.requester, {})},
+            "accepted_by": (
+                {"user_id": s.accepted_by, **people.get(s.accepted_by, {})}
+                if s.accepted_by
+                else None
+            ),
+            "step": s.step,
+            "notified": list(s.notified),
+            "deadline": _iso(s.deadline),
+            "created_at": _iso(s.created_at),
+            "events": [
+                {"at": _iso(e.at), "status": e.status, "label": STEPS[e.status], "actor": e.actor}
+                for e in events
+            ],
+            "report": s.report,
+        }
+
+    def solicit(self, caller: Caller, dossier_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        """A circle member solicits a team about the dossier: sent to the members on duty
+        now, if consent allows (or the requester attests the person was informed and did
+        not object — recorded with the consent history)."""
+        kind = body.get("kind", "avis")
+        if kind not in KINDS:
+            raise ApiError(400, "M_INVALID_PARAM", f"kind : {' ou '.join(KINDS)} attendu")
+        reason = _text(body, "reason")
+        attested = bool(body.get("attested", False))
+        with self.acting(caller, "solicitation.create", dossier_id, "write") as act:
+            session, dossier = act.session, act.dossier
+            team = self._team(session, str(body.get("team", "")))
+            act.detail = f"équipe {team.slug}"
+            if team.pathways and dossier.pathway not in team.pathways:
+                raise ApiError(
+                    400,
+                    "M_INVALID_PARAM",
+                    f"l'équipe « {team.name} » ne sert pas le parcours de ce dossier",
+                )
+            if dossier.status != "open":
+                raise ApiError(409, "M_CONFLICT", "le dossier n'est pas ouvert")
+            refusal = team_sharing_refusal(dossier, team.name, attested)
+            if refusal is not None:
+                raise refusal
+            now = self.clock()
+            if attested and not dossier.consent_share_outside:
+                session.add(
+                    ConsentEvent(
+                        dossier_id=dossier_id,
+                        at=now,
+                        actor=caller.user_id,
+                        field="attestation",
+                        value=True,
+                        note=f"personne informée, sans opposition : sollicitation de l'équipe "
+                        f"« {team.name} »",
+                    )
+                )
+                act.detail += " ; attestation : personne informée, sans opposition"
+            steps = chain(team, self._team_members(session, team.slug), now)
+            s = Solicitation(
+                team_slug=team.slug,
+                dossier_id=dossier_id,
+                requester=caller.user_id,
+                kind=kind,
+                reason={"text": reason},
+                status="envoyee" if steps else "expiree",
+                attested=attested,
+                step=0,
+                notified=steps[0] if steps else [],
+                deadline=now + dt.timedelta(seconds=team.response_seconds),
+                created_at=now,
+                updated_at=now,
+            )
+            session.add(s)
+            session.flush()
+            self._event(session, s, "envoyee", caller.user_id, s.notified)
+            if not steps:
+                self._event(session, s, "expiree", None, [caller.user_id])
+            return self.solicitation_json(session, s)
+
+    def _solicitation(self, session: Session, solicitation_id: int) -> Solicitation:
+        found = session.get(Solicitation, solicitation_id)
+        return _found(found, f"sollicitation inconnue : {solicitation_id}")
+
+    @staticmethod
+    def _declined(session: Session, s: Solicitation) -> set[str]:
+        rows = session.scalars(
+            select(SolicitationEvent.actor).where(
+                SolicitationEvent.solicitation_id == s.id, SolicitationEvent.status == "declinee"
+            )
+        )
+        return {actor for actor in rows if actor}
+
+    def my_solicitations(self, caller: Caller) -> list[dict[str, Any]]:
+        """The solicitations the caller was told of (to accept or decline), or took: each
+        read audited in its dossier (the reason is all of the dossier they see)."""
+        with self.acting(caller, "solicitation.mine") as act:
+            session = act.session
+            rows = session.scalars(
+                select(Solicitation)
+                .where(Solicitation.status.in_((*OPEN, *TAKEN)))
+                .order_by(Solicitation.id.desc())
+            ).all()
+            mine = [
+                s
+                for s in rows
+                if s.accepted_by == caller.user_id
+                or (s.status in OPEN and caller.user_id in s.notified)
+            ]
+            for s in mine:
+                self.audit_entry(
+                    session, s.dossier_id, Access(caller.user_id, "team"), "solicitation.read", True
+                )
+            return [self.solicitation_json(session, s) for s in mine]
+
+    def dossier_solicitations(self, caller: Caller, dossier_id: str) -> list[dict[str, Any]]:
+        with self.acting(caller, "solicitation.list", dossier_id, "read") as act:
+            rows = act.session.scalars(
+                select(Solicitation)
+                .where(Solicitation.dossier_id == dossier_id)
+                .order_by(Solicitation.id)
+            ).all()
+            return [self.solicitation_json(act.session, s) for s in rows]
+
+    @staticmethod
+    def _told(s: Solicitation, caller: Caller) -> None:
+        if caller.user_id not in s.notified:
+            raise ApiError(403, "M_FORBIDDEN", "cette sollicitation ne vous a pas été adressée")
+
+    def see_solicitation(self, caller: Caller, solicitation_id: int) -> dict[str, Any]:
+        with self.acting(caller, "solicitation.see") as act:
+            session = act.session
+            s = self._solicitation(session, solicitation_id)
+            act.dossier_id = s.dossier_id
+            self._told(s, caller)
+            if s.status == "envoyee":
+                s.status = "vue"
+                self._event(session, s, "vue", caller.user_id, [s.requester])
+            return self.solicitation_json(session, s)
+
+    def accept_solicitation(self, caller: Caller, solicitation_id: int) -> dict[str, Any]:
+        """The first of the members told who accepts joins the circle (role ERS); the
+        conditional update is the row lock: a second accepter finds it taken (409)."""
+        with self.acting(caller, "solicitation.accept") as act:
+            session = act.session
+            s = self._solicitation(session, solicitation_id)
+            act.dossier_id = s.dossier_id
+            self._told(s, caller)
+            team = self._team(session, s.team_slug)
+            dossier = self._dossier(session, s.dossier_id)
+            refusal = team_sharing_refusal(dossier, team.name, s.attested)
+            if refusal is not None:
+                raise refusal
+            now = self.clock()
+            won = session.execute(
+                update(Solicitation)
+                .where(Solicitation.id == s.id, Solicitation.status.in_(OPEN))
+                .values(status="acceptee", accepted_by=caller.user_id, updated_at=now)
+                .execution_options(synchronize_session=False)
+            ).rowcount  # type: ignore[attr-defined]
+            if not won:
+                session.refresh(s)
+                taken = people_json(session, [s.accepted_by]).get(s.accepted_by or "", {})
+                by = taken.get("display_name") or "un autre membre"
+                raise ApiError(
+                    409,
+                    "M_CONFLICT",
+                    f"sollicitation déjà prise en charge par {by}"
+                    if s.accepted_by
+                    else f"sollicitation {STATUSES[s.status]}",
+                )
+            session.refresh(s)
+            if not circle_members.active_members(session, s.dossier_id, caller.user_id, now):
+                member = CircleMember(
+                    dossier_id=s.dossier_id,
+                    user_id=caller.user_id,
+                    role=ROLE,
+                    coordinator=False,
+                    since=now,
+                    added_by=caller.user_id,
+                )
+                session.add(member)
+                session.flush()
+                s.circle_member_id = member.id
+                enqueue(session, s.dossier_id, caller.user_id)
+            others = [u for u in s.notified if u != caller.user_id]
+            self._event(session, s, "acceptee", caller.user_id, [s.requester, *others])
+            act.detail = f"équipe {team.slug} : prise en charge"
+            return self.solicitation_json(session, s)
+
+    def decline_solicitation(self, caller: Caller, solicitation_id: int) -> dict[str, Any]:
+        """A member told declines; once everyone told declined, the chain goes on."""
+        with self.acting(caller, "solicitation.decline") as act:
+            session = act.session
+            s = self._solicitation(session, solicitation_id)
+            act.dossier_id = s.dossier_id
+            self._told(s, caller)
+            if s.status not in OPEN:
+                raise ApiError(409, "M_CONFLICT", f"sollicitation {STATUSES[s.status]}")
+            if caller.user_id in self._declined(session, s):
+                raise ApiError(409, "M_CONFLICT", "vous avez déjà décliné cette sollicitation")
+            self._event(session, s, "declinee", caller.user_id, [])
+            session.flush()
+            if set(s.notified) <= self._declined(session, s):
+                self._escalate(session, s, "refusee")
+            return self.solicitation_json(session, s)
+
+    def _escalate(self, session: Session, s: Solicitation, exhausted: str) -> None:
+        """The next step of the chain (people not told yet), or, with no one left, the end:
+        ``exhausted`` (expiree, or refusee when everyone declined); the requester is told."""
+        team = self._team(session, s.team_slug)
+        now = self.clock()
+        told = set(s.notified)
+        steps = chain(team, self._team_members(session, team.slug), now)
+        nxt = next((st for st in steps[s.step + 1 :] if set(st) - told), None)
+        if nxt is None:
+            s.status = exhausted
+            self._event(session, s, exhausted, None, [s.requester])
+            return
+        s.step = steps.index(nxt)
+        s.notified = sorted(told | set(nxt))
+        s.deadline = now + dt.timedelta(seconds=team.response_seconds)
+        self._event(session, s, "escalade", None, sorted(set(nxt) - told))
+
+    def escalate_due(self) -> int:
+        """Escalate every open solicitation past its response time (one runner: the
+        appservice's background worker); how many moved."""
+        now = self.clock()
+        moved = 0
+        with self.tx() as session:
+            due = session.scalars(
+                select(Solicitation)
+                .where(Solicitation.status.in_(OPEN), Solicitation.deadline <= now)
+                .with_for_update(skip_locked=True)
+            ).all()
+            for s in due:
+                self._escalate(session, s, "expiree")
+                self.audit_entry(
+                    session,
+                    s.dossier_id,
+                    Access("maillon", "system"),
+                    "solicitation.escalate",
+                    True,
+                    f"équipe {s.team_slug} : {STATUSES.get(s.status, 'escalade')}",
+                )
+                moved += 1
+        return moved
+
+    # -- notices (the bot's outbox) -----------------------------------------------------------
+
+    def pending_notices(self, limit: int = 50) -> list[dict[str, Any]]:
+        """The steps not told yet, oldest first, with what their notice says: the team, the
+        kind, the reason, the pathway, the requester and the actor (names and professions),
+        and the dossier's patient room — nothing else of the dossier."""
+        with self.tx() as session:
+            rows = session.execute(
+                select(SolicitationEvent, Solicitation, Team.name, Dossier.pathway, Dossier.room_id)
+                .join(Solicitation, Solicitation.id == SolicitationEvent.solicitation_id)
+                .join(Team, Team.slug == Solicitation.team_slug)
+                .join(Dossier, Dossier.id == Solicitation.dossier_id)
+                .where(SolicitationEvent.delivered_at.is_(None))
+                .order_by(SolicitationEvent.id)
+                .limit(limit)
+            ).all()
+            people = people_json(session, [u for e, s, *_ in rows for u in (s.requester, e.actor)])
+            notices = []
+            for e, s, team_name, pathway, room_id in rows:
+                known = PATHWAYS.get(pathway)
+                notices.append(
+                    {
+                        "event": e.id,
+                        "at": e.at,
+                        "solicitation": s.id,
+                        "status": e.status,
+                        "label": STEPS[e.status],
+                        "people": list(e.people),
+                        "team_name": team_name,
+                        "kind": KINDS[s.kind],
+                        "reason": s.reason.get("text", ""),
+                        "pathway": known.name if known else pathway,
+                        "requester": {"user_id": s.requester, **people.get(s.requester, {})},
+                        "actor": {"user_id": e.actor, **people.get(e.actor, {})}
+                        if e.actor
+                        else None,
+                        "room_id": room_id,
+                        "dossier_id": s.dossier_id,
+                        "report": s.report if e.status == "repondue" else None,
+                    }
+                )
+            return notices
+
+    def mark_notified(self, event_id: int, dossier_id: str, told: list[str]) -> None:
+        """A step told to its people (audited in the dossier: who was told)."""
+        with self.tx() as session:
+            event = session.get(SolicitationEvent, event_id)
+            if event is None or event.delivered_at is not None:
+                return
+            event.delivered_at = self.clock()
+            if told:
+                detail = f"sollicitation {event.solicitation_id} : prévenus {', '.join(told)}"
+                access = Access("maillon", "system")
+                self.audit_entry(session, dossier_id, access, "solicitation.notify", True, detail)
+
+    def answer_solicitation(
+        self, caller: Caller, solicitation_id: int, body: dict[str, Any]
+    ) -> dict[str, Any]:
+        """The accepter answers; for an ``avis``, with its report (question, elements
+        considered, advice), sealed in the dossier."""
+        with self.acting(caller, "solicitation.answer") as act:
+            session = act.session
+            s = self._solicitation(session, solicitation_id)
+            act.dossier_id = s.dossier_id
+            if s.accepted_by != caller.user_id or s.status != "acceptee":
+                raise ApiError(
+                    403, "M_FORBIDDEN", "seul le membre qui l'a prise en charge y répond"
+                )
+            report = {key: _text(body, key, 10000) for key in REPORT_FIELDS}
+            now = self.clock()
+            report.update(author=caller.user_id, date=_iso(now) or "")
+            s.report = report
+            s.status = "repondue"
+            self._event(session, s, "repondue", caller.user_id, [s.requester])
+            return self.solicitation_json(session, s)
+
+    def report_pdf(self, caller: Caller, solicitation_id: int) -> bytes:
+        """An answered avis's report as a printable PDF (a read of the dossier, audited)."""
+        with self.tx() as session:
+            s = self._solicitation(session, solicitation_id)
+            dossier_id = s.dossier_id
+        with self.acting(caller, "solicitation.report.print", dossier_id, "read") as act:
+            session, dossier = act.session, act.dossier
+            s = self._solicitation(session, solicitation_id)
+            if not s.report:
+                raise ApiError(404, "M_NOT_FOUND", "cette sollicitation n'a pas encore de réponse")
+            team = self._team(session, s.team_slug)
+            found = professionals(session, [s.requester, s.report.get("author")])
+            pathway = PATHWAYS.get(dossier.pathway)
+            act.detail = f"sollicitation {s.id}"
+            return render_report(
+                ReportDocument(
+                    patient=display_name(dossier.identity),
+                    pathway=pathway.name if pathway else dossier.pathway,
+                    team=team.name,
+                    number=s.id,
+                    requester=_person(found.get(s.requester)),
+                    author=_person(found.get(str(s.report.get("author")))),
+                    date=dt.datetime.fromisoformat(str(s.report["date"])),
+                    question=str(s.report["question"]),
+                    elements=str(s.report["elements"]),
+                    advice=str(s.report["advice"]),
+                )
+            )
+
+    def close_solicitation(self, caller: Caller, solicitation_id: int) -> dict[str, Any]:
+        """The requester, the accepter or a coordinator closes it: the accepter leaves the
+        circle after the team's exit delay (the circle keeper removes them then)."""
+        with self.acting(caller, "solicitation.close") as act:
+            session = act.session
+            s = self._solicitation(session, solicitation_id)
+            act.dossier_id = s.dossier_id
+            access = self._access_to(session, caller, s.dossier_id, None)
+            if caller.user_id not in (s.requester, s.accepted_by) and not access.manage:
+                raise ApiError(403, "M_FORBIDDEN", "vous ne pouvez pas clore cette sollicitation")
+            if s.status not in (*OPEN, *TAKEN):
+                raise ApiError(409, "M_CONFLICT", f"sollicitation {STATUSES[s.status]}")
+            team = self._team(session, s.team_slug)
+            now = self.clock()
+            s.status = "close"
+            if s.circle_member_id is not None:
+                member = session.get(CircleMember, s.circle_member_id)
+                if member is not None and member.removed_at is None:
+                    member.until = now + dt.timedelta(seconds=team.exit_delay_seconds)
+                    enqueue(session, s.dossier_id, member.user_id)
+            self._event(session, s, "close", caller.user_id, [s.requester, s.accepted_by or ""])
+            return self.solicitation_json(session, s)
