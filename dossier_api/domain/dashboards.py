@@ -115,8 +115,7 @@ class DashboardService(ServiceCore):
             structure = self._structure(act.session, caller, structure_id)
             act.detail = f"structure {structure_id} · période {period.label}"
             scope = Scope(structure_id=structure_id)
-            now = utcnow()
-            figures = compute(act.session, scope, period, now)
+            figures = compute(act.session, scope, period, utcnow())
             reports = act.session.execute(
                 select(MonthlyReport.month, MonthlyReport.created_at)
                 .where(MonthlyReport.structure_id == structure_id)
@@ -127,7 +126,7 @@ class DashboardService(ServiceCore):
                 "title": structure.name,
                 "structure_id": structure_id,
                 "indicators": figures,
-                "pathway_indicators": pathway_indicators(act.session, scope, period, now),
+                "pathway_indicators": pathway_indicators(figures),
                 # An administrator outside the structure: aggregates leave it.
                 "outside": self._staff_role(act.session, caller, structure_id) is None,
                 "reports": [m for m, _ in reports],
@@ -140,12 +139,12 @@ class DashboardService(ServiceCore):
             if pathway is None:
                 raise ApiError(404, "M_NOT_FOUND", "parcours inconnu")
             act.detail = f"parcours {pathway_id} · période {period.label}"
-            scope, now = Scope(pathway=pathway_id), utcnow()
+            figures = compute(act.session, Scope(pathway=pathway_id), period, utcnow())
             return {
                 "title": pathway.name,
                 "structure_id": None,
-                "indicators": compute(act.session, scope, period, now),
-                "pathway_indicators": pathway_indicators(act.session, scope, period, now),
+                "indicators": figures,
+                "pathway_indicators": pathway_indicators(figures, pathway_id),
                 "outside": True,
                 "reports": [],
             }
@@ -154,12 +153,12 @@ class DashboardService(ServiceCore):
         with self.acting(caller, "dashboard.region") as act:
             self._admin_only(caller)
             act.detail = f"région · période {period.label}"
-            scope, now = Scope(), utcnow()
+            figures = compute(act.session, Scope(), period, utcnow())
             return {
                 "title": "Région",
                 "structure_id": None,
-                "indicators": compute(act.session, scope, period, now),
-                "pathway_indicators": pathway_indicators(act.session, scope, period, now),
+                "indicators": figures,
+                "pathway_indicators": pathway_indicators(figures),
                 "outside": True,
                 "reports": [],
             }

@@ -6,8 +6,10 @@ Resource-team solicitations are not counted here yet (their model is being built
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import statistics
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -152,9 +154,8 @@ class Indicators:
     urgent_notes: int
     messages: int
     mails: int
-    pathway_indicators: tuple[tuple[str, str, str | None, float | None], ...] = field(
-        default=()
-    )  # (pathway id, label, English label, value)
+    # The same figures for each pathway of the scope.
+    by_pathway: Mapping[str, Indicators] = field(default_factory=dict)
 
     @property
     def messages_per_dossier(self) -> float:
@@ -296,7 +297,9 @@ def active_in(start: dt.datetime, end: dt.datetime) -> ColumnElement[bool]:
 
 
 def compute(session: Session, scope: Scope, period: Period, now: dt.datetime) -> Indicators:
-    """Every indicator of the scope over the period, in a handful of aggregate queries."""
+    """Every indicator of the scope over the period, in a handful of aggregate queries
+    grouped by pathway: the scope's figures are their sums, and each pathway's figures
+    (``by_pathway``) feed its configured indicators without another query."""
     months = period.months()
     start, end = moment(period.start), moment(period.end)
     in_scope = scope.where()
@@ -312,16 +315,17 @@ def compute(session: Session, scope: Scope, period: Period, now: dt.datetime) ->
         _count(and_(Dossier.closed_at >= start, Dossier.closed_at < end)),
         _count(active_in(start, end)),
     ]
-    row = session.execute(select(*columns).where(*in_scope)).one()
-    values = [int(v) for v in row]
-    figures = tuple(
-        MonthFigures(months[i][0].date(), *values[3 * i : 3 * i + 3]) for i in range(len(months))
-    )
-    opened, closed, active = values[-3:]
+    dossier_counts = {
+        str(row[0]): [int(v) for v in row[1:]]
+        for row in session.execute(
+            select(Dossier.pathway, *columns).where(*in_scope).group_by(Dossier.pathway)
+        )
+    }
 
     # Time from opening to the first circle member joining a room of the dossier.
+    joined_at = func.min(RoomActivity.at)
     first_join = (
-        select(Dossier.opened_at, func.min(RoomActivity.at))
+        select(Dossier.pathway, _hours(session, Dossier.opened_at, joined_at))
         .join(RoomActivity, RoomActivity.dossier_id == Dossier.id)
         .join(
             CircleMember,
@@ -335,69 +339,90 @@ def compute(session: Session, scope: Scope, period: Period, now: dt.datetime) ->
             Dossier.opened_at >= start,
             Dossier.opened_at < end,
         )
-        .group_by(Dossier.id, Dossier.opened_at)
+        .group_by(Dossier.id, Dossier.pathway, Dossier.opened_at)
     )
-    delays = [
-        max(0.0, (_aware(joined_at) - _aware(opened_at)).total_seconds() / 3600)
-        for opened_at, joined_at in session.execute(first_join)
-    ]
-    median = round(statistics.median(delays), 1) if delays else None
+    delays: dict[str, list[float]] = {}
+    for pathway, hours in session.execute(first_join):
+        delays.setdefault(str(pathway), []).append(max(0.0, float(hours)))
 
-    counts = {
-        key: int(
-            session.scalar(
-                counted.joined(select(func.count(counted.id)))
-                .join(Dossier, Dossier.id == counted.dossier_id)
-                .where(*in_scope, counted.condition)
-            )
-            or 0
+    # The counts of one table in one scan (e.g. notes and urgent notes).
+    counts: dict[str, dict[str, int]] = {}
+    tables: dict[Any, list[tuple[str, Counted]]] = {}
+    for key, counted in activity(start, end, now).items():
+        tables.setdefault(counted.id, []).append((key, counted))
+    for same in tables.values():
+        first = same[0][1]
+        statement = first.joined(select(Dossier.pathway, *(_count(c.condition) for _, c in same)))
+        for row in session.execute(
+            statement.join(Dossier, Dossier.id == first.dossier_id)
+            .where(*in_scope, or_(*(c.condition for _, c in same)))
+            .group_by(Dossier.pathway)
+        ):
+            for (key, _), count in zip(same, row[1:], strict=True):
+                counts.setdefault(str(row[0]), {})[key] = int(count)
+
+    def figures(pathways: list[str], of: Scope) -> Indicators:
+        values = [
+            sum(dossier_counts.get(p, [0] * len(columns))[n] for p in pathways)
+            for n in range(len(columns))
+        ]
+        waited = sorted(d for p in pathways for d in delays.get(p, []))
+        total = {
+            key: sum(counts.get(p, {}).get(key, 0) for p in pathways)
+            for key in activity(start, end, now)
+        }
+        return Indicators(
+            scope=of,
+            period=period,
+            months=tuple(
+                MonthFigures(months[i][0].date(), *values[3 * i : 3 * i + 3])
+                for i in range(len(months))
+            ),
+            opened=values[-3],
+            closed=values[-2],
+            active=values[-1],
+            joined=len(waited),
+            first_join_hours=round(statistics.median(waited), 1) if waited else None,
+            tasks_done=total["tasks_done"],
+            tasks_overdue=total["tasks_overdue"],
+            urgent_notes=total["urgent_notes"],
+            messages=total["messages"],
+            mails=total["mails_in"] + total["mails_out"],
         )
-        for key, counted in activity(start, end, now).items()
-    }
-    indicators = Indicators(
-        scope=scope,
-        period=period,
-        months=figures,
-        opened=opened,
-        closed=closed,
-        active=active,
-        joined=len(delays),
-        first_join_hours=median,
-        tasks_done=counts["tasks_done"],
-        tasks_overdue=counts["tasks_overdue"],
-        urgent_notes=counts["urgent_notes"],
-        messages=counts["messages"],
-        mails=counts["mails_in"] + counts["mails_out"],
+
+    present = sorted(set(dossier_counts) | set(delays) | set(counts))
+    overall = figures(present, scope)
+    return dataclasses.replace(
+        overall,
+        by_pathway={p: figures([p], Scope(scope.structure_id, p)) for p in present},
     )
-    return indicators
 
 
-def _aware(value: dt.datetime) -> dt.datetime:
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+def _hours(session: Session, start: Any, end: Any) -> Any:
+    """Hours from ``start`` to ``end``, computed by the database (no datetime loaded)."""
+    bind = session.get_bind()
+    if bind.dialect.name == "postgresql":
+        return func.extract("epoch", end - start) / 3600.0
+    return (func.julianday(end) - func.julianday(start)) * 24.0
 
 
 def pathway_indicators(
-    session: Session, scope: Scope, period: Period, now: dt.datetime
+    figures: Indicators, pathway: str | None = None
 ) -> tuple[tuple[str, str, str | None, float | None], ...]:
     """The indicators the pathways define (configuration), each over the pathway's
-    dossiers of the scope: (pathway, label, English label, value)."""
-    pathways = [PATHWAYS[scope.pathway]] if scope.pathway in PATHWAYS else []
-    if scope.pathway is None:
-        pathways = [p for p in PATHWAYS.values() if p.indicators]
+    dossiers of the figures' scope: (pathway, label, English label, value)."""
     rows = []
-    for pathway in pathways:
-        if not pathway.indicators:
+    for definition_of in PATHWAYS.values():
+        if pathway is not None and definition_of.id != pathway:
             continue
-        figures = compute(session, Scope(scope.structure_id, pathway.id), period, now)
-        for definition in pathway.indicators:
-            rows.append(
-                (
-                    pathway.id,
-                    definition.label,
-                    definition.label_en,
-                    figures.measure(definition.measure),
-                )
-            )
+        if not definition_of.indicators:
+            continue
+        of = figures.by_pathway.get(definition_of.id)
+        for definition in definition_of.indicators:
+            value = of.measure(definition.measure) if of is not None else None
+            if value is None and definition.measure != "first_join_hours":
+                value = 0.0
+            rows.append((definition_of.id, definition.label, definition.label_en, value))
     return tuple(rows)
 
 

@@ -112,7 +112,7 @@ def structure_report(
 ) -> bytes:
     scope = Scope(structure_id=structure.id)
     figures = compute(session, scope, period, now)
-    rows = pathway_indicators(session, scope, period, now)
+    rows = pathway_indicators(figures)
     return report_pdf(structure.name, period, figures, rows, now)
 
 

@@ -123,7 +123,7 @@ def test_figures_of_a_structure_over_a_month(engine: Engine) -> None:
 def test_region_and_pathway_scopes(engine: Engine) -> None:
     with Session(engine) as session:
         assert compute(session, Scope(), NOVEMBER, NOW).opened == 4
-        rows = pathway_indicators(session, Scope("s1"), NOVEMBER, NOW)
+        rows = pathway_indicators(compute(session, Scope("s1"), NOVEMBER, NOW))
     assert ("dac", "Situations complexes ouvertes", "Complex situations opened", 3.0) in rows
 
 
