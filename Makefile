@@ -39,7 +39,7 @@ dovecot:
 nginx:
 	@scripts/ensure-nginx.sh
 
-## Chromium (Debian), Node and tests/js's packages (npm ci) for the real-client tests
+## Chromium (Debian), Node, pdftotext (poppler-utils) and tests/js's packages (npm ci) for the real-client tests
 browser:
 	@scripts/ensure-browser.sh
 

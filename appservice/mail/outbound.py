@@ -9,6 +9,7 @@ reports a final failure in the room.
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime as dt
 import logging
 import ssl
@@ -44,6 +45,15 @@ def compose(mail: dict[str, Any]) -> EmailMessage:
     msg["Auto-Submitted"] = mail.get("auto_submitted", "no")
     msg[RELAY_HEADER] = mail["relay_marker"]
     msg.set_content(mail["text"] or "")
+    # Documents Maillon itself attaches (e.g. a structure's monthly report PDF).
+    for attachment in mail.get("attachments") or []:
+        maintype, _, subtype = str(attachment["media_type"]).partition("/")
+        msg.add_attachment(
+            base64.b64decode(attachment["content_b64"]),
+            maintype=maintype,
+            subtype=subtype,
+            filename=attachment["filename"],
+        )
     return msg
 
 
@@ -120,6 +130,10 @@ class Sender:
         for item in items:
             await self._send(item)
         for failed in await asyncio.to_thread(self._spool.outbox_unreported):
+            if not failed.room_id:  # a mail of no room (a monthly report): its log says it
+                log.warning("outgoing mail #%s (no room) failed for good", failed.id)
+                await asyncio.to_thread(self._spool.outbox_reported, failed.id)
+                continue
             try:
                 await self._report(failed, failed.mail.get("error", ""))
             except Exception as exc:  # homeserver unavailable: report on a later round

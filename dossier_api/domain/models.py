@@ -13,6 +13,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -579,3 +580,29 @@ class SolicitationEvent(Base):
     people: Mapped[list[str]] = mapped_column(JSON, default=list)
     # Set once the bot told ``people`` (their "Sollicitations" chat): the outbox it reads.
     delivered_at: Mapped[dt.datetime | None] = mapped_column(default=None, index=True)
+
+
+class ExtractionSettings(Base):
+    """The columns of a structure's raw extraction the administrator allows (None: the
+    default columns, no identity)."""
+
+    __tablename__ = "extraction_settings"
+    structure_id: Mapped[str] = mapped_column(ForeignKey("structures.id"), primary_key=True)
+    columns: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    updated_by: Mapped[str] = mapped_column(String(255))
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class MonthlyReport(Base):
+    """A structure's monthly activity report (aggregates only, no person): made once per
+    structure and month, then mailed to its référents and downloadable."""
+
+    __tablename__ = "monthly_reports"
+    __table_args__ = (UniqueConstraint("structure_id", "month", name="uq_monthly_report"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    structure_id: Mapped[str] = mapped_column(ForeignKey("structures.id"), index=True)
+    month: Mapped[str] = mapped_column(String(7))  # AAAA-MM
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    sha256: Mapped[str] = mapped_column(String(64))
+    pdf: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
+    recipients: Mapped[int] = mapped_column(Integer, default=0)

@@ -93,6 +93,31 @@ class RoomTemplate:
     allow_knock: bool = False
 
 
+# What a pathway indicator may count (``dossier_api.domain.indicators`` owns each aggregate).
+Measure = Literal[
+    "dossiers_opened",
+    "dossiers_closed",
+    "dossiers_active",
+    "first_join_hours",
+    "tasks_done",
+    "tasks_overdue",
+    "urgent_notes",
+    "messages",
+    "mails",
+]
+
+
+@dataclass(frozen=True)
+class IndicatorDefinition:
+    """An indicator the pathway reports (e.g. a DAC's indicators for its ARS): a label on one
+    of the aggregates of ``Measure`` over the pathway's dossiers."""
+
+    id: str
+    label: str
+    measure: Measure
+    label_en: str | None = None
+
+
 @dataclass(frozen=True)
 class Pathway:
     id: str
@@ -110,6 +135,8 @@ class Pathway:
     outside_care_team: tuple[str, ...] = field(default=(), metadata={"check": _roles})
     # The pathway's name on pages shown in English (the French name otherwise).
     name_en: str | None = None
+    # Indicators of the pathway's dashboards and monthly reports (configuration).
+    indicators: tuple[IndicatorDefinition, ...] = ()
 
     def form(self, form_id: str) -> FormDefinition | None:
         return next((f for f in self.forms if f.id == form_id), None)
@@ -173,6 +200,9 @@ def load_pathways(directory: Traversable = PATHWAYS_DIR) -> dict[str, Pathway]:
         problem = room_template_problem(pathway)
         if problem is not None:
             raise PathwayError(f"{path.name} : {problem}")
+        ids = [i.id for i in pathway.indicators]
+        if len(set(ids)) != len(ids):
+            raise PathwayError(f"{path.name} : clé « indicators » : identifiant en double")
         for form in pathway.forms:
             for f in form.fields:
                 if f.type == "choice" and not f.choices:

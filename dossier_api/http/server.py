@@ -15,9 +15,12 @@ import dossier_api.http.handlers_care
 import dossier_api.http.handlers_teams
 import dossier_api.http.handlers_work  # noqa: F401  (these imports register the routes)
 from dossier_api.domain.core import ApiError
+from dossier_api.domain.dashboards import DashboardService
+from dossier_api.domain.mail.outbox import relay_marker
+from dossier_api.domain.monthly_report import MonthlyReports
 from dossier_api.domain.service import DossierService
 from dossier_api.domain.sessions import SessionStore
-from dossier_api.http import sessions, widget, workspace
+from dossier_api.http import dashboards, sessions, widget, workspace
 from dossier_api.http.auth import Authenticator, AuthError, ImpersonationRefused
 from dossier_api.http.handlers import BODY, CALLER, ROOM_SYNC, SERVICE
 from dossier_api.http.handlers_work import upload_limit
@@ -126,8 +129,25 @@ async def api_middleware(request: web.Request, handler: Handler) -> web.StreamRe
         return json_error(exc.status, exc.errcode, exc.message)
 
 
+REPORTS = web.AppKey("monthly_reports", MonthlyReports)
+REPORTS_EVERY_SECONDS = 3600.0
+
+
+async def _monthly_reports(reports: MonthlyReports) -> None:
+    """The monthly reports' job: each hour, make those of the previous month not made yet
+    (the 1st of the month, or at the first start after it)."""
+    while True:
+        try:
+            await asyncio.to_thread(reports.run_due)
+        except Exception:  # the store unavailable: the next round tries again
+            log.exception("monthly reports: round failed")
+        await asyncio.sleep(REPORTS_EVERY_SECONDS)
+
+
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
+    job = asyncio.create_task(_monthly_reports(app[REPORTS]))
     yield
+    job.cancel()
     await app[AUTH].close()
     await app[ROOM_SYNC].close()
     app[ENGINE].dispose()
@@ -155,6 +175,16 @@ def create_app(deployment: Deployment) -> web.Application:
         secure=deployment.settings.dossier_api.external_url.startswith("https://"),
     )
     workspace.setup(app, DossierService(engine, deployment, component="workspace"))
+    dashboards.setup(app, DashboardService(engine, deployment, component="workspace"))
+    mail = deployment.settings.mail
+    app[REPORTS] = MonthlyReports(
+        engine,
+        from_address=f"{mail.relay_localpart}@{deployment.settings.mail_domain}"
+        if mail.enabled
+        else None,
+        domain=deployment.settings.mail_domain,
+        relay_marker=relay_marker(deployment),
+    )
     app.cleanup_ctx.append(_lifecycle)
     return app
 

@@ -16,7 +16,7 @@ import asyncio
 import logging
 import secrets
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from aiohttp import web
 
@@ -83,6 +83,27 @@ async def csrf_ok(request: web.Request, session: Current) -> bool:
         value = form.get("csrf")
         given = value if isinstance(value, str) else None
     return csrf_matches(session.info.csrf_token, given)
+
+
+async def session_or_login(request: web.Request) -> Current | web.Response:
+    """The session of a page's read; or the way to the login page (then back here)."""
+    session = await current(request)
+    if session is None:
+        return redirect("/login?" + urlencode({"next": request.path_qs}))
+    return session
+
+
+async def writing(request: web.Request) -> Current | web.Response:
+    """The session of a page's write (a form posted), its CSRF token checked; or the page
+    that says why not (401 expired, 403 CSRF)."""
+    session = await current(request)
+    if session is None:
+        return problem_page(request, 401, "Session expirée : reconnectez-vous.")
+    if not await csrf_ok(request, session):
+        return problem_page(
+            request, 403, "Jeton anti-falsification (CSRF) manquant ou incorrect.", session=session
+        )
+    return session
 
 
 def _local_path(target: str | None) -> str:

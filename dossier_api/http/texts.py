@@ -133,6 +133,46 @@ TEXTS: dict[str, dict[str, Any]] = {
         "create": "Ouvrir le dossier",
         "error_title": "Impossible d'afficher cette page",
         "back": "Retour à mes dossiers",
+        "dashboards": "Tableaux de bord",
+        "dash_intro": (
+            "Chiffres agrégés de l'activité, calculés sans ouvrir les données de santé chiffrées."
+        ),
+        "dash_none": "Aucun tableau de bord ne vous est ouvert.",
+        "dash_structures": "Structures",
+        "dash_pathways": "Parcours",
+        "dash_region": "Région",
+        "dash_period": "Période",
+        "dash_from": "Du mois",
+        "dash_to": "Au mois",
+        "dash_apply": "Afficher",
+        "dash_summary": "Indicateurs de la période",
+        "dash_indicator": "Indicateur",
+        "dash_value": "Valeur",
+        "dash_month": "Mois",
+        "dash_opened": "Ouverts",
+        "dash_closed": "Clos",
+        "dash_active": "Actifs",
+        "dash_by_month": "Dossiers par mois",
+        "dash_chart_alt": (
+            "Graphique : dossiers ouverts, actifs et clos par mois (données dans le tableau)"
+        ),
+        "dash_pathway_indicators": "Indicateurs des parcours",
+        "dash_small_cells": (
+            "Chiffres diffusés hors de la structure : les effectifs de 1 à 4 sont masqués "
+            "(« < 5 »)."
+        ),
+        "dash_extract": "Extraction des données",
+        "dash_extract_intro": (
+            "Dossiers de la structure actifs sur la période et leur activité, pseudonymisés "
+            "(sans nom, INS ni date de naissance) sauf demande nominative autorisée. "
+            "Chaque extraction est tracée avec l'empreinte SHA-256 du fichier."
+        ),
+        "dash_identified": "Extraction nominative (si votre rôle et l'administrateur l'autorisent)",
+        "dash_columns": "Colonnes autorisées",
+        "dash_save_columns": "Enregistrer les colonnes",
+        "dash_reports": "Rapports mensuels",
+        "dash_no_report": "Aucun rapport mensuel pour l'instant.",
+        "dash_report_of": "Rapport de",
     },
     "en": {
         "app": "Maillon",
@@ -259,5 +299,40 @@ TEXTS: dict[str, dict[str, Any]] = {
         "create": "Open the record",
         "error_title": "This page cannot be shown",
         "back": "Back to my records",
+        "dashboards": "Dashboards",
+        "dash_intro": (
+            "Aggregate activity figures, computed without opening the encrypted health data."
+        ),
+        "dash_none": "No dashboard is open to you.",
+        "dash_structures": "Structures",
+        "dash_pathways": "Pathways",
+        "dash_region": "Region",
+        "dash_period": "Period",
+        "dash_from": "From month",
+        "dash_to": "To month",
+        "dash_apply": "Show",
+        "dash_summary": "Figures of the period",
+        "dash_indicator": "Indicator",
+        "dash_value": "Value",
+        "dash_month": "Month",
+        "dash_opened": "Opened",
+        "dash_closed": "Closed",
+        "dash_active": "Active",
+        "dash_by_month": "Records per month",
+        "dash_chart_alt": "Chart: records opened, active and closed per month (data in the table)",
+        "dash_pathway_indicators": "Pathway indicators",
+        "dash_small_cells": 'Figures leaving the structure: counts of 1 to 4 are hidden ("< 5").',
+        "dash_extract": "Data extraction",
+        "dash_extract_intro": (
+            "The structure's records active in the period and their activity, pseudonymised "
+            "(no name, INS or birth date) unless an identified extraction is allowed. "
+            "Every extraction is audited with the file's SHA-256."
+        ),
+        "dash_identified": "Identified extraction (if your role and the administrator allow it)",
+        "dash_columns": "Allowed columns",
+        "dash_save_columns": "Save the columns",
+        "dash_reports": "Monthly reports",
+        "dash_no_report": "No monthly report yet.",
+        "dash_report_of": "Report of",
     },
 }

@@ -19,7 +19,7 @@ from dossier_api.domain.service import DossierService
 from dossier_api.http import schemas as S
 from dossier_api.http.handlers import ROOM_SYNC, dossier_filters
 from dossier_api.http.pages import problem_page, render, static_file
-from dossier_api.http.sessions import Current, csrf_ok, current, redirect
+from dossier_api.http.sessions import Current, redirect, session_or_login, writing
 
 # The workspace's own service: same checks, its accesses audited as the "workspace" component.
 SERVICE = web.AppKey("workspace_service", DossierService)
@@ -43,13 +43,6 @@ def matrix_to(room_id: str | None) -> str | None:
     return f"https://matrix.to/#/{quote(room_id, safe='!:')}" if room_id else None
 
 
-async def _session_or_login(request: web.Request) -> Current | web.Response:
-    session = await current(request)
-    if session is None:
-        return redirect("/login?" + urlencode({"next": request.path_qs}))
-    return session
-
-
 def _page_number(request: web.Request) -> int:
     raw = request.query.get("page", "1")
     if not raw.isdigit() or not 1 <= int(raw) <= 10000:
@@ -58,7 +51,7 @@ def _page_number(request: web.Request) -> int:
 
 
 async def home(request: web.Request) -> web.Response:
-    session = await _session_or_login(request)
+    session = await session_or_login(request)
     if isinstance(session, web.Response):
         return session
     svc, caller = request.app[SERVICE], session.caller
@@ -111,7 +104,7 @@ async def home(request: web.Request) -> web.Response:
 
 
 async def new_dossier_form(request: web.Request) -> web.Response:
-    session = await _session_or_login(request)
+    session = await session_or_login(request)
     if isinstance(session, web.Response):
         return session
     me = await asyncio.to_thread(request.app[SERVICE].me, session.caller)
@@ -147,20 +140,8 @@ def _error_text(error: Any) -> str:
     return f"valeur refusée pour « {field} »"
 
 
-async def _form_session(request: web.Request) -> Current | web.Response:
-    """The session of a form posted from a page, its CSRF token checked; else the refusal."""
-    session = await current(request)
-    if session is None:
-        return problem_page(request, 401, "Session expirée : reconnectez-vous.")
-    if not await csrf_ok(request, session):
-        return problem_page(
-            request, 403, "Jeton anti-falsification (CSRF) manquant ou incorrect.", session=session
-        )
-    return session
-
-
 async def create_dossier(request: web.Request) -> web.Response:
-    session = await _form_session(request)
+    session = await writing(request)
     if isinstance(session, web.Response):
         return session
     form = await request.post()
@@ -189,7 +170,7 @@ SOLICITATION_ACTIONS = {"accepter": "accept_solicitation", "refuser": "decline_s
 
 async def solicitation_action(request: web.Request) -> web.Response:
     """Accept or decline, from the worklist, a resource-team solicitation told to me."""
-    session = await _form_session(request)
+    session = await writing(request)
     if isinstance(session, web.Response):
         return session
     action = SOLICITATION_ACTIONS.get(request.match_info["action"])
@@ -241,7 +222,7 @@ def _dossier_context(svc: Any, caller: Any, dossier_id: str, all_tasks: bool) ->
 
 
 async def dossier_page(request: web.Request) -> web.Response:
-    session = await _session_or_login(request)
+    session = await session_or_login(request)
     if isinstance(session, web.Response):
         return session
     dossier_id = request.match_info["dossier_id"]

@@ -55,7 +55,11 @@ class Person:
 
 
 def register_person(
-    stack: Stack, prefix: str, display_name: str, profession: str | None = "infirmier"
+    stack: Stack,
+    prefix: str,
+    display_name: str,
+    profession: str | None = "infirmier",
+    admin: bool = False,
 ) -> Person:
     """An account with a password (for the login screen); with a ``profession`` (the
     default), a professional of the dossier store's directory under their name."""
@@ -66,6 +70,7 @@ def register_person(
         stack.deployment.secrets.registration_shared_secret,
         localpart,
         password,
+        admin=admin,
         displayname=display_name,
     )
     if profession is not None:

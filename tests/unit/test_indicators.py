@@ -1,0 +1,184 @@
+"""Indicators by SQL aggregates (SQLite, in memory): the figures of a scope and period, the
+same counts per dossier in the extraction, the pathway's configured indicators, the
+monthly report made once, small cells hidden outside the structure, periods parsed with
+French messages. The real-stack acceptance is tests/clients/test_dashboards.py."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, create_engine, func, select
+from sqlalchemy.orm import Session
+
+import dossier_api.domain.mail.models  # noqa: F401  (their tables)
+from appservice.mail.outbound import compose
+from dossier_api.domain import dashboards
+from dossier_api.domain.indicators import (
+    Scope,
+    compute,
+    month_period,
+    parse_period,
+    pathway_indicators,
+    suppressed,
+)
+from dossier_api.domain.mail.models import OUTBOX_MAIL, MailOutbox
+from dossier_api.domain.models import (
+    CircleMember,
+    Dossier,
+    MonthlyReport,
+    Note,
+    Professional,
+    RoomActivity,
+    Structure,
+    StructureStaff,
+    Task,
+)
+from dossier_api.domain.monthly_report import MonthlyReports
+from dossier_api.domain.pathways import PathwayError, load_pathways
+from maillon.shared.crypto import BlindIndex, DataKey, KeyRing
+from maillon.shared.sealed import install_key_ring, key_ring
+from maillon.shared.store import Base
+
+NOW = dt.datetime(2026, 12, 1, 8, tzinfo=dt.UTC)
+NOVEMBER = month_period(2026, 11)
+
+
+def at(day: int, hour: int = 9) -> dt.datetime:
+    return dt.datetime(2026, 11, day, hour, tzinfo=dt.UTC)
+
+
+@pytest.fixture
+def engine() -> Iterator[Engine]:
+    install_key_ring(
+        KeyRing(
+            [DataKey("k1", base64.b64encode(os.urandom(32)).decode())], BlindIndex(os.urandom(32))
+        )
+    )
+    made = create_engine("sqlite://")
+    Base.metadata.create_all(made)
+    with Session(made) as s, s.begin():
+        s.add_all([Structure(id="s1", name="DAC Test"), Structure(id="s2", name="Autre")])
+        s.add(Professional(user_id="@r:x", profession="médecin", mssante="r@dac.mssante.fr"))
+        s.add(StructureStaff(structure_id="s1", user_id="@r:x", role="referent"))
+        for i, structure in enumerate(("s1", "s1", "s1", "s2")):
+            dossier = Dossier(
+                id=f"d{i}",
+                pathway="dac",
+                structure_id=structure,
+                referent="@r:x",
+                identity={"birth_name": f"Nom{i}"},
+                mail_localpart=f"d-{i}",
+                opened_at=at(3 + i),
+                status="closed" if i == 2 else "open",
+                closed_at=at(20) if i == 2 else None,
+            )
+            s.add(dossier)
+            s.flush()
+            s.add(CircleMember(dossier_id=dossier.id, user_id="@r:x", role="COORD", added_by="x"))
+            s.add(
+                RoomActivity(
+                    event_id=f"j{i}",
+                    dossier_id=dossier.id,
+                    room_id="!r",
+                    kind="join",
+                    sender="@r:x",
+                    at=dossier.opened_at + dt.timedelta(hours=2 * (i + 1)),
+                )
+            )
+            s.add(
+                Note(dossier_id=dossier.id, author="x", urgent=i == 0, body={}, created_at=at(10))
+            )
+            s.add(
+                Task(
+                    dossier_id=dossier.id,
+                    title={},
+                    assignee="x",
+                    created_by="x",
+                    due=dt.date(2026, 11, 5),
+                    created_at=at(4),
+                    status="done" if i == 1 else "todo",
+                    done_at=at(6) if i == 1 else None,
+                )
+            )
+        # Outside the period: not counted.
+        s.add(Note(dossier_id="d0", author="x", urgent=True, body={}, created_at=NOW))
+    yield made
+    made.dispose()
+
+
+def test_figures_of_a_structure_over_a_month(engine: Engine) -> None:
+    with Session(engine) as session:
+        figures = compute(session, Scope("s1"), NOVEMBER, NOW)
+    assert (figures.opened, figures.active, figures.closed) == (3, 3, 1)
+    assert (figures.tasks_done, figures.tasks_overdue, figures.urgent_notes) == (1, 2, 1)
+    assert figures.joined == 3 and figures.first_join_hours == 4.0  # 2, 4 and 6 hours
+    assert [m.opened for m in figures.months] == [3]
+
+
+def test_region_and_pathway_scopes(engine: Engine) -> None:
+    with Session(engine) as session:
+        assert compute(session, Scope(), NOVEMBER, NOW).opened == 4
+        rows = pathway_indicators(compute(session, Scope("s1"), NOVEMBER, NOW))
+    assert ("dac", "Situations complexes ouvertes", "Complex situations opened", 3.0) in rows
+
+
+def test_extraction_counts_per_dossier_and_pseudonymises(engine: Engine) -> None:
+    with Session(engine) as session:
+        rows = dashboards._extraction_rows(
+            session, "s1", NOVEMBER, dashboards.ACTIVITY_COLUMNS, NOW
+        )
+    column = dashboards.ACTIVITY_COLUMNS.index
+    assert len(rows) == 3
+    assert sum(r[column("notes_urgentes")] for r in rows) == 1
+    assert sum(r[column("taches_en_retard")] for r in rows) == 2
+    assert not any("Nom" in str(v) or v in ("d0", "D0") for r in rows for v in r)
+    assert rows[0][0] == key_ring().blind_index("extraction-pseudonym", "d0")[:16]
+
+
+def test_the_monthly_report_is_made_and_queued_once(engine: Engine) -> None:
+    reports = MonthlyReports(
+        engine, from_address="dossiers@x.fr", domain="x.fr", relay_marker="m", clock=lambda: NOW
+    )
+    assert ("s1", "2026-11") in reports.run_due()
+    assert reports.run_due() == []
+    with Session(engine) as session:
+        assert session.scalar(select(func.count(MonthlyReport.id))) == 2
+        row = session.scalars(select(MailOutbox)).one()  # s2 has no référent
+        mail = OUTBOX_MAIL.open_json(key_ring(), row.sealed_mail, row.token)
+    assert mail["to"] == ["r@dac.mssante.fr"]
+    message = compose(mail)
+    attached = next(message.iter_attachments())
+    assert attached.get_content_type() == "application/pdf"
+    assert attached.get_content().startswith(b"%PDF")
+
+
+def test_small_cells_are_hidden_outside_the_structure() -> None:
+    assert suppressed(3, outside=True) == "< 5"
+    assert suppressed(0, outside=True) == "0"
+    assert suppressed(5, outside=True) == "5"
+    assert suppressed(3, outside=False) == "3"
+    assert suppressed(2.5, outside=False) == "2,5"
+
+
+def test_periods() -> None:
+    default = parse_period(None, None, dt.date(2026, 12, 2))
+    assert (default.start, default.end) == (dt.date(2026, 1, 1), dt.date(2027, 1, 1))
+    with pytest.raises(ValueError, match="paramètre du"):
+        parse_period("2026-13", None, dt.date(2026, 12, 2))
+    with pytest.raises(ValueError, match="précéder"):
+        parse_period("2026-05", "2026-03", dt.date(2026, 12, 2))
+
+
+def test_a_pathway_indicator_must_name_a_known_measure(tmp_path: Path) -> None:
+    (tmp_path / "essai.yaml").write_text(
+        'id: essai\nversion: 1\nname: "Essai"\n'
+        'room_template: {name: "{ref}", topic: "t", welcome: "w"}\nroles_allowed: [COORD]\n'
+        'indicators:\n  - {id: a, label: "A", measure: potins}\n'
+    )
+    with pytest.raises(PathwayError, match="indicators"):
+        load_pathways(tmp_path)
