@@ -36,6 +36,7 @@ from dossier_api.domain.models import (
     Task,
 )
 from dossier_api.domain.names import query_digests
+from dossier_api.domain.pathway_store import published_version
 from dossier_api.domain.pathways import PATHWAYS, Pathway
 from dossier_api.domain.reading import DossierReading
 from dossier_api.domain.room_decisions import load_room_decisions
@@ -88,6 +89,7 @@ class DossierService(
         return {
             "id": dossier.id,
             "pathway": dossier.pathway,
+            "pathway_version": dossier.pathway_version,
             "structure_id": dossier.structure_id,
             "status": dossier.status,
             "status_reason": dossier.status_reason,
@@ -120,6 +122,9 @@ class DossierService(
                     "seuls les professionnels inscrits à l'annuaire ouvrent un dossier de "
                     "coordination",
                 )
+            version = published_version(session, body["pathway"])
+            if version is None:
+                raise ApiError(400, "M_INVALID_PARAM", f"parcours inconnu : « {body['pathway']} »")
             structure_id = body.get("structure_id")
             if structure_id is not None and session.get(Structure, structure_id) is None:
                 raise ApiError(400, "M_INVALID_PARAM", "structure inconnue")
@@ -127,6 +132,7 @@ class DossierService(
             overridden = self.vet_new_identity(session, caller, identity, override)
             dossier = Dossier(
                 pathway=body["pathway"],
+                pathway_version=version,
                 structure_id=structure_id,
                 referent=caller.user_id,
                 identity=identity,
@@ -370,7 +376,7 @@ class DossierService(
         with self.acting(caller, "circle.add", dossier_id, "manage") as act:
             session, dossier = act.session, act.dossier
             act.detail = user_id
-            pathway = PATHWAYS.get(dossier.pathway)
+            pathway = PATHWAYS.version(dossier.pathway, dossier.pathway_version)
             self._may_change_circle(act.access, pathway)
             if pathway is not None and role not in pathway.roles_allowed and role != "COORD":
                 raise ApiError(
@@ -429,7 +435,9 @@ class DossierService(
         with self.acting(caller, "circle.remove", dossier_id, "manage") as act:
             session = act.session
             act.detail = user_id
-            self._may_change_circle(act.access, PATHWAYS.get(act.dossier.pathway))
+            self._may_change_circle(
+                act.access, PATHWAYS.version(act.dossier.pathway, act.dossier.pathway_version)
+            )
             current = circle_members.active_members(session, dossier_id, user_id, now)
             if not current:
                 raise ApiError(404, "M_NOT_FOUND", "cette personne n'est pas dans le cercle")

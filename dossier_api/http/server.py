@@ -13,6 +13,7 @@ from sqlalchemy import Engine, text
 import dossier_api.http.handlers
 import dossier_api.http.handlers_care
 import dossier_api.http.handlers_work  # noqa: F401  (these imports register the routes)
+from dossier_api.domain import pathway_store
 from dossier_api.domain.core import ApiError
 from dossier_api.domain.service import DossierService
 from dossier_api.domain.sessions import SessionStore
@@ -135,6 +136,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
 def create_app(deployment: Deployment) -> web.Application:
     install_key_ring(KeyRing.for_secrets(deployment.secrets))
     engine = make_engine(deployment.settings.database_url)
+    pathway_store.bind(engine)
     # Bodies up to 2 MiB, or an upload of the largest document allowed (JSON base64).
     body_max = max(2 * 1024**2, upload_limit(deployment.settings.attachments.max_bytes))
     app = web.Application(middlewares=[json_errors, api_middleware], client_max_size=body_max)
