@@ -50,6 +50,7 @@ def pathways_json() -> list[dict[str, Any]]:
                             "type": x.type,
                             "required": x.required,
                             "choices": list(x.choices),
+                            "help": x.help,
                         }
                         for x in f.fields
                     ],

@@ -20,6 +20,7 @@ from maillon.shared.typed_config import ConfigKeyError, parse
 
 PATHWAYS_DIR = files("maillon_config") / "pathways"  # package data (config/pathways/)
 FieldType = Literal["text", "integer", "boolean", "date", "choice"]
+FIELD_TYPES: tuple[FieldType, ...] = ("text", "integer", "boolean", "date", "choice")
 
 
 def _roles(value: object) -> str | None:
@@ -37,6 +38,7 @@ class FormField:
     type: FieldType
     required: bool = False
     choices: tuple[str, ...] = ()
+    help: str | None = None  # a sentence under the field, for whoever fills the form
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,11 @@ import dossier_api.http.handlers
 import dossier_api.http.handlers_care
 import dossier_api.http.handlers_work  # noqa: F401  (these imports register the routes)
 from dossier_api.domain import pathway_store
+from dossier_api.domain.administration import Administration
 from dossier_api.domain.core import ApiError
 from dossier_api.domain.service import DossierService
 from dossier_api.domain.sessions import SessionStore
-from dossier_api.http import sessions, widget, workspace
+from dossier_api.http import admin, sessions, widget, workspace
 from dossier_api.http.auth import Authenticator, AuthError, ImpersonationRefused
 from dossier_api.http.handlers import BODY, CALLER, ROOM_SYNC, SERVICE
 from dossier_api.http.handlers_work import upload_limit
@@ -156,6 +157,7 @@ def create_app(deployment: Deployment) -> web.Application:
         secure=deployment.settings.dossier_api.external_url.startswith("https://"),
     )
     workspace.setup(app, DossierService(engine, deployment, component="workspace"))
+    admin.setup(app, Administration(engine, deployment, component="admin"))
     app.cleanup_ctx.append(_lifecycle)
     return app
 
