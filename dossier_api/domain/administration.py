@@ -7,6 +7,9 @@ structure's managers their structure (``manages_structure``, the one rule)."""
 
 from __future__ import annotations
 
+import csv
+import datetime as dt
+import io
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +20,14 @@ from sqlalchemy.orm import Session
 from dossier_api.domain import pathway_store
 from dossier_api.domain.access import Caller
 from dossier_api.domain.core import Act, ApiError, ServiceCore
-from dossier_api.domain.models import Dossier, DossierRoom, PathwayVersion, StructureStaff
+from dossier_api.domain.directory import people_json
+from dossier_api.domain.models import (
+    AuditEntry,
+    Dossier,
+    DossierRoom,
+    PathwayVersion,
+    StructureStaff,
+)
 from dossier_api.domain.pathways import (
     PATHWAYS,
     Pathway,
@@ -139,6 +149,52 @@ def room_changes(old: Pathway, new: Pathway, fields: dict[str, str], kind: str) 
             "niveaux d'accès : patient et proches " + ("admis" if b.allow_patient else "exclus")
         )
     return changes
+
+
+@dataclass(frozen=True)
+class AuditFilters:
+    """What the audit browser is asked for (every field optional)."""
+
+    dossier_id: str | None = None
+    person: str | None = None  # a Matrix id: the actor, or whom they acted for
+    structure_id: str | None = None
+    component: str | None = None
+    since: dt.date | None = None
+    until: dt.date | None = None  # included
+
+    def describe(self) -> str:
+        return json.dumps(
+            {k: str(v) for k, v in self.__dict__.items() if v is not None}, sort_keys=True
+        )
+
+
+AUDIT_CSV_HEADER = (
+    "date",
+    "dossier",
+    "acteur",
+    "nom",
+    "pour le compte de",
+    "fondement",
+    "action",
+    "composant",
+    "autorisé",
+    "détail",
+)
+
+
+def _entry_json(row: AuditEntry) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "at": row.at,
+        "dossier_id": row.dossier_id,
+        "actor": row.actor,
+        "on_behalf_of": row.on_behalf_of,
+        "basis": row.basis,
+        "action": row.action,
+        "component": row.component,
+        "allowed": row.allowed,
+        "detail": row.detail,
+    }
 
 
 class Administration(ServiceCore):
@@ -341,3 +397,96 @@ class Administration(ServiceCore):
                 f"{pathway_id} : dossiers migrés vers la version {version}",
             )
             return moved
+
+    # -- audit browser -----------------------------------------------------------------------
+
+    def _audit_query(self, session: Session, caller: Caller, wanted: AuditFilters) -> Any:
+        """Administrators see every row; a structure's managers the rows of its dossiers
+        only (asking for another structure is refused)."""
+        query = select(AuditEntry)
+        if not caller.is_admin:
+            mine = managed_structures(session, caller)
+            if not mine or (wanted.structure_id and wanted.structure_id not in mine):
+                raise ApiError(
+                    403, "M_FORBIDDEN", "Ce journal est réservé aux managers de la structure."
+                )
+            scope = [wanted.structure_id] if wanted.structure_id else mine
+            query = query.where(
+                AuditEntry.dossier_id.in_(select(Dossier.id).where(Dossier.structure_id.in_(scope)))
+            )
+        elif wanted.structure_id:
+            query = query.where(
+                AuditEntry.dossier_id.in_(
+                    select(Dossier.id).where(Dossier.structure_id == wanted.structure_id)
+                )
+            )
+        if wanted.dossier_id:
+            query = query.where(AuditEntry.dossier_id == wanted.dossier_id)
+        if wanted.person:
+            query = query.where(
+                (AuditEntry.actor == wanted.person) | (AuditEntry.on_behalf_of == wanted.person)
+            )
+        if wanted.component:
+            query = query.where(AuditEntry.component == wanted.component)
+        if wanted.since:
+            start = dt.datetime.combine(wanted.since, dt.time(), dt.UTC)
+            query = query.where(AuditEntry.at >= start)
+        if wanted.until:
+            end = dt.datetime.combine(wanted.until + dt.timedelta(days=1), dt.time(), dt.UTC)
+            query = query.where(AuditEntry.at < end)
+        return query
+
+    def audit(
+        self, caller: Caller, wanted: AuditFilters, limit: int = 100, offset: int = 0
+    ) -> dict[str, Any]:
+        """One page of the audit, latest first, with the people's names and professions."""
+        with self.acting(caller, "admin.audit.read") as act:
+            act.detail = wanted.describe()
+            query = self._audit_query(act.session, caller, wanted)
+            total = act.session.scalar(select(func.count()).select_from(query.subquery()))
+            rows = act.session.scalars(
+                query.order_by(AuditEntry.id.desc()).limit(limit).offset(offset)
+            ).all()
+            people = people_json(
+                act.session, {r.actor for r in rows} | {r.on_behalf_of for r in rows}
+            )
+            components = (
+                list(act.session.scalars(select(AuditEntry.component).distinct()))
+                if caller.is_admin
+                else []
+            )
+            return {
+                "entries": [_entry_json(r) for r in rows],
+                "total": int(total or 0),
+                "people": people,
+                "components": sorted(components),
+            }
+
+    def audit_csv(self, caller: Caller, wanted: AuditFilters) -> str:
+        """The rows the filters select, as CSV (audited with the filters)."""
+        with self.acting(caller, "admin.audit.export") as act:
+            act.detail = wanted.describe()
+            rows = act.session.scalars(
+                self._audit_query(act.session, caller, wanted).order_by(AuditEntry.id)
+            ).all()
+            people = people_json(act.session, {r.actor for r in rows})
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(AUDIT_CSV_HEADER)
+        for r in rows:
+            name = (people.get(r.actor) or {}).get("display_name") or ""
+            writer.writerow(
+                [
+                    r.at.isoformat(timespec="seconds"),
+                    r.dossier_id or "",
+                    r.actor,
+                    name,
+                    r.on_behalf_of or "",
+                    r.basis,
+                    r.action,
+                    r.component,
+                    "oui" if r.allowed else "non",
+                    r.detail or "",
+                ]
+            )
+        return out.getvalue()

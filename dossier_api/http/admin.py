@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import datetime as dt
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import urlencode
 
 from aiohttp import web
 from multidict import MultiDictProxy
 
-from dossier_api.domain.administration import Administration, room_preview
+from dossier_api.domain.administration import Administration, AuditFilters, room_preview
 from dossier_api.domain.core import ApiError
 from dossier_api.domain.pathways import FIELD_TYPES, PathwayError, parse_pathway
+from dossier_api.domain.rooms import reference
 from dossier_api.http.handlers import ROOM_SYNC
 from dossier_api.http.pages import lang_of, problem_page, render
 from dossier_api.http.sessions import Current, csrf_ok, current, redirect
@@ -71,6 +74,19 @@ def _show(request: web.Request, template: str, session: Current, **context: Any)
     )
 
 
+def _download(text: str, content_type: str, filename: str) -> web.Response:
+    return web.Response(
+        text=text,
+        content_type=content_type,
+        charset="utf-8",
+        headers={
+            "Content-Disposition": f'attachment; filename="{filename}"',
+            "X-Content-Type-Options": "nosniff",
+            "Cache-Control": "no-store",
+        },
+    )
+
+
 def _version(request: web.Request) -> int:
     raw = request.match_info.get("version") or request.query.get("version", "")
     if not raw.isdigit() or not 0 < int(raw) < 100000:
@@ -112,16 +128,7 @@ async def export(request: web.Request, session: Current) -> web.StreamResponse:
     text = await asyncio.to_thread(
         request.app[ADMIN].export_yaml, session.caller, pid, _version(request)
     )
-    return web.Response(
-        text=text,
-        content_type="application/yaml",
-        charset="utf-8",
-        headers={
-            "Content-Disposition": f'attachment; filename="{pid}-v{_version(request)}.yaml"',
-            "X-Content-Type-Options": "nosniff",
-            "Cache-Control": "no-store",
-        },
-    )
+    return _download(text, "application/yaml", f"{pid}-v{_version(request)}.yaml")
 
 
 @_page("admin.pathway.import", write=True)
@@ -307,10 +314,84 @@ async def migrate(request: web.Request, session: Current) -> web.StreamResponse:
     return _show(request, "admin_migration.html", session, plan=plan, done=len(moved))
 
 
+# -- audit browser -----------------------------------------------------------------------
+
+AUDIT_PER_PAGE = 100
+AUDIT_KEYS = ("dossier", "personne", "structure", "composant", "du", "au")
+
+
+def _day(request: web.Request, key: str) -> dt.date | None:
+    raw = request.query.get(key, "").strip()
+    if not raw:
+        return None
+    try:
+        return dt.date.fromisoformat(raw)
+    except ValueError as exc:
+        raise ApiError(
+            400, "M_INVALID_PARAM", f"« {key} » : une date AAAA-MM-JJ est attendue"
+        ) from exc
+
+
+def audit_filters(request: web.Request) -> AuditFilters:
+    q = request.query
+
+    def text(key: str, longest: int) -> str | None:
+        value = q.get(key, "").strip()
+        if len(value) > longest:
+            raise ApiError(400, "M_INVALID_PARAM", f"« {key} » : {longest} caractères au plus")
+        return value or None
+
+    return AuditFilters(
+        dossier_id=text("dossier", 32),
+        person=text("personne", 255),
+        structure_id=text("structure", 32),
+        component=text("composant", 30),
+        since=_day(request, "du"),
+        until=_day(request, "au"),
+    )
+
+
+@_page("admin.audit.read", managers=True)
+async def audit_page(request: web.Request, session: Current) -> web.StreamResponse:
+    wanted = audit_filters(request)
+    raw = request.query.get("page", "1")
+    page = int(raw) if raw.isdigit() and 0 < int(raw) < 100000 else 1
+    found = await asyncio.to_thread(
+        request.app[ADMIN].audit,
+        session.caller,
+        wanted,
+        AUDIT_PER_PAGE,
+        (page - 1) * AUDIT_PER_PAGE,
+    )
+    kept = {k: v for k, v in request.query.items() if k in AUDIT_KEYS and v}
+    return _show(
+        request,
+        "admin_audit.html",
+        session,
+        found=found,
+        query=kept,
+        page=page,
+        pages=max(1, -(-found["total"] // AUDIT_PER_PAGE)),
+        link=lambda extra: "?" + urlencode({**kept, **extra}),
+        csv_link="/admin/journal.csv?" + urlencode(kept),
+        ref=reference,
+    )
+
+
+@_page("admin.audit.export", managers=True)
+async def audit_csv(request: web.Request, session: Current) -> web.StreamResponse:
+    text = await asyncio.to_thread(
+        request.app[ADMIN].audit_csv, session.caller, audit_filters(request)
+    )
+    return _download(text, "text/csv", "journal.csv")
+
+
 def setup(app: web.Application, service: Administration) -> None:
     app[ADMIN] = service
     app.router.add_get("/admin/", home)
     app.router.add_get("/admin/parcours", pathways_page)
+    app.router.add_get("/admin/journal", audit_page)
+    app.router.add_get("/admin/journal.csv", audit_csv)
     app.router.add_post("/admin/parcours/import", import_yaml)
     app.router.add_get("/admin/parcours/{pathway_id}/nouvelle-version", builder)
     app.router.add_post("/admin/parcours/{pathway_id}/versions", save)

@@ -9,6 +9,8 @@ finds no serious or critical violation."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import secrets
 from collections.abc import Iterator
@@ -217,6 +219,26 @@ async def test_pathway_version_new_dossier_dry_run_migration_and_audit(
     assert json.loads(moved["detail"]) == {"avant": {"version": 1}, "apres": {"version": 2}}
     assert moved["actor"] == admin.user_id
 
+    # The audit browser shows both, with before and after; its CSV says the same.
+    await page.goto(base(stack) + f"/admin/journal?dossier={old['id']}")
+    journal = page.locator("#journal")
+    await expect(journal.locator("tr", has_text="pathway.migrate")).to_contain_text(
+        "Adèle Administratrice"
+    )
+    await axe_scan(page, "journal")
+    await page.goto(base(stack) + "/admin/journal?composant=admin")
+    made = journal.locator("tr", has_text="admin.pathway.create").filter(has_text="autorisé")
+    await made.locator("summary").click()
+    await expect(made.locator("pre")).to_contain_text('"avant"')
+    await expect(made.locator("pre")).to_contain_text(NEW_TOPIC)
+    exported = await page.evaluate(
+        "async () => (await fetch('/admin/journal.csv?dossier=" + old["id"] + "')).text()"
+    )
+    rows = list(csv.DictReader(io.StringIO(exported)))
+    [csv_moved] = [r for r in rows if r["action"] == "pathway.migrate"]
+    assert json.loads(csv_moved["détail"])["apres"] == {"version": 2}
+    assert {r["dossier"] for r in rows} == {old["id"]}
+
 
 async def test_a_plain_professional_gets_403_on_every_console_page(
     admin_stack: Stack, browser: Browser
@@ -247,3 +269,34 @@ async def test_a_plain_professional_gets_403_on_every_console_page(
     assert {r.actor for r in refused[before:]} == {pro.user_id}
     for action in ("admin.pathways.read", "admin.pathway.create", "admin.migration.apply"):
         assert any(r.actor == pro.user_id and not r.allowed for r in audit_rows(stack, action))
+
+
+async def test_a_manager_sees_the_audit_of_their_structure_only(
+    admin_stack: Stack, browser: Browser
+) -> None:
+    stack = admin_stack
+    admin = administrator(stack)
+    manager = register_person(stack, "manager", "Marc Manager", "cadre de santé")
+    token = admin.access_token
+    mine = api(stack, token, "POST", "/v1/structures", {"name": f"DAC {secrets.token_hex(2)}"})
+    theirs = api(stack, token, "POST", "/v1/structures", {"name": f"CPTS {secrets.token_hex(2)}"})
+    staff = {"user_id": manager.user_id, "role": "manager"}
+    api(stack, token, "POST", f"/v1/structures/{mine['id']}/staff", staff)
+    ours = api(stack, token, "POST", "/v1/dossiers", dossier_body(structure_id=mine["id"]))
+    other = {**IDENTITY, "birth_name": "Autre", "birth_date": "1960-02-02"}
+    body = dossier_body(structure_id=theirs["id"], identity=other)
+    not_ours = api(stack, token, "POST", "/v1/dossiers", body)
+
+    _, page = await new_page(browser)
+    await login(page, stack, manager)
+    await page.goto(base(stack) + "/admin/journal")
+    journal = page.locator("#journal")
+    await expect(journal).to_contain_text(ours["id"][:6].upper())
+    await expect(journal).not_to_contain_text(not_ours["id"][:6].upper())
+    await axe_scan(page, "journal (manager)")
+    response = await page.goto(base(stack) + f"/admin/journal?structure={theirs['id']}")
+    assert response is not None and response.status == 403
+    response = await page.goto(base(stack) + "/admin/parcours")
+    assert response is not None and response.status == 403
+    refused = [r for r in audit_rows(stack, "admin.audit.read") if r.actor == manager.user_id]
+    assert [r.allowed for r in refused] == [True, False]
