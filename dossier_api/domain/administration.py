@@ -21,11 +21,14 @@ from dossier_api.domain import pathway_store
 from dossier_api.domain.access import Caller
 from dossier_api.domain.core import Act, ApiError, ServiceCore
 from dossier_api.domain.directory import people_json
+from dossier_api.domain.mail.outbox import ADDRESS_RE
 from dossier_api.domain.models import (
+    STAFF_ROLES,
     AuditEntry,
     Dossier,
     DossierRoom,
     PathwayVersion,
+    Structure,
     StructureStaff,
 )
 from dossier_api.domain.pathways import (
@@ -37,6 +40,7 @@ from dossier_api.domain.pathways import (
     to_yaml,
 )
 from dossier_api.domain.rooms import ROOMS, enqueue, name_fields, reference
+from maillon.shared.circle import USER_ID_RE
 
 FORBIDDEN = "Cette page est réservée aux administrateurs."
 SAMPLE_FIELDS = {"initiales": "J. D.", "annee": "1950", "ref": "ABC123"}
@@ -60,6 +64,55 @@ def managed_structures(session: Session, caller: Caller) -> list[str]:
             )
         )
     )
+
+
+STRUCTURE_KINDS = ("dac", "cpts", "pco", "etablissement", "ssiad", "structure")
+
+
+def new_structure(session: Session, name: str, kind: str = "structure") -> Structure:
+    """A structure (personne morale), its name unique."""
+    name = name.strip()
+    if not name or len(name) > 200:
+        raise ApiError(400, "M_INVALID_PARAM", "nom de la structure : 1 à 200 caractères")
+    if kind not in STRUCTURE_KINDS:
+        raise ApiError(400, "M_INVALID_PARAM", f"type de structure inconnu : {kind}")
+    if session.scalar(select(Structure).where(Structure.name == name)):
+        raise ApiError(409, "M_CONFLICT", "une structure porte déjà ce nom")
+    structure = Structure(name=name, kind=kind)
+    session.add(structure)
+    session.flush()
+    return structure
+
+
+def put_staff(session: Session, structure_id: str, user_id: str, role: str | None) -> str | None:
+    """Attach a professional to a structure, change their role (``member``, ``manager``,
+    ``referent``) or, with ``role=None``, detach them; returns their role before."""
+    if role is not None and role not in STAFF_ROLES:
+        raise ApiError(400, "M_BAD_JSON", f"rôle inconnu : {role}")
+    if not USER_ID_RE.match(user_id):
+        raise ApiError(400, "M_INVALID_PARAM", f"identifiant Matrix invalide : « {user_id} »")
+    if session.get(Structure, structure_id) is None:
+        raise ApiError(404, "M_NOT_FOUND", "structure inconnue")
+    staff = session.get(StructureStaff, (structure_id, user_id))
+    before = staff.role if staff else None
+    if role is None:
+        if staff is not None:
+            session.delete(staff)
+    elif staff is None:
+        session.add(StructureStaff(structure_id=structure_id, user_id=user_id, role=role))
+    else:
+        staff.role = role
+    return before
+
+
+def _structure_json(structure: Structure) -> dict[str, Any]:
+    return {
+        "id": structure.id,
+        "name": structure.name,
+        "kind": structure.kind,
+        "account": structure.account,
+        "mssante": structure.mssante,
+    }
 
 
 def audit_change(act: Act, before: object, after: object, what: str | None = None) -> None:
@@ -490,3 +543,73 @@ class Administration(ServiceCore):
                 ]
             )
         return out.getvalue()
+
+    # -- structures ----------------------------------------------------------------------------
+
+    def _manage(self, session: Session, caller: Caller, structure_id: str) -> Structure:
+        structure = session.get(Structure, structure_id)
+        if structure is None:
+            raise ApiError(404, "M_NOT_FOUND", "structure inconnue")
+        if not manages_structure(session, caller, structure_id):
+            raise ApiError(403, "M_FORBIDDEN", "Réservé aux managers de cette structure.")
+        return structure
+
+    def structures(self, caller: Caller) -> list[dict[str, Any]]:
+        """The structures the caller administers, with their staff (names and professions)."""
+        with self.acting(caller, "admin.structures.read") as act:
+            query = select(Structure).order_by(Structure.name)
+            if not caller.is_admin:
+                query = query.where(Structure.id.in_(managed_structures(act.session, caller)))
+            structures = act.session.scalars(query).all()
+            staff = act.session.scalars(
+                select(StructureStaff).where(
+                    StructureStaff.structure_id.in_([s.id for s in structures])
+                )
+            ).all()
+            people = people_json(act.session, {m.user_id for m in staff})
+            listed = []
+            for structure in structures:
+                entry = _structure_json(structure)
+                entry["staff"] = [
+                    {"user_id": m.user_id, "role": m.role, **people.get(m.user_id, {})}
+                    for m in staff
+                    if m.structure_id == structure.id
+                ]
+                listed.append(entry)
+            return listed
+
+    def create_structure(self, caller: Caller, name: str, kind: str) -> dict[str, Any]:
+        with self.acting(caller, "admin.structure.create") as act:
+            self._require_admin(caller)
+            created = _structure_json(new_structure(act.session, name, kind))
+            audit_change(act, None, created, "structure")
+            return created
+
+    def set_contact(
+        self, caller: Caller, structure_id: str, account: str | None, mssante: str | None
+    ) -> None:
+        """The structure's account (a Matrix id) and MSSanté address (either may be empty)."""
+        with self.acting(caller, "admin.structure.contact") as act:
+            structure = self._manage(act.session, caller, structure_id)
+            if account and not USER_ID_RE.match(account):
+                raise ApiError(
+                    400, "M_INVALID_PARAM", f"compte : identifiant Matrix invalide « {account} »"
+                )
+            if mssante and not ADDRESS_RE.match(mssante):
+                raise ApiError(400, "M_INVALID_PARAM", f"adresse MSSanté invalide : « {mssante} »")
+            before = {"account": structure.account, "mssante": structure.mssante}
+            structure.account, structure.mssante = account or None, mssante or None
+            after = {"account": structure.account, "mssante": structure.mssante}
+            audit_change(act, before, after, f"structure {structure.name}")
+
+    def set_staff(self, caller: Caller, structure_id: str, user_id: str, role: str | None) -> None:
+        """Attach, change the role of, or (``role=None``) detach a member of the staff."""
+        with self.acting(caller, "admin.structure.staff") as act:
+            structure = self._manage(act.session, caller, structure_id)
+            before = put_staff(act.session, structure_id, user_id, role)
+            audit_change(
+                act,
+                {"user_id": user_id, "role": before},
+                {"user_id": user_id, "role": role},
+                f"personnel de {structure.name}",
+            )

@@ -41,6 +41,9 @@ class Structure(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(200), unique=True)
     kind: Mapped[str] = mapped_column(String(40), default="structure")
+    # The structure's own Matrix account (a structure account) and its MSSanté address.
+    account: Mapped[str | None] = mapped_column(String(255), default=None)
+    mssante: Mapped[str | None] = mapped_column(String(255), default=None)
 
 
 class Professional(Base):

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from dossier_api.domain import circle_members, directory, visibility
 from dossier_api.domain.access import Access, Caller, decide
+from dossier_api.domain.administration import new_structure, put_staff
 from dossier_api.domain.attachments import AttachmentOperations, documents_of
 from dossier_api.domain.care import CareOperations
 from dossier_api.domain.consent import ConsentRecords, sharing_refusal
@@ -21,7 +22,6 @@ from dossier_api.domain.core import ApiError, _iso, _parse_date, _parse_dt
 from dossier_api.domain.fhir import FhirExport
 from dossier_api.domain.ins import display_name as display_name  # re-exported
 from dossier_api.domain.models import (
-    STAFF_ROLES,
     AuditEntry,
     CircleMember,
     Delegation,
@@ -700,11 +700,7 @@ class DossierService(
     def add_structure(self, caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
         self._admin(caller)
         with self.tx() as session:
-            if session.scalar(select(Structure).where(Structure.name == body["name"])):
-                raise ApiError(409, "M_CONFLICT", "une structure porte déjà ce nom")
-            structure = Structure(name=body["name"], kind=body.get("kind", "structure"))
-            session.add(structure)
-            session.flush()
+            structure = new_structure(session, body["name"], body.get("kind", "structure"))
             return {"id": structure.id, "name": structure.name, "kind": structure.kind}
 
     def add_staff(
@@ -712,16 +708,8 @@ class DossierService(
     ) -> None:
         """Attach a professional to a structure, or change their role in it."""
         self._admin(caller)
-        if role not in STAFF_ROLES:
-            raise ApiError(400, "M_BAD_JSON", f"rôle inconnu : {role}")
         with self.tx() as session:
-            if session.get(Structure, structure_id) is None:
-                raise ApiError(404, "M_NOT_FOUND", "structure inconnue")
-            staff = session.get(StructureStaff, (structure_id, user_id))
-            if staff is None:
-                session.add(StructureStaff(structure_id=structure_id, user_id=user_id, role=role))
-            else:
-                staff.role = role
+            put_staff(session, structure_id, user_id, role)
 
     def search_directory(
         self,

@@ -16,8 +16,14 @@ from urllib.parse import urlencode
 from aiohttp import web
 from multidict import MultiDictProxy
 
-from dossier_api.domain.administration import Administration, AuditFilters, room_preview
+from dossier_api.domain.administration import (
+    STRUCTURE_KINDS,
+    Administration,
+    AuditFilters,
+    room_preview,
+)
 from dossier_api.domain.core import ApiError
+from dossier_api.domain.models import STAFF_ROLES
 from dossier_api.domain.pathways import FIELD_TYPES, PathwayError, parse_pathway
 from dossier_api.domain.rooms import reference
 from dossier_api.http.handlers import ROOM_SYNC
@@ -386,11 +392,75 @@ async def audit_csv(request: web.Request, session: Current) -> web.StreamRespons
     return _download(text, "text/csv", "journal.csv")
 
 
+# -- structures --------------------------------------------------------------------------
+
+
+async def _structures(
+    request: web.Request, session: Current, errors: list[str], status: int = 200
+) -> web.Response:
+    listed = await asyncio.to_thread(request.app[ADMIN].structures, session.caller)
+    return _show(
+        request,
+        "admin_structures.html",
+        session,
+        structures=listed,
+        errors=errors,
+        kinds=STRUCTURE_KINDS,
+        staff_roles=STAFF_ROLES,
+        status=status,
+    )
+
+
+@_page("admin.structures.read", managers=True)
+async def structures_page(request: web.Request, session: Current) -> web.StreamResponse:
+    return await _structures(request, session, [])
+
+
+@_page("admin.structure.change", write=True, managers=True)
+async def structure_change(request: web.Request, session: Current) -> web.StreamResponse:
+    """One form per change: create a structure, its contact, a member's role."""
+    form = await request.post()
+
+    def value(name: str) -> str:
+        got = form.get(name)
+        return got.strip() if isinstance(got, str) else ""
+
+    svc, caller = request.app[ADMIN], session.caller
+    structure_id = request.match_info.get("structure_id", "")
+    what = value("what")
+    try:
+        if what == "create":
+            await asyncio.to_thread(svc.create_structure, caller, value("name"), value("kind"))
+        elif what == "contact":
+            await asyncio.to_thread(
+                svc.set_contact, caller, structure_id, value("account"), value("mssante")
+            )
+        elif what == "staff":
+            role = value("role")
+            await asyncio.to_thread(
+                svc.set_staff,
+                caller,
+                structure_id,
+                value("user_id"),
+                None if role == "remove" else role,
+            )
+        else:
+            raise ApiError(400, "M_INVALID_PARAM", "action inconnue")
+    except ApiError as exc:
+        if exc.status == 403:
+            raise
+        return await _structures(request, session, [exc.message], exc.status)
+    return redirect("/admin/structures")
+
+
 def setup(app: web.Application, service: Administration) -> None:
     app[ADMIN] = service
     app.router.add_get("/admin/", home)
     app.router.add_get("/admin/parcours", pathways_page)
     app.router.add_get("/admin/journal", audit_page)
+    app.router.add_get("/admin/structures", structures_page)
+    app.router.add_post("/admin/structures", structure_change)
+    app.router.add_post("/admin/structures/{structure_id}", structure_change)
     app.router.add_get("/admin/journal.csv", audit_csv)
     app.router.add_post("/admin/parcours/import", import_yaml)
     app.router.add_get("/admin/parcours/{pathway_id}/nouvelle-version", builder)

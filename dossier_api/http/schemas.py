@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from dossier_api.domain import vigilance
+from dossier_api.domain.administration import STRUCTURE_KINDS
 from dossier_api.domain.ins import INS_MATRICULE_PATTERN
 from dossier_api.domain.models import STAFF_ROLES
 from maillon.shared.circle import ROLES, ROOM_AUDIENCES, USER_ID_PATTERN
@@ -332,7 +333,7 @@ STRUCTURE_IN = obj(
         "name": SHORT,
         "kind": {
             "type": "string",
-            "enum": ["dac", "cpts", "pco", "etablissement", "ssiad", "structure"],
+            "enum": list(STRUCTURE_KINDS),
         },
     },
 )

@@ -48,6 +48,10 @@ ADMIN_PAGES = [
     ("POST", "/admin/parcours/dac/versions/1/publier"),
     ("POST", "/admin/parcours/dac/migration?version=1"),
     ("POST", "/admin/parcours/import"),
+    ("GET", "/admin/journal"),
+    ("GET", "/admin/journal.csv"),
+    ("GET", "/admin/structures"),
+    ("POST", "/admin/structures"),
 ]
 
 
@@ -271,24 +275,65 @@ async def test_a_plain_professional_gets_403_on_every_console_page(
         assert any(r.actor == pro.user_id and not r.allowed for r in audit_rows(stack, action))
 
 
-async def test_a_manager_sees_the_audit_of_their_structure_only(
+async def test_structures_and_a_managers_audit_of_their_structure_only(
     admin_stack: Stack, browser: Browser
 ) -> None:
     stack = admin_stack
     admin = administrator(stack)
     manager = register_person(stack, "manager", "Marc Manager", "cadre de santé")
     token = admin.access_token
-    mine = api(stack, token, "POST", "/v1/structures", {"name": f"DAC {secrets.token_hex(2)}"})
+    name = f"DAC Nord {secrets.token_hex(2)}"
     theirs = api(stack, token, "POST", "/v1/structures", {"name": f"CPTS {secrets.token_hex(2)}"})
-    staff = {"user_id": manager.user_id, "role": "manager"}
-    api(stack, token, "POST", f"/v1/structures/{mine['id']}/staff", staff)
-    ours = api(stack, token, "POST", "/v1/dossiers", dossier_body(structure_id=mine["id"]))
+
+    # The administrator creates the structure, its account and address, its manager.
+    _, page = await new_page(browser)
+    await login(page, stack, admin)
+    await page.goto(base(stack) + "/admin/structures")
+    await page.get_by_label("Nom", exact=True).fill(name)
+    await page.get_by_label("Type", exact=True).select_option("dac")
+    await page.get_by_role("button", name="Créer la structure").click()
+    heading = page.get_by_role("heading", name=name, level=2)
+    await expect(heading).to_be_visible()
+    mine_id = str(await heading.get_attribute("id"))[2:]
+    section = page.locator(f"section[aria-labelledby='s-{mine_id}']")
+    await section.get_by_label("Adresse MSSanté").fill(
+        "dac@nord"
+    )  # the browser takes it, the server does not
+    await section.get_by_role("button", name="Enregistrer compte et adresse").click()
+    await expect(page.locator("#errors")).to_contain_text("adresse MSSanté invalide")
+    section = page.locator(f"section[aria-labelledby='s-{mine_id}']")
+    await section.get_by_label("Adresse MSSanté").fill("dac-nord@dac.mssante.fr")
+    await section.get_by_label("Compte de la structure").fill("@dac.nord:localhost")
+    await section.get_by_role("button", name="Enregistrer compte et adresse").click()
+    await expect(section.get_by_label("Adresse MSSanté")).to_have_value("dac-nord@dac.mssante.fr")
+    await section.get_by_label("Ajouter (identifiant Matrix)").fill(manager.user_id)
+    await section.get_by_label("Rôle", exact=True).last.select_option("manager")
+    await section.get_by_role("button", name="Ajouter au personnel").click()
+    await expect(section.get_by_role("row", name="Marc Manager")).to_be_visible()
+    await axe_scan(page, "structures")
+    [contact] = [r for r in audit_rows(stack, "admin.structure.contact") if r.allowed]
+    change = json.loads(contact.detail or "")
+    assert change["avant"] == {"account": None, "mssante": None}
+    assert change["apres"] == {
+        "account": "@dac.nord:localhost",
+        "mssante": "dac-nord@dac.mssante.fr",
+    }
+    [staffed] = [r for r in audit_rows(stack, "admin.structure.staff") if r.allowed]
+    assert json.loads(staffed.detail or "")["apres"] == {
+        "user_id": manager.user_id,
+        "role": "manager",
+    }
+
+    ours = api(stack, token, "POST", "/v1/dossiers", dossier_body(structure_id=mine_id))
     other = {**IDENTITY, "birth_name": "Autre", "birth_date": "1960-02-02"}
     body = dossier_body(structure_id=theirs["id"], identity=other)
     not_ours = api(stack, token, "POST", "/v1/dossiers", body)
 
+    # The manager: their structure only, its dossiers' audit only.
     _, page = await new_page(browser)
     await login(page, stack, manager)
+    await page.goto(base(stack) + "/admin/structures")
+    await expect(page.get_by_role("heading", level=2)).to_have_text([f"{name} (dac)"])
     await page.goto(base(stack) + "/admin/journal")
     journal = page.locator("#journal")
     await expect(journal).to_contain_text(ours["id"][:6].upper())
@@ -300,3 +345,14 @@ async def test_a_manager_sees_the_audit_of_their_structure_only(
     assert response is not None and response.status == 403
     refused = [r for r in audit_rows(stack, "admin.audit.read") if r.actor == manager.user_id]
     assert [r.allowed for r in refused] == [True, False]
+    await page.goto(base(stack) + "/admin/structures")
+    csrf = await page.locator("input[name=csrf]").first.get_attribute("value")
+    status = await page.evaluate(
+        """async ([path, token]) => (await fetch(path, {method: "POST",
+            headers: {"X-CSRF-Token": token, "Content-Type": "application/x-www-form-urlencoded"},
+            body: "what=staff&role=manager&user_id=%40x%3Alocalhost"})).status""",
+        [f"/admin/structures/{theirs['id']}", csrf],
+    )
+    assert status == 403
+    [denied] = [r for r in audit_rows(stack, "admin.structure.staff") if r.actor == manager.user_id]
+    assert denied.allowed is False
