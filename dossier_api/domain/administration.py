@@ -12,6 +12,7 @@ import datetime as dt
 import io
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
@@ -21,10 +22,18 @@ from dossier_api.domain import pathway_store
 from dossier_api.domain.access import Caller
 from dossier_api.domain.core import Act, ApiError, ServiceCore
 from dossier_api.domain.directory import people_json
+from dossier_api.domain.directory_import import (
+    DirectoryFileError,
+    ImportReport,
+    detect_format,
+    import_extract,
+    open_source,
+)
 from dossier_api.domain.mail.outbox import ADDRESS_RE
 from dossier_api.domain.models import (
     STAFF_ROLES,
     AuditEntry,
+    DirectoryImport,
     Dossier,
     DossierRoom,
     PathwayVersion,
@@ -613,3 +622,47 @@ class Administration(ServiceCore):
                 {"user_id": user_id, "role": role},
                 f"personnel de {structure.name}",
             )
+
+    # -- directory imports -------------------------------------------------------------------
+
+    def directory_imports(self, caller: Caller, limit: int = 20) -> list[dict[str, Any]]:
+        """The latest imports of the national directory and their reports."""
+        with self.acting(caller, "admin.directory.read") as act:
+            self._require_admin(caller)
+            rows = act.session.scalars(
+                select(DirectoryImport).order_by(DirectoryImport.id.desc()).limit(limit)
+            ).all()
+            return [
+                {
+                    "id": r.id,
+                    "kind": r.kind,
+                    "file_name": r.file_name,
+                    "sha256": r.sha256,
+                    "started_at": r.started_at,
+                    "finished_at": r.finished_at,
+                    "lines": r.lines,
+                    "added": r.added,
+                    "changed": r.changed,
+                    "removed": r.removed,
+                    "rejected": r.rejected,
+                    "rejections": r.rejections,
+                }
+                for r in rows
+            ]
+
+    def start_directory_import(self, caller: Caller, path: Path, name: str) -> None:
+        """Check (and audit) an import before it runs: an administrator, a file whose header
+        is one of the directory's extracts (else 400, nothing imported)."""
+        with self.acting(caller, "admin.directory.import") as act:
+            self._require_admin(caller)
+            act.detail = name[:200]
+            try:
+                source = open_source(path)
+                with source.opener() as stream:
+                    detect_format(stream.readline())
+            except DirectoryFileError as exc:
+                raise ApiError(400, "M_INVALID_PARAM", f"fichier refusé : {exc}") from exc
+
+    def run_directory_import(self, path: Path) -> ImportReport:
+        """The import itself (long: run it off the event loop); its report is stored."""
+        return import_extract(self._engine, path)

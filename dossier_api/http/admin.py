@@ -9,11 +9,16 @@ from __future__ import annotations
 import asyncio
 import copy
 import datetime as dt
+import logging
+import shutil
+import tempfile
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 from aiohttp import web
+from aiohttp.web_request import FileField
 from multidict import MultiDictProxy
 
 from dossier_api.domain.administration import (
@@ -32,6 +37,7 @@ from dossier_api.http.sessions import Current, csrf_ok, current, redirect
 from dossier_api.http.texts_admin import ADMIN_TEXTS
 from maillon.shared.circle import ROLES
 
+log = logging.getLogger(__name__)
 ADMIN = web.AppKey("admin_service", Administration)
 CSRF_REFUSED = "Jeton anti-falsification (CSRF) manquant ou incorrect."
 Page = Callable[[web.Request, Current], Awaitable[web.StreamResponse]]
@@ -453,8 +459,72 @@ async def structure_change(request: web.Request, session: Current) -> web.Stream
     return redirect("/admin/structures")
 
 
+# -- directory imports -------------------------------------------------------------------
+
+IMPORTS = web.AppKey("directory_imports", set)
+
+
+@_page("admin.directory.read")
+async def directory_page(request: web.Request, session: Current) -> web.StreamResponse:
+    return await _directory(request, session, [])
+
+
+async def _directory(
+    request: web.Request, session: Current, errors: list[str], status: int = 200
+) -> web.Response:
+    listed = await asyncio.to_thread(request.app[ADMIN].directory_imports, session.caller)
+    running = len(request.app[IMPORTS])
+    return _show(
+        request,
+        "admin_directory.html",
+        session,
+        imports=listed,
+        running=running,
+        errors=errors,
+        status=status,
+    )
+
+
+@_page("admin.directory.import", write=True)
+async def directory_import(request: web.Request, session: Current) -> web.StreamResponse:
+    """Start an import of an uploaded extract; it runs in the background, its report shows
+    on the page when it is done."""
+    form = await request.post()
+    upload = form.get("file")
+    if not isinstance(upload, FileField):
+        return await _directory(request, session, ["un fichier d'extrait est attendu"], 400)
+    folder = Path(tempfile.mkdtemp(prefix="maillon-annuaire-"))
+    name = Path(str(upload.filename or "extrait.txt")).name
+    path = folder / name
+    await asyncio.to_thread(path.write_bytes, upload.file.read())
+    svc = request.app[ADMIN]
+    try:
+        await asyncio.to_thread(svc.start_directory_import, session.caller, path, name)
+    except ApiError as exc:
+        shutil.rmtree(folder, ignore_errors=True)
+        if exc.status == 403:
+            raise
+        return await _directory(request, session, [exc.message], exc.status)
+
+    async def run() -> None:
+        try:
+            await asyncio.to_thread(svc.run_directory_import, path)
+        except Exception:  # the report row says it never finished; the log says why
+            log.exception("directory import failed")
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    task = asyncio.create_task(run())
+    request.app[IMPORTS].add(task)
+    task.add_done_callback(request.app[IMPORTS].discard)
+    return redirect("/admin/annuaire")
+
+
 def setup(app: web.Application, service: Administration) -> None:
     app[ADMIN] = service
+    app[IMPORTS] = set()
+    app.router.add_get("/admin/annuaire", directory_page)
+    app.router.add_post("/admin/annuaire", directory_import)
     app.router.add_get("/admin/", home)
     app.router.add_get("/admin/parcours", pathways_page)
     app.router.add_get("/admin/journal", audit_page)

@@ -121,6 +121,24 @@ ADMIN_TEXTS: dict[str, dict[str, Any]] = {
         "structure_name": "Nom",
         "structure_kind": "Type",
         "structure_create": "Créer la structure",
+        "directory": "Imports de l'annuaire",
+        "directory_intro": (
+            "Extraits publics de l'Annuaire Santé (PS_LibreAcces_Personne_activite ou "
+            "Extraction_Correspondance_MSSante, .txt ou .zip), importés en tâche de fond."
+        ),
+        "directory_file": "Fichier d'extrait",
+        "directory_start": "Lancer l'import",
+        "directory_running": "Imports en cours :",
+        "directory_import": "Import n°",
+        "directory_started": "Commencé",
+        "directory_finished": "Terminé",
+        "directory_unfinished": "pas terminé",
+        "directory_lines": "Lignes lues",
+        "directory_added": "Ajoutés",
+        "directory_changed": "Modifiés",
+        "directory_removed": "Retirés",
+        "directory_rejected": "Lignes rejetées",
+        "directory_line": "ligne",
         "back": "Retour aux parcours",
     },
     "en": {
@@ -239,6 +257,24 @@ ADMIN_TEXTS: dict[str, dict[str, Any]] = {
         "structure_name": "Name",
         "structure_kind": "Kind",
         "structure_create": "Create the structure",
+        "directory": "Directory imports",
+        "directory_intro": (
+            "Public extracts of the Annuaire Santé (PS_LibreAcces_Personne_activite or "
+            "Extraction_Correspondance_MSSante, .txt or .zip), imported in the background."
+        ),
+        "directory_file": "Extract file",
+        "directory_start": "Start the import",
+        "directory_running": "Imports running:",
+        "directory_import": "Import no.",
+        "directory_started": "Started",
+        "directory_finished": "Finished",
+        "directory_unfinished": "not finished",
+        "directory_lines": "Lines read",
+        "directory_added": "Added",
+        "directory_changed": "Changed",
+        "directory_removed": "Removed",
+        "directory_rejected": "Lines rejected",
+        "directory_line": "line",
         "back": "Back to pathways",
     },
 }

@@ -14,6 +14,7 @@ import io
 import json
 import secrets
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -28,6 +29,7 @@ from maillon.shared.circle import COORDINATOR_LEVEL, DOSSIER_EVENT
 from maillon.shared.homeserver_client import register_user, request_json
 from maillon.shared.store import make_engine
 from tests.clients.test_workspace import axe_scan, base, browser, join, login, new_page
+from tests.harness.annuaire import write_activite
 from tests.harness.circle import wait_for
 from tests.harness.dossier import IDENTITY, api, dossier_body
 from tests.harness.hydrogen import Person, register_person
@@ -51,6 +53,8 @@ ADMIN_PAGES = [
     ("GET", "/admin/journal"),
     ("GET", "/admin/journal.csv"),
     ("GET", "/admin/structures"),
+    ("GET", "/admin/annuaire"),
+    ("POST", "/admin/annuaire"),
     ("POST", "/admin/structures"),
 ]
 
@@ -356,3 +360,32 @@ async def test_structures_and_a_managers_audit_of_their_structure_only(
     assert status == 403
     [denied] = [r for r in audit_rows(stack, "admin.structure.staff") if r.actor == manager.user_id]
     assert denied.allowed is False
+
+
+async def test_a_directory_import_started_from_the_console_and_its_report(
+    admin_stack: Stack, browser: Browser, tmp_path: Path
+) -> None:
+    stack = admin_stack
+    admin = administrator(stack)
+    made = write_activite(tmp_path / "PS_LibreAcces_Personne_activite.txt", 300)
+    bad = tmp_path / "pas-un-extrait.txt"
+    bad.write_text("nom|prénom\nDurand|Paul\n", encoding="utf-8")
+    _, page = await new_page(browser)
+    await login(page, stack, admin)
+    await page.goto(base(stack) + "/admin/annuaire")
+    await page.get_by_label("Fichier d'extrait").set_input_files(str(bad))
+    await page.get_by_role("button", name="Lancer l'import").click()
+    await expect(page.locator("#errors")).to_contain_text("fichier refusé")
+    await page.get_by_label("Fichier d'extrait").set_input_files(str(made.path))
+    await page.get_by_role("button", name="Lancer l'import").click()
+    report = page.locator("section.import").first
+    for _ in range(60):  # the import runs in the background: its report, once finished
+        await page.goto(base(stack) + "/admin/annuaire")
+        if await report.count() and "pas terminé" not in await report.inner_text():
+            break
+        await page.wait_for_timeout(500)
+    await expect(report).to_contain_text(made.path.name)
+    await expect(report.locator("dd.added")).to_have_text(str(len(set(made.people))))
+    await axe_scan(page, "annuaire")
+    [started] = [r for r in audit_rows(stack, "admin.directory.import") if r.allowed]
+    assert started.actor == admin.user_id and started.detail == made.path.name
