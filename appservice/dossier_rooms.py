@@ -15,7 +15,6 @@ from urllib.parse import quote, urlencode
 
 from appservice.matrix_api import AppserviceApi, MatrixError
 from appservice.patient_rooms import create_room
-from dossier_api.domain.pathways import PATHWAYS
 from dossier_api.domain.rooms import ROOMS, DossierPlan, RoomLinks, RoomPlan, same_entry
 from maillon.shared.circle import (
     CIRCLE_EVENT,
@@ -162,7 +161,7 @@ class DossierRooms:
 
     async def _welcome(self, plan: DossierPlan, room_id: str) -> None:
         """After the invites: history is visible from one's invite on."""
-        pathway = PATHWAYS.get(plan.pathway)
+        pathway = plan.followed
         if pathway is not None and pathway.room_template.welcome:
             await self._api.send_notice(
                 room_id, f"welcome-{room_id}", pathway.room_template.welcome
@@ -299,7 +298,7 @@ def _widget_layout() -> dict[str, Any]:
 def _room_texts(plan: DossierPlan, room: RoomPlan) -> tuple[str, str]:
     """The room's name and topic from its pathway's template (stored in clear: initials,
     birth year and reference only, see ``dossier_api.domain.pathways.ROOM_NAME_FIELDS``)."""
-    pathway = PATHWAYS.get(plan.pathway)
+    pathway = plan.followed
     name_template = pathway.room_template.name if pathway else None
     fields = plan.name_fields
     try:

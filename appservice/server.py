@@ -26,6 +26,7 @@ from appservice.transactions import (
     TransactionStore,
     retry_delay,
 )
+from dossier_api.domain import pathway_store
 from dossier_api.domain.rooms import RoomLinks
 from dossier_api.domain.service import DossierService
 from maillon.shared.clock import every
@@ -344,6 +345,7 @@ def create_app(
     keys = KeyRing.for_secrets(deployment.secrets)
     install_key_ring(keys)  # dossiers are read from the store; migrations may need the keys
     engine = make_engine(deployment.settings.database_url)
+    pathway_store.bind(engine)  # the room templates of the versions dossiers follow
     app = web.Application(middlewares=[json_errors], client_max_size=64 * 1024 * 1024)
     app[DEPLOYMENT] = deployment
     app[STORE] = TransactionStore(engine, keys)

@@ -29,6 +29,7 @@ from coordination_bot.core import CommandError, Context, Reply
 from coordination_bot.dispatch import dispatch, error_reply, is_command
 from coordination_bot.services import MailOutbox, Services
 from coordination_bot.solicitations import SolicitationChats
+from dossier_api.domain import pathway_store
 from dossier_api.domain.core import ApiError
 from dossier_api.domain.mail.outbox import TrustSpace, relay_marker
 from dossier_api.domain.mail.spool import Spool
@@ -105,6 +106,7 @@ class CoordinationBot:
         self._cross_sign_after = 0.0  # after a failure, wait before trying again
         install_key_ring(KeyRing.for_secrets(deployment.secrets))
         engine = make_engine(self.settings.database_url)
+        pathway_store.bind(engine)
         mail = self.settings.mail
         self.services = Services(
             engine,

@@ -196,7 +196,7 @@ async def _summary(ctx: Context) -> Reply:
     circle = await ctx.services.as_sender(ctx.sender, svc.circle, dossier_id)
     tasks = await ctx.services.as_sender(ctx.sender, svc.tasks, dossier_id)
     identity = d["identity"]
-    pathway = PATHWAYS.get(d["pathway"])
+    pathway = PATHWAYS.version(d["pathway"], d["pathway_version"])
     birth = parse_iso(identity.get("birth_date"))
     born_on = format_birth_date(birth, ctx.lang) if isinstance(birth, dt.date) else "—"
     sex = identity.get("sex")

@@ -10,7 +10,7 @@ from coordination_bot.core import Command, CommandError, Context, Reply, build, 
 from coordination_bot.dates import DateError, fold, french_datetime, parse_date_text
 from coordination_bot.models import BotFormDialogue
 from dossier_api.domain.core import ApiError
-from dossier_api.domain.pathways import PATHWAYS, FormDefinition, FormField
+from dossier_api.domain.pathways import PATHWAYS, FormDefinition, FormField, Pathway
 
 USAGE = "!formulaire NOM"
 USAGE_EN = "!form NAME"
@@ -99,11 +99,12 @@ def question(ctx: Context, form: FormDefinition, step: int, problem: str | None 
     return Reply(plain, body, ok=problem is None)
 
 
-async def _pathway_of(ctx: Context, dossier_id: str) -> str:
+async def _pathway_of(ctx: Context, dossier_id: str) -> Pathway | None:
+    """The version of its pathway the dossier follows."""
     dossier = await ctx.services.as_sender(
         ctx.sender, ctx.services.dossiers.get_dossier, dossier_id
     )
-    return str(dossier["pathway"])
+    return PATHWAYS.version(str(dossier["pathway"]), dossier["pathway_version"])
 
 
 async def formulaire(ctx: Context, args: list[str]) -> Reply:
@@ -115,7 +116,7 @@ async def formulaire(ctx: Context, args: list[str]) -> Reply:
             )
         )
     dossier_id = await ctx.dossier_id()
-    pathway = PATHWAYS.get(await _pathway_of(ctx, dossier_id))
+    pathway = await _pathway_of(ctx, dossier_id)
     form = pathway.form(args[0].lower()) if pathway else None
     if form is None or pathway is None:
         known = ", ".join(f.id for f in pathway.forms) if pathway else ""
@@ -157,7 +158,7 @@ async def formulaire(ctx: Context, args: list[str]) -> Reply:
 
 async def answer(ctx: Context, row: BotFormDialogue, text: str) -> Reply:
     """One answer of a dialogue in progress (the bot calls it for the author's messages)."""
-    pathway = PATHWAYS.get(await _pathway_of(ctx, row.dossier_id))
+    pathway = await _pathway_of(ctx, row.dossier_id)
     form = pathway.form(row.form_id) if pathway else None
     if fold(text.strip()) in CANCEL or form is None:
         await ctx.services.end_dialogue(row.room_id, row.user_id)
@@ -217,7 +218,7 @@ async def formulaires(ctx: Context, args: list[str]) -> Reply:
             ctx.t("!formulaires ne prend pas d'argument", "!forms takes no argument")
         )
     dossier_id = await ctx.dossier_id()
-    pathway = PATHWAYS.get(await _pathway_of(ctx, dossier_id))
+    pathway = await _pathway_of(ctx, dossier_id)
     filled = await ctx.services.as_sender(ctx.sender, ctx.services.dossiers.forms, dossier_id)
     lines = []
     for form in pathway.forms if pathway else ():

@@ -19,6 +19,7 @@ from dossier_api.domain.models import (
     Alert,
     Appointment,
     CarePlan,
+    Dossier,
     FormDraft,
     FormSubmission,
     Professional,
@@ -49,6 +50,7 @@ def pathways_json() -> list[dict[str, Any]]:
                             "type": x.type,
                             "required": x.required,
                             "choices": list(x.choices),
+                            "help": x.help,
                         }
                         for x in f.fields
                     ],
@@ -180,8 +182,9 @@ class CareOperations(ServiceCore):
     # -- forms ---------------------------------------------------------------------------
 
     @staticmethod
-    def _form(pathway_id: str, form_id: str) -> FormDefinition:
-        pathway = PATHWAYS.get(pathway_id)
+    def _form(dossier: Dossier, form_id: str) -> FormDefinition:
+        pathway_id = dossier.pathway
+        pathway = PATHWAYS.version(pathway_id, dossier.pathway_version)
         form = pathway.form(form_id) if pathway else None
         if form is None:
             raise ApiError(404, "M_NOT_FOUND", f"formulaire inconnu dans le parcours {pathway_id}")
@@ -204,7 +207,7 @@ class CareOperations(ServiceCore):
         fields), until they submit the form; the reply lists what submitting would refuse."""
         with self.acting(caller, "forms.draft", dossier_id, "write") as act:
             session = act.session
-            form = self._form(act.dossier.pathway, form_id)
+            form = self._form(act.dossier, form_id)
             act.detail = form.id
             known = {f.id for f in form.fields}
             unknown = [k for k in body["answers"] if k not in known]
@@ -223,7 +226,7 @@ class CareOperations(ServiceCore):
     def form_draft(self, caller: Caller, dossier_id: str, form_id: str) -> dict[str, Any]:
         """The caller's own draft of a form (404 when they have none)."""
         with self.acting(caller, "forms.draft.read", dossier_id, "write") as act:
-            form = self._form(act.dossier.pathway, form_id)
+            form = self._form(act.dossier, form_id)
             act.detail = form.id
             row = self._my_draft(act.session, dossier_id, form.id, caller.user_id)
             if row is None:
@@ -237,7 +240,7 @@ class CareOperations(ServiceCore):
         each field); the caller's draft of it, if any, is then done with."""
         with self.acting(caller, "forms.write", dossier_id, "write") as act:
             session = act.session
-            form = self._form(act.dossier.pathway, form_id)
+            form = self._form(act.dossier, form_id)
             act.detail = form.id
             problems = form.validate(body["answers"])
             if problems:
@@ -321,7 +324,7 @@ class CareOperations(ServiceCore):
                 birth = dt.date.fromisoformat(str(identity.get("birth_date")))
             except ValueError:
                 birth = None
-            pathway = PATHWAYS.get(dossier.pathway)
+            pathway = PATHWAYS.version(dossier.pathway, dossier.pathway_version)
             return render_ppcs(
                 PpcsDocument(
                     patient=display_name(identity),

@@ -42,6 +42,9 @@ class Structure(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(200), unique=True)
     kind: Mapped[str] = mapped_column(String(40), default="structure")
+    # The structure's own Matrix account (a structure account) and its MSSanté address.
+    account: Mapped[str | None] = mapped_column(String(255), default=None)
+    mssante: Mapped[str | None] = mapped_column(String(255), default=None)
 
 
 class Professional(Base):
@@ -98,6 +101,9 @@ class Dossier(Base):
     room_id: Mapped[str | None] = mapped_column(String(255), default=None, index=True)
     mail_localpart: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # The version of its pathway the dossier follows (``pathway_versions``): the published
+    # one when it was opened, until an administrator migrates it.
+    pathway_version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
 
     circle: Mapped[list[CircleMember]] = relationship(back_populates="dossier")
 
@@ -259,6 +265,26 @@ class Delegation(Base):
     until: Mapped[dt.datetime] = mapped_column()
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+
+
+PATHWAY_STATUSES = ("draft", "published", "retired")
+
+
+class PathwayVersion(Base):
+    """One version of a pathway (its YAML definition as a mapping, every section kept,
+    including those this code does not edit). One ``published`` version per pathway: the one
+    new dossiers follow. Seeded from ``config/pathways/*.yaml``."""
+
+    __tablename__ = "pathway_versions"
+    __table_args__ = (UniqueConstraint("pathway_id", "version"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    pathway_id: Mapped[str] = mapped_column(String(60), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    definition: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(10), default="draft")
+    author: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    published_at: Mapped[dt.datetime | None] = mapped_column(default=None)
 
 
 class AuditEntry(Base):

@@ -6,6 +6,8 @@ from __future__ import annotations
 import datetime as dt
 import re
 import string
+import time
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from importlib.resources import files
 from importlib.resources.abc import Traversable
@@ -18,6 +20,7 @@ from maillon.shared.typed_config import ConfigKeyError, parse
 
 PATHWAYS_DIR = files("maillon_config") / "pathways"  # package data (config/pathways/)
 FieldType = Literal["text", "integer", "boolean", "date", "choice"]
+FIELD_TYPES: tuple[FieldType, ...] = ("text", "integer", "boolean", "date", "choice")
 
 
 def _roles(value: object) -> str | None:
@@ -35,6 +38,7 @@ class FormField:
     type: FieldType
     required: bool = False
     choices: tuple[str, ...] = ()
+    help: str | None = None  # a sentence under the field, for whoever fills the form
 
 
 @dataclass(frozen=True)
@@ -185,32 +189,133 @@ def room_template_problem(pathway: Pathway) -> str | None:
     return None
 
 
-def load_pathways(directory: Traversable = PATHWAYS_DIR) -> dict[str, Pathway]:
-    """Every ``*.yaml`` of the directory (a ``Path`` or an installed package's resources)."""
-    pathways: dict[str, Pathway] = {}
+def parse_pathway(data: object, source: str, expected_id: str | None = None) -> Pathway:
+    """The one validator of a pathway definition (a YAML file's mapping, or a version edited
+    in the console): every problem is a ``PathwayError`` naming the source and the field."""
+    try:
+        pathway = parse(Pathway, data)
+    except ConfigKeyError as exc:
+        raise PathwayError(f"{source} : champ « {exc.key} » : {exc.message}") from exc
+    if expected_id is not None and pathway.id != expected_id:
+        raise PathwayError(f"{source} : champ « id » : l'identifiant doit être « {expected_id} »")
+    problem = room_template_problem(pathway)
+    if problem is not None:
+        raise PathwayError(f"{source} : {problem}")
+    for problem in _form_problems(pathway):
+        raise PathwayError(f"{source} : {problem}")
+    ids = [i.id for i in pathway.indicators]
+    if len(set(ids)) != len(ids):
+        raise PathwayError(f"{source} : champ « indicators » : identifiant en double")
+    return pathway
+
+
+def _form_problems(pathway: Pathway) -> list[str]:
+    problems: list[str] = []
+    seen_forms: set[str] = set()
+    for i, form in enumerate(pathway.forms):
+        if form.id in seen_forms:
+            problems.append(f"champ « forms[{i}].id » : formulaire « {form.id} » en double")
+        seen_forms.add(form.id)
+        seen: set[str] = set()
+        for j, f in enumerate(form.fields):
+            where = f"forms[{i}].fields[{j}]"
+            if f.id in seen:
+                problems.append(f"champ « {where}.id » : identifiant « {f.id} » en double")
+            seen.add(f.id)
+            if f.type == "choice" and not f.choices:
+                problems.append(f"champ « {where}.choices » : le champ « {f.id} » n'a pas de choix")
+    return problems
+
+
+def read_definitions(directory: Traversable = PATHWAYS_DIR) -> dict[str, dict[str, Any]]:
+    """The mappings of every ``*.yaml`` of the directory, validated (a ``Path`` or an
+    installed package's resources): the seed of the store."""
+    definitions: dict[str, dict[str, Any]] = {}
     entries = [p for p in directory.iterdir() if p.name.endswith(".yaml") and p.is_file()]
     for path in sorted(entries, key=lambda p: p.name):
         stem = path.name.removesuffix(".yaml")
         try:
-            pathway = parse(Pathway, yaml.safe_load(path.read_text(encoding="utf-8")))
-        except ConfigKeyError as exc:
-            raise PathwayError(f"{path.name} : clé « {exc.key} » : {exc.message}") from exc
-        if pathway.id != stem:
-            raise PathwayError(f"{path.name} : l'identifiant doit être « {stem} »")
-        problem = room_template_problem(pathway)
-        if problem is not None:
-            raise PathwayError(f"{path.name} : {problem}")
-        ids = [i.id for i in pathway.indicators]
-        if len(set(ids)) != len(ids):
-            raise PathwayError(f"{path.name} : clé « indicators » : identifiant en double")
-        for form in pathway.forms:
-            for f in form.fields:
-                if f.type == "choice" and not f.choices:
-                    raise PathwayError(f"{path.name} : le champ « {f.id} » n'a pas de choix")
-        pathways[pathway.id] = pathway
-    if not pathways:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            raise PathwayError(f"{path.name} : YAML illisible ({exc})") from exc
+        parse_pathway(data, path.name, expected_id=stem)
+        definitions[stem] = data
+    if not definitions:
         raise PathwayError(f"aucun parcours dans {directory}")
-    return pathways
+    return definitions
 
 
-PATHWAYS = load_pathways()
+def load_pathways(directory: Traversable = PATHWAYS_DIR) -> dict[str, Pathway]:
+    """Every ``*.yaml`` of the directory, parsed."""
+    return {pid: parse_pathway(d, f"{pid}.yaml") for pid, d in read_definitions(directory).items()}
+
+
+def to_yaml(definition: dict[str, Any]) -> str:
+    """A definition as the YAML of ``config/pathways/`` (every section kept)."""
+    return yaml.safe_dump(definition, allow_unicode=True, sort_keys=False, width=100)
+
+
+def from_yaml(text: str, source: str) -> tuple[dict[str, Any], Pathway]:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise PathwayError(f"{source} : YAML illisible ({exc})") from exc
+    return data, parse_pathway(data, source)
+
+
+Loader = Callable[[], dict[tuple[str, int], Pathway]]
+
+
+class PathwayRegistry(Mapping[str, Pathway]):
+    """The published version of each pathway (what a new dossier follows), and every
+    version a dossier may follow (``version``). Seeded from the YAML files; once bound to
+    the store (``dossier_api.domain.pathway_store.bind``) the store is the source: published
+    versions are reloaded at most every ``REFRESH_SECONDS`` (another process may publish),
+    a version once published never changes."""
+
+    REFRESH_SECONDS = 5.0
+
+    def __init__(self, seed: dict[str, Pathway]) -> None:
+        self._published = dict(seed)
+        self._versions = {(p.id, p.version): p for p in seed.values()}
+        self._loader: Loader | None = None
+        self._published_loader: Callable[[], dict[str, Pathway]] | None = None
+        self._loaded_at = 0.0
+
+    def bind(self, versions: Loader, published: Callable[[], dict[str, Pathway]]) -> None:
+        self._loader, self._published_loader = versions, published
+        self.refresh()
+
+    def refresh(self) -> None:
+        if self._published_loader is None:
+            return
+        self._published = self._published_loader()
+        self._versions.update({(p.id, p.version): p for p in self._published.values()})
+        self._loaded_at = time.monotonic()
+
+    def _current(self) -> dict[str, Pathway]:
+        if self._published_loader and time.monotonic() - self._loaded_at > self.REFRESH_SECONDS:
+            self.refresh()
+        return self._published
+
+    def __getitem__(self, pathway_id: str) -> Pathway:
+        return self._current()[pathway_id]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(self._current()))
+
+    def __len__(self) -> int:
+        return len(self._current())
+
+    def version(self, pathway_id: str, version: int | None) -> Pathway | None:
+        """That version of the pathway (the published one when ``version`` is None)."""
+        if version is None:
+            return self.get(pathway_id)
+        found = self._versions.get((pathway_id, version))
+        if found is None and self._loader is not None:
+            self._versions.update(self._loader())
+            found = self._versions.get((pathway_id, version))
+        return found
+
+
+PATHWAYS = PathwayRegistry(load_pathways())

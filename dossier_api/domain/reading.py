@@ -116,8 +116,8 @@ def _note_entry(note: Note) -> Entry:
     )
 
 
-def _form_title(pathway: str, form_id: str) -> str:
-    found = PATHWAYS.get(pathway)
+def _form_title(pathway: str, version: int | None, form_id: str) -> str:
+    found = PATHWAYS.version(pathway, version)
     form = found.form(form_id) if found else None
     return form.title if form else form_id
 
@@ -160,7 +160,7 @@ class DossierReading(ServiceCore):
         self,
         session: Session,
         dossier_id: str,
-        pathway: str,
+        pathway: tuple[str, int],
         reader: visibility.Reader,
         kinds: frozenset[str],
     ) -> list[Entry]:
@@ -266,7 +266,7 @@ class DossierReading(ServiceCore):
                         "Formulaire rempli",
                         f.author,
                         None,
-                        _form_title(pathway, f.form_id),
+                        _form_title(*pathway, f.form_id),
                         f.id,
                     )
                 )
@@ -377,7 +377,11 @@ class DossierReading(ServiceCore):
             session = act.session
             reader = visibility.reader_of(session, dossier_id, act.access)
             entries = self._timeline_entries(
-                session, dossier_id, act.dossier.pathway, reader, kinds
+                session,
+                dossier_id,
+                (act.dossier.pathway, act.dossier.pathway_version),
+                reader,
+                kinds,
             )
             shown = [
                 e
@@ -415,7 +419,7 @@ class DossierReading(ServiceCore):
             for f in session.scalars(
                 select(FormSubmission).where(FormSubmission.dossier_id == dossier_id)
             ):
-                title = _form_title(act.dossier.pathway, f.form_id)
+                title = _form_title(act.dossier.pathway, act.dossier.pathway_version, f.form_id)
                 answers = " ".join(_answer_texts(f.answers))
                 items.append(("form", f.id, f.created_at, title, [answers, title]))
             for t in session.scalars(select(Task).where(Task.dossier_id == dossier_id)):

@@ -25,7 +25,7 @@ from dossier_api.domain.models import (
     RoomActivity,
     RoomSyncJob,
 )
-from dossier_api.domain.pathways import PATHWAYS
+from dossier_api.domain.pathways import PATHWAYS, Pathway
 from maillon.shared.circle import CircleEntry, DossierLink
 from maillon.shared.clock import utcnow
 from maillon.shared.store import insert_once
@@ -76,13 +76,15 @@ class DossierPlan:
 
     dossier_id: str
     pathway: str
+    pathway_version: int
     status: str
     referent: str
     name_fields: dict[str, str]
     rooms: tuple[RoomPlan, ...]
 
     def link(self, room: RoomPlan) -> DossierLink:
-        template = PATHWAYS[self.pathway].room_template if self.pathway in PATHWAYS else None
+        pathway = self.followed
+        template = pathway.room_template if pathway else None
         return DossierLink(
             dossier_id=self.dossier_id,
             allow_patient=bool(template and template.allow_patient),
@@ -92,6 +94,11 @@ class DossierPlan:
             room_key=room.key,
             audience=room.audience,
         )
+
+    @property
+    def followed(self) -> Pathway | None:
+        """The version of its pathway the dossier follows."""
+        return PATHWAYS.version(self.pathway, self.pathway_version)
 
     @property
     def main_room_id(self) -> str | None:
@@ -190,6 +197,7 @@ class RoomLinks:
             return DossierPlan(
                 dossier_id=dossier.id,
                 pathway=dossier.pathway,
+                pathway_version=dossier.pathway_version,
                 status=dossier.status,
                 referent=dossier.referent,
                 name_fields=name_fields(dossier),

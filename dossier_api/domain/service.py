@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from dossier_api.domain import circle_members, directory, visibility
 from dossier_api.domain.access import Access, Caller, decide
+from dossier_api.domain.administration import new_structure, put_staff
 from dossier_api.domain.attachments import AttachmentOperations, documents_of
 from dossier_api.domain.care import CareOperations
 from dossier_api.domain.consent import ConsentRecords, sharing_refusal
@@ -21,7 +22,6 @@ from dossier_api.domain.core import ApiError, _iso, _parse_date, _parse_dt
 from dossier_api.domain.fhir import FhirExport
 from dossier_api.domain.ins import display_name as display_name  # re-exported
 from dossier_api.domain.models import (
-    STAFF_ROLES,
     AuditEntry,
     CircleMember,
     Delegation,
@@ -36,6 +36,7 @@ from dossier_api.domain.models import (
     Task,
 )
 from dossier_api.domain.names import query_digests
+from dossier_api.domain.pathway_store import published_version
 from dossier_api.domain.pathways import PATHWAYS, Pathway
 from dossier_api.domain.reading import DossierReading
 from dossier_api.domain.room_decisions import load_room_decisions
@@ -90,6 +91,7 @@ class DossierService(
         return {
             "id": dossier.id,
             "pathway": dossier.pathway,
+            "pathway_version": dossier.pathway_version,
             "structure_id": dossier.structure_id,
             "status": dossier.status,
             "status_reason": dossier.status_reason,
@@ -122,6 +124,9 @@ class DossierService(
                     "seuls les professionnels inscrits à l'annuaire ouvrent un dossier de "
                     "coordination",
                 )
+            version = published_version(session, body["pathway"])
+            if version is None:
+                raise ApiError(400, "M_INVALID_PARAM", f"parcours inconnu : « {body['pathway']} »")
             structure_id = body.get("structure_id")
             if structure_id is not None and session.get(Structure, structure_id) is None:
                 raise ApiError(400, "M_INVALID_PARAM", "structure inconnue")
@@ -129,6 +134,7 @@ class DossierService(
             overridden = self.vet_new_identity(session, caller, identity, override)
             dossier = Dossier(
                 pathway=body["pathway"],
+                pathway_version=version,
                 structure_id=structure_id,
                 referent=caller.user_id,
                 identity=identity,
@@ -372,7 +378,7 @@ class DossierService(
         with self.acting(caller, "circle.add", dossier_id, "manage") as act:
             session, dossier = act.session, act.dossier
             act.detail = user_id
-            pathway = PATHWAYS.get(dossier.pathway)
+            pathway = PATHWAYS.version(dossier.pathway, dossier.pathway_version)
             self._may_change_circle(act.access, pathway)
             if pathway is not None and role not in pathway.roles_allowed and role != "COORD":
                 raise ApiError(
@@ -431,7 +437,9 @@ class DossierService(
         with self.acting(caller, "circle.remove", dossier_id, "manage") as act:
             session = act.session
             act.detail = user_id
-            self._may_change_circle(act.access, PATHWAYS.get(act.dossier.pathway))
+            self._may_change_circle(
+                act.access, PATHWAYS.version(act.dossier.pathway, act.dossier.pathway_version)
+            )
             current = circle_members.active_members(session, dossier_id, user_id, now)
             if not current:
                 raise ApiError(404, "M_NOT_FOUND", "cette personne n'est pas dans le cercle")
@@ -694,11 +702,7 @@ class DossierService(
     def add_structure(self, caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
         self._admin(caller)
         with self.tx() as session:
-            if session.scalar(select(Structure).where(Structure.name == body["name"])):
-                raise ApiError(409, "M_CONFLICT", "une structure porte déjà ce nom")
-            structure = Structure(name=body["name"], kind=body.get("kind", "structure"))
-            session.add(structure)
-            session.flush()
+            structure = new_structure(session, body["name"], body.get("kind", "structure"))
             return {"id": structure.id, "name": structure.name, "kind": structure.kind}
 
     def add_staff(
@@ -706,16 +710,8 @@ class DossierService(
     ) -> None:
         """Attach a professional to a structure, or change their role in it."""
         self._admin(caller)
-        if role not in STAFF_ROLES:
-            raise ApiError(400, "M_BAD_JSON", f"rôle inconnu : {role}")
         with self.tx() as session:
-            if session.get(Structure, structure_id) is None:
-                raise ApiError(404, "M_NOT_FOUND", "structure inconnue")
-            staff = session.get(StructureStaff, (structure_id, user_id))
-            if staff is None:
-                session.add(StructureStaff(structure_id=structure_id, user_id=user_id, role=role))
-            else:
-                staff.role = role
+            put_staff(session, structure_id, user_id, role)
 
     def search_directory(
         self,

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from dossier_api.domain import pathways, vigilance
+from dossier_api.domain import vigilance
+from dossier_api.domain.administration import STRUCTURE_KINDS
 from dossier_api.domain.ins import INS_MATRICULE_PATTERN
 from dossier_api.domain.models import STAFF_ROLES
 from maillon.shared.circle import ROLES, ROOM_AUDIENCES, USER_ID_PATTERN
@@ -17,7 +18,8 @@ DATE = {"type": "string", "format": "date", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]
 DATETIME = {"type": "string", "format": "date-time"}
 NULLABLE_DATETIME = {"type": "string", "format": "date-time", "nullable": True}
 ROLE = {"type": "string", "enum": sorted(ROLES)}
-PATHWAY = {"type": "string", "enum": sorted(pathways.PATHWAYS)}  # the pathways loaded from config/
+# A pathway id; whether it exists is the store's answer (pathways are created in /admin/).
+PATHWAY = {"type": "string", "pattern": "^[a-z0-9][a-z0-9-]{0,59}$"}
 
 
 def obj(required: list[str], props: dict[str, Any], extra: bool = False) -> dict[str, Any]:
@@ -331,7 +333,7 @@ STRUCTURE_IN = obj(
         "name": SHORT,
         "kind": {
             "type": "string",
-            "enum": ["dac", "cpts", "pco", "etablissement", "ssiad", "structure"],
+            "enum": list(STRUCTURE_KINDS),
         },
     },
 )

@@ -14,13 +14,15 @@ import dossier_api.http.handlers
 import dossier_api.http.handlers_care
 import dossier_api.http.handlers_teams
 import dossier_api.http.handlers_work  # noqa: F401  (these imports register the routes)
+from dossier_api.domain import pathway_store
+from dossier_api.domain.administration import Administration
 from dossier_api.domain.core import ApiError
 from dossier_api.domain.dashboards import DashboardService
 from dossier_api.domain.mail.outbox import relay_marker
 from dossier_api.domain.monthly_report import MonthlyReports
 from dossier_api.domain.service import DossierService
 from dossier_api.domain.sessions import SessionStore
-from dossier_api.http import dashboards, sessions, widget, workspace
+from dossier_api.http import admin, dashboards, sessions, widget, workspace
 from dossier_api.http.auth import Authenticator, AuthError, ImpersonationRefused
 from dossier_api.http.handlers import BODY, CALLER, ROOM_SYNC, SERVICE
 from dossier_api.http.handlers_work import upload_limit
@@ -156,6 +158,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
 def create_app(deployment: Deployment) -> web.Application:
     install_key_ring(KeyRing.for_secrets(deployment.secrets))
     engine = make_engine(deployment.settings.database_url)
+    pathway_store.bind(engine)
     # Bodies up to 2 MiB, or an upload of the largest document allowed (JSON base64).
     body_max = max(2 * 1024**2, upload_limit(deployment.settings.attachments.max_bytes))
     app = web.Application(middlewares=[json_errors, api_middleware], client_max_size=body_max)
@@ -185,6 +188,7 @@ def create_app(deployment: Deployment) -> web.Application:
         domain=deployment.settings.mail_domain,
         relay_marker=relay_marker(deployment),
     )
+    admin.setup(app, Administration(engine, deployment, component="admin"))
     app.cleanup_ctx.append(_lifecycle)
     return app
 

@@ -134,7 +134,7 @@ def _problem(message: str, status: int) -> web.Response:
 def page_context(svc: DossierService, caller: Caller, dossier_id: str) -> dict[str, Any]:
     """Everything the page shows, read with the caller's rights (each read is audited)."""
     dossier = svc.get_dossier(caller, dossier_id)
-    pathway = PATHWAYS.get(dossier["pathway"])
+    pathway = PATHWAYS.version(dossier["pathway"], dossier["pathway_version"])
     now = dt.datetime.now(dt.UTC).isoformat()
     notes = list(reversed(svc.notes(caller, dossier_id)[-5:]))
     tasks = svc.tasks(caller, dossier_id)

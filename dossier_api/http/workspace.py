@@ -205,7 +205,7 @@ def _dossier_context(svc: Any, caller: Any, dossier_id: str, all_tasks: bool) ->
     people = svc.people(ids)
     for m in circle:
         people.setdefault(m["user_id"], {"name": m["display_name"], "profession": m["profession"]})
-    pathway = PATHWAYS.get(dossier["pathway"])
+    pathway = PATHWAYS.version(dossier["pathway"], dossier["pathway_version"])
     return {
         "dossier": dossier,
         "circle": circle,

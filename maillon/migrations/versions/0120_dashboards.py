@@ -1,7 +1,7 @@
 """dashboards: the columns a structure's extraction may hold, the monthly reports
 
 Revision ID: 0120
-Revises: 0100
+Revises: 0111
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0120"
-down_revision = "0100"
+down_revision = "0111"
 branch_labels = None
 depends_on = None
 
