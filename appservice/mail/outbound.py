@@ -120,6 +120,9 @@ class Sender:
         for item in items:
             await self._send(item)
         for failed in await asyncio.to_thread(self._spool.outbox_unreported):
+            if not failed.room_id:  # a mail of no room (an enrolment): its row says it failed
+                await asyncio.to_thread(self._spool.outbox_reported, failed.id)
+                continue
             try:
                 await self._report(failed, failed.mail.get("error", ""))
             except Exception as exc:  # homeserver unavailable: report on a later round

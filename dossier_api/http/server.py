@@ -10,9 +10,10 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from sqlalchemy import Engine, text
 
+import dossier_api.http.enrolment
 import dossier_api.http.handlers
 import dossier_api.http.handlers_care
-import dossier_api.http.handlers_work  # noqa: F401  (these imports register the routes)
+import dossier_api.http.handlers_work
 from dossier_api.domain.core import ApiError
 from dossier_api.domain.service import DossierService
 from dossier_api.domain.sessions import SessionStore
@@ -154,6 +155,7 @@ def create_app(deployment: Deployment) -> web.Application:
         secure=deployment.settings.dossier_api.external_url.startswith("https://"),
     )
     workspace.setup(app, DossierService(engine, deployment, component="workspace"))
+    dossier_api.http.enrolment.setup(app, DossierService(engine, deployment, component="enrolment"))
     app.cleanup_ctx.append(_lifecycle)
     return app
 

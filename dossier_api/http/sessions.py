@@ -15,7 +15,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -95,29 +97,53 @@ def _local_path(target: str | None) -> str:
     return target
 
 
-async def login_page(
-    request: web.Request, message: str | None = None, status: int = 200
+def form_page(
+    request: web.Request, template: str, cookie: str, path: str, status: int = 200, **context: Any
 ) -> web.Response:
+    """A page whose form is posted before any session exists (login, enrolment): its CSRF
+    token is in the form (``form_csrf``) and in an HttpOnly cookie of ``path``."""
     token = secrets.token_urlsafe(24)
-    response = render(
-        request,
-        "login.html",
-        status=status,
-        session=None,
-        login_csrf=token,
-        message=message,
-        next=_local_path(request.query.get("next")),
-    )
+    response = render(request, template, status=status, session=None, form_csrf=token, **context)
     response.set_cookie(
-        LOGIN_COOKIE,
+        cookie,
         token,
         httponly=True,
         samesite="Strict",
         secure=request.app[SECURE_COOKIES],
-        path="/login",
+        path=path,
         max_age=3600,
     )
     return response
+
+
+def form_csrf_ok(request: web.Request, form: Mapping[str, Any], cookie: str) -> bool:
+    """The form's CSRF token is the one its page set in ``cookie`` (constant time)."""
+    expected, given = request.cookies.get(cookie), form.get("csrf")
+    return bool(expected) and isinstance(given, str) and csrf_matches(str(expected), given)
+
+
+async def open_session(
+    request: web.Request, response: web.StreamResponse, caller: Caller, kind: str = "password"
+) -> None:
+    """Log the browser in (a new session's cookie on ``response``)."""
+    secret, _ = await asyncio.to_thread(
+        request.app[SESSIONS].open, caller.user_id, caller.is_admin, kind
+    )
+    _set_cookie(request, response, secret)
+
+
+async def login_page(
+    request: web.Request, message: str | None = None, status: int = 200
+) -> web.Response:
+    return form_page(
+        request,
+        "login.html",
+        LOGIN_COOKIE,
+        "/login",
+        status,
+        message=message,
+        next=_local_path(request.query.get("next")),
+    )
 
 
 async def show_login(request: web.Request) -> web.Response:
@@ -129,9 +155,7 @@ async def show_login(request: web.Request) -> web.Response:
 
 async def login(request: web.Request) -> web.Response:
     form = await request.post()
-    expected = request.cookies.get(LOGIN_COOKIE)
-    given = form.get("csrf")
-    if not expected or not isinstance(given, str) or not csrf_matches(expected, given):
+    if not form_csrf_ok(request, form, LOGIN_COOKIE):
         return problem_page(
             request, 403, "Formulaire de connexion expiré ou venu d'ailleurs : rechargez la page."
         )
@@ -149,12 +173,9 @@ async def login(request: web.Request) -> web.Response:
         caller = await request.app[AUTHENTICATOR].password_login(username.strip(), password)
     except AuthError as exc:
         return await login_page(request, exc.message, exc.status)
-    secret, _ = await asyncio.to_thread(
-        request.app[SESSIONS].open, caller.user_id, caller.is_admin, "password"
-    )
     target = form.get("next")
     response = redirect(_local_path(target if isinstance(target, str) else None))
-    _set_cookie(request, response, secret)
+    await open_session(request, response, caller)
     response.del_cookie(LOGIN_COOKIE, path="/login")
     return response
 

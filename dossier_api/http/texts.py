@@ -20,6 +20,29 @@ TEXTS: dict[str, dict[str, Any]] = {
         "username_hint": "par exemple « marie.durand » ou « @marie.durand:exemple.fr »",
         "password": "Mot de passe",
         "login": "Se connecter",
+        "enrol_title": "Créer mon compte Maillon",
+        "enrol_invited": (
+            "{name}, {inviter} vous invite à rejoindre le cercle de soins d'une "
+            "personne que vous accompagnez"
+        ),
+        "enrol_invited_until": "Valable jusqu'au",
+        "enrol_request_intro": (
+            "Professionnel de santé inscrit au RPPS : indiquez votre numéro. Un "
+            "code vous sera envoyé à l'adresse de messagerie sécurisée de santé "
+            "(MSSanté) que l'annuaire national indique pour vous."
+        ),
+        "enrol_code_sent": "Un code vous a été envoyé à votre adresse MSSanté {mailbox}.",
+        "enrol_code": "Code reçu par courriel",
+        "enrol_rpps": "Numéro RPPS",
+        "enrol_rpps_hint": "11 chiffres, tel qu'il figure sur votre carte CPS ou e-CPS",
+        "enrol_password": "Mot de passe",
+        "enrol_password_hint": (
+            "12 caractères au moins ; par exemple quatre mots sans rapport entre eux"
+        ),
+        "enrol_password2": "Mot de passe (à nouveau)",
+        "enrol_send_code": "Recevoir un code",
+        "enrol_create": "Créer mon compte",
+        "enrol_link": "Pas encore de compte ? Créer mon compte avec mon numéro RPPS",
         "signed_in_as": "Connecté·e :",
         "todo": "À faire",
         "todo_tasks": "Mes tâches à échéance",
@@ -143,6 +166,26 @@ TEXTS: dict[str, dict[str, Any]] = {
         "username_hint": "for example “marie.durand” or “@marie.durand:example.org”",
         "password": "Password",
         "login": "Log in",
+        "enrol_title": "Create my Maillon account",
+        "enrol_invited": (
+            "{name}, {inviter} invites you to join the care circle of a person you care for"
+        ),
+        "enrol_invited_until": "Valid until",
+        "enrol_request_intro": (
+            "Health professional listed in the RPPS: give your number. A code will "
+            "be sent to the secure health mailbox (MSSanté) the national directory "
+            "lists for you."
+        ),
+        "enrol_code_sent": "A code was sent to your MSSanté address {mailbox}.",
+        "enrol_code": "Code received by mail",
+        "enrol_rpps": "RPPS number",
+        "enrol_rpps_hint": "11 digits, as on your CPS or e-CPS card",
+        "enrol_password": "Password",
+        "enrol_password_hint": "at least 12 characters; for example four unrelated words",
+        "enrol_password2": "Password (again)",
+        "enrol_send_code": "Get a code",
+        "enrol_create": "Create my account",
+        "enrol_link": "No account yet? Create one with my RPPS number",
         "signed_in_as": "Signed in:",
         "todo": "To do",
         "todo_tasks": "My tasks due",

@@ -123,6 +123,7 @@ def queue_mail(
     references: list[str] | None = None,
     from_name: str = "",
     automatic: bool = False,
+    session: Session | None = None,
 ) -> int | None:
     """Put a mail in the durable outbox; None if ``source_event_id`` was queued already.
     Raise :class:`RecipientRefused` for a recipient outside the MSSanté trust space.
@@ -140,4 +141,4 @@ def queue_mail(
         "relay_marker": relay_marker,
         "auto_submitted": "auto-replied" if automatic else "no",
     }
-    return spool.enqueue(room_id, source_event_id, thread_root_event_id, mail)
+    return spool.enqueue(room_id, source_event_id, thread_root_event_id, mail, session)
