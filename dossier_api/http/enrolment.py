@@ -13,12 +13,21 @@ from aiohttp import web
 
 from dossier_api.domain.access import Caller
 from dossier_api.domain.core import ApiError
+from dossier_api.domain.pathways import PATHWAYS
 from dossier_api.domain.service import DossierService
 from dossier_api.http import schemas as S
 from dossier_api.http.handlers import body, call, svc
 from dossier_api.http.pages import problem_page
 from dossier_api.http.registry import route
-from dossier_api.http.sessions import form_csrf_ok, form_page, open_session, redirect
+from dossier_api.http.sessions import (
+    csrf_ok,
+    current,
+    form_csrf_ok,
+    form_page,
+    open_session,
+    redirect,
+)
+from maillon.shared.circle import RESTRICTED_ROLES, ROLES
 
 ENROLMENT_SERVICE = web.AppKey("enrolment_service", DossierService)
 COOKIE = "maillon_enrol"
@@ -231,8 +240,70 @@ async def enrol_with_code(request: web.Request) -> web.Response:
     return response
 
 
-def setup(app: web.Application, service: DossierService) -> None:
+# -- the dossier page's invitations (workspace) ------------------------------------------
+
+
+def circle_invitations(
+    svc: DossierService, caller: Caller, dossier: dict[str, Any]
+) -> dict[str, Any]:
+    """For a dossier's coordinators: its invitations and the roles one may invite with."""
+    if dossier["access"] != "coordinator":
+        return {"invitations": [], "invite_roles": []}
+    pathway = PATHWAYS.get(dossier["pathway"])
+    roles = pathway.roles_allowed if pathway is not None else tuple(ROLES)
+    return {
+        "invitations": svc.invitations(caller, dossier["id"]),
+        "invite_roles": [r for r in roles if r not in RESTRICTED_ROLES],
+    }
+
+
+async def _workspace_write(request: web.Request, action: Any) -> web.Response:
+    """A write from the dossier page (session and CSRF required), then back to the page."""
+    session = await current(request)
+    dossier_id = request.match_info["dossier_id"]
+    if session is None:
+        return redirect(f"/login?next=/dossiers/{dossier_id}")
+    if not await csrf_ok(request, session):
+        return problem_page(request, 403, EXPIRED_FORM, session=session)
+    form = await request.post()
+    try:
+        await asyncio.to_thread(action, session.caller, dossier_id, form)
+    except ApiError as exc:
+        return problem_page(request, exc.status, exc.message, session=session)
+    return redirect(f"/dossiers/{dossier_id}#h-circle")
+
+
+async def invite_from_page(request: web.Request) -> web.Response:
+    svc = request.app[ENROLMENT_WORKSPACE]
+
+    def act(caller: Caller, dossier_id: str, form: Any) -> None:
+        role = _field(form, "role")
+        if role not in ROLES:
+            raise ApiError(400, "M_INVALID_PARAM", "Choisissez un rôle.")
+        svc.invite(caller, dossier_id, {"rpps": _field(form, "rpps"), "role": role})
+
+    return await _workspace_write(request, act)
+
+
+async def cancel_from_page(request: web.Request) -> web.Response:
+    svc = request.app[ENROLMENT_WORKSPACE]
+
+    def act(caller: Caller, dossier_id: str, form: Any) -> None:
+        svc.cancel_invitation(caller, dossier_id, request.match_info["invitation_id"])
+
+    return await _workspace_write(request, act)
+
+
+ENROLMENT_WORKSPACE = web.AppKey("enrolment_workspace", DossierService)
+
+
+def setup(app: web.Application, service: DossierService, workspace_service: DossierService) -> None:
     app[ENROLMENT_SERVICE] = service
+    app[ENROLMENT_WORKSPACE] = workspace_service
+    app.router.add_post("/dossiers/{dossier_id}/invitations", invite_from_page)
+    app.router.add_post(
+        "/dossiers/{dossier_id}/invitations/{invitation_id}/annuler", cancel_from_page
+    )
     app.router.add_get(INSCRIPTION_PATH, show_inscription)
     app.router.add_post(INSCRIPTION_PATH, request_code)
     app.router.add_post(INSCRIPTION_PATH + "/code", enrol_with_code)

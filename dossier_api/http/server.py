@@ -154,8 +154,11 @@ def create_app(deployment: Deployment) -> web.Application:
         app[AUTH],
         secure=deployment.settings.dossier_api.external_url.startswith("https://"),
     )
-    workspace.setup(app, DossierService(engine, deployment, component="workspace"))
-    dossier_api.http.enrolment.setup(app, DossierService(engine, deployment, component="enrolment"))
+    workspace_service = DossierService(engine, deployment, component="workspace")
+    workspace.setup(app, workspace_service)
+    dossier_api.http.enrolment.setup(
+        app, DossierService(engine, deployment, component="enrolment"), workspace_service
+    )
     app.cleanup_ctx.append(_lifecycle)
     return app
 

@@ -21,6 +21,16 @@ TEXTS: dict[str, dict[str, Any]] = {
         "password": "Mot de passe",
         "login": "Se connecter",
         "enrol_title": "Créer mon compte Maillon",
+        "invitations_pending": "Invitations en attente",
+        "invitation_until": "lien valable jusqu'au",
+        "invitation_mail_failed": "le courriel n'a pas pu être remis",
+        "invitation_cancel": "Annuler l'invitation",
+        "invitation_intro": (
+            "Inviter un professionnel de l'annuaire national qui n'a pas encore de compte : "
+            "un lien d'inscription part à son adresse MSSanté."
+        ),
+        "invitation_send": "Envoyer l'invitation",
+        "role": "Rôle",
         "enrol_invited": (
             "{name}, {inviter} vous invite à rejoindre le cercle de soins d'une "
             "personne que vous accompagnez"
@@ -167,6 +177,16 @@ TEXTS: dict[str, dict[str, Any]] = {
         "password": "Password",
         "login": "Log in",
         "enrol_title": "Create my Maillon account",
+        "invitations_pending": "Pending invitations",
+        "invitation_until": "link valid until",
+        "invitation_mail_failed": "the mail could not be delivered",
+        "invitation_cancel": "Cancel the invitation",
+        "invitation_intro": (
+            "Invite a professional of the national directory who has no account yet: an "
+            "enrolment link goes to their MSSanté address."
+        ),
+        "invitation_send": "Send the invitation",
+        "role": "Role",
         "enrol_invited": (
             "{name}, {inviter} invites you to join the care circle of a person you care for"
         ),

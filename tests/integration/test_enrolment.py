@@ -32,7 +32,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from dossier_api.domain.models import AuditEntry, Enrolment, Professional
-from maillon.shared.homeserver_client import Registered, request_json
+from maillon.shared.homeserver_client import Registered, register_user, request_json
 from maillon.shared.store import make_engine
 from maillon.wiring.cli import main
 from tests.harness.annuaire import Person, person, write_activite, write_mssante
@@ -462,3 +462,53 @@ async def test_invitation_through_the_bot(env: Env, make_client: MakeClient) -> 
     assert "11 chiffres" in refused.body and "!cercle inviter RPPS" in refused.body
     _, again = await chat.command(room, f"!cercle inviter {p.identifier} IDE", ok=False)
     assert "déjà en attente" in again.body
+
+
+async def test_invitation_from_the_workspace_dossier_page(env: Env, browser: Any) -> None:
+    stack = env.stack
+    password = "pivoine escalier nuage tambour 7"
+    localpart = f"coordpage{secrets.token_hex(3)}"
+    account = register_user(
+        stack.url, stack.deployment.secrets.registration_shared_secret, localpart, password
+    )
+    stack.bind_directory(account.user_id, "Médecin", "Dr Paul Page")
+    dossier = new_dossier(stack, account.access_token)
+    http = await browser()
+    status, _, _ = await post_form(
+        http,
+        env.base + "/login",
+        env.base + "/login",
+        {"username": localpart, "password": password, "next": f"/dossiers/{dossier['id']}"},
+    )
+    assert status == 303
+    page_url = f"{env.base}/dossiers/{dossier['id']}"
+    async with http.get(page_url) as page:
+        html = await page.text()
+    assert 'id="invite-form"' in html
+    p = env.pick()
+    fields = {"csrf": csrf_of(html), "rpps": p.identifier, "role": "KINE"}
+    async with http.post(page_url + "/invitations", data=fields, allow_redirects=False) as resp:
+        assert resp.status == 303
+    async with http.get(page_url) as page:
+        html = await page.text()
+    pending = re.search(r'<ul id="invitations">(.*?)</ul>', html, re.S)
+    assert pending and p.last_name in pending.group(1)
+    assert "masseur-kinésithérapeute" in pending.group(1)
+    [made] = api(stack, account.access_token, "GET", f"/v1/dossiers/{dossier['id']}/invitations")[
+        "invitations"
+    ]
+    await env.mail_to(p.mailbox)
+    # Without the session's CSRF token: refused; with it, cancelled.
+    cancel = f"{page_url}/invitations/{made['id']}/annuler"
+    async with http.post(cancel, data={}, allow_redirects=False) as resp:
+        assert resp.status == 403
+    async with http.post(cancel, data={"csrf": csrf_of(html)}, allow_redirects=False) as resp:
+        assert resp.status == 303
+    async with http.get(page_url) as page:
+        pending = re.search(r'<ul id="invitations">(.*?)</ul>', await page.text(), re.S)
+    assert pending and p.last_name not in pending.group(1)
+    # A refusal is said in words on a page of its own (4xx, never a 500).
+    nobox = env.pick(mailbox=False)
+    fields = {"csrf": csrf_of(html), "rpps": nobox.identifier, "role": "IDE"}
+    async with http.post(page_url + "/invitations", data=fields) as resp:
+        assert resp.status == 400 and "aucune adresse MSSanté" in unescape(await resp.text())
