@@ -11,8 +11,10 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 from aiohttp import web
+from sqlalchemy import Engine
 
 from appservice.circle_keeper import CircleKeeper
+from appservice.directory import bind_directory_entry
 from appservice.dossier_follower import DossierFollower
 from appservice.dossier_rooms import DossierRooms
 from appservice.mail.relay import mail_relay
@@ -25,6 +27,7 @@ from appservice.transactions import (
     TransactionStore,
     retry_delay,
 )
+from dossier_api.domain.directory import directory_entry
 from dossier_api.domain.rooms import RoomLinks
 from maillon.shared.crypto import KeyRing
 from maillon.shared.sealed import install_key_ring
@@ -46,6 +49,7 @@ log = logging.getLogger(__name__)
 DEPLOYMENT = web.AppKey("deployment", Deployment)
 STORE = web.AppKey("store", TransactionStore)
 METRICS = web.AppKey("metrics", Metrics)
+ENGINE = web.AppKey("engine", Engine)
 WAKE = web.AppKey("wake", asyncio.Event)
 HANDLERS = web.AppKey("handlers", list)
 PING = web.AppKey("ping", dict)
@@ -138,6 +142,29 @@ async def sync_dossier(request: web.Request) -> web.Response:
     return web.json_response(
         {"rooms": [{"key": r.key, "kind": r.kind, "room_id": r.room_id} for r in plan.rooms]}
     )
+
+
+async def bind_professional(request: web.Request) -> web.Response:
+    """Publish an account's directory entry, as the store holds it, in the directory room
+    the Synapse module reads (called by the dossier API once an enrolment made the account).
+    Maillon-internal."""
+    refused = _authorized_internal(request)
+    if refused is not None:
+        return refused
+    api: AppserviceApi | None = request.app[ROOM_SYNC].get("api")
+    if api is None:
+        return json_error(503, "M_NOT_READY", "le service d'application démarre")
+    user_id = request.match_info["user_id"]
+    entry = await asyncio.to_thread(directory_entry, request.app[ENGINE], user_id)
+    if entry is None:
+        return json_error(404, "M_NOT_FOUND", "compte absent de l'annuaire de Maillon")
+    try:
+        await bind_directory_entry(api, request.app[DEPLOYMENT].settings.server_name, entry)
+    except MatrixError as exc:
+        return json_error(
+            502, "M_UNAVAILABLE", f"annuaire non publié ({exc.errcode or exc.status})"
+        )
+    return web.json_response({"user_id": user_id, "bound": True})
 
 
 def _authorized_internal(request: web.Request) -> web.Response | None:
@@ -315,6 +342,7 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
             deployment.settings.bot.localpart,
         )
         app[ROOM_SYNC]["rooms"] = rooms
+        app[ROOM_SYNC]["api"] = api
         follower = DossierFollower(app[LINKS], frozenset({ctx.service_user, ctx.bot_user}))
         app[HANDLERS].extend([keeper.handle, follower.handle])
         interval = deployment.settings.appservice.circle_expiry_check_seconds
@@ -343,6 +371,7 @@ def create_app(
     app[DEPLOYMENT] = deployment
     app[STORE] = TransactionStore(engine, keys)
     app[LINKS] = RoomLinks(engine)
+    app[ENGINE] = engine
     app[ROOM_SYNC] = {}
     app[OUTBOX_WAKE] = asyncio.Event()
     app[METRICS] = Metrics()
@@ -356,6 +385,7 @@ def create_app(
         app.router.add_get(prefix + "/rooms/{alias}", unknown_user_or_alias)
     app.router.add_post("/_matrix/app/v1/ping", ping)
     app.router.add_post("/_maillon/dossiers/{dossier_id}/sync", sync_dossier)
+    app.router.add_post("/_maillon/directory/{user_id}/bind", bind_professional)
     app.router.add_get("/health", health)
     app.router.add_get("/metrics", metrics_page)
     app.cleanup_ctx.append(_background)

@@ -16,7 +16,7 @@ from dossier_api.domain.core import ApiError
 from dossier_api.domain.pathways import PATHWAYS
 from dossier_api.domain.service import DossierService
 from dossier_api.http import schemas as S
-from dossier_api.http.handlers import body, call, svc
+from dossier_api.http.handlers import ROOM_SYNC, body, call, svc
 from dossier_api.http.pages import problem_page
 from dossier_api.http.registry import route
 from dossier_api.http.sessions import (
@@ -172,6 +172,8 @@ async def accept_invitation(request: web.Request) -> web.Response:
         if exc.status in (404, 410):
             return problem_page(request, exc.status, exc.message)
         return await _invitation_form(request, exc.message, exc.status)
+    await request.app[ROOM_SYNC].bind_directory(user_id)
+    await request.app[ROOM_SYNC].sync(dossier_id)  # invited into the patient room now
     response = redirect(f"/dossiers/{dossier_id}")
     await open_session(request, response, Caller(user_id, False, "password"))
     return response
@@ -235,6 +237,7 @@ async def enrol_with_code(request: web.Request) -> web.Response:
         if exc.status in (404, 410):  # the request is over: start again
             return _inscription(request, "request", exc.message, exc.status)
         return _inscription(request, "code", exc.message, exc.status, {"request_id": request_id})
+    await request.app[ROOM_SYNC].bind_directory(user_id)
     response = redirect("/")
     await open_session(request, response, Caller(user_id, False, "password"))
     return response

@@ -32,12 +32,18 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from dossier_api.domain.models import AuditEntry, Enrolment, Professional
+from maillon.shared.circle import (
+    DIRECTORY_ALIAS_LOCALPART,
+    DIRECTORY_EVENT,
+    DirectoryEntry,
+    user_state_key,
+)
 from maillon.shared.homeserver_client import Registered, register_user, request_json
 from maillon.shared.store import make_engine
 from maillon.wiring.cli import main
 from tests.harness.annuaire import Person, person, write_activite, write_mssante
 from tests.harness.bot_chat import BotChat
-from tests.harness.circle import MakeClient
+from tests.harness.circle import MakeClient, appservice
 from tests.harness.dossier import api, api_error, new_dossier
 from tests.harness.mail import SinkHandler, smtp_sink
 from tests.harness.matrix import E2EClient
@@ -197,6 +203,15 @@ def password_login(stack: Stack, user_id: str) -> Registered:
     return Registered(login["user_id"], login["access_token"], login["device_id"])
 
 
+async def published(stack: Stack, user_id: str) -> DirectoryEntry | None:
+    """The account's entry in the directory room the Synapse module reads."""
+    async with appservice(stack) as api:
+        room = await api.resolve_alias(f"#{DIRECTORY_ALIAS_LOCALPART}:{stack.server_name}")
+        assert room is not None
+        content = await api.get_state(room, DIRECTORY_EVENT, user_state_key(user_id))
+    return None if content is None else DirectoryEntry.from_content(user_id, content)
+
+
 def coordinator(env: Env) -> Registered:
     account = env.stack.register("coord", profession=None)
     env.stack.bind_directory(account.user_id, "Médecin", "Dr Claire Fontaine")
@@ -283,6 +298,8 @@ async def test_invitation_end_to_end(env: Env, browser: Any, tmp_path: Path) -> 
             assert trail and trail[0] == "circle.enrol", trail
     finally:
         engine.dispose()
+    entry = await published(stack, user_id)
+    assert entry is not None and entry.rpps == p.identifier and entry.mssante == p.mailbox
     # The new account logs in with its password and lands in the patient room.
     client = E2EClient(stack.url, password_login(stack, user_id), tmp_path / "c")
     try:
@@ -410,6 +427,8 @@ async def test_self_enrolment_with_each_refusal(env: Env, browser: Any) -> None:
     finally:
         engine.dispose()
     assert password_login(stack, user_id).user_id == user_id
+    entry = await published(stack, user_id)
+    assert entry is not None and entry.rpps == p.identifier
     # The same code cannot serve twice; that RPPS now has an account.
     status, html, _ = await send_code(code.group(1))
     assert status == 410 and "déjà servi" in alert_of(html)
