@@ -251,6 +251,11 @@ def build_parser() -> argparse.ArgumentParser:
     _dir_option(imp)
     imp.add_argument("file", type=Path, metavar="FICHIER", help="extrait .txt ou .zip")
     imp.add_argument("--quiet", action="store_true", help="sans barre de progression")
+    imp.add_argument(
+        "--force",
+        action="store_true",
+        help="importer même un fichier nettement plus petit que l'import précédent",
+    )
     return parser
 
 
@@ -266,7 +271,7 @@ def _directory_import(args: argparse.Namespace) -> int:
         total=total, unit="o", unit_scale=True, desc="Import", disable=args.quiet, file=sys.stderr
     )
     try:
-        report = import_extract(engine, args.file, progress=bar.update)
+        report = import_extract(engine, args.file, progress=bar.update, force=args.force)
     except DirectoryFileError as exc:
         raise CliError(f"fichier refusé, rien n'a été importé : {exc}") from exc
     finally:
