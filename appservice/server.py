@@ -7,14 +7,15 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import aiohttp
 from aiohttp import web
 from sqlalchemy import Engine
 
 from appservice.circle_keeper import CircleKeeper
-from appservice.directory import bind_directory_entry
+from appservice.directory import bind_directory_entry, ensure_directory_room
 from appservice.dossier_follower import DossierFollower
 from appservice.dossier_rooms import DossierRooms
 from appservice.mail.relay import mail_relay
@@ -317,17 +318,24 @@ def policy_context(deployment: Deployment) -> PolicyContext:
 SERVICE_DISPLAY_NAME = "Maillon"
 
 
-async def _name_service_user(api: AppserviceApi) -> None:
-    """Give the service user its display name once the homeserver accepts it."""
+async def _until_done(action: Callable[[], Awaitable[Any]], what: str) -> None:
+    """Do a start-up action once the homeserver accepts it (retried, backing off)."""
     delay = 1.0
     while True:
         try:
-            await api.set_display_name(SERVICE_DISPLAY_NAME)
+            await action()
             return
         except (MatrixError, aiohttp.ClientError, TimeoutError) as exc:
-            log.warning("display name of the service user not set yet: %s", exc)
+            log.warning("%s not done yet: %s", what, exc)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 30.0)
+
+
+async def _name_service_user(api: AppserviceApi) -> None:
+    """Give the service user its display name once the homeserver accepts it."""
+    await _until_done(
+        lambda: api.set_display_name(SERVICE_DISPLAY_NAME), "display name of the service user"
+    )
 
 
 async def _background(app: web.Application) -> AsyncIterator[None]:
@@ -352,6 +360,14 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
             asyncio.create_task(_ping_homeserver(app)),
             asyncio.create_task(_expiry_loop(keeper, interval)),
             asyncio.create_task(_name_service_user(api)),
+            # The directory room exists from the start: Pro Santé Connect logins publish
+            # their entry in it from inside the homeserver (synapse_modules.psc_mapping).
+            asyncio.create_task(
+                _until_done(
+                    lambda: ensure_directory_room(api, deployment.settings.server_name),
+                    "directory room",
+                )
+            ),
         ]
         yield
         for task in tasks:

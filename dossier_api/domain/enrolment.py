@@ -54,7 +54,7 @@ from maillon.shared.dates_fr import format_datetime
 from maillon.shared.homeserver_client import HomeserverError, register_user
 from maillon.shared.passwords import weakness
 from maillon.shared.sealed import key_ring
-from maillon.shared.text import words
+from maillon.shared.text import localpart_of, words
 
 INVITATION, SELF = "invitation", "self"
 RPPS_LENGTH = 11
@@ -579,7 +579,7 @@ class EnrolmentOperations(ServiceCore):
     def _register(self, names: list[str], password: str, display_name: str) -> str:
         """A new account named after the person (``prenom.nom``, a number added if taken)."""
         settings, secret = self._deployment.settings, self._deployment.secrets
-        base = ".".join(names)[:40].strip(".") or "pro"
+        base = localpart_of(" ".join(names))
         for attempt in range(6):
             localpart = base if attempt == 0 else f"{base}.{secrets.randbelow(900) + 100}"
             try:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
+from urllib.parse import quote
 
 from aiohttp import web
 from sqlalchemy import Engine, text
@@ -133,6 +134,20 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     app[ENGINE].dispose()
 
 
+PSC_IDP = "oidc-psc"  # the homeserver's identity provider id (idp_id "psc" of oidc_providers)
+
+
+def pro_sante_connect_url(deployment: Deployment) -> str:
+    """The homeserver's SSO redirect to Pro Santé Connect, back to the workspace ("" when
+    Pro Santé Connect is not configured)."""
+    settings = deployment.settings
+    if not settings.homeserver.pro_sante_connect:
+        return ""
+    base = (settings.homeserver.public_url or settings.homeserver.url).rstrip("/")
+    back = quote(settings.dossier_api.external_url + "/login/sso", safe="")
+    return f"{base}/_matrix/client/v3/login/sso/redirect/{PSC_IDP}?redirectUrl={back}"
+
+
 def create_app(deployment: Deployment) -> web.Application:
     install_key_ring(KeyRing.for_secrets(deployment.secrets))
     engine = make_engine(deployment.settings.database_url)
@@ -153,6 +168,7 @@ def create_app(deployment: Deployment) -> web.Application:
         SessionStore(engine, deployment.settings.sessions),
         app[AUTH],
         secure=deployment.settings.dossier_api.external_url.startswith("https://"),
+        sso_url=pro_sante_connect_url(deployment),
     )
     workspace_service = DossierService(engine, deployment, component="workspace")
     workspace.setup(app, workspace_service)

@@ -36,6 +36,7 @@ CSRF_HEADER = "X-CSRF-Token"
 SESSIONS = web.AppKey("sessions", SessionStore)
 AUTHENTICATOR = web.AppKey("session_auth", Authenticator)
 SECURE_COOKIES = web.AppKey("secure_cookies", bool)
+SSO_URL = web.AppKey("sso_url", str)
 WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
@@ -143,7 +144,22 @@ async def login_page(
         status,
         message=message,
         next=_local_path(request.query.get("next")),
+        sso_url=request.app[SSO_URL],
     )
+
+
+async def sso_login(request: web.Request) -> web.Response:
+    """Back from the homeserver's single sign-on (Pro Santé Connect) with a login token."""
+    token = request.query.get("loginToken", "")
+    if not 0 < len(token) <= 512:
+        return await login_page(request, "Connexion Pro Santé Connect interrompue.", 400)
+    try:
+        caller = await request.app[AUTHENTICATOR].token_login(token)
+    except AuthError as exc:
+        return await login_page(request, exc.message, exc.status)
+    response = redirect("/")
+    await open_session(request, response, caller, "sso")
+    return response
 
 
 async def show_login(request: web.Request) -> web.Response:
@@ -237,12 +253,21 @@ async def logout_json(request: web.Request) -> web.Response:
     return response
 
 
-def setup(app: web.Application, store: SessionStore, auth: Authenticator, secure: bool) -> None:
+def setup(
+    app: web.Application,
+    store: SessionStore,
+    auth: Authenticator,
+    secure: bool,
+    sso_url: str = "",
+) -> None:
+    """``sso_url``: where the login page sends to Pro Santé Connect (empty: not offered)."""
     app[SESSIONS] = store
     app[AUTHENTICATOR] = auth
     app[SECURE_COOKIES] = secure
+    app[SSO_URL] = sso_url
     app.router.add_get("/login", show_login)
     app.router.add_post("/login", login)
+    app.router.add_get("/login/sso", sso_login)
     app.router.add_post("/logout", logout)
     app.router.add_post("/session/openid", exchange_openid)
     app.router.add_delete("/session", logout_json)

@@ -25,21 +25,22 @@ class SettingsError(Exception):
     """The deployment's configuration cannot be used; the message names file and key."""
 
 
+# An optional address users' browsers reach.
+HTTP_URL = {
+    "check": lambda v: (
+        None
+        if v is None or str(v).startswith(("http://", "https://"))
+        else "adresse http:// ou https:// attendue"
+    )
+}
+
+
 @dataclass(frozen=True)
 class Listener:
     host: str = "127.0.0.1"
     port: int = field(default=8090, metadata=PORT)
     # Address users' browsers reach (behind a reverse proxy); the listener's by default.
-    public_url: str | None = field(
-        default=None,
-        metadata={
-            "check": lambda v: (
-                None
-                if v is None or str(v).startswith(("http://", "https://"))
-                else "adresse http:// ou https:// attendue"
-            )
-        },
-    )
+    public_url: str | None = field(default=None, metadata=HTTP_URL)
 
     @property
     def url(self) -> str:
@@ -114,6 +115,11 @@ def _check_workers(workers: object) -> str | None:
 class HomeserverSettings:
     url: str = "http://127.0.0.1:8008"
     config_file: str = "homeserver.yaml"
+    # Address browsers reach (Synapse's public_baseurl); ``url`` by default.
+    public_url: str | None = field(default=None, metadata=HTTP_URL)
+    # Pro Santé Connect is configured in homeserver.yaml (``maillon init --psc-client-id``):
+    # the workspace's login page offers it.
+    pro_sante_connect: bool = False
     federation_port: int | None = field(default=None, metadata=PORT)
     workers: WorkerSettings | None = None
 

@@ -23,7 +23,13 @@ from maillon.shared.passwords import weakness
 from maillon.shared.sealed import install_key_ring
 from maillon.shared.settings import Deployment, SettingsError, load
 from maillon.shared.store import make_engine
-from maillon.wiring.init_deployment import InitError, InitOptions, init_deployment
+from maillon.wiring.init_deployment import (
+    PSC_ISSUER,
+    InitError,
+    InitOptions,
+    ProSanteConnect,
+    init_deployment,
+)
 from maillon.wiring.key_rotation import rotate
 from maillon.wiring.supervisor import StartupFailure, Supervisor
 from maillon.wiring.workers import DEFAULT_WORKER_BASE_PORT, PORTS_NEEDED
@@ -177,6 +183,18 @@ def build_parser() -> argparse.ArgumentParser:
         f"({DEFAULT_WORKER_BASE_PORT})",
     )
     init.add_argument(
+        "--psc-client-id", metavar="ID", help="connexion Pro Santé Connect : identifiant client"
+    )
+    init.add_argument(
+        "--psc-client-secret", metavar="SECRET", help="connexion Pro Santé Connect : secret client"
+    )
+    init.add_argument(
+        "--psc-issuer",
+        metavar="URL",
+        default=PSC_ISSUER,
+        help=f"fournisseur Pro Santé Connect (défaut : production, {PSC_ISSUER})",
+    )
+    init.add_argument(
         "--testing", action="store_true", help="profil de test : limites de débit relâchées"
     )
     init.add_argument("--force", action="store_true", help="remplace un déploiement existant")
@@ -290,6 +308,14 @@ def _worker_ports(args: argparse.Namespace) -> tuple[int, ...] | None:
     return tuple(range(args.worker_base_port, last + 1))
 
 
+def _psc(args: argparse.Namespace) -> ProSanteConnect | None:
+    if not args.psc_client_id and not args.psc_client_secret:
+        return None
+    if not (args.psc_client_id and args.psc_client_secret):
+        raise CliError("--psc-client-id et --psc-client-secret vont ensemble")
+    return ProSanteConnect(args.psc_client_id, args.psc_client_secret, args.psc_issuer)
+
+
 def _init(args: argparse.Namespace) -> int:
     root = init_deployment(
         InitOptions(
@@ -309,6 +335,7 @@ def _init(args: argparse.Namespace) -> int:
             force=args.force,
             worker_ports=_worker_ports(args),
             redis_url=args.redis_url,
+            psc=_psc(args),
         )
     )
     print(f"Déploiement créé dans {root} (secrets générés, fichiers en mode 0600).")

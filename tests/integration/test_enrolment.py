@@ -493,6 +493,8 @@ async def test_invitation_from_the_workspace_dossier_page(env: Env, browser: Any
     stack.bind_directory(account.user_id, "Médecin", "Dr Paul Page")
     dossier = new_dossier(stack, account.access_token)
     http = await browser()
+    async with http.get(env.base + "/login") as login:  # no Pro Santé Connect configured
+        assert 'id="psc-login"' not in await login.text()
     status, _, _ = await post_form(
         http,
         env.base + "/login",
