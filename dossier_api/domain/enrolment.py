@@ -555,26 +555,58 @@ class EnrolmentOperations(ServiceCore):
             pro.profession, pro.rpps = entry.profession, row.rpps
             pro.mssante, pro.display_name = row.mailbox, entry.display_name
             session.add(pro)
-            access = Access(user_id, "enrolment")
             if row.kind == INVITATION and row.dossier_id is not None:
-                assert row.role is not None and row.invited_by is not None
-                session.add(
-                    CircleMember(
-                        dossier_id=row.dossier_id,
-                        user_id=user_id,
-                        role=row.role,
-                        coordinator=row.coordinator,
-                        since=now,
-                        added_by=row.invited_by,
-                    )
-                )
-                enqueue(session, row.dossier_id, user_id)
-                self.audit_entry(
-                    session, row.dossier_id, access, "circle.enrol", True, f"RPPS {row.rpps}"
-                )
+                self._join_circle(session, row, user_id, now)
             else:
+                access = Access(user_id, "enrolment")
                 self.audit_entry(session, None, access, "account.enrol", True, f"RPPS {row.rpps}")
             return user_id, row.dossier_id
+
+    def _join_circle(
+        self, session: Session, row: Enrolment, user_id: str, now: dt.datetime
+    ) -> None:
+        """The invitation's circle entry, now that its professional has an account."""
+        assert row.dossier_id is not None and row.role is not None and row.invited_by
+        session.add(
+            CircleMember(
+                dossier_id=row.dossier_id,
+                user_id=user_id,
+                role=row.role,
+                coordinator=row.coordinator,
+                since=now,
+                added_by=row.invited_by,
+            )
+        )
+        enqueue(session, row.dossier_id, user_id)
+        access = Access(user_id, "enrolment")
+        self.audit_entry(session, row.dossier_id, access, "circle.enrol", True, f"RPPS {row.rpps}")
+
+    def claim_invitations(self, user_id: str) -> list[str]:
+        """The pending invitations of this account's RPPS, accepted: its identity was just
+        proven by Pro Santé Connect (e-CPS), as the link would have. The dossiers joined."""
+        now = utcnow()
+        with self.tx() as session:
+            pro = session.get(Professional, user_id)
+            if pro is None or not pro.rpps:
+                return []
+            rows = session.scalars(
+                select(Enrolment)
+                .where(
+                    Enrolment.kind == INVITATION,
+                    Enrolment.rpps == pro.rpps,
+                    Enrolment.used_at.is_(None),
+                    Enrolment.cancelled_at.is_(None),
+                    Enrolment.expires_at > now,
+                )
+                .order_by(Enrolment.created_at)
+            ).all()
+            joined = []
+            for row in rows:
+                row.used_at, row.user_id = now, user_id
+                if not circle_members.active_members(session, row.dossier_id or "", user_id, now):
+                    self._join_circle(session, row, user_id, now)
+                    joined.append(row.dossier_id or "")
+            return joined
 
     def _register(self, names: list[str], password: str, display_name: str) -> str:
         """A new account named after the person (``prenom.nom``, a number added if taken)."""

@@ -7,6 +7,7 @@ sessions as the workspace) and lands on the dossier (or the home page)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -20,6 +21,7 @@ from dossier_api.http.handlers import ROOM_SYNC, body, call, svc
 from dossier_api.http.pages import problem_page
 from dossier_api.http.registry import route
 from dossier_api.http.sessions import (
+    SSO_URL,
     csrf_ok,
     current,
     form_csrf_ok,
@@ -149,6 +151,7 @@ async def _invitation_form(
         message=message,
         request_id="",
         enrolment=None,
+        sso_url=request.app[SSO_URL],
     )
 
 
@@ -198,6 +201,7 @@ def _inscription(
         message=message,
         request_id=(enrolment or {}).get("request_id", ""),
         enrolment=enrolment,
+        sso_url="",
     )
 
 
@@ -298,6 +302,19 @@ async def cancel_from_page(request: web.Request) -> web.Response:
 
 
 ENROLMENT_WORKSPACE = web.AppKey("enrolment_workspace", DossierService)
+
+
+def after_sso(app: web.Application) -> Callable[[str], Awaitable[str]]:
+    """After a Pro Santé Connect login: its RPPS's pending invitations are accepted (the
+    e-CPS proved who they are) and it lands in the first dossier joined."""
+
+    async def claim(user_id: str) -> str:
+        joined = await asyncio.to_thread(app[ENROLMENT_SERVICE].claim_invitations, user_id)
+        for dossier_id in joined:
+            await app[ROOM_SYNC].sync(dossier_id)  # invited into the patient room now
+        return f"/dossiers/{joined[0]}" if joined else "/"
+
+    return claim
 
 
 def setup(app: web.Application, service: DossierService, workspace_service: DossierService) -> None:

@@ -169,6 +169,7 @@ def create_app(deployment: Deployment) -> web.Application:
         app[AUTH],
         secure=deployment.settings.dossier_api.external_url.startswith("https://"),
         sso_url=pro_sante_connect_url(deployment),
+        after_sso=dossier_api.http.enrolment.after_sso(app),
     )
     workspace_service = DossierService(engine, deployment, component="workspace")
     workspace.setup(app, workspace_service)

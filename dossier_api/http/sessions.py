@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -37,6 +37,14 @@ SESSIONS = web.AppKey("sessions", SessionStore)
 AUTHENTICATOR = web.AppKey("session_auth", Authenticator)
 SECURE_COOKIES = web.AppKey("secure_cookies", bool)
 SSO_URL = web.AppKey("sso_url", str)
+AfterSso = Callable[[str], Awaitable[str]]
+AFTER_SSO: web.AppKey[AfterSso] = web.AppKey("after_sso")
+
+
+async def _home(_user_id: str) -> str:
+    return "/"
+
+
 WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
@@ -157,7 +165,7 @@ async def sso_login(request: web.Request) -> web.Response:
         caller = await request.app[AUTHENTICATOR].token_login(token)
     except AuthError as exc:
         return await login_page(request, exc.message, exc.status)
-    response = redirect("/")
+    response = redirect(await request.app[AFTER_SSO](caller.user_id))
     await open_session(request, response, caller, "sso")
     return response
 
@@ -259,12 +267,15 @@ def setup(
     auth: Authenticator,
     secure: bool,
     sso_url: str = "",
+    after_sso: AfterSso | None = None,
 ) -> None:
-    """``sso_url``: where the login page sends to Pro Santé Connect (empty: not offered)."""
+    """``sso_url``: where the login page sends to Pro Santé Connect (empty: not offered);
+    ``after_sso``: what a single-sign-on login does first, and where it lands."""
     app[SESSIONS] = store
     app[AUTHENTICATOR] = auth
     app[SECURE_COOKIES] = secure
     app[SSO_URL] = sso_url
+    app[AFTER_SSO] = after_sso or _home
     app.router.add_get("/login", show_login)
     app.router.add_post("/login", login)
     app.router.add_get("/login/sso", sso_login)

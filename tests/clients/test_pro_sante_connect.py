@@ -26,6 +26,7 @@ from maillon.wiring.cli import main
 from maillon.wiring.init_deployment import PSC_ISSUER, ProSanteConnect
 from tests.harness.annuaire import person, write_activite, write_mssante
 from tests.harness.circle import appservice
+from tests.harness.dossier import api, new_dossier
 from tests.harness.hydrogen import CHROMIUM
 from tests.harness.oidc_provider import Professional as PscIdentity
 from tests.harness.oidc_provider import pro_sante_connect
@@ -181,3 +182,35 @@ def test_init_configures_pro_sante_connect(
     alone = ["init", "--dir", str(tmp_path / "x"), "--server-name", "s.example.org"]
     assert main([*alone, "--psc-client-id", "seul"]) == 2
     assert "--psc-client-secret" in capsys.readouterr().err
+
+
+async def test_an_invited_professional_joins_by_pro_sante_connect(
+    psc_stack: tuple[Stack, Any], page: Any
+) -> None:
+    """The invitation of an RPPS without an account: its professional logs in with Pro
+    Santé Connect (the e-CPS proves the RPPS, as the mailed link would): the pending entry
+    becomes theirs and they land on the dossier."""
+    stack, provider = psc_stack
+    coordinator = stack.register("coordpsc")
+    dossier = new_dossier(stack, coordinator.access_token)
+    p = [person(i) for i in range(0, 60, 3) if person(i).id_type == "8"][1]
+    path = f"/v1/dossiers/{dossier['id']}"
+    made = api(
+        stack,
+        coordinator.access_token,
+        "POST",
+        f"{path}/invitations",
+        {"rpps": p.identifier, "role": "KINE"},
+    )
+    assert made["status"] == "pending"
+    provider.identity = PscIdentity(p.identifier, p.first_name, p.last_name, p.profession_code)
+    workspace = stack.deployment.settings.dossier_api.url
+    await page.goto(workspace + "/login")
+    await page.locator("#psc-login").click()
+    await page.wait_for_url(f"{workspace}/dossiers/{dossier['id']}", timeout=60_000)
+    [row] = api(stack, coordinator.access_token, "GET", f"{path}/invitations")["invitations"]
+    assert row["status"] == "accepted" and row["user_id"]
+    circle = api(stack, coordinator.access_token, "GET", f"{path}/circle")["members"]
+    member = next(m for m in circle if m["user_id"] == row["user_id"])
+    assert member["role"] == "KINE" and member["active"]
+    assert member["display_name"] == f"{p.first_name} {p.last_name}"
