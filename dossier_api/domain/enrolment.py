@@ -34,7 +34,7 @@ from dossier_api.domain import circle_members
 from dossier_api.domain.access import Access, Caller
 from dossier_api.domain.core import ApiError, ServiceCore, _iso
 from dossier_api.domain.mail.models import MailOutbox
-from dossier_api.domain.mail.outbox import TrustSpace, queue_mail, relay_marker
+from dossier_api.domain.mail.outbox import RecipientRefused, TrustSpace, queue_mail, relay_marker
 from dossier_api.domain.mail.spool import Spool
 from dossier_api.domain.models import (
     CircleMember,
@@ -141,6 +141,14 @@ class EnrolmentOperations(ServiceCore):
     # -- mail ----------------------------------------------------------------------------
 
     def _queue(self, session: Session, row: Enrolment, subject: str, text: str) -> None:
+        """Queue the mail in the relay's outbox, in this transaction; a directory address
+        outside the MSSanté trust space is refused in words."""
+        try:
+            self._queue_mail(session, row, subject, text)
+        except RecipientRefused as exc:
+            raise ApiError(400, "M_INVALID_PARAM", str(exc)) from exc
+
+    def _queue_mail(self, session: Session, row: Enrolment, subject: str, text: str) -> None:
         settings = self._deployment.settings
         domain = settings.mail_domain
         assert row.mailbox is not None

@@ -31,7 +31,7 @@ import yaml
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from dossier_api.domain.models import AuditEntry, Enrolment, Professional
+from dossier_api.domain.models import AuditEntry, DirectoryMailboxes, Enrolment, Professional
 from maillon.shared.circle import (
     DIRECTORY_ALIAS_LOCALPART,
     DIRECTORY_EVENT,
@@ -359,6 +359,17 @@ async def test_expired_cancelled_and_refused_invitations(env: Env, browser: Any)
         stack, coord.access_token, "POST", path, {"rpps": nobox.identifier, "role": "IDE"}
     )
     assert error.status == 400 and "aucune adresse MSSanté" in str(error)
+    # A directory address outside the MSSanté trust space: nothing is queued, said in words.
+    outside = env.pick()
+    env.sql(
+        update(DirectoryMailboxes)
+        .where(DirectoryMailboxes.national_id == outside.national_id)
+        .values(data={"mailboxes": [["dr.x@messagerie.example.com", "PER"]]})
+    )
+    error = api_error(
+        stack, coord.access_token, "POST", path, {"rpps": outside.identifier, "role": "IDE"}
+    )
+    assert error.status == 400 and "espace de confiance MSSanté" in str(error)
     error = api_error(
         stack, coord.access_token, "POST", path, {"rpps": "99999999999", "role": "IDE"}
     )
