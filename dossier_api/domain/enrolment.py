@@ -164,7 +164,7 @@ class EnrolmentOperations(ServiceCore):
             text=text,
             relay_marker=relay_marker(self._deployment),
             domain=domain,
-            automatic=True,
+            generated=True,
             session=session,
         )
 
