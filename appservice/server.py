@@ -7,12 +7,15 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import aiohttp
 from aiohttp import web
+from sqlalchemy import Engine
 
 from appservice.circle_keeper import CircleKeeper
+from appservice.directory import bind_directory_entry, ensure_directory_room
 from appservice.dossier_follower import DossierFollower
 from appservice.dossier_rooms import DossierRooms
 from appservice.mail.relay import mail_relay
@@ -27,6 +30,7 @@ from appservice.transactions import (
     retry_delay,
 )
 from dossier_api.domain import pathway_store
+from dossier_api.domain.directory import directory_entry
 from dossier_api.domain.rooms import RoomLinks
 from dossier_api.domain.service import DossierService
 from maillon.shared.clock import every
@@ -50,6 +54,7 @@ log = logging.getLogger(__name__)
 DEPLOYMENT = web.AppKey("deployment", Deployment)
 STORE = web.AppKey("store", TransactionStore)
 METRICS = web.AppKey("metrics", Metrics)
+ENGINE = web.AppKey("engine", Engine)
 WAKE = web.AppKey("wake", asyncio.Event)
 HANDLERS = web.AppKey("handlers", list)
 PING = web.AppKey("ping", dict)
@@ -143,6 +148,29 @@ async def sync_dossier(request: web.Request) -> web.Response:
     return web.json_response(
         {"rooms": [{"key": r.key, "kind": r.kind, "room_id": r.room_id} for r in plan.rooms]}
     )
+
+
+async def bind_professional(request: web.Request) -> web.Response:
+    """Publish an account's directory entry, as the store holds it, in the directory room
+    the Synapse module reads (called by the dossier API once an enrolment made the account).
+    Maillon-internal."""
+    refused = _authorized_internal(request)
+    if refused is not None:
+        return refused
+    api: AppserviceApi | None = request.app[ROOM_SYNC].get("api")
+    if api is None:
+        return json_error(503, "M_NOT_READY", "le service d'application démarre")
+    user_id = request.match_info["user_id"]
+    entry = await asyncio.to_thread(directory_entry, request.app[ENGINE], user_id)
+    if entry is None:
+        return json_error(404, "M_NOT_FOUND", "compte absent de l'annuaire de Maillon")
+    try:
+        await bind_directory_entry(api, request.app[DEPLOYMENT].settings.server_name, entry)
+    except MatrixError as exc:
+        return json_error(
+            502, "M_UNAVAILABLE", f"annuaire non publié ({exc.errcode or exc.status})"
+        )
+    return web.json_response({"user_id": user_id, "bound": True})
 
 
 def _authorized_internal(request: web.Request) -> web.Response | None:
@@ -286,17 +314,24 @@ def policy_context(deployment: Deployment) -> PolicyContext:
 SERVICE_DISPLAY_NAME = "Maillon"
 
 
-async def _name_service_user(api: AppserviceApi) -> None:
-    """Give the service user its display name once the homeserver accepts it."""
+async def _until_done(action: Callable[[], Awaitable[Any]], what: str) -> None:
+    """Do a start-up action once the homeserver accepts it (retried, backing off)."""
     delay = 1.0
     while True:
         try:
-            await api.set_display_name(SERVICE_DISPLAY_NAME)
+            await action()
             return
         except (MatrixError, aiohttp.ClientError, TimeoutError) as exc:
-            log.warning("display name of the service user not set yet: %s", exc)
+            log.warning("%s not done yet: %s", what, exc)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 30.0)
+
+
+async def _name_service_user(api: AppserviceApi) -> None:
+    """Give the service user its display name once the homeserver accepts it."""
+    await _until_done(
+        lambda: api.set_display_name(SERVICE_DISPLAY_NAME), "display name of the service user"
+    )
 
 
 async def _background(app: web.Application) -> AsyncIterator[None]:
@@ -311,6 +346,7 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
             deployment.settings.bot.localpart,
         )
         app[ROOM_SYNC]["rooms"] = rooms
+        app[ROOM_SYNC]["api"] = api
         follower = DossierFollower(app[LINKS], frozenset({ctx.service_user, ctx.bot_user}))
         teams = TeamInvites(api, app[TEAMS], deployment.settings.server_name)
         app[HANDLERS].extend([keeper.handle, follower.handle, teams.handle])
@@ -330,6 +366,14 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
                 )
             ),
             asyncio.create_task(_name_service_user(api)),
+            # The directory room exists from the start: Pro Santé Connect logins publish
+            # their entry in it from inside the homeserver (synapse_modules.psc_mapping).
+            asyncio.create_task(
+                _until_done(
+                    lambda: ensure_directory_room(api, deployment.settings.server_name),
+                    "directory room",
+                )
+            ),
         ]
         yield
         for task in tasks:
@@ -351,6 +395,7 @@ def create_app(
     app[STORE] = TransactionStore(engine, keys)
     app[LINKS] = RoomLinks(engine)
     app[TEAMS] = DossierService(engine, deployment, component="appservice")
+    app[ENGINE] = engine
     app[ROOM_SYNC] = {}
     app[OUTBOX_WAKE] = asyncio.Event()
     app[METRICS] = Metrics()
@@ -364,6 +409,7 @@ def create_app(
         app.router.add_get(prefix + "/rooms/{alias}", unknown_user_or_alias)
     app.router.add_post("/_matrix/app/v1/ping", ping)
     app.router.add_post("/_maillon/dossiers/{dossier_id}/sync", sync_dossier)
+    app.router.add_post("/_maillon/directory/{user_id}/bind", bind_professional)
     app.router.add_get("/health", health)
     app.router.add_get("/metrics", metrics_page)
     app.cleanup_ctx.append(_background)

@@ -11,7 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from synapse.handlers.sso import MappingException as MappingException
 from synapse.module_api import ModuleApi
+
+# ``MappingException``: what an SSO user-mapping provider raises to refuse a login; Synapse
+# shows its message to the person on its error page (synapse.handlers.sso).
 
 
 @dataclass(frozen=True)

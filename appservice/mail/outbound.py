@@ -130,7 +130,7 @@ class Sender:
         for item in items:
             await self._send(item)
         for failed in await asyncio.to_thread(self._spool.outbox_unreported):
-            if not failed.room_id:  # a mail of no room (a monthly report): its log says it
+            if not failed.room_id:  # a mail of no room (a monthly report, an enrolment)
                 log.warning("outgoing mail #%s (no room) failed for good", failed.id)
                 await asyncio.to_thread(self._spool.outbox_reported, failed.id)
                 continue

@@ -1,24 +1,38 @@
-"""!cercle: the care circle of the room's dossier; add or remove a member (coordinators)."""
+"""!cercle: the care circle of the room's dossier (with its pending invitations); add or
+remove a member, or invite by RPPS a professional of the national directory who has no
+account yet (coordinators)."""
 
 from __future__ import annotations
 
 from coordination_bot.core import Command, CommandError, Context, Reply, build, register, user_arg
 from maillon.shared.circle import ROLES
+from maillon.shared.dates_fr import format_iso
 
 USAGE_ADD = "!cercle ajouter @utilisateur RÔLE"
 USAGE_REMOVE = "!cercle retirer @utilisateur"
+USAGE_INVITE = "!cercle inviter RPPS RÔLE"
 USAGE_ADD_EN = "!circle add @user ROLE"
+USAGE_INVITE_EN = "!circle invite RPPS ROLE"
 USAGE_REMOVE_EN = "!circle remove @user"
 
 
 async def _list(ctx: Context) -> Reply:
     dossier_id = await ctx.dossier_id()
     rows = await ctx.services.as_sender(ctx.sender, ctx.services.dossiers.circle, dossier_id)
+    invited = await ctx.services.as_sender(
+        ctx.sender, ctx.services.dossiers.invitations, dossier_id
+    )
     active = [m for m in rows if m["active"]]
     lines = [
         f"{m['user_id']} — {m['role']} ({ROLES.get(m['role'], m['role'])})"
         + (ctx.t(", coordinateur", ", coordinator") if m["coordinator"] else "")
         for m in active
+    ]
+    lines += [
+        f"{i['display_name']} ({i['profession']}) — {i['role']} — "
+        + ctx.t("invitation en attente", "invitation pending")
+        for i in invited
+        if i["status"] == "pending"
     ]
     return build(
         ctx.t(
@@ -40,15 +54,7 @@ async def _add(ctx: Context, args: list[str]) -> Reply:
             usage,
         )
     user_id = user_arg(ctx, args[0], usage)
-    role = args[1].upper()
-    if role not in ROLES:
-        raise CommandError(
-            ctx.t(
-                f"rôle « {args[1]} » inconnu ; rôles : {', '.join(ROLES)}",
-                f"unknown role “{args[1]}”; roles: {', '.join(ROLES)}",
-            ),
-            usage,
-        )
+    role = _role(ctx, args[1], usage)
     dossier_id = await ctx.dossier_id()
     body = {"user_id": user_id, "role": role, "coordinator": role == "COORD"}
     await ctx.services.as_sender(ctx.sender, ctx.services.dossiers.add_member, dossier_id, body)
@@ -57,6 +63,46 @@ async def _add(ctx: Context, args: list[str]) -> Reply:
         ctx.t(
             f"{user_id} ajouté(e) au cercle de soins ({role} — {ROLES[role]}).",
             f"{user_id} added to the care circle ({role} — {ROLES[role]}).",
+        ),
+        dossier_id=dossier_id,
+    )
+
+
+def _role(ctx: Context, arg: str, usage: str) -> str:
+    role = arg.upper()
+    if role not in ROLES:
+        raise CommandError(
+            ctx.t(
+                f"rôle « {arg} » inconnu ; rôles : {', '.join(ROLES)}",
+                f"unknown role “{arg}”; roles: {', '.join(ROLES)}",
+            ),
+            usage,
+        )
+    return role
+
+
+async def _invite(ctx: Context, args: list[str]) -> Reply:
+    usage = ctx.t(USAGE_INVITE, USAGE_INVITE_EN)
+    if len(args) != 2 or not (args[0].isdigit() and len(args[0]) == 11):
+        raise CommandError(
+            ctx.t(
+                "il faut un numéro RPPS (11 chiffres) puis un rôle",
+                "an RPPS number (11 digits) then a role are needed",
+            ),
+            usage,
+        )
+    role = _role(ctx, args[1], usage)
+    dossier_id = await ctx.dossier_id()
+    body = {"rpps": args[0], "role": role, "coordinator": role == "COORD"}
+    sent = await ctx.services.as_sender(ctx.sender, ctx.services.dossiers.invite, dossier_id, body)
+    who = f"{sent['display_name']} ({sent['profession']})"
+    until = format_iso(sent["expires_at"])
+    return build(
+        ctx.t(
+            f"Invitation envoyée à {who} à son adresse MSSanté ; son entrée du cercle ({role}) "
+            f"reste en attente jusqu'à son inscription (lien valable jusqu'au {until}).",
+            f"Invitation sent to {who} at their MSSanté address; their circle entry ({role}) "
+            f"stays pending until they enrol (link valid until {until}).",
         ),
         dossier_id=dossier_id,
     )
@@ -90,10 +136,12 @@ async def cercle(ctx: Context, args: list[str]) -> Reply:
         return await _add(ctx, args[1:])
     if sub in ("retirer", "enlever", "remove"):
         return await _remove(ctx, args[1:])
+    if sub in ("inviter", "invite"):
+        return await _invite(ctx, args[1:])
     raise CommandError(
         ctx.t(
-            f"sous-commande « {args[0]} » inconnue (ajouter, retirer)",
-            f"unknown subcommand “{args[0]}” (add, remove)",
+            f"sous-commande « {args[0]} » inconnue (ajouter, retirer, inviter)",
+            f"unknown subcommand “{args[0]}” (add, remove, invite)",
         )
     )
 
@@ -102,19 +150,21 @@ register(
     Command(
         name="!cercle",
         english=("!circle",),
-        usage_fr=f"!cercle\n{USAGE_ADD}\n{USAGE_REMOVE}",
-        usage_en=f"!circle\n{USAGE_ADD_EN}\n{USAGE_REMOVE_EN}",
+        usage_fr=f"!cercle\n{USAGE_ADD}\n{USAGE_REMOVE}\n{USAGE_INVITE}",
+        usage_en=f"!circle\n{USAGE_ADD_EN}\n{USAGE_REMOVE_EN}\n{USAGE_INVITE_EN}",
         help_fr="le cercle de soins ; ajouter ou retirer un membre (coordinateurs)",
         help_en="the care circle; add or remove a member (coordinators)",
         details_fr=(
             "le cercle de soins du dossier",
             "ajouter un membre avec son rôle (coordinateurs)",
             "retirer un membre (coordinateurs)",
+            "inviter par son RPPS un professionnel de l'annuaire sans compte (coordinateurs)",
         ),
         details_en=(
             "the dossier's care circle",
             "add a member with their role (coordinators)",
             "remove a member (coordinators)",
+            "invite by RPPS a directory professional without an account (coordinators)",
         ),
         handler=cercle,
     )

@@ -10,7 +10,12 @@ import datetime as dt
 from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session
 
-from dossier_api.domain.models import CircleMember
+from dossier_api.domain.access import Access
+from dossier_api.domain.consent import sharing_refusal
+from dossier_api.domain.core import ApiError
+from dossier_api.domain.models import CircleMember, Dossier
+from dossier_api.domain.pathways import Pathway
+from maillon.shared.circle import RESTRICTED_ROLES
 from maillon.shared.clock import utcnow
 
 
@@ -32,3 +37,35 @@ def active_members(
     if user_id is not None:
         query = query.where(CircleMember.user_id == user_id)
     return list(session.scalars(query.order_by(CircleMember.id)).all())
+
+
+def may_change(access: Access, pathway: Pathway | None) -> None:
+    """A delegate changes the circle only where the pathway lets delegates do so."""
+    if access.basis == "delegate" and not (pathway and pathway.delegates_manage_circle):
+        raise ApiError(
+            403,
+            "M_FORBIDDEN",
+            "par délégation, vous ne pouvez pas modifier le cercle de soins "
+            "(le parcours ne le prévoit pas)",
+        )
+
+
+def check_role(pathway: Pathway | None, role: str, dossier: Dossier) -> None:
+    """Whether the dossier's pathway admits someone with this role in its circle (and its
+    consent the sharing it means): raise the refusal, in words, if not."""
+    if pathway is not None and role not in pathway.roles_allowed and role != "COORD":
+        raise ApiError(
+            400,
+            "M_INVALID_PARAM",
+            f"le rôle {role} n'est pas prévu par le parcours « {pathway.name} » "
+            f"(rôles possibles : {', '.join(pathway.roles_allowed)})",
+        )
+    if role in RESTRICTED_ROLES and not (pathway and pathway.room_template.allow_patient):
+        raise ApiError(
+            400,
+            "M_INVALID_PARAM",
+            "ce parcours n'admet pas le patient ni ses proches dans le cercle",
+        )
+    refusal = sharing_refusal(pathway, role, dossier)
+    if refusal is not None:
+        raise refusal

@@ -111,6 +111,7 @@ class ServiceCore:
     def __init__(self, engine: Engine, deployment: Deployment, component: str = "api") -> None:
         settings = deployment.settings
         self._engine = engine
+        self._deployment = deployment
         self._mail_domain = settings.mail_domain
         self._component = component
         self._server_name = settings.server_name

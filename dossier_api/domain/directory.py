@@ -235,6 +235,22 @@ def _result(row: DirectoryRecord, user_id: str | None, boxes: list[Any]) -> dict
     }
 
 
+def directory_entry(engine: Engine, user_id: str) -> DirectoryEntry | None:
+    """The directory binding of an account as the store holds it (its first structure)."""
+    with Session(engine) as session:
+        pro = session.get(Professional, user_id)
+        if pro is None:
+            return None
+        structure = session.scalar(
+            select(Structure.name)
+            .join(StructureStaff, StructureStaff.structure_id == Structure.id)
+            .where(StructureStaff.user_id == user_id)
+            .order_by(Structure.name)
+            .limit(1)
+        )
+        return DirectoryEntry(user_id, pro.profession, pro.rpps, pro.adeli, structure, pro.mssante)
+
+
 def upsert_professional(
     engine: Engine, entry: DirectoryEntry, display_name: str | None = None
 ) -> str | None:

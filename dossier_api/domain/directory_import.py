@@ -89,6 +89,10 @@ MAILBOX_RE = re.compile(r"^[^@\s|]+@[^@\s|]+\.[^@\s|]+$")
 NATIONAL_RE = re.compile(r"^(8[0-9]{11}|0[0-9][0-9AB][0-9]{7})$")
 CODE_RE = re.compile(r"^[0-9A-Za-z]{1,10}$")
 MAX_REJECTIONS_KEPT = 1000
+# A file with this share of lines fewer than the last import of its kind is taken for a
+# truncated extract (an interrupted download) and refused unless forced: imported, it would
+# mark every professional past the cut as no longer listed.
+MAX_SHRINK = 0.2
 BATCH = 2000
 SEP = "\x1f"  # joins a staged line's fields (a control character no extract holds)
 Fields = list[str]
@@ -387,10 +391,36 @@ def _digest(data: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def _check_shrink(conn: Connection, fmt: ExtractFormat, report: ImportReport) -> None:
+    """Refuse a file much smaller than the last finished import of its kind."""
+    last = conn.execute(
+        select(DirectoryImport.lines, DirectoryImport.file_name)
+        .where(
+            DirectoryImport.kind == fmt.kind,
+            DirectoryImport.finished_at.is_not(None),
+            DirectoryImport.id != report.import_id,
+        )
+        .order_by(DirectoryImport.id.desc())
+        .limit(1)
+    ).first()
+    if last is None or not last.lines or report.lines >= last.lines * (1 - MAX_SHRINK):
+        return
+    fewer = round(100 * (1 - report.lines / last.lines))
+    raise DirectoryFileError(
+        f"{report.lines} lignes, {fewer} % de moins que l'import précédent "
+        f"({last.lines} lignes, {last.file_name}) : extrait tronqué ? "
+        "Relancez avec --force s'il est complet."
+    )
+
+
 def import_extract(
-    engine: Engine, path: Path, progress: Callable[[int], None] | None = None
+    engine: Engine,
+    path: Path,
+    progress: Callable[[int], None] | None = None,
+    force: bool = False,
 ) -> ImportReport:
-    """Import one extract file (kind told by its header); see the module's docstring."""
+    """Import one extract file (kind told by its header); see the module's docstring.
+    A file much smaller than the last import of its kind is refused unless ``force``."""
     source = open_source(path)
     with source.opener() as stream:
         header = stream.readline()
@@ -415,6 +445,8 @@ def import_extract(
         assert import_id is not None
         report = ImportReport(int(import_id), fmt.kind, fmt.label, source.name)
         sha = _stage(conn, fmt, source, report, progress)
+        if not force:
+            _check_shrink(conn, fmt, report)  # raised: the whole run is rolled back
         if conn.dialect.name == "postgresql":  # the planner must know the staged volume
             conn.execute(text("ANALYZE directory_staging"))
         _apply(conn, fmt, report)

@@ -523,7 +523,7 @@ class WebSession(Base):
     id_digest: Mapped[str] = mapped_column(String(64), primary_key=True)
     user_id: Mapped[str] = mapped_column(String(255), index=True)
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
-    kind: Mapped[str] = mapped_column(String(12))  # password, openid
+    kind: Mapped[str] = mapped_column(String(12))  # password, openid, sso
     csrf_token: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     last_seen_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
@@ -632,3 +632,36 @@ class MonthlyReport(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     pdf: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
     recipients: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Enrolment(Base):
+    """An account asked for a professional of the national directory who has none
+    (``dossier_api.domain.enrolment``): a coordinator's invitation into a care circle
+    (``kind`` "invitation": a single-use link mailed to their MSSanté address), or the
+    professional's own request by RPPS (``kind`` "self": a code mailed to that address).
+    Only a digest of the link's secret or of the code is kept. A pending invitation gives
+    nothing of the dossier: its circle entry is written only when the account is made."""
+
+    __tablename__ = "enrolments"
+    __table_args__ = (Index("ix_enrolments_rpps", "rpps", "created_at"),)
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    kind: Mapped[str] = mapped_column(String(12))  # invitation, self
+    rpps: Mapped[str] = mapped_column(String(11))
+    national_id: Mapped[str | None] = mapped_column(String(20), default=None)
+    mailbox: Mapped[str | None] = mapped_column(String(255), default=None)
+    dossier_id: Mapped[str | None] = mapped_column(
+        ForeignKey("dossiers.id"), default=None, index=True
+    )
+    role: Mapped[str | None] = mapped_column(String(12), default=None)
+    coordinator: Mapped[bool] = mapped_column(Boolean, default=False)
+    invited_by: Mapped[str | None] = mapped_column(String(255), default=None)
+    # Where a self-enrolment request came from (rate limit per source address).
+    source: Mapped[str | None] = mapped_column(String(64), default=None, index=True)
+    secret_digest: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column()
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    used_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    cancelled_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    cancelled_by: Mapped[str | None] = mapped_column(String(255), default=None)
+    user_id: Mapped[str | None] = mapped_column(String(255), default=None)

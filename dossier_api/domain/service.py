@@ -17,8 +17,9 @@ from dossier_api.domain.access import Access, Caller, decide
 from dossier_api.domain.administration import new_structure, put_staff
 from dossier_api.domain.attachments import AttachmentOperations, documents_of
 from dossier_api.domain.care import CareOperations
-from dossier_api.domain.consent import ConsentRecords, sharing_refusal
+from dossier_api.domain.consent import ConsentRecords
 from dossier_api.domain.core import ApiError, _iso, _parse_date, _parse_dt
+from dossier_api.domain.enrolment import EnrolmentOperations
 from dossier_api.domain.fhir import FhirExport
 from dossier_api.domain.ins import display_name as display_name  # re-exported
 from dossier_api.domain.models import (
@@ -37,7 +38,7 @@ from dossier_api.domain.models import (
 )
 from dossier_api.domain.names import query_digests
 from dossier_api.domain.pathway_store import published_version
-from dossier_api.domain.pathways import PATHWAYS, Pathway
+from dossier_api.domain.pathways import PATHWAYS
 from dossier_api.domain.reading import DossierReading
 from dossier_api.domain.room_decisions import load_room_decisions
 from dossier_api.domain.rooms import ROOMS, enqueue, reference
@@ -78,6 +79,7 @@ class DossierService(
     DossierReading,
     WorklistOperations,
     TeamOperations,
+    EnrolmentOperations,
 ):
     """The dossier domain's operations: dossiers, circle, notes, tasks, delegations,
     structures and rooms here; forms (and their drafts), PPCS (and its PDF), agenda and alerts
@@ -363,39 +365,14 @@ class DossierService(
             ).all()
             return [self.member_json(m, now, pro) for m, pro in rows]
 
-    @staticmethod
-    def _may_change_circle(access: Access, pathway: Pathway | None) -> None:
-        if access.basis == "delegate" and not (pathway and pathway.delegates_manage_circle):
-            raise ApiError(
-                403,
-                "M_FORBIDDEN",
-                "par délégation, vous ne pouvez pas modifier le cercle de soins "
-                "(le parcours ne le prévoit pas)",
-            )
-
     def add_member(self, caller: Caller, dossier_id: str, body: dict[str, Any]) -> dict[str, Any]:
         user_id, role = body["user_id"], body["role"]
         with self.acting(caller, "circle.add", dossier_id, "manage") as act:
             session, dossier = act.session, act.dossier
             act.detail = user_id
             pathway = PATHWAYS.version(dossier.pathway, dossier.pathway_version)
-            self._may_change_circle(act.access, pathway)
-            if pathway is not None and role not in pathway.roles_allowed and role != "COORD":
-                raise ApiError(
-                    400,
-                    "M_INVALID_PARAM",
-                    f"le rôle {role} n'est pas prévu par le parcours « {pathway.name} » "
-                    f"(rôles possibles : {', '.join(pathway.roles_allowed)})",
-                )
-            if role in RESTRICTED_ROLES and not (pathway and pathway.room_template.allow_patient):
-                raise ApiError(
-                    400,
-                    "M_INVALID_PARAM",
-                    "ce parcours n'admet pas le patient ni ses proches dans le cercle",
-                )
-            refusal = sharing_refusal(pathway, role, dossier)
-            if refusal is not None:
-                raise refusal
+            circle_members.may_change(act.access, pathway)
+            circle_members.check_role(pathway, role, dossier)
             server = server_of(user_id)
             if server not in self._allowed_servers:
                 raise ApiError(
@@ -437,7 +414,7 @@ class DossierService(
         with self.acting(caller, "circle.remove", dossier_id, "manage") as act:
             session = act.session
             act.detail = user_id
-            self._may_change_circle(
+            circle_members.may_change(
                 act.access, PATHWAYS.version(act.dossier.pathway, act.dossier.pathway_version)
             )
             current = circle_members.active_members(session, dossier_id, user_id, now)

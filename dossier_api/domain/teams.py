@@ -415,7 +415,7 @@ class TeamOperations(ServiceCore):
             .order_by(SolicitationEvent.id)
         ).all()
         people = people_json(session, [s.requester, s.accepted_by])
-        pathway = PATHWAYS.get(dossier.pathway) if dossier else None
+        pathway = PATHWAYS.version(dossier.pathway, dossier.pathway_version) if dossier else None
         return {
             "id": s.id,
             "team": s.team_slug,
@@ -760,7 +760,7 @@ class TeamOperations(ServiceCore):
                 raise ApiError(404, "M_NOT_FOUND", "cette sollicitation n'a pas encore de réponse")
             team = self._team(session, s.team_slug)
             found = professionals(session, [s.requester, s.report.get("author")])
-            pathway = PATHWAYS.get(dossier.pathway)
+            pathway = PATHWAYS.version(dossier.pathway, dossier.pathway_version)
             act.detail = f"sollicitation {s.id}"
             return render_report(
                 ReportDocument(

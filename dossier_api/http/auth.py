@@ -10,6 +10,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 from urllib.parse import quote
 
 import aiohttp
@@ -82,8 +83,18 @@ class Authenticator:
             "type": "m.login.password",
             "identifier": {"type": "m.id.user", "user": username},
             "password": password,
-            "initial_device_display_name": "Maillon — espace de travail",
         }
+        return await self._login(body, "identifiant ou mot de passe incorrect")
+
+    async def token_login(self, login_token: str) -> Caller:
+        """The account a homeserver's single-sign-on login token stands for (Pro Santé
+        Connect): the token is single-use and short-lived; the same as a password login
+        from then on."""
+        body = {"type": "m.login.token", "token": login_token}
+        return await self._login(body, "connexion expirée ou déjà utilisée : recommencez")
+
+    async def _login(self, body: dict[str, Any], refused: str) -> Caller:
+        body = {**body, "initial_device_display_name": "Maillon — espace de travail"}
         try:
             async with self._http().post(f"{self._hs}/_matrix/client/v3/login", json=body) as r:
                 data = await r.json(content_type=None)
@@ -93,7 +104,7 @@ class Authenticator:
         if not isinstance(data, dict) or status != 200 or "access_token" not in data:
             if status == 429:
                 raise AuthError(429, "M_LIMIT_EXCEEDED", "trop d'essais : réessayez plus tard")
-            raise AuthError(401, "M_FORBIDDEN", "identifiant ou mot de passe incorrect")
+            raise AuthError(401, "M_FORBIDDEN", refused)
         token, user_id = str(data["access_token"]), str(data.get("user_id", ""))
         try:
             admin_status, admin = await self._get(

@@ -6,14 +6,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
+from urllib.parse import quote
 
 from aiohttp import web
 from sqlalchemy import Engine, text
 
+import dossier_api.http.enrolment
 import dossier_api.http.handlers
 import dossier_api.http.handlers_care
 import dossier_api.http.handlers_teams
-import dossier_api.http.handlers_work  # noqa: F401  (these imports register the routes)
+import dossier_api.http.handlers_work
 from dossier_api.domain import pathway_store
 from dossier_api.domain.administration import Administration
 from dossier_api.domain.core import ApiError
@@ -155,6 +157,20 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     app[ENGINE].dispose()
 
 
+PSC_IDP = "oidc-psc"  # the homeserver's identity provider id (idp_id "psc" of oidc_providers)
+
+
+def pro_sante_connect_url(deployment: Deployment) -> str:
+    """The homeserver's SSO redirect to Pro Santé Connect, back to the workspace ("" when
+    Pro Santé Connect is not configured)."""
+    settings = deployment.settings
+    if not settings.homeserver.pro_sante_connect:
+        return ""
+    base = (settings.homeserver.public_url or settings.homeserver.url).rstrip("/")
+    back = quote(settings.dossier_api.external_url + "/login/sso", safe="")
+    return f"{base}/_matrix/client/v3/login/sso/redirect/{PSC_IDP}?redirectUrl={back}"
+
+
 def create_app(deployment: Deployment) -> web.Application:
     install_key_ring(KeyRing.for_secrets(deployment.secrets))
     engine = make_engine(deployment.settings.database_url)
@@ -176,8 +192,14 @@ def create_app(deployment: Deployment) -> web.Application:
         SessionStore(engine, deployment.settings.sessions),
         app[AUTH],
         secure=deployment.settings.dossier_api.external_url.startswith("https://"),
+        sso_url=pro_sante_connect_url(deployment),
+        after_sso=dossier_api.http.enrolment.after_sso(app),
     )
-    workspace.setup(app, DossierService(engine, deployment, component="workspace"))
+    workspace_service = DossierService(engine, deployment, component="workspace")
+    workspace.setup(app, workspace_service)
+    dossier_api.http.enrolment.setup(
+        app, DossierService(engine, deployment, component="enrolment"), workspace_service
+    )
     dashboards.setup(app, DashboardService(engine, deployment, component="workspace"))
     mail = deployment.settings.mail
     app[REPORTS] = MonthlyReports(

@@ -15,7 +15,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from aiohttp import web
@@ -34,6 +36,15 @@ CSRF_HEADER = "X-CSRF-Token"
 SESSIONS = web.AppKey("sessions", SessionStore)
 AUTHENTICATOR = web.AppKey("session_auth", Authenticator)
 SECURE_COOKIES = web.AppKey("secure_cookies", bool)
+SSO_URL = web.AppKey("sso_url", str)
+AfterSso = Callable[[str], Awaitable[str]]
+AFTER_SSO: web.AppKey[AfterSso] = web.AppKey("after_sso")
+
+
+async def _home(_user_id: str) -> str:
+    return "/"
+
+
 WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
@@ -116,28 +127,67 @@ def _local_path(target: str | None) -> str:
     return target
 
 
-async def login_page(
-    request: web.Request, message: str | None = None, status: int = 200
+def form_page(
+    request: web.Request, template: str, cookie: str, path: str, status: int = 200, **context: Any
 ) -> web.Response:
+    """A page whose form is posted before any session exists (login, enrolment): its CSRF
+    token is in the form (``form_csrf``) and in an HttpOnly cookie of ``path``."""
     token = secrets.token_urlsafe(24)
-    response = render(
-        request,
-        "login.html",
-        status=status,
-        session=None,
-        login_csrf=token,
-        message=message,
-        next=_local_path(request.query.get("next")),
-    )
+    response = render(request, template, status=status, session=None, form_csrf=token, **context)
     response.set_cookie(
-        LOGIN_COOKIE,
+        cookie,
         token,
         httponly=True,
         samesite="Strict",
         secure=request.app[SECURE_COOKIES],
-        path="/login",
+        path=path,
         max_age=3600,
     )
+    return response
+
+
+def form_csrf_ok(request: web.Request, form: Mapping[str, Any], cookie: str) -> bool:
+    """The form's CSRF token is the one its page set in ``cookie`` (constant time)."""
+    expected, given = request.cookies.get(cookie), form.get("csrf")
+    return bool(expected) and isinstance(given, str) and csrf_matches(str(expected), given)
+
+
+async def open_session(
+    request: web.Request, response: web.StreamResponse, caller: Caller, kind: str = "password"
+) -> None:
+    """Log the browser in (a new session's cookie on ``response``)."""
+    secret, _ = await asyncio.to_thread(
+        request.app[SESSIONS].open, caller.user_id, caller.is_admin, kind
+    )
+    _set_cookie(request, response, secret)
+
+
+async def login_page(
+    request: web.Request, message: str | None = None, status: int = 200
+) -> web.Response:
+    return form_page(
+        request,
+        "login.html",
+        LOGIN_COOKIE,
+        "/login",
+        status,
+        message=message,
+        next=_local_path(request.query.get("next")),
+        sso_url=request.app[SSO_URL],
+    )
+
+
+async def sso_login(request: web.Request) -> web.Response:
+    """Back from the homeserver's single sign-on (Pro Santé Connect) with a login token."""
+    token = request.query.get("loginToken", "")
+    if not 0 < len(token) <= 512:
+        return await login_page(request, "Connexion Pro Santé Connect interrompue.", 400)
+    try:
+        caller = await request.app[AUTHENTICATOR].token_login(token)
+    except AuthError as exc:
+        return await login_page(request, exc.message, exc.status)
+    response = redirect(await request.app[AFTER_SSO](caller.user_id))
+    await open_session(request, response, caller, "sso")
     return response
 
 
@@ -150,9 +200,7 @@ async def show_login(request: web.Request) -> web.Response:
 
 async def login(request: web.Request) -> web.Response:
     form = await request.post()
-    expected = request.cookies.get(LOGIN_COOKIE)
-    given = form.get("csrf")
-    if not expected or not isinstance(given, str) or not csrf_matches(expected, given):
+    if not form_csrf_ok(request, form, LOGIN_COOKIE):
         return problem_page(
             request, 403, "Formulaire de connexion expiré ou venu d'ailleurs : rechargez la page."
         )
@@ -170,12 +218,9 @@ async def login(request: web.Request) -> web.Response:
         caller = await request.app[AUTHENTICATOR].password_login(username.strip(), password)
     except AuthError as exc:
         return await login_page(request, exc.message, exc.status)
-    secret, _ = await asyncio.to_thread(
-        request.app[SESSIONS].open, caller.user_id, caller.is_admin, "password"
-    )
     target = form.get("next")
     response = redirect(_local_path(target if isinstance(target, str) else None))
-    _set_cookie(request, response, secret)
+    await open_session(request, response, caller)
     response.del_cookie(LOGIN_COOKIE, path="/login")
     return response
 
@@ -237,12 +282,24 @@ async def logout_json(request: web.Request) -> web.Response:
     return response
 
 
-def setup(app: web.Application, store: SessionStore, auth: Authenticator, secure: bool) -> None:
+def setup(
+    app: web.Application,
+    store: SessionStore,
+    auth: Authenticator,
+    secure: bool,
+    sso_url: str = "",
+    after_sso: AfterSso | None = None,
+) -> None:
+    """``sso_url``: where the login page sends to Pro Santé Connect (empty: not offered);
+    ``after_sso``: what a single-sign-on login does first, and where it lands."""
     app[SESSIONS] = store
     app[AUTHENTICATOR] = auth
     app[SECURE_COOKIES] = secure
+    app[SSO_URL] = sso_url
+    app[AFTER_SSO] = after_sso or _home
     app.router.add_get("/login", show_login)
     app.router.add_post("/login", login)
+    app.router.add_get("/login/sso", sso_login)
     app.router.add_post("/logout", logout)
     app.router.add_post("/session/openid", exchange_openid)
     app.router.add_delete("/session", logout_json)

@@ -20,6 +20,40 @@ TEXTS: dict[str, dict[str, Any]] = {
         "username_hint": "par exemple « marie.durand » ou « @marie.durand:exemple.fr »",
         "password": "Mot de passe",
         "login": "Se connecter",
+        "enrol_title": "Créer mon compte Maillon",
+        "psc_login": "Se connecter avec Pro Santé Connect",
+        "invitations_pending": "Invitations en attente",
+        "invitation_until": "lien valable jusqu'au",
+        "invitation_mail_failed": "le courriel n'a pas pu être remis",
+        "invitation_cancel": "Annuler l'invitation",
+        "invitation_intro": (
+            "Inviter un professionnel de l'annuaire national qui n'a pas encore de compte : "
+            "un lien d'inscription part à son adresse MSSanté."
+        ),
+        "invitation_send": "Envoyer l'invitation",
+        "role": "Rôle",
+        "enrol_invited": (
+            "{name}, {inviter} vous invite à rejoindre le cercle de soins d'une "
+            "personne que vous accompagnez"
+        ),
+        "enrol_invited_until": "Valable jusqu'au",
+        "enrol_request_intro": (
+            "Professionnel de santé inscrit au RPPS : indiquez votre numéro. Un "
+            "code vous sera envoyé à l'adresse de messagerie sécurisée de santé "
+            "(MSSanté) que l'annuaire national indique pour vous."
+        ),
+        "enrol_code_sent": "Un code vous a été envoyé à votre adresse MSSanté {mailbox}.",
+        "enrol_code": "Code reçu par courriel",
+        "enrol_rpps": "Numéro RPPS",
+        "enrol_rpps_hint": "11 chiffres, tel qu'il figure sur votre carte CPS ou e-CPS",
+        "enrol_password": "Mot de passe",
+        "enrol_password_hint": (
+            "12 caractères au moins ; par exemple quatre mots sans rapport entre eux"
+        ),
+        "enrol_password2": "Mot de passe (à nouveau)",
+        "enrol_send_code": "Recevoir un code",
+        "enrol_create": "Créer mon compte",
+        "enrol_link": "Pas encore de compte ? Créer mon compte avec mon numéro RPPS",
         "signed_in_as": "Connecté·e :",
         "todo": "À faire",
         "todo_tasks": "Mes tâches à échéance",
@@ -189,6 +223,37 @@ TEXTS: dict[str, dict[str, Any]] = {
         "username_hint": "for example “marie.durand” or “@marie.durand:example.org”",
         "password": "Password",
         "login": "Log in",
+        "enrol_title": "Create my Maillon account",
+        "psc_login": "Log in with Pro Santé Connect",
+        "invitations_pending": "Pending invitations",
+        "invitation_until": "link valid until",
+        "invitation_mail_failed": "the mail could not be delivered",
+        "invitation_cancel": "Cancel the invitation",
+        "invitation_intro": (
+            "Invite a professional of the national directory who has no account yet: an "
+            "enrolment link goes to their MSSanté address."
+        ),
+        "invitation_send": "Send the invitation",
+        "role": "Role",
+        "enrol_invited": (
+            "{name}, {inviter} invites you to join the care circle of a person you care for"
+        ),
+        "enrol_invited_until": "Valid until",
+        "enrol_request_intro": (
+            "Health professional listed in the RPPS: give your number. A code will "
+            "be sent to the secure health mailbox (MSSanté) the national directory "
+            "lists for you."
+        ),
+        "enrol_code_sent": "A code was sent to your MSSanté address {mailbox}.",
+        "enrol_code": "Code received by mail",
+        "enrol_rpps": "RPPS number",
+        "enrol_rpps_hint": "11 digits, as on your CPS or e-CPS card",
+        "enrol_password": "Password",
+        "enrol_password_hint": "at least 12 characters; for example four unrelated words",
+        "enrol_password2": "Password (again)",
+        "enrol_send_code": "Get a code",
+        "enrol_create": "Create my account",
+        "enrol_link": "No account yet? Create one with my RPPS number",
         "signed_in_as": "Signed in:",
         "todo": "To do",
         "todo_tasks": "My tasks due",

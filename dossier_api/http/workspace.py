@@ -17,6 +17,7 @@ from dossier_api.domain.core import ApiError
 from dossier_api.domain.pathways import PATHWAYS
 from dossier_api.domain.service import DossierService
 from dossier_api.http import schemas as S
+from dossier_api.http.enrolment import circle_invitations
 from dossier_api.http.handlers import ROOM_SYNC, dossier_filters
 from dossier_api.http.pages import problem_page, render, static_file
 from dossier_api.http.sessions import Current, redirect, session_or_login, writing
@@ -218,6 +219,7 @@ def _dossier_context(svc: Any, caller: Any, dossier_id: str, all_tasks: bool) ->
         "form_titles": {f.id: f.title for f in pathway.forms} if pathway else {},
         "audit": audit,
         "people": people,
+        **circle_invitations(svc, caller, dossier),
     }
 
 

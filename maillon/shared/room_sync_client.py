@@ -28,25 +28,37 @@ class RoomSyncClient:
     def for_deployment(cls, deployment: Deployment) -> RoomSyncClient:
         return cls(deployment.settings.appservice.listener.url, deployment.secrets.as_token)
 
-    async def sync(self, dossier_id: str) -> list[dict[str, Any]] | None:
-        """The dossier's rooms once up to date, or None if they could not be brought up to
-        date now (the outbox retries)."""
+    async def _post(self, path: str, what: str) -> dict[str, Any] | None:
+        """The appservice's answer to an internal call, or None (said in the log)."""
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=self._timeout)
-        url = f"{self._url}/_maillon/dossiers/{quote(dossier_id, safe='')}/sync"
         try:
             async with self._session.post(
-                url, headers={"Authorization": f"Bearer {self._token}"}
+                self._url + path, headers={"Authorization": f"Bearer {self._token}"}
             ) as resp:
                 body = await resp.json(content_type=None)
                 if resp.status != 200 or not isinstance(body, dict):
-                    log.warning("room sync deferred: appservice answered %s", resp.status)
+                    log.warning("%s deferred: appservice answered %s", what, resp.status)
                     return None
-                rooms = body.get("rooms")
-                return rooms if isinstance(rooms, list) else None
+                return body
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-            log.warning("room sync deferred: %s", type(exc).__name__)
+            log.warning("%s deferred: %s", what, type(exc).__name__)
             return None
+
+    async def sync(self, dossier_id: str) -> list[dict[str, Any]] | None:
+        """The dossier's rooms once up to date, or None if they could not be brought up to
+        date now (the outbox retries)."""
+        body = await self._post(
+            f"/_maillon/dossiers/{quote(dossier_id, safe='')}/sync", "room sync"
+        )
+        rooms = body.get("rooms") if body is not None else None
+        return rooms if isinstance(rooms, list) else None
+
+    async def bind_directory(self, user_id: str) -> bool:
+        """Publish an account's directory entry (as the store holds it) where the Synapse
+        module reads it; False if the appservice could not now (said in the log)."""
+        path = f"/_maillon/directory/{quote(user_id, safe='')}/bind"
+        return await self._post(path, "directory binding") is not None
 
     async def close(self) -> None:
         if self._session is not None:

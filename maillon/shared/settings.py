@@ -25,21 +25,22 @@ class SettingsError(Exception):
     """The deployment's configuration cannot be used; the message names file and key."""
 
 
+# An optional address users' browsers reach.
+HTTP_URL = {
+    "check": lambda v: (
+        None
+        if v is None or str(v).startswith(("http://", "https://"))
+        else "adresse http:// ou https:// attendue"
+    )
+}
+
+
 @dataclass(frozen=True)
 class Listener:
     host: str = "127.0.0.1"
     port: int = field(default=8090, metadata=PORT)
     # Address users' browsers reach (behind a reverse proxy); the listener's by default.
-    public_url: str | None = field(
-        default=None,
-        metadata={
-            "check": lambda v: (
-                None
-                if v is None or str(v).startswith(("http://", "https://"))
-                else "adresse http:// ou https:// attendue"
-            )
-        },
-    )
+    public_url: str | None = field(default=None, metadata=HTTP_URL)
 
     @property
     def url(self) -> str:
@@ -114,6 +115,11 @@ def _check_workers(workers: object) -> str | None:
 class HomeserverSettings:
     url: str = "http://127.0.0.1:8008"
     config_file: str = "homeserver.yaml"
+    # Address browsers reach (Synapse's public_baseurl); ``url`` by default.
+    public_url: str | None = field(default=None, metadata=HTTP_URL)
+    # Pro Santé Connect is configured in homeserver.yaml (``maillon init --psc-client-id``):
+    # the workspace's login page offers it.
+    pro_sante_connect: bool = False
     federation_port: int | None = field(default=None, metadata=PORT)
     workers: WorkerSettings | None = None
 
@@ -305,6 +311,27 @@ class SessionSettings:
     widget_max_seconds: float = field(default=900.0, metadata=POSITIVE)
 
 
+def _at_least_one(value: object) -> str | None:
+    return None if isinstance(value, int) and value >= 1 else "au moins 1"
+
+
+@dataclass(frozen=True)
+class EnrolmentSettings:
+    """Accounts of professionals who have none yet: the invitation a coordinator sends to
+    the MSSanté address the directory lists (a single-use link), and self-enrolment by RPPS
+    (a code sent to that address). Requests are limited per RPPS and per source address
+    over a sliding hour."""
+
+    # How long an invitation's link stays valid.
+    invitation_hours: float = field(default=168.0, metadata=POSITIVE)
+    # How long a self-enrolment code stays valid, and how many wrong codes end it.
+    code_minutes: float = field(default=15.0, metadata=POSITIVE)
+    code_attempts: int = field(default=5, metadata={"check": _at_least_one})
+    # Self-enrolment requests admitted per hour, for one RPPS and from one address.
+    requests_per_rpps: int = field(default=3, metadata={"check": _at_least_one})
+    requests_per_source: int = field(default=10, metadata={"check": _at_least_one})
+
+
 @dataclass(frozen=True)
 class Settings:
     server_name: str
@@ -316,6 +343,7 @@ class Settings:
     bot: BotSettings = field(default_factory=BotSettings)
     mail: MailSettings = field(default_factory=MailSettings)
     attachments: AttachmentSettings = field(default_factory=AttachmentSettings)
+    enrolment: EnrolmentSettings = field(default_factory=EnrolmentSettings)
     log_level: str = field(
         default="INFO",
         metadata={

@@ -80,6 +80,12 @@ def normalise_name(value: str) -> str:
     return "".join(words(value))
 
 
+def localpart_of(name: str, fallback: str = "pro") -> str:
+    """A Matrix localpart made of a person's name ("Élise Lefèvre-Dupont" →
+    "elise.lefevre.dupont"), at most 40 characters."""
+    return ".".join(words(name))[:40].strip(".") or fallback
+
+
 def first_given_name(value: str) -> str:
     """The first of a person's first names, normalised ("Jean-Pierre Louis" → "jean"); the
     identity vigilance compares this one, since first names are often given in part."""

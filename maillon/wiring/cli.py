@@ -29,7 +29,13 @@ from maillon.shared.passwords import weakness
 from maillon.shared.sealed import install_key_ring
 from maillon.shared.settings import Deployment, SettingsError, load
 from maillon.shared.store import make_engine
-from maillon.wiring.init_deployment import InitError, InitOptions, init_deployment
+from maillon.wiring.init_deployment import (
+    PSC_ISSUER,
+    InitError,
+    InitOptions,
+    ProSanteConnect,
+    init_deployment,
+)
 from maillon.wiring.key_rotation import rotate
 from maillon.wiring.supervisor import StartupFailure, Supervisor
 from maillon.wiring.workers import DEFAULT_WORKER_BASE_PORT, PORTS_NEEDED
@@ -183,6 +189,18 @@ def build_parser() -> argparse.ArgumentParser:
         f"({DEFAULT_WORKER_BASE_PORT})",
     )
     init.add_argument(
+        "--psc-client-id", metavar="ID", help="connexion Pro Santé Connect : identifiant client"
+    )
+    init.add_argument(
+        "--psc-client-secret", metavar="SECRET", help="connexion Pro Santé Connect : secret client"
+    )
+    init.add_argument(
+        "--psc-issuer",
+        metavar="URL",
+        default=PSC_ISSUER,
+        help=f"fournisseur Pro Santé Connect (défaut : production, {PSC_ISSUER})",
+    )
+    init.add_argument(
         "--testing", action="store_true", help="profil de test : limites de débit relâchées"
     )
     init.add_argument("--force", action="store_true", help="remplace un déploiement existant")
@@ -257,6 +275,11 @@ def build_parser() -> argparse.ArgumentParser:
     _dir_option(imp)
     imp.add_argument("file", type=Path, metavar="FICHIER", help="extrait .txt ou .zip")
     imp.add_argument("--quiet", action="store_true", help="sans barre de progression")
+    imp.add_argument(
+        "--force",
+        action="store_true",
+        help="importer même un fichier nettement plus petit que l'import précédent",
+    )
     _team_parsers(sub)
     return parser
 
@@ -374,7 +397,7 @@ def _directory_import(args: argparse.Namespace) -> int:
         total=total, unit="o", unit_scale=True, desc="Import", disable=args.quiet, file=sys.stderr
     )
     try:
-        report = import_extract(engine, args.file, progress=bar.update)
+        report = import_extract(engine, args.file, progress=bar.update, force=args.force)
     except DirectoryFileError as exc:
         raise CliError(f"fichier refusé, rien n'a été importé : {exc}") from exc
     finally:
@@ -391,6 +414,14 @@ def _worker_ports(args: argparse.Namespace) -> tuple[int, ...] | None:
     if last > 65535:
         raise CliError(f"--worker-base-port : {PORTS_NEEDED} ports nécessaires, au-delà de 65535")
     return tuple(range(args.worker_base_port, last + 1))
+
+
+def _psc(args: argparse.Namespace) -> ProSanteConnect | None:
+    if not args.psc_client_id and not args.psc_client_secret:
+        return None
+    if not (args.psc_client_id and args.psc_client_secret):
+        raise CliError("--psc-client-id et --psc-client-secret vont ensemble")
+    return ProSanteConnect(args.psc_client_id, args.psc_client_secret, args.psc_issuer)
 
 
 def _init(args: argparse.Namespace) -> int:
@@ -412,6 +443,7 @@ def _init(args: argparse.Namespace) -> int:
             force=args.force,
             worker_ports=_worker_ports(args),
             redis_url=args.redis_url,
+            psc=_psc(args),
         )
     )
     print(f"Déploiement créé dans {root} (secrets générés, fichiers en mode 0600).")

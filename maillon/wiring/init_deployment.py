@@ -12,6 +12,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import jinja2
@@ -37,6 +38,21 @@ class DatabaseTarget:
     name: str = ""
 
 
+# Pro Santé Connect (ANS): its production issuer; its scopes (``scope_all``: the identity
+# and the professional's exercises, ``SubjectNameID``/``SubjectRefPro``).
+PSC_ISSUER = "https://auth.esw.esante.gouv.fr/auth/realms/esante-wallet"
+PSC_SCOPES = ("openid", "scope_all")
+
+
+@dataclass(frozen=True)
+class ProSanteConnect:
+    """The OpenID Connect client Maillon's homeserver is registered as at Pro Santé Connect."""
+
+    client_id: str
+    client_secret: str
+    issuer: str = PSC_ISSUER
+
+
 @dataclass(frozen=True)
 class InitOptions:
     directory: Path
@@ -60,6 +76,7 @@ class InitOptions:
     # the replication listener and each worker, in the order of workers.DEFAULT_LAYOUT.
     worker_ports: tuple[int, ...] | None = None
     redis_url: str | None = None
+    psc: ProSanteConnect | None = None
 
 
 def parse_database_url(url: str | None) -> DatabaseTarget:
@@ -221,6 +238,7 @@ def init_deployment(options: InitOptions) -> Path:
         "log_name": "homeserver",
         "workers": workers,
         "redis": _redis(workers, root),
+        "psc": _psc_context(options.psc, options.dossier_port, options.bind),
         "sync_routes": workers_mod.SYNC_ROUTES,
         "client_routes": workers_mod.CLIENT_ROUTES,
     }
@@ -257,6 +275,30 @@ def init_deployment(options: InitOptions) -> Path:
         loaded = settings_mod.load(root)  # what we wrote must be what we accept
         assert loaded.settings.homeserver.workers == workers
     return root
+
+
+def _psc_context(
+    psc: ProSanteConnect | None, dossier_port: int, bind: str
+) -> dict[str, Any] | None:
+    """The homeserver's ``oidc_providers`` entry for Pro Santé Connect, checked."""
+    if psc is None:
+        return None
+    parts = urlsplit(psc.issuer)
+    if parts.scheme not in ("https", "http") or not parts.netloc:
+        raise InitError("--psc-issuer : adresse https:// attendue")
+    if not re.fullmatch(r"[A-Za-z0-9._~-]{1,200}", psc.client_id):
+        raise InitError("--psc-client-id : identifiant client illisible")
+    if not psc.client_secret or len(psc.client_secret) > 500 or "\n" in psc.client_secret:
+        raise InitError("--psc-client-secret : secret client illisible")
+    return {
+        "client_id": psc.client_id,
+        "client_secret": psc.client_secret,
+        "issuer": psc.issuer.rstrip("/"),
+        "scopes": list(PSC_SCOPES),
+        # Plain HTTP only for a provider on this machine (the tests' own).
+        "skip_verification": parts.scheme == "http",
+        "workspace_url": f"http://{bind}:{dossier_port}/",
+    }
 
 
 def _workers(

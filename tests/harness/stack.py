@@ -17,7 +17,7 @@ from maillon.shared.circle import DirectoryEntry
 from maillon.shared.homeserver_client import Registered, register_user
 from maillon.shared.settings import Deployment, load
 from maillon.shared.store import make_engine
-from maillon.wiring.init_deployment import InitOptions, init_deployment
+from maillon.wiring.init_deployment import InitOptions, ProSanteConnect, init_deployment
 from maillon.wiring.workers import PORTS_NEEDED
 from tests.harness.ports import free_port
 
@@ -43,6 +43,7 @@ class Stack:
         federation_port: int | None = None,
         peer_servers: tuple[str, ...] = (),
         workers: bool = False,
+        psc: ProSanteConnect | None = None,
     ) -> Stack:
         """``workers``: Synapse workers behind nginx, a private Redis (PostgreSQL only)."""
         fed_port = (federation_port or free_port()) if federation else None
@@ -61,6 +62,7 @@ class Stack:
                 peer_servers=peer_servers,
                 testing=True,
                 worker_ports=tuple(free_port() for _ in range(PORTS_NEEDED)) if workers else None,
+                psc=psc,
             )
         )
         return cls(directory, server_name, database_url, federation)

@@ -20,9 +20,8 @@ from maillon.shared.store import make_engine
 from tests.harness.annuaire import ascii_word, person, write_activite, write_mssante, zipped
 from tests.harness.postgres import create_database, drop_database
 
-# Four imports here: 10,000 lines each keeps the test near a minute on a loaded 2-core
-# machine; 50,000 lines and more: benchmarks/directory.py.
-LINES = 10_000
+# The acceptance size; larger extracts (2,000,000 lines): benchmarks/directory.py.
+LINES = 50_000
 
 
 @pytest.fixture(scope="module")
@@ -64,6 +63,7 @@ def found(engine: Engine, national_id: str, q: str, **filters: str) -> bool:
         page += 1
 
 
+@pytest.mark.timeout(1200)
 def test_the_national_extract_imports_incrementally(pg: Engine, tmp_path: Path) -> None:
     first = write_activite(tmp_path / "PS_LibreAcces_Personne_activite_202612010000.txt", LINES)
     assert first.lines == LINES
@@ -171,6 +171,30 @@ def test_a_malformed_file_is_refused_whole(pg: Engine, tmp_path: Path) -> None:
         import_extract(pg, empty)
     with pg.connect() as conn:
         assert conn.scalar(select(func.count()).select_from(DirectoryImport)) == imports
+
+
+def test_a_truncated_extract_is_refused_unless_forced(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path}/store.db")
+    try:
+        full = write_activite(tmp_path / "PS_LibreAcces_Personne_activite_1.txt", 2000)
+        import_extract(engine, full.path)
+        before = snapshot(engine)
+        with engine.connect() as conn:
+            imports = conn.scalar(select(func.count()).select_from(DirectoryImport))
+        cut = write_activite(tmp_path / "PS_LibreAcces_Personne_activite_2.txt", 1200)
+        with pytest.raises(DirectoryFileError, match=r"40 % de moins .* tronqué"):
+            import_extract(engine, cut.path)
+        assert snapshot(engine) == before  # nothing applied, nobody marked unlisted
+        with engine.connect() as conn:
+            assert conn.scalar(select(func.count()).select_from(DirectoryImport)) == imports
+        # A little smaller (a few professionals gone) is an ordinary update.
+        fewer = write_activite(tmp_path / "PS_LibreAcces_Personne_activite_3.txt", 1900)
+        assert import_extract(engine, fewer.path).removed > 0
+        # Forced, the truncated file is imported (its missing professionals unlisted).
+        forced = import_extract(engine, cut.path, force=True)
+        assert forced.removed > 0 and forced.rejected == 0
+    finally:
+        engine.dispose()
 
 
 def test_sqlite_fts5_and_mssante_addresses(tmp_path: Path) -> None:

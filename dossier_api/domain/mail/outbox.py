@@ -123,6 +123,8 @@ def queue_mail(
     references: list[str] | None = None,
     from_name: str = "",
     automatic: bool = False,
+    session: Session | None = None,
+    generated: bool = False,
 ) -> int | None:
     """Put a mail in the durable outbox; None if ``source_event_id`` was queued already.
     Raise :class:`RecipientRefused` for a recipient outside the MSSanté trust space.
@@ -138,6 +140,9 @@ def queue_mail(
         "in_reply_to": in_reply_to,
         "references": references or [],
         "relay_marker": relay_marker,
-        "auto_submitted": "auto-replied" if automatic else "no",
+        # RFC 3834: a reply made by a program, a mail a program made on its own, a person's.
+        "auto_submitted": "auto-replied"
+        if automatic
+        else ("auto-generated" if generated else "no"),
     }
-    return spool.enqueue(room_id, source_event_id, thread_root_event_id, mail)
+    return spool.enqueue(room_id, source_event_id, thread_root_event_id, mail, session)

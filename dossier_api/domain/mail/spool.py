@@ -323,29 +323,37 @@ class Spool:
         source_event_id: str,
         thread_root_event_id: str | None,
         mail: dict[str, Any],
+        session: Session | None = None,
     ) -> int | None:
-        """Queue a mail (``mail["message_id"]`` set); None if this event was queued before."""
+        """Queue a mail (``mail["message_id"]`` set); None if this event was queued before.
+        With ``session``, in that transaction (the mail leaves only if it commits)."""
         token = secrets.token_hex(16)
+
+        def add(session: Session) -> int | None:
+            if session.scalar(
+                select(MailOutbox.id).where(MailOutbox.source_event_id == source_event_id)
+            ):
+                return None
+            row = MailOutbox(
+                room_id=room_id,
+                source_event_id=source_event_id,
+                thread_root_event_id=thread_root_event_id,
+                message_id_hash=message_id_hash(mail["message_id"]),
+                token=token,
+                sealed_mail=OUTBOX_MAIL.seal_json(self._keys, mail, token),
+                created_at=utcnow(),
+                next_attempt_at=utcnow(),
+                attempts=0,
+            )
+            session.add(row)
+            session.flush()
+            return row.id
+
+        if session is not None:
+            return add(session)
         try:
-            with Session(self._engine) as session, session.begin():
-                if session.scalar(
-                    select(MailOutbox.id).where(MailOutbox.source_event_id == source_event_id)
-                ):
-                    return None
-                row = MailOutbox(
-                    room_id=room_id,
-                    source_event_id=source_event_id,
-                    thread_root_event_id=thread_root_event_id,
-                    message_id_hash=message_id_hash(mail["message_id"]),
-                    token=token,
-                    sealed_mail=OUTBOX_MAIL.seal_json(self._keys, mail, token),
-                    created_at=utcnow(),
-                    next_attempt_at=utcnow(),
-                    attempts=0,
-                )
-                session.add(row)
-                session.flush()
-                return row.id
+            with Session(self._engine) as own, own.begin():
+                return add(own)
         except IntegrityError:
             return None
 
