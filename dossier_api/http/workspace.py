@@ -1,6 +1,6 @@
 """The workspace at the dossier service's root: "Mes dossiers" (filters, search by the
 patient's name through the blind index, pages), "À faire", opening a dossier, and the
-dossier page (identity, consent, circle, notes, tasks, agenda, audit for coordinators).
+dossier page (``dossier_views``, shared with the widget).
 Every read and write goes through ``DossierService`` with the session's caller, so it is
 checked and audited as on the API."""
 
@@ -24,7 +24,6 @@ from dossier_api.http.sessions import Current, csrf_ok, current, redirect
 # The workspace's own service: same checks, its accesses audited as the "workspace" component.
 SERVICE = web.AppKey("workspace_service", DossierService)
 PER_PAGE = 20
-AUDIT_BASES = frozenset({"coordinator", "admin", "delegate"})
 IDENTITY_FIELDS = (
     "birth_name",
     "used_name",
@@ -173,64 +172,9 @@ async def create_dossier(request: web.Request) -> web.Response:
     return redirect(f"/dossiers/{dossier['id']}")
 
 
-def _dossier_context(svc: Any, caller: Any, dossier_id: str, all_tasks: bool) -> dict[str, Any]:
-    """Everything the dossier page shows, read with the caller's rights (each read audited)."""
-    dossier = svc.get_dossier(caller, dossier_id)
-    circle = svc.circle(caller, dossier_id)
-    notes = list(reversed(svc.notes(caller, dossier_id)))
-    tasks = svc.tasks(caller, dossier_id)
-    agenda = [a for a in svc.appointments(caller, dossier_id) if not a["cancelled"]]
-    forms = svc.forms(caller, dossier_id)
-    audit = svc.audit(caller, dossier_id, 200) if dossier["access"] in AUDIT_BASES else None
-    ids = {m["user_id"] for m in circle} | {n["author"] for n in notes}
-    ids |= {t["assignee"] for t in tasks} | {f["author"] for f in forms}
-    ids |= {p for a in agenda for p in a["participants"]}
-    ids |= {e["actor"] for e in audit or []} | {
-        e["on_behalf_of"] for e in audit or [] if e["on_behalf_of"]
-    }
-    people = svc.people(ids)
-    for m in circle:
-        people.setdefault(m["user_id"], {"name": m["display_name"], "profession": m["profession"]})
-    pathway = PATHWAYS.get(dossier["pathway"])
-    return {
-        "dossier": dossier,
-        "circle": circle,
-        "notes": notes,
-        "open_tasks": [t for t in tasks if t["status"] == "todo"],
-        "closed_tasks": [t for t in tasks if t["status"] != "todo"],
-        "all_tasks": all_tasks,
-        "agenda": agenda,
-        "forms": forms,
-        "form_titles": {f.id: f.title for f in pathway.forms} if pathway else {},
-        "audit": audit,
-        "people": people,
-    }
-
-
-async def dossier_page(request: web.Request) -> web.Response:
-    session = await _session_or_login(request)
-    if isinstance(session, web.Response):
-        return session
-    dossier_id = request.match_info["dossier_id"]
-    if len(dossier_id) > 32:
-        return problem_page(request, 404, "Dossier inconnu.", session=session)
-    try:
-        context = await asyncio.to_thread(
-            _dossier_context,
-            request.app[SERVICE],
-            session.caller,
-            dossier_id,
-            request.query.get("taches") == "toutes",
-        )
-    except ApiError as exc:
-        return problem_page(request, exc.status, exc.message, session=session)
-    return render(request, "dossier.html", session=session, matrix_to=matrix_to, **context)
-
-
 def setup(app: web.Application, service: DossierService) -> None:
     app[SERVICE] = service
     app.router.add_get("/", home)
     app.router.add_get("/dossiers/nouveau", new_dossier_form)
     app.router.add_post("/dossiers", create_dossier)
-    app.router.add_get("/dossiers/{dossier_id}", dossier_page)
     app.router.add_get("/static/{name}", static_file)

@@ -13,15 +13,21 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import pytest
 from playwright.async_api import Browser, BrowserContext, Frame, Page, async_playwright, expect
 
-from maillon.shared.circle import DOSSIER_WIDGET_ID, WIDGET_EVENT
+from dossier_api.domain.directory import upsert_professional
+from maillon.shared.circle import DOSSIER_WIDGET_ID, WIDGET_EVENT, DirectoryEntry
 from maillon.shared.homeserver_client import HomeserverError, request_any, request_json
+from maillon.shared.store import make_engine
+from maillon.wiring.cli import main as cli_main
 from tests.clients.conftest import ARTIFACTS, artifacts_dir, failed
+from tests.harness.annuaire import person as annuaire_person
+from tests.harness.annuaire import write_activite
 from tests.harness.circle import wait_for
 from tests.harness.dossier import IDENTITY, api, api_error, dossier_body, widget_session
 from tests.harness.hydrogen import CHROMIUM, Person, register_person
@@ -119,6 +125,14 @@ async def joined(stack: Stack, person: Person, dossier_id: str) -> None:
         return any(h["kind"] == "join" and h["user_id"] == person.user_id for h in rows["history"])
 
     await wait_for(done, "join recorded", timeout=30)
+
+
+def widget_state(stack: Stack, person: Person, room: str) -> dict[str, Any]:
+    """The content of Maillon's widget in the room's state (what Element hosts)."""
+    path = f"/rooms/{quote(room)}/state/{WIDGET_EVENT}/{DOSSIER_WIDGET_ID}"
+    return dict(
+        request_json("GET", stack.url + "/_matrix/client/v3" + path, token=person.access_token)
+    )
 
 
 def openid_token(stack: Stack, person: Person) -> str:
@@ -509,6 +523,28 @@ async def test_sessions_are_refused_after_logout_and_after_expiry(
     page_url = base(stack) + f"/widget/dossiers/{dossier['id']}?room={quote(dossier['room_id'])}"
     first = widget_session(stack, openid_token(stack, coord))
     assert raw("GET", page_url, headers={"Cookie": first["Cookie"]})[0] == 200
+    # The widget's session opens no workspace page, and writes only with its CSRF token.
+    workspace_page = base(stack) + f"/dossiers/{dossier['id']}"
+    assert raw("GET", workspace_page, headers={"Cookie": first["Cookie"]})[0] == 403
+    write_url = page_url.replace("?room=", "/notes?room=")
+    note = b"text=sans+jeton"
+    form_type = {"Content-Type": "application/x-www-form-urlencoded"}
+    refused = raw("POST", write_url, note, {"Cookie": first["Cookie"], **form_type})
+    assert refused[0] == 403 and "CSRF" in refused[1]
+    accepted = raw(
+        "POST",
+        write_url,
+        note + b"&csrf=" + first["csrf_token"].encode(),
+        {"Cookie": first["Cookie"], **form_type},
+    )
+    assert accepted[0] == 303
+    texts = [
+        n["text"]
+        for n in api(stack, coord.access_token, "GET", f"/v1/dossiers/{dossier['id']}/notes")[
+            "notes"
+        ]
+    ]
+    assert texts == ["sans jeton"]
     no_csrf = raw("DELETE", base(stack) + "/session", headers={"Cookie": first["Cookie"]})
     assert no_csrf[0] == 403
     ended = raw(
@@ -584,7 +620,8 @@ async def test_xss_payloads_in_text_fields_render_inert(ws_stack: Stack, browser
             """() => ({
                 xss: window.__xss === 1,
                 elements: document.querySelectorAll(
-                    "main script, main img, main svg, main iframe, main textarea").length,
+                    "main script, main img, main svg, main iframe, main textarea:not([name])"
+                ).length,
                 handlers: [...document.querySelectorAll("*")].filter(
                     e => [...e.attributes].some(a => a.name.startsWith("on"))).length,
                 scripts: [...document.scripts].map(s => s.src),
@@ -617,12 +654,7 @@ async def test_the_widget_in_a_matrix_widget_api_host_reads_the_dossier(
     did, room = dossier["id"], dossier["room_id"]
     join(stack, coord, room)
     await joined(stack, coord, did)
-    state = request_json(
-        "GET",
-        stack.url
-        + f"/_matrix/client/v3/rooms/{quote(room)}/state/{WIDGET_EVENT}/{DOSSIER_WIDGET_ID}",
-        token=coord.access_token,
-    )
+    state = widget_state(stack, coord, room)
     # Bound 3 of OpenID tokens: no other widget may join Maillon's in a patient room, not
     # even one set by the room's coordinator.
     with pytest.raises(HomeserverError) as other_widget:
@@ -693,3 +725,213 @@ async def test_the_widget_in_a_matrix_widget_api_host_reads_the_dossier(
         await context.close()
     finally:
         host.close()
+
+
+# -- the acceptance scenario ------------------------------------------------------------
+
+
+def _pdf(text: str) -> bytes:
+    from fpdf import FPDF
+
+    doc = FPDF()
+    doc.add_page()
+    doc.set_font("helvetica", size=12)
+    doc.cell(text=text)
+    return bytes(doc.output())
+
+
+def _directory_nurse(stack: Stack, tmp: Path) -> Any:
+    """A small national directory imported into the stack; its first nurse (RPPS)."""
+    made = write_activite(tmp / "PS_LibreAcces_Personne_activite_202612010000.txt", 60)
+    command = ["directory", "import", "--dir", str(stack.directory), "--quiet", str(made.path)]
+    assert cli_main(command) == 0
+    return next(
+        p
+        for p in (annuaire_person(i) for i in range(60))
+        if p.profession == "Infirmier" and p.id_type == "8"
+    )
+
+
+def _download(stack: Stack, token: str, path: str) -> bytes:
+    req = urllib.request.Request(base(stack) + path, headers={"Authorization": f"Bearer {token}"})  # noqa: S310
+    with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310
+        return bytes(resp.read())
+
+
+async def test_acceptance_coordinator_adds_a_nurse_who_writes_in_the_widget(
+    ws_stack: Stack, browser: Browser, tmp_path: Path
+) -> None:
+    """Issue 12's scenario in one browser run: the coordinator logs into the workspace,
+    opens a dossier, finds a nurse in the directory and adds her; the nurse, in the widget
+    of the patient room (matrix-widget-api host, real OpenID token), writes an urgent note
+    with a PDF attached, fills the pathway form (draft kept, then submitted) and gives the
+    coordinator a task; the coordinator sees them in the timeline and the worklist, finds the
+    dossier by the patient's name and reads each step in the audit. Every value is checked
+    through the API too."""
+    stack = ws_stack
+    listed = _directory_nurse(stack, tmp_path)
+    coord = register_person(stack, "scoord", "Claire Scénario", "infirmière coordinatrice")
+    nurse = register_person(stack, "snurse", f"{listed.first_name} {listed.last_name}", None)
+    engine = make_engine(stack.deployment.settings.database_url, create_tables=False)
+    try:  # her account bound to her directory entry (by RPPS), as `!annuaire lier` does
+        upsert_professional(
+            engine,
+            DirectoryEntry(nurse.user_id, "Infirmier", rpps=listed.identifier),
+            f"{listed.first_name.title()} {listed.last_name.title()}",
+        )
+    finally:
+        engine.dispose()
+    nurse_name = f"{listed.first_name.title()} {listed.last_name.title()}"
+    dossier = open_dossier(stack, coord.access_token, birth_name="Scénario", first_names="Paule")
+    did, room = dossier["id"], dossier["room_id"]
+    t = coord.access_token
+
+    # 1. The coordinator logs in, opens the dossier, finds the nurse and adds her.
+    context, page = await new_page(browser)
+    await login(page, stack, coord)
+    await page.goto(base(stack) + f"/dossiers/{did}")
+    await expect(page.locator("#patient-name")).to_have_text("SCÉNARIO Paule")
+    await page.get_by_label("Chercher dans l'annuaire").fill(
+        f"{listed.last_name} {listed.first_name}"
+    )
+    await page.locator("#circle-section").get_by_role("button", name="Rechercher").click()
+    choice = page.locator("#directory-results label", has_text=listed.last_name).first
+    await expect(choice).to_contain_text("Infirmier")
+    await choice.click()
+    await page.get_by_label("Rôle").select_option("IDE")
+    await page.locator("#directory-results").get_by_role("button", name="Ajouter").click()
+    await expect(page.locator("#circle")).to_contain_text(nurse_name)
+    await no_matrix_id_shown(page)
+    members = api(stack, t, "GET", f"/v1/dossiers/{did}/circle")["members"]
+    added = next(m for m in members if m["user_id"] == nurse.user_id)
+    assert added["role"] == "IDE" and added["active"] and added["added_by"] == coord.user_id
+    await screenshots(page, "dossier-coordinator")
+    await axe_scan(page, "dossier")
+
+    # 2. The nurse, in the widget of the patient room.
+    def invited() -> bool:
+        try:
+            join(stack, nurse, room)
+        except HomeserverError:
+            return False
+        return True
+
+    await wait_for(invited, "nurse invited into the patient room", timeout=30)
+    await joined(stack, nurse, did)
+    state = widget_state(stack, nurse, room)
+    pdf = _pdf("Compte rendu de passage infirmier")
+    (tmp_path / "compte-rendu.pdf").write_bytes(pdf)
+    host = WidgetHost()
+    try:
+        wctx, wpage = await new_page(browser, width=360)
+        await wpage.goto(host.page_url(state, room, nurse.user_id, nurse.access_token, stack.url))
+        w = wpage.frame_locator("#widget")
+        await expect(w.locator("#patient-name")).to_have_text("SCÉNARIO Paule")
+        await w.get_by_label("Nouvelle note").fill("Escarre sacrée constatée, avis demandé.")
+        await w.get_by_label("Note urgente").check()
+        await w.get_by_label("Joindre un document").set_input_files(
+            str(tmp_path / "compte-rendu.pdf")
+        )
+        await w.get_by_role("button", name="Écrire la note").click()
+        await expect(w.locator("#notes li.urgent").first).to_contain_text("Escarre sacrée")
+        await expect(w.locator("#notes .documents")).to_contain_text("compte-rendu.pdf")
+
+        # The pathway form: a draft kept, then submitted (French validation on the way).
+        await w.get_by_text("Remplir : Évaluation de l'autonomie").click()
+        await w.get_by_label("GIR (AGGIR)").select_option("3")
+        await w.get_by_label("Aides en place").fill("SSIAD matin et soir")
+        await w.get_by_role("button", name="Enregistrer le brouillon").click()
+        await expect(w.locator("#forms-section summary").first).to_contain_text("brouillon")
+        draft = widget_draft = api(
+            stack, nurse.access_token, "GET", f"/v1/dossiers/{did}/forms/evaluation-autonomie/draft"
+        )
+        assert draft["answers"] == {"gir": "3", "aides_en_place": "SSIAD matin et soir"}
+        await w.get_by_text("Remplir : Évaluation de l'autonomie").click()
+        await expect(w.get_by_label("GIR (AGGIR)")).to_have_value("3")  # the draft, kept
+        await w.get_by_label("Chutes depuis 6 mois").fill("2")
+        await w.get_by_role("button", name="Envoyer le formulaire").click()  # required missing
+        # The browser's own check stops it: the fields are marked required.
+        assert await w.get_by_label("Date de l'évaluation").evaluate("e => !e.validity.valid")
+        await w.locator("#evaluation-autonomie-vit_seul-n").check()
+        await w.get_by_label("Date de l'évaluation").fill(dt.date.today().isoformat())
+        await w.get_by_role("button", name="Envoyer le formulaire").click()
+        await expect(w.locator("#forms")).to_contain_text("Évaluation de l'autonomie")
+        assert widget_draft  # (the draft is done with once submitted)
+        assert (
+            api_error(
+                stack,
+                nurse.access_token,
+                "GET",
+                f"/v1/dossiers/{did}/forms/evaluation-autonomie/draft",
+            ).status
+            == 404
+        )
+
+        # A task for the coordinator, due today.
+        await w.get_by_text("Nouvelle tâche").click()
+        await w.get_by_label("Intitulé").fill("Passer voir Mme Scénario")
+        await w.get_by_label("Confiée à").select_option(coord.user_id)
+        await w.get_by_label("Échéance").fill(dt.date.today().isoformat())
+        await w.locator("#tasks-section").get_by_role("button", name="Ajouter").click()
+        await expect(w.locator("#tasks")).to_contain_text("Passer voir Mme Scénario")
+
+        widget_frame = next(f for f in wpage.frames if "/widget/dossiers/" in f.url)
+        await axe_scan(widget_frame, "widget (nurse)")
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        for width in (360, 1280):
+            await wpage.set_viewport_size({"width": width, "height": 900})
+            await wpage.screenshot(path=str(SHOTS / f"widget-nurse-{width}.png"), full_page=True)
+        await wctx.close()
+    finally:
+        host.close()
+
+    # Every value through the API.
+    notes = api(stack, t, "GET", f"/v1/dossiers/{did}/notes")["notes"]
+    note = next(n for n in notes if n["author"] == nurse.user_id)
+    assert note["urgent"] and note["text"] == "Escarre sacrée constatée, avis demandé."
+    assert [d["name"] for d in note["documents"]] == ["compte-rendu.pdf"]
+    assert note["documents"][0]["media_type"] == "application/pdf"
+    assert _download(stack, t, note["documents"][0]["url"]) == pdf
+    forms = api(stack, t, "GET", f"/v1/dossiers/{did}/forms")["forms"]
+    assert [(f["form_id"], f["author"]) for f in forms] == [("evaluation-autonomie", nurse.user_id)]
+    assert forms[0]["answers"] == {
+        "gir": "3",
+        "vit_seul": False,
+        "aides_en_place": "SSIAD matin et soir",
+        "chutes_6_mois": 2,
+        "date_evaluation": dt.date.today().isoformat(),
+    }
+    tasks = api(stack, t, "GET", f"/v1/dossiers/{did}/tasks")["tasks"]
+    task = next(x for x in tasks if x["title"] == "Passer voir Mme Scénario")
+    assert task["assignee"] == coord.user_id and task["created_by"] == nurse.user_id
+
+    # 3. The coordinator: timeline, worklist, search by name, audit.
+    await page.goto(base(stack) + f"/dossiers/{did}")
+    timeline = page.locator("#timeline")
+    await expect(timeline).to_contain_text("Escarre sacrée")
+    await expect(timeline).to_contain_text("Évaluation de l'autonomie")
+    await page.locator("#timeline-section").get_by_label("formulaire").check()
+    await page.locator("#timeline-section").get_by_role("button", name="Afficher").click()
+    await expect(page.locator("#timeline")).not_to_contain_text("Escarre sacrée")
+    await expect(page.locator("#timeline")).to_contain_text("Évaluation de l'autonomie")
+    line = api(stack, t, "GET", f"/v1/dossiers/{did}/timeline")["entries"]
+    assert {"note", "form", "task", "circle"} <= {e["kind"] for e in line}
+    await page.goto(base(stack) + "/")
+    await expect(page.locator("#todo-tasks")).to_contain_text("Passer voir Mme Scénario")
+    await page.get_by_label("Nom du patient").fill("scenario")
+    await expect(page.locator("#count")).to_have_text("1 dossier(s)")
+    await page.locator("#resultats").get_by_role("link", name="SCÉNARIO Paule").click()
+    audit_table = page.locator("#audit")
+    for action in ("circle.add", "notes.write", "notes.attach", "forms.draft", "forms.write"):
+        await expect(audit_table).to_contain_text(action)
+    entries = audit(stack, coord, did)
+    steps = {(e["actor"], e["action"], e["component"]) for e in entries if e["allowed"]}
+    assert {
+        (coord.user_id, "circle.add", "workspace"),
+        (nurse.user_id, "notes.write", "widget"),
+        (nurse.user_id, "notes.attach", "widget"),
+        (nurse.user_id, "forms.draft", "widget"),
+        (nurse.user_id, "forms.write", "widget"),
+        (nurse.user_id, "tasks.write", "widget"),
+    } <= steps
+    await context.close()
