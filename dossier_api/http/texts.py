@@ -131,6 +131,8 @@ TEXTS: dict[str, dict[str, Any]] = {
         "timeline": "Ligne de vie",
         "timeline_filter": "Afficher seulement",
         "show": "Afficher",
+        "unread_urgent": "Notes urgentes non lues",
+        "unread_badge": "urgent non lu",
         "kinds": {
             "note": "note",
             "task": "tâche",
@@ -335,6 +337,8 @@ TEXTS: dict[str, dict[str, Any]] = {
         "timeline": "Timeline",
         "timeline_filter": "Show only",
         "show": "Show",
+        "unread_urgent": "Unread urgent notes",
+        "unread_badge": "unread urgent",
         "kinds": {
             "note": "note",
             "task": "task",

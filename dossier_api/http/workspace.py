@@ -85,7 +85,7 @@ async def home(request: web.Request) -> web.Response:
     kept = {
         k: v
         for k, v in request.query.items()
-        if k in ("q", "pathway", "status", "structure_id") and v
+        if k in ("q", "pathway", "status", "structure_id", "unread_urgent") and v
     }
     pages = max(1, -(-int(listing["total"]) // PER_PAGE))
     return render(

@@ -935,3 +935,61 @@ async def test_acceptance_coordinator_adds_a_nurse_who_writes_in_the_widget(
         (nurse.user_id, "tasks.write", "widget"),
     } <= steps
     await context.close()
+
+
+async def test_mes_dossiers_filters_the_unread_urgent_notes(
+    ws_stack: Stack, browser: Browser
+) -> None:
+    """ "Notes urgentes non lues": an urgent note of someone else, readable by the whole
+    circle, written since I last read the dossier; reading the dossier marks it read."""
+    stack = ws_stack
+    coord = register_person(stack, "lu", "Lucie Lecture", "infirmière coordinatrice")
+    nurse = register_person(stack, "urg", "Ugo Urgent", "infirmier")
+    t = coord.access_token
+    urgent = open_dossier(stack, t, birth_name="Urgentnom", first_names="Anne")
+    calm = open_dossier(stack, t, birth_name="Calmenom", first_names="Marc")
+    for d in (urgent, calm):
+        member = {"user_id": nurse.user_id, "role": "IDE"}
+        api(stack, t, "POST", f"/v1/dossiers/{d['id']}/circle", member)
+    # Not unread for me: my own urgent note, a restricted urgent one, a plain one.
+    api(stack, t, "POST", f"/v1/dossiers/{calm['id']}/notes", {"text": "moi", "urgent": True})
+    restricted = {"text": "réservée", "urgent": True, "visible_to_roles": ["IDE"]}
+    api(stack, nurse.access_token, "POST", f"/v1/dossiers/{calm['id']}/notes", restricted)
+    api(stack, nurse.access_token, "POST", f"/v1/dossiers/{calm['id']}/notes", {"text": "RAS"})
+    api(
+        stack,
+        nurse.access_token,
+        "POST",
+        f"/v1/dossiers/{urgent['id']}/notes",
+        {"text": "Chute ce matin", "urgent": True},
+    )
+
+    def unread() -> list[str]:
+        rows = api(stack, t, "GET", "/v1/dossiers?unread_urgent=1")["dossiers"]
+        return [d["id"] for d in rows]
+
+    assert unread() == [urgent["id"]]
+    assert api_error(stack, t, "GET", "/v1/dossiers?unread_urgent=oui").status == 400
+    listed = {d["id"]: d for d in api(stack, t, "GET", "/v1/dossiers")["dossiers"]}
+    assert listed[urgent["id"]]["unread_urgent"] and not listed[calm["id"]]["unread_urgent"]
+    context, page = await new_page(browser)
+    await login(page, stack, coord)
+    await page.get_by_label("Notes urgentes non lues").check()
+    await expect(page.locator("#count")).to_have_text("1 dossier(s)")
+    await expect(page.locator("#resultats tbody")).to_contain_text("URGENTNOM Anne")
+    await expect(page.locator("#resultats tbody")).to_contain_text("urgent non lu")
+    await page.locator("#resultats").get_by_role("link", name="URGENTNOM Anne").click()
+    await expect(page.locator("#notes")).to_contain_text("Chute ce matin")
+    assert unread() == []  # read in the page
+    await page.goto(base(stack) + "/?unread_urgent=1")
+    await expect(page.locator("#count")).to_have_text("0 dossier(s)")
+    # A new urgent note makes it unread again.
+    api(
+        stack,
+        nurse.access_token,
+        "POST",
+        f"/v1/dossiers/{urgent['id']}/notes",
+        {"text": "Nouvelle chute", "urgent": True},
+    )
+    assert unread() == [urgent["id"]]
+    await context.close()
