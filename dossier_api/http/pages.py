@@ -150,6 +150,10 @@ class Formats:
     def role(self, code: str) -> str:
         return (ROLES_EN if self.lang == "en" else ROLES).get(code, code)
 
+    def pathway_options(self) -> list[tuple[str, str]]:
+        """The configured pathways, (id, name in the page's language)."""
+        return [(pathway_id, self.pathway(pathway_id)) for pathway_id in PATHWAYS]
+
     def pathway(self, pathway_id: str) -> str:
         pathway = PATHWAYS.get(pathway_id)
         if pathway is None:

@@ -131,6 +131,14 @@ TEXTS: dict[str, dict[str, Any]] = {
         "timeline": "Ligne de vie",
         "timeline_filter": "Afficher seulement",
         "show": "Afficher",
+        "duplicate_title": "Doublon possible",
+        "duplicate_seen": "Dossiers de la même identité que vous pouvez consulter :",
+        "duplicate_reason": "Motif pour ouvrir tout de même un dossier",
+        "duplicate_hint": (
+            "Par exemple « homonyme vérifié : autre date de naissance sur la pièce "
+            "d'identité ». Le motif est conservé avec le dossier."
+        ),
+        "create_anyway": "Ouvrir tout de même le dossier",
         "unread_urgent": "Notes urgentes non lues",
         "unread_badge": "urgent non lu",
         "kinds": {
@@ -337,6 +345,14 @@ TEXTS: dict[str, dict[str, Any]] = {
         "timeline": "Timeline",
         "timeline_filter": "Show only",
         "show": "Show",
+        "duplicate_title": "Possible duplicate",
+        "duplicate_seen": "Records of the same identity you may read:",
+        "duplicate_reason": "Reason to open a record anyway",
+        "duplicate_hint": (
+            'For example "namesake checked: another birth date on the identity document". '
+            "The reason is kept with the record."
+        ),
+        "create_anyway": "Open the record anyway",
         "unread_urgent": "Unread urgent notes",
         "unread_badge": "unread urgent",
         "kinds": {

@@ -17,17 +17,16 @@ STATIC = Path(__file__).resolve().parent / "static"
 
 
 async def shell(request: web.Request) -> web.Response:
-    return render(request, "widget.html", headers=WIDGET_HEADERS, session=None)
+    return render(request, "widget.html", headers=WIDGET_HEADERS, session=None, layout="widget")
 
 
 async def static(request: web.Request) -> web.StreamResponse:
     name = request.match_info["name"]
-    if name not in ("widget.js", "widget.css"):
+    if name != "widget.js":
         raise web.HTTPNotFound()
-    kind = "application/javascript" if name.endswith(".js") else "text/css"
     return web.Response(
         body=(STATIC / name).read_bytes(),
-        content_type=kind,
+        content_type="application/javascript",
         charset="utf-8",
         headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "max-age=300"},
     )

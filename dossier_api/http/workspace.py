@@ -14,8 +14,8 @@ from aiohttp import web
 from jsonschema import Draft7Validator, FormatChecker
 
 from dossier_api.domain.core import ApiError
-from dossier_api.domain.pathways import PATHWAYS
 from dossier_api.domain.service import DossierService
+from dossier_api.domain.vigilance import DUPLICATE, OVERRIDE
 from dossier_api.http import schemas as S
 from dossier_api.http.handlers import ROOM_SYNC, dossier_filters
 from dossier_api.http.pages import problem_page, render, static_file
@@ -100,7 +100,6 @@ async def home(request: web.Request) -> web.Response:
         page=page,
         pages=pages,
         page_link=lambda n: "/?" + urlencode({**kept, "page": n}),
-        pathways=PATHWAYS,
         structures={s["id"]: s["name"] for s in me["structures"]},
         matrix_to=matrix_to,
     )
@@ -121,6 +120,7 @@ def _new_form(
     values: dict[str, str],
     errors: list[str],
     status: int = 200,
+    duplicates: dict[str, Any] | None = None,
 ) -> web.Response:
     return render(
         request,
@@ -130,7 +130,8 @@ def _new_form(
         me=me,
         values=values,
         errors=errors,
-        pathways=PATHWAYS,
+        structures={s["id"]: s["name"] for s in me["structures"]},
+        duplicates=duplicates,
     )
 
 
@@ -157,6 +158,9 @@ async def create_dossier(request: web.Request) -> web.Response:
     body: dict[str, Any] = {"pathway": values.get("pathway", ""), "identity": identity}
     if values.get("structure_id"):
         body["structure_id"] = values["structure_id"]
+    if values.get("duplicate_reason"):
+        # The possible duplicate confirmed, with its reason (recorded), as the API allows.
+        body[OVERRIDE] = {"reason": values["duplicate_reason"]}
     body["consent_informed"] = values.get("consent_informed") == "on"
     svc = request.app[SERVICE]
     me = await asyncio.to_thread(svc.me, session.caller)
@@ -167,7 +171,8 @@ async def create_dossier(request: web.Request) -> web.Response:
     try:
         dossier = await asyncio.to_thread(svc.create_dossier, session.caller, body)
     except ApiError as exc:
-        return _new_form(request, session, me, values, [exc.message], exc.status)
+        found = exc.data if exc.errcode == DUPLICATE else None
+        return _new_form(request, session, me, values, [exc.message], exc.status, found)
     await request.app[ROOM_SYNC].sync(dossier["id"])
     return redirect(f"/dossiers/{dossier['id']}")
 

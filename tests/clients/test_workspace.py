@@ -374,6 +374,32 @@ async def test_open_a_dossier_through_the_form_with_the_api_checks(
     [row] = found["dossiers"]
     assert row["display_name"] == "GARÇON Étienne" and row["identity_status"] == "PROV"
     assert page.url.endswith(f"/dossiers/{row['id']}")
+
+    # The same identity again: a likely duplicate (409), confirmed with a reason.
+    await page.goto(base(stack) + "/dossiers/nouveau")
+    await page.get_by_label("Nom de naissance *").fill("Garcon")
+    await page.get_by_label("Prénoms *").fill("Etienne")
+    await page.get_by_label("Sexe *").select_option("M")
+    await page.get_by_label("Date de naissance *").fill("1938-01-01")
+    async with page.expect_response(lambda r: r.request.method == "POST") as posted:
+        await page.get_by_role("button", name="Ouvrir le dossier").click()
+    assert (await posted.value).status == 409
+    await expect(page.locator("#errors")).to_contain_text("Doublon possible")
+    duplicate = page.locator("#duplicate")
+    await expect(duplicate.get_by_role("link")).to_have_text(f"Réf. {row['id'][:6].upper()}")
+    await axe_scan(page, "doublon possible")
+    assert api(stack, coord.access_token, "GET", "/v1/dossiers?q=garcon")["total"] == 1
+    await page.get_by_label("Motif pour ouvrir tout de même un dossier").fill(
+        "Homonyme vérifié : autre personne, pièce d'identité contrôlée"
+    )
+    await page.get_by_role("button", name="Ouvrir tout de même le dossier").click()
+    await expect(page.locator("#identity-status")).to_be_visible()
+    second = page.url.rsplit("/", 1)[-1]
+    assert second != row["id"]
+    assert api(stack, coord.access_token, "GET", "/v1/dossiers?q=garcon")["total"] == 2
+    history = api(stack, coord.access_token, "GET", f"/v1/dossiers/{second}/identity/history")
+    [override] = [e for e in history["history"] if e["kind"] == "duplicate_override"]
+    assert override["reason"] == "Homonyme vérifié : autre personne, pièce d'identité contrôlée"
     await context.close()
 
 
