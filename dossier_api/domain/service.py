@@ -317,7 +317,8 @@ class DossierService(
         read the dossier's notes."""
         read_at = (
             select(DossierRead.read_at)
-            .where(DossierRead.user_id == user_id, DossierRead.dossier_id == Dossier.id)
+            .where(DossierRead.user_id == user_id, DossierRead.dossier_id == Note.dossier_id)
+            .correlate(Note)
             .scalar_subquery()
         )
         return exists().where(

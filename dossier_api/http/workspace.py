@@ -24,6 +24,7 @@ from dossier_api.http.sessions import Current, csrf_ok, current, redirect
 # The workspace's own service: same checks, its accesses audited as the "workspace" component.
 SERVICE = web.AppKey("workspace_service", DossierService)
 PER_PAGE = 20
+WORKLIST_SHOWN = 10  # of each list of "À faire" (only their identities are opened)
 IDENTITY_FIELDS = (
     "birth_name",
     "used_name",
@@ -74,10 +75,10 @@ async def home(request: web.Request) -> web.Response:
     list_only = "HX-Request" in request.headers and "HX-History-Restore-Request" not in (
         request.headers
     )
-    todo: dict[str, Any] = {"tasks": [], "alerts": [], "invitations": []}
+    todo: dict[str, Any] = {"tasks": [], "alerts": [], "invitations": [], "counts": {}}
     people: dict[str, Any] = {}
     if not list_only:
-        todo = await asyncio.to_thread(svc.worklist, caller)
+        todo = await asyncio.to_thread(svc.worklist, caller, None, WORKLIST_SHOWN)
         people = await asyncio.to_thread(
             svc.people,
             {a["author"] for a in todo["alerts"]} | {i["added_by"] for i in todo["invitations"]},

@@ -1007,6 +1007,9 @@ async def test_mes_dossiers_filters_the_unread_urgent_notes(
     await page.locator("#resultats").get_by_role("link", name="URGENTNOM Anne").click()
     await expect(page.locator("#notes")).to_contain_text("Chute ce matin")
     assert unread() == []  # read in the page
+    await page.goto(base(stack) + f"/dossiers/{calm['id']}")  # a second read marker
+    await expect(page.locator("#notes")).to_contain_text("RAS")
+    assert unread() == []
     await page.goto(base(stack) + "/?unread_urgent=1")
     await expect(page.locator("#count")).to_have_text("0 dossier(s)")
     # A new urgent note makes it unread again.
@@ -1018,4 +1021,14 @@ async def test_mes_dossiers_filters_the_unread_urgent_notes(
         {"text": "Nouvelle chute", "urgent": True},
     )
     assert unread() == [urgent["id"]]
+
+    # "À faire" shows the 10 nearest tasks (only their identities opened) and says how
+    # many more there are.
+    for n in range(12):
+        task = {"title": f"Tâche {n:02d}", "assignee": coord.user_id}
+        task["due"] = (dt.date.today() + dt.timedelta(days=n % 7)).isoformat()
+        api(stack, t, "POST", f"/v1/dossiers/{calm['id']}/tasks", task)
+    await page.goto(base(stack) + "/")
+    await expect(page.locator("#todo-tasks li")).to_have_count(10)
+    await expect(page.locator("#more-tasks")).to_contain_text("2 de plus")
     await context.close()
