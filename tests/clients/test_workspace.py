@@ -1032,3 +1032,129 @@ async def test_mes_dossiers_filters_the_unread_urgent_notes(
     await expect(page.locator("#todo-tasks li")).to_have_count(10)
     await expect(page.locator("#more-tasks")).to_contain_text("2 de plus")
     await context.close()
+
+
+async def test_every_write_of_the_dossier_page_goes_through_the_service(
+    ws_stack: Stack, browser: Browser
+) -> None:
+    """The page's other forms (the same in the widget): reply in a thread, correction (the
+    original kept), task done (under the filter), appointment with duration and iCalendar,
+    PPCS editor and its PDF, consent with its history, search in the dossier, removal from
+    the circle; a bad value gets a French message (4xx), never a 500."""
+    stack = ws_stack
+    coord = register_person(stack, "tout", "Thérèse Tout", "infirmière coordinatrice")
+    nurse = register_person(stack, "sortante", "Sarah Sortante", "infirmière")
+    t = coord.access_token
+    dossier = open_dossier(stack, t, birth_name="Ecritures", first_names="Lou")
+    did = dossier["id"]
+    api(stack, t, "POST", f"/v1/dossiers/{did}/circle", {"user_id": nurse.user_id, "role": "IDE"})
+    context, page = await new_page(browser)
+    await login(page, stack, coord)
+    await page.goto(base(stack) + f"/dossiers/{did}")
+
+    # A note, a reply in its thread, a correction.
+    await page.get_by_label("Nouvelle note").fill("Tension 15/9 ce matin")
+    await page.get_by_role("button", name="Écrire la note").click()
+    first = page.locator("#notes > li").first
+    await expect(first).to_contain_text("Tension 15/9 ce matin")
+    await first.locator("summary", has_text="Répondre").click()
+    await first.get_by_label("Votre réponse").fill("Contrôle demain")
+    await first.get_by_role("button", name="Envoyer").click()
+    await expect(page.locator("#notes .reply")).to_contain_text("Contrôle demain")
+    first = page.locator("#notes > li", has_text="Tension 15/9").first
+    await first.locator("summary", has_text="Corriger").click()
+    await first.get_by_label("Texte corrigé").fill("Tension 14/9 ce matin")
+    await first.get_by_role("button", name="Corriger").click()
+    await expect(page.locator("#notes")).to_contain_text("Tension 14/9 ce matin")
+    await expect(page.locator("#notes")).to_contain_text("corrigée")
+    notes = api(stack, t, "GET", f"/v1/dossiers/{did}/notes")["notes"]
+    original = next(n for n in notes if n["text"] == "Tension 15/9 ce matin")
+    reply = next(n for n in notes if n["text"] == "Contrôle demain")
+    correction = next(n for n in notes if n["text"] == "Tension 14/9 ce matin")
+    assert reply["reply_to"] == original["id"] and correction["corrects"] == original["id"]
+    assert original["corrected_by"] == correction["id"]
+
+    # A task, done: it stays under the filter.
+    await page.get_by_text("Nouvelle tâche").click()
+    await page.get_by_label("Intitulé").fill("Commander le lit médicalisé")
+    await page.locator("#tasks-section").get_by_role("button", name="Ajouter").click()
+    await expect(page.locator("#tasks")).to_contain_text("Commander le lit médicalisé")
+    await page.get_by_role("button", name="Marquer faite : Commander le lit médicalisé").click()
+    await expect(page.locator("#tasks")).not_to_contain_text("Commander le lit médicalisé")
+    await page.get_by_role("link", name="Afficher aussi les tâches faites").click()
+    await expect(page.locator("#tasks li.done")).to_contain_text("Commander le lit médicalisé")
+    [task] = api(stack, t, "GET", f"/v1/dossiers/{did}/tasks?statut=faites")["tasks"]
+    assert task["done_by"] == coord.user_id
+
+    # An appointment: duration, participants, the iCalendar link.
+    day = dt.date.today() + dt.timedelta(days=3)
+    await page.get_by_text("Nouveau rendez-vous").click()
+    await page.get_by_label("Objet").fill("Visite à domicile")
+    await page.get_by_label("Début").fill(f"{day.isoformat()}T10:00")
+    await page.get_by_label("Durée (minutes)").fill("90")
+    await page.get_by_label("Participants").select_option(nurse.user_id)
+    await page.locator("#agenda-section").get_by_role("button", name="Ajouter").click()
+    await expect(page.locator("#agenda")).to_contain_text("durée 1 h 30")
+    await expect(page.locator("#agenda")).to_contain_text("Sarah Sortante")
+    ics = await context.request.get(base(stack) + f"/dossiers/{did}/files/agenda.ics")
+    assert ics.status == 200 and "SUMMARY:Visite à domicile" in await ics.text()
+    [appointment] = api(stack, t, "GET", f"/v1/dossiers/{did}/appointments")["appointments"]
+    assert appointment["participants"] == [nurse.user_id]
+
+    # The PPCS editor and its PDF.
+    await page.get_by_text("Modifier le PPCS").click()
+    await page.get_by_label("Problème", exact=True).first.fill("Risque de chute")
+    await page.get_by_label("Objectifs (un par ligne)").first.fill("Aucune chute\nMarcher seule")
+    await page.get_by_label("Action", exact=True).first.fill("Kinésithérapie 2 fois par semaine")
+    await page.locator("#who-1").select_option(nurse.user_id)
+    await page.get_by_role("button", name="Enregistrer le PPCS").click()
+    await expect(page.locator("#ppcs-problems")).to_contain_text("Aucune chute ; Marcher seule")
+    plan = api(stack, t, "GET", f"/v1/dossiers/{did}/ppcs")
+    assert plan["problems"] == [
+        {"problem": "Risque de chute", "goals": ["Aucune chute", "Marcher seule"]}
+    ]
+    assert plan["actions"] == [
+        {"action": "Kinésithérapie 2 fois par semaine", "who": nurse.user_id}
+    ]
+    pdf = await context.request.get(base(stack) + f"/dossiers/{did}/files/ppcs.pdf")
+    assert pdf.status == 200 and (await pdf.body()).startswith(b"%PDF")
+
+    # Consent, with its history.
+    await page.get_by_text("Enregistrer un changement du consentement").click()
+    await page.locator("#c-share").check()
+    await page.get_by_label("Comment il a été recueilli").fill("à l'oral, en présence de sa fille")
+    await page.locator("#consent-section").get_by_role("button", name="Enregistrer").click()
+    await expect(page.locator("#consent-history")).to_contain_text("partage hors équipe de soins")
+    history = api(stack, t, "GET", f"/v1/dossiers/{did}/consent/history")["history"]
+    assert [(e["field"], e["value"]) for e in history][-1] == ("share_outside", True)
+
+    # Search in the dossier, the timeline filter.
+    await page.get_by_label("Mots à chercher").fill("lit medicalise")
+    await page.locator("#search-section").get_by_role("button", name="Rechercher").click()
+    await expect(page.locator("#search-results")).to_contain_text("Commander le lit médicalisé")
+
+    # A bad value: a French message, 4xx, nothing written.
+    csrf = await page.locator("input[name=csrf]").first.get_attribute("value")
+    bad = await context.request.post(
+        base(stack) + f"/dossiers/{did}/agenda",
+        form={"csrf": csrf or "", "title": "x", "start": "demain", "minutes": "30"},
+        max_redirects=0,
+    )
+    assert bad.status == 400 and "une date et une heure attendues" in await bad.text()
+    bad = await context.request.post(
+        base(stack) + f"/dossiers/{did}/forms",
+        form={"csrf": csrf or "", "form_id": "evaluation-autonomie", "f_chutes_6_mois": "deux"},
+        max_redirects=0,
+    )
+    assert bad.status == 400 and "un entier est attendu" in await bad.text()
+    assert api(stack, t, "GET", f"/v1/dossiers/{did}/forms")["forms"] == []
+
+    # Removal from the circle (coordinators only).
+    await page.get_by_role("button", name="Retirer du cercle Sarah Sortante (infirmière)").click()
+    await expect(page.locator("#circle")).not_to_contain_text("Sarah Sortante")
+    members = api(stack, t, "GET", f"/v1/dossiers/{did}/circle")["members"]
+    assert not next(m for m in members if m["user_id"] == nurse.user_id)["active"]
+    await axe_scan(page, "dossier après écritures")
+    await screenshots(page, "dossier-writes")
+    await no_matrix_id_shown(page)
+    await context.close()
