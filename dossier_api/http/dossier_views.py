@@ -171,12 +171,17 @@ def dossier_context(
     raw_kinds = query.get("kind", "")
     kinds = parse_kinds(raw_kinds or None)
     timeline = svc.timeline(caller, dossier_id, kinds, None, None, 100)
-    found = None
-    if query.get("q", "").strip():
-        found = svc.search(caller, dossier_id, query["q"])["results"]
-    directory = None
-    if query.get("annuaire", "").strip() and dossier["access"] == "coordinator":
-        directory = svc.search_directory(caller, query["annuaire"].strip(), size=10)["results"]
+    found, directory, problems = None, None, {}
+    try:
+        if query.get("q", "").strip():
+            found = svc.search(caller, dossier_id, query["q"])["results"]
+    except ApiError as exc:
+        problems["search"] = exc.message
+    try:
+        if query.get("annuaire", "").strip() and dossier["access"] == "coordinator":
+            directory = svc.search_directory(caller, query["annuaire"].strip(), size=10)
+    except ApiError as exc:
+        problems["directory"] = exc.message
     audit = svc.audit(caller, dossier_id, 200) if dossier["access"] in AUDIT_BASES else None
     ids = {m["user_id"] for m in circle} | {n["author"] for n in notes}
     ids |= {t["assignee"] for t in tasks} | {f["author"] for f in forms}
@@ -229,7 +234,8 @@ def dossier_context(
         "kinds_shown": set(kinds) if raw_kinds else set(),
         "query": query,
         "found": found,
-        "directory": directory,
+        "directory": directory["results"] if directory is not None else None,
+        "search_problems": problems,
         "audit": audit,
         "people": people,
         "can_write": dossier["access"] in ("coordinator", "member", "delegate")

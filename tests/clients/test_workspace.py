@@ -638,6 +638,8 @@ async def test_xss_payloads_in_text_fields_render_inert(ws_stack: Stack, browser
     for url in (
         base(stack) + "/?q=" + quote(XSS[1]),
         base(stack) + f"/dossiers/{did}",
+        # What the searches of the page echo (in the dossier, in the directory).
+        base(stack) + f"/dossiers/{did}?q=" + quote(XSS[4]) + "&annuaire=" + quote(XSS[1]),
         base(stack) + "/?lang=en",
     ):
         await page.goto(url)
@@ -734,9 +736,23 @@ async def test_the_widget_in_a_matrix_widget_api_host_reads_the_dossier(
         await expect(frame.locator(".notice")).to_contain_text("Accès refusé")
         assert "Widgetnom" not in await frame.locator("body").inner_html()
         await context.close()
+        # Nor may the outsider write through the widget, CSRF token and all (audited).
+        held = widget_session(stack, openid_token(stack, outsider))
+        write = raw(
+            "POST",
+            base(stack) + f"/widget/dossiers/{did}/notes?room={quote(room)}",
+            f"text=intrus&csrf={held['csrf_token']}".encode(),
+            {"Cookie": held["Cookie"], "Content-Type": "application/x-www-form-urlencoded"},
+        )
+        assert write[0] == 403 and "Accès refusé" in write[1] and "Widgetnom" not in write[1]
+        assert "intrus" not in [
+            n["text"]
+            for n in api(stack, coord.access_token, "GET", f"/v1/dossiers/{did}/notes")["notes"]
+        ]
         entries = audit(stack, coord, did)
         refusals = [e for e in entries if e["actor"] == outsider.user_id]
         assert refusals and not any(e["allowed"] for e in refusals)
+        assert "widget.write" in {e["action"] for e in refusals}
         assert {e["component"] for e in refusals} == {"widget"}
         reads = [e for e in entries if e["actor"] == coord.user_id and e["component"] == "widget"]
         assert {"dossier.read", "circle.read"} <= {e["action"] for e in reads if e["allowed"]}
