@@ -37,7 +37,7 @@ from tests.harness.widget_host import JS, WidgetHost
 
 pytestmark = pytest.mark.postgres
 
-WIDGET_SESSION_SECONDS = 6  # the widget's session expiry in this module's stack
+WIDGET_SESSION_SECONDS = 30  # the widget's session expiry in this module's stack
 UI_MS = 30_000
 AXE = JS / "node_modules" / "axe-core" / "axe.min.js"
 SHOTS = ARTIFACTS / "workspace"
@@ -919,6 +919,10 @@ async def test_acceptance_coordinator_adds_a_nurse_who_writes_in_the_widget(
 
         widget_frame = next(f for f in wpage.frames if "/widget/dossiers/" in f.url)
         await axe_scan(widget_frame, "widget (nurse)")
+        overflow = await widget_frame.evaluate(
+            "() => document.documentElement.scrollWidth - window.innerWidth"
+        )
+        assert overflow <= 1, f"the widget is {overflow} px wider than its 360 px frame"
         SHOTS.mkdir(parents=True, exist_ok=True)
         for width in (360, 1280):
             await wpage.set_viewport_size({"width": width, "height": 900})
