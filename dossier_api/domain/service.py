@@ -9,7 +9,8 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import exists, func, insert, select, union
+from sqlalchemy import exists, func, insert, select, union, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from dossier_api.domain import circle_members, directory, visibility
@@ -496,12 +497,22 @@ class DossierService(
         with self.acting(caller, "notes.read", dossier_id, "read") as act:
             reader = visibility.reader_of(act.session, dossier_id, act.access)
             visible = visibility.readable_notes(act.session, dossier_id, [reader])
-            marker = act.session.get(DossierRead, (caller.user_id, dossier_id))
-            if marker is None:
-                act.session.add(DossierRead(user_id=caller.user_id, dossier_id=dossier_id))
-            else:
-                marker.read_at = utcnow()
+            self._mark_read(act.session, caller.user_id, dossier_id)
             return self.notes_json(act.session, visible)
+
+    @staticmethod
+    def _mark_read(session: Session, user_id: str, dossier_id: str) -> None:
+        """The caller read the dossier's notes now (two reads at once: one row, no error)."""
+        now = utcnow()
+        where = (DossierRead.user_id == user_id, DossierRead.dossier_id == dossier_id)
+        touched = session.execute(update(DossierRead).where(*where).values(read_at=now))
+        if touched.rowcount:  # type: ignore[attr-defined]
+            return
+        try:
+            with session.begin_nested():
+                session.add(DossierRead(user_id=user_id, dossier_id=dossier_id, read_at=now))
+        except IntegrityError:
+            pass  # the other read wrote it
 
     def notes_in_room(
         self, caller: Caller, dossier_id: str, room_id: str
