@@ -13,32 +13,27 @@ dossiers of the whole base, about one of mine, as a real name search would be.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import datetime as dt
 import json
 import random
-import statistics
 import sys
-import tempfile
 import time
 import uuid
-from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import aiohttp
 from sqlalchemy import insert
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.common import bench_stack, coordinator_row, dossier_row, member_row, run_measure
 from dossier_api.domain.models import CircleMember, Dossier, DossierName, Task
 from dossier_api.domain.names import identity_digests
 from dossier_api.domain.sessions import SessionStore
 from maillon.shared.crypto import KeyRing
 from maillon.shared.sealed import install_key_ring
 from maillon.shared.store import make_engine
-from tests.harness.postgres import create_database, drop_database
 from tests.harness.stack import Stack
 
 BATCH = 5_000
@@ -64,7 +59,6 @@ def load(stack: Stack, me: str, dossiers: int, mine: int) -> tuple[list[str], li
     surnames, firsts = names(rng)
     ids = [uuid.uuid4().hex for _ in range(dossiers)]
     my_ids = set(rng.sample(ids, mine))
-    start = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
     my_names: list[str] = []
     with engine.begin() as conn:
         for offset in range(0, dossiers, BATCH):
@@ -77,40 +71,14 @@ def load(stack: Stack, me: str, dossiers: int, mine: int) -> tuple[list[str], li
                     "sex": "F",
                     "birth_date": "1950-01-01",
                 }
-                rows.append(
-                    {
-                        "id": i,
-                        "pathway": rng.choice(["dac", "cpts", "pco-tnd"]),
-                        "referent": f"@coord{n % 500}:localhost",
-                        "identity": identity,
-                        "identity_status": "PROV",
-                        "mail_localpart": f"d-{i[:12]}",
-                        "opened_at": start + dt.timedelta(minutes=n),
-                    }
-                )
+                rows.append(dossier_row(i, n, identity, rng.choice(["dac", "cpts", "pco-tnd"])))
                 digests += [
                     {"dossier_id": i, "digest": d} for d in identity_digests(ring, identity)
                 ]
-                members.append(
-                    {
-                        "dossier_id": i,
-                        "user_id": f"@coord{n % 500}:localhost",
-                        "role": "COORD",
-                        "coordinator": True,
-                        "added_by": "@bench:localhost",
-                    }
-                )
+                members.append(coordinator_row(i, n))
                 if i in my_ids:
                     my_names.append(identity["birth_name"])
-                    members.append(
-                        {
-                            "dossier_id": i,
-                            "user_id": me,
-                            "role": "IDE",
-                            "coordinator": False,
-                            "added_by": f"@coord{n % 500}:localhost",
-                        }
-                    )
+                    members.append(member_row(i, me, "IDE", f"@coord{n % 500}:localhost"))
                     tasks.append(
                         {
                             "id": uuid.uuid4().hex,
@@ -130,36 +98,13 @@ def load(stack: Stack, me: str, dossiers: int, mine: int) -> tuple[list[str], li
     return my_names, [s for s in surnames if s not in set(my_names)]
 
 
-async def measure(url: str, headers: dict[str, str], paths: list[str]) -> dict[str, float]:
-    latencies: list[float] = []
-    async with aiohttp.ClientSession(headers=headers) as session:
-        for path in paths:
-            t0 = time.perf_counter()
-            async with session.get(url + path, allow_redirects=False) as resp:
-                await resp.read()
-                if resp.status != 200:
-                    raise RuntimeError(f"{path}: HTTP {resp.status}")
-            latencies.append((time.perf_counter() - t0) * 1000)
-    latencies.sort()
-    return {
-        "requests": len(latencies),
-        "p50_ms": round(statistics.median(latencies), 2),
-        "p95_ms": round(latencies[max(0, int(len(latencies) * 0.95) - 1)], 2),
-    }
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--dossiers", type=int, default=100_000)
     parser.add_argument("--mine", type=int, default=300, help="dossiers in my circle")
     parser.add_argument("--requests", type=int, default=200)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="maillon-bench-") as tmp, ExitStack() as cleanup:
-        url = create_database("maillon_bench_workspace")
-        cleanup.callback(drop_database, url)
-        stack = Stack.create(Path(tmp) / "deploy", database_url=url)
-        stack.start()
-        cleanup.callback(stack.stop)
+    with bench_stack("maillon_bench_workspace") as stack:
         me = stack.register("bench")
         t0 = time.perf_counter()
         my_names, other_names = load(stack, me.user_id, args.dossiers, args.mine)
@@ -187,8 +132,7 @@ def main() -> None:
             ("name_search_api", bearer, ["/v1/dossiers?q=" + quote(n.upper()) for n in searched]),
             ("name_search_api_no_match", bearer, ["/v1/dossiers?q=" + quote(n) for n in missing]),
         ):
-            asyncio.run(measure(base, headers, paths[:10]))  # warm-up
-            results[name] = asyncio.run(measure(base, headers, paths))
+            results[name] = run_measure(base, headers, paths)
     print(
         json.dumps(
             {

@@ -273,9 +273,17 @@ class ServiceCore:
                 select(Dossier.id, Dossier.structure_id).where(Dossier.id.in_(wanted))
             ).all()
         )
+        delegations = session.scalars(
+            select(Delegation).where(Delegation.to_user == caller.user_id)
+        ).all()
+        # Only the entries that can ground the access: the caller's and their delegators'.
+        people = {caller.user_id, *(d.from_user for d in delegations)}
         circles: dict[str, list[CircleMember]] = {i: [] for i in structures}
         for member in session.scalars(
-            select(CircleMember).where(CircleMember.dossier_id.in_(list(structures)))
+            select(CircleMember).where(
+                CircleMember.dossier_id.in_(list(structures)),
+                CircleMember.user_id.in_(sorted(people)),
+            )
         ):
             circles[member.dossier_id].append(member)
         staff_of = set(
@@ -283,9 +291,6 @@ class ServiceCore:
                 select(StructureStaff.structure_id).where(StructureStaff.user_id == caller.user_id)
             )
         )
-        delegations = session.scalars(
-            select(Delegation).where(Delegation.to_user == caller.user_id)
-        ).all()
         return {
             dossier_id
             for dossier_id, structure_id in structures.items()

@@ -220,6 +220,16 @@ class Note(Base):
     body: Mapped[dict[str, Any]] = mapped_column(Sealed())  # text and attachment metadata
 
 
+class DossierRead(Base):
+    """When a person last read a dossier's notes (the "unread urgent notes" filter of "Mes
+    dossiers"); a date only, no health data."""
+
+    __tablename__ = "dossier_reads"
+    user_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    dossier_id: Mapped[str] = mapped_column(ForeignKey("dossiers.id"), primary_key=True)
+    read_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
 # A document's bytes, sealed with its row's id as associated data (cannot move to another row).
 ATTACHMENT_CONTENT = RowSealed("id")
 

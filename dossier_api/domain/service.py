@@ -9,7 +9,8 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, insert, select, union
+from sqlalchemy import exists, func, insert, select, union, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from dossier_api.domain import circle_members, directory, visibility
@@ -28,6 +29,7 @@ from dossier_api.domain.models import (
     Delegation,
     Dossier,
     DossierName,
+    DossierRead,
     DossierRoom,
     Note,
     Professional,
@@ -59,6 +61,7 @@ class DossierFilters:
     status: str | None = None
     structure_id: str | None = None
     name: str | None = None  # a patient's name, as typed
+    unread_urgent: bool = False  # only dossiers with urgent notes I have not read yet
 
 
 MAX_DELEGATION_DAYS = 90
@@ -231,6 +234,8 @@ class DossierService(
                     .having(func.count() == len(digests))
                 )
                 conditions.append(Dossier.id.in_(named))
+            if wanted.unread_urgent:
+                conditions.append(self.unread_urgent(caller.user_id))
             matching = select(Dossier.id).join(visible, Dossier.id == visible.c[0])
             total = session.scalar(
                 select(func.count()).select_from(matching.where(*conditions).subquery())
@@ -253,6 +258,13 @@ class DossierService(
                 .offset(offset)
             ).all()
             ids = [d.id for d in rows]
+            unread = set(
+                session.scalars(
+                    select(Dossier.id).where(
+                        Dossier.id.in_(ids), self.unread_urgent(caller.user_id)
+                    )
+                )
+            )
             delegations = session.scalars(
                 select(Delegation).where(Delegation.to_user == caller.user_id)
             ).all()
@@ -290,6 +302,7 @@ class DossierService(
                         "birth_date": dossier.identity.get("birth_date"),
                         "opened_at": _iso(dossier.opened_at),
                         "room_id": dossier.room_id,
+                        "unread_urgent": dossier.id in unread,
                     }
                 )
                 audit_rows.append(
@@ -307,6 +320,25 @@ class DossierService(
             if audit_rows:
                 session.execute(insert(AuditEntry), audit_rows)
             return {"dossiers": result, "total": total or 0}
+
+    @staticmethod
+    def unread_urgent(user_id: str) -> Any:
+        """Condition on ``Dossier``: an urgent note of someone else, readable by the whole
+        circle (a restricted one says nothing of itself), written after ``user_id`` last
+        read the dossier's notes."""
+        read_at = (
+            select(DossierRead.read_at)
+            .where(DossierRead.user_id == user_id, DossierRead.dossier_id == Note.dossier_id)
+            .correlate(Note)
+            .scalar_subquery()
+        )
+        return exists().where(
+            Note.dossier_id == Dossier.id,
+            Note.urgent.is_(True),
+            Note.author != user_id,
+            Note.visible_to_roles.is_(None),
+            (read_at.is_(None)) | (Note.created_at > read_at),
+        )
 
     def get_dossier(self, caller: Caller, dossier_id: str) -> dict[str, Any]:
         with self.acting(caller, "dossier.read", dossier_id, "read") as act:
@@ -447,10 +479,27 @@ class DossierService(
         }
 
     def notes(self, caller: Caller, dossier_id: str) -> list[dict[str, Any]]:
+        """The notes the caller may read; reading them marks the dossier read for the
+        caller (the "unread urgent notes" filter)."""
         with self.acting(caller, "notes.read", dossier_id, "read") as act:
             reader = visibility.reader_of(act.session, dossier_id, act.access)
             visible = visibility.readable_notes(act.session, dossier_id, [reader])
+            self._mark_read(act.session, caller.user_id, dossier_id)
             return self.notes_json(act.session, visible)
+
+    @staticmethod
+    def _mark_read(session: Session, user_id: str, dossier_id: str) -> None:
+        """The caller read the dossier's notes now (two reads at once: one row, no error)."""
+        now = utcnow()
+        where = (DossierRead.user_id == user_id, DossierRead.dossier_id == dossier_id)
+        touched = session.execute(update(DossierRead).where(*where).values(read_at=now))
+        if touched.rowcount:  # type: ignore[attr-defined]
+            return
+        try:
+            with session.begin_nested():
+                session.add(DossierRead(user_id=user_id, dossier_id=dossier_id, read_at=now))
+        except IntegrityError:
+            pass  # the other read wrote it
 
     def notes_in_room(
         self, caller: Caller, dossier_id: str, room_id: str

@@ -30,9 +30,12 @@ MAX_INVITATIONS = 50
 
 
 class WorklistOperations(ServiceCore):
-    def worklist(self, caller: Caller, today: dt.date | None = None) -> dict[str, Any]:
-        """What I have to do, in the dossiers I may read now; one audit row for the
-        request, naming the dossiers read."""
+    def worklist(
+        self, caller: Caller, today: dt.date | None = None, shown: int = MAX_INVITATIONS
+    ) -> dict[str, Any]:
+        """What I have to do, in the dossiers I may read now: the first ``shown`` of each
+        list (only their identities are opened) and how many there are (``counts``); one
+        audit row for the request, naming the dossiers read."""
         now = dt.datetime.now(dt.UTC)
         today = today or now.astimezone(PARIS).date()  # the professionals' day
         with self.acting(caller, "worklist.read") as act:
@@ -90,6 +93,19 @@ class WorklistOperations(ServiceCore):
             wanted = {t.dossier_id for t in tasks} | {a.dossier_id for a in alerts}
             wanted |= {m.dossier_id for m in invited}
             may_read = self.readable(session, caller, wanted)
+            counts = {
+                "tasks": sum(t.dossier_id in may_read for t in tasks),
+                "alerts": sum(a.dossier_id in may_read for a in alerts),
+                "invitations": sum(m.dossier_id in may_read for m in invited),
+            }
+            tasks = [t for t in tasks if t.dossier_id in may_read][:shown]
+            alerts = [a for a in alerts if a.dossier_id in may_read][:shown]
+            invited = [m for m in invited if m.dossier_id in may_read][:shown]
+            may_read = (
+                {t.dossier_id for t in tasks}
+                | {a.dossier_id for a in alerts}
+                | {m.dossier_id for m in invited}
+            )
             names = {
                 dossier_id: display_name(identity)
                 for dossier_id, identity in session.execute(
@@ -106,6 +122,7 @@ class WorklistOperations(ServiceCore):
 
             act.detail = "dossiers : " + (", ".join(sorted(may_read)) or "aucun")
             return {
+                "counts": counts,
                 "tasks": [
                     {
                         **about(t.dossier_id),

@@ -256,7 +256,7 @@ def circle_invitations(
     """For a dossier's coordinators: its invitations and the roles one may invite with."""
     if dossier["access"] != "coordinator":
         return {"invitations": [], "invite_roles": []}
-    pathway = PATHWAYS.get(dossier["pathway"])
+    pathway = PATHWAYS.version(dossier["pathway"], dossier["pathway_version"])
     roles = pathway.roles_allowed if pathway is not None else tuple(ROLES)
     return {
         "invitations": svc.invitations(caller, dossier["id"]),

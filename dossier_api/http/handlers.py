@@ -88,6 +88,11 @@ DOSSIER_QUERY: dict[str, dict[str, Any]] = {
     "pathway": {"type": "string", "maxLength": 60},
     "status": {"type": "string", "enum": ["open", "closed", "archived"]},
     "structure_id": {"type": "string", "maxLength": 32},
+    "unread_urgent": {
+        "type": "string",
+        "enum": ["1", "0"],
+        "description": "1 : seulement les dossiers ayant des notes urgentes non lues",
+    },
 }
 
 
@@ -101,11 +106,15 @@ def dossier_filters(query: Mapping[str, str]) -> DossierFilters:
         values[key] = raw or None
     if values["status"] not in (None, "open", "closed", "archived"):
         raise ApiError(400, "M_INVALID_PARAM", "paramètre status : open, closed ou archived")
+    unread = (query.get("unread_urgent") or "0").strip()
+    if unread not in ("0", "1"):
+        raise ApiError(400, "M_INVALID_PARAM", "paramètre unread_urgent : 1 ou 0")
     return DossierFilters(
         pathway=values["pathway"],
         status=values["status"],
         structure_id=values["structure_id"],
         name=values["q"],
+        unread_urgent=unread == "1",
     )
 
 

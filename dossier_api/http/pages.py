@@ -39,6 +39,12 @@ PAGE_HEADERS = {
     "Cache-Control": "no-store",
     "X-Frame-Options": "DENY",
 }
+# The widget's pages are shown in Element's iframe: framed, the rest as strict.
+WIDGET_HEADERS = {
+    **PAGE_HEADERS,
+    "Content-Security-Policy": PAGE_CSP.replace("; frame-ancestors 'none'", ""),
+}
+del WIDGET_HEADERS["X-Frame-Options"]
 STATIC_FILES = {
     "workspace.css": "text/css",
     "htmx-2.0.11.min.js": "application/javascript",
@@ -144,6 +150,10 @@ class Formats:
     def role(self, code: str) -> str:
         return (ROLES_EN if self.lang == "en" else ROLES).get(code, code)
 
+    def pathway_options(self) -> list[tuple[str, str]]:
+        """The configured pathways, (id, name in the page's language)."""
+        return [(pathway_id, self.pathway(pathway_id)) for pathway_id in PATHWAYS]
+
     def pathway(self, pathway_id: str) -> str:
         pathway = PATHWAYS.get(pathway_id)
         if pathway is None:
@@ -151,8 +161,17 @@ class Formats:
         return (pathway.name_en or pathway.name) if self.lang == "en" else pathway.name
 
 
-def render(request: web.Request, template: str, status: int = 200, **context: Any) -> web.Response:
+def render(
+    request: web.Request,
+    template: str,
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+    **context: Any,
+) -> web.Response:
+    """A page; ``layout="widget"``: the narrow page of the widget (no site navigation),
+    with the widget's headers."""
     lang = str(context.pop("lang", None) or lang_of(request))
+    context.setdefault("layout", "page")
     body = env.get_template(template).render(
         lang=lang, t=TEXTS[lang], f=Formats(lang), path=request.path, **context
     )
@@ -161,7 +180,7 @@ def render(request: web.Request, template: str, status: int = 200, **context: An
         status=status,
         content_type="text/html",
         charset="utf-8",
-        headers=PAGE_HEADERS,
+        headers=headers or PAGE_HEADERS,
     )
     if request.query.get("lang") in ("fr", "en"):
         response.set_cookie(
@@ -170,10 +189,18 @@ def render(request: web.Request, template: str, status: int = 200, **context: An
     return response
 
 
-def problem_page(request: web.Request, status: int, message: str, **context: Any) -> web.Response:
+def problem_page(
+    request: web.Request,
+    status: int,
+    message: str,
+    headers: dict[str, str] | None = None,
+    **context: Any,
+) -> web.Response:
     """A refusal or an error, said in words (the status stays the HTTP status)."""
     context.setdefault("session", None)
-    return render(request, "problem.html", status=status, message=message, **context)
+    return render(
+        request, "problem.html", status=status, headers=headers, message=message, **context
+    )
 
 
 async def static_file(request: web.Request) -> web.StreamResponse:

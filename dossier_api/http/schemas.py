@@ -186,6 +186,7 @@ DOSSIER_SUMMARY = obj(
         "birth_date": {"type": ["string", "null"]},
         "opened_at": {"type": ["string", "null"]},
         "room_id": {"type": ["string", "null"]},
+        "unread_urgent": {"type": "boolean", "description": "notes urgentes non lues"},
     },
 )
 DOSSIER_LIST = obj(

@@ -24,7 +24,7 @@ from dossier_api.domain.mail.outbox import relay_marker
 from dossier_api.domain.monthly_report import MonthlyReports
 from dossier_api.domain.service import DossierService
 from dossier_api.domain.sessions import SessionStore
-from dossier_api.http import admin, dashboards, sessions, widget, workspace
+from dossier_api.http import admin, dashboards, dossier_views, sessions, widget, workspace
 from dossier_api.http.auth import Authenticator, AuthError, ImpersonationRefused
 from dossier_api.http.handlers import BODY, CALLER, ROOM_SYNC, SERVICE
 from dossier_api.http.handlers_work import upload_limit
@@ -42,7 +42,6 @@ log = logging.getLogger(__name__)
 
 ENGINE = web.AppKey("engine", Engine)
 AUTH = web.AppKey("auth", Authenticator)
-WIDGET_SERVICE = web.AppKey("widget_service", DossierService)  # audited as "widget"
 ROUTE_INDEX = web.AppKey("route_index", dict)
 MAX_DEPTH = 32  # deeper than any schema of the API: refused before validation
 TITLE = "Maillon — API du dossier de coordination"
@@ -185,8 +184,7 @@ def create_app(deployment: Deployment) -> web.Application:
     app[ROUTE_INDEX] = {(r.method, r.path): r for r in ROUTES}
     for r in ROUTES:
         app.router.add_route(r.method, r.path, r.handler)
-    app[WIDGET_SERVICE] = DossierService(engine, deployment, component="widget")
-    widget.setup(app, WIDGET_SERVICE)
+    widget.setup(app)
     sessions.setup(
         app,
         SessionStore(engine, deployment.settings.sessions),
@@ -211,6 +209,7 @@ def create_app(deployment: Deployment) -> web.Application:
         relay_marker=relay_marker(deployment),
     )
     admin.setup(app, Administration(engine, deployment, component="admin"))
+    dossier_views.setup(app, DossierService(engine, deployment, component="widget"))
     app.cleanup_ctx.append(_lifecycle)
     return app
 

@@ -1,6 +1,6 @@
 """The workspace at the dossier service's root: "Mes dossiers" (filters, search by the
 patient's name through the blind index, pages), "À faire", opening a dossier, and the
-dossier page (identity, consent, circle, notes, tasks, agenda, audit for coordinators).
+dossier page (``dossier_views``, shared with the widget).
 Every read and write goes through ``DossierService`` with the session's caller, so it is
 checked and audited as on the API."""
 
@@ -14,10 +14,9 @@ from aiohttp import web
 from jsonschema import Draft7Validator, FormatChecker
 
 from dossier_api.domain.core import ApiError
-from dossier_api.domain.pathways import PATHWAYS
 from dossier_api.domain.service import DossierService
+from dossier_api.domain.vigilance import DUPLICATE, OVERRIDE
 from dossier_api.http import schemas as S
-from dossier_api.http.enrolment import circle_invitations
 from dossier_api.http.handlers import ROOM_SYNC, dossier_filters
 from dossier_api.http.pages import problem_page, render, static_file
 from dossier_api.http.sessions import Current, redirect, session_or_login, writing
@@ -25,7 +24,7 @@ from dossier_api.http.sessions import Current, redirect, session_or_login, writi
 # The workspace's own service: same checks, its accesses audited as the "workspace" component.
 SERVICE = web.AppKey("workspace_service", DossierService)
 PER_PAGE = 20
-AUDIT_BASES = frozenset({"coordinator", "admin", "delegate"})
+WORKLIST_SHOWN = 10  # of each list of "À faire" (only their identities are opened)
 IDENTITY_FIELDS = (
     "birth_name",
     "used_name",
@@ -69,11 +68,11 @@ async def home(request: web.Request) -> web.Response:
     list_only = "HX-Request" in request.headers and "HX-History-Restore-Request" not in (
         request.headers
     )
-    todo: dict[str, Any] = {"tasks": [], "alerts": [], "invitations": []}
+    todo: dict[str, Any] = {"tasks": [], "alerts": [], "invitations": [], "counts": {}}
     people: dict[str, Any] = {}
     solicitations: list[dict[str, Any]] = []
     if not list_only:
-        todo = await asyncio.to_thread(svc.worklist, caller)
+        todo = await asyncio.to_thread(svc.worklist, caller, None, WORKLIST_SHOWN)
         solicitations = await asyncio.to_thread(svc.my_solicitations, caller)
         people = await asyncio.to_thread(
             svc.people,
@@ -82,7 +81,7 @@ async def home(request: web.Request) -> web.Response:
     kept = {
         k: v
         for k, v in request.query.items()
-        if k in ("q", "pathway", "status", "structure_id") and v
+        if k in ("q", "pathway", "status", "structure_id", "unread_urgent") and v
     }
     pages = max(1, -(-int(listing["total"]) // PER_PAGE))
     return render(
@@ -98,7 +97,6 @@ async def home(request: web.Request) -> web.Response:
         page=page,
         pages=pages,
         page_link=lambda n: "/?" + urlencode({**kept, "page": n}),
-        pathways=PATHWAYS,
         structures={s["id"]: s["name"] for s in me["structures"]},
         matrix_to=matrix_to,
     )
@@ -119,6 +117,7 @@ def _new_form(
     values: dict[str, str],
     errors: list[str],
     status: int = 200,
+    duplicates: dict[str, Any] | None = None,
 ) -> web.Response:
     return render(
         request,
@@ -128,7 +127,8 @@ def _new_form(
         me=me,
         values=values,
         errors=errors,
-        pathways=PATHWAYS,
+        structures={s["id"]: s["name"] for s in me["structures"]},
+        duplicates=duplicates,
     )
 
 
@@ -151,6 +151,9 @@ async def create_dossier(request: web.Request) -> web.Response:
     body: dict[str, Any] = {"pathway": values.get("pathway", ""), "identity": identity}
     if values.get("structure_id"):
         body["structure_id"] = values["structure_id"]
+    if values.get("duplicate_reason"):
+        # The possible duplicate confirmed, with its reason (recorded), as the API allows.
+        body[OVERRIDE] = {"reason": values["duplicate_reason"]}
     body["consent_informed"] = values.get("consent_informed") == "on"
     svc = request.app[SERVICE]
     me = await asyncio.to_thread(svc.me, session.caller)
@@ -161,7 +164,8 @@ async def create_dossier(request: web.Request) -> web.Response:
     try:
         dossier = await asyncio.to_thread(svc.create_dossier, session.caller, body)
     except ApiError as exc:
-        return _new_form(request, session, me, values, [exc.message], exc.status)
+        found = exc.data if exc.errcode == DUPLICATE else None
+        return _new_form(request, session, me, values, [exc.message], exc.status, found)
     await request.app[ROOM_SYNC].sync(dossier["id"])
     return redirect(f"/dossiers/{dossier['id']}")
 
@@ -188,66 +192,10 @@ async def solicitation_action(request: web.Request) -> web.Response:
     return redirect("/")
 
 
-def _dossier_context(svc: Any, caller: Any, dossier_id: str, all_tasks: bool) -> dict[str, Any]:
-    """Everything the dossier page shows, read with the caller's rights (each read audited)."""
-    dossier = svc.get_dossier(caller, dossier_id)
-    circle = svc.circle(caller, dossier_id)
-    notes = list(reversed(svc.notes(caller, dossier_id)))
-    tasks = svc.tasks(caller, dossier_id)
-    agenda = [a for a in svc.appointments(caller, dossier_id) if not a["cancelled"]]
-    forms = svc.forms(caller, dossier_id)
-    audit = svc.audit(caller, dossier_id, 200) if dossier["access"] in AUDIT_BASES else None
-    ids = {m["user_id"] for m in circle} | {n["author"] for n in notes}
-    ids |= {t["assignee"] for t in tasks} | {f["author"] for f in forms}
-    ids |= {p for a in agenda for p in a["participants"]}
-    ids |= {e["actor"] for e in audit or []} | {
-        e["on_behalf_of"] for e in audit or [] if e["on_behalf_of"]
-    }
-    people = svc.people(ids)
-    for m in circle:
-        people.setdefault(m["user_id"], {"name": m["display_name"], "profession": m["profession"]})
-    pathway = PATHWAYS.version(dossier["pathway"], dossier["pathway_version"])
-    return {
-        "dossier": dossier,
-        "circle": circle,
-        "notes": notes,
-        "open_tasks": [t for t in tasks if t["status"] == "todo"],
-        "closed_tasks": [t for t in tasks if t["status"] != "todo"],
-        "all_tasks": all_tasks,
-        "agenda": agenda,
-        "forms": forms,
-        "form_titles": {f.id: f.title for f in pathway.forms} if pathway else {},
-        "audit": audit,
-        "people": people,
-        **circle_invitations(svc, caller, dossier),
-    }
-
-
-async def dossier_page(request: web.Request) -> web.Response:
-    session = await session_or_login(request)
-    if isinstance(session, web.Response):
-        return session
-    dossier_id = request.match_info["dossier_id"]
-    if len(dossier_id) > 32:
-        return problem_page(request, 404, "Dossier inconnu.", session=session)
-    try:
-        context = await asyncio.to_thread(
-            _dossier_context,
-            request.app[SERVICE],
-            session.caller,
-            dossier_id,
-            request.query.get("taches") == "toutes",
-        )
-    except ApiError as exc:
-        return problem_page(request, exc.status, exc.message, session=session)
-    return render(request, "dossier.html", session=session, matrix_to=matrix_to, **context)
-
-
 def setup(app: web.Application, service: DossierService) -> None:
     app[SERVICE] = service
     app.router.add_get("/", home)
     app.router.add_get("/dossiers/nouveau", new_dossier_form)
     app.router.add_post("/dossiers", create_dossier)
     app.router.add_post("/sollicitations/{solicitation_id}/{action}", solicitation_action)
-    app.router.add_get("/dossiers/{dossier_id}", dossier_page)
     app.router.add_get("/static/{name}", static_file)

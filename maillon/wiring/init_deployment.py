@@ -274,6 +274,11 @@ def init_deployment(options: InitOptions) -> Path:
     if options.with_maillon:
         loaded = settings_mod.load(root)  # what we wrote must be what we accept
         assert loaded.settings.homeserver.workers == workers
+        config = element_config(
+            public_url, options.server_name, loaded.settings.dossier_api.external_url
+        )
+        # No secret in it: readable by the web server that serves Element.
+        (root / ELEMENT_CONFIG).write_text(json.dumps(config, ensure_ascii=False, indent=2))
     return root
 
 
@@ -298,6 +303,40 @@ def _psc_context(
         # Plain HTTP only for a provider on this machine (the tests' own).
         "skip_verification": parts.scheme == "http",
         "workspace_url": f"http://{bind}:{dossier_port}/",
+    }
+
+
+ELEMENT_CONFIG = "element-config.json"
+# Element Web's widget lifecycle module (element-hq/element-web-modules) reads this key.
+WIDGET_LIFECYCLE = "io.element.element-web-modules.widget-lifecycle"
+
+
+def element_config(homeserver_url: str, server_name: str, dossier_url: str) -> dict[str, Any]:
+    """A sample ``config.json`` for the Element Web that serves this deployment: no
+    integration manager (they receive users' OpenID tokens: see the README), and Maillon's
+    dossier widget pre-approved (loaded without asking, the user's identity given to it
+    without a dialog) through the widget lifecycle module."""
+    return {
+        "default_server_config": {
+            "m.homeserver": {"base_url": homeserver_url, "server_name": server_name}
+        },
+        "disable_custom_urls": True,
+        "disable_guests": True,
+        # Empty: Element offers no integration manager (and hands it no OpenID token).
+        "integrations_ui_url": "",
+        "integrations_rest_url": "",
+        "integrations_widgets_urls": [],
+        WIDGET_LIFECYCLE: {
+            "widget_permissions": {
+                f"{dossier_url}/widget?*": {
+                    "preload_approved": True,
+                    "identity_approved": True,
+                    "capabilities_approved": [],
+                }
+            }
+        },
+        "default_country_code": "FR",
+        "setting_defaults": {"language": "fr"},
     }
 
 

@@ -13,15 +13,21 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import pytest
 from playwright.async_api import Browser, BrowserContext, Frame, Page, async_playwright, expect
 
-from maillon.shared.circle import DOSSIER_WIDGET_ID, WIDGET_EVENT
+from dossier_api.domain.directory import upsert_professional
+from maillon.shared.circle import DOSSIER_WIDGET_ID, WIDGET_EVENT, DirectoryEntry
 from maillon.shared.homeserver_client import HomeserverError, request_any, request_json
+from maillon.shared.store import make_engine
+from maillon.wiring.cli import main as cli_main
 from tests.clients.conftest import ARTIFACTS, artifacts_dir, failed
+from tests.harness.annuaire import person as annuaire_person
+from tests.harness.annuaire import write_activite
 from tests.harness.circle import wait_for
 from tests.harness.dossier import IDENTITY, api, api_error, dossier_body, widget_session
 from tests.harness.hydrogen import CHROMIUM, Person, register_person
@@ -31,7 +37,7 @@ from tests.harness.widget_host import JS, WidgetHost
 
 pytestmark = pytest.mark.postgres
 
-WIDGET_SESSION_SECONDS = 6  # the widget's session expiry in this module's stack
+WIDGET_SESSION_SECONDS = 30  # the widget's session expiry in this module's stack
 UI_MS = 30_000
 AXE = JS / "node_modules" / "axe-core" / "axe.min.js"
 SHOTS = ARTIFACTS / "workspace"
@@ -119,6 +125,14 @@ async def joined(stack: Stack, person: Person, dossier_id: str) -> None:
         return any(h["kind"] == "join" and h["user_id"] == person.user_id for h in rows["history"])
 
     await wait_for(done, "join recorded", timeout=30)
+
+
+def widget_state(stack: Stack, person: Person, room: str) -> dict[str, Any]:
+    """The content of Maillon's widget in the room's state (what Element hosts)."""
+    path = f"/rooms/{quote(room)}/state/{WIDGET_EVENT}/{DOSSIER_WIDGET_ID}"
+    return dict(
+        request_json("GET", stack.url + "/_matrix/client/v3" + path, token=person.access_token)
+    )
 
 
 def openid_token(stack: Stack, person: Person) -> str:
@@ -360,6 +374,32 @@ async def test_open_a_dossier_through_the_form_with_the_api_checks(
     [row] = found["dossiers"]
     assert row["display_name"] == "GARÇON Étienne" and row["identity_status"] == "PROV"
     assert page.url.endswith(f"/dossiers/{row['id']}")
+
+    # The same identity again: a likely duplicate (409), confirmed with a reason.
+    await page.goto(base(stack) + "/dossiers/nouveau")
+    await page.get_by_label("Nom de naissance *").fill("Garcon")
+    await page.get_by_label("Prénoms *").fill("Etienne")
+    await page.get_by_label("Sexe *").select_option("M")
+    await page.get_by_label("Date de naissance *").fill("1938-01-01")
+    async with page.expect_response(lambda r: r.request.method == "POST") as posted:
+        await page.get_by_role("button", name="Ouvrir le dossier").click()
+    assert (await posted.value).status == 409
+    await expect(page.locator("#errors")).to_contain_text("Doublon possible")
+    duplicate = page.locator("#duplicate")
+    await expect(duplicate.get_by_role("link")).to_have_text(f"Réf. {row['id'][:6].upper()}")
+    await axe_scan(page, "doublon possible")
+    assert api(stack, coord.access_token, "GET", "/v1/dossiers?q=garcon")["total"] == 1
+    await page.get_by_label("Motif pour ouvrir tout de même un dossier").fill(
+        "Homonyme vérifié : autre personne, pièce d'identité contrôlée"
+    )
+    await page.get_by_role("button", name="Ouvrir tout de même le dossier").click()
+    await expect(page.locator("#identity-status")).to_be_visible()
+    second = page.url.rsplit("/", 1)[-1]
+    assert second != row["id"]
+    assert api(stack, coord.access_token, "GET", "/v1/dossiers?q=garcon")["total"] == 2
+    history = api(stack, coord.access_token, "GET", f"/v1/dossiers/{second}/identity/history")
+    [override] = [e for e in history["history"] if e["kind"] == "duplicate_override"]
+    assert override["reason"] == "Homonyme vérifié : autre personne, pièce d'identité contrôlée"
     await context.close()
 
 
@@ -509,6 +549,28 @@ async def test_sessions_are_refused_after_logout_and_after_expiry(
     page_url = base(stack) + f"/widget/dossiers/{dossier['id']}?room={quote(dossier['room_id'])}"
     first = widget_session(stack, openid_token(stack, coord))
     assert raw("GET", page_url, headers={"Cookie": first["Cookie"]})[0] == 200
+    # The widget's session opens no workspace page, and writes only with its CSRF token.
+    workspace_page = base(stack) + f"/dossiers/{dossier['id']}"
+    assert raw("GET", workspace_page, headers={"Cookie": first["Cookie"]})[0] == 403
+    write_url = page_url.replace("?room=", "/notes?room=")
+    note = b"text=sans+jeton"
+    form_type = {"Content-Type": "application/x-www-form-urlencoded"}
+    refused = raw("POST", write_url, note, {"Cookie": first["Cookie"], **form_type})
+    assert refused[0] == 403 and "CSRF" in refused[1]
+    accepted = raw(
+        "POST",
+        write_url,
+        note + b"&csrf=" + first["csrf_token"].encode(),
+        {"Cookie": first["Cookie"], **form_type},
+    )
+    assert accepted[0] == 303
+    texts = [
+        n["text"]
+        for n in api(stack, coord.access_token, "GET", f"/v1/dossiers/{dossier['id']}/notes")[
+            "notes"
+        ]
+    ]
+    assert texts == ["sans jeton"]
     no_csrf = raw("DELETE", base(stack) + "/session", headers={"Cookie": first["Cookie"]})
     assert no_csrf[0] == 403
     ended = raw(
@@ -576,6 +638,8 @@ async def test_xss_payloads_in_text_fields_render_inert(ws_stack: Stack, browser
     for url in (
         base(stack) + "/?q=" + quote(XSS[1]),
         base(stack) + f"/dossiers/{did}",
+        # What the searches of the page echo (in the dossier, in the directory).
+        base(stack) + f"/dossiers/{did}?q=" + quote(XSS[4]) + "&annuaire=" + quote(XSS[1]),
         base(stack) + "/?lang=en",
     ):
         await page.goto(url)
@@ -584,7 +648,8 @@ async def test_xss_payloads_in_text_fields_render_inert(ws_stack: Stack, browser
             """() => ({
                 xss: window.__xss === 1,
                 elements: document.querySelectorAll(
-                    "main script, main img, main svg, main iframe, main textarea").length,
+                    "main script, main img, main svg, main iframe, main textarea:not([name])"
+                ).length,
                 handlers: [...document.querySelectorAll("*")].filter(
                     e => [...e.attributes].some(a => a.name.startsWith("on"))).length,
                 scripts: [...document.scripts].map(s => s.src),
@@ -617,12 +682,7 @@ async def test_the_widget_in_a_matrix_widget_api_host_reads_the_dossier(
     did, room = dossier["id"], dossier["room_id"]
     join(stack, coord, room)
     await joined(stack, coord, did)
-    state = request_json(
-        "GET",
-        stack.url
-        + f"/_matrix/client/v3/rooms/{quote(room)}/state/{WIDGET_EVENT}/{DOSSIER_WIDGET_ID}",
-        token=coord.access_token,
-    )
+    state = widget_state(stack, coord, room)
     # Bound 3 of OpenID tokens: no other widget may join Maillon's in a patient room, not
     # even one set by the room's coordinator.
     with pytest.raises(HomeserverError) as other_widget:
@@ -676,9 +736,23 @@ async def test_the_widget_in_a_matrix_widget_api_host_reads_the_dossier(
         await expect(frame.locator(".notice")).to_contain_text("Accès refusé")
         assert "Widgetnom" not in await frame.locator("body").inner_html()
         await context.close()
+        # Nor may the outsider write through the widget, CSRF token and all (audited).
+        held = widget_session(stack, openid_token(stack, outsider))
+        write = raw(
+            "POST",
+            base(stack) + f"/widget/dossiers/{did}/notes?room={quote(room)}",
+            f"text=intrus&csrf={held['csrf_token']}".encode(),
+            {"Cookie": held["Cookie"], "Content-Type": "application/x-www-form-urlencoded"},
+        )
+        assert write[0] == 403 and "Accès refusé" in write[1] and "Widgetnom" not in write[1]
+        assert "intrus" not in [
+            n["text"]
+            for n in api(stack, coord.access_token, "GET", f"/v1/dossiers/{did}/notes")["notes"]
+        ]
         entries = audit(stack, coord, did)
         refusals = [e for e in entries if e["actor"] == outsider.user_id]
         assert refusals and not any(e["allowed"] for e in refusals)
+        assert "widget.write" in {e["action"] for e in refusals}
         assert {e["component"] for e in refusals} == {"widget"}
         reads = [e for e in entries if e["actor"] == coord.user_id and e["component"] == "widget"]
         assert {"dossier.read", "circle.read"} <= {e["action"] for e in reads if e["allowed"]}
@@ -693,3 +767,414 @@ async def test_the_widget_in_a_matrix_widget_api_host_reads_the_dossier(
         await context.close()
     finally:
         host.close()
+
+
+# -- the acceptance scenario ------------------------------------------------------------
+
+
+def _pdf(text: str) -> bytes:
+    from fpdf import FPDF
+
+    doc = FPDF()
+    doc.add_page()
+    doc.set_font("helvetica", size=12)
+    doc.cell(text=text)
+    return bytes(doc.output())
+
+
+def _directory_nurse(stack: Stack, tmp: Path) -> Any:
+    """A small national directory imported into the stack; its first nurse (RPPS)."""
+    made = write_activite(tmp / "PS_LibreAcces_Personne_activite_202612010000.txt", 60)
+    command = ["directory", "import", "--dir", str(stack.directory), "--quiet", str(made.path)]
+    assert cli_main(command) == 0
+    return next(
+        p
+        for p in (annuaire_person(i) for i in range(60))
+        if p.profession == "Infirmier" and p.id_type == "8"
+    )
+
+
+def _download(stack: Stack, token: str, path: str) -> bytes:
+    req = urllib.request.Request(base(stack) + path, headers={"Authorization": f"Bearer {token}"})  # noqa: S310
+    with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310
+        return bytes(resp.read())
+
+
+async def test_acceptance_coordinator_adds_a_nurse_who_writes_in_the_widget(
+    ws_stack: Stack, browser: Browser, tmp_path: Path
+) -> None:
+    """Issue 12's scenario in one browser run: the coordinator logs into the workspace,
+    opens a dossier, finds a nurse in the directory and adds her; the nurse, in the widget
+    of the patient room (matrix-widget-api host, real OpenID token), writes an urgent note
+    with a PDF attached, fills the pathway form (draft kept, then submitted) and gives the
+    coordinator a task; the coordinator sees them in the timeline and the worklist, finds the
+    dossier by the patient's name and reads each step in the audit. Every value is checked
+    through the API too."""
+    stack = ws_stack
+    listed = _directory_nurse(stack, tmp_path)
+    coord = register_person(stack, "scoord", "Claire Scénario", "infirmière coordinatrice")
+    nurse = register_person(stack, "snurse", f"{listed.first_name} {listed.last_name}", None)
+    engine = make_engine(stack.deployment.settings.database_url, create_tables=False)
+    try:  # her account bound to her directory entry (by RPPS), as `!annuaire lier` does
+        upsert_professional(
+            engine,
+            DirectoryEntry(nurse.user_id, "Infirmier", rpps=listed.identifier),
+            f"{listed.first_name.title()} {listed.last_name.title()}",
+        )
+    finally:
+        engine.dispose()
+    nurse_name = f"{listed.first_name.title()} {listed.last_name.title()}"
+    dossier = open_dossier(stack, coord.access_token, birth_name="Scénario", first_names="Paule")
+    did, room = dossier["id"], dossier["room_id"]
+    t = coord.access_token
+
+    # 1. The coordinator logs in, opens the dossier, finds the nurse and adds her.
+    context, page = await new_page(browser)
+    await login(page, stack, coord)
+    await page.goto(base(stack) + f"/dossiers/{did}")
+    await expect(page.locator("#patient-name")).to_have_text("SCÉNARIO Paule")
+    await page.get_by_label("Chercher dans l'annuaire").fill(
+        f"{listed.last_name} {listed.first_name}"
+    )
+    await page.locator("#circle-section").get_by_role("button", name="Rechercher").click()
+    choice = page.locator("#directory-results label", has_text=listed.last_name).first
+    await expect(choice).to_contain_text("Infirmier")
+    await choice.click()
+    await page.get_by_label("Rôle").select_option("IDE")
+    await page.locator("#directory-results").get_by_role("button", name="Ajouter").click()
+    await expect(page.locator("#circle")).to_contain_text(nurse_name)
+    await no_matrix_id_shown(page)
+    members = api(stack, t, "GET", f"/v1/dossiers/{did}/circle")["members"]
+    added = next(m for m in members if m["user_id"] == nurse.user_id)
+    assert added["role"] == "IDE" and added["active"] and added["added_by"] == coord.user_id
+    await screenshots(page, "dossier-coordinator")
+    await axe_scan(page, "dossier")
+
+    # 2. The nurse, in the widget of the patient room.
+    def invited() -> bool:
+        try:
+            join(stack, nurse, room)
+        except HomeserverError:
+            return False
+        return True
+
+    await wait_for(invited, "nurse invited into the patient room", timeout=30)
+    await joined(stack, nurse, did)
+    state = widget_state(stack, nurse, room)
+    pdf = _pdf("Compte rendu de passage infirmier")
+    (tmp_path / "compte-rendu.pdf").write_bytes(pdf)
+    host = WidgetHost()
+    try:
+        wctx, wpage = await new_page(browser, width=360)
+        await wpage.goto(host.page_url(state, room, nurse.user_id, nurse.access_token, stack.url))
+        w = wpage.frame_locator("#widget")
+        await expect(w.locator("#patient-name")).to_have_text("SCÉNARIO Paule")
+        await w.get_by_label("Nouvelle note").fill("Escarre sacrée constatée, avis demandé.")
+        await w.get_by_label("Note urgente").check()
+        await w.get_by_label("Joindre un document").set_input_files(
+            str(tmp_path / "compte-rendu.pdf")
+        )
+        await w.get_by_role("button", name="Écrire la note").click()
+        await expect(w.locator("#notes li.urgent").first).to_contain_text("Escarre sacrée")
+        await expect(w.locator("#notes .documents")).to_contain_text("compte-rendu.pdf")
+
+        # The pathway form: a draft kept, then submitted (French validation on the way).
+        await w.get_by_text("Remplir : Évaluation de l'autonomie").click()
+        await w.get_by_label("GIR (AGGIR)").select_option("3")
+        await w.get_by_label("Aides en place").fill("SSIAD matin et soir")
+        await w.get_by_role("button", name="Enregistrer le brouillon").click()
+        await expect(w.locator("#forms-section summary").first).to_contain_text("brouillon")
+        draft = widget_draft = api(
+            stack, nurse.access_token, "GET", f"/v1/dossiers/{did}/forms/evaluation-autonomie/draft"
+        )
+        assert draft["answers"] == {"gir": "3", "aides_en_place": "SSIAD matin et soir"}
+        await w.get_by_text("Remplir : Évaluation de l'autonomie").click()
+        await expect(w.get_by_label("GIR (AGGIR)")).to_have_value("3")  # the draft, kept
+        await w.get_by_label("Chutes depuis 6 mois").fill("2")
+        await w.get_by_role("button", name="Envoyer le formulaire").click()  # required missing
+        # The browser's own check stops it: the fields are marked required.
+        assert await w.get_by_label("Date de l'évaluation").evaluate("e => !e.validity.valid")
+        await w.locator("#evaluation-autonomie-vit_seul-n").check()
+        await w.get_by_label("Date de l'évaluation").fill(dt.date.today().isoformat())
+        await w.get_by_role("button", name="Envoyer le formulaire").click()
+        await expect(w.locator("#forms")).to_contain_text("Évaluation de l'autonomie")
+        assert widget_draft  # (the draft is done with once submitted)
+        assert (
+            api_error(
+                stack,
+                nurse.access_token,
+                "GET",
+                f"/v1/dossiers/{did}/forms/evaluation-autonomie/draft",
+            ).status
+            == 404
+        )
+
+        # A task for the coordinator, due today.
+        await w.get_by_text("Nouvelle tâche").click()
+        await w.get_by_label("Intitulé").fill("Passer voir Mme Scénario")
+        await w.get_by_label("Confiée à").select_option(coord.user_id)
+        await w.get_by_label("Échéance").fill(dt.date.today().isoformat())
+        await w.locator("#tasks-section").get_by_role("button", name="Ajouter").click()
+        await expect(w.locator("#tasks")).to_contain_text("Passer voir Mme Scénario")
+
+        widget_frame = next(f for f in wpage.frames if "/widget/dossiers/" in f.url)
+        await axe_scan(widget_frame, "widget (nurse)")
+        overflow = await widget_frame.evaluate(
+            "() => document.documentElement.scrollWidth - window.innerWidth"
+        )
+        assert overflow <= 1, f"the widget is {overflow} px wider than its 360 px frame"
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        for width in (360, 1280):
+            await wpage.set_viewport_size({"width": width, "height": 900})
+            await wpage.screenshot(path=str(SHOTS / f"widget-nurse-{width}.png"), full_page=True)
+        await wctx.close()
+    finally:
+        host.close()
+
+    # Every value through the API.
+    notes = api(stack, t, "GET", f"/v1/dossiers/{did}/notes")["notes"]
+    note = next(n for n in notes if n["author"] == nurse.user_id)
+    assert note["urgent"] and note["text"] == "Escarre sacrée constatée, avis demandé."
+    assert [d["name"] for d in note["documents"]] == ["compte-rendu.pdf"]
+    assert note["documents"][0]["media_type"] == "application/pdf"
+    assert _download(stack, t, note["documents"][0]["url"]) == pdf
+    forms = api(stack, t, "GET", f"/v1/dossiers/{did}/forms")["forms"]
+    assert [(f["form_id"], f["author"]) for f in forms] == [("evaluation-autonomie", nurse.user_id)]
+    assert forms[0]["answers"] == {
+        "gir": "3",
+        "vit_seul": False,
+        "aides_en_place": "SSIAD matin et soir",
+        "chutes_6_mois": 2,
+        "date_evaluation": dt.date.today().isoformat(),
+    }
+    tasks = api(stack, t, "GET", f"/v1/dossiers/{did}/tasks")["tasks"]
+    task = next(x for x in tasks if x["title"] == "Passer voir Mme Scénario")
+    assert task["assignee"] == coord.user_id and task["created_by"] == nurse.user_id
+
+    # 3. The coordinator: timeline, worklist, search by name, audit.
+    await page.goto(base(stack) + f"/dossiers/{did}")
+    timeline = page.locator("#timeline")
+    await expect(timeline).to_contain_text("Escarre sacrée")
+    await expect(timeline).to_contain_text("Évaluation de l'autonomie")
+    await page.locator("#timeline-section").get_by_label("formulaire").check()
+    await page.locator("#timeline-section").get_by_role("button", name="Afficher").click()
+    await expect(page.locator("#timeline")).not_to_contain_text("Escarre sacrée")
+    await expect(page.locator("#timeline")).to_contain_text("Évaluation de l'autonomie")
+    line = api(stack, t, "GET", f"/v1/dossiers/{did}/timeline")["entries"]
+    assert {"note", "form", "task", "circle"} <= {e["kind"] for e in line}
+    await page.goto(base(stack) + "/")
+    await expect(page.locator("#todo-tasks")).to_contain_text("Passer voir Mme Scénario")
+    await page.get_by_label("Nom du patient").fill("scenario")
+    await expect(page.locator("#count")).to_have_text("1 dossier(s)")
+    await page.locator("#resultats").get_by_role("link", name="SCÉNARIO Paule").click()
+    audit_table = page.locator("#audit")
+    for action in ("circle.add", "notes.write", "notes.attach", "forms.draft", "forms.write"):
+        await expect(audit_table).to_contain_text(action)
+    entries = audit(stack, coord, did)
+    steps = {(e["actor"], e["action"], e["component"]) for e in entries if e["allowed"]}
+    assert {
+        (coord.user_id, "circle.add", "workspace"),
+        (nurse.user_id, "notes.write", "widget"),
+        (nurse.user_id, "notes.attach", "widget"),
+        (nurse.user_id, "forms.draft", "widget"),
+        (nurse.user_id, "forms.write", "widget"),
+        (nurse.user_id, "tasks.write", "widget"),
+    } <= steps
+    await context.close()
+
+
+async def test_mes_dossiers_filters_the_unread_urgent_notes(
+    ws_stack: Stack, browser: Browser
+) -> None:
+    """ "Notes urgentes non lues": an urgent note of someone else, readable by the whole
+    circle, written since I last read the dossier; reading the dossier marks it read."""
+    stack = ws_stack
+    coord = register_person(stack, "lu", "Lucie Lecture", "infirmière coordinatrice")
+    nurse = register_person(stack, "urg", "Ugo Urgent", "infirmier")
+    t = coord.access_token
+    urgent = open_dossier(stack, t, birth_name="Urgentnom", first_names="Anne")
+    calm = open_dossier(stack, t, birth_name="Calmenom", first_names="Marc")
+    for d in (urgent, calm):
+        member = {"user_id": nurse.user_id, "role": "IDE"}
+        api(stack, t, "POST", f"/v1/dossiers/{d['id']}/circle", member)
+    # Not unread for me: my own urgent note, a restricted urgent one, a plain one.
+    api(stack, t, "POST", f"/v1/dossiers/{calm['id']}/notes", {"text": "moi", "urgent": True})
+    restricted = {"text": "réservée", "urgent": True, "visible_to_roles": ["IDE"]}
+    api(stack, nurse.access_token, "POST", f"/v1/dossiers/{calm['id']}/notes", restricted)
+    api(stack, nurse.access_token, "POST", f"/v1/dossiers/{calm['id']}/notes", {"text": "RAS"})
+    api(
+        stack,
+        nurse.access_token,
+        "POST",
+        f"/v1/dossiers/{urgent['id']}/notes",
+        {"text": "Chute ce matin", "urgent": True},
+    )
+
+    def unread() -> list[str]:
+        rows = api(stack, t, "GET", "/v1/dossiers?unread_urgent=1")["dossiers"]
+        return [d["id"] for d in rows]
+
+    assert unread() == [urgent["id"]]
+    assert api_error(stack, t, "GET", "/v1/dossiers?unread_urgent=oui").status == 400
+    listed = {d["id"]: d for d in api(stack, t, "GET", "/v1/dossiers")["dossiers"]}
+    assert listed[urgent["id"]]["unread_urgent"] and not listed[calm["id"]]["unread_urgent"]
+    context, page = await new_page(browser)
+    await login(page, stack, coord)
+    await page.get_by_label("Notes urgentes non lues").check()
+    await expect(page.locator("#count")).to_have_text("1 dossier(s)")
+    await expect(page.locator("#resultats tbody")).to_contain_text("URGENTNOM Anne")
+    await expect(page.locator("#resultats tbody")).to_contain_text("urgent non lu")
+    await page.locator("#resultats").get_by_role("link", name="URGENTNOM Anne").click()
+    await expect(page.locator("#notes")).to_contain_text("Chute ce matin")
+    assert unread() == []  # read in the page
+    await page.goto(base(stack) + f"/dossiers/{calm['id']}")  # a second read marker
+    await expect(page.locator("#notes")).to_contain_text("RAS")
+    assert unread() == []
+    await page.goto(base(stack) + "/?unread_urgent=1")
+    await expect(page.locator("#count")).to_have_text("0 dossier(s)")
+    # A new urgent note makes it unread again.
+    api(
+        stack,
+        nurse.access_token,
+        "POST",
+        f"/v1/dossiers/{urgent['id']}/notes",
+        {"text": "Nouvelle chute", "urgent": True},
+    )
+    assert unread() == [urgent["id"]]
+
+    # "À faire" shows the 10 nearest tasks (only their identities opened) and says how
+    # many more there are.
+    for n in range(12):
+        task = {"title": f"Tâche {n:02d}", "assignee": coord.user_id}
+        task["due"] = (dt.date.today() + dt.timedelta(days=n % 7)).isoformat()
+        api(stack, t, "POST", f"/v1/dossiers/{calm['id']}/tasks", task)
+    await page.goto(base(stack) + "/")
+    await expect(page.locator("#todo-tasks li")).to_have_count(10)
+    await expect(page.locator("#more-tasks")).to_contain_text("2 de plus")
+    await context.close()
+
+
+async def test_every_write_of_the_dossier_page_goes_through_the_service(
+    ws_stack: Stack, browser: Browser
+) -> None:
+    """The page's other forms (the same in the widget): reply in a thread, correction (the
+    original kept), task done (under the filter), appointment with duration and iCalendar,
+    PPCS editor and its PDF, consent with its history, search in the dossier, removal from
+    the circle; a bad value gets a French message (4xx), never a 500."""
+    stack = ws_stack
+    coord = register_person(stack, "tout", "Thérèse Tout", "infirmière coordinatrice")
+    nurse = register_person(stack, "sortante", "Sarah Sortante", "infirmière")
+    t = coord.access_token
+    dossier = open_dossier(stack, t, birth_name="Ecritures", first_names="Lou")
+    did = dossier["id"]
+    api(stack, t, "POST", f"/v1/dossiers/{did}/circle", {"user_id": nurse.user_id, "role": "IDE"})
+    context, page = await new_page(browser)
+    await login(page, stack, coord)
+    await page.goto(base(stack) + f"/dossiers/{did}")
+
+    # A note, a reply in its thread, a correction.
+    await page.get_by_label("Nouvelle note").fill("Tension 15/9 ce matin")
+    await page.get_by_role("button", name="Écrire la note").click()
+    first = page.locator("#notes > li").first
+    await expect(first).to_contain_text("Tension 15/9 ce matin")
+    await first.locator("summary", has_text="Répondre").click()
+    await first.get_by_label("Votre réponse").fill("Contrôle demain")
+    await first.get_by_role("button", name="Envoyer").click()
+    await expect(page.locator("#notes .reply")).to_contain_text("Contrôle demain")
+    first = page.locator("#notes > li", has_text="Tension 15/9").first
+    await first.locator("summary", has_text="Corriger").click()
+    await first.get_by_label("Texte corrigé").fill("Tension 14/9 ce matin")
+    await first.get_by_role("button", name="Corriger").click()
+    await expect(page.locator("#notes")).to_contain_text("Tension 14/9 ce matin")
+    await expect(page.locator("#notes")).to_contain_text("corrigée")
+    notes = api(stack, t, "GET", f"/v1/dossiers/{did}/notes")["notes"]
+    original = next(n for n in notes if n["text"] == "Tension 15/9 ce matin")
+    reply = next(n for n in notes if n["text"] == "Contrôle demain")
+    correction = next(n for n in notes if n["text"] == "Tension 14/9 ce matin")
+    assert reply["reply_to"] == original["id"] and correction["corrects"] == original["id"]
+    assert original["corrected_by"] == correction["id"]
+
+    # A task, done: it stays under the filter.
+    await page.get_by_text("Nouvelle tâche").click()
+    await page.get_by_label("Intitulé").fill("Commander le lit médicalisé")
+    await page.locator("#tasks-section").get_by_role("button", name="Ajouter").click()
+    await expect(page.locator("#tasks")).to_contain_text("Commander le lit médicalisé")
+    await page.get_by_role("button", name="Marquer faite : Commander le lit médicalisé").click()
+    await expect(page.locator("#tasks")).not_to_contain_text("Commander le lit médicalisé")
+    await page.get_by_role("link", name="Afficher aussi les tâches faites").click()
+    await expect(page.locator("#tasks li.done")).to_contain_text("Commander le lit médicalisé")
+    [task] = api(stack, t, "GET", f"/v1/dossiers/{did}/tasks?statut=faites")["tasks"]
+    assert task["done_by"] == coord.user_id
+
+    # An appointment: duration, participants, the iCalendar link.
+    day = dt.date.today() + dt.timedelta(days=3)
+    await page.get_by_text("Nouveau rendez-vous").click()
+    await page.get_by_label("Objet").fill("Visite à domicile")
+    await page.get_by_label("Début").fill(f"{day.isoformat()}T10:00")
+    await page.get_by_label("Durée (minutes)").fill("90")
+    await page.get_by_label("Participants").select_option(nurse.user_id)
+    await page.locator("#agenda-section").get_by_role("button", name="Ajouter").click()
+    await expect(page.locator("#agenda")).to_contain_text("durée 1 h 30")
+    await expect(page.locator("#agenda")).to_contain_text("Sarah Sortante")
+    ics = await context.request.get(base(stack) + f"/dossiers/{did}/files/agenda.ics")
+    assert ics.status == 200 and "SUMMARY:Visite à domicile" in await ics.text()
+    [appointment] = api(stack, t, "GET", f"/v1/dossiers/{did}/appointments")["appointments"]
+    assert appointment["participants"] == [nurse.user_id]
+
+    # The PPCS editor and its PDF.
+    await page.get_by_text("Modifier le PPCS").click()
+    await page.get_by_label("Problème", exact=True).first.fill("Risque de chute")
+    await page.get_by_label("Objectifs (un par ligne)").first.fill("Aucune chute\nMarcher seule")
+    await page.get_by_label("Action", exact=True).first.fill("Kinésithérapie 2 fois par semaine")
+    await page.locator("#who-1").select_option(nurse.user_id)
+    await page.get_by_role("button", name="Enregistrer le PPCS").click()
+    await expect(page.locator("#ppcs-problems")).to_contain_text("Aucune chute ; Marcher seule")
+    plan = api(stack, t, "GET", f"/v1/dossiers/{did}/ppcs")
+    assert plan["problems"] == [
+        {"problem": "Risque de chute", "goals": ["Aucune chute", "Marcher seule"]}
+    ]
+    assert plan["actions"] == [
+        {"action": "Kinésithérapie 2 fois par semaine", "who": nurse.user_id}
+    ]
+    pdf = await context.request.get(base(stack) + f"/dossiers/{did}/files/ppcs.pdf")
+    assert pdf.status == 200 and (await pdf.body()).startswith(b"%PDF")
+
+    # Consent, with its history.
+    await page.get_by_text("Enregistrer un changement du consentement").click()
+    await page.locator("#c-share").check()
+    await page.get_by_label("Comment il a été recueilli").fill("à l'oral, en présence de sa fille")
+    await page.locator("#consent-section").get_by_role("button", name="Enregistrer").click()
+    await expect(page.locator("#consent-history")).to_contain_text("partage hors équipe de soins")
+    history = api(stack, t, "GET", f"/v1/dossiers/{did}/consent/history")["history"]
+    assert [(e["field"], e["value"]) for e in history][-1] == ("share_outside", True)
+
+    # Search in the dossier, the timeline filter.
+    await page.get_by_label("Mots à chercher").fill("lit medicalise")
+    await page.locator("#search-section").get_by_role("button", name="Rechercher").click()
+    await expect(page.locator("#search-results")).to_contain_text("Commander le lit médicalisé")
+
+    # A bad value: a French message, 4xx, nothing written.
+    csrf = await page.locator("input[name=csrf]").first.get_attribute("value")
+    bad = await context.request.post(
+        base(stack) + f"/dossiers/{did}/agenda",
+        form={"csrf": csrf or "", "title": "x", "start": "demain", "minutes": "30"},
+        max_redirects=0,
+    )
+    assert bad.status == 400 and "une date et une heure attendues" in await bad.text()
+    bad = await context.request.post(
+        base(stack) + f"/dossiers/{did}/forms",
+        form={"csrf": csrf or "", "form_id": "evaluation-autonomie", "f_chutes_6_mois": "deux"},
+        max_redirects=0,
+    )
+    assert bad.status == 400 and "un entier est attendu" in await bad.text()
+    assert api(stack, t, "GET", f"/v1/dossiers/{did}/forms")["forms"] == []
+
+    # Removal from the circle (coordinators only).
+    await page.get_by_role("button", name="Retirer du cercle Sarah Sortante (infirmière)").click()
+    await expect(page.locator("#circle")).not_to_contain_text("Sarah Sortante")
+    members = api(stack, t, "GET", f"/v1/dossiers/{did}/circle")["members"]
+    assert not next(m for m in members if m["user_id"] == nurse.user_id)["active"]
+    await axe_scan(page, "dossier après écritures")
+    await screenshots(page, "dossier-writes")
+    await no_matrix_id_shown(page)
+    await context.close()

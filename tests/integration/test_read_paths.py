@@ -158,7 +158,7 @@ async def test_an_openid_token_opens_only_the_widget_of_its_room(
     page = widget(stack, first["id"], first["room_id"], token)
     assert "MARTIN Jeanne Louise" in page and "Cercle de soins" in page
     # The circle shows people by their name and profession from the directory, not ids.
-    assert "<li>Claire Dubois, infirmière — " in page and f"<li>{holder.user_id}" not in page
+    assert "<li>Claire Dubois (infirmière) — " in page and f"<li>{holder.user_id}" not in page
     members = api(stack, t, "GET", f"/v1/dossiers/{first['id']}/circle")["members"]
     [member] = [m for m in members if m["user_id"] == holder.user_id]
     assert (member["display_name"], member["profession"]) == ("Claire Dubois", "infirmière")

@@ -56,13 +56,8 @@
     })
       .then(function (resp) {
         if (!resp.ok) throw new Error("exchange refused");
-        return fetch(page, { credentials: "same-origin" });
-      })
-      .then(function (resp) {
-        return resp.text().then(function (html) {
-          root.innerHTML = html; // server-rendered, escaped by the template engine
-          root.setAttribute("aria-busy", "false");
-        });
+        // The dossier page itself (the workspace's, narrow), with the session's cookie.
+        window.location.replace(page);
       })
       .catch(function () {
         say(texts.failed);
