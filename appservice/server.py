@@ -18,6 +18,7 @@ from appservice.dossier_rooms import DossierRooms
 from appservice.mail.relay import mail_relay
 from appservice.matrix_api import AppserviceApi, MatrixError
 from appservice.metrics import Metrics
+from appservice.room_purge import RoomPurger, daily_loop, purge_loop
 from appservice.transactions import (
     MAX_ATTEMPTS,
     EventHandler,
@@ -50,6 +51,7 @@ WAKE = web.AppKey("wake", asyncio.Event)
 HANDLERS = web.AppKey("handlers", list)
 PING = web.AppKey("ping", dict)
 LINKS = web.AppKey("links", RoomLinks)
+PURGER = web.AppKey("purger", RoomPurger)
 ROOM_SYNC = web.AppKey("room_sync", dict)  # "rooms": DossierRooms, once running
 OUTBOX_WAKE = web.AppKey("outbox_wake", asyncio.Event)
 RETRY_AT = web.AppKey("retry_at", dict)  # seq of a failed event -> monotonic time of next try
@@ -324,6 +326,8 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
             asyncio.create_task(_ping_homeserver(app)),
             asyncio.create_task(_expiry_loop(keeper, interval)),
             asyncio.create_task(_name_service_user(api)),
+            asyncio.create_task(purge_loop(app[PURGER])),
+            asyncio.create_task(daily_loop(app[PURGER].engine)),
         ]
         yield
         for task in tasks:
@@ -343,6 +347,7 @@ def create_app(
     app[DEPLOYMENT] = deployment
     app[STORE] = TransactionStore(engine, keys)
     app[LINKS] = RoomLinks(engine)
+    app[PURGER] = RoomPurger(deployment, engine)
     app[ROOM_SYNC] = {}
     app[OUTBOX_WAKE] = asyncio.Event()
     app[METRICS] = Metrics()

@@ -38,6 +38,7 @@ from dossier_api.domain.models import (
 from dossier_api.domain.names import query_digests
 from dossier_api.domain.pathways import PATHWAYS, Pathway
 from dossier_api.domain.reading import DossierReading
+from dossier_api.domain.retention import RetentionOperations
 from dossier_api.domain.room_decisions import load_room_decisions
 from dossier_api.domain.rooms import ROOMS, enqueue, reference
 from dossier_api.domain.vigilance import OVERRIDE, IdentityVigilance, parse_evidence
@@ -75,6 +76,7 @@ class DossierService(
     AttachmentOperations,
     DossierReading,
     WorklistOperations,
+    RetentionOperations,
 ):
     """The dossier domain's operations: dossiers, circle, notes, tasks, delegations,
     structures and rooms here; forms (and their drafts), PPCS (and its PDF), agenda and alerts
@@ -205,6 +207,8 @@ class DossierService(
                 conditions.append(Dossier.pathway == wanted.pathway)
             if wanted.status is not None:
                 conditions.append(Dossier.status == wanted.status)
+            else:  # archived dossiers are out of the lists (found by asking for them)
+                conditions.append(Dossier.status != "archived")
             if wanted.structure_id is not None:
                 conditions.append(Dossier.structure_id == wanted.structure_id)
             if wanted.name is not None:
@@ -267,6 +271,8 @@ class DossierService(
                     delegations,
                     caller.is_admin,
                 )
+                if dossier.status == "archived" and not (access.manage or caller.is_admin):
+                    continue  # an archived dossier: its coordinators only
                 result.append(
                     {
                         "id": dossier.id,
