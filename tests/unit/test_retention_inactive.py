@@ -1,0 +1,75 @@
+"""Inactive patient rooms (issue 17): a dossier whose rooms had no event for the pathway's
+``inactive_room_weeks`` is reported to its coordinators (a task), once per period of
+inactivity; on a real SQLite store, with an injected clock."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+from pathlib import Path
+
+from sqlalchemy.orm import Session
+
+from dossier_api.domain import retention
+from dossier_api.domain.access import Caller
+from dossier_api.domain.models import RoomActivity
+from dossier_api.domain.service import DossierService
+from maillon.shared.crypto import BlindIndex, KeyRing
+from maillon.shared.sealed import install_key_ring
+from maillon.shared.settings import DataKey
+from maillon.shared.store import make_engine
+from tests.harness.bot import deployment, professionals
+
+REFERENT = Caller("@ref:sante.test", False, "token")
+
+
+def test_inactive_room_is_reported_once_per_period(tmp_path: Path) -> None:
+    install_key_ring(
+        KeyRing(
+            [DataKey("k1", base64.b64encode(bytes(range(32))).decode())],
+            BlindIndex(bytes(range(32, 64))),
+        )
+    )
+    engine = make_engine(f"sqlite:///{tmp_path / 'store.db'}")
+    professionals(engine, REFERENT.user_id)
+    service = DossierService(engine, deployment(tmp_path / "deployment", "sante.test"))
+    identity = {
+        "birth_name": "Martin",
+        "first_names": "Jeanne",
+        "sex": "F",
+        "birth_date": "1941-03-12",
+    }
+    dossier = service.create_dossier(REFERENT, {"pathway": "dac", "identity": identity})
+    did = dossier["id"]
+    opened = dt.datetime.fromisoformat(dossier["opened_at"]) + dt.timedelta(seconds=1)
+    weeks = dt.timedelta(weeks=26)
+
+    def titles() -> list[str]:
+        return [t["title"] for t in service.tasks(REFERENT, did) if "inactive" in t["title"]]
+
+    assert retention.report_inactive(engine, opened + weeks - dt.timedelta(hours=1)) == []
+    assert retention.report_inactive(engine, opened + weeks) == [did]
+    assert titles() == [
+        "Salle du dossier inactive depuis 26 semaines : clore le dossier ou relancer"
+    ]
+    assert retention.report_inactive(engine, opened + weeks + dt.timedelta(days=1)) == []
+    assert len(titles()) == 1, "reported once"
+
+    # A message in the room starts a new period: reported again 26 weeks after it.
+    spoke = opened + weeks + dt.timedelta(days=2)
+    with Session(engine) as session, session.begin():
+        session.add(
+            RoomActivity(
+                event_id="$e1",
+                dossier_id=did,
+                room_id="!r:sante.test",
+                kind="message",
+                sender=REFERENT.user_id,
+                at=spoke,
+            )
+        )
+    assert retention.report_inactive(engine, spoke + weeks - dt.timedelta(hours=1)) == []
+    assert retention.report_inactive(engine, spoke + weeks) == [did]
+    assert len(titles()) == 2
+    actions = [e["action"] for e in service.audit(REFERENT, did, 200)]
+    assert actions.count("dossier.inactive") == 2
