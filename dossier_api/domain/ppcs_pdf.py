@@ -88,24 +88,42 @@ class _Pdf(FPDF):
         self.cell(0, 6, latin1(f"{self.title_text} - page {self.page_no()}/{{nb}}"), align="C")
 
 
+class Page:
+    """An A4 document of Maillon: its footer, headings and lines of French text."""
+
+    def __init__(self, footer: str, title: str) -> None:
+        self.pdf = pdf = _Pdf(format="A4")
+        pdf.title_text = latin1(footer)
+        pdf.set_title(latin1(title))
+        pdf.set_creator("Maillon")
+        pdf.set_auto_page_break(True, margin=16)
+        pdf.add_page()
+        self.width = pdf.w - pdf.l_margin - pdf.r_margin
+
+    def heading(self, text: str, size: int = 13) -> None:
+        self.pdf.ln(3)
+        self.pdf.set_font("Helvetica", "B", size)
+        self.pdf.multi_cell(self.width, 7, latin1(text), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        self.pdf.set_font("Helvetica", size=10)
+
+    def line(self, text: str, indent: float = 0, bold: bool = False) -> None:
+        self.pdf.set_font("Helvetica", "B" if bold else "", 10)
+        self.pdf.set_x(self.pdf.l_margin + indent)
+        self.pdf.multi_cell(
+            self.width - indent, 5.5, latin1(text), new_x=XPos.LMARGIN, new_y=YPos.NEXT
+        )
+        self.pdf.set_font("Helvetica", size=10)
+
+    def output(self) -> bytes:
+        return bytes(self.pdf.output())
+
+
 def render_ppcs(doc: PpcsDocument) -> bytes:
-    pdf = _Pdf(format="A4")
-    pdf.title_text = latin1(f"PPCS de {doc.patient} - version {doc.version}")
-    pdf.set_title(latin1("Plan personnalisé de coordination en santé"))
-    pdf.set_creator("Maillon")
-    pdf.set_auto_page_break(True, margin=16)
-    pdf.add_page()
-    width = pdf.w - pdf.l_margin - pdf.r_margin
-
-    def heading(text: str, size: int = 13) -> None:
-        pdf.ln(3)
-        pdf.set_font("Helvetica", "B", size)
-        pdf.multi_cell(width, 7, latin1(text), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-        pdf.set_font("Helvetica", size=10)
-
-    def line(text: str, indent: float = 0) -> None:
-        pdf.set_x(pdf.l_margin + indent)
-        pdf.multi_cell(width - indent, 5.5, latin1(text), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    page = Page(
+        f"PPCS de {doc.patient} - version {doc.version}",
+        "Plan personnalisé de coordination en santé",
+    )
+    pdf, heading, line = page.pdf, page.heading, page.line
 
     heading("Plan personnalisé de coordination en santé (PPCS)", 16)
     born = {"F": "née le", "M": "né le"}.get(doc.sex or "", "né(e) le")
@@ -130,9 +148,7 @@ def render_ppcs(doc: PpcsDocument) -> bytes:
     if not problems:
         line("Aucun problème renseigné.")
     for number, item in enumerate(problems, 1):
-        pdf.set_font("Helvetica", "B", 10)
-        line(f"{number}. {item.get('problem', '')}")
-        pdf.set_font("Helvetica", size=10)
+        line(f"{number}. {item.get('problem', '')}", bold=True)
         for goal in item.get("goals") or []:
             line(f"- Objectif : {goal}", 6)
 
@@ -157,4 +173,4 @@ def render_ppcs(doc: PpcsDocument) -> bytes:
         line("Aucun.")
     for goal in unmet:
         line(f"- {goal}", 4)
-    return bytes(pdf.output())
+    return page.output()

@@ -37,6 +37,7 @@ from dossier_api.domain.models import (
 )
 from dossier_api.domain.names import query_digests
 from dossier_api.domain.pathways import PATHWAYS, Pathway
+from dossier_api.domain.patient_copy import PatientAccess
 from dossier_api.domain.reading import DossierReading
 from dossier_api.domain.retention import RetentionOperations
 from dossier_api.domain.room_decisions import load_room_decisions
@@ -77,6 +78,7 @@ class DossierService(
     DossierReading,
     WorklistOperations,
     RetentionOperations,
+    PatientAccess,
 ):
     """The dossier domain's operations: dossiers, circle, notes, tasks, delegations,
     structures and rooms here; forms (and their drafts), PPCS (and its PDF), agenda and alerts

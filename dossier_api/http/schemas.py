@@ -344,6 +344,10 @@ STAFF_IN = obj(
     {"user_id": USER_ID, "role": {"type": "string", "enum": list(STAFF_ROLES)}},
 )
 OK = obj(["ok"], {"ok": {"type": "boolean"}})
+PATIENT_COPY = obj(
+    ["pdf_base64", "bundle"],
+    {"pdf_base64": {"type": "string"}, "bundle": {"type": "object"}},
+)
 LEGAL_HOLD_IN = obj(["legal_hold"], {"legal_hold": {"type": "boolean"}})
 LEGAL_HOLD = obj(
     ["dossier_id", "legal_hold"],
