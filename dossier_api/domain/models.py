@@ -98,6 +98,8 @@ class Dossier(Base):
     room_id: Mapped[str | None] = mapped_column(String(255), default=None, index=True)
     # Legal hold (litigation, request of a judge): the retention policy never purges it.
     legal_hold: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Merged into another dossier of the same person (identity vigilance): that one's id.
+    merged_into: Mapped[str | None] = mapped_column(String(32), default=None)
     mail_localpart: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 

@@ -20,6 +20,7 @@ from dossier_api.domain.consent import ConsentRecords, sharing_refusal
 from dossier_api.domain.core import ApiError, _iso, _parse_date, _parse_dt
 from dossier_api.domain.fhir import FhirExport
 from dossier_api.domain.ins import display_name as display_name  # re-exported
+from dossier_api.domain.merge import DossierMerge
 from dossier_api.domain.models import (
     STAFF_ROLES,
     AuditEntry,
@@ -79,6 +80,7 @@ class DossierService(
     WorklistOperations,
     RetentionOperations,
     PatientAccess,
+    DossierMerge,
 ):
     """The dossier domain's operations: dossiers, circle, notes, tasks, delegations,
     structures and rooms here; forms (and their drafts), PPCS (and its PDF), agenda and alerts

@@ -140,6 +140,26 @@ async def add_alert(request: web.Request) -> web.Response:
 
 @route(
     "POST",
+    "/v1/dossiers/{dossier_id}/merge",
+    "Fusionner deux dossiers de la même personne (référent d'identitovigilance de la "
+    "structure, administrateur) : le plus ancien reste",
+    S.MERGE,
+    body=S.MERGE_IN,
+)
+async def merge_dossiers(request: web.Request) -> web.Response:
+    payload = body(request)
+    result = await asyncio.to_thread(
+        svc(request).merge_dossiers,
+        caller(request),
+        _dossier(request),
+        payload["other_dossier_id"],
+        payload["reason"],
+    )
+    return web.json_response(result)
+
+
+@route(
+    "POST",
     "/v1/dossiers/{dossier_id}/patient-copy",
     "Droit d'accès du patient : copie du dossier (PDF et Bundle FHIR), par un coordinateur",
     S.PATIENT_COPY,

@@ -344,6 +344,21 @@ STAFF_IN = obj(
     {"user_id": USER_ID, "role": {"type": "string", "enum": list(STAFF_ROLES)}},
 )
 OK = obj(["ok"], {"ok": {"type": "boolean"}})
+MERGE_IN = obj(
+    ["other_dossier_id", "reason"],
+    {
+        "other_dossier_id": {"type": "string", "minLength": 1, "maxLength": 32},
+        "reason": {"type": "string", "minLength": 1, "maxLength": 500},
+    },
+)
+MERGE = obj(
+    ["kept", "merged", "moved"],
+    {
+        "kept": {"type": "string"},
+        "merged": {"type": "string"},
+        "moved": {"type": "object", "additionalProperties": {"type": "integer"}},
+    },
+)
 PATIENT_COPY = obj(
     ["pdf_base64", "bundle"],
     {"pdf_base64": {"type": "string"}, "bundle": {"type": "object"}},
