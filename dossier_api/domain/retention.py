@@ -4,11 +4,11 @@ purged ``purge_after_years`` after its closure, unless a legal hold is set.
 
 A purge deletes every row of the dossier's health data from the store (identity, notes and
 their documents, forms, PPCS, agenda, alerts, tasks, consent and identity records, the
-blind-index rows of its names), keeps the dossier's audit trail (no health data) with one
-stub entry of the purge, and queues its rooms for the homeserver to delete with their
-history and media (``RoomPurge``; the appservice talks to Synapse). Freed database pages
-are then overwritten (SQLite ``secure_delete`` and ``VACUUM``; PostgreSQL ``VACUUM`` of the
-touched tables), so the purged text survives nowhere in the database files.
+blind-index rows of its names, the mail relay's rows), keeps the dossier's audit trail (no
+health data) with one stub entry of the purge, and queues its rooms for the homeserver to
+delete with their history and media (``RoomPurge``; the appservice talks to Synapse). Freed
+database pages are then overwritten (SQLite ``secure_delete`` and ``VACUUM``; PostgreSQL
+``VACUUM FULL`` of the touched tables), so the purged text survives nowhere in the database files.
 
 Patient rooms without any event for ``inactive_room_weeks`` are reported to the dossier's
 coordinators (a task), once, before the same policy applies to the dossier.
@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from dossier_api.domain.access import Caller
 from dossier_api.domain.core import ApiError, ServiceCore
+from dossier_api.domain.mail.models import MailOutbox, MailSpool, MailThread
 from dossier_api.domain.models import (
     AuditEntry,
     CircleMember,
@@ -104,12 +105,24 @@ def _health_tables() -> list[Table]:
     return found
 
 
-def _counts(session: Session, dossier_id: str) -> dict[str, int]:
+# The mail relay's rows of a dossier (no foreign key: a mail may name an unknown dossier).
+MAIL_BY_DOSSIER = (MailSpool.__tablename__,)
+MAIL_BY_ROOM = (MailThread.__tablename__, MailOutbox.__tablename__)
+
+
+def _selections(dossier_id: str, rooms: tuple[str, ...]) -> list[tuple[Table, Any]]:
+    """Every table holding rows of the dossier, children first, with the rows' condition."""
+    found: list[tuple[Table, Any]] = [(t, t.c.dossier_id == dossier_id) for t in _health_tables()]
+    tables = Base.metadata.tables
+    found += [(tables[n], tables[n].c.dossier_id == dossier_id) for n in MAIL_BY_DOSSIER]
+    found += [(tables[n], tables[n].c.room_id.in_(rooms)) for n in MAIL_BY_ROOM]
+    return found
+
+
+def _counts(session: Session, dossier_id: str, rooms: tuple[str, ...]) -> dict[str, int]:
     counts = {}
-    for table in _health_tables():
-        n = session.scalar(
-            select(func.count()).select_from(table).where(table.c.dossier_id == dossier_id)
-        )
+    for table, where in _selections(dossier_id, rooms):
+        n = session.scalar(select(func.count()).select_from(table).where(where))
         if n:
             counts[table.name] = int(n)
     counts["dossiers"] = 1
@@ -154,8 +167,8 @@ def plan(session: Session, now: dt.datetime) -> list[Step]:
             if legal_hold:
                 steps.append(Step(dossier_id, "hold", purge_due))
             else:
-                counts = _counts(session, dossier_id)
                 rooms = _rooms(session, dossier_id, main_room)
+                counts = _counts(session, dossier_id, rooms)
                 steps.append(Step(dossier_id, "purge", purge_due, counts, rooms))
         elif status == "closed" and archive_due <= now:
             steps.append(Step(dossier_id, "archive", archive_due))
@@ -188,8 +201,8 @@ def _archive(session: Session, step: Step, actor: str) -> None:
 
 
 def _purge(session: Session, step: Step, actor: str) -> None:
-    for table in _health_tables():
-        session.execute(delete(table).where(table.c.dossier_id == step.dossier_id))
+    for table, where in _selections(step.dossier_id, step.rooms):
+        session.execute(delete(table).where(where))
     session.execute(delete(Dossier).where(Dossier.id == step.dossier_id))
     for room_id in step.rooms:
         if session.get(RoomPurge, room_id) is None:

@@ -8,12 +8,15 @@ import base64
 import datetime as dt
 from pathlib import Path
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dossier_api.domain import retention
 from dossier_api.domain.access import Caller
-from dossier_api.domain.models import RoomActivity
+from dossier_api.domain.mail.models import MailSpool
+from dossier_api.domain.models import DossierRoom, RoomActivity
 from dossier_api.domain.service import DossierService
+from maillon.shared.clock import utcnow
 from maillon.shared.crypto import BlindIndex, KeyRing
 from maillon.shared.sealed import install_key_ring
 from maillon.shared.settings import DataKey
@@ -73,3 +76,51 @@ def test_inactive_room_is_reported_once_per_period(tmp_path: Path) -> None:
     assert len(titles()) == 2
     actions = [e["action"] for e in service.audit(REFERENT, did, 200)]
     assert actions.count("dossier.inactive") == 2
+
+
+def test_purge_takes_the_dossiers_mails_too(tmp_path: Path) -> None:
+    """The mail relay's rows of a dossier (spool by dossier, threads and outbox by room)
+    go with it; another dossier's stay."""
+    install_key_ring(
+        KeyRing(
+            [DataKey("k1", base64.b64encode(bytes(range(32))).decode())],
+            BlindIndex(bytes(range(32, 64))),
+        )
+    )
+    engine = make_engine(f"sqlite:///{tmp_path / 'store.db'}")
+    professionals(engine, REFERENT.user_id)
+    service = DossierService(engine, deployment(tmp_path / "deployment", "sante.test"))
+    identity = {
+        "birth_name": "Martin",
+        "first_names": "Jeanne",
+        "sex": "F",
+        "birth_date": "1941-03-12",
+    }
+    body = {"pathway": "dac", "identity": identity, "duplicate_override": {"reason": "essai"}}
+    did = service.create_dossier(REFERENT, body)["id"]
+    other = service.create_dossier(REFERENT, body)["id"]
+    with Session(engine) as session, session.begin():
+        for n, dossier_id in enumerate((did, other)):
+            session.add(
+                MailSpool(
+                    kind="mail",
+                    source="smtp",
+                    dossier_id=dossier_id,
+                    room_id=f"!r{n}:sante.test",
+                    dedup_key=f"k{n}",
+                    token=f"t{n}",
+                    sealed_mail=b"courriel",
+                )
+            )
+        session.add(
+            DossierRoom(
+                dossier_id=did, kind="side", room_id="!r0:sante.test", created_by=REFERENT.user_id
+            )
+        )
+    service.patch_dossier(REFERENT, did, {"status": "closed", "status_reason": "fin"})
+    steps = retention.apply(engine, utcnow() + dt.timedelta(days=21 * 366))
+    assert [(s.dossier_id, s.action) for s in steps] == [(did, "purge")]
+    assert steps[0].rows["mail_spool"] == 1 and steps[0].rooms == ("!r0:sante.test",)
+    with Session(engine) as session:
+        left = session.scalars(select(MailSpool.dossier_id)).all()
+    assert left == [other]
