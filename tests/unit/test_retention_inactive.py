@@ -8,7 +8,7 @@ import base64
 import datetime as dt
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from dossier_api.domain import retention
@@ -24,9 +24,10 @@ from maillon.shared.store import make_engine
 from tests.harness.bot import deployment, professionals
 
 REFERENT = Caller("@ref:sante.test", False, "token")
+IDENTITY = {"birth_name": "Martin", "first_names": "Jeanne", "sex": "F", "birth_date": "1941-03-12"}
 
 
-def test_inactive_room_is_reported_once_per_period(tmp_path: Path) -> None:
+def _store(tmp_path: Path) -> tuple[Engine, DossierService]:
     install_key_ring(
         KeyRing(
             [DataKey("k1", base64.b64encode(bytes(range(32))).decode())],
@@ -36,13 +37,12 @@ def test_inactive_room_is_reported_once_per_period(tmp_path: Path) -> None:
     engine = make_engine(f"sqlite:///{tmp_path / 'store.db'}")
     professionals(engine, REFERENT.user_id)
     service = DossierService(engine, deployment(tmp_path / "deployment", "sante.test"))
-    identity = {
-        "birth_name": "Martin",
-        "first_names": "Jeanne",
-        "sex": "F",
-        "birth_date": "1941-03-12",
-    }
-    dossier = service.create_dossier(REFERENT, {"pathway": "dac", "identity": identity})
+    return engine, service
+
+
+def test_inactive_room_is_reported_once_per_period(tmp_path: Path) -> None:
+    engine, service = _store(tmp_path)
+    dossier = service.create_dossier(REFERENT, {"pathway": "dac", "identity": IDENTITY})
     did = dossier["id"]
     opened = dt.datetime.fromisoformat(dossier["opened_at"]) + dt.timedelta(seconds=1)
     weeks = dt.timedelta(weeks=26)
@@ -81,22 +81,8 @@ def test_inactive_room_is_reported_once_per_period(tmp_path: Path) -> None:
 def test_purge_takes_the_dossiers_mails_too(tmp_path: Path) -> None:
     """The mail relay's rows of a dossier (spool by dossier, threads and outbox by room)
     go with it; another dossier's stay."""
-    install_key_ring(
-        KeyRing(
-            [DataKey("k1", base64.b64encode(bytes(range(32))).decode())],
-            BlindIndex(bytes(range(32, 64))),
-        )
-    )
-    engine = make_engine(f"sqlite:///{tmp_path / 'store.db'}")
-    professionals(engine, REFERENT.user_id)
-    service = DossierService(engine, deployment(tmp_path / "deployment", "sante.test"))
-    identity = {
-        "birth_name": "Martin",
-        "first_names": "Jeanne",
-        "sex": "F",
-        "birth_date": "1941-03-12",
-    }
-    body = {"pathway": "dac", "identity": identity, "duplicate_override": {"reason": "essai"}}
+    engine, service = _store(tmp_path)
+    body = {"pathway": "dac", "identity": IDENTITY, "duplicate_override": {"reason": "essai"}}
     did = service.create_dossier(REFERENT, body)["id"]
     other = service.create_dossier(REFERENT, body)["id"]
     with Session(engine) as session, session.begin():
