@@ -8,14 +8,16 @@ import base64
 import datetime as dt
 from pathlib import Path
 
+import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from dossier_api.domain import retention
 from dossier_api.domain.access import Caller
+from dossier_api.domain.core import ApiError
 from dossier_api.domain.mail.models import MailSpool
 from dossier_api.domain.models import DossierRoom, RoomActivity
-from dossier_api.domain.service import DossierService
+from dossier_api.domain.service import DossierFilters, DossierService
 from maillon.shared.clock import utcnow
 from maillon.shared.crypto import BlindIndex, KeyRing
 from maillon.shared.sealed import install_key_ring
@@ -110,3 +112,26 @@ def test_purge_takes_the_dossiers_mails_too(tmp_path: Path) -> None:
     with Session(engine) as session:
         left = session.scalars(select(MailSpool.dossier_id)).all()
     assert left == [other]
+
+
+def test_an_archived_dossier_is_read_only_and_for_its_coordinators(tmp_path: Path) -> None:
+    engine, service = _store(tmp_path)
+    nurse = Caller("@ide:sante.test", False, "token")
+    professionals(engine, nurse.user_id)
+    did = service.create_dossier(REFERENT, {"pathway": "dac", "identity": IDENTITY})["id"]
+    service.add_member(REFERENT, did, {"user_id": nurse.user_id, "role": "IDE"})
+    service.patch_dossier(REFERENT, did, {"status": "closed", "status_reason": "fin"})
+    assert service.get_dossier(nurse, did)["status"] == "closed"
+    steps = retention.apply(engine, utcnow() + dt.timedelta(days=400))
+    assert [(s.dossier_id, s.action) for s in steps] == [(did, "archive")]
+    assert service.get_dossier(REFERENT, did)["status"] == "archived"
+    with pytest.raises(ApiError) as hidden:
+        service.get_dossier(nurse, did)
+    assert hidden.value.status == 403 and "coordinateurs" in hidden.value.message
+    with pytest.raises(ApiError) as read_only:
+        service.add_task(REFERENT, did, {"title": "encore", "assignee": REFERENT.user_id})
+    assert read_only.value.status == 409
+    listed = DossierFilters(status="archived")
+    assert [d["id"] for d in service.my_dossiers(REFERENT, 50, 0)] == []
+    assert [d["id"] for d in service.my_dossiers(REFERENT, 50, 0, listed)] == [did]
+    assert service.my_dossiers(nurse, 50, 0, listed) == []

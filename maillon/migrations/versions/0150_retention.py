@@ -49,5 +49,4 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_room_purges_done_at"), table_name="room_purges")
     op.drop_index(op.f("ix_room_purges_dossier_id"), table_name="room_purges")
     op.drop_table("room_purges")
-    with op.batch_alter_table("dossiers") as batch:
-        batch.drop_column("legal_hold")
+    op.drop_column("dossiers", "legal_hold")  # SQLite 3.35+: no rebuild of the table

@@ -20,5 +20,4 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("dossiers") as batch:
-        batch.drop_column("merged_into")
+    op.drop_column("dossiers", "merged_into")  # SQLite 3.35+: no rebuild of the table
