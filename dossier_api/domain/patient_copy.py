@@ -120,11 +120,15 @@ def render_patient_copy(doc: PatientCopy) -> bytes:
 
 
 class PatientAccess(ServiceCore):
-    """``patient_copy``: the PDF and the FHIR Bundle, for a coordinator (right ``manage``)."""
+    """``patient_copy``: the PDF and the FHIR Bundle, for a coordinator (right ``manage``),
+    archived dossiers included."""
 
     def patient_copy(self, caller: Caller, dossier_id: str) -> tuple[bytes, dict[str, Any]]:
         now = utcnow()
-        with self.acting(caller, "patient_access.export", dossier_id, "manage") as act:
+        # A read (an archived dossier's patient keeps the right), by a coordinator.
+        with self.acting(caller, "patient_access.export", dossier_id, "read") as act:
+            if not act.access.manage:
+                raise self._refused(act.access)
             session, dossier = act.session, act.dossier
             members = list(active_members(session, dossier_id, now=now))
             notes = visibility.readable_notes(session, dossier_id, [PATIENT_READER])

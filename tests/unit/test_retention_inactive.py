@@ -131,6 +131,8 @@ def test_an_archived_dossier_is_read_only_and_for_its_coordinators(tmp_path: Pat
     with pytest.raises(ApiError) as read_only:
         service.add_task(REFERENT, did, {"title": "encore", "assignee": REFERENT.user_id})
     assert read_only.value.status == 409
+    pdf, bundle = service.patient_copy(REFERENT, did)  # the patient's right of access stays
+    assert pdf.startswith(b"%PDF") and bundle["resourceType"] == "Bundle"
     listed = DossierFilters(status="archived")
     assert [d["id"] for d in service.my_dossiers(REFERENT, 50, 0)] == []
     assert [d["id"] for d in service.my_dossiers(REFERENT, 50, 0, listed)] == [did]
