@@ -15,11 +15,19 @@ from urllib.parse import quote, urlencode
 
 from appservice.matrix_api import AppserviceApi, MatrixError
 from appservice.patient_rooms import create_room
-from dossier_api.domain.rooms import ROOMS, DossierPlan, RoomLinks, RoomPlan, same_entry
+from dossier_api.domain.rooms import (
+    ROOMS,
+    DossierPlan,
+    RoomLinks,
+    RoomPlan,
+    reference,
+    same_entry,
+)
 from maillon.shared.circle import (
     CIRCLE_EVENT,
     DOSSIER_EVENT,
     DOSSIER_WIDGET_ID,
+    NAMESPACE,
     SIDE_ROOM_EVENT,
     WIDGET_EVENT,
     CircleEntry,
@@ -40,6 +48,12 @@ CLOSED_NOTICE = (
     "Un coordinateur peut le rouvrir depuis le dossier."
 )
 REOPENED_NOTICE = "Ce dossier est rouvert : les échanges peuvent reprendre."
+# A merged dossier's rooms point to the dossier that stays (state event and notice).
+MERGED_EVENT = f"{NAMESPACE}.merged_into"
+MERGED_NOTICE = (
+    "Ce dossier a été fusionné avec le dossier {ref} (même personne) : la conversation "
+    "continue dans la salle de ce dossier."
+)
 
 
 class RoomState:
@@ -229,6 +243,11 @@ class DossierRooms:
                 notice = CLOSED_NOTICE if link.read_only else REOPENED_NOTICE
                 previous = state.event_ids.get((DOSSIER_EVENT, ""), "")
                 await self._api.send_notice(room_id, f"status-{previous}", notice)
+        if plan.merged_into is not None and state.get(MERGED_EVENT) is None:
+            pointer = {"dossier_id": plan.merged_into, "room_id": plan.merged_room}
+            await self._api.put_state(room_id, MERGED_EVENT, "", pointer)
+            notice = MERGED_NOTICE.format(ref=reference(plan.merged_into))
+            await self._api.send_notice(room_id, f"merged-{room_id}", notice)
         # Name and topic are the template's (rooms made by an older template are renamed).
         name, topic = _room_texts(plan, room)
         if (state.get("m.room.name") or {}).get("name") != name:

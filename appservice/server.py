@@ -21,6 +21,7 @@ from appservice.dossier_rooms import DossierRooms
 from appservice.mail.relay import mail_relay
 from appservice.matrix_api import AppserviceApi, MatrixError
 from appservice.metrics import Metrics
+from appservice.room_purge import RoomPurger, daily_loop, purge_loop
 from appservice.team_invites import TeamInvites
 from appservice.transactions import (
     MAX_ATTEMPTS,
@@ -60,6 +61,7 @@ HANDLERS = web.AppKey("handlers", list)
 PING = web.AppKey("ping", dict)
 LINKS = web.AppKey("links", RoomLinks)
 TEAMS = web.AppKey("teams", DossierService)
+PURGER = web.AppKey("purger", RoomPurger)
 ROOM_SYNC = web.AppKey("room_sync", dict)  # "rooms": DossierRooms, once running
 OUTBOX_WAKE = web.AppKey("outbox_wake", asyncio.Event)
 RETRY_AT = web.AppKey("retry_at", dict)  # seq of a failed event -> monotonic time of next try
@@ -374,6 +376,8 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
                     "directory room",
                 )
             ),
+            asyncio.create_task(purge_loop(app[PURGER])),
+            asyncio.create_task(daily_loop(app[PURGER].engine)),
         ]
         yield
         for task in tasks:
@@ -396,6 +400,7 @@ def create_app(
     app[LINKS] = RoomLinks(engine)
     app[TEAMS] = DossierService(engine, deployment, component="appservice")
     app[ENGINE] = engine
+    app[PURGER] = RoomPurger(deployment, engine)
     app[ROOM_SYNC] = {}
     app[OUTBOX_WAKE] = asyncio.Event()
     app[METRICS] = Metrics()

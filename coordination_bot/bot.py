@@ -19,6 +19,8 @@ from nio import (
     InviteMemberEvent,
     MatrixRoom,
     MegolmEvent,
+    RoomEncryptedMedia,
+    RoomMessageMedia,
     RoomMessageText,
     RoomSendResponse,
     SyncResponse,
@@ -29,7 +31,7 @@ from coordination_bot.core import CommandError, Context, Reply
 from coordination_bot.dispatch import dispatch, error_reply, is_command
 from coordination_bot.services import MailOutbox, Services
 from coordination_bot.solicitations import SolicitationChats
-from dossier_api.domain import pathway_store
+from dossier_api.domain import pathway_store, retention
 from dossier_api.domain.core import ApiError
 from dossier_api.domain.mail.outbox import TrustSpace, relay_marker
 from dossier_api.domain.mail.spool import Spool
@@ -149,6 +151,7 @@ class CoordinationBot:
         client.add_event_callback(self._on_invite, InviteMemberEvent)  # type: ignore[arg-type]
         client.add_event_callback(self._on_message, RoomMessageText)  # type: ignore[arg-type]
         client.add_event_callback(self._on_undecryptable, MegolmEvent)  # type: ignore[arg-type]
+        client.add_event_callback(self._on_media, (RoomEncryptedMedia, RoomMessageMedia))  # type: ignore[arg-type]
         client.add_response_callback(self._on_sync, SyncResponse)  # type: ignore[arg-type]
         self.client = client
         return client
@@ -216,6 +219,19 @@ class CoordinationBot:
         if event.sender == self.client.user_id or not self._is_fresh(event):
             return
         self._spawn(self._handle(room.room_id, event))
+
+    async def _on_media(
+        self, room: MatrixRoom, event: RoomEncryptedMedia | RoomMessageMedia
+    ) -> None:
+        """A file sent in a dossier's room: its address is recorded, so the room's purge
+        deletes it too (inside an encrypted event, the homeserver cannot see it)."""
+        try:
+            if await asyncio.to_thread(self.services.dossiers.dossier_id_for_room, room.room_id):
+                await asyncio.to_thread(
+                    retention.record_room_media, self.services.engine, room.room_id, event.url
+                )
+        except Exception as exc:
+            log.error("file of a dossier room not recorded: %s", type(exc).__name__)
 
     async def _handle(self, room_id: str, event: RoomMessageText) -> None:
         async with self._slots, self._room_locks[room_id]:

@@ -102,6 +102,24 @@ def _refusal_detail(exc: ApiError) -> str:
     return f"{exc.status} {exc.errcode} : {exc.message}"[:500]
 
 
+ARCHIVED_READ_ONLY = (
+    "Ce dossier est archivé (durée de conservation active échue) : il est en lecture seule."
+)
+
+
+def archived_rule(access: Access, right: str | None) -> None:
+    """An archived dossier is read-only, and only its coordinators (and administrators)
+    still find it (``dossier_api.domain.retention``)."""
+    if right in ("write", "manage"):
+        raise ApiError(409, "M_ARCHIVED", ARCHIVED_READ_ONLY)
+    if not (access.manage or access.basis == "admin"):
+        raise ApiError(
+            403,
+            "M_FORBIDDEN",
+            "Ce dossier est archivé : seuls ses coordinateurs peuvent encore le consulter.",
+        )
+
+
 class ServiceCore:
     """What every dossier operation stands on: built from the deployment, so every caller
     (API, bot) gets the same checks (the mail domain, our homeserver and its peers); the
@@ -229,6 +247,8 @@ class ServiceCore:
                         access = self._access(session, caller, found)
                         if right is not None and not getattr(access, right):
                             raise self._refused(access)
+                        if found.status == "archived":
+                            archived_rule(access, right)
                     act = Act(session, access, found, dossier_id=dossier_id)
                     yield act
                     self.audit_entry(session, act.dossier_id, access, action, True, act.detail)

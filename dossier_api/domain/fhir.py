@@ -8,6 +8,7 @@ import base64
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from dossier_api.domain import visibility
 from dossier_api.domain.access import Caller
@@ -213,48 +214,55 @@ def _care_plan(dossier: Dossier, plan: CarePlan) -> dict[str, Any]:
     }
 
 
+def bundle_of(
+    session: Session, dossier: Dossier, readers: list[visibility.Reader]
+) -> dict[str, Any]:
+    """The dossier as a FHIR Bundle, with the notes every one of ``readers`` may read."""
+    dossier_id = dossier.id
+    members = list(
+        session.scalars(
+            select(CircleMember)
+            .where(CircleMember.dossier_id == dossier_id)
+            .order_by(CircleMember.id)
+        ).all()
+    )
+    notes = visibility.readable_notes(session, dossier_id, readers)
+    tasks = session.scalars(select(Task).where(Task.dossier_id == dossier_id)).all()
+    rdvs = session.scalars(select(Appointment).where(Appointment.dossier_id == dossier_id))
+    plan = session.scalar(
+        select(CarePlan)
+        .where(CarePlan.dossier_id == dossier_id)
+        .order_by(CarePlan.version.desc())
+        .limit(1)
+    )
+    superseded = {n.corrects for n in notes if n.corrects}
+    resources = [patient(dossier), _care_team(dossier, members)]
+    resources += [_document(dossier, n, superseded) for n in notes]
+    resources += [_task(dossier, t) for t in tasks]
+    resources += [_appointment(a) for a in rdvs]
+    if plan is not None:
+        resources.append(_care_plan(dossier, plan))
+    answered = session.execute(
+        select(Solicitation, Team.name)
+        .join(Team, Team.slug == Solicitation.team_slug)
+        .where(Solicitation.dossier_id == dossier_id, Solicitation.report.is_not(None))
+        .order_by(Solicitation.id)
+    ).all()
+    resources += [_report(dossier, s, team) for s, team in answered]
+    return {
+        "resourceType": "Bundle",
+        "type": "collection",
+        "entry": [
+            {"fullUrl": f"urn:maillon:{r['resourceType']}/{r['id']}", "resource": r}
+            for r in resources
+        ],
+    }
+
+
 class FhirExport(ServiceCore):
     """The FHIR export, an operation of ``DossierService`` (audited as ``fhir.export``)."""
 
     def fhir_bundle(self, caller: Caller, dossier_id: str) -> dict[str, Any]:
         with self.acting(caller, "fhir.export", dossier_id, "read") as act:
-            session, dossier, access = act.session, act.dossier, act.access
-            members = list(
-                session.scalars(
-                    select(CircleMember)
-                    .where(CircleMember.dossier_id == dossier_id)
-                    .order_by(CircleMember.id)
-                ).all()
-            )
-            reader = visibility.reader_of(session, dossier_id, access)
-            notes = visibility.readable_notes(session, dossier_id, [reader])
-            tasks = session.scalars(select(Task).where(Task.dossier_id == dossier_id)).all()
-            rdvs = session.scalars(select(Appointment).where(Appointment.dossier_id == dossier_id))
-            plan = session.scalar(
-                select(CarePlan)
-                .where(CarePlan.dossier_id == dossier_id)
-                .order_by(CarePlan.version.desc())
-                .limit(1)
-            )
-            superseded = {n.corrects for n in notes if n.corrects}
-            resources = [patient(dossier), _care_team(dossier, members)]
-            resources += [_document(dossier, n, superseded) for n in notes]
-            resources += [_task(dossier, t) for t in tasks]
-            resources += [_appointment(a) for a in rdvs]
-            if plan is not None:
-                resources.append(_care_plan(dossier, plan))
-            answered = session.execute(
-                select(Solicitation, Team.name)
-                .join(Team, Team.slug == Solicitation.team_slug)
-                .where(Solicitation.dossier_id == dossier_id, Solicitation.report.is_not(None))
-                .order_by(Solicitation.id)
-            ).all()
-            resources += [_report(dossier, s, team) for s, team in answered]
-        return {
-            "resourceType": "Bundle",
-            "type": "collection",
-            "entry": [
-                {"fullUrl": f"urn:maillon:{r['resourceType']}/{r['id']}", "resource": r}
-                for r in resources
-            ],
-        }
+            reader = visibility.reader_of(act.session, dossier_id, act.access)
+            return bundle_of(act.session, act.dossier, [reader])

@@ -19,6 +19,7 @@ from sqlalchemy import (
     UniqueConstraint,
     delete,
     event,
+    false,
     insert,
 )
 from sqlalchemy import inspect as sa_inspect
@@ -99,6 +100,10 @@ class Dossier(Base):
     consent_share_outside: Mapped[bool] = mapped_column(Boolean, default=False)
     opposition: Mapped[bool] = mapped_column(Boolean, default=False)
     room_id: Mapped[str | None] = mapped_column(String(255), default=None, index=True)
+    # Legal hold (litigation, request of a judge): the retention policy never purges it.
+    legal_hold: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Merged into another dossier of the same person (identity vigilance): that one's id.
+    merged_into: Mapped[str | None] = mapped_column(String(32), default=None)
     mail_localpart: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     # The version of its pathway the dossier follows (``pathway_versions``): the published
@@ -417,6 +422,31 @@ class RoomSyncJob(Base):
     done_at: Mapped[dt.datetime | None] = mapped_column(default=None)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(String(500), default=None)
+
+
+class RoomPurge(Base):
+    """A room of a purged dossier that the homeserver must delete with its history and
+    media (the appservice does it through Synapse's admin API). No foreign key: the
+    dossier is gone; nothing here is health data."""
+
+    __tablename__ = "room_purges"
+    room_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    dossier_id: Mapped[str] = mapped_column(String(32), index=True)
+    requested_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    done_at: Mapped[dt.datetime | None] = mapped_column(default=None, index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(String(500), default=None)
+
+
+class RoomMedia(Base):
+    """A file sent in a dossier's room (the bot reads it in the encrypted event: the
+    homeserver cannot), so the room's purge deletes it from the media store too. The
+    ``mxc://`` address only: no name, no content."""
+
+    __tablename__ = "room_media"
+    room_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    mxc: Mapped[str] = mapped_column(String(500), primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
 class RoomActivity(Base):

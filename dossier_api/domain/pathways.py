@@ -122,6 +122,25 @@ class IndicatorDefinition:
     label_en: str | None = None
 
 
+def _positive(value: object) -> str | None:
+    if isinstance(value, int) and value < 1:
+        return "un entier supérieur ou égal à 1 est attendu"
+    return None
+
+
+@dataclass(frozen=True)
+class Retention:
+    """How long a closed dossier lives (``dossier_api.domain.retention``): archived
+    (read-only, out of the lists) ``archive_after_months`` after its closure, purged
+    ``purge_after_years`` after its closure; a patient room without any event for
+    ``inactive_room_weeks`` is reported to the dossier's coordinators. Defaults and their
+    sources: README, « Conservation et purge »."""
+
+    archive_after_months: int = field(default=12, metadata={"check": _positive})
+    purge_after_years: int = field(default=20, metadata={"check": _positive})
+    inactive_room_weeks: int = field(default=26, metadata={"check": _positive})
+
+
 @dataclass(frozen=True)
 class Pathway:
     id: str
@@ -141,6 +160,8 @@ class Pathway:
     name_en: str | None = None
     # Indicators of the pathway's dashboards and monthly reports (configuration).
     indicators: tuple[IndicatorDefinition, ...] = ()
+    # Retention of the pathway's closed dossiers (defaults when the section is absent).
+    retention: Retention = Retention()
 
     def form(self, form_id: str) -> FormDefinition | None:
         return next((f for f in self.forms if f.id == form_id), None)

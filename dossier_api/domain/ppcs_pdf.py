@@ -88,40 +88,42 @@ class _Pdf(FPDF):
         self.cell(0, 6, latin1(f"{self.title_text} - page {self.page_no()}/{{nb}}"), align="C")
 
 
-class _Writer:
-    """A Maillon A4 document: its footer title, headings and wrapped lines (Latin-1)."""
+class Page:
+    """An A4 document of Maillon: its footer, headings and lines of French text."""
 
     def __init__(self, footer: str, title: str) -> None:
-        self.pdf = _Pdf(format="A4")
-        self.pdf.title_text = latin1(footer)
-        self.pdf.set_title(latin1(title))
-        self.pdf.set_creator("Maillon")
-        self.pdf.set_auto_page_break(True, margin=16)
-        self.pdf.add_page()
-        self.width = self.pdf.w - self.pdf.l_margin - self.pdf.r_margin
+        self.pdf = pdf = _Pdf(format="A4")
+        pdf.title_text = latin1(footer)
+        pdf.set_title(latin1(title))
+        pdf.set_creator("Maillon")
+        pdf.set_auto_page_break(True, margin=16)
+        pdf.add_page()
+        self.width = pdf.w - pdf.l_margin - pdf.r_margin
 
     def heading(self, text: str, size: int = 13) -> None:
-        pdf = self.pdf
-        pdf.ln(3)
-        pdf.set_font("Helvetica", "B", size)
-        pdf.multi_cell(self.width, 7, latin1(text), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-        pdf.set_font("Helvetica", size=10)
+        self.pdf.ln(3)
+        self.pdf.set_font("Helvetica", "B", size)
+        self.pdf.multi_cell(self.width, 7, latin1(text), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        self.pdf.set_font("Helvetica", size=10)
 
-    def line(self, text: str, indent: float = 0) -> None:
-        pdf = self.pdf
-        pdf.set_x(pdf.l_margin + indent)
-        pdf.multi_cell(self.width - indent, 5.5, latin1(text), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    def line(self, text: str, indent: float = 0, bold: bool = False) -> None:
+        self.pdf.set_font("Helvetica", "B" if bold else "", 10)
+        self.pdf.set_x(self.pdf.l_margin + indent)
+        self.pdf.multi_cell(
+            self.width - indent, 5.5, latin1(text), new_x=XPos.LMARGIN, new_y=YPos.NEXT
+        )
+        self.pdf.set_font("Helvetica", size=10)
 
     def output(self) -> bytes:
         return bytes(self.pdf.output())
 
 
 def render_ppcs(doc: PpcsDocument) -> bytes:
-    writer = _Writer(
+    page = Page(
         f"PPCS de {doc.patient} - version {doc.version}",
         "Plan personnalisé de coordination en santé",
     )
-    pdf, heading, line = writer.pdf, writer.heading, writer.line
+    pdf, heading, line = page.pdf, page.heading, page.line
 
     heading("Plan personnalisé de coordination en santé (PPCS)", 16)
     born = {"F": "née le", "M": "né le"}.get(doc.sex or "", "né(e) le")
@@ -146,9 +148,7 @@ def render_ppcs(doc: PpcsDocument) -> bytes:
     if not problems:
         line("Aucun problème renseigné.")
     for number, item in enumerate(problems, 1):
-        pdf.set_font("Helvetica", "B", 10)
-        line(f"{number}. {item.get('problem', '')}")
-        pdf.set_font("Helvetica", size=10)
+        line(f"{number}. {item.get('problem', '')}", bold=True)
         for goal in item.get("goals") or []:
             line(f"- Objectif : {goal}", 6)
 
@@ -173,7 +173,7 @@ def render_ppcs(doc: PpcsDocument) -> bytes:
         line("Aucun.")
     for goal in unmet:
         line(f"- {goal}", 4)
-    return writer.output()
+    return page.output()
 
 
 @dataclass(frozen=True)
@@ -193,7 +193,7 @@ class ReportDocument:
 
 
 def render_report(doc: ReportDocument) -> bytes:
-    writer = _Writer(
+    writer = Page(
         f"Compte rendu d'avis - {doc.patient} - sollicitation {doc.number}",
         "Compte rendu de télé-expertise",
     )

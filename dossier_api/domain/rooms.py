@@ -81,6 +81,9 @@ class DossierPlan:
     referent: str
     name_fields: dict[str, str]
     rooms: tuple[RoomPlan, ...]
+    # Merged into another dossier: that dossier and its patient room (the pointer).
+    merged_into: str | None = None
+    merged_room: str | None = None
 
     def link(self, room: RoomPlan) -> DossierLink:
         pathway = self.followed
@@ -211,6 +214,17 @@ class RoomLinks:
                         r.creation_started_at is not None,
                     )
                     for r in rooms
+                ),
+                merged_into=dossier.merged_into,
+                merged_room=(
+                    session.scalar(
+                        select(DossierRoom.room_id).where(
+                            DossierRoom.dossier_id == dossier.merged_into,
+                            DossierRoom.kind == "main",
+                        )
+                    )
+                    if dossier.merged_into
+                    else None
                 ),
             )
 

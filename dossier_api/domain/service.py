@@ -23,6 +23,7 @@ from dossier_api.domain.core import ApiError, _iso, _parse_date, _parse_dt
 from dossier_api.domain.enrolment import EnrolmentOperations
 from dossier_api.domain.fhir import FhirExport
 from dossier_api.domain.ins import display_name as display_name  # re-exported
+from dossier_api.domain.merge import DossierMerge
 from dossier_api.domain.models import (
     AuditEntry,
     CircleMember,
@@ -41,7 +42,9 @@ from dossier_api.domain.models import (
 from dossier_api.domain.names import query_digests
 from dossier_api.domain.pathway_store import published_version
 from dossier_api.domain.pathways import PATHWAYS
+from dossier_api.domain.patient_copy import PatientAccess
 from dossier_api.domain.reading import DossierReading
+from dossier_api.domain.retention import RetentionOperations
 from dossier_api.domain.room_decisions import load_room_decisions
 from dossier_api.domain.rooms import ROOMS, enqueue, reference
 from dossier_api.domain.teams import TeamOperations
@@ -83,6 +86,9 @@ class DossierService(
     WorklistOperations,
     TeamOperations,
     EnrolmentOperations,
+    RetentionOperations,
+    PatientAccess,
+    DossierMerge,
 ):
     """The dossier domain's operations: dossiers, circle, notes, tasks, delegations,
     structures and rooms here; forms (and their drafts), PPCS (and its PDF), agenda and alerts
@@ -218,6 +224,8 @@ class DossierService(
                 conditions.append(Dossier.pathway == wanted.pathway)
             if wanted.status is not None:
                 conditions.append(Dossier.status == wanted.status)
+            else:  # archived dossiers are out of the lists (found by asking for them)
+                conditions.append(Dossier.status != "archived")
             if wanted.structure_id is not None:
                 conditions.append(Dossier.structure_id == wanted.structure_id)
             if wanted.name is not None:
@@ -289,6 +297,8 @@ class DossierService(
                     delegations,
                     caller.is_admin,
                 )
+                if dossier.status == "archived" and not (access.manage or caller.is_admin):
+                    continue  # an archived dossier: its coordinators only
                 result.append(
                     {
                         "id": dossier.id,

@@ -424,6 +424,45 @@ async def add_staff(request: web.Request) -> web.Response:
 
 @route(
     "GET",
+    "/v1/admin/retention",
+    "Conservation : ce que la politique archiverait et purgerait aujourd'hui (administrateur)",
+    S.RETENTION,
+    tag="administration",
+)
+async def retention_dry_run(request: web.Request) -> web.Response:
+    return web.json_response(await call(request, svc(request).run_retention, True))
+
+
+@route(
+    "POST",
+    "/v1/admin/retention",
+    "Conservation : archiver et purger ce qui est échu (administrateur)",
+    S.RETENTION,
+    tag="administration",
+)
+async def retention_run(request: web.Request) -> web.Response:
+    return web.json_response(await call(request, svc(request).run_retention, False))
+
+
+@route(
+    "PUT",
+    "/v1/dossiers/{dossier_id}/legal-hold",
+    "Poser ou lever le gel juridique d'un dossier : rien n'est purgé tant qu'il est posé "
+    "(administrateur)",
+    S.LEGAL_HOLD,
+    body=S.LEGAL_HOLD_IN,
+    tag="administration",
+)
+async def legal_hold(request: web.Request) -> web.Response:
+    hold = bool(body(request)["legal_hold"])
+    result = await call(
+        request, svc(request).set_legal_hold, request.match_info["dossier_id"], hold
+    )
+    return web.json_response(result)
+
+
+@route(
+    "GET",
     "/v1/directory",
     "Chercher dans l'annuaire national (nom, profession, commune, département, structure)",
     S.DIRECTORY_PAGE,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 
 from aiohttp import web
@@ -135,6 +136,40 @@ async def add_alert(request: web.Request) -> web.Response:
         svc(request).add_alert, caller(request), _dossier(request), body(request)
     )
     return web.json_response(row, status=201)
+
+
+@route(
+    "POST",
+    "/v1/dossiers/{dossier_id}/merge",
+    "Fusionner deux dossiers de la même personne (référent d'identitovigilance de la "
+    "structure, administrateur) : le plus ancien reste",
+    S.MERGE,
+    body=S.MERGE_IN,
+)
+async def merge_dossiers(request: web.Request) -> web.Response:
+    payload = body(request)
+    result = await asyncio.to_thread(
+        svc(request).merge_dossiers,
+        caller(request),
+        _dossier(request),
+        payload["other_dossier_id"],
+        payload["reason"],
+    )
+    return web.json_response(result)
+
+
+@route(
+    "POST",
+    "/v1/dossiers/{dossier_id}/patient-copy",
+    "Droit d'accès du patient : copie du dossier (PDF et Bundle FHIR), par un coordinateur",
+    S.PATIENT_COPY,
+)
+async def patient_copy(request: web.Request) -> web.Response:
+    pdf, bundle = await asyncio.to_thread(
+        svc(request).patient_copy, caller(request), _dossier(request)
+    )
+    body = {"pdf_base64": base64.b64encode(pdf).decode("ascii"), "bundle": bundle}
+    return web.json_response(body, headers={"Cache-Control": "no-store"})
 
 
 @route(

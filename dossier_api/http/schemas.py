@@ -347,6 +347,44 @@ STAFF_IN = obj(
     {"user_id": USER_ID, "role": {"type": "string", "enum": list(STAFF_ROLES)}},
 )
 OK = obj(["ok"], {"ok": {"type": "boolean"}})
+MERGE_IN = obj(
+    ["other_dossier_id", "reason"],
+    {
+        "other_dossier_id": {"type": "string", "minLength": 1, "maxLength": 32},
+        "reason": {"type": "string", "minLength": 1, "maxLength": 500},
+    },
+)
+MERGE = obj(
+    ["kept", "merged", "moved"],
+    {
+        "kept": {"type": "string"},
+        "merged": {"type": "string"},
+        "moved": {"type": "object", "additionalProperties": {"type": "integer"}},
+    },
+)
+PATIENT_COPY = obj(
+    ["pdf_base64", "bundle"],
+    {"pdf_base64": {"type": "string"}, "bundle": {"type": "object"}},
+)
+LEGAL_HOLD_IN = obj(["legal_hold"], {"legal_hold": {"type": "boolean"}})
+LEGAL_HOLD = obj(
+    ["dossier_id", "legal_hold"],
+    {"dossier_id": {"type": "string"}, "legal_hold": {"type": "boolean"}},
+)
+RETENTION_STEP = obj(
+    ["dossier_id", "action", "due", "rows", "rooms"],
+    {
+        "dossier_id": {"type": "string"},
+        "action": {"type": "string", "enum": ["archive", "purge", "hold"]},
+        "due": {"type": "string", "format": "date-time"},
+        "rows": {"type": "object", "additionalProperties": {"type": "integer"}},
+        "rooms": {"type": "array", "items": {"type": "string"}},
+    },
+)
+RETENTION = obj(
+    ["dry_run", "steps"],
+    {"dry_run": {"type": "boolean"}, "steps": {"type": "array", "items": RETENTION_STEP}},
+)
 AUDIENCE = {"type": "string", "enum": sorted(ROOM_AUDIENCES)}
 ROOM_IN = obj(["label"], {"label": {**SHORT, "maxLength": 120}, "audience": AUDIENCE})
 ROOM = obj(

@@ -1,5 +1,5 @@
 """The `maillon` command: init, up, user add, keys rotate, directory import, team add and
-rota."""
+rota, dossiers purge."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from tqdm import tqdm
 
 from appservice.directory import bind_directory_entry
 from appservice.matrix_api import AppserviceApi
+from dossier_api.domain import retention
 from dossier_api.domain.access import Caller
 from dossier_api.domain.core import ApiError
 from dossier_api.domain.directory import upsert_professional
@@ -23,6 +24,7 @@ from dossier_api.domain.directory_import import DirectoryFileError, import_extra
 from dossier_api.domain.service import DossierService
 from dossier_api.domain.teams import LEVELS
 from maillon.shared.circle import DirectoryEntry
+from maillon.shared.clock import utcnow
 from maillon.shared.crypto import KeyRing
 from maillon.shared.homeserver_client import HomeserverError, is_up, register_user
 from maillon.shared.passwords import weakness
@@ -281,6 +283,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="importer même un fichier nettement plus petit que l'import précédent",
     )
     _team_parsers(sub)
+    dossiers = sub.add_parser("dossiers", help="dossiers de coordination")
+    dossiers_sub = dossiers.add_subparsers(dest="dossiers_command", required=True, metavar="ACTION")
+    purge = dossiers_sub.add_parser(
+        "purge",
+        help="applique la politique de conservation des parcours : archive les dossiers "
+        "clos depuis la durée prévue, purge ceux dont la durée de conservation est échue "
+        "(sauf gel juridique)",
+    )
+    _dir_option(purge)
+    purge.add_argument(
+        "--dry-run", action="store_true", help="liste ce qui serait archivé et purgé, sans agir"
+    )
     return parser
 
 
@@ -383,6 +397,25 @@ def _team(args: argparse.Namespace) -> int:
         raise CliError(f"planning illisible : {exc}") from exc
     finally:
         engine.dispose()
+
+
+def _dossiers_purge(args: argparse.Namespace) -> int:
+    deployment = load(args.dir)
+    install_key_ring(KeyRing.for_secrets(deployment.secrets))
+    engine = make_engine(deployment.settings.database_url)
+    try:
+        steps = retention.apply(engine, utcnow(), dry_run=args.dry_run, actor="maillon-cli")
+    finally:
+        engine.dispose()
+    if not steps:
+        print("Rien à archiver ni à purger.")
+    for step in steps:
+        print(step.french())
+    if args.dry_run:
+        print("(simulation : rien n'a été modifié)")
+    elif any(s.action == "purge" for s in steps):
+        print("Les salles des dossiers purgés seront supprimées par le service d'application.")
+    return 0
 
 
 def _directory_import(args: argparse.Namespace) -> int:
@@ -563,6 +596,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _directory_import(args)
         if args.command == "team":
             return _team(args)
+        if args.command == "dossiers":
+            return _dossiers_purge(args)
     except (InitError, SettingsError, CliError) as exc:
         print(f"maillon : {exc}", file=sys.stderr)
         return 2

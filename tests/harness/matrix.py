@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +22,7 @@ from nio import (
     RoomSendResponse,
     RoomVisibility,
     SyncError,
+    UploadResponse,
 )
 
 from maillon.shared.homeserver_client import Registered
@@ -131,6 +133,27 @@ class E2EClient:
         if not isinstance(response, RoomSendResponse):
             raise AssertionError(f"send failed: {response}")
         return str(response.event_id)
+
+    async def send_file(self, room_id: str, data: bytes, name: str = "document.txt") -> str:
+        """Upload a file encrypted (as Element does in an encrypted room) and send it;
+        returns its ``mxc://`` address."""
+        await self.sync()
+        upload, keys = await self.client.upload(
+            lambda *_: io.BytesIO(data), "text/plain", name, encrypt=True, filesize=len(data)
+        )
+        if not isinstance(upload, UploadResponse) or keys is None:
+            raise AssertionError(f"upload failed: {upload}")
+        content = {
+            "msgtype": "m.file",
+            "body": name,
+            "file": {**keys, "url": upload.content_uri},
+        }
+        response = await self.client.room_send(
+            room_id, "m.room.message", content, ignore_unverified_devices=True
+        )
+        if not isinstance(response, RoomSendResponse):
+            raise AssertionError(f"send failed: {response}")
+        return str(upload.content_uri)
 
     async def wait_for_text(
         self, room_id: str, match: Callable[[Message], bool], timeout: float = 30.0

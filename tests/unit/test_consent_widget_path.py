@@ -1,0 +1,50 @@
+"""Consent on the widget path (issue 17): the rule lives in the dossier service, so a
+circle write made from a widget session (a caller authenticated through OpenID, ``via``
+"openid") meets the same refusal as the API and the bot — without consent, and after an
+opposition. Real SQLite store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dossier_api.domain.access import Caller
+from dossier_api.domain.core import ApiError
+from dossier_api.domain.service import DossierService
+from tests.harness.bot import deployment, professionals, store
+
+REFERENT = "@ref:sante.test"
+HELPER = "@aide:sante.test"
+
+
+def test_a_widget_session_meets_the_consent_rule(tmp_path: Path) -> None:
+    engine = store(f"sqlite:///{tmp_path / 'store.db'}")
+    professionals(engine, REFERENT, HELPER)
+    service = DossierService(engine, deployment(tmp_path / "deployment", "sante.test"))
+    api = Caller(REFERENT, False, "token")
+    widget = Caller(REFERENT, False, "openid")
+    identity = {
+        "birth_name": "Martin",
+        "first_names": "Jeanne",
+        "sex": "F",
+        "birth_date": "1941-03-12",
+    }
+    did = service.create_dossier(api, {"pathway": "dac", "identity": identity})["id"]
+    helper = {"user_id": HELPER, "role": "AD"}  # DAC: outside the care team
+
+    with pytest.raises(ApiError) as refused:
+        service.add_member(widget, did, helper)
+    assert refused.value.status == 403 and "consentement" in refused.value.message
+
+    service.patch_dossier(api, did, {"opposition": True, "consent_note": "opposition écrite"})
+    service.patch_dossier(api, did, {"consent_share_outside": True})
+    with pytest.raises(ApiError) as opposed:
+        service.add_member(widget, did, helper)
+    assert opposed.value.status == 403 and "opposée" in opposed.value.message
+
+    service.patch_dossier(api, did, {"opposition": False, "consent_note": "levée"})
+    added = service.add_member(widget, did, helper)
+    assert added["active"] and added["role"] == "AD"
+    refusals = [e for e in service.audit(api, did, 200) if e["action"] == "circle.add"]
+    assert [e["allowed"] for e in refusals].count(False) == 2, "both refusals audited"
