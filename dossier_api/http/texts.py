@@ -26,6 +26,7 @@ TEXTS: dict[str, dict[str, Any]] = {
         "invitation_until": "lien valable jusqu'au",
         "invitation_mail_failed": "le courriel n'a pas pu être remis",
         "invitation_cancel": "Annuler l'invitation",
+        "invite_role": "Rôle de la personne invitée",
         "invitation_intro": (
             "Inviter un professionnel de l'annuaire national qui n'a pas encore de compte : "
             "un lien d'inscription part à son adresse MSSanté."
@@ -324,6 +325,7 @@ TEXTS: dict[str, dict[str, Any]] = {
         "invitation_until": "link valid until",
         "invitation_mail_failed": "the mail could not be delivered",
         "invitation_cancel": "Cancel the invitation",
+        "invite_role": "Role of the invited person",
         "invitation_intro": (
             "Invite a professional of the national directory who has no account yet: an "
             "enrolment link goes to their MSSanté address."
