@@ -840,7 +840,7 @@ async def test_acceptance_coordinator_adds_a_nurse_who_writes_in_the_widget(
     choice = page.locator("#directory-results label", has_text=listed.last_name).first
     await expect(choice).to_contain_text("Infirmier")
     await choice.click()
-    await page.get_by_label("Rôle").select_option("IDE")
+    await page.get_by_label("Rôle", exact=True).select_option("IDE")
     await page.locator("#directory-results").get_by_role("button", name="Ajouter").click()
     await expect(page.locator("#circle")).to_contain_text(nurse_name)
     await no_matrix_id_shown(page)
