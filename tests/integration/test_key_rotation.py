@@ -186,7 +186,9 @@ def test_rotation_reseals_every_sealed_column_of_the_registry(tmp_path: Path) ->
         for column in table.columns
         if isinstance(column.type, LargeBinary | SealedColumn)
     }
-    assert binary == registry, "a binary column is sealed outside the registry"
+    # Binary columns that hold no health data of a person, named here one by one.
+    not_sealed = {"monthly_reports.pdf"}  # a structure's aggregates (no person, no identity)
+    assert binary - not_sealed == registry, "a binary column is sealed outside the registry"
     assert {
         "mail_spool.sealed_mail",
         "mail_threads.sealed_meta",
