@@ -183,6 +183,11 @@ async def test_an_openid_token_opens_only_the_widget_of_its_room(
         "delegation_id": "1",
         "slug": "x",
         "solicitation_id": "1",
+        "invitation_id": "1",
+        "pathway_id": "x",
+        "version": "1",
+        "what": "x",
+        "action": "x",
     }
     checked = 0
     for r in ROUTES:
