@@ -33,8 +33,7 @@ from tests.harness.annuaire import write_activite
 from tests.harness.circle import wait_for
 from tests.harness.dossier import IDENTITY, api, dossier_body
 from tests.harness.hydrogen import Person, register_person
-from tests.harness.postgres import create_database, drop_database
-from tests.harness.stack import Stack
+from tests.harness.stack import Stack, postgres_stack
 
 pytestmark = pytest.mark.postgres
 __all__ = ["browser"]  # the fixture, shared with the workspace's tests
@@ -61,16 +60,8 @@ ADMIN_PAGES = [
 
 @pytest.fixture(scope="module")
 def admin_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    url = create_database()
-    try:
-        stack = Stack.create(tmp_path_factory.mktemp("stack-admin"), database_url=url)
-        stack.start()
-        try:
-            yield stack
-        finally:
-            stack.stop()
-    finally:
-        drop_database(url)
+    with postgres_stack(tmp_path_factory.mktemp("stack-admin")) as stack:
+        yield stack
 
 
 def administrator(stack: Stack) -> Person:

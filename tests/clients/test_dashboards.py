@@ -44,8 +44,7 @@ from tests.harness.circle import wait_for
 from tests.harness.dossier import IDENTITY, api, dossier_body
 from tests.harness.hydrogen import Person, register_person
 from tests.harness.mail import SENDER, SinkHandler, build_mail, smtp_sink
-from tests.harness.postgres import create_database, drop_database
-from tests.harness.stack import Stack
+from tests.harness.stack import Stack, postgres_stack
 
 pytestmark = pytest.mark.postgres
 
@@ -103,18 +102,13 @@ def _edit_config(stack: Stack, sink_port: int) -> None:
 
 @pytest.fixture(scope="module")
 def dash_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, SinkHandler]]:
-    url = create_database()
-    try:
-        with smtp_sink() as (sink, port):
-            stack = Stack.create(tmp_path_factory.mktemp("stack-dash"), database_url=url)
-            _edit_config(stack, port)
-            stack.start()
-            try:
-                yield stack, sink
-            finally:
-                stack.stop()
-    finally:
-        drop_database(url)
+    with (
+        smtp_sink() as (sink, port),
+        postgres_stack(
+            tmp_path_factory.mktemp("stack-dash"), lambda stack: _edit_config(stack, port)
+        ) as stack,
+    ):
+        yield stack, sink
 
 
 async def _send_mail(stack: Stack, address: str, subject: str) -> None:

@@ -31,8 +31,7 @@ from tests.harness.annuaire import write_activite
 from tests.harness.circle import wait_for
 from tests.harness.dossier import IDENTITY, api, api_error, dossier_body, widget_session
 from tests.harness.hydrogen import CHROMIUM, Person, register_person
-from tests.harness.postgres import create_database, drop_database
-from tests.harness.stack import Stack
+from tests.harness.stack import Stack, postgres_stack
 from tests.harness.widget_host import JS, WidgetHost
 
 pytestmark = pytest.mark.postgres
@@ -56,20 +55,15 @@ XSS = [
 @pytest.fixture(scope="module")
 def ws_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """A stack of its own on PostgreSQL, with a short widget session (expiry tested)."""
-    url = create_database()
-    try:
-        stack = Stack.create(tmp_path_factory.mktemp("stack-ws"), database_url=url)
+
+    def short_widget_sessions(stack: Stack) -> None:
         config = stack.directory / "maillon.yaml"
         config.write_text(
             config.read_text() + f"\nsessions:\n  widget_max_seconds: {WIDGET_SESSION_SECONDS}\n"
         )
-        stack.start()
-        try:
-            yield stack
-        finally:
-            stack.stop()
-    finally:
-        drop_database(url)
+
+    with postgres_stack(tmp_path_factory.mktemp("stack-ws"), short_widget_sessions) as stack:
+        yield stack
 
 
 @pytest.fixture

@@ -9,6 +9,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +22,7 @@ from maillon.shared.store import make_engine
 from maillon.wiring.init_deployment import InitOptions, ProSanteConnect, init_deployment
 from maillon.wiring.workers import PORTS_NEEDED
 from tests.harness.ports import free_port
+from tests.harness.postgres import create_database, drop_database
 
 READY_LINE = "Maillon est prêt."
 
@@ -149,3 +152,23 @@ class Stack:
             )
         finally:
             engine.dispose()
+
+
+@contextmanager
+def postgres_stack(
+    directory: Path, configure: Callable[[Stack], None] | None = None
+) -> Iterator[Stack]:
+    """A whole stack of its own on a fresh PostgreSQL database, started (after
+    ``configure`` edited its files), then stopped and its database dropped."""
+    url = create_database()
+    try:
+        stack = Stack.create(directory, database_url=url)
+        if configure is not None:
+            configure(stack)
+        stack.start()
+        try:
+            yield stack
+        finally:
+            stack.stop()
+    finally:
+        drop_database(url)
