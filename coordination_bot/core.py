@@ -3,6 +3,7 @@ replies (HTML with a plain-text fallback), errors that show the usage line, toke
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import html
 from collections.abc import Awaitable, Callable, Sequence
@@ -10,7 +11,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from coordination_bot.dates import PARIS
-from maillon.shared.circle import USER_ID_RE
+from dossier_api.domain.pathways import PATHWAYS
+from maillon.shared.circle import USER_ID_RE, role_label
+from maillon.shared.dates_fr import format_iso, format_moment
 
 if TYPE_CHECKING:
     from coordination_bot.services import Services
@@ -143,6 +146,39 @@ class Context:
 
     def t(self, fr: str, en: str) -> str:
         return en if self.lang == "en" else fr
+
+    def when(self, value: str | dt.date | None) -> str:
+        """A day or moment (an ISO text of the API, a date or a date-time) in the
+        command's language, Paris time, with its weekday (« — » when none)."""
+        if isinstance(value, dt.date):
+            return format_moment(value, self.lang)
+        return format_iso(value, self.lang) or "—"
+
+    def role(self, code: str) -> str:
+        return role_label(code, self.lang)
+
+    def pathway(self, pathway_id: str, version: int | None = None) -> str:
+        """The pathway's name (of the dossier's version) in the command's language."""
+        found = PATHWAYS.version(pathway_id, version)
+        return found.label(self.lang) if found is not None else pathway_id
+
+    def person(self, who: dict[str, Any] | None, user_id: str = "") -> str:
+        """A person by name and profession from the directory; the Matrix id only for an
+        account the directory does not know."""
+        name = (who or {}).get("display_name")
+        if not name:
+            return user_id or self.t("personne hors annuaire", "person not in the directory")
+        profession = (who or {}).get("profession")
+        return f"{name} ({profession})" if profession else str(name)
+
+    async def people(self, *user_ids: str) -> dict[str, dict[str, Any]]:
+        """Directory entries (name, profession) of these accounts."""
+        return await asyncio.to_thread(self.services.dossiers.people, set(user_ids))
+
+    async def names(self, *user_ids: str) -> dict[str, str]:
+        """Each account as people read it: « Marie Durand (Infirmier) »."""
+        found = await self.people(*user_ids)
+        return {u: self.person(found.get(u), u) for u in user_ids}
 
     async def dossier_id(self) -> str:
         dossier_id = await self.services.dossier_for_room(self.room_id)

@@ -14,7 +14,8 @@ from coordination_bot.core import (
     build,
     register,
 )
-from coordination_bot.dates import DateError, french_datetime, parse_duration, parse_when
+from coordination_bot.dates import DateError, parse_duration, parse_when
+from maillon.shared.dates_fr import format_duration
 
 USAGE_ADD = "!agenda ajouter QUAND [DURÉE] titre [@participant…]"
 USAGE_ADD_EN = "!calendar add WHEN [DURATION] title [@participant…]"
@@ -60,7 +61,7 @@ async def _add(ctx: Context, args: list[str]) -> Reply:
     start = when.at()
     if start < ctx.now - dt.timedelta(minutes=5):
         raise CommandError(
-            ctx.t(f"le {french_datetime(start)} est passé", f"{french_datetime(start)} is past"),
+            ctx.t(f"le {ctx.when(start)} est passé", f"{ctx.when(start)} is past"),
             usage,
         )
     dossier_id = await ctx.dossier_id()
@@ -73,13 +74,14 @@ async def _add(ctx: Context, args: list[str]) -> Reply:
     await ctx.services.as_sender(
         ctx.sender, ctx.services.dossiers.add_appointment, dossier_id, body
     )
-    minutes = int(duration.total_seconds() // 60)
+    lasts = format_duration(start, start + duration)
+    names = await ctx.names(*participants)
     return build(
         ctx.t(
-            f"Rendez-vous ajouté le {french_datetime(start)} ({minutes} min) : {title}",
-            f"Appointment added on {french_datetime(start)} ({minutes} min): {title}",
+            f"Rendez-vous ajouté le {ctx.when(start)} ({lasts}) : {title}",
+            f"Appointment added on {ctx.when(start)} ({lasts}): {title}",
         ),
-        [", ".join(participants)] if participants else [],
+        [", ".join(names[p] for p in participants)] if participants else [],
         dossier_id=dossier_id,
     )
 
@@ -101,10 +103,15 @@ async def agenda(ctx: Context, args: list[str]) -> Reply:
         a for a in rows if not a["cancelled"] and dt.datetime.fromisoformat(a["end"]) >= now
     ]
     lines = []
+    names = await ctx.names(*{p for a in upcoming[:SHOWN] for p in a["participants"]})
     for a in upcoming[:SHOWN]:
-        start = dt.datetime.fromisoformat(a["start"])
-        who = ", ".join(a["participants"])
-        lines.append(f"{french_datetime(start)} — {a['title']}" + (f" ({who})" if who else ""))
+        who = ", ".join(names[p] for p in a["participants"])
+        lasts = format_duration(
+            dt.datetime.fromisoformat(a["start"]), dt.datetime.fromisoformat(a["end"])
+        )
+        lines.append(
+            f"{ctx.when(a['start'])} ({lasts}) — {a['title']}" + (f" ({who})" if who else "")
+        )
     if not upcoming:
         title = ctx.t("Aucun rendez-vous à venir.", "No upcoming appointment.")
     else:

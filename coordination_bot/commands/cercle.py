@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from coordination_bot.core import Command, CommandError, Context, Reply, build, register, user_arg
 from maillon.shared.circle import ROLES
-from maillon.shared.dates_fr import format_iso
 
 USAGE_ADD = "!cercle ajouter @utilisateur RÔLE"
 USAGE_REMOVE = "!cercle retirer @utilisateur"
@@ -24,12 +23,23 @@ async def _list(ctx: Context) -> Reply:
     )
     active = [m for m in rows if m["active"]]
     lines = [
-        f"{m['user_id']} — {m['role']} ({ROLES.get(m['role'], m['role'])})"
-        + (ctx.t(", coordinateur", ", coordinator") if m["coordinator"] else "")
+        f"{ctx.person(m, m['user_id'])} — {ctx.role(m['role'])}"
+        # « coordinateur / référent » already says it; other roles tell the coordination.
+        + (
+            ctx.t(", coordination", ", coordination")
+            if m["coordinator"] and m["role"] != "COORD"
+            else ""
+        )
+        + ctx.t(f", depuis le {ctx.when(m['since'])}", f", since {ctx.when(m['since'])}")
+        + (
+            ctx.t(f", jusqu'au {ctx.when(m['until'])}", f", until {ctx.when(m['until'])}")
+            if m["until"]
+            else ""
+        )
         for m in active
     ]
     lines += [
-        f"{i['display_name']} ({i['profession']}) — {i['role']} — "
+        f"{ctx.person(i, i.get('rpps', ''))} — {ctx.role(i['role'])} — "
         + ctx.t("invitation en attente", "invitation pending")
         for i in invited
         if i["status"] == "pending"
@@ -59,10 +69,11 @@ async def _add(ctx: Context, args: list[str]) -> Reply:
     body = {"user_id": user_id, "role": role, "coordinator": role == "COORD"}
     await ctx.services.as_sender(ctx.sender, ctx.services.dossiers.add_member, dossier_id, body)
     await ctx.services.sync_rooms(dossier_id)  # invited into the dossier's rooms
+    who = (await ctx.names(user_id))[user_id]
     return build(
         ctx.t(
-            f"{user_id} ajouté(e) au cercle de soins ({role} — {ROLES[role]}).",
-            f"{user_id} added to the care circle ({role} — {ROLES[role]}).",
+            f"{who} entre dans le cercle de soins ({ctx.role(role)}).",
+            f"{who} joins the care circle ({ctx.role(role)}).",
         ),
         dossier_id=dossier_id,
     )
@@ -95,13 +106,14 @@ async def _invite(ctx: Context, args: list[str]) -> Reply:
     dossier_id = await ctx.dossier_id()
     body = {"rpps": args[0], "role": role, "coordinator": role == "COORD"}
     sent = await ctx.services.as_sender(ctx.sender, ctx.services.dossiers.invite, dossier_id, body)
-    who = f"{sent['display_name']} ({sent['profession']})"
-    until = format_iso(sent["expires_at"])
+    who = ctx.person(sent)
+    until = ctx.when(sent["expires_at"])
+    label = ctx.role(role)
     return build(
         ctx.t(
-            f"Invitation envoyée à {who} à son adresse MSSanté ; son entrée du cercle ({role}) "
+            f"Invitation envoyée à {who} à son adresse MSSanté ; son entrée du cercle ({label}) "
             f"reste en attente jusqu'à son inscription (lien valable jusqu'au {until}).",
-            f"Invitation sent to {who} at their MSSanté address; their circle entry ({role}) "
+            f"Invitation sent to {who} at their MSSanté address; their circle entry ({label}) "
             f"stays pending until they enrol (link valid until {until}).",
         ),
         dossier_id=dossier_id,
@@ -120,10 +132,9 @@ async def _remove(ctx: Context, args: list[str]) -> Reply:
         ctx.sender, ctx.services.dossiers.remove_member, dossier_id, user_id
     )
     await ctx.services.sync_rooms(dossier_id)  # removed from the dossier's rooms
+    who = (await ctx.names(user_id))[user_id]
     return build(
-        ctx.t(
-            f"{user_id} retiré(e) du cercle de soins.", f"{user_id} removed from the care circle."
-        ),
+        ctx.t(f"{who} quitte le cercle de soins.", f"{who} leaves the care circle."),
         dossier_id=dossier_id,
     )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from coordination_bot.core import Command, CommandError, Context, Reply, build, register, user_arg
-from coordination_bot.dates import DateError, fold, french_datetime, parse_when
+from coordination_bot.dates import DateError, fold, parse_when
 
 USAGE = "!delegation @utilisateur jusqu'au DATE"
 USAGE_EN = "!delegate @user until DATE"
@@ -36,10 +36,11 @@ async def _revoke(ctx: Context, args: list[str]) -> Reply:
         await ctx.services.as_sender(
             ctx.sender, ctx.services.dossiers.revoke_delegation, delegation_id
         )
+    who = (await ctx.names(to_user))[to_user]
     return build(
         ctx.t(
-            f"Délégation à {to_user} révoquée : cette personne n'agit plus avec vos droits.",
-            f"Delegation to {to_user} revoked: they no longer act with your rights.",
+            f"Délégation à {who} révoquée : cette personne n'agit plus avec vos droits.",
+            f"Delegation to {who} revoked: they no longer act with your rights.",
         )
     )
 
@@ -83,10 +84,11 @@ async def delegation(ctx: Context, args: list[str]) -> Reply:
         ctx.services.dossiers.delegate,
         {"to_user": to_user, "until": until.isoformat()},
     )
+    who = (await ctx.names(to_user))[to_user]
     return build(
         ctx.t(
-            f"Délégation à {to_user} jusqu'au {french_datetime(until)}.",
-            f"Delegation to {to_user} until {french_datetime(until)}.",
+            f"Délégation à {who} jusqu'au {ctx.when(until)}.",
+            f"Delegation to {who} until {ctx.when(until)}.",
         ),
         [
             ctx.t(

@@ -7,10 +7,11 @@ import datetime as dt
 import time
 
 from coordination_bot.core import Command, CommandError, Context, Reply, build, register
-from coordination_bot.dates import DateError, french_datetime, parse_birth_date
+from coordination_bot.dates import DateError, parse_birth_date
 from dossier_api.domain.core import ApiError
-from dossier_api.domain.ins import display_name
+from dossier_api.domain.ins import IDENTITY_STATUS_WORDS, display_name
 from dossier_api.domain.pathways import PATHWAYS
+from dossier_api.domain.rooms import reference
 from dossier_api.domain.vigilance import DUPLICATE, OVERRIDE
 from maillon.shared.dates_fr import born as born_word
 from maillon.shared.dates_fr import format_birth_date, parse_iso
@@ -22,12 +23,10 @@ USAGE_CLOSE = "!dossier fermer motif"
 USAGE_NEW_EN = "!file new SURNAME Firstname DD/MM/YYYY SEX [pathway] [duplicate reason]"
 DUPLICATE_WORDS = ("doublon", "duplicate")
 USAGE_CLOSE_EN = "!file close reason"
-
-
-def _iso_to_fr(value: str | None) -> str:
-    if not value:
-        return "—"
-    return french_datetime(dt.datetime.fromisoformat(value))
+STATUSES = {
+    "fr": {"open": "ouvert", "closed": "clos", "archived": "archivé"},
+    "en": {"open": "open", "closed": "closed", "archived": "archived"},
+}
 
 
 def _split_override(args: list[str]) -> tuple[list[str], str | None]:
@@ -40,15 +39,13 @@ def _split_override(args: list[str]) -> tuple[list[str], str | None]:
 
 def _duplicate_error(ctx: Context, exc: ApiError, usage: str) -> CommandError:
     """A possible duplicate, said in the room: the dossiers the sender may read by their
-    number (no patient name in a room), the others by their structure; how to confirm."""
+    reference (no patient name in a room), the others by their structure; how to confirm."""
     data = exc.data or {}
+    statuses = STATUSES[ctx.lang]
     lines = [
-        ctx.t(
-            f"dossier {c['id']} ({c['pathway']}, {c['status']}, ouvert le "
-            f"{_iso_to_fr(c['opened_at'])})",
-            f"dossier {c['id']} ({c['pathway']}, {c['status']}, opened "
-            f"{_iso_to_fr(c['opened_at'])})",
-        )
+        f"dossier {reference(c['id'])} ({ctx.pathway(c['pathway'])}, "
+        + f"{statuses.get(c['status'], c['status'])}, "
+        + ctx.t(f"ouvert le {ctx.when(c['opened_at'])})", f"opened {ctx.when(c['opened_at'])})")
         for c in data.get("candidates", [])
     ]
     lines.extend(str(s) for s in data.get("elsewhere", []))
@@ -140,6 +137,7 @@ async def _new(ctx: Context, args: list[str]) -> Reply:
         raise
     dossier_id = created["id"]
     name = display_name(created["identity"])
+    referent = ctx.person((await ctx.people(ctx.sender)).get(ctx.sender), ctx.sender)
 
     async def room_created() -> Reply | None:
         deadline = time.monotonic() + ROOM_WAIT_SECONDS
@@ -172,17 +170,14 @@ async def _new(ctx: Context, args: list[str]) -> Reply:
             f"Dossier opened for {name} (born {format_birth_date(born, 'en')}).",
         ),
         [
-            ctx.t(f"Numéro : {dossier_id}", f"Number: {dossier_id}"),
-            ctx.t(f"Parcours : {PATHWAYS[pathway].name}", f"Pathway: {PATHWAYS[pathway].name}"),
-            ctx.t(f"Référent : {ctx.sender}", f"Referent: {ctx.sender}"),
+            ctx.t(f"Référence : {created['reference']}", f"Reference: {created['reference']}"),
+            ctx.t(f"Parcours : {ctx.pathway(pathway)}", f"Pathway: {ctx.pathway(pathway)}"),
+            ctx.t(f"Référent : {referent}", f"Referent: {referent}"),
             ctx.t(
                 f"Adresse de messagerie du dossier : {created['mail_address']}",
                 f"Dossier mail address: {created['mail_address']}",
             ),
-            ctx.t(
-                "Identité provisoire (PROV) : à vérifier.",
-                "Provisional identity (PROV): to be checked.",
-            ),
+            IDENTITY_STATUS_WORDS[ctx.lang]["PROV"] + ".",
         ],
         dossier_id=dossier_id,
         follow_up=room_created,
@@ -196,7 +191,6 @@ async def _summary(ctx: Context) -> Reply:
     circle = await ctx.services.as_sender(ctx.sender, svc.circle, dossier_id)
     tasks = await ctx.services.as_sender(ctx.sender, svc.tasks, dossier_id)
     identity = d["identity"]
-    pathway = PATHWAYS.version(d["pathway"], d["pathway_version"])
     birth = parse_iso(identity.get("birth_date"))
     born_on = format_birth_date(birth, ctx.lang) if isinstance(birth, dt.date) else "—"
     sex = identity.get("sex")
@@ -204,13 +198,11 @@ async def _summary(ctx: Context) -> Reply:
     sex_fr, sex_en = sex_words.get(str(sex), ("?", "?"))
     active = [m for m in circle if m["active"]]
     open_tasks = [t for t in tasks if t["status"] == "todo"]
-    status = {
-        "open": ctx.t("ouvert", "open"),
-        "closed": ctx.t("clos", "closed"),
-        "archived": ctx.t("archivé", "archived"),
-    }.get(d["status"], d["status"])
+    status = STATUSES[ctx.lang].get(d["status"], d["status"])
     if d["status"] != "open" and d.get("status_reason"):
         status += f" ({d['status_reason']})"
+    referent = ctx.person((await ctx.people(d["referent"])).get(d["referent"]), d["referent"])
+    words = IDENTITY_STATUS_WORDS[ctx.lang]
     return build(
         ctx.t(f"Dossier de {display_name(identity)}", f"Dossier of {display_name(identity)}"),
         [
@@ -218,16 +210,20 @@ async def _summary(ctx: Context) -> Reply:
                 f"{born_word(sex).capitalize()} le {born_on}, sexe : {sex_fr}",
                 f"Born {born_on}, sex: {sex_en}",
             ),
-            ctx.t(f"Identité : {d['identity_status']}", f"Identity: {d['identity_status']}"),
+            words.get(d["identity_status"], d["identity_status"]),
             ctx.t(
-                f"Parcours : {pathway.name if pathway else d['pathway']}",
-                f"Pathway: {pathway.name if pathway else d['pathway']}",
+                f"Parcours : {ctx.pathway(d['pathway'], d['pathway_version'])}",
+                f"Pathway: {ctx.pathway(d['pathway'], d['pathway_version'])}",
             ),
-            ctx.t(f"État : {status}", f"Status: {status}"),
             ctx.t(
-                f"Ouvert le {_iso_to_fr(d['opened_at'])}", f"Opened {_iso_to_fr(d['opened_at'])}"
+                f"État : {status} depuis le {ctx.when(d['opened_at'])}"
+                if d["status"] == "open"
+                else f"État : {status}",
+                f"Status: {status} since {ctx.when(d['opened_at'])}"
+                if d["status"] == "open"
+                else f"Status: {status}",
             ),
-            ctx.t(f"Référent : {d['referent']}", f"Referent: {d['referent']}"),
+            ctx.t(f"Référent : {referent}", f"Referent: {referent}"),
             ctx.t(
                 f"Cercle de soins : {len(active)} membre(s)",
                 f"Care circle: {len(active)} member(s)",
@@ -237,7 +233,7 @@ async def _summary(ctx: Context) -> Reply:
                 f"Adresse de messagerie du dossier : {d['mail_address']}",
                 f"Dossier mail address: {d['mail_address']}",
             ),
-            ctx.t(f"Numéro : {d['id']}", f"Number: {d['id']}"),
+            ctx.t(f"Référence : {d['reference']}", f"Reference: {d['reference']}"),
         ],
         dossier_id=dossier_id,
     )

@@ -4,20 +4,11 @@ to accept or decline (``dossier_api.domain.teams``)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from coordination_bot.core import Command, CommandError, Context, Reply, build, register
 
 USAGE_SOLICIT = "!equipe solliciter ÉQUIPE motif… [attestation]"
 USAGE_SOLICIT_EN = "!team solicit TEAM reason… [attestation]"
 ATTESTATION = ("attestation", "atteste", "attesté", "attested")
-
-
-def _person(who: dict[str, Any] | None) -> str:
-    if not who:
-        return ""
-    name = who.get("display_name") or "?"
-    return f"{name} ({who['profession']})" if who.get("profession") else str(name)
 
 
 async def _teams(ctx: Context) -> Reply:
@@ -118,8 +109,8 @@ async def sollicitation(ctx: Context, args: list[str]) -> Reply:
     if not args:
         rows = await ctx.services.as_sender(ctx.sender, dossiers.my_solicitations)
         lines = [
-            f"n° {s['id']} — {s['team_name']} — {s['status_label']} — {s['pathway']} — "
-            f"{_person(s['requester'])} : {s['reason']}"
+            f"n° {s['id']} — {s['team_name']} — {s['status_label']} — "
+            f"{ctx.pathway(s['pathway'])} — {ctx.person(s['requester'])} : {s['reason']}"
             for s in rows
         ]
         return build(

@@ -3,11 +3,10 @@ checked; « annuler » stops); !formulaires: the pathway's forms and how often f
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from coordination_bot.core import Command, CommandError, Context, Reply, build, esc, register
-from coordination_bot.dates import DateError, fold, french_datetime, parse_date_text
+from coordination_bot.dates import DateError, fold, parse_date_text
 from coordination_bot.models import BotFormDialogue
 from dossier_api.domain.core import ApiError
 from dossier_api.domain.pathways import PATHWAYS, FormDefinition, FormField, Pathway
@@ -225,7 +224,7 @@ async def formulaires(ctx: Context, args: list[str]) -> Reply:
         mine = [f for f in filled if f["form_id"] == form.id]
         last = ""
         if mine:
-            when = french_datetime(dt.datetime.fromisoformat(mine[-1]["created_at"]))
+            when = ctx.when(mine[-1]["created_at"])
             last = ctx.t(f", dernier le {when}", f", last on {when}")
         lines.append(
             ctx.t(

@@ -3,10 +3,7 @@ confirmation adds a reply to that note (see ``reply_to_note``)."""
 
 from __future__ import annotations
 
-import datetime as dt
-
 from coordination_bot.core import Command, CommandError, Context, Reply, build, register
-from coordination_bot.dates import french_datetime
 
 USAGE = "!note texte\n!note urgent texte"
 USAGE_EN = "!note text\n!note urgent text"
@@ -94,11 +91,12 @@ async def notes(ctx: Context, args: list[str]) -> Reply:
     )
     latest = shown[-SHOWN:]
     lines = []
+    names = await ctx.names(*{n["author"] for n in latest})
     for n in reversed(latest):
         text = n["text"] if len(n["text"]) <= EXCERPT else n["text"][:EXCERPT] + "…"
-        when = french_datetime(dt.datetime.fromisoformat(n["created_at"]))
+        when = ctx.when(n["created_at"])
         mark = ctx.t("URGENT · ", "URGENT · ") if n["urgent"] else ""
-        lines.append(f"{mark}{when} — {n['author']} : {text}")
+        lines.append(f"{mark}{when} — {names[n['author']]} : {text}")
     if held:
         lines.append(
             ctx.t(

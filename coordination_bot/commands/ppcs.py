@@ -31,20 +31,24 @@ async def ppcs(ctx: Context, args: list[str]) -> Reply:
             ctx.t(f"Problème : {problem['problem']}", f"Problem: {problem['problem']}")
             + (ctx.t(f" — objectifs : {goals}", f" — goals: {goals}") if goals else "")
         )
+    people = plan.get("people", {})
     for action in plan.get("actions", []):
         when = f" ({action['when']})" if action.get("when") else ""
+        who = action["who"]
+        who = ctx.person(people.get(who), who) if who.startswith("@") else who
         lines.append(
             ctx.t(
-                f"Action : {action['action']} — {action['who']}{when}",
-                f"Action: {action['action']} — {action['who']}{when}",
+                f"Action : {action['action']} — {who}{when}",
+                f"Action: {action['action']} — {who}{when}",
             )
         )
+    author = ctx.person(people.get(plan["author"]), plan["author"])
     for goal in plan.get("unmet_goals", []) or []:
         lines.append(ctx.t(f"Objectif non atteint : {goal}", f"Unmet goal: {goal}"))
     return build(
         ctx.t(
-            f"PPCS version {plan['version']} (par {plan['author']})",
-            f"PPCS version {plan['version']} (by {plan['author']})",
+            f"PPCS version {plan['version']} (par {author})",
+            f"PPCS version {plan['version']} (by {author})",
         ),
         lines,
         dossier_id=dossier_id,

@@ -15,7 +15,7 @@ from coordination_bot.core import (
     register,
     user_arg,
 )
-from coordination_bot.dates import DateError, When, french_date, parse_when
+from coordination_bot.dates import DateError, When, parse_when
 
 USAGE_ADD = '!tache ajouter @utilisateur "titre" [échéance]'
 USAGE_DONE = "!tache fait N"
@@ -58,8 +58,8 @@ async def _add(ctx: Context, args: list[str]) -> Reply:
     if due is not None and due.day < ctx.now.date():
         raise CommandError(
             ctx.t(
-                f"l'échéance du {french_date(due.day)} est passée",
-                f"the due date {french_date(due.day)} is past",
+                f"l'échéance du {ctx.when(due.day)} est passée",
+                f"the due date {ctx.when(due.day)} is past",
             ),
             usage,
         )
@@ -68,15 +68,12 @@ async def _add(ctx: Context, args: list[str]) -> Reply:
     if due is not None:
         body["due"] = due.day.isoformat()
     await ctx.services.as_sender(ctx.sender, ctx.services.dossiers.add_task, dossier_id, body)
-    when = (
-        ctx.t(f", échéance le {french_date(due.day)}", f", due {french_date(due.day)}")
-        if due
-        else ""
-    )
+    who = (await ctx.names(assignee))[assignee]
+    when = ctx.t(f", échéance le {ctx.when(due.day)}", f", due {ctx.when(due.day)}") if due else ""
     return build(
         ctx.t(
-            f"Tâche créée pour {assignee}{when} : {title}",
-            f"Task created for {assignee}{when}: {title}",
+            f"Tâche créée pour {who}{when} : {title}",
+            f"Task created for {who}{when}: {title}",
         ),
         dossier_id=dossier_id,
     )
@@ -140,14 +137,17 @@ async def taches(ctx: Context, args: list[str]) -> Reply:
     dossier_id = await ctx.dossier_id()
     tasks = await ctx.services.as_sender(ctx.sender, ctx.services.dossiers.tasks, dossier_id)
     lines = []
+    names = await ctx.names(*{t["assignee"] for t in tasks})
     for number, task in enumerate(tasks, start=1):
         fr, en = STATUS.get(task["status"], (task["status"], task["status"]))
         due = ""
         if task["due"]:
-            due_fr = french_date(dt.date.fromisoformat(task["due"]))
-            due = ctx.t(f", échéance {due_fr}", f", due {due_fr}")
+            day = ctx.when(task["due"])
+            due = ctx.t(f", échéance {day}", f", due {day}")
         mark = "✓ " if task["status"] == "done" else ""
-        lines.append(f"{number}. {mark}{task['title']} — {task['assignee']}{due} ({ctx.t(fr, en)})")
+        lines.append(
+            f"{number}. {mark}{task['title']} — {names[task['assignee']]}{due} ({ctx.t(fr, en)})"
+        )
     title = ctx.t(f"Tâches du dossier : {len(tasks)}", f"Dossier tasks: {len(tasks)}")
     if not tasks:
         title = ctx.t("Aucune tâche dans ce dossier.", "No task in this dossier.")

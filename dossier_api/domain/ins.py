@@ -26,6 +26,22 @@ QUALIFIED = "QUAL"
 INDEX_LABEL = "dossier.ins_matricule"
 TRAITS_LABEL = "dossier.identity_traits"
 
+# The identity statuses of the RNIV, in words (pages, bot, copies).
+IDENTITY_STATUS_WORDS: dict[str, dict[str, str]] = {
+    "fr": {
+        "PROV": "Identité provisoire — à vérifier",
+        "RECUP": "Identité récupérée (téléservice INSi) — pièce d'identité à contrôler",
+        "VALI": "Identité validée (pièce d'identité contrôlée) — INS à récupérer",
+        "QUAL": "Identité qualifiée — INS utilisable",
+    },
+    "en": {
+        "PROV": "Provisional identity — to be checked",
+        "RECUP": "Identity retrieved (INSi service) — identity document to check",
+        "VALI": "Validated identity (document checked) — INS to retrieve",
+        "QUAL": "Qualified identity — INS usable",
+    },
+}
+
 _MATRICULE = re.compile(INS_MATRICULE_PATTERN)
 _SEPARATORS = re.compile(r"[\s.\-_]+")
 

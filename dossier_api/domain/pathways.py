@@ -166,6 +166,10 @@ class Pathway:
     def form(self, form_id: str) -> FormDefinition | None:
         return next((f for f in self.forms if f.id == form_id), None)
 
+    def label(self, lang: str = "fr") -> str:
+        """The pathway's name in French, or in English where it has one."""
+        return (self.name_en or self.name) if lang == "en" else self.name
+
 
 class PathwayError(ValueError):
     pass

@@ -101,6 +101,7 @@ class DossierService(
     def to_json(self, dossier: Dossier, access: Access) -> dict[str, Any]:
         return {
             "id": dossier.id,
+            "reference": reference(dossier.id),
             "pathway": dossier.pathway,
             "pathway_version": dossier.pathway_version,
             "structure_id": dossier.structure_id,

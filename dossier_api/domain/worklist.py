@@ -11,7 +11,7 @@ from sqlalchemy import select
 from dossier_api.domain import circle_members
 from dossier_api.domain.access import Caller
 from dossier_api.domain.core import ServiceCore, _iso
-from dossier_api.domain.directory import professionals
+from dossier_api.domain.directory import people_json
 from dossier_api.domain.ins import display_name
 from dossier_api.domain.models import (
     Alert,
@@ -158,7 +158,4 @@ class WorklistOperations(ServiceCore):
         if not user_ids:
             return {}
         with self.tx() as session:
-            found = professionals(session, user_ids)
-            return {
-                u: {"name": p.display_name, "profession": p.profession} for u, p in found.items()
-            }
+            return people_json(session, user_ids)

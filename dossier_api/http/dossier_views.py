@@ -196,7 +196,9 @@ def dossier_context(
         ids |= {ppcs["author"]} | {a["who"] for a in ppcs["actions"] if a["who"].startswith("@")}
     people = svc.people(ids)
     for m in circle:
-        people.setdefault(m["user_id"], {"name": m["display_name"], "profession": m["profession"]})
+        people.setdefault(
+            m["user_id"], {"display_name": m["display_name"], "profession": m["profession"]}
+        )
     pathway = PATHWAYS.version(dossier["pathway"], dossier["pathway_version"])
     drafts: dict[str, dict[str, str]] = {}
     for form in pathway.forms if pathway else ():

@@ -13,15 +13,16 @@ import jinja2
 from aiohttp import web
 
 from dossier_api.domain.pathways import PATHWAYS
+from dossier_api.domain.rooms import reference
 from dossier_api.http.texts import TEXTS
-from maillon.shared.circle import ROLES
+from maillon.shared.circle import role_label
 from maillon.shared.dates_fr import (
-    MONTHS_EN,
-    PARIS,
     born,
     format_birth_date,
-    format_iso,
+    format_duration,
+    format_moment,
     format_time,
+    parse_iso,
 )
 from maillon.shared.text import displayable
 
@@ -50,28 +51,13 @@ STATIC_FILES = {
     "htmx-2.0.11.min.js": "application/javascript",
     "htmx-LICENSE.txt": "text/plain",
 }
-ROLES_EN = {
-    "COORD": "coordinator / referent",
-    "MT": "attending physician (médecin traitant)",
-    "MED": "physician",
-    "IDE": "nurse",
-    "KINE": "physiotherapist",
-    "PHARM": "pharmacist",
-    "AS": "social worker",
-    "AD": "home help",
-    "PRO": "professional",
-    "PATIENT": "patient",
-    "AID": "carer",
-    "PC": "trusted person",
-    "RL": "legal guardian",
-}
-DAYS_EN = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
 env = jinja2.Environment(
     loader=jinja2.FileSystemLoader(HERE / "templates"),
     autoescape=True,
     undefined=jinja2.StrictUndefined,
 )
+env.filters["reference"] = reference  # a dossier id as people see it (one reference)
 
 
 def lang_of(request: web.Request) -> str:
@@ -82,14 +68,7 @@ def lang_of(request: web.Request) -> str:
 def _parse(value: object) -> dt.datetime | dt.date | None:
     if isinstance(value, dt.datetime | dt.date):
         return value
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        if len(value) == 10:
-            return dt.date.fromisoformat(value)
-        return dt.datetime.fromisoformat(value)
-    except ValueError:
-        return None
+    return parse_iso(value) if isinstance(value, str) else None
 
 
 class Formats:
@@ -100,18 +79,8 @@ class Formats:
 
     def when(self, value: object) -> str:
         """A moment or a day (with its weekday: an appointment, a due date)."""
-        if self.lang == "fr":
-            return format_iso(value) if isinstance(value, str) else str(value or "")
         parsed = _parse(value)
-        if parsed is None:
-            return str(value or "")
-        if isinstance(parsed, dt.datetime):
-            local = (parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)).astimezone(PARIS)
-            day = f"{DAYS_EN[local.weekday()]} {local.day} {MONTHS_EN[local.month - 1]}"
-            return f"{day} {local.year}, {local.hour:02d}:{local.minute:02d}"
-        return (
-            f"{DAYS_EN[parsed.weekday()]} {parsed.day} {MONTHS_EN[parsed.month - 1]} {parsed.year}"
-        )
+        return str(value or "") if parsed is None else format_moment(parsed, self.lang)
 
     def birth(self, value: object) -> str:
         """A birth date: no weekday."""
@@ -135,30 +104,23 @@ class Formats:
         begin, finish = _parse(start), _parse(end)
         if not isinstance(begin, dt.datetime) or not isinstance(finish, dt.datetime):
             return ""
-        minutes = int((finish - begin).total_seconds() // 60)
-        if minutes <= 0:
-            return ""
-        hours, rest = divmod(minutes, 60)
-        if hours and rest:
-            return f"{hours} h {rest:02d}"
-        return f"{hours} h" if hours else f"{rest} min"
+        return format_duration(begin, finish)
 
     def hour(self, value: object) -> str:
         parsed = _parse(value)
         return format_time(parsed) if isinstance(parsed, dt.datetime) else ""
 
     def role(self, code: str) -> str:
-        return (ROLES_EN if self.lang == "en" else ROLES).get(code, code)
+        return role_label(code, self.lang)
 
     def pathway_options(self) -> list[tuple[str, str]]:
         """The configured pathways, (id, name in the page's language)."""
         return [(pathway_id, self.pathway(pathway_id)) for pathway_id in PATHWAYS]
 
-    def pathway(self, pathway_id: str) -> str:
-        pathway = PATHWAYS.get(pathway_id)
-        if pathway is None:
-            return pathway_id
-        return (pathway.name_en or pathway.name) if self.lang == "en" else pathway.name
+    def pathway(self, pathway_id: str, version: int | None = None) -> str:
+        """The pathway's name (of that version: a dossier's own) in the page's language."""
+        pathway = PATHWAYS.version(pathway_id, version)
+        return pathway_id if pathway is None else pathway.label(self.lang)
 
 
 def render(

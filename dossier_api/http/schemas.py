@@ -137,6 +137,7 @@ MEMBER = obj(
 DOSSIER = obj(
     [
         "id",
+        "reference",
         "pathway",
         "status",
         "referent",
@@ -150,7 +151,9 @@ DOSSIER = obj(
     ],
     {
         "id": {"type": "string"},
+        "reference": {"type": "string", "description": "la référence montrée aux personnes"},
         "pathway": {"type": "string"},
+        "pathway_version": {"type": "integer"},
         "structure_id": {"type": "string", "nullable": True},
         "status": {"type": "string", "enum": ["open", "closed", "archived"]},
         "status_reason": {"type": "string", "nullable": True},

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from dossier_api.domain.ins import IDENTITY_STATUS_WORDS
+
 TEXTS: dict[str, dict[str, Any]] = {
     "fr": {
         "app": "Maillon",
@@ -106,12 +108,7 @@ TEXTS: dict[str, dict[str, Any]] = {
             "admin": "administration",
         },
         "identity": "Identité",
-        "identity_status": {
-            "PROV": "Identité provisoire — à vérifier",
-            "RECUP": "Identité récupérée (téléservice INSi) — pièce d'identité à contrôler",
-            "VALI": "Identité validée (pièce d'identité contrôlée) — INS à récupérer",
-            "QUAL": "Identité qualifiée — INS utilisable",
-        },
+        "identity_status": IDENTITY_STATUS_WORDS["fr"],
         "birth_name": "Nom de naissance",
         "used_name": "Nom d'usage",
         "first_names": "Prénoms",
@@ -401,12 +398,7 @@ TEXTS: dict[str, dict[str, Any]] = {
             "admin": "administration",
         },
         "identity": "Identity",
-        "identity_status": {
-            "PROV": "Provisional identity — to be checked",
-            "RECUP": "Identity retrieved (INSi service) — identity document to check",
-            "VALI": "Validated identity (document checked) — INS to retrieve",
-            "QUAL": "Qualified identity — INS usable",
-        },
+        "identity_status": IDENTITY_STATUS_WORDS["en"],
         "birth_name": "Birth name",
         "used_name": "Used name",
         "first_names": "First names",

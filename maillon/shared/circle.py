@@ -44,6 +44,29 @@ ROLES: dict[str, str] = {
     "RL": "responsable légal",
     "ERS": "équipe ressource (membre d'une équipe sollicitée)",
 }
+ROLES_EN: dict[str, str] = {
+    "COORD": "coordinator / referent",
+    "MT": "attending physician (médecin traitant)",
+    "MED": "physician",
+    "IDE": "nurse",
+    "KINE": "physiotherapist",
+    "PHARM": "pharmacist",
+    "AS": "social worker",
+    "AD": "home help",
+    "PRO": "professional",
+    "PATIENT": "patient",
+    "AID": "carer",
+    "PC": "trusted person",
+    "RL": "legal guardian",
+    "ERS": "resource team (member of a solicited team)",
+}
+
+
+def role_label(code: str, lang: str = "fr") -> str:
+    """A circle role in words, in French or English (the code when it is unknown)."""
+    return (ROLES_EN if lang == "en" else ROLES).get(code, code)
+
+
 # Roles of people who are not professionals: admitted only where the pathway allows it.
 RESTRICTED_ROLES = frozenset({"PATIENT", "AID", "PC", "RL"})
 # Who of the circle sits in a dossier room: everyone, professionals only, coordinators only.

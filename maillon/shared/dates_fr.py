@@ -44,6 +44,14 @@ MONTHS_EN = (
 )
 
 
+DAYS_EN = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+
+def format_date_en(value: dt.date) -> str:
+    """ "Thursday 24 December 2026"."""
+    return f"{DAYS_EN[value.weekday()]} {value.day} {MONTHS_EN[value.month - 1]} {value.year}"
+
+
 def format_birth_date(value: dt.date, lang: str = "fr") -> str:
     """A birth date, without weekday: « 1er mars 1941 », "1 March 1941" in English."""
     if lang == "en":
@@ -92,10 +100,29 @@ def parse_iso(value: str | None) -> dt.datetime | dt.date | None:
         return None
 
 
-def format_iso(value: str | None) -> str:
+def format_moment(value: dt.datetime | dt.date, lang: str = "fr") -> str:
+    """A moment (Paris time) or a day, with its weekday, in French or English:
+    « jeudi 24 décembre 2026 à 14h30 », "Thursday 24 December 2026, 14:30"."""
+    if not isinstance(value, dt.datetime):
+        return format_date_en(value) if lang == "en" else format_date(value)
+    if lang != "en":
+        return format_datetime(value)
+    local = _paris(value)
+    return f"{format_date_en(local.date())}, {local.hour:02d}:{local.minute:02d}"
+
+
+def format_iso(value: str | None, lang: str = "fr") -> str:
+    """An ISO date or date-time of the API as people read it ("" when there is none)."""
     parsed = parse_iso(value)
-    if parsed is None:
+    return "" if parsed is None else format_moment(parsed, lang)
+
+
+def format_duration(start: dt.datetime, end: dt.datetime) -> str:
+    """How long from start to end: « 45 min », « 1 h », « 1 h 30 » ("" when not positive)."""
+    minutes = int((end - start).total_seconds() // 60)
+    if minutes <= 0:
         return ""
-    if isinstance(parsed, dt.datetime):
-        return format_datetime(parsed)
-    return format_date(parsed)
+    hours, rest = divmod(minutes, 60)
+    if hours and rest:
+        return f"{hours} h {rest:02d}"
+    return f"{hours} h" if hours else f"{rest} min"

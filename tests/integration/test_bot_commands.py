@@ -43,10 +43,11 @@ async def open_dossier_through_bot(
     # The shared stack holds other dossiers of this patient: confirmed as a duplicate.
     command = "!dossier nouveau Martin Jeanne 12/03/1941 F dac doublon jeu d'essai"
     sent, opened = await chat.command(dm, command)
-    assert "Dossier ouvert pour MARTIN Jeanne" in opened.body
-    match = re.search(r"Numéro : ([0-9a-f]{32})", opened.body)
+    assert "Dossier ouvert pour MARTIN Jeanne (née le 12 mars 1941)" in opened.body
+    # One reference for the dossier everywhere: the bot's answer, the room's name, the API.
+    match = re.search(r"Référence : ([0-9A-F]{6})\b", opened.body)
     assert match, opened.body
-    dossier_id = match.group(1)
+    shown_reference = match.group(1)
     created = await chat.answer(dm, sent, "Salle du patient")
     found = ROOM_ID.search(created.body)
     assert found, created.body
@@ -59,9 +60,11 @@ async def open_dossier_through_bot(
         (e["type"], e["state_key"]): e["content"]
         for e in room_state(stack, coordinator.account.access_token, room_id)
     }
-    assert state[(DOSSIER_EVENT, "")]["dossier_id"] == dossier_id
+    dossier_id = state[(DOSSIER_EVENT, "")]["dossier_id"]
+    dossier = api(stack, coordinator.account.access_token, "GET", f"/v1/dossiers/{dossier_id}")
+    assert dossier["reference"] == shown_reference
+    assert state[("m.room.name", "")]["name"].endswith(f"· {shown_reference}")
     assert state[("m.room.encryption", "")]["algorithm"] == "m.megolm.v1.aes-sha2"
-    assert state[("m.room.name", "")]["name"].endswith(f"· {dossier_id[:6].upper()}")
     assert f"dossier={dossier_id}" in state[(WIDGET_EVENT, DOSSIER_WIDGET_ID)]["url"]
     return dossier_id, room_id
 
@@ -84,6 +87,10 @@ def _signed_by(obj: dict[str, Any], user_id: str, key: str) -> bool:
 async def test_every_command_family_end_to_end(stack: Stack, make_client: MakeClient) -> None:
     coord = make_client(stack, "coordinatrice")
     ide = make_client(stack, "ide")
+    # People are shown by their names and professions from the directory, never their ids.
+    stack.bind_directory(coord.user_id, "infirmière coordinatrice", "Aline Roux")
+    stack.bind_directory(ide.user_id, "infirmier", "Inès Durand")
+    coord_name, ide_name = "Aline Roux (infirmière coordinatrice)", "Inès Durand (infirmier)"
     chat = BotChat(stack, coord)
     ide_chat = BotChat(stack, ide)
     dossier_id, room = await open_dossier_through_bot(stack, coord, chat)
@@ -95,6 +102,18 @@ async def test_every_command_family_end_to_end(stack: Stack, make_client: MakeCl
 
     _, summary = await chat.command(room, "!dossier")
     assert dossier["mail_address"] in summary.body and "MARTIN Jeanne" in summary.body
+    assert f"Référent : {coord_name}" in summary.body
+    assert "Identité provisoire — à vérifier" in summary.body
+    assert "Parcours : DAC — situation complexe" in summary.body
+    assert f"Référence : {dossier['reference']}" in summary.body and dossier_id not in summary.body
+    assert coord.user_id not in summary.body
+    # In English: the pathway's English name, dates and words in English.
+    _, english = await chat.command(room, "!file")
+    assert "Pathway: DAC — complex situation" in english.body
+    assert "Provisional identity — to be checked" in english.body
+    assert "Born 12 March 1941" in english.body
+    assert re.search(r"Status: open since \w+day \d+ \w+ \d{4}, \d\d:\d\d", english.body)
+    assert not any(w in english.body for w in ("janvier", "décembre", "ouvert", "née"))
 
     # Circle: the coordinator adds the nurse, who is invited into the room.
     await chat.command(room, f"!cercle ajouter {ide.user_id} IDE")
@@ -102,6 +121,12 @@ async def test_every_command_family_end_to_end(stack: Stack, make_client: MakeCl
     assert any(m["user_id"] == ide.user_id and m["role"] == "IDE" for m in members)
     await ide.accept_invite(room)
     await ide.wait_for_member(room, chat.bot)
+    _, listed_circle = await chat.command(room, "!cercle")
+    assert f"{ide_name} — infirmier / infirmière" in listed_circle.body
+    assert ide.user_id not in listed_circle.body
+    _, english_circle = await chat.command(room, "!circle")
+    assert f"{ide_name} — nurse" in english_circle.body
+    assert f"{coord_name} — coordinator / referent, since " in english_circle.body
 
     # A non-coordinator cannot change the circle through the bot (nor through the API).
     outsider = make_client(stack, "curieux")
@@ -132,7 +157,7 @@ async def test_every_command_family_end_to_end(stack: Stack, make_client: MakeCl
     # Tasks.
     await chat.command(room, f'!tache ajouter {ide.user_id} "Passer la voir" demain')
     _, listed = await ide_chat.command(room, "!taches")
-    assert "1. Passer la voir" in listed.body
+    assert f"1. Passer la voir — {ide_name}" in listed.body
     await ide_chat.command(room, "!tache fait 1")
     [task] = api(stack, token, "GET", f"{path}/tasks")["tasks"]
     tomorrow = dt.datetime.now(PARIS).date() + dt.timedelta(days=1)
@@ -150,7 +175,7 @@ async def test_every_command_family_end_to_end(stack: Stack, make_client: MakeCl
     assert (start.date(), start.hour, start.minute) == (tomorrow, 14, 30)
     assert meeting["participants"] == [ide.user_id]
     _, agenda = await ide_chat.command(room, "!agenda")
-    assert "Visite à domicile" in agenda.body
+    assert f"(45 min) — Visite à domicile ({ide_name})" in agenda.body
 
     # A form, field by field, answers in the thread (one wrong answer on the way).
     form_cmd, first = await ide_chat.command(room, "!formulaire evaluation-autonomie")
