@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import html
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -162,7 +162,7 @@ class Context:
         found = PATHWAYS.version(pathway_id, version)
         return found.label(self.lang) if found is not None else pathway_id
 
-    def person(self, who: dict[str, Any] | None, user_id: str = "") -> str:
+    def person(self, who: Mapping[str, Any] | None, user_id: str = "") -> str:
         """A person by name and profession from the directory; the Matrix id only for an
         account the directory does not know."""
         name = (who or {}).get("display_name")

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -18,6 +17,7 @@ from dossier_api.domain import visibility
 from dossier_api.domain.access import Caller
 from dossier_api.domain.core import Act, ApiError, ServiceCore, _iso
 from dossier_api.domain.models import ATTACHMENT_CONTENT, Note, NoteAttachment, new_id
+from dossier_api.domain.shapes import DocumentOut
 from maillon.shared.sealed import key_ring
 
 # The first bytes of each media type Maillon accepts (the declared type must match them).
@@ -51,7 +51,7 @@ class Download:
     content: bytes
 
 
-def attachment_json(row: NoteAttachment) -> dict[str, Any]:
+def attachment_json(row: NoteAttachment) -> DocumentOut:
     return {
         "id": row.id,
         "note_id": row.note_id,
@@ -65,10 +65,10 @@ def attachment_json(row: NoteAttachment) -> dict[str, Any]:
     }
 
 
-def documents_of(session: Session, note_ids: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
+def documents_of(session: Session, note_ids: Iterable[str]) -> dict[str, list[DocumentOut]]:
     """The documents of these notes (their bytes are not loaded), oldest first."""
     ids = list(note_ids)
-    found: dict[str, list[dict[str, Any]]] = {i: [] for i in ids}
+    found: dict[str, list[DocumentOut]] = {i: [] for i in ids}
     if not ids:
         return found
     rows = session.scalars(
@@ -99,7 +99,7 @@ class AttachmentOperations(ServiceCore):
         name: str,
         media_type: str,
         content: bytes,
-    ) -> dict[str, Any]:
+    ) -> DocumentOut:
         """Attach a document to one's own note: its type recognised from its bytes and
         allowed by the settings, its size within ``attachments.max_bytes``."""
         limits = self._attachment_settings

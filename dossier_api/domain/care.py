@@ -5,6 +5,7 @@ functions."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import select
@@ -26,6 +27,7 @@ from dossier_api.domain.models import (
 )
 from dossier_api.domain.pathways import PATHWAYS, FormDefinition
 from dossier_api.domain.ppcs_pdf import Person, PpcsDocument, render_ppcs
+from dossier_api.domain.shapes import AlertOut, AppointmentOut, DraftOut, FormOut
 from maillon.shared.clock import utcnow
 from maillon.shared.text import displayable
 
@@ -62,7 +64,7 @@ def pathways_json() -> list[dict[str, Any]]:
     ]
 
 
-def _form_json(row: FormSubmission) -> dict[str, Any]:
+def _form_json(row: FormSubmission) -> FormOut:
     return {
         "id": row.id,
         "form_id": row.form_id,
@@ -73,7 +75,7 @@ def _form_json(row: FormSubmission) -> dict[str, Any]:
     }
 
 
-def _draft_json(row: FormDraft, form: FormDefinition) -> dict[str, Any]:
+def _draft_json(row: FormDraft, form: FormDefinition) -> DraftOut:
     return {
         "form_id": row.form_id,
         "form_version": row.form_version,
@@ -108,7 +110,17 @@ def _person(pro: Professional | None, role: str | None = None) -> Person:
     )
 
 
-def _appointment_json(a: Appointment) -> dict[str, Any]:
+def _alert_json(alert: Alert) -> AlertOut:
+    return {
+        "id": alert.id,
+        "author": alert.author,
+        "created_at": _iso(alert.created_at),
+        "recipients": [r for r in alert.recipients.split(",") if r],
+        "text": alert.message["text"],
+    }
+
+
+def _appointment_json(a: Appointment) -> AppointmentOut:
     return {
         "id": a.id,
         "dossier_id": a.dossier_id,
@@ -132,7 +144,7 @@ def _ics_time(value: str) -> str:
     return dt.datetime.fromisoformat(value).astimezone(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
-def to_icalendar(items: list[dict[str, Any]], name: str, domain: str) -> str:
+def to_icalendar(items: Sequence[AppointmentOut], name: str, domain: str) -> str:
     """RFC 5545 calendar (CRLF line ends) of the given appointments."""
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     lines = [
@@ -152,8 +164,8 @@ def to_icalendar(items: list[dict[str, Any]], name: str, domain: str) -> str:
             f"SUMMARY:{_ics_text(a['title'])}",
             f"STATUS:{'CANCELLED' if a['cancelled'] else 'CONFIRMED'}",
         ]
-        if a.get("place"):
-            lines.append(f"LOCATION:{_ics_text(a['place'])}")
+        if place := a["place"]:
+            lines.append(f"LOCATION:{_ics_text(place)}")
         lines.append("END:VEVENT")
     lines.append("END:VCALENDAR")
     return "".join(_fold(line) + "\r\n" for line in lines)
@@ -202,7 +214,7 @@ class CareOperations(ServiceCore):
 
     def save_form_draft(
         self, caller: Caller, dossier_id: str, form_id: str, body: dict[str, Any]
-    ) -> dict[str, Any]:
+    ) -> DraftOut:
         """Keep the caller's answers so far (their own draft, unchecked but for unknown
         fields), until they submit the form; the reply lists what submitting would refuse."""
         with self.acting(caller, "forms.draft", dossier_id, "write") as act:
@@ -223,7 +235,7 @@ class CareOperations(ServiceCore):
             session.flush()
             return _draft_json(row, form)
 
-    def form_draft(self, caller: Caller, dossier_id: str, form_id: str) -> dict[str, Any]:
+    def form_draft(self, caller: Caller, dossier_id: str, form_id: str) -> DraftOut:
         """The caller's own draft of a form (404 when they have none)."""
         with self.acting(caller, "forms.draft.read", dossier_id, "write") as act:
             form = self._form(act.dossier, form_id)
@@ -235,7 +247,7 @@ class CareOperations(ServiceCore):
 
     def submit_form(
         self, caller: Caller, dossier_id: str, form_id: str, body: dict[str, Any]
-    ) -> dict[str, Any]:
+    ) -> FormOut:
         """Submit a form: the answers checked against its definition (French messages naming
         each field); the caller's draft of it, if any, is then done with."""
         with self.acting(caller, "forms.write", dossier_id, "write") as act:
@@ -259,7 +271,7 @@ class CareOperations(ServiceCore):
             session.flush()
             return _form_json(row)
 
-    def forms(self, caller: Caller, dossier_id: str) -> list[dict[str, Any]]:
+    def forms(self, caller: Caller, dossier_id: str) -> list[FormOut]:
         with self.acting(caller, "forms.read", dossier_id, "read") as act:
             rows = act.session.scalars(
                 select(FormSubmission)
@@ -344,7 +356,7 @@ class CareOperations(ServiceCore):
 
     def add_appointment(
         self, caller: Caller, dossier_id: str, body: dict[str, Any]
-    ) -> dict[str, Any]:
+    ) -> AppointmentOut:
         with self.acting(caller, "agenda.write", dossier_id, "write") as act:
             session = act.session
             start, end = _parse_dt(body["start"], "start"), _parse_dt(body["end"], "end")
@@ -365,7 +377,7 @@ class CareOperations(ServiceCore):
             act.detail = appointment.id
             return _appointment_json(appointment)
 
-    def appointments(self, caller: Caller, dossier_id: str) -> list[dict[str, Any]]:
+    def appointments(self, caller: Caller, dossier_id: str) -> list[AppointmentOut]:
         with self.acting(caller, "agenda.read", dossier_id, "read") as act:
             rows = act.session.scalars(
                 select(Appointment)
@@ -374,7 +386,7 @@ class CareOperations(ServiceCore):
             ).all()
             return [_appointment_json(a) for a in rows]
 
-    def my_appointments(self, caller: Caller) -> list[dict[str, Any]]:
+    def my_appointments(self, caller: Caller) -> list[AppointmentOut]:
         """Appointments I take part in, in the dossiers I may still read; one audit row for the
         request, naming the dossiers read."""
         with self.acting(caller, "agenda.mine") as act:
@@ -392,7 +404,7 @@ class CareOperations(ServiceCore):
 
     # -- alerts --------------------------------------------------------------------------
 
-    def add_alert(self, caller: Caller, dossier_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    def add_alert(self, caller: Caller, dossier_id: str, body: dict[str, Any]) -> AlertOut:
         now = dt.datetime.now(dt.UTC)
         with self.acting(caller, "alerts.write", dossier_id, "write") as act:
             session = act.session
@@ -414,10 +426,14 @@ class CareOperations(ServiceCore):
             session.add(alert)
             session.flush()
             act.detail = alert.id
-            return {
-                "id": alert.id,
-                "author": alert.author,
-                "created_at": _iso(alert.created_at),
-                "recipients": sorted(wanted),
-                "text": body["text"],
-            }
+            return _alert_json(alert)
+
+    def alerts(self, caller: Caller, dossier_id: str) -> list[AlertOut]:
+        """The dossier's alerts, newest first (one audit row for the read)."""
+        with self.acting(caller, "alerts.read", dossier_id, "read") as act:
+            rows = act.session.scalars(
+                select(Alert)
+                .where(Alert.dossier_id == dossier_id)
+                .order_by(Alert.created_at.desc())
+            )
+            return [_alert_json(a) for a in rows]

@@ -8,7 +8,7 @@ import datetime as dt
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, overload
 
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
@@ -41,7 +41,14 @@ class ApiError(Exception):
         self.data = data
 
 
+@overload
+def _iso(value: dt.datetime) -> str: ...
+@overload
+def _iso(value: None) -> None: ...
+@overload
+def _iso(value: dt.datetime | None) -> str | None: ...
 def _iso(value: dt.datetime | None) -> str | None:
+    """A moment as the API writes it (ISO 8601, seconds); None stays None."""
     if value is None:
         return None
     return value.isoformat(timespec="seconds")

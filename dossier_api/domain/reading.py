@@ -31,6 +31,7 @@ from dossier_api.domain.models import (
     Task,
 )
 from dossier_api.domain.pathways import PATHWAYS
+from dossier_api.domain.shapes import SearchResultOut, TimelineEntryOut
 from dossier_api.domain.teams import STEPS, dossier_steps, step_text
 from maillon.shared.dates_fr import PARIS
 from maillon.shared.text import fold, fold_compact
@@ -73,18 +74,18 @@ class Entry:
     ref: str | None = None
     urgent: bool = False
 
-    def json(self) -> dict[str, Any]:
-        return {
-            "at": _iso(self.at),
-            "kind": self.kind,
-            "action": self.action,
-            "title": self.title,
-            "actor": self.actor,
-            "subject": self.subject,
-            "text": self.text,
-            "ref": self.ref,
-            "urgent": self.urgent,
-        }
+    def json(self) -> TimelineEntryOut:
+        return TimelineEntryOut(
+            at=_iso(self.at),
+            kind=self.kind,
+            action=self.action,
+            title=self.title,
+            actor=self.actor,
+            subject=self.subject,
+            text=self.text,
+            ref=self.ref,
+            urgent=self.urgent,
+        )
 
 
 def parse_kinds(raw: str | None) -> frozenset[str]:
@@ -425,18 +426,14 @@ class DossierReading(ServiceCore):
             for t in session.scalars(select(Task).where(Task.dossier_id == dossier_id)):
                 items.append(("task", t.id, t.created_at, "Tâche", [str(t.title.get("text", ""))]))
             items.sort(key=lambda item: item[2], reverse=True)
-            results: list[dict[str, Any]] = []
+            results: list[SearchResultOut] = []
             for kind, ref, at, title, texts in items:
                 excerpt = next((e for e in (match(x, terms) for x in texts) if e), None)
                 if excerpt is not None:
                     results.append(
-                        {
-                            "kind": kind,
-                            "id": ref,
-                            "at": _iso(at),
-                            "title": title,
-                            "excerpt": excerpt,
-                        }
+                        SearchResultOut(
+                            kind=kind, id=ref, at=_iso(at), title=title, excerpt=excerpt
+                        )
                     )
                     if len(results) == MAX_RESULTS:
                         break

@@ -47,6 +47,17 @@ from dossier_api.domain.reading import DossierReading
 from dossier_api.domain.retention import RetentionOperations
 from dossier_api.domain.room_decisions import load_room_decisions
 from dossier_api.domain.rooms import ROOMS, enqueue, reference
+from dossier_api.domain.shapes import (
+    AuditEntryOut,
+    DelegationOut,
+    DocumentOut,
+    DossierOut,
+    DossierSummaryOut,
+    MemberOut,
+    NoteOut,
+    RoomOut,
+    TaskOut,
+)
 from dossier_api.domain.teams import TeamOperations
 from dossier_api.domain.vigilance import OVERRIDE, IdentityVigilance, parse_evidence
 from dossier_api.domain.vigilance import check_transition as check_identity_status
@@ -98,7 +109,7 @@ class DossierService(
 
     # -- dossiers ------------------------------------------------------------------------
 
-    def to_json(self, dossier: Dossier, access: Access) -> dict[str, Any]:
+    def to_json(self, dossier: Dossier, access: Access) -> DossierOut:
         return {
             "id": dossier.id,
             "reference": reference(dossier.id),
@@ -122,7 +133,7 @@ class DossierService(
             "access": access.basis,
         }
 
-    def create_dossier(self, caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
+    def create_dossier(self, caller: Caller, body: dict[str, Any]) -> DossierOut:
         identity = dict(body["identity"])
         status = identity.pop("identity_status", "PROV")
         evidence = parse_evidence(body.get("identity_evidence"), caller)
@@ -301,20 +312,20 @@ class DossierService(
                 if dossier.status == "archived" and not (access.manage or caller.is_admin):
                     continue  # an archived dossier: its coordinators only
                 result.append(
-                    {
-                        "id": dossier.id,
-                        "pathway": dossier.pathway,
-                        "status": dossier.status,
-                        "display_name": display_name(dossier.identity),
-                        "access": access.basis,
-                        "reference": reference(dossier.id),
-                        "structure_id": dossier.structure_id,
-                        "identity_status": dossier.identity_status,
-                        "birth_date": dossier.identity.get("birth_date"),
-                        "opened_at": _iso(dossier.opened_at),
-                        "room_id": dossier.room_id,
-                        "unread_urgent": dossier.id in unread,
-                    }
+                    DossierSummaryOut(
+                        id=dossier.id,
+                        pathway=dossier.pathway,
+                        status=dossier.status,
+                        display_name=display_name(dossier.identity),
+                        access=access.basis,
+                        reference=reference(dossier.id),
+                        structure_id=dossier.structure_id,
+                        identity_status=dossier.identity_status,
+                        birth_date=dossier.identity.get("birth_date"),
+                        opened_at=_iso(dossier.opened_at),
+                        room_id=dossier.room_id,
+                        unread_urgent=dossier.id in unread,
+                    )
                 )
                 audit_rows.append(
                     {
@@ -351,13 +362,11 @@ class DossierService(
             (read_at.is_(None)) | (Note.created_at > read_at),
         )
 
-    def get_dossier(self, caller: Caller, dossier_id: str) -> dict[str, Any]:
+    def get_dossier(self, caller: Caller, dossier_id: str) -> DossierOut:
         with self.acting(caller, "dossier.read", dossier_id, "read") as act:
             return self.to_json(act.dossier, act.access)
 
-    def patch_dossier(
-        self, caller: Caller, dossier_id: str, body: dict[str, Any]
-    ) -> dict[str, Any]:
+    def patch_dossier(self, caller: Caller, dossier_id: str, body: dict[str, Any]) -> DossierOut:
         with self.acting(caller, "dossier.update", dossier_id, "manage") as act:
             session, dossier, access = act.session, act.dossier, act.access
             status = body.get("status")
@@ -380,7 +389,7 @@ class DossierService(
     @staticmethod
     def member_json(
         m: CircleMember, now: dt.datetime, pro: Professional | None = None
-    ) -> dict[str, Any]:
+    ) -> MemberOut:
         """A circle entry; with its directory entry, the person's name and profession (so
         pages show people, not Matrix ids)."""
         return {
@@ -397,7 +406,7 @@ class DossierService(
             "active": m.active(now),
         }
 
-    def circle(self, caller: Caller, dossier_id: str) -> list[dict[str, Any]]:
+    def circle(self, caller: Caller, dossier_id: str) -> list[MemberOut]:
         now = utcnow()
         with self.acting(caller, "circle.read", dossier_id, "read") as act:
             rows = act.session.execute(
@@ -408,7 +417,7 @@ class DossierService(
             ).all()
             return [self.member_json(m, now, pro) for m, pro in rows]
 
-    def add_member(self, caller: Caller, dossier_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    def add_member(self, caller: Caller, dossier_id: str, body: dict[str, Any]) -> MemberOut:
         user_id, role = body["user_id"], body["role"]
         with self.acting(caller, "circle.add", dossier_id, "manage") as act:
             session, dossier = act.session, act.dossier
@@ -452,7 +461,7 @@ class DossierService(
             session.flush()
             return self.member_json(member, now, session.get(Professional, user_id))
 
-    def remove_member(self, caller: Caller, dossier_id: str, user_id: str) -> dict[str, Any]:
+    def remove_member(self, caller: Caller, dossier_id: str, user_id: str) -> MemberOut:
         now = utcnow()
         with self.acting(caller, "circle.remove", dossier_id, "manage") as act:
             session = act.session
@@ -473,8 +482,8 @@ class DossierService(
 
     @staticmethod
     def note_json(
-        note: Note, corrected_by: str | None, documents: list[dict[str, Any]] | None = None
-    ) -> dict[str, Any]:
+        note: Note, corrected_by: str | None, documents: list[DocumentOut] | None = None
+    ) -> NoteOut:
         return {
             "id": note.id,
             "author": note.author,
@@ -489,7 +498,7 @@ class DossierService(
             "documents": documents or [],
         }
 
-    def notes(self, caller: Caller, dossier_id: str) -> list[dict[str, Any]]:
+    def notes(self, caller: Caller, dossier_id: str) -> list[NoteOut]:
         """The notes the caller may read; reading them marks the dossier read for the
         caller (the "unread urgent notes" filter)."""
         with self.acting(caller, "notes.read", dossier_id, "read") as act:
@@ -514,7 +523,7 @@ class DossierService(
 
     def notes_in_room(
         self, caller: Caller, dossier_id: str, room_id: str
-    ) -> tuple[list[dict[str, Any]], int]:
+    ) -> tuple[list[NoteOut], int]:
         """The notes an answer posted in ``room_id`` may show the caller (readable by every
         reader of the room), and how many of the caller's notes were held back."""
         with self.acting(caller, "notes.read", dossier_id, "read") as act:
@@ -522,7 +531,7 @@ class DossierService(
             shown, held = visibility.room_notes(act.session, dossier_id, room_id, reader)
             return self.notes_json(act.session, shown), held
 
-    def notes_json(self, session: Session, visible: list[Note]) -> list[dict[str, Any]]:
+    def notes_json(self, session: Session, visible: list[Note]) -> list[NoteOut]:
         """Notes as the API shows them, with their documents; a correction is named only if
         it is among them."""
         corrected = {n.corrects: n.id for n in visible if n.corrects}
@@ -531,7 +540,7 @@ class DossierService(
 
     def add_note(
         self, caller: Caller, dossier_id: str, body: dict[str, Any], corrects: str | None = None
-    ) -> dict[str, Any]:
+    ) -> NoteOut:
         action = "notes.correct" if corrects else "notes.write"
         with self.acting(caller, action, dossier_id, "write") as act:
             session = act.session
@@ -570,7 +579,7 @@ class DossierService(
     # -- tasks ---------------------------------------------------------------------------
 
     @staticmethod
-    def task_json(task: Task) -> dict[str, Any]:
+    def task_json(task: Task) -> TaskOut:
         return {
             "id": task.id,
             "title": task.title.get("text", ""),
@@ -582,7 +591,7 @@ class DossierService(
             "done_at": _iso(task.done_at),
         }
 
-    def tasks(self, caller: Caller, dossier_id: str, which: str = "toutes") -> list[dict[str, Any]]:
+    def tasks(self, caller: Caller, dossier_id: str, which: str = "toutes") -> list[TaskOut]:
         """The dossier's tasks: all of them (``toutes``, cancelled ones included), the open
         ones (``ouvertes``) or the done ones (``faites``): done tasks stay visible."""
         statuses = TASK_FILTERS.get(which)
@@ -599,7 +608,7 @@ class DossierService(
             rows = act.session.scalars(query.order_by(Task.created_at, Task.id)).all()
             return [self.task_json(t) for t in rows]
 
-    def add_task(self, caller: Caller, dossier_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    def add_task(self, caller: Caller, dossier_id: str, body: dict[str, Any]) -> TaskOut:
         with self.acting(caller, "tasks.write", dossier_id, "write") as act:
             session = act.session
             due = _parse_date(body["due"], "due") if body.get("due") else None
@@ -617,7 +626,7 @@ class DossierService(
 
     def patch_task(
         self, caller: Caller, dossier_id: str, task_id: str, body: dict[str, Any]
-    ) -> dict[str, Any]:
+    ) -> TaskOut:
         with self.acting(caller, "tasks.update", dossier_id, "write") as act:
             act.detail = task_id[:32]
             task = act.session.get(Task, task_id)
@@ -630,7 +639,7 @@ class DossierService(
 
     # -- audit ---------------------------------------------------------------------------
 
-    def audit(self, caller: Caller, dossier_id: str, limit: int) -> list[dict[str, Any]]:
+    def audit(self, caller: Caller, dossier_id: str, limit: int) -> list[AuditEntryOut]:
         """The dossier's audit, room-side decisions (``room_decisions``) included."""
         load_room_decisions(self._engine, self._decision_log)
         with self.acting(caller, "audit.read", dossier_id, "audit") as act:
@@ -641,26 +650,26 @@ class DossierService(
                 .limit(limit)
             ).all()
             return [
-                {
-                    "at": _iso(a.at),
-                    "actor": a.actor,
-                    "basis": a.basis,
-                    "on_behalf_of": a.on_behalf_of,
-                    "action": a.action,
-                    "component": a.component,
-                    "allowed": a.allowed,
-                    "detail": a.detail,
-                }
+                AuditEntryOut(
+                    at=_iso(a.at),
+                    actor=a.actor,
+                    basis=a.basis,
+                    on_behalf_of=a.on_behalf_of,
+                    action=a.action,
+                    component=a.component,
+                    allowed=a.allowed,
+                    detail=a.detail,
+                )
                 for a in rows
             ]
 
     # -- delegations, structures, directory ---------------------------------------------
 
     @staticmethod
-    def delegation_json(d: Delegation) -> dict[str, Any]:
+    def delegation_json(d: Delegation) -> DelegationOut:
         return {"id": d.id, "from_user": d.from_user, "to_user": d.to_user, "until": _iso(d.until)}
 
-    def delegate(self, caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
+    def delegate(self, caller: Caller, body: dict[str, Any]) -> DelegationOut:
         """Let a directory professional of an allowed server act with my rights, until a
         date at most ``MAX_DELEGATION_DAYS`` ahead. The delegate gets the rights of my own
         circle entries only (never those I hold by delegation): no re-delegation."""
@@ -701,7 +710,7 @@ class DossierService(
             act.detail = f"n° {delegation.id} à {to_user} jusqu'au {_iso(until)}"
             return self.delegation_json(delegation)
 
-    def revoke_delegation(self, caller: Caller, delegation_id: int) -> dict[str, Any]:
+    def revoke_delegation(self, caller: Caller, delegation_id: int) -> DelegationOut:
         """End a delegation now (its author, or its delegate who declines it)."""
         with self.acting(caller, "delegation.revoke") as act:
             act.detail = f"n° {delegation_id}"
@@ -717,10 +726,10 @@ class DossierService(
             act.detail = f"n° {delegation.id} de {delegation.from_user} à {delegation.to_user}"
             return self.delegation_json(delegation)
 
-    def delegations(self, caller: Caller) -> dict[str, list[dict[str, Any]]]:
+    def delegations(self, caller: Caller) -> dict[str, list[DelegationOut]]:
         with self.tx() as session:
 
-            def rows(column: Any) -> list[dict[str, Any]]:
+            def rows(column: Any) -> list[DelegationOut]:
                 return [
                     self.delegation_json(d)
                     for d in session.scalars(
@@ -794,7 +803,7 @@ class DossierService(
     # -- rooms of the dossier ------------------------------------------------------------
 
     @staticmethod
-    def room_json(room: DossierRoom) -> dict[str, Any]:
+    def room_json(room: DossierRoom) -> RoomOut:
         return {
             "key": room.id,
             "kind": room.kind,
@@ -805,7 +814,7 @@ class DossierService(
             "created_at": _iso(room.created_at),
         }
 
-    def rooms(self, caller: Caller, dossier_id: str) -> list[dict[str, Any]]:
+    def rooms(self, caller: Caller, dossier_id: str) -> list[RoomOut]:
         with self.acting(caller, "rooms.read", dossier_id, "read") as act:
             rows = act.session.scalars(
                 select(DossierRoom)
@@ -814,9 +823,7 @@ class DossierService(
             ).all()
             return [self.room_json(r) for r in rows]
 
-    def add_side_room(
-        self, caller: Caller, dossier_id: str, body: dict[str, Any]
-    ) -> dict[str, Any]:
+    def add_side_room(self, caller: Caller, dossier_id: str, body: dict[str, Any]) -> RoomOut:
         """A side room of the dossier (e.g. "coordination interne", professionals only)."""
         with self.acting(caller, "rooms.add", dossier_id, "manage") as act:
             session = act.session

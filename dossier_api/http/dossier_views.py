@@ -19,7 +19,7 @@ from urllib.parse import quote, urlencode
 from aiohttp import web
 from jsonschema import Draft7Validator, FormatChecker
 
-from dossier_api.domain import care
+from dossier_api.domain import care, vigilance
 from dossier_api.domain.core import ApiError
 from dossier_api.domain.pathways import PATHWAYS, FormDefinition
 from dossier_api.domain.reading import TIMELINE_KINDS, parse_kinds
@@ -163,6 +163,7 @@ def dossier_context(
     agenda = [a for a in svc.appointments(caller, dossier_id) if not a["cancelled"]]
     forms = svc.forms(caller, dossier_id)
     consent = svc.consent_history(caller, dossier_id)
+    alerts = svc.alerts(caller, dossier_id)
     try:
         ppcs: dict[str, Any] | None = svc.get_ppcs(caller, dossier_id)
     except ApiError as exc:
@@ -188,6 +189,7 @@ def dossier_context(
     ids |= {t["assignee"] for t in tasks} | {f["author"] for f in forms}
     ids |= {p for a in agenda for p in a["participants"]}
     ids |= {e["actor"] for e in consent["history"]}
+    ids |= {u for a in alerts for u in (a["author"], *a["recipients"])}
     ids |= {e["actor"] for e in audit or []} | {
         e["on_behalf_of"] for e in audit or [] if e["on_behalf_of"]
     }
@@ -231,6 +233,10 @@ def dossier_context(
         "drafts": drafts,
         "form_titles": {f.id: f.title for f in pathway.forms} if pathway else {},
         "consent_history": consent["history"],
+        "alerts": alerts,
+        "identity_statuses": vigilance.STATUSES,
+        "document_kinds": vigilance.DOCUMENT_KINDS,
+        "ins_sources": vigilance.INS_SOURCES,
         "ppcs": ppcs,
         "timeline": timeline["entries"],
         "timeline_kinds": TIMELINE_KINDS,
@@ -462,6 +468,30 @@ def _consent(svc: DossierService, s: Current, did: str, form: Form, _: web.Reque
     return svc.patch_dossier(s.caller, did, _checked_body(S.DOSSIER_PATCH, body))
 
 
+def _alert(svc: DossierService, s: Current, did: str, form: Form, _: web.Request) -> Any:
+    body: dict[str, Any] = {"text": _text(form, "text")}
+    if _texts(form, "to"):
+        body["to"] = _texts(form, "to")
+    return svc.add_alert(s.caller, did, _checked_body(S.ALERT_IN, body))
+
+
+def _status(svc: DossierService, s: Current, did: str, form: Form, _: web.Request) -> Any:
+    body = _with({"status": _text(form, "status")}, form, "status_reason")
+    return svc.patch_dossier(s.caller, did, _checked_body(S.DOSSIER_PATCH, body))
+
+
+def _identity_status(svc: DossierService, s: Current, did: str, form: Form, _: web.Request) -> Any:
+    evidence: dict[str, Any] = _with({}, form, "ins_source", "reason")
+    if _text(form, "document_kind"):
+        checked = _text(form, "checked_on") or dt.datetime.now(PARIS).date().isoformat()
+        day = _local(checked + "T12:00", "date du contrôle")
+        evidence["document"] = {"kind": _text(form, "document_kind"), "checked_at": day.isoformat()}
+    body: dict[str, Any] = {"status": _text(form, "status")}
+    if evidence:
+        body["identity_evidence"] = evidence
+    return svc.change_identity_status(s.caller, did, _checked_body(S.IDENTITY_STATUS_IN, body))
+
+
 # action: (write, the section shown again, whether the rooms follow)
 WRITES: dict[str, tuple[Write, str, bool]] = {
     "notes": (_note, "notes", False),
@@ -474,6 +504,9 @@ WRITES: dict[str, tuple[Write, str, bool]] = {
     "forms": (_pathway_form, "forms", False),
     "ppcs": (_ppcs, "ppcs", False),
     "consent": (_consent, "consent", False),
+    "alerts": (_alert, "alerts", False),
+    "status": (_status, "status", True),
+    "identity-status": (_identity_status, "identity", False),
 }
 
 

@@ -7,7 +7,7 @@ sessions as the workspace) and lands on the dossier (or the home page)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -251,7 +251,7 @@ async def enrol_with_code(request: web.Request) -> web.Response:
 
 
 def circle_invitations(
-    svc: DossierService, caller: Caller, dossier: dict[str, Any]
+    svc: DossierService, caller: Caller, dossier: Mapping[str, Any]
 ) -> dict[str, Any]:
     """For a dossier's coordinators: its invitations and the roles one may invite with."""
     if dossier["access"] != "coordinator":

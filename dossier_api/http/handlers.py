@@ -65,6 +65,18 @@ async def me(request: web.Request) -> web.Response:
 
 
 @route(
+    "GET",
+    "/v1/me/worklist",
+    "À faire : mes tâches à échéance, les alertes qui me sont adressées, les dossiers où "
+    "l'on m'a ajouté·e (ce que montre la page « À faire »)",
+    S.WORKLIST,
+    tag="compte",
+)
+async def my_worklist(request: web.Request) -> web.Response:
+    return web.json_response(await call(request, svc(request).worklist))
+
+
+@route(
     "POST",
     "/v1/dossiers",
     "Ouvrir un dossier de coordination (le créateur en est le référent)",

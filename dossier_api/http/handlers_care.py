@@ -138,6 +138,12 @@ async def add_alert(request: web.Request) -> web.Response:
     return web.json_response(row, status=201)
 
 
+@route("GET", "/v1/dossiers/{dossier_id}/alerts", "Alertes du dossier", S.ALERTS)
+async def dossier_alerts(request: web.Request) -> web.Response:
+    rows = await asyncio.to_thread(svc(request).alerts, caller(request), _dossier(request))
+    return web.json_response({"alerts": rows})
+
+
 @route(
     "POST",
     "/v1/dossiers/{dossier_id}/merge",

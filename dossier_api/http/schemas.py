@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from dossier_api.domain import vigilance
+from dossier_api.domain import shapes, vigilance
 from dossier_api.domain.administration import STRUCTURE_KINDS
 from dossier_api.domain.ins import INS_MATRICULE_PATTERN
 from dossier_api.domain.models import STAFF_ROLES
 from maillon.shared.circle import ROLES, ROOM_AUDIENCES, USER_ID_PATTERN
+from maillon.shared.json_shapes import schema_of
 
 USER_ID = {"type": "string", "pattern": USER_ID_PATTERN, "maxLength": 255}
 TEXT = {"type": "string", "minLength": 1, "maxLength": 20000}
@@ -108,90 +109,9 @@ CONSENT_HISTORY = obj(
     ["consent", "history"],
     {"consent": {"type": "object"}, "history": {"type": "array", "items": {"type": "object"}}},
 )
-MEMBER = obj(
-    [
-        "user_id",
-        "role",
-        "coordinator",
-        "since",
-        "until",
-        "added_by",
-        "removed_by",
-        "removed_at",
-        "active",
-    ],
-    {
-        "user_id": USER_ID,
-        "display_name": {"type": "string", "nullable": True},
-        "profession": {"type": "string", "nullable": True},
-        "role": ROLE,
-        "coordinator": {"type": "boolean"},
-        "since": DATETIME,
-        "until": NULLABLE_DATETIME,
-        "added_by": {"type": "string"},
-        "removed_by": {"type": "string", "nullable": True},
-        "removed_at": NULLABLE_DATETIME,
-        "active": {"type": "boolean"},
-    },
-)
-DOSSIER = obj(
-    [
-        "id",
-        "reference",
-        "pathway",
-        "status",
-        "referent",
-        "opened_at",
-        "identity",
-        "identity_status",
-        "consent",
-        "mail_address",
-        "room_id",
-        "access",
-    ],
-    {
-        "id": {"type": "string"},
-        "reference": {"type": "string", "description": "la référence montrée aux personnes"},
-        "pathway": {"type": "string"},
-        "pathway_version": {"type": "integer"},
-        "structure_id": {"type": "string", "nullable": True},
-        "status": {"type": "string", "enum": ["open", "closed", "archived"]},
-        "status_reason": {"type": "string", "nullable": True},
-        "referent": {"type": "string"},
-        "opened_at": DATETIME,
-        "closed_at": NULLABLE_DATETIME,
-        "identity": IDENTITY_OUT,
-        "identity_status": {"type": "string"},
-        "consent": obj(
-            ["informed", "share_outside", "opposition"],
-            {
-                "informed": {"type": "boolean"},
-                "share_outside": {"type": "boolean"},
-                "opposition": {"type": "boolean"},
-            },
-        ),
-        "mail_address": {"type": "string"},
-        "room_id": {"type": "string", "nullable": True},
-        "access": {"type": "string"},
-    },
-)
-DOSSIER_SUMMARY = obj(
-    ["id", "pathway", "status", "display_name", "access"],
-    {
-        "id": {"type": "string"},
-        "pathway": {"type": "string"},
-        "status": {"type": "string"},
-        "display_name": {"type": "string"},
-        "access": {"type": "string"},
-        "reference": {"type": "string"},
-        "structure_id": {"type": ["string", "null"]},
-        "identity_status": {"type": "string"},
-        "birth_date": {"type": ["string", "null"]},
-        "opened_at": {"type": ["string", "null"]},
-        "room_id": {"type": ["string", "null"]},
-        "unread_urgent": {"type": "boolean", "description": "notes urgentes non lues"},
-    },
-)
+MEMBER = schema_of(shapes.MemberOut)
+DOSSIER = schema_of(shapes.DossierOut)
+DOSSIER_SUMMARY = schema_of(shapes.DossierSummaryOut)
 DOSSIER_LIST = obj(
     ["dossiers"],
     {
@@ -226,47 +146,9 @@ NOTE_IN = obj(
         },
     },
 )
-DOCUMENT = obj(
-    ["id", "note_id", "name", "media_type", "size", "uploaded_by", "uploaded_at", "url"],
-    {
-        "id": {"type": "string"},
-        "note_id": {"type": "string"},
-        "name": {"type": "string"},
-        "media_type": {"type": "string"},
-        "size": {"type": "integer", "minimum": 0},
-        "sha256": {"type": "string", "nullable": True},
-        "uploaded_by": USER_ID,
-        "uploaded_at": DATETIME,
-        "url": {"type": "string"},
-    },
-)
+DOCUMENT = schema_of(shapes.DocumentOut)
 CORRECTION_IN = obj(["text"], {"text": TEXT})
-NOTE = obj(
-    [
-        "id",
-        "author",
-        "created_at",
-        "urgent",
-        "text",
-        "reply_to",
-        "corrects",
-        "corrected_by",
-        "attachments",
-    ],
-    {
-        "id": {"type": "string"},
-        "author": {"type": "string"},
-        "created_at": DATETIME,
-        "urgent": {"type": "boolean"},
-        "text": {"type": "string"},
-        "reply_to": {"type": "string", "nullable": True},
-        "corrects": {"type": "string", "nullable": True},
-        "corrected_by": {"type": "string", "nullable": True},
-        "visible_to_roles": {"type": "array", "items": {"type": "string"}, "nullable": True},
-        "attachments": {"type": "array", "items": {"type": "object"}},
-        "documents": {"type": "array", "items": DOCUMENT},
-    },
-)
+NOTE = schema_of(shapes.NoteOut)
 NOTES = obj(["notes"], {"notes": {"type": "array", "items": NOTE}})
 # A document attached to a note, sent as JSON (base64) or as multipart/form-data ("file").
 DOCUMENT_IN = obj(
@@ -279,51 +161,11 @@ DOCUMENT_IN = obj(
 )
 TASK_IN = obj(["title", "assignee"], {"title": SHORT, "assignee": USER_ID, "due": DATE})
 TASK_PATCH = obj(["status"], {"status": {"type": "string", "enum": ["todo", "done", "cancelled"]}})
-TASK = obj(
-    ["id", "title", "assignee", "due", "status", "created_by", "done_by", "done_at"],
-    {
-        "id": {"type": "string"},
-        "title": {"type": "string"},
-        "assignee": {"type": "string"},
-        "due": {"type": "string", "nullable": True},
-        "status": {"type": "string"},
-        "created_by": {"type": "string"},
-        "done_by": {"type": "string", "nullable": True},
-        "done_at": NULLABLE_DATETIME,
-    },
-)
+TASK = schema_of(shapes.TaskOut)
 TASKS = obj(["tasks"], {"tasks": {"type": "array", "items": TASK}})
-AUDIT = obj(
-    ["entries"],
-    {
-        "entries": {
-            "type": "array",
-            "items": obj(
-                ["at", "actor", "basis", "action", "component", "allowed"],
-                {
-                    "at": DATETIME,
-                    "actor": {"type": "string"},
-                    "basis": {"type": "string"},
-                    "on_behalf_of": {"type": "string", "nullable": True},
-                    "action": {"type": "string"},
-                    "component": {"type": "string"},
-                    "allowed": {"type": "boolean"},
-                    "detail": {"type": "string", "nullable": True},
-                },
-            ),
-        }
-    },
-)
+AUDIT = obj(["entries"], {"entries": {"type": "array", "items": schema_of(shapes.AuditEntryOut)}})
 DELEGATION_IN = obj(["to_user", "until"], {"to_user": USER_ID, "until": DATETIME})
-DELEGATION = obj(
-    ["id", "from_user", "to_user", "until"],
-    {
-        "id": {"type": "integer"},
-        "from_user": {"type": "string"},
-        "to_user": {"type": "string"},
-        "until": DATETIME,
-    },
-)
+DELEGATION = schema_of(shapes.DelegationOut)
 DELEGATIONS = obj(
     ["given", "received"],
     {
@@ -390,18 +232,7 @@ RETENTION = obj(
 )
 AUDIENCE = {"type": "string", "enum": sorted(ROOM_AUDIENCES)}
 ROOM_IN = obj(["label"], {"label": {**SHORT, "maxLength": 120}, "audience": AUDIENCE})
-ROOM = obj(
-    ["key", "kind", "label", "audience", "room_id", "created_by", "created_at"],
-    {
-        "key": {"type": "string"},
-        "kind": {"type": "string", "enum": ["main", "side"]},
-        "label": {"type": "string"},
-        "audience": AUDIENCE,
-        "room_id": {"type": "string", "nullable": True},
-        "created_by": USER_ID,
-        "created_at": DATETIME,
-    },
-)
+ROOM = schema_of(shapes.RoomOut)
 ROOMS = obj(["rooms"], {"rooms": {"type": "array", "items": ROOM}})
 ROOM_EVENT = obj(
     ["kind", "user_id", "sender", "room_id", "at"],
@@ -444,29 +275,9 @@ ME = obj(
 LOOSE = {"type": "object", "additionalProperties": True}
 PATHWAYS = obj(["pathways"], {"pathways": {"type": "array", "items": LOOSE}})
 FORM_IN = obj(["answers"], {"answers": {"type": "object", "maxProperties": 100}})
-FORM = obj(
-    ["id", "form_id", "form_version", "author", "created_at", "answers"],
-    {
-        "id": {"type": "string"},
-        "form_id": {"type": "string"},
-        "form_version": {"type": "integer"},
-        "author": {"type": "string"},
-        "created_at": DATETIME,
-        "answers": LOOSE,
-    },
-)
+FORM = schema_of(shapes.FormOut)
 FORMS = obj(["forms"], {"forms": {"type": "array", "items": FORM}})
-DRAFT = obj(
-    ["form_id", "form_version", "author", "updated_at", "answers", "problems"],
-    {
-        "form_id": {"type": "string"},
-        "form_version": {"type": "integer"},
-        "author": {"type": "string"},
-        "updated_at": DATETIME,
-        "answers": LOOSE,
-        "problems": {"type": "array", "items": {"type": "string"}},
-    },
-)
+DRAFT = schema_of(shapes.DraftOut)
 PEOPLE = {
     "type": "object",
     "additionalProperties": obj(
@@ -477,34 +288,12 @@ PEOPLE = {
         },
     ),
 }
-TIMELINE_ENTRY = obj(
-    ["at", "kind", "action", "title", "actor", "subject", "text", "ref", "urgent"],
-    {
-        "at": DATETIME,
-        "kind": {"type": "string"},
-        "action": {"type": "string"},
-        "title": {"type": "string"},
-        "actor": {"type": "string", "nullable": True},
-        "subject": {"type": "string", "nullable": True},
-        "text": {"type": "string", "nullable": True},
-        "ref": {"type": "string", "nullable": True},
-        "urgent": {"type": "boolean"},
-    },
-)
+TIMELINE_ENTRY = schema_of(shapes.TimelineEntryOut)
 TIMELINE = obj(
     ["entries", "people"],
     {"entries": {"type": "array", "items": TIMELINE_ENTRY}, "people": PEOPLE},
 )
-SEARCH_RESULT = obj(
-    ["kind", "id", "at", "title", "excerpt"],
-    {
-        "kind": {"type": "string", "enum": ["note", "form", "task"]},
-        "id": {"type": "string"},
-        "at": DATETIME,
-        "title": {"type": "string"},
-        "excerpt": {"type": "string"},
-    },
-)
+SEARCH_RESULT = schema_of(shapes.SearchResultOut)
 SEARCH = obj(["results"], {"results": {"type": "array", "items": SEARCH_RESULT}})
 PPCS_IN = obj(
     ["problems", "actions"],
@@ -553,30 +342,7 @@ APPOINTMENT_IN = obj(
         "participants": {"type": "array", "items": USER_ID, "maxItems": 50, "uniqueItems": True},
     },
 )
-APPOINTMENT = obj(
-    [
-        "id",
-        "dossier_id",
-        "title",
-        "place",
-        "start",
-        "end",
-        "participants",
-        "created_by",
-        "cancelled",
-    ],
-    {
-        "id": {"type": "string"},
-        "dossier_id": {"type": "string"},
-        "title": {"type": "string"},
-        "place": {"type": "string", "nullable": True},
-        "start": DATETIME,
-        "end": DATETIME,
-        "participants": {"type": "array", "items": {"type": "string"}},
-        "created_by": {"type": "string"},
-        "cancelled": {"type": "boolean"},
-    },
-)
+APPOINTMENT = schema_of(shapes.AppointmentOut)
 APPOINTMENTS = obj(["appointments"], {"appointments": {"type": "array", "items": APPOINTMENT}})
 ALERT_IN = obj(
     ["text"],
@@ -591,15 +357,17 @@ ALERT_IN = obj(
         },
     },
 )
-ALERT = obj(
-    ["id", "author", "created_at", "recipients", "text"],
+ALERT = schema_of(shapes.AlertOut)
+ALERTS = obj(["alerts"], {"alerts": {"type": "array", "items": ALERT}})
+WORKLIST = obj(
+    ["tasks", "alerts", "invitations", "counts"],
     {
-        "id": {"type": "string"},
-        "author": {"type": "string"},
-        "created_at": DATETIME,
-        "recipients": {"type": "array", "items": {"type": "string"}},
-        "text": {"type": "string"},
+        "tasks": {"type": "array", "items": {"type": "object"}},
+        "alerts": {"type": "array", "items": {"type": "object"}},
+        "invitations": {"type": "array", "items": {"type": "object"}},
+        "counts": {"type": "object", "additionalProperties": {"type": "integer"}},
     },
+    extra=True,
 )
 ICS = {"type": "string"}
 FHIR_BUNDLE = {

@@ -1172,3 +1172,92 @@ async def test_every_write_of_the_dossier_page_goes_through_the_service(
     await screenshots(page, "dossier-writes")
     await no_matrix_id_shown(page)
     await context.close()
+
+
+async def test_alerts_identity_status_and_closing_from_the_dossier_page(
+    ws_stack: Stack, browser: Browser
+) -> None:
+    """What the bot does with !alerte, !dossier fermer and the identity status, the page does
+    with forms: each write goes through the service (checked through the API), a transition
+    RNIV refuses is said in French and changes nothing, a closed dossier is read-only."""
+    stack = ws_stack
+    coord = register_person(stack, "alerte", "Agnès Alerte", "infirmière coordinatrice")
+    nurse = register_person(stack, "alertee", "Nora Alertée", "infirmière")
+    t = coord.access_token
+    did = open_dossier(
+        stack, t, birth_name="Vigilance", first_names="Rémi", sex="M", identity_status="PROV"
+    )["id"]
+    api(stack, t, "POST", f"/v1/dossiers/{did}/circle", {"user_id": nurse.user_id, "role": "IDE"})
+    context, page = await new_page(browser)
+    await login(page, stack, coord)
+    await page.goto(base(stack) + f"/dossiers/{did}")
+
+    # An alert to the nurse: in the dossier, in her worklist.
+    await page.get_by_text("Alerter des membres du cercle").click()
+    await page.get_by_label("Nora Alertée (infirmière)").check()
+    await page.get_by_label("Message de l'alerte").fill("Rappeler la famille avant midi")
+    await page.get_by_role("button", name="Envoyer l'alerte").click()
+    await expect(page.locator("#alerts")).to_contain_text(
+        "Agnès Alerte (infirmière coordinatrice) → Nora Alertée (infirmière) : Rappeler la famille"
+    )
+    [alert] = api(stack, t, "GET", f"/v1/dossiers/{did}/alerts")["alerts"]
+    assert (alert["author"], alert["recipients"]) == (coord.user_id, [nurse.user_id])
+    assert alert["text"] == "Rappeler la famille avant midi"
+    worklist = api(stack, nurse.access_token, "GET", "/v1/me/worklist")
+    assert [a["text"] for a in worklist["alerts"]] == ["Rappeler la famille avant midi"]
+
+    # Identity: VALI without a checked document is refused in words, nothing changes.
+    await page.get_by_text("Changer le statut de l'identité").click()
+    await page.get_by_label("Nouveau statut").select_option("VALI")
+    await page.locator("#identity-section").get_by_role("button", name="Enregistrer").click()
+    await expect(page.locator("#identity-error")).to_be_visible()
+    assert api(stack, t, "GET", f"/v1/dossiers/{did}")["identity_status"] == "PROV"
+    # With the passport checked: validated, recorded with its proof.
+    await page.get_by_text("Changer le statut de l'identité").click()
+    await page.get_by_label("Nouveau statut").select_option("VALI")
+    await page.get_by_label("Pièce d'identité contrôlée").select_option("passeport")
+    await page.locator("#identity-section").get_by_role("button", name="Enregistrer").click()
+    await expect(page.locator("#identity-status")).to_have_text(
+        "Identité validée (pièce d'identité contrôlée) — INS à récupérer"
+    )
+    assert api(stack, t, "GET", f"/v1/dossiers/{did}")["identity_status"] == "VALI"
+    history = api(stack, t, "GET", f"/v1/dossiers/{did}/identity/history")["history"]
+    change = history[-1]
+    assert (change["from_status"], change["to_status"]) == ("PROV", "VALI"), change
+    assert change["document"]["kind"] == "passeport"
+    assert change["document"]["checked_by"] == coord.user_id
+
+    # Closing needs a reason; closed, the page offers no write, and can reopen it.
+    await page.get_by_text("Clore le dossier").first.click()
+    await page.get_by_label("Motif de la clôture").fill("entrée en EHPAD")
+    await page.locator("#status-section").get_by_role("button", name="Clore le dossier").click()
+    await expect(page.get_by_text("Rouvrir le dossier").first).to_be_visible()
+    closed = api(stack, t, "GET", f"/v1/dossiers/{did}")
+    assert (closed["status"], closed["status_reason"]) == ("closed", "entrée en EHPAD")
+    await expect(page.locator("main")).to_contain_text("Clos le")
+    assert await page.get_by_text("Alerter des membres du cercle").count() == 0
+    assert await page.get_by_text("Nouvelle note").count() == 0
+    await axe_scan(page, "dossier clos")
+    await page.get_by_text("Rouvrir le dossier").first.click()
+    await page.locator("#status-section").get_by_role("button", name="Rouvrir le dossier").click()
+    await expect(page.get_by_text("Clore le dossier").first).to_be_visible()
+    assert api(stack, t, "GET", f"/v1/dossiers/{did}")["status"] == "open"
+
+    # The nurse (not a coordinator) is offered neither closing nor the identity change.
+    nurse_context, nurse_page = await new_page(browser)
+    await login(nurse_page, stack, nurse)
+    await nurse_page.goto(base(stack) + f"/dossiers/{did}")
+    await expect(nurse_page.locator("#alerts")).to_contain_text("Rappeler la famille")
+    assert await nurse_page.get_by_text("Clore le dossier").count() == 0
+    assert await nurse_page.get_by_text("Changer le statut de l'identité").count() == 0
+    csrf = await nurse_page.locator("input[name=csrf]").first.get_attribute("value")
+    refused = await nurse_context.request.post(
+        base(stack) + f"/dossiers/{did}/status",
+        form={"csrf": csrf or "", "status": "closed", "status_reason": "essai"},
+        max_redirects=0,
+    )
+    assert refused.status == 403 and "coordina" in await refused.text()
+    assert api(stack, t, "GET", f"/v1/dossiers/{did}")["status"] == "open"
+    await no_matrix_id_shown(page)
+    await nurse_context.close()
+    await context.close()

@@ -78,7 +78,7 @@ class Stack:
     def url(self) -> str:
         return self.deployment.settings.homeserver.url
 
-    def start(self, timeout: float = 120.0, argv: list[str] | None = None) -> None:
+    def start(self, timeout: float = 300.0, argv: list[str] | None = None) -> None:
         """Run ``maillon up`` (or the ``maillon`` command line ``argv``) until it is ready."""
         self.output.clear()
         command = argv if argv is not None else ["up", "--dir", str(self.directory)]
