@@ -156,8 +156,9 @@ class ServiceCore:
 
     @property
     def _allowed_servers(self) -> frozenset[str]:
-        """Our homeserver and its peers: nobody else can sit in a patient room."""
-        return frozenset({self._server_name, *self._peers.servers()})
+        """Our homeserver and its peers: nobody else can sit in a patient room (a peer
+        just added counts once every worker's module follows it too)."""
+        return frozenset({self._server_name, *self._peers.settled()})
 
     @property
     def attachment_settings(self) -> AttachmentSettings:

@@ -12,6 +12,7 @@ admits no other server (fail closed) and says so in the log, never its content.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import os
@@ -23,11 +24,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from maillon.shared.circle import SERVER_NAME_RE
+from maillon.shared.clock import utcnow
 
 log = logging.getLogger(__name__)
 
 PEERS_FILE = "federation-peers.json"
 FORMAT_VERSION = 1
+SETTLE_MARGIN_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -159,3 +162,21 @@ class PeerList:
     def peers(self, fresh: bool = False) -> tuple[Peer, ...]:
         self._load(fresh)
         return self._peers
+
+    def settled(self, now: dt.datetime | None = None) -> tuple[str, ...]:
+        """The peers every process follows by now: a server added less than
+        ``refresh_seconds`` (and a second) ago may still be refused by a worker's module,
+        so the dossier side admits its people only after that (a removal counts at once)."""
+        now = now or utcnow()
+        margin = dt.timedelta(seconds=self._refresh + SETTLE_MARGIN_SECONDS)
+        return tuple(p.server for p in self.peers() if _added_at(p) <= now - margin)
+
+
+def _added_at(peer: Peer) -> dt.datetime:
+    if peer.added_at is None:
+        return dt.datetime.min.replace(tzinfo=dt.UTC)
+    try:
+        when = dt.datetime.fromisoformat(peer.added_at)
+    except ValueError:
+        return dt.datetime.max.replace(tzinfo=dt.UTC)  # unreadable: not admitted yet
+    return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
