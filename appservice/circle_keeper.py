@@ -69,8 +69,8 @@ class CircleKeeper:
 
     @property
     def _ctx(self) -> policy.PolicyContext:
-        if self._peers is not None:
-            servers = self._peers.servers()
+        if self._peers is not None:  # looked at for each event (a stat; read if changed)
+            servers = self._peers.servers(fresh=True)
             if servers != self._context.peer_servers:
                 self._context = dataclasses.replace(self._context, peer_servers=servers)
         return self._context
