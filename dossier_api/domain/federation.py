@@ -84,7 +84,9 @@ class FederationPeers(ServiceCore):
                     {
                         "server": p.server,
                         "reason": p.reason,
-                        "added_by": people.get(p.added_by or "", {}),
+                        "added_by": None
+                        if p.added_by is None
+                        else people.get(p.added_by, {"display_name": None, "profession": None}),
                         "added_at": p.added_at,
                     }
                     for p in peers
