@@ -6,6 +6,7 @@ before and after, and every dossier's rooms are queued so that the appservice br
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +19,12 @@ from dossier_api.domain.models import DossierRoom
 from dossier_api.domain.rooms import ROOMS, enqueue
 from maillon.shared.circle import SERVER_NAME_RE
 from maillon.shared.clock import utcnow
-from maillon.shared.federation_peers import Peer, write_peers
+from maillon.shared.federation_peers import Peer, read_peers, write_peers
 
 FORBIDDEN = "Cette page est réservée aux administrateurs."
 MAX_REASON = 500
+# One change at a time in this process (read, change, replace the file).
+_WRITING = threading.Lock()
 
 
 def check_server(server: str, own_server: str) -> str:
@@ -93,6 +96,19 @@ class FederationPeers(ServiceCore):
                 ],
             }
 
+    def _current(self) -> tuple[Peer, ...]:
+        """The file as it stands, read strictly: a change never overwrites a file that
+        could not be read (which admits no other server until someone repairs it)."""
+        try:
+            return read_peers(self._peers_path())
+        except (OSError, ValueError) as exc:
+            raise ApiError(
+                409,
+                "M_CONFLICT",
+                f"le fichier des serveurs partenaires est illisible ({type(exc).__name__}) : "
+                "réparez-le ou recréez-le avant de le modifier",
+            ) from exc
+
     def _change(self, act: Act, before: tuple[Peer, ...], after: tuple[Peer, ...]) -> None:
         """Write the list, audit the change, and queue every dossier's rooms (their ACL)."""
         audit_change(
@@ -109,12 +125,12 @@ class FederationPeers(ServiceCore):
         self._peers.servers(fresh=True)
 
     def add_peer(self, caller: Caller, server: str, reason: str) -> None:
-        with self.acting(caller, "admin.federation.add") as act:
+        with _WRITING, self.acting(caller, "admin.federation.add") as act:
             self._require_admin(caller)
             self._peers_path()
             server = check_server(server, self._server_name)
             reason = check_reason(reason)
-            before = self._peers.peers(fresh=True)
+            before = self._current()
             if any(p.server == server for p in before):
                 raise ApiError(
                     409, "M_CONFLICT", f"champ « serveur » : « {server} » est déjà partenaire"
@@ -123,10 +139,9 @@ class FederationPeers(ServiceCore):
             self._change(act, before, (*before, added))
 
     def remove_peer(self, caller: Caller, server: str) -> None:
-        with self.acting(caller, "admin.federation.remove") as act:
+        with _WRITING, self.acting(caller, "admin.federation.remove") as act:
             self._require_admin(caller)
-            self._peers_path()
-            before = self._peers.peers(fresh=True)
+            before = self._current()
             after = tuple(p for p in before if p.server != server)
             if after == before:
                 raise ApiError(404, "M_NOT_FOUND", "champ « serveur » : serveur non partenaire")

@@ -173,6 +173,15 @@ async def test_console_changes_are_the_list_the_service_and_the_bot_follow(
     listing = admin.federation_peers(ADMIN)
     assert [p["server"] for p in listing["peers"]] == [PEER]
 
+    # A file that cannot be read is never overwritten by a change.
+    good = deploy.path(PEERS_FILE).read_text()
+    deploy.path(PEERS_FILE).write_text("{cassé")
+    with pytest.raises(ApiError) as broken:
+        admin.remove_peer(ADMIN, PEER)
+    assert broken.value.status == 409 and "illisible" in broken.value.message
+    assert deploy.path(PEERS_FILE).read_text() == "{cassé"
+    deploy.path(PEERS_FILE).write_text(good)
+
     admin.remove_peer(ADMIN, PEER)
     removed = [r for r in _audit(engine, "admin.federation.remove") if r.allowed]
     assert json.loads(str(removed[0].detail))["apres"] == []
