@@ -149,10 +149,9 @@ class ServiceCore:
         self._attachment_settings = settings.attachments
         # The federation allow list, the one the care-circle module reads (its file
         # written by the console), looked at again at most every few seconds.
-        self._module_config = from_homeserver_config(
-            str(deployment.path(settings.homeserver.config_file))
+        self._peers = peer_list(
+            from_homeserver_config(str(deployment.path(settings.homeserver.config_file)))
         )
-        self._peers = peer_list(self._module_config)
 
     @property
     def _allowed_servers(self) -> frozenset[str]:
