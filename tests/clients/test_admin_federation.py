@@ -146,13 +146,14 @@ async def test_an_administrator_admits_then_removes_a_peer_region(
     }
 
     # Within the stated delay: a user of C joins the circle and the room.
-    await wait_for(
+    admitted = await wait_for(
         lambda: add_to_circle(region_a, coordinator.access_token, dossier_id, doctor.user_id, "MT"),
         "the dossier service admitting C",
         timeout=WITHIN,
     )
     await doctor.accept_invite(room_id, timeout=WITHIN)
     assert time.monotonic() - added_at < WITHIN + 30
+    print(f"\nC admitted by the dossier service {admitted:.1f} s after the click")
     await wait_for(
         lambda: membership(region_a, coordinator.access_token, room_id, doctor.user_id) == "join",
         "the doctor of C in the room",
@@ -190,7 +191,8 @@ async def test_an_administrator_admits_then_removes_a_peer_region(
         assert refused.status == 403
         return "n'est pas autorisé" in str(refused)
 
-    await wait_for(invite_refused, "the module refusing C", timeout=REFRESH + 5)
+    refused_after = await wait_for(invite_refused, "the module refusing C", timeout=REFRESH + 5)
+    print(f"C refused by the module {refused_after:.1f} s after the removal")
     decisions = [
         r
         for r in read_audit(region_a.directory / "audit", room_id)
