@@ -16,6 +16,7 @@ a crash) has no second effect.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +35,7 @@ from maillon.shared.circle import (
     user_state_key,
 )
 from maillon.shared.clock import utcnow
+from maillon.shared.federation_peers import PeerList
 from synapse_modules import policy
 from synapse_modules.audit import AuditLog
 
@@ -52,11 +54,26 @@ class HostedRoom:
 
 
 class CircleKeeper:
-    def __init__(self, api: AppserviceApi, ctx: policy.PolicyContext, audit: AuditLog) -> None:
+    def __init__(
+        self,
+        api: AppserviceApi,
+        ctx: policy.PolicyContext,
+        audit: AuditLog,
+        peers: PeerList | None = None,
+    ) -> None:
         self._api = api
-        self._ctx = ctx
+        self._context = ctx
+        self._peers = peers  # the console's allow list; None: ``ctx``'s fixed one
         self._audit = audit
         self._directory_room: str | None = None
+
+    @property
+    def _ctx(self) -> policy.PolicyContext:
+        if self._peers is not None:  # looked at for each event (a stat; read if changed)
+            servers = self._peers.servers(fresh=True)
+            if servers != self._context.peer_servers:
+                self._context = dataclasses.replace(self._context, peer_servers=servers)
+        return self._context
 
     async def _room(self, room_id: str) -> HostedRoom | None:
         """The policy view of a patient room we host (one state read); else None."""

@@ -34,11 +34,13 @@ from maillon.shared.circle import (
     DossierLink,
     SideRoomLink,
     in_audience,
+    server_acl,
     server_of,
     user_from_state_key,
     user_state_key,
 )
 from maillon.shared.clock import utcnow
+from maillon.shared.federation_peers import PeerList
 
 log = logging.getLogger(__name__)
 
@@ -111,9 +113,15 @@ def widget_content(base_url: str, dossier_id: str, service_user: str) -> dict[st
 
 class DossierRooms:
     def __init__(
-        self, api: AppserviceApi, links: RoomLinks, widget_base_url: str, bot_localpart: str
+        self,
+        api: AppserviceApi,
+        links: RoomLinks,
+        widget_base_url: str,
+        bot_localpart: str,
+        peers: PeerList | None = None,
     ) -> None:
         self._api = api
+        self._peers = peers  # the federation allow list the rooms' server ACL follows
         self._links = links
         self._widget_base = widget_base_url
         self._bot_localpart = bot_localpart
@@ -254,6 +262,12 @@ class DossierRooms:
             await self._api.put_state(room_id, "m.room.name", "", {"name": name})
         if topic and (state.get("m.room.topic") or {}).get("topic") != topic:
             await self._api.put_state(room_id, "m.room.topic", "", {"topic": topic})
+        if self._peers is not None:
+            # The allow list changed in the console: the room's server ACL follows it
+            # (the file read now, not the copy of a few seconds ago).
+            acl = server_acl(server_of(self._api.sender), self._peers.servers(fresh=True))
+            if state.get("m.room.server_acl") != acl:
+                await self._api.put_state(room_id, "m.room.server_acl", "", acl)
         widget = widget_content(self._widget_base, plan.dossier_id, self._api.sender)
         if state.get(WIDGET_EVENT, DOSSIER_WIDGET_ID) != widget:
             await self._api.put_state(room_id, WIDGET_EVENT, DOSSIER_WIDGET_ID, widget)

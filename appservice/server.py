@@ -36,6 +36,7 @@ from dossier_api.domain.rooms import RoomLinks
 from dossier_api.domain.service import DossierService
 from maillon.shared.clock import every
 from maillon.shared.crypto import KeyRing
+from maillon.shared.federation_peers import PeerList
 from maillon.shared.sealed import install_key_ring
 from maillon.shared.settings import Deployment
 from maillon.shared.store import make_engine
@@ -47,7 +48,7 @@ from maillon.shared.web import (
     token_matches,
 )
 from synapse_modules.audit import AuditLog
-from synapse_modules.config import from_homeserver_config
+from synapse_modules.config import from_homeserver_config, peer_list
 from synapse_modules.policy import PolicyContext
 
 log = logging.getLogger(__name__)
@@ -300,17 +301,20 @@ async def _outbox_loop(app: web.Application, rooms: DossierRooms) -> None:
             await asyncio.wait_for(wake.wait(), timeout=5.0 if failed else 1.0)
 
 
-def policy_context(deployment: Deployment) -> PolicyContext:
+def policy_context(deployment: Deployment) -> tuple[PolicyContext, PeerList]:
+    """The policy's context, and the allow list it follows (the console's file)."""
     module = from_homeserver_config(
         str(deployment.path(deployment.settings.homeserver.config_file))
     )
-    return PolicyContext(
+    peers = peer_list(module)
+    context = PolicyContext(
         server_name=deployment.settings.server_name,
         service_user=module.appservice_user,
         bot_user=module.bot_user,
-        peer_servers=module.peer_servers,
+        peer_servers=peers.servers(),
         exempt_users=module.exempt_users,
     )
+    return context, peers
 
 
 SERVICE_DISPLAY_NAME = "Maillon"
@@ -338,14 +342,17 @@ async def _name_service_user(api: AppserviceApi) -> None:
 
 async def _background(app: web.Application) -> AsyncIterator[None]:
     deployment = app[DEPLOYMENT]
-    ctx = policy_context(deployment)
+    ctx, peers = policy_context(deployment)
     async with AppserviceApi.for_deployment(deployment) as api:
-        keeper = CircleKeeper(api, ctx, AuditLog(str(deployment.path("audit")), "appservice"))
+        keeper = CircleKeeper(
+            api, ctx, AuditLog(str(deployment.path("audit")), "appservice"), peers
+        )
         rooms = DossierRooms(
             api,
             app[LINKS],
             deployment.settings.dossier_api.external_url,
             deployment.settings.bot.localpart,
+            peers,
         )
         app[ROOM_SYNC]["rooms"] = rooms
         app[ROOM_SYNC]["api"] = api

@@ -11,6 +11,7 @@ in step (kicks, circle entries, power levels, exit dates) is the appservice's jo
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import traceback
@@ -37,7 +38,7 @@ from maillon.shared.clock import utcnow
 from synapse_modules import policy
 from synapse_modules.appservice_watchdog import AppserviceWatchdog
 from synapse_modules.audit import AuditLog
-from synapse_modules.config import CareCircleConfig, parse_module_config
+from synapse_modules.config import CareCircleConfig, parse_module_config, peer_list
 
 log = logging.getLogger(__name__)
 
@@ -129,11 +130,14 @@ class CareCircleModule:
     def __init__(self, config: CareCircleConfig, api: ModuleApi) -> None:
         self._config = config
         self._api = api
-        self._ctx = policy.PolicyContext(
+        # The allow list (``federation_peers``): from memory for each decision, its file
+        # looked at again at most every ``peers_refresh_seconds`` (no network hop).
+        self._peers = peer_list(config)
+        self._context = policy.PolicyContext(
             server_name=api.server_name,
             service_user=config.appservice_user,
             bot_user=config.bot_user,
-            peer_servers=config.peer_servers,
+            peer_servers=self._peers.servers(),
             exempt_users=config.exempt_users,
         )
         self._audit = AuditLog(config.audit_dir, api.worker_name or "main")
@@ -154,7 +158,19 @@ class CareCircleModule:
         except Exception as exc:  # not a decision: the module's checks work without it
             self._watchdog = None
             log.error("Maillon appservice watchdog not started (%s)", type(exc).__name__)
-        log.info("Maillon care-circle module loaded (%d peer servers)", len(config.peer_servers))
+        log.info(
+            "Maillon care-circle module loaded (%d peer servers%s)",
+            len(self._context.peer_servers),
+            ", from the console's file" if config.peers_file else "",
+        )
+
+    @property
+    def _ctx(self) -> policy.PolicyContext:
+        """The decisions' context, with the allow list as it stands now."""
+        servers = self._peers.servers()
+        if servers != self._context.peer_servers:
+            self._context = dataclasses.replace(self._context, peer_servers=servers)
+        return self._context
 
     @staticmethod
     def parse_config(config: dict[str, Any]) -> CareCircleConfig:

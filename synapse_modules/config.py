@@ -8,6 +8,7 @@ from maillon.shared.care_circle_config import (
     CareCircleConfig,
     from_homeserver_config,
     parse_module_config,
+    peer_list,
 )
 
 __all__ = [
@@ -17,4 +18,5 @@ __all__ = [
     "CareCircleConfig",
     "from_homeserver_config",
     "parse_module_config",
+    "peer_list",
 ]

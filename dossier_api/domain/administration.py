@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from dossier_api.domain import pathway_store
 from dossier_api.domain.access import Caller
-from dossier_api.domain.core import Act, ApiError, ServiceCore
+from dossier_api.domain.core import ApiError, ServiceCore, audit_change
 from dossier_api.domain.directory import people_json
 from dossier_api.domain.directory_import import (
     DirectoryFileError,
@@ -29,6 +29,7 @@ from dossier_api.domain.directory_import import (
     import_extract,
     open_source,
 )
+from dossier_api.domain.federation import FORBIDDEN, FederationPeers
 from dossier_api.domain.mail.outbox import ADDRESS_RE
 from dossier_api.domain.models import (
     STAFF_ROLES,
@@ -51,7 +52,6 @@ from dossier_api.domain.pathways import (
 from dossier_api.domain.rooms import ROOMS, enqueue, name_fields, reference
 from maillon.shared.circle import USER_ID_RE
 
-FORBIDDEN = "Cette page est réservée aux administrateurs."
 SAMPLE_FIELDS = {"initiales": "J. D.", "annee": "1950", "ref": "ABC123"}
 
 
@@ -122,13 +122,6 @@ def _structure_json(structure: Structure) -> dict[str, Any]:
         "account": structure.account,
         "mssante": structure.mssante,
     }
-
-
-def audit_change(act: Act, before: object, after: object, what: str | None = None) -> None:
-    """An administrative change's audit detail: what, before and after (JSON)."""
-    act.detail = json.dumps(
-        {"objet": what, "avant": before, "apres": after}, ensure_ascii=False, sort_keys=True
-    )
 
 
 @dataclass(frozen=True)
@@ -259,12 +252,9 @@ def _entry_json(row: AuditEntry) -> dict[str, Any]:
     }
 
 
-class Administration(ServiceCore):
-    """Operations of the console, for regional administrators (pathways, migrations)."""
-
-    def _require_admin(self, caller: Caller) -> None:
-        if not caller.is_admin:
-            raise ApiError(403, "M_FORBIDDEN", FORBIDDEN)
+class Administration(FederationPeers, ServiceCore):
+    """Operations of the console, for regional administrators (pathways, migrations,
+    federation peers)."""
 
     def refuse(self, caller: Caller, action: str) -> None:
         """Refuse (and audit) a page the caller may not see."""

@@ -5,6 +5,7 @@ transaction), on which every operation of ``DossierService`` is written."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from dossier_api.domain.models import (
     Professional,
     StructureStaff,
 )
-from maillon.shared.care_circle_config import allowed_servers
+from maillon.shared.care_circle_config import from_homeserver_config, peer_list
 from maillon.shared.clock import utcnow
 from maillon.shared.settings import AttachmentSettings, Deployment
 
@@ -105,6 +106,13 @@ class Act:
         return self.found
 
 
+def audit_change(act: Act, before: object, after: object, what: str | None = None) -> None:
+    """An administrative change's audit detail: what, before and after (JSON)."""
+    act.detail = json.dumps(
+        {"objet": what, "avant": before, "apres": after}, ensure_ascii=False, sort_keys=True
+    )
+
+
 def _refusal_detail(exc: ApiError) -> str:
     return f"{exc.status} {exc.errcode} : {exc.message}"[:500]
 
@@ -146,10 +154,17 @@ class ServiceCore:
         # The care-circle module's decision log, loaded into the audit when it is read.
         self._decision_log = deployment.path("audit")
         self._attachment_settings = settings.attachments
-        # Our homeserver and its peers: nobody else can sit in a patient room.
-        self._allowed_servers = allowed_servers(
-            str(deployment.path(settings.homeserver.config_file)), settings.server_name
+        # The federation allow list, the one the care-circle module reads (its file
+        # written by the console), looked at again at most every few seconds.
+        self._peers = peer_list(
+            from_homeserver_config(str(deployment.path(settings.homeserver.config_file)))
         )
+
+    @property
+    def _allowed_servers(self) -> frozenset[str]:
+        """Our homeserver and its peers: nobody else can sit in a patient room (a peer
+        just added counts once every worker's module follows it too)."""
+        return frozenset({self._server_name, *self._peers.settled()})
 
     @property
     def attachment_settings(self) -> AttachmentSettings:

@@ -459,6 +459,59 @@ async def structure_change(request: web.Request, session: Current) -> web.Stream
     return redirect("/admin/structures")
 
 
+# -- federation peers --------------------------------------------------------------------
+
+
+async def _federation(
+    request: web.Request,
+    session: Current,
+    errors: list[str],
+    status: int = 200,
+    form: dict[str, str] | None = None,
+) -> web.Response:
+    listing = await asyncio.to_thread(request.app[ADMIN].federation_peers, session.caller)
+    return _show(
+        request,
+        "admin_federation.html",
+        session,
+        listing=listing,
+        errors=errors,
+        form=form or {},
+        status=status,
+    )
+
+
+@_page("admin.federation.read")
+async def federation_page(request: web.Request, session: Current) -> web.StreamResponse:
+    return await _federation(request, session, [])
+
+
+@_page("admin.federation.change", write=True)
+async def federation_change(request: web.Request, session: Current) -> web.StreamResponse:
+    """Add a peer server (with its reason) or remove one: the allow list the care-circle
+    module reads, on every worker, within its refresh delay."""
+    form = await request.post()
+
+    def value(name: str) -> str:
+        got = form.get(name)
+        return got.strip() if isinstance(got, str) else ""
+
+    svc, caller = request.app[ADMIN], session.caller
+    try:
+        if value("what") == "add":
+            await asyncio.to_thread(svc.add_peer, caller, value("server"), value("reason"))
+        elif value("what") == "remove":
+            await asyncio.to_thread(svc.remove_peer, caller, value("server"))
+        else:
+            raise ApiError(400, "M_INVALID_PARAM", "action inconnue")
+    except ApiError as exc:
+        if exc.status == 403:
+            raise
+        kept = {"server": value("server")[:255], "reason": value("reason")[:500]}
+        return await _federation(request, session, [exc.message], exc.status, kept)
+    return redirect("/admin/federation")
+
+
 # -- directory imports -------------------------------------------------------------------
 
 IMPORTS = web.AppKey("directory_imports", set)
@@ -524,6 +577,8 @@ def setup(app: web.Application, service: Administration) -> None:
     app[ADMIN] = service
     app[IMPORTS] = set()
     app.router.add_get("/admin/annuaire", directory_page)
+    app.router.add_get("/admin/federation", federation_page)
+    app.router.add_post("/admin/federation", federation_change)
     app.router.add_post("/admin/annuaire", directory_import)
     app.router.add_get("/admin/", home)
     app.router.add_get("/admin/parcours", pathways_page)

@@ -140,6 +140,33 @@ ADMIN_TEXTS: dict[str, dict[str, Any]] = {
         "directory_rejected": "Lignes rejetées",
         "directory_line": "ligne",
         "back": "Retour aux parcours",
+        "federation": "Serveurs partenaires (fédération)",
+        "federation_intro": (
+            "Les serveurs d'accueil d'autres régions admis dans les salles patient. Un "
+            "changement est pris en compte par chaque processus Synapse au plus tard "
+            "{seconds} secondes après, sans modifier homeserver.yaml ; le m.room.server_acl "
+            "des salles existantes suit."
+        ),
+        "federation_own": "Serveur de cette région :",
+        "federation_server": "Serveur",
+        "federation_reason": "Motif",
+        "federation_added_by": "Ajouté par",
+        "federation_added_at": "Ajouté le",
+        "federation_remove": "Retirer",
+        "federation_remove_label": "Retirer le serveur",
+        "federation_add": "Ajouter un serveur partenaire",
+        "federation_add_button": "Ajouter",
+        "federation_server_hint": "Nom du serveur Matrix, par exemple matrix.autre-region.fr:8448.",
+        "federation_none": (
+            "Aucun serveur partenaire : seules les personnes "
+            "de ce serveur entrent dans les salles patient."
+        ),
+        "federation_fixed": (
+            "Ce déploiement fixe ses partenaires dans homeserver.yaml "
+            ": la console ne peut pas les changer."
+        ),
+        "federation_init": "à l'initialisation",
+        "federation_errors": "Changement refusé, la liste n'a pas changé :",
     },
     "en": {
         "title": "Administration",
@@ -276,5 +303,27 @@ ADMIN_TEXTS: dict[str, dict[str, Any]] = {
         "directory_rejected": "Lines rejected",
         "directory_line": "line",
         "back": "Back to pathways",
+        "federation": "Partner servers (federation)",
+        "federation_intro": (
+            "Homeservers of other regions admitted into patient rooms. Every Synapse process "
+            "applies a change within {seconds} seconds, without editing homeserver.yaml; the "
+            "m.room.server_acl of existing rooms follows."
+        ),
+        "federation_own": "This region's server:",
+        "federation_server": "Server",
+        "federation_reason": "Reason",
+        "federation_added_by": "Added by",
+        "federation_added_at": "Added on",
+        "federation_remove": "Remove",
+        "federation_remove_label": "Remove the server",
+        "federation_add": "Add a partner server",
+        "federation_add_button": "Add",
+        "federation_server_hint": "Matrix server name, e.g. matrix.other-region.fr:8448.",
+        "federation_none": "No partner server: only this server's people enter patient rooms.",
+        "federation_fixed": (
+            "This deployment fixes its partners in homeserver.yaml: the console cannot change them."
+        ),
+        "federation_init": "at initialisation",
+        "federation_errors": "Change refused, the list is unchanged:",
     },
 }

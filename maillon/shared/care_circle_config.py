@@ -5,10 +5,12 @@ appservice all read the same one)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from maillon.shared.circle import SERVER_NAME_RE
 from maillon.shared.circle import USER_ID_RE as USER_ID_RE
+from maillon.shared.federation_peers import PeerList
 from maillon.shared.typed_config import ConfigKeyError, parse
 
 SERVER_RE = SERVER_NAME_RE
@@ -28,12 +30,23 @@ def _servers(value: object) -> str | None:
     return None
 
 
+def _refresh(value: object) -> str | None:
+    if isinstance(value, int | float) and not 0 < value <= 300:
+        return f"entre 0 et 300 secondes : {value!r}"
+    return None
+
+
 @dataclass(frozen=True)
 class CareCircleConfig:
     appservice_user: str = field(metadata={"check": _user_id})
     bot_user: str = field(metadata={"check": _user_id})
-    # Other homeservers (server names) allowed to take part in patient rooms.
+    # Other homeservers (server names) allowed to take part in patient rooms: a fixed
+    # list, for a deployment without ``peers_file``.
     peer_servers: tuple[str, ...] = field(default=(), metadata={"check": _servers})
+    # The allow list the administration console keeps (``federation_peers``): when set,
+    # it replaces ``peer_servers``; looked at again at most every ``peers_refresh_seconds``.
+    peers_file: str | None = None
+    peers_refresh_seconds: float = field(default=5.0, metadata={"check": _refresh})
     # Where every allow/deny decision on a patient room is appended (JSON lines).
     audit_dir: str = "audit"
     # Users allowed to bypass the no-loosening rules; each use is audited.
@@ -64,6 +77,7 @@ def from_homeserver_config(path: str) -> CareCircleConfig:
     raise ValueError(f"{path}: module {MODULE_PATH} absent de « modules: »")
 
 
-def allowed_servers(homeserver_config: str, server_name: str) -> frozenset[str]:
-    """Our homeserver and its peers: nobody else can sit in a patient room."""
-    return frozenset({server_name, *from_homeserver_config(homeserver_config).peer_servers})
+def peer_list(config: CareCircleConfig) -> PeerList:
+    """The module's allow list, as every Maillon process reads it (the one reader)."""
+    path = Path(config.peers_file) if config.peers_file else None
+    return PeerList(path, config.peer_servers, config.peers_refresh_seconds)

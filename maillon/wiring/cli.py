@@ -170,7 +170,10 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="SERVEUR",
-        help="serveur partenaire admis dans les salles patient (répétable)",
+        help=(
+            "serveur partenaire admis dans les salles patient (répétable ; amorce la liste "
+            "que tient ensuite la console, /admin/federation)"
+        ),
     )
     init.add_argument(
         "--workers",

@@ -20,6 +20,7 @@ from signedjson.key import generate_signing_key, write_signing_keys
 
 from maillon.shared import settings as settings_mod
 from maillon.shared.circle import SERVER_NAME_RE, TEAM_LOCALPART_PREFIX
+from maillon.shared.federation_peers import PEERS_FILE, Peer, write_peers
 from maillon.shared.tls import write_self_signed_certificate
 from maillon.wiring import workers as workers_mod
 
@@ -137,6 +138,9 @@ def template_environment() -> jinja2.Environment:
     return env
 
 
+INIT_REASON = "déclaré à l'initialisation (maillon init --peer-server)"
+
+
 def _write_private(path: Path, text: str) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
@@ -223,7 +227,6 @@ def init_deployment(options: InitOptions) -> Path:
         "mail_port": options.mail_port,
         "federation_port": options.federation_port,
         "federation_loopback": options.federation_loopback,
-        "peer_servers": list(options.peer_servers),
         "homeserver_url": homeserver_url,
         "database": database,
         "store_url": store_url,
@@ -272,6 +275,12 @@ def init_deployment(options: InitOptions) -> Path:
     if options.federation_port is not None:
         write_self_signed_certificate(root / "tls", options.server_name.split(":")[0])
     if options.with_maillon:
+        # The federation allow list the console keeps, seeded from --peer-server.
+        added_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        write_peers(
+            root / PEERS_FILE,
+            [Peer(s, INIT_REASON, None, added_at) for s in dict.fromkeys(options.peer_servers)],
+        )
         loaded = settings_mod.load(root)  # what we wrote must be what we accept
         assert loaded.settings.homeserver.workers == workers
         config = element_config(

@@ -55,6 +55,8 @@ ADMIN_PAGES = [
     ("GET", "/admin/annuaire"),
     ("POST", "/admin/annuaire"),
     ("POST", "/admin/structures"),
+    ("GET", "/admin/federation"),
+    ("POST", "/admin/federation"),
 ]
 
 

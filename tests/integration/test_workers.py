@@ -24,6 +24,7 @@ import pytest
 import yaml
 
 from appservice.patient_rooms import set_circle_member
+from maillon.shared.federation_peers import PEERS_FILE, Peer, read_peers, write_peers
 from maillon.shared.lease import INSTANCE_ENV, read_state
 from maillon.shared.settings import SynapseWorker
 from maillon.wiring.supervisor import http_ok, redis_ping
@@ -430,3 +431,40 @@ async def test_kill_9_of_the_active_bot_the_standby_answers_each_command_once(
     events = await room_events(user, room_id)
     answers = [e for e in events if getattr(e, "sender", "") == bot and thread_root(e) == first]
     assert len(answers) == 1, "the command sent as the bot died is answered once"
+
+
+async def test_the_consoles_allow_list_reaches_every_worker(
+    workers_stack: Stack, make_client: MakeClient
+) -> None:
+    """The allow list's file (what ``/admin/federation`` writes; homeserver.yaml untouched)
+    decides on the workers within ``peers_refresh_seconds``: a server added there stops
+    being refused as not a partner, and is refused again once removed."""
+    stack = workers_stack
+    peers_file = stack.directory / PEERS_FILE
+    homeserver = (stack.directory / "homeserver.yaml").read_text()
+    coordinator, room_id = await coordinated_room(stack, make_client)
+    remote = f"@expert{secrets.token_hex(2)}:region-x.test"
+
+    def invite_reason() -> str:
+        refused = refusal(
+            stack, token_of(coordinator), "POST", room_path(room_id, "invite"), {"user_id": remote}
+        )
+        assert refused.status == 403
+        return str(refused)
+
+    assert "n'est pas autorisé" in invite_reason()
+    write_peers(peers_file, [*read_peers(peers_file), Peer("region-x.test", "essai")])
+    took = await wait_for(
+        lambda: "n'est pas autorisé" not in invite_reason(), "the workers admitting X", 5 + 3
+    )
+    assert "professionnel connu" in invite_reason()  # now the circle rule answers
+    write_peers(peers_file, [p for p in read_peers(peers_file) if p.server != "region-x.test"])
+    await wait_for(lambda: "n'est pas autorisé" in invite_reason(), "the workers refusing X", 8)
+    decided_by = {
+        r.worker
+        for r in read_audit(stack.directory / "audit", room_id)
+        if r.target == remote and r.code == "server_not_allowed"
+    }
+    assert decided_by and "main" not in decided_by, decided_by
+    assert (stack.directory / "homeserver.yaml").read_text() == homeserver
+    print(f"\nallow list picked up by the workers in {took:.1f} s")

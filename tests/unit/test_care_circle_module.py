@@ -5,9 +5,12 @@ same rules end to end)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import Iterable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -29,6 +32,7 @@ from maillon.shared.circle import (
     patient_power_levels,
     user_state_key,
 )
+from maillon.shared.federation_peers import PEERS_FILE, Peer, write_peers
 from synapse_modules import care_circle, policy
 from synapse_modules.audit import read_audit
 from synapse_modules.care_circle import CareCircleModule
@@ -406,3 +410,57 @@ async def test_a_failing_state_read_fails_closed(
     monkeypatch.setattr(api, "get_room_state", unavailable)
     invite = await module.user_may_invite(COORD, KNOWN, ROOM)
     assert invite[0] == Codes.FORBIDDEN
+
+
+async def test_the_allow_list_follows_the_consoles_file_within_its_delay(
+    api: FakeModuleApi, tmp_path: Path
+) -> None:
+    """``peers_file``: the console's allow list replaces ``peer_servers`` and each decision
+    takes it from memory, the file looked at again within ``peers_refresh_seconds``."""
+    peers_file = tmp_path / PEERS_FILE
+    write_peers(peers_file, [])
+    config = CareCircleModule.parse_config(
+        {
+            "appservice_user": SERVICE,
+            "bot_user": BOT,
+            "peer_servers": ["autre.test"],
+            "peers_file": str(peers_file),
+            "peers_refresh_seconds": 0.2,
+            "audit_dir": str(tmp_path / "audit"),
+        }
+    )
+    module = CareCircleModule(config, api)  # type: ignore[arg-type]
+    stripped = [{"type": "m.room.create", "content": {PATIENT_ROOM_MARKER: True}}]
+
+    async def federated_allowed() -> bool:
+        invite = event(
+            "m.room.member",
+            "@mt:region-c.test",
+            {"membership": "invite"},
+            NURSE,
+            unsigned={"invite_room_state": stripped},
+        )
+        return await module.federated_user_may_invite(invite) == NOT_SPAM
+
+    async def until(wanted: bool) -> None:
+        deadline = time.monotonic() + 5
+        while await federated_allowed() is not wanted:
+            assert time.monotonic() < deadline, f"decision never became {wanted}"
+            await asyncio.sleep(0.05)
+
+    assert not await federated_allowed()  # the file, not ``peer_servers``, decides
+    write_peers(peers_file, [Peer("region-c.test", "convention")])
+    await until(True)
+    requester = SimpleNamespace(user=SimpleNamespace(to_string=lambda: SERVICE))
+    request: dict[str, Any] = {"creation_content": {PATIENT_ROOM_MARKER: True}}
+    await module.on_create_room(requester, request, False)
+    [acl] = [s for s in request["initial_state"] if s["type"] == "m.room.server_acl"]
+    assert (
+        "region-c.test" in acl["content"]["allow"] and "autre.test" not in acl["content"]["allow"]
+    )
+    write_peers(peers_file, [])
+    await until(False)
+    with pytest.raises(ConfigError, match="peers_refresh_seconds"):
+        CareCircleModule.parse_config(
+            {"appservice_user": SERVICE, "bot_user": BOT, "peers_refresh_seconds": 0}
+        )
