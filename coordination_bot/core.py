@@ -14,6 +14,7 @@ from coordination_bot.dates import PARIS
 from dossier_api.domain.pathways import PATHWAYS
 from maillon.shared.circle import USER_ID_RE, role_label
 from maillon.shared.dates_fr import format_iso, format_moment
+from maillon.shared.text import digits
 
 if TYPE_CHECKING:
     from coordination_bot.services import Services
@@ -266,7 +267,7 @@ def user_arg(ctx: Context, word: str | None, usage: str | None = None) -> str:
 
 
 def parse_index(ctx: Context, word: str | None, count: int, what_fr: str, what_en: str) -> int:
-    if word is None or not word.isdigit():
+    if word is None or not digits(word):
         raise CommandError(ctx.t(f"numéro de {what_fr} attendu", f"{what_en} number expected"))
     index = int(word)
     if not 1 <= index <= count:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from maillon.shared.dates_fr import format_date, format_datetime
+from maillon.shared.text import digits
 
 PARIS = ZoneInfo("Europe/Paris")
 
@@ -166,7 +167,7 @@ def parse_when(tokens: Sequence[str], now: dt.datetime | None = None) -> tuple[W
         d, m = int(num.group(1)), int(num.group(2))
         day = _make_date(_year(num.group(3), d, m, today), m, d, tokens[i])
         i += 1
-    elif word.isdigit() and len(word) <= 2 and fold(_at(tokens, i + 1)) in MONTHS:
+    elif digits(word) and len(word) <= 2 and fold(_at(tokens, i + 1)) in MONTHS:
         d, m = int(word), MONTHS[fold(tokens[i + 1])]
         raw_year = _at(tokens, i + 2) if re.fullmatch(r"\d{4}", _at(tokens, i + 2)) else None
         text = " ".join(tokens[i : i + (3 if raw_year else 2)])

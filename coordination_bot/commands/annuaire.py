@@ -4,6 +4,7 @@ from any room; each result says whether the professional already has a Maillon a
 from __future__ import annotations
 
 from coordination_bot.core import Command, CommandError, Context, Reply, build, register
+from maillon.shared.text import digits
 
 USAGE = "!annuaire texte (nom, profession, commune, structure ; ex. !annuaire durand infirm 31)"
 USAGE_EN = "!directory text (name, profession, town, structure; e.g. !directory durand nurse)"
@@ -17,7 +18,7 @@ async def annuaire(ctx: Context, args: list[str]) -> Reply:
             ctx.t("indiquez un nom ou une profession à chercher", "give a name or a profession")
         )
     # A department code typed among the words (31, 2A, 974) filters by department.
-    departement = next((w for w in words if w.isdigit() and len(w) in (2, 3)), "")
+    departement = next((w for w in words if digits(w) and len(w) in (2, 3)), "")
     if not departement:
         departement = next((w for w in words if w.upper() in ("2A", "2B")), "")
     text = " ".join(w for w in words if w != departement)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from coordination_bot.core import Command, CommandError, Context, Reply, build, register, user_arg
 from maillon.shared.circle import ROLES
+from maillon.shared.text import digits
 
 USAGE_ADD = "!cercle ajouter @utilisateur RÔLE"
 USAGE_REMOVE = "!cercle retirer @utilisateur"
@@ -94,7 +95,7 @@ def _role(ctx: Context, arg: str, usage: str) -> str:
 
 async def _invite(ctx: Context, args: list[str]) -> Reply:
     usage = ctx.t(USAGE_INVITE, USAGE_INVITE_EN)
-    if len(args) != 2 or not (args[0].isdigit() and len(args[0]) == 11):
+    if len(args) != 2 or not (digits(args[0]) and len(args[0]) == 11):
         raise CommandError(
             ctx.t(
                 "il faut un numéro RPPS (11 chiffres) puis un rôle",

@@ -5,6 +5,7 @@ to accept or decline (``dossier_api.domain.teams``)."""
 from __future__ import annotations
 
 from coordination_bot.core import Command, CommandError, Context, Reply, build, register
+from maillon.shared.text import digits
 
 USAGE_SOLICIT = "!equipe solliciter ÉQUIPE motif… [attestation]"
 USAGE_SOLICIT_EN = "!team solicit TEAM reason… [attestation]"
@@ -66,7 +67,7 @@ async def equipe(ctx: Context, args: list[str]) -> Reply:
 
 
 def _number(ctx: Context, args: list[str]) -> int:
-    if len(args) != 2 or not args[1].isdigit():
+    if len(args) != 2 or not digits(args[1]):
         raise CommandError(
             ctx.t("il faut le numéro de la sollicitation", "the solicitation's number is needed"),
             ctx.t("!sollicitation accepter N", "!solicitation accept N"),
@@ -81,7 +82,7 @@ USAGE_ANSWER_EN = "!solicitation answer N question ; elements considered ; advic
 async def _answer(ctx: Context, args: list[str]) -> Reply:
     """The accepter's advice report, its three parts separated by semicolons."""
     usage = ctx.t(USAGE_ANSWER, USAGE_ANSWER_EN)
-    if not args or not args[0].isdigit():
+    if not args or not digits(args[0]):
         raise CommandError(ctx.t("il faut le numéro de la sollicitation", "a number"), usage)
     parts = [p.strip() for p in " ".join(args[1:]).split(";")]
     if len(parts) != 3 or not all(parts):

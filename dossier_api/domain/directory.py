@@ -23,7 +23,7 @@ from dossier_api.domain.models import (
     StructureStaff,
 )
 from maillon.shared.circle import DirectoryEntry
-from maillon.shared.text import words
+from maillon.shared.text import digits, words
 
 PAGE_SIZE = 20
 MAX_PAGE_SIZE = 50
@@ -109,7 +109,7 @@ def search_directory(
     exact: list[str] = []
     if profession.strip():
         prof = normalize(profession)
-        if prof.replace(" ", "").isdigit():
+        if digits(prof.replace(" ", "")):
             exact.append(_prof_token(prof))
         else:
             words += prof.split()

@@ -54,7 +54,7 @@ from maillon.shared.dates_fr import format_datetime
 from maillon.shared.homeserver_client import HomeserverError, register_user
 from maillon.shared.passwords import weakness
 from maillon.shared.sealed import key_ring
-from maillon.shared.text import localpart_of, words
+from maillon.shared.text import digits, localpart_of, words
 
 INVITATION, SELF = "invitation", "self"
 RPPS_LENGTH = 11
@@ -73,7 +73,7 @@ def _matches(expected: str, given: str) -> bool:
 
 def check_rpps(rpps: object) -> str:
     value = rpps.strip().replace(" ", "") if isinstance(rpps, str) else ""
-    if len(value) != RPPS_LENGTH or not value.isdigit():
+    if len(value) != RPPS_LENGTH or not digits(value):
         raise ApiError(400, "M_INVALID_PARAM", "numéro RPPS invalide : 11 chiffres attendus")
     return value
 

@@ -36,6 +36,7 @@ from dossier_api.http.pages import lang_of, problem_page, render
 from dossier_api.http.sessions import Current, csrf_ok, current, redirect
 from dossier_api.http.texts_admin import ADMIN_TEXTS
 from maillon.shared.circle import ROLES
+from maillon.shared.text import digits
 
 log = logging.getLogger(__name__)
 ADMIN = web.AppKey("admin_service", Administration)
@@ -101,7 +102,7 @@ def _download(text: str, content_type: str, filename: str) -> web.Response:
 
 def _version(request: web.Request) -> int:
     raw = request.match_info.get("version") or request.query.get("version", "")
-    if not raw.isdigit() or not 0 < int(raw) < 100000:
+    if not digits(raw) or not 0 < int(raw) < 100000:
         raise ApiError(400, "M_INVALID_PARAM", "numéro de version attendu")
     return int(raw)
 
@@ -188,7 +189,7 @@ def definition_from_form(base: dict[str, Any], form: MultiDictProxy[Any]) -> dic
 
     def count(name: str) -> int:
         raw = value(name)
-        return min(int(raw), 200) if raw.isdigit() else 0
+        return min(int(raw), 200) if digits(raw) else 0
 
     definition = copy.deepcopy(base)
     definition["name"] = value("name")
@@ -271,7 +272,7 @@ def _builder(
 async def builder(request: web.Request, session: Current) -> web.StreamResponse:
     pid = request.match_info["pathway_id"]
     raw = request.query.get("depuis")
-    version = int(raw) if raw and raw.isdigit() else None
+    version = int(raw) if raw and digits(raw) else None
     found = await asyncio.to_thread(request.app[ADMIN].definition, session.caller, pid, version)
     return _builder(request, session, found["definition"], found["version"], [])
 
@@ -283,7 +284,7 @@ async def save(request: web.Request, session: Current) -> web.StreamResponse:
     raw = str(form.get("base_version") or "")
     svc = request.app[ADMIN]
     base = await asyncio.to_thread(
-        svc.definition, session.caller, pid, int(raw) if raw.isdigit() else None
+        svc.definition, session.caller, pid, int(raw) if digits(raw) else None
     )
     definition = definition_from_form(base["definition"], form)
     action = form.get("action")
@@ -367,7 +368,7 @@ def audit_filters(request: web.Request) -> AuditFilters:
 async def audit_page(request: web.Request, session: Current) -> web.StreamResponse:
     wanted = audit_filters(request)
     raw = request.query.get("page", "1")
-    page = int(raw) if raw.isdigit() and 0 < int(raw) < 100000 else 1
+    page = int(raw) if digits(raw) and 0 < int(raw) < 100000 else 1
     found = await asyncio.to_thread(
         request.app[ADMIN].audit,
         session.caller,

@@ -34,6 +34,7 @@ from dossier_api.http.sessions import Current, csrf_ok, current, redirect
 from dossier_api.http.workspace import SERVICE as WORKSPACE_SERVICE
 from maillon.shared.circle import RESTRICTED_ROLES, ROLES
 from maillon.shared.dates_fr import PARIS
+from maillon.shared.text import digits
 
 WIDGET_SERVICE = web.AppKey("widget_service", DossierService)  # audited as "widget"
 AUDIT_BASES = frozenset({"coordinator", "admin", "delegate"})
@@ -370,7 +371,7 @@ def _task_status(svc: DossierService, s: Current, did: str, form: Form, _: web.R
 def _appointment(svc: DossierService, s: Current, did: str, form: Form, _: web.Request) -> Any:
     start = _local(_text(form, "start"), "début")
     minutes = _text(form, "minutes") or "30"
-    if not minutes.isdigit() or not 5 <= int(minutes) <= 24 * 60:
+    if not digits(minutes) or not 5 <= int(minutes) <= 24 * 60:
         raise ApiError(400, "M_INVALID_PARAM", "« durée » : de 5 à 1440 minutes")
     body = {
         "title": _text(form, "title"),

@@ -14,6 +14,7 @@ from dossier_api.domain.service import DossierFilters, DossierService
 from dossier_api.http import schemas as S
 from dossier_api.http.registry import route
 from maillon.shared.room_sync_client import RoomSyncClient, main_room
+from maillon.shared.text import digits
 
 T = TypeVar("T")
 SERVICE = web.AppKey("service", DossierService)
@@ -390,7 +391,7 @@ async def add_delegation(request: web.Request) -> web.Response:
 )
 async def revoke_delegation(request: web.Request) -> web.Response:
     raw = request.match_info["delegation_id"]
-    if not raw.isdigit() or len(raw) > 12:
+    if not digits(raw) or len(raw) > 12:
         raise ApiError(400, "M_INVALID_PARAM", "delegation_id : un numéro de délégation attendu")
     return web.json_response(await call(request, svc(request).revoke_delegation, int(raw)))
 

@@ -12,13 +12,14 @@ from dossier_api.domain.core import ApiError
 from dossier_api.http import schemas as S
 from dossier_api.http.handlers import ROOM_SYNC, body, call, svc
 from dossier_api.http.registry import route
+from maillon.shared.text import digits
 
 TAG = "équipes ressources"
 
 
 def _id(request: web.Request) -> int:
     raw = request.match_info["solicitation_id"]
-    if not raw.isdigit() or len(raw) > 12:
+    if not digits(raw) or len(raw) > 12:
         raise ApiError(400, "M_INVALID_PARAM", f"numéro de sollicitation invalide : « {raw[:20]} »")
     return int(raw)
 

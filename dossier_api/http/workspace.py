@@ -20,6 +20,7 @@ from dossier_api.http import schemas as S
 from dossier_api.http.handlers import ROOM_SYNC, dossier_filters
 from dossier_api.http.pages import problem_page, render, static_file
 from dossier_api.http.sessions import Current, redirect, session_or_login, writing
+from maillon.shared.text import digits
 
 # The workspace's own service: same checks, its accesses audited as the "workspace" component.
 SERVICE = web.AppKey("workspace_service", DossierService)
@@ -45,7 +46,7 @@ def matrix_to(room_id: str | None) -> str | None:
 
 def _page_number(request: web.Request) -> int:
     raw = request.query.get("page", "1")
-    if not raw.isdigit() or not 1 <= int(raw) <= 10000:
+    if not digits(raw) or not 1 <= int(raw) <= 10000:
         raise ApiError(400, "M_INVALID_PARAM", "paramètre page : un numéro de page attendu")
     return int(raw)
 
@@ -180,7 +181,7 @@ async def solicitation_action(request: web.Request) -> web.Response:
         return session
     action = SOLICITATION_ACTIONS.get(request.match_info["action"])
     number = request.match_info["solicitation_id"]
-    if action is None or not number.isdigit() or len(number) > 12:
+    if action is None or not digits(number) or len(number) > 12:
         return problem_page(request, 404, "Action inconnue.", session=session)
     svc = request.app[SERVICE]
     try:

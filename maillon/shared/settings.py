@@ -15,6 +15,7 @@ from typing import Literal
 
 import yaml
 
+from maillon.shared.text import digits
 from maillon.shared.typed_config import PORT, ConfigKeyError, parse
 
 CONFIG_FILE = "maillon.yaml"
@@ -169,7 +170,7 @@ def _check_dns_servers(value: object) -> str | None:
             ipaddress.ip_address(str(host))
         except ValueError:
             return f"serveur DNS invalide : {item!r} (adresse IP[:port] attendue)"
-        if port and not (port.isdigit() and 1 <= int(port) <= 65535):
+        if port and not (digits(port) and 1 <= int(port) <= 65535):
             return f"port de serveur DNS invalide : {item!r}"
     return None
 

@@ -14,6 +14,13 @@ LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 REPLACEMENT = "\ufffd"
 
 
+def digits(text: str) -> bool:
+    """Only the digits 0 to 9, at least one. ``str.isdigit`` also says yes to « ³ » (which
+    ``int`` refuses) and to other scripts' digits (which ``int`` reads): a number typed in a
+    URL, a form or a command is checked with this before ``int``."""
+    return text.isascii() and text.isdigit()
+
+
 def displayable(text: str) -> str:
     """``text`` with every lone surrogate replaced by U+FFFD (encodable in UTF-8)."""
     return LONE_SURROGATE.sub(REPLACEMENT, text)

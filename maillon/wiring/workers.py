@@ -15,6 +15,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from maillon.shared.settings import SynapseWorker, WorkerRole, WorkerSettings
+from maillon.shared.text import digits
 
 # How many workers of each role `maillon init --workers` generates (in this order).
 DEFAULT_LAYOUT: tuple[tuple[WorkerRole, int], ...] = (
@@ -125,7 +126,7 @@ def redis_target(workers: WorkerSettings, private_socket: str) -> RedisTarget:
     if not parts.hostname:
         raise ValueError("l'hôte manque (redis://hôte:port)")
     dbid = parts.path.lstrip("/")
-    if dbid and not dbid.isdigit():
+    if dbid and not digits(dbid):
         raise ValueError(f"numéro de base Redis illisible « {dbid} »")
     return RedisTarget(
         host=parts.hostname,

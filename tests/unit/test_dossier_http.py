@@ -175,3 +175,16 @@ async def test_the_pathways_accepted_are_the_pathways_loaded(client: TestClient[
     create = document["paths"]["/v1/dossiers"]["post"]["requestBody"]["content"]
     # Pathways live in the store (created in /admin/): the schema checks the id's form only.
     assert "pattern" in create["application/json"]["schema"]["properties"]["pathway"]
+
+
+async def test_numbers_in_paths_are_ascii_digits_or_a_400(client: TestClient[Any, Any]) -> None:
+    """« ³ » is a digit to str.isdigit, not to int(): found by the API fuzz as a 500."""
+    for raw in ("%C2%B3", "%D9%A3", "12a"):
+        status, body = await call(client, "POST", f"/v1/solicitations/{raw}/seen")
+        assert status == 400 and "numéro de sollicitation invalide" in body["error"], raw
+
+
+def test_digits_are_0_to_9_only() -> None:
+    from maillon.shared.text import digits
+
+    assert digits("0123456789") and not digits("") and not digits("³") and not digits("٣")
