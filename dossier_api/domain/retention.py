@@ -217,7 +217,7 @@ def _purge(session: Session, step: Step, actor: str) -> None:
     )
 
 
-def _scrub(engine: Engine, tables: set[str]) -> None:
+def scrub(engine: Engine, tables: set[str]) -> None:
     """Overwrite what the deleted rows left in the database files."""
     if engine.dialect.name == "sqlite":
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
@@ -251,7 +251,7 @@ def apply(
                 _purge(session, step, actor)
                 touched |= set(step.rows)
     if touched:
-        _scrub(engine, touched)
+        scrub(engine, touched)
     return steps
 
 

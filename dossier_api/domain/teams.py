@@ -470,7 +470,11 @@ class TeamOperations(ServiceCore):
             now = self.clock()
             if attested:
                 attestation = record_attestation(
-                    session, dossier, caller.user_id, now, f"sollicitation de l'équipe « {team.name} »"
+                    session,
+                    dossier,
+                    caller.user_id,
+                    now,
+                    f"sollicitation de l'équipe « {team.name} »",
                 )
                 if attestation:
                     act.detail += " ; " + attestation

@@ -60,7 +60,6 @@ async def browser(request: pytest.FixtureRequest) -> AsyncIterator[Browser]:
             await launched.close()
 
 
-
 def _listed_accounts(stack: Stack, tmp: Path, count: int) -> list[tuple[Person, str]]:
     """A small national directory imported into the stack; accounts bound to ``count`` of
     its professionals (by RPPS, as ``!annuaire lier`` does), with the name the page shows."""
@@ -79,7 +78,9 @@ def _listed_accounts(stack: Stack, tmp: Path, count: int) -> list[tuple[Person, 
             name = f"{entry.first_name.title()} {entry.last_name.title()}"
             account = register_person(stack, "waide", name, None)
             upsert_professional(
-                engine, DirectoryEntry(account.user_id, entry.profession, rpps=entry.identifier), name
+                engine,
+                DirectoryEntry(account.user_id, entry.profession, rpps=entry.identifier),
+                name,
             )
             accounts.append((account, f"{entry.last_name} {entry.first_name}"))
     finally:
