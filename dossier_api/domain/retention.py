@@ -41,7 +41,7 @@ from dossier_api.domain.models import (
 from dossier_api.domain.pathways import PATHWAYS, Retention
 from dossier_api.domain.rooms import ROOMS, enqueue, reference
 from maillon.shared.clock import utcnow
-from maillon.shared.dates_fr import format_date
+from maillon.shared.dates_fr import PARIS, format_date
 from maillon.shared.store import Base
 
 Action = Literal["archive", "purge", "hold"]
@@ -277,8 +277,9 @@ def inactive_rooms(session: Session, now: dt.datetime) -> list[tuple[str, dt.dat
 
 
 def report_inactive(engine: Engine, now: dt.datetime) -> list[str]:
-    """A task to each inactive dossier's coordinators, once per period of inactivity;
-    returns the dossiers reported."""
+    """A task to each inactive dossier's coordinators, due the day it is reported (so in
+    their "À faire" worklist), once per period of inactivity; returns the dossiers
+    reported."""
     reported = []
     with Session(engine) as session, session.begin():
         for dossier_id, since, weeks in inactive_rooms(session, now):
@@ -309,6 +310,8 @@ def report_inactive(engine: Engine, now: dt.datetime) -> list[str]:
                         assignee=user_id,
                         created_by=ACTOR,
                         created_at=now,
+                        # Due the day it is reported: in the coordinators' "À faire".
+                        due=now.astimezone(PARIS).date(),
                     )
                 )
             detail = f"salle inactive depuis le {since.date().isoformat()}"
