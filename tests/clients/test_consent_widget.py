@@ -9,26 +9,24 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.async_api import Browser, FrameLocator, async_playwright, expect
+from playwright.async_api import Browser, FrameLocator, expect
 
 from dossier_api.domain.directory import upsert_professional
 from maillon.shared.circle import DirectoryEntry
 from maillon.shared.store import make_engine
 from maillon.wiring.cli import main as cli_main
-from tests.clients.conftest import artifacts_dir, failed
 from tests.clients.test_workspace import UI_MS, join, joined, open_dossier, widget_state
 from tests.harness.annuaire import person as annuaire_person
 from tests.harness.annuaire import write_activite
 from tests.harness.dossier import api
-from tests.harness.hydrogen import CHROMIUM, Person, register_person
+from tests.harness.hydrogen import Person, register_person
 from tests.harness.stack import Stack, postgres_stack
 from tests.harness.widget_host import WidgetHost
-
 
 pytestmark = pytest.mark.postgres
 
@@ -37,27 +35,6 @@ pytestmark = pytest.mark.postgres
 def consent_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     with postgres_stack(tmp_path_factory.mktemp("stack-consent")) as stack:
         yield stack
-
-
-@pytest.fixture
-async def browser(request: pytest.FixtureRequest) -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
-        try:
-            yield launched
-        finally:
-            if failed(request):
-                target = artifacts_dir(request)
-                target.mkdir(parents=True, exist_ok=True)
-                for n, context in enumerate(launched.contexts):
-                    for m, page in enumerate(context.pages):
-                        await page.screenshot(path=str(target / f"page-{n}-{m}.png"))
-                        (target / f"page-{n}-{m}.html").write_text(await page.content())
-                        for k, frame in enumerate(page.frames):
-                            (target / f"page-{n}-{m}-frame-{k}.html").write_text(
-                                await frame.content()
-                            )
-            await launched.close()
 
 
 def _listed_accounts(stack: Stack, tmp: Path, count: int) -> list[tuple[Person, str]]:
