@@ -48,3 +48,38 @@ def test_a_widget_session_meets_the_consent_rule(tmp_path: Path) -> None:
     assert added["active"] and added["role"] == "AD"
     refusals = [e for e in service.audit(api, did, 200) if e["action"] == "circle.add"]
     assert [e["allowed"] for e in refusals].count(False) == 2, "both refusals audited"
+
+
+def test_an_attestation_lets_a_role_outside_the_care_team_in_but_not_past_an_opposition(
+    tmp_path: Path,
+) -> None:
+    engine = store(f"sqlite:///{tmp_path / 'store.db'}")
+    other = "@aide2:sante.test"
+    professionals(engine, REFERENT, HELPER, other)
+    service = DossierService(engine, deployment(tmp_path / "deployment", "sante.test"))
+    widget = Caller(REFERENT, False, "openid")
+    identity = {
+        "birth_name": "Durand",
+        "first_names": "Paul",
+        "sex": "M",
+        "birth_date": "1950-01-02",
+    }
+    did = service.create_dossier(widget, {"pathway": "dac", "identity": identity})["id"]
+
+    added = service.add_member(widget, did, {"user_id": HELPER, "role": "AD", "attested": True})
+    assert added["active"] and added["role"] == "AD"
+    history = service.consent_history(widget, did)
+    assert [(h["field"], h["value"], h["actor"]) for h in history["history"]] == [
+        ("attestation", True, REFERENT)
+    ]
+    assert "rôle AD" in str(history["history"][0]["note"])
+    assert history["consent"]["share_outside"] is False
+    # A role of the care team records no attestation, even when one is given.
+    service.add_member(widget, did, {"user_id": other, "role": "IDE", "attested": True})
+    assert len(service.consent_history(widget, did)["history"]) == 1
+
+    service.remove_member(widget, did, HELPER)
+    service.patch_dossier(widget, did, {"opposition": True})
+    with pytest.raises(ApiError) as opposed:
+        service.add_member(widget, did, {"user_id": HELPER, "role": "AD", "attested": True})
+    assert opposed.value.status == 403 and "opposée" in opposed.value.message
