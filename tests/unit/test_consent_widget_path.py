@@ -18,19 +18,23 @@ REFERENT = "@ref:sante.test"
 HELPER = "@aide:sante.test"
 
 
-def test_a_widget_session_meets_the_consent_rule(tmp_path: Path) -> None:
+IDENTITY = {"birth_name": "Martin", "first_names": "Jeanne", "sex": "F", "birth_date": "1941-03-12"}
+
+
+def _dossier(tmp_path: Path, caller: Caller, *users: str) -> tuple[DossierService, str]:
+    """A real SQLite store with these professionals, and a DAC dossier opened by
+    ``caller``."""
     engine = store(f"sqlite:///{tmp_path / 'store.db'}")
-    professionals(engine, REFERENT, HELPER)
+    professionals(engine, REFERENT, *users)
     service = DossierService(engine, deployment(tmp_path / "deployment", "sante.test"))
+    did = service.create_dossier(caller, {"pathway": "dac", "identity": IDENTITY})["id"]
+    return service, did
+
+
+def test_a_widget_session_meets_the_consent_rule(tmp_path: Path) -> None:
     api = Caller(REFERENT, False, "token")
     widget = Caller(REFERENT, False, "openid")
-    identity = {
-        "birth_name": "Martin",
-        "first_names": "Jeanne",
-        "sex": "F",
-        "birth_date": "1941-03-12",
-    }
-    did = service.create_dossier(api, {"pathway": "dac", "identity": identity})["id"]
+    service, did = _dossier(tmp_path, api, HELPER)
     helper = {"user_id": HELPER, "role": "AD"}  # DAC: outside the care team
 
     with pytest.raises(ApiError) as refused:
@@ -53,18 +57,9 @@ def test_a_widget_session_meets_the_consent_rule(tmp_path: Path) -> None:
 def test_an_attestation_lets_a_role_outside_the_care_team_in_but_not_past_an_opposition(
     tmp_path: Path,
 ) -> None:
-    engine = store(f"sqlite:///{tmp_path / 'store.db'}")
     other = "@aide2:sante.test"
-    professionals(engine, REFERENT, HELPER, other)
-    service = DossierService(engine, deployment(tmp_path / "deployment", "sante.test"))
     widget = Caller(REFERENT, False, "openid")
-    identity = {
-        "birth_name": "Durand",
-        "first_names": "Paul",
-        "sex": "M",
-        "birth_date": "1950-01-02",
-    }
-    did = service.create_dossier(widget, {"pathway": "dac", "identity": identity})["id"]
+    service, did = _dossier(tmp_path, widget, HELPER, other)
 
     added = service.add_member(widget, did, {"user_id": HELPER, "role": "AD", "attested": True})
     assert added["active"] and added["role"] == "AD"
