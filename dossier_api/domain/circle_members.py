@@ -50,7 +50,9 @@ def may_change(access: Access, pathway: Pathway | None) -> None:
         )
 
 
-def check_role(pathway: Pathway | None, role: str, dossier: Dossier) -> None:
+def check_role(
+    pathway: Pathway | None, role: str, dossier: Dossier, attested: bool = False
+) -> None:
     """Whether the dossier's pathway admits someone with this role in its circle (and its
     consent the sharing it means): raise the refusal, in words, if not."""
     if pathway is not None and role not in pathway.roles_allowed and role != "COORD":
@@ -66,6 +68,6 @@ def check_role(pathway: Pathway | None, role: str, dossier: Dossier) -> None:
             "M_INVALID_PARAM",
             "ce parcours n'admet pas le patient ni ses proches dans le cercle",
         )
-    refusal = sharing_refusal(pathway, role, dossier)
+    refusal = sharing_refusal(pathway, role, dossier, attested)
     if refusal is not None:
         raise refusal

@@ -8,6 +8,7 @@ of consent is dated, attributed and kept (``ConsentEvent``). The operations as t
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from sqlalchemy import select
@@ -27,9 +28,17 @@ OPPOSED = "MAILLON_OPPOSITION"
 NO_CONSENT = "MAILLON_CONSENT_REQUIRED"
 
 
-def sharing_refusal(pathway: Pathway | None, role: str, dossier: Dossier) -> ApiError | None:
-    """Why this role may not enter the circle as consent stands (None if it may)."""
-    if pathway is None or role not in pathway.outside_care_team:
+def outside_care_team(pathway: Pathway | None, role: str) -> bool:
+    return pathway is not None and role in pathway.outside_care_team
+
+
+def sharing_refusal(
+    pathway: Pathway | None, role: str, dossier: Dossier, attested: bool = False
+) -> ApiError | None:
+    """Why this role may not enter the circle as consent stands (None if it may): the
+    sharing consent, or the coordinator's attestation that the person was informed and did
+    not object; an opposition always blocks."""
+    if pathway is None or not outside_care_team(pathway, role):
         return None
     if dossier.opposition:
         return ApiError(
@@ -38,13 +47,14 @@ def sharing_refusal(pathway: Pathway | None, role: str, dossier: Dossier) -> Api
             f"la personne s'est opposée au partage de son dossier hors de l'équipe de soins : "
             f"le rôle {role} n'entre pas dans le cercle",
         )
-    if not dossier.consent_share_outside:
+    if not (dossier.consent_share_outside or attested):
         return ApiError(
             403,
             NO_CONSENT,
             f"le rôle {role} est hors de l'équipe de soins du parcours « {pathway.name} » : "
             "il faut d'abord recueillir et enregistrer le consentement de la personne au "
-            "partage (consent_share_outside)",
+            "partage (consent_share_outside), ou attester qu'elle a été informée et ne s'y "
+            "est pas opposée (attested)",
         )
     return None
 
@@ -70,6 +80,27 @@ def team_sharing_refusal(dossier: Dossier, team: str, attested: bool) -> ApiErro
             "informée et ne s'y est pas opposée (attested)",
         )
     return None
+
+
+def record_attestation(
+    session: Session, dossier: Dossier, actor: str, at: dt.datetime | None, purpose: str
+) -> str | None:
+    """Record, with the consent history, the actor's attestation that the person was
+    informed and did not object, when it is what lets the sharing through (no recorded
+    consent); the audit detail to add (None when the consent already allowed it)."""
+    if dossier.consent_share_outside:
+        return None
+    session.add(
+        ConsentEvent(
+            dossier_id=dossier.id,
+            actor=actor,
+            field="attestation",
+            value=True,
+            note=f"personne informée, sans opposition : {purpose}",
+            **({"at": at} if at is not None else {}),
+        )
+    )
+    return "attestation : personne informée, sans opposition"
 
 
 def event_json(e: ConsentEvent) -> dict[str, Any]:

@@ -41,7 +41,7 @@ from dossier_api.domain.models import (
 from dossier_api.domain.pathways import PATHWAYS, Retention
 from dossier_api.domain.rooms import ROOMS, enqueue, reference
 from maillon.shared.clock import utcnow
-from maillon.shared.dates_fr import format_date
+from maillon.shared.dates_fr import PARIS, format_date
 from maillon.shared.store import Base
 
 Action = Literal["archive", "purge", "hold"]
@@ -217,7 +217,7 @@ def _purge(session: Session, step: Step, actor: str) -> None:
     )
 
 
-def _scrub(engine: Engine, tables: set[str]) -> None:
+def scrub(engine: Engine, tables: set[str]) -> None:
     """Overwrite what the deleted rows left in the database files."""
     if engine.dialect.name == "sqlite":
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
@@ -251,7 +251,7 @@ def apply(
                 _purge(session, step, actor)
                 touched |= set(step.rows)
     if touched:
-        _scrub(engine, touched)
+        scrub(engine, touched)
     return steps
 
 
@@ -277,8 +277,9 @@ def inactive_rooms(session: Session, now: dt.datetime) -> list[tuple[str, dt.dat
 
 
 def report_inactive(engine: Engine, now: dt.datetime) -> list[str]:
-    """A task to each inactive dossier's coordinators, once per period of inactivity;
-    returns the dossiers reported."""
+    """A task to each inactive dossier's coordinators, due the day it is reported (so in
+    their "À faire" worklist), once per period of inactivity; returns the dossiers
+    reported."""
     reported = []
     with Session(engine) as session, session.begin():
         for dossier_id, since, weeks in inactive_rooms(session, now):
@@ -309,6 +310,8 @@ def report_inactive(engine: Engine, now: dt.datetime) -> list[str]:
                         assignee=user_id,
                         created_by=ACTOR,
                         created_at=now,
+                        # Due the day it is reported: in the coordinators' "À faire".
+                        due=now.astimezone(PARIS).date(),
                     )
                 )
             detail = f"salle inactive depuis le {since.date().isoformat()}"

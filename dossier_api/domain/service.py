@@ -18,7 +18,7 @@ from dossier_api.domain.access import Access, Caller, decide
 from dossier_api.domain.administration import new_structure, put_staff
 from dossier_api.domain.attachments import AttachmentOperations, documents_of
 from dossier_api.domain.care import CareOperations
-from dossier_api.domain.consent import ConsentRecords
+from dossier_api.domain.consent import ConsentRecords, outside_care_team, record_attestation
 from dossier_api.domain.core import ApiError, _iso, _parse_date, _parse_dt
 from dossier_api.domain.enrolment import EnrolmentOperations
 from dossier_api.domain.fhir import FhirExport
@@ -424,7 +424,8 @@ class DossierService(
             act.detail = user_id
             pathway = PATHWAYS.version(dossier.pathway, dossier.pathway_version)
             circle_members.may_change(act.access, pathway)
-            circle_members.check_role(pathway, role, dossier)
+            attested = bool(body.get("attested"))
+            circle_members.check_role(pathway, role, dossier, attested)
             server = server_of(user_id)
             if server not in self._allowed_servers:
                 raise ApiError(
@@ -456,6 +457,12 @@ class DossierService(
                 until=until,
                 added_by=caller.user_id,
             )
+            if attested and outside_care_team(pathway, role):
+                attestation = record_attestation(
+                    session, dossier, caller.user_id, None, f"entrée au cercle, rôle {role}"
+                )
+                if attestation:
+                    act.detail += " ; " + attestation
             session.add(member)
             enqueue(session, dossier_id, user_id)
             session.flush()

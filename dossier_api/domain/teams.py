@@ -26,13 +26,12 @@ from sqlalchemy.orm import Session
 from dossier_api.domain import circle_members
 from dossier_api.domain.access import Access, Caller
 from dossier_api.domain.care import _person
-from dossier_api.domain.consent import team_sharing_refusal
+from dossier_api.domain.consent import record_attestation, team_sharing_refusal
 from dossier_api.domain.core import ApiError, ServiceCore, _iso
 from dossier_api.domain.directory import people_json, professionals
 from dossier_api.domain.ins import display_name
 from dossier_api.domain.models import (
     CircleMember,
-    ConsentEvent,
     Dossier,
     Solicitation,
     SolicitationEvent,
@@ -469,19 +468,16 @@ class TeamOperations(ServiceCore):
             if refusal is not None:
                 raise refusal
             now = self.clock()
-            if attested and not dossier.consent_share_outside:
-                session.add(
-                    ConsentEvent(
-                        dossier_id=dossier_id,
-                        at=now,
-                        actor=caller.user_id,
-                        field="attestation",
-                        value=True,
-                        note=f"personne informée, sans opposition : sollicitation de l'équipe "
-                        f"« {team.name} »",
-                    )
+            if attested:
+                attestation = record_attestation(
+                    session,
+                    dossier,
+                    caller.user_id,
+                    now,
+                    f"sollicitation de l'équipe « {team.name} »",
                 )
-                act.detail += " ; attestation : personne informée, sans opposition"
+                if attestation:
+                    act.detail += " ; " + attestation
             steps = chain(team, self._team_members(session, team.slug), now)
             s = Solicitation(
                 team_slug=team.slug,

@@ -388,6 +388,7 @@ def _member(svc: DossierService, s: Current, did: str, form: Form, _: web.Reques
         "user_id": _text(form, "user_id"),
         "role": _text(form, "role"),
         "coordinator": _checked(form, "coordinator"),
+        "attested": _checked(form, "attested"),
     }
     if not body["user_id"]:
         raise ApiError(400, "M_INVALID_PARAM", "choisissez une personne dans l'annuaire")

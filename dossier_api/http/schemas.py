@@ -122,7 +122,13 @@ DOSSIER_LIST = obj(
 CIRCLE = obj(["members"], {"members": {"type": "array", "items": MEMBER}})
 CIRCLE_ADD = obj(
     ["user_id", "role"],
-    {"user_id": USER_ID, "role": ROLE, "coordinator": {"type": "boolean"}, "until": DATETIME},
+    {
+        "user_id": USER_ID,
+        "role": ROLE,
+        "coordinator": {"type": "boolean"},
+        "until": DATETIME,
+        "attested": {"type": "boolean"},
+    },
 )
 NOTE_IN = obj(
     ["text"],

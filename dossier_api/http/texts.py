@@ -239,7 +239,12 @@ TEXTS: dict[str, dict[str, Any]] = {
             "informed": "information délivrée",
             "share_outside": "partage hors équipe de soins",
             "opposition": "opposition",
+            "attestation": "attestation (personne informée, sans opposition)",
         },
+        "attest_sharing": "J'atteste que la personne a été informée et ne s'oppose pas au partage",
+        "attest_sharing_hint": "Nécessaire pour un rôle hors de l'équipe de soins du parcours "
+        "tant que son consentement au partage n'est pas enregistré ; l'attestation est "
+        "inscrite à l'historique du consentement.",
         "consent_change": "Enregistrer un changement du consentement",
         "consent_note": "Comment il a été recueilli (facultatif)",
         "close_dossier": "Clore le dossier",
@@ -551,7 +556,11 @@ TEXTS: dict[str, dict[str, Any]] = {
             "informed": "information given",
             "share_outside": "sharing outside the care team",
             "opposition": "opposition",
+            "attestation": "attestation (person informed, no objection)",
         },
+        "attest_sharing": "I attest that the person was informed and does not object to sharing",
+        "attest_sharing_hint": "Needed for a role outside the pathway's care team while no "
+        "sharing consent is recorded; the attestation goes into the consent history.",
         "consent_change": "Record a change of consent",
         "consent_note": "How it was collected (optional)",
         "close_dossier": "Close the dossier",

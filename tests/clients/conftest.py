@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.async_api import async_playwright
+from playwright.async_api import Browser, async_playwright
 
 from tests.harness.hydrogen import CHROMIUM, REPOSITORY, HydrogenClient, HydrogenServer
 from tests.harness.stack import Stack
@@ -73,6 +73,29 @@ async def browsers(
             for client in made.opened:
                 await client.close()
             await browser.close()
+
+
+@pytest.fixture
+async def browser(request: pytest.FixtureRequest) -> AsyncIterator[Browser]:
+    """Chromium for the pages of Maillon (workspace, widget); on failure, a screenshot and
+    the HTML of each page and of its frames (the widget's iframe) in the artifacts."""
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
+        try:
+            yield launched
+        finally:
+            if failed(request):
+                target = artifacts_dir(request)
+                target.mkdir(parents=True, exist_ok=True)
+                for n, context in enumerate(launched.contexts):
+                    for m, page in enumerate(context.pages):
+                        await page.screenshot(path=str(target / f"page-{n}-{m}.png"))
+                        (target / f"page-{n}-{m}.html").write_text(await page.content())
+                        for k, frame in enumerate(page.frames[1:], 1):
+                            (target / f"page-{n}-{m}-frame-{k}.html").write_text(
+                                await frame.content()
+                            )
+            await launched.close()
 
 
 @pytest.fixture

@@ -28,7 +28,7 @@ from dossier_api.domain.models import AuditEntry
 from maillon.shared.circle import COORDINATOR_LEVEL, DOSSIER_EVENT
 from maillon.shared.homeserver_client import register_user, request_json
 from maillon.shared.store import make_engine
-from tests.clients.test_workspace import axe_scan, base, browser, join, login, new_page
+from tests.clients.test_workspace import axe_scan, base, join, login, new_page
 from tests.harness.annuaire import write_activite
 from tests.harness.circle import wait_for
 from tests.harness.dossier import IDENTITY, api, dossier_body
@@ -36,7 +36,6 @@ from tests.harness.hydrogen import Person, register_person
 from tests.harness.stack import Stack, postgres_stack
 
 pytestmark = pytest.mark.postgres
-__all__ = ["browser"]  # the fixture, shared with the workspace's tests
 
 NEW_TOPIC = "Coordination de proximité — secret partagé, cercle de soins uniquement."
 ADMIN_PAGES = [

@@ -39,7 +39,6 @@ from maillon.shared.crypto import KeyRing
 from maillon.shared.sealed import install_key_ring
 from maillon.shared.store import make_engine
 from tests.clients.test_workspace import axe_scan, join, joined
-from tests.clients.test_workspace import browser as browser  # the same fixture
 from tests.harness.circle import wait_for
 from tests.harness.dossier import IDENTITY, api, dossier_body
 from tests.harness.hydrogen import Person, register_person

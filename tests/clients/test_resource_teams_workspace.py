@@ -10,7 +10,6 @@ from playwright.async_api import Browser, expect
 
 from tests.clients.test_workspace import (
     base,
-    browser,  # noqa: F401  (the fixture)
     login,
     new_page,
     no_matrix_id_shown,
@@ -27,7 +26,7 @@ pytestmark = pytest.mark.postgres
 
 async def test_the_on_duty_member_accepts_from_the_worklist(
     pg_stack: Stack,
-    browser: Browser,  # noqa: F811
+    browser: Browser,
 ) -> None:
     stack = pg_stack
     coord = register_person(stack, "coord", "Anne Morel", "infirmière coordinatrice")

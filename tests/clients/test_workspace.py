@@ -12,25 +12,25 @@ import re
 import time
 import urllib.error
 import urllib.request
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import pytest
-from playwright.async_api import Browser, BrowserContext, Frame, Page, async_playwright, expect
+from playwright.async_api import Browser, BrowserContext, Frame, Page, expect
 
 from dossier_api.domain.directory import upsert_professional
 from maillon.shared.circle import DOSSIER_WIDGET_ID, WIDGET_EVENT, DirectoryEntry
 from maillon.shared.homeserver_client import HomeserverError, request_any, request_json
 from maillon.shared.store import make_engine
 from maillon.wiring.cli import main as cli_main
-from tests.clients.conftest import ARTIFACTS, artifacts_dir, failed
+from tests.clients.conftest import ARTIFACTS
 from tests.harness.annuaire import person as annuaire_person
 from tests.harness.annuaire import write_activite
 from tests.harness.circle import wait_for
 from tests.harness.dossier import IDENTITY, api, api_error, dossier_body, widget_session
-from tests.harness.hydrogen import CHROMIUM, Person, register_person
+from tests.harness.hydrogen import Person, register_person
 from tests.harness.stack import Stack, postgres_stack
 from tests.harness.widget_host import JS, WidgetHost
 
@@ -64,23 +64,6 @@ def ws_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
     with postgres_stack(tmp_path_factory.mktemp("stack-ws"), short_widget_sessions) as stack:
         yield stack
-
-
-@pytest.fixture
-async def browser(request: pytest.FixtureRequest) -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
-        try:
-            yield launched
-        finally:
-            if failed(request):
-                target = artifacts_dir(request)
-                target.mkdir(parents=True, exist_ok=True)
-                for n, context in enumerate(launched.contexts):
-                    for m, page in enumerate(context.pages):
-                        await page.screenshot(path=str(target / f"page-{n}-{m}.png"))
-                        (target / f"page-{n}-{m}.html").write_text(await page.content())
-            await launched.close()
 
 
 async def new_page(browser: Browser, width: int = 1280) -> tuple[BrowserContext, Page]:

@@ -79,7 +79,10 @@ def _start_private_cluster() -> str:
     port = free_port()
     options = (
         f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off "
-        "-c synchronous_commit=off -c full_page_writes=off -c max_connections=300"
+        "-c synchronous_commit=off -c full_page_writes=off -c max_connections=300 "
+        # Old write-ahead log segments removed, not recycled (kept until overwritten): the
+        # purge test scans the cluster's files (see appservice.room_purge).
+        "-c wal_recycle=off"
     )
     subprocess.run(
         _as_owner(

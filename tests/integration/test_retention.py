@@ -78,6 +78,19 @@ def any_stack(request: pytest.FixtureRequest) -> Stack:
     return stack
 
 
+def _cluster_files(engine: Engine, needles: list[bytes], checkpoint: bool = True) -> list[str]:
+    """PostgreSQL: the needles in the files of the tests' own cluster (its data directory,
+    write-ahead log included, and its server log beside it); ``checkpoint``: after one has
+    written every dirty page out (without it, the files as the purge left them: its own
+    checkpoint wrote out what it changed and removed the old segments and table files)."""
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        if checkpoint:
+            conn.exec_driver_sql("CHECKPOINT")
+        data = Path(str(conn.exec_driver_sql("SHOW data_directory").scalar_one()))
+    assert data.is_dir(), f"{data}: the test owns no local cluster (MAILLON_TEST_PG_URL?)"
+    return _files_holding(data.parent, needles)
+
+
 def _file_nodes(engine: Engine) -> dict[str, int]:
     """PostgreSQL: the file of each table of the store (VACUUM FULL writes new ones)."""
     with engine.connect() as conn:
@@ -113,7 +126,9 @@ async def test_archive_hold_dry_run_and_purge(any_stack: Stack, make_client: Mak
     api(stack, t, "POST", f"/v1/dossiers/{did}/notes", {"text": note_text})
     task = {"title": note_text, "assignee": client.user_id}
     api(stack, t, "POST", f"/v1/dossiers/{did}/tasks", task)
-    side = api(stack, t, "POST", f"/v1/dossiers/{did}/rooms", {"label": "interne"})
+    # The side room's label is in its name, a state event the homeserver keeps in clear.
+    label = f"annexe-{mark}"
+    side = api(stack, t, "POST", f"/v1/dossiers/{did}/rooms", {"label": label})
     # A message and a document in the (encrypted) room; the bot records the file.
     await client.accept_invite(room_id)
     await client.wait_for_member(room_id, stack.deployment.settings.bot_user_id)
@@ -156,6 +171,7 @@ async def test_archive_hold_dry_run_and_purge(any_stack: Stack, make_client: Mak
                 text("SELECT traits_index FROM dossiers WHERE id=:i"), {"i": did}
             ).scalar_one()
         needles = [
+            label.encode(),
             name.encode(),
             note_text.encode(),
             message.encode(),
@@ -258,6 +274,14 @@ async def test_archive_hold_dry_run_and_purge(any_stack: Stack, make_client: Mak
             assert any("maillon.db" in f for f in before), "the scan sees the store's bytes"
         else:
             nodes = _file_nodes(engine)
+
+            def named() -> bool:  # the side room's name, as the appservice sets it
+                return bool(_cluster_files(engine, [label.encode()]))
+
+            await wait_for(named, "the side room's name in the homeserver's tables", timeout=30)
+            before = _cluster_files(engine, needles)
+            assert any(f"{label.encode()[:24]!r}" in f for f in before), before
+            assert any(f"{digests[0].encode()[:24]!r}" in f for f in before), before
         done = api(stack, a, "POST", "/v1/admin/retention")["steps"]
         assert any(s["dossier_id"] == did and s["action"] == "purge" for s in done)
         assert api_error(stack, t, "GET", f"/v1/dossiers/{did}").status == 404
@@ -290,5 +314,8 @@ async def test_archive_hold_dry_run_and_purge(any_stack: Stack, make_client: Mak
         if not sqlite:
             after = _file_nodes(engine)
             assert all(after[t] != nodes[t] for t in nodes), (nodes, after)
+            # Every file of the cluster: Maillon's schema and Synapse's tables rewritten,
+            # the write-ahead log switched and checkpointed (appservice.room_purge).
+            assert _cluster_files(engine, needles, checkpoint=False) == []
     finally:
         engine.dispose()

@@ -20,6 +20,7 @@ from dossier_api.domain.models import DossierRoom, RoomActivity
 from dossier_api.domain.service import DossierFilters, DossierService
 from maillon.shared.clock import utcnow
 from maillon.shared.crypto import BlindIndex, KeyRing
+from maillon.shared.dates_fr import PARIS
 from maillon.shared.sealed import install_key_ring
 from maillon.shared.settings import DataKey
 from maillon.shared.store import make_engine
@@ -57,6 +58,13 @@ def test_inactive_room_is_reported_once_per_period(tmp_path: Path) -> None:
     assert titles() == [
         "Salle du dossier inactive depuis 26 semaines : clore le dossier ou relancer"
     ]
+    # The coordinator receives it: in her "À faire" worklist of that day, the dossier named.
+    reported_on = (opened + weeks).astimezone(PARIS).date()
+    todo = service.worklist(REFERENT, today=reported_on)
+    assert [(t["title"], t["dossier_id"]) for t in todo["tasks"]] == [
+        ("Salle du dossier inactive depuis 26 semaines : clore le dossier ou relancer", did)
+    ]
+    assert todo["counts"]["tasks"] == 1
     assert retention.report_inactive(engine, opened + weeks + dt.timedelta(days=1)) == []
     assert len(titles()) == 1, "reported once"
 
