@@ -29,19 +29,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import (
     START,
-    percentiles,
     bench_stack,
     coordinator_row,
     dossier_row,
     member_row,
+    percentiles,
     run_measure,
 )
 from dossier_api.domain.models import CircleMember, Dossier, Note
+from maillon.shared.circle import CIRCLE_EVENT, user_state_key
 from maillon.shared.crypto import KeyRing
+from maillon.shared.homeserver_client import request_any, request_json
 from maillon.shared.sealed import install_key_ring
 from maillon.shared.store import make_engine
-from maillon.shared.circle import CIRCLE_EVENT, user_state_key
-from maillon.shared.homeserver_client import request_any, request_json
 from tests.harness.dossier import dossier_body
 from tests.harness.stack import Stack
 
@@ -89,6 +89,20 @@ def load(stack: Stack, me: str, dossiers: int, notes: int, mine: int) -> list[st
     return sorted(my_ids)
 
 
+def _ordinary_room(invitees: list[str]) -> dict[str, Any]:
+    """A private room with as many state events as a dossier room (14) and two invites."""
+    extra = [
+        {"type": "org.example.bench", "state_key": str(k), "content": {"k": k}} for k in range(6)
+    ]
+    return {
+        "preset": "private_chat",
+        "name": "Banc d'essai",
+        "topic": "Salle ordinaire",
+        "initial_state": extra,
+        "invite": invitees,
+    }
+
+
 def creations(stack: Stack, count: int) -> dict[str, Any]:
     """Open ``count`` dossiers (after 3 not measured), each with two more circle members
     (``circle`` in the creation request is not a thing: they are added right after, as the
@@ -103,8 +117,18 @@ def creations(stack: Stack, count: int) -> dict[str, Any]:
     token = coordinator.access_token
     create: list[float] = []
     whole: list[float] = []
+    floor: list[float] = []
     last: dict[str, Any] = {}
+    homeserver = stack.url + "/_matrix/client/v3"
+    service = stack.deployment.secrets.as_token  # Maillon's service user sits in the room
+    invitees = [coordinator.user_id, stack.deployment.settings.bot_user_id]
     for n in range(count + 3):
+        # Synapse's own floor, same run: an ordinary private room (no module decides on it)
+        # with as many state events in createRoom and the same two invites.
+        t0 = time.perf_counter()
+        request_json("POST", f"{homeserver}/createRoom", _ordinary_room(invitees), token=service)
+        if n >= 3:
+            floor.append((time.perf_counter() - t0) * 1000)
         t0 = time.perf_counter()
         last = request_json("POST", api + "/v1/dossiers", dossier_body(), token=token)
         t1 = time.perf_counter()
@@ -121,8 +145,6 @@ def creations(stack: Stack, count: int) -> dict[str, Any]:
         if n >= 3:
             create.append((t1 - t0) * 1000)
             whole.append((t2 - t0) * 1000)
-    homeserver = stack.url + "/_matrix/client/v3"
-    service = stack.deployment.secrets.as_token  # Maillon's service user sits in the room
     state = request_any("GET", f"{homeserver}/rooms/{last['room_id']}/state", token=service)
     assert isinstance(state, list)
     by_key = {(e["type"], e["state_key"]): e["content"] for e in state}
@@ -132,9 +154,12 @@ def creations(stack: Stack, count: int) -> dict[str, Any]:
         membership = by_key.get(("m.room.member", member.user_id), {}).get("membership")
         if membership not in ("invite", "join"):
             raise RuntimeError("a circle member is not invited")
+    mine, ordinary = percentiles(create), percentiles(floor)
     return {
         "dossiers": len(create),
-        "create_with_room": percentiles(create),
+        "create_with_room": mine,
+        "ordinary_create_room_same_run": ordinary,
+        "ratio_p50_over_ordinary_create_room": round(mine["p50_ms"] / ordinary["p50_ms"], 3),
         "create_with_room_and_two_members": percentiles(whole),
         "target_p95_ms": 500,
     }
