@@ -11,6 +11,7 @@ its PostgreSQL backends included, during the measured rounds).
 
     .venv/bin/python benchmarks/throughput.py [--senders 20] [--messages 40] [--rounds 4]
                                               [--db sqlite|postgresql] [--workers]
+                                              [--membership-only]
 """
 
 from __future__ import annotations
@@ -338,6 +339,11 @@ def main() -> None:
     parser.add_argument(
         "--workers", action="store_true", help="aussi la pile sur workers Synapse (PostgreSQL)"
     )
+    parser.add_argument(
+        "--membership-only",
+        action="store_true",
+        help="seulement l'invitation et l'entrée (p50/p95, rapport à Synapse nu), sans le débit",
+    )
     args = parser.parse_args()
     if args.workers and args.db != "postgresql":
         parser.error("--workers demande --db postgresql (les workers partagent PostgreSQL)")
@@ -382,7 +388,8 @@ def main() -> None:
             )
 
         results: dict[str, list[dict[str, float]]] = {name: [] for name in names}
-        for round_no in range(args.rounds + 1):  # round 0 warms every server up
+        rounds = 0 if args.membership_only else args.rounds + 1
+        for round_no in range(rounds):  # round 0 warms every server up
             for name in names if round_no % 2 == 0 else reversed(names):
                 target = targets[name]
                 users = register_many(target.url, target.secret, args.senders, f"r{round_no}s")
@@ -397,6 +404,33 @@ def main() -> None:
             target = targets[name]
             users = register_many(target.url, target.secret, args.joiners + 1, "adh")
             membership[name] = asyncio.run(_membership(target, users))
+
+    def membership_ratio(name: str) -> dict[str, float]:
+        """Latency of each decision over vanilla Synapse's, same run (goal: at most 1.10)."""
+        return {
+            f"{op}_{p}": round(
+                membership[name][op][f"{p}_ms"] / membership["vanilla"][op][f"{p}_ms"], 3
+            )
+            for op in ("invite", "join")
+            for p in ("p50", "p95")
+        }
+
+    if args.membership_only:
+        print(
+            json.dumps(
+                {
+                    "benchmark": "membership_latency",
+                    "database": args.db,
+                    "joiners": args.joiners,
+                    "load_average": list(os.getloadavg()),
+                    "membership_latency": membership,
+                    "ratio_over_vanilla": {n: membership_ratio(n) for n in names[1:]},
+                    "target_ratio": 1.10,
+                },
+                indent=2,
+            )
+        )
+        return
 
     v, mod, full_stack = (_summary(results[n]) for n in names[:3])
     workers = (
@@ -435,6 +469,7 @@ def main() -> None:
         "target_throughput_ratio_modules": 0.95,
         "membership_latency": membership,
         "membership_overhead_p50_ms": {n: overhead(n) for n in names[1:]},
+        "membership_ratio_over_vanilla": {n: membership_ratio(n) for n in names[1:]},
         "rounds_detail": results,
     }
     print(json.dumps(report, indent=2))
