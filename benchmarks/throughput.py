@@ -287,8 +287,10 @@ async def membership_latency(
 
 def _markers(directory: Path, database_url: str | None) -> tuple[str, ...]:
     database = [database_url.rsplit("/", 1)[1]] if database_url else []
-    # The directory with its separator: "…/maillon/" does not name "…/maillon_workers/".
-    return (f"{directory}/", *database)
+    # The directory with its separator: "…/maillon/" does not name "…/maillon_workers/";
+    # Maillon's own processes end their command line with "--dir …/maillon" (the space is
+    # the last argument's separator, see ``cpu_seconds``).
+    return (f"{directory}/", f"{directory} ", *database)
 
 
 def register_many(url: str, secret: str, count: int, prefix: str) -> list[Registered]:
