@@ -263,8 +263,9 @@ async def measure(
 
 async def membership_latency(
     url: str, room_id: str, inviter: Registered, joiners: list[Registered]
-) -> dict[str, dict[str, float]]:
-    """Invite then join, one professional at a time: the policy's per-decision overhead."""
+) -> dict[str, list[float]]:
+    """Invite then join, one professional at a time: the policy's per-decision overhead
+    (each one's latency in ms)."""
     api = url + "/_matrix/client/v3"
     invites: list[float] = []
     joins: list[float] = []
@@ -282,7 +283,7 @@ async def membership_latency(
             start = time.perf_counter()
             await _call(session, "POST", f"{api}/rooms/{room_id}/join", user.access_token, {})
             joins.append((time.perf_counter() - start) * 1000)
-    return {"invite": _percentiles(invites), "join": _percentiles(joins)}
+    return {"invite": invites, "join": joins}
 
 
 def _markers(directory: Path, database_url: str | None) -> tuple[str, ...]:
@@ -314,7 +315,7 @@ async def _prepare(target: Target, users: list[Registered]) -> str:
         return await plain_room(session, target.url, users)
 
 
-async def _membership(target: Target, users: list[Registered]) -> dict[str, dict[str, float]]:
+async def _membership(target: Target, users: list[Registered]) -> dict[str, list[float]]:
     coordinator, joiners = users[0], users[1:]
     if target.service is not None:
         async with target.service() as api:
@@ -401,11 +402,20 @@ def main() -> None:
                 )
                 if round_no > 0:
                     results[name].append(figures)
-        membership = {}
-        for name in names:
-            target = targets[name]
-            users = register_many(target.url, target.secret, args.joiners + 1, "adh")
-            membership[name] = asyncio.run(_membership(target, users))
+        # Two halves, the servers in turn then in reverse order: a load that changes during
+        # the run weighs on each of them alike.
+        samples: dict[str, dict[str, list[float]]] = {n: {"invite": [], "join": []} for n in names}
+        for half in range(2):
+            for name in names if half == 0 else reversed(names):
+                target = targets[name]
+                count = (args.joiners + 1 - half) // 2 + 1
+                users = register_many(target.url, target.secret, count, f"adh{half}")
+                for op, taken in asyncio.run(_membership(target, users)).items():
+                    samples[name][op].extend(taken)
+        membership = {
+            name: {op: _percentiles(taken) for op, taken in ops.items()}
+            for name, ops in samples.items()
+        }
 
     def membership_ratio(name: str) -> dict[str, float]:
         """Latency of each decision over vanilla Synapse's, same run (goal: at most 1.10)."""
