@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Coroutine
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -126,6 +127,7 @@ class DossierRooms:
         self._widget_base = widget_base_url
         self._bot_localpart = bot_localpart
         self._locks: dict[str, asyncio.Lock] = {}
+        self._follow_ups: set[asyncio.Task[None]] = set()
 
     # -- jobs ----------------------------------------------------------------------------
 
@@ -179,7 +181,20 @@ class DossierRooms:
                     # of the dossier's changes must still reach the room.
                     log.warning("circle entry refused by the homeserver: %s", exc.errcode)
             if room.room_id in created and room.kind == "main":
-                await self._welcome(plan, room.room_id)
+                self._follow_up(self._welcome(plan, room.room_id))
+
+    def _follow_up(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run what the room does not need to be ready (a notice) after the answer: the
+        dossier is answered once its room holds its state and invites. A failure is said in
+        the log (the room stays usable; the notice is a courtesy)."""
+        task = asyncio.create_task(work)
+        self._follow_ups.add(task)
+        task.add_done_callback(self._follow_up_done)
+
+    def _follow_up_done(self, task: asyncio.Task[None]) -> None:
+        self._follow_ups.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("welcome notice not sent: %s", type(task.exception()).__name__)
 
     async def _welcome(self, plan: DossierPlan, room_id: str) -> None:
         """After the invites: history is visible from one's invite on."""

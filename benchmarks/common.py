@@ -86,12 +86,19 @@ async def measure(
         t_start = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         elapsed = time.perf_counter() - t_start
-    latencies.sort()
     return {
         "requests": len(latencies),
         "requests_per_s": round(len(latencies) / elapsed, 1),
-        "p50_ms": round(statistics.median(latencies), 2),
-        "p95_ms": round(latencies[max(0, int(len(latencies) * 0.95) - 1)], 2),
+        **percentiles(latencies),
+    }
+
+
+def percentiles(samples: list[float]) -> dict[str, float]:
+    """p50 and p95 of latencies in milliseconds."""
+    ordered = sorted(samples)
+    return {
+        "p50_ms": round(statistics.median(ordered), 2),
+        "p95_ms": round(ordered[max(0, int(len(ordered) * 0.95) - 1)], 2),
     }
 
 

@@ -11,6 +11,7 @@ its PostgreSQL backends included, during the measured rounds).
 
     .venv/bin/python benchmarks/throughput.py [--senders 20] [--messages 40] [--rounds 4]
                                               [--db sqlite|postgresql] [--workers]
+                                              [--membership-only]
 """
 
 from __future__ import annotations
@@ -262,8 +263,9 @@ async def measure(
 
 async def membership_latency(
     url: str, room_id: str, inviter: Registered, joiners: list[Registered]
-) -> dict[str, dict[str, float]]:
-    """Invite then join, one professional at a time: the policy's per-decision overhead."""
+) -> dict[str, list[float]]:
+    """Invite then join, one professional at a time: the policy's per-decision overhead
+    (each one's latency in ms)."""
     api = url + "/_matrix/client/v3"
     invites: list[float] = []
     joins: list[float] = []
@@ -281,13 +283,15 @@ async def membership_latency(
             start = time.perf_counter()
             await _call(session, "POST", f"{api}/rooms/{room_id}/join", user.access_token, {})
             joins.append((time.perf_counter() - start) * 1000)
-    return {"invite": _percentiles(invites), "join": _percentiles(joins)}
+    return {"invite": invites, "join": joins}
 
 
 def _markers(directory: Path, database_url: str | None) -> tuple[str, ...]:
     database = [database_url.rsplit("/", 1)[1]] if database_url else []
-    # The directory with its separator: "…/maillon/" does not name "…/maillon_workers/".
-    return (f"{directory}/", *database)
+    # The directory with its separator: "…/maillon/" does not name "…/maillon_workers/";
+    # Maillon's own processes end their command line with "--dir …/maillon" (the space is
+    # the last argument's separator, see ``cpu_seconds``).
+    return (f"{directory}/", f"{directory} ", *database)
 
 
 def register_many(url: str, secret: str, count: int, prefix: str) -> list[Registered]:
@@ -311,7 +315,7 @@ async def _prepare(target: Target, users: list[Registered]) -> str:
         return await plain_room(session, target.url, users)
 
 
-async def _membership(target: Target, users: list[Registered]) -> dict[str, dict[str, float]]:
+async def _membership(target: Target, users: list[Registered]) -> dict[str, list[float]]:
     coordinator, joiners = users[0], users[1:]
     if target.service is not None:
         async with target.service() as api:
@@ -337,6 +341,11 @@ def main() -> None:
     parser.add_argument("--joiners", type=int, default=20, help="invite+join latency samples")
     parser.add_argument(
         "--workers", action="store_true", help="aussi la pile sur workers Synapse (PostgreSQL)"
+    )
+    parser.add_argument(
+        "--membership-only",
+        action="store_true",
+        help="seulement l'invitation et l'entrée (p50/p95, rapport à Synapse nu), sans le débit",
     )
     args = parser.parse_args()
     if args.workers and args.db != "postgresql":
@@ -382,7 +391,8 @@ def main() -> None:
             )
 
         results: dict[str, list[dict[str, float]]] = {name: [] for name in names}
-        for round_no in range(args.rounds + 1):  # round 0 warms every server up
+        rounds = 0 if args.membership_only else args.rounds + 1
+        for round_no in range(rounds):  # round 0 warms every server up
             for name in names if round_no % 2 == 0 else reversed(names):
                 target = targets[name]
                 users = register_many(target.url, target.secret, args.senders, f"r{round_no}s")
@@ -392,11 +402,47 @@ def main() -> None:
                 )
                 if round_no > 0:
                     results[name].append(figures)
-        membership = {}
-        for name in names:
-            target = targets[name]
-            users = register_many(target.url, target.secret, args.joiners + 1, "adh")
-            membership[name] = asyncio.run(_membership(target, users))
+        # Two halves, the servers in turn then in reverse order: a load that changes during
+        # the run weighs on each of them alike.
+        samples: dict[str, dict[str, list[float]]] = {n: {"invite": [], "join": []} for n in names}
+        for half in range(2):
+            for name in names if half == 0 else reversed(names):
+                target = targets[name]
+                count = (args.joiners + 1 - half) // 2 + 1
+                users = register_many(target.url, target.secret, count, f"adh{half}")
+                for op, taken in asyncio.run(_membership(target, users)).items():
+                    samples[name][op].extend(taken)
+        membership = {
+            name: {op: _percentiles(taken) for op, taken in ops.items()}
+            for name, ops in samples.items()
+        }
+
+    def membership_ratio(name: str) -> dict[str, float]:
+        """Latency of each decision over vanilla Synapse's, same run (goal: at most 1.10)."""
+        return {
+            f"{op}_{p}": round(
+                membership[name][op][f"{p}_ms"] / membership["vanilla"][op][f"{p}_ms"], 3
+            )
+            for op in ("invite", "join")
+            for p in ("p50", "p95")
+        }
+
+    if args.membership_only:
+        print(
+            json.dumps(
+                {
+                    "benchmark": "membership_latency",
+                    "database": args.db,
+                    "joiners": args.joiners,
+                    "load_average": list(os.getloadavg()),
+                    "membership_latency": membership,
+                    "ratio_over_vanilla": {n: membership_ratio(n) for n in names[1:]},
+                    "target_ratio": 1.10,
+                },
+                indent=2,
+            )
+        )
+        return
 
     v, mod, full_stack = (_summary(results[n]) for n in names[:3])
     workers = (
@@ -435,6 +481,7 @@ def main() -> None:
         "target_throughput_ratio_modules": 0.95,
         "membership_latency": membership,
         "membership_overhead_p50_ms": {n: overhead(n) for n in names[1:]},
+        "membership_ratio_over_vanilla": {n: membership_ratio(n) for n in names[1:]},
         "rounds_detail": results,
     }
     print(json.dumps(report, indent=2))

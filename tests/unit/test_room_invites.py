@@ -4,6 +4,7 @@ homeserver refuses does not fail the sync. Fakes the homeserver calls."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -85,3 +86,33 @@ async def test_a_refused_invite_does_not_fail_the_sync(caplog: pytest.LogCapture
     again = FakeApi()  # the next sync of the dossier: the entry is there, no membership yet
     await _converge(again, None)
     assert again.invites == [NURSE] and again.writes == []
+
+
+async def test_the_welcome_notice_does_not_hold_the_answer(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """What the room does not need to be ready (its welcome notice) runs after the answer;
+    if it fails, the log says so (without the exception's text)."""
+    rooms = DossierRooms(FakeApi(), None, "http://x", "coordination")  # type: ignore[arg-type]
+    release = asyncio.Event()
+    sent: list[str] = []
+
+    async def welcome() -> None:
+        await release.wait()
+        sent.append("welcome")
+
+    rooms._follow_up(welcome())  # returns at once: the sync answers without waiting
+    assert sent == []
+    release.set()
+    await asyncio.wait_for(asyncio.gather(*rooms._follow_ups), timeout=5)
+    assert sent == ["welcome"] and not rooms._follow_ups
+
+    async def unreachable() -> None:
+        raise MatrixError(502, "M_UNKNOWN", "détail du serveur @ide:sante.test")
+
+    with caplog.at_level(logging.ERROR, logger="appservice.dossier_rooms"):
+        rooms._follow_up(unreachable())
+        await asyncio.wait(set(rooms._follow_ups), timeout=5)
+        await asyncio.sleep(0)  # the done callback runs on the next turn of the loop
+    assert "welcome notice not sent: MatrixError" in caplog.text
+    assert NURSE not in caplog.text
