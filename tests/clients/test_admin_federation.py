@@ -27,14 +27,13 @@ from maillon.shared.homeserver_client import HomeserverError, request_json
 from maillon.shared.store import make_engine
 from synapse_modules.audit import read_audit
 from tests.clients.test_admin_console import administrator
-from tests.clients.test_workspace import axe_scan, base, browser, join, login, new_page
+from tests.clients.test_workspace import axe_scan, base, join, login, new_page
 from tests.harness.circle import MakeClient, membership, refusal, room_path, wait_for
 from tests.harness.dossier import api, dossier_body
 from tests.harness.hydrogen import register_person
 from tests.harness.stack import Stack
 
 pytestmark = pytest.mark.federation
-__all__ = ["browser"]
 
 # The delay the page states (``peers_refresh_seconds``), and the dossier side's settling
 # second; the test allows the appservice and federation a few seconds more.
