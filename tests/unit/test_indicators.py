@@ -28,6 +28,7 @@ from dossier_api.domain.indicators import (
 )
 from dossier_api.domain.mail.models import OUTBOX_MAIL, MailOutbox
 from dossier_api.domain.models import (
+    REPORT_PDF,
     CircleMember,
     Dossier,
     MonthlyReport,
@@ -148,6 +149,11 @@ def test_the_monthly_report_is_made_and_queued_once(engine: Engine) -> None:
     assert reports.run_due() == []
     with Session(engine) as session:
         assert session.scalar(select(func.count(MonthlyReport.id))) == 2
+        stored = session.scalars(
+            select(MonthlyReport).where(MonthlyReport.structure_id == "s1")
+        ).one()
+        assert not stored.pdf.startswith(b"%PDF")  # sealed at rest, with the row's id
+        assert REPORT_PDF.open(key_ring(), stored.pdf, str(stored.id)).startswith(b"%PDF")
         row = session.scalars(select(MailOutbox)).one()  # s2 has no référent
         mail = OUTBOX_MAIL.open_json(key_ring(), row.sealed_mail, row.token)
     assert mail["to"] == ["r@dac.mssante.fr"]
