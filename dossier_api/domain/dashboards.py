@@ -57,6 +57,8 @@ ACTIVITY_COLUMNS = (
     "taches_en_retard",
     "messages",
     "courriels",
+    "sollicitations",
+    "sollicitations_acceptees",
 )
 IDENTITY_COLUMNS = ("nom", "prenoms", "date_naissance", "ins")
 EXTRACTION_COLUMNS = ACTIVITY_COLUMNS + IDENTITY_COLUMNS
@@ -345,6 +347,8 @@ def _extraction_rows(
             "taches_en_retard": overdue.get(dossier_id, 0),
             "messages": messages.get(dossier_id, 0),
             "courriels": mails.get(dossier_id, 0),
+            "sollicitations": counts["solicitations"].get(dossier_id, 0),
+            "sollicitations_acceptees": counts["solicitations_accepted"].get(dossier_id, 0),
             "nom": identity.get("used_name") or identity.get("birth_name") or "",
             "prenoms": identity.get("first_names") or "",
             "date_naissance": identity.get("birth_date") or "",
