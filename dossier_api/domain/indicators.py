@@ -33,6 +33,13 @@ from dossier_api.domain.models import (
 )
 from dossier_api.domain.pathways import PATHWAYS, Measure
 
+# The solicitation counts of ``activity``, in this order (sent, then its outcomes).
+SOLICITED = (
+    "solicitations",
+    "solicitations_accepted",
+    "solicitations_declined",
+    "solicitations_expired",
+)
 # Measures that are durations: none without a case (not 0).
 DURATIONS = ("first_join_hours", "response_median_minutes")
 SMALL_CELL = 5  # aggregates sent outside the structure show "< 5" for 1 to 4
@@ -397,14 +404,13 @@ def compute(session: Session, scope: Scope, period: Period, now: dt.datetime) ->
     for pathway, hours in session.execute(first_join):
         delays.setdefault(str(pathway), []).append(max(0.0, float(hours)))
 
-    # Solicitations sent and accepted per month, and each accepted one's response time.
-    month_columns = []
-    for m_start, m_end in months:
-        in_month = and_(Solicitation.created_at >= m_start, Solicitation.created_at < m_end)
-        month_columns += [
-            _count(in_month),
-            _count(and_(in_month, Solicitation.accepted_by.is_not(None))),
-        ]
+    # The solicitations' counts per month (the activity's definitions, month by month) in
+    # one scan: the period's are their sums. Then each accepted one's response time.
+    month_columns = [
+        _count(activity(m_start, m_end, now)[key].condition)
+        for m_start, m_end in months
+        for key in SOLICITED
+    ]
     solicited = {
         str(row[0]): [int(v) for v in row[1:]]
         for row in session.execute(
@@ -435,6 +441,8 @@ def compute(session: Session, scope: Scope, period: Period, now: dt.datetime) ->
     counts: dict[str, dict[str, int]] = {}
     tables: dict[Any, list[tuple[str, Counted]]] = {}
     for key, counted in activity(start, end, now).items():
+        if key in SOLICITED:
+            continue
         tables.setdefault(counted.id, []).append((key, counted))
     for same in tables.values():
         first = same[0][1]
@@ -461,13 +469,17 @@ def compute(session: Session, scope: Scope, period: Period, now: dt.datetime) ->
             sum(solicited.get(p, [0] * len(month_columns))[n] for p in pathways)
             for n in range(len(month_columns))
         ]
+        for n, key in enumerate(SOLICITED):
+            total[key] = sum(per_month[n :: len(SOLICITED)])
         answered = sorted(r for p in pathways for r in responses.get(p, []))
         return Indicators(
             scope=of,
             period=period,
             months=tuple(
                 MonthFigures(
-                    months[i][0].date(), *values[3 * i : 3 * i + 3], *per_month[2 * i : 2 * i + 2]
+                    months[i][0].date(),
+                    *values[3 * i : 3 * i + 3],
+                    *per_month[len(SOLICITED) * i : len(SOLICITED) * i + 2],
                 )
                 for i in range(len(months))
             ),
