@@ -19,7 +19,7 @@ import time
 import uuid
 from typing import Any
 
-from sqlalchemy import insert, text
+from sqlalchemy import event, insert, select, text
 from sqlalchemy.orm import Session
 
 import dossier_api.domain.mail.models  # noqa: F401  (their tables)
@@ -31,8 +31,11 @@ from dossier_api.domain.models import (
     Dossier,
     Note,
     RoomActivity,
+    Solicitation,
+    SolicitationEvent,
     Structure,
     Task,
+    Team,
 )
 from dossier_api.domain.monthly_report import structure_report
 from dossier_api.http.charts import months_chart
@@ -151,6 +154,45 @@ def populate(engine: Any, dossiers: int, notes: int) -> None:
                 for _ in range(dossiers)
             ],
         )
+    with Session(engine) as session, session.begin():
+        session.add(Team(slug="emsp", name="EMSP", level="departementale"))
+    with Session(engine) as session, session.begin():
+        sent = []
+        for _ in range(dossiers // 2):
+            at = _at(rng)
+            outcome = rng.choice(("acceptee", "refusee", "expiree", "envoyee"))
+            sent.append(
+                {
+                    "team_slug": "emsp",
+                    "dossier_id": rng.choice(ids),
+                    "requester": "@coord:bench",
+                    "kind": "avis",
+                    "reason": {"text": "avis"},
+                    "status": outcome,
+                    "deadline": at + dt.timedelta(hours=4),
+                    "accepted_by": "@ers:bench" if outcome == "acceptee" else None,
+                    "created_at": at,
+                    "updated_at": at,
+                }
+            )
+        session.execute(insert(Solicitation), sent)
+        accepted = session.execute(
+            select(Solicitation.id, Solicitation.created_at).where(
+                Solicitation.status == "acceptee"
+            )
+        ).all()
+        session.execute(
+            insert(SolicitationEvent),
+            [
+                {
+                    "solicitation_id": sid,
+                    "status": "acceptee",
+                    "actor": "@ers:bench",
+                    "at": at + dt.timedelta(minutes=rng.randrange(1, 240)),
+                }
+                for sid, at in accepted
+            ],
+        )
     for chunk in range(0, notes, 20_000):
         with Session(engine) as session, session.begin():
             session.execute(
@@ -169,11 +211,37 @@ def populate(engine: Any, dossiers: int, notes: int) -> None:
             )
 
 
+def profile(engine: Any, scope: Scope, period: Any) -> list[tuple[float, str]]:
+    """Each statement of one dashboard with its time (ms), slowest first."""
+    spent: list[tuple[float, str]] = []
+    started: dict[int, float] = {}
+
+    def before(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        started[id(cursor)] = time.monotonic()
+
+    def after(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        took = (time.monotonic() - started.pop(id(cursor))) * 1000
+        spent.append((round(took, 1), " ".join(statement.split())[:160]))
+
+    event.listen(engine, "before_cursor_execute", before)
+    event.listen(engine, "after_cursor_execute", after)
+    try:
+        with Session(engine) as session:
+            compute(session, scope, period, NOW)
+    finally:
+        event.remove(engine, "before_cursor_execute", before)
+        event.remove(engine, "after_cursor_execute", after)
+    return sorted(spent, reverse=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--dossiers", type=int, default=10_000)
     parser.add_argument("--notes", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument(
+        "--profile", action="store_true", help="the time of each statement of one dashboard"
+    )
     args = parser.parse_args()
     install_key_ring(
         KeyRing(
@@ -200,6 +268,8 @@ def main() -> None:
                 pathway_figures(figures)
             timings.append((time.monotonic() - start) * 1000)
         timings.sort()
+        if args.profile:
+            out["profile_ms"] = profile(engine, scope, period)
         out["dashboard_ms_p50"] = round(statistics.median(timings), 1)
         out["dashboard_ms_p95"] = round(timings[int(0.95 * (len(timings) - 1))], 1)
         # The chart (its own request): drawn once per set of figures, then served again.

@@ -29,6 +29,7 @@ from dossier_api.domain.indicators import (
     pathway_indicators,
 )
 from dossier_api.domain.models import (
+    REPORT_PDF,
     CircleMember,
     Dossier,
     ExtractionSettings,
@@ -56,6 +57,8 @@ ACTIVITY_COLUMNS = (
     "taches_en_retard",
     "messages",
     "courriels",
+    "sollicitations",
+    "sollicitations_acceptees",
 )
 IDENTITY_COLUMNS = ("nom", "prenoms", "date_naissance", "ins")
 EXTRACTION_COLUMNS = ACTIVITY_COLUMNS + IDENTITY_COLUMNS
@@ -268,15 +271,15 @@ class DashboardService(ServiceCore):
     def monthly_report(self, caller: Caller, structure_id: str, month: str) -> bytes:
         with self.acting(caller, "dashboard.report") as act:
             self._structure(act.session, caller, structure_id)
-            pdf = act.session.scalar(
-                select(MonthlyReport.pdf).where(
+            found = act.session.execute(
+                select(MonthlyReport.id, MonthlyReport.pdf).where(
                     MonthlyReport.structure_id == structure_id, MonthlyReport.month == month
                 )
-            )
-            if pdf is None:
+            ).first()
+            if found is None:
                 raise ApiError(404, "M_NOT_FOUND", "aucun rapport pour ce mois")
             act.detail = f"rapport mensuel {month} · structure {structure_id}"
-            return bytes(pdf)
+            return REPORT_PDF.open(key_ring(), found.pdf, str(found.id))
 
 
 def _grouped(session: Session, statement: Any) -> dict[str, int]:
@@ -344,6 +347,8 @@ def _extraction_rows(
             "taches_en_retard": overdue.get(dossier_id, 0),
             "messages": messages.get(dossier_id, 0),
             "courriels": mails.get(dossier_id, 0),
+            "sollicitations": counts["solicitations"].get(dossier_id, 0),
+            "sollicitations_acceptees": counts["solicitations_accepted"].get(dossier_id, 0),
             "nom": identity.get("used_name") or identity.get("birth_name") or "",
             "prenoms": identity.get("first_names") or "",
             "date_naissance": identity.get("birth_date") or "",

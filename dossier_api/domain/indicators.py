@@ -2,12 +2,16 @@
 over clear columns only (dates, statuses, counts): no sealed column is ever read, so no
 identity, note, task title or mail is opened to count them.
 
-Resource-team solicitations are not counted here yet (their model is being built)."""
+Resource-team solicitations are counted by the month they were sent (``created_at``), with
+their outcome as it stands (accepted: someone of the team took it, whatever came next;
+declined: everyone told declined; expired: no one answered in time), and their response
+time from sending to the team's acceptance (median and 90th percentile, nearest rank)."""
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import math
 import statistics
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -23,10 +27,21 @@ from dossier_api.domain.models import (
     DossierRoom,
     Note,
     RoomActivity,
+    Solicitation,
+    SolicitationEvent,
     Task,
 )
 from dossier_api.domain.pathways import PATHWAYS, Measure
 
+# The solicitation counts of ``activity``, in this order (sent, then its outcomes).
+SOLICITED = (
+    "solicitations",
+    "solicitations_accepted",
+    "solicitations_declined",
+    "solicitations_expired",
+)
+# Measures that are durations: none without a case (not 0).
+DURATIONS = ("first_join_hours", "response_median_minutes")
 SMALL_CELL = 5  # aggregates sent outside the structure show "< 5" for 1 to 4
 MAX_MONTHS = 36
 
@@ -126,6 +141,18 @@ LABELS: dict[str, tuple[str, str]] = {
     "mails": ("Courriels", "Mails"),
     "messages_per_dossier": ("Messages par dossier actif", "Messages per active record"),
     "mails_per_dossier": ("Courriels par dossier actif", "Mails per active record"),
+    "solicitations": ("Sollicitations des équipes ressources", "Resource-team solicitations"),
+    "solicitations_accepted": ("Sollicitations acceptées", "Solicitations accepted"),
+    "solicitations_declined": ("Sollicitations refusées", "Solicitations declined"),
+    "solicitations_expired": ("Sollicitations expirées", "Solicitations expired"),
+    "response_median_minutes": (
+        "Délai médian de réponse des équipes (minutes)",
+        "Median team response time (minutes)",
+    ),
+    "response_p90_minutes": (
+        "Délai de réponse des équipes, 90e centile (minutes)",
+        "Team response time, 90th percentile (minutes)",
+    ),
 }
 
 
@@ -135,6 +162,8 @@ class MonthFigures:
     opened: int
     closed: int
     active: int
+    solicitations: int = 0
+    solicitations_accepted: int = 0
 
 
 @dataclass(frozen=True)
@@ -154,6 +183,12 @@ class Indicators:
     urgent_notes: int
     messages: int
     mails: int
+    solicitations: int = 0
+    solicitations_accepted: int = 0
+    solicitations_declined: int = 0
+    solicitations_expired: int = 0
+    response_median_minutes: float | None = None  # sent to accepted, over the accepted
+    response_p90_minutes: float | None = None
     # The same figures for each pathway of the scope.
     by_pathway: Mapping[str, Indicators] = field(default_factory=dict)
 
@@ -181,6 +216,9 @@ class Indicators:
             "urgent_notes": float(self.urgent_notes),
             "messages": float(self.messages),
             "mails": float(self.mails),
+            "solicitations": float(self.solicitations),
+            "solicitations_accepted": float(self.solicitations_accepted),
+            "response_median_minutes": self.response_median_minutes,
         }[name]
 
     def to_json(self) -> dict[str, Any]:
@@ -192,6 +230,8 @@ class Indicators:
                     "opened": m.opened,
                     "closed": m.closed,
                     "active": m.active,
+                    "solicitations": m.solicitations,
+                    "solicitations_accepted": m.solicitations_accepted,
                 }
                 for m in self.months
             ],
@@ -207,6 +247,12 @@ class Indicators:
             "mails": self.mails,
             "messages_per_dossier": self.messages_per_dossier,
             "mails_per_dossier": self.mails_per_dossier,
+            "solicitations": self.solicitations,
+            "solicitations_accepted": self.solicitations_accepted,
+            "solicitations_declined": self.solicitations_declined,
+            "solicitations_expired": self.solicitations_expired,
+            "response_median_minutes": self.response_median_minutes,
+            "response_p90_minutes": self.response_p90_minutes,
         }
 
 
@@ -237,6 +283,7 @@ def activity(start: dt.datetime, end: dt.datetime, now: dt.datetime) -> dict[str
     them over a scope, the extraction per dossier. A task is overdue when it was due before
     the period's end (or now, if sooner) and was not done by then."""
     as_of = min(now, end)
+    sent = and_(Solicitation.created_at >= start, Solicitation.created_at < end)
     return {
         "notes": Counted(
             Note.id, Note.dossier_id, and_(Note.created_at >= start, Note.created_at < end)
@@ -285,6 +332,18 @@ def activity(start: dt.datetime, end: dt.datetime, now: dt.datetime) -> dict[str
             DossierRoom.dossier_id,
             and_(MailOutbox.sent_at >= start, MailOutbox.sent_at < end),
             via=(MailOutbox, DossierRoom, DossierRoom.room_id == MailOutbox.room_id),
+        ),
+        "solicitations": Counted(Solicitation.id, Solicitation.dossier_id, sent),
+        "solicitations_accepted": Counted(
+            Solicitation.id,
+            Solicitation.dossier_id,
+            and_(sent, Solicitation.accepted_by.is_not(None)),
+        ),
+        "solicitations_declined": Counted(
+            Solicitation.id, Solicitation.dossier_id, and_(sent, Solicitation.status == "refusee")
+        ),
+        "solicitations_expired": Counted(
+            Solicitation.id, Solicitation.dossier_id, and_(sent, Solicitation.status == "expiree")
         ),
     }
 
@@ -345,10 +404,45 @@ def compute(session: Session, scope: Scope, period: Period, now: dt.datetime) ->
     for pathway, hours in session.execute(first_join):
         delays.setdefault(str(pathway), []).append(max(0.0, float(hours)))
 
+    # The solicitations' counts per month (the activity's definitions, month by month) in
+    # one scan: the period's are their sums. Then each accepted one's response time.
+    month_columns = [
+        _count(activity(m_start, m_end, now)[key].condition)
+        for m_start, m_end in months
+        for key in SOLICITED
+    ]
+    solicited = {
+        str(row[0]): [int(v) for v in row[1:]]
+        for row in session.execute(
+            select(Dossier.pathway, *month_columns)
+            .join(Dossier, Dossier.id == Solicitation.dossier_id)
+            .where(*in_scope, Solicitation.created_at >= start, Solicitation.created_at < end)
+            .group_by(Dossier.pathway)
+        )
+    }
+    accepted_at = func.min(SolicitationEvent.at)
+    responses: dict[str, list[float]] = {}
+    for pathway, hours in session.execute(
+        select(Dossier.pathway, _hours(session, Solicitation.created_at, accepted_at))
+        .select_from(Solicitation)
+        .join(Dossier, Dossier.id == Solicitation.dossier_id)
+        .join(SolicitationEvent, SolicitationEvent.solicitation_id == Solicitation.id)
+        .where(
+            *in_scope,
+            SolicitationEvent.status == "acceptee",
+            Solicitation.created_at >= start,
+            Solicitation.created_at < end,
+        )
+        .group_by(Solicitation.id, Dossier.pathway, Solicitation.created_at)
+    ):
+        responses.setdefault(str(pathway), []).append(max(0.0, float(hours)) * 60.0)
+
     # The counts of one table in one scan (e.g. notes and urgent notes).
     counts: dict[str, dict[str, int]] = {}
     tables: dict[Any, list[tuple[str, Counted]]] = {}
     for key, counted in activity(start, end, now).items():
+        if key in SOLICITED:
+            continue
         tables.setdefault(counted.id, []).append((key, counted))
     for same in tables.values():
         first = same[0][1]
@@ -371,11 +465,22 @@ def compute(session: Session, scope: Scope, period: Period, now: dt.datetime) ->
             key: sum(counts.get(p, {}).get(key, 0) for p in pathways)
             for key in activity(start, end, now)
         }
+        per_month = [
+            sum(solicited.get(p, [0] * len(month_columns))[n] for p in pathways)
+            for n in range(len(month_columns))
+        ]
+        for n, key in enumerate(SOLICITED):
+            total[key] = sum(per_month[n :: len(SOLICITED)])
+        answered = sorted(r for p in pathways for r in responses.get(p, []))
         return Indicators(
             scope=of,
             period=period,
             months=tuple(
-                MonthFigures(months[i][0].date(), *values[3 * i : 3 * i + 3])
+                MonthFigures(
+                    months[i][0].date(),
+                    *values[3 * i : 3 * i + 3],
+                    *per_month[len(SOLICITED) * i : len(SOLICITED) * i + 2],
+                )
                 for i in range(len(months))
             ),
             opened=values[-3],
@@ -388,14 +493,25 @@ def compute(session: Session, scope: Scope, period: Period, now: dt.datetime) ->
             urgent_notes=total["urgent_notes"],
             messages=total["messages"],
             mails=total["mails_in"] + total["mails_out"],
+            solicitations=total["solicitations"],
+            solicitations_accepted=total["solicitations_accepted"],
+            solicitations_declined=total["solicitations_declined"],
+            solicitations_expired=total["solicitations_expired"],
+            response_median_minutes=round(statistics.median(answered), 1) if answered else None,
+            response_p90_minutes=round(nearest_rank(answered, 0.9), 1) if answered else None,
         )
 
-    present = sorted(set(dossier_counts) | set(delays) | set(counts))
+    present = sorted(set(dossier_counts) | set(delays) | set(counts) | set(solicited))
     overall = figures(present, scope)
     return dataclasses.replace(
         overall,
         by_pathway={p: figures([p], Scope(scope.structure_id, p)) for p in present},
     )
+
+
+def nearest_rank(ordered: list[float], fraction: float) -> float:
+    """The ``fraction`` percentile of sorted values, by nearest rank (a value of the list)."""
+    return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]
 
 
 def _hours(session: Session, start: Any, end: Any) -> Any:
@@ -420,7 +536,7 @@ def pathway_indicators(
         of = figures.by_pathway.get(definition_of.id)
         for definition in definition_of.indicators:
             value = of.measure(definition.measure) if of is not None else None
-            if value is None and definition.measure != "first_join_hours":
+            if value is None and definition.measure not in DURATIONS:
                 value = 0.0
             rows.append((definition_of.id, definition.label, definition.label_en, value))
     return tuple(rows)

@@ -13,7 +13,6 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
-    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -659,9 +658,15 @@ class ExtractionSettings(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
+# A monthly report's PDF, sealed with its row's id as associated data (cannot move to
+# another structure's row).
+REPORT_PDF = RowSealed("id")
+
+
 class MonthlyReport(Base):
     """A structure's monthly activity report (aggregates only, no person): made once per
-    structure and month, then mailed to its référents and downloadable."""
+    structure and month, then mailed to its référents and downloadable. Its PDF is derived
+    from health data (``REPORT_PDF``: sealed like every other binary column)."""
 
     __tablename__ = "monthly_reports"
     __table_args__ = (UniqueConstraint("structure_id", "month", name="uq_monthly_report"),)
@@ -670,7 +675,7 @@ class MonthlyReport(Base):
     month: Mapped[str] = mapped_column(String(7))  # AAAA-MM
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     sha256: Mapped[str] = mapped_column(String(64))
-    pdf: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
+    pdf: Mapped[bytes] = mapped_column(REPORT_PDF, deferred=True)
     recipients: Mapped[int] = mapped_column(Integer, default=0)
 
 

@@ -32,7 +32,13 @@ from dossier_api.domain.indicators import previous_month as previous_month_of
 from dossier_api.domain.mail.models import OUTBOX_MAIL, MailOutbox
 from dossier_api.domain.mail.outbox import new_message_id
 from dossier_api.domain.mail.spool import message_id_hash
-from dossier_api.domain.models import MonthlyReport, Professional, Structure, StructureStaff
+from dossier_api.domain.models import (
+    REPORT_PDF,
+    MonthlyReport,
+    Professional,
+    Structure,
+    StructureStaff,
+)
 from dossier_api.domain.ppcs_pdf import latin1
 from maillon.shared.clock import utcnow
 from maillon.shared.dates_fr import MONTHS
@@ -182,17 +188,17 @@ class MonthlyReports:
                     if address
                 }
             )
-            session.add(
-                MonthlyReport(
-                    structure_id=structure_id,
-                    month=month,
-                    created_at=now,
-                    sha256=hashlib.sha256(pdf).hexdigest(),
-                    pdf=pdf,
-                    recipients=len(recipients),
-                )
+            report = MonthlyReport(
+                structure_id=structure_id,
+                month=month,
+                created_at=now,
+                sha256=hashlib.sha256(pdf).hexdigest(),
+                pdf=b"",  # sealed below, with the row's id (known once inserted)
+                recipients=len(recipients),
             )
+            session.add(report)
             session.flush()  # the unique (structure, month) row first: a second run stops here
+            report.pdf = REPORT_PDF.seal(key_ring(), pdf, str(report.id))
             if recipients and self._from is not None:
                 self._queue(session, structure, period, month, pdf, recipients)
             log.info("monthly report %s made (%s recipients)", month, len(recipients))

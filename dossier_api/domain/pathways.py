@@ -108,6 +108,9 @@ Measure = Literal[
     "urgent_notes",
     "messages",
     "mails",
+    "solicitations",
+    "solicitations_accepted",
+    "response_median_minutes",
 ]
 
 

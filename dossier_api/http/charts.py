@@ -33,8 +33,27 @@ def months_chart(figures: Indicators, lang: str, outside: bool) -> bytes:
     return _draw(points, lang)
 
 
+def solicitations_chart(figures: Indicators, lang: str, outside: bool) -> bytes:
+    """Resource-team solicitations sent and accepted (bars) per month, as SVG."""
+    points = tuple(
+        (
+            f"{m.month:%m/%Y}",
+            _shown(m.solicitations, outside),
+            _shown(m.solicitations_accepted, outside),
+            None,
+        )
+        for m in figures.months
+    )
+    english = lang == "en"
+    return _draw(points, lang, ("sent", "accepted") if english else ("envoyées", "acceptées"))
+
+
 @functools.lru_cache(maxsize=256)
-def _draw(points: tuple[tuple[str, float, float, float], ...], lang: str) -> bytes:
+def _draw(
+    points: tuple[tuple[str, float, float, float | None], ...],
+    lang: str,
+    bars: tuple[str, str] | None = None,
+) -> bytes:
     """The chart of these figures (drawn once for the same figures: a dashboard read again
     serves the same SVG)."""
     labels = [p[0] for p in points]
@@ -44,27 +63,29 @@ def _draw(points: tuple[tuple[str, float, float, float], ...], lang: str) -> byt
         axes = figure.add_subplot()
         width = 0.4
         english = lang == "en"
+        first, second = bars or (("opened", "closed") if english else ("ouverts", "clos"))
         axes.bar(
             [i - width / 2 for i in x],
             [p[1] for p in points],
             width,
-            label="opened" if english else "ouverts",
+            label=first,
             color="#1f5f8b",
         )
         axes.bar(
             [i + width / 2 for i in x],
             [p[2] for p in points],
             width,
-            label="closed" if english else "clos",
+            label=second,
             color="#b85c00",
         )
-        axes.plot(
-            x,
-            [p[3] for p in points],
-            marker="o",
-            label="active" if english else "actifs",
-            color="#2e7d32",
-        )
+        if bars is None:
+            axes.plot(
+                x,
+                [p[3] or 0.0 for p in points],
+                marker="o",
+                label="active" if english else "actifs",
+                color="#2e7d32",
+            )
         axes.set_xticks(x, labels, rotation=45, ha="right", fontsize=8)
         axes.yaxis.set_major_locator(MaxNLocator(integer=True))
         axes.legend(fontsize=8, frameon=False)

@@ -21,7 +21,7 @@ from dossier_api.domain.dashboards import (
 )
 from dossier_api.domain.indicators import LABELS, Period, parse_period, suppressed
 from dossier_api.domain.pathways import PATHWAYS
-from dossier_api.http.charts import months_chart
+from dossier_api.http.charts import months_chart, solicitations_chart
 from dossier_api.http.pages import PAGE_HEADERS, lang_of, problem_page, render
 from dossier_api.http.sessions import Current, current, redirect, session_or_login, writing
 from maillon.shared.clock import utcnow
@@ -30,6 +30,7 @@ DASHBOARDS = web.AppKey("dashboards", DashboardService)
 ROOT = "/tableaux-de-bord"
 MONTH_RE = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 KINDS = ("structures", "parcours")
+SOLICITATIONS_SVG = "/sollicitations-par-mois.svg"
 SVG_HEADERS = {
     **PAGE_HEADERS,
     # An SVG of matplotlib: its own styles, never a script.
@@ -120,7 +121,8 @@ async def chart(request: web.Request) -> web.Response:
     except ApiError as exc:
         return web.Response(status=exc.status, text=exc.message, headers=PAGE_HEADERS)
     lang = lang_of(request)
-    svg = await asyncio.to_thread(months_chart, board["indicators"], lang, board["outside"])
+    draw = solicitations_chart if request.path.endswith(SOLICITATIONS_SVG) else months_chart
+    svg = await asyncio.to_thread(draw, board["indicators"], lang, board["outside"])
     return web.Response(body=svg, content_type="image/svg+xml", headers=SVG_HEADERS)
 
 
@@ -199,9 +201,11 @@ def setup(app: web.Application, service: DashboardService) -> None:
     app.router.add_get(ROOT + "/", index)
     app.router.add_get(ROOT + "/region", dashboard)
     app.router.add_get(ROOT + "/region/dossiers-par-mois.svg", chart)
+    app.router.add_get(ROOT + "/region" + SOLICITATIONS_SVG, chart)
     board = ROOT + "/{kind:" + "|".join(KINDS) + "}/{name}"
     app.router.add_get(board, dashboard)
     app.router.add_get(board + "/dossiers-par-mois.svg", chart)
+    app.router.add_get(board + SOLICITATIONS_SVG, chart)
     app.router.add_get(ROOT + "/structures/{name}/extraction.{fmt:csv|xlsx}", extraction)
     app.router.add_post(ROOT + "/structures/{name}/colonnes", save_columns)
     app.router.add_get(ROOT + "/structures/{name}/rapports/{month}.pdf", report)

@@ -188,6 +188,13 @@ TEXTS: dict[str, dict[str, Any]] = {
         "dash_chart_alt": (
             "Graphique : dossiers ouverts, actifs et clos par mois (données dans le tableau)"
         ),
+        "dash_solicitations_by_month": "Sollicitations des équipes ressources par mois",
+        "dash_sent": "Envoyées",
+        "dash_accepted": "Acceptées",
+        "dash_solicitations_alt": (
+            "Graphique : sollicitations des équipes ressources envoyées et acceptées par mois "
+            "(données dans le tableau)"
+        ),
         "dash_pathway_indicators": "Indicateurs des parcours",
         "dash_small_cells": (
             "Chiffres diffusés hors de la structure : les effectifs de 1 à 4 sont masqués "
@@ -508,6 +515,12 @@ TEXTS: dict[str, dict[str, Any]] = {
         "dash_active": "Active",
         "dash_by_month": "Records per month",
         "dash_chart_alt": "Chart: records opened, active and closed per month (data in the table)",
+        "dash_solicitations_by_month": "Resource-team solicitations per month",
+        "dash_sent": "Sent",
+        "dash_accepted": "Accepted",
+        "dash_solicitations_alt": (
+            "Chart: resource-team solicitations sent and accepted per month (data in the table)"
+        ),
         "dash_pathway_indicators": "Pathway indicators",
         "dash_small_cells": 'Figures leaving the structure: counts of 1 to 4 are hidden ("< 5").',
         "dash_extract": "Data extraction",

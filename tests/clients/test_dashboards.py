@@ -14,8 +14,10 @@ import datetime as dt
 import email
 import email.policy
 import io
+import math
 import re
 import secrets
+import statistics
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -32,7 +34,14 @@ from sqlalchemy import select, update
 
 from dossier_api.domain.indicators import next_month
 from dossier_api.domain.mail.outbox import relay_marker
-from dossier_api.domain.models import AuditEntry, MonthlyReport, Professional
+from dossier_api.domain.models import (
+    AuditEntry,
+    Dossier,
+    MonthlyReport,
+    Professional,
+    Solicitation,
+    SolicitationEvent,
+)
 from dossier_api.domain.monthly_report import MonthlyReports
 from maillon.shared.clock import utcnow
 from maillon.shared.crypto import KeyRing
@@ -157,7 +166,7 @@ async def _make_world(stack: Stack, sink: SinkHandler) -> World:
         body = dossier_body(identity=identity, structure_id=structure["id"])
         dossiers.append(api(stack, ctoken, "POST", "/v1/dossiers", body))
     # One dossier of the other structure: never counted in the first one's figures.
-    api(stack, ctoken, "POST", "/v1/dossiers", dossier_body(structure_id=other["id"]))
+    elsewhere = api(stack, ctoken, "POST", "/v1/dossiers", dossier_body(structure_id=other["id"]))
 
     yesterday = (dt.date.today() - dt.timedelta(days=1)).isoformat()
     tomorrow = (dt.date.today() + dt.timedelta(days=1)).isoformat()
@@ -191,6 +200,7 @@ async def _make_world(stack: Stack, sink: SinkHandler) -> World:
     mails = [dossiers[0], dossiers[0], dossiers[2]]
     for n, dossier in enumerate(mails):
         await _send_mail(stack, str(dossier["mail_address"]), f"Compte rendu {n}")
+    solicited = await _solicit_teams(stack, token, ctoken, first, second, str(elsewhere["id"]))
     api(
         stack,
         ctoken,
@@ -213,6 +223,7 @@ async def _make_world(stack: Stack, sink: SinkHandler) -> World:
         "urgent_notes": sum(1 for _, urgent in notes if urgent),
         "mails": len(mails),
         "notes": len(notes),
+        **solicited,
         # At the month's end (the monthly report), every task due before it and not done.
         "tasks_overdue_at_month_end": sum(
             1
@@ -232,6 +243,97 @@ async def _make_world(stack: Stack, sink: SinkHandler) -> World:
         dossiers,
         expected,
     )
+
+
+async def _solicit_teams(
+    stack: Stack, admin_token: str, ctoken: str, first: str, second: str, elsewhere: str
+) -> dict[str, int]:
+    """Resource-team solicitations through the API: two accepted (the second one later),
+    one declined by everyone told, one expired (a team answering within a second, the
+    appservice's escalation loop), and one of the other structure left open. Returns their
+    counts in the structure."""
+    teammate = register_person(stack, "ers", "Édith Équipe", "médecin")
+    for slug, seconds in (("emsp-garonne", 3600), ("emg-garonne", 1)):
+        team = {
+            "slug": slug,
+            "name": f"Équipe {slug}",
+            "level": "departementale",
+            "members": [{"user_id": teammate.user_id, "role": "médecin"}],
+            "response_seconds": seconds,
+        }
+        api(stack, admin_token, "POST", "/v1/teams", team)
+
+    def solicit(dossier_id: str, team: str) -> int:
+        body = {"team": team, "kind": "avis", "reason": "Avis douleur", "attested": True}
+        path = f"/v1/dossiers/{dossier_id}/solicitations"
+        return int(api(stack, ctoken, "POST", path, body)["id"])
+
+    quick, slow, declined = (solicit(d, "emsp-garonne") for d in (first, second, first))
+    expiring = solicit(second, "emg-garonne")
+    solicit(elsewhere, "emsp-garonne")
+    ttoken = teammate.access_token
+    api(stack, ttoken, "POST", f"/v1/solicitations/{quick}/accept", {})
+    api(stack, ttoken, "POST", f"/v1/solicitations/{declined}/decline", {})
+
+    def expired() -> bool:
+        rows = api(stack, ctoken, "GET", f"/v1/dossiers/{second}/solicitations")
+        return any(r["id"] == expiring and r["status"] == "expiree" for r in rows["solicitations"])
+
+    await wait_for(expired, "the one-second team's solicitation expired", timeout=60)
+    api(stack, ttoken, "POST", f"/v1/solicitations/{slow}/accept", {})
+    return {
+        "solicitations": 4,
+        "solicitations_accepted": 2,
+        "solicitations_declined": 1,
+        "solicitations_expired": 1,
+        "region_solicitations": 5,
+    }
+
+
+def response_minutes(world: World) -> list[float]:
+    """Sent to accepted, in minutes, of the structure's accepted solicitations, read from
+    the stored rows (not from the dashboard's query)."""
+    engine = make_engine(world.stack.deployment.settings.database_url, create_tables=False)
+    try:
+        with engine.connect() as conn:
+            sent = dict(
+                conn.execute(
+                    select(Solicitation.id, Solicitation.created_at)
+                    .join(Dossier, Dossier.id == Solicitation.dossier_id)
+                    .where(Dossier.structure_id == world.structure)
+                ).all()
+            )
+            accepted = conn.execute(
+                select(SolicitationEvent.solicitation_id, SolicitationEvent.at).where(
+                    SolicitationEvent.status == "acceptee"
+                )
+            ).all()
+    finally:
+        engine.dispose()
+    return sorted((at - sent[sid]).total_seconds() / 60 for sid, at in accepted if sid in sent)
+
+
+def minutes_shown(value: float) -> str:
+    rounded = round(value, 1)
+    return str(int(rounded)) if rounded.is_integer() else f"{rounded:.1f}".replace(".", ",")
+
+
+def response_figures(world: World) -> dict[str, str]:
+    minutes = response_minutes(world)
+    assert len(minutes) == world.expected["solicitations_accepted"]
+    p90 = minutes[math.ceil(0.9 * len(minutes)) - 1]  # nearest rank
+    return {
+        "response_median_minutes": minutes_shown(statistics.median(minutes)),
+        "response_p90_minutes": minutes_shown(p90),
+    }
+
+
+SOLICITATION_KEYS = (
+    "solicitations",
+    "solicitations_accepted",
+    "solicitations_declined",
+    "solicitations_expired",
+)
 
 
 async def signed_in(browser: Browser, stack: Stack, person: Person) -> tuple[BrowserContext, Page]:
@@ -320,9 +422,21 @@ async def test_manager_sees_figures_extracts_them_and_gets_the_monthly_report(
         "tasks_overdue",
         "urgent_notes",
         "mails",
+        *SOLICITATION_KEYS,
     ):
         assert figures[key] == str(expected[key]), (key, figures)
     assert figures["first_join_hours"] != "—"  # one dossier's circle member joined
+    responses = response_figures(world)
+    for key, shown in responses.items():
+        assert figures[key] == shown, (key, figures, response_minutes(world))
+    row = page.locator(f'#solicitations tr[data-month="{month}"] td')
+    await expect(row).to_have_text(
+        [str(expected["solicitations"]), str(expected["solicitations_accepted"])]
+    )
+    drawn = page.locator("#h-solicitations ~ .chart-pair img")
+    await page.wait_for_function(
+        "img => img.complete && img.naturalWidth > 0", arg=await drawn.element_handle()
+    )
     # The chart is an image of this origin, drawn by matplotlib, its data in the table.
     chart = page.locator("#h-months ~ .chart-pair img")
     await page.wait_for_function(
@@ -349,6 +463,9 @@ async def test_manager_sees_figures_extracts_them_and_gets_the_monthly_report(
     assert sum(int(r["taches_faites"]) for r in rows) == expected["tasks_done"]
     assert sum(int(r["taches_en_retard"]) for r in rows) == expected["tasks_overdue"]
     assert sum(int(r["courriels"]) for r in rows) == expected["mails"]
+    assert sum(int(r["sollicitations"]) for r in rows) == expected["solicitations"]
+    accepted = sum(int(r["sollicitations_acceptees"]) for r in rows)
+    assert accepted == expected["solicitations_accepted"]
     assert sum(1 for r in rows if r["statut"] == "closed") == expected["closed"]
     digest = response.headers["x-content-sha256"]
     audited = audit_rows(world, world.manager.user_id, "dashboard.extract")
@@ -367,6 +484,9 @@ async def test_manager_sees_figures_extracts_them_and_gets_the_monthly_report(
     assert sum(r[column["notes_urgentes"]] for r in body) == expected["urgent_notes"]
     assert sum(r[column["taches_en_retard"]] for r in body) == expected["tasks_overdue"]
     assert sum(r[column["courriels"]] for r in body) == expected["mails"]
+    assert sum(r[column["sollicitations"]] for r in body) == expected["solicitations"]
+    accepted = sum(r[column["sollicitations_acceptees"]] for r in body)
+    assert accepted == expected["solicitations_accepted"]
     identities_absent(repr(table))
     # Asking for names without the administrator's leave: still pseudonymised.
     response = await context.request.get(
@@ -422,8 +542,18 @@ async def test_manager_sees_figures_extracts_them_and_gets_the_monthly_report(
         ("Tâches en retard", "tasks_overdue"),
         ("Notes urgentes", "urgent_notes"),
         ("Courriels", "mails"),
+        ("Sollicitations des équipes ressources", "solicitations"),
+        ("Sollicitations acceptées", "solicitations_accepted"),
+        ("Sollicitations refusées", "solicitations_declined"),
+        ("Sollicitations expirées", "solicitations_expired"),
     ):
         wanted = expected["tasks_overdue_at_month_end" if key == "tasks_overdue" else key]
+        assert re.search(rf"^\s*{label} : {wanted}\s*$", text, re.MULTILINE), (label, text)
+    for label, key in (
+        (r"Délai médian de réponse des équipes \(minutes\)", "response_median_minutes"),
+        (r"Délai de réponse des équipes, 90e centile \(minutes\)", "response_p90_minutes"),
+    ):
+        wanted = responses[key]
         assert re.search(rf"^\s*{label} : {wanted}\s*$", text, re.MULTILINE), (label, text)
     identities_absent(text)
     # Downloadable from the dashboard: the same file.
@@ -450,8 +580,14 @@ async def test_identities_only_when_the_administrator_allows_them(
     await expect(page.locator("#small-cells")).to_be_visible()
     figures = await summary_of(page)
     assert figures["closed"] == "< 5"
+    assert figures["solicitations_accepted"] == "< 5"
     await axe_scan(page, "tableau de bord (administrateur)")
+    # The region's and the pathway's: the other structure's solicitation counts there too.
     month = this_month()
+    for board in ("region", "parcours/dac"):
+        await page.goto(f"{base(world)}/{board}?du={month}&au={month}")
+        figures = await summary_of(page)
+        assert figures["solicitations"] == str(world.expected["region_solicitations"]), board
     query = f"du={month}&au={month}&identite=oui"
     url = f"{base(world)}/structures/{world.structure}/extraction.csv?{query}"
     response = await context.request.get(url)
@@ -479,7 +615,12 @@ async def test_a_manager_cannot_see_another_structure(world: World, browser: Bro
     assert response is not None and response.status == 403
     await expect(page.get_by_text("Seuls les responsables de cette structure")).to_be_visible()
     await axe_scan(page, "refus")
-    for path in ("/extraction.csv", "/extraction.xlsx", "/dossiers-par-mois.svg"):
+    for path in (
+        "/extraction.csv",
+        "/extraction.xlsx",
+        "/dossiers-par-mois.svg",
+        "/sollicitations-par-mois.svg",
+    ):
         refused = await context.request.get(target + path)
         assert refused.status == 403, path
     response = await page.goto(f"{base(world)}/region")

@@ -20,6 +20,7 @@ from dossier_api.domain.mail.routing import Target
 from dossier_api.domain.mail.spool import Spool
 from dossier_api.domain.models import (
     ATTACHMENT_CONTENT,
+    REPORT_PDF,
     Alert,
     Appointment,
     CarePlan,
@@ -28,9 +29,11 @@ from dossier_api.domain.models import (
     FormDraft,
     FormSubmission,
     IdentityEvent,
+    MonthlyReport,
     Note,
     NoteAttachment,
     Solicitation,
+    Structure,
     Task,
     Team,
 )
@@ -49,7 +52,7 @@ COORD = "@coord:localhost"
 Values = dict[str, list[tuple[tuple[Any, ...], bytes]]]
 
 
-def _populate(engine: Engine, ring: KeyRing) -> tuple[str, int]:
+def _populate(engine: Engine, ring: KeyRing) -> tuple[str, int, int]:
     """At least one value in every sealed column (the test checks that none is left out)."""
     now = dt.datetime.now(dt.UTC)
     identity = {k: v for k, v in IDENTITY.items() if k != "identity_status"}
@@ -71,7 +74,14 @@ def _populate(engine: Engine, ring: KeyRing) -> tuple[str, int]:
         session.add(note)
         session.flush()
         session.add(Team(slug="emsp", name="EMSP", level="departementale"))
+        structure = Structure(name="DAC Rotation")
+        session.add(structure)
         session.flush()
+        report = MonthlyReport(structure_id=structure.id, month="2026-11", sha256="0", pdf=b"")
+        session.add(report)
+        session.flush()
+        report.pdf = REPORT_PDF.seal(ring, PDF, str(report.id))
+        report_id = report.id
         session.add_all(
             [
                 NoteAttachment(
@@ -148,7 +158,7 @@ def _populate(engine: Engine, ring: KeyRing) -> tuple[str, int]:
             ]
         },
     )
-    return did, spool_id
+    return did, spool_id, report_id
 
 
 def _plaintexts(engine: Engine, ring: KeyRing) -> tuple[Values, dict[str, list[bytes]]]:
@@ -186,9 +196,7 @@ def test_rotation_reseals_every_sealed_column_of_the_registry(tmp_path: Path) ->
         for column in table.columns
         if isinstance(column.type, LargeBinary | SealedColumn)
     }
-    # Binary columns that hold no health data of a person, named here one by one.
-    not_sealed = {"monthly_reports.pdf"}  # a structure's aggregates (no person, no identity)
-    assert binary - not_sealed == registry, "a binary column is sealed outside the registry"
+    assert binary == registry, "a binary column is not sealed, or sealed outside the registry"
     assert {
         "mail_spool.sealed_mail",
         "mail_threads.sealed_meta",
@@ -198,11 +206,12 @@ def test_rotation_reseals_every_sealed_column_of_the_registry(tmp_path: Path) ->
         "note_attachments.content",
         "note_attachments.meta",
         "form_drafts.answers",
+        "monthly_reports.pdf",
     } <= registry
 
     engine = make_engine(deployment.settings.database_url)
     try:
-        did, spool_id = _populate(engine, ring)
+        did, spool_id, report_id = _populate(engine, ring)
         before_raw, before = _plaintexts(engine, ring)
         assert {name for name, values in before_raw.items() if values} == registry
         old_ids = {k.id for k in deployment.secrets.data_keys}
@@ -233,5 +242,8 @@ def test_rotation_reseals_every_sealed_column_of_the_registry(tmp_path: Path) ->
             document = session.get(NoteAttachment, "a" * 32)
             assert document is not None and document.meta["name"] == "compte-rendu.pdf"
             assert ATTACHMENT_CONTENT.open(new_ring, document.content, document.id) == PDF
+            report = session.get(MonthlyReport, report_id)
+            assert report is not None
+            assert REPORT_PDF.open(new_ring, report.pdf, str(report.id)) == PDF
     finally:
         engine.dispose()

@@ -214,3 +214,38 @@ def test_migration_0020_indexes_the_names_of_existing_dossiers(database_url: str
         assert all("lefevre" not in d for d in held["d1"])
     finally:
         engine.dispose()
+
+
+def test_migration_0220_seals_the_pdf_of_existing_monthly_reports(database_url: str) -> None:
+    """A monthly report made before 0220 holds its PDF in clear: the migration seals it with
+    its row's id, and the dashboard's reader opens it."""
+    import base64
+    import os
+
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from dossier_api.domain.models import REPORT_PDF, MonthlyReport
+    from maillon.shared.crypto import BlindIndex, KeyRing
+    from maillon.shared.sealed import install_key_ring
+    from maillon.shared.settings import DataKey
+
+    ring = KeyRing(
+        [DataKey("k1", base64.b64encode(os.urandom(32)).decode())], BlindIndex(os.urandom(32))
+    )
+    install_key_ring(ring)
+    pdf = b"%PDF-1.4 rapport"
+    engine = make_engine(database_url, create_tables=False)
+    try:
+        with engine.begin() as conn:
+            command.upgrade(alembic_config(conn), "0151")
+            _insert(conn, "structures", {"id": "s1", "name": "DAC"})
+            _insert(conn, "monthly_reports", {"structure_id": "s1", "month": "2026-11", "pdf": pdf})
+        engine.dispose()
+        engine = make_engine(database_url)  # migrates to head
+        with Session(engine) as session:
+            report = session.scalars(select(MonthlyReport)).one()
+            assert pdf not in bytes(report.pdf)
+            assert REPORT_PDF.open(ring, report.pdf, str(report.id)) == pdf
+    finally:
+        engine.dispose()

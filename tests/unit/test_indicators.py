@@ -28,15 +28,19 @@ from dossier_api.domain.indicators import (
 )
 from dossier_api.domain.mail.models import OUTBOX_MAIL, MailOutbox
 from dossier_api.domain.models import (
+    REPORT_PDF,
     CircleMember,
     Dossier,
     MonthlyReport,
     Note,
     Professional,
     RoomActivity,
+    Solicitation,
+    SolicitationEvent,
     Structure,
     StructureStaff,
     Task,
+    Team,
 )
 from dossier_api.domain.monthly_report import MonthlyReports
 from dossier_api.domain.pathways import PathwayError, load_pathways
@@ -120,6 +124,65 @@ def test_figures_of_a_structure_over_a_month(engine: Engine) -> None:
     assert [m.opened for m in figures.months] == [3]
 
 
+def test_solicitations_and_response_times(engine: Engine) -> None:
+    """Counted by the month they were sent, with their outcome; the response time is sent
+    to the first acceptance (median, 90th percentile by nearest rank)."""
+    sent = [  # (dossier, sent, status, minutes to acceptance)
+        ("d0", at(5), "acceptee", 10),
+        ("d0", at(6), "repondue", 30),
+        ("d1", at(7), "acceptee", 20),
+        ("d1", at(8), "acceptee", 90),
+        ("d1", at(9), "refusee", None),
+        ("d0", at(10), "expiree", None),
+        ("d0", at(11), "envoyee", None),
+        ("d3", at(12), "acceptee", 5),  # another structure
+        ("d0", dt.datetime(2026, 10, 30, tzinfo=dt.UTC), "acceptee", 1),  # October
+    ]
+    with Session(engine) as session, session.begin():
+        session.add(Team(slug="t", name="T", level="regionale"))
+        for dossier, when, status, minutes in sent:
+            s = Solicitation(
+                team_slug="t",
+                dossier_id=dossier,
+                requester="@r:x",
+                kind="avis",
+                reason={},
+                status=status,
+                deadline=when,
+                accepted_by="@e:x" if minutes is not None else None,
+                created_at=when,
+            )
+            session.add(s)
+            session.flush()
+            session.add(SolicitationEvent(solicitation_id=s.id, status="envoyee", at=when))
+            if minutes is not None:
+                for later in (minutes, minutes + 60):  # the first acceptance counts
+                    accepted = when + dt.timedelta(minutes=later)
+                    session.add(
+                        SolicitationEvent(solicitation_id=s.id, status="acceptee", at=accepted)
+                    )
+    two_months = parse_period("2026-10", "2026-11", NOW.date())
+    with Session(engine) as session:
+        figures = compute(session, Scope("s1"), NOVEMBER, NOW)
+        both = compute(session, Scope("s1"), two_months, NOW)
+        region = compute(session, Scope(), NOVEMBER, NOW)
+    assert (figures.solicitations, figures.solicitations_accepted) == (7, 4)
+    assert (figures.solicitations_declined, figures.solicitations_expired) == (1, 1)
+    assert figures.response_median_minutes == 25.0  # 10, 20, 30, 90
+    assert figures.response_p90_minutes == 90.0
+    assert [(m.solicitations, m.solicitations_accepted) for m in both.months] == [(1, 1), (7, 4)]
+    assert (both.solicitations, both.solicitations_accepted) == (8, 5)
+    assert both.response_median_minutes == 20.0  # 1, 10, 20, 30, 90
+    assert region.solicitations == 8 and region.response_median_minutes == 20.0
+    with Session(engine) as session:
+        rows = dashboards._extraction_rows(
+            session, "s1", NOVEMBER, dashboards.ACTIVITY_COLUMNS, NOW
+        )
+    column = dashboards.ACTIVITY_COLUMNS.index
+    assert sum(r[column("sollicitations")] for r in rows) == 7
+    assert sum(r[column("sollicitations_acceptees")] for r in rows) == 4
+
+
 def test_region_and_pathway_scopes(engine: Engine) -> None:
     with Session(engine) as session:
         assert compute(session, Scope(), NOVEMBER, NOW).opened == 4
@@ -148,6 +211,11 @@ def test_the_monthly_report_is_made_and_queued_once(engine: Engine) -> None:
     assert reports.run_due() == []
     with Session(engine) as session:
         assert session.scalar(select(func.count(MonthlyReport.id))) == 2
+        stored = session.scalars(
+            select(MonthlyReport).where(MonthlyReport.structure_id == "s1")
+        ).one()
+        assert not stored.pdf.startswith(b"%PDF")  # sealed at rest, with the row's id
+        assert REPORT_PDF.open(key_ring(), stored.pdf, str(stored.id)).startswith(b"%PDF")
         row = session.scalars(select(MailOutbox)).one()  # s2 has no référent
         mail = OUTBOX_MAIL.open_json(key_ring(), row.sealed_mail, row.token)
     assert mail["to"] == ["r@dac.mssante.fr"]
