@@ -23,6 +23,7 @@ from dossier_api.domain.core import ApiError, _iso, _parse_date, _parse_dt
 from dossier_api.domain.enrolment import EnrolmentOperations
 from dossier_api.domain.fhir import FhirExport
 from dossier_api.domain.ins import display_name as display_name  # re-exported
+from dossier_api.domain.mail.sending import DossierMailing
 from dossier_api.domain.merge import DossierMerge
 from dossier_api.domain.models import (
     AuditEntry,
@@ -100,6 +101,7 @@ class DossierService(
     RetentionOperations,
     PatientAccess,
     DossierMerge,
+    DossierMailing,
 ):
     """The dossier domain's operations: dossiers, circle, notes, tasks, delegations,
     structures and rooms here; forms (and their drafts), PPCS (and its PDF), agenda and alerts

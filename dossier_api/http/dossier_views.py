@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -235,6 +236,8 @@ def dossier_context(
         "form_titles": {f.id: f.title for f in pathway.forms} if pathway else {},
         "consent_history": consent["history"],
         "alerts": alerts,
+        "mail_enabled": svc.mail_enabled(),
+        "mail_nonce": secrets.token_hex(16),
         "identity_statuses": vigilance.STATUSES,
         "document_kinds": vigilance.DOCUMENT_KINDS,
         "ins_sources": vigilance.INS_SOURCES,
@@ -477,6 +480,13 @@ def _alert(svc: DossierService, s: Current, did: str, form: Form, _: web.Request
     return svc.add_alert(s.caller, did, _checked_body(S.ALERT_IN, body))
 
 
+def _mail(svc: DossierService, s: Current, did: str, form: Form, _: web.Request) -> Any:
+    body = {"to": _text(form, "to"), "subject": _text(form, "subject"), "text": _text(form, "text")}
+    body = _checked_body(S.MAIL_IN, body)
+    nonce = _text(form, "nonce")[:64] or secrets.token_hex(16)  # one mail per filled form
+    return svc.send_mail(s.caller, did, body, f"maillon.page.{did}.{nonce}")
+
+
 def _status(svc: DossierService, s: Current, did: str, form: Form, _: web.Request) -> Any:
     body = _with({"status": _text(form, "status")}, form, "status_reason")
     return svc.patch_dossier(s.caller, did, _checked_body(S.DOSSIER_PATCH, body))
@@ -507,6 +517,7 @@ WRITES: dict[str, tuple[Write, str, bool]] = {
     "ppcs": (_ppcs, "ppcs", False),
     "consent": (_consent, "consent", False),
     "alerts": (_alert, "alerts", False),
+    "mail": (_mail, "mail", False),
     "status": (_status, "status", True),
     "identity-status": (_identity_status, "identity", False),
 }

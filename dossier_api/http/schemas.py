@@ -365,6 +365,14 @@ ALERT_IN = obj(
 )
 ALERT = schema_of(shapes.AlertOut)
 ALERTS = obj(["alerts"], {"alerts": {"type": "array", "items": ALERT}})
+MAIL_IN = obj(
+    ["to", "subject", "text"],
+    {
+        "to": {"type": "string", "minLength": 3, "maxLength": 254},
+        "subject": SHORT,
+        "text": TEXT,
+    },
+)
 WORKLIST = obj(
     ["tasks", "alerts", "invitations", "counts"],
     {
