@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Engine, or_, select, text
+from sqlalchemy import Engine, and_, func, or_, select, text
 from sqlalchemy.orm import Session
 
 from dossier_api.domain.core import ApiError
@@ -28,6 +28,10 @@ from maillon.shared.text import words
 PAGE_SIZE = 20
 MAX_PAGE_SIZE = 50
 MAX_WORDS = 8
+# Matches counted (and, on PostgreSQL, sorted from the full-text index) up to this many;
+# a search matching more is read along the name index instead.
+CANDIDATES = 2000
+MIN_PREFIX = 2  # a shorter word is matched whole, not as a prefix
 
 
 def normalize(value: str) -> str:
@@ -58,7 +62,8 @@ def entry_columns(national_id: str, data: dict[str, Any]) -> dict[str, Any]:
     ]
     tokens = {_prof_token(data["profession_code"])}
     tokens |= {_dept_token(a["departement"]) for a in activities if a.get("departement")}
-    search = " ".join([*(normalize(w) for w in words if w), *sorted(tokens)])
+    # One folding of all the words at once (the same words as folding each in turn).
+    search = " ".join([normalize(" ".join(w for w in words if w)), *sorted(tokens)])
     sort_key = (
         f"{normalize(data['last_name'])} {normalize(data.get('first_name', ''))} {national_id}"
     )
@@ -123,60 +128,99 @@ def search_directory(
         raise ApiError(
             400, "M_INVALID_PARAM", "indiquez un nom, une profession ou un département à chercher"
         )
+    if not exact and all(len(w) < MIN_PREFIX for w in words):
+        raise ApiError(
+            400, "M_INVALID_PARAM", f"recherche trop courte : au moins {MIN_PREFIX} lettres"
+        )
     if not 1 <= size <= MAX_PAGE_SIZE:
         raise ApiError(400, "M_INVALID_PARAM", f"taille de page : entre 1 et {MAX_PAGE_SIZE}")
     offset = (page - 1) * size
     with Session(engine) as session:
-        rows = _matching(session, words, exact, size + 1, offset)
+        rows, count = _matching(session, words, exact, size + 1, offset)
         more = len(rows) > size
         rows = rows[:size]
         return {
             "page": page,
             "size": size,
             "has_more": more,
+            # How many match, counted up to CANDIDATES only ("plus de 2000 résultats").
+            "count": min(count, CANDIDATES),
+            "count_exact": count <= CANDIDATES,
             "results": _results(session, rows),
         }
 
 
 def _matching(
     session: Session, words: list[str], exact: list[str], limit: int, offset: int
-) -> list[DirectoryRecord]:
+) -> tuple[list[DirectoryRecord], int]:
+    """One page of matches in name order, and how many entries match (at most
+    ``CANDIDATES + 1``: counting further would cost as much as the search)."""
     entries = DirectoryRecord.__table__
     if session.get_bind().dialect.name == "postgresql":
-        query = " & ".join([*(f"{w}:*" for w in words), *exact])
-        match = text("directory_entries.search_vector @@ to_tsquery('simple', :query)")
-        # Materialized: the GIN index finds the matches, then only they are sorted (left
-        # to itself, the planner walks the whole name index for the LIMIT: seconds).
-        found = (
-            select(entries.c.id, entries.c.sort_key)
-            .where(entries.c.listed.is_(True), match.bindparams(query=query))
-            .cte("matches")
-            .prefix_with("MATERIALIZED")
-        )
-        return list(
-            session.scalars(
-                select(DirectoryRecord)
-                .join(found, DirectoryRecord.id == found.c.id)
-                .order_by(found.c.sort_key)
-                .limit(limit)
-                .offset(offset)
-            )
-        )
-    query = " ".join([*(f'"{w}"*' for w in words), *(f'"{t}"' for t in exact)])
+        return _pg_matching(session, words, exact, limit, offset)
+    query = " ".join(
+        [*(f'"{w}"*' if len(w) >= MIN_PREFIX else f'"{w}"' for w in words)]
+        + [f'"{t}"' for t in exact]
+    )
     ids = (
         select(text("rowid"))
         .select_from(text("directory_fts"))
         .where(text("directory_fts MATCH :query").bindparams(query=query))
     )
-    return list(
+    listed = and_(DirectoryRecord.listed.is_(True), DirectoryRecord.id.in_(ids))
+    rows = list(
         session.scalars(
             select(DirectoryRecord)
-            .where(DirectoryRecord.listed.is_(True), DirectoryRecord.id.in_(ids))
+            .where(listed)
             .order_by(DirectoryRecord.sort_key)
             .limit(limit)
             .offset(offset)
         )
     )
+    capped = select(entries.c.id).where(listed).limit(CANDIDATES + 1).subquery()
+    return rows, session.scalar(select(func.count()).select_from(capped)) or 0
+
+
+def _tsquery(words: list[str], exact: list[str]) -> str:
+    """Every word as a prefix, but a one-character word as a whole word (the "d" of
+    "d'Artagnan": as a prefix it would match a good part of the directory)."""
+    return " & ".join([*(f"{w}:*" if len(w) >= MIN_PREFIX else w for w in words), *exact])
+
+
+def _pg_matching(
+    session: Session, words: list[str], exact: list[str], limit: int, offset: int
+) -> tuple[list[DirectoryRecord], int]:
+    # The full-text (GIN) index finds the matches; if they are few (a name, a name and a
+    # town...), they are sorted here. Many matches (a profession, a département, a common
+    # prefix) are read instead along the partial name index (listed entries, in name order,
+    # migration 0230) until the page is full: sorting hundreds of thousands of matches
+    # each time is what made a search take seconds at 2 million entries.
+    match = text("search_vector @@ to_tsquery('simple', :query)").bindparams(
+        query=_tsquery(words, exact)
+    )
+    key = DirectoryRecord.sort_key.collate("C")
+    found = session.execute(
+        select(DirectoryRecord.id, key)
+        .where(DirectoryRecord.listed.is_(True), match)
+        .limit(CANDIDATES + 1)
+    ).all()
+    if len(found) <= CANDIDATES:
+        page = [i for i, _ in sorted(found, key=lambda r: r[1])[offset : offset + limit]]
+        by_id = {
+            r.id: r
+            for r in session.scalars(select(DirectoryRecord).where(DirectoryRecord.id.in_(page)))
+        }
+        return [by_id[i] for i in page], len(found)
+    # Many matches: the bitmap scan of the full-text index would read them all first.
+    session.execute(text("SET LOCAL enable_bitmapscan = off"))
+    rows = session.scalars(
+        select(DirectoryRecord)
+        .where(DirectoryRecord.listed.is_(True), match)
+        .order_by(key)
+        .limit(limit)
+        .offset(offset)
+    )
+    return list(rows), len(found)
 
 
 def _results(session: Session, rows: list[DirectoryRecord]) -> list[dict[str, Any]]:
