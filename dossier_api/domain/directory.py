@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Engine, and_, func, or_, select, text
+from sqlalchemy import Boolean, Engine, and_, func, literal_column, or_, select, text
 from sqlalchemy.orm import Session
 
 from dossier_api.domain.core import ApiError
@@ -31,6 +31,7 @@ MAX_WORDS = 8
 # Matches counted (and, on PostgreSQL, sorted from the full-text index) up to this many;
 # a search matching more is read along the name index instead.
 CANDIDATES = 2000
+WALK = 5000  # entries read along the name index, at most, for a page of a broad search
 MIN_PREFIX = 2  # a shorter word is matched whole, not as a prefix
 
 
@@ -190,37 +191,50 @@ def _tsquery(words: list[str], exact: list[str]) -> str:
 def _pg_matching(
     session: Session, words: list[str], exact: list[str], limit: int, offset: int
 ) -> tuple[list[DirectoryRecord], int]:
-    # The full-text (GIN) index finds the matches; if they are few (a name, a name and a
-    # town...), they are sorted here. Many matches (a profession, a département, a common
-    # prefix) are read instead along the partial name index (listed entries, in name order,
-    # migration 0230) until the page is full: sorting hundreds of thousands of matches
-    # each time is what made a search take seconds at 2 million entries.
-    match = text("search_vector @@ to_tsquery('simple', :query)").bindparams(
-        query=_tsquery(words, exact)
+    # Three ways, cheapest first, each exact (the same rows in the same order):
+    # 1. the full-text (GIN) index finds the matches; if they are few (a name, a name and
+    #    a town...), they are sorted here;
+    # 2. many matches spread over the alphabet (a profession, a département, a town, a
+    #    common first name) fill a page within the first WALK entries of the partial name
+    #    index (listed entries in name order, migration 0230): read along it, no more;
+    # 3. else (many matches gathered in one part of the alphabet: a common last name), the
+    #    full-text matches sorted by PostgreSQL (a top-N sort, no count of them).
+    # Sorting hundreds of thousands of matches on each page is what took seconds.
+    vector = literal_column("directory_entries.search_vector")  # generated (migration 0040)
+    match = vector.op("@@", return_type=Boolean)(
+        func.to_tsquery(literal_column("'simple'::regconfig"), _tsquery(words, exact))
     )
     key = DirectoryRecord.sort_key.collate("C")
+    listed = DirectoryRecord.listed  # as the partial index's predicate reads
     found = session.execute(
-        select(DirectoryRecord.id, key)
-        .where(DirectoryRecord.listed.is_(True), match)
-        .limit(CANDIDATES + 1)
+        select(DirectoryRecord.id, key).where(listed, match).limit(CANDIDATES + 1)
     ).all()
     if len(found) <= CANDIDATES:
         page = [i for i, _ in sorted(found, key=lambda r: r[1])[offset : offset + limit]]
-        by_id = {
-            r.id: r
-            for r in session.scalars(select(DirectoryRecord).where(DirectoryRecord.id.in_(page)))
-        }
-        return [by_id[i] for i in page], len(found)
-    # Many matches: the bitmap scan of the full-text index would read them all first.
-    session.execute(text("SET LOCAL enable_bitmapscan = off"))
-    rows = session.scalars(
-        select(DirectoryRecord)
-        .where(DirectoryRecord.listed.is_(True), match)
+        return _by_ids(session, page), len(found)
+    window = (
+        select(DirectoryRecord.id, key.label("key"), match.label("hit"))
+        .where(listed)
         .order_by(key)
-        .limit(limit)
-        .offset(offset)
+        .limit(WALK)
+        .subquery()
+    )
+    walked = session.execute(
+        select(window.c.id).where(window.c.hit).order_by(window.c.key).limit(offset + limit)
+    ).all()
+    if len(walked) == offset + limit:
+        return _by_ids(session, [i for (i,) in walked[offset:]]), len(found)
+    rows = session.scalars(
+        select(DirectoryRecord).where(listed, match).order_by(key).limit(limit).offset(offset)
     )
     return list(rows), len(found)
+
+
+def _by_ids(session: Session, ids: list[int]) -> list[DirectoryRecord]:
+    by_id = {
+        r.id: r for r in session.scalars(select(DirectoryRecord).where(DirectoryRecord.id.in_(ids)))
+    }
+    return [by_id[i] for i in ids]
 
 
 def _results(session: Session, rows: list[DirectoryRecord]) -> list[dict[str, Any]]:

@@ -1,9 +1,10 @@
 """Every kind of directory search the API offers (name prefix without accents, case or
 hyphens; number; profession by code or name; town; département; structure; combinations;
 later pages), on a real PostgreSQL and on SQLite, against a reference computed here from
-the generated professionals. On PostgreSQL both ways of answering are checked: few matches
-sorted from the full-text index, many matches read along the name index (the threshold is
-lowered so that a small extract has searches of both sizes)."""
+the generated professionals. On PostgreSQL the three ways of answering are checked: few matches
+sorted from the full-text index, many matches read along the name index, many matches
+gathered in one part of the alphabet sorted by PostgreSQL (thresholds lowered so that a
+small extract has searches of every size)."""
 
 from __future__ import annotations
 
@@ -118,13 +119,18 @@ KINDS: dict[str, tuple[str, dict[str, str]]] = {
 }
 
 
-@pytest.mark.parametrize("threshold", ["default", "low"])
+# The thresholds lowered so that a small extract has "many" matches: read along the name
+# index (a window of all the extract), or, past a short window, sorted by PostgreSQL.
+THRESHOLDS = {"default": {}, "walk": {"CANDIDATES": 15}, "sorted": {"CANDIDATES": 15, "WALK": 30}}
+
+
+@pytest.mark.parametrize("threshold", list(THRESHOLDS))
 @pytest.mark.parametrize("kind", list(KINDS))
 def test_each_query_kind_gives_exactly_the_matches_in_name_order(
     engine: Engine, kind: str, threshold: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if threshold == "low":  # many matches for a small extract: read along the name index
-        monkeypatch.setattr(directory, "CANDIDATES", 15)
+    for name, value in THRESHOLDS[threshold].items():
+        monkeypatch.setattr(directory, name, value)
     q, filters = KINDS[kind]
     expected = reference(engine, q, **filters)
     got, first = pages(engine, q, **filters)
