@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Boolean, Engine, and_, func, literal_column, or_, select, text
+from sqlalchemy import Boolean, ColumnElement, Engine, and_, func, literal_column, or_, select, text
 from sqlalchemy.orm import Session
 
 from dossier_api.domain.core import ApiError
@@ -200,7 +200,8 @@ def _pg_matching(
     # 3. else (many matches gathered in one part of the alphabet: a common last name), the
     #    full-text matches sorted by PostgreSQL (a top-N sort, no count of them).
     # Sorting hundreds of thousands of matches on each page is what took seconds.
-    vector = literal_column("directory_entries.search_vector")  # generated (migration 0040)
+    # The generated tsvector column (migration 0040), not mapped.
+    vector: ColumnElement[Any] = literal_column("directory_entries.search_vector")
     match = vector.op("@@", return_type=Boolean)(
         func.to_tsquery(literal_column("'simple'::regconfig"), _tsquery(words, exact))
     )
