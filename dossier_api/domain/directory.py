@@ -225,10 +225,18 @@ def _pg_matching(
     ).all()
     if len(walked) == offset + limit:
         return _by_ids(session, [i for (i,) in walked[offset:]]), len(found)
-    rows = session.scalars(
-        select(DirectoryRecord).where(listed, match).order_by(key).limit(limit).offset(offset)
+    # Materialized: the matches first, then their top-N sort (left to itself, the planner
+    # walks the name index here too, through the whole alphabet up to the matches).
+    matches = (
+        select(DirectoryRecord.id, key.label("key"))
+        .where(listed, match)
+        .cte("matches")
+        .prefix_with("MATERIALIZED")
     )
-    return list(rows), len(found)
+    ids = session.scalars(
+        select(matches.c.id).order_by(matches.c.key).limit(limit).offset(offset)
+    ).all()
+    return _by_ids(session, list(ids)), len(found)
 
 
 def _by_ids(session: Session, ids: list[int]) -> list[DirectoryRecord]:
