@@ -1,30 +1,136 @@
 """Benchmark (not a test) of the national directory on PostgreSQL: import of a generated
 ``PS_LibreAcces_Personne_activite`` extract of N lines (time, peak memory of this process),
-then search latency p50/p95 at that size (names, prefixes, filters). Prints JSON.
+then search latency p50/p95 at that size, per query kind the API offers (RPPS, name, name
+prefix, prefix and département, profession, département, town, structure, combinations, a
+later page). Prints JSON.
 
     .venv/bin/python -m benchmarks.directory --lines 2000000 [--searches 300]
+
+Phases, to import once and measure searches again (after a migration, say):
+``--keep`` leaves the database (its URL is in the JSON), ``--database-url URL --search-only``
+measures searches on it; ``--file PATH`` keeps the generated extract (reused if present).
+``MAILLON_TEST_PG_URL`` points at the PostgreSQL server (else a private one is started).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import Engine, func, select, text
+
 from dossier_api.domain.directory import search_directory
 from dossier_api.domain.directory_import import import_extract
+from dossier_api.domain.models import DirectoryRecord
 from maillon.shared.store import make_engine
-from tests.harness.annuaire import ascii_word, person, write_activite
+from tests.harness.annuaire import Person, ascii_word, person, write_activite
 from tests.harness.postgres import create_database, drop_database
 
 
 def _peak_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _uptime() -> str:
+    load = os.getloadavg()
+    return f"load average: {load[0]:.2f}, {load[1]:.2f}, {load[2]:.2f}"
+
+
+def _import(engine: Engine, path: Path, lines: int, out: dict[str, Any], again: bool) -> None:
+    if path.exists():
+        out["generate_s"] = "reused"
+    else:
+        start = time.monotonic()
+        write_activite(path, lines, keep_ids=False)
+        out["generate_s"] = round(time.monotonic() - start, 1)
+    out["file_mib"] = round(path.stat().st_size / 2**20, 1)
+    out["peak_rss_mib_before_import"] = round(_peak_mib(), 1)
+    out["load_before_import"] = _uptime()
+    start = time.monotonic()
+    report = import_extract(engine, path)
+    out["import_s"] = round(time.monotonic() - start, 1)
+    out["import_lines_per_s"] = round(report.lines / max(out["import_s"], 0.001))
+    out["peak_rss_mib"] = round(_peak_mib(), 1)
+    out["load_after_import"] = _uptime()
+    out["entries"] = report.added
+    if again:
+        start = time.monotonic()
+        second = import_extract(engine, path)
+        out["reimport_same_file_s"] = round(time.monotonic() - start, 1)
+        out["reimport_changes"] = second.added + second.changed + second.removed
+
+
+Query = tuple[str, dict[str, Any]]
+
+
+def _kinds() -> dict[str, Callable[[Person], Query]]:
+    def last4(p: Person) -> str:
+        return ascii_word(p.last_name)[:4]
+
+    return {
+        "rpps": lambda p: (p.identifier, {}),
+        "name": lambda p: (f"{p.first_name} {p.last_name}", {}),
+        "name_prefix": lambda p: (last4(p), {}),
+        "first_last_prefix": lambda p: (f"{ascii_word(p.first_name)[:3]} {last4(p)}", {}),
+        "prefix_dept": lambda p: (last4(p), {"departement": p.places[0][0]}),
+        "profession": lambda p: ("", {"profession": p.profession_code}),
+        "profession_name": lambda p: ("", {"profession": p.profession}),
+        "departement": lambda p: ("", {"departement": p.places[0][0]}),
+        "filters": lambda p: ("", {"profession": p.profession_code, "departement": p.places[0][0]}),
+        "town": lambda p: (p.places[0][2].lower(), {}),
+        "structure": lambda p: (p.structures[0], {}),
+        "structure_name": lambda p: (f"{p.structures[0]} {last4(p)}", {}),
+        "name_prof_dept": lambda p: (
+            p.last_name,
+            {"profession": p.profession_code, "departement": p.places[0][0]},
+        ),
+        "name_page5": lambda p: (last4(p), {"page": 5}),
+        "filters_page10": lambda p: (
+            "",
+            {"profession": p.profession_code, "departement": p.places[0][0], "page": 10},
+        ),
+    }
+
+
+def _search(engine: Engine, searches: int, out: dict[str, Any]) -> None:
+    with engine.connect() as conn:
+        people = conn.scalar(select(func.max(DirectoryRecord.id))) or 1
+        out["entries_in_store"] = conn.scalar(select(func.count()).select_from(DirectoryRecord))
+        out["postgresql"] = conn.scalar(text("SHOW server_version"))
+        out["shared_buffers"] = conn.scalar(text("SHOW shared_buffers"))
+    kinds = _kinds()
+    times: dict[str, list[float]] = {k: [] for k in kinds}
+    empty: dict[str, int] = {k: 0 for k in kinds}
+    out["load_before_search"] = _uptime()
+    for n in range(searches):
+        # Professionals are numbered 0, 1, … in the generated file; not every index makes
+        # a row id (several lines per professional), so the index range is a bit wider.
+        p = person((n * 7919) % people)
+        for kind, make in kinds.items():
+            q, filters = make(p)
+            start = time.perf_counter()
+            found = search_directory(engine, q, **filters)
+            times[kind].append((time.perf_counter() - start) * 1000)
+            empty[kind] += not found["results"]
+    every = [t for ts in times.values() for t in ts]
+    out["search_ms"] = {
+        kind: {
+            "p50": round(statistics.median(ts), 2),
+            "p95": round(statistics.quantiles(ts, n=20)[18], 2),
+            "max": round(max(ts), 2),
+        }
+        for kind, ts in {**times, "all": every}.items()
+    }
+    out["empty_pages"] = {k: v for k, v in empty.items() if v}
+    out["load_after_search"] = _uptime()
 
 
 def main() -> None:
@@ -34,55 +140,26 @@ def main() -> None:
     parser.add_argument(
         "--reimport", action="store_true", help="also time a second import of the same file"
     )
+    parser.add_argument("--file", type=Path, help="the extract (generated if absent, kept)")
+    parser.add_argument("--keep", action="store_true", help="keep the database")
+    parser.add_argument("--database-url", help="an existing database (with --search-only)")
+    parser.add_argument("--search-only", action="store_true")
     args = parser.parse_args()
     out: dict[str, Any] = {"lines": args.lines, "database": "postgresql"}
-    url = create_database("maillon_bench_directory")
+    url = args.database_url or create_database("maillon_bench_directory")
+    out["database_url"] = url
     engine = make_engine(url)
     try:
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "PS_LibreAcces_Personne_activite_202612010000.txt"
-            start = time.monotonic()
-            made = write_activite(path, args.lines, keep_ids=False)
-            out["generate_s"] = round(time.monotonic() - start, 1)
-            out["file_mib"] = round(path.stat().st_size / 2**20, 1)
-            before = _peak_mib()
-            start = time.monotonic()
-            report = import_extract(engine, path)
-            out["import_s"] = round(time.monotonic() - start, 1)
-            out["import_lines_per_s"] = round(made.lines / max(out["import_s"], 0.001))
-            out["peak_rss_mib_before_import"] = round(before, 1)
-            out["peak_rss_mib"] = round(_peak_mib(), 1)
-            out["entries"] = report.added
-            if args.reimport:
-                start = time.monotonic()
-                again = import_extract(engine, path)
-                out["reimport_same_file_s"] = round(time.monotonic() - start, 1)
-                out["reimport_changes"] = again.added + again.changed + again.removed
-        people = report.added
-        kinds: dict[str, list[float]] = {"rpps": [], "name": [], "prefix_dept": [], "filters": []}
-        for n in range(args.searches):
-            p = person((n * 7919) % max(people, 1))
-            queries = {
-                "rpps": (p.identifier, {}),
-                "name": (f"{p.first_name} {p.last_name}", {}),
-                "prefix_dept": (ascii_word(p.last_name)[:4], {"departement": p.places[0][0]}),
-                "filters": ("", {"profession": p.profession_code, "departement": p.places[0][0]}),
-            }
-            for kind, (q, filters) in queries.items():
-                start = time.perf_counter()
-                search_directory(engine, q, **filters)
-                kinds[kind].append((time.perf_counter() - start) * 1000)
-        every = [t for times in kinds.values() for t in times]
-        out["search_ms"] = {
-            kind: {
-                "p50": round(statistics.median(times), 2),
-                "p95": round(statistics.quantiles(times, n=20)[18], 2),
-            }
-            for kind, times in {**kinds, "all": every}.items()
-        }
+        if not args.search_only:
+            with tempfile.TemporaryDirectory() as tmp:
+                name = "PS_LibreAcces_Personne_activite_202612010000.txt"
+                path = args.file or Path(tmp) / name
+                _import(engine, path, args.lines, out, args.reimport)
+        _search(engine, args.searches, out)
     finally:
         engine.dispose()
-        drop_database(url)
+        if not (args.keep or args.database_url):
+            drop_database(url)
     print(json.dumps(out, indent=2))
 
 

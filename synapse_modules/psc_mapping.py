@@ -2,13 +2,20 @@
 user-mapping provider that binds the Matrix account to the national directory's entry.
 
 The professional's national id comes from PSC's ``SubjectNameID`` claim ("8" + RPPS, or
-"0" + ADELI; ``preferred_username`` carries the same). Synapse asks this provider once, for
-a new account: an identity without a listed entry in the national directory imported by
-Maillon is refused, with a page that says why; an RPPS that already has a Maillon account
-is refused too (log in with its password); else the account is named after the person
-(``prenom.nom``, a number added when taken) and entered in Maillon's directory with its
-RPPS, profession and MSSanté address before Synapse creates it. One database read per
-login, none per event; every failure refuses the login (fails closed) and is logged."""
+"0" + ADELI; ``preferred_username`` carries the same), beside ``SubjectRefPro`` (the
+exercises: ``exercices[].codeProfession``, ``nomDexercice``, ``activities[]``...) and
+``otherIds`` — the userinfo as PSC's own code models it (github.com/prosanteconnect/
+psc-context-sharing-api, model/prosanteconnect: UserInfos, SubjectRefPro, Practice,
+Activity, AlternativeIdentifier; PSC test userinfos read like ``"SubjectNameID":
+"899700427885"``, ``"otherIds": [{"identifiant": …, "origine": "RPPS"}]``).
+
+Synapse asks this provider once, for a new account: an identity without a listed entry in
+the national directory imported by Maillon is refused, with a page that says why; an RPPS
+that already has a Maillon account is refused too (log in with its password); else the
+account is named after the person (``prenom.nom``, a number added when taken) and entered
+in Maillon's directory with its RPPS, profession and MSSanté address before Synapse
+creates it. One database read per login, none per event; every failure refuses the login
+(fails closed) and is logged."""
 
 from __future__ import annotations
 

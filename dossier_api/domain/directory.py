@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Engine, or_, select, text
+from sqlalchemy import Boolean, ColumnElement, Engine, and_, func, literal_column, or_, select, text
 from sqlalchemy.orm import Session
 
 from dossier_api.domain.core import ApiError
@@ -28,6 +28,11 @@ from maillon.shared.text import digits, words
 PAGE_SIZE = 20
 MAX_PAGE_SIZE = 50
 MAX_WORDS = 8
+# Matches counted (and, on PostgreSQL, sorted from the full-text index) up to this many;
+# a search matching more is read along the name index instead.
+CANDIDATES = 2000
+WALK = 5000  # entries read along the name index, at most, for a page of a broad search
+MIN_PREFIX = 2  # a shorter word is matched whole, not as a prefix
 
 
 def normalize(value: str) -> str:
@@ -58,7 +63,8 @@ def entry_columns(national_id: str, data: dict[str, Any]) -> dict[str, Any]:
     ]
     tokens = {_prof_token(data["profession_code"])}
     tokens |= {_dept_token(a["departement"]) for a in activities if a.get("departement")}
-    search = " ".join([*(normalize(w) for w in words if w), *sorted(tokens)])
+    # One folding of all the words at once (the same words as folding each in turn).
+    search = " ".join([normalize(" ".join(w for w in words if w)), *sorted(tokens)])
     sort_key = (
         f"{normalize(data['last_name'])} {normalize(data.get('first_name', ''))} {national_id}"
     )
@@ -123,60 +129,121 @@ def search_directory(
         raise ApiError(
             400, "M_INVALID_PARAM", "indiquez un nom, une profession ou un département à chercher"
         )
+    if not exact and all(len(w) < MIN_PREFIX for w in words):
+        raise ApiError(
+            400, "M_INVALID_PARAM", f"recherche trop courte : au moins {MIN_PREFIX} lettres"
+        )
     if not 1 <= size <= MAX_PAGE_SIZE:
         raise ApiError(400, "M_INVALID_PARAM", f"taille de page : entre 1 et {MAX_PAGE_SIZE}")
     offset = (page - 1) * size
     with Session(engine) as session:
-        rows = _matching(session, words, exact, size + 1, offset)
+        rows, count = _matching(session, words, exact, size + 1, offset)
         more = len(rows) > size
         rows = rows[:size]
         return {
             "page": page,
             "size": size,
             "has_more": more,
+            # How many match, counted up to CANDIDATES only ("plus de 2000 résultats").
+            "count": min(count, CANDIDATES),
+            "count_exact": count <= CANDIDATES,
             "results": _results(session, rows),
         }
 
 
 def _matching(
     session: Session, words: list[str], exact: list[str], limit: int, offset: int
-) -> list[DirectoryRecord]:
+) -> tuple[list[DirectoryRecord], int]:
+    """One page of matches in name order, and how many entries match (at most
+    ``CANDIDATES + 1``: counting further would cost as much as the search)."""
     entries = DirectoryRecord.__table__
     if session.get_bind().dialect.name == "postgresql":
-        query = " & ".join([*(f"{w}:*" for w in words), *exact])
-        match = text("directory_entries.search_vector @@ to_tsquery('simple', :query)")
-        # Materialized: the GIN index finds the matches, then only they are sorted (left
-        # to itself, the planner walks the whole name index for the LIMIT: seconds).
-        found = (
-            select(entries.c.id, entries.c.sort_key)
-            .where(entries.c.listed.is_(True), match.bindparams(query=query))
-            .cte("matches")
-            .prefix_with("MATERIALIZED")
-        )
-        return list(
-            session.scalars(
-                select(DirectoryRecord)
-                .join(found, DirectoryRecord.id == found.c.id)
-                .order_by(found.c.sort_key)
-                .limit(limit)
-                .offset(offset)
-            )
-        )
-    query = " ".join([*(f'"{w}"*' for w in words), *(f'"{t}"' for t in exact)])
+        return _pg_matching(session, words, exact, limit, offset)
+    query = " ".join(
+        [*(f'"{w}"*' if len(w) >= MIN_PREFIX else f'"{w}"' for w in words)]
+        + [f'"{t}"' for t in exact]
+    )
     ids = (
         select(text("rowid"))
         .select_from(text("directory_fts"))
         .where(text("directory_fts MATCH :query").bindparams(query=query))
     )
-    return list(
+    listed = and_(DirectoryRecord.listed.is_(True), DirectoryRecord.id.in_(ids))
+    rows = list(
         session.scalars(
             select(DirectoryRecord)
-            .where(DirectoryRecord.listed.is_(True), DirectoryRecord.id.in_(ids))
+            .where(listed)
             .order_by(DirectoryRecord.sort_key)
             .limit(limit)
             .offset(offset)
         )
     )
+    capped = select(entries.c.id).where(listed).limit(CANDIDATES + 1).subquery()
+    return rows, session.scalar(select(func.count()).select_from(capped)) or 0
+
+
+def _tsquery(words: list[str], exact: list[str]) -> str:
+    """Every word as a prefix, but a one-character word as a whole word (the "d" of
+    "d'Artagnan": as a prefix it would match a good part of the directory)."""
+    return " & ".join([*(f"{w}:*" if len(w) >= MIN_PREFIX else w for w in words), *exact])
+
+
+def _pg_matching(
+    session: Session, words: list[str], exact: list[str], limit: int, offset: int
+) -> tuple[list[DirectoryRecord], int]:
+    # Three ways, cheapest first, each exact (the same rows in the same order):
+    # 1. the full-text (GIN) index finds the matches; if they are few (a name, a name and
+    #    a town...), they are sorted here;
+    # 2. many matches spread over the alphabet (a profession, a département, a town, a
+    #    common first name) fill a page within the first WALK entries of the partial name
+    #    index (listed entries in name order, migration 0230): read along it, no more;
+    # 3. else (many matches gathered in one part of the alphabet: a common last name), the
+    #    full-text matches sorted by PostgreSQL (a top-N sort, no count of them).
+    # Sorting hundreds of thousands of matches on each page is what took seconds.
+    # The generated tsvector column (migration 0040), not mapped.
+    vector: ColumnElement[Any] = literal_column("directory_entries.search_vector")
+    match = vector.op("@@", return_type=Boolean)(
+        func.to_tsquery(literal_column("'simple'::regconfig"), _tsquery(words, exact))
+    )
+    key = DirectoryRecord.sort_key.collate("C")
+    listed = DirectoryRecord.listed  # as the partial index's predicate reads
+    found = session.execute(
+        select(DirectoryRecord.id, key).where(listed, match).limit(CANDIDATES + 1)
+    ).all()
+    if len(found) <= CANDIDATES:
+        page = [i for i, _ in sorted(found, key=lambda r: r[1])[offset : offset + limit]]
+        return _by_ids(session, page), len(found)
+    window = (
+        select(DirectoryRecord.id, key.label("key"), match.label("hit"))
+        .where(listed)
+        .order_by(key)
+        .limit(WALK)
+        .subquery()
+    )
+    walked = session.execute(
+        select(window.c.id).where(window.c.hit).order_by(window.c.key).limit(offset + limit)
+    ).all()
+    if len(walked) == offset + limit:
+        return _by_ids(session, [i for (i,) in walked[offset:]]), len(found)
+    # Materialized: the matches first, then their top-N sort (left to itself, the planner
+    # walks the name index here too, through the whole alphabet up to the matches).
+    matches = (
+        select(DirectoryRecord.id, key.label("key"))
+        .where(listed, match)
+        .cte("matches")
+        .prefix_with("MATERIALIZED")
+    )
+    ids = session.scalars(
+        select(matches.c.id).order_by(matches.c.key).limit(limit).offset(offset)
+    ).all()
+    return _by_ids(session, list(ids)), len(found)
+
+
+def _by_ids(session: Session, ids: list[int]) -> list[DirectoryRecord]:
+    by_id = {
+        r.id: r for r in session.scalars(select(DirectoryRecord).where(DirectoryRecord.id.in_(ids)))
+    }
+    return [by_id[i] for i in ids]
 
 
 def _results(session: Session, rows: list[DirectoryRecord]) -> list[dict[str, Any]]:

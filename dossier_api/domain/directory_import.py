@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from sqlalchemy import (
+    JSON,
     Connection,
     Engine,
     Integer,
@@ -521,11 +522,39 @@ def _stage(
                         }
                     )
             if len(batch) >= BATCH:
-                conn.execute(insert(DirectoryStaging), batch)
+                _bulk_insert(conn, _table(DirectoryStaging), batch)
                 batch = []
     if batch:
-        conn.execute(insert(DirectoryStaging), batch)
+        _bulk_insert(conn, _table(DirectoryStaging), batch)
     return sha.hexdigest()
+
+
+def _bulk_insert(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+    """Insert these rows (all with the same keys): by ``COPY`` on PostgreSQL (a few times
+    faster than row-by-row inserts for the millions of lines of the national extract),
+    else one ``executemany``."""
+    if not rows:
+        return
+    if conn.dialect.name != "postgresql":
+        conn.execute(insert(table), rows)
+        return
+    names = list(rows[0])
+    json_columns = {n for n in names if isinstance(table.c[n].type, JSON)}
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    columns = ", ".join(f'"{n}"' for n in names)
+    with raw.cursor() as cursor, cursor.copy(f"COPY {table.name} ({columns}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(
+                [
+                    _json(row[n]) if n in json_columns and row[n] is not None else row[n]
+                    for n in names
+                ]
+            )
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 def _guess_national(raw: bytes, id_fields: tuple[int | None, int]) -> str | None:
@@ -621,10 +650,8 @@ def _apply(conn: Connection, fmt: ExtractFormat, report: ImportReport) -> None:
                 what = "changed" if row.content_hash != digest else "relisted"
                 history.append(_change(report, fmt, national, what, previous))
                 report.changed += 1
-        if new_rows:
-            conn.execute(insert(table), new_rows)
-        if history:
-            conn.execute(insert(changes), history)
+        _bulk_insert(conn, table, new_rows)
+        _bulk_insert(conn, changes, history)
     # Absent from this file: no longer listed (kept, with their history).
     staged = _table(DirectoryStaging)
     absent = and_(

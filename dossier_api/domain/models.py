@@ -491,6 +491,8 @@ class DirectoryRecord(Base):
     with their activities; ``listed`` false once a newer extract no longer has them."""
 
     __tablename__ = "directory_entries"
+    # SQLite; on PostgreSQL, a partial index of the listed entries in name order instead
+    # (migration 0230, read by dossier_api.domain.directory for broad searches).
     __table_args__ = (Index("ix_directory_entries_sort", "listed", "sort_key"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     national_id: Mapped[str] = mapped_column(String(20), unique=True)

@@ -414,11 +414,14 @@ DIRECTORY_RESULT = obj(
     },
 )
 DIRECTORY_PAGE = obj(
-    ["page", "size", "has_more", "results"],
+    ["page", "size", "has_more", "count", "count_exact", "results"],
     {
         "page": {"type": "integer", "minimum": 1},
         "size": {"type": "integer", "minimum": 1},
         "has_more": {"type": "boolean"},
+        # Matches counted up to 2000 only: count_exact false reads "plus de 2000".
+        "count": {"type": "integer", "minimum": 0},
+        "count_exact": {"type": "boolean"},
         "results": {"type": "array", "items": DIRECTORY_RESULT},
     },
 )

@@ -40,9 +40,21 @@ class DatabaseTarget:
 
 
 # Pro Santé Connect (ANS): its production issuer; its scopes (``scope_all``: the identity
-# and the professional's exercises, ``SubjectNameID``/``SubjectRefPro``).
+# and the professional's exercises, ``SubjectNameID``/``SubjectRefPro``); the eIDAS level
+# every authorization request asks for (``acr_values=eidas1``, the ``acr`` of the ID
+# token). Checked against ANS's own client, github.com/ansforge/keycloak-prosanteconnect
+# (ProSanteConnectIdentityProvider.createAuthorizationUrl, EidasLevel, psc.properties) and
+# ANS's "documentation technique" of PSC (industriels.esante.gouv.fr).
 PSC_ISSUER = "https://auth.esw.esante.gouv.fr/auth/realms/esante-wallet"
 PSC_SCOPES = ("openid", "scope_all")
+PSC_ACR = "eidas1"
+# ANS's realms (production auth.esw…, test "BAS" auth.bas.psc…): the authorization page is
+# the e-CPS wallet's (wallet.<same domain>/auth), published by their non-standard
+# ``.well-known/wallet-openid-configuration``, not the realm's standard discovery document
+# that Synapse would read: their endpoints are written out (psc.properties, above).
+PSC_REALM = re.compile(
+    r"^https://auth\.((?:[a-z0-9-]+\.)*esante\.gouv\.fr)/auth/realms/esante-wallet$"
+)
 
 
 @dataclass(frozen=True)
@@ -304,11 +316,24 @@ def _psc_context(
         raise InitError("--psc-client-id : identifiant client illisible")
     if not psc.client_secret or len(psc.client_secret) > 500 or "\n" in psc.client_secret:
         raise InitError("--psc-client-secret : secret client illisible")
+    issuer = psc.issuer.rstrip("/")
+    realm = PSC_REALM.match(issuer)
+    endpoints = None
+    if realm:
+        openid = f"{issuer}/protocol/openid-connect"
+        endpoints = {
+            "authorization_endpoint": f"https://wallet.{realm.group(1)}/auth",
+            "token_endpoint": f"{openid}/token",
+            "userinfo_endpoint": f"{openid}/userinfo",
+            "jwks_uri": f"{openid}/certs",
+        }
     return {
         "client_id": psc.client_id,
         "client_secret": psc.client_secret,
-        "issuer": psc.issuer.rstrip("/"),
+        "issuer": issuer,
         "scopes": list(PSC_SCOPES),
+        "acr_values": PSC_ACR,
+        "endpoints": endpoints,
         # Plain HTTP only for a provider on this machine (the tests' own).
         "skip_verification": parts.scheme == "http",
         "workspace_url": f"http://{bind}:{dossier_port}/",

@@ -100,6 +100,7 @@ async def test_login_with_pro_sante_connect_binds_the_rpps(
     await button.click()
     await page.wait_for_url(workspace + "/", timeout=60_000)
     assert provider.authorizations == 1
+    assert set(provider.acr_values) == {"eidas1"}  # Synapse asked for PSC's eIDAS level
     # Logged in to the workspace as the new account, named and bound by the directory.
     signed_in = await page.locator("text=Connecté·e").inner_text()
     assert f"{p.first_name} {p.last_name}, {p.profession}" in signed_in
@@ -166,6 +167,14 @@ def test_init_configures_pro_sante_connect(
     [provider] = homeserver["oidc_providers"]
     assert provider["idp_id"] == "psc" and provider["idp_name"] == "Pro Santé Connect"
     assert provider["issuer"] == PSC_ISSUER and provider["scopes"] == ["openid", "scope_all"]
+    # As ANS's own client does: the eIDAS level asked for, the e-CPS wallet's endpoints.
+    assert provider["additional_authorization_parameters"] == {"acr_values": "eidas1"}
+    assert provider["discover"] is False
+    assert provider["authorization_endpoint"] == "https://wallet.esw.esante.gouv.fr/auth"
+    openid = f"{PSC_ISSUER}/protocol/openid-connect"
+    assert provider["token_endpoint"] == f"{openid}/token"
+    assert provider["userinfo_endpoint"] == f"{openid}/userinfo"
+    assert provider["jwks_uri"] == f"{openid}/certs"
     assert provider["client_id"] == "maillon-region"
     assert provider["client_secret"] == "s3cret-de-test"
     assert "skip_verification" not in provider  # https: the provider is verified

@@ -28,6 +28,7 @@ from werkzeug.serving import make_server
 from tests.harness.ports import free_port
 
 SCOPES = "openid scope_all"
+ACR = "eidas1"  # the eIDAS level PSC requires the client to ask for (acr_values)
 
 
 @dataclass
@@ -50,22 +51,39 @@ class Professional:
             "preferred_username": self.national_id,
             "given_name": self.given_name,
             "family_name": self.family_name,
+            # The shape of PSC's userinfo as PSC's own code models it
+            # (github.com/prosanteconnect/psc-context-sharing-api, model/prosanteconnect):
+            # the exercises, each with its activities (structures); other identifiers.
             "SubjectRefPro": {
-                "codeCivilite": "",
+                "codeCivilite": "M",
                 "exercices": [
                     {
                         "codeProfession": self.profession_code,
                         "codeCategorieProfessionnelle": "C",
+                        "codeCiviliteDexercice": "",
                         "nomDexercice": self.family_name,
                         "prenomDexercice": self.given_name,
-                        "activities": [],
+                        "codeTypeSavoirFaire": "",
+                        "codeSavoirFaire": "",
+                        "activities": [
+                            {
+                                "codeModeExercice": "L",
+                                "codeSecteurDactivite": "SA07",
+                                "identifiantTechniqueDeLaStructure": "R10000000001",
+                                "raisonSocialeSite": "CABINET",
+                                "codePostal": "31000",
+                                "codeCommune": "31555",
+                                "codePays": "99000",
+                            }
+                        ],
                     }
                 ],
             },
-            "SubjectOrganization": "",
+            "otherIds": [{"identifiant": self.national_id, "origine": "RPPS", "qualite": 1}],
+            "SubjectOrganization": "CABINET",
+            "SubjectRole": [f"{self.profession_code}^1.2.250.1.213.1.1.5.5"],
             "Mode_Acces_Raison": "",
-            "acr": "eidas1",
-        }
+        }  # (the eIDAS level, ``acr``, is a claim of the ID token: Code.get_acr)
 
 
 @dataclass
@@ -122,7 +140,7 @@ class Code:
         return self.auth_time
 
     def get_acr(self) -> str:
-        return "eidas1"
+        return ACR
 
     def get_amr(self) -> list[str]:
         return ["pop", "mfa"]
@@ -165,6 +183,7 @@ class ProSanteConnect:
         self.codes: dict[str, Code] = {}
         self.tokens: dict[str, Token] = {}
         self.authorizations = 0
+        self.acr_values: list[str] = []  # of each authorization request
         self.app = self._app()
 
     def _app(self) -> Flask:
@@ -263,6 +282,10 @@ class ProSanteConnect:
         @app.get(base + "/protocol/openid-connect/auth")
         def authorize() -> Any:
             # The e-CPS authentication happens here in real life: the test's identity.
+            # Like PSC, a request that does not ask for the eIDAS level is refused.
+            provider.acr_values.append(request.args.get("acr_values", ""))
+            if request.args.get("acr_values") != ACR:
+                return jsonify({"error": "invalid_request", "error_description": "acr_values"}), 400
             provider.authorizations += 1
             return server.create_authorization_response(grant_user=provider.identity)
 

@@ -1,0 +1,160 @@
+"""Every kind of directory search the API offers (name prefix without accents, case or
+hyphens; number; profession by code or name; town; département; structure; combinations;
+later pages), on a real PostgreSQL and on SQLite, against a reference computed here from
+the generated professionals. On PostgreSQL the three ways of answering are checked: few matches
+sorted from the full-text index, many matches read along the name index, many matches
+gathered in one part of the alphabet sorted by PostgreSQL (thresholds lowered so that a
+small extract has searches of every size)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, select
+
+from dossier_api.domain import directory
+from dossier_api.domain.core import ApiError
+from dossier_api.domain.directory import search_directory
+from dossier_api.domain.directory_import import import_extract
+from dossier_api.domain.models import DirectoryRecord
+from maillon.shared.store import make_engine
+from maillon.shared.text import words
+from tests.harness.annuaire import person, write_activite
+from tests.harness.postgres import create_database, drop_database
+
+LINES = 3000
+DROPPED = set(range(2, 300, 11))  # in the first file only: then no longer listed
+
+
+def _load(engine: Engine, tmp: Path) -> None:
+    import_extract(
+        engine, write_activite(tmp / "PS_LibreAcces_Personne_activite_1.txt", LINES).path
+    )
+    second = write_activite(tmp / "PS_LibreAcces_Personne_activite_2.txt", LINES, drop=DROPPED)
+    import_extract(engine, second.path)
+
+
+@pytest.fixture(scope="module", params=["postgresql", "sqlite"])
+def engine(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Engine]:
+    tmp = tmp_path_factory.mktemp("kinds")
+    url = create_database("maillon_kinds") if request.param == "postgresql" else ""
+    made = make_engine(url or f"sqlite:///{tmp}/store.db")
+    try:
+        _load(made, tmp)
+        yield made
+    finally:
+        made.dispose()
+        if url:
+            drop_database(url)
+
+
+def reference(engine: Engine, q: str, profession: str = "", departement: str = "") -> list[str]:
+    """The national ids a search must give, in order: every word of ``q`` (and of a
+    profession's name) the start of a word of the entry (a one-letter word: a whole
+    word), the profession's code and the département among the entry's, listed only."""
+    wanted = words(q)
+    code = profession if profession.isdigit() else ""
+    if profession and not code:
+        wanted += words(profession)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(
+                DirectoryRecord.national_id,
+                DirectoryRecord.sort_key,
+                DirectoryRecord.search_text,
+                DirectoryRecord.profession_code,
+                DirectoryRecord.data,
+            ).where(DirectoryRecord.listed.is_(True))
+        ).all()
+    hits = []
+    for national, key, search, prof, data in rows:
+        have = search.split()
+        if not all(any(h == w if len(w) < 2 else h.startswith(w) for h in have) for w in wanted):
+            continue
+        if code and prof != code:
+            continue
+        if departement and departement not in {a.get("departement") for a in data["activities"]}:
+            continue
+        hits.append((key, national))
+    return [national for _, national in sorted(hits)]
+
+
+def pages(engine: Engine, q: str, size: int = 7, **filters: Any) -> tuple[list[str], Any]:
+    """Every page of a search (national ids in order), and the first page."""
+    got: list[str] = []
+    first = None
+    for page in range(1, 400):
+        result = search_directory(engine, q, page=page, size=size, **filters)
+        first = first or result
+        got += [r["national_id"] for r in result["results"]]
+        if not result["has_more"]:
+            return got, first
+    raise AssertionError("no last page")
+
+
+P = person(0)  # MÜLLER FRANÇOIS, dentist in Lyon (69)
+KINDS: dict[str, tuple[str, dict[str, str]]] = {
+    "name, accents and case": ("Müller François", {}),
+    "name without accents": ("MULLER FRANCOIS", {}),
+    "name prefix": ("mül", {}),
+    "hyphenated name, as two prefixes": ("jean pi", {}),
+    "hyphenated name": ("Jean-Pierre", {}),
+    "apostrophe, one-letter word whole": ("d'artag", {}),
+    "rpps": (P.identifier, {}),
+    "profession code": ("", {"profession": "60"}),
+    "profession name": ("", {"profession": "kinésithérapeute"}),
+    "town": ("toulouse", {}),
+    "département": ("", {"departement": "2A"}),
+    "structure": (P.structures[0], {}),
+    "name and département": ("dur", {"departement": "31"}),
+    "name, profession and département": ("martin", {"profession": "10", "departement": "34"}),
+    "profession and département": ("", {"profession": "60", "departement": "974"}),
+    "structure and name": ("maison de sante", {"profession": "pharmacien"}),
+    "no match": ("zzzz", {}),
+}
+
+
+# The thresholds lowered so that a small extract has "many" matches: read along the name
+# index (a window of all the extract), or, past a short window, sorted by PostgreSQL.
+THRESHOLDS = {"default": {}, "walk": {"CANDIDATES": 15}, "sorted": {"CANDIDATES": 15, "WALK": 30}}
+
+
+@pytest.mark.parametrize("threshold", list(THRESHOLDS))
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_each_query_kind_gives_exactly_the_matches_in_name_order(
+    engine: Engine, kind: str, threshold: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in THRESHOLDS[threshold].items():
+        monkeypatch.setattr(directory, name, value)
+    q, filters = KINDS[kind]
+    expected = reference(engine, q, **filters)
+    got, first = pages(engine, q, **filters)
+    assert got == expected, kind
+    assert len(set(got)) == len(got)  # pages do not overlap
+    if kind != "no match":
+        assert expected, kind  # the reference finds something: the kind is exercised
+    exact = len(expected) <= directory.CANDIDATES
+    assert first["count_exact"] is exact
+    assert first["count"] == (len(expected) if exact else directory.CANDIDATES)
+
+
+def test_the_reference_agrees_with_the_generated_professionals(engine: Engine) -> None:
+    assert P.national_id in reference(engine, "muller fran", departement="69")
+    nurses = reference(engine, "", profession="60", departement="974")
+    for national in nurses[:20]:
+        hit = search_directory(engine, national[1:])["results"][0]
+        assert hit["profession"] == "Infirmier"
+        assert "974" in {a["departement"] for a in hit["activities"]}
+    dropped = person(min(DROPPED))
+    assert search_directory(engine, dropped.identifier)["results"] == []
+
+
+def test_a_lone_letter_is_no_search(engine: Engine) -> None:
+    with pytest.raises(ApiError, match="2 lettres"):
+        search_directory(engine, "d")
+    assert search_directory(engine, "d artagnan")["results"]
