@@ -128,6 +128,12 @@ async def test_a_team_address_of_another_region_is_invited_from_the_patient_room
 
     await expert.send_text(chat, f"!sollicitation accepter {mine['id']}")
     await expert.wait_for_text(chat, lambda e: "la région qui l'a envoyée" in e.body, timeout=60)
+    # B sends a remote invite before persisting it: join once B's room state shows it.
+    await wait_for(
+        lambda: membership(region_b, token, room_id, expert.user_id) == "invite",
+        "B's invite of the accepter",
+        timeout=60,
+    )
     await expert.accept_invite(room_id, timeout=90)
     await coord.wait_for_member(room_id, expert.user_id, timeout=60)
     said = await coord.send_text(room_id, "Bonjour, voici le contexte : EVA 8/10.")
