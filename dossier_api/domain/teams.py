@@ -498,27 +498,44 @@ class TeamOperations(ServiceCore):
                     )
                 )
                 act.detail += " ; attestation : personne informée, sans opposition"
-            steps = chain(team, self._team_members(session, team.slug), now)
-            s = Solicitation(
-                team_slug=team.slug,
-                dossier_id=dossier_id,
-                requester=caller.user_id,
-                kind=kind,
-                reason={"text": reason},
-                status="envoyee" if steps else "expiree",
-                attested=attested,
-                step=0,
-                notified=steps[0] if steps else [],
-                deadline=now + dt.timedelta(seconds=team.response_seconds),
-                created_at=now,
-                updated_at=now,
-            )
-            session.add(s)
-            session.flush()
-            self._event(session, s, "envoyee", caller.user_id, s.notified)
-            if not steps:
-                self._event(session, s, "expiree", None, [caller.user_id])
+            s = self._send(session, team, caller.user_id, kind, reason, now, dossier_id=dossier_id)
+            s.attested = attested
             return self.solicitation_json(session, s)
+
+    def _send(
+        self,
+        session: Session,
+        team: Team,
+        requester: str,
+        kind: str,
+        reason: str,
+        now: dt.datetime,
+        dossier_id: str | None = None,
+        room_id: str | None = None,
+    ) -> Solicitation:
+        """A new solicitation of ``team``, sent to the chain's first step (members on duty
+        now), or expired at once when nobody is on it; its first steps recorded."""
+        steps = chain(team, self._team_members(session, team.slug), now)
+        s = Solicitation(
+            team_slug=team.slug,
+            dossier_id=dossier_id,
+            room_id=room_id,
+            requester=requester,
+            kind=kind if kind in KINDS else "avis",
+            reason={"text": reason[:REASON_MAX]},
+            status="envoyee" if steps else "expiree",
+            step=0,
+            notified=steps[0] if steps else [],
+            deadline=now + dt.timedelta(seconds=team.response_seconds),
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(s)
+        session.flush()
+        self._event(session, s, "envoyee", requester, s.notified)
+        if not steps:
+            self._event(session, s, "expiree", None, _told_requester(s))
+        return s
 
     def _solicitation(self, session: Session, solicitation_id: int) -> Solicitation:
         found = session.get(Solicitation, solicitation_id)
@@ -959,26 +976,7 @@ class TeamOperations(ServiceCore):
             if found is not None:
                 return self.solicitation_json(session, found)
             now = self.clock()
-            steps = chain(team, self._team_members(session, team.slug), now)
-            s = Solicitation(
-                team_slug=team.slug,
-                dossier_id=None,
-                room_id=room_id,
-                requester=requester,
-                kind=kind if kind in KINDS else "avis",
-                reason={"text": reason[:REASON_MAX]},
-                status="envoyee" if steps else "expiree",
-                step=0,
-                notified=steps[0] if steps else [],
-                deadline=now + dt.timedelta(seconds=team.response_seconds),
-                created_at=now,
-                updated_at=now,
-            )
-            session.add(s)
-            session.flush()
-            self._event(session, s, "envoyee", requester, s.notified)
-            if not steps:
-                self._event(session, s, "expiree", None, [])
+            s = self._send(session, team, requester, kind, reason, now, room_id=room_id)
             self.audit_entry(
                 session,
                 None,
