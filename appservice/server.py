@@ -357,7 +357,7 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
         app[ROOM_SYNC]["rooms"] = rooms
         app[ROOM_SYNC]["api"] = api
         follower = DossierFollower(app[LINKS], frozenset({ctx.service_user, ctx.bot_user}))
-        teams = TeamInvites(api, app[TEAMS], deployment.settings.server_name)
+        teams = TeamInvites(api, app[TEAMS], deployment.settings.server_name, ctx.peer_servers)
         app[HANDLERS].extend([keeper.handle, follower.handle, teams.handle])
         interval = deployment.settings.appservice.circle_expiry_check_seconds
         tasks = [
@@ -374,6 +374,8 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
                     "resource-team escalation",
                 )
             ),
+            # Incoming solicitations of a peer region with an outcome: told back to its room.
+            asyncio.create_task(every(interval, teams.relay_outcomes, "solicitation outcomes")),
             asyncio.create_task(_name_service_user(api)),
             # The directory room exists from the start: Pro Santé Connect logins publish
             # their entry in it from inside the homeserver (synapse_modules.psc_mapping).

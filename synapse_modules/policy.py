@@ -91,6 +91,13 @@ NOT_IN_CIRCLE = (
 )
 
 
+REMOTE_TEAM_WITHOUT_CONSENT = (
+    "Une équipe ressource d'une autre région est hors de l'équipe de soins : elle ne peut "
+    "être sollicitée que si le consentement de la personne au partage hors de l'équipe de "
+    "soins est enregistré dans le dossier, sans opposition (art. L1110-4 CSP)."
+)
+
+
 def _peer_refusal(user_id: str) -> Decision:
     return deny(
         "server_not_allowed",
@@ -116,7 +123,13 @@ def check_invite(
     if team_slug(invitee) is not None and view.active_member(inviter, now) is not None:
         # A resource team's address: the appservice turns the invite into a solicitation
         # and declines it; nobody logs in as it, and it never has a circle entry to join.
-        return allow("team_solicitation")
+        if server_of(invitee) == ctx.server_name:
+            return allow("team_solicitation")
+        # A peer region's team: the invite leaves this server (its reason, the motif, with
+        # it), so the person's consent must already allow sharing outside the care team.
+        if view.dossier is not None and view.dossier.share_outside:
+            return allow("remote_team_solicitation")
+        return deny("remote_team_without_consent", REMOTE_TEAM_WITHOUT_CONSENT)
     if ctx.is_service(inviter):
         return deny("not_in_circle", NOT_IN_CIRCLE.format(who=invitee))
     if view.is_coordinator(inviter, now):

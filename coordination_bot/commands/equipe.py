@@ -122,6 +122,17 @@ async def sollicitation(ctx: Context, args: list[str]) -> Reply:
         made = await ctx.services.as_sender(
             ctx.sender, dossiers.accept_solicitation, _number(ctx, args)
         )
+        if made["dossier_id"] is None:  # a peer region's room: its server invites you
+            return build(
+                ctx.t(
+                    f"Sollicitation n° {made['id']} acceptée : la région qui l'a envoyée vous "
+                    "inscrit au cercle de soins (rôle ERS) ; son invitation dans la salle du "
+                    "patient arrive.",
+                    f"Solicitation #{made['id']} accepted: the region that sent it adds you to "
+                    "the care circle (role ERS); its invitation to the patient's room is on "
+                    "its way.",
+                )
+            )
         await ctx.services.sync_rooms(made["dossier_id"])  # invited into the patient room
         return build(
             ctx.t(

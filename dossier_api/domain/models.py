@@ -615,8 +615,15 @@ class Solicitation(Base):
 
     __tablename__ = "solicitations"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    team_slug: Mapped[str] = mapped_column(ForeignKey("teams.slug"), index=True)
-    dossier_id: Mapped[str] = mapped_column(ForeignKey("dossiers.id"), index=True)
+    # Across regions, one of them is None: an outgoing solicitation (our dossier, a peer
+    # server's team address ``remote_team``) or an incoming one (our team, a peer server's
+    # patient room ``room_id``, no dossier here; ``relayed_at``: its outcome was told back
+    # to that room by the team's address).
+    team_slug: Mapped[str | None] = mapped_column(ForeignKey("teams.slug"), index=True)
+    dossier_id: Mapped[str | None] = mapped_column(ForeignKey("dossiers.id"), index=True)
+    remote_team: Mapped[str | None] = mapped_column(String(255), default=None)
+    room_id: Mapped[str | None] = mapped_column(String(255), default=None, index=True)
+    relayed_at: Mapped[dt.datetime | None] = mapped_column(default=None)
     requester: Mapped[str] = mapped_column(String(255))
     kind: Mapped[str] = mapped_column(String(20))
     reason: Mapped[dict[str, Any]] = mapped_column(Sealed())

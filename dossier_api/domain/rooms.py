@@ -84,6 +84,7 @@ class DossierPlan:
     # Merged into another dossier: that dossier and its patient room (the pointer).
     merged_into: str | None = None
     merged_room: str | None = None
+    share_outside: bool = False
 
     def link(self, room: RoomPlan) -> DossierLink:
         pathway = self.followed
@@ -96,6 +97,7 @@ class DossierPlan:
             kind=room.kind,
             room_key=room.key,
             audience=room.audience,
+            share_outside=self.share_outside,
         )
 
     @property
@@ -226,6 +228,7 @@ class RoomLinks:
                     if dossier.merged_into
                     else None
                 ),
+                share_outside=dossier.consent_share_outside and not dossier.opposition,
             )
 
     def circle(self, dossier_id: str, users: Iterable[str] | None = None) -> list[CircleEntry]:

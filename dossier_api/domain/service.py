@@ -384,6 +384,9 @@ class DossierService(
                 dossier.closed_at = None if status == "open" else utcnow()
                 enqueue(session, dossier.id, ROOMS)  # read-only room, or writable again
             act.detail = self.record_consent(session, dossier, caller, body)
+            if act.detail is not None:
+                # The rooms' link says whether a team of a peer server may be invited.
+                enqueue(session, dossier.id, ROOMS)
             return self.to_json(dossier, access)
 
     # -- care circle ---------------------------------------------------------------------

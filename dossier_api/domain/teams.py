@@ -68,6 +68,14 @@ STEPS = {
 OPEN = ("envoyee", "vue")
 TAKEN = ("acceptee", "repondue")
 REASON_MAX = 2000
+# A peer region's team: its exit delay is not known here (the team's default).
+REMOTE_EXIT_DELAY_SECONDS = 7 * 86400
+# How long an outgoing solicitation waits for the peer region's answer (its own chain
+# escalates and expires there; the answer comes back through the room).
+REMOTE_WAIT = dt.timedelta(days=30)
+# Outcomes of an incoming solicitation told back to the requester's room (see
+# ``incoming_outcomes``): accepted by someone, or nobody.
+RELAYED = ("acceptee", "refusee", "expiree")
 REPORT_FIELDS = ("question", "elements", "advice")
 
 
@@ -217,6 +225,12 @@ def _found(row: T | None, message: str) -> T:
     if row is None:
         raise ApiError(404, "M_NOT_FOUND", message)
     return row
+
+
+def _told_requester(s: Solicitation) -> list[str]:
+    """Who of the requester's side our bot tells of a step: the requester, unless the
+    solicitation came from a peer region (its server tells them, from our answer)."""
+    return [s.requester] if s.dossier_id is not None else []
 
 
 class TeamOperations(ServiceCore):
@@ -406,8 +420,8 @@ class TeamOperations(ServiceCore):
         )
 
     def solicitation_json(self, session: Session, s: Solicitation) -> dict[str, Any]:
-        team = session.get(Team, s.team_slug)
-        dossier = session.get(Dossier, s.dossier_id)
+        team = session.get(Team, s.team_slug) if s.team_slug else None
+        dossier = session.get(Dossier, s.dossier_id) if s.dossier_id else None
         events = session.scalars(
             select(SolicitationEvent)
             .where(SolicitationEvent.solicitation_id == s.id)
@@ -417,8 +431,10 @@ class TeamOperations(ServiceCore):
         pathway = PATHWAYS.version(dossier.pathway, dossier.pathway_version) if dossier else None
         return {
             "id": s.id,
-            "team": s.team_slug,
-            "team_name": team.name if team else s.team_slug,
+            "team": s.team_slug or s.remote_team,
+            "team_name": team.name if team else (s.team_slug or s.remote_team),
+            "remote_team": s.remote_team,
+            "room_id": s.room_id if s.dossier_id is None else None,
             "dossier_id": s.dossier_id,
             "pathway": pathway.name if pathway else (dossier.pathway if dossier else None),
             "kind": s.kind,
@@ -478,27 +494,44 @@ class TeamOperations(ServiceCore):
                 )
                 if attestation:
                     act.detail += " ; " + attestation
-            steps = chain(team, self._team_members(session, team.slug), now)
-            s = Solicitation(
-                team_slug=team.slug,
-                dossier_id=dossier_id,
-                requester=caller.user_id,
-                kind=kind,
-                reason={"text": reason},
-                status="envoyee" if steps else "expiree",
-                attested=attested,
-                step=0,
-                notified=steps[0] if steps else [],
-                deadline=now + dt.timedelta(seconds=team.response_seconds),
-                created_at=now,
-                updated_at=now,
-            )
-            session.add(s)
-            session.flush()
-            self._event(session, s, "envoyee", caller.user_id, s.notified)
-            if not steps:
-                self._event(session, s, "expiree", None, [caller.user_id])
+            s = self._send(session, team, caller.user_id, kind, reason, now, dossier_id=dossier_id)
+            s.attested = attested
             return self.solicitation_json(session, s)
+
+    def _send(
+        self,
+        session: Session,
+        team: Team,
+        requester: str,
+        kind: str,
+        reason: str,
+        now: dt.datetime,
+        dossier_id: str | None = None,
+        room_id: str | None = None,
+    ) -> Solicitation:
+        """A new solicitation of ``team``, sent to the chain's first step (members on duty
+        now), or expired at once when nobody is on it; its first steps recorded."""
+        steps = chain(team, self._team_members(session, team.slug), now)
+        s = Solicitation(
+            team_slug=team.slug,
+            dossier_id=dossier_id,
+            room_id=room_id,
+            requester=requester,
+            kind=kind if kind in KINDS else "avis",
+            reason={"text": reason[:REASON_MAX]},
+            status="envoyee" if steps else "expiree",
+            step=0,
+            notified=steps[0] if steps else [],
+            deadline=now + dt.timedelta(seconds=team.response_seconds),
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(s)
+        session.flush()
+        self._event(session, s, "envoyee", requester, s.notified)
+        if not steps:
+            self._event(session, s, "expiree", None, _told_requester(s))
+        return s
 
     def _solicitation(self, session: Session, solicitation_id: int) -> Solicitation:
         found = session.get(Solicitation, solicitation_id)
@@ -530,9 +563,9 @@ class TeamOperations(ServiceCore):
                 or (s.status in OPEN and caller.user_id in s.notified)
             ]
             for s in mine:
-                self.audit_entry(
-                    session, s.dossier_id, Access(caller.user_id, "team"), "solicitation.read", True
-                )
+                if s.dossier_id is not None:  # incoming from a peer region: no dossier here
+                    access = Access(caller.user_id, "team")
+                    self.audit_entry(session, s.dossier_id, access, "solicitation.read", True)
             return [self.solicitation_json(session, s) for s in mine]
 
     def dossier_solicitations(self, caller: Caller, dossier_id: str) -> list[dict[str, Any]]:
@@ -557,7 +590,7 @@ class TeamOperations(ServiceCore):
             self._told(s, caller)
             if s.status == "envoyee":
                 s.status = "vue"
-                self._event(session, s, "vue", caller.user_id, [s.requester])
+                self._event(session, s, "vue", caller.user_id, [*_told_requester(s)])
             return self.solicitation_json(session, s)
 
     def accept_solicitation(self, caller: Caller, solicitation_id: int) -> dict[str, Any]:
@@ -568,11 +601,12 @@ class TeamOperations(ServiceCore):
             s = self._solicitation(session, solicitation_id)
             act.dossier_id = s.dossier_id
             self._told(s, caller)
-            team = self._team(session, s.team_slug)
-            dossier = self._dossier(session, s.dossier_id)
-            refusal = team_sharing_refusal(dossier, team.name, s.attested)
-            if refusal is not None:
-                raise refusal
+            team = self._team(session, str(s.team_slug))
+            if s.dossier_id is not None:  # incoming: the requester's region checked consent
+                dossier = self._dossier(session, s.dossier_id)
+                refusal = team_sharing_refusal(dossier, team.name, s.attested)
+                if refusal is not None:
+                    raise refusal
             now = self.clock()
             won = session.execute(
                 update(Solicitation)
@@ -592,23 +626,31 @@ class TeamOperations(ServiceCore):
                     else f"sollicitation {STATUSES[s.status]}",
                 )
             session.refresh(s)
-            if not circle_members.active_members(session, s.dossier_id, caller.user_id, now):
-                member = CircleMember(
-                    dossier_id=s.dossier_id,
-                    user_id=caller.user_id,
-                    role=ROLE,
-                    coordinator=False,
-                    since=now,
-                    added_by=caller.user_id,
-                )
-                session.add(member)
-                session.flush()
-                s.circle_member_id = member.id
-                enqueue(session, s.dossier_id, caller.user_id)
+            self._admit(session, s, caller.user_id, now)
             others = [u for u in s.notified if u != caller.user_id]
-            self._event(session, s, "acceptee", caller.user_id, [s.requester, *others])
+            self._event(session, s, "acceptee", caller.user_id, [*_told_requester(s), *others])
             act.detail = f"équipe {team.slug} : prise en charge"
             return self.solicitation_json(session, s)
+
+    @staticmethod
+    def _admit(session: Session, s: Solicitation, user_id: str, now: dt.datetime) -> None:
+        """The accepter's circle entry (role ERS) in the solicitation's dossier, if any."""
+        if s.dossier_id is None:
+            return  # incoming: the requester's region writes the entry (``remote_outcome``)
+        if circle_members.active_members(session, s.dossier_id, user_id, now):
+            return
+        member = CircleMember(
+            dossier_id=s.dossier_id,
+            user_id=user_id,
+            role=ROLE,
+            coordinator=False,
+            since=now,
+            added_by=user_id,
+        )
+        session.add(member)
+        session.flush()
+        s.circle_member_id = member.id
+        enqueue(session, s.dossier_id, user_id)
 
     def decline_solicitation(self, caller: Caller, solicitation_id: int) -> dict[str, Any]:
         """A member told declines; once everyone told declined, the chain goes on."""
@@ -630,14 +672,14 @@ class TeamOperations(ServiceCore):
     def _escalate(self, session: Session, s: Solicitation, exhausted: str) -> None:
         """The next step of the chain (people not told yet), or, with no one left, the end:
         ``exhausted`` (expiree, or refusee when everyone declined); the requester is told."""
-        team = self._team(session, s.team_slug)
+        team = self._team(session, str(s.team_slug))
         now = self.clock()
         told = set(s.notified)
         steps = chain(team, self._team_members(session, team.slug), now)
         nxt = next((st for st in steps[s.step + 1 :] if set(st) - told), None)
         if nxt is None:
             s.status = exhausted
-            self._event(session, s, exhausted, None, [s.requester])
+            self._event(session, s, exhausted, None, [*_told_requester(s)])
             return
         s.step = steps.index(nxt)
         s.notified = sorted(told | set(nxt))
@@ -652,7 +694,11 @@ class TeamOperations(ServiceCore):
         with self.tx() as session:
             due = session.scalars(
                 select(Solicitation)
-                .where(Solicitation.status.in_(OPEN), Solicitation.deadline <= now)
+                .where(
+                    Solicitation.status.in_(OPEN),
+                    Solicitation.deadline <= now,
+                    Solicitation.team_slug.is_not(None),  # outgoing: the peer region's chain
+                )
                 .with_for_update(skip_locked=True)
             ).all()
             for s in due:
@@ -678,8 +724,8 @@ class TeamOperations(ServiceCore):
             rows = session.execute(
                 select(SolicitationEvent, Solicitation, Team.name, Dossier.pathway, Dossier.room_id)
                 .join(Solicitation, Solicitation.id == SolicitationEvent.solicitation_id)
-                .join(Team, Team.slug == Solicitation.team_slug)
-                .join(Dossier, Dossier.id == Solicitation.dossier_id)
+                .outerjoin(Team, Team.slug == Solicitation.team_slug)
+                .outerjoin(Dossier, Dossier.id == Solicitation.dossier_id)
                 .where(SolicitationEvent.delivered_at.is_(None))
                 .order_by(SolicitationEvent.id)
                 .limit(limit)
@@ -696,10 +742,10 @@ class TeamOperations(ServiceCore):
                         "status": e.status,
                         "label": STEPS[e.status],
                         "people": list(e.people),
-                        "team_name": team_name,
+                        "team_name": team_name or s.remote_team,
                         "kind": KINDS[s.kind],
                         "reason": s.reason.get("text", ""),
-                        "pathway": known.name if known else pathway,
+                        "pathway": known.name if known else (pathway or "autre région"),
                         "requester": {"user_id": s.requester, **people.get(s.requester, {})},
                         "actor": {"user_id": e.actor, **people.get(e.actor, {})}
                         if e.actor
@@ -741,7 +787,7 @@ class TeamOperations(ServiceCore):
             report.update(author=caller.user_id, date=_iso(now) or "")
             s.report = report
             s.status = "repondue"
-            self._event(session, s, "repondue", caller.user_id, [s.requester])
+            self._event(session, s, "repondue", caller.user_id, [*_told_requester(s)])
             return self.solicitation_json(session, s)
 
     def report_pdf(self, caller: Caller, solicitation_id: int) -> bytes:
@@ -754,7 +800,7 @@ class TeamOperations(ServiceCore):
             s = self._solicitation(session, solicitation_id)
             if not s.report:
                 raise ApiError(404, "M_NOT_FOUND", "cette sollicitation n'a pas encore de réponse")
-            team = self._team(session, s.team_slug)
+            team_name = self._team(session, s.team_slug).name if s.team_slug else s.remote_team
             found = professionals(session, [s.requester, s.report.get("author")])
             pathway = PATHWAYS.version(dossier.pathway, dossier.pathway_version)
             act.detail = f"sollicitation {s.id}"
@@ -762,7 +808,7 @@ class TeamOperations(ServiceCore):
                 ReportDocument(
                     patient=display_name(dossier.identity),
                     pathway=pathway.name if pathway else dossier.pathway,
-                    team=team.name,
+                    team=str(team_name),
                     number=s.id,
                     requester=_person(found.get(s.requester)),
                     author=_person(found.get(str(s.report.get("author")))),
@@ -780,18 +826,191 @@ class TeamOperations(ServiceCore):
             session = act.session
             s = self._solicitation(session, solicitation_id)
             act.dossier_id = s.dossier_id
+            if s.dossier_id is None:
+                raise ApiError(
+                    409,
+                    "M_CONFLICT",
+                    "sollicitation d'une autre région : elle se clôt dans le dossier de la "
+                    "région qui l'a envoyée",
+                )
             access = self._access_to(session, caller, s.dossier_id, None)
             if caller.user_id not in (s.requester, s.accepted_by) and not access.manage:
                 raise ApiError(403, "M_FORBIDDEN", "vous ne pouvez pas clore cette sollicitation")
             if s.status not in (*OPEN, *TAKEN):
                 raise ApiError(409, "M_CONFLICT", f"sollicitation {STATUSES[s.status]}")
-            team = self._team(session, s.team_slug)
+            delay = (
+                self._team(session, s.team_slug).exit_delay_seconds
+                if s.team_slug
+                else REMOTE_EXIT_DELAY_SECONDS
+            )
             now = self.clock()
             s.status = "close"
             if s.circle_member_id is not None:
                 member = session.get(CircleMember, s.circle_member_id)
                 if member is not None and member.removed_at is None:
-                    member.until = now + dt.timedelta(seconds=team.exit_delay_seconds)
+                    member.until = now + dt.timedelta(seconds=delay)
                     enqueue(session, s.dossier_id, member.user_id)
             self._event(session, s, "close", caller.user_id, [s.requester, s.accepted_by or ""])
             return self.solicitation_json(session, s)
+
+    # -- across regions ------------------------------------------------------------------------
+    # The team address of a peer server invited into one of our patient rooms (the module
+    # let it out: an active circle member, consent allowing sharing outside the care team)
+    # is an outgoing solicitation here; on the team's server, the invite is an incoming
+    # one (no dossier there: the room, the requester, the reason, the kind). The team's
+    # address answers by declining the invite, its leave event naming the accepter
+    # (``fr.maillon.solicitation``): it comes from the team's server, signed by it, and
+    # only the accepter — a user of that server — gets a circle entry here.
+
+    def record_outgoing(
+        self,
+        caller: Caller,
+        dossier_id: str,
+        room_id: str,
+        address: str,
+        reason: str,
+        kind: str,
+    ) -> dict[str, Any]:
+        """The invite of a peer server's team address into the dossier's room ``room_id``,
+        recorded (once: a retried transaction finds it)."""
+        with self.acting(caller, "solicitation.create", dossier_id, "write") as act:
+            session, dossier = act.session, act.dossier
+            act.detail = f"équipe {address} (autre région)"
+            refusal = team_sharing_refusal(dossier, address, False)
+            if refusal is not None:
+                raise refusal
+            found = self._outgoing(session, room_id, address)
+            if found is not None:
+                return self.solicitation_json(session, found)
+            now = self.clock()
+            s = Solicitation(
+                team_slug=None,
+                remote_team=address,
+                dossier_id=dossier_id,
+                room_id=room_id,
+                requester=caller.user_id,
+                kind=kind if kind in KINDS else "avis",
+                reason={"text": reason[:REASON_MAX]},
+                status="envoyee",
+                notified=[],
+                deadline=now + REMOTE_WAIT,
+                created_at=now,
+                updated_at=now,
+            )
+            session.add(s)
+            session.flush()
+            self._event(session, s, "envoyee", caller.user_id, [])
+            return self.solicitation_json(session, s)
+
+    @staticmethod
+    def _outgoing(session: Session, room_id: str, address: str) -> Solicitation | None:
+        return session.scalars(
+            select(Solicitation)
+            .where(
+                Solicitation.room_id == room_id,
+                Solicitation.remote_team == address,
+                Solicitation.status.in_(OPEN),
+            )
+            .order_by(Solicitation.id.desc())
+            .with_for_update()
+        ).first()
+
+    def remote_outcome(
+        self, room_id: str, address: str, outcome: str, accepter: str | None
+    ) -> dict[str, Any] | None:
+        """The peer team's answer, read from its address's leave event (the caller checked
+        it came from the team's server): accepted by ``accepter`` — a user of that server,
+        who gets the circle entry (role ERS) and the invite —, or refused / expired (the
+        requester is told). None when no outgoing solicitation waits for it."""
+        if outcome not in RELAYED:
+            return None
+        if outcome == "acceptee" and (
+            accepter is None
+            or not USER_ID_RE.match(accepter)
+            or server_of(accepter) != server_of(address)
+        ):
+            return None
+        with self.tx() as session:
+            s = self._outgoing(session, room_id, address)
+            if s is None or s.dossier_id is None:
+                return None
+            now = self.clock()
+            s.status = outcome
+            s.updated_at = now
+            if outcome == "acceptee" and accepter is not None:
+                s.accepted_by = accepter
+                self._admit(session, s, accepter, now)
+                detail = f"équipe {address} : prise en charge par {accepter}"
+            else:
+                detail = f"équipe {address} : {STATUSES[outcome]}"
+            self._event(session, s, outcome, accepter, [s.requester])
+            self.audit_entry(
+                session,
+                s.dossier_id,
+                Access(address, "team"),
+                "solicitation.remote_outcome",
+                True,
+                detail,
+            )
+            return self.solicitation_json(session, s)
+
+    def receive_incoming(
+        self, slug: str, room_id: str, requester: str, reason: str, kind: str
+    ) -> dict[str, Any]:
+        """A peer region's invite of our team's address: sent to the members on duty now
+        (once per room while it is open)."""
+        with self.tx() as session:
+            team = self._team(session, slug)
+            found = session.scalars(
+                select(Solicitation).where(
+                    Solicitation.team_slug == slug,
+                    Solicitation.room_id == room_id,
+                    Solicitation.dossier_id.is_(None),
+                    Solicitation.relayed_at.is_(None),
+                )
+            ).first()
+            if found is not None:
+                return self.solicitation_json(session, found)
+            now = self.clock()
+            s = self._send(session, team, requester, kind, reason, now, room_id=room_id)
+            self.audit_entry(
+                session,
+                None,
+                Access(requester, "federation"),
+                "solicitation.incoming",
+                True,
+                f"équipe {slug} : sollicitation {s.id} depuis {server_of(requester)}",
+            )
+            return self.solicitation_json(session, s)
+
+    def incoming_outcomes(self) -> list[dict[str, Any]]:
+        """Incoming solicitations accepted, refused or expired whose outcome the team's
+        address has not told the requester's room yet."""
+        with self.tx() as session:
+            rows = session.scalars(
+                select(Solicitation)
+                .where(
+                    Solicitation.dossier_id.is_(None),
+                    Solicitation.relayed_at.is_(None),
+                    Solicitation.status.in_(RELAYED),
+                )
+                .order_by(Solicitation.id)
+            ).all()
+            people = people_json(session, [s.accepted_by for s in rows])
+            return [
+                {
+                    "id": s.id,
+                    "team": s.team_slug,
+                    "room_id": s.room_id,
+                    "status": s.status,
+                    "accepted_by": s.accepted_by,
+                    "accepter_name": people.get(s.accepted_by or "", {}).get("display_name"),
+                }
+                for s in rows
+            ]
+
+    def mark_relayed(self, solicitation_id: int) -> None:
+        with self.tx() as session:
+            s = session.get(Solicitation, solicitation_id)
+            if s is not None and s.relayed_at is None:
+                s.relayed_at = self.clock()

@@ -244,6 +244,9 @@ class DossierLink:
     kind: str = "main"  # main (the whole circle) or side (e.g. professionals only)
     room_key: str = ""  # the dossier's own key for this room (finds it again after a crash)
     audience: str = "circle"  # who of the circle sits in the room (see ROOM_AUDIENCES)
+    # The person's consent allows sharing outside the care team (and no opposition): the
+    # module lets a team address of a peer server be invited only then (no health data).
+    share_outside: bool = False
 
     @property
     def read_only(self) -> bool:
@@ -268,7 +271,10 @@ class DossierLink:
                 ("audience", "circle"),
             )
         }
-        flags = {key: content.get(key, False) for key in ("allow_patient", "allow_knock")}
+        flags = {
+            key: content.get(key, False)
+            for key in ("allow_patient", "allow_knock", "share_outside")
+        }
         if not all(isinstance(v, str) for v in strings.values()):
             return None
         if not all(isinstance(v, bool) for v in flags.values()):

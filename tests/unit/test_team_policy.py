@@ -4,7 +4,7 @@ admits nobody (the address never joins), and nobody outside the circle can use i
 
 from __future__ import annotations
 
-from maillon.shared.circle import team_address, team_slug
+from maillon.shared.circle import DossierLink, team_address, team_slug
 from synapse_modules import policy
 from tests.unit.test_policy import COORD, CTX, MEMBER, NOW, view
 
@@ -31,3 +31,19 @@ def test_team_addresses_are_recognised_by_their_localpart() -> None:
     assert team_slug("@equipe.EMSP:sante.test") is None
     assert team_slug("@equipes:sante.test") is None
     assert team_slug("@ide:sante.test") is None
+
+
+def test_a_peer_regions_team_address_leaves_only_with_consent_to_share() -> None:
+    remote = team_address("crmr", "autre.test")
+    link = DossierLink("d1")
+    refused = policy.check_invite(CTX, view(dossier=link), MEMBER, remote, NOW, False)
+    assert refused.denied and refused.code == "remote_team_without_consent"
+    assert "consentement" in refused.reason
+    allowed = DossierLink("d1", share_outside=True)
+    decision = policy.check_invite(CTX, view(dossier=allowed), MEMBER, remote, NOW, False)
+    assert not decision.denied and decision.code == "remote_team_solicitation"
+    outsider = policy.check_invite(CTX, view(dossier=allowed), "@x:sante.test", remote, NOW, False)
+    assert outsider.denied
+    # The link keeps the flag through room state (a value of the wrong type is no link).
+    assert DossierLink.from_content(allowed.to_content()) == allowed
+    assert DossierLink.from_content({**allowed.to_content(), "share_outside": "oui"}) is None

@@ -15,7 +15,7 @@ from alembic import op
 from maillon.shared.sealed import RowSealed, key_ring
 
 revision = "0220"
-down_revision = "0151"
+down_revision = "0200"
 branch_labels = None
 depends_on = None
 

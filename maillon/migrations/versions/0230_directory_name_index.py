@@ -12,7 +12,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0230"
-down_revision = "0151"
+down_revision = "0220"
 branch_labels = None
 depends_on = None
 
