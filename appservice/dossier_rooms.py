@@ -43,6 +43,7 @@ from maillon.shared.circle import (
 from maillon.shared.clock import utcnow
 from maillon.shared.federation_peers import PeerList
 
+REMOTE_INVITE_RETRIES = (1.0, 3.0)  # seconds before asking a peer server again
 log = logging.getLogger(__name__)
 
 LAYOUT_EVENT = "io.element.widgets.layout"
@@ -329,14 +330,25 @@ class DossierRooms:
             await self._invite(room_id, entry.user_id, reason)
 
     async def _invite(self, room_id: str, user_id: str, reason: str) -> None:
-        try:
-            await self._api.invite(room_id, user_id, reason)
-        except MatrixError as exc:
-            # Refused, or the person's server unreachable: the circle entry is written
-            # either way, and someone with no membership is invited again at the dossier's
-            # next sync. Failing the job instead would hold back the dossier's other
-            # changes (closing it, removing someone) behind one unreachable server.
-            log.warning("invite into a dossier room failed: %s", exc.errcode or exc.status)
+        # A person of a peer server: their server checks the invite against the room's circle
+        # as it knows it, and the circle entry written a moment ago may not have reached it
+        # yet (federation does not order the two). A refusal is asked again, a little later.
+        remote = server_of(user_id) != server_of(self._api.sender)
+        retries = list(REMOTE_INVITE_RETRIES) if remote else []
+        while True:
+            try:
+                await self._api.invite(room_id, user_id, reason)
+                return
+            except MatrixError as exc:
+                if retries and exc.errcode == "M_FORBIDDEN":
+                    await asyncio.sleep(retries.pop(0))
+                    continue
+                # Refused, or the person's server unreachable: the circle entry is written
+                # either way, and someone with no membership is invited again at the
+                # dossier's next sync. Failing the job instead would hold back the dossier's
+                # other changes (closing it, removing someone) behind one unreachable server.
+                log.warning("invite into a dossier room failed: %s", exc.errcode or exc.status)
+                return
 
 
 def _widget_layout() -> dict[str, Any]:

@@ -11,12 +11,19 @@ connection = context.config.attributes["connection"]
 
 
 def include_object(obj: object, name: str | None, kind: str, reflected: bool, _: object) -> bool:
-    """The directory's full-text index lives outside the models (PostgreSQL generated
-    tsvector column, SQLite FTS5 table and its shadow tables: migration 0040)."""
+    """The directory's search indexes live outside the models (PostgreSQL generated
+    tsvector column, SQLite FTS5 table and its shadow tables: migration 0040; the name
+    index of PostgreSQL: migration 0230)."""
     if kind in ("table", "index") and name is not None and "directory_fts" in name:
         return False
     if kind == "index" and name == "ix_directory_entries_fts":
         return False
+    # PostgreSQL searches names through a partial, byte-ordered index that replaces the
+    # models' (listed, sort_key) one there (migration 0230); SQLite keeps the models' index.
+    if kind == "index" and name == "ix_directory_entries_listed_name":
+        return False
+    if kind == "index" and name == "ix_directory_entries_sort":
+        return bool(connection.dialect.name != "postgresql")
     return not (kind == "column" and name == "search_vector")
 
 

@@ -116,3 +116,38 @@ async def test_the_welcome_notice_does_not_hold_the_answer(
         await asyncio.sleep(0)  # the done callback runs on the next turn of the loop
     assert "welcome notice not sent: MatrixError" in caplog.text
     assert NURSE not in caplog.text
+
+
+class RefusingAtFirst(FakeApi):
+    """A peer server that refuses the invite until the circle entry has reached it."""
+
+    def __init__(self, refusals: int) -> None:
+        super().__init__()
+        self.refusals = refusals
+
+    async def invite(self, room_id: str, user_id: str, reason: str | None = None) -> None:
+        self.attempts.append(user_id)
+        if len(self.attempts) <= self.refusals:
+            raise MatrixError(403, "M_FORBIDDEN", "This user is not permitted to send invites")
+        self.invites.append(user_id)
+
+
+async def test_a_peer_servers_early_refusal_is_asked_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("appservice.dossier_rooms.REMOTE_INVITE_RETRIES", (0.0, 0.0))
+    remote = CircleEntry("@ide:autre-region.test", "IDE", added_by="@coord:sante.test")
+    api = RefusingAtFirst(refusals=1)
+    rooms = DossierRooms(api, None, "http://x", "coordination")  # type: ignore[arg-type]
+    await rooms._converge_member(SIDE, "!r:s", RoomState([]), remote)
+    assert api.invites == [remote.user_id] and len(api.attempts) == 2
+    # A refusal by our own server is final (its module decided on the room it holds).
+    local = RefusingAtFirst(refusals=1)
+    rooms = DossierRooms(local, None, "http://x", "coordination")  # type: ignore[arg-type]
+    await rooms._converge_member(SIDE, "!r:s", RoomState([]), ENTRY)
+    assert local.invites == [] and len(local.attempts) == 1
+    # Refused every time: given up after the retries, the sync goes on.
+    stubborn = RefusingAtFirst(refusals=10)
+    rooms = DossierRooms(stubborn, None, "http://x", "coordination")  # type: ignore[arg-type]
+    await rooms._converge_member(SIDE, "!r:s", RoomState([]), remote)
+    assert stubborn.invites == [] and len(stubborn.attempts) == 3

@@ -22,7 +22,7 @@ def upgrade() -> None:
         batch.alter_column("dossier_id", existing_type=sa.String(length=32), nullable=True)
         batch.add_column(sa.Column("remote_team", sa.String(length=255), nullable=True))
         batch.add_column(sa.Column("room_id", sa.String(length=255), nullable=True))
-        batch.add_column(sa.Column("relayed_at", sa.DateTime(), nullable=True))
+        batch.add_column(sa.Column("relayed_at", sa.DateTime(timezone=True), nullable=True))
         batch.create_index("ix_solicitations_room_id", ["room_id"])
 
 
