@@ -217,4 +217,6 @@ async def start_smtp(
         host=config.host,
         port=config.port,
         ssl=context if config.tls == "tls" else None,
+        # Several intake processes share the port: the kernel spreads connections over them.
+        reuse_port=config.processes > 0,
     )
