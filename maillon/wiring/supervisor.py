@@ -291,6 +291,9 @@ def components(deployment: Deployment) -> list[Component]:
     ]
 
 
+INTAKE_COMMAND = (sys.executable, "-m", "appservice.mail.smtp_intake", "--dir")
+
+
 def _mail_intakes(deployment: Deployment) -> list[Component]:
     """The SMTP intake processes sharing the mail port (``mail.inbound.processes``)."""
     s = deployment.settings
@@ -303,8 +306,7 @@ def _mail_intakes(deployment: Deployment) -> list[Component]:
             Component(
                 f"mail_intake_{n}",
                 f"Réception SMTP MSSanté n° {n}",
-                [sys.executable, "-m", "appservice.mail.smtp_intake", "--dir"]
-                + [str(deployment.directory)],
+                [*INTAKE_COMMAND, str(deployment.directory)],
                 # The first checks the port is free; the others share it (SO_REUSEPORT).
                 [(s.mail.inbound.port, "SMTP")] if n == 1 else [],
                 ready.exists,

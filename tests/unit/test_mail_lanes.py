@@ -27,7 +27,7 @@ def keyed(**mails: tuple[int, str, bytes]) -> tuple[list[SpoolItem], dict[int, f
 
 def test_a_thread_is_one_lane_in_order_and_other_threads_are_apart() -> None:
     a, raw_a = build_mail("d@x", "A", "a")
-    b, raw_b = build_mail("d@x", "B", "b")
+    _, raw_b = build_mail("d@x", "B", "b")
     _, raw_a1 = build_mail("d@x", "Re: A", "a1", in_reply_to=a)
     a2, raw_a2 = build_mail("d@x", "Re: A", "a2", headers={"References": a})
     _, raw_a3 = build_mail("d@x", "Re: A", "a3", in_reply_to=a2)  # a3 → a2 → a

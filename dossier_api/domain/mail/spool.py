@@ -30,7 +30,6 @@ from dossier_api.domain.mail.routing import Target
 from maillon.shared.clock import utcnow
 from maillon.shared.crypto import KeyRing
 
-
 # PostgreSQL NOTIFY channel: a mail was spooled (the poster LISTENs, see appservice.mail.wakeup).
 SPOOL_CHANNEL = "maillon_mail_spool"
 
