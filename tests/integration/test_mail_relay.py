@@ -1249,6 +1249,20 @@ def small_uploads(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MailStac
         drop_database(url)
 
 
+def spool_rows(relay: MailStack, room_id: str) -> list[MailSpool]:
+    """The room's spooled mails in acceptance order (detached; payloads not opened)."""
+    engine = relay.engine()
+    try:
+        with Session(engine) as session:
+            rows = session.scalars(
+                select(MailSpool).where(MailSpool.room_id == room_id).order_by(MailSpool.id)
+            ).all()
+            session.expunge_all()
+            return list(rows)
+    finally:
+        engine.dispose()
+
+
 async def test_a_mail_that_cannot_be_posted_is_reported_to_the_room_and_its_sender(
     small_uploads: MailStack, make_client: MakeClient
 ) -> None:
@@ -1290,16 +1304,9 @@ async def test_a_mail_that_cannot_be_posted_is_reported_to_the_room_and_its_send
 
     # The room's later mail (another thread) is posted too.
     events = await wait_mails(coordinator, room_id, {later})
-    engine = relay.engine()
-    try:
-        with Session(engine) as session:
-            rows = session.scalars(
-                select(MailSpool).where(MailSpool.room_id == room_id).order_by(MailSpool.id)
-            ).all()
-            states = [(r.failed_at is not None, r.delivered_at is not None) for r in rows]
-            attempts = [r.attempts for r in rows]
-    finally:
-        engine.dispose()
+    rows = spool_rows(relay, room_id)
+    states = [(r.failed_at is not None, r.delivered_at is not None) for r in rows]
+    attempts = [r.attempts for r in rows]
     assert states == [(False, True), (True, False), (False, True)]
     assert attempts[1] == DELIVERY_ATTEMPTS
     # Told once: one notice in the room, one non-delivery mail.
@@ -1310,20 +1317,6 @@ async def test_a_mail_that_cannot_be_posted_is_reported_to_the_room_and_its_send
         for r in relay.sink.received
     ]
     assert subjects.count("Non remis : Imagerie de contrôle") == 1
-
-
-def spool_rows(relay: MailStack, room_id: str) -> dict[str, MailSpool]:
-    """The room's spooled mails by subject (their sealed payloads are not read)."""
-    engine = relay.engine()
-    try:
-        with Session(engine) as session:
-            rows = session.scalars(
-                select(MailSpool).where(MailSpool.room_id == room_id).order_by(MailSpool.id)
-            ).all()
-            session.expunge_all()
-            return {str(n): row for n, row in enumerate(rows)}
-    finally:
-        engine.dispose()
 
 
 async def test_a_mail_waiting_for_a_retry_holds_back_its_thread_not_the_room(
@@ -1345,13 +1338,13 @@ async def test_a_mail_waiting_for_a_retry_holds_back_its_thread_not_the_room(
     assert (await relay.send(SENDER, [address], raw))[0] == 250
 
     await wait_mails(coordinator, room_id, {other})
-    first, second, third = spool_rows(relay, room_id).values()
+    first, second, third = spool_rows(relay, room_id)
     assert third.delivered_at is not None and first.failed_at is None, "not behind the retries"
     assert second.delivered_at is None, "the reply waits for the mail it answers"
 
     await coordinator.wait_for_text(room_id, lambda e: NOT_SHOWN in e.body, timeout=120)
     events = await wait_mails(coordinator, room_id, {reply})
-    first, second, _ = spool_rows(relay, room_id).values()
+    first, second, _ = spool_rows(relay, room_id)
     assert first.failed_at is not None and second.delivered_at is not None
     assert second.delivered_at >= first.failed_at, "in the thread's order"
     assert thread_root(posted_mail(events, reply)) == posted_mail(events, doomed).event_id
