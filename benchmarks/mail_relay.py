@@ -6,6 +6,10 @@ with p50/p95 of that latency, the accepted and delivered (drain) mails/s.
 
     .venv/bin/python benchmarks/mail_relay.py [--mails 200] [--senders 8] [--dossiers 4]
                                               [--rate N] [--db postgresql|sqlite]
+                                              [--workers]
+
+``--workers``: the worker deployment (PostgreSQL), where SMTP intake runs in processes of
+its own (``mail.inbound.processes``) beside the appservice's poster.
 """
 
 from __future__ import annotations
@@ -179,14 +183,17 @@ def main() -> None:
     parser.add_argument(
         "--rate", type=float, default=None, help="mails per second, steady (default: a burst)"
     )
+    parser.add_argument("--workers", action="store_true", help="the worker deployment")
     parser.add_argument("--db", choices=("postgresql", "sqlite"), default="postgresql")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="maillon-bench-mail-") as tmp:
         workdir = Path(tmp)
         url = create_database("maillon_bench_mail") if args.db == "postgresql" else None
         try:
-            stack = Stack.create(workdir / "stack", database_url=url)
-            stack.start()
+            if args.workers and url is None:
+                parser.error("--workers : PostgreSQL seulement")
+            stack = Stack.create(workdir / "stack", database_url=url, workers=args.workers)
+            stack.start(timeout=300 if args.workers else 120)
             try:
                 result = asyncio.run(
                     run(stack, workdir, args.mails, args.senders, args.dossiers, args.rate)
@@ -197,7 +204,8 @@ def main() -> None:
             if url is not None:
                 drop_database(url)
     load = [round(x, 2) for x in os.getloadavg()]
-    print(json.dumps({"benchmark": "mail_relay", "db": args.db, **result, "load": load}, indent=2))
+    head = {"benchmark": "mail_relay", "db": args.db, "workers": args.workers}
+    print(json.dumps({**head, **result, "load": load}, indent=2))
 
 
 if __name__ == "__main__":
