@@ -293,8 +293,47 @@ class MatrixSide:
         return content
 
 
+def thread_keys(item: SpoolItem, meta: dict[str, Any], mail: ParsedMail | None) -> frozenset[str]:
+    """What ties a spooled mail to others of its room that must be posted before or after
+    it: its Message-ID and those it answers (a delivery report: the thread of our mail)."""
+    if item.kind == "bounce":
+        origin = meta.get("report_root") or meta.get("report_event")
+        return frozenset({f"event:{origin}"} if origin else {f"spool:{item.id}"})
+    ids = {m.strip().lower() for m in (mail.thread_ids if mail else ()) if m.strip()}
+    if mail is not None and mail.message_id:
+        ids.add(mail.message_id.strip().lower())
+    return frozenset(ids or {f"spool:{item.id}"})
+
+
+def lanes(items: list[SpoolItem], keys: dict[int, frozenset[str]]) -> list[list[SpoolItem]]:
+    """The spooled mails in lanes, each in acceptance order: two mails of one room sharing
+    a thread (transitively) are in one lane; lanes are independent of each other."""
+    parent: dict[int, int] = {}
+
+    def find(n: int) -> int:
+        while parent[n] != n:
+            parent[n] = parent[parent[n]]
+            n = parent[n]
+        return n
+
+    owner: dict[tuple[str, str], int] = {}
+    for item in sorted(items, key=lambda i: i.id):
+        parent[item.id] = item.id
+        for key in keys.get(item.id, frozenset({f"spool:{item.id}"})):
+            first = owner.setdefault((item.room_id, key), item.id)
+            a, b = find(first), find(item.id)
+            if a != b:
+                parent[max(a, b)] = min(a, b)
+    grouped: dict[int, list[SpoolItem]] = defaultdict(list)
+    for item in sorted(items, key=lambda i: i.id):
+        grouped[find(item.id)].append(item)
+    return list(grouped.values())
+
+
 class Poster:
-    """Delivers the spool into rooms: per room in acceptance order, rooms in parallel."""
+    """Delivers the spool into rooms: within a mail thread in acceptance order (a mail
+    waiting for a retry holds back the later mails of its thread), threads and rooms
+    concurrently (``parallel`` lanes at a time)."""
 
     def __init__(
         self,
@@ -304,7 +343,7 @@ class Poster:
         *,
         max_attempts: int,
         backoff_seconds: float,
-        parallel_rooms: int = 4,
+        parallel: int = 16,
         on_final_failure: FinalFailure | None = None,
     ) -> None:
         self.matrix = matrix
@@ -313,25 +352,46 @@ class Poster:
         self.on_final_failure = on_final_failure
         self.max_attempts = max_attempts
         self.backoff_seconds = backoff_seconds
-        self._limit = asyncio.Semaphore(parallel_rooms)
+        self._limit = asyncio.Semaphore(parallel)
+        self._keys: dict[int, frozenset[str]] = {}
         self.delivered = 0
 
     async def run_forever(self) -> None:
         await self.matrix.ready.wait()
         await work_forever(self.run_once, self.wake, "mail delivery")
 
+    def _read_keys(self, items: list[SpoolItem]) -> dict[int, frozenset[str]]:
+        payloads = self.spool.payloads([item.id for item in items])
+        found = {}
+        for item in items:
+            if item.id not in payloads:
+                continue  # gone since (delivered by a previous active instance)
+            meta, raw = payloads[item.id]
+            try:
+                mail: ParsedMail | None = parse_mail(raw)
+            except Exception as exc:  # delivery will say what is wrong with it
+                log.warning("spooled mail #%s unreadable (%s)", item.id, type(exc).__name__)
+                mail = None
+            found[item.id] = thread_keys(item, meta, mail)
+        return found
+
     async def run_once(self) -> int:
         items = await asyncio.to_thread(self.spool.due, 500)
-        by_room: dict[str, list[SpoolItem]] = defaultdict(list)
-        for item in items:
-            by_room[item.room_id].append(item)
-        results = await asyncio.gather(*(self._room(batch) for batch in by_room.values()))
+        unknown = [item for item in items if item.id not in self._keys]
+        if unknown:
+            self._keys.update(await asyncio.to_thread(self._read_keys, unknown))
+        pending = {item.id for item in items}
+        self._keys = {k: v for k, v in self._keys.items() if k in pending}
+        ready = [lane for lane in lanes(items, self._keys) if not lane[0].waiting]
+        results = await asyncio.gather(*(self._lane(lane) for lane in ready))
         return sum(results)
 
-    async def _room(self, items: list[SpoolItem]) -> int:
+    async def _lane(self, items: list[SpoolItem]) -> int:
         delivered = 0
         async with self._limit:
             for item in items:
+                if item.waiting:
+                    break  # its retry is not due yet: the rest of its thread waits
                 try:
                     await self.deliver(item)
                 except Exception as exc:
@@ -357,7 +417,7 @@ class Poster:
                                 item.id,
                                 type(report_exc).__name__,
                             )
-                    break  # keep this room's order: later mails wait for this one
+                    break  # keep this thread's order: later mails wait for this one
                 delivered += 1
         return delivered
 

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
 from aiohttp import web
+from sqlalchemy import Engine
 
 from appservice.mail.authenticate import configure_resolver
 from appservice.mail.imap_poller import ImapPoller
@@ -18,6 +19,7 @@ from appservice.mail.outbound import Sender
 from appservice.mail.parse import parse_mail
 from appservice.mail.poster import MatrixSide, Poster, ReplyWatcher, report_failure
 from appservice.mail.smtp_server import Handler, start_smtp
+from appservice.mail.wakeup import listen_for_spooled_mail
 from dossier_api.domain.mail.outbox import TrustSpace, queue_mail, relay_marker
 from dossier_api.domain.mail.routing import Router
 from dossier_api.domain.mail.spool import Spool, SpoolItem
@@ -31,17 +33,25 @@ RELAY = web.AppKey("mail_relay", object)
 CleanupContext = Callable[[web.Application], AsyncIterator[None]]
 
 
+def open_intake(deployment: Deployment) -> tuple[Engine, Spool, Router, Intake]:
+    """The store, spool, routing and intake of the relay (one for each process taking mail)."""
+    settings = deployment.settings
+    engine = make_engine(settings.database_url, create_tables=False)
+    keys = KeyRing.for_secrets(deployment.secrets)
+    spool = Spool(engine, keys)
+    router = Router(engine, keys, settings.mail_domain, settings.mail.relay_localpart)
+    return engine, spool, router, Intake(spool, router, settings.mail, relay_marker(deployment))
+
+
 class Relay:
     def __init__(self, deployment: Deployment) -> None:
         settings = deployment.settings
         self.config = settings.mail
-        engine = make_engine(settings.database_url, create_tables=False)
-        keys = KeyRing.for_secrets(deployment.secrets)
-        self.spool = Spool(engine, keys)
+        self.database_url = settings.database_url
+        engine, self.spool, self.router, self.intake = open_intake(deployment)
+        self.notified = engine.dialect.name == "postgresql"  # LISTEN/NOTIFY wakes the poster
         self.trust = TrustSpace(engine, self.config.allowed_sender_domains)
-        self.router = Router(engine, keys, settings.mail_domain, self.config.relay_localpart)
-        marker = relay_marker(deployment)
-        self.intake = Intake(self.spool, self.router, self.config, marker)
+        marker = self.intake.relay_marker
         self.delivery_wake = asyncio.Event()
         self.outbox_wake = asyncio.Event()
         self.matrix = MatrixSide(deployment)
@@ -128,15 +138,18 @@ class Relay:
         self.outbox_wake.set()
 
     async def start(self) -> None:
-        self.server = await start_smtp(
-            self.config.inbound, self.smtp, self.router.domain, self.config.max_message_bytes
-        )
-        log.info("mail relay listening on port %s", self.config.inbound.port)
+        if self.config.inbound.processes == 0:  # else SMTP intake processes of their own
+            self.server = await start_smtp(
+                self.config.inbound, self.smtp, self.router.domain, self.config.max_message_bytes
+            )
+            log.info("mail relay listening on port %s", self.config.inbound.port)
         jobs: list[Coroutine[Any, Any, None]] = [
             self._matrix(),
             self.poster.run_forever(),
             self.sender.run_forever(),
         ]
+        if self.notified:
+            jobs.append(listen_for_spooled_mail(self.database_url, self.delivery_wake))
         if self.imap is not None:
             jobs.append(self.imap.run_forever())
         self.tasks = [asyncio.create_task(job) for job in jobs]

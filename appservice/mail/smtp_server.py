@@ -12,7 +12,9 @@ import ipaddress
 import logging
 import ssl
 import time
-from typing import Any
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
@@ -23,6 +25,9 @@ from maillon.shared.settings import MailInbound
 log = logging.getLogger(__name__)
 # aiosmtpd's own logger names peers and addresses: keep it quiet (no health data in logs).
 logging.getLogger("mail.log").setLevel(logging.WARNING)
+
+T = TypeVar("T")
+INTAKE_THREADS = 16  # SMTP sessions storing a mail at once (each may wait on DNS)
 
 
 TLS_REQUIRED = "530 5.7.0 STARTTLS requis / must issue STARTTLS first"
@@ -94,6 +99,12 @@ class Handler:
             config.max_unknown_recipients, config.unknown_recipients_window_seconds
         )
         self._trusted = [ipaddress.ip_network(n, strict=False) for n in config.trusted_networks]
+        # Threads of its own: an intake waiting on DNS (SPF, DMARC) must not hold the
+        # loop's default threads, where the poster's store calls run.
+        self._pool = ThreadPoolExecutor(INTAKE_THREADS, thread_name_prefix="smtp-intake")
+
+    async def _in_thread(self, call: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, call, *args)
 
     def trusted(self, ip: str) -> bool:
         try:
@@ -138,7 +149,7 @@ class Handler:
         if self.probes.blocked(ip):
             _hang_up(server)
             return PROBING
-        problem = await asyncio.to_thread(
+        problem = await self._in_thread(
             self.intake.check_recipient, address, envelope.mail_from == "<>"
         )
         if problem == UNKNOWN_DOSSIER and self.probes.failed(ip):
@@ -163,7 +174,7 @@ class Handler:
         sender = "" if envelope.mail_from in (None, "<>") else envelope.mail_from
         peer = self.peer(server, session)
         try:
-            result = await asyncio.to_thread(
+            result = await self._in_thread(
                 self.intake.accept, raw, sender, list(envelope.rcpt_tos), "smtp", peer
             )
         except Refusal as refusal:
@@ -217,4 +228,6 @@ async def start_smtp(
         host=config.host,
         port=config.port,
         ssl=context if config.tls == "tls" else None,
+        # Several intake processes share the port: the kernel spreads connections over them.
+        reuse_port=config.processes > 0,
     )

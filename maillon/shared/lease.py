@@ -52,14 +52,15 @@ def lease_key(component: str) -> int:
     return int.from_bytes(hashlib.sha256(component.encode()).digest()[:4], "big", signed=True)
 
 
-def _libpq_url(database_url: str) -> str:
+def libpq_url(database_url: str) -> str:
+    """A SQLAlchemy database URL as libpq (psycopg) takes it."""
     url = make_url(database_url).set(drivername="postgresql")
     return url.render_as_string(hide_password=False)
 
 
 class Lease:
     def __init__(self, deployment: Deployment, component: str) -> None:
-        self._url = _libpq_url(deployment.settings.database_url)
+        self._url = libpq_url(deployment.settings.database_url)
         self._component = component
         self._state = deployment.path("run", instance_file(component, "lease"))
         self._conn: psycopg.Connection[tuple[object, ...]] | None = None

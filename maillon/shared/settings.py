@@ -184,7 +184,10 @@ class MailInbound:
     ``require_client_certificate`` is true (the MSSanté operators' servers do). Mail from
     a peer without a certificate is checked with SPF/DKIM/DMARC (DNS: ``dns_servers``, or
     the system's). A peer that names ``max_unknown_recipients`` unknown addresses within
-    ``unknown_recipients_window_seconds`` gets ``421`` until the window has passed."""
+    ``unknown_recipients_window_seconds`` gets ``421`` until the window has passed.
+    ``processes``: 0, the appservice listens itself; N, N SMTP intake processes of their own
+    share the port (SO_REUSEPORT) and the spool (the worker deployment; on PostgreSQL the
+    poster is woken by NOTIFY, else it finds their mails within its idle second)."""
 
     host: str = "127.0.0.1"
     port: int = field(default=2525, metadata=PORT)
@@ -201,6 +204,9 @@ class MailInbound:
         default=5, metadata={"check": lambda v: None if v >= 1 else "au moins 1"}
     )
     unknown_recipients_window_seconds: float = field(default=600.0, metadata=POSITIVE)
+    processes: int = field(
+        default=0, metadata={"check": lambda v: None if 0 <= v <= 64 else "entre 0 et 64"}
+    )
 
     def __post_init__(self) -> None:
         if self.tls != "none" and not self.cert_file:

@@ -237,6 +237,7 @@ def init_deployment(options: InitOptions) -> Path:
         "dossier_port": options.dossier_port,
         "appservice_port": options.appservice_port,
         "mail_port": options.mail_port,
+        "mail_intake_processes": workers_mod.MAIL_INTAKE_PROCESSES if workers is not None else 0,
         "federation_port": options.federation_port,
         "federation_loopback": options.federation_loopback,
         "homeserver_url": homeserver_url,

@@ -277,6 +277,7 @@ def components(deployment: Deployment) -> list[Component]:
         ]
     return [
         *_synapse_components(deployment),
+        *_mail_intakes(deployment),
         Component(
             "dossier_api",
             "API dossier",
@@ -288,6 +289,34 @@ def components(deployment: Deployment) -> list[Component]:
         ),
         *leased,
     ]
+
+
+INTAKE_COMMAND = (sys.executable, "-m", "appservice.mail.smtp_intake", "--dir")
+
+
+def _mail_intakes(deployment: Deployment) -> list[Component]:
+    """The SMTP intake processes sharing the mail port (``mail.inbound.processes``)."""
+    s = deployment.settings
+    if not s.mail.enabled:
+        return []
+    found = []
+    for n in range(1, s.mail.inbound.processes + 1):
+        ready = deployment.path("run", f"mail_intake-{n}.ready")
+        found.append(
+            Component(
+                f"mail_intake_{n}",
+                f"Réception SMTP MSSanté n° {n}",
+                [*INTAKE_COMMAND, str(deployment.directory)],
+                # The first checks the port is free; the others share it (SO_REUSEPORT).
+                [(s.mail.inbound.port, "SMTP")] if n == 1 else [],
+                ready.exists,
+                30.0,
+                deployment.path("logs", f"mail_intake-{n}.log"),
+                stale_files=[ready],
+                env={INSTANCE_ENV: str(n)},
+            )
+        )
+    return found
 
 
 def _leased_pair(

@@ -146,9 +146,13 @@ def worker_config_file(worker: SynapseWorker) -> str:
     return f"workers/{worker.name}.yaml"
 
 
+# SMTP intake processes of a worker deployment (sharing the mail port and the spool).
+MAIL_INTAKE_PROCESSES = 2
+
 # Maillon's own components, one container each in docker/compose.yaml (supervisor keys);
 # the appservice and the bot each with a standby (one active, holding a PostgreSQL lease).
 MAILLON_COMPONENTS = (
+    *(f"mail_intake_{n}" for n in range(1, MAIL_INTAKE_PROCESSES + 1)),
     "dossier_api",
     "appservice",
     "appservice_standby",

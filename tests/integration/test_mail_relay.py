@@ -1249,6 +1249,20 @@ def small_uploads(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MailStac
         drop_database(url)
 
 
+def spool_rows(relay: MailStack, room_id: str) -> list[MailSpool]:
+    """The room's spooled mails in acceptance order (detached; payloads not opened)."""
+    engine = relay.engine()
+    try:
+        with Session(engine) as session:
+            rows = session.scalars(
+                select(MailSpool).where(MailSpool.room_id == room_id).order_by(MailSpool.id)
+            ).all()
+            session.expunge_all()
+            return list(rows)
+    finally:
+        engine.dispose()
+
+
 async def test_a_mail_that_cannot_be_posted_is_reported_to_the_room_and_its_sender(
     small_uploads: MailStack, make_client: MakeClient
 ) -> None:
@@ -1288,18 +1302,11 @@ async def test_a_mail_that_cannot_be_posted_is_reported_to_the_room_and_its_send
     assert "n'a pas pu être remis" in body and "Motif : téléversement refusé" in body
     assert "nodule" not in body and not dsn.is_multipart(), "never the mail's content"
 
-    # The room's later mail is posted once the failed one is set aside.
+    # The room's later mail (another thread) is posted too.
     events = await wait_mails(coordinator, room_id, {later})
-    engine = relay.engine()
-    try:
-        with Session(engine) as session:
-            rows = session.scalars(
-                select(MailSpool).where(MailSpool.room_id == room_id).order_by(MailSpool.id)
-            ).all()
-            states = [(r.failed_at is not None, r.delivered_at is not None) for r in rows]
-            attempts = [r.attempts for r in rows]
-    finally:
-        engine.dispose()
+    rows = spool_rows(relay, room_id)
+    states = [(r.failed_at is not None, r.delivered_at is not None) for r in rows]
+    attempts = [r.attempts for r in rows]
     assert states == [(False, True), (True, False), (False, True)]
     assert attempts[1] == DELIVERY_ATTEMPTS
     # Told once: one notice in the room, one non-delivery mail.
@@ -1310,3 +1317,34 @@ async def test_a_mail_that_cannot_be_posted_is_reported_to_the_room_and_its_send
         for r in relay.sink.received
     ]
     assert subjects.count("Non remis : Imagerie de contrôle") == 1
+
+
+async def test_a_mail_waiting_for_a_retry_holds_back_its_thread_not_the_room(
+    small_uploads: MailStack, make_client: MakeClient
+) -> None:
+    """Order is kept within a mail thread (a reply is posted after the mail it answers,
+    here after that mail's last attempt), not across the room: another thread's mail is
+    posted while the first one is still being retried."""
+    relay = small_uploads
+    coordinator, address, room_id = await mail_dossier(relay, make_client)
+    scan = b"%PDF-1.4 imagerie " + os.urandom(3 * UPLOAD_LIMIT)  # refused by the homeserver
+    doomed, raw = build_mail(
+        address, "Imagerie", "Voir pièce.", attachments=[("scan.pdf", "application/pdf", scan)]
+    )
+    assert (await relay.send(SENDER, [address], raw))[0] == 250
+    reply, raw = build_mail(address, "Re: Imagerie", "Suite du dossier.", in_reply_to=doomed)
+    assert (await relay.send(SENDER, [address], raw))[0] == 250
+    other, raw = build_mail(address, "Autre sujet", "Rien à voir.")
+    assert (await relay.send(SENDER, [address], raw))[0] == 250
+
+    await wait_mails(coordinator, room_id, {other})
+    first, second, third = spool_rows(relay, room_id)
+    assert third.delivered_at is not None and first.failed_at is None, "not behind the retries"
+    assert second.delivered_at is None, "the reply waits for the mail it answers"
+
+    await coordinator.wait_for_text(room_id, lambda e: NOT_SHOWN in e.body, timeout=120)
+    events = await wait_mails(coordinator, room_id, {reply})
+    first, second, _ = spool_rows(relay, room_id)
+    assert first.failed_at is not None and second.delivered_at is not None
+    assert second.delivered_at >= first.failed_at, "in the thread's order"
+    assert thread_root(posted_mail(events, reply)) == posted_mail(events, doomed).event_id

@@ -318,6 +318,26 @@ async def test_a_mail_is_delivered_into_its_dossier_room(
     assert posted.decrypted and "Sortie le 3, suivi IDE." in posted.body
 
 
+def _server_pid(client_port: int, pids: list[int]) -> int | None:
+    """Which of ``pids`` holds the server side of the TCP connection from ``client_port``
+    (its socket's inode in /proc/net/tcp, found among the process' descriptors)."""
+    inodes: dict[str, int] = {}
+    for pid in pids:
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                inodes[target[len("socket:[") : -1]] = pid
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if int(fields[2].rsplit(":", 1)[1], 16) == client_port and fields[9] in inodes:
+                return inodes[fields[9]]
+    return None
+
+
 def _instance_pid(stack: Stack, module: bytes, name: str) -> int | None:
     """The pid of instance ``name`` (MAILLON_INSTANCE) of a leased component."""
     for pid in component_pids(stack.directory, module):
@@ -334,7 +354,7 @@ def _lease(stack: Stack, key: str, name: str) -> str:
     return read_state(stack.directory / "run" / f"{key}-{name}.lease")
 
 
-# These two kill the active appservice and bot of the module's deployment: they run last.
+# These kill the active appservice and bot of the module's deployment: they run last.
 ROOMS, PER_ROOM, KILL_AFTER = 10, 50, 150  # 500 messages
 
 
@@ -404,6 +424,46 @@ async def test_kill_9_of_the_active_appservice_mid_burst_the_standby_takes_over(
     assert all(messages_count(stack, t, d) == PER_ROOM for d in sent)
     # The killed instance came back as the new standby.
     await wait_for(lambda: _lease(stack, "appservice", "a") == "standby", "a new standby", 60)
+
+
+async def test_mails_taken_by_each_smtp_intake_process_are_all_delivered_once(
+    workers_stack: Stack, make_client: MakeClient
+) -> None:
+    """Several SMTP intake processes share the port and the spool; the active poster (in
+    the appservice) posts what each of them accepted, each mail once, also when it is
+    killed (-9) mid-burst and its standby takes over (the intake goes on meanwhile)."""
+    stack = workers_stack
+    intakes = component_pids(stack.directory, b"-m\0appservice.mail.smtp_intake")
+    assert len(intakes) == stack.deployment.settings.mail.inbound.processes == 2
+    coordinator = make_client(stack, "coordinatrice")
+    await bind_professional(stack, coordinator.user_id, "infirmière coordinatrice")
+    dossier = new_dossier(stack, coordinator.account.access_token)
+    room_id, address = str(dossier["room_id"]), str(dossier["mail_address"])
+    await coordinator.accept_invite(room_id)
+    await coordinator.wait_for_member(room_id, stack.deployment.settings.bot_user_id)
+    port = stack.deployment.settings.mail.inbound.port
+    taken_by: dict[str, int | None] = {}
+    active = "a" if _lease(stack, "appservice", "a") == "active" else "b"
+    standby = "b" if active == "a" else "a"
+    for n in range(24):
+        if n == 8:
+            pid = _instance_pid(stack, b"-m\0appservice\0", active)
+            assert pid is not None
+            os.kill(pid, signal.SIGKILL)
+        message_id, raw = build_mail(address, f"Courriel {n}", f"Texte du courriel {n}.")
+        async with aiosmtplib.SMTP(hostname="127.0.0.1", port=port, timeout=60) as smtp:
+            assert smtp.transport is not None
+            local_port = smtp.transport.get_extra_info("sockname")[1]
+            taken_by[message_id] = _server_pid(local_port, intakes)
+            refused, _ = await smtp.sendmail(SENDER, [address], raw)
+        assert refused == {}
+    assert set(taken_by.values()) == set(intakes), "each intake process took mails"
+    await wait_for(
+        lambda: _lease(stack, "appservice", standby) == "active", "the takeover", timeout=60
+    )
+    events = await wait_mails(coordinator, room_id, set(taken_by))
+    posted = [m["message_id"] for m in (mail_of(e) for e in events) if m]
+    assert sorted(posted) == sorted(taken_by), "every mail once"
 
 
 async def test_kill_9_of_the_active_bot_the_standby_answers_each_command_once(

@@ -30,6 +30,9 @@ from dossier_api.domain.mail.routing import Target
 from maillon.shared.clock import utcnow
 from maillon.shared.crypto import KeyRing
 
+# PostgreSQL NOTIFY channel: a mail was spooled (the poster LISTENs, see appservice.mail.wakeup).
+SPOOL_CHANNEL = "maillon_mail_spool"
+
 
 def message_id_hash(message_id: str) -> str:
     return hashlib.sha256(message_id.strip().lower().encode()).hexdigest()
@@ -45,6 +48,7 @@ class SpoolItem:
     parts_done: int
     attempts: int
     accepted_at: dt.datetime
+    waiting: bool = False  # a retry not due yet (it holds back the rest of its thread)
 
 
 @dataclass(frozen=True)
@@ -131,9 +135,14 @@ class Spool:
                 session.add(row)
                 rows.append(row)
             session.flush()
+            if rows and self._engine.dialect.name == "postgresql":
+                # Wakes the poster, whichever process took the mail (at commit).
+                session.execute(select(func.pg_notify(SPOOL_CHANNEL, "")))
             return [row.id for row in rows]
 
     def due(self, limit: int = 200) -> list[SpoolItem]:
+        """The mails not yet delivered (nor failed for good), in acceptance order; those
+        whose next attempt is not due yet are ``waiting``."""
         now = utcnow()
         with Session(self._engine) as session:
             rows = session.execute(
@@ -153,9 +162,12 @@ class Spool:
                 .limit(limit)
             ).all()
         return [
-            SpoolItem(*row[:7], row.accepted_at)
+            SpoolItem(
+                *row[:7],
+                row.accepted_at,
+                waiting=row.next_attempt_at is not None and row.next_attempt_at > now,
+            )
             for row in rows
-            if row.next_attempt_at is None or row.next_attempt_at <= now
         ]
 
     def payload(self, spool_id: int) -> tuple[dict[str, Any], bytes]:
@@ -164,6 +176,19 @@ class Spool:
             assert row is not None
             data = SPOOL_MAIL.open(self._keys, row.sealed_mail, row.token)
         return _unpack(data)
+
+    def payloads(self, spool_ids: list[int]) -> dict[int, tuple[dict[str, Any], bytes]]:
+        """:meth:`payload` of several mails, in one query."""
+        with Session(self._engine) as session:
+            rows = session.execute(
+                select(MailSpool.id, MailSpool.sealed_mail, MailSpool.token).where(
+                    MailSpool.id.in_(spool_ids)
+                )
+            ).all()
+            return {
+                row.id: _unpack(SPOOL_MAIL.open(self._keys, row.sealed_mail, row.token))
+                for row in rows
+            }
 
     def record_main_event(
         self,
