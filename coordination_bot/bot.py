@@ -29,12 +29,10 @@ from nio import (
 from coordination_bot.commands import formulaire, note
 from coordination_bot.core import CommandError, Context, Reply
 from coordination_bot.dispatch import dispatch, error_reply, is_command
-from coordination_bot.services import MailOutbox, Services
+from coordination_bot.services import Services
 from coordination_bot.solicitations import SolicitationChats
 from dossier_api.domain import pathway_store, retention
 from dossier_api.domain.core import ApiError
-from dossier_api.domain.mail.outbox import TrustSpace, relay_marker
-from dossier_api.domain.mail.spool import Spool
 from maillon.shared.cross_signing import ensure_cross_signed
 from maillon.shared.crypto import KeyRing
 from maillon.shared.lease import instance_file
@@ -109,20 +107,7 @@ class CoordinationBot:
         install_key_ring(KeyRing.for_secrets(deployment.secrets))
         engine = make_engine(self.settings.database_url)
         pathway_store.bind(engine)
-        mail = self.settings.mail
-        self.services = Services(
-            engine,
-            deployment,
-            RoomSyncClient.for_deployment(deployment),
-            MailOutbox(
-                Spool(engine, KeyRing.for_secrets(deployment.secrets)),
-                relay_marker(deployment),
-                self.settings.mail_domain,
-                TrustSpace(engine, mail.allowed_sender_domains),
-            )
-            if mail.enabled and mail.outbound is not None
-            else None,
-        )
+        self.services = Services(engine, deployment, RoomSyncClient.for_deployment(deployment))
 
     @property
     def lang(self) -> str:

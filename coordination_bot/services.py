@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine, delete, select
@@ -17,8 +16,6 @@ from sqlalchemy.orm import Session
 from coordination_bot.models import BotFormDialogue, BotHandledEvent, BotNoteThread
 from dossier_api.domain.access import Caller
 from dossier_api.domain.circle_members import active_members
-from dossier_api.domain.mail.outbox import TrustSpace, queue_mail
-from dossier_api.domain.mail.spool import Spool
 from dossier_api.domain.models import Dossier
 from dossier_api.domain.service import DossierService
 from maillon.shared.room_sync_client import RoomSyncClient, main_room
@@ -27,30 +24,14 @@ from maillon.shared.settings import Deployment
 T = TypeVar("T")
 
 
-class MailNotConfigured(Exception):
-    """``!mail`` on a deployment without the mail relay."""
-
-
-@dataclass(frozen=True)
-class MailOutbox:
-    """Where ``!mail`` queues mails: the relay's durable outbox (the relay sends them)."""
-
-    spool: Spool
-    relay_marker: str
-    domain: str
-    trust: TrustSpace
-
-
 class Services:
     def __init__(
         self,
         engine: Engine,
         deployment: Deployment,
         room_sync: RoomSyncClient | None = None,
-        mail: MailOutbox | None = None,
     ) -> None:
         self.engine = engine
-        self.mail = mail
         self.dossiers = DossierService(engine, deployment, component="bot")
         self.room_sync = room_sync
         self._room_dossier: dict[str, str] = {}  # a room's dossier never changes
@@ -199,27 +180,10 @@ class Services:
         text: str,
     ) -> bool:
         """Queue a secure mail from the dossier's address, with the sender's rights (writing
-        to the dossier); False if this command was queued already."""
-        if self.mail is None:
-            raise MailNotConfigured("la messagerie sécurisée n'est pas configurée")
-        mail = self.mail
-
-        def checked_and_queued() -> object:
-            # The right checked, the mail queued and the audit row written together.
-            with self.dossiers.acting(self.caller(sender), "mail.send", dossier_id, "write") as act:
-                return queue_mail(
-                    mail.spool,
-                    trust=mail.trust,
-                    room_id=room_id,
-                    source_event_id=event_id,
-                    from_address=f"{act.dossier.mail_localpart}@{mail.domain}",
-                    from_name=f"{sender} (Maillon)",
-                    to=[address],
-                    subject=subject,
-                    text=text,
-                    relay_marker=mail.relay_marker,
-                    domain=mail.domain,
-                )
-
-        queued = await asyncio.to_thread(checked_and_queued)
-        return queued is not None
+        to the dossier: ``DossierService.send_mail``, as the dossier page does); False if
+        this command was queued already. Failures to send are told in ``room_id``."""
+        body = {"to": address, "subject": subject, "text": text}
+        queued = await self.as_sender(
+            sender, self.dossiers.send_mail, dossier_id, body, event_id, room_id
+        )
+        return queued["queued"]

@@ -4,7 +4,6 @@ appservice sends it, retries temporary failures and reports a final failure in t
 from __future__ import annotations
 
 from coordination_bot.core import Command, CommandError, Context, Reply, build, register
-from coordination_bot.services import MailNotConfigured
 from dossier_api.domain.mail.outbox import MailCommandError, parse_mail_command
 
 USAGE = "!mail adresse@exemple.mssante.fr objet\n(le texte du courriel sur les lignes suivantes)"
@@ -29,19 +28,11 @@ async def mail(ctx: Context, args: list[str]) -> Reply:
             )
         )
     dossier_id = await ctx.dossier_id()
-    try:
-        queued = await ctx.services.queue_mail(
-            ctx.sender, dossier_id, ctx.room_id, ctx.event_id, address, subject, text
-        )
-    except MailCommandError as exc:  # a recipient outside the MSSanté trust space
-        raise CommandError(str(exc)) from exc
-    except MailNotConfigured as exc:
-        raise CommandError(
-            ctx.t(
-                "l'envoi de courriels n'est pas configuré sur ce serveur (section mail.outbound)",
-                "sending mail is not configured on this server (mail.outbound section)",
-            )
-        ) from exc
+    # A recipient outside the MSSanté trust space, mail not configured: the service's
+    # refusal, said with the usage line.
+    queued = await ctx.services.queue_mail(
+        ctx.sender, dossier_id, ctx.room_id, ctx.event_id, address, subject, text
+    )
     title = (
         ctx.t("Courriel sécurisé mis en file d'envoi.", "Secure mail queued for sending.")
         if queued

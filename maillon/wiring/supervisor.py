@@ -243,6 +243,11 @@ def _synapse_components(deployment: Deployment) -> list[Component]:
     return found
 
 
+# How long a Maillon component may take to answer after it is started (a deadline: one that
+# is ready sooner is used at once). Generous, for a machine busy starting Synapse beside it.
+COMPONENT_START_SECONDS = 90.0
+
+
 def components(deployment: Deployment) -> list[Component]:
     s = deployment.settings
     logs = deployment.path("logs")
@@ -256,7 +261,7 @@ def components(deployment: Deployment) -> list[Component]:
             [python, "-m", "appservice", "--dir", str(deployment.directory)],
             [(s.appservice.listener.port, "appservice")],
             lambda: is_up(as_url, "/health"),
-            30.0,
+            COMPONENT_START_SECONDS,
             logs / "appservice.log",
         ),
         Component(
@@ -265,7 +270,7 @@ def components(deployment: Deployment) -> list[Component]:
             [python, "-m", "coordination_bot", "--dir", str(deployment.directory)],
             [],
             ready_file.exists,
-            60.0,
+            2 * COMPONENT_START_SECONDS,
             logs / "coordination_bot.log",
             stale_files=[ready_file],
         ),
@@ -284,7 +289,7 @@ def components(deployment: Deployment) -> list[Component]:
             [python, "-m", "dossier_api", "--dir", str(deployment.directory)],
             [(s.dossier_api.port, "API dossier")],
             lambda: is_up(s.dossier_api.url, "/health"),
-            30.0,
+            COMPONENT_START_SECONDS,
             logs / "dossier_api.log",
         ),
         *leased,
@@ -310,7 +315,7 @@ def _mail_intakes(deployment: Deployment) -> list[Component]:
                 # The first checks the port is free; the others share it (SO_REUSEPORT).
                 [(s.mail.inbound.port, "SMTP")] if n == 1 else [],
                 ready.exists,
-                30.0,
+                COMPONENT_START_SECONDS,
                 deployment.path("logs", f"mail_intake-{n}.log"),
                 stale_files=[ready],
                 env={INSTANCE_ENV: str(n)},
