@@ -155,6 +155,8 @@ def scrub_homeserver_postgres(args: dict[str, Any]) -> list[str]:
         tables = [str(row[0]) for row in conn.execute(ROOM_TABLES)]
         for table in tables:
             conn.execute(psycopg_sql.SQL("VACUUM FULL {}").format(psycopg_sql.Identifier(table)))
+        for statement in retention.statistics_scrub(tables):
+            conn.execute(statement.encode())
         try:
             conn.execute("SELECT pg_switch_wal()")
             conn.execute("CHECKPOINT")

@@ -44,7 +44,8 @@ def _duplicate_error(ctx: Context, exc: ApiError, usage: str) -> CommandError:
     statuses = STATUSES[ctx.lang]
     lines = [
         f"dossier {reference(c['id'])} ({ctx.pathway(c['pathway'])}, "
-        + f"{statuses.get(c['status'], c['status'])}, "
+        # « ouvert le … » says the state of an open one; another says its state first.
+        + ("" if c["status"] == "open" else f"{statuses.get(c['status'], c['status'])}, ")
         + ctx.t(f"ouvert le {ctx.when(c['opened_at'])})", f"opened {ctx.when(c['opened_at'])})")
         for c in data.get("candidates", [])
     ]

@@ -47,27 +47,30 @@ async def test_a_secure_mail_from_the_dossier_page(
     context, page = await new_page(browser)
     await login(page, stack, coord)
     await page.goto(base(stack) + f"/dossiers/{did}")
-    await expect(page.locator("#mail-section")).to_contain_text(dossier["mail_address"])
+    section = page.locator("#mail-section")
+    await expect(section).to_contain_text(dossier["mail_address"])
 
     # Outside the MSSanté trust space: refused in words, nothing leaves.
-    await page.get_by_text("Écrire un courriel sécurisé").click()
-    await page.get_by_label("Destinataire (adresse MSSanté)").fill("quelqu.un@gmail.com")
-    await page.get_by_label("Objet").fill("Compte rendu")
-    await page.get_by_label("Texte du courriel").fill("Bonjour, voici le point.")
-    await page.get_by_role("button", name="Envoyer le courriel").click()
+    await section.get_by_text("Écrire un courriel sécurisé").click()
+    await section.get_by_label("Destinataire (adresse MSSanté)").fill("quelqu.un@gmail.com")
+    await section.get_by_label("Objet", exact=True).fill("Compte rendu")
+    await section.get_by_label("Texte du courriel").fill("Bonjour, voici le point.")
+    await section.get_by_role("button", name="Envoyer le courriel").click()
     await expect(page.locator("#mail-error")).to_contain_text("gmail.com")
 
     # To a doctor's MSSanté mailbox: it arrives once, from the dossier's address.
-    await page.get_by_text("Écrire un courriel sécurisé").click()
-    await page.get_by_label("Destinataire (adresse MSSanté)").fill("dr.martin@cabinet.mssante.fr")
-    await page.get_by_label("Objet").fill("Point sur la situation")
-    await page.get_by_label("Texte du courriel").fill("Bonjour, la visite est prévue jeudi.")
+    await section.get_by_text("Écrire un courriel sécurisé").click()
+    await section.get_by_label("Destinataire (adresse MSSanté)").fill(
+        "dr.martin@cabinet.mssante.fr"
+    )
+    await section.get_by_label("Objet", exact=True).fill("Point sur la situation")
+    await section.get_by_label("Texte du courriel").fill("Bonjour, la visite est prévue jeudi.")
     form = page.locator("#mail-section form")
     fields = {
         name: await form.locator(f"[name={name}]").input_value()
         for name in ("csrf", "nonce", "to", "subject", "text")
     }
-    await page.get_by_role("button", name="Envoyer le courriel").click()
+    await section.get_by_role("button", name="Envoyer le courriel").click()
     await expect(page.locator("#mail-error")).to_have_count(0)
     # The same filled form sent again (a double click, a reload): still one mail.
     again = await context.request.post(

@@ -20,6 +20,7 @@ from coordination_bot.core import REGISTRY, Context
 from coordination_bot.dates import PARIS
 from coordination_bot.dispatch import dispatch, is_command
 from coordination_bot.services import Services
+from dossier_api.domain.rooms import reference
 from tests.harness.bot import InProcessBot, deployment, professionals, store
 from tests.harness.postgres import create_database, drop_database
 
@@ -50,7 +51,8 @@ def bot(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[InProcessBot
 async def _open(bot: InProcessBot) -> tuple[str, str]:
     reply = await bot.say(COORD, DM, "!dossier nouveau Martin Jeanne 12/03/1941 F dac")
     assert reply.ok, reply.plain
-    assert reply.dossier_id is not None and reply.dossier_id in reply.plain
+    assert reply.dossier_id is not None and reply.dossier_id not in reply.plain
+    assert f"Référence : {reference(reply.dossier_id)}" in reply.plain  # the room's
     assert "MARTIN Jeanne" in reply.plain and "@localhost" in reply.plain  # mail address
     room_id = f"!patient{secrets.token_hex(3)}:localhost"
     bot.link_room(reply.dossier_id, room_id)

@@ -481,7 +481,8 @@ async def test_dossier_widget_with_openid(stack: Stack, make_client: MakeClient)
         headers=widget_headers(stack, openid(t, coordinator.user_id)),
         raw=True,
     )
-    assert "DURAND Paul" in page and "Care team" in page and "INS" not in page
+    # No INS for this identity: no INS line (the identity-status choices name INS, though).
+    assert "DURAND Paul" in page and "Care team" in page and "INS number" not in page
     audit = api(stack, t, "GET", f"/v1/dossiers/{did}/audit")["entries"]
     assert any(e["actor"] == outsider.user_id and e["allowed"] is False for e in audit), (
         "the outsider's attempt through the widget is audited"

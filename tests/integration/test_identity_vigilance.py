@@ -145,7 +145,8 @@ async def test_the_bot_refuses_a_duplicate_in_an_encrypted_room(
     name = identity["birth_name"]
     command = f"!dossier nouveau {name} helene 14/07/1938 F"
     _, refused = await chat.command(dm, command, ok=False, contains="Doublon possible")
-    assert first["id"] in refused.body and name.upper() not in refused.body
+    assert first["reference"] in refused.body and name.upper() not in refused.body
+    assert "(DAC — situation complexe, ouvert le " in refused.body  # said once, no "ouvert, ouvert"
     mine = api(stack, token, "GET", "/v1/dossiers")["dossiers"]
     assert [d["id"] for d in mine] == [first["id"]], "nothing opened"
 
