@@ -51,8 +51,8 @@ from tests.clients.test_workspace import axe_scan, join, joined
 from tests.harness.circle import wait_for
 from tests.harness.dossier import IDENTITY, api, dossier_body
 from tests.harness.hydrogen import Person, register_person
-from tests.harness.mail import SENDER, SinkHandler, build_mail, smtp_sink
-from tests.harness.stack import Stack, postgres_stack
+from tests.harness.mail import SENDER, SinkHandler, build_mail
+from tests.harness.stack import Stack, postgres_stack_with_smtp
 
 pytestmark = pytest.mark.postgres
 
@@ -93,30 +93,10 @@ class World:
     expected: dict[str, int]
 
 
-def _edit_config(stack: Stack, sink_port: int) -> None:
-    import yaml
-
-    path = stack.directory / "maillon.yaml"
-    config = yaml.safe_load(path.read_text())
-    config.setdefault("mail", {})["outbound"] = {
-        "host": "127.0.0.1",
-        "port": sink_port,
-        "tls": "none",
-        "retry_seconds": [0.5, 0.5],
-        "timeout_seconds": 10,
-    }
-    path.write_text(yaml.safe_dump(config, allow_unicode=True))
-
-
 @pytest.fixture(scope="module")
 def dash_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, SinkHandler]]:
-    with (
-        smtp_sink() as (sink, port),
-        postgres_stack(
-            tmp_path_factory.mktemp("stack-dash"), lambda stack: _edit_config(stack, port)
-        ) as stack,
-    ):
-        yield stack, sink
+    with postgres_stack_with_smtp(tmp_path_factory.mktemp("stack-dash")) as made:
+        yield made
 
 
 async def _send_mail(stack: Stack, address: str, subject: str) -> None:

@@ -15,26 +15,20 @@ from sqlalchemy import select
 
 from dossier_api.domain.mail.models import MailOutbox
 from maillon.shared.store import make_engine
-from tests.clients.test_dashboards import _edit_config
 from tests.clients.test_workspace import axe_scan, base, login, new_page, open_dossier
 from tests.harness.circle import wait_for
 from tests.harness.dossier import api
 from tests.harness.hydrogen import register_person
-from tests.harness.mail import SinkHandler, smtp_sink
-from tests.harness.stack import Stack, postgres_stack
+from tests.harness.mail import SinkHandler
+from tests.harness.stack import Stack, postgres_stack_with_smtp
 
 pytestmark = pytest.mark.postgres
 
 
 @pytest.fixture(scope="module")
 def mail_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, SinkHandler]]:
-    with (
-        smtp_sink() as (sink, port),
-        postgres_stack(
-            tmp_path_factory.mktemp("stack-mail"), lambda stack: _edit_config(stack, port)
-        ) as stack,
-    ):
-        yield stack, sink
+    with postgres_stack_with_smtp(tmp_path_factory.mktemp("stack-mail")) as made:
+        yield made
 
 
 async def test_a_secure_mail_from_the_dossier_page(

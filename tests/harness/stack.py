@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from dossier_api.domain.directory import upsert_professional
 from maillon.shared.circle import DirectoryEntry
@@ -172,3 +173,30 @@ def postgres_stack(
             stack.stop()
     finally:
         drop_database(url)
+
+
+@contextmanager
+def postgres_stack_with_smtp(directory: Path) -> Iterator[tuple[Stack, Any]]:
+    """A stack of its own on PostgreSQL whose mail relay sends to a real SMTP server (the
+    MSSanté operator's), and that server's recorder (``tests.harness.mail.SinkHandler``)."""
+    import yaml
+
+    from tests.harness.mail import smtp_sink
+
+    def send_to(stack: Stack, port: int) -> None:
+        path = stack.directory / "maillon.yaml"
+        config = yaml.safe_load(path.read_text())
+        config.setdefault("mail", {})["outbound"] = {
+            "host": "127.0.0.1",
+            "port": port,
+            "tls": "none",
+            "retry_seconds": [0.5, 0.5],
+            "timeout_seconds": 10,
+        }
+        path.write_text(yaml.safe_dump(config, allow_unicode=True))
+
+    with (
+        smtp_sink() as (sink, port),
+        postgres_stack(directory, lambda stack: send_to(stack, port)) as stack,
+    ):
+        yield stack, sink
