@@ -495,9 +495,16 @@ def _status(svc: DossierService, s: Current, did: str, form: Form, _: web.Reques
 def _identity_status(svc: DossierService, s: Current, did: str, form: Form, _: web.Request) -> Any:
     evidence: dict[str, Any] = _with({}, form, "ins_source", "reason")
     if _text(form, "document_kind"):
-        checked = _text(form, "checked_on") or dt.datetime.now(PARIS).date().isoformat()
+        # A day, not an instant: checked today means now (noon would be "in the future"
+        # every morning); an earlier day means that day at noon, Paris time.
+        now = dt.datetime.now(PARIS)
+        checked = _text(form, "checked_on") or now.date().isoformat()
         day = _local(checked + "T12:00", "date du contrôle")
-        evidence["document"] = {"kind": _text(form, "document_kind"), "checked_at": day.isoformat()}
+        moment = now if day.date() == now.date() else day
+        evidence["document"] = {
+            "kind": _text(form, "document_kind"),
+            "checked_at": moment.isoformat(),
+        }
     body: dict[str, Any] = {"status": _text(form, "status")}
     if evidence:
         body["identity_evidence"] = evidence
