@@ -6,7 +6,7 @@ before and after, and every dossier's rooms are queued so that the appservice br
 
 from __future__ import annotations
 
-import threading
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +19,10 @@ from dossier_api.domain.models import DossierRoom
 from dossier_api.domain.rooms import ROOMS, enqueue
 from maillon.shared.circle import SERVER_NAME_RE
 from maillon.shared.clock import utcnow
-from maillon.shared.federation_peers import Peer, read_peers, write_peers
+from maillon.shared.federation_peers import Peer, changing_peers, read_peers, write_peers
 
 FORBIDDEN = "Cette page est réservée aux administrateurs."
 MAX_REASON = 500
-# One change at a time in this process (read, change, replace the file).
-_WRITING = threading.Lock()
 
 
 def check_server(server: str, own_server: str) -> str:
@@ -96,6 +94,9 @@ class FederationPeers(ServiceCore):
                 ],
             }
 
+    def _changing(self) -> contextlib.AbstractContextManager[None]:
+        return changing_peers(self._peers_path())
+
     def _current(self) -> tuple[Peer, ...]:
         """The file as it stands, read strictly: a change never overwrites a file that
         could not be read (which admits no other server until someone repairs it)."""
@@ -125,9 +126,8 @@ class FederationPeers(ServiceCore):
         self._peers.servers(fresh=True)
 
     def add_peer(self, caller: Caller, server: str, reason: str) -> None:
-        with _WRITING, self.acting(caller, "admin.federation.add") as act:
+        with self.acting(caller, "admin.federation.add") as act, self._changing():
             self._require_admin(caller)
-            self._peers_path()
             server = check_server(server, self._server_name)
             reason = check_reason(reason)
             before = self._current()
@@ -139,7 +139,7 @@ class FederationPeers(ServiceCore):
             self._change(act, before, (*before, added))
 
     def remove_peer(self, caller: Caller, server: str) -> None:
-        with _WRITING, self.acting(caller, "admin.federation.remove") as act:
+        with self.acting(caller, "admin.federation.remove") as act, self._changing():
             self._require_admin(caller)
             before = self._current()
             after = tuple(p for p in before if p.server != server)

@@ -30,6 +30,7 @@ from dossier_api.http.sessions import (
     redirect,
 )
 from maillon.shared.circle import RESTRICTED_ROLES, ROLES
+from maillon.shared.web import client_address
 
 ENROLMENT_SERVICE = web.AppKey("enrolment_service", DossierService)
 COOKIE = "maillon_enrol"
@@ -217,7 +218,7 @@ async def request_code(request: web.Request) -> web.Response:
         enrolment = await asyncio.to_thread(
             request.app[ENROLMENT_SERVICE].request_code,
             _field(form, "rpps"),
-            request.remote or "",
+            client_address(request, request.app[BEHIND_PROXY]),
         )
     except ApiError as exc:
         return _inscription(request, "request", exc.message, exc.status)
@@ -317,7 +318,18 @@ def after_sso(app: web.Application) -> Callable[[str], Awaitable[str]]:
     return claim
 
 
-def setup(app: web.Application, service: DossierService, workspace_service: DossierService) -> None:
+BEHIND_PROXY = web.AppKey("behind_proxy", bool)
+
+
+def setup(
+    app: web.Application,
+    service: DossierService,
+    workspace_service: DossierService,
+    behind_proxy: bool = False,
+) -> None:
+    """``behind_proxy``: the processes of a worker deployment, reached through nginx (the
+    per-address limit of self-enrolment then reads the address nginx forwards)."""
+    app[BEHIND_PROXY] = behind_proxy
     app[ENROLMENT_SERVICE] = service
     app[ENROLMENT_WORKSPACE] = workspace_service
     app.router.add_post("/dossiers/{dossier_id}/invitations", invite_from_page)

@@ -31,11 +31,12 @@ from dossier_api.http.handlers_work import upload_limit
 from dossier_api.http.registry import ROUTES, Route, openapi_document, route, validation_message
 from maillon import __version__
 from maillon.shared.crypto import KeyRing
+from maillon.shared.lease import instance
 from maillon.shared.room_sync_client import RoomSyncClient
 from maillon.shared.sealed import install_key_ring
 from maillon.shared.settings import Deployment
 from maillon.shared.store import make_engine
-from maillon.shared.text import json_problem
+from maillon.shared.text import digits, json_problem
 from maillon.shared.web import Handler, json_error, json_errors
 
 log = logging.getLogger(__name__)
@@ -195,8 +196,12 @@ def create_app(deployment: Deployment) -> web.Application:
     )
     workspace_service = DossierService(engine, deployment, component="workspace")
     workspace.setup(app, workspace_service)
+    workers = deployment.settings.homeserver.workers
     dossier_api.http.enrolment.setup(
-        app, DossierService(engine, deployment, component="enrolment"), workspace_service
+        app,
+        DossierService(engine, deployment, component="enrolment"),
+        workspace_service,
+        behind_proxy=bool(workers and workers.dossier_api_ports),
     )
     dashboards.setup(app, DashboardService(engine, deployment, component="workspace"))
     mail = deployment.settings.mail
@@ -214,12 +219,26 @@ def create_app(deployment: Deployment) -> web.Application:
     return app
 
 
-def run(deployment: Deployment) -> None:
+def listen_address(deployment: Deployment) -> tuple[str, int]:
+    """Where this process listens: the dossier API's address, or, for process n of a worker
+    deployment (instance ``n``, behind nginx), its loopback port."""
     listener = deployment.settings.dossier_api
+    workers = deployment.settings.homeserver.workers
+    ports = workers.dossier_api_ports if workers is not None else ()
+    name = instance()
+    if not ports or not name:
+        return listener.host, listener.port
+    if not digits(name) or not 1 <= int(name) <= len(ports):
+        raise SystemExit(f"dossier_api : instance {name!r} inconnue (1 à {len(ports)})")
+    return "127.0.0.1", ports[int(name) - 1]
+
+
+def run(deployment: Deployment) -> None:
+    host, port = listen_address(deployment)
     web.run_app(
         create_app(deployment),
-        host=listener.host,
-        port=listener.port,
+        host=host,
+        port=port,
         print=None,
         access_log=None,
         shutdown_timeout=5,

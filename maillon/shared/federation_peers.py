@@ -12,14 +12,16 @@ admits no other server (fail closed) and says so in the log, never its content.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import fcntl
 import json
 import logging
 import os
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -72,6 +74,19 @@ def read_peers(path: Path) -> tuple[Peer, ...]:
     if not isinstance(peers, list):
         raise ValueError("fichier des pairs : liste « peers » attendue")
     return tuple(Peer.from_json(p) for p in peers)
+
+
+@contextlib.contextmanager
+def changing_peers(path: Path) -> Iterator[None]:
+    """One change of the list at a time, across threads and processes (the dossier API
+    runs as several): read, change and replace the file under an exclusive lock."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "a", encoding="utf-8") as lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
 
 
 def write_peers(path: Path, peers: Iterable[Peer]) -> None:

@@ -16,7 +16,7 @@ from typing import Literal
 import yaml
 
 from maillon.shared.text import digits
-from maillon.shared.typed_config import PORT, ConfigKeyError, parse
+from maillon.shared.typed_config import PORT, ConfigKeyError, parse, port_check
 
 CONFIG_FILE = "maillon.yaml"
 SECRETS_FILE = "secrets.yaml"
@@ -92,9 +92,25 @@ class WorkerSettings:
     processes: tuple[SynapseWorker, ...] = field(metadata={"check": lambda v: _check_workers(v)})
     # None: `maillon up` starts a private Redis on a Unix socket of the deployment.
     redis_url: str | None = field(default=None, metadata={"check": _check_redis_url})
+    # The dossier API's processes (loopback ports): nginx listens on the dossier API's
+    # address and spreads requests over them. Empty: one process on that address.
+    dossier_api_ports: tuple[int, ...] = field(
+        default=(), metadata={"check": lambda v: _check_ports(v)}
+    )
 
     def of_role(self, role: str) -> tuple[SynapseWorker, ...]:
         return tuple(w for w in self.processes if w.role == role)
+
+
+def _check_ports(ports: object) -> str | None:
+    assert isinstance(ports, tuple)
+    for port in ports:
+        if not isinstance(port, int) or isinstance(port, bool):
+            return f"numéro de port attendu : {port!r}"
+        problem = port_check(port)
+        if problem:
+            return problem
+    return "deux processus sur le même port" if len(set(ports)) != len(ports) else None
 
 
 def _check_workers(workers: object) -> str | None:

@@ -47,6 +47,18 @@ def bearer_token(request: web.Request) -> str | None:
     return request.query.get("access_token")
 
 
+def client_address(request: web.Request, behind_proxy: bool) -> str:
+    """The client's address. Behind Maillon's nginx (which sets X-Forwarded-For to the
+    address it was reached from, replacing whatever the client sent), a request from
+    loopback carries the real one; otherwise the header is the client's word: ignored."""
+    remote = request.remote or ""
+    if behind_proxy and remote in ("127.0.0.1", "::1"):
+        forwarded = request.headers.get("X-Forwarded-For", "").split(",")[-1].strip()
+        if forwarded:
+            return forwarded
+    return remote
+
+
 def token_matches(given: str | None, expected: str) -> bool:
     """Constant-time comparison of a presented token with the expected secret."""
     if given is None:

@@ -86,7 +86,8 @@ class InitOptions:
     with_maillon: bool = True
     force: bool = False
     # Synapse workers behind nginx (PostgreSQL only): the ports of the main client listener,
-    # the replication listener and each worker, in the order of workers.DEFAULT_LAYOUT.
+    # the replication listener, each worker (in the order of workers.DEFAULT_LAYOUT) and each
+    # dossier API process.
     worker_ports: tuple[int, ...] | None = None
     redis_url: str | None = None
     psc: ProSanteConnect | None = None
@@ -387,13 +388,7 @@ def _workers(
         )
     if not options.with_maillon:
         raise InitError("--workers : déploiement Maillon complet seulement")
-    main_port, replication_port, *rest = options.worker_ports
-    workers = settings_mod.WorkerSettings(
-        main_port=main_port,
-        replication_port=replication_port,
-        processes=workers_mod.plan_workers(rest),
-        redis_url=options.redis_url,
-    )
+    workers = workers_mod.worker_settings(options.worker_ports, options.redis_url)
     _redis(workers, root)  # refuse an unreadable --redis-url now
     return workers
 

@@ -218,6 +218,7 @@ def _synapse_components(deployment: Deployment) -> list[Component]:
         )
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     nginx_dir = deployment.path("run", "nginx")
+    dossier_ports = workers.dossier_api_ports
     found.append(
         Component(
             "nginx",
@@ -231,7 +232,7 @@ def _synapse_components(deployment: Deployment) -> list[Component]:
                 "-e",
                 str(logs / "nginx-error.log"),
             ],
-            hs_ports[:1],
+            [*hs_ports[:1], *([(s.dossier_api.port, "API dossier")] if dossier_ports else [])],
             lambda: is_up(s.homeserver.url),
             30.0,
             logs / "nginx.out",
@@ -283,16 +284,41 @@ def components(deployment: Deployment) -> list[Component]:
     return [
         *_synapse_components(deployment),
         *_mail_intakes(deployment),
-        Component(
-            "dossier_api",
-            "API dossier",
-            [python, "-m", "dossier_api", "--dir", str(deployment.directory)],
-            [(s.dossier_api.port, "API dossier")],
-            lambda: is_up(s.dossier_api.url, "/health"),
-            COMPONENT_START_SECONDS,
-            logs / "dossier_api.log",
-        ),
+        *_dossier_apis(deployment),
         *leased,
+    ]
+
+
+def _dossier_apis(deployment: Deployment) -> list[Component]:
+    """The dossier API: one process on its address, or (worker deployment) one per port of
+    ``workers.dossier_api_ports``, behind nginx listening on that address."""
+    s = deployment.settings
+    argv = [sys.executable, "-m", "dossier_api", "--dir", str(deployment.directory)]
+    ports = s.homeserver.workers.dossier_api_ports if s.homeserver.workers else ()
+    if not ports:
+        return [
+            Component(
+                "dossier_api",
+                "API dossier",
+                argv,
+                [(s.dossier_api.port, "API dossier")],
+                lambda: is_up(s.dossier_api.url, "/health"),
+                COMPONENT_START_SECONDS,
+                deployment.path("logs", "dossier_api.log"),
+            )
+        ]
+    return [
+        Component(
+            f"dossier_api_{n}",
+            f"API dossier n° {n}",
+            argv,
+            [(port, f"API dossier n° {n}")],
+            functools.partial(is_up, f"http://127.0.0.1:{port}", "/health"),
+            COMPONENT_START_SECONDS,
+            deployment.path("logs", f"dossier_api-{n}.log"),
+            env={INSTANCE_ENV: str(n)},
+        )
+        for n, port in enumerate(ports, start=1)
     ]
 
 

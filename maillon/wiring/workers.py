@@ -26,9 +26,12 @@ DEFAULT_LAYOUT: tuple[tuple[WorkerRole, int], ...] = (
     ("appservice_pusher", 1),
     ("background", 1),
 )
+WORKER_COUNT = sum(count for _, count in DEFAULT_LAYOUT)
+# Stateless dossier API processes behind nginx (sessions, limits and jobs live in the store).
+DOSSIER_API_PROCESSES = 2
 # Ports a worker deployment takes from --worker-base-port on: main client listener,
-# replication listener, then one per worker.
-PORTS_NEEDED = 2 + sum(count for _, count in DEFAULT_LAYOUT)
+# replication listener, one per worker, then one per dossier API process.
+PORTS_NEEDED = 2 + WORKER_COUNT + DOSSIER_API_PROCESSES
 DEFAULT_WORKER_BASE_PORT = 18100
 
 # /sync and friends: hashed on the user (the localpart in the access token).
@@ -153,7 +156,7 @@ MAIL_INTAKE_PROCESSES = 2
 # the appservice and the bot each with a standby (one active, holding a PostgreSQL lease).
 MAILLON_COMPONENTS = (
     *(f"mail_intake_{n}" for n in range(1, MAIL_INTAKE_PROCESSES + 1)),
-    "dossier_api",
+    *(f"dossier_api_{n}" for n in range(1, DOSSIER_API_PROCESSES + 1)),
     "appservice",
     "appservice_standby",
     "coordination_bot",
@@ -166,10 +169,18 @@ def default_worker_settings(
     base_port: int = DEFAULT_WORKER_BASE_PORT, redis_url: str | None = None
 ) -> WorkerSettings:
     """The topology `maillon init --workers` generates from ``base_port`` on."""
-    ports = range(base_port, base_port + PORTS_NEEDED)
+    return worker_settings(tuple(range(base_port, base_port + PORTS_NEEDED)), redis_url)
+
+
+def worker_settings(ports: tuple[int, ...], redis_url: str | None = None) -> WorkerSettings:
+    """The topology on PORTS_NEEDED given ports, in the order PORTS_NEEDED says."""
+    if len(ports) != PORTS_NEEDED:
+        raise ValueError(f"{PORTS_NEEDED} ports attendus")
+    main_port, replication_port, *rest = ports
     return WorkerSettings(
-        main_port=ports[0],
-        replication_port=ports[1],
-        processes=plan_workers(ports[2:]),
+        main_port=main_port,
+        replication_port=replication_port,
+        processes=plan_workers(rest[:WORKER_COUNT]),
         redis_url=redis_url,
+        dossier_api_ports=tuple(rest[WORKER_COUNT:]),
     )

@@ -12,11 +12,14 @@ import secrets
 import signal
 import subprocess
 import sys
+import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import aiosmtplib
 import psycopg
@@ -25,6 +28,7 @@ import yaml
 
 from appservice.patient_rooms import set_circle_member
 from maillon.shared.federation_peers import PEERS_FILE, Peer, read_peers, write_peers
+from maillon.shared.homeserver_client import HomeserverError, request_json
 from maillon.shared.lease import INSTANCE_ENV, read_state
 from maillon.shared.settings import SynapseWorker
 from maillon.wiring.supervisor import http_ok, redis_ping
@@ -45,7 +49,13 @@ from tests.harness.circle import (
     token_of,
     wait_for,
 )
-from tests.harness.dossier import messages_count, new_dossier, recorded_messages
+from tests.harness.dossier import (
+    api,
+    messages_count,
+    new_dossier,
+    recorded_messages,
+    widget_session,
+)
 from tests.harness.mail import SENDER, build_mail, mail_of, room_events, thread_root, wait_mails
 from tests.harness.postgres import create_database, drop_database
 from tests.harness.processes import component_pids, wait_gone
@@ -316,6 +326,89 @@ async def test_a_mail_is_delivered_into_its_dossier_room(
     events = await wait_mails(coordinator, room_id, {message_id})
     posted = next(e for e in events if (mail_of(e) or {}).get("message_id") == message_id)
     assert posted.decrypted and "Sortie le 3, suivi IDE." in posted.body
+
+
+def _call(method: str, url: str, headers: dict[str, str]) -> tuple[int, str]:
+    request = urllib.request.Request(url, method=method, headers=headers)  # noqa: S310
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+async def test_the_dossier_api_runs_as_several_processes_behind_nginx(
+    workers_stack: Stack, make_client: MakeClient
+) -> None:
+    """nginx holds the dossier API's address and spreads requests over its processes; they
+    share everything through the store (a session opened through one is known to the
+    other, and ended through one it is ended for both); a process killed with -9 costs no
+    request (nginx sends it to the other) and is restarted by the supervisor."""
+    stack = workers_stack
+    workers = stack.deployment.settings.homeserver.workers
+    assert workers is not None and len(workers.dossier_api_ports) == 2
+    first, second = workers.dossier_api_ports
+    coordinator = make_client(stack, "coordinatrice")
+    await bind_professional(stack, coordinator.user_id, "infirmière coordinatrice")
+    token = coordinator.account.access_token
+    dossier = new_dossier(stack, token)
+    await coordinator.accept_invite(dossier["room_id"])
+    for _ in range(12):
+        assert api(stack, token, "GET", f"/v1/dossiers/{dossier['id']}")["id"] == dossier["id"]
+    served = _upstreams(stack, "GET", re.escape(f"/v1/dossiers/{dossier['id']}"))
+    assert {first, second} <= set(served), served
+
+    # A widget session opened through nginx, used on each process, ended on one of them.
+    path = f"/_matrix/client/v3/user/{quote(coordinator.user_id)}/openid/request_token"
+    openid = str(request_json("POST", stack.url + path, {}, token=token)["access_token"])
+    session = widget_session(stack, openid)
+    page = f"/widget/dossiers/{dossier['id']}?room={quote(dossier['room_id'])}"
+    cookie = {"Cookie": session["Cookie"]}
+    for port in (first, second):
+        status, body = _call("GET", f"http://127.0.0.1:{port}{page}", cookie)
+        assert status == 200 and dossier["reference"] in body, (port, status)
+
+    # kill -9 of process 1 under a steady flow of reads: every read answered.
+    answers: list[int] = []
+    flowing = threading.Event()
+    done = threading.Event()
+
+    def reads() -> None:
+        while not done.is_set():
+            try:
+                api(stack, token, "GET", f"/v1/dossiers/{dossier['id']}")
+                answers.append(200)
+            except HomeserverError as exc:
+                answers.append(exc.status)
+            if len(answers) >= 10:
+                flowing.set()
+            time.sleep(0.02)
+
+    reader = threading.Thread(target=reads)
+    reader.start()
+    try:
+        assert await asyncio.to_thread(flowing.wait, 30)
+        killed = _instance_pid(stack, b"-m\0dossier_api", "1")
+        assert killed is not None
+        os.kill(killed, signal.SIGKILL)
+        during = len(answers)
+
+        def restarted() -> bool:
+            pid = _instance_pid(stack, b"-m\0dossier_api", "1")
+            return pid not in (None, killed) and http_ok(f"http://127.0.0.1:{first}/health")
+
+        took = await wait_for(restarted, "dossier API n° 1 restarted", timeout=60)
+        print(f"\ndossier API n° 1 back {took:.1f} s after kill -9")
+        await wait_for(lambda: len(answers) > during + 20, "reads after the restart", 30)
+    finally:
+        done.set()
+        reader.join(timeout=30)
+    assert set(answers) == {200}, sorted(set(answers))
+
+    # Ended through process 2, the session is ended for process 1 too.
+    ending = {**cookie, "X-CSRF-Token": session["csrf_token"]}
+    assert _call("DELETE", f"http://127.0.0.1:{second}/session", ending)[0] == 200
+    assert _call("GET", f"http://127.0.0.1:{first}{page}", cookie)[0] == 401
 
 
 def _server_pid(client_port: int, pids: list[int]) -> int | None:

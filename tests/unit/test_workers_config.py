@@ -114,6 +114,16 @@ def test_nginx_accepts_the_generated_configuration_and_routes_as_documented(
     assert admin < conf.index("location ~ ")
     assert re.search(r"allow 127\.0\.0\.1;\s+allow ::1;\s+deny all;", conf[admin:])
     assert "hash $maillon_sync_key consistent;" in conf
+    # The dossier API's address is nginx's, spread over its processes (loopback ports).
+    settings = load(root).settings
+    workers = settings.homeserver.workers
+    assert workers is not None and len(workers.dossier_api_ports) == 2
+    upstream = conf[conf.index("upstream maillon_dossier_api") :]
+    upstream = upstream[: upstream.index("}")]
+    for port in workers.dossier_api_ports:
+        assert f"server 127.0.0.1:{port} " in upstream
+    server = conf[conf.index(f"listen {settings.dossier_api.host}:{settings.dossier_api.port};") :]
+    assert "proxy_pass http://maillon_dossier_api;" in server[: server.index("}")]
     assert "$request_uri" not in conf and "$args" not in conf  # no token in the access log
 
 
@@ -175,6 +185,41 @@ def test_colliding_worker_port_is_refused(tmp_path: Path) -> None:
         )
 
 
+@pytest.mark.parametrize(
+    ("ports", "message"),
+    [
+        ("[0, 19111]", "hors limites"),
+        ("[19111, 19111]", "même port"),
+        ("[deux]", "entier est attendu"),
+    ],
+)
+def test_bad_dossier_api_ports_are_refused_naming_the_key(
+    tmp_path: Path, ports: str, message: str
+) -> None:
+    root = _init(tmp_path / "d")
+    config = root / "maillon.yaml"
+    text = re.sub(
+        r"dossier_api_ports: \[[^\]]*\]", f"dossier_api_ports: {ports}", config.read_text()
+    )
+    config.write_text(text)
+    with pytest.raises(SettingsError, match=rf"homeserver\.workers\.dossier_api_ports.*{message}"):
+        load(root)
+
+
+def test_each_dossier_api_process_is_a_component_on_its_own_port(tmp_path: Path) -> None:
+    deployment = load(_init(tmp_path / "d"))
+    workers = deployment.settings.homeserver.workers
+    assert workers is not None
+    found = {c.key: c for c in components(deployment)}
+    assert "dossier_api" not in found
+    for n, port in enumerate(workers.dossier_api_ports, start=1):
+        process = found[f"dossier_api_{n}"]
+        assert process.ports == [(port, f"API dossier n° {n}")]
+        assert process.env == {"MAILLON_INSTANCE": str(n)}
+    # nginx holds the dossier API's address (checked free before anything starts).
+    assert (deployment.settings.dossier_api.port, "API dossier") in found["nginx"].ports
+
+
 def test_unknown_worker_role_is_refused_naming_the_key(tmp_path: Path) -> None:
     root = _init(tmp_path / "d")
     config = root / "maillon.yaml"
@@ -199,8 +244,14 @@ def test_cli_workers_take_consecutive_ports(
     assert code == 0, capsys.readouterr().err
     workers = load(tmp_path / "d").settings.homeserver.workers
     assert workers is not None
-    ports = [workers.main_port, workers.replication_port, *(w.port for w in workers.processes)]
+    ports = [
+        workers.main_port,
+        workers.replication_port,
+        *(w.port for w in workers.processes),
+        *workers.dossier_api_ports,
+    ]
     assert ports == list(range(20000, 20000 + PORTS_NEEDED))
+    assert len(workers.dossier_api_ports) == 2
     code = _cli_init(tmp_path / "e", 65530)
     assert code == 2 and "65535" in capsys.readouterr().err
 
