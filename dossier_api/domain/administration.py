@@ -33,6 +33,7 @@ from dossier_api.domain.federation import FORBIDDEN, FederationPeers
 from dossier_api.domain.mail.outbox import ADDRESS_RE
 from dossier_api.domain.models import (
     STAFF_ROLES,
+    STRUCTURE_KINDS,
     AuditEntry,
     DirectoryImport,
     Dossier,
@@ -50,6 +51,7 @@ from dossier_api.domain.pathways import (
     to_yaml,
 )
 from dossier_api.domain.rooms import ROOMS, enqueue, name_fields, reference
+from dossier_api.domain.shapes import StructureOut
 from maillon.shared.circle import USER_ID_RE
 
 SAMPLE_FIELDS = {"initiales": "J. D.", "annee": "1950", "ref": "ABC123"}
@@ -73,9 +75,6 @@ def managed_structures(session: Session, caller: Caller) -> list[str]:
             )
         )
     )
-
-
-STRUCTURE_KINDS = ("dac", "cpts", "pco", "etablissement", "ssiad", "structure")
 
 
 def new_structure(session: Session, name: str, kind: str = "structure") -> Structure:
@@ -114,7 +113,7 @@ def put_staff(session: Session, structure_id: str, user_id: str, role: str | Non
     return before
 
 
-def _structure_json(structure: Structure) -> dict[str, Any]:
+def _structure_json(structure: Structure) -> StructureOut:
     return {
         "id": structure.id,
         "name": structure.name,
@@ -568,16 +567,18 @@ class Administration(FederationPeers, ServiceCore):
             people = people_json(act.session, {m.user_id for m in staff})
             listed = []
             for structure in structures:
-                entry = _structure_json(structure)
-                entry["staff"] = [
-                    {"user_id": m.user_id, "role": m.role, **people.get(m.user_id, {})}
-                    for m in staff
-                    if m.structure_id == structure.id
-                ]
-                listed.append(entry)
+                staffed: dict[str, Any] = {
+                    **_structure_json(structure),
+                    "staff": [
+                        {"user_id": m.user_id, "role": m.role, **people.get(m.user_id, {})}
+                        for m in staff
+                        if m.structure_id == structure.id
+                    ],
+                }
+                listed.append(staffed)
             return listed
 
-    def create_structure(self, caller: Caller, name: str, kind: str) -> dict[str, Any]:
+    def create_structure(self, caller: Caller, name: str, kind: str) -> StructureOut:
         with self.acting(caller, "admin.structure.create") as act:
             self._require_admin(caller)
             created = _structure_json(new_structure(act.session, name, kind))

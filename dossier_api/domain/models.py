@@ -60,6 +60,7 @@ class Professional(Base):
 
 
 STAFF_ROLES = ("member", "manager", "referent")
+STRUCTURE_KINDS = ("dac", "cpts", "pco", "etablissement", "ssiad", "structure")
 """A structure's staff: ``member`` (sees the structure's dossiers), ``manager`` (also its
 dashboards, extractions and administration), ``referent`` (also receives its monthly report)."""
 

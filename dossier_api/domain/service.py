@@ -15,7 +15,6 @@ from sqlalchemy.orm import Session
 
 from dossier_api.domain import circle_members, directory, visibility
 from dossier_api.domain.access import Access, Caller, decide
-from dossier_api.domain.administration import new_structure, put_staff
 from dossier_api.domain.attachments import AttachmentOperations, documents_of
 from dossier_api.domain.care import CareOperations
 from dossier_api.domain.consent import ConsentRecords, outside_care_team, record_attestation
@@ -756,20 +755,6 @@ class DossierService(
     def _admin(self, caller: Caller) -> None:
         if not caller.is_admin:
             raise ApiError(403, "M_FORBIDDEN", "réservé aux administrateurs")
-
-    def add_structure(self, caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
-        self._admin(caller)
-        with self.tx() as session:
-            structure = new_structure(session, body["name"], body.get("kind", "structure"))
-            return {"id": structure.id, "name": structure.name, "kind": structure.kind}
-
-    def add_staff(
-        self, caller: Caller, structure_id: str, user_id: str, role: str = "member"
-    ) -> None:
-        """Attach a professional to a structure, or change their role in it."""
-        self._admin(caller)
-        with self.tx() as session:
-            put_staff(session, structure_id, user_id, role)
 
     def search_directory(
         self,

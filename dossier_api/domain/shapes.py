@@ -7,12 +7,21 @@ from __future__ import annotations
 
 from typing import Annotated, Any, TypedDict
 
+from dossier_api.domain.models import STRUCTURE_KINDS
 from maillon.shared.circle import ROLES, ROOM_AUDIENCES, USER_ID_PATTERN
 from maillon.shared.json_shapes import DateTime, Schema
 
 UserId = Annotated[str, Schema(pattern=USER_ID_PATTERN, max_length=255)]
 Role = Annotated[str, Schema(enum=tuple(sorted(ROLES)))]
 Audience = Annotated[str, Schema(enum=tuple(sorted(ROOM_AUDIENCES)))]
+
+
+class StructureOut(TypedDict):
+    id: str
+    name: str
+    kind: Annotated[str, Schema(enum=STRUCTURE_KINDS)]
+    account: Annotated[str, Schema(description="le compte Matrix de la structure")] | None
+    mssante: Annotated[str, Schema(description="son adresse MSSanté")] | None
 
 
 class ConsentState(TypedDict):

@@ -22,16 +22,15 @@ from aiohttp.web_request import FileField
 from multidict import MultiDictProxy
 
 from dossier_api.domain.administration import (
-    STRUCTURE_KINDS,
     Administration,
     AuditFilters,
     room_preview,
 )
 from dossier_api.domain.core import ApiError
-from dossier_api.domain.models import STAFF_ROLES
+from dossier_api.domain.models import STAFF_ROLES, STRUCTURE_KINDS
 from dossier_api.domain.pathways import FIELD_TYPES, PathwayError, parse_pathway
 from dossier_api.domain.rooms import reference
-from dossier_api.http.handlers import ROOM_SYNC
+from dossier_api.http.handlers import ADMIN, ROOM_SYNC
 from dossier_api.http.pages import lang_of, problem_page, render
 from dossier_api.http.sessions import Current, csrf_ok, current, redirect
 from dossier_api.http.texts_admin import ADMIN_TEXTS
@@ -39,7 +38,6 @@ from maillon.shared.circle import ROLES
 from maillon.shared.text import digits
 
 log = logging.getLogger(__name__)
-ADMIN = web.AppKey("admin_service", Administration)
 CSRF_REFUSED = "Jeton anti-falsification (CSRF) manquant ou incorrect."
 Page = Callable[[web.Request, Current], Awaitable[web.StreamResponse]]
 

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from dossier_api.domain.access import Caller
+from dossier_api.domain.administration import Administration
 from dossier_api.domain.core import ApiError
 from dossier_api.domain.service import DossierFilters, DossierService
 from dossier_api.http import schemas as S
@@ -18,6 +19,7 @@ from maillon.shared.text import digits
 
 T = TypeVar("T")
 SERVICE = web.AppKey("service", DossierService)
+ADMIN = web.AppKey("admin_service", Administration)
 ROOM_SYNC = web.AppKey("room_sync", RoomSyncClient)
 CALLER = "maillon.caller"
 BODY = "maillon.body"
@@ -411,9 +413,14 @@ async def get_delegations(request: web.Request) -> web.Response:
     tag="administration",
 )
 async def add_structure(request: web.Request) -> web.Response:
-    return web.json_response(
-        await call(request, svc(request).add_structure, body(request)), status=201
+    given = body(request)
+    created = await call(
+        request,
+        request.app[ADMIN].create_structure,
+        given["name"],
+        given.get("kind", "structure"),
     )
+    return web.json_response(created, status=201)
 
 
 @route(
@@ -427,7 +434,7 @@ async def add_structure(request: web.Request) -> web.Response:
 async def add_staff(request: web.Request) -> web.Response:
     await call(
         request,
-        svc(request).add_staff,
+        request.app[ADMIN].set_staff,
         request.match_info["structure_id"],
         body(request)["user_id"],
         body(request).get("role", "member"),

@@ -6,9 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from dossier_api.domain import shapes, vigilance
-from dossier_api.domain.administration import STRUCTURE_KINDS
 from dossier_api.domain.ins import INS_MATRICULE_PATTERN
-from dossier_api.domain.models import STAFF_ROLES
+from dossier_api.domain.models import STAFF_ROLES, STRUCTURE_KINDS
 from maillon.shared.circle import ROLES, ROOM_AUDIENCES, USER_ID_PATTERN
 from maillon.shared.json_shapes import schema_of
 
@@ -189,10 +188,7 @@ STRUCTURE_IN = obj(
         },
     },
 )
-STRUCTURE = obj(
-    ["id", "name", "kind"],
-    {"id": {"type": "string"}, "name": {"type": "string"}, "kind": {"type": "string"}},
-)
+STRUCTURE = schema_of(shapes.StructureOut)
 STAFF_IN = obj(
     ["user_id"],
     {"user_id": USER_ID, "role": {"type": "string", "enum": list(STAFF_ROLES)}},

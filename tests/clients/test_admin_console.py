@@ -21,17 +21,13 @@ from urllib.parse import quote
 import pytest
 import yaml
 from playwright.async_api import Browser, Page, expect
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
-from dossier_api.domain.models import AuditEntry
 from maillon.shared.circle import COORDINATOR_LEVEL, DOSSIER_EVENT
 from maillon.shared.homeserver_client import register_user, request_json
-from maillon.shared.store import make_engine
 from tests.clients.test_workspace import axe_scan, base, join, login, new_page
 from tests.harness.annuaire import write_activite
 from tests.harness.circle import wait_for
-from tests.harness.dossier import IDENTITY, api, dossier_body
+from tests.harness.dossier import IDENTITY, api, audit_rows, dossier_body
 from tests.harness.hydrogen import Person, register_person
 from tests.harness.stack import Stack, postgres_stack
 
@@ -82,19 +78,6 @@ def administrator(stack: Stack) -> Person:
 def room_state(stack: Stack, person: Person, room_id: str, event_type: str) -> dict[str, Any]:
     path = f"/_matrix/client/v3/rooms/{quote(room_id)}/state/{quote(event_type)}/"
     return dict(request_json("GET", stack.url + path, token=person.access_token))
-
-
-def audit_rows(stack: Stack, action: str) -> list[AuditEntry]:
-    engine = make_engine(stack.deployment.settings.database_url, create_tables=False)
-    try:
-        with Session(engine) as session:
-            return list(
-                session.scalars(
-                    select(AuditEntry).where(AuditEntry.action == action).order_by(AuditEntry.id)
-                )
-            )
-    finally:
-        engine.dispose()
 
 
 async def versions_of(page: Page, stack: Stack, pathway: str) -> list[str]:

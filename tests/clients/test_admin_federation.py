@@ -19,17 +19,13 @@ from urllib.parse import quote
 
 import pytest
 from playwright.async_api import Browser, expect
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
-from dossier_api.domain.models import AuditEntry
 from maillon.shared.homeserver_client import HomeserverError, request_json
-from maillon.shared.store import make_engine
 from synapse_modules.audit import read_audit
 from tests.clients.test_admin_console import administrator
 from tests.clients.test_workspace import axe_scan, base, join, login, new_page
 from tests.harness.circle import MakeClient, membership, refusal, room_path, wait_for
-from tests.harness.dossier import api, dossier_body
+from tests.harness.dossier import api, audit_rows, dossier_body
 from tests.harness.hydrogen import register_person
 from tests.harness.stack import Stack
 
@@ -57,16 +53,6 @@ def regions(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, S
             region_c.stop()
     finally:
         region_a.stop()
-
-
-def audit_rows(stack: Stack, action: str) -> list[AuditEntry]:
-    engine = make_engine(stack.deployment.settings.database_url, create_tables=False)
-    try:
-        with Session(engine) as session:
-            query = select(AuditEntry).where(AuditEntry.action == action)
-            return list(session.scalars(query.order_by(AuditEntry.id)))
-    finally:
-        engine.dispose()
 
 
 def server_acl(stack: Stack, token: str, room_id: str) -> dict[str, Any]:

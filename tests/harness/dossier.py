@@ -9,8 +9,9 @@ from http.cookies import SimpleCookie
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from dossier_api.domain.models import RoomActivity
+from dossier_api.domain.models import AuditEntry, RoomActivity
 from maillon.shared.homeserver_client import HomeserverError, request_json
 from maillon.shared.store import make_engine
 from tests.harness.stack import Stack
@@ -110,3 +111,17 @@ def recorded_messages(database_url: str) -> dict[str, set[str]]:
     for dossier_id, event_id in rows:
         found.setdefault(dossier_id, set()).add(event_id)
     return found
+
+
+def audit_rows(stack: Stack, action: str) -> list[AuditEntry]:
+    """The dossier service's audit rows of one action, oldest first (read from its store)."""
+    engine = make_engine(stack.deployment.settings.database_url, create_tables=False)
+    try:
+        with Session(engine) as session:
+            return list(
+                session.scalars(
+                    select(AuditEntry).where(AuditEntry.action == action).order_by(AuditEntry.id)
+                )
+            )
+    finally:
+        engine.dispose()

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import time
 from pathlib import Path
 
 import pytest
 
 from maillon.shared.homeserver_client import HomeserverError
-from tests.harness.dossier import IDENTITY, api, api_error, new_dossier
+from tests.harness.dossier import IDENTITY, api, api_error, audit_rows, new_dossier
 from tests.harness.stack import Stack
 
 STACKS = ["stack", "pg_stack"]
@@ -168,6 +169,16 @@ def test_authorization_rules_each_audited(any_stack: Stack) -> None:
         f"/v1/structures/{structure['id']}/staff",
         {"user_id": staff.user_id},
     )
+    # Created through the API as in the console: the whole structure answered, the change
+    # audited once, with its before and after.
+    assert (structure["kind"], structure["account"], structure["mssante"]) == ("dac", None, None)
+    [created] = [
+        r
+        for r in audit_rows(stack, "admin.structure.create")
+        if r.allowed and json.loads(str(r.detail))["apres"]["id"] == structure["id"]
+    ]
+    assert created.actor == admin.user_id and created.allowed
+    assert json.loads(str(created.detail))["avant"] is None
     # A staff member's role in the structure: member by default, changed by the administrator.
     assert api(stack, staff.access_token, "GET", "/v1/me")["structures"] == [
         {"id": structure["id"], "name": structure["name"], "role": "member"}
