@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -27,7 +27,7 @@ from dossier_api.domain.models import (
 )
 from dossier_api.domain.pathways import PATHWAYS, FormDefinition
 from dossier_api.domain.ppcs_pdf import Person, PpcsDocument, render_ppcs
-from dossier_api.domain.shapes import AlertOut, AppointmentOut, DraftOut, FormOut
+from dossier_api.domain.shapes import AlertOut, AppointmentOut, DraftOut, FormOut, People, PpcsOut
 from maillon.shared.clock import utcnow
 from maillon.shared.text import displayable
 
@@ -87,14 +87,21 @@ def _draft_json(row: FormDraft, form: FormDefinition) -> DraftOut:
     }
 
 
-def _ppcs_json(plan: CarePlan, people: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    return {
-        "version": plan.version,
-        "author": plan.author,
-        "updated_at": _iso(plan.created_at),
-        **plan.plan,
-        "people": people,
-    }
+def _ppcs_json(plan: CarePlan, people: dict[str, dict[str, Any]]) -> PpcsOut:
+    body = plan.plan  # as PPCS_IN validated it when it was saved
+    out = PpcsOut(
+        version=plan.version,
+        author=plan.author,
+        updated_at=_iso(plan.created_at),
+        problems=list(body.get("problems") or []),
+        actions=list(body.get("actions") or []),
+        people=cast(People, people),  # people_json: display_name and profession
+    )
+    if "unmet_goals" in body:
+        out["unmet_goals"] = list(body["unmet_goals"])
+    if "expectations" in body:
+        out["expectations"] = str(body["expectations"])
+    return out
 
 
 def _plan_people(plan: CarePlan) -> set[str]:
@@ -282,7 +289,7 @@ class CareOperations(ServiceCore):
 
     # -- PPCS ----------------------------------------------------------------------------
 
-    def put_ppcs(self, caller: Caller, dossier_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    def put_ppcs(self, caller: Caller, dossier_id: str, body: dict[str, Any]) -> PpcsOut:
         with self.acting(caller, "ppcs.write", dossier_id, "write") as act:
             session = act.session
             last = session.scalar(
@@ -314,7 +321,7 @@ class CareOperations(ServiceCore):
             raise ApiError(404, "M_NOT_FOUND", "pas encore de PPCS pour ce dossier")
         return plan
 
-    def get_ppcs(self, caller: Caller, dossier_id: str) -> dict[str, Any]:
+    def get_ppcs(self, caller: Caller, dossier_id: str) -> PpcsOut:
         with self.acting(caller, "ppcs.read", dossier_id, "read") as act:
             plan = self._current_plan(act.session, dossier_id)
             return _ppcs_json(plan, people_json(act.session, _plan_people(plan)))

@@ -18,6 +18,7 @@ from dossier_api.domain.access import Caller
 from dossier_api.domain.core import ApiError, ServiceCore, _iso
 from dossier_api.domain.models import ConsentEvent, Dossier
 from dossier_api.domain.pathways import Pathway
+from dossier_api.domain.shapes import ConsentEventOut, ConsentHistoryOut
 
 FIELDS = {
     "consent_informed": ("informed", "consent_informed"),
@@ -103,7 +104,7 @@ def record_attestation(
     return "attestation : personne informée, sans opposition"
 
 
-def event_json(e: ConsentEvent) -> dict[str, Any]:
+def event_json(e: ConsentEvent) -> ConsentEventOut:
     return {"at": _iso(e.at), "actor": e.actor, "field": e.field, "value": e.value, "note": e.note}
 
 
@@ -131,7 +132,7 @@ class ConsentRecords(ServiceCore):
                 changes.append(f"{name} → {'oui' if body[key] else 'non'}")
         return "consentement : " + ", ".join(changes) if changes else None
 
-    def consent_history(self, caller: Caller, dossier_id: str) -> dict[str, Any]:
+    def consent_history(self, caller: Caller, dossier_id: str) -> ConsentHistoryOut:
         with self.acting(caller, "consent.history", dossier_id, "read") as act:
             rows = act.session.scalars(
                 select(ConsentEvent)

@@ -40,6 +40,7 @@ from dossier_api.domain.models import (
 )
 from dossier_api.domain.pathways import PATHWAYS, Retention
 from dossier_api.domain.rooms import ROOMS, enqueue, reference
+from dossier_api.domain.shapes import RetentionStepOut
 from maillon.shared.clock import utcnow
 from maillon.shared.dates_fr import PARIS, format_date
 from maillon.shared.store import Base
@@ -82,7 +83,7 @@ class Step:
         rows = ", ".join(f"{table} {n}" for table, n in sorted(self.rows.items()))
         return f"purge      {ref} : échue le {due} ; {rows} ; salles : {len(self.rooms)}"
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> RetentionStepOut:
         return {
             "dossier_id": self.dossier_id,
             "action": self.action,

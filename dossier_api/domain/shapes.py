@@ -5,11 +5,11 @@ answer and the OpenAPI document cannot drift apart."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, TypedDict
+from typing import Annotated, Any, NotRequired, TypedDict
 
 from dossier_api.domain.models import STRUCTURE_KINDS
 from maillon.shared.circle import ROLES, ROOM_AUDIENCES, USER_ID_PATTERN
-from maillon.shared.json_shapes import DateTime, Schema
+from maillon.shared.json_shapes import Date, DateTime, Schema
 
 UserId = Annotated[str, Schema(pattern=USER_ID_PATTERN, max_length=255)]
 Role = Annotated[str, Schema(enum=tuple(sorted(ROLES)))]
@@ -201,3 +201,81 @@ class SearchResultOut(TypedDict):
     at: DateTime
     title: str
     excerpt: str
+
+
+class PersonOut(TypedDict):
+    """A person as answers name them (never a bare Matrix id)."""
+
+    display_name: str | None
+    profession: str | None
+
+
+People = dict[str, PersonOut]
+
+
+class CheckedDocumentOut(TypedDict):
+    kind: str
+    checked_by: str | None
+    checked_at: DateTime | None
+
+
+class IdentityEventOut(TypedDict):
+    kind: Annotated[str, Schema(enum=("status", "duplicate_override"))]
+    at: DateTime
+    actor: str
+    from_status: str | None
+    to_status: str | None
+    document: CheckedDocumentOut | None
+    ins_source: str | None
+    candidates: list[str]
+    reason: str | None
+
+
+class IdentityHistoryOut(TypedDict):
+    identity_status: str
+    history: list[IdentityEventOut]
+
+
+class ConsentEventOut(TypedDict):
+    at: DateTime
+    actor: str
+    field: Annotated[str, Schema(enum=("informed", "share_outside", "opposition"))]
+    value: bool
+    note: str | None
+
+
+class ConsentHistoryOut(TypedDict):
+    consent: ConsentState
+    history: list[ConsentEventOut]
+
+
+class PpcsProblemOut(TypedDict):
+    problem: str
+    goals: list[str]
+
+
+class PpcsActionOut(TypedDict):
+    action: str
+    who: Annotated[str, Schema(description="un membre du cercle (identifiant) ou une structure")]
+    when: NotRequired[Date]
+
+
+class PpcsOut(TypedDict):
+    """The personalised care plan in force (plan personnalisé de coordination en santé)."""
+
+    version: int
+    author: str
+    updated_at: DateTime
+    problems: list[PpcsProblemOut]
+    actions: list[PpcsActionOut]
+    unmet_goals: NotRequired[list[str]]
+    expectations: NotRequired[str]
+    people: People
+
+
+class RetentionStepOut(TypedDict):
+    dossier_id: str
+    action: Annotated[str, Schema(enum=("archive", "purge", "hold"))]
+    due: DateTime
+    rows: dict[str, int]
+    rooms: list[str]

@@ -35,6 +35,7 @@ from dossier_api.domain.ins import (
 )
 from dossier_api.domain.lookup import Candidate, possible_duplicates
 from dossier_api.domain.models import Dossier, IdentityEvent, Structure
+from dossier_api.domain.shapes import IdentityEventOut
 from maillon.shared.clock import utcnow
 from maillon.shared.sealed import key_ring
 
@@ -146,7 +147,7 @@ def status_event(
     )
 
 
-def event_json(e: IdentityEvent) -> dict[str, Any]:
+def event_json(e: IdentityEvent) -> IdentityEventOut:
     return {
         "kind": e.kind,
         "at": _iso(e.at),
@@ -299,7 +300,7 @@ class IdentityVigilance(ServiceCore):
             }
 
     @staticmethod
-    def _identity_history(session: Session, dossier: Dossier) -> list[dict[str, Any]]:
+    def _identity_history(session: Session, dossier: Dossier) -> list[IdentityEventOut]:
         rows = session.scalars(
             select(IdentityEvent)
             .where(IdentityEvent.dossier_id == dossier.id)

@@ -26,6 +26,7 @@ from dossier_api.domain.pathways import PATHWAYS, FormDefinition
 from dossier_api.domain.reading import TIMELINE_KINDS, parse_kinds
 from dossier_api.domain.scope import require_room_scope
 from dossier_api.domain.service import DossierService
+from dossier_api.domain.shapes import PpcsOut
 from dossier_api.http import schemas as S
 from dossier_api.http.enrolment import circle_invitations
 from dossier_api.http.handlers import ROOM_SYNC
@@ -167,7 +168,7 @@ def dossier_context(
     consent = svc.consent_history(caller, dossier_id)
     alerts = svc.alerts(caller, dossier_id)
     try:
-        ppcs: dict[str, Any] | None = svc.get_ppcs(caller, dossier_id)
+        ppcs: PpcsOut | None = svc.get_ppcs(caller, dossier_id)
     except ApiError as exc:
         if exc.status != 404:
             raise

@@ -84,14 +84,7 @@ IDENTITY_STATUS_IN = obj(
         "identity_evidence": IDENTITY_EVIDENCE,
     },
 )
-IDENTITY_EVENT = {"type": "object", "additionalProperties": True}
-IDENTITY_HISTORY = obj(
-    ["identity_status", "history"],
-    {
-        "identity_status": {"type": "string"},
-        "history": {"type": "array", "items": IDENTITY_EVENT},
-    },
-)
+IDENTITY_HISTORY = schema_of(shapes.IdentityHistoryOut)
 DOSSIER_PATCH = obj(
     [],
     {
@@ -104,10 +97,7 @@ DOSSIER_PATCH = obj(
         "consent_note": {"type": "string", "minLength": 1, "maxLength": 500},
     },
 )
-CONSENT_HISTORY = obj(
-    ["consent", "history"],
-    {"consent": {"type": "object"}, "history": {"type": "array", "items": {"type": "object"}}},
-)
+CONSENT_HISTORY = schema_of(shapes.ConsentHistoryOut)
 MEMBER = schema_of(shapes.MemberOut)
 DOSSIER = schema_of(shapes.DossierOut)
 DOSSIER_SUMMARY = schema_of(shapes.DossierSummaryOut)
@@ -218,16 +208,7 @@ LEGAL_HOLD = obj(
     ["dossier_id", "legal_hold"],
     {"dossier_id": {"type": "string"}, "legal_hold": {"type": "boolean"}},
 )
-RETENTION_STEP = obj(
-    ["dossier_id", "action", "due", "rows", "rooms"],
-    {
-        "dossier_id": {"type": "string"},
-        "action": {"type": "string", "enum": ["archive", "purge", "hold"]},
-        "due": {"type": "string", "format": "date-time"},
-        "rows": {"type": "object", "additionalProperties": {"type": "integer"}},
-        "rooms": {"type": "array", "items": {"type": "string"}},
-    },
-)
+RETENTION_STEP = schema_of(shapes.RetentionStepOut)
 RETENTION = obj(
     ["dry_run", "steps"],
     {"dry_run": {"type": "boolean"}, "steps": {"type": "array", "items": RETENTION_STEP}},
@@ -280,16 +261,7 @@ FORM_IN = obj(["answers"], {"answers": {"type": "object", "maxProperties": 100}}
 FORM = schema_of(shapes.FormOut)
 FORMS = obj(["forms"], {"forms": {"type": "array", "items": FORM}})
 DRAFT = schema_of(shapes.DraftOut)
-PEOPLE = {
-    "type": "object",
-    "additionalProperties": obj(
-        ["display_name", "profession"],
-        {
-            "display_name": {"type": "string", "nullable": True},
-            "profession": {"type": "string", "nullable": True},
-        },
-    ),
-}
+PEOPLE = schema_of(shapes.People)
 TIMELINE_ENTRY = schema_of(shapes.TimelineEntryOut)
 TIMELINE = obj(
     ["entries", "people"],
@@ -318,21 +290,7 @@ PPCS_IN = obj(
         "expectations": {"type": "string", "maxLength": 5000},
     },
 )
-PPCS = {
-    "type": "object",
-    "required": ["version", "author", "updated_at", "problems", "actions"],
-    "properties": {
-        "version": {"type": "integer"},
-        "author": {"type": "string"},
-        "updated_at": DATETIME,
-        "problems": {"type": "array"},
-        "actions": {"type": "array"},
-        "unmet_goals": {"type": "array"},
-        "expectations": {"type": "string"},
-        "people": PEOPLE,
-    },
-    "additionalProperties": False,
-}
+PPCS = schema_of(shapes.PpcsOut)
 PDF = {"type": "string", "format": "binary"}
 APPOINTMENT_IN = obj(
     ["title", "start", "end"],

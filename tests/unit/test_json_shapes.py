@@ -9,7 +9,8 @@ from typing import Annotated, Any, Literal, NotRequired, TypedDict
 import jsonschema
 import pytest
 
-from dossier_api.domain.models import Dossier
+from dossier_api.domain import administration, care, consent, vigilance
+from dossier_api.domain.models import CarePlan, ConsentEvent, Dossier, IdentityEvent, Structure
 from dossier_api.domain.service import DossierService
 from dossier_api.domain.shapes import DossierOut, TaskOut
 from dossier_api.http import schemas as S
@@ -113,3 +114,61 @@ def test_a_serialized_dossier_matches_its_schema() -> None:
     broken = {**out, "status": "perdu"}
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(broken, _draft7(S.DOSSIER))
+
+
+def test_serialized_histories_plans_and_structures_match_their_schemas() -> None:
+    """Each serializer's answer, from stored rows, validates against the schema the OpenAPI
+    document publishes (the structure's had keys the hand-written schema refused)."""
+    at = dt.datetime(2026, 12, 1, 9, 30, tzinfo=dt.UTC)
+    identity = vigilance.event_json(
+        IdentityEvent(
+            kind="status",
+            at=at,
+            actor="@aline:exemple.fr",
+            from_status="PROV",
+            to_status="VALI",
+            document_kind="passeport",
+            checked_by="@aline:exemple.fr",
+            checked_at=at,
+            ins_source=None,
+            candidates=None,
+            reason=None,
+        )
+    )
+    jsonschema.validate(
+        {"identity_status": "VALI", "history": [identity]}, _draft7(S.IDENTITY_HISTORY)
+    )
+    consent_event = consent.event_json(
+        ConsentEvent(at=at, actor="@aline:exemple.fr", field="opposition", value=True, note=None)
+    )
+    history = {
+        "consent": {"informed": True, "share_outside": False, "opposition": True},
+        "history": [consent_event],
+    }
+    jsonschema.validate(history, _draft7(S.CONSENT_HISTORY))
+    plan = CarePlan(
+        dossier_id="d",
+        version=2,
+        author="@aline:exemple.fr",
+        created_at=at,
+        plan={
+            "problems": [{"problem": "chutes", "goals": ["marcher"]}],
+            "actions": [{"action": "kiné", "who": "@kine:exemple.fr", "when": "2026-12-10"}],
+            "unmet_goals": [],
+        },
+    )
+    people = {"@kine:exemple.fr": {"display_name": "Karim Kiné", "profession": "kinésithérapeute"}}
+    ppcs = care._ppcs_json(plan, people)
+    jsonschema.validate(ppcs, _draft7(S.PPCS))
+    assert "expectations" not in ppcs
+    structure = administration._structure_json(
+        Structure(id="s1", name="DAC Tarn", kind="dac", account=None, mssante="dac@tarn.mssante.fr")
+    )
+    jsonschema.validate(structure, _draft7(S.STRUCTURE))
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**structure, "kind": "club"}, _draft7(S.STRUCTURE))
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(
+            {**consent_event, "field": "humeur"},
+            _draft7(S.CONSENT_HISTORY["properties"]["history"]["items"]),
+        )
