@@ -27,12 +27,20 @@ from dossier_api.domain.models import (
 )
 from dossier_api.domain.pathways import PATHWAYS, FormDefinition
 from dossier_api.domain.ppcs_pdf import Person, PpcsDocument, render_ppcs
-from dossier_api.domain.shapes import AlertOut, AppointmentOut, DraftOut, FormOut, People, PpcsOut
+from dossier_api.domain.shapes import (
+    AlertOut,
+    AppointmentOut,
+    DraftOut,
+    FormOut,
+    PathwayOut,
+    People,
+    PpcsOut,
+)
 from maillon.shared.clock import utcnow
 from maillon.shared.text import displayable
 
 
-def pathways_json() -> list[dict[str, Any]]:
+def pathways_json() -> list[PathwayOut]:
     return [
         {
             "id": p.id,

@@ -54,7 +54,9 @@ from dossier_api.domain.shapes import (
     DossierOut,
     DossierSummaryOut,
     MemberOut,
+    MeOut,
     NoteOut,
+    ProfessionalOut,
     RoomOut,
     TaskOut,
 )
@@ -768,10 +770,10 @@ class DossierService(
         """The national directory (public professional data), for any user of the server."""
         return directory.search_directory(self._engine, q, profession, departement, page, size)
 
-    def me(self, caller: Caller) -> dict[str, Any]:
+    def me(self, caller: Caller) -> MeOut:
         with self.tx() as session:
             pro = session.get(Professional, caller.user_id)
-            professional = (
+            professional: ProfessionalOut | None = (
                 None
                 if pro is None
                 else {

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, NotRequired, TypedDict
 
-from dossier_api.domain.models import STRUCTURE_KINDS
+from dossier_api.domain.models import STAFF_ROLES, STRUCTURE_KINDS
 from maillon.shared.circle import ROLES, ROOM_AUDIENCES, USER_ID_PATTERN
 from maillon.shared.json_shapes import Date, DateTime, Schema
 
@@ -279,3 +279,49 @@ class RetentionStepOut(TypedDict):
     due: DateTime
     rows: dict[str, int]
     rooms: list[str]
+
+
+class ProfessionalOut(TypedDict):
+    display_name: str | None
+    profession: str | None
+    rpps: str | None
+    adeli: str | None
+    mssante: str | None
+
+
+class MyStructureOut(TypedDict):
+    id: str
+    name: str
+    role: Annotated[str, Schema(enum=STAFF_ROLES)]
+
+
+class MeOut(TypedDict):
+    user_id: UserId
+    is_admin: bool
+    professional: ProfessionalOut | None
+    structures: list[MyStructureOut]
+
+
+class FormFieldOut(TypedDict):
+    id: str
+    label: str
+    type: str
+    required: bool
+    choices: list[str]
+    help: str | None
+
+
+class FormDefinitionOut(TypedDict):
+    id: str
+    version: int
+    title: str
+    fields: list[FormFieldOut]
+
+
+class PathwayOut(TypedDict):
+    id: str
+    version: int
+    name: str
+    roles_allowed: list[Role]
+    tasks_checklist: list[str]
+    forms: list[FormDefinitionOut]

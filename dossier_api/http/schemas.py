@@ -235,28 +235,10 @@ ACTIVITY = obj(
         "history": {"type": "array", "items": ROOM_EVENT},
     },
 )
-ME = obj(
-    ["user_id", "is_admin", "professional"],
-    {
-        "user_id": {"type": "string"},
-        "is_admin": {"type": "boolean"},
-        "professional": {"type": "object", "nullable": True},
-        "structures": {
-            "type": "array",
-            "items": obj(
-                ["id", "name", "role"],
-                {
-                    "id": {"type": "string"},
-                    "name": {"type": "string"},
-                    "role": {"type": "string", "enum": list(STAFF_ROLES)},
-                },
-            ),
-        },
-    },
-)
+ME = schema_of(shapes.MeOut)
 
 LOOSE = {"type": "object", "additionalProperties": True}
-PATHWAYS = obj(["pathways"], {"pathways": {"type": "array", "items": LOOSE}})
+PATHWAYS = obj(["pathways"], {"pathways": {"type": "array", "items": schema_of(shapes.PathwayOut)}})
 FORM_IN = obj(["answers"], {"answers": {"type": "object", "maxProperties": 100}})
 FORM = schema_of(shapes.FormOut)
 FORMS = obj(["forms"], {"forms": {"type": "array", "items": FORM}})

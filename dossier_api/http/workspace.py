@@ -15,6 +15,7 @@ from jsonschema import Draft7Validator, FormatChecker
 
 from dossier_api.domain.core import ApiError
 from dossier_api.domain.service import DossierService
+from dossier_api.domain.shapes import MeOut
 from dossier_api.domain.vigilance import DUPLICATE, OVERRIDE
 from dossier_api.http import schemas as S
 from dossier_api.http.handlers import ROOM_SYNC, dossier_filters
@@ -114,7 +115,7 @@ async def new_dossier_form(request: web.Request) -> web.Response:
 def _new_form(
     request: web.Request,
     session: Current,
-    me: dict[str, Any],
+    me: MeOut,
     values: dict[str, str],
     errors: list[str],
     status: int = 200,

@@ -172,3 +172,20 @@ def test_serialized_histories_plans_and_structures_match_their_schemas() -> None
             {**consent_event, "field": "humeur"},
             _draft7(S.CONSENT_HISTORY["properties"]["history"]["items"]),
         )
+
+
+def test_the_shipped_pathways_match_their_schema() -> None:
+    listed = care.pathways_json()
+    assert {p["id"] for p in listed} >= {"dac", "cpts", "pco-tnd"}
+    jsonschema.validate({"pathways": listed}, _draft7(S.PATHWAYS))
+    field = next(p for p in listed if p["forms"])["forms"][0]["fields"][0]
+    broken = {**field, "required": "oui"}
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(
+            broken,
+            _draft7(
+                S.PATHWAYS["properties"]["pathways"]["items"]["properties"]["forms"]["items"][
+                    "properties"
+                ]["fields"]["items"]
+            ),
+        )
