@@ -183,12 +183,22 @@ class CareCircleModule:
     ) -> None:
         self._audit.record(room_id, actor, action, target, decision.allowed, decision.code)
 
-    async def _patient_state(self, room_id: str) -> StateMap | None:
-        # The create event alone never waits for a partially joined room's full state.
-        create = await self._api.get_room_state(room_id, [("m.room.create", "")])
-        if not policy.is_patient_create(_create_content(create)):
+    async def _patient_view(
+        self, room_id: str, users: tuple[str, ...], memberships: bool = False
+    ) -> policy.RoomView | None:
+        """What an invite or join decision reads of a room, in one read of a few state
+        events (not the whole state): its create event, the dossier link, these users'
+        circle entries and (``memberships``) their member events. None: not a patient room.
+        Member events of local users only: the read never waits for a partially joined
+        room's full state (a create event and Maillon's own events never do)."""
+        keys = [("m.room.create", ""), (DOSSIER_EVENT, "")]
+        keys += [(CIRCLE_EVENT, user_state_key(u)) for u in users]
+        if memberships:
+            keys += [("m.room.member", u) for u in users if self._api.is_mine(u)]
+        state = await self._api.get_room_state(room_id, keys)
+        if not policy.is_patient_create(_create_content(state)):
             return None
-        return await self._api.get_room_state(room_id)
+        return view_from_state(state)
 
     async def _directory_entry(self, user_id: str) -> DirectoryEntry | None:
         if not self._api.is_mine(user_id):
@@ -239,10 +249,10 @@ class CareCircleModule:
 
     @fail_closed(_spam_denial)
     async def user_may_invite(self, inviter: str, invitee: str, room_id: str) -> SpamResult:
-        state = await self._patient_state(room_id)
-        if state is None:
+        view = await self._patient_view(room_id, (inviter, invitee))
+        if view is None:
             return NOT_SPAM
-        decision = await self._invite_decision(view_from_state(state), inviter, invitee)
+        decision = await self._invite_decision(view, inviter, invitee)
         if decision.denied:
             self._record(room_id, inviter, "invite", invitee, decision)
             return _refusal(decision)
@@ -253,7 +263,7 @@ class CareCircleModule:
         self, inviter: str, medium: str, address: str, room_id: str
     ) -> SpamResult:
         """Invites by e-mail or phone would bypass the circle: none in patient rooms."""
-        if await self._patient_state(room_id) is None:
+        if await self._patient_view(room_id, ()) is None:
             return NOT_SPAM
         decision = policy.deny(
             "third_party_invite_refused",
@@ -264,10 +274,16 @@ class CareCircleModule:
 
     @fail_closed(_spam_denial)
     async def user_may_join_room(self, user: str, room_id: str, is_invited: bool) -> SpamResult:
-        state = await self._patient_state(room_id)
-        if state is None:
+        view = await self._patient_view(room_id, (user,), memberships=True)
+        if view is None:
             return NOT_SPAM
-        decision = await self._join_decision(view_from_state(state), user)
+        inviter = view.inviters.get(user)
+        if inviter is not None and view.active_member(user, utcnow()) is None:
+            # Whether the one who invited them coordinates the dossier: their entry too.
+            view = await self._patient_view(room_id, (user, inviter), memberships=True)
+            if view is None:
+                return NOT_SPAM
+        decision = await self._join_decision(view, user)
         if decision.denied:
             self._record(room_id, user, "join", user, decision)
             return _refusal(decision)

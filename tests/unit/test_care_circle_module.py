@@ -134,6 +134,7 @@ class FakeModuleApi:
         }
         self.spam_callbacks: dict[str, Any] = {}
         self.rules_callbacks: dict[str, Any] = {}
+        self.reads: list[frozenset[tuple[str, str | None]] | None] = []  # None: whole state
 
     def register_spam_checker_callbacks(self, **callbacks: Any) -> None:
         self.spam_callbacks.update(callbacks)
@@ -151,9 +152,10 @@ class FakeModuleApi:
         self, room_id: str, event_filter: Iterable[tuple[str, str | None]] | None = None
     ) -> StateMap:
         state = self.rooms[room_id]
-        if event_filter is None:
+        wanted = None if event_filter is None else frozenset(event_filter)
+        self.reads.append(wanted)
+        if wanted is None:
             return dict(state)
-        wanted = set(event_filter)
         return {key: ev for key, ev in state.items() if key in wanted}
 
 
@@ -290,6 +292,33 @@ async def test_membership_decisions_from_the_state(
     assert (await module.user_may_send_3pid_invite(COORD, "email", "a@b.fr", ROOM)) != NOT_SPAM
     assert await module.check_visibility_can_be_modified(ROOM, state, "public") is False
     assert await module.check_visibility_can_be_modified(ROOM, state, "private") is True
+
+
+async def test_invite_and_join_checks_read_a_few_state_events_never_the_whole_state(
+    module: CareCircleModule, api: FakeModuleApi
+) -> None:
+    """The early checks of an invite and a join read the create event, the dossier link
+    and the people's own entries in one read (the whole state of a big room is not loaded
+    for each membership); a join by someone a coordinator invited reads the coordinator's
+    entry too, and is admitted."""
+    api.rooms[ROOM][("m.room.member", KNOWN)] = event(
+        "m.room.member", COORD, {"membership": "invite"}, KNOWN
+    )
+    api.reads.clear()
+    assert await module.user_may_invite(COORD, KNOWN, ROOM) == NOT_SPAM
+    assert await module.user_may_join_room(KNOWN, ROOM, True) == NOT_SPAM
+    assert (await module.user_may_join_room(OUTSIDER, ROOM, False))[0] == Codes.FORBIDDEN
+    room_reads = [r for r in api.reads if r is None or ("m.room.create", "") in r]
+    assert None not in api.reads, "no whole-state read"
+    assert all(len(r) <= 8 for r in room_reads if r is not None)
+    # invite: one read; the invitee's join: theirs, then the inviter's entry; outsider: one.
+    assert len([r for r in room_reads if r and (CIRCLE_EVENT, user_state_key(KNOWN)) in r]) == 3
+    both = {
+        (CIRCLE_EVENT, user_state_key(KNOWN)),
+        (CIRCLE_EVENT, user_state_key(COORD)),
+        ("m.room.member", KNOWN),
+    }
+    assert any(r is not None and both <= r for r in room_reads)
 
 
 async def test_protected_state_and_loosening_refused(
