@@ -39,12 +39,16 @@ class Structure(Base):
     """A personne morale: DAC, CPTS, hospital, SSIAD… owning dossiers."""
 
     __tablename__ = "structures"
+    __table_args__ = (UniqueConstraint("slug", name="uq_structures_slug"),)
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(200), unique=True)
     kind: Mapped[str] = mapped_column(String(40), default="structure")
     # The structure's own Matrix account (a structure account) and its MSSanté address.
     account: Mapped[str | None] = mapped_column(String(255), default=None)
     mssante: Mapped[str | None] = mapped_column(String(255), default=None)
+    # Its Matrix address's slug: @structure.<slug>:<server> ("le compte du service"), an
+    # invite of which into a patient room solicits its référents and managers.
+    slug: Mapped[str | None] = mapped_column(String(40), default=None)
 
 
 class Professional(Base):
@@ -620,6 +624,10 @@ class Solicitation(Base):
     # patient room ``room_id``, no dossier here; ``relayed_at``: its outcome was told back
     # to that room by the team's address).
     team_slug: Mapped[str | None] = mapped_column(ForeignKey("teams.slug"), index=True)
+    # Or a structure's (its address invited: its référents, then managers, then account).
+    structure_id: Mapped[str | None] = mapped_column(
+        ForeignKey("structures.id"), default=None, index=True
+    )
     dossier_id: Mapped[str | None] = mapped_column(ForeignKey("dossiers.id"), index=True)
     remote_team: Mapped[str | None] = mapped_column(String(255), default=None)
     room_id: Mapped[str | None] = mapped_column(String(255), default=None, index=True)

@@ -65,7 +65,7 @@ from dossier_api.domain.teams import TeamOperations
 from dossier_api.domain.vigilance import OVERRIDE, IdentityVigilance, parse_evidence
 from dossier_api.domain.vigilance import check_transition as check_identity_status
 from dossier_api.domain.worklist import WorklistOperations
-from maillon.shared.circle import RESTRICTED_ROLES, ROOM_AUDIENCES, server_of
+from maillon.shared.circle import RESTRICTED_ROLES, ROOM_AUDIENCES, server_of, structure_address
 from maillon.shared.clock import utcnow
 from maillon.shared.sealed import key_ring
 
@@ -833,7 +833,13 @@ class DossierService(
         self._admin(caller)
         with self.tx() as session:
             structure = new_structure(session, body["name"], body.get("kind", "structure"))
-            return {"id": structure.id, "name": structure.name, "kind": structure.kind}
+            return {
+                "id": structure.id,
+                "name": structure.name,
+                "kind": structure.kind,
+                "slug": str(structure.slug),
+                "address": structure_address(str(structure.slug), self._server_name),
+            }
 
     def add_staff(
         self, caller: Caller, structure_id: str, user_id: str, role: str = "member"

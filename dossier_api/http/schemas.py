@@ -191,7 +191,13 @@ STRUCTURE_IN = obj(
 )
 STRUCTURE = obj(
     ["id", "name", "kind"],
-    {"id": {"type": "string"}, "name": {"type": "string"}, "kind": {"type": "string"}},
+    {
+        "id": {"type": "string"},
+        "name": {"type": "string"},
+        "kind": {"type": "string"},
+        "slug": {"type": "string"},
+        "address": {"type": "string"},
+    },
 )
 STAFF_IN = obj(
     ["user_id"],
