@@ -66,6 +66,16 @@ def _group_reply(ctx: Context, group: dict[str, Any], fr: str, en: str) -> Reply
     return build(ctx.t(fr, en), [_member(ctx, m) for m in group["members"]])
 
 
+def _changed(ctx: Context, group: dict[str, Any]) -> Reply:
+    n = len(group["members"])
+    return _group_reply(
+        ctx,
+        group,
+        f"Groupe « {group['name']} » : {n} personne(s).",
+        f"Group “{group['name']}”: {n} person(s).",
+    )
+
+
 async def _create(ctx: Context, args: list[str]) -> Reply:
     usage = ctx.t(USAGE_CREATE, USAGE_CREATE_EN)
     if not args:
@@ -91,12 +101,7 @@ async def _add(ctx: Context, args: list[str]) -> Reply:
     group = await ctx.services.as_sender(
         ctx.sender, ctx.services.dossiers.add_favourites, args[0], people
     )
-    return _group_reply(
-        ctx,
-        group,
-        f"Groupe « {group['name']} » : {len(group['members'])} personne(s).",
-        f"Group “{group['name']}”: {len(group['members'])} person(s).",
-    )
+    return _changed(ctx, group)
 
 
 async def _remove(ctx: Context, args: list[str]) -> Reply:
@@ -109,12 +114,7 @@ async def _remove(ctx: Context, args: list[str]) -> Reply:
     group = await ctx.services.as_sender(
         ctx.sender, ctx.services.dossiers.remove_favourite, args[0], who
     )
-    return _group_reply(
-        ctx,
-        group,
-        f"Groupe « {group['name']} » : {len(group['members'])} personne(s).",
-        f"Group “{group['name']}”: {len(group['members'])} person(s).",
-    )
+    return _changed(ctx, group)
 
 
 async def _delete(ctx: Context, args: list[str]) -> Reply:

@@ -50,7 +50,7 @@ from dossier_api.domain.pathways import (
     to_yaml,
 )
 from dossier_api.domain.rooms import ROOMS, enqueue, name_fields, reference
-from maillon.shared.circle import USER_ID_RE, slugify, structure_address
+from maillon.shared.circle import USER_ID_RE, numbered_slug, slugify, structure_address
 
 SAMPLE_FIELDS = {"initiales": "J. D.", "annee": "1950", "ref": "ABC123"}
 
@@ -84,7 +84,7 @@ def free_slug(session: Session, name: str) -> str:
     slug, n = base, 1
     while session.scalar(select(Structure.id).where(Structure.slug == slug)) is not None:
         n += 1
-        slug = f"{base[: 40 - len(str(n)) - 1]}-{n}"
+        slug = numbered_slug(base, n)
     return slug
 
 

@@ -166,6 +166,11 @@ def slugify(name: str) -> str:
     return slug or "structure"
 
 
+def numbered_slug(base: str, n: int) -> str:
+    """The ``n``-th variant of a taken slug (``base`` itself for 1), 40 characters at most."""
+    return base if n == 1 else f"{base[: 40 - len(str(n)) - 1]}-{n}"
+
+
 _USER_KEY_PREFIX = "user:"
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from maillon.shared.circle import slugify
+from maillon.shared.circle import numbered_slug, slugify
 
 revision = "0321"
 down_revision = "0320"
@@ -38,7 +38,7 @@ def upgrade() -> None:
         slug, n = base, 1
         while slug in taken:
             n += 1
-            slug = f"{base[: 40 - len(str(n)) - 1]}-{n}"
+            slug = numbered_slug(base, n)
         taken.add(slug)
         conn.execute(sa.update(STRUCTURES).where(STRUCTURES.c.id == row_id).values(slug=slug))
     with op.batch_alter_table("structures") as batch:
