@@ -30,7 +30,7 @@ from maillon.shared.circle import (
     CircleEntry,
     DirectoryEntry,
     patient_power_levels,
-    team_slug,
+    routed_address,
     user_from_state_key,
     user_state_key,
 )
@@ -151,8 +151,8 @@ class CircleKeeper:
         # Act on an event only while the room still shows it: an invite or kick processed
         # late (after a restart) must not undo a newer change made through the dossier.
         if membership == "invite" and current in ("invite", "join"):
-            if view.active_member(target, now) is not None or team_slug(target) is not None:
-                return  # a team's address: a solicitation (``team_invites``), never a member
+            if view.active_member(target, now) is not None or routed_address(target) is not None:
+                return  # a routed address: a solicitation (``team_invites``), never a member
             # Side rooms follow the dossier's circle: nobody enters them by invite alone.
             if (
                 main_room

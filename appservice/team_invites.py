@@ -1,10 +1,12 @@
-"""A resource team's address (``@equipe.<slug>:<server>``) invited into a patient room: the
-care-circle module let the invite through because it admits nobody (no one logs in as the
-address, and it never has a circle entry to join with). Here the invite becomes a
-solicitation of the team by the inviter (the members on duty now are told; consent is
-checked as for any solicitation), the address declines the invite, and Maillon says in the
-room what happened — without the reason, which stays in the dossier (a notice is not
-end-to-end encrypted).
+"""A routed address — a resource team's (``@equipe.<slug>:<server>``) or a structure's
+(``@structure.<slug>:<server>``, « le compte du service ») — invited into a patient room:
+the care-circle module let the invite through because it admits nobody (no one logs in as
+the address, and it never has a circle entry to join with). Here the invite becomes a
+solicitation of its owner by the inviter (a team's members on duty now, a structure's
+référents — then its managers, then its account — are told; consent is checked as for any
+solicitation), the address declines the invite, and Maillon says in the room what
+happened — without the reason, which stays in the dossier (a notice is not end-to-end
+encrypted). A structure's address is routed in its own region only.
 
 Across regions, on Matrix alone (README, « Équipes ressources d'une autre région »):
 - our patient room, a peer server's team address (the module let it out: an active circle
@@ -29,7 +31,7 @@ from appservice.matrix_api import AppserviceApi, MatrixError
 from dossier_api.domain.access import Caller
 from dossier_api.domain.core import ApiError
 from dossier_api.domain.service import DossierService
-from maillon.shared.circle import NAMESPACE, server_of, team_address, team_slug
+from maillon.shared.circle import NAMESPACE, RoutedAddress, routed_address, server_of, team_address
 
 log = logging.getLogger("maillon.appservice.teams")
 DEFAULT_REASON = "Sollicitation depuis la salle du patient (motif à préciser)"
@@ -41,6 +43,11 @@ OUTCOME_WORDS = {
     "acceptee": "Sollicitation acceptée : prise en charge par {who}.",
     "refusee": "Sollicitation refusée par l'équipe ressource.",
     "expiree": "Sollicitation expirée : personne de l'équipe ressource n'a répondu à temps.",
+}
+# How the room's notice names a routed address's owner and the people told.
+OWNERS = {
+    "team": ("l'équipe ressource", "membre(s) de garde", "l'équipe"),
+    "structure": ("la structure", "référent(s) ou manager(s)", "la structure"),
 }
 
 
@@ -62,12 +69,15 @@ class TeamInvites:
             return
         invitee = event.get("state_key")
         content = event.get("content") or {}
-        if not isinstance(invitee, str) or team_slug(invitee) is None:
+        routed = routed_address(invitee) if isinstance(invitee, str) else None
+        if not isinstance(invitee, str) or routed is None:
             return
         membership = content.get("membership")
         local = server_of(invitee) == self._server_name
         if membership == "invite" and local:
-            await self._local_address_invited(event, invitee, content)
+            await self._local_address_invited(event, invitee, routed, content)
+        elif routed.kind != "team":
+            return  # a peer's structure address: not routed (the module refuses it)
         elif membership == "invite" and server_of(invitee) in self._peers:
             await self._remote_address_invited(event, invitee, content)
         elif (
@@ -87,14 +97,14 @@ class TeamInvites:
         )
 
     async def _local_address_invited(
-        self, event: dict[str, Any], invitee: str, content: dict[str, Any]
+        self, event: dict[str, Any], invitee: str, routed: RoutedAddress, content: dict[str, Any]
     ) -> None:
-        slug = str(team_slug(invitee))
+        slug = routed.slug
         room_id, inviter = event["room_id"], event["sender"]
         reason, kind = self._reason_and_kind(content)
         dossier_id = await asyncio.to_thread(self._service.dossier_id_for_room, room_id)
         if dossier_id is None:
-            if server_of(inviter) in self._peers:
+            if server_of(inviter) in self._peers and routed.kind == "team":
                 await self._incoming(room_id, invitee, slug, inviter, reason, kind)
             else:
                 # Not one of our dossiers' rooms, nor a peer region's: declined.
@@ -104,18 +114,19 @@ class TeamInvites:
         current = await self._api.get_state(room_id, "m.room.member", invitee)
         if (current or {}).get("membership") != "invite":
             return
-        body = {"team": slug, "kind": kind, "reason": reason}
+        body = {routed.kind: slug, "kind": kind, "reason": reason}
+        owner, told, of = OWNERS[routed.kind]
         try:
             made = await asyncio.to_thread(
                 self._service.solicit, Caller(inviter, False, "matrix"), dossier_id, body
             )
             notice = (
-                f"Sollicitation n° {made['id']} envoyée à l'équipe ressource : "
-                f"{len(made['notified'])} membre(s) de garde prévenu(s). Personne de "
-                "l'équipe n'entre dans la salle avant d'avoir accepté."
+                f"Sollicitation n° {made['id']} envoyée à {owner} : "
+                f"{len(made['notified'])} {told} prévenu(s). Personne de "
+                f"{of} n'entre dans la salle avant d'avoir accepté."
             )
         except ApiError as exc:
-            notice = f"Sollicitation de l'équipe ressource refusée : {exc.message}"
+            notice = f"Sollicitation de {owner} refusée : {exc.message}"
         await self._decline(room_id, invitee)
         await self._api.send_notice(room_id, f"team-{event.get('event_id', '')}", notice)
 

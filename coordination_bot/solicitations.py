@@ -34,10 +34,16 @@ def _who(person: dict[str, Any] | None) -> str:
     return f"{name} ({person['profession']})" if person.get("profession") else str(name)
 
 
+def _owner(n: dict[str, Any], team: str = "équipe") -> str:
+    """Whom the solicitation is addressed to, in words: a team, or a structure (its
+    address invited)."""
+    return "structure" if n.get("structure") else team
+
+
 def notice_text(n: dict[str, Any], person: str) -> str | None:
     """What ``person`` is told of a step (None: nothing for them)."""
     number = f"Sollicitation n° {n['solicitation']}"
-    team = f"équipe « {n['team_name']} »"
+    team = f"{_owner(n)} « {n['team_name']} »"
     if n["status"] in ("envoyee", "escalade") and person != n["requester"]["user_id"]:
         return (
             f"{number} — {team}, {n['kind']}\n"
@@ -73,7 +79,7 @@ def room_text(n: dict[str, Any]) -> str | None:
     report = n.get("report")
     if n["status"] == "repondue" and report:
         return (
-            f"Compte rendu d'avis — équipe ressource « {n['team_name']} », sollicitation "
+            f"Compte rendu d'avis — {_owner(n)} « {n['team_name']} », sollicitation "
             f"n° {n['solicitation']}, par {_who(n['actor'])}\n"
             f"Question : {report['question']}\n"
             f"Éléments pris en compte : {report['elements']}\n"
@@ -81,7 +87,8 @@ def room_text(n: dict[str, Any]) -> str | None:
         )
     by = f" par {_who(n['actor'])}" if n["status"] in ("acceptee", "repondue") else ""
     number = f"sollicitation n° {n['solicitation']}"
-    return f"Équipe ressource « {n['team_name']} » : {number} {n['label']}{by}."
+    owner = _owner(n, "équipe ressource")
+    return f"{owner[:1].upper()}{owner[1:]} « {n['team_name']} » : {number} {n['label']}{by}."
 
 
 class SolicitationChats:

@@ -25,8 +25,8 @@ from maillon.shared.circle import (
     DossierLink,
     SideRoomLink,
     patient_power_levels,
+    routed_address,
     server_of,
-    team_slug,
     user_from_state_key,
 )
 
@@ -98,6 +98,13 @@ REMOTE_TEAM_WITHOUT_CONSENT = (
 )
 
 
+REMOTE_STRUCTURE = (
+    "L'adresse d'une structure d'une autre région ne peut pas être invitée dans une salle "
+    "patient : seules les adresses des structures de cette région (et les équipes "
+    "ressources des régions partenaires) sont routées."
+)
+
+
 def _peer_refusal(user_id: str) -> Decision:
     return deny(
         "server_not_allowed",
@@ -120,11 +127,15 @@ def check_invite(
         return allow("service_user")
     if view.active_member(invitee, now) is not None:
         return allow("in_circle")
-    if team_slug(invitee) is not None and view.active_member(inviter, now) is not None:
-        # A resource team's address: the appservice turns the invite into a solicitation
-        # and declines it; nobody logs in as it, and it never has a circle entry to join.
+    routed = routed_address(invitee)
+    if routed is not None and view.active_member(inviter, now) is not None:
+        # A routed address (a resource team's, a structure's): the appservice turns the
+        # invite into a solicitation and declines it; nobody logs in as it, and it never
+        # has a circle entry to join.
         if server_of(invitee) == ctx.server_name:
-            return allow("team_solicitation")
+            return allow(f"{routed.kind}_solicitation")
+        if routed.kind != "team":
+            return deny("remote_structure_address", REMOTE_STRUCTURE)
         # A peer region's team: the invite leaves this server (its reason, the motif, with
         # it), so the person's consent must already allow sharing outside the care team.
         if view.dossier is not None and view.dossier.share_outside:

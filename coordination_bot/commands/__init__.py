@@ -10,6 +10,7 @@ from coordination_bot.commands import (  # noqa: F401
     delegation,
     dossier,
     equipe,
+    favoris,
     formulaire,
     mail,
     note,

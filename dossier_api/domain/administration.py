@@ -52,7 +52,7 @@ from dossier_api.domain.pathways import (
 )
 from dossier_api.domain.rooms import ROOMS, enqueue, name_fields, reference
 from dossier_api.domain.shapes import StructureOut
-from maillon.shared.circle import USER_ID_RE
+from maillon.shared.circle import USER_ID_RE, numbered_slug, slugify, structure_address
 
 SAMPLE_FIELDS = {"initiales": "J. D.", "annee": "1950", "ref": "ABC123"}
 
@@ -77,6 +77,16 @@ def managed_structures(session: Session, caller: Caller) -> list[str]:
     )
 
 
+def free_slug(session: Session, name: str) -> str:
+    """A slug for a new structure's address, from its name (numbered when taken)."""
+    base = slugify(name)
+    slug, n = base, 1
+    while session.scalar(select(Structure.id).where(Structure.slug == slug)) is not None:
+        n += 1
+        slug = numbered_slug(base, n)
+    return slug
+
+
 def new_structure(session: Session, name: str, kind: str = "structure") -> Structure:
     """A structure (personne morale), its name unique."""
     name = name.strip()
@@ -86,7 +96,7 @@ def new_structure(session: Session, name: str, kind: str = "structure") -> Struc
         raise ApiError(400, "M_INVALID_PARAM", f"type de structure inconnu : {kind}")
     if session.scalar(select(Structure).where(Structure.name == name)):
         raise ApiError(409, "M_CONFLICT", "une structure porte déjà ce nom")
-    structure = Structure(name=name, kind=kind)
+    structure = Structure(name=name, kind=kind, slug=free_slug(session, name))
     session.add(structure)
     session.flush()
     return structure
@@ -113,11 +123,13 @@ def put_staff(session: Session, structure_id: str, user_id: str, role: str | Non
     return before
 
 
-def _structure_json(structure: Structure) -> StructureOut:
+def _structure_json(structure: Structure, server_name: str) -> StructureOut:
     return {
         "id": structure.id,
         "name": structure.name,
         "kind": structure.kind,
+        "slug": structure.slug,
+        "address": structure_address(structure.slug, server_name) if structure.slug else None,
         "account": structure.account,
         "mssante": structure.mssante,
     }
@@ -568,7 +580,7 @@ class Administration(FederationPeers, ServiceCore):
             listed = []
             for structure in structures:
                 staffed: dict[str, Any] = {
-                    **_structure_json(structure),
+                    **_structure_json(structure, self._server_name),
                     "staff": [
                         {"user_id": m.user_id, "role": m.role, **people.get(m.user_id, {})}
                         for m in staff
@@ -581,7 +593,7 @@ class Administration(FederationPeers, ServiceCore):
     def create_structure(self, caller: Caller, name: str, kind: str) -> StructureOut:
         with self.acting(caller, "admin.structure.create") as act:
             self._require_admin(caller)
-            created = _structure_json(new_structure(act.session, name, kind))
+            created = _structure_json(new_structure(act.session, name, kind), self._server_name)
             audit_change(act, None, created, "structure")
             return created
 

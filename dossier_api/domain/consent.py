@@ -60,23 +60,24 @@ def sharing_refusal(
     return None
 
 
-def team_sharing_refusal(dossier: Dossier, team: str, attested: bool) -> ApiError | None:
-    """Why this dossier may not be shared with a resource team (None if it may): a team is
-    outside the care team until it joins; it needs the sharing consent, or the requester's
-    attestation that the person was informed and did not object. An opposition always
-    blocks."""
+def team_sharing_refusal(dossier: Dossier, who: str, attested: bool) -> ApiError | None:
+    """Why this dossier may not be shared with a resource team or a structure solicited
+    through its address (``who``: « l'équipe « X » », « la structure « Y » »; None if it
+    may): it is outside the care team until one of it joins; it needs the sharing consent,
+    or the requester's attestation that the person was informed and did not object. An
+    opposition always blocks."""
     if dossier.opposition:
         return ApiError(
             403,
             OPPOSED,
             "la personne s'est opposée au partage de son dossier hors de l'équipe de soins : "
-            f"l'équipe « {team} » ne peut pas être sollicitée",
+            f"{who} ne peut pas être sollicitée",
         )
     if not (dossier.consent_share_outside or attested):
         return ApiError(
             403,
             NO_CONSENT,
-            f"l'équipe « {team} » est hors de l'équipe de soins : il faut le consentement de "
+            f"{who} est hors de l'équipe de soins : il faut le consentement de "
             "la personne au partage (consent_share_outside), ou attester qu'elle a été "
             "informée et ne s'y est pas opposée (attested)",
         )

@@ -21,8 +21,8 @@ from dossier_api.domain.models import (
     Note,
     Solicitation,
     Task,
-    Team,
 )
+from dossier_api.domain.teams import LOCAL_TARGET, target_name, with_targets
 from maillon.shared.text import displayable
 
 MXID_SYSTEM = "urn:ietf:rfc:3986"  # Matrix user ids as URIs (matrix:u/…)
@@ -243,9 +243,12 @@ def bundle_of(
     if plan is not None:
         resources.append(_care_plan(dossier, plan))
     answered = session.execute(
-        select(Solicitation, Team.name)
-        .join(Team, Team.slug == Solicitation.team_slug)
-        .where(Solicitation.dossier_id == dossier_id, Solicitation.report.is_not(None))
+        with_targets(select(Solicitation, target_name()))
+        .where(
+            Solicitation.dossier_id == dossier_id,
+            Solicitation.report.is_not(None),
+            LOCAL_TARGET,
+        )
         .order_by(Solicitation.id)
     ).all()
     resources += [_report(dossier, s, team) for s, team in answered]

@@ -39,12 +39,16 @@ class Structure(Base):
     """A personne morale: DAC, CPTS, hospital, SSIAD… owning dossiers."""
 
     __tablename__ = "structures"
+    __table_args__ = (UniqueConstraint("slug", name="uq_structures_slug"),)
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(200), unique=True)
     kind: Mapped[str] = mapped_column(String(40), default="structure")
     # The structure's own Matrix account (a structure account) and its MSSanté address.
     account: Mapped[str | None] = mapped_column(String(255), default=None)
     mssante: Mapped[str | None] = mapped_column(String(255), default=None)
+    # Its Matrix address's slug: @structure.<slug>:<server> ("le compte du service"), an
+    # invite of which into a patient room solicits its référents and managers.
+    slug: Mapped[str | None] = mapped_column(String(40), default=None)
 
 
 class Professional(Base):
@@ -621,6 +625,10 @@ class Solicitation(Base):
     # patient room ``room_id``, no dossier here; ``relayed_at``: its outcome was told back
     # to that room by the team's address).
     team_slug: Mapped[str | None] = mapped_column(ForeignKey("teams.slug"), index=True)
+    # Or a structure's (its address invited: its référents, then managers, then account).
+    structure_id: Mapped[str | None] = mapped_column(
+        ForeignKey("structures.id"), default=None, index=True
+    )
     dossier_id: Mapped[str | None] = mapped_column(ForeignKey("dossiers.id"), index=True)
     remote_team: Mapped[str | None] = mapped_column(String(255), default=None)
     room_id: Mapped[str | None] = mapped_column(String(255), default=None, index=True)
@@ -720,3 +728,40 @@ class Enrolment(Base):
     cancelled_at: Mapped[dt.datetime | None] = mapped_column(default=None)
     cancelled_by: Mapped[str | None] = mapped_column(String(255), default=None)
     user_id: Mapped[str | None] = mapped_column(String(255), default=None)
+
+
+# -- favourites (groupes de favoris, ``dossier_api.domain.favourites``) ---------------------
+
+
+class FavouriteGroup(Base):
+    """A professional's named group of colleagues (only its owner sees it); ``name_key``:
+    the name folded (one group per name and owner, whatever the accents and case)."""
+
+    __tablename__ = "favourite_groups"
+    __table_args__ = (UniqueConstraint("owner", "name_key", name="uq_favourite_group_name"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    owner: Mapped[str] = mapped_column(String(255), index=True)
+    name: Mapped[str] = mapped_column(String(80))
+    name_key: Mapped[str] = mapped_column(String(80))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class FavouriteMember(Base):
+    """A colleague of a favourites group, a person of the directory: a Maillon account
+    (``user_id``, bound in the directory) or a professional of the national directory
+    without one yet (``rpps``); ``role``: the circle role they take when the group is
+    invited into a dossier (None: the role the invite gives)."""
+
+    __tablename__ = "favourite_members"
+    __table_args__ = (
+        UniqueConstraint("group_id", "user_id", name="uq_favourite_member_user"),
+        UniqueConstraint("group_id", "rpps", name="uq_favourite_member_rpps"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    group_id: Mapped[int] = mapped_column(
+        ForeignKey("favourite_groups.id", ondelete="CASCADE"), index=True
+    )
+    user_id: Mapped[str | None] = mapped_column(String(255), default=None)
+    rpps: Mapped[str | None] = mapped_column(String(11), default=None)
+    role: Mapped[str | None] = mapped_column(String(12), default=None)
+    added_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -20,6 +20,7 @@ from dossier_api.domain.care import CareOperations
 from dossier_api.domain.consent import ConsentRecords, outside_care_team, record_attestation
 from dossier_api.domain.core import ApiError, _iso, _parse_date, _parse_dt
 from dossier_api.domain.enrolment import EnrolmentOperations
+from dossier_api.domain.favourites import OUTCOMES, FavouriteOperations, Person, members_json
 from dossier_api.domain.fhir import FhirExport
 from dossier_api.domain.ins import display_name as display_name  # re-exported
 from dossier_api.domain.mail.sending import DossierMailing
@@ -32,6 +33,7 @@ from dossier_api.domain.models import (
     DossierName,
     DossierRead,
     DossierRoom,
+    FavouriteMember,
     Note,
     Professional,
     RoomActivity,
@@ -103,6 +105,7 @@ class DossierService(
     PatientAccess,
     DossierMerge,
     DossierMailing,
+    FavouriteOperations,
 ):
     """The dossier domain's operations: dossiers, circle, notes, tasks, delegations,
     structures and rooms here; forms (and their drafts), PPCS (and its PDF), agenda and alerts
@@ -490,6 +493,75 @@ class DossierService(
                 member.removed_by = caller.user_id
             enqueue(session, dossier_id, user_id)
             return self.member_json(current[0], now, session.get(Professional, user_id))
+
+    def invite_favourites(
+        self, caller: Caller, dossier_id: str, ref: int | str, body: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Invite one of the caller's favourites groups into the dossier: each member gets
+        a circle entry as ``add_member`` makes it (or, for an RPPS without an account, the
+        invitation ``invite`` sends), so each check applies person by person; the answer
+        says per person what happened. Only a coordinator changes the circle: anyone else
+        is refused, told which coordinators to ask."""
+        name, people = self.favourite_people(caller, ref)
+        with self.acting(caller, "circle.favourites", dossier_id, "read") as act:
+            act.detail = f"groupe « {name} » ({len(people)} personne(s))"
+            if not act.access.manage:
+                coordinators = [
+                    m.user_id
+                    for m in circle_members.active_members(act.session, dossier_id)
+                    if m.coordinator
+                ]
+                found = directory.people_json(act.session, coordinators)
+                named = ", ".join(
+                    str(found.get(u, {}).get("display_name") or u) for u in coordinators
+                )
+                raise ApiError(
+                    403,
+                    "M_FORBIDDEN",
+                    "seul un coordinateur du dossier inscrit des personnes au cercle de soins"
+                    + (f" : demandez-le à {named}" if named else ""),
+                )
+        default = str(body.get("role") or "PRO")
+        attested = bool(body.get("attested"))
+        results = [self._invite_one(caller, dossier_id, p, default, attested) for p in people]
+        return {
+            "group": name,
+            "dossier_id": dossier_id,
+            "results": results,
+            "counts": {k: sum(r["outcome"] == k for r in results) for k in OUTCOMES},
+        }
+
+    def _invite_one(
+        self, caller: Caller, dossier_id: str, person: Person, default: str, attested: bool
+    ) -> dict[str, Any]:
+        role = person.role or default
+        user_id = person.user_id
+        outcome, message = "added", None
+        try:
+            if user_id is None:
+                try:
+                    self.invite(caller, dossier_id, {"rpps": person.rpps, "role": role})
+                    outcome = "invited"
+                except ApiError as exc:
+                    if not (exc.data and exc.data.get("user_id")):
+                        raise
+                    user_id = str(exc.data["user_id"])  # enrolled since it was kept
+            if outcome == "added":
+                member = {"user_id": user_id, "role": role, "attested": attested}
+                self.add_member(caller, dossier_id, member)
+        except ApiError as exc:
+            already = exc.status == 409
+            outcome, message = ("already" if already else "refused"), exc.message
+        with self.tx() as session:
+            row = FavouriteMember(user_id=user_id, rpps=None if user_id else person.rpps)
+            shown = members_json(session, [row])[0]
+        return {
+            **shown,
+            "role": role,
+            "outcome": outcome,
+            "label": OUTCOMES[outcome],
+            "message": message,
+        }
 
     # -- cahier de liaison ---------------------------------------------------------------
 

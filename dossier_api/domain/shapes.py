@@ -20,6 +20,8 @@ class StructureOut(TypedDict):
     id: str
     name: str
     kind: Annotated[str, Schema(enum=STRUCTURE_KINDS)]
+    slug: str | None
+    address: Annotated[str, Schema(description="son adresse Matrix (@structure.…)")] | None
     account: Annotated[str, Schema(description="le compte Matrix de la structure")] | None
     mssante: Annotated[str, Schema(description="son adresse MSSanté")] | None
 

@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, Select, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from dossier_api.domain import circle_members
@@ -36,13 +36,19 @@ from dossier_api.domain.models import (
     Solicitation,
     SolicitationEvent,
     Structure,
+    StructureStaff,
     Team,
     TeamMember,
 )
 from dossier_api.domain.pathways import PATHWAYS
 from dossier_api.domain.ppcs_pdf import ReportDocument, render_report
 from dossier_api.domain.rooms import enqueue
-from maillon.shared.circle import TEAM_SLUG_RE, USER_ID_RE, server_of, team_address
+from maillon.shared.circle import (
+    TEAM_SLUG_RE,
+    USER_ID_RE,
+    server_of,
+    team_address,
+)
 from maillon.shared.dates_fr import DAYS, PARIS
 from maillon.shared.text import fold
 from maillon.shared.typed_config import ConfigKeyError, parse
@@ -184,15 +190,90 @@ def chain(team: Team, members: list[TeamMember], now: dt.datetime) -> list[list[
     return [s for s in steps if s]
 
 
+# A structure's address solicited: its référents, then its managers, then its account; the
+# accepter stays in the circle this long after the end (as a team's default).
+STRUCTURE_RESPONSE_SECONDS = 4 * 3600
+STRUCTURE_EXIT_DELAY_SECONDS = 7 * 86400
+
+
+@dataclass(frozen=True)
+class Target:
+    """Whom a solicitation is addressed to: a resource team, or a structure (its address,
+    « le compte du service ») — one of ``team_slug`` and ``structure_id``."""
+
+    team_slug: str | None
+    structure_id: str | None
+    name: str
+    pathways: tuple[str, ...]
+    response_seconds: int
+    exit_delay_seconds: int
+
+    @property
+    def label(self) -> str:
+        """How refusals name it."""
+        return f"l'équipe « {self.name} »" if self.team_slug else f"la structure « {self.name} »"
+
+    @staticmethod
+    def of_team(team: Team) -> Target:
+        return Target(
+            team.slug,
+            None,
+            team.name,
+            tuple(team.pathways),
+            team.response_seconds,
+            team.exit_delay_seconds,
+        )
+
+    @staticmethod
+    def of_structure(structure: Structure) -> Target:
+        return Target(
+            None,
+            structure.id,
+            structure.name,
+            (),
+            STRUCTURE_RESPONSE_SECONDS,
+            STRUCTURE_EXIT_DELAY_SECONDS,
+        )
+
+
+def structure_chain(session: Session, structure: Structure) -> list[list[str]]:
+    """A structure's escalation chain: its référents, its managers, its account."""
+    staff = session.scalars(
+        select(StructureStaff).where(StructureStaff.structure_id == structure.id)
+    ).all()
+    steps = [sorted(m.user_id for m in staff if m.role == role) for role in ("referent", "manager")]
+    steps.append([structure.account] if structure.account else [])
+    return [st for st in steps if st]
+
+
+# A solicitation of one of our teams or structures (not an outgoing one to a peer's team).
+LOCAL_TARGET = or_(Solicitation.team_slug.is_not(None), Solicitation.structure_id.is_not(None))
+
+
+def target_name() -> ColumnElement[str]:
+    """A solicitation's target's name in SQL (with ``with_targets``' joins)."""
+    return func.coalesce(Team.name, Structure.name, Solicitation.remote_team)
+
+
+Query = TypeVar("Query", bound=Select)  # type: ignore[type-arg]
+
+
+def with_targets(query: Query) -> Query:
+    """``query`` on solicitations, joined to their team or structure (either may be none)."""
+    return query.outerjoin(Team, Team.slug == Solicitation.team_slug).outerjoin(
+        Structure, Structure.id == Solicitation.structure_id
+    )
+
+
 def dossier_steps(
     session: Session, dossier_id: str
 ) -> list[tuple[SolicitationEvent, Solicitation, str]]:
     """Every step of the dossier's solicitations, with its solicitation and team name."""
+    query = select(SolicitationEvent, Solicitation, target_name()).join(
+        Solicitation, Solicitation.id == SolicitationEvent.solicitation_id
+    )
     rows = session.execute(
-        select(SolicitationEvent, Solicitation, Team.name)
-        .join(Solicitation, Solicitation.id == SolicitationEvent.solicitation_id)
-        .join(Team, Team.slug == Solicitation.team_slug)
-        .where(Solicitation.dossier_id == dossier_id)
+        with_targets(query).where(Solicitation.dossier_id == dossier_id, LOCAL_TARGET)
     ).all()
     return [(e, s, name) for e, s, name in rows]
 
@@ -248,6 +329,30 @@ class TeamOperations(ServiceCore):
                 select(TeamMember).where(TeamMember.team_slug == slug).order_by(TeamMember.user_id)
             )
         )
+
+    def _target(self, session: Session, s: Solicitation) -> Target:
+        """The team or structure a solicitation of ours is addressed to."""
+        if s.structure_id is not None:
+            structure = session.get(Structure, s.structure_id)
+            return Target.of_structure(_found(structure, "structure inconnue"))
+        return Target.of_team(self._team(session, str(s.team_slug)))
+
+    def _requested(self, session: Session, body: dict[str, Any]) -> Target:
+        """The target a request names: ``structure`` (a structure's slug) or ``team``."""
+        slug = body.get("structure")
+        if slug is not None:
+            structure = session.scalar(select(Structure).where(Structure.slug == str(slug)))
+            return Target.of_structure(
+                _found(structure, f"structure inconnue : « {str(slug)[:40]} »")
+            )
+        return Target.of_team(self._team(session, str(body.get("team", ""))))
+
+    def _steps(self, session: Session, target: Target, now: dt.datetime) -> list[list[str]]:
+        if target.structure_id is not None:
+            structure = _found(session.get(Structure, target.structure_id), "structure inconnue")
+            return structure_chain(session, structure)
+        team = self._team(session, str(target.team_slug))
+        return chain(team, self._team_members(session, team.slug), now)
 
     def team_json(self, session: Session, team: Team) -> dict[str, Any]:
         members = self._team_members(session, team.slug)
@@ -420,7 +525,8 @@ class TeamOperations(ServiceCore):
         )
 
     def solicitation_json(self, session: Session, s: Solicitation) -> dict[str, Any]:
-        team = session.get(Team, s.team_slug) if s.team_slug else None
+        target = self._target(session, s) if s.team_slug or s.structure_id else None
+        structure = session.get(Structure, s.structure_id) if s.structure_id else None
         dossier = session.get(Dossier, s.dossier_id) if s.dossier_id else None
         events = session.scalars(
             select(SolicitationEvent)
@@ -431,8 +537,9 @@ class TeamOperations(ServiceCore):
         pathway = PATHWAYS.version(dossier.pathway, dossier.pathway_version) if dossier else None
         return {
             "id": s.id,
-            "team": s.team_slug or s.remote_team,
-            "team_name": team.name if team else (s.team_slug or s.remote_team),
+            "team": s.team_slug or s.remote_team or (structure.slug if structure else None),
+            "team_name": target.name if target else s.remote_team,
+            "structure_id": s.structure_id,
             "remote_team": s.remote_team,
             "room_id": s.room_id if s.dossier_id is None else None,
             "dossier_id": s.dossier_id,
@@ -470,17 +577,19 @@ class TeamOperations(ServiceCore):
         attested = bool(body.get("attested", False))
         with self.acting(caller, "solicitation.create", dossier_id, "write") as act:
             session, dossier = act.session, act.dossier
-            team = self._team(session, str(body.get("team", "")))
-            act.detail = f"équipe {team.slug}"
-            if team.pathways and dossier.pathway not in team.pathways:
+            target = self._requested(session, body)
+            act.detail = (
+                f"équipe {target.team_slug}" if target.team_slug else f"structure {target.name}"
+            )
+            if target.pathways and dossier.pathway not in target.pathways:
                 raise ApiError(
                     400,
                     "M_INVALID_PARAM",
-                    f"l'équipe « {team.name} » ne sert pas le parcours de ce dossier",
+                    f"{target.label} ne sert pas le parcours de ce dossier",
                 )
             if dossier.status != "open":
                 raise ApiError(409, "M_CONFLICT", "le dossier n'est pas ouvert")
-            refusal = team_sharing_refusal(dossier, team.name, attested)
+            refusal = team_sharing_refusal(dossier, target.label, attested)
             if refusal is not None:
                 raise refusal
             now = self.clock()
@@ -490,18 +599,20 @@ class TeamOperations(ServiceCore):
                     dossier,
                     caller.user_id,
                     now,
-                    f"sollicitation de l'équipe « {team.name} »",
+                    f"sollicitation de {target.label}",
                 )
                 if attestation:
                     act.detail += " ; " + attestation
-            s = self._send(session, team, caller.user_id, kind, reason, now, dossier_id=dossier_id)
+            s = self._send(
+                session, target, caller.user_id, kind, reason, now, dossier_id=dossier_id
+            )
             s.attested = attested
             return self.solicitation_json(session, s)
 
     def _send(
         self,
         session: Session,
-        team: Team,
+        target: Target,
         requester: str,
         kind: str,
         reason: str,
@@ -509,11 +620,13 @@ class TeamOperations(ServiceCore):
         dossier_id: str | None = None,
         room_id: str | None = None,
     ) -> Solicitation:
-        """A new solicitation of ``team``, sent to the chain's first step (members on duty
-        now), or expired at once when nobody is on it; its first steps recorded."""
-        steps = chain(team, self._team_members(session, team.slug), now)
+        """A new solicitation of ``target``, sent to the chain's first step (a team's members
+        on duty now, a structure's référents), or expired at once when nobody is on it; its
+        first steps recorded."""
+        steps = self._steps(session, target, now)
         s = Solicitation(
-            team_slug=team.slug,
+            team_slug=target.team_slug,
+            structure_id=target.structure_id,
             dossier_id=dossier_id,
             room_id=room_id,
             requester=requester,
@@ -522,7 +635,7 @@ class TeamOperations(ServiceCore):
             status="envoyee" if steps else "expiree",
             step=0,
             notified=steps[0] if steps else [],
-            deadline=now + dt.timedelta(seconds=team.response_seconds),
+            deadline=now + dt.timedelta(seconds=target.response_seconds),
             created_at=now,
             updated_at=now,
         )
@@ -601,10 +714,10 @@ class TeamOperations(ServiceCore):
             s = self._solicitation(session, solicitation_id)
             act.dossier_id = s.dossier_id
             self._told(s, caller)
-            team = self._team(session, str(s.team_slug))
+            target = self._target(session, s)
             if s.dossier_id is not None:  # incoming: the requester's region checked consent
                 dossier = self._dossier(session, s.dossier_id)
-                refusal = team_sharing_refusal(dossier, team.name, s.attested)
+                refusal = team_sharing_refusal(dossier, target.label, s.attested)
                 if refusal is not None:
                     raise refusal
             now = self.clock()
@@ -629,7 +742,7 @@ class TeamOperations(ServiceCore):
             self._admit(session, s, caller.user_id, now)
             others = [u for u in s.notified if u != caller.user_id]
             self._event(session, s, "acceptee", caller.user_id, [*_told_requester(s), *others])
-            act.detail = f"équipe {team.slug} : prise en charge"
+            act.detail = f"{target.label} : prise en charge"
             return self.solicitation_json(session, s)
 
     @staticmethod
@@ -672,10 +785,10 @@ class TeamOperations(ServiceCore):
     def _escalate(self, session: Session, s: Solicitation, exhausted: str) -> None:
         """The next step of the chain (people not told yet), or, with no one left, the end:
         ``exhausted`` (expiree, or refusee when everyone declined); the requester is told."""
-        team = self._team(session, str(s.team_slug))
+        target = self._target(session, s)
         now = self.clock()
         told = set(s.notified)
-        steps = chain(team, self._team_members(session, team.slug), now)
+        steps = self._steps(session, target, now)
         nxt = next((st for st in steps[s.step + 1 :] if set(st) - told), None)
         if nxt is None:
             s.status = exhausted
@@ -683,7 +796,7 @@ class TeamOperations(ServiceCore):
             return
         s.step = steps.index(nxt)
         s.notified = sorted(told | set(nxt))
-        s.deadline = now + dt.timedelta(seconds=team.response_seconds)
+        s.deadline = now + dt.timedelta(seconds=target.response_seconds)
         self._event(session, s, "escalade", None, sorted(set(nxt) - told))
 
     def escalate_due(self) -> int:
@@ -697,7 +810,7 @@ class TeamOperations(ServiceCore):
                 .where(
                     Solicitation.status.in_(OPEN),
                     Solicitation.deadline <= now,
-                    Solicitation.team_slug.is_not(None),  # outgoing: the peer region's chain
+                    LOCAL_TARGET,  # outgoing: the peer region's chain
                 )
                 .with_for_update(skip_locked=True)
             ).all()
@@ -709,7 +822,7 @@ class TeamOperations(ServiceCore):
                     Access("maillon", "system"),
                     "solicitation.escalate",
                     True,
-                    f"équipe {s.team_slug} : {STATUSES.get(s.status, 'escalade')}",
+                    f"{s.team_slug or s.structure_id} : {STATUSES.get(s.status, 'escalade')}",
                 )
                 moved += 1
         return moved
@@ -721,10 +834,11 @@ class TeamOperations(ServiceCore):
         kind, the reason, the pathway, the requester and the actor (names and professions),
         and the dossier's patient room — nothing else of the dossier."""
         with self.tx() as session:
+            query = select(
+                SolicitationEvent, Solicitation, target_name(), Dossier.pathway, Dossier.room_id
+            ).join(Solicitation, Solicitation.id == SolicitationEvent.solicitation_id)
             rows = session.execute(
-                select(SolicitationEvent, Solicitation, Team.name, Dossier.pathway, Dossier.room_id)
-                .join(Solicitation, Solicitation.id == SolicitationEvent.solicitation_id)
-                .outerjoin(Team, Team.slug == Solicitation.team_slug)
+                with_targets(query)
                 .outerjoin(Dossier, Dossier.id == Solicitation.dossier_id)
                 .where(SolicitationEvent.delivered_at.is_(None))
                 .order_by(SolicitationEvent.id)
@@ -742,7 +856,8 @@ class TeamOperations(ServiceCore):
                         "status": e.status,
                         "label": STEPS[e.status],
                         "people": list(e.people),
-                        "team_name": team_name or s.remote_team,
+                        "team_name": team_name,
+                        "structure": s.structure_id is not None,
                         "kind": KINDS[s.kind],
                         "reason": s.reason.get("text", ""),
                         "pathway": known.name if known else (pathway or "autre région"),
@@ -800,7 +915,9 @@ class TeamOperations(ServiceCore):
             s = self._solicitation(session, solicitation_id)
             if not s.report:
                 raise ApiError(404, "M_NOT_FOUND", "cette sollicitation n'a pas encore de réponse")
-            team_name = self._team(session, s.team_slug).name if s.team_slug else s.remote_team
+            team_name = (
+                self._target(session, s).name if s.team_slug or s.structure_id else s.remote_team
+            )
             found = professionals(session, [s.requester, s.report.get("author")])
             pathway = PATHWAYS.version(dossier.pathway, dossier.pathway_version)
             act.detail = f"sollicitation {s.id}"
@@ -839,8 +956,8 @@ class TeamOperations(ServiceCore):
             if s.status not in (*OPEN, *TAKEN):
                 raise ApiError(409, "M_CONFLICT", f"sollicitation {STATUSES[s.status]}")
             delay = (
-                self._team(session, s.team_slug).exit_delay_seconds
-                if s.team_slug
+                self._target(session, s).exit_delay_seconds
+                if s.team_slug or s.structure_id
                 else REMOTE_EXIT_DELAY_SECONDS
             )
             now = self.clock()
@@ -876,7 +993,7 @@ class TeamOperations(ServiceCore):
         with self.acting(caller, "solicitation.create", dossier_id, "write") as act:
             session, dossier = act.session, act.dossier
             act.detail = f"équipe {address} (autre région)"
-            refusal = team_sharing_refusal(dossier, address, False)
+            refusal = team_sharing_refusal(dossier, f"l'équipe « {address} »", False)
             if refusal is not None:
                 raise refusal
             found = self._outgoing(session, room_id, address)
@@ -972,7 +1089,8 @@ class TeamOperations(ServiceCore):
             if found is not None:
                 return self.solicitation_json(session, found)
             now = self.clock()
-            s = self._send(session, team, requester, kind, reason, now, room_id=room_id)
+            target = Target.of_team(team)
+            s = self._send(session, target, requester, kind, reason, now, room_id=room_id)
             self.audit_entry(
                 session,
                 None,

@@ -422,3 +422,59 @@ REPORT_IN = obj(
     ["question", "elements", "advice"],
     {"question": TEXT, "elements": TEXT, "advice": TEXT},
 )
+
+# -- favourites ----------------------------------------------------------------------------
+FAVOURITE_ROLE = {"type": "string", "minLength": 1, "maxLength": 12}
+FAVOURITE_PERSON_IN = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "user_id": USER_ID,
+        "rpps": {"type": "string", "minLength": 1, "maxLength": 20},
+        "role": FAVOURITE_ROLE,
+    },
+    "oneOf": [{"required": ["user_id"]}, {"required": ["rpps"]}],
+}
+FAVOURITES_IN = obj(
+    ["name"],
+    {
+        "name": {"type": "string", "minLength": 1, "maxLength": 80},
+        "members": {"type": "array", "items": FAVOURITE_PERSON_IN, "maxItems": 50},
+    },
+)
+FAVOURITE_MEMBERS_IN = obj(
+    ["members"],
+    {"members": {"type": "array", "items": FAVOURITE_PERSON_IN, "minItems": 1, "maxItems": 50}},
+)
+FAVOURITE_MEMBER = obj(
+    ["display_name", "profession", "has_account"],
+    {
+        "user_id": NULLABLE_STRING,
+        "rpps": NULLABLE_STRING,
+        "display_name": NULLABLE_STRING,
+        "profession": NULLABLE_STRING,
+        "role": NULLABLE_STRING,
+        "has_account": {"type": "boolean"},
+    },
+)
+FAVOURITES = obj(
+    ["id", "name", "members"],
+    {
+        "id": {"type": "integer"},
+        "name": {"type": "string"},
+        "created_at": {"type": "string"},
+        "members": {"type": "array", "items": FAVOURITE_MEMBER},
+    },
+)
+FAVOURITES_LIST = obj(["groups"], {"groups": {"type": "array", "items": FAVOURITES}})
+FAVOURITES_INVITE_IN = obj([], {"role": FAVOURITE_ROLE, "attested": {"type": "boolean"}})
+FAVOURITES_INVITED = obj(
+    ["group", "results", "counts"],
+    {
+        "group": {"type": "string"},
+        "dossier_id": {"type": "string"},
+        "results": {"type": "array", "items": {"type": "object", "additionalProperties": True}},
+        "counts": {"type": "object", "additionalProperties": {"type": "integer"}},
+    },
+)
+FAVOURITES_DELETED = obj(["ok"], {"ok": {"type": "boolean"}, "name": {"type": "string"}})

@@ -14,6 +14,7 @@ from sqlalchemy import Engine, text
 import dossier_api.http.enrolment
 import dossier_api.http.handlers
 import dossier_api.http.handlers_care
+import dossier_api.http.handlers_favourites
 import dossier_api.http.handlers_teams
 import dossier_api.http.handlers_work
 from dossier_api.domain import pathway_store

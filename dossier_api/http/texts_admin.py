@@ -108,6 +108,10 @@ ADMIN_TEXTS: dict[str, dict[str, Any]] = {
         ),
         "account": "Compte de la structure (identifiant Matrix)",
         "mssante": "Adresse MSSanté",
+        "structure_address": (
+            "Adresse Matrix de la structure (à inviter dans une salle patient : elle ne fait "
+            "entrer personne, ses référents et managers sont sollicités) :"
+        ),
         "save_contact": "Enregistrer compte et adresse",
         "staff": "Personnel",
         "person": "Personne",
@@ -271,6 +275,10 @@ ADMIN_TEXTS: dict[str, dict[str, Any]] = {
         ),
         "account": "Structure account (Matrix id)",
         "mssante": "MSSanté address",
+        "structure_address": (
+            "The structure's Matrix address (invite it into a patient room: it admits "
+            "nobody, its référents and managers are solicited):"
+        ),
         "save_contact": "Save account and address",
         "staff": "Staff",
         "person": "Person",

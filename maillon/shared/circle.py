@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import unicodedata
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -111,23 +112,63 @@ PROTECTED_STATE = (
 )
 
 
-# A resource team's Matrix address, @equipe.<slug>:<server>, in the appservice's namespace:
-# inviting it into a patient room solicits the team (it admits nobody: no one logs in as it).
-TEAM_LOCALPART_PREFIX = "equipe."
+# Maillon's routed addresses, in the appservice's namespace: a resource team's
+# (@equipe.<slug>:<server>) and a structure's (@structure.<slug>:<server>, "le compte du
+# service"). Inviting one into a patient room admits nobody (no one logs in as it): it is
+# turned into a solicitation of its owner, routed to the people who answer for it.
+ROUTED_PREFIXES: dict[str, str] = {"team": "equipe.", "structure": "structure."}
+TEAM_LOCALPART_PREFIX = ROUTED_PREFIXES["team"]
+STRUCTURE_LOCALPART_PREFIX = ROUTED_PREFIXES["structure"]
 TEAM_SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
+SLUG_RE = TEAM_SLUG_RE  # a team's or a structure's slug
+
+
+@dataclass(frozen=True)
+class RoutedAddress:
+    kind: str  # team, structure
+    slug: str
+
+
+def routed_address(user_id: str) -> RoutedAddress | None:
+    """The owner of a routed address (any server), None for anyone else."""
+    localpart = user_id[1:].split(":", 1)[0] if user_id.startswith("@") else ""
+    for kind, prefix in ROUTED_PREFIXES.items():
+        if localpart.startswith(prefix):
+            slug = localpart[len(prefix) :]
+            return RoutedAddress(kind, slug) if SLUG_RE.match(slug) else None
+    return None
+
+
+def routed_user_id(kind: str, slug: str, server_name: str) -> str:
+    return f"@{ROUTED_PREFIXES[kind]}{slug}:{server_name}"
 
 
 def team_address(slug: str, server_name: str) -> str:
-    return f"@{TEAM_LOCALPART_PREFIX}{slug}:{server_name}"
+    return routed_user_id("team", slug, server_name)
+
+
+def structure_address(slug: str, server_name: str) -> str:
+    return routed_user_id("structure", slug, server_name)
 
 
 def team_slug(user_id: str) -> str | None:
     """The team slug of a team address (any server), None for anyone else."""
-    localpart = user_id[1:].split(":", 1)[0] if user_id.startswith("@") else ""
-    if not localpart.startswith(TEAM_LOCALPART_PREFIX):
-        return None
-    slug = localpart[len(TEAM_LOCALPART_PREFIX) :]
-    return slug if TEAM_SLUG_RE.match(slug) else None
+    found = routed_address(user_id)
+    return found.slug if found is not None and found.kind == "team" else None
+
+
+def slugify(name: str) -> str:
+    """A slug from a name: lower-case ASCII letters, digits and single hyphens, 40 at most."""
+    bare = "".join(
+        c for c in unicodedata.normalize("NFKD", name.lower()) if not unicodedata.combining(c)
+    )
+    slug = re.sub(r"[^a-z0-9]+", "-", bare).strip("-")[:40].strip("-")
+    return slug or "structure"
+
+
+def numbered_slug(base: str, n: int) -> str:
+    """The ``n``-th variant of a taken slug (``base`` itself for 1), 40 characters at most."""
+    return base if n == 1 else f"{base[: 40 - len(str(n)) - 1]}-{n}"
 
 
 _USER_KEY_PREFIX = "user:"

@@ -19,7 +19,7 @@ import jinja2
 from signedjson.key import generate_signing_key, write_signing_keys
 
 from maillon.shared import settings as settings_mod
-from maillon.shared.circle import SERVER_NAME_RE, TEAM_LOCALPART_PREFIX
+from maillon.shared.circle import ROUTED_PREFIXES, SERVER_NAME_RE
 from maillon.shared.federation_peers import PEERS_FILE, Peer, write_peers
 from maillon.shared.tls import write_self_signed_certificate
 from maillon.wiring import workers as workers_mod
@@ -250,7 +250,7 @@ def init_deployment(options: InitOptions) -> Path:
         "appservice_id": "maillon",
         "appservice_sender": "maillon",
         "ghost_prefix": "_maillon_",
-        "team_prefix": TEAM_LOCALPART_PREFIX,
+        "routed_prefixes": list(ROUTED_PREFIXES.values()),
         "bot_localpart": "coordination",
         "log_name": "homeserver",
         "workers": workers,
