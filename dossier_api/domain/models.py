@@ -39,7 +39,6 @@ class Structure(Base):
     """A personne morale: DAC, CPTS, hospital, SSIAD… owning dossiers."""
 
     __tablename__ = "structures"
-    __table_args__ = (UniqueConstraint("slug", name="uq_structures_slug"),)
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(200), unique=True)
     kind: Mapped[str] = mapped_column(String(40), default="structure")
@@ -48,7 +47,7 @@ class Structure(Base):
     mssante: Mapped[str | None] = mapped_column(String(255), default=None)
     # Its Matrix address's slug: @structure.<slug>:<server> ("le compte du service"), an
     # invite of which into a patient room solicits its référents and managers.
-    slug: Mapped[str | None] = mapped_column(String(40), default=None)
+    slug: Mapped[str | None] = mapped_column(String(40), default=None, unique=True, index=True)
 
 
 class Professional(Base):

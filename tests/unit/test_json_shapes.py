@@ -162,8 +162,17 @@ def test_serialized_histories_plans_and_structures_match_their_schemas() -> None
     jsonschema.validate(ppcs, _draft7(S.PPCS))
     assert "expectations" not in ppcs
     structure = administration._structure_json(
-        Structure(id="s1", name="DAC Tarn", kind="dac", account=None, mssante="dac@tarn.mssante.fr")
+        Structure(
+            id="s1",
+            name="DAC Tarn",
+            kind="dac",
+            slug="dac-tarn",
+            account=None,
+            mssante="dac@tarn.mssante.fr",
+        ),
+        "sante.exemple.fr",
     )
+    assert structure["address"] == "@structure.dac-tarn:sante.exemple.fr"
     jsonschema.validate(structure, _draft7(S.STRUCTURE))
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({**structure, "kind": "club"}, _draft7(S.STRUCTURE))

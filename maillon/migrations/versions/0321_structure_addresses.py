@@ -27,8 +27,9 @@ STRUCTURES = sa.table(
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("structures") as batch:
-        batch.add_column(sa.Column("slug", sa.String(length=40), nullable=True))
+    # Columns added in place (no table rebuilt: on SQLite a rebuild of a table other rows
+    # point to fails under foreign keys), a unique index for the slug.
+    op.add_column("structures", sa.Column("slug", sa.String(length=40), nullable=True))
     conn = op.get_bind()
     taken: set[str] = set()
     for row_id, name in conn.execute(
@@ -41,21 +42,32 @@ def upgrade() -> None:
             slug = numbered_slug(base, n)
         taken.add(slug)
         conn.execute(sa.update(STRUCTURES).where(STRUCTURES.c.id == row_id).values(slug=slug))
-    with op.batch_alter_table("structures") as batch:
-        batch.create_unique_constraint("uq_structures_slug", ["slug"])
-    with op.batch_alter_table("solicitations") as batch:
-        batch.add_column(sa.Column("structure_id", sa.String(length=32), nullable=True))
-        batch.create_foreign_key(
-            "fk_solicitations_structure_id", "structures", ["structure_id"], ["id"]
+    op.create_index("ix_structures_slug", "structures", ["slug"], unique=True)
+    if conn.dialect.name == "sqlite":  # ADD COLUMN … REFERENCES: SQLite's own way
+        op.execute(
+            "ALTER TABLE solicitations ADD COLUMN structure_id VARCHAR(32) "
+            "REFERENCES structures (id)"
         )
-        batch.create_index(batch.f("ix_solicitations_structure_id"), ["structure_id"])
+    else:
+        op.add_column(
+            "solicitations", sa.Column("structure_id", sa.String(length=32), nullable=True)
+        )
+        op.create_foreign_key(
+            "fk_solicitations_structure_id",
+            "solicitations",
+            "structures",
+            ["structure_id"],
+            ["id"],
+        )
+    op.create_index("ix_solicitations_structure_id", "solicitations", ["structure_id"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_solicitations_structure_id", table_name="solicitations")
     with op.batch_alter_table("solicitations") as batch:
-        batch.drop_index(batch.f("ix_solicitations_structure_id"))
-        batch.drop_constraint("fk_solicitations_structure_id", type_="foreignkey")
+        if op.get_bind().dialect.name != "sqlite":
+            batch.drop_constraint("fk_solicitations_structure_id", type_="foreignkey")
         batch.drop_column("structure_id")
+    op.drop_index("ix_structures_slug", table_name="structures")
     with op.batch_alter_table("structures") as batch:
-        batch.drop_constraint("uq_structures_slug", type_="unique")
         batch.drop_column("slug")
