@@ -5,9 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from dossier_api.domain.ins import IDENTITY_STATUS_WORDS
-from dossier_api.domain.teams import KINDS as SOLICITATION_KINDS
-from dossier_api.domain.teams import LEVELS as TEAM_LEVELS
-from dossier_api.domain.teams import STEPS as SOLICITATION_STEPS
+from dossier_api.domain.teams import KINDS, KINDS_EN, LEVELS, LEVELS_EN, STEPS, STEPS_EN
 
 TEXTS: dict[str, dict[str, Any]] = {
     "fr": {
@@ -353,12 +351,12 @@ TEXTS: dict[str, dict[str, Any]] = {
         "teams": "Équipes ressources",
         "teams_intro": "Les équipes qui servent le parcours de ce dossier.",
         "no_teams": "Aucune équipe ressource ne sert ce parcours.",
-        "team_levels": TEAM_LEVELS,
+        "team_levels": LEVELS,
         "response_target": "réponse attendue sous",
         "solicit": "Solliciter une équipe",
         "team": "Équipe",
         "solicitation_kind": "Demande",
-        "solicitation_kinds": SOLICITATION_KINDS,
+        "solicitation_kinds": KINDS,
         "solicitation_reason": "Motif de la sollicitation",
         "solicitation_send": "Envoyer la sollicitation",
         "attest_team": "Le patient a été informé et ne s'y est pas opposé",
@@ -368,7 +366,7 @@ TEXTS: dict[str, dict[str, Any]] = {
         "team_opposed": "La personne s'est opposée au partage hors de l'équipe de soins : "
         "aucune équipe ressource ne peut être sollicitée.",
         "dossier_solicitations": "Sollicitations de ce dossier",
-        "solicitation_steps": SOLICITATION_STEPS,
+        "solicitation_steps": STEPS,
         "by": "par",
         "delegations": "Délégations",
         "delegations_intro": "Un confrère agit avec vos droits sur vos dossiers jusqu'à une "
@@ -720,12 +718,12 @@ TEXTS: dict[str, dict[str, Any]] = {
         "teams": "Resource teams",
         "teams_intro": "The teams serving this record's pathway.",
         "no_teams": "No resource team serves this pathway.",
-        "team_levels": {"regionale": "regional", "departementale": "departmental"},
+        "team_levels": LEVELS_EN,
         "response_target": "answer expected within",
         "solicit": "Solicit a team",
         "team": "Team",
         "solicitation_kind": "Request",
-        "solicitation_kinds": {"avis": "advice (tele-expertise)", "prise_en_charge": "care"},
+        "solicitation_kinds": KINDS_EN,
         "solicitation_reason": "Reason for the solicitation",
         "solicitation_send": "Send the solicitation",
         "attest_team": "The patient was informed and did not object",
@@ -735,17 +733,7 @@ TEXTS: dict[str, dict[str, Any]] = {
         "team_opposed": "The person objects to sharing outside the care team: no resource "
         "team may be solicited.",
         "dossier_solicitations": "Solicitations of this record",
-        "solicitation_steps": {
-            "envoyee": "sent",
-            "vue": "seen",
-            "acceptee": "accepted",
-            "repondue": "answered",
-            "close": "closed",
-            "refusee": "refused",
-            "expiree": "expired",
-            "escalade": "escalated to the next level",
-            "declinee": "declined by a team member",
-        },
+        "solicitation_steps": STEPS_EN,
         "by": "by",
         "delegations": "Delegations",
         "delegations_intro": "A colleague acts with your rights on your records until a "

@@ -252,6 +252,17 @@ async def test_solicit_a_team_and_delegate_from_the_dossier_page(
     finally:
         await nurse_context.close()
 
+    # The member's worklist in English: the solicitation's status and pathway in English.
+    member_context, member_page = await new_page(browser)
+    try:
+        await login(member_page, stack, member)
+        await member_page.goto(base(stack) + "/?lang=en")
+        mine = member_page.locator("#todo-solicitations li").filter(has_text=served)
+        await expect(mine).to_contain_text("accepted · DAC — complex situation")
+        await expect(mine).not_to_contain_text("acceptée")
+    finally:
+        await member_context.close()
+
     # Without the CSRF token, the coordinator's own write is refused too.
     forged = await context.request.post(
         base(stack) + f"/dossiers/{did}/solicitations",
