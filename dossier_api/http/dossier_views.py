@@ -523,8 +523,10 @@ def _status(svc: DossierService, s: Current, did: str, form: Form, _: web.Reques
 def _identity_status(svc: DossierService, s: Current, did: str, form: Form, _: web.Request) -> Any:
     evidence: dict[str, Any] = _with({}, form, "ins_source", "reason")
     if _text(form, "document_kind"):
-        checked = _text(form, "checked_on") or dt.datetime.now(PARIS).date().isoformat()
-        day = _local(checked + "T12:00", "date du contrôle")
+        now = dt.datetime.now(PARIS)
+        checked = _text(form, "checked_on") or now.date().isoformat()
+        # The day's noon, or now for a check made this morning (never in the future).
+        day = min(_local(checked + "T12:00", "date du contrôle"), now)
         evidence["document"] = {"kind": _text(form, "document_kind"), "checked_at": day.isoformat()}
     body: dict[str, Any] = {"status": _text(form, "status")}
     if evidence:
