@@ -5,6 +5,7 @@ to accept or decline (``dossier_api.domain.teams``)."""
 from __future__ import annotations
 
 from coordination_bot.core import Command, CommandError, Context, Reply, build, register
+from dossier_api.domain.teams import LEVELS, LEVELS_EN, STEPS, STEPS_EN
 from maillon.shared.text import digits
 
 USAGE_SOLICIT = "!equipe solliciter ÉQUIPE motif… [attestation]"
@@ -18,8 +19,9 @@ async def _teams(ctx: Context) -> Reply:
         ctx.sender, ctx.services.dossiers.get_dossier, dossier_id
     )
     rows = await ctx.services.as_sender(ctx.sender, ctx.services.dossiers.teams, dossier["pathway"])
+    levels = LEVELS_EN if ctx.lang == "en" else LEVELS
     lines = [
-        f"{t['slug']} — {t['name']} ({t['level_label']}"
+        f"{t['slug']} — {t['name']} ({levels[t['level']]}"
         + (f", {t['expertise']}" if t["expertise"] else "")
         + f") — {t['address']}"
         for t in rows
@@ -109,9 +111,15 @@ async def sollicitation(ctx: Context, args: list[str]) -> Reply:
     dossiers = ctx.services.dossiers
     if not args:
         rows = await ctx.services.as_sender(ctx.sender, dossiers.my_solicitations)
+        steps = STEPS_EN if ctx.lang == "en" else STEPS
         lines = [
-            f"n° {s['id']} — {s['team_name']} — {s['status_label']} — "
-            f"{ctx.pathway(s['pathway'])} — {ctx.person(s['requester'])} : {s['reason']}"
+            f"n° {s['id']} — {s['team_name']} — {steps[s['status']]} — "
+            + (
+                f"{ctx.pathway(s['pathway_id'], s['pathway_version'])} — "
+                if s["pathway_id"]
+                else ""
+            )
+            + f"{ctx.person(s['requester'])} : {s['reason']}"
             for s in rows
         ]
         return build(

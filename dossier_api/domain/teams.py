@@ -71,6 +71,20 @@ STEPS = {
     "escalade": "escalade au niveau suivant",
     "declinee": "déclinée par un membre de l'équipe",
 }
+# The same words in English (pages and bot in English).
+LEVELS_EN = {"regionale": "regional", "departementale": "departmental"}
+KINDS_EN = {"avis": "advice (tele-expertise)", "prise_en_charge": "care"}
+STEPS_EN = {
+    "envoyee": "sent",
+    "vue": "seen",
+    "acceptee": "accepted",
+    "repondue": "answered",
+    "close": "closed",
+    "refusee": "refused",
+    "expiree": "expired",
+    "escalade": "escalated to the next level",
+    "declinee": "declined by a team member",
+}
 OPEN = ("envoyee", "vue")
 TAKEN = ("acceptee", "repondue")
 REASON_MAX = 2000
@@ -544,6 +558,8 @@ class TeamOperations(ServiceCore):
             "room_id": s.room_id if s.dossier_id is None else None,
             "dossier_id": s.dossier_id,
             "pathway": pathway.name if pathway else (dossier.pathway if dossier else None),
+            "pathway_id": dossier.pathway if dossier else None,
+            "pathway_version": dossier.pathway_version if dossier else None,
             "kind": s.kind,
             "status": s.status,
             "status_label": STATUSES[s.status],

@@ -188,6 +188,17 @@ def dossier_context(
     except ApiError as exc:
         problems["directory"] = exc.message
     audit = svc.audit(caller, dossier_id, 200) if dossier["access"] in AUDIT_BASES else None
+    can_manage = dossier["access"] == "coordinator"
+    teams = svc.teams(caller, dossier["pathway"])
+    solicitations = svc.dossier_solicitations(caller, dossier_id)
+    delegations = _current_delegations(svc, session) if can_manage else None
+    delegate_found = None
+    try:
+        if query.get("delegue", "").strip() and can_manage:
+            found_pros = svc.search_directory(caller, query["delegue"].strip(), size=10)
+            delegate_found = [r for r in found_pros["results"] if r["user_id"]]
+    except ApiError as exc:
+        problems["delegate"] = exc.message
     ids = {m["user_id"] for m in circle} | {n["author"] for n in notes}
     ids |= {t["assignee"] for t in tasks} | {f["author"] for f in forms}
     ids |= {p for a in agenda for p in a["participants"]}
@@ -197,6 +208,10 @@ def dossier_context(
         e["on_behalf_of"] for e in audit or [] if e["on_behalf_of"]
     }
     ids |= {e["actor"] for e in timeline["entries"] if e["actor"]}
+    for sol in solicitations:
+        ids |= {sol["requester"]["user_id"]} | {e["actor"] for e in sol["events"] if e["actor"]}
+    for d in (delegations or {}).values():
+        ids |= {x for row in d for x in (row["from_user"], row["to_user"])}
     if ppcs is not None:
         ids |= {ppcs["author"]} | {a["who"] for a in ppcs["actions"] if a["who"].startswith("@")}
     people = svc.people(ids)
@@ -254,7 +269,11 @@ def dossier_context(
         "people": people,
         "can_write": dossier["access"] in ("coordinator", "member", "delegate")
         and dossier["status"] == "open",
-        "can_manage": dossier["access"] == "coordinator",
+        "can_manage": can_manage,
+        "teams": teams,
+        "solicitations": solicitations,
+        "delegations": delegations,
+        "delegate_found": delegate_found,
         **circle_invitations(svc, caller, dossier),
     }
 
@@ -268,7 +287,7 @@ async def _show(
     values: dict[str, Any] | None = None,
 ) -> web.Response:
     svc = _service(request, place)
-    query = {k: v for k, v in request.query.items() if k in ("taches", "q", "annuaire")}
+    query = {k: v for k, v in request.query.items() if k in ("taches", "q", "annuaire", "delegue")}
     query["kind"] = ",".join(request.query.getall("kind", []))
     try:
         context = await asyncio.to_thread(dossier_context, svc, session, place, query)
@@ -286,6 +305,15 @@ async def _show(
         values=values or {},
         **context,
     )
+
+
+def _current_delegations(svc: DossierService, session: Current) -> dict[str, list[Any]]:
+    """The caller's delegations, given and received, that have not ended yet."""
+    now = dt.datetime.now(dt.UTC)
+    return {
+        side: [d for d in rows if dt.datetime.fromisoformat(d["until"]) > now]
+        for side, rows in svc.delegations(session.caller).items()
+    }
 
 
 def _matrix_to(room_id: str | None) -> str | None:
@@ -512,6 +540,37 @@ def _identity_status(svc: DossierService, s: Current, did: str, form: Form, _: w
     return svc.change_identity_status(s.caller, did, _checked_body(S.IDENTITY_STATUS_IN, body))
 
 
+def _solicitation(svc: DossierService, s: Current, did: str, form: Form, _: web.Request) -> Any:
+    body = {
+        "team": _text(form, "team"),
+        "reason": _text(form, "reason"),
+        "kind": _text(form, "kind") or "avis",
+        "attested": _checked(form, "attested"),
+    }
+    return svc.solicit(s.caller, did, _checked_body(S.SOLICITATION_IN, body))
+
+
+def _delegation(svc: DossierService, s: Current, did: str, form: Form, _: web.Request) -> Any:
+    """A delegation from the page of a dossier its author coordinates (the bot's
+    ``!delegation``: to a directory professional, until the end of that day)."""
+    svc.check(s.caller, did, "delegation.create", "manage")
+    if not _text(form, "to_user"):
+        raise ApiError(400, "M_INVALID_PARAM", "choisissez la personne à qui déléguer")
+    if not _text(form, "until"):
+        raise ApiError(400, "M_INVALID_PARAM", "« jusqu'au » : une date attendue")
+    until = _local(_text(form, "until") + "T23:59:59", "jusqu'au")
+    body = {"to_user": _text(form, "to_user"), "until": until.isoformat()}
+    return svc.delegate(s.caller, _checked_body(S.DELEGATION_IN, body))
+
+
+def _delegation_end(svc: DossierService, s: Current, did: str, form: Form, _: web.Request) -> Any:
+    svc.check(s.caller, did, "delegation.revoke", "manage")
+    number = _text(form, "delegation_id")
+    if not digits(number) or len(number) > 12:
+        raise ApiError(400, "M_INVALID_PARAM", "un numéro de délégation attendu")
+    return svc.revoke_delegation(s.caller, int(number))
+
+
 # action: (write, the section shown again, whether the rooms follow)
 WRITES: dict[str, tuple[Write, str, bool]] = {
     "notes": (_note, "notes", False),
@@ -528,6 +587,9 @@ WRITES: dict[str, tuple[Write, str, bool]] = {
     "mail": (_mail, "mail", False),
     "status": (_status, "status", True),
     "identity-status": (_identity_status, "identity", False),
+    "solicitations": (_solicitation, "teams", False),
+    "delegations": (_delegation, "delegations", False),
+    "delegation-end": (_delegation_end, "delegations", False),
 }
 
 

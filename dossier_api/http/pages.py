@@ -106,6 +106,11 @@ class Formats:
             return ""
         return format_duration(begin, finish)
 
+    def delay(self, seconds: int) -> str:
+        """A delay in seconds as a duration: « 4 h », « 45 min », « 48 h »."""
+        start = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+        return format_duration(start, start + dt.timedelta(seconds=seconds))
+
     def hour(self, value: object) -> str:
         parsed = _parse(value)
         return format_time(parsed) if isinstance(parsed, dt.datetime) else ""
