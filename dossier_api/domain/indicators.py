@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import logging
 import math
 import statistics
 from collections.abc import Iterator, Mapping
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, case, delete, func, insert, or_, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from dossier_api.domain.mail.models import MailOutbox, MailSpool
@@ -35,6 +36,8 @@ from dossier_api.domain.models import (
     Task,
 )
 from dossier_api.domain.pathways import PATHWAYS, Measure
+
+log = logging.getLogger(__name__)
 
 # The solicitation counts of ``activity``, in this order (sent, then its outcomes).
 SOLICITED = (
@@ -453,6 +456,7 @@ def compute(
     closed = [
         (a, b) for a, b in months if sealed and b <= now and b == moment(next_month(a.date()))
     ]
+    closed = sealed_run(session, closed, now)
     live_start = closed[-1][1] if closed else start
     live = {k: c for k, c in activity(start, end, now).items() if k not in (*SOLICITED, *SEALED)}
     if live_start < end:
@@ -461,7 +465,7 @@ def compute(
     for (pathway,), found in table_counts(session, live, in_scope, [Dossier.pathway]):
         for key, count in found.items():
             counts.setdefault(str(pathway), {})[key] = count
-    for pathway, key, count in sealed_counts(session, scope, closed, now):
+    for pathway, key, count in sealed_counts(session, scope, closed):
         of = counts.setdefault(pathway, {})
         of[key] = of.get(key, 0) + count
 
@@ -570,18 +574,43 @@ def seal_months(bind: Any, months: list[tuple[dt.datetime, dt.datetime]], now: d
             continue  # sealed at the same moment by another process: the same counts
 
 
+def sealed_run(
+    session: Session, months: list[tuple[dt.datetime, dt.datetime]], now: dt.datetime
+) -> list[tuple[dt.datetime, dt.datetime]]:
+    """Of these closed months (in order), the leading run of those sealed, the missing ones
+    sealed first; a month that could not be sealed (e.g. the database busy) and the ones
+    after it are counted live."""
+    if not months:
+        return []
+
+    def sealed() -> set[dt.date]:
+        wanted = [m_start.date() for m_start, _ in months]
+        return set(session.scalars(select(SealedMonth.month).where(SealedMonth.month.in_(wanted))))
+
+    have = sealed()
+    missing = [(a, b) for a, b in months if a.date() not in have]
+    if missing:
+        try:
+            seal_months(session.get_bind(), missing, now)
+        except OperationalError:
+            log.warning("indicator months not sealed now: counted live", exc_info=True)
+        have = sealed()
+    run = []
+    for month in months:
+        if month[0].date() not in have:
+            break
+        run.append(month)
+    return run
+
+
 def sealed_counts(
-    session: Session, scope: Scope, months: list[tuple[dt.datetime, dt.datetime]], now: dt.datetime
+    session: Session, scope: Scope, months: list[tuple[dt.datetime, dt.datetime]]
 ) -> list[tuple[str, str, int]]:
-    """(pathway, key, count) of the ``SEALED`` counts of the scope over these closed months,
-    the months not sealed yet sealed first."""
+    """(pathway, key, count) of the ``SEALED`` counts of the scope over these sealed
+    months."""
     if not months:
         return []
     wanted = [m_start.date() for m_start, _ in months]
-    have = set(session.scalars(select(SealedMonth.month).where(SealedMonth.month.in_(wanted))))
-    missing = [(a, b) for a, b in months if a.date() not in have]
-    if missing:
-        seal_months(session.get_bind(), missing, now)
     query = select(IndicatorMonth.pathway, IndicatorMonth.key, func.sum(IndicatorMonth.value))
     conditions: list[ColumnElement[bool]] = [IndicatorMonth.month.in_(wanted)]
     if scope.structure_id is not None:

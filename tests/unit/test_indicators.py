@@ -337,3 +337,21 @@ def test_closed_months_are_counted_once_and_equal_the_live_count(engine: Engine)
         forget_sealed(session)
     with Session(engine) as session:
         both(session)
+
+
+def test_months_that_cannot_be_sealed_now_are_counted_live(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    from dossier_api.domain import indicators
+
+    def busy(*_: object) -> None:
+        raise OperationalError("INSERT", {}, Exception("database is locked"))
+
+    monkeypatch.setattr(indicators, "seal_months", busy)
+    with Session(engine) as session:
+        read = compute(session, Scope("s1"), NOVEMBER, NOW)
+        assert read == compute(session, Scope("s1"), NOVEMBER, NOW, sealed=False)
+        assert read.urgent_notes == 1
+        assert session.scalar(select(func.count()).select_from(SealedMonth)) == 0
