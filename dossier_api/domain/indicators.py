@@ -419,11 +419,10 @@ def compute(
 
     # The solicitations' counts per month (the activity's definitions, month by month) in
     # one scan: the period's are their sums. Then each accepted one's response time.
-    month_columns = [
-        _count(activity(m_start, m_end, now)[key].condition)
-        for m_start, m_end in months
-        for key in SOLICITED
-    ]
+    month_columns = []
+    for m_start, m_end in months:  # each month's definitions built once (not per key)
+        defined = activity(m_start, m_end, now)
+        month_columns += [_count(defined[key].condition) for key in SOLICITED]
     solicited = {
         str(row[0]): [int(v) for v in row[1:]]
         for row in session.execute(
@@ -458,7 +457,8 @@ def compute(
     ]
     closed = sealed_run(session, closed, now)
     live_start = closed[-1][1] if closed else start
-    live = {k: c for k, c in activity(start, end, now).items() if k not in (*SOLICITED, *SEALED)}
+    period_activity = activity(start, end, now)
+    live = {k: c for k, c in period_activity.items() if k not in (*SOLICITED, *SEALED)}
     if live_start < end:
         live.update({k: c for k, c in activity(live_start, end, now).items() if k in SEALED})
     counts: dict[str, dict[str, int]] = {}
@@ -476,8 +476,7 @@ def compute(
         ]
         waited = sorted(d for p in pathways for d in delays.get(p, []))
         total = {
-            key: sum(counts.get(p, {}).get(key, 0) for p in pathways)
-            for key in activity(start, end, now)
+            key: sum(counts.get(p, {}).get(key, 0) for p in pathways) for key in period_activity
         }
         per_month = [
             sum(solicited.get(p, [0] * len(month_columns))[n] for p in pathways)
