@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from dossier_api.domain import pathway_store
 from dossier_api.domain.access import Caller
 from dossier_api.domain.core import ApiError, ServiceCore, audit_change
-from dossier_api.domain.directory import people_json
+from dossier_api.domain.directory import people_json, search_directory
 from dossier_api.domain.directory_import import (
     DirectoryFileError,
     ImportReport,
@@ -52,6 +52,7 @@ from dossier_api.domain.pathways import (
 )
 from dossier_api.domain.rooms import ROOMS, enqueue, name_fields, reference
 from dossier_api.domain.shapes import StructureOut
+from dossier_api.domain.teams import TeamRegistry
 from maillon.shared.circle import USER_ID_RE, numbered_slug, slugify, structure_address
 
 SAMPLE_FIELDS = {"initiales": "J. D.", "annee": "1950", "ref": "ABC123"}
@@ -263,9 +264,9 @@ def _entry_json(row: AuditEntry) -> dict[str, Any]:
     }
 
 
-class Administration(FederationPeers, ServiceCore):
+class Administration(TeamRegistry, FederationPeers, ServiceCore):
     """Operations of the console, for regional administrators (pathways, migrations,
-    federation peers)."""
+    federation peers, resource teams — whose rota their coordinators keep too)."""
 
     def refuse(self, caller: Caller, action: str) -> None:
         """Refuse (and audit) a page the caller may not see."""
@@ -652,6 +653,15 @@ class Administration(FederationPeers, ServiceCore):
                 }
                 for r in rows
             ]
+
+    def find_professionals(self, caller: Caller, words: str) -> list[dict[str, Any]]:
+        """The national directory's entries matching ``words`` (the console's search of a
+        team's new member), with their account when they have one."""
+        with self.acting(caller, "admin.directory.search") as act:
+            self._require_admin(caller)
+            act.detail = words[:200]
+            found = search_directory(self._engine, words, size=10)
+            return list(found["results"])
 
     def start_directory_import(self, caller: Caller, path: Path, name: str) -> None:
         """Check (and audit) an import before it runs: an administrator, a file whose header

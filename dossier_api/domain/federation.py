@@ -94,7 +94,7 @@ class FederationPeers(ServiceCore):
                 ],
             }
 
-    def _changing(self) -> contextlib.AbstractContextManager[None]:
+    def _peers_file_lock(self) -> contextlib.AbstractContextManager[None]:
         return changing_peers(self._peers_path())
 
     def _current(self) -> tuple[Peer, ...]:
@@ -126,7 +126,7 @@ class FederationPeers(ServiceCore):
         self._peers.servers(fresh=True)
 
     def add_peer(self, caller: Caller, server: str, reason: str) -> None:
-        with self.acting(caller, "admin.federation.add") as act, self._changing():
+        with self.acting(caller, "admin.federation.add") as act, self._peers_file_lock():
             self._require_admin(caller)
             server = check_server(server, self._server_name)
             reason = check_reason(reason)
@@ -139,7 +139,7 @@ class FederationPeers(ServiceCore):
             self._change(act, before, (*before, added))
 
     def remove_peer(self, caller: Caller, server: str) -> None:
-        with self.acting(caller, "admin.federation.remove") as act, self._changing():
+        with self.acting(caller, "admin.federation.remove") as act, self._peers_file_lock():
             self._require_admin(caller)
             before = self._current()
             after = tuple(p for p in before if p.server != server)

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import logging
 import math
 import statistics
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, func, or_, select
+from sqlalchemy import ColumnElement, and_, case, delete, func, insert, or_, select
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from dossier_api.domain.mail.models import MailOutbox, MailSpool
@@ -25,13 +27,17 @@ from dossier_api.domain.models import (
     CircleMember,
     Dossier,
     DossierRoom,
+    IndicatorMonth,
     Note,
     RoomActivity,
+    SealedMonth,
     Solicitation,
     SolicitationEvent,
     Task,
 )
 from dossier_api.domain.pathways import PATHWAYS, Measure
+
+log = logging.getLogger(__name__)
 
 # The solicitation counts of ``activity``, in this order (sent, then its outcomes).
 SOLICITED = (
@@ -40,6 +46,9 @@ SOLICITED = (
     "solicitations_declined",
     "solicitations_expired",
 )
+# The activity counts of dated facts that never change once their month is over (a note,
+# a message, a mail in or out): counted once per closed month (``indicator_months``).
+SEALED = ("notes", "urgent_notes", "messages", "mails_in", "mails_out")
 # Measures that are durations: none without a case (not 0).
 DURATIONS = ("first_join_hours", "response_median_minutes")
 SMALL_CELL = 5  # aggregates sent outside the structure show "< 5" for 1 to 4
@@ -355,10 +364,14 @@ def active_in(start: dt.datetime, end: dt.datetime) -> ColumnElement[bool]:
     )
 
 
-def compute(session: Session, scope: Scope, period: Period, now: dt.datetime) -> Indicators:
+def compute(
+    session: Session, scope: Scope, period: Period, now: dt.datetime, sealed: bool = True
+) -> Indicators:
     """Every indicator of the scope over the period, in a handful of aggregate queries
     grouped by pathway: the scope's figures are their sums, and each pathway's figures
-    (``by_pathway``) feed its configured indicators without another query."""
+    (``by_pathway``) feed its configured indicators without another query. The month-final
+    counts of closed months (``SEALED``) are read from ``indicator_months`` (``sealed=False``:
+    counted live too, the same figures)."""
     months = period.months()
     start, end = moment(period.start), moment(period.end)
     in_scope = scope.where()
@@ -406,11 +419,10 @@ def compute(session: Session, scope: Scope, period: Period, now: dt.datetime) ->
 
     # The solicitations' counts per month (the activity's definitions, month by month) in
     # one scan: the period's are their sums. Then each accepted one's response time.
-    month_columns = [
-        _count(activity(m_start, m_end, now)[key].condition)
-        for m_start, m_end in months
-        for key in SOLICITED
-    ]
+    month_columns = []
+    for m_start, m_end in months:  # each month's definitions built once (not per key)
+        defined = activity(m_start, m_end, now)
+        month_columns += [_count(defined[key].condition) for key in SOLICITED]
     solicited = {
         str(row[0]): [int(v) for v in row[1:]]
         for row in session.execute(
@@ -437,23 +449,25 @@ def compute(session: Session, scope: Scope, period: Period, now: dt.datetime) ->
     ):
         responses.setdefault(str(pathway), []).append(max(0.0, float(hours)) * 60.0)
 
-    # The counts of one table in one scan (e.g. notes and urgent notes).
+    # The other activity counts: those of the closed months read from ``indicator_months``
+    # (``SEALED``), the rest — and the months not over — counted live, a table's counts in
+    # one scan (e.g. notes and urgent notes).
+    closed = [
+        (a, b) for a, b in months if sealed and b <= now and b == moment(next_month(a.date()))
+    ]
+    closed = sealed_run(session, closed, now)
+    live_start = closed[-1][1] if closed else start
+    period_activity = activity(start, end, now)
+    live = {k: c for k, c in period_activity.items() if k not in (*SOLICITED, *SEALED)}
+    if live_start < end:
+        live.update({k: c for k, c in activity(live_start, end, now).items() if k in SEALED})
     counts: dict[str, dict[str, int]] = {}
-    tables: dict[Any, list[tuple[str, Counted]]] = {}
-    for key, counted in activity(start, end, now).items():
-        if key in SOLICITED:
-            continue
-        tables.setdefault(counted.id, []).append((key, counted))
-    for same in tables.values():
-        first = same[0][1]
-        statement = first.joined(select(Dossier.pathway, *(_count(c.condition) for _, c in same)))
-        for row in session.execute(
-            statement.join(Dossier, Dossier.id == first.dossier_id)
-            .where(*in_scope, or_(*(c.condition for _, c in same)))
-            .group_by(Dossier.pathway)
-        ):
-            for (key, _), count in zip(same, row[1:], strict=True):
-                counts.setdefault(str(row[0]), {})[key] = int(count)
+    for (pathway,), found in table_counts(session, live, in_scope, [Dossier.pathway]):
+        for key, count in found.items():
+            counts.setdefault(str(pathway), {})[key] = count
+    for pathway, key, count in sealed_counts(session, scope, closed):
+        of = counts.setdefault(pathway, {})
+        of[key] = of.get(key, 0) + count
 
     def figures(pathways: list[str], of: Scope) -> Indicators:
         values = [
@@ -462,8 +476,7 @@ def compute(session: Session, scope: Scope, period: Period, now: dt.datetime) ->
         ]
         waited = sorted(d for p in pathways for d in delays.get(p, []))
         total = {
-            key: sum(counts.get(p, {}).get(key, 0) for p in pathways)
-            for key in activity(start, end, now)
+            key: sum(counts.get(p, {}).get(key, 0) for p in pathways) for key in period_activity
         }
         per_month = [
             sum(solicited.get(p, [0] * len(month_columns))[n] for p in pathways)
@@ -507,6 +520,113 @@ def compute(session: Session, scope: Scope, period: Period, now: dt.datetime) ->
         overall,
         by_pathway={p: figures([p], Scope(scope.structure_id, p)) for p in present},
     )
+
+
+def table_counts(
+    session: Session, counted: Mapping[str, Counted], where: list[Any], by: list[Any]
+) -> Iterator[tuple[tuple[Any, ...], dict[str, int]]]:
+    """The counts of the dossiers meeting ``where``, grouped ``by`` their columns: one scan
+    per table for the counts of that table."""
+    tables: dict[Any, list[tuple[str, Counted]]] = {}
+    for key, c in counted.items():
+        tables.setdefault(c.id, []).append((key, c))
+    for same in tables.values():
+        first = same[0][1]
+        statement = first.joined(select(*by, *(_count(c.condition) for _, c in same)))
+        for row in session.execute(
+            statement.join(Dossier, Dossier.id == first.dossier_id)
+            .where(*where, or_(*(c.condition for _, c in same)))
+            .group_by(*by)
+        ):
+            found = {key: int(n) for (key, _), n in zip(same, row[len(by) :], strict=True)}
+            yield tuple(row[: len(by)]), found
+
+
+def seal_months(bind: Any, months: list[tuple[dt.datetime, dt.datetime]], now: dt.datetime) -> None:
+    """Count the ``SEALED`` activity of these closed months for every structure and pathway,
+    once (a month sealed meanwhile by another process is left as it is)."""
+    for m_start, m_end in months:
+        counted = {k: c for k, c in activity(m_start, m_end, now).items() if k in SEALED}
+        try:
+            with Session(bind) as session, session.begin():
+                if session.get(SealedMonth, m_start.date()) is not None:
+                    continue
+                session.add(SealedMonth(month=m_start.date(), sealed_at=now))
+                session.flush()
+                rows = [
+                    {
+                        "month": m_start.date(),
+                        "structure_id": structure_id or "",
+                        "pathway": str(pathway),
+                        "key": key,
+                        "value": count,
+                    }
+                    for (structure_id, pathway), found in table_counts(
+                        session, counted, [], [Dossier.structure_id, Dossier.pathway]
+                    )
+                    for key, count in found.items()
+                    if count
+                ]
+                if rows:
+                    session.execute(insert(IndicatorMonth), rows)
+        except IntegrityError:
+            continue  # sealed at the same moment by another process: the same counts
+
+
+def sealed_run(
+    session: Session, months: list[tuple[dt.datetime, dt.datetime]], now: dt.datetime
+) -> list[tuple[dt.datetime, dt.datetime]]:
+    """Of these closed months (in order), the leading run of those sealed, the missing ones
+    sealed first; a month that could not be sealed (e.g. the database busy) and the ones
+    after it are counted live."""
+    if not months:
+        return []
+
+    def sealed() -> set[dt.date]:
+        wanted = [m_start.date() for m_start, _ in months]
+        return set(session.scalars(select(SealedMonth.month).where(SealedMonth.month.in_(wanted))))
+
+    have = sealed()
+    missing = [(a, b) for a, b in months if a.date() not in have]
+    if missing:
+        try:
+            seal_months(session.get_bind(), missing, now)
+        except OperationalError:
+            log.warning("indicator months not sealed now: counted live", exc_info=True)
+        have = sealed()
+    run = []
+    for month in months:
+        if month[0].date() not in have:
+            break
+        run.append(month)
+    return run
+
+
+def sealed_counts(
+    session: Session, scope: Scope, months: list[tuple[dt.datetime, dt.datetime]]
+) -> list[tuple[str, str, int]]:
+    """(pathway, key, count) of the ``SEALED`` counts of the scope over these sealed
+    months."""
+    if not months:
+        return []
+    wanted = [m_start.date() for m_start, _ in months]
+    query = select(IndicatorMonth.pathway, IndicatorMonth.key, func.sum(IndicatorMonth.value))
+    conditions: list[ColumnElement[bool]] = [IndicatorMonth.month.in_(wanted)]
+    if scope.structure_id is not None:
+        conditions.append(IndicatorMonth.structure_id == scope.structure_id)
+    if scope.pathway is not None:
+        conditions.append(IndicatorMonth.pathway == scope.pathway)
+    rows = session.execute(
+        query.where(*conditions).group_by(IndicatorMonth.pathway, IndicatorMonth.key)
+    )
+    return [(str(p), str(k), int(n)) for p, k, n in rows]
+
+
+def forget_sealed(session: Session) -> None:
+    """Forget every sealed month (a merge moved, or a purge removed, dated facts of the
+    past): the dashboards count them again, from the data as it is now."""
+    session.execute(delete(IndicatorMonth))
+    session.execute(delete(SealedMonth))
 
 
 def nearest_rank(ordered: list[float], fraction: float) -> float:

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from dossier_api.domain import circle_members
 from dossier_api.domain.access import Access, Caller
 from dossier_api.domain.core import ApiError, ServiceCore
+from dossier_api.domain.indicators import forget_sealed
 from dossier_api.domain.models import (
     Alert,
     Appointment,
@@ -81,6 +82,7 @@ class DossierMerge(ServiceCore):
             # The older dossier stays.
             kept, gone = sorted((act.dossier, other), key=lambda d: (d.opened_at, d.id))
             moved = self._move(session, kept, gone, caller)
+            forget_sealed(session)  # the past's counts moved with the dossier's facts
             gone.status, gone.closed_at = "closed", utcnow()
             gone.status_reason = f"fusionné avec le dossier {reference(kept.id)} : {reason}"
             gone.merged_into = kept.id

@@ -680,6 +680,30 @@ class ExtractionSettings(Base):
 REPORT_PDF = RowSealed("id")
 
 
+class SealedMonth(Base):
+    """A month whose month-final activity counts are in ``indicator_months`` (computed once
+    the month is over, never again — unless a merge or a purge rewrites the past, which
+    forgets them all: ``indicators.forget_sealed``)."""
+
+    __tablename__ = "indicator_sealed_months"
+    month: Mapped[dt.date] = mapped_column(primary_key=True)
+    sealed_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class IndicatorMonth(Base):
+    """One activity count of a closed month for the dossiers of a structure ("": none) and
+    a pathway (``indicators.SEALED``: counts of dated facts that never change)."""
+
+    __tablename__ = "indicator_months"
+    month: Mapped[dt.date] = mapped_column(
+        ForeignKey("indicator_sealed_months.month", ondelete="CASCADE"), primary_key=True
+    )
+    structure_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    pathway: Mapped[str] = mapped_column(String(60), primary_key=True)
+    key: Mapped[str] = mapped_column(String(30), primary_key=True)
+    value: Mapped[int] = mapped_column(Integer)
+
+
 class MonthlyReport(Base):
     """A structure's monthly activity report (aggregates only, no person): made once per
     structure and month, then mailed to its référents and downloadable. Its PDF is derived

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from dossier_api.domain.access import Caller
 from dossier_api.domain.core import ApiError, ServiceCore
+from dossier_api.domain.indicators import forget_sealed
 from dossier_api.domain.mail.models import MailOutbox, MailSpool, MailThread
 from dossier_api.domain.models import (
     AuditEntry,
@@ -205,6 +206,7 @@ def _purge(session: Session, step: Step, actor: str) -> None:
     for table, where in _selections(step.dossier_id, step.rooms):
         session.execute(delete(table).where(where))
     session.execute(delete(Dossier).where(Dossier.id == step.dossier_id))
+    forget_sealed(session)  # the past's counts lost the dossier's facts
     for room_id in step.rooms:
         if session.get(RoomPurge, room_id) is None:
             session.add(RoomPurge(room_id=room_id, dossier_id=step.dossier_id))

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -27,7 +28,7 @@ from dossier_api.domain import circle_members
 from dossier_api.domain.access import Access, Caller
 from dossier_api.domain.care import _person
 from dossier_api.domain.consent import record_attestation, team_sharing_refusal
-from dossier_api.domain.core import ApiError, ServiceCore, _iso
+from dossier_api.domain.core import ApiError, ServiceCore, _iso, audit_change
 from dossier_api.domain.directory import people_json, professionals
 from dossier_api.domain.ins import display_name
 from dossier_api.domain.models import (
@@ -170,11 +171,39 @@ class Rota:
         return {m for slot in (*self.weekly, *self.exceptions) for m in slot.members}
 
 
+ROTA_PARTS = {"weekly": "semaine", "exceptions": "exceptions"}
+ROTA_KEYS = {
+    "day": "jour",
+    "date": "date",
+    "start": "début",
+    "end": "fin",
+    "members": "membres de garde",
+    "level": "niveau d'escalade",
+}
+
+
+def rota_field(key: str) -> str:
+    """The rota's field a refusal names, as the console shows it: ``rota.weekly[0].end``
+    is « fin », line 1 of the week (the key itself follows, for the API's callers)."""
+    found = re.match(r"^rota\.(weekly|exceptions)(?:\[(\d+)\])?(?:\.(\w+))?", key)
+    if found is None:
+        return f"« planning » ({key})"
+    part, line, name = found.groups()
+    where = ROTA_PARTS[part] + (f", ligne {int(line) + 1}" if line is not None else "")
+    label = ROTA_KEYS.get(name or "", name or "")
+    return f"« {label} » ({where}, {key})" if label else f"« {where} » ({key})"
+
+
 def parse_rota(data: object) -> Rota:
     try:
         return parse(Rota, data, "rota")
     except ConfigKeyError as exc:
-        raise ApiError(400, "M_INVALID_PARAM", f"rota : {exc}") from exc
+        raise ApiError(
+            400,
+            "M_INVALID_PARAM",
+            f"planning, champ {rota_field(exc.key)} : {exc.message}",
+            {"field": exc.key},
+        ) from exc
 
 
 def on_duty(rota: Rota | None, members: Iterable[str], now: dt.datetime) -> dict[int, list[str]]:
@@ -328,10 +357,70 @@ def _told_requester(s: Solicitation) -> list[str]:
     return [s.requester] if s.dossier_id is not None else []
 
 
-class TeamOperations(ServiceCore):
-    """Teams (created by administrators, rota kept by their coordinator) and solicitations."""
+TEAM_FIELDS = {
+    "slug": "identifiant",
+    "name": "nom",
+    "level": "niveau",
+    "structure_id": "structure",
+    "expertise": "expertise",
+    "pathways": "parcours servis",
+    "territory": "territoire",
+    "response_seconds": "délai de réponse",
+    "exit_delay_seconds": "maintien dans le cercle",
+    "structure_account": "compte de la structure",
+    "members": "membres",
+    "role": "rôle dans l'équipe",
+}
+# The team's fields an administrator edits (the slug, its address, never changes).
+EDITABLE = (
+    "name",
+    "level",
+    "structure_id",
+    "expertise",
+    "pathways",
+    "territory",
+    "response_seconds",
+    "exit_delay_seconds",
+    "structure_account",
+)
+# What the team's coordinator may change besides the rota: the rest of the escalation chain.
+CHAIN_FIELDS = ("response_seconds", "structure_account")
+MAX_DELAY = 365 * 86400
 
-    # -- teams ---------------------------------------------------------------------------
+
+def _invalid(key: str, message: str) -> ApiError:
+    """A refusal naming the team's field (its console label, then its API key)."""
+    return ApiError(
+        400,
+        "M_INVALID_PARAM",
+        f"champ « {TEAM_FIELDS[key]} » ({key}) : {message}",
+        {"field": key},
+    )
+
+
+def _seconds(body: dict[str, Any], key: str, default: int, least: int) -> int:
+    value = body.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not least <= value <= MAX_DELAY:
+        raise _invalid(key, f"un nombre de secondes de {least} à {MAX_DELAY} est attendu")
+    return value
+
+
+def team_state(team: Team, members: Iterable[TeamMember]) -> dict[str, Any]:
+    """A team as its audit rows record it, before and after a change."""
+    return {
+        **{key: getattr(team, key) for key in ("slug", *EDITABLE)},
+        "members": [
+            {"user_id": m.user_id, "role": m.role, "coordinator": m.coordinator}
+            for m in sorted(members, key=lambda m: m.user_id)
+        ],
+        "rota": team.rota,
+    }
+
+
+class TeamRegistry(ServiceCore):
+    """The teams themselves: created and edited by administrators (the CLI, the API and the
+    console call these), their rota and escalation chain kept by their coordinator too;
+    every change audited with its before and after."""
 
     def _team(self, session: Session, slug: str) -> Team:
         return _found(session.get(Team, slug), f"équipe ressource inconnue : « {slug[:40]} »")
@@ -379,6 +468,7 @@ class TeamOperations(ServiceCore):
             "level": team.level,
             "level_label": LEVELS[team.level],
             "structure": structure.name if structure else None,
+            "structure_id": team.structure_id,
             "expertise": team.expertise,
             "pathways": list(team.pathways),
             "territory": team.territory,
@@ -399,14 +489,64 @@ class TeamOperations(ServiceCore):
 
     def _check_people(self, people: Iterable[str], key: str) -> None:
         for user_id in people:
-            if not USER_ID_RE.match(user_id):
-                raise ApiError(400, "M_INVALID_PARAM", f"{key} : identifiant invalide : {user_id}")
+            if not isinstance(user_id, str) or not USER_ID_RE.match(user_id):
+                raise _invalid(key, f"identifiant Matrix invalide : « {str(user_id)[:80]} »")
             if server_of(user_id) not in self._allowed_servers:
-                raise ApiError(
-                    400,
-                    "M_INVALID_PARAM",
-                    f"{key} : le serveur de {user_id} n'est pas un serveur partenaire",
-                )
+                raise _invalid(key, f"le serveur de {user_id} n'est pas un serveur partenaire")
+
+    def _team_fields(self, session: Session, body: dict[str, Any]) -> dict[str, Any]:
+        """The editable fields of a team, checked (the refusal names the field)."""
+        name = body.get("name")
+        if not isinstance(name, str) or not name.strip():
+            raise _invalid("name", "un texte est attendu")
+        if len(name.strip()) > 200:
+            raise _invalid("name", "200 caractères au plus")
+        level = body.get("level")
+        if level not in LEVELS:
+            raise _invalid("level", f"{' ou '.join(LEVELS)} attendu")
+        pathways = body.get("pathways") or []
+        if not isinstance(pathways, list) or not all(isinstance(p, str) for p in pathways):
+            raise _invalid("pathways", "une liste de parcours est attendue")
+        unknown = [p for p in pathways if p not in PATHWAYS]
+        if unknown:
+            raise _invalid("pathways", f"parcours inconnus : {', '.join(unknown)}")
+        structure_id = body.get("structure_id") or None
+        if structure_id is not None and (
+            not isinstance(structure_id, str) or session.get(Structure, structure_id) is None
+        ):
+            raise _invalid("structure_id", "structure inconnue")
+        account = body.get("structure_account") or None
+        self._check_people([account] if account else [], "structure_account")
+        texts = {}
+        for key in ("expertise", "territory"):
+            value = body.get(key) or ""
+            if not isinstance(value, str) or len(value) > 200:
+                raise _invalid(key, "un texte de 200 caractères au plus est attendu")
+            texts[key] = value.strip()
+        return {
+            "name": name.strip(),
+            "level": level,
+            "structure_id": structure_id,
+            "pathways": list(dict.fromkeys(pathways)),
+            "structure_account": account,
+            "response_seconds": _seconds(body, "response_seconds", 4 * 3600, 1),
+            "exit_delay_seconds": _seconds(body, "exit_delay_seconds", 7 * 86400, 0),
+            **texts,
+        }
+
+    @staticmethod
+    def _member_row(slug: str, member: object) -> TeamMember:
+        if not isinstance(member, dict):
+            raise _invalid("members", "chaque membre : {user_id, role, coordinator}")
+        role = member.get("role") or ""
+        if not isinstance(role, str) or len(role) > 80:
+            raise _invalid("role", "un texte de 80 caractères au plus est attendu")
+        return TeamMember(
+            team_slug=slug,
+            user_id=str(member.get("user_id", "")),
+            role=role.strip(),
+            coordinator=bool(member.get("coordinator", False)),
+        )
 
     def add_team(self, caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
         """Create a team (administrators). ``members``: [{user_id, role, coordinator}]."""
@@ -414,63 +554,96 @@ class TeamOperations(ServiceCore):
             if not caller.is_admin:
                 raise ApiError(403, "M_FORBIDDEN", "seul l'administrateur crée les équipes")
             session = act.session
-            slug = str(body.get("slug", ""))
-            if not TEAM_SLUG_RE.match(slug):
-                raise ApiError(
-                    400,
-                    "M_INVALID_PARAM",
-                    "slug : minuscules, chiffres et tirets, 40 caractères au plus",
-                )
+            slug = body.get("slug")
+            if not isinstance(slug, str) or not TEAM_SLUG_RE.match(slug):
+                raise _invalid("slug", "minuscules, chiffres et tirets, 40 caractères au plus")
             if session.get(Team, slug) is not None:
                 raise ApiError(409, "M_CONFLICT", f"l'équipe « {slug} » existe déjà")
-            level = body.get("level")
-            if level not in LEVELS:
-                raise ApiError(400, "M_INVALID_PARAM", f"level : {' ou '.join(LEVELS)} attendu")
-            unknown = [p for p in body.get("pathways", []) if p not in PATHWAYS]
-            if unknown:
-                raise ApiError(
-                    400, "M_INVALID_PARAM", f"pathways : parcours inconnus : {', '.join(unknown)}"
-                )
-            structure_id = body.get("structure_id")
-            if structure_id is not None and session.get(Structure, structure_id) is None:
-                raise ApiError(400, "M_INVALID_PARAM", "structure inconnue")
-            members = body.get("members", [])
-            if not members:
-                raise ApiError(400, "M_INVALID_PARAM", "members : au moins un membre")
-            self._check_people([m["user_id"] for m in members], "members")
-            account = body.get("structure_account")
-            self._check_people([account] if account else [], "structure_account")
+            fields = self._team_fields(session, body)
+            members = body.get("members") or []
+            if not isinstance(members, list) or not members:
+                raise _invalid("members", "au moins un membre")
+            rows = [self._member_row(slug, m) for m in members]
+            self._check_people([m.user_id for m in rows], "members")
+            if len({m.user_id for m in rows}) != len(rows):
+                raise _invalid("members", "un membre est nommé deux fois")
             rota = parse_rota(body["rota"]) if body.get("rota") is not None else None
-            team = Team(
-                slug=slug,
-                name=_text(body, "name", 200),
-                structure_id=structure_id,
-                level=level,
-                expertise=str(body.get("expertise", ""))[:200],
-                pathways=list(body.get("pathways", [])),
-                territory=str(body.get("territory", ""))[:200],
-                response_seconds=int(body.get("response_seconds", 4 * 3600)),
-                exit_delay_seconds=int(body.get("exit_delay_seconds", 7 * 86400)),
-                structure_account=account,
-                rota=body.get("rota") if rota is not None else None,
-            )
-            if team.response_seconds < 1 or team.exit_delay_seconds < 0:
-                raise ApiError(400, "M_INVALID_PARAM", "délais : des secondes positives")
+            team = Team(slug=slug, rota=body.get("rota") if rota is not None else None, **fields)
             session.add(team)
             session.flush()
-            for m in members:
-                session.add(
-                    TeamMember(
-                        team_slug=slug,
-                        user_id=m["user_id"],
-                        role=str(m.get("role", ""))[:80],
-                        coordinator=bool(m.get("coordinator", False)),
-                    )
-                )
+            session.add_all(rows)
             session.flush()
             self._rota_members_known(session, team, rota)
-            act.detail = f"équipe {slug}"
+            audit_change(act, None, team_state(team, rows), f"équipe {slug}")
             return self.team_json(session, team)
+
+    @contextmanager
+    def _changing(
+        self, caller: Caller, action: str, slug: str, what: str, refusal: str | None
+    ) -> Iterator[tuple[Session, Team, list[TeamMember]]]:
+        """A change of one team in its transaction, audited with the team before and after:
+        by an administrator (``refusal``: what others are told) or, with ``refusal=None``,
+        by the team's coordinator too."""
+        with self.acting(caller, action) as act:
+            if refusal is not None and not caller.is_admin:
+                raise ApiError(403, "M_FORBIDDEN", refusal)
+            session = act.session
+            team = self._team(session, slug)
+            if not self._keeper(session, caller, slug):
+                raise ApiError(
+                    403, "M_FORBIDDEN", "seul le coordinateur de l'équipe tient son planning"
+                )
+            members = self._team_members(session, slug)
+            before = team_state(team, members)
+            yield session, team, members
+            session.flush()
+            audit_change(act, before, team_state(team, members), f"équipe {slug}{what}")
+
+    def update_team(self, caller: Caller, slug: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Change a team's name, level, structure, expertise, pathways, territory, delays
+        and structure account (administrators); the fields absent from ``body`` are kept."""
+        refusal = "seul l'administrateur modifie les équipes"
+        with self._changing(caller, "team.update", slug, "", refusal) as (session, team, _):
+            current = {key: getattr(team, key) for key in EDITABLE}
+            for key, value in self._team_fields(session, {**current, **body}).items():
+                setattr(team, key, value)
+        return self._json_of(slug)
+
+    def _json_of(self, slug: str) -> dict[str, Any]:
+        with self.tx() as session:
+            return self.team_json(session, self._team(session, slug))
+
+    def set_team_member(
+        self, caller: Caller, slug: str, member: dict[str, Any] | None, user_id: str
+    ) -> dict[str, Any]:
+        """Add a member to a team, change their role in it (and whether they coordinate
+        it), or, with ``member=None``, remove them (administrators). A member the rota
+        names is removed from the rota first; the team keeps one member at least."""
+        refusal = "seul l'administrateur compose les équipes"
+        changing = self._changing(caller, "team.member", slug, " : membres", refusal)
+        with changing as (session, team, members):
+            found = next((m for m in members if m.user_id == user_id), None)
+            if member is None:
+                if found is None:
+                    raise ApiError(404, "M_NOT_FOUND", "ce professionnel n'est pas de l'équipe")
+                if len(members) == 1:
+                    raise _invalid("members", "l'équipe garde au moins un membre")
+                rota = parse_rota(team.rota) if team.rota is not None else None
+                if rota is not None and user_id in rota.people():
+                    raise _invalid(
+                        "members", "ce membre est de garde au planning : retirez-l'y d'abord"
+                    )
+                session.delete(found)
+                members.remove(found)
+            else:
+                row = self._member_row(slug, {**member, "user_id": user_id})
+                self._check_people([user_id], "members")
+                if found is None:
+                    session.add(row)
+                    members.append(row)
+                else:
+                    found.role, found.coordinator = row.role, row.coordinator
+        return self._json_of(slug)
 
     def _rota_members_known(self, session: Session, team: Team, rota: Rota | None) -> None:
         known = {m.user_id for m in self._team_members(session, team.slug)}
@@ -479,24 +652,39 @@ class TeamOperations(ServiceCore):
             raise ApiError(
                 400,
                 "M_INVALID_PARAM",
-                f"rota : ne sont pas membres de l'équipe : {', '.join(strangers)}",
+                f"planning, champ « membres de garde » (rota) : ne sont pas membres de "
+                f"l'équipe : {', '.join(strangers)}",
+                {"field": "rota"},
             )
 
-    def set_rota(self, caller: Caller, slug: str, data: dict[str, Any] | None) -> dict[str, Any]:
-        """Replace a team's rota (its coordinator or the administrator); None: no rota."""
-        with self.acting(caller, "team.rota") as act:
-            session = act.session
-            team = self._team(session, slug)
-            coordinators = {m.user_id for m in self._team_members(session, slug) if m.coordinator}
-            if not (caller.is_admin or caller.user_id in coordinators):
-                raise ApiError(
-                    403, "M_FORBIDDEN", "seul le coordinateur de l'équipe tient son planning"
-                )
+    def _keeper(self, session: Session, caller: Caller, slug: str) -> bool:
+        """Whether the caller keeps this team's rota: an administrator, or its coordinator."""
+        if caller.is_admin:
+            return True
+        member = session.get(TeamMember, (slug, caller.user_id))
+        return member is not None and member.coordinator
+
+    def set_rota(
+        self,
+        caller: Caller,
+        slug: str,
+        data: dict[str, Any] | None,
+        escalation: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Replace a team's rota (its coordinator or the administrator); None: no rota.
+        ``escalation``: the rest of the chain too (response time, structure account)."""
+        changing = self._changing(caller, "team.rota", slug, " : planning", None)
+        with changing as (session, team, _):
             rota = parse_rota(data) if data is not None else None
             self._rota_members_known(session, team, rota)
+            if escalation is not None:
+                current = {key: getattr(team, key) for key in EDITABLE}
+                chained = {key: escalation[key] for key in CHAIN_FIELDS if key in escalation}
+                checked = self._team_fields(session, {**current, **chained})
+                for key in CHAIN_FIELDS:
+                    setattr(team, key, checked[key])
             team.rota = data
-            act.detail = f"équipe {slug}"
-            return self.team_json(session, team)
+        return self._json_of(slug)
 
     def teams(self, caller: Caller, pathway: str | None = None) -> list[dict[str, Any]]:
         """The teams (serving ``pathway`` when given: a team with no pathway serves all)."""
@@ -508,6 +696,67 @@ class TeamOperations(ServiceCore):
                 if pathway is None or not t.pathways or pathway in t.pathways
             ]
 
+    def keeps_teams(self, caller: Caller) -> bool:
+        """Administrator, or coordinator of at least one team (the console's team page)."""
+        if caller.is_admin:
+            return True
+        with self.tx() as session:
+            found = session.scalars(
+                select(TeamMember.team_slug).where(
+                    TeamMember.user_id == caller.user_id, TeamMember.coordinator.is_(True)
+                )
+            ).first()
+            return found is not None
+
+    def _board(
+        self, session: Session, caller: Caller, team: Team, now: dt.datetime
+    ) -> dict[str, Any]:
+        """A team as the console shows it: who is on duty now by level, and its escalation
+        chain now, by name; whether the caller edits the team itself (administrators)."""
+        members = self._team_members(session, team.slug)
+        rota = parse_rota(team.rota) if team.rota is not None else None
+        duty = on_duty(rota, [m.user_id for m in members], now)
+        steps = chain(team, members, now)
+        people = people_json(session, {u for step in steps for u in step})
+        entry = self.team_json(session, team)
+        entry["on_duty"] = [
+            {"level": level, "people": [{"user_id": u, **people.get(u, {})} for u in who]}
+            for level, who in duty.items()
+        ]
+        entry["chain"] = [[{"user_id": u, **people.get(u, {})} for u in step] for step in steps]
+        entry["may_edit"] = caller.is_admin
+        entry["now"] = _iso(now)
+        return entry
+
+    def kept_teams(self, caller: Caller) -> list[dict[str, Any]]:
+        """The teams the caller keeps (an administrator: all; a coordinator: theirs), each
+        with who is on duty now and its escalation chain now."""
+        now = self.clock()
+        with self.acting(caller, "team.kept") as act:
+            session = act.session
+            rows = session.scalars(select(Team).order_by(Team.level, Team.name)).all()
+            listed = [
+                self._board(session, caller, team, now)
+                for team in rows
+                if self._keeper(session, caller, team.slug)
+            ]
+            act.detail = f"{len(listed)} équipe(s)"
+            return listed
+
+    def kept_team(self, caller: Caller, slug: str) -> dict[str, Any]:
+        """One team, for an administrator or its coordinator (else 403, audited)."""
+        now = self.clock()
+        with self.acting(caller, "team.kept") as act:
+            team = self._team(act.session, slug)
+            act.detail = f"équipe {slug}"
+            if not self._keeper(act.session, caller, slug):
+                raise ApiError(
+                    403,
+                    "M_FORBIDDEN",
+                    "Réservé aux administrateurs et au coordinateur de l'équipe.",
+                )
+            return self._board(act.session, caller, team, now)
+
     def find_team(self, caller: Caller, words: str) -> str | None:
         """The slug of the team named by ``words`` (its slug, or its name folded)."""
         wanted = fold(words)
@@ -516,6 +765,10 @@ class TeamOperations(ServiceCore):
                 if wanted in (team.slug, fold(team.name)):
                     return team.slug
         return None
+
+
+class TeamOperations(TeamRegistry):
+    """Solicitations of the teams (``TeamRegistry``: the teams themselves)."""
 
     # -- solicitations ---------------------------------------------------------------------
 

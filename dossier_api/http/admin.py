@@ -42,10 +42,13 @@ CSRF_REFUSED = "Jeton anti-falsification (CSRF) manquant ou incorrect."
 Page = Callable[[web.Request, Current], Awaitable[web.StreamResponse]]
 
 
-def _page(action: str, write: bool = False, managers: bool = False) -> Callable[[Page], Any]:
+def _page(
+    action: str, write: bool = False, managers: bool = False, keepers: bool = False
+) -> Callable[[Page], Any]:
     """A console page: a session (else the login page), the CSRF token on writes, and a
     refusal said in a page (403 audited as ``action``) for whoever is not an administrator
-    (nor, on ``managers`` pages, a structure's manager)."""
+    (nor, on ``managers`` pages, a structure's manager; on ``keepers`` pages, a resource
+    team's coordinator)."""
 
     def wrap(handler: Page) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         async def page(request: web.Request) -> web.StreamResponse:
@@ -59,8 +62,10 @@ def _page(action: str, write: bool = False, managers: bool = False) -> Callable[
             svc = request.app[ADMIN]
             try:
                 caller = session.caller
-                allowed = caller.is_admin or (
-                    managers and await asyncio.to_thread(svc.may_administer, caller)
+                allowed = (
+                    caller.is_admin
+                    or (managers and await asyncio.to_thread(svc.may_administer, caller))
+                    or (keepers and await asyncio.to_thread(svc.keeps_teams, caller))
                 )
                 if not allowed:
                     await asyncio.to_thread(svc.refuse, caller, action)

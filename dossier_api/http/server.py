@@ -25,7 +25,15 @@ from dossier_api.domain.mail.outbox import relay_marker
 from dossier_api.domain.monthly_report import MonthlyReports
 from dossier_api.domain.service import DossierService
 from dossier_api.domain.sessions import SessionStore
-from dossier_api.http import admin, dashboards, dossier_views, sessions, widget, workspace
+from dossier_api.http import (
+    admin,
+    admin_teams,
+    dashboards,
+    dossier_views,
+    sessions,
+    widget,
+    workspace,
+)
 from dossier_api.http.auth import Authenticator, AuthError, ImpersonationRefused
 from dossier_api.http.handlers import BODY, CALLER, ROOM_SYNC, SERVICE
 from dossier_api.http.handlers_work import upload_limit
@@ -215,6 +223,7 @@ def create_app(deployment: Deployment) -> web.Application:
         relay_marker=relay_marker(deployment),
     )
     admin.setup(app, Administration(engine, deployment, component="admin"))
+    admin_teams.setup(app)
     dossier_views.setup(app, DossierService(engine, deployment, component="widget"))
     app.cleanup_ctx.append(_lifecycle)
     return app

@@ -171,6 +171,87 @@ ADMIN_TEXTS: dict[str, dict[str, Any]] = {
         ),
         "federation_init": "à l'initialisation",
         "federation_errors": "Changement refusé, la liste n'a pas changé :",
+        "teams": "Équipes ressources",
+        "teams_intro": (
+            "Les équipes d'expertise régionales et départementales que les cercles de soins "
+            "sollicitent : créées par les administrateurs, leur planning de garde tenu aussi "
+            "par leur coordinateur (heure de Paris)."
+        ),
+        "teams_none": "Aucune équipe ressource.",
+        "teams_back": "Retour aux équipes ressources",
+        "team_name": "Nom de l'équipe",
+        "team_slug": "Identifiant court",
+        "team_slug_hint": "Minuscules, chiffres et tirets (ex. emsp-31) : l'adresse de l'équipe.",
+        "team_structure": "Structure",
+        "team_no_structure": "aucune",
+        "team_level": "Niveau",
+        "team_expertise": "Expertise",
+        "team_territory": "Territoire",
+        "team_pathways": "Parcours servis",
+        "team_pathways_hint": "Aucun coché : l'équipe sert tous les parcours.",
+        "team_all_pathways": "tous les parcours",
+        "team_members": "Membres",
+        "team_response": "Délai de réponse",
+        "team_response_minutes": "Délai de réponse avant escalade (minutes)",
+        "team_exit_days": "Maintien dans le cercle après la sollicitation (jours)",
+        "team_account": "Compte de la structure, dernier recours (identifiant Matrix)",
+        "team_minutes": "{n} min",
+        "team_on_duty": "De garde maintenant",
+        "team_on_duty_now": "De garde maintenant",
+        "team_now": "Au {when} (heure de Paris).",
+        "team_level_n": "niveau {n}",
+        "team_nobody_on_duty": "Personne n'est de garde au planning en ce moment.",
+        "team_chain": "Chaîne d'escalade maintenant",
+        "team_chain_empty": "personne",
+        "team_chain_hint": (
+            "Sans réponse dans les {n} minutes, la sollicitation passe à l'étape suivante : "
+            "les niveaux du planning, puis le coordinateur, puis le compte de la structure."
+        ),
+        "team_coordinator": "Coordinateur de l'équipe",
+        "team_coordinator_short": "coordinateur",
+        "team_member_role": "Rôle dans l'équipe",
+        "team_remove": "Retirer",
+        "team_remove_member": "Retirer de l'équipe",
+        "team_add_member": "Ajouter un membre",
+        "team_add_member_button": "Ajouter à l'équipe",
+        "team_search": "Chercher dans l'annuaire",
+        "team_search_hint": "Nom, profession, ville ou département.",
+        "team_search_button": "Rechercher",
+        "team_found": "Professionnels trouvés",
+        "team_no_account": "sans compte Maillon",
+        "team_matrix_id": "ou identifiant Matrix",
+        "team_new": "Nouvelle équipe",
+        "team_new_intro": (
+            "Cherchez d'abord son premier membre dans l'annuaire ; les autres s'ajoutent "
+            "ensuite sur la page de l'équipe."
+        ),
+        "team_first_member": "Premier membre",
+        "team_create": "Créer l'équipe",
+        "team_edit": "L'équipe",
+        "team_address": "Adresse de l'équipe :",
+        "team_save": "Enregistrer l'équipe",
+        "rota": "Planning de garde et escalade",
+        "rota_intro": (
+            "Semaine type, et exceptions datées qui remplacent la semaine type pour toute la "
+            "journée (une exception sans membre : personne de garde ce jour-là). Heure de Paris."
+        ),
+        "rota_none": "Sans planning : tous les membres sont de garde",
+        "rota_none_hint": "Décochez pour que le planning ci-dessous s'applique.",
+        "rota_weekly": "Semaine type",
+        "rota_exceptions": "Exceptions datées",
+        "rota_day": "Jour",
+        "rota_date": "Date",
+        "rota_start": "Début",
+        "rota_end": "Fin",
+        "rota_members": "Membres de garde",
+        "rota_level": "Niveau d'escalade",
+        "rota_remove": "Retirer la ligne",
+        "rota_line_n": "ligne {n}",
+        "rota_hint": (
+            "Heures HH:MM (24:00 pour la fin de journée) ; niveau 1 d'abord, puis 2… ; "
+            "les lignes vides sont ignorées."
+        ),
+        "rota_save": "Enregistrer le planning et l'escalade",
     },
     "en": {
         "title": "Administration",
@@ -333,5 +414,84 @@ ADMIN_TEXTS: dict[str, dict[str, Any]] = {
         ),
         "federation_init": "at initialisation",
         "federation_errors": "Change refused, the list is unchanged:",
+        "teams": "Resource teams",
+        "teams_intro": (
+            "The regional and departmental expert teams care circles solicit: created by "
+            "administrators, their on-duty rota kept by their coordinator too (Paris time)."
+        ),
+        "teams_none": "No resource team.",
+        "teams_back": "Back to resource teams",
+        "team_name": "Team name",
+        "team_slug": "Short id",
+        "team_slug_hint": "Lower case, digits and hyphens (e.g. emsp-31): the team's address.",
+        "team_structure": "Structure",
+        "team_no_structure": "none",
+        "team_level": "Level",
+        "team_expertise": "Expertise",
+        "team_territory": "Territory",
+        "team_pathways": "Pathways served",
+        "team_pathways_hint": "None ticked: the team serves every pathway.",
+        "team_all_pathways": "every pathway",
+        "team_members": "Members",
+        "team_response": "Response time",
+        "team_response_minutes": "Response time before escalation (minutes)",
+        "team_exit_days": "Stay in the circle after the solicitation (days)",
+        "team_account": "Structure account, last resort (Matrix id)",
+        "team_minutes": "{n} min",
+        "team_on_duty": "On duty now",
+        "team_on_duty_now": "On duty now",
+        "team_now": "At {when} (Paris time).",
+        "team_level_n": "level {n}",
+        "team_nobody_on_duty": "Nobody is on duty by the rota right now.",
+        "team_chain": "Escalation chain now",
+        "team_chain_empty": "nobody",
+        "team_chain_hint": (
+            "Without an answer within {n} minutes, the solicitation moves to the next step: "
+            "the rota's levels, then the coordinator, then the structure's account."
+        ),
+        "team_coordinator": "Team coordinator",
+        "team_coordinator_short": "coordinator",
+        "team_member_role": "Role in the team",
+        "team_remove": "Remove",
+        "team_remove_member": "Remove from the team",
+        "team_add_member": "Add a member",
+        "team_add_member_button": "Add to the team",
+        "team_search": "Search the directory",
+        "team_search_hint": "Name, profession, town or département.",
+        "team_search_button": "Search",
+        "team_found": "Professionals found",
+        "team_no_account": "no Maillon account",
+        "team_matrix_id": "or Matrix id",
+        "team_new": "New team",
+        "team_new_intro": (
+            "Find its first member in the directory first; the others are added on the team's page."
+        ),
+        "team_first_member": "First member",
+        "team_create": "Create the team",
+        "team_edit": "The team",
+        "team_address": "Team address:",
+        "team_save": "Save the team",
+        "rota": "On-duty rota and escalation",
+        "rota_intro": (
+            "A weekly pattern, and dated exceptions replacing it for the whole day (an "
+            "exception with no member: nobody on duty that day). Paris time."
+        ),
+        "rota_none": "No rota: every member is on duty",
+        "rota_none_hint": "Untick for the rota below to apply.",
+        "rota_weekly": "Weekly pattern",
+        "rota_exceptions": "Dated exceptions",
+        "rota_day": "Day",
+        "rota_date": "Date",
+        "rota_start": "Start",
+        "rota_end": "End",
+        "rota_members": "Members on duty",
+        "rota_level": "Escalation level",
+        "rota_remove": "Remove the line",
+        "rota_line_n": "line {n}",
+        "rota_hint": (
+            "Times HH:MM (24:00 for the end of the day); level 1 first, then 2…; empty lines "
+            "are ignored."
+        ),
+        "rota_save": "Save the rota and escalation",
     },
 }

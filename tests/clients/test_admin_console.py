@@ -52,6 +52,10 @@ ADMIN_PAGES = [
     ("POST", "/admin/structures"),
     ("GET", "/admin/federation"),
     ("POST", "/admin/federation"),
+    ("GET", "/admin/equipes"),
+    ("GET", "/admin/equipes/nulle-part"),
+    ("POST", "/admin/equipes"),
+    ("POST", "/admin/equipes/nulle-part"),
 ]
 
 

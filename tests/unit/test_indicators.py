@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import os
+import random
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,20 +22,24 @@ from dossier_api.domain import dashboards
 from dossier_api.domain.indicators import (
     Scope,
     compute,
+    forget_sealed,
+    moment,
     month_period,
     parse_period,
     pathway_indicators,
     suppressed,
 )
-from dossier_api.domain.mail.models import OUTBOX_MAIL, MailOutbox
+from dossier_api.domain.mail.models import OUTBOX_MAIL, MailOutbox, MailSpool
 from dossier_api.domain.models import (
     REPORT_PDF,
     CircleMember,
     Dossier,
+    IndicatorMonth,
     MonthlyReport,
     Note,
     Professional,
     RoomActivity,
+    SealedMonth,
     Solicitation,
     SolicitationEvent,
     Structure,
@@ -250,3 +255,103 @@ def test_a_pathway_indicator_must_name_a_known_measure(tmp_path: Path) -> None:
     )
     with pytest.raises(PathwayError, match="indicators"):
         load_pathways(tmp_path)
+
+
+def test_closed_months_are_counted_once_and_equal_the_live_count(engine: Engine) -> None:
+    """The notes, messages and mails of closed months come from ``indicator_months``
+    (sealed once the month is over; the current month counted live): the figures of every
+    scope and period equal those counted live from the same data; a merge or a purge
+    forgets them (``forget_sealed``) and the next dashboard counts the past again."""
+    rng = random.Random(14)
+    with Session(engine) as s, s.begin():
+        s.add(Dossier(id="d9", pathway="cpts", structure_id=None, referent="@r:x",
+                      identity={"birth_name": "Nom9"}, mail_localpart="d-9",
+                      opened_at=dt.datetime(2026, 9, 2, tzinfo=dt.UTC)))  # fmt: skip
+        s.flush()
+        dossiers = ["d0", "d1", "d2", "d3", "d9"]
+        for n in range(300):  # September to the current month (December, not over)
+            when = dt.datetime(2026, 9, 1, tzinfo=dt.UTC) + dt.timedelta(hours=rng.randrange(2200))
+            dossier = rng.choice(dossiers)
+            s.add(Note(dossier_id=dossier, author="x", urgent=rng.random() < 0.3, body={},
+                       created_at=when))  # fmt: skip
+            s.add(RoomActivity(event_id=f"m{n}", dossier_id=dossier, room_id="!r",
+                               kind="message", sender="@r:x", at=when))  # fmt: skip
+            if n % 3 == 0:
+                s.add(MailSpool(kind="mail", source="smtp", dossier_id=dossier, room_id="!r",
+                                dedup_key=f"k{n}", token=f"t{n}", sealed_mail=b"x",
+                                accepted_at=when))  # fmt: skip
+    today = dt.datetime(2026, 12, 15, 8, tzinfo=dt.UTC)
+    periods = [
+        parse_period(None, None, today.date()),
+        parse_period("2026-09", "2026-11", today.date()),
+        month_period(2026, 10),
+        month_period(2026, 12),
+    ]
+    scopes = [Scope("s1"), Scope("s2"), Scope(), Scope(pathway="cpts"), Scope("s1", "dac")]
+
+    def both(session: Session) -> None:
+        for period in periods:
+            for scope in scopes:
+                live = compute(session, scope, period, today, sealed=False)
+                read = compute(session, scope, period, today)
+                assert read == live, (scope, period)
+                assert read.messages == sum(  # and both equal an independent count
+                    1
+                    for r in session.scalars(select(RoomActivity))
+                    if r.kind == "message"
+                    and moment(period.start) <= r.at.replace(tzinfo=dt.UTC) < moment(period.end)
+                    and (
+                        scope.structure_id is None
+                        or r.dossier_id in by_structure[scope.structure_id]
+                    )
+                    and (scope.pathway is None or r.dossier_id in by_pathway[scope.pathway])
+                )
+
+    with Session(engine) as session:
+        dossiers_rows = session.scalars(select(Dossier)).all()
+        by_structure = {
+            k: {d.id for d in dossiers_rows if d.structure_id == k} for k in ("s1", "s2")
+        }
+        by_pathway = {k: {d.id for d in dossiers_rows if d.pathway == k} for k in ("dac", "cpts")}
+        both(session)
+        sealed = set(session.scalars(select(SealedMonth.month)))
+        assert sealed == {dt.date(2026, m, 1) for m in range(1, 12)}  # not December
+        stored = session.scalar(
+            select(func.sum(IndicatorMonth.value)).where(IndicatorMonth.key == "notes")
+        )
+        notes = session.scalar(
+            select(func.count(Note.id)).where(
+                Note.created_at < dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
+            )
+        )
+        assert stored == notes
+    with Session(engine) as session, session.begin():  # counted once, never again
+        session.add(Note(dossier_id="d0", author="x", urgent=True, body={},
+                         created_at=dt.datetime(2026, 10, 5, tzinfo=dt.UTC)))  # fmt: skip
+    with Session(engine) as session:
+        october = month_period(2026, 10)
+        read = compute(session, Scope("s1"), october, today)
+        live = compute(session, Scope("s1"), october, today, sealed=False)
+        assert live.urgent_notes == read.urgent_notes + 1
+    with Session(engine) as session, session.begin():
+        forget_sealed(session)
+    with Session(engine) as session:
+        both(session)
+
+
+def test_months_that_cannot_be_sealed_now_are_counted_live(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    from dossier_api.domain import indicators
+
+    def busy(*_: object) -> None:
+        raise OperationalError("INSERT", {}, Exception("database is locked"))
+
+    monkeypatch.setattr(indicators, "seal_months", busy)
+    with Session(engine) as session:
+        read = compute(session, Scope("s1"), NOVEMBER, NOW)
+        assert read == compute(session, Scope("s1"), NOVEMBER, NOW, sealed=False)
+        assert read.urgent_notes == 1
+        assert session.scalar(select(func.count()).select_from(SealedMonth)) == 0

@@ -2,7 +2,7 @@
 members, people of the directory (``favourite_members``: an account or an RPPS)
 
 Revision ID: 0320
-Revises: 0230
+Revises: 0310
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0320"
-down_revision = "0230"
+down_revision = "0310"
 branch_labels = None
 depends_on = None
 
