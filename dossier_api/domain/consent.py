@@ -19,6 +19,7 @@ from dossier_api.domain.core import ApiError, ServiceCore, _iso
 from dossier_api.domain.models import ConsentEvent, Dossier
 from dossier_api.domain.pathways import Pathway
 from dossier_api.domain.shapes import ConsentEventOut, ConsentHistoryOut
+from maillon.shared.circle import role_label
 
 FIELDS = {
     "consent_informed": ("informed", "consent_informed"),
@@ -46,16 +47,16 @@ def sharing_refusal(
             403,
             OPPOSED,
             f"la personne s'est opposée au partage de son dossier hors de l'équipe de soins : "
-            f"le rôle {role} n'entre pas dans le cercle",
+            f"le rôle « {role_label(role)} » n'entre pas dans le cercle",
         )
     if not (dossier.consent_share_outside or attested):
         return ApiError(
             403,
             NO_CONSENT,
-            f"le rôle {role} est hors de l'équipe de soins du parcours « {pathway.name} » : "
-            "il faut d'abord recueillir et enregistrer le consentement de la personne au "
-            "partage (consent_share_outside), ou attester qu'elle a été informée et ne s'y "
-            "est pas opposée (attested)",
+            f"le rôle « {role_label(role)} » est hors de l'équipe de soins du parcours "
+            f"« {pathway.name} » : il faut d'abord recueillir et enregistrer le consentement "
+            "de la personne au partage, ou attester qu'elle a été informée et ne s'y est pas "
+            "opposée",
         )
     return None
 
@@ -78,8 +79,8 @@ def team_sharing_refusal(dossier: Dossier, who: str, attested: bool) -> ApiError
             403,
             NO_CONSENT,
             f"{who} est hors de l'équipe de soins : il faut le consentement de "
-            "la personne au partage (consent_share_outside), ou attester qu'elle a été "
-            "informée et ne s'y est pas opposée (attested)",
+            "la personne au partage, ou attester qu'elle a été informée et ne s'y est pas "
+            "opposée",
         )
     return None
 

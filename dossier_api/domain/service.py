@@ -66,7 +66,7 @@ from dossier_api.domain.teams import TeamOperations
 from dossier_api.domain.vigilance import OVERRIDE, IdentityVigilance, parse_evidence
 from dossier_api.domain.vigilance import check_transition as check_identity_status
 from dossier_api.domain.worklist import WorklistOperations
-from maillon.shared.circle import RESTRICTED_ROLES, ROOM_AUDIENCES, server_of
+from maillon.shared.circle import RESTRICTED_ROLES, ROOM_AUDIENCES, role_label, server_of
 from maillon.shared.clock import utcnow
 from maillon.shared.sealed import key_ring
 
@@ -468,7 +468,11 @@ class DossierService(
             )
             if attested and outside_care_team(pathway, role):
                 attestation = record_attestation(
-                    session, dossier, caller.user_id, None, f"entrée au cercle, rôle {role}"
+                    session,
+                    dossier,
+                    caller.user_id,
+                    None,
+                    f"entrée au cercle, rôle « {role_label(role)} »",
                 )
                 if attestation:
                     act.detail += " ; " + attestation

@@ -241,7 +241,7 @@ class IdentityHistoryOut(TypedDict):
 class ConsentEventOut(TypedDict):
     at: DateTime
     actor: str
-    field: Annotated[str, Schema(enum=("informed", "share_outside", "opposition"))]
+    field: Annotated[str, Schema(enum=("informed", "share_outside", "opposition", "attestation"))]
     value: bool
     note: str | None
 

@@ -67,7 +67,7 @@ def test_an_attestation_lets_a_role_outside_the_care_team_in_but_not_past_an_opp
     assert [(h["field"], h["value"], h["actor"]) for h in history["history"]] == [
         ("attestation", True, REFERENT)
     ]
-    assert "rôle AD" in str(history["history"][0]["note"])
+    assert "rôle « aide à domicile »" in str(history["history"][0]["note"])
     assert history["consent"]["share_outside"] is False
     # A role of the care team records no attestation, even when one is given.
     service.add_member(widget, did, {"user_id": other, "role": "IDE", "attested": True})

@@ -146,6 +146,10 @@ def test_serialized_histories_plans_and_structures_match_their_schemas() -> None
         "history": [consent_event],
     }
     jsonschema.validate(history, _draft7(S.CONSENT_HISTORY))
+    attestation = consent.event_json(
+        ConsentEvent(at=at, actor="@aline:exemple.fr", field="attestation", value=True, note="x")
+    )
+    jsonschema.validate({**history, "history": [attestation]}, _draft7(S.CONSENT_HISTORY))
     plan = CarePlan(
         dossier_id="d",
         version=2,
