@@ -188,6 +188,8 @@ async def test_an_openid_token_opens_only_the_widget_of_its_room(
         "version": "1",
         "what": "x",
         "action": "x",
+        "group_id": "1",
+        "who": "x",
     }
     checked = 0
     for r in ROUTES:
