@@ -30,9 +30,11 @@ MAX_PAGE_SIZE = 50
 MAX_WORDS = 8
 # Matches counted (and, on PostgreSQL, sorted from the full-text index) up to this many;
 # a search matching more is read along the name index instead.
-CANDIDATES = 2000
+CANDIDATES = 1000
 WALK = 5000  # entries read along the name index, at most, for a page of a broad search
+OTHERS = 200  # matches of a name prefix elsewhere than in the name, at most, to merge
 MIN_PREFIX = 2  # a shorter word is matched whole, not as a prefix
+LEAD = "0n"  # the token of the first word of an entry's sort key (its name)
 
 
 def normalize(value: str) -> str:
@@ -49,6 +51,12 @@ def _prof_token(code: str) -> str:
     return "prof" + normalize(code).replace(" ", "")
 
 
+def _lead_tokens(name: str) -> list[str]:
+    """The token of the first word of a normalized name: "0nmartin" for "martin jean" (no
+    word is typed so), what the full-text index tells of the name index's ranges."""
+    return [LEAD + name.split()[0]] if name.split() else []
+
+
 def entry_columns(national_id: str, data: dict[str, Any]) -> dict[str, Any]:
     """The searchable columns of a national-directory entry, from its content."""
     activities = data.get("activities", [])
@@ -63,11 +71,13 @@ def entry_columns(national_id: str, data: dict[str, Any]) -> dict[str, Any]:
     ]
     tokens = {_prof_token(data["profession_code"])}
     tokens |= {_dept_token(a["departement"]) for a in activities if a.get("departement")}
-    # One folding of all the words at once (the same words as folding each in turn).
-    search = " ".join([normalize(" ".join(w for w in words if w)), *sorted(tokens)])
-    sort_key = (
-        f"{normalize(data['last_name'])} {normalize(data.get('first_name', ''))} {national_id}"
+    last = normalize(data["last_name"])
+    # One folding of all the words at once (the same words as folding each in turn); last,
+    # the token of the first word of the sort key (migration 0330 appends it the same way).
+    search = " ".join(
+        [normalize(" ".join(w for w in words if w)), *sorted(tokens), *_lead_tokens(last)]
     )
+    sort_key = f"{last} {normalize(data.get('first_name', ''))} {national_id}"
     return {
         "id_type": data["id_type"],
         "identifier": data["identifier"],
@@ -144,7 +154,7 @@ def search_directory(
             "page": page,
             "size": size,
             "has_more": more,
-            # How many match, counted up to CANDIDATES only ("plus de 2000 résultats").
+            # How many match, counted up to CANDIDATES only ("plus de 1000 résultats").
             "count": min(count, CANDIDATES),
             "count_exact": count <= CANDIDATES,
             "results": _results(session, rows),
@@ -191,40 +201,48 @@ def _tsquery(words: list[str], exact: list[str]) -> str:
 def _pg_matching(
     session: Session, words: list[str], exact: list[str], limit: int, offset: int
 ) -> tuple[list[DirectoryRecord], int]:
-    # Three ways, cheapest first, each exact (the same rows in the same order):
-    # 1. the full-text (GIN) index finds the matches; if they are few (a name, a name and
-    #    a town...), they are sorted here;
-    # 2. many matches spread over the alphabet (a profession, a département, a town, a
-    #    common first name) fill a page within the first WALK entries of the partial name
-    #    index (listed entries in name order, migration 0230): read along it, no more;
-    # 3. else (many matches gathered in one part of the alphabet: a common last name), the
-    #    full-text matches sorted by PostgreSQL (a top-N sort, no count of them).
+    # Ways, cheapest first, each exact (the same rows in the same order):
+    # 1. the full-text (GIN) index finds the matches; if they are few (a full name, a name
+    #    and a town...), they are sorted here;
+    # 2. many matches of a name prefix ("mart": the Martins): those whose name starts with
+    #    a word of the search are read in order along that word's range of the partial name
+    #    index (listed entries in name order, migration 0230), the others (whose first name,
+    #    town... has the word: the full-text index tells them apart by the token of the first
+    #    word of the name, migration 0330) must be few; merged here;
+    # 3. many matches spread over the alphabet (a profession, a département, a town, a
+    #    common first name) fill a page within the first WALK entries of the name index;
+    # 4. else the full-text matches sorted by PostgreSQL (a top-N sort, no count of them).
     # Sorting hundreds of thousands of matches on each page is what took seconds.
-    # The generated tsvector column (migration 0040), not mapped.
-    vector: ColumnElement[Any] = literal_column("directory_entries.search_vector")
-    match = vector.op("@@", return_type=Boolean)(
-        func.to_tsquery(literal_column("'simple'::regconfig"), _tsquery(words, exact))
-    )
+    query = _tsquery(words, exact)
+    match = _match(query)
     key = DirectoryRecord.sort_key.collate("C")
     listed = DirectoryRecord.listed  # as the partial index's predicate reads
+    heads = _heads(words)
+    # Each match tells whether its name starts with none of the words (none of the tokens).
+    elsewhere = _match(f"{query} & !({' | '.join(t for _, _, t in heads)})" if heads else query)
     found = session.execute(
-        select(DirectoryRecord.id, key).where(listed, match).limit(CANDIDATES + 1)
+        select(DirectoryRecord.id, key, elsewhere).where(listed, match).limit(CANDIDATES + 1)
     ).all()
     if len(found) <= CANDIDATES:
-        page = [i for i, _ in sorted(found, key=lambda r: r[1])[offset : offset + limit]]
+        page = [i for i, _, _ in sorted(found, key=lambda r: r[1])[offset : offset + limit]]
         return _by_ids(session, page), len(found)
-    window = (
-        select(DirectoryRecord.id, key.label("key"), match.label("hit"))
-        .where(listed)
-        .order_by(key)
-        .limit(WALK)
-        .subquery()
-    )
-    walked = session.execute(
-        select(window.c.id).where(window.c.hit).order_by(window.c.key).limit(offset + limit)
-    ).all()
-    if len(walked) == offset + limit:
-        return _by_ids(session, [i for (i,) in walked[offset:]]), len(found)
+    need = offset + limit
+    if heads and sum(1 for *_, out in found if out) <= OTHERS:
+        rows = [
+            (i, k)
+            for i, k in session.execute(
+                select(DirectoryRecord.id, key).where(listed, elsewhere).limit(OTHERS + 1)
+            )
+        ]
+        if len(rows) <= OTHERS:
+            walks = [_walk(session, match, need, (lo, hi)) for lo, hi, _ in heads]
+            if all(done for _, done in walks):
+                rows += [row for walked, _ in walks for row in walked]
+                rows.sort(key=lambda r: r[1])
+                return _by_ids(session, [i for i, _ in rows[offset:need]]), len(found)
+    walked, done = _walk(session, match, need)
+    if done:
+        return _by_ids(session, [i for i, _ in walked[offset:]]), len(found)
     # Materialized: the matches first, then their top-N sort (left to itself, the planner
     # walks the name index here too, through the whole alphabet up to the matches).
     matches = (
@@ -237,6 +255,54 @@ def _pg_matching(
         select(matches.c.id).order_by(matches.c.key).limit(limit).offset(offset)
     ).all()
     return _by_ids(session, list(ids)), len(found)
+
+
+def _match(query: str) -> ColumnElement[bool]:
+    # The generated tsvector column (migration 0040), not mapped.
+    vector: ColumnElement[Any] = literal_column("directory_entries.search_vector")
+    return vector.op("@@", return_type=Boolean)(
+        func.to_tsquery(literal_column("'simple'::regconfig"), query)
+    )
+
+
+def _heads(words: list[str]) -> list[tuple[str, str, str]]:
+    """The ranges of the name index (first, after the last) where a name starts with a word
+    of the search, and the token that tells it from the full-text index: a word matched as
+    a prefix ("mart": from "mart" to "maru", words are ASCII letters and digits), a short one
+    whole ("d" of "d'artagnan": from "d " to "d!"); none inside another: disjoint."""
+    prefixes = sorted({w for w in words if len(w) >= MIN_PREFIX})
+    heads = [
+        (w, w[:-1] + chr(ord(w[-1]) + 1), f"{LEAD}{w}:*")
+        for n, w in enumerate(prefixes)
+        if n == 0 or not w.startswith(prefixes[n - 1])
+    ]
+    return heads + [(f"{w} ", f"{w}!", LEAD + w) for w in sorted(set(words) - set(prefixes))]
+
+
+def _walk(
+    session: Session, match: ColumnElement[bool], need: int, span: tuple[str, str] | None = None
+) -> tuple[list[Any], bool]:
+    """The first ``need`` matches (id, sort key) read along the name index, from the start
+    or in a range of it (``_heads``), within WALK entries; and whether that is all of them
+    there (else the caller looks further)."""
+    key = DirectoryRecord.sort_key.collate("C")
+    where: list[Any] = [DirectoryRecord.listed]  # as the partial index's predicate reads
+    if span:
+        where += [key >= span[0], key < span[1]]
+    window = (
+        select(DirectoryRecord.id, key.label("key"), match.label("hit"))
+        .where(*where)
+        .order_by(key)
+        .limit(WALK)
+        .subquery()
+    )
+    walked = session.execute(
+        select(window.c.id, window.c.key).where(window.c.hit).order_by(window.c.key).limit(need)
+    ).all()
+    if len(walked) == need:
+        return list(walked), True
+    seen = select(DirectoryRecord.id).where(*where).order_by(key).limit(WALK).subquery()
+    return list(walked), (session.scalar(select(func.count()).select_from(seen)) or 0) < WALK
 
 
 def _by_ids(session: Session, ids: list[int]) -> list[DirectoryRecord]:

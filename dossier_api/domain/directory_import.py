@@ -452,6 +452,8 @@ def import_extract(
             conn.execute(text("ANALYZE directory_staging"))
         _apply(conn, fmt, report)
         conn.execute(delete(DirectoryStaging).where(DirectoryStaging.import_id == import_id))
+        if conn.dialect.name == "postgresql":  # and the imported one, to plan the searches
+            conn.execute(text(f"ANALYZE {fmt.table.name}"))
         conn.execute(
             update(DirectoryImport)
             .where(DirectoryImport.id == import_id)
