@@ -210,7 +210,8 @@ def _pg_matching(
     #    town... has the word: the full-text index tells them apart by the token of the first
     #    word of the name, migration 0330) must be few; merged here;
     # 3. many matches spread over the alphabet (a profession, a département, a town, a
-    #    common first name) fill a page within the first WALK entries of the name index;
+    #    common first name) fill a page within the first WALK entries of the name index,
+    #    or of the profession's entries in name order when the search has its code;
     # 4. else the full-text matches sorted by PostgreSQL (a top-N sort, no count of them).
     # Sorting hundreds of thousands of matches on each page is what took seconds.
     query = _tsquery(words, exact)
@@ -235,14 +236,18 @@ def _pg_matching(
             )
         ]
         if len(rows) <= OTHERS:
-            walks = [_walk(session, match, need, (lo, hi)) for lo, hi, _ in heads]
+            walks = [_walk(session, match, need, key >= lo, key < hi) for lo, hi, _ in heads]
             if all(done for _, done in walks):
                 rows += [row for walked, _ in walks for row in walked]
                 rows.sort(key=lambda r: r[1])
                 return _by_ids(session, [i for i, _ in rows[offset:need]]), len(found)
-    walked, done = _walk(session, match, need)
-    if done:
-        return _by_ids(session, [i for i, _ in walked[offset:]]), len(found)
+    # A profession's code: the matches are all among its entries (the index of migration
+    # 0331), in name order; else the whole name index.
+    codes = [t.removeprefix("prof") for t in exact if t.startswith("prof")]
+    for where in [[DirectoryRecord.profession_code == c] for c in codes[:1]] + [[]]:
+        walked, done = _walk(session, match, need, *where)
+        if done:
+            return _by_ids(session, [i for i, _ in walked[offset:]]), len(found)
     # Materialized: the matches first, then their top-N sort (left to itself, the planner
     # walks the name index here too, through the whole alphabet up to the matches).
     matches = (
@@ -280,18 +285,17 @@ def _heads(words: list[str]) -> list[tuple[str, str, str]]:
 
 
 def _walk(
-    session: Session, match: ColumnElement[bool], need: int, span: tuple[str, str] | None = None
+    session: Session, match: ColumnElement[bool], need: int, *where: Any
 ) -> tuple[list[Any], bool]:
-    """The first ``need`` matches (id, sort key) read along the name index, from the start
-    or in a range of it (``_heads``), within WALK entries; and whether that is all of them
-    there (else the caller looks further)."""
+    """The first ``need`` matches (id, sort key) read in name order among the entries that
+    meet ``where`` (none: the whole name index; a range of it, ``_heads``; a profession),
+    within WALK entries; and whether that is all of them there (else the caller looks
+    further)."""
     key = DirectoryRecord.sort_key.collate("C")
-    where: list[Any] = [DirectoryRecord.listed]  # as the partial index's predicate reads
-    if span:
-        where += [key >= span[0], key < span[1]]
+    among = (DirectoryRecord.listed, *where)  # as the partial indexes' predicate reads
     window = (
         select(DirectoryRecord.id, key.label("key"), match.label("hit"))
-        .where(*where)
+        .where(*among)
         .order_by(key)
         .limit(WALK)
         .subquery()
@@ -301,7 +305,7 @@ def _walk(
     ).all()
     if len(walked) == need:
         return list(walked), True
-    seen = select(DirectoryRecord.id).where(*where).order_by(key).limit(WALK).subquery()
+    seen = select(DirectoryRecord.id).where(*among).order_by(key).limit(WALK).subquery()
     return list(walked), (session.scalar(select(func.count()).select_from(seen)) or 0) < WALK
 
 
