@@ -3,7 +3,9 @@ account, with their structure (the Synapse module reads the mirror kept in room 
 the national directory imported from the Annuaire Santé extracts
 (``dossier_api.domain.directory_import``), searched here: by name (accent-, case- and
 hyphen-insensitive, prefix), profession, town, department or structure, through a full-text
-index (PostgreSQL tsvector with GIN, SQLite FTS5; migration 0040)."""
+index (PostgreSQL tsvector with GIN, SQLite FTS5; migration 0040) and, on PostgreSQL, the
+listed entries in name order (whole, migration 0230, and by profession, 0331) with the token
+of each name's first word (0330) for the searches that match too many entries to sort."""
 
 from __future__ import annotations
 
