@@ -20,6 +20,7 @@ from dossier_api.domain.core import ApiError
 from dossier_api.domain.models import (
     DirectoryMailboxes,
     DirectoryRecord,
+    DirectoryWord,
     Professional,
     Structure,
     StructureStaff,
@@ -35,6 +36,7 @@ MAX_WORDS = 8
 CANDIDATES = 1000
 WALK = 5000  # entries read along the name index, at most, for a page of a broad search
 OTHERS = 200  # matches of a name prefix elsewhere than in the name, at most, to merge
+EXPAND = 64  # words a prefix is expanded into, at most (PostgreSQL)
 MIN_PREFIX = 2  # a shorter word is matched whole, not as a prefix
 LEAD = "0n"  # the token of the first word of an entry's sort key (its name)
 
@@ -194,10 +196,33 @@ def _matching(
     return rows, session.scalar(select(func.count()).select_from(capped)) or 0
 
 
-def _tsquery(words: list[str], exact: list[str]) -> str:
+def _tsquery(session: Session, words: list[str], exact: list[str]) -> str:
     """Every word as a prefix, but a one-character word as a whole word (the "d" of
     "d'Artagnan": as a prefix it would match a good part of the directory)."""
-    return " & ".join([*(f"{w}:*" if len(w) >= MIN_PREFIX else w for w in words), *exact])
+    return " & ".join(
+        [*(_prefix(session, w) if len(w) >= MIN_PREFIX else w for w in words), *exact]
+    )
+
+
+def _after(prefix: str) -> str:
+    """The first string after every one that starts with ``prefix`` (words are ASCII
+    letters and digits: its last character incremented)."""
+    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
+
+
+def _prefix(session: Session, prefix: str) -> str:
+    """The full-text term of a prefix: the words of the directory that start with it, if
+    few (the index intersects words fast, but a prefix of common words, "martin:*" or
+    "pharmacie:*", costs hundreds of milliseconds at 2 million entries), else the prefix."""
+    found = session.scalars(
+        select(DirectoryWord.word)
+        .where(DirectoryWord.word >= prefix, DirectoryWord.word < _after(prefix))
+        .order_by(DirectoryWord.word)
+        .limit(EXPAND + 1)
+    ).all()
+    if not found or len(found) > EXPAND:
+        return f"{prefix}:*"
+    return found[0] if len(found) == 1 else f"({' | '.join(found)})"
 
 
 def _pg_matching(
@@ -216,13 +241,14 @@ def _pg_matching(
     #    or of the profession's entries in name order when the search has its code;
     # 4. else the full-text matches sorted by PostgreSQL (a top-N sort, no count of them).
     # Sorting hundreds of thousands of matches on each page is what took seconds.
-    query = _tsquery(words, exact)
+    query = _tsquery(session, words, exact)
     match = _match(query)
     key = DirectoryRecord.sort_key.collate("C")
     listed = DirectoryRecord.listed  # as the partial index's predicate reads
     heads = _heads(words)
     # Each match tells whether its name starts with none of the words (none of the tokens).
-    elsewhere = _match(f"{query} & !({' | '.join(t for _, _, t in heads)})" if heads else query)
+    tokens = " | ".join(_prefix(session, t[:-2]) if t.endswith(":*") else t for *_, t in heads)
+    elsewhere = _match(f"{query} & !({tokens})" if heads else query)
     found = session.execute(
         select(DirectoryRecord.id, key, elsewhere).where(listed, match).limit(CANDIDATES + 1)
     ).all()
@@ -275,11 +301,11 @@ def _match(query: str) -> ColumnElement[bool]:
 def _heads(words: list[str]) -> list[tuple[str, str, str]]:
     """The ranges of the name index (first, after the last) where a name starts with a word
     of the search, and the token that tells it from the full-text index: a word matched as
-    a prefix ("mart": from "mart" to "maru", words are ASCII letters and digits), a short one
+    a prefix ("mart": from "mart" to "maru"), a short one
     whole ("d" of "d'artagnan": from "d " to "d!"); none inside another: disjoint."""
     prefixes = sorted({w for w in words if len(w) >= MIN_PREFIX})
     heads = [
-        (w, w[:-1] + chr(ord(w[-1]) + 1), f"{LEAD}{w}:*")
+        (w, _after(w), f"{LEAD}{w}:*")
         for n, w in enumerate(prefixes)
         if n == 0 or not w.startswith(prefixes[n - 1])
     ]

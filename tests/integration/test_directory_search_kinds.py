@@ -129,7 +129,7 @@ THRESHOLDS = {
     "walk": {"CANDIDATES": 15},
     "name ranges": {"CANDIDATES": 15, "WALK": 120},
     "few elsewhere": {"CANDIDATES": 15, "WALK": 120, "OTHERS": 2},
-    "sorted": {"CANDIDATES": 15, "WALK": 30},
+    "sorted, prefixes not expanded": {"CANDIDATES": 15, "WALK": 30, "EXPAND": 1},
 }
 
 
