@@ -242,6 +242,10 @@ def _pg_matching(
     # 4. else the full-text matches sorted by PostgreSQL (a top-N sort, no count of them).
     # Sorting hundreds of thousands of matches on each page is what took seconds.
     query = _tsquery(session, words, exact)
+    if "|" in query:
+        # The planner takes a few rare words for many more entries than their sum and
+        # reads the whole table for them: the full-text index is always the faster there.
+        session.execute(text("SET LOCAL enable_seqscan = off"))
     match = _match(query)
     key = DirectoryRecord.sort_key.collate("C")
     listed = DirectoryRecord.listed  # as the partial index's predicate reads
