@@ -33,7 +33,7 @@ MAX_PAGE_SIZE = 50
 MAX_WORDS = 8
 # Matches counted (and, on PostgreSQL, sorted from the full-text index) up to this many;
 # a search matching more is read along the name index instead.
-CANDIDATES = 1000
+CANDIDATES = 2000
 WALK = 5000  # entries read along the name index, at most, for a page of a broad search
 OTHERS = 200  # matches of a name prefix elsewhere than in the name, at most, to merge
 EXPAND = 64  # words a prefix is expanded into, at most (PostgreSQL)
@@ -158,7 +158,7 @@ def search_directory(
             "page": page,
             "size": size,
             "has_more": more,
-            # How many match, counted up to CANDIDATES only ("plus de 1000 résultats").
+            # How many match, counted up to CANDIDATES only ("plus de 2000 résultats").
             "count": min(count, CANDIDATES),
             "count_exact": count <= CANDIDATES,
             "results": _results(session, rows),

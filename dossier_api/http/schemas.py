@@ -419,7 +419,7 @@ DIRECTORY_PAGE = obj(
         "page": {"type": "integer", "minimum": 1},
         "size": {"type": "integer", "minimum": 1},
         "has_more": {"type": "boolean"},
-        # Matches counted up to 1000 only: count_exact false reads "plus de 1000".
+        # Matches counted up to 2000 only: count_exact false reads "plus de 2000".
         "count": {"type": "integer", "minimum": 0},
         "count_exact": {"type": "boolean"},
         "results": {"type": "array", "items": DIRECTORY_RESULT},
