@@ -2,7 +2,9 @@
 ``PS_LibreAcces_Personne_activite`` extract of N lines (time, peak memory of this process),
 then search latency p50/p95 at that size, per query kind the API offers (RPPS, name, name
 prefix, prefix and département, profession, département, town, structure, combinations, a
-later page). Prints JSON.
+later page; a common name, "martin", borne by one in sixty, alone, with a first name's
+prefix or a département, and a rare name, whole or its prefix: one professional in two
+bears one of tens of thousands of rare names). Prints JSON.
 
     .venv/bin/python -m benchmarks.directory --lines 2000000 [--searches 300]
 
@@ -22,6 +24,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable
+from itertools import count
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +34,8 @@ from dossier_api.domain.directory import search_directory
 from dossier_api.domain.directory_import import import_extract
 from dossier_api.domain.models import DirectoryRecord
 from maillon.shared.store import make_engine
-from tests.harness.annuaire import Person, ascii_word, person, write_activite
+from maillon.shared.text import words
+from tests.harness.annuaire import LAST, Person, ascii_word, person, write_activite
 from tests.harness.postgres import create_database, drop_database
 
 
@@ -49,7 +53,7 @@ def _import(engine: Engine, path: Path, lines: int, out: dict[str, Any], again: 
         out["generate_s"] = "reused"
     else:
         start = time.monotonic()
-        write_activite(path, lines, keep_ids=False)
+        write_activite(path, lines, keep_ids=False, rare_names=True)
         out["generate_s"] = round(time.monotonic() - start, 1)
     out["file_mib"] = round(path.stat().st_size / 2**20, 1)
     out["peak_rss_mib_before_import"] = round(_peak_mib(), 1)
@@ -71,13 +75,32 @@ def _import(engine: Engine, path: Path, lines: int, out: dict[str, Any], again: 
 Query = tuple[str, dict[str, Any]]
 
 
+def rare_person(i: int) -> Person:
+    """Professional ``i`` of the generated extract (one in two with a rare name)."""
+    return person(i, rare_names=True)
+
+
 def _kinds() -> dict[str, Callable[[Person], Query]]:
     def last4(p: Person) -> str:
-        return ascii_word(p.last_name)[:4]
+        # What one types of a name: its words, the last one's first four letters ("mart",
+        # "le gof", "d arta").
+        typed = words(p.last_name)
+        return " ".join([*typed[:-1], typed[-1][:4]])
+
+    def rare(p: Person) -> str:
+        # The next professional who bears a rare name (one in two does).
+        return next(
+            q.last_name for q in map(rare_person, count(p.index)) if q.last_name not in LAST
+        )
 
     return {
         "rpps": lambda p: (p.identifier, {}),
         "name": lambda p: (f"{p.first_name} {p.last_name}", {}),
+        "common_name": lambda p: ("martin", {}),  # 1 in 60 of the directory
+        "common_name_first": lambda p: (f"martin {ascii_word(p.first_name)[:3]}", {}),
+        "common_name_dept": lambda p: ("mart", {"departement": p.places[0][0]}),
+        "rare_name": lambda p: (rare(p), {}),  # a few professionals
+        "rare_name_prefix": lambda p: (rare(p)[:5].lower(), {}),
         "name_prefix": lambda p: (last4(p), {}),
         "first_last_prefix": lambda p: (f"{ascii_word(p.first_name)[:3]} {last4(p)}", {}),
         "prefix_dept": lambda p: (last4(p), {"departement": p.places[0][0]}),
@@ -113,7 +136,7 @@ def _search(engine: Engine, searches: int, out: dict[str, Any]) -> None:
     for n in range(searches):
         # Professionals are numbered 0, 1, … in the generated file; not every index makes
         # a row id (several lines per professional), so the index range is a bit wider.
-        p = person((n * 7919) % people)
+        p = rare_person((n * 7919) % people)
         for kind, make in kinds.items():
             q, filters = make(p)
             start = time.perf_counter()

@@ -3,7 +3,9 @@ account, with their structure (the Synapse module reads the mirror kept in room 
 the national directory imported from the Annuaire Santé extracts
 (``dossier_api.domain.directory_import``), searched here: by name (accent-, case- and
 hyphen-insensitive, prefix), profession, town, department or structure, through a full-text
-index (PostgreSQL tsvector with GIN, SQLite FTS5; migration 0040)."""
+index (PostgreSQL tsvector with GIN, SQLite FTS5; migration 0040) and, on PostgreSQL, the
+listed entries in name order (whole, migration 0230, and by profession, 0331) with the token
+of each name's first word (0330) for the searches that match too many entries to sort."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from dossier_api.domain.core import ApiError
 from dossier_api.domain.models import (
     DirectoryMailboxes,
     DirectoryRecord,
+    DirectoryWord,
     Professional,
     Structure,
     StructureStaff,
@@ -32,7 +35,10 @@ MAX_WORDS = 8
 # a search matching more is read along the name index instead.
 CANDIDATES = 2000
 WALK = 5000  # entries read along the name index, at most, for a page of a broad search
+OTHERS = 200  # matches of a name prefix elsewhere than in the name, at most, to merge
+EXPAND = 64  # words a prefix is expanded into, at most (PostgreSQL)
 MIN_PREFIX = 2  # a shorter word is matched whole, not as a prefix
+LEAD = "0n"  # the token of the first word of an entry's sort key (its name)
 
 
 def normalize(value: str) -> str:
@@ -49,6 +55,12 @@ def _prof_token(code: str) -> str:
     return "prof" + normalize(code).replace(" ", "")
 
 
+def _lead_tokens(name: str) -> list[str]:
+    """The token of the first word of a normalized name: "0nmartin" for "martin jean" (no
+    word is typed so), what the full-text index tells of the name index's ranges."""
+    return [LEAD + name.split()[0]] if name.split() else []
+
+
 def entry_columns(national_id: str, data: dict[str, Any]) -> dict[str, Any]:
     """The searchable columns of a national-directory entry, from its content."""
     activities = data.get("activities", [])
@@ -63,11 +75,13 @@ def entry_columns(national_id: str, data: dict[str, Any]) -> dict[str, Any]:
     ]
     tokens = {_prof_token(data["profession_code"])}
     tokens |= {_dept_token(a["departement"]) for a in activities if a.get("departement")}
-    # One folding of all the words at once (the same words as folding each in turn).
-    search = " ".join([normalize(" ".join(w for w in words if w)), *sorted(tokens)])
-    sort_key = (
-        f"{normalize(data['last_name'])} {normalize(data.get('first_name', ''))} {national_id}"
+    last = normalize(data["last_name"])
+    # One folding of all the words at once (the same words as folding each in turn); last,
+    # the token of the first word of the sort key (migration 0330 appends it the same way).
+    search = " ".join(
+        [normalize(" ".join(w for w in words if w)), *sorted(tokens), *_lead_tokens(last)]
     )
+    sort_key = f"{last} {normalize(data.get('first_name', ''))} {national_id}"
     return {
         "id_type": data["id_type"],
         "identifier": data["identifier"],
@@ -182,49 +196,90 @@ def _matching(
     return rows, session.scalar(select(func.count()).select_from(capped)) or 0
 
 
-def _tsquery(words: list[str], exact: list[str]) -> str:
+def _tsquery(session: Session, words: list[str], exact: list[str]) -> str:
     """Every word as a prefix, but a one-character word as a whole word (the "d" of
     "d'Artagnan": as a prefix it would match a good part of the directory)."""
-    return " & ".join([*(f"{w}:*" if len(w) >= MIN_PREFIX else w for w in words), *exact])
+    return " & ".join(
+        [*(_prefix(session, w) if len(w) >= MIN_PREFIX else w for w in words), *exact]
+    )
+
+
+def _after(prefix: str) -> str:
+    """The first string after every one that starts with ``prefix`` (words are ASCII
+    letters and digits: its last character incremented)."""
+    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
+
+
+def _prefix(session: Session, prefix: str) -> str:
+    """The full-text term of a prefix: the words of the directory that start with it, if
+    few (the index intersects words fast, but a prefix of common words, "martin:*" or
+    "pharmacie:*", costs hundreds of milliseconds at 2 million entries), else the prefix."""
+    found = session.scalars(
+        select(DirectoryWord.word)
+        .where(DirectoryWord.word >= prefix, DirectoryWord.word < _after(prefix))
+        .order_by(DirectoryWord.word)
+        .limit(EXPAND + 1)
+    ).all()
+    if not found or len(found) > EXPAND:
+        return f"{prefix}:*"
+    return found[0] if len(found) == 1 else f"({' | '.join(found)})"
 
 
 def _pg_matching(
     session: Session, words: list[str], exact: list[str], limit: int, offset: int
 ) -> tuple[list[DirectoryRecord], int]:
-    # Three ways, cheapest first, each exact (the same rows in the same order):
-    # 1. the full-text (GIN) index finds the matches; if they are few (a name, a name and
-    #    a town...), they are sorted here;
-    # 2. many matches spread over the alphabet (a profession, a département, a town, a
-    #    common first name) fill a page within the first WALK entries of the partial name
-    #    index (listed entries in name order, migration 0230): read along it, no more;
-    # 3. else (many matches gathered in one part of the alphabet: a common last name), the
-    #    full-text matches sorted by PostgreSQL (a top-N sort, no count of them).
+    # Ways, cheapest first, each exact (the same rows in the same order):
+    # 1. the full-text (GIN) index finds the matches; if they are few (a full name, a name
+    #    and a town...), they are sorted here;
+    # 2. many matches of a name prefix ("mart": the Martins): those whose name starts with
+    #    a word of the search are read in order along that word's range of the partial name
+    #    index (listed entries in name order, migration 0230), the others (whose first name,
+    #    town... has the word: the full-text index tells them apart by the token of the first
+    #    word of the name, migration 0330) must be few; merged here;
+    # 3. many matches spread over the alphabet (a profession, a département, a town, a
+    #    common first name) fill a page within the first WALK entries of the name index,
+    #    or of the profession's entries in name order when the search has its code;
+    # 4. else the full-text matches sorted by PostgreSQL (a top-N sort, no count of them).
     # Sorting hundreds of thousands of matches on each page is what took seconds.
-    # The generated tsvector column (migration 0040), not mapped.
-    vector: ColumnElement[Any] = literal_column("directory_entries.search_vector")
-    match = vector.op("@@", return_type=Boolean)(
-        func.to_tsquery(literal_column("'simple'::regconfig"), _tsquery(words, exact))
-    )
+    query = _tsquery(session, words, exact)
+    if "|" in query:
+        # The planner takes a few rare words for many more entries than their sum and
+        # reads the whole table for them: the full-text index is always the faster there.
+        session.execute(text("SET LOCAL enable_seqscan = off"))
+    match = _match(query)
     key = DirectoryRecord.sort_key.collate("C")
     listed = DirectoryRecord.listed  # as the partial index's predicate reads
+    heads = _heads(words)
+    # Each match tells whether its name starts with none of the words (none of the tokens).
+    tokens = " | ".join(_prefix(session, t[:-2]) if t.endswith(":*") else t for *_, t in heads)
+    elsewhere = _match(f"{query} & !({tokens})" if heads else query)
     found = session.execute(
-        select(DirectoryRecord.id, key).where(listed, match).limit(CANDIDATES + 1)
+        select(DirectoryRecord.id, key, elsewhere).where(listed, match).limit(CANDIDATES + 1)
     ).all()
     if len(found) <= CANDIDATES:
-        page = [i for i, _ in sorted(found, key=lambda r: r[1])[offset : offset + limit]]
+        page = [i for i, _, _ in sorted(found, key=lambda r: r[1])[offset : offset + limit]]
         return _by_ids(session, page), len(found)
-    window = (
-        select(DirectoryRecord.id, key.label("key"), match.label("hit"))
-        .where(listed)
-        .order_by(key)
-        .limit(WALK)
-        .subquery()
-    )
-    walked = session.execute(
-        select(window.c.id).where(window.c.hit).order_by(window.c.key).limit(offset + limit)
-    ).all()
-    if len(walked) == offset + limit:
-        return _by_ids(session, [i for (i,) in walked[offset:]]), len(found)
+    need = offset + limit
+    if heads and sum(1 for *_, out in found if out) <= OTHERS:
+        rows = [
+            (i, k)
+            for i, k in session.execute(
+                select(DirectoryRecord.id, key).where(listed, elsewhere).limit(OTHERS + 1)
+            )
+        ]
+        if len(rows) <= OTHERS:
+            walks = [_walk(session, match, need, key >= lo, key < hi) for lo, hi, _ in heads]
+            if all(done for _, done in walks):
+                rows += [row for walked, _ in walks for row in walked]
+                rows.sort(key=lambda r: r[1])
+                return _by_ids(session, [i for i, _ in rows[offset:need]]), len(found)
+    # A profession's code: the matches are all among its entries (the index of migration
+    # 0331), in name order; else the whole name index.
+    codes = [t.removeprefix("prof") for t in exact if t.startswith("prof")]
+    for where in [[DirectoryRecord.profession_code == c] for c in codes[:1]] + [[]]:
+        walked, done = _walk(session, match, need, *where)
+        if done:
+            return _by_ids(session, [i for i, _ in walked[offset:]]), len(found)
     # Materialized: the matches first, then their top-N sort (left to itself, the planner
     # walks the name index here too, through the whole alphabet up to the matches).
     matches = (
@@ -237,6 +292,53 @@ def _pg_matching(
         select(matches.c.id).order_by(matches.c.key).limit(limit).offset(offset)
     ).all()
     return _by_ids(session, list(ids)), len(found)
+
+
+def _match(query: str) -> ColumnElement[bool]:
+    # The generated tsvector column (migration 0040), not mapped.
+    vector: ColumnElement[Any] = literal_column("directory_entries.search_vector")
+    return vector.op("@@", return_type=Boolean)(
+        func.to_tsquery(literal_column("'simple'::regconfig"), query)
+    )
+
+
+def _heads(words: list[str]) -> list[tuple[str, str, str]]:
+    """The ranges of the name index (first, after the last) where a name starts with a word
+    of the search, and the token that tells it from the full-text index: a word matched as
+    a prefix ("mart": from "mart" to "maru"), a short one
+    whole ("d" of "d'artagnan": from "d " to "d!"); none inside another: disjoint."""
+    prefixes = sorted({w for w in words if len(w) >= MIN_PREFIX})
+    heads = [
+        (w, _after(w), f"{LEAD}{w}:*")
+        for n, w in enumerate(prefixes)
+        if n == 0 or not w.startswith(prefixes[n - 1])
+    ]
+    return heads + [(f"{w} ", f"{w}!", LEAD + w) for w in sorted(set(words) - set(prefixes))]
+
+
+def _walk(
+    session: Session, match: ColumnElement[bool], need: int, *where: Any
+) -> tuple[list[Any], bool]:
+    """The first ``need`` matches (id, sort key) read in name order among the entries that
+    meet ``where`` (none: the whole name index; a range of it, ``_heads``; a profession),
+    within WALK entries; and whether that is all of them there (else the caller looks
+    further)."""
+    key = DirectoryRecord.sort_key.collate("C")
+    among = (DirectoryRecord.listed, *where)  # as the partial indexes' predicate reads
+    window = (
+        select(DirectoryRecord.id, key.label("key"), match.label("hit"))
+        .where(*among)
+        .order_by(key)
+        .limit(WALK)
+        .subquery()
+    )
+    walked = session.execute(
+        select(window.c.id, window.c.key).where(window.c.hit).order_by(window.c.key).limit(need)
+    ).all()
+    if len(walked) == need:
+        return list(walked), True
+    seen = select(DirectoryRecord.id).where(*among).order_by(key).limit(WALK).subquery()
+    return list(walked), (session.scalar(select(func.count()).select_from(seen)) or 0) < WALK
 
 
 def _by_ids(session: Session, ids: list[int]) -> list[DirectoryRecord]:

@@ -452,6 +452,10 @@ def import_extract(
             conn.execute(text("ANALYZE directory_staging"))
         _apply(conn, fmt, report)
         conn.execute(delete(DirectoryStaging).where(DirectoryStaging.import_id == import_id))
+        if conn.dialect.name == "postgresql":  # and the imported one, to plan the searches
+            if fmt.table.name == DirectoryRecord.__tablename__:
+                _keep_words(conn, import_id)
+            conn.execute(text(f"ANALYZE {fmt.table.name}"))
         conn.execute(
             update(DirectoryImport)
             .where(DirectoryImport.id == import_id)
@@ -467,6 +471,19 @@ def import_extract(
             )
         )
     return report
+
+
+def _keep_words(conn: Connection, import_id: int) -> None:
+    """The words of the entries this import wrote, added to those a search expands
+    prefixes into (``DirectoryWord``)."""
+    conn.execute(
+        text(
+            "INSERT INTO directory_words (word) SELECT DISTINCT "
+            "unnest(tsvector_to_array(search_vector)) FROM directory_entries "
+            "WHERE changed_import_id = :import_id ON CONFLICT DO NOTHING"
+        ),
+        {"import_id": import_id},
+    )
 
 
 def _stage(

@@ -531,6 +531,16 @@ class DirectoryMailboxes(Base):
     changed_import_id: Mapped[int] = mapped_column(Integer)
 
 
+class DirectoryWord(Base):
+    """A word (full-text lexeme) of the national directory's entries, on PostgreSQL (kept by
+    each import, never removed: a word no longer borne matches nothing): a search expands a
+    prefix into the few words that start with it, which the full-text index intersects far
+    faster than a prefix of common words (``dossier_api.domain.directory``)."""
+
+    __tablename__ = "directory_words"
+    word: Mapped[str] = mapped_column(Text, primary_key=True)
+
+
 class DirectoryChange(Base):
     """History of the directory: each addition, change, removal and relisting, with the
     content it replaced."""

@@ -20,7 +20,10 @@ def include_object(obj: object, name: str | None, kind: str, reflected: bool, _:
         return False
     # PostgreSQL searches names through a partial, byte-ordered index that replaces the
     # models' (listed, sort_key) one there (migration 0230); SQLite keeps the models' index.
-    if kind == "index" and name == "ix_directory_entries_listed_name":
+    if kind == "index" and name in (
+        "ix_directory_entries_listed_name",
+        "ix_directory_entries_listed_profession",  # migration 0331
+    ):
         return False
     if kind == "index" and name == "ix_directory_entries_sort":
         return bool(connection.dialect.name != "postgresql")

@@ -102,6 +102,11 @@ PLACES = (
     ("09", "Ariège", "FOIX", "09000", "09122"),
     ("81", "Tarn", "ALBI", "81000", "81004"),
 )
+# Syllables of the rare names (``person(..., rare_names=True)``): tens of thousands of
+# surnames, each borne by a few professionals, as in the real directory's long tail.
+SYLLABLES = ("BA", "BER", "CA", "CHA", "DE", "DU", "FA", "GA", "GER", "LA", "LE", "LO", "MA")
+SYLLABLES += ("MO", "NA", "NI", "PE", "PI", "RA", "RO", "SA", "TA", "TI", "VA", "VI", "ZU")
+ENDINGS = ("", "T", "UD", "X", "IN", "NE", "LLE", "RT")
 STRUCTURES = ("CABINET", "MAISON DE SANTÉ", "CENTRE HOSPITALIER", "PHARMACIE", "SSIAD")
 MODES = (("L", "Libéral"), ("S", "Salarié"), ("B", "Bénévole"))
 W = len(ACTIVITE_COLUMNS)
@@ -143,7 +148,14 @@ class Person:
         )
 
 
-def person(i: int, seed: int = 0, moved: bool = False) -> Person:
+def rare_name(i: int, seed: int = 0) -> str:
+    parts = [SYLLABLES[_h(i, seed, 80 + k) % len(SYLLABLES)] for k in range(3)]
+    return "".join(parts) + ENDINGS[_h(i, seed, 83) % len(ENDINGS)]
+
+
+def person(i: int, seed: int = 0, moved: bool = False, rare_names: bool = False) -> Person:
+    """Professional ``i``; with ``rare_names``, one in two bears a rare name instead of one
+    of the common ones (then each common name is borne by one in sixty)."""
     prof = PROFESSIONS[_h(i, seed, 1) % len(PROFESSIONS)]
     adeli = prof[0] in ("91", "26") and _h(i, seed, 2) % 3 == 0
     identifier = f"{759000000 + i:09d}" if adeli else f"{10000000000 + i * 7:011d}"
@@ -160,7 +172,9 @@ def person(i: int, seed: int = 0, moved: bool = False) -> Person:
         i,
         "0" if adeli else "8",
         identifier,
-        LAST[_h(i, seed, 5) % len(LAST)],
+        rare_name(i, seed)
+        if rare_names and _h(i, seed, 7) % 2
+        else LAST[_h(i, seed, 5) % len(LAST)],
         FIRST[_h(i, seed, 6) % len(FIRST)],
         prof[0],
         prof[1],
@@ -265,6 +279,7 @@ def write_activite(
     extra: int = 0,
     broken: Mapping[int, str] | None = None,
     keep_ids: bool = True,
+    rare_names: bool = False,
 ) -> Generated:
     """``lines`` activity lines of professionals 0, 1, …, then ``extra`` more professionals
     (numbered after), without those in ``drop``, ``move`` ones elsewhere; ``broken`` maps a
@@ -293,13 +308,13 @@ def write_activite(
 
         written, i = 0, 0  # base lines counted as if none were dropped
         while written < lines:
-            p = person(i, seed, moved=i in move)
+            p = person(i, seed, moved=i in move, rare_names=rare_names)
             count = min(len(p.places), lines - written)
             emit(p, count)
             written += count
             i += 1
         for j in range(i, i + extra):
-            p = person(j, seed)
+            p = person(j, seed, rare_names=rare_names)
             emit(p, len(p.places))
     return out
 

@@ -1,9 +1,10 @@
 """Every kind of directory search the API offers (name prefix without accents, case or
 hyphens; number; profession by code or name; town; département; structure; combinations;
 later pages), on a real PostgreSQL and on SQLite, against a reference computed here from
-the generated professionals. On PostgreSQL the three ways of answering are checked: few matches
-sorted from the full-text index, many matches read along the name index, many matches
-gathered in one part of the alphabet sorted by PostgreSQL (thresholds lowered so that a
+the generated professionals. On PostgreSQL the ways of answering are checked: few matches
+sorted from the full-text index, many matches of a name prefix read along its range of the
+name index, many matches read along the name index, many matches gathered in one part of the
+alphabet sorted by PostgreSQL (thresholds lowered so that a
 small extract has searches of every size)."""
 
 from __future__ import annotations
@@ -120,8 +121,16 @@ KINDS: dict[str, tuple[str, dict[str, str]]] = {
 
 
 # The thresholds lowered so that a small extract has "many" matches: read along the name
-# index (a window of all the extract), or, past a short window, sorted by PostgreSQL.
-THRESHOLDS = {"default": {}, "walk": {"CANDIDATES": 15}, "sorted": {"CANDIDATES": 15, "WALK": 30}}
+# index (a window of all the extract), along a name prefix's range of it (merged with the
+# few matches elsewhere, or too many of those), or, past a short window, sorted by
+# PostgreSQL.
+THRESHOLDS = {
+    "default": {},
+    "walk": {"CANDIDATES": 15},
+    "name ranges": {"CANDIDATES": 15, "WALK": 120},
+    "few elsewhere": {"CANDIDATES": 15, "WALK": 120, "OTHERS": 2},
+    "sorted, prefixes not expanded": {"CANDIDATES": 15, "WALK": 30, "EXPAND": 1},
+}
 
 
 @pytest.mark.parametrize("threshold", list(THRESHOLDS))

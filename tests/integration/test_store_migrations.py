@@ -249,3 +249,32 @@ def test_migration_0220_seals_the_pdf_of_existing_monthly_reports(database_url: 
             assert REPORT_PDF.open(ring, report.pdf, str(report.id)) == pdf
     finally:
         engine.dispose()
+
+
+def test_migration_0330_gives_existing_entries_the_token_of_their_name(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Entries of before 0330 (its downgrade takes the tokens away) get the token of the
+    first word of their name exactly as entry_columns writes it for new ones."""
+    from dossier_api.domain.directory_import import import_extract
+    from tests.harness.annuaire import write_activite
+
+    engine = make_engine(database_url)
+    select_texts = text("SELECT national_id, search_text FROM directory_entries")
+    try:
+        made = write_activite(tmp_path / "PS_LibreAcces_Personne_activite_1.txt", 60)
+        import_extract(engine, made.path)
+        with engine.begin() as conn:
+            written = dict(conn.execute(select_texts).all())
+            command.downgrade(alembic_config(conn), "0230")
+            before = dict(conn.execute(select_texts).all())
+            command.upgrade(alembic_config(conn), "head")
+            assert dict(conn.execute(select_texts).all()) == written
+        assert len(written) > 40 and before.keys() == written.keys()
+        for national, search in written.items():
+            assert " 0n" not in before[national]
+            assert search.startswith(before[national] + " 0n")
+        assert any(s.endswith(" 0nmuller") for s in written.values())  # MÜLLER
+        assert any(s.endswith(" 0nle") for s in written.values())  # LE GOFF
+    finally:
+        engine.dispose()
