@@ -6,7 +6,7 @@ a search with many matches reads that range in order instead of sorting them all
 statistics refreshed for the planner.
 
 Revision ID: 0330
-Revises: 0230
+Revises: 0321
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0330"
-down_revision = "0230"
+down_revision = "0321"
 branch_labels = None
 depends_on = None
 
