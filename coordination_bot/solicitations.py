@@ -3,7 +3,8 @@
 reason, the pathway and the requester (name, profession) — no other health data — with
 how to accept or decline; the requester is told who took it, or that it expired; the
 patient room hears of each step. It reads the steps not told yet (``pending_notices``) and
-marks each one told once everyone got it."""
+notes each recipient told at once (``note_told``: a restarted bot tells nobody twice), then
+marks the step told once everyone got it."""
 
 from __future__ import annotations
 
@@ -97,7 +98,6 @@ class SolicitationChats:
         self._services = services
         self._send = send
         self._chats: dict[str, str] = {}
-        self._told: set[tuple[int, str]] = set()
 
     async def run_forever(self) -> None:
         await every(INTERVAL, self.deliver, "solicitation notices")
@@ -105,13 +105,14 @@ class SolicitationChats:
     async def deliver(self) -> None:
         now = utcnow()
         for n in await asyncio.to_thread(self._services.dossiers.pending_notices):
+            told = set(n["told"])
             said = room_text(n)
-            if said and n["room_id"] and (n["event"], "") not in self._told:
+            if said and n["room_id"] and "" not in told:
                 if await self._say(n["room_id"], said, notice=True):
-                    self._told.add((n["event"], ""))
-            done = (n["event"], "") in self._told or not (said and n["room_id"])
+                    await self._note(n["event"], "", told)
+            done = "" in told or not (said and n["room_id"])
             for person in n["people"]:
-                if (n["event"], person) in self._told:
+                if person in told:
                     continue
                 text = notice_text(n, person)
                 if text is not None:
@@ -119,14 +120,17 @@ class SolicitationChats:
                     if chat is None or not await self._say(chat, text):
                         done = False
                         continue
-                self._told.add((n["event"], person))
+                await self._note(n["event"], person, told)
             # Someone who never opens their chat still has the solicitation in the API and
             # in !sollicitation: their notice is given up after a while.
             if done or now - n["at"] > PATIENCE:
                 await asyncio.to_thread(
                     self._services.dossiers.mark_notified, n["event"], n["dossier_id"], n["people"]
                 )
-                self._told = {t for t in self._told if t[0] != n["event"]}
+
+    async def _note(self, event: int, recipient: str, told: set[str]) -> None:
+        await asyncio.to_thread(self._services.dossiers.note_told, event, recipient)
+        told.add(recipient)
 
     async def _say(self, room_id: str, text: str, notice: bool = False) -> bool:
         lines = text.split("\n")

@@ -670,6 +670,9 @@ class SolicitationEvent(Base):
     actor: Mapped[str | None] = mapped_column(String(255), default=None)
     status: Mapped[str] = mapped_column(String(12))
     people: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # Whom the bot has told so far ("" for the patient room), written after each message it
+    # sent: a bot restarted, or its standby taking over, tells nobody twice.
+    told: Mapped[list[str]] = mapped_column(JSON, default=list)
     # Set once the bot told ``people`` (their "Sollicitations" chat): the outbox it reads.
     delivered_at: Mapped[dt.datetime | None] = mapped_column(default=None, index=True)
 

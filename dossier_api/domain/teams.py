@@ -1125,6 +1125,7 @@ class TeamOperations(TeamRegistry):
                         "status": e.status,
                         "label": STEPS[e.status],
                         "people": list(e.people),
+                        "told": list(e.told or ()),
                         "team_name": team_name,
                         "structure": s.structure_id is not None,
                         "kind": KINDS[s.kind],
@@ -1140,6 +1141,14 @@ class TeamOperations(TeamRegistry):
                     }
                 )
             return notices
+
+    def note_told(self, event_id: int, recipient: str) -> None:
+        """The bot told one recipient of a step (``""``: the patient room), kept at once so
+        that a restart does not tell them again."""
+        with self.tx() as session:
+            event = session.get(SolicitationEvent, event_id)
+            if event is not None and recipient not in (event.told or ()):
+                event.told = [*(event.told or ()), recipient]
 
     def mark_notified(self, event_id: int, dossier_id: str, told: list[str]) -> None:
         """A step told to its people (audited in the dossier: who was told)."""
