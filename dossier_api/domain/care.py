@@ -36,7 +36,6 @@ from dossier_api.domain.shapes import (
     People,
     PpcsOut,
 )
-from maillon.shared.clock import utcnow
 from maillon.shared.text import displayable
 
 
@@ -246,7 +245,7 @@ class CareOperations(ServiceCore):
                 session.add(row)
             row.form_version = form.version
             row.answers = dict(body["answers"])
-            row.updated_at = utcnow()
+            row.updated_at = self.clock()
             session.flush()
             return _draft_json(row, form)
 
@@ -336,7 +335,7 @@ class CareOperations(ServiceCore):
 
     def ppcs_pdf(self, caller: Caller, dossier_id: str) -> bytes:
         """The current PPCS as a printable PDF (audited as a read of the plan)."""
-        now = dt.datetime.now(dt.UTC)
+        now = self.clock()
         with self.acting(caller, "ppcs.print", dossier_id, "read") as act:
             session, dossier = act.session, act.dossier
             plan = self._current_plan(session, dossier_id)
@@ -420,7 +419,7 @@ class CareOperations(ServiceCore):
     # -- alerts --------------------------------------------------------------------------
 
     def add_alert(self, caller: Caller, dossier_id: str, body: dict[str, Any]) -> AlertOut:
-        now = dt.datetime.now(dt.UTC)
+        now = self.clock()
         with self.acting(caller, "alerts.write", dossier_id, "write") as act:
             session = act.session
             members = {m.user_id for m in active_members(session, dossier_id, now=now)}

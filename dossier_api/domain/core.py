@@ -217,7 +217,7 @@ class ServiceCore:
     ) -> Access:
         """The caller's access to a dossier known by its id and structure (nothing of the
         dossier is loaded: no identity is opened)."""
-        now = dt.datetime.now(dt.UTC)
+        now = self.clock()
         circle = session.scalars(
             select(CircleMember).where(CircleMember.dossier_id == dossier_id)
         ).all()
@@ -307,7 +307,7 @@ class ServiceCore:
         writes its own row)."""
         if not dossier_ids:
             return set()
-        now = dt.datetime.now(dt.UTC)
+        now = self.clock()
         wanted = sorted(dossier_ids)
         # In bulk (a worklist names hundreds of dossiers): the same decision as ``_access``.
         structures = dict(

@@ -243,7 +243,7 @@ class DossierReading(ServiceCore):
                             m.role,
                         )
                     )
-                elif m.until is not None and m.until <= dt.datetime.now(dt.UTC):
+                elif m.until is not None and m.until <= self.clock():
                     entries.append(
                         Entry(
                             m.until,

@@ -159,7 +159,7 @@ class DossierService(
             structure_id = body.get("structure_id")
             if structure_id is not None and session.get(Structure, structure_id) is None:
                 raise ApiError(400, "M_INVALID_PARAM", "structure inconnue")
-            check_identity_status("PROV", status, evidence, identity, utcnow())
+            check_identity_status("PROV", status, evidence, identity, self.clock())
             overridden = self.vet_new_identity(session, caller, identity, override)
             dossier = Dossier(
                 pathway=body["pathway"],
@@ -215,7 +215,7 @@ class DossierService(
     ) -> dict[str, Any]:
         """``my_dossiers`` with the number of dossiers matching (for pagination)."""
         wanted = filters or DossierFilters()
-        now = utcnow()
+        now = self.clock()
         with self.tx() as session:
             delegators = select(Delegation.from_user).where(
                 Delegation.to_user == caller.user_id,
@@ -385,7 +385,7 @@ class DossierService(
                     )
                 dossier.status = status
                 dossier.status_reason = body.get("status_reason")
-                dossier.closed_at = None if status == "open" else utcnow()
+                dossier.closed_at = None if status == "open" else self.clock()
                 enqueue(session, dossier.id, ROOMS)  # read-only room, or writable again
             act.detail = self.record_consent(session, dossier, caller, body)
             if act.detail is not None:
@@ -416,7 +416,7 @@ class DossierService(
         }
 
     def circle(self, caller: Caller, dossier_id: str) -> list[MemberOut]:
-        now = utcnow()
+        now = self.clock()
         with self.acting(caller, "circle.read", dossier_id, "read") as act:
             rows = act.session.execute(
                 select(CircleMember, Professional)
@@ -452,7 +452,7 @@ class DossierService(
                     "avec leur rôle (PATIENT, AID, PC, RL) si le parcours les admet, entrent "
                     "dans le cercle",
                 )
-            now = utcnow()
+            now = self.clock()
             if circle_members.active_members(session, dossier_id, user_id, now):
                 raise ApiError(409, "M_CONFLICT", "cette personne est déjà dans le cercle")
             until = _parse_dt(body["until"], "until") if body.get("until") else None
@@ -482,7 +482,7 @@ class DossierService(
             return self.member_json(member, now, session.get(Professional, user_id))
 
     def remove_member(self, caller: Caller, dossier_id: str, user_id: str) -> MemberOut:
-        now = utcnow()
+        now = self.clock()
         with self.acting(caller, "circle.remove", dossier_id, "manage") as act:
             session = act.session
             act.detail = user_id
@@ -723,7 +723,7 @@ class DossierService(
                 raise ApiError(404, "M_NOT_FOUND", "tâche inconnue dans ce dossier")
             task.status = body["status"]
             task.done_by = caller.user_id if task.status == "done" else None
-            task.done_at = utcnow() if task.status == "done" else None
+            task.done_at = self.clock() if task.status == "done" else None
             return self.task_json(task)
 
     # -- audit ---------------------------------------------------------------------------
@@ -766,7 +766,7 @@ class DossierService(
         with self.acting(caller, "delegation.create") as act:
             act.detail = f"à {to_user}"
             until = _parse_dt(body["until"], "until")
-            now = utcnow()
+            now = self.clock()
             if until <= now:
                 raise ApiError(
                     400, "M_INVALID_PARAM", "until : la délégation doit finir dans le futur"
@@ -811,7 +811,7 @@ class DossierService(
                 raise ApiError(404, "M_NOT_FOUND", "délégation inconnue")
             if delegation.revoked_at is not None:
                 raise ApiError(409, "M_CONFLICT", "cette délégation est déjà révoquée")
-            delegation.revoked_at = utcnow()
+            delegation.revoked_at = self.clock()
             act.detail = f"n° {delegation.id} de {delegation.from_user} à {delegation.to_user}"
             return self.delegation_json(delegation)
 

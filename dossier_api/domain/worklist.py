@@ -36,7 +36,7 @@ class WorklistOperations(ServiceCore):
         """What I have to do, in the dossiers I may read now: the first ``shown`` of each
         list (only their identities are opened) and how many there are (``counts``); one
         audit row for the request, naming the dossiers read."""
-        now = dt.datetime.now(dt.UTC)
+        now = self.clock()
         today = today or now.astimezone(PARIS).date()  # the professionals' day
         with self.acting(caller, "worklist.read") as act:
             session = act.session
