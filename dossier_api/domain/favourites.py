@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from dossier_api.domain.access import Caller
 from dossier_api.domain.core import ApiError, ServiceCore, _iso
-from dossier_api.domain.directory import people_json
+from dossier_api.domain.directory import professionals
 from dossier_api.domain.enrolment import Listed, check_rpps, listed
 from dossier_api.domain.models import (
     FavouriteGroup,
@@ -136,14 +136,18 @@ def _activity_structures(entry: Listed | None) -> list[str]:
 def members_json(session: Session, rows: list[FavouriteMember]) -> list[dict[str, Any]]:
     """The members with their names, professions and structures from the directory."""
     accounts = [m.user_id for m in rows if m.user_id is not None]
-    people = people_json(session, accounts)
+    people = professionals(session, accounts)
     attached = _structures(session, accounts)
     out = []
     for m in rows:
         if m.user_id is not None:
-            who = people.get(m.user_id, {})
-            name, profession = who.get("display_name"), who.get("profession")
-            structures = attached.get(m.user_id, [])
+            pro = people.get(m.user_id)
+            name = pro.display_name if pro else None
+            profession = pro.profession if pro else None
+            # Its structures in Maillon, else those of its national-directory entry.
+            structures = attached.get(m.user_id) or (
+                _activity_structures(listed(session, pro.rpps)) if pro and pro.rpps else []
+            )
         else:
             entry = listed(session, str(m.rpps))
             name = entry.display_name if entry else None
@@ -208,11 +212,12 @@ class FavouriteOperations(ServiceCore):
         for item in items:
             person = person_of(session, item)
             if (person.user_id, person.rpps) in kept:
+                [shown] = members_json(
+                    session, [FavouriteMember(user_id=person.user_id, rpps=person.rpps)]
+                )
+                who = shown["display_name"] or person.user_id or f"RPPS {person.rpps}"
                 raise ApiError(
-                    409,
-                    "M_CONFLICT",
-                    f"{person.user_id or 'RPPS ' + str(person.rpps)} est déjà dans le groupe "
-                    f"« {group.name} »",
+                    409, "M_CONFLICT", f"{who} est déjà dans le groupe « {group.name} »"
                 )
             kept.add((person.user_id, person.rpps))
             session.add(

@@ -31,12 +31,14 @@ def _group_number(request: web.Request) -> int:
     return int(raw)
 
 
-def _workspace_session(request: web.Request, session: Current) -> web.Response | None:
-    """A widget's session (traded for an OpenID token) opens no workspace page."""
-    if session.info.kind == "openid":
+async def _session(request: web.Request, write: bool) -> Current | web.Response:
+    """The session of a read (or the way to the login page) or of a write (its CSRF token
+    checked); a widget's session (traded for an OpenID token) opens no workspace page."""
+    session = await (writing(request) if write else session_or_login(request))
+    if isinstance(session, Current) and session.info.kind == "openid":
         message = "Session du widget : ouvrez l'espace de travail de Maillon pour vos favoris."
         return problem_page(request, 403, message, session=session)
-    return None
+    return session
 
 
 def _context(svc: DossierService, session: Current, group_id: int | None, q: str) -> Any:
@@ -83,12 +85,9 @@ async def _show(
 
 
 async def favourites_page(request: web.Request) -> web.Response:
-    session = await session_or_login(request)
+    session = await _session(request, write=False)
     if isinstance(session, web.Response):
         return session
-    refused = _workspace_session(request, session)
-    if refused is not None:
-        return refused
     try:
         group_id = _group_number(request) if "group_id" in request.match_info else None
     except ApiError as exc:
@@ -151,12 +150,9 @@ WRITES: dict[str, tuple[Write, bool]] = {
 async def _write(
     request: web.Request, fn: Write, group_id: int | None, to_group: bool
 ) -> web.Response:
-    session = await writing(request)
+    session = await _session(request, write=True)
     if isinstance(session, web.Response):
         return session
-    refused = _workspace_session(request, session)
-    if refused is not None:
-        return refused
     form = await request.post()
     svc = request.app[SERVICE]
     try:
