@@ -28,23 +28,29 @@ from maillon.shared.homeserver_client import HomeserverError
 from maillon.shared.store import make_engine
 from maillon.wiring.cli import main as cli_main
 from tests.clients.test_workspace import (
+    SHOTS,
     XSS,
     _download,
     axe_scan,
     base,
+    join,
+    joined,
     login,
     new_page,
     no_matrix_id_shown,
     open_dossier,
     screenshots,
+    widget_state,
 )
 from tests.clients.test_workspace_teams import add_team, posted
 from tests.harness.annuaire import Person as Listed
 from tests.harness.annuaire import person as annuaire_person
-from tests.harness.annuaire import write_activite, write_mssante
+from tests.harness.annuaire import write_extracts
+from tests.harness.circle import wait_for
 from tests.harness.dossier import api, api_error
 from tests.harness.hydrogen import Person, register_person
 from tests.harness.stack import Stack, postgres_stack
+from tests.harness.widget_host import WidgetHost
 from tests.integration.test_dossier_work import pdf_text
 
 pytestmark = pytest.mark.postgres
@@ -56,13 +62,10 @@ EXTRACT = 60  # professionals in the national directory imported into the stack
 def forms_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """A stack of its own on PostgreSQL, a national directory (with MSSanté mailboxes for
     one professional in three) imported into it."""
-    root = tmp_path_factory.mktemp("annuaire-forms")
-    activite = write_activite(root / "PS_LibreAcces_Personne_activite_202612010000.txt", EXTRACT)
-    mss = root / "Extraction_Correspondance_MSSante_202612010000.txt"
-    write_mssante(mss, EXTRACT, every=3)
+    extracts = write_extracts(tmp_path_factory.mktemp("annuaire-forms"), EXTRACT)
 
     def imported(stack: Stack) -> None:
-        for path in (activite.path, mss):
+        for path in extracts:
             command = ["directory", "import", "--dir", str(stack.directory), "--quiet", str(path)]
             assert cli_main(command) == 0
 
@@ -542,3 +545,99 @@ async def test_favourites_page_and_inviting_a_group_from_the_dossier_page(
     await page.goto(base(stack) + f"/dossiers/{did}")
     await expect(page.locator("#no-favourites")).to_contain_text("aucun groupe de favoris")
     await context.close()
+
+
+# -- the same forms in the widget ------------------------------------------------------------
+
+
+async def room_member(stack: Stack, person: Person, dossier_id: str, room: str) -> None:
+    """``person`` joins the patient room once invited (the circle's sync), joined recorded."""
+
+    def invited() -> bool:
+        try:
+            join(stack, person, room)
+        except HomeserverError:
+            return False
+        return True
+
+    await wait_for(invited, "invited into the patient room", timeout=30)
+    await joined(stack, person, dossier_id)
+
+
+async def test_the_avis_and_a_favourites_group_in_the_widget(
+    forms_stack: Stack, browser: Any
+) -> None:
+    """In the widget of the patient room (matrix-widget-api host, real OpenID token, 360 px):
+    the accepter writes the avis, the coordinator invites a group; the same calls."""
+    stack = forms_stack
+    coord = register_person(stack, "wcoord", "Wanda Coordo", "infirmière coordinatrice")
+    member = register_person(stack, "wemsp", "Marc Palliatif", "médecin")
+    kine = register_person(stack, "wkine", "Kim Kiné", "masseur-kinésithérapeute")
+    tag = member.localpart[-6:]
+    add_team(
+        stack, f"emsp-{tag}", f"EMSP {tag}", "--level", "regionale", "--member", member.user_id
+    )
+    t = coord.access_token
+    made = open_dossier(stack, t, birth_name="Widgetavis", first_names="Rose", sex="F")
+    did, room = made["id"], made["room_id"]
+    path = f"/v1/dossiers/{did}"
+    api(stack, t, "PATCH", path, {"consent_share_outside": True, "consent_note": "oral"})
+    sent = api(
+        stack, t, "POST", f"{path}/solicitations", {"team": f"emsp-{tag}", "reason": "Douleurs"}
+    )
+    api(stack, member.access_token, "POST", f"/v1/solicitations/{sent['id']}/accept", {})
+    group = api(
+        stack,
+        t,
+        "POST",
+        "/v1/me/favourites",
+        {"name": "Kinés du secteur", "members": [{"user_id": kine.user_id, "role": "KINE"}]},
+    )
+    join(stack, coord, room)
+    await joined(stack, coord, did)
+    await room_member(stack, member, did, room)
+    state = widget_state(stack, coord, room)
+    host = WidgetHost()
+    try:
+        context, page = await new_page(browser, width=360)
+        await page.goto(host.page_url(state, room, member.user_id, member.access_token, stack.url))
+        w = page.frame_locator("#widget")
+        mine = w.locator(f"#solicitation-{sent['id']}")
+        await mine.get_by_text("Rédiger l'avis").click()
+        await mine.get_by_label("Éléments pris en compte").fill("EVA 7/10")
+        await mine.get_by_label("Avis", exact=True).fill("Rotation des opioïdes")
+        await mine.get_by_role("button", name="Enregistrer l'avis").click()
+        await expect(w.locator(f"#report-{sent['id']}")).to_contain_text("Marc Palliatif (médecin)")
+        [answered] = api(stack, t, "GET", f"{path}/solicitations")["solicitations"]
+        assert answered["status"] == "repondue"
+        assert answered["report"]["advice"] == "Rotation des opioïdes"
+        widget_frame = next(f for f in page.frames if "/widget" in f.url)
+        await axe_scan(widget_frame, "widget : avis rendu")
+        await context.close()
+
+        context, page = await new_page(browser, width=360)
+        await page.goto(host.page_url(state, room, coord.user_id, coord.access_token, stack.url))
+        w = page.frame_locator("#widget")
+        await expect(w.locator(f"#report-{sent['id']}")).to_contain_text("Rotation des opioïdes")
+        circle = w.locator("#circle-section")
+        await circle.get_by_label("Groupe", exact=True).select_option(
+            label="Kinés du secteur (1 personne(s))"
+        )
+        await circle.get_by_role("button", name="Inviter le groupe").click()
+        await expect(w.locator("#favourites-outcomes li")).to_have_text(
+            "Kim Kiné (masseur-kinésithérapeute) — masseur-kinésithérapeute : ajouté·e"
+        )
+        members = api(stack, t, "GET", f"{path}/circle")["members"]
+        assert (kine.user_id, "KINE") in {(m["user_id"], m["role"]) for m in members}
+        assert group["id"] in {g["id"] for g in api(stack, t, "GET", "/v1/me/favourites")["groups"]}
+        audit = api(stack, t, "GET", f"{path}/audit")["entries"]
+        assert {"solicitation.answer", "circle.favourites"} <= {
+            e["action"] for e in audit if e["component"] == "widget" and e["allowed"]
+        }
+        widget_frame = next(f for f in page.frames if "/widget" in f.url)
+        await axe_scan(widget_frame, "widget : groupe de favoris invité")
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        await page.screenshot(path=str(SHOTS / "widget-favoris-360.png"), full_page=True)
+        await context.close()
+    finally:
+        host.close()
