@@ -39,6 +39,7 @@ from tests.clients.test_workspace import (
     new_page,
     no_matrix_id_shown,
     open_dossier,
+    room_member,
     screenshots,
     widget_state,
 )
@@ -46,7 +47,6 @@ from tests.clients.test_workspace_teams import add_team, posted
 from tests.harness.annuaire import Person as Listed
 from tests.harness.annuaire import person as annuaire_person
 from tests.harness.annuaire import write_extracts
-from tests.harness.circle import wait_for
 from tests.harness.dossier import api, api_error
 from tests.harness.hydrogen import Person, register_person
 from tests.harness.stack import Stack, postgres_stack
@@ -548,20 +548,6 @@ async def test_favourites_page_and_inviting_a_group_from_the_dossier_page(
 
 
 # -- the same forms in the widget ------------------------------------------------------------
-
-
-async def room_member(stack: Stack, person: Person, dossier_id: str, room: str) -> None:
-    """``person`` joins the patient room once invited (the circle's sync), joined recorded."""
-
-    def invited() -> bool:
-        try:
-            join(stack, person, room)
-        except HomeserverError:
-            return False
-        return True
-
-    await wait_for(invited, "invited into the patient room", timeout=30)
-    await joined(stack, person, dossier_id)
 
 
 async def test_the_avis_and_a_favourites_group_in_the_widget(
