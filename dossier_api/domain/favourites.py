@@ -10,7 +10,7 @@ check of the circle applies: peer servers, roles of the pathway, consent for rol
 the care team, pending invitations), and the answer says per person what happened. Only a
 coordinator of the dossier changes its circle: for anyone else the request is refused, the
 answer naming the dossier's coordinators to ask (the circle's rule; no request is queued).
-The CRUD is the ``FavouriteOperations`` mixin of ``DossierService``."""
+The CRUD (renaming included) is the ``FavouriteOperations`` mixin of ``DossierService``."""
 
 from __future__ import annotations
 
@@ -22,9 +22,15 @@ from sqlalchemy.orm import Session
 
 from dossier_api.domain.access import Caller
 from dossier_api.domain.core import ApiError, ServiceCore, _iso
-from dossier_api.domain.directory import people_json
-from dossier_api.domain.enrolment import check_rpps, listed
-from dossier_api.domain.models import FavouriteGroup, FavouriteMember, Professional
+from dossier_api.domain.directory import professionals
+from dossier_api.domain.enrolment import Listed, check_rpps, listed
+from dossier_api.domain.models import (
+    FavouriteGroup,
+    FavouriteMember,
+    Professional,
+    Structure,
+    StructureStaff,
+)
 from maillon.shared.circle import RESTRICTED_ROLES, ROLES, USER_ID_RE
 from maillon.shared.text import fold_text
 
@@ -104,18 +110,49 @@ def person_of(session: Session, item: object) -> Person:
     return Person(None, rpps, role)
 
 
+def _structures(session: Session, user_ids: list[str]) -> dict[str, list[str]]:
+    """The structures these accounts are attached to, by name."""
+    found: dict[str, list[str]] = {}
+    if user_ids:
+        rows = session.execute(
+            select(StructureStaff.user_id, Structure.name)
+            .join(Structure, Structure.id == StructureStaff.structure_id)
+            .where(StructureStaff.user_id.in_(sorted(set(user_ids))))
+            .order_by(Structure.name)
+        )
+        for user_id, name in rows:
+            found.setdefault(user_id, []).append(name)
+    return found
+
+
+def _activity_structures(entry: Listed | None) -> list[str]:
+    """The structures of a national-directory entry's activities (a member by RPPS)."""
+    if entry is None:
+        return []
+    names = (a.get("structure") for a in entry.record.data.get("activities", []))
+    return list(dict.fromkeys(n for n in names if n))
+
+
 def members_json(session: Session, rows: list[FavouriteMember]) -> list[dict[str, Any]]:
-    """The members with their names and professions from the directory."""
-    people = people_json(session, [m.user_id for m in rows])
+    """The members with their names, professions and structures from the directory."""
+    accounts = [m.user_id for m in rows if m.user_id is not None]
+    people = professionals(session, accounts)
+    attached = _structures(session, accounts)
     out = []
     for m in rows:
         if m.user_id is not None:
-            who = people.get(m.user_id, {})
-            name, profession = who.get("display_name"), who.get("profession")
+            pro = people.get(m.user_id)
+            name = pro.display_name if pro else None
+            profession = pro.profession if pro else None
+            # Its structures in Maillon, else those of its national-directory entry.
+            structures = attached.get(m.user_id) or (
+                _activity_structures(listed(session, pro.rpps)) if pro and pro.rpps else []
+            )
         else:
             entry = listed(session, str(m.rpps))
             name = entry.display_name if entry else None
             profession = entry.profession if entry else None
+            structures = _activity_structures(entry)
         out.append(
             {
                 "user_id": m.user_id,
@@ -123,6 +160,7 @@ def members_json(session: Session, rows: list[FavouriteMember]) -> list[dict[str
                 "display_name": name,
                 "profession": profession,
                 "role": m.role,
+                "structures": structures,
                 "has_account": m.user_id is not None,
             }
         )
@@ -174,11 +212,12 @@ class FavouriteOperations(ServiceCore):
         for item in items:
             person = person_of(session, item)
             if (person.user_id, person.rpps) in kept:
+                [shown] = members_json(
+                    session, [FavouriteMember(user_id=person.user_id, rpps=person.rpps)]
+                )
+                who = shown["display_name"] or person.user_id or f"RPPS {person.rpps}"
                 raise ApiError(
-                    409,
-                    "M_CONFLICT",
-                    f"{person.user_id or 'RPPS ' + str(person.rpps)} est déjà dans le groupe "
-                    f"« {group.name} »",
+                    409, "M_CONFLICT", f"{who} est déjà dans le groupe « {group.name} »"
                 )
             kept.add((person.user_id, person.rpps))
             session.add(
@@ -212,15 +251,8 @@ class FavouriteOperations(ServiceCore):
             )
             if (owned or 0) >= MAX_GROUPS:
                 raise ApiError(400, "M_INVALID_PARAM", f"{MAX_GROUPS} groupes au plus")
-            key = name_key(name)
-            taken = session.scalar(
-                select(FavouriteGroup.id).where(
-                    FavouriteGroup.owner == caller.user_id, FavouriteGroup.name_key == key
-                )
-            )
-            if taken is not None:
-                raise ApiError(409, "M_CONFLICT", f"vous avez déjà un groupe « {name} »")
-            group = FavouriteGroup(owner=caller.user_id, name=name, name_key=key)
+            self._name_free(session, caller, name, None)
+            group = FavouriteGroup(owner=caller.user_id, name=name, name_key=name_key(name))
             session.add(group)
             session.flush()
             members = body.get("members") or []
@@ -228,6 +260,30 @@ class FavouriteOperations(ServiceCore):
                 raise ApiError(400, "M_INVALID_PARAM", "members : une liste est attendue")
             self._add_people(session, group, members)
             return self._group_json(session, group)
+
+    def rename_favourites(self, caller: Caller, ref: int | str, name: object) -> dict[str, Any]:
+        """A new name for one of the caller's groups (not one of their other groups')."""
+        with self.acting(caller, "favourites.rename") as act:
+            session = act.session
+            group = self._own_group(session, caller, ref)
+            new_name = _name(name)
+            act.detail = f"{group.name} → {new_name}"
+            self._name_free(session, caller, new_name, group.id)
+            group.name, group.name_key = new_name, name_key(new_name)
+            session.flush()
+            return self._group_json(session, group)
+
+    @staticmethod
+    def _name_free(session: Session, caller: Caller, name: str, group_id: int | None) -> None:
+        taken = session.scalar(
+            select(FavouriteGroup.id).where(
+                FavouriteGroup.owner == caller.user_id,
+                FavouriteGroup.name_key == name_key(name),
+                FavouriteGroup.id != (group_id or 0),
+            )
+        )
+        if taken is not None:
+            raise ApiError(409, "M_CONFLICT", f"vous avez déjà un groupe « {name} »")
 
     def add_favourites(self, caller: Caller, ref: int | str, members: list[Any]) -> dict[str, Any]:
         with self.acting(caller, "favourites.add") as act:

@@ -342,6 +342,12 @@ def _text(body: dict[str, Any], key: str, limit: int = REASON_MAX) -> str:
     return value.strip()
 
 
+def _of_dossier(s: Solicitation, dossier_id: str | None) -> None:
+    """A solicitation reached from a dossier's page is that dossier's (else unknown)."""
+    if dossier_id is not None and s.dossier_id != dossier_id:
+        raise ApiError(404, "M_NOT_FOUND", f"sollicitation inconnue dans ce dossier : {s.id}")
+
+
 T = TypeVar("T")
 
 
@@ -1163,14 +1169,27 @@ class TeamOperations(TeamRegistry):
                 self.audit_entry(session, dossier_id, access, "solicitation.notify", True, detail)
 
     def answer_solicitation(
-        self, caller: Caller, solicitation_id: int, body: dict[str, Any]
+        self,
+        caller: Caller,
+        solicitation_id: int,
+        body: dict[str, Any],
+        dossier_id: str | None = None,
     ) -> dict[str, Any]:
         """The accepter answers; for an ``avis``, with its report (question, elements
-        considered, advice), sealed in the dossier."""
+        considered, advice), sealed in the dossier. ``dossier_id``: the dossier the answer
+        is written from (a page's): a solicitation of another dossier is unknown there."""
         with self.acting(caller, "solicitation.answer") as act:
             session = act.session
             s = self._solicitation(session, solicitation_id)
+            _of_dossier(s, dossier_id)
             act.dossier_id = s.dossier_id
+            if s.status == "repondue" and s.accepted_by == caller.user_id:
+                raise ApiError(
+                    409,
+                    "M_CONFLICT",
+                    f"cette sollicitation a déjà sa réponse (n° {s.id}) : un seul compte rendu "
+                    "d'avis par sollicitation",
+                )
             if s.accepted_by != caller.user_id or s.status != "acceptee":
                 raise ApiError(
                     403, "M_FORBIDDEN", "seul le membre qui l'a prise en charge y répond"
@@ -1183,10 +1202,14 @@ class TeamOperations(TeamRegistry):
             self._event(session, s, "repondue", caller.user_id, [*_told_requester(s)])
             return self.solicitation_json(session, s)
 
-    def report_pdf(self, caller: Caller, solicitation_id: int) -> bytes:
-        """An answered avis's report as a printable PDF (a read of the dossier, audited)."""
+    def report_pdf(
+        self, caller: Caller, solicitation_id: int, of_dossier: str | None = None
+    ) -> bytes:
+        """An answered avis's report as a printable PDF (a read of the dossier, audited);
+        ``of_dossier``: as for ``answer_solicitation``."""
         with self.tx() as session:
             s = self._solicitation(session, solicitation_id)
+            _of_dossier(s, of_dossier)
             dossier_id = s.dossier_id
         with self.acting(caller, "solicitation.report.print", dossier_id, "read") as act:
             session, dossier = act.session, act.dossier

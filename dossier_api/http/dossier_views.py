@@ -1,8 +1,9 @@
 """The dossier page, one code for two places: the workspace (``/dossiers/{id}``, full width)
 and the widget of the patient room in Element (``/widget/dossiers/{id}?room=…``, narrow).
 The same template, the same context, the same handlers for every write (a note and its
-documents, a reply, a correction, tasks, the agenda, the circle, pathway forms and their
-drafts, the PPCS, consent). Each write is the API's: the same body schema, the same
+documents, a reply, a correction, tasks, the agenda, the circle and inviting a favourites
+group into it, pathway forms and their drafts, the PPCS, consent, a resource team's
+solicitation and its advice report). Each write is the API's: the same body schema, the same
 ``DossierService`` call with the session's caller (rights checked, one audit row), audited
 as the "widget" or the "workspace" component. The widget's session (traded for an OpenID
 token) opens only the dossier of its room, as a joined member of that room."""
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,6 +24,7 @@ from jsonschema import Draft7Validator, FormatChecker
 
 from dossier_api.domain import care, vigilance
 from dossier_api.domain.core import ApiError
+from dossier_api.domain.favourites import MEMBER_ROLES
 from dossier_api.domain.pathways import PATHWAYS, FormDefinition
 from dossier_api.domain.reading import TIMELINE_KINDS, parse_kinds
 from dossier_api.domain.scope import require_room_scope
@@ -192,6 +195,7 @@ def dossier_context(
     teams = svc.teams(caller, dossier["pathway"])
     solicitations = svc.dossier_solicitations(caller, dossier_id)
     delegations = _current_delegations(svc, session) if can_manage else None
+    favourite_groups = svc.favourites(caller) if can_manage else []
     delegate_found = None
     try:
         if query.get("delegue", "").strip() and can_manage:
@@ -210,6 +214,7 @@ def dossier_context(
     ids |= {e["actor"] for e in timeline["entries"] if e["actor"]}
     for sol in solicitations:
         ids |= {sol["requester"]["user_id"]} | {e["actor"] for e in sol["events"] if e["actor"]}
+        ids |= {str(sol["report"]["author"])} if sol["report"] else set()
     for d in (delegations or {}).values():
         ids |= {x for row in d for x in (row["from_user"], row["to_user"])}
     if ppcs is not None:
@@ -274,6 +279,10 @@ def dossier_context(
         "solicitations": solicitations,
         "delegations": delegations,
         "delegate_found": delegate_found,
+        "favourite_groups": favourite_groups,
+        "favourite_roles": [
+            r for r in MEMBER_ROLES if pathway is None or r in pathway.roles_allowed
+        ],
         **circle_invitations(svc, caller, dossier),
     }
 
@@ -285,6 +294,7 @@ async def _show(
     status: int = 200,
     error: dict[str, str] | None = None,
     values: dict[str, Any] | None = None,
+    done: dict[str, Any] | None = None,
 ) -> web.Response:
     svc = _service(request, place)
     query = {k: v for k, v in request.query.items() if k in ("taches", "q", "annuaire", "delegue")}
@@ -303,6 +313,7 @@ async def _show(
         matrix_to=_matrix_to,
         error=error,
         values=values or {},
+        done=done,
         **context,
     )
 
@@ -550,6 +561,41 @@ def _solicitation(svc: DossierService, s: Current, did: str, form: Form, _: web.
     return svc.solicit(s.caller, did, _checked_body(S.SOLICITATION_IN, body))
 
 
+REPORT_LABELS = {
+    "question": "question posée",
+    "elements": "éléments pris en compte",
+    "advice": "avis",
+}
+
+
+def _number(form: Form, name: str, what: str) -> int:
+    number = _text(form, name)
+    if not digits(number) or len(number) > 12:
+        raise ApiError(400, "M_INVALID_PARAM", f"un numéro de {what} attendu")
+    return int(number)
+
+
+def _avis(svc: DossierService, s: Current, did: str, form: Form, _: web.Request) -> Any:
+    """The accepter's advice report (the bot's ``!sollicitation repondre``), from the page
+    of the solicitation's dossier."""
+    number = _number(form, "solicitation_id", "sollicitation")
+    for key, label in REPORT_LABELS.items():
+        if not _text(form, key):
+            raise ApiError(400, "M_INVALID_PARAM", f"« {label} » : un texte est attendu")
+    body = _checked_body(S.REPORT_IN, {key: _text(form, key) for key in REPORT_LABELS})
+    return svc.answer_solicitation(s.caller, number, body, did)
+
+
+def _favourites(svc: DossierService, s: Current, did: str, form: Form, _: web.Request) -> Any:
+    """One of my favourites groups invited into the circle (``POST
+    /v1/dossiers/{id}/favourites/{n}``): each person through ``add_member``."""
+    number = _number(form, "group_id", "groupe de favoris")
+    body: dict[str, Any] = {"attested": _checked(form, "attested")}
+    if _text(form, "role"):
+        body["role"] = _text(form, "role")
+    return svc.invite_favourites(s.caller, did, number, _checked_body(S.FAVOURITES_INVITE_IN, body))
+
+
 def _delegation(svc: DossierService, s: Current, did: str, form: Form, _: web.Request) -> Any:
     """A delegation from the page of a dossier its author coordinates (the bot's
     ``!delegation``: to a directory professional, until the end of that day)."""
@@ -565,10 +611,7 @@ def _delegation(svc: DossierService, s: Current, did: str, form: Form, _: web.Re
 
 def _delegation_end(svc: DossierService, s: Current, did: str, form: Form, _: web.Request) -> Any:
     svc.check(s.caller, did, "delegation.revoke", "manage")
-    number = _text(form, "delegation_id")
-    if not digits(number) or len(number) > 12:
-        raise ApiError(400, "M_INVALID_PARAM", "un numéro de délégation attendu")
-    return svc.revoke_delegation(s.caller, int(number))
+    return svc.revoke_delegation(s.caller, _number(form, "delegation_id", "délégation"))
 
 
 # action: (write, the section shown again, whether the rooms follow)
@@ -590,7 +633,11 @@ WRITES: dict[str, tuple[Write, str, bool]] = {
     "solicitations": (_solicitation, "teams", False),
     "delegations": (_delegation, "delegations", False),
     "delegation-end": (_delegation_end, "delegations", False),
+    "avis": (_avis, "teams", False),
+    "favourites": (_favourites, "circle", True),
 }
+# Writes whose outcome is shown on the page rather than only its effect (no redirect).
+SHOWN = frozenset({"favourites"})
 
 
 async def write(request: web.Request) -> web.Response:
@@ -615,7 +662,7 @@ async def write(request: web.Request) -> web.Response:
         return fn(svc, session, place.dossier_id, form, request)
 
     try:
-        await asyncio.to_thread(run)
+        made = await asyncio.to_thread(run)
     except ApiError as exc:
         values = {k: v for k, v in form.items() if isinstance(v, str)}
         return await _show(
@@ -628,6 +675,8 @@ async def write(request: web.Request) -> web.Response:
         )
     if rooms:
         await request.app[ROOM_SYNC].sync(place.dossier_id)
+    if action in SHOWN:
+        return await _show(request, place, session, done={"section": section, action: made})
     return redirect(place.url() + f"#{section}-section")
 
 
@@ -646,6 +695,11 @@ async def download(request: web.Request) -> web.StreamResponse:
         _scoped(svc, session, place, "widget.read")
         if what == "ppcs.pdf":
             return svc.ppcs_pdf(session.caller, place.dossier_id), "application/pdf", "ppcs.pdf"
+        report = re.fullmatch(r"avis-([0-9]{1,12})\.pdf", what)
+        if report is not None:
+            number = int(report.group(1))
+            pdf = svc.report_pdf(session.caller, number, place.dossier_id)
+            return pdf, "application/pdf", f"avis-{number}.pdf"
         if what == "agenda.ics":
             rows = svc.appointments(session.caller, place.dossier_id)
             text = care.to_icalendar(rows, "Agenda du dossier", request.host.split(":")[0])

@@ -46,6 +46,20 @@ async def get_favourite(request: web.Request) -> web.Response:
 
 
 @route(
+    "PATCH",
+    "/v1/me/favourites/{group_id}",
+    "Renommer un groupe de favoris",
+    S.FAVOURITES,
+    body=S.FAVOURITES_RENAME_IN,
+    tag=TAG,
+)
+async def patch_favourites(request: web.Request) -> web.Response:
+    name = body(request)["name"]
+    group = await call(request, svc(request).rename_favourites, _group(request), name)
+    return web.json_response(group)
+
+
+@route(
     "DELETE",
     "/v1/me/favourites/{group_id}",
     "Supprimer un groupe de favoris",

@@ -442,6 +442,7 @@ FAVOURITES_IN = obj(
         "members": {"type": "array", "items": FAVOURITE_PERSON_IN, "maxItems": 50},
     },
 )
+FAVOURITES_RENAME_IN = obj(["name"], {"name": {"type": "string", "minLength": 1, "maxLength": 80}})
 FAVOURITE_MEMBERS_IN = obj(
     ["members"],
     {"members": {"type": "array", "items": FAVOURITE_PERSON_IN, "minItems": 1, "maxItems": 50}},
@@ -454,6 +455,7 @@ FAVOURITE_MEMBER = obj(
         "display_name": NULLABLE_STRING,
         "profession": NULLABLE_STRING,
         "role": NULLABLE_STRING,
+        "structures": {"type": "array", "items": {"type": "string"}},
         "has_account": {"type": "boolean"},
     },
 )

@@ -30,6 +30,7 @@ from dossier_api.http import (
     admin_teams,
     dashboards,
     dossier_views,
+    favourites_pages,
     sessions,
     widget,
     workspace,
@@ -225,6 +226,7 @@ def create_app(deployment: Deployment) -> web.Application:
     admin.setup(app, Administration(engine, deployment, component="admin"))
     admin_teams.setup(app)
     dossier_views.setup(app, DossierService(engine, deployment, component="widget"))
+    favourites_pages.setup(app)
     app.cleanup_ctx.append(_lifecycle)
     return app
 

@@ -104,6 +104,20 @@ async def joined(stack: Stack, person: Person, dossier_id: str) -> None:
     await wait_for(done, "join recorded", timeout=30)
 
 
+async def room_member(stack: Stack, person: Person, dossier_id: str, room: str) -> None:
+    """``person`` joins the patient room once invited (the circle's sync), joined recorded."""
+
+    def invited() -> bool:
+        try:
+            join(stack, person, room)
+        except HomeserverError:
+            return False
+        return True
+
+    await wait_for(invited, "invited into the patient room", timeout=30)
+    await joined(stack, person, dossier_id)
+
+
 def widget_state(stack: Stack, person: Person, room: str) -> dict[str, Any]:
     """The content of Maillon's widget in the room's state (what Element hosts)."""
     path = f"/rooms/{quote(room)}/state/{WIDGET_EVENT}/{DOSSIER_WIDGET_ID}"
@@ -828,15 +842,7 @@ async def test_acceptance_coordinator_adds_a_nurse_who_writes_in_the_widget(
     await axe_scan(page, "dossier")
 
     # 2. The nurse, in the widget of the patient room.
-    def invited() -> bool:
-        try:
-            join(stack, nurse, room)
-        except HomeserverError:
-            return False
-        return True
-
-    await wait_for(invited, "nurse invited into the patient room", timeout=30)
-    await joined(stack, nurse, did)
+    await room_member(stack, nurse, did, room)
     state = widget_state(stack, nurse, room)
     pdf = _pdf("Compte rendu de passage infirmier")
     (tmp_path / "compte-rendu.pdf").write_bytes(pdf)

@@ -351,6 +351,15 @@ def write_mssante(path: Path, people: int, seed: int = 0, every: int = 3) -> int
     return count
 
 
+def write_extracts(root: Path, people: int, every: int = 3) -> tuple[Path, Path]:
+    """The two files of a national-directory extract of ``people`` professionals (the
+    personne/activité file, the MSSanté mailboxes of one in ``every``), to import."""
+    activite = write_activite(root / "PS_LibreAcces_Personne_activite_202612010000.txt", people)
+    mss = root / "Extraction_Correspondance_MSSante_202612010000.txt"
+    write_mssante(mss, people, every=every)
+    return activite.path, mss
+
+
 def zipped(path: Path) -> Path:
     target = path.with_suffix(".zip")
     with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as archive:

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from maillon.wiring.cli import main
-from tests.harness.annuaire import Person, person, write_activite, write_mssante
+from tests.harness.annuaire import Person, person, write_extracts
 from tests.harness.bot_chat import BotChat
 from tests.harness.circle import membership, token_of, wait_for
 from tests.harness.dossier import api, api_error, new_dossier
@@ -30,13 +30,10 @@ EXTRACT = 30
 
 @pytest.fixture(scope="module")
 def fav_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    root = tmp_path_factory.mktemp("annuaire-favoris")
-    activite = write_activite(root / "PS_LibreAcces_Personne_activite_202612010000.txt", EXTRACT)
-    mss = root / "Extraction_Correspondance_MSSante_202612010000.txt"
-    write_mssante(mss, EXTRACT, every=3)
+    extracts = write_extracts(tmp_path_factory.mktemp("annuaire-favoris"), EXTRACT)
 
     def imported(stack: Stack) -> None:
-        for path in (activite.path, mss):
+        for path in extracts:
             command = ["directory", "import", "--dir", str(stack.directory), "--quiet", str(path)]
             assert main(command) == 0
 
