@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from dossier_api.domain import pathway_store
 from dossier_api.domain.access import Caller
 from dossier_api.domain.core import ApiError, ServiceCore, audit_change
-from dossier_api.domain.directory import people_json, search_directory
+from dossier_api.domain.directory import people_json, person_ref, search_directory
 from dossier_api.domain.directory_import import (
     DirectoryFileError,
     ImportReport,
@@ -51,7 +51,7 @@ from dossier_api.domain.pathways import (
     to_yaml,
 )
 from dossier_api.domain.rooms import ROOMS, enqueue, name_fields, reference
-from dossier_api.domain.shapes import StructureOut
+from dossier_api.domain.shapes import DirectoryResultOut, StructureOut
 from dossier_api.domain.teams import TeamRegistry
 from maillon.shared.circle import USER_ID_RE, numbered_slug, slugify, structure_address
 
@@ -538,7 +538,7 @@ class Administration(TeamRegistry, FederationPeers, ServiceCore):
         writer = csv.writer(out)
         writer.writerow(AUDIT_CSV_HEADER)
         for r in rows:
-            name = (people.get(r.actor) or {}).get("display_name") or ""
+            name = person_ref(people, r.actor)["display_name"] or ""
             writer.writerow(
                 [
                     r.at.isoformat(timespec="seconds"),
@@ -654,7 +654,7 @@ class Administration(TeamRegistry, FederationPeers, ServiceCore):
                 for r in rows
             ]
 
-    def find_professionals(self, caller: Caller, words: str) -> list[dict[str, Any]]:
+    def find_professionals(self, caller: Caller, words: str) -> list[DirectoryResultOut]:
         """The national directory's entries matching ``words`` (the console's search of a
         team's new member), with their account when they have one."""
         with self.acting(caller, "admin.directory.search") as act:

@@ -22,9 +22,10 @@ from sqlalchemy.orm import Session
 
 from dossier_api.domain.access import Caller
 from dossier_api.domain.core import ApiError, ServiceCore, _iso
-from dossier_api.domain.directory import people_json
+from dossier_api.domain.directory import people_json, person_ref
 from dossier_api.domain.enrolment import check_rpps, listed
 from dossier_api.domain.models import FavouriteGroup, FavouriteMember, Professional
+from dossier_api.domain.shapes import FavouriteDeletedOut, FavouriteGroupOut, FavouriteMemberOut
 from maillon.shared.circle import RESTRICTED_ROLES, ROLES, USER_ID_RE
 from maillon.shared.text import fold_text
 
@@ -35,13 +36,6 @@ DEFAULT_ROLE = "PRO"
 # Roles a colleague may be kept with: the professionals' (not the patient's, their
 # relatives', nor a solicited team's).
 MEMBER_ROLES = tuple(r for r in ROLES if r not in RESTRICTED_ROLES and r != "ERS")
-# What inviting a group did for each person.
-OUTCOMES = {
-    "added": "ajouté(e) au cercle de soins",
-    "invited": "invitation envoyée (entrée en attente de son inscription)",
-    "already": "déjà dans le cercle de soins ou déjà invité(e)",
-    "refused": "refusé",
-}
 
 
 def name_key(name: str) -> str:
@@ -104,14 +98,14 @@ def person_of(session: Session, item: object) -> Person:
     return Person(None, rpps, role)
 
 
-def members_json(session: Session, rows: list[FavouriteMember]) -> list[dict[str, Any]]:
+def members_json(session: Session, rows: list[FavouriteMember]) -> list[FavouriteMemberOut]:
     """The members with their names and professions from the directory."""
     people = people_json(session, [m.user_id for m in rows])
-    out = []
+    out: list[FavouriteMemberOut] = []
     for m in rows:
         if m.user_id is not None:
-            who = people.get(m.user_id, {})
-            name, profession = who.get("display_name"), who.get("profession")
+            who = person_ref(people, m.user_id)
+            name, profession = who["display_name"], who["profession"]
         else:
             entry = listed(session, str(m.rpps))
             name = entry.display_name if entry else None
@@ -142,7 +136,7 @@ class FavouriteOperations(ServiceCore):
             )
         )
 
-    def _group_json(self, session: Session, group: FavouriteGroup) -> dict[str, Any]:
+    def _group_json(self, session: Session, group: FavouriteGroup) -> FavouriteGroupOut:
         return {
             "id": group.id,
             "name": group.name,
@@ -188,7 +182,7 @@ class FavouriteOperations(ServiceCore):
             )
         session.flush()
 
-    def favourites(self, caller: Caller) -> list[dict[str, Any]]:
+    def favourites(self, caller: Caller) -> list[FavouriteGroupOut]:
         with self.acting(caller, "favourites.list") as act:
             rows = act.session.scalars(
                 select(FavouriteGroup)
@@ -197,11 +191,11 @@ class FavouriteOperations(ServiceCore):
             ).all()
             return [self._group_json(act.session, g) for g in rows]
 
-    def favourite(self, caller: Caller, ref: int | str) -> dict[str, Any]:
+    def favourite(self, caller: Caller, ref: int | str) -> FavouriteGroupOut:
         with self.acting(caller, "favourites.read") as act:
             return self._group_json(act.session, self._own_group(act.session, caller, ref))
 
-    def create_favourites(self, caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
+    def create_favourites(self, caller: Caller, body: dict[str, Any]) -> FavouriteGroupOut:
         """A new named group with its first members (people of the directory)."""
         with self.acting(caller, "favourites.create") as act:
             session = act.session
@@ -229,7 +223,9 @@ class FavouriteOperations(ServiceCore):
             self._add_people(session, group, members)
             return self._group_json(session, group)
 
-    def add_favourites(self, caller: Caller, ref: int | str, members: list[Any]) -> dict[str, Any]:
+    def add_favourites(
+        self, caller: Caller, ref: int | str, members: list[Any]
+    ) -> FavouriteGroupOut:
         with self.acting(caller, "favourites.add") as act:
             group = self._own_group(act.session, caller, ref)
             act.detail = group.name
@@ -238,7 +234,7 @@ class FavouriteOperations(ServiceCore):
             self._add_people(act.session, group, members)
             return self._group_json(act.session, group)
 
-    def remove_favourite(self, caller: Caller, ref: int | str, who: str) -> dict[str, Any]:
+    def remove_favourite(self, caller: Caller, ref: int | str, who: str) -> FavouriteGroupOut:
         """Take a person (their Matrix id or their RPPS) out of the group."""
         with self.acting(caller, "favourites.remove") as act:
             session = act.session
@@ -255,7 +251,7 @@ class FavouriteOperations(ServiceCore):
             session.flush()
             return self._group_json(session, group)
 
-    def delete_favourites(self, caller: Caller, ref: int | str) -> dict[str, Any]:
+    def delete_favourites(self, caller: Caller, ref: int | str) -> FavouriteDeletedOut:
         with self.acting(caller, "favourites.delete") as act:
             session = act.session
             group = self._own_group(session, caller, ref)

@@ -20,6 +20,7 @@ from dossier_api.domain.core import ApiError, ServiceCore, _iso
 from dossier_api.domain.directory import people_json
 from dossier_api.domain.mail.models import MailOutbox, MailSpool
 from dossier_api.domain.models import (
+    STEPS,
     Alert,
     Appointment,
     CarePlan,
@@ -32,7 +33,7 @@ from dossier_api.domain.models import (
 )
 from dossier_api.domain.pathways import PATHWAYS
 from dossier_api.domain.shapes import SearchResultOut, TimelineEntryOut
-from dossier_api.domain.teams import STEPS, dossier_steps, step_text
+from dossier_api.domain.teams import dossier_steps, step_text
 from maillon.shared.dates_fr import PARIS
 from maillon.shared.text import fold, fold_compact
 

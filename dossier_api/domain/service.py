@@ -20,12 +20,13 @@ from dossier_api.domain.care import CareOperations
 from dossier_api.domain.consent import ConsentRecords, outside_care_team, record_attestation
 from dossier_api.domain.core import ApiError, _iso, _parse_date, _parse_dt
 from dossier_api.domain.enrolment import EnrolmentOperations
-from dossier_api.domain.favourites import OUTCOMES, FavouriteOperations, Person, members_json
+from dossier_api.domain.favourites import FavouriteOperations, Person, members_json
 from dossier_api.domain.fhir import FhirExport
 from dossier_api.domain.ins import display_name as display_name  # re-exported
 from dossier_api.domain.mail.sending import DossierMailing
 from dossier_api.domain.merge import DossierMerge
 from dossier_api.domain.models import (
+    FAVOURITE_OUTCOMES,
     AuditEntry,
     CircleMember,
     Delegation,
@@ -52,9 +53,12 @@ from dossier_api.domain.rooms import ROOMS, enqueue, reference
 from dossier_api.domain.shapes import (
     AuditEntryOut,
     DelegationOut,
+    DirectoryPageOut,
     DocumentOut,
     DossierOut,
     DossierSummaryOut,
+    FavouriteInvitedOut,
+    FavouritesInvitedOut,
     MemberOut,
     MeOut,
     NoteOut,
@@ -500,7 +504,7 @@ class DossierService(
 
     def invite_favourites(
         self, caller: Caller, dossier_id: str, ref: int | str, body: dict[str, Any]
-    ) -> dict[str, Any]:
+    ) -> FavouritesInvitedOut:
         """Invite one of the caller's favourites groups into the dossier: each member gets
         a circle entry as ``add_member`` makes it (or, for an RPPS without an account, the
         invitation ``invite`` sends), so each check applies person by person; the answer
@@ -517,7 +521,7 @@ class DossierService(
                 ]
                 found = directory.people_json(act.session, coordinators)
                 named = ", ".join(
-                    str(found.get(u, {}).get("display_name") or u) for u in coordinators
+                    str(directory.person_ref(found, u)["display_name"] or u) for u in coordinators
                 )
                 raise ApiError(
                     403,
@@ -532,12 +536,12 @@ class DossierService(
             "group": name,
             "dossier_id": dossier_id,
             "results": results,
-            "counts": {k: sum(r["outcome"] == k for r in results) for k in OUTCOMES},
+            "counts": {k: sum(r["outcome"] == k for r in results) for k in FAVOURITE_OUTCOMES},
         }
 
     def _invite_one(
         self, caller: Caller, dossier_id: str, person: Person, default: str, attested: bool
-    ) -> dict[str, Any]:
+    ) -> FavouriteInvitedOut:
         role = person.role or default
         user_id = person.user_id
         outcome, message = "added", None
@@ -563,7 +567,7 @@ class DossierService(
             **shown,
             "role": role,
             "outcome": outcome,
-            "label": OUTCOMES[outcome],
+            "label": FAVOURITE_OUTCOMES[outcome],
             "message": message,
         }
 
@@ -842,7 +846,7 @@ class DossierService(
         departement: str = "",
         page: int = 1,
         size: int = directory.PAGE_SIZE,
-    ) -> dict[str, Any]:
+    ) -> DirectoryPageOut:
         """The national directory (public professional data), for any user of the server."""
         return directory.search_directory(self._engine, q, profession, departement, page, size)
 

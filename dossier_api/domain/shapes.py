@@ -7,8 +7,19 @@ from __future__ import annotations
 
 from typing import Annotated, Any, NotRequired, TypedDict
 
-from dossier_api.domain.models import STAFF_ROLES, STRUCTURE_KINDS
+from dossier_api.domain.models import (
+    ENROLMENT_MAIL,
+    ENROLMENT_STATUSES,
+    FAVOURITE_OUTCOMES,
+    KINDS,
+    LEVELS,
+    STAFF_ROLES,
+    STATUSES,
+    STEPS,
+    STRUCTURE_KINDS,
+)
 from maillon.shared.circle import ROLES, ROOM_AUDIENCES, USER_ID_PATTERN
+from maillon.shared.dates_fr import DAYS
 from maillon.shared.json_shapes import Date, DateTime, Schema
 
 UserId = Annotated[str, Schema(pattern=USER_ID_PATTERN, max_length=255)]
@@ -327,3 +338,223 @@ class PathwayOut(TypedDict):
     roles_allowed: list[Role]
     tasks_checklist: list[str]
     forms: list[FormDefinitionOut]
+
+
+class PersonRefOut(TypedDict):
+    """A person an answer names: their account, with their name and profession from the
+    directory (None when it does not know them)."""
+
+    user_id: UserId
+    display_name: str | None
+    profession: str | None
+
+
+# -- resource teams and their solicitations (``dossier_api.domain.teams``) -----------------
+
+
+class RotaSlotOut(TypedDict):
+    """A line of a rota as it was saved (``teams.Slot``: the keys left out take its
+    defaults: 00:00 to 24:00, level 1)."""
+
+    members: list[UserId]
+    start: NotRequired[Annotated[str, Schema(pattern="^([01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$")]]
+    end: NotRequired[Annotated[str, Schema(pattern="^([01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$")]]
+    day: NotRequired[
+        Annotated[str, Schema(enum=("", *DAYS), description="jour (lignes de la semaine)")]
+    ]
+    date: NotRequired[Annotated[str, Schema(format="date", description="date (exceptions)")]]
+    level: NotRequired[Annotated[int, Schema(description="niveau d'escalade (1 à 9)")]]
+
+
+class RotaOut(TypedDict):
+    weekly: NotRequired[list[RotaSlotOut]]
+    exceptions: NotRequired[list[RotaSlotOut]]
+
+
+class TeamMemberOut(TypedDict):
+    user_id: UserId
+    role: Annotated[str, Schema(description="son rôle dans l'équipe")]
+    coordinator: bool
+    display_name: str | None
+    profession: str | None
+
+
+class TeamOut(TypedDict):
+    slug: str
+    name: str
+    address: Annotated[str, Schema(description="l'adresse Matrix de l'équipe")]
+    level: Annotated[str, Schema(enum=tuple(LEVELS))]
+    level_label: str
+    structure: Annotated[str, Schema(description="le nom de sa structure")] | None
+    structure_id: str | None
+    expertise: str
+    pathways: list[str]
+    territory: str
+    response_seconds: int
+    exit_delay_seconds: int
+    structure_account: UserId | None
+    members: list[TeamMemberOut]
+    rota: Annotated[RotaOut, Schema(description="aucun : tous les membres sont de garde")] | None
+
+
+class DutyLevelOut(TypedDict):
+    level: int
+    people: list[PersonRefOut]
+
+
+class TeamBoardOut(TeamOut):
+    """A team as the console shows it to whom keeps it: on duty now, its chain now."""
+
+    on_duty: list[DutyLevelOut]
+    chain: list[list[PersonRefOut]]
+    may_edit: bool
+    now: DateTime
+
+
+class SolicitationStepOut(TypedDict):
+    at: DateTime
+    status: Annotated[str, Schema(enum=tuple(STEPS))]
+    label: str
+    actor: str | None
+
+
+class ReportOut(TypedDict):
+    """An avis's report (compte rendu d'avis)."""
+
+    question: str
+    elements: str
+    advice: str
+    author: UserId
+    date: DateTime
+
+
+class SolicitationOut(TypedDict):
+    id: int
+    team: Annotated[str, Schema(description="l'équipe, la structure ou l'adresse visée")] | None
+    team_name: str | None
+    structure_id: str | None
+    remote_team: Annotated[str, Schema(description="l'équipe d'une région partenaire")] | None
+    room_id: Annotated[str, Schema(description="la salle d'une région partenaire")] | None
+    dossier_id: str | None
+    pathway: str | None
+    pathway_id: str | None
+    pathway_version: int | None
+    kind: Annotated[str, Schema(enum=tuple(KINDS))]
+    status: Annotated[str, Schema(enum=tuple(STATUSES))]
+    status_label: str
+    reason: str
+    attested: bool
+    requester: PersonRefOut
+    accepted_by: PersonRefOut | None
+    step: int
+    notified: list[UserId]
+    deadline: DateTime
+    created_at: DateTime
+    events: list[SolicitationStepOut]
+    report: ReportOut | None
+
+
+# -- the directory (``dossier_api.domain.directory``) ---------------------------------------
+
+
+class DirectoryActivityOut(TypedDict):
+    """Where an entry practises (only what the directory says)."""
+
+    structure: NotRequired[str]
+    mode: NotRequired[str]
+    town: NotRequired[str]
+    postal_code: NotRequired[str]
+    departement: NotRequired[str]
+
+
+class DirectoryResultOut(TypedDict):
+    national_id: str
+    rpps: str | None
+    adeli: str | None
+    display_name: str
+    last_name: str
+    first_name: str
+    profession: str
+    profession_code: str
+    skills: list[str]
+    activities: list[DirectoryActivityOut]
+    mssante: list[str]
+    has_account: bool
+    user_id: UserId | None
+
+
+class DirectoryPageOut(TypedDict):
+    page: int
+    size: int
+    has_more: bool
+    count: Annotated[int, Schema(description="correspondances, comptées jusqu'à 2000")]
+    count_exact: Annotated[bool, Schema(description="faux : « plus de 2000 »")]
+    results: list[DirectoryResultOut]
+
+
+# -- favourites (``dossier_api.domain.favourites``) -----------------------------------------
+
+
+class FavouriteMemberOut(TypedDict):
+    user_id: UserId | None
+    rpps: str | None
+    display_name: str | None
+    profession: str | None
+    role: Role | None
+    has_account: bool
+
+
+class FavouriteGroupOut(TypedDict):
+    id: int
+    name: str
+    created_at: DateTime
+    members: list[FavouriteMemberOut]
+
+
+class FavouriteGroupsOut(TypedDict):
+    groups: list[FavouriteGroupOut]
+
+
+class FavouriteDeletedOut(TypedDict):
+    ok: bool
+    name: str
+
+
+class FavouriteInvitedOut(TypedDict):
+    """What became of one person of the group invited to the circle."""
+
+    user_id: UserId | None
+    rpps: str | None
+    display_name: str | None
+    profession: str | None
+    role: Annotated[str, Schema(description="le rôle demandé (refusé s'il n'est pas admis)")]
+    has_account: bool
+    outcome: Annotated[str, Schema(enum=tuple(FAVOURITE_OUTCOMES))]
+    label: str
+    message: Annotated[str, Schema(description="le motif d'un refus")] | None
+
+
+class FavouritesInvitedOut(TypedDict):
+    group: str
+    dossier_id: str
+    results: list[FavouriteInvitedOut]
+    counts: dict[str, int]
+
+
+# -- invitations of professionals without an account (``dossier_api.domain.enrolment``) ----
+
+
+class InvitationOut(TypedDict):
+    id: str
+    rpps: str
+    display_name: str
+    profession: str
+    role: Role | None
+    coordinator: bool
+    mailbox: Annotated[str, Schema(description="l'adresse MSSanté de l'invitation")] | None
+    invited_by: UserId | None
+    created_at: DateTime
+    expires_at: DateTime
+    status: Annotated[str, Schema(enum=ENROLMENT_STATUSES)]
+    mail: Annotated[str, Schema(enum=ENROLMENT_MAIL)]
+    user_id: UserId | None

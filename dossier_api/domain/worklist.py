@@ -21,6 +21,7 @@ from dossier_api.domain.models import (
     Task,
 )
 from dossier_api.domain.rooms import reference
+from dossier_api.domain.shapes import People
 from maillon.shared.dates_fr import PARIS
 
 DUE_WITHIN = dt.timedelta(days=7)
@@ -152,7 +153,7 @@ class WorklistOperations(ServiceCore):
                 ],
             }
 
-    def people(self, user_ids: set[str]) -> dict[str, dict[str, str | None]]:
+    def people(self, user_ids: set[str]) -> People:
         """Names and professions from the directory, so that pages show people rather than
         Matrix ids (directory entries only: no dossier data)."""
         if not user_ids:

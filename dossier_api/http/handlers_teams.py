@@ -4,11 +4,11 @@ the widget, the workspace and other clients (``dossier_api.domain.teams``)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from aiohttp import web
 
 from dossier_api.domain.core import ApiError
+from dossier_api.domain.shapes import SolicitationOut
 from dossier_api.http import schemas as S
 from dossier_api.http.handlers import ROOM_SYNC, body, call, svc
 from dossier_api.http.registry import route
@@ -24,10 +24,11 @@ def _id(request: web.Request) -> int:
     return int(raw)
 
 
-async def _synced(request: web.Request, operation: Callable[..., dict[str, Any]]) -> web.Response:
+async def _synced(request: web.Request, operation: Callable[..., SolicitationOut]) -> web.Response:
     """An operation on a solicitation that changes the circle, then the rooms brought to it."""
     row = await call(request, operation, _id(request))
-    await request.app[ROOM_SYNC].sync(row["dossier_id"])
+    if row["dossier_id"] is not None:  # an incoming one (a peer's room): no dossier here
+        await request.app[ROOM_SYNC].sync(row["dossier_id"])
     return web.json_response(row)
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from dossier_api.domain import shapes, vigilance
 from dossier_api.domain.ins import INS_MATRICULE_PATTERN
-from dossier_api.domain.models import STAFF_ROLES, STRUCTURE_KINDS
+from dossier_api.domain.models import KINDS, LEVELS, STAFF_ROLES, STRUCTURE_KINDS
 from maillon.shared.circle import ROLES, ROOM_AUDIENCES, USER_ID_PATTERN
 from maillon.shared.json_shapes import schema_of
 
@@ -46,7 +46,6 @@ IDENTITY_IN = obj(
         "contact": {"type": "string", "maxLength": 500},
     },
 )
-IDENTITY_OUT = {"type": "object", "additionalProperties": True}
 
 IDENTITY_EVIDENCE = obj(
     [],
@@ -236,8 +235,6 @@ ACTIVITY = obj(
     },
 )
 ME = schema_of(shapes.MeOut)
-
-LOOSE = {"type": "object", "additionalProperties": True}
 PATHWAYS = obj(["pathways"], {"pathways": {"type": "array", "items": schema_of(shapes.PathwayOut)}})
 FORM_IN = obj(["answers"], {"answers": {"type": "object", "maxProperties": 100}})
 FORM = schema_of(shapes.FormOut)
@@ -330,37 +327,8 @@ FHIR_BUNDLE = {
     },
 }
 
-NULLABLE_STRING = {"type": "string", "nullable": True}
-DIRECTORY_RESULT = obj(
-    ["national_id", "display_name", "profession", "activities", "has_account"],
-    {
-        "national_id": {"type": "string"},
-        "rpps": NULLABLE_STRING,
-        "adeli": NULLABLE_STRING,
-        "display_name": {"type": "string"},
-        "last_name": {"type": "string"},
-        "first_name": {"type": "string"},
-        "profession": {"type": "string"},
-        "profession_code": {"type": "string"},
-        "skills": {"type": "array", "items": {"type": "string"}},
-        "activities": {"type": "array", "items": LOOSE},
-        "mssante": {"type": "array", "items": {"type": "string"}},
-        "has_account": {"type": "boolean"},
-        "user_id": NULLABLE_STRING,
-    },
-)
-DIRECTORY_PAGE = obj(
-    ["page", "size", "has_more", "count", "count_exact", "results"],
-    {
-        "page": {"type": "integer", "minimum": 1},
-        "size": {"type": "integer", "minimum": 1},
-        "has_more": {"type": "boolean"},
-        # Matches counted up to 2000 only: count_exact false reads "plus de 2000".
-        "count": {"type": "integer", "minimum": 0},
-        "count_exact": {"type": "boolean"},
-        "results": {"type": "array", "items": DIRECTORY_RESULT},
-    },
-)
+DIRECTORY_RESULT = schema_of(shapes.DirectoryResultOut)
+DIRECTORY_PAGE = schema_of(shapes.DirectoryPageOut)
 
 # -- resource teams ------------------------------------------------------------------------
 TEAM_MEMBER_IN = obj(
@@ -384,7 +352,7 @@ TEAM_IN = obj(
     {
         "slug": {"type": "string", "pattern": "^[a-z0-9][a-z0-9-]{0,39}$"},
         "name": SHORT,
-        "level": {"type": "string", "enum": ["regionale", "departementale"]},
+        "level": {"type": "string", "enum": list(LEVELS)},
         "members": {"type": "array", "items": TEAM_MEMBER_IN, "minItems": 1, "maxItems": 200},
         "pathways": {"type": "array", "items": PATHWAY},
         "expertise": {"type": "string", "maxLength": 200},
@@ -397,26 +365,18 @@ TEAM_IN = obj(
     },
 )
 ROTA_IN = obj(["rota"], {"rota": ROTA})
-TEAM = {
-    "type": "object",
-    "required": ["slug", "name", "address", "level"],
-    "additionalProperties": True,
-}
+TEAM = schema_of(shapes.TeamOut)
 TEAMS = obj(["teams"], {"teams": {"type": "array", "items": TEAM}})
 SOLICITATION_IN = obj(
     ["team", "reason"],
     {
         "team": {"type": "string", "minLength": 1, "maxLength": 40},
         "reason": {"type": "string", "minLength": 1, "maxLength": 2000},
-        "kind": {"type": "string", "enum": ["avis", "prise_en_charge"]},
+        "kind": {"type": "string", "enum": list(KINDS)},
         "attested": {"type": "boolean"},
     },
 )
-SOLICITATION = {
-    "type": "object",
-    "required": ["id", "team", "status"],
-    "additionalProperties": True,
-}
+SOLICITATION = schema_of(shapes.SolicitationOut)
 SOLICITATIONS = obj(["solicitations"], {"solicitations": {"type": "array", "items": SOLICITATION}})
 REPORT_IN = obj(
     ["question", "elements", "advice"],
@@ -446,35 +406,9 @@ FAVOURITE_MEMBERS_IN = obj(
     ["members"],
     {"members": {"type": "array", "items": FAVOURITE_PERSON_IN, "minItems": 1, "maxItems": 50}},
 )
-FAVOURITE_MEMBER = obj(
-    ["display_name", "profession", "has_account"],
-    {
-        "user_id": NULLABLE_STRING,
-        "rpps": NULLABLE_STRING,
-        "display_name": NULLABLE_STRING,
-        "profession": NULLABLE_STRING,
-        "role": NULLABLE_STRING,
-        "has_account": {"type": "boolean"},
-    },
-)
-FAVOURITES = obj(
-    ["id", "name", "members"],
-    {
-        "id": {"type": "integer"},
-        "name": {"type": "string"},
-        "created_at": {"type": "string"},
-        "members": {"type": "array", "items": FAVOURITE_MEMBER},
-    },
-)
-FAVOURITES_LIST = obj(["groups"], {"groups": {"type": "array", "items": FAVOURITES}})
+FAVOURITE_MEMBER = schema_of(shapes.FavouriteMemberOut)
+FAVOURITES = schema_of(shapes.FavouriteGroupOut)
+FAVOURITES_LIST = schema_of(shapes.FavouriteGroupsOut)
 FAVOURITES_INVITE_IN = obj([], {"role": FAVOURITE_ROLE, "attested": {"type": "boolean"}})
-FAVOURITES_INVITED = obj(
-    ["group", "results", "counts"],
-    {
-        "group": {"type": "string"},
-        "dossier_id": {"type": "string"},
-        "results": {"type": "array", "items": {"type": "object", "additionalProperties": True}},
-        "counts": {"type": "object", "additionalProperties": {"type": "integer"}},
-    },
-)
-FAVOURITES_DELETED = obj(["ok"], {"ok": {"type": "boolean"}, "name": {"type": "string"}})
+FAVOURITES_INVITED = schema_of(shapes.FavouritesInvitedOut)
+FAVOURITES_DELETED = schema_of(shapes.FavouriteDeletedOut)
