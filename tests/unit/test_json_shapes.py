@@ -9,12 +9,17 @@ from typing import Annotated, Any, Literal, NotRequired, TypedDict
 import jsonschema
 import pytest
 
-from dossier_api.domain import administration, care, consent, vigilance
+from dossier_api.domain import administration, care, consent, pathway_store, vigilance
+from dossier_api.domain.access import Caller
+from dossier_api.domain.directory_import import import_extract
 from dossier_api.domain.models import CarePlan, ConsentEvent, Dossier, IdentityEvent, Structure
 from dossier_api.domain.service import DossierService
 from dossier_api.domain.shapes import DossierOut, TaskOut
 from dossier_api.http import schemas as S
+from dossier_api.http.enrolment import INVITATION, INVITATIONS
 from maillon.shared.json_shapes import DateTime, Schema, schema_of
+from tests.harness.annuaire import person, write_activite, write_mssante
+from tests.harness.bot import deployment, professionals, store
 
 
 class Inner(TypedDict):
@@ -202,3 +207,141 @@ def test_the_shipped_pathways_match_their_schema() -> None:
                 ]["fields"]["items"]
             ),
         )
+
+
+# -- answers built by the service on a real (SQLite) store ---------------------------------
+
+SERVER = "sante.test"
+ADMIN = Caller(f"@admin:{SERVER}", True, "token")
+COORD = Caller(f"@coord:{SERVER}", False, "token")
+NURSE, CHIEF = f"@ide:{SERVER}", f"@cheffe:{SERVER}"
+STRANGER = f"@inconnu:{SERVER}"  # an account the directory does not know
+EXTRACT = 12
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> DossierService:
+    root = tmp_path_factory.mktemp("shapes")
+    engine = store(f"sqlite:///{root / 'store.db'}")
+    pathway_store.bind(engine)
+    professionals(engine, COORD.user_id, NURSE, CHIEF)
+    activite = write_activite(root / "PS_LibreAcces_Personne_activite_202612010000.txt", EXTRACT)
+    mss = root / "Extraction_Correspondance_MSSante_202612010000.txt"
+    write_mssante(mss, EXTRACT, every=1)
+    for path in (activite.path, mss):
+        import_extract(engine, path)
+    return DossierService(engine, deployment(root / "deployment", SERVER))
+
+
+def _dossier(service: DossierService, birth_name: str) -> str:
+    identity = {"birth_name": birth_name, "first_names": "Jeanne", "sex": "F"}
+    body = {"pathway": "dac", "identity": {**identity, "birth_date": "1941-03-12"}}
+    return str(service.create_dossier(COORD, body)["id"])
+
+
+def _valid(answer: Any, schema: dict[str, Any]) -> None:
+    jsonschema.validate(answer, _draft7(schema))
+
+
+def _refused(answer: Any, schema: dict[str, Any]) -> None:
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(answer, _draft7(schema))
+
+
+def test_a_team_and_its_solicitation_match_their_schemas(service: DossierService) -> None:
+    """A team with its rota, then a solicitation sent, accepted and answered: each answer of
+    the service validates against the published schema (both were open objects)."""
+    rota = {
+        "weekly": [{"day": "mardi", "start": "08:00", "end": "18:00", "members": [NURSE]}],
+        "exceptions": [{"date": "2026-12-08", "members": [NURSE], "level": 2}],
+    }
+    team = service.add_team(
+        ADMIN,
+        {
+            "slug": "usp-shapes",
+            "name": "Équipe mobile de soins palliatifs",
+            "level": "departementale",
+            "members": [
+                {"user_id": NURSE, "role": "infirmière"},
+                {"user_id": CHIEF, "role": "cadre", "coordinator": True},
+                {"user_id": STRANGER, "role": "médecin"},
+            ],
+            "rota": rota,
+        },
+    )
+    _valid(team, S.TEAM)
+    _valid({"teams": service.teams(COORD)}, S.TEAMS)
+    assert team["rota"] == rota
+    unknown = next(m for m in team["members"] if m["user_id"] == STRANGER)
+    assert unknown["display_name"] is None  # the key is there, empty: not left out
+    _refused({**team, "level": "nationale"}, S.TEAM)
+    _refused({**team, "rota": {"weekly": [{"day": "lundi"}]}}, S.TEAM)  # no members
+    _refused({k: v for k, v in team.items() if k != "address"}, S.TEAM)
+
+    sent = service.solicit(
+        COORD,
+        _dossier(service, "Martin"),
+        {"team": "usp-shapes", "reason": "douleur", "attested": True},
+    )
+    _valid(sent, S.SOLICITATION)
+    assert sent["accepted_by"] is None and sent["report"] is None
+    told = sent["notified"][0]
+    accepted = service.accept_solicitation(Caller(told, False, "token"), sent["id"])
+    _valid(accepted, S.SOLICITATION)
+    report = {"question": "douleur ?", "elements": "EVA 7", "advice": "rotation d'opioïde"}
+    answered = service.answer_solicitation(Caller(told, False, "token"), sent["id"], report)
+    _valid(answered, S.SOLICITATION)
+    _valid(
+        {"solicitations": service.my_solicitations(Caller(told, False, "token"))}, S.SOLICITATIONS
+    )
+    assert answered["report"] is not None and answered["report"]["author"] == told
+    assert [e["status"] for e in answered["events"]] == ["envoyee", "acceptee", "repondue"]
+    _refused({**answered, "status": "perdue"}, S.SOLICITATION)
+    _refused({**answered, "report": {**answered["report"], "avis": "x"}}, S.SOLICITATION)
+    _refused({**answered, "requester": {"user_id": COORD.user_id}}, S.SOLICITATION)
+
+
+def test_directory_results_match_their_schema(service: DossierService) -> None:
+    listed = person(0)
+    page = service.search_directory(COORD, q=listed.last_name)
+    assert listed.identifier in [r["rpps"] for r in page["results"]]
+    _valid(page, S.DIRECTORY_PAGE)
+    found = page["results"][0]
+    assert found["activities"] and found["mssante"]
+    _refused({**found, "activities": [{"ville": "Albi"}]}, S.DIRECTORY_RESULT)
+    _refused({**page, "results": [{**found, "nom": "x"}]}, S.DIRECTORY_PAGE)
+
+
+def test_favourites_and_invitations_match_their_schemas(service: DossierService) -> None:
+    """A favourites group (an account, an RPPS without one), invited into a dossier; the
+    invitation it sends and the list of the dossier's invitations."""
+    without_account = next(p for p in (person(i) for i in range(EXTRACT)) if p.id_type == "8")
+    group = service.create_favourites(
+        COORD,
+        {
+            "name": "Équipe de ville",
+            "members": [
+                {"user_id": NURSE, "role": "IDE"},
+                {"rpps": without_account.identifier, "role": "KINE"},
+            ],
+        },
+    )
+    _valid(group, S.FAVOURITES)
+    _valid({"groups": service.favourites(COORD)}, S.FAVOURITES_LIST)
+    _refused({**group, "members": [{**group["members"][0], "role": "ROI"}]}, S.FAVOURITES)
+    dossier_id = _dossier(service, "Bernard")
+    invited = service.invite_favourites(COORD, dossier_id, group["id"], {})
+    _valid(invited, S.FAVOURITES_INVITED)
+    assert invited["counts"] == {"added": 1, "invited": 1, "already": 0, "refused": 0}
+    _refused(
+        {**invited, "results": [{**invited["results"][0], "outcome": "perdu"}]},
+        S.FAVOURITES_INVITED,
+    )
+    invitations = service.invitations(COORD, dossier_id)
+    assert [i["rpps"] for i in invitations] == [without_account.identifier]
+    _valid({"invitations": invitations}, INVITATIONS)
+    cancelled = service.cancel_invitation(COORD, dossier_id, invitations[0]["id"])
+    _valid(cancelled, INVITATION)
+    assert cancelled["status"] == "cancelled"
+    _refused({**cancelled, "status": "oubliée"}, INVITATION)
+    _valid(service.delete_favourites(COORD, group["id"]), S.FAVOURITES_DELETED)
