@@ -596,6 +596,8 @@ class WebSession(Base):
 # -- resource teams (équipes ressources, ``dossier_api.domain.teams``) ---------------------
 
 
+# What a room's membership event did (``RoomActivity.kind`` besides "message").
+MEMBERSHIPS = ("invite", "join", "leave", "kick", "ban")
 # The words of resource teams and their solicitations (``dossier_api.domain.teams``): the
 # team's level, the solicitation's kind, its statuses and those of its steps (the events add
 # "escalade" and "declinee").

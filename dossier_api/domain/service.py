@@ -51,10 +51,13 @@ from dossier_api.domain.retention import RetentionOperations
 from dossier_api.domain.room_decisions import load_room_decisions
 from dossier_api.domain.rooms import ROOMS, enqueue, reference
 from dossier_api.domain.shapes import (
+    ActivityOut,
     AuditEntryOut,
     DelegationOut,
+    DelegationsOut,
     DirectoryPageOut,
     DocumentOut,
+    DossierListOut,
     DossierOut,
     DossierSummaryOut,
     FavouriteInvitedOut,
@@ -201,13 +204,11 @@ class DossierService(
         limit: int,
         offset: int,
         filters: DossierFilters | None = None,
-    ) -> list[dict[str, Any]]:
+    ) -> list[DossierSummaryOut]:
         """My dossiers (circle, delegation, structure), newest first; ``filters``: pathway,
         status, structure and a patient name (found through the blind index of name tokens,
         ``dossier_api.domain.names``: no identity is opened to search)."""
-        rows: list[dict[str, Any]] = self.my_dossiers_page(caller, limit, offset, filters)[
-            "dossiers"
-        ]
+        rows = self.my_dossiers_page(caller, limit, offset, filters)["dossiers"]
         return rows
 
     def my_dossiers_page(
@@ -216,7 +217,7 @@ class DossierService(
         limit: int,
         offset: int,
         filters: DossierFilters | None = None,
-    ) -> dict[str, Any]:
+    ) -> DossierListOut:
         """``my_dossiers`` with the number of dossiers matching (for pagination)."""
         wanted = filters or DossierFilters()
         now = utcnow()
@@ -819,7 +820,7 @@ class DossierService(
             act.detail = f"n° {delegation.id} de {delegation.from_user} à {delegation.to_user}"
             return self.delegation_json(delegation)
 
-    def delegations(self, caller: Caller) -> dict[str, list[DelegationOut]]:
+    def delegations(self, caller: Caller) -> DelegationsOut:
         with self.tx() as session:
 
             def rows(column: Any) -> list[DelegationOut]:
@@ -932,7 +933,7 @@ class DossierService(
                 select(DossierRoom.dossier_id).where(DossierRoom.room_id == room_id)
             )
 
-    def activity(self, caller: Caller, dossier_id: str, limit: int = 200) -> dict[str, Any]:
+    def activity(self, caller: Caller, dossier_id: str, limit: int = 200) -> ActivityOut:
         """What happened in the dossier's rooms: message count (content stays end-to-end
         encrypted, never here) and the room history of the circle (invites, joins,
         departures, removals), latest first."""

@@ -5,6 +5,7 @@ answer and the OpenAPI document cannot drift apart."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated, Any, NotRequired, TypedDict
 
 from dossier_api.domain.models import (
@@ -13,6 +14,7 @@ from dossier_api.domain.models import (
     FAVOURITE_OUTCOMES,
     KINDS,
     LEVELS,
+    MEMBERSHIPS,
     STAFF_ROLES,
     STATUSES,
     STEPS,
@@ -484,10 +486,10 @@ class DirectoryResultOut(TypedDict):
 
 
 class DirectoryPageOut(TypedDict):
-    page: int
-    size: int
+    page: Annotated[int, Schema(minimum=1)]
+    size: Annotated[int, Schema(minimum=1)]
     has_more: bool
-    count: Annotated[int, Schema(description="correspondances, comptées jusqu'à 2000")]
+    count: Annotated[int, Schema(description="correspondances, comptées jusqu'à 2000", minimum=0)]
     count_exact: Annotated[bool, Schema(description="faux : « plus de 2000 »")]
     results: list[DirectoryResultOut]
 
@@ -558,3 +560,210 @@ class InvitationOut(TypedDict):
     status: Annotated[str, Schema(enum=ENROLMENT_STATUSES)]
     mail: Annotated[str, Schema(enum=ENROLMENT_MAIL)]
     user_id: UserId | None
+
+
+# -- lists and other answers of the API (``dossier_api.http``) ------------------------------
+
+Count = Annotated[int, Schema(minimum=0)]
+
+
+class DossierListOut(TypedDict):
+    dossiers: list[DossierSummaryOut]
+    total: Annotated[int, Schema(description="dossiers correspondants, toutes pages")]
+
+
+class CircleOut(TypedDict):
+    members: list[MemberOut]
+
+
+class NotesOut(TypedDict):
+    notes: list[NoteOut]
+
+
+class TasksOut(TypedDict):
+    tasks: list[TaskOut]
+
+
+class AuditOut(TypedDict):
+    entries: list[AuditEntryOut]
+
+
+class DelegationsOut(TypedDict):
+    given: list[DelegationOut]
+    received: list[DelegationOut]
+
+
+class OkOut(TypedDict):
+    ok: bool
+
+
+class MergeOut(TypedDict):
+    kept: str
+    merged: str
+    moved: Annotated[dict[str, int], Schema(description="lignes déplacées, par table")]
+
+
+class PatientCopyOut(TypedDict):
+    pdf_base64: str
+    bundle: Annotated[dict[str, Any], Schema(description="Bundle FHIR")]
+
+
+class LegalHoldOut(TypedDict):
+    dossier_id: str
+    legal_hold: bool
+
+
+class RetentionOut(TypedDict):
+    dry_run: bool
+    steps: list[RetentionStepOut]
+
+
+class RoomsOut(TypedDict):
+    rooms: list[RoomOut]
+
+
+class MembershipEventOut(TypedDict):
+    kind: Annotated[str, Schema(enum=MEMBERSHIPS)]
+    user_id: str | None
+    sender: str
+    room_id: str
+    at: DateTime
+
+
+class ActivityOut(TypedDict):
+    messages: Count
+    last_message_at: DateTime | None
+    history: list[MembershipEventOut]
+
+
+class PathwaysOut(TypedDict):
+    pathways: list[PathwayOut]
+
+
+class FormsOut(TypedDict):
+    forms: list[FormOut]
+
+
+class TimelineOut(TypedDict):
+    entries: list[TimelineEntryOut]
+    people: People
+
+
+class SearchOut(TypedDict):
+    results: list[SearchResultOut]
+
+
+class AppointmentsOut(TypedDict):
+    appointments: list[AppointmentOut]
+
+
+class AlertsOut(TypedDict):
+    alerts: list[AlertOut]
+
+
+class TeamsOut(TypedDict):
+    teams: list[TeamOut]
+
+
+class SolicitationsOut(TypedDict):
+    solicitations: list[SolicitationOut]
+
+
+class InvitationsOut(TypedDict):
+    invitations: list[InvitationOut]
+
+
+class WorkDossierOut(TypedDict):
+    """The dossier an item of the worklist is about (its patient's name, its reference)."""
+
+    dossier_id: str
+    patient: str
+    reference: str
+
+
+class WorkTaskOut(WorkDossierOut):
+    id: str
+    title: str
+    due: Date | None
+    overdue: bool
+
+
+class WorkAlertOut(WorkDossierOut):
+    id: str
+    author: str
+    created_at: DateTime
+    text: str
+
+
+class WorkInvitationOut(WorkDossierOut):
+    since: DateTime
+    added_by: str
+
+
+class WorkCountsOut(TypedDict):
+    tasks: Count
+    alerts: Count
+    invitations: Count
+
+
+class WorklistOut(TypedDict):
+    """What I have to do: the first items of each list, and how many there are."""
+
+    counts: WorkCountsOut
+    tasks: list[WorkTaskOut]
+    alerts: list[WorkAlertOut]
+    invitations: list[WorkInvitationOut]
+
+
+class HealthOut(TypedDict):
+    status: Annotated[str, Schema(enum=("ok",))]
+    store: str
+
+
+# -- the console's data (``dossier_api.domain.administration``) -----------------------------
+# Read by the console's pages, not answers of the JSON API: moments stay ``datetime`` (the
+# pages write them in French), so these have no JSON schema.
+
+
+class PathwayVersionRow(TypedDict):
+    pathway_id: str
+    version: int
+    status: str
+    author: str
+    created_at: dt.datetime
+    published_at: dt.datetime | None
+    name: str
+
+
+class PathwayDefinitionRow(PathwayVersionRow):
+    definition: dict[str, Any]
+
+
+class PathwaySummaryRow(TypedDict):
+    id: str
+    name: str
+    versions: list[PathwayVersionRow]
+    published: NotRequired[int]
+    dossiers: dict[int, int]
+
+
+class AuditRow(TypedDict):
+    id: int
+    at: dt.datetime
+    dossier_id: str | None
+    actor: str
+    on_behalf_of: str | None
+    basis: str
+    action: str
+    component: str
+    allowed: bool
+    detail: str | None
+
+
+class AuditPage(TypedDict):
+    """One page of the audit browser: its rows, how many match, who is named."""
+
+    entries: list[AuditRow]
+    total: int
+    people: People
+    components: list[str]

@@ -310,9 +310,10 @@ async def _show(
 def _current_delegations(svc: DossierService, session: Current) -> dict[str, list[Any]]:
     """The caller's delegations, given and received, that have not ended yet."""
     now = dt.datetime.now(dt.UTC)
+    mine = svc.delegations(session.caller)
     return {
-        side: [d for d in rows if dt.datetime.fromisoformat(d["until"]) > now]
-        for side, rows in svc.delegations(session.caller).items()
+        side: [d for d in mine[side] if dt.datetime.fromisoformat(d["until"]) > now]
+        for side in ("given", "received")
     }
 
 

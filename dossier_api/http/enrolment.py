@@ -16,7 +16,7 @@ from dossier_api.domain.access import Caller
 from dossier_api.domain.core import ApiError
 from dossier_api.domain.pathways import PATHWAYS
 from dossier_api.domain.service import DossierService
-from dossier_api.domain.shapes import InvitationOut
+from dossier_api.domain.shapes import InvitationOut, InvitationsOut
 from dossier_api.http import schemas as S
 from dossier_api.http.handlers import ROOM_SYNC, body, call, svc
 from dossier_api.http.pages import problem_page
@@ -41,7 +41,7 @@ INSCRIPTION_PATH = "/inscription"
 MAX_FIELD = 1024
 
 INVITATION = schema_of(InvitationOut)
-INVITATIONS = S.obj(["invitations"], {"invitations": {"type": "array", "items": INVITATION}})
+INVITATIONS = schema_of(InvitationsOut)
 INVITE = S.obj(
     ["rpps", "role"],
     {
@@ -74,7 +74,7 @@ async def invite(request: web.Request) -> web.Response:
 )
 async def invitations(request: web.Request) -> web.Response:
     rows = await call(request, svc(request).invitations, request.match_info["dossier_id"])
-    return web.json_response({"invitations": rows})
+    return web.json_response(InvitationsOut(invitations=rows))
 
 
 @route(

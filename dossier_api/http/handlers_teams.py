@@ -7,8 +7,8 @@ from collections.abc import Callable
 
 from aiohttp import web
 
+from dossier_api.domain import shapes
 from dossier_api.domain.core import ApiError
-from dossier_api.domain.shapes import SolicitationOut
 from dossier_api.http import schemas as S
 from dossier_api.http.handlers import ROOM_SYNC, body, call, svc
 from dossier_api.http.registry import route
@@ -24,7 +24,9 @@ def _id(request: web.Request) -> int:
     return int(raw)
 
 
-async def _synced(request: web.Request, operation: Callable[..., SolicitationOut]) -> web.Response:
+async def _synced(
+    request: web.Request, operation: Callable[..., shapes.SolicitationOut]
+) -> web.Response:
     """An operation on a solicitation that changes the circle, then the rooms brought to it."""
     row = await call(request, operation, _id(request))
     if row["dossier_id"] is not None:  # an incoming one (a peer's room): no dossier here
@@ -42,7 +44,7 @@ async def _synced(request: web.Request, operation: Callable[..., SolicitationOut
 )
 async def get_teams(request: web.Request) -> web.Response:
     rows = await call(request, svc(request).teams, request.query.get("pathway") or None)
-    return web.json_response({"teams": rows})
+    return web.json_response(shapes.TeamsOut(teams=rows))
 
 
 @route(
@@ -96,7 +98,7 @@ async def post_solicitation(request: web.Request) -> web.Response:
 )
 async def get_dossier_solicitations(request: web.Request) -> web.Response:
     rows = await call(request, svc(request).dossier_solicitations, request.match_info["dossier_id"])
-    return web.json_response({"solicitations": rows})
+    return web.json_response(shapes.SolicitationsOut(solicitations=rows))
 
 
 @route(
@@ -108,7 +110,7 @@ async def get_dossier_solicitations(request: web.Request) -> web.Response:
 )
 async def get_my_solicitations(request: web.Request) -> web.Response:
     rows = await call(request, svc(request).my_solicitations)
-    return web.json_response({"solicitations": rows})
+    return web.json_response(shapes.SolicitationsOut(solicitations=rows))
 
 
 @route(

@@ -16,7 +16,6 @@ TEXT = {"type": "string", "minLength": 1, "maxLength": 20000}
 SHORT = {"type": "string", "minLength": 1, "maxLength": 200}
 DATE = {"type": "string", "format": "date", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"}
 DATETIME = {"type": "string", "format": "date-time"}
-NULLABLE_DATETIME = {"type": "string", "format": "date-time", "nullable": True}
 ROLE = {"type": "string", "enum": sorted(ROLES)}
 # A pathway id; whether it exists is the store's answer (pathways are created in /admin/).
 PATHWAY = {"type": "string", "pattern": "^[a-z0-9][a-z0-9-]{0,59}$"}
@@ -100,14 +99,8 @@ CONSENT_HISTORY = schema_of(shapes.ConsentHistoryOut)
 MEMBER = schema_of(shapes.MemberOut)
 DOSSIER = schema_of(shapes.DossierOut)
 DOSSIER_SUMMARY = schema_of(shapes.DossierSummaryOut)
-DOSSIER_LIST = obj(
-    ["dossiers"],
-    {
-        "dossiers": {"type": "array", "items": DOSSIER_SUMMARY},
-        "total": {"type": "integer", "description": "dossiers matching, all pages"},
-    },
-)
-CIRCLE = obj(["members"], {"members": {"type": "array", "items": MEMBER}})
+DOSSIER_LIST = schema_of(shapes.DossierListOut)
+CIRCLE = schema_of(shapes.CircleOut)
 CIRCLE_ADD = obj(
     ["user_id", "role"],
     {
@@ -143,7 +136,7 @@ NOTE_IN = obj(
 DOCUMENT = schema_of(shapes.DocumentOut)
 CORRECTION_IN = obj(["text"], {"text": TEXT})
 NOTE = schema_of(shapes.NoteOut)
-NOTES = obj(["notes"], {"notes": {"type": "array", "items": NOTE}})
+NOTES = schema_of(shapes.NotesOut)
 # A document attached to a note, sent as JSON (base64) or as multipart/form-data ("file").
 DOCUMENT_IN = obj(
     ["name", "data"],
@@ -156,17 +149,11 @@ DOCUMENT_IN = obj(
 TASK_IN = obj(["title", "assignee"], {"title": SHORT, "assignee": USER_ID, "due": DATE})
 TASK_PATCH = obj(["status"], {"status": {"type": "string", "enum": ["todo", "done", "cancelled"]}})
 TASK = schema_of(shapes.TaskOut)
-TASKS = obj(["tasks"], {"tasks": {"type": "array", "items": TASK}})
-AUDIT = obj(["entries"], {"entries": {"type": "array", "items": schema_of(shapes.AuditEntryOut)}})
+TASKS = schema_of(shapes.TasksOut)
+AUDIT = schema_of(shapes.AuditOut)
 DELEGATION_IN = obj(["to_user", "until"], {"to_user": USER_ID, "until": DATETIME})
 DELEGATION = schema_of(shapes.DelegationOut)
-DELEGATIONS = obj(
-    ["given", "received"],
-    {
-        "given": {"type": "array", "items": DELEGATION},
-        "received": {"type": "array", "items": DELEGATION},
-    },
-)
+DELEGATIONS = schema_of(shapes.DelegationsOut)
 STRUCTURE_IN = obj(
     ["name"],
     {
@@ -182,7 +169,7 @@ STAFF_IN = obj(
     ["user_id"],
     {"user_id": USER_ID, "role": {"type": "string", "enum": list(STAFF_ROLES)}},
 )
-OK = obj(["ok"], {"ok": {"type": "boolean"}})
+OK = schema_of(shapes.OkOut)
 MERGE_IN = obj(
     ["other_dossier_id", "reason"],
     {
@@ -190,64 +177,28 @@ MERGE_IN = obj(
         "reason": {"type": "string", "minLength": 1, "maxLength": 500},
     },
 )
-MERGE = obj(
-    ["kept", "merged", "moved"],
-    {
-        "kept": {"type": "string"},
-        "merged": {"type": "string"},
-        "moved": {"type": "object", "additionalProperties": {"type": "integer"}},
-    },
-)
-PATIENT_COPY = obj(
-    ["pdf_base64", "bundle"],
-    {"pdf_base64": {"type": "string"}, "bundle": {"type": "object"}},
-)
+MERGE = schema_of(shapes.MergeOut)
+PATIENT_COPY = schema_of(shapes.PatientCopyOut)
 LEGAL_HOLD_IN = obj(["legal_hold"], {"legal_hold": {"type": "boolean"}})
-LEGAL_HOLD = obj(
-    ["dossier_id", "legal_hold"],
-    {"dossier_id": {"type": "string"}, "legal_hold": {"type": "boolean"}},
-)
+LEGAL_HOLD = schema_of(shapes.LegalHoldOut)
 RETENTION_STEP = schema_of(shapes.RetentionStepOut)
-RETENTION = obj(
-    ["dry_run", "steps"],
-    {"dry_run": {"type": "boolean"}, "steps": {"type": "array", "items": RETENTION_STEP}},
-)
+RETENTION = schema_of(shapes.RetentionOut)
 AUDIENCE = {"type": "string", "enum": sorted(ROOM_AUDIENCES)}
 ROOM_IN = obj(["label"], {"label": {**SHORT, "maxLength": 120}, "audience": AUDIENCE})
 ROOM = schema_of(shapes.RoomOut)
-ROOMS = obj(["rooms"], {"rooms": {"type": "array", "items": ROOM}})
-ROOM_EVENT = obj(
-    ["kind", "user_id", "sender", "room_id", "at"],
-    {
-        "kind": {"type": "string", "enum": ["invite", "join", "leave", "kick", "ban"]},
-        "user_id": {"type": "string", "nullable": True},
-        "sender": {"type": "string"},
-        "room_id": {"type": "string"},
-        "at": DATETIME,
-    },
-)
-ACTIVITY = obj(
-    ["messages", "last_message_at", "history"],
-    {
-        "messages": {"type": "integer", "minimum": 0},
-        "last_message_at": NULLABLE_DATETIME,
-        "history": {"type": "array", "items": ROOM_EVENT},
-    },
-)
+ROOMS = schema_of(shapes.RoomsOut)
+ACTIVITY = schema_of(shapes.ActivityOut)
 ME = schema_of(shapes.MeOut)
-PATHWAYS = obj(["pathways"], {"pathways": {"type": "array", "items": schema_of(shapes.PathwayOut)}})
+PATHWAYS = schema_of(shapes.PathwaysOut)
 FORM_IN = obj(["answers"], {"answers": {"type": "object", "maxProperties": 100}})
 FORM = schema_of(shapes.FormOut)
-FORMS = obj(["forms"], {"forms": {"type": "array", "items": FORM}})
+FORMS = schema_of(shapes.FormsOut)
 DRAFT = schema_of(shapes.DraftOut)
 PEOPLE = schema_of(shapes.People)
 TIMELINE_ENTRY = schema_of(shapes.TimelineEntryOut)
-TIMELINE = obj(
-    ["entries", "people"],
-    {"entries": {"type": "array", "items": TIMELINE_ENTRY}, "people": PEOPLE},
-)
+TIMELINE = schema_of(shapes.TimelineOut)
 SEARCH_RESULT = schema_of(shapes.SearchResultOut)
-SEARCH = obj(["results"], {"results": {"type": "array", "items": SEARCH_RESULT}})
+SEARCH = schema_of(shapes.SearchOut)
 PPCS_IN = obj(
     ["problems", "actions"],
     {
@@ -282,7 +233,7 @@ APPOINTMENT_IN = obj(
     },
 )
 APPOINTMENT = schema_of(shapes.AppointmentOut)
-APPOINTMENTS = obj(["appointments"], {"appointments": {"type": "array", "items": APPOINTMENT}})
+APPOINTMENTS = schema_of(shapes.AppointmentsOut)
 ALERT_IN = obj(
     ["text"],
     {
@@ -297,7 +248,7 @@ ALERT_IN = obj(
     },
 )
 ALERT = schema_of(shapes.AlertOut)
-ALERTS = obj(["alerts"], {"alerts": {"type": "array", "items": ALERT}})
+ALERTS = schema_of(shapes.AlertsOut)
 MAIL_IN = obj(
     ["to", "subject", "text"],
     {
@@ -306,16 +257,7 @@ MAIL_IN = obj(
         "text": TEXT,
     },
 )
-WORKLIST = obj(
-    ["tasks", "alerts", "invitations", "counts"],
-    {
-        "tasks": {"type": "array", "items": {"type": "object"}},
-        "alerts": {"type": "array", "items": {"type": "object"}},
-        "invitations": {"type": "array", "items": {"type": "object"}},
-        "counts": {"type": "object", "additionalProperties": {"type": "integer"}},
-    },
-    extra=True,
-)
+WORKLIST = schema_of(shapes.WorklistOut)
 ICS = {"type": "string"}
 FHIR_BUNDLE = {
     "type": "object",
@@ -366,7 +308,7 @@ TEAM_IN = obj(
 )
 ROTA_IN = obj(["rota"], {"rota": ROTA})
 TEAM = schema_of(shapes.TeamOut)
-TEAMS = obj(["teams"], {"teams": {"type": "array", "items": TEAM}})
+TEAMS = schema_of(shapes.TeamsOut)
 SOLICITATION_IN = obj(
     ["team", "reason"],
     {
@@ -377,7 +319,7 @@ SOLICITATION_IN = obj(
     },
 )
 SOLICITATION = schema_of(shapes.SolicitationOut)
-SOLICITATIONS = obj(["solicitations"], {"solicitations": {"type": "array", "items": SOLICITATION}})
+SOLICITATIONS = schema_of(shapes.SolicitationsOut)
 REPORT_IN = obj(
     ["question", "elements", "advice"],
     {"question": TEXT, "elements": TEXT, "advice": TEXT},

@@ -15,7 +15,7 @@ from jsonschema import Draft7Validator, FormatChecker
 
 from dossier_api.domain.core import ApiError
 from dossier_api.domain.service import DossierService
-from dossier_api.domain.shapes import MeOut, SolicitationOut
+from dossier_api.domain.shapes import MeOut, SolicitationOut, WorklistOut
 from dossier_api.domain.vigilance import DUPLICATE, OVERRIDE
 from dossier_api.http import schemas as S
 from dossier_api.http.handlers import ROOM_SYNC, dossier_filters
@@ -70,7 +70,12 @@ async def home(request: web.Request) -> web.Response:
     list_only = "HX-Request" in request.headers and "HX-History-Restore-Request" not in (
         request.headers
     )
-    todo: dict[str, Any] = {"tasks": [], "alerts": [], "invitations": [], "counts": {}}
+    todo: WorklistOut = {
+        "tasks": [],
+        "alerts": [],
+        "invitations": [],
+        "counts": {"tasks": 0, "alerts": 0, "invitations": 0},
+    }
     people: dict[str, Any] = {}
     solicitations: list[SolicitationOut] = []
     if not list_only:

@@ -8,11 +8,19 @@ from typing import Annotated, Any, Literal, NotRequired, TypedDict
 
 import jsonschema
 import pytest
+from sqlalchemy.orm import Session
 
 from dossier_api.domain import administration, care, consent, pathway_store, vigilance
 from dossier_api.domain.access import Caller
 from dossier_api.domain.directory_import import import_extract
-from dossier_api.domain.models import CarePlan, ConsentEvent, Dossier, IdentityEvent, Structure
+from dossier_api.domain.models import (
+    CarePlan,
+    ConsentEvent,
+    Dossier,
+    IdentityEvent,
+    RoomActivity,
+    Structure,
+)
 from dossier_api.domain.service import DossierService
 from dossier_api.domain.shapes import DossierOut, TaskOut
 from dossier_api.http import schemas as S
@@ -215,6 +223,7 @@ SERVER = "sante.test"
 ADMIN = Caller(f"@admin:{SERVER}", True, "token")
 COORD = Caller(f"@coord:{SERVER}", False, "token")
 NURSE, CHIEF = f"@ide:{SERVER}", f"@cheffe:{SERVER}"
+NURSE_CALLER = Caller(NURSE, False, "token")
 STRANGER = f"@inconnu:{SERVER}"  # an account the directory does not know
 EXTRACT = 12
 
@@ -345,3 +354,64 @@ def test_favourites_and_invitations_match_their_schemas(service: DossierService)
     assert cancelled["status"] == "cancelled"
     _refused({**cancelled, "status": "oubliée"}, INVITATION)
     _valid(service.delete_favourites(COORD, group["id"]), S.FAVOURITES_DELETED)
+
+
+def test_lists_worklist_activity_and_admin_answers_match_their_schemas(
+    service: DossierService,
+) -> None:
+    """The lists and answers the handlers wrap (a dossier's work, my worklist, room
+    activity, delegations, legal hold, retention, a merge) validate against the schemas."""
+    dossier_id = _dossier(service, "Durand")
+    soon = (dt.date.today() + dt.timedelta(days=1)).isoformat()
+    task = service.add_task(
+        COORD, dossier_id, {"title": "Pansement", "assignee": COORD.user_id, "due": soon}
+    )
+    _valid(
+        {"members": [service.add_member(COORD, dossier_id, {"user_id": NURSE, "role": "IDE"})]},
+        S.CIRCLE,
+    )
+    service.add_alert(NURSE_CALLER, dossier_id, {"text": "chute", "to": [COORD.user_id]})
+    with Session(service._engine) as session, session.begin():
+        session.add(
+            RoomActivity(
+                event_id="$join",
+                dossier_id=dossier_id,
+                room_id="!salle:sante.test",
+                kind="join",
+                sender=NURSE,
+                subject=NURSE,
+                at=dt.datetime.now(dt.UTC),
+            )
+        )
+    _valid({"tasks": [task]}, S.TASKS)
+    _valid(service.my_dossiers_page(COORD, 50, 0), S.DOSSIER_LIST)
+    worklist = service.worklist(COORD)
+    assert worklist["counts"]["tasks"] >= 1 and worklist["counts"]["alerts"] >= 1
+    _valid(worklist, S.WORKLIST)
+    _refused({**worklist, "counts": {**worklist["counts"], "notes": 1}}, S.WORKLIST)
+    _refused({**worklist, "tasks": [{**worklist["tasks"][0], "overdue": "non"}]}, S.WORKLIST)
+    activity = service.activity(COORD, dossier_id)
+    assert [h["kind"] for h in activity["history"]] == ["join"]
+    _valid(activity, S.ACTIVITY)
+    _refused({**activity, "history": [{**activity["history"][0], "kind": "wave"}]}, S.ACTIVITY)
+    _valid(service.timeline(COORD, dossier_id), S.TIMELINE)
+    _valid(service.search(COORD, dossier_id, "pansement"), S.SEARCH)
+    until = (dt.datetime.now(dt.UTC) + dt.timedelta(days=3)).isoformat()
+    service.delegate(COORD, {"to_user": NURSE, "until": until})
+    delegations = service.delegations(COORD)
+    assert delegations["given"] and not delegations["received"]
+    _valid(delegations, S.DELEGATIONS)
+    _valid(service.set_legal_hold(ADMIN, dossier_id, True), S.LEGAL_HOLD)
+    _valid(service.set_legal_hold(ADMIN, dossier_id, False), S.LEGAL_HOLD)
+    _valid(service.run_retention(ADMIN, dry_run=True), S.RETENTION)
+    identity = {"birth_name": "Durand", "first_names": "Jeanne", "sex": "F"}
+    twin = {
+        "pathway": "dac",
+        "identity": {**identity, "birth_date": "1941-03-12"},
+        "duplicate_override": {"reason": "même personne, ouverte deux fois"},
+    }
+    other = str(service.create_dossier(COORD, twin)["id"])
+    merged = service.merge_dossiers(ADMIN, dossier_id, other, "même personne")
+    assert merged["kept"] == dossier_id
+    _valid(merged, S.MERGE)
+    _refused({**merged, "moved": {"notes": "deux"}}, S.MERGE)
