@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import exists, func, insert, select, union, update
 from sqlalchemy.exc import IntegrityError
@@ -62,8 +62,10 @@ from dossier_api.domain.shapes import (
     DossierSummaryOut,
     FavouriteInvitedOut,
     FavouritesInvitedOut,
+    IdentityOut,
     MemberOut,
     MeOut,
+    NoteAttachmentOut,
     NoteOut,
     ProfessionalOut,
     RoomOut,
@@ -134,7 +136,7 @@ class DossierService(
             "referent": dossier.referent,
             "opened_at": _iso(dossier.opened_at),
             "closed_at": _iso(dossier.closed_at),
-            "identity": dossier.identity,
+            "identity": cast(IdentityOut, dossier.identity),  # as IDENTITY_IN checked it
             "identity_status": dossier.identity_status,
             "consent": {
                 "informed": dossier.consent_informed,
@@ -588,7 +590,7 @@ class DossierService(
             "corrects": note.corrects,
             "corrected_by": corrected_by,
             "visible_to_roles": note.visible_to_roles.split(",") if note.visible_to_roles else None,
-            "attachments": note.body.get("attachments", []),
+            "attachments": cast(list[NoteAttachmentOut], note.body.get("attachments", [])),
             "documents": documents or [],
         }
 

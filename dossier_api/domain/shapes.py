@@ -8,6 +8,13 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, NotRequired, TypedDict
 
+from dossier_api.domain.ins import (
+    BIRTHPLACE_PATTERN,
+    IDENTITY_STATUSES,
+    INS_MATRICULE_PATTERN,
+    INS_OIDS,
+    SEXES,
+)
 from dossier_api.domain.models import (
     ENROLMENT_MAIL,
     ENROLMENT_STATUSES,
@@ -45,6 +52,20 @@ class ConsentState(TypedDict):
     opposition: bool
 
 
+class IdentityOut(TypedDict):
+    """The person's identity as it was given (its status is ``identity_status``)."""
+
+    birth_name: str
+    first_names: str
+    used_name: NotRequired[str]
+    sex: Annotated[str, Schema(enum=SEXES)]
+    birth_date: Date
+    birthplace_insee: NotRequired[Annotated[str, Schema(pattern=BIRTHPLACE_PATTERN)]]
+    ins_matricule: NotRequired[Annotated[str, Schema(pattern=INS_MATRICULE_PATTERN)]]
+    ins_oid: NotRequired[Annotated[str, Schema(enum=INS_OIDS)]]
+    contact: NotRequired[str]
+
+
 class DossierOut(TypedDict):
     id: str
     reference: Annotated[str, Schema(description="la référence du dossier montrée aux personnes")]
@@ -56,8 +77,8 @@ class DossierOut(TypedDict):
     referent: str
     opened_at: DateTime
     closed_at: DateTime | None
-    identity: dict[str, Any]
-    identity_status: str
+    identity: IdentityOut
+    identity_status: Annotated[str, Schema(enum=IDENTITY_STATUSES)]
     consent: ConsentState
     mail_address: str
     room_id: str | None
@@ -138,6 +159,15 @@ class DocumentOut(TypedDict):
     url: str
 
 
+class NoteAttachmentOut(TypedDict):
+    """A file of the room a note points to (its Matrix content address)."""
+
+    name: str
+    media_type: str
+    size: Annotated[int, Schema(minimum=0)]
+    mxc: NotRequired[str]
+
+
 class NoteOut(TypedDict):
     id: str
     author: str
@@ -148,7 +178,7 @@ class NoteOut(TypedDict):
     corrects: str | None
     corrected_by: str | None
     visible_to_roles: list[str] | None
-    attachments: list[dict[str, Any]]
+    attachments: list[NoteAttachmentOut]
     documents: list[DocumentOut]
 
 

@@ -6,7 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 from dossier_api.domain import shapes, vigilance
-from dossier_api.domain.ins import INS_MATRICULE_PATTERN
+from dossier_api.domain.ins import (
+    BIRTHPLACE_PATTERN,
+    IDENTITY_STATUSES,
+    INS_MATRICULE_PATTERN,
+    INS_OIDS,
+    SEXES,
+)
 from dossier_api.domain.models import KINDS, LEVELS, STAFF_ROLES, STRUCTURE_KINDS
 from maillon.shared.circle import ROLES, ROOM_AUDIENCES, USER_ID_PATTERN
 from maillon.shared.json_shapes import schema_of
@@ -36,12 +42,12 @@ IDENTITY_IN = obj(
         "birth_name": SHORT,
         "first_names": SHORT,
         "used_name": SHORT,
-        "sex": {"type": "string", "enum": ["F", "M", "I"]},
+        "sex": {"type": "string", "enum": list(SEXES)},
         "birth_date": DATE,
-        "birthplace_insee": {"type": "string", "pattern": "^[0-9][0-9AB][0-9]{3}$"},
+        "birthplace_insee": {"type": "string", "pattern": BIRTHPLACE_PATTERN},
         "ins_matricule": {"type": "string", "pattern": INS_MATRICULE_PATTERN},
-        "ins_oid": {"type": "string", "enum": ["1.2.250.1.213.1.4.8", "1.2.250.1.213.1.4.9"]},
-        "identity_status": {"type": "string", "enum": ["PROV", "RECUP", "VALI", "QUAL"]},
+        "ins_oid": {"type": "string", "enum": list(INS_OIDS)},
+        "identity_status": {"type": "string", "enum": list(IDENTITY_STATUSES)},
         "contact": {"type": "string", "maxLength": 500},
     },
 )
@@ -78,7 +84,7 @@ DOSSIER_CREATE = obj(
 IDENTITY_STATUS_IN = obj(
     ["status"],
     {
-        "status": {"type": "string", "enum": list(vigilance.STATUSES)},
+        "status": {"type": "string", "enum": list(IDENTITY_STATUSES)},
         "identity_evidence": IDENTITY_EVIDENCE,
     },
 )

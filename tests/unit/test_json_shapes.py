@@ -107,7 +107,12 @@ def test_a_serialized_dossier_matches_its_schema() -> None:
         referent="@aline:exemple.fr",
         opened_at=dt.datetime(2026, 12, 1, 9, 30, tzinfo=dt.UTC),
         closed_at=None,
-        identity={"birth_name": "MARTIN"},
+        identity={
+            "birth_name": "MARTIN",
+            "first_names": "Jeanne",
+            "sex": "F",
+            "birth_date": "1941-03-12",
+        },
         identity_status="PROV",
         consent_informed=True,
         consent_share_outside=False,
@@ -127,6 +132,10 @@ def test_a_serialized_dossier_matches_its_schema() -> None:
     broken = {**out, "status": "perdu"}
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(broken, _draft7(S.DOSSIER))
+    with pytest.raises(jsonschema.ValidationError):  # the identity's keys are its own
+        jsonschema.validate(
+            {**out, "identity": {**out["identity"], "nom": "x"}}, _draft7(S.DOSSIER)
+        )
 
 
 def test_serialized_histories_plans_and_structures_match_their_schemas() -> None:
@@ -383,6 +392,13 @@ def test_lists_worklist_activity_and_admin_answers_match_their_schemas(
                 at=dt.datetime.now(dt.UTC),
             )
         )
+    attachment = {"name": "ordonnance.pdf", "media_type": "application/pdf", "size": 1200}
+    service.add_note(COORD, dossier_id, {"text": "Pansement fait", "attachments": [attachment]})
+    notes = service.notes(COORD, dossier_id)
+    assert notes[0]["attachments"] == [attachment]
+    _valid({"notes": notes}, S.NOTES)
+    _refused({"notes": [{**notes[0], "attachments": [{"name": "x"}]}]}, S.NOTES)
+    _valid(service.get_dossier(COORD, dossier_id), S.DOSSIER)
     _valid({"tasks": [task]}, S.TASKS)
     _valid(service.my_dossiers_page(COORD, 50, 0), S.DOSSIER_LIST)
     worklist = service.worklist(COORD)
