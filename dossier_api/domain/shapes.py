@@ -28,7 +28,7 @@ from dossier_api.domain.models import (
     STRUCTURE_KINDS,
 )
 from maillon.shared.circle import ROLES, ROOM_AUDIENCES, USER_ID_PATTERN
-from maillon.shared.dates_fr import DAYS
+from maillon.shared.dates_fr import DAYS, TIME_OF_DAY
 from maillon.shared.json_shapes import Date, DateTime, Schema
 
 UserId = Annotated[str, Schema(pattern=USER_ID_PATTERN, max_length=255)]
@@ -389,12 +389,16 @@ class RotaSlotOut(TypedDict):
     defaults: 00:00 to 24:00, level 1)."""
 
     members: list[UserId]
-    start: NotRequired[Annotated[str, Schema(pattern="^([01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$")]]
-    end: NotRequired[Annotated[str, Schema(pattern="^([01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$")]]
+    start: NotRequired[Annotated[str, Schema(pattern=TIME_OF_DAY)]]
+    end: NotRequired[Annotated[str, Schema(pattern=TIME_OF_DAY)]]
     day: NotRequired[
         Annotated[str, Schema(enum=("", *DAYS), description="jour (lignes de la semaine)")]
     ]
-    date: NotRequired[Annotated[str, Schema(format="date", description="date (exceptions)")]]
+    date: NotRequired[
+        Annotated[
+            str, Schema(pattern="^([0-9]{4}-[0-9]{2}-[0-9]{2})?$", description="date (exceptions)")
+        ]
+    ]
     level: NotRequired[Annotated[int, Schema(description="niveau d'escalade (1 à 9)")]]
 
 

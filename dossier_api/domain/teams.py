@@ -55,7 +55,7 @@ from maillon.shared.circle import (
     server_of,
     team_address,
 )
-from maillon.shared.dates_fr import DAYS, PARIS
+from maillon.shared.dates_fr import DAYS, PARIS, TIME_OF_DAY
 from maillon.shared.text import fold
 from maillon.shared.typed_config import ConfigKeyError, parse
 
@@ -78,7 +78,7 @@ REPORT_FIELDS = ("question", "elements", "advice")
 
 
 def _time(value: str) -> str | None:
-    if not re.match(r"^([01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$", value):
+    if not re.match(TIME_OF_DAY, value):
         return f"heure HH:MM attendue, pas « {value} »"
     return None
 
