@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from coordination_bot.dates import PARIS
 from dossier_api.domain.pathways import PATHWAYS
+from dossier_api.domain.shapes import People
 from maillon.shared.circle import USER_ID_RE, role_label
 from maillon.shared.dates_fr import format_iso, format_moment
 from maillon.shared.text import digits
@@ -172,7 +173,7 @@ class Context:
         profession = (who or {}).get("profession")
         return f"{name} ({profession})" if profession else str(name)
 
-    async def people(self, *user_ids: str) -> dict[str, dict[str, Any]]:
+    async def people(self, *user_ids: str) -> People:
         """Directory entries (name, profession) of these accounts."""
         return await asyncio.to_thread(self.services.dossiers.people, set(user_ids))
 

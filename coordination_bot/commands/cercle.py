@@ -40,7 +40,7 @@ async def _list(ctx: Context) -> Reply:
         for m in active
     ]
     lines += [
-        f"{ctx.person(i, i.get('rpps', ''))} — {ctx.role(i['role'])} — "
+        f"{ctx.person(i, i['rpps'])} — {ctx.role(i['role'] or '—')} — "
         + ctx.t("invitation en attente", "invitation pending")
         for i in invited
         if i["status"] == "pending"

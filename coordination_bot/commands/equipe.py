@@ -5,7 +5,7 @@ to accept or decline (``dossier_api.domain.teams``)."""
 from __future__ import annotations
 
 from coordination_bot.core import Command, CommandError, Context, Reply, build, register
-from dossier_api.domain.teams import LEVELS, LEVELS_EN, STEPS, STEPS_EN
+from dossier_api.domain.models import LEVELS, LEVELS_EN, STEPS, STEPS_EN
 from maillon.shared.text import digits
 
 USAGE_SOLICIT = "!equipe solliciter ÉQUIPE motif… [attestation]"

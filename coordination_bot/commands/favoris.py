@@ -11,6 +11,7 @@ from typing import Any
 from coordination_bot.commands.cercle import _role
 from coordination_bot.commands.equipe import ATTESTATION
 from coordination_bot.core import Command, CommandError, Context, Reply, build, register, user_arg
+from dossier_api.domain.shapes import FavouriteGroupOut, FavouriteMemberOut
 from maillon.shared.text import digits
 
 USAGE_CREATE = "!favoris creer NOM @utilisateur|RPPS…"
@@ -44,10 +45,11 @@ def _people(ctx: Context, words: list[str], usage: str) -> list[dict[str, str]]:
     ]
 
 
-def _member(ctx: Context, m: dict[str, Any]) -> str:
-    who = ctx.person(m, m.get("user_id") or f"RPPS {m.get('rpps')}")
+def _member(ctx: Context, m: FavouriteMemberOut) -> str:
+    who = ctx.person(m, m["user_id"] or f"RPPS {m['rpps']}")
     extra = "" if m["has_account"] else ctx.t(" — pas encore de compte", " — no account yet")
-    return who + (f" ({ctx.role(m['role'])})" if m.get("role") else "") + extra
+    role = m["role"]
+    return who + (f" ({ctx.role(role)})" if role else "") + extra
 
 
 async def _list(ctx: Context) -> Reply:
@@ -62,11 +64,11 @@ async def _list(ctx: Context) -> Reply:
     )
 
 
-def _group_reply(ctx: Context, group: dict[str, Any], fr: str, en: str) -> Reply:
+def _group_reply(ctx: Context, group: FavouriteGroupOut, fr: str, en: str) -> Reply:
     return build(ctx.t(fr, en), [_member(ctx, m) for m in group["members"]])
 
 
-def _changed(ctx: Context, group: dict[str, Any]) -> Reply:
+def _changed(ctx: Context, group: FavouriteGroupOut) -> Reply:
     n = len(group["members"])
     return _group_reply(
         ctx,

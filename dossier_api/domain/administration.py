@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from dossier_api.domain import pathway_store
 from dossier_api.domain.access import Caller
 from dossier_api.domain.core import ApiError, ServiceCore, audit_change
-from dossier_api.domain.directory import people_json, search_directory
+from dossier_api.domain.directory import people_json, person_ref, search_directory
 from dossier_api.domain.directory_import import (
     DirectoryFileError,
     ImportReport,
@@ -51,7 +51,15 @@ from dossier_api.domain.pathways import (
     to_yaml,
 )
 from dossier_api.domain.rooms import ROOMS, enqueue, name_fields, reference
-from dossier_api.domain.shapes import StructureOut
+from dossier_api.domain.shapes import (
+    AuditPage,
+    AuditRow,
+    DirectoryResultOut,
+    PathwayDefinitionRow,
+    PathwaySummaryRow,
+    PathwayVersionRow,
+    StructureOut,
+)
 from dossier_api.domain.teams import TeamRegistry
 from maillon.shared.circle import USER_ID_RE, numbered_slug, slugify, structure_address
 
@@ -157,7 +165,7 @@ def room_preview(pathway: Pathway, fields: dict[str, str] | None = None) -> Room
     )
 
 
-def _version_json(row: PathwayVersion) -> dict[str, Any]:
+def _version_json(row: PathwayVersion) -> PathwayVersionRow:
     return {
         "pathway_id": row.pathway_id,
         "version": row.version,
@@ -249,7 +257,7 @@ AUDIT_CSV_HEADER = (
 )
 
 
-def _entry_json(row: AuditEntry) -> dict[str, Any]:
+def _entry_json(row: AuditEntry) -> AuditRow:
     return {
         "id": row.id,
         "at": row.at,
@@ -282,7 +290,9 @@ class Administration(TeamRegistry, FederationPeers, ServiceCore):
 
     # -- pathways ------------------------------------------------------------------------
 
-    def pathways(self, caller: Caller) -> list[dict[str, Any]]:
+    def pathways(self, caller: Caller) -> list[PathwaySummaryRow]:
+        """Each pathway with its versions (latest first), the published one (named by it,
+        else by the latest) and how many dossiers follow each version."""
         with self.acting(caller, "admin.pathways.read") as act:
             self._require_admin(caller)
             rows = act.session.scalars(
@@ -290,26 +300,34 @@ class Administration(TeamRegistry, FederationPeers, ServiceCore):
                     PathwayVersion.pathway_id, PathwayVersion.version.desc()
                 )
             )
-            found: dict[str, dict[str, Any]] = {}
+            versions: dict[str, list[PathwayVersionRow]] = {}
+            published: dict[str, PathwayVersionRow] = {}
             for row in rows:
-                entry = found.setdefault(row.pathway_id, {"id": row.pathway_id, "versions": []})
-                entry["versions"].append(_version_json(row))
+                version = _version_json(row)
+                versions.setdefault(row.pathway_id, []).append(version)
                 if row.status == "published":
-                    entry["published"] = row.version
-                    entry["name"] = str(row.definition.get("name", row.pathway_id))
-            for entry in found.values():
-                entry.setdefault("name", entry["versions"][0]["name"])
-                entry["dossiers"] = {
-                    version: count
-                    for version, count in act.session.execute(
-                        select(Dossier.pathway_version, func.count())
-                        .where(Dossier.pathway == entry["id"])
-                        .group_by(Dossier.pathway_version)
-                    )
+                    published[row.pathway_id] = version
+            found = []
+            for pathway_id, listed in versions.items():
+                counts = act.session.execute(
+                    select(Dossier.pathway_version, func.count())
+                    .where(Dossier.pathway == pathway_id)
+                    .group_by(Dossier.pathway_version)
+                )
+                entry: PathwaySummaryRow = {
+                    "id": pathway_id,
+                    "name": published.get(pathway_id, listed[0])["name"],
+                    "versions": listed,
+                    "dossiers": {version: count for version, count in counts.tuples()},
                 }
-            return list(found.values())
+                if pathway_id in published:
+                    entry["published"] = published[pathway_id]["version"]
+                found.append(entry)
+            return found
 
-    def definition(self, caller: Caller, pathway_id: str, version: int | None) -> dict[str, Any]:
+    def definition(
+        self, caller: Caller, pathway_id: str, version: int | None
+    ) -> PathwayDefinitionRow:
         """A version's definition (the published one when ``version`` is None)."""
         with self.acting(caller, "admin.pathway.read") as act:
             self._require_admin(caller)
@@ -329,7 +347,7 @@ class Administration(TeamRegistry, FederationPeers, ServiceCore):
 
     def create_version(
         self, caller: Caller, definition: dict[str, Any], publish: bool = False
-    ) -> dict[str, Any]:
+    ) -> PathwayVersionRow:
         """A new version of a pathway (or a new pathway); refused with the field named when
         the parser refuses it, and then nothing is written."""
         with self.acting(caller, "admin.pathway.create") as act:
@@ -352,7 +370,7 @@ class Administration(TeamRegistry, FederationPeers, ServiceCore):
             PATHWAYS.refresh()
         return result
 
-    def import_yaml(self, caller: Caller, text: str) -> dict[str, Any]:
+    def import_yaml(self, caller: Caller, text: str) -> PathwayVersionRow:
         try:
             definition, _ = from_yaml(text, "YAML importé")
         except PathwayError as exc:
@@ -380,7 +398,7 @@ class Administration(TeamRegistry, FederationPeers, ServiceCore):
             )
         PATHWAYS.refresh()
 
-    def restore(self, caller: Caller, pathway_id: str, version: int) -> dict[str, Any]:
+    def restore(self, caller: Caller, pathway_id: str, version: int) -> PathwayVersionRow:
         """An older version becomes the published one again, as a new version (numbers only
         grow: a dossier's version always names what it follows)."""
         with Session(self._engine) as session:
@@ -502,7 +520,7 @@ class Administration(TeamRegistry, FederationPeers, ServiceCore):
 
     def audit(
         self, caller: Caller, wanted: AuditFilters, limit: int = 100, offset: int = 0
-    ) -> dict[str, Any]:
+    ) -> AuditPage:
         """One page of the audit, latest first, with the people's names and professions."""
         with self.acting(caller, "admin.audit.read") as act:
             act.detail = wanted.describe()
@@ -538,7 +556,7 @@ class Administration(TeamRegistry, FederationPeers, ServiceCore):
         writer = csv.writer(out)
         writer.writerow(AUDIT_CSV_HEADER)
         for r in rows:
-            name = (people.get(r.actor) or {}).get("display_name") or ""
+            name = person_ref(people, r.actor)["display_name"] or ""
             writer.writerow(
                 [
                     r.at.isoformat(timespec="seconds"),
@@ -654,7 +672,7 @@ class Administration(TeamRegistry, FederationPeers, ServiceCore):
                 for r in rows
             ]
 
-    def find_professionals(self, caller: Caller, words: str) -> list[dict[str, Any]]:
+    def find_professionals(self, caller: Caller, words: str) -> list[DirectoryResultOut]:
         """The national directory's entries matching ``words`` (the console's search of a
         team's new member), with their account when they have one."""
         with self.acting(caller, "admin.directory.search") as act:

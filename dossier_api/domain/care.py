@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -94,7 +94,7 @@ def _draft_json(row: FormDraft, form: FormDefinition) -> DraftOut:
     }
 
 
-def _ppcs_json(plan: CarePlan, people: dict[str, dict[str, Any]]) -> PpcsOut:
+def _ppcs_json(plan: CarePlan, people: People) -> PpcsOut:
     body = plan.plan  # as PPCS_IN validated it when it was saved
     out = PpcsOut(
         version=plan.version,
@@ -102,7 +102,7 @@ def _ppcs_json(plan: CarePlan, people: dict[str, dict[str, Any]]) -> PpcsOut:
         updated_at=_iso(plan.created_at),
         problems=list(body.get("problems") or []),
         actions=list(body.get("actions") or []),
-        people=cast(People, people),  # people_json: display_name and profession
+        people=people,
     )
     if "unmet_goals" in body:
         out["unmet_goals"] = list(body["unmet_goals"])

@@ -25,6 +25,13 @@ from dossier_api.domain.models import (
     Structure,
     StructureStaff,
 )
+from dossier_api.domain.shapes import (
+    DirectoryActivityOut,
+    DirectoryPageOut,
+    DirectoryResultOut,
+    People,
+    PersonRefOut,
+)
 from maillon.shared.circle import DirectoryEntry
 from maillon.shared.text import digits, words
 
@@ -103,12 +110,23 @@ def professionals(session: Session, users: Iterable[str | None]) -> dict[str, Pr
     return {p.user_id: p for p in rows}
 
 
-def people_json(session: Session, users: Iterable[str | None]) -> dict[str, dict[str, Any]]:
+def people_json(session: Session, users: Iterable[str | None]) -> People:
     """Names and professions of these accounts, so that answers and pages show people,
     never Matrix ids."""
     return {
         u: {"display_name": p.display_name, "profession": p.profession}
         for u, p in professionals(session, users).items()
+    }
+
+
+def person_ref(people: People, user_id: str) -> PersonRefOut:
+    """An account with its name and profession (None for both when the directory does not
+    know it), from ``people_json``."""
+    known = people.get(user_id)
+    return {
+        "user_id": user_id,
+        "display_name": known["display_name"] if known else None,
+        "profession": known["profession"] if known else None,
     }
 
 
@@ -119,7 +137,7 @@ def search_directory(
     departement: str = "",
     page: int = 1,
     size: int = PAGE_SIZE,
-) -> dict[str, Any]:
+) -> DirectoryPageOut:
     """One page of listed entries matching every word of ``q`` (as a word prefix) and the
     filters (profession: code or name; département: code), sorted by name; each says if the
     professional has a Maillon account."""
@@ -348,7 +366,7 @@ def _by_ids(session: Session, ids: list[int]) -> list[DirectoryRecord]:
     return [by_id[i] for i in ids]
 
 
-def _results(session: Session, rows: list[DirectoryRecord]) -> list[dict[str, Any]]:
+def _results(session: Session, rows: list[DirectoryRecord]) -> list[DirectoryResultOut]:
     if not rows:
         return []
     rpps = [r.identifier for r in rows if r.id_type == "8"]
@@ -376,7 +394,16 @@ def _results(session: Session, rows: list[DirectoryRecord]) -> list[dict[str, An
     ]
 
 
-def _result(row: DirectoryRecord, user_id: str | None, boxes: list[Any]) -> dict[str, Any]:
+def _activity(activity: dict[str, Any]) -> DirectoryActivityOut:
+    """What the directory says of where an entry practises (the keys it gives)."""
+    out: DirectoryActivityOut = {}
+    for key in ("structure", "mode", "town", "postal_code", "departement"):
+        if activity.get(key):
+            out[key] = str(activity[key])  # type: ignore[literal-required]
+    return out
+
+
+def _result(row: DirectoryRecord, user_id: str | None, boxes: list[Any]) -> DirectoryResultOut:
     data = row.data
     name = f"{data.get('first_name', '')} {data['last_name']}".strip()
     civility = data.get("civility", "")
@@ -390,14 +417,7 @@ def _result(row: DirectoryRecord, user_id: str | None, boxes: list[Any]) -> dict
         "profession": data.get("profession", ""),
         "profession_code": row.profession_code,
         "skills": data.get("skills", []),
-        "activities": [
-            {
-                k: a[k]
-                for k in ("structure", "mode", "town", "postal_code", "departement")
-                if a.get(k)
-            }
-            for a in data.get("activities", [])
-        ],
+        "activities": [_activity(a) for a in data.get("activities", [])],
         "mssante": [address for address, _kind in boxes],
         "has_account": user_id is not None,
         "user_id": user_id,

@@ -48,6 +48,7 @@ from dossier_api.domain.models import (
 )
 from dossier_api.domain.pathways import PATHWAYS
 from dossier_api.domain.rooms import enqueue
+from dossier_api.domain.shapes import InvitationOut
 from maillon.shared.circle import RESTRICTED_ROLES
 from maillon.shared.clock import utcnow
 from maillon.shared.dates_fr import format_datetime
@@ -170,7 +171,7 @@ class EnrolmentOperations(ServiceCore):
 
     # -- invitations (coordinators) ------------------------------------------------------
 
-    def invite(self, caller: Caller, dossier_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    def invite(self, caller: Caller, dossier_id: str, body: dict[str, Any]) -> InvitationOut:
         """Invite the professional of this RPPS, who has no account, into the circle."""
         role = body["role"]
         settings = self._deployment.settings
@@ -268,7 +269,7 @@ class EnrolmentOperations(ServiceCore):
         return name, structure.name if structure is not None else ""
 
     @staticmethod
-    def _invitation_json(session: Session, row: Enrolment, now: dt.datetime) -> dict[str, Any]:
+    def _invitation_json(session: Session, row: Enrolment, now: dt.datetime) -> InvitationOut:
         record = session.scalar(
             select(DirectoryRecord).where(DirectoryRecord.national_id == row.national_id)
         )
@@ -297,7 +298,7 @@ class EnrolmentOperations(ServiceCore):
             "user_id": row.user_id,
         }
 
-    def invitations(self, caller: Caller, dossier_id: str) -> list[dict[str, Any]]:
+    def invitations(self, caller: Caller, dossier_id: str) -> list[InvitationOut]:
         """The dossier's invitations, pending ones first, with their mail's fate."""
         now = utcnow()
         with self.acting(caller, "circle.invitations", dossier_id, "read") as act:
@@ -311,7 +312,7 @@ class EnrolmentOperations(ServiceCore):
 
     def cancel_invitation(
         self, caller: Caller, dossier_id: str, invitation_id: str
-    ) -> dict[str, Any]:
+    ) -> InvitationOut:
         now = utcnow()
         with self.acting(caller, "circle.invitation_cancel", dossier_id, "manage") as act:
             row = act.session.get(Enrolment, invitation_id)

@@ -31,6 +31,7 @@ from dossier_api.domain.models import (
     Structure,
     StructureStaff,
 )
+from dossier_api.domain.shapes import FavouriteDeletedOut, FavouriteGroupOut, FavouriteMemberOut
 from maillon.shared.circle import RESTRICTED_ROLES, ROLES, USER_ID_RE
 from maillon.shared.text import fold_text
 
@@ -41,13 +42,6 @@ DEFAULT_ROLE = "PRO"
 # Roles a colleague may be kept with: the professionals' (not the patient's, their
 # relatives', nor a solicited team's).
 MEMBER_ROLES = tuple(r for r in ROLES if r not in RESTRICTED_ROLES and r != "ERS")
-# What inviting a group did for each person.
-OUTCOMES = {
-    "added": "ajouté(e) au cercle de soins",
-    "invited": "invitation envoyée (entrée en attente de son inscription)",
-    "already": "déjà dans le cercle de soins ou déjà invité(e)",
-    "refused": "refusé",
-}
 
 
 def name_key(name: str) -> str:
@@ -133,12 +127,12 @@ def _activity_structures(entry: Listed | None) -> list[str]:
     return list(dict.fromkeys(n for n in names if n))
 
 
-def members_json(session: Session, rows: list[FavouriteMember]) -> list[dict[str, Any]]:
+def members_json(session: Session, rows: list[FavouriteMember]) -> list[FavouriteMemberOut]:
     """The members with their names, professions and structures from the directory."""
     accounts = [m.user_id for m in rows if m.user_id is not None]
     people = professionals(session, accounts)
     attached = _structures(session, accounts)
-    out = []
+    out: list[FavouriteMemberOut] = []
     for m in rows:
         if m.user_id is not None:
             pro = people.get(m.user_id)
@@ -180,7 +174,7 @@ class FavouriteOperations(ServiceCore):
             )
         )
 
-    def _group_json(self, session: Session, group: FavouriteGroup) -> dict[str, Any]:
+    def _group_json(self, session: Session, group: FavouriteGroup) -> FavouriteGroupOut:
         return {
             "id": group.id,
             "name": group.name,
@@ -216,9 +210,7 @@ class FavouriteOperations(ServiceCore):
                     session, [FavouriteMember(user_id=person.user_id, rpps=person.rpps)]
                 )
                 who = shown["display_name"] or person.user_id or f"RPPS {person.rpps}"
-                raise ApiError(
-                    409, "M_CONFLICT", f"{who} est déjà dans le groupe « {group.name} »"
-                )
+                raise ApiError(409, "M_CONFLICT", f"{who} est déjà dans le groupe « {group.name} »")
             kept.add((person.user_id, person.rpps))
             session.add(
                 FavouriteMember(
@@ -227,7 +219,7 @@ class FavouriteOperations(ServiceCore):
             )
         session.flush()
 
-    def favourites(self, caller: Caller) -> list[dict[str, Any]]:
+    def favourites(self, caller: Caller) -> list[FavouriteGroupOut]:
         with self.acting(caller, "favourites.list") as act:
             rows = act.session.scalars(
                 select(FavouriteGroup)
@@ -236,11 +228,11 @@ class FavouriteOperations(ServiceCore):
             ).all()
             return [self._group_json(act.session, g) for g in rows]
 
-    def favourite(self, caller: Caller, ref: int | str) -> dict[str, Any]:
+    def favourite(self, caller: Caller, ref: int | str) -> FavouriteGroupOut:
         with self.acting(caller, "favourites.read") as act:
             return self._group_json(act.session, self._own_group(act.session, caller, ref))
 
-    def create_favourites(self, caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
+    def create_favourites(self, caller: Caller, body: dict[str, Any]) -> FavouriteGroupOut:
         """A new named group with its first members (people of the directory)."""
         with self.acting(caller, "favourites.create") as act:
             session = act.session
@@ -261,7 +253,7 @@ class FavouriteOperations(ServiceCore):
             self._add_people(session, group, members)
             return self._group_json(session, group)
 
-    def rename_favourites(self, caller: Caller, ref: int | str, name: object) -> dict[str, Any]:
+    def rename_favourites(self, caller: Caller, ref: int | str, name: object) -> FavouriteGroupOut:
         """A new name for one of the caller's groups (not one of their other groups')."""
         with self.acting(caller, "favourites.rename") as act:
             session = act.session
@@ -285,7 +277,9 @@ class FavouriteOperations(ServiceCore):
         if taken is not None:
             raise ApiError(409, "M_CONFLICT", f"vous avez déjà un groupe « {name} »")
 
-    def add_favourites(self, caller: Caller, ref: int | str, members: list[Any]) -> dict[str, Any]:
+    def add_favourites(
+        self, caller: Caller, ref: int | str, members: list[Any]
+    ) -> FavouriteGroupOut:
         with self.acting(caller, "favourites.add") as act:
             group = self._own_group(act.session, caller, ref)
             act.detail = group.name
@@ -294,7 +288,7 @@ class FavouriteOperations(ServiceCore):
             self._add_people(act.session, group, members)
             return self._group_json(act.session, group)
 
-    def remove_favourite(self, caller: Caller, ref: int | str, who: str) -> dict[str, Any]:
+    def remove_favourite(self, caller: Caller, ref: int | str, who: str) -> FavouriteGroupOut:
         """Take a person (their Matrix id or their RPPS) out of the group."""
         with self.acting(caller, "favourites.remove") as act:
             session = act.session
@@ -311,7 +305,7 @@ class FavouriteOperations(ServiceCore):
             session.flush()
             return self._group_json(session, group)
 
-    def delete_favourites(self, caller: Caller, ref: int | str) -> dict[str, Any]:
+    def delete_favourites(self, caller: Caller, ref: int | str) -> FavouriteDeletedOut:
         with self.acting(caller, "favourites.delete") as act:
             session = act.session
             group = self._own_group(session, caller, ref)

@@ -22,6 +22,12 @@ from maillon.shared.text import first_given_name, normalise_name
 
 # NIR or NIA: sex/kind digit, 12 digits, 2-digit key (JSON schema of the API too).
 INS_MATRICULE_PATTERN = "^[12378][0-9]{12}[0-9]{2}$"
+# The INS's OIDs (NIR, NIA) and sexes (F, M, I: indéterminé).
+INS_OIDS = ("1.2.250.1.213.1.4.8", "1.2.250.1.213.1.4.9")
+SEXES = ("F", "M", "I")
+# An identity's statuses (RNIV): provisional, recovered, validated, qualified.
+IDENTITY_STATUSES = ("PROV", "RECUP", "VALI", "QUAL")
+BIRTHPLACE_PATTERN = "^[0-9][0-9AB][0-9]{3}$"
 QUALIFIED = "QUAL"
 INDEX_LABEL = "dossier.ins_matricule"
 TRAITS_LABEL = "dossier.identity_traits"

@@ -32,6 +32,7 @@ from dossier_api.domain.models import (
     Task,
 )
 from dossier_api.domain.rooms import ROOMS, enqueue, reference
+from dossier_api.domain.shapes import MergeOut
 from maillon.shared.clock import utcnow
 from maillon.shared.store import Base
 
@@ -70,7 +71,7 @@ def _may_merge(session: Session, caller: Caller, dossiers: list[Dossier]) -> Non
 class DossierMerge(ServiceCore):
     def merge_dossiers(
         self, caller: Caller, dossier_id: str, other_id: str, reason: str
-    ) -> dict[str, Any]:
+    ) -> MergeOut:
         if dossier_id == other_id:
             raise ApiError(400, "M_INVALID_PARAM", "un dossier ne se fusionne pas avec lui-même")
         with self.acting(caller, "dossier.merge", dossier_id) as act:

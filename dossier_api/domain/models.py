@@ -63,6 +63,13 @@ class Professional(Base):
 
 
 STAFF_ROLES = ("member", "manager", "referent")
+# What inviting a favourites group (``favourites``) did for each person.
+FAVOURITE_OUTCOMES = {
+    "added": "ajouté(e) au cercle de soins",
+    "invited": "invitation envoyée (entrée en attente de son inscription)",
+    "already": "déjà dans le cercle de soins ou déjà invité(e)",
+    "refused": "refusé",
+}
 STRUCTURE_KINDS = ("dac", "cpts", "pco", "etablissement", "ssiad", "structure")
 """A structure's staff: ``member`` (sees the structure's dossiers), ``manager`` (also its
 dashboards, extractions and administration), ``referent`` (also receives its monthly report)."""
@@ -589,6 +596,43 @@ class WebSession(Base):
 # -- resource teams (équipes ressources, ``dossier_api.domain.teams``) ---------------------
 
 
+# What a room's membership event did (``RoomActivity.kind`` besides "message").
+MEMBERSHIPS = ("invite", "join", "leave", "kick", "ban")
+# The words of resource teams and their solicitations (``dossier_api.domain.teams``): the
+# team's level, the solicitation's kind, its statuses and those of its steps (the events add
+# "escalade" and "declinee").
+LEVELS = {"regionale": "régionale", "departementale": "départementale"}
+KINDS = {"avis": "avis (télé-expertise)", "prise_en_charge": "prise en charge"}
+STATUSES = {
+    "envoyee": "envoyée",
+    "vue": "vue",
+    "acceptee": "acceptée",
+    "repondue": "répondue",
+    "close": "close",
+    "refusee": "refusée",
+    "expiree": "expirée",
+}
+STEPS = {
+    **STATUSES,
+    "escalade": "escalade au niveau suivant",
+    "declinee": "déclinée par un membre de l'équipe",
+}
+# The same words in English (pages and bot in English).
+LEVELS_EN = {"regionale": "regional", "departementale": "departmental"}
+KINDS_EN = {"avis": "advice (tele-expertise)", "prise_en_charge": "care"}
+STEPS_EN = {
+    "envoyee": "sent",
+    "vue": "seen",
+    "acceptee": "accepted",
+    "repondue": "answered",
+    "close": "closed",
+    "refusee": "refused",
+    "expiree": "expired",
+    "escalade": "escalated to the next level",
+    "declinee": "declined by a team member",
+}
+
+
 class Team(Base):
     """A regional or departmental expert team a care circle can solicit. ``rota``: the
     weekly on-duty pattern and its dated exceptions (Europe/Paris; see ``teams.Rota``),
@@ -731,6 +775,11 @@ class MonthlyReport(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     pdf: Mapped[bytes] = mapped_column(REPORT_PDF, deferred=True)
     recipients: Mapped[int] = mapped_column(Integer, default=0)
+
+
+# What became of an invitation (``enrolment``) and of its mail through the relay.
+ENROLMENT_STATUSES = ("pending", "accepted", "cancelled", "expired")
+ENROLMENT_MAIL = ("queued", "sent", "failed")
 
 
 class Enrolment(Base):

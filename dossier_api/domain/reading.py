@@ -20,6 +20,7 @@ from dossier_api.domain.core import ApiError, ServiceCore, _iso
 from dossier_api.domain.directory import people_json
 from dossier_api.domain.mail.models import MailOutbox, MailSpool
 from dossier_api.domain.models import (
+    STEPS,
     Alert,
     Appointment,
     CarePlan,
@@ -31,8 +32,8 @@ from dossier_api.domain.models import (
     Task,
 )
 from dossier_api.domain.pathways import PATHWAYS
-from dossier_api.domain.shapes import SearchResultOut, TimelineEntryOut
-from dossier_api.domain.teams import STEPS, dossier_steps, step_text
+from dossier_api.domain.shapes import SearchOut, SearchResultOut, TimelineEntryOut, TimelineOut
+from dossier_api.domain.teams import dossier_steps, step_text
 from maillon.shared.dates_fr import PARIS
 from maillon.shared.text import fold, fold_compact
 
@@ -371,7 +372,7 @@ class DossierReading(ServiceCore):
         since: dt.datetime | None = None,
         until: dt.datetime | None = None,
         limit: int = 200,
-    ) -> dict[str, Any]:
+    ) -> TimelineOut:
         """The dossier's dated line, latest first, of the kinds asked for, within the period
         ``[since, until)``; with the names and professions of the people it mentions."""
         with self.acting(caller, "timeline.read", dossier_id, "read") as act:
@@ -397,7 +398,7 @@ class DossierReading(ServiceCore):
                 "people": people_json(session, (u for e in shown for u in (e.actor, e.subject))),
             }
 
-    def search(self, caller: Caller, dossier_id: str, query: str) -> dict[str, Any]:
+    def search(self, caller: Caller, dossier_id: str, query: str) -> SearchOut:
         """Notes, forms and tasks of the dossier whose text holds every word of ``query``
         (accents, case and hyphens ignored), opened in memory; the audit records how many
         results, never the query (it may itself be health information)."""

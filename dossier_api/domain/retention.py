@@ -41,7 +41,7 @@ from dossier_api.domain.models import (
 )
 from dossier_api.domain.pathways import PATHWAYS, Retention
 from dossier_api.domain.rooms import ROOMS, enqueue, reference
-from dossier_api.domain.shapes import RetentionStepOut
+from dossier_api.domain.shapes import LegalHoldOut, RetentionOut, RetentionStepOut
 from maillon.shared.clock import utcnow
 from maillon.shared.dates_fr import PARIS, format_date
 from maillon.shared.store import Base
@@ -342,7 +342,7 @@ class RetentionOperations(ServiceCore):
         if not caller.is_admin:
             raise ApiError(403, "M_FORBIDDEN", "réservé aux administrateurs")
 
-    def set_legal_hold(self, caller: Caller, dossier_id: str, hold: bool) -> dict[str, Any]:
+    def set_legal_hold(self, caller: Caller, dossier_id: str, hold: bool) -> LegalHoldOut:
         self._administrator(caller)
         with self.acting(caller, "dossier.legal_hold", dossier_id) as act:
             act.dossier.legal_hold = hold
@@ -351,7 +351,7 @@ class RetentionOperations(ServiceCore):
 
     def run_retention(
         self, caller: Caller, dry_run: bool, now: dt.datetime | None = None
-    ) -> dict[str, Any]:
+    ) -> RetentionOut:
         self._administrator(caller)
         steps = apply(self._engine, now or utcnow(), dry_run, actor=caller.user_id)
         return {"dry_run": dry_run, "steps": [s.to_json() for s in steps]}

@@ -8,10 +8,8 @@ from sqlalchemy import select
 
 from dossier_api.domain.access import Access, Caller
 from dossier_api.domain.core import ApiError
-from dossier_api.domain.models import Dossier, DossierRoom, RoomActivity
+from dossier_api.domain.models import MEMBERSHIPS, Dossier, DossierRoom, RoomActivity
 from dossier_api.domain.service import DossierService
-
-MEMBERSHIPS = ("invite", "join", "leave", "kick", "ban")
 
 
 def require_room_scope(

@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import exists, func, insert, select, union, update
 from sqlalchemy.exc import IntegrityError
@@ -20,12 +20,13 @@ from dossier_api.domain.care import CareOperations
 from dossier_api.domain.consent import ConsentRecords, outside_care_team, record_attestation
 from dossier_api.domain.core import ApiError, _iso, _parse_date, _parse_dt
 from dossier_api.domain.enrolment import EnrolmentOperations
-from dossier_api.domain.favourites import OUTCOMES, FavouriteOperations, Person, members_json
+from dossier_api.domain.favourites import FavouriteOperations, Person, members_json
 from dossier_api.domain.fhir import FhirExport
 from dossier_api.domain.ins import display_name as display_name  # re-exported
 from dossier_api.domain.mail.sending import DossierMailing
 from dossier_api.domain.merge import DossierMerge
 from dossier_api.domain.models import (
+    FAVOURITE_OUTCOMES,
     AuditEntry,
     CircleMember,
     Delegation,
@@ -50,13 +51,21 @@ from dossier_api.domain.retention import RetentionOperations
 from dossier_api.domain.room_decisions import load_room_decisions
 from dossier_api.domain.rooms import ROOMS, enqueue, reference
 from dossier_api.domain.shapes import (
+    ActivityOut,
     AuditEntryOut,
     DelegationOut,
+    DelegationsOut,
+    DirectoryPageOut,
     DocumentOut,
+    DossierListOut,
     DossierOut,
     DossierSummaryOut,
+    FavouriteInvitedOut,
+    FavouritesInvitedOut,
+    IdentityOut,
     MemberOut,
     MeOut,
+    NoteAttachmentOut,
     NoteOut,
     ProfessionalOut,
     RoomOut,
@@ -127,7 +136,7 @@ class DossierService(
             "referent": dossier.referent,
             "opened_at": _iso(dossier.opened_at),
             "closed_at": _iso(dossier.closed_at),
-            "identity": dossier.identity,
+            "identity": cast(IdentityOut, dossier.identity),  # as IDENTITY_IN checked it
             "identity_status": dossier.identity_status,
             "consent": {
                 "informed": dossier.consent_informed,
@@ -197,13 +206,11 @@ class DossierService(
         limit: int,
         offset: int,
         filters: DossierFilters | None = None,
-    ) -> list[dict[str, Any]]:
+    ) -> list[DossierSummaryOut]:
         """My dossiers (circle, delegation, structure), newest first; ``filters``: pathway,
         status, structure and a patient name (found through the blind index of name tokens,
         ``dossier_api.domain.names``: no identity is opened to search)."""
-        rows: list[dict[str, Any]] = self.my_dossiers_page(caller, limit, offset, filters)[
-            "dossiers"
-        ]
+        rows = self.my_dossiers_page(caller, limit, offset, filters)["dossiers"]
         return rows
 
     def my_dossiers_page(
@@ -212,7 +219,7 @@ class DossierService(
         limit: int,
         offset: int,
         filters: DossierFilters | None = None,
-    ) -> dict[str, Any]:
+    ) -> DossierListOut:
         """``my_dossiers`` with the number of dossiers matching (for pagination)."""
         wanted = filters or DossierFilters()
         now = self.clock()
@@ -500,7 +507,7 @@ class DossierService(
 
     def invite_favourites(
         self, caller: Caller, dossier_id: str, ref: int | str, body: dict[str, Any]
-    ) -> dict[str, Any]:
+    ) -> FavouritesInvitedOut:
         """Invite one of the caller's favourites groups into the dossier: each member gets
         a circle entry as ``add_member`` makes it (or, for an RPPS without an account, the
         invitation ``invite`` sends), so each check applies person by person; the answer
@@ -517,7 +524,7 @@ class DossierService(
                 ]
                 found = directory.people_json(act.session, coordinators)
                 named = ", ".join(
-                    str(found.get(u, {}).get("display_name") or u) for u in coordinators
+                    str(directory.person_ref(found, u)["display_name"] or u) for u in coordinators
                 )
                 raise ApiError(
                     403,
@@ -532,12 +539,12 @@ class DossierService(
             "group": name,
             "dossier_id": dossier_id,
             "results": results,
-            "counts": {k: sum(r["outcome"] == k for r in results) for k in OUTCOMES},
+            "counts": {k: sum(r["outcome"] == k for r in results) for k in FAVOURITE_OUTCOMES},
         }
 
     def _invite_one(
         self, caller: Caller, dossier_id: str, person: Person, default: str, attested: bool
-    ) -> dict[str, Any]:
+    ) -> FavouriteInvitedOut:
         role = person.role or default
         user_id = person.user_id
         outcome, message = "added", None
@@ -563,7 +570,7 @@ class DossierService(
             **shown,
             "role": role,
             "outcome": outcome,
-            "label": OUTCOMES[outcome],
+            "label": FAVOURITE_OUTCOMES[outcome],
             "message": message,
         }
 
@@ -583,7 +590,7 @@ class DossierService(
             "corrects": note.corrects,
             "corrected_by": corrected_by,
             "visible_to_roles": note.visible_to_roles.split(",") if note.visible_to_roles else None,
-            "attachments": note.body.get("attachments", []),
+            "attachments": cast(list[NoteAttachmentOut], note.body.get("attachments", [])),
             "documents": documents or [],
         }
 
@@ -815,7 +822,7 @@ class DossierService(
             act.detail = f"n° {delegation.id} de {delegation.from_user} à {delegation.to_user}"
             return self.delegation_json(delegation)
 
-    def delegations(self, caller: Caller) -> dict[str, list[DelegationOut]]:
+    def delegations(self, caller: Caller) -> DelegationsOut:
         with self.tx() as session:
 
             def rows(column: Any) -> list[DelegationOut]:
@@ -842,7 +849,7 @@ class DossierService(
         departement: str = "",
         page: int = 1,
         size: int = directory.PAGE_SIZE,
-    ) -> dict[str, Any]:
+    ) -> DirectoryPageOut:
         """The national directory (public professional data), for any user of the server."""
         return directory.search_directory(self._engine, q, profession, departement, page, size)
 
@@ -928,7 +935,7 @@ class DossierService(
                 select(DossierRoom.dossier_id).where(DossierRoom.room_id == room_id)
             )
 
-    def activity(self, caller: Caller, dossier_id: str, limit: int = 200) -> dict[str, Any]:
+    def activity(self, caller: Caller, dossier_id: str, limit: int = 200) -> ActivityOut:
         """What happened in the dossier's rooms: message count (content stays end-to-end
         encrypted, never here) and the room history of the circle (invites, joins,
         departures, removals), latest first."""

@@ -19,7 +19,7 @@ import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import ColumnElement, Select, func, or_, select, update
 from sqlalchemy.orm import Session
@@ -29,9 +29,13 @@ from dossier_api.domain.access import Access, Caller
 from dossier_api.domain.care import _person
 from dossier_api.domain.consent import record_attestation, team_sharing_refusal
 from dossier_api.domain.core import ApiError, ServiceCore, _iso, audit_change
-from dossier_api.domain.directory import people_json, professionals
+from dossier_api.domain.directory import people_json, person_ref, professionals
 from dossier_api.domain.ins import display_name
 from dossier_api.domain.models import (
+    KINDS,
+    LEVELS,
+    STATUSES,
+    STEPS,
     CircleMember,
     Dossier,
     Solicitation,
@@ -44,48 +48,18 @@ from dossier_api.domain.models import (
 from dossier_api.domain.pathways import PATHWAYS
 from dossier_api.domain.ppcs_pdf import ReportDocument, render_report
 from dossier_api.domain.rooms import enqueue
+from dossier_api.domain.shapes import ReportOut, RotaOut, SolicitationOut, TeamBoardOut, TeamOut
 from maillon.shared.circle import (
     TEAM_SLUG_RE,
     USER_ID_RE,
     server_of,
     team_address,
 )
-from maillon.shared.dates_fr import DAYS, PARIS
+from maillon.shared.dates_fr import DAYS, PARIS, TIME_OF_DAY
 from maillon.shared.text import fold
 from maillon.shared.typed_config import ConfigKeyError, parse
 
-LEVELS = {"regionale": "régionale", "departementale": "départementale"}
-KINDS = {"avis": "avis (télé-expertise)", "prise_en_charge": "prise en charge"}
 ROLE = "ERS"  # the circle role of a team's accepter
-# Statuses of a solicitation, and of its steps (the events add "escalade" and "declinee").
-STATUSES = {
-    "envoyee": "envoyée",
-    "vue": "vue",
-    "acceptee": "acceptée",
-    "repondue": "répondue",
-    "close": "close",
-    "refusee": "refusée",
-    "expiree": "expirée",
-}
-STEPS = {
-    **STATUSES,
-    "escalade": "escalade au niveau suivant",
-    "declinee": "déclinée par un membre de l'équipe",
-}
-# The same words in English (pages and bot in English).
-LEVELS_EN = {"regionale": "regional", "departementale": "departmental"}
-KINDS_EN = {"avis": "advice (tele-expertise)", "prise_en_charge": "care"}
-STEPS_EN = {
-    "envoyee": "sent",
-    "vue": "seen",
-    "acceptee": "accepted",
-    "repondue": "answered",
-    "close": "closed",
-    "refusee": "refused",
-    "expiree": "expired",
-    "escalade": "escalated to the next level",
-    "declinee": "declined by a team member",
-}
 OPEN = ("envoyee", "vue")
 TAKEN = ("acceptee", "repondue")
 REASON_MAX = 2000
@@ -104,7 +78,7 @@ REPORT_FIELDS = ("question", "elements", "advice")
 
 
 def _time(value: str) -> str | None:
-    if not re.match(r"^([01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$", value):
+    if not re.match(TIME_OF_DAY, value):
         return f"heure HH:MM attendue, pas « {value} »"
     return None
 
@@ -463,7 +437,7 @@ class TeamRegistry(ServiceCore):
         team = self._team(session, str(target.team_slug))
         return chain(team, self._team_members(session, team.slug), now)
 
-    def team_json(self, session: Session, team: Team) -> dict[str, Any]:
+    def team_json(self, session: Session, team: Team) -> TeamOut:
         members = self._team_members(session, team.slug)
         people = people_json(session, [m.user_id for m in members])
         structure = session.get(Structure, team.structure_id) if team.structure_id else None
@@ -483,14 +457,13 @@ class TeamRegistry(ServiceCore):
             "structure_account": team.structure_account,
             "members": [
                 {
-                    "user_id": m.user_id,
+                    **person_ref(people, m.user_id),
                     "role": m.role,
                     "coordinator": m.coordinator,
-                    **people.get(m.user_id, {"display_name": None, "profession": None}),
                 }
                 for m in members
             ],
-            "rota": team.rota,
+            "rota": cast(RotaOut | None, team.rota),  # as ``parse_rota`` checked it
         }
 
     def _check_people(self, people: Iterable[str], key: str) -> None:
@@ -554,7 +527,7 @@ class TeamRegistry(ServiceCore):
             coordinator=bool(member.get("coordinator", False)),
         )
 
-    def add_team(self, caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
+    def add_team(self, caller: Caller, body: dict[str, Any]) -> TeamOut:
         """Create a team (administrators). ``members``: [{user_id, role, coordinator}]."""
         with self.acting(caller, "team.add") as act:
             if not caller.is_admin:
@@ -605,7 +578,7 @@ class TeamRegistry(ServiceCore):
             session.flush()
             audit_change(act, before, team_state(team, members), f"équipe {slug}{what}")
 
-    def update_team(self, caller: Caller, slug: str, body: dict[str, Any]) -> dict[str, Any]:
+    def update_team(self, caller: Caller, slug: str, body: dict[str, Any]) -> TeamOut:
         """Change a team's name, level, structure, expertise, pathways, territory, delays
         and structure account (administrators); the fields absent from ``body`` are kept."""
         refusal = "seul l'administrateur modifie les équipes"
@@ -615,13 +588,13 @@ class TeamRegistry(ServiceCore):
                 setattr(team, key, value)
         return self._json_of(slug)
 
-    def _json_of(self, slug: str) -> dict[str, Any]:
+    def _json_of(self, slug: str) -> TeamOut:
         with self.tx() as session:
             return self.team_json(session, self._team(session, slug))
 
     def set_team_member(
         self, caller: Caller, slug: str, member: dict[str, Any] | None, user_id: str
-    ) -> dict[str, Any]:
+    ) -> TeamOut:
         """Add a member to a team, change their role in it (and whether they coordinate
         it), or, with ``member=None``, remove them (administrators). A member the rota
         names is removed from the rota first; the team keeps one member at least."""
@@ -676,7 +649,7 @@ class TeamRegistry(ServiceCore):
         slug: str,
         data: dict[str, Any] | None,
         escalation: dict[str, Any] | None = None,
-    ) -> dict[str, Any]:
+    ) -> TeamOut:
         """Replace a team's rota (its coordinator or the administrator); None: no rota.
         ``escalation``: the rest of the chain too (response time, structure account)."""
         changing = self._changing(caller, "team.rota", slug, " : planning", None)
@@ -692,7 +665,7 @@ class TeamRegistry(ServiceCore):
             team.rota = data
         return self._json_of(slug)
 
-    def teams(self, caller: Caller, pathway: str | None = None) -> list[dict[str, Any]]:
+    def teams(self, caller: Caller, pathway: str | None = None) -> list[TeamOut]:
         """The teams (serving ``pathway`` when given: a team with no pathway serves all)."""
         with self.acting(caller, "team.list") as act:
             rows = act.session.scalars(select(Team).order_by(Team.level, Team.name)).all()
@@ -716,7 +689,7 @@ class TeamRegistry(ServiceCore):
 
     def _board(
         self, session: Session, caller: Caller, team: Team, now: dt.datetime
-    ) -> dict[str, Any]:
+    ) -> TeamBoardOut:
         """A team as the console shows it: who is on duty now by level, and its escalation
         chain now, by name; whether the caller edits the team itself (administrators)."""
         members = self._team_members(session, team.slug)
@@ -724,17 +697,18 @@ class TeamRegistry(ServiceCore):
         duty = on_duty(rota, [m.user_id for m in members], now)
         steps = chain(team, members, now)
         people = people_json(session, {u for step in steps for u in step})
-        entry = self.team_json(session, team)
-        entry["on_duty"] = [
-            {"level": level, "people": [{"user_id": u, **people.get(u, {})} for u in who]}
-            for level, who in duty.items()
-        ]
-        entry["chain"] = [[{"user_id": u, **people.get(u, {})} for u in step] for step in steps]
-        entry["may_edit"] = caller.is_admin
-        entry["now"] = _iso(now)
-        return entry
+        return {
+            **self.team_json(session, team),
+            "on_duty": [
+                {"level": level, "people": [person_ref(people, u) for u in who]}
+                for level, who in duty.items()
+            ],
+            "chain": [[person_ref(people, u) for u in step] for step in steps],
+            "may_edit": caller.is_admin,
+            "now": _iso(now),
+        }
 
-    def kept_teams(self, caller: Caller) -> list[dict[str, Any]]:
+    def kept_teams(self, caller: Caller) -> list[TeamBoardOut]:
         """The teams the caller keeps (an administrator: all; a coordinator: theirs), each
         with who is on duty now and its escalation chain now."""
         now = self.clock()
@@ -749,7 +723,7 @@ class TeamRegistry(ServiceCore):
             act.detail = f"{len(listed)} équipe(s)"
             return listed
 
-    def kept_team(self, caller: Caller, slug: str) -> dict[str, Any]:
+    def kept_team(self, caller: Caller, slug: str) -> TeamBoardOut:
         """One team, for an administrator or its coordinator (else 403, audited)."""
         now = self.clock()
         with self.acting(caller, "team.kept") as act:
@@ -797,7 +771,7 @@ class TeamOperations(TeamRegistry):
             )
         )
 
-    def solicitation_json(self, session: Session, s: Solicitation) -> dict[str, Any]:
+    def solicitation_json(self, session: Session, s: Solicitation) -> SolicitationOut:
         target = self._target(session, s) if s.team_slug or s.structure_id else None
         structure = session.get(Structure, s.structure_id) if s.structure_id else None
         dossier = session.get(Dossier, s.dossier_id) if s.dossier_id else None
@@ -824,12 +798,8 @@ class TeamOperations(TeamRegistry):
             "status_label": STATUSES[s.status],
             "reason": s.reason.get("text", ""),
             "attested": s.attested,
-            "requester": {"user_id": s.requester, **people.get(s.requester, {})},
-            "accepted_by": (
-                {"user_id": s.accepted_by, **people.get(s.accepted_by, {})}
-                if s.accepted_by
-                else None
-            ),
+            "requester": person_ref(people, s.requester),
+            "accepted_by": person_ref(people, s.accepted_by) if s.accepted_by else None,
             "step": s.step,
             "notified": list(s.notified),
             "deadline": _iso(s.deadline),
@@ -838,10 +808,10 @@ class TeamOperations(TeamRegistry):
                 {"at": _iso(e.at), "status": e.status, "label": STEPS[e.status], "actor": e.actor}
                 for e in events
             ],
-            "report": s.report,
+            "report": cast(ReportOut | None, s.report),  # as ``answer_solicitation`` wrote it
         }
 
-    def solicit(self, caller: Caller, dossier_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    def solicit(self, caller: Caller, dossier_id: str, body: dict[str, Any]) -> SolicitationOut:
         """A circle member solicits a team about the dossier: sent to the members on duty
         now, if consent allows (or the requester attests the person was informed and did
         not object — recorded with the consent history)."""
@@ -934,7 +904,7 @@ class TeamOperations(TeamRegistry):
         )
         return {actor for actor in rows if actor}
 
-    def my_solicitations(self, caller: Caller) -> list[dict[str, Any]]:
+    def my_solicitations(self, caller: Caller) -> list[SolicitationOut]:
         """The solicitations the caller was told of (to accept or decline), or took: each
         read audited in its dossier (the reason is all of the dossier they see)."""
         with self.acting(caller, "solicitation.mine") as act:
@@ -956,7 +926,7 @@ class TeamOperations(TeamRegistry):
                     self.audit_entry(session, s.dossier_id, access, "solicitation.read", True)
             return [self.solicitation_json(session, s) for s in mine]
 
-    def dossier_solicitations(self, caller: Caller, dossier_id: str) -> list[dict[str, Any]]:
+    def dossier_solicitations(self, caller: Caller, dossier_id: str) -> list[SolicitationOut]:
         with self.acting(caller, "solicitation.list", dossier_id, "read") as act:
             rows = act.session.scalars(
                 select(Solicitation)
@@ -970,7 +940,7 @@ class TeamOperations(TeamRegistry):
         if caller.user_id not in s.notified:
             raise ApiError(403, "M_FORBIDDEN", "cette sollicitation ne vous a pas été adressée")
 
-    def see_solicitation(self, caller: Caller, solicitation_id: int) -> dict[str, Any]:
+    def see_solicitation(self, caller: Caller, solicitation_id: int) -> SolicitationOut:
         with self.acting(caller, "solicitation.see") as act:
             session = act.session
             s = self._solicitation(session, solicitation_id)
@@ -981,7 +951,7 @@ class TeamOperations(TeamRegistry):
                 self._event(session, s, "vue", caller.user_id, [*_told_requester(s)])
             return self.solicitation_json(session, s)
 
-    def accept_solicitation(self, caller: Caller, solicitation_id: int) -> dict[str, Any]:
+    def accept_solicitation(self, caller: Caller, solicitation_id: int) -> SolicitationOut:
         """The first of the members told who accepts joins the circle (role ERS); the
         conditional update is the row lock: a second accepter finds it taken (409)."""
         with self.acting(caller, "solicitation.accept") as act:
@@ -1004,8 +974,8 @@ class TeamOperations(TeamRegistry):
             ).rowcount  # type: ignore[attr-defined]
             if not won:
                 session.refresh(s)
-                taken = people_json(session, [s.accepted_by]).get(s.accepted_by or "", {})
-                by = taken.get("display_name") or "un autre membre"
+                taken = people_json(session, [s.accepted_by])
+                by = person_ref(taken, s.accepted_by or "")["display_name"] or "un autre membre"
                 raise ApiError(
                     409,
                     "M_CONFLICT",
@@ -1040,7 +1010,7 @@ class TeamOperations(TeamRegistry):
         s.circle_member_id = member.id
         enqueue(session, s.dossier_id, user_id)
 
-    def decline_solicitation(self, caller: Caller, solicitation_id: int) -> dict[str, Any]:
+    def decline_solicitation(self, caller: Caller, solicitation_id: int) -> SolicitationOut:
         """A member told declines; once everyone told declined, the chain goes on."""
         with self.acting(caller, "solicitation.decline") as act:
             session = act.session
@@ -1174,7 +1144,7 @@ class TeamOperations(TeamRegistry):
         solicitation_id: int,
         body: dict[str, Any],
         dossier_id: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> SolicitationOut:
         """The accepter answers; for an ``avis``, with its report (question, elements
         considered, advice), sealed in the dossier. ``dossier_id``: the dossier the answer
         is written from (a page's): a solicitation of another dossier is unknown there."""
@@ -1237,7 +1207,7 @@ class TeamOperations(TeamRegistry):
                 )
             )
 
-    def close_solicitation(self, caller: Caller, solicitation_id: int) -> dict[str, Any]:
+    def close_solicitation(self, caller: Caller, solicitation_id: int) -> SolicitationOut:
         """The requester, the accepter or a coordinator closes it: the accepter leaves the
         circle after the team's exit delay (the circle keeper removes them then)."""
         with self.acting(caller, "solicitation.close") as act:
@@ -1288,7 +1258,7 @@ class TeamOperations(TeamRegistry):
         address: str,
         reason: str,
         kind: str,
-    ) -> dict[str, Any]:
+    ) -> SolicitationOut:
         """The invite of a peer server's team address into the dossier's room ``room_id``,
         recorded (once: a retried transaction finds it)."""
         with self.acting(caller, "solicitation.create", dossier_id, "write") as act:
@@ -1335,7 +1305,7 @@ class TeamOperations(TeamRegistry):
 
     def remote_outcome(
         self, room_id: str, address: str, outcome: str, accepter: str | None
-    ) -> dict[str, Any] | None:
+    ) -> SolicitationOut | None:
         """The peer team's answer, read from its address's leave event (the caller checked
         it came from the team's server): accepted by ``accepter`` — a user of that server,
         who gets the circle entry (role ERS) and the invite —, or refused / expired (the
@@ -1374,7 +1344,7 @@ class TeamOperations(TeamRegistry):
 
     def receive_incoming(
         self, slug: str, room_id: str, requester: str, reason: str, kind: str
-    ) -> dict[str, Any]:
+    ) -> SolicitationOut:
         """A peer region's invite of our team's address: sent to the members on duty now
         (once per room while it is open)."""
         with self.tx() as session:
@@ -1423,7 +1393,7 @@ class TeamOperations(TeamRegistry):
                     "room_id": s.room_id,
                     "status": s.status,
                     "accepted_by": s.accepted_by,
-                    "accepter_name": people.get(s.accepted_by or "", {}).get("display_name"),
+                    "accepter_name": person_ref(people, s.accepted_by or "")["display_name"],
                 }
                 for s in rows
             ]

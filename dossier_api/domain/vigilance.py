@@ -39,7 +39,6 @@ from dossier_api.domain.shapes import IdentityEventOut
 from maillon.shared.clock import utcnow
 from maillon.shared.sealed import key_ring
 
-STATUSES = ("PROV", "RECUP", "VALI", "QUAL")
 # What each status asserts: a document checked, an INS retrieved.
 _ASSERTS: dict[str, frozenset[str]] = {
     "PROV": frozenset(),

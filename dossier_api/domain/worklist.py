@@ -4,7 +4,6 @@ alerts addressed to me, and the dossiers I was added to and have not opened yet.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
 from sqlalchemy import select
 
@@ -21,6 +20,7 @@ from dossier_api.domain.models import (
     Task,
 )
 from dossier_api.domain.rooms import reference
+from dossier_api.domain.shapes import People, WorkCountsOut, WorkDossierOut, WorklistOut
 from maillon.shared.dates_fr import PARIS
 
 DUE_WITHIN = dt.timedelta(days=7)
@@ -32,7 +32,7 @@ MAX_INVITATIONS = 50
 class WorklistOperations(ServiceCore):
     def worklist(
         self, caller: Caller, today: dt.date | None = None, shown: int = MAX_INVITATIONS
-    ) -> dict[str, Any]:
+    ) -> WorklistOut:
         """What I have to do, in the dossiers I may read now: the first ``shown`` of each
         list (only their identities are opened) and how many there are (``counts``); one
         audit row for the request, naming the dossiers read."""
@@ -93,7 +93,7 @@ class WorklistOperations(ServiceCore):
             wanted = {t.dossier_id for t in tasks} | {a.dossier_id for a in alerts}
             wanted |= {m.dossier_id for m in invited}
             may_read = self.readable(session, caller, wanted)
-            counts = {
+            counts: WorkCountsOut = {
                 "tasks": sum(t.dossier_id in may_read for t in tasks),
                 "alerts": sum(a.dossier_id in may_read for a in alerts),
                 "invitations": sum(m.dossier_id in may_read for m in invited),
@@ -113,7 +113,7 @@ class WorklistOperations(ServiceCore):
                 )
             }
 
-            def about(dossier_id: str) -> dict[str, str]:
+            def about(dossier_id: str) -> WorkDossierOut:
                 return {
                     "dossier_id": dossier_id,
                     "patient": names[dossier_id],
@@ -152,7 +152,7 @@ class WorklistOperations(ServiceCore):
                 ],
             }
 
-    def people(self, user_ids: set[str]) -> dict[str, dict[str, str | None]]:
+    def people(self, user_ids: set[str]) -> People:
         """Names and professions from the directory, so that pages show people rather than
         Matrix ids (directory entries only: no dossier data)."""
         if not user_ids:

@@ -14,8 +14,8 @@ from aiohttp import web
 from multidict import MultiDictProxy
 
 from dossier_api.domain.core import ApiError
+from dossier_api.domain.models import LEVELS
 from dossier_api.domain.pathways import PATHWAYS
-from dossier_api.domain.teams import LEVELS
 from dossier_api.http.admin import _page, _show
 from dossier_api.http.handlers import ADMIN
 from dossier_api.http.sessions import Current, redirect

@@ -25,11 +25,12 @@ from jsonschema import Draft7Validator, FormatChecker
 from dossier_api.domain import care, vigilance
 from dossier_api.domain.core import ApiError
 from dossier_api.domain.favourites import MEMBER_ROLES
+from dossier_api.domain.ins import IDENTITY_STATUSES
 from dossier_api.domain.pathways import PATHWAYS, FormDefinition
 from dossier_api.domain.reading import TIMELINE_KINDS, parse_kinds
 from dossier_api.domain.scope import require_room_scope
 from dossier_api.domain.service import DossierService
-from dossier_api.domain.shapes import PpcsOut
+from dossier_api.domain.shapes import NoteOut, PpcsOut
 from dossier_api.http import schemas as S
 from dossier_api.http.enrolment import circle_invitations
 from dossier_api.http.handlers import ROOM_SYNC
@@ -232,7 +233,7 @@ def dossier_context(
         except ApiError:
             continue  # no draft of this form, or no right to write one
         drafts[form.id] = _form_values(form, draft["answers"])
-    by_thread: dict[str, list[dict[str, Any]]] = {}
+    by_thread: dict[str, list[NoteOut]] = {}
     for n in reversed(notes):
         if n["reply_to"]:
             by_thread.setdefault(n["reply_to"], []).append(n)
@@ -259,7 +260,7 @@ def dossier_context(
         "alerts": alerts,
         "mail_enabled": svc.mail_enabled(),
         "mail_nonce": secrets.token_hex(16),
-        "identity_statuses": vigilance.STATUSES,
+        "identity_statuses": IDENTITY_STATUSES,
         "document_kinds": vigilance.DOCUMENT_KINDS,
         "ins_sources": vigilance.INS_SOURCES,
         "ppcs": ppcs,
@@ -321,9 +322,10 @@ async def _show(
 def _current_delegations(svc: DossierService, session: Current) -> dict[str, list[Any]]:
     """The caller's delegations, given and received, that have not ended yet."""
     now = dt.datetime.now(dt.UTC)
+    mine = svc.delegations(session.caller)
     return {
-        side: [d for d in rows if dt.datetime.fromisoformat(d["until"]) > now]
-        for side, rows in svc.delegations(session.caller).items()
+        side: [d for d in mine[side] if dt.datetime.fromisoformat(d["until"]) > now]
+        for side in ("given", "received")
     }
 
 

@@ -16,6 +16,7 @@ from dossier_api.domain.access import Caller
 from dossier_api.domain.core import ApiError
 from dossier_api.domain.pathways import PATHWAYS
 from dossier_api.domain.service import DossierService
+from dossier_api.domain.shapes import InvitationOut, InvitationsOut
 from dossier_api.http import schemas as S
 from dossier_api.http.handlers import ROOM_SYNC, body, call, svc
 from dossier_api.http.pages import problem_page
@@ -30,6 +31,7 @@ from dossier_api.http.sessions import (
     redirect,
 )
 from maillon.shared.circle import RESTRICTED_ROLES, ROLES
+from maillon.shared.json_shapes import schema_of
 from maillon.shared.web import client_address
 
 ENROLMENT_SERVICE = web.AppKey("enrolment_service", DossierService)
@@ -38,25 +40,8 @@ INVITATION_COOKIE_PATH = "/invitation"
 INSCRIPTION_PATH = "/inscription"
 MAX_FIELD = 1024
 
-INVITATION = S.obj(
-    ["id", "rpps", "display_name", "role", "status", "mail", "expires_at"],
-    {
-        "id": {"type": "string"},
-        "rpps": {"type": "string"},
-        "display_name": {"type": "string"},
-        "profession": {"type": "string"},
-        "role": S.ROLE,
-        "coordinator": {"type": "boolean"},
-        "mailbox": {"type": "string"},
-        "invited_by": {"type": "string"},
-        "created_at": S.DATETIME,
-        "expires_at": S.DATETIME,
-        "status": {"type": "string", "enum": ["pending", "accepted", "cancelled", "expired"]},
-        "mail": {"type": "string", "enum": ["queued", "sent", "failed"]},
-        "user_id": {"type": "string", "nullable": True},
-    },
-)
-INVITATIONS = S.obj(["invitations"], {"invitations": {"type": "array", "items": INVITATION}})
+INVITATION = schema_of(InvitationOut)
+INVITATIONS = schema_of(InvitationsOut)
 INVITE = S.obj(
     ["rpps", "role"],
     {
@@ -89,7 +74,7 @@ async def invite(request: web.Request) -> web.Response:
 )
 async def invitations(request: web.Request) -> web.Response:
     rows = await call(request, svc(request).invitations, request.match_info["dossier_id"])
-    return web.json_response({"invitations": rows})
+    return web.json_response(InvitationsOut(invitations=rows))
 
 
 @route(

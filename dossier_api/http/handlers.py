@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
+from dossier_api.domain import shapes
 from dossier_api.domain.access import Caller
 from dossier_api.domain.administration import Administration
 from dossier_api.domain.core import ApiError
@@ -207,7 +208,7 @@ async def patch_dossier(request: web.Request) -> web.Response:
 @route("GET", "/v1/dossiers/{dossier_id}/circle", "Cercle de soins (historique compris)", S.CIRCLE)
 async def get_circle(request: web.Request) -> web.Response:
     rows = await call(request, svc(request).circle, request.match_info["dossier_id"])
-    return web.json_response({"members": rows})
+    return web.json_response(shapes.CircleOut(members=rows))
 
 
 @route(
@@ -243,7 +244,7 @@ async def remove_member(request: web.Request) -> web.Response:
 @route("GET", "/v1/dossiers/{dossier_id}/rooms", "Salles du dossier", S.ROOMS)
 async def get_rooms(request: web.Request) -> web.Response:
     rows = await call(request, svc(request).rooms, request.match_info["dossier_id"])
-    return web.json_response({"rooms": rows})
+    return web.json_response(shapes.RoomsOut(rooms=rows))
 
 
 @route(
@@ -277,7 +278,7 @@ async def add_side_room(request: web.Request) -> web.Response:
 @route("GET", "/v1/dossiers/{dossier_id}/notes", "Cahier de liaison", S.NOTES)
 async def get_notes(request: web.Request) -> web.Response:
     rows = await call(request, svc(request).notes, request.match_info["dossier_id"])
-    return web.json_response({"notes": rows})
+    return web.json_response(shapes.NotesOut(notes=rows))
 
 
 @route(
@@ -326,7 +327,7 @@ async def correct_note(request: web.Request) -> web.Response:
 async def get_tasks(request: web.Request) -> web.Response:
     which = request.query.get("statut", "toutes")
     rows = await call(request, svc(request).tasks, request.match_info["dossier_id"], which)
-    return web.json_response({"tasks": rows})
+    return web.json_response(shapes.TasksOut(tasks=rows))
 
 
 @route(
@@ -368,7 +369,7 @@ async def patch_task(request: web.Request) -> web.Response:
 async def get_audit(request: web.Request) -> web.Response:
     limit = _int_query(request, "limit", 200, 1, 200)
     rows = await call(request, svc(request).audit, request.match_info["dossier_id"], limit)
-    return web.json_response({"entries": rows})
+    return web.json_response(shapes.AuditOut(entries=rows))
 
 
 @route(
@@ -439,7 +440,7 @@ async def add_staff(request: web.Request) -> web.Response:
         body(request)["user_id"],
         body(request).get("role", "member"),
     )
-    return web.json_response({"ok": True})
+    return web.json_response(shapes.OkOut(ok=True))
 
 
 @route(

@@ -8,7 +8,7 @@ import json
 
 from aiohttp import web
 
-from dossier_api.domain import care
+from dossier_api.domain import care, shapes
 from dossier_api.http import schemas as S
 from dossier_api.http.handlers import body, caller, svc
 from dossier_api.http.registry import route
@@ -27,7 +27,7 @@ def _dossier(request: web.Request) -> str:
     tag="parcours",
 )
 async def get_pathways(_: web.Request) -> web.Response:
-    return web.json_response({"pathways": care.pathways_json()})
+    return web.json_response(shapes.PathwaysOut(pathways=care.pathways_json()))
 
 
 @route(
@@ -52,7 +52,7 @@ async def submit_form(request: web.Request) -> web.Response:
 @route("GET", "/v1/dossiers/{dossier_id}/forms", "Formulaires remplis", S.FORMS)
 async def get_forms(request: web.Request) -> web.Response:
     rows = await asyncio.to_thread(svc(request).forms, caller(request), _dossier(request))
-    return web.json_response({"forms": rows})
+    return web.json_response(shapes.FormsOut(forms=rows))
 
 
 @route(
@@ -93,7 +93,7 @@ async def add_appointment(request: web.Request) -> web.Response:
 @route("GET", "/v1/dossiers/{dossier_id}/appointments", "Agenda du dossier", S.APPOINTMENTS)
 async def get_appointments(request: web.Request) -> web.Response:
     rows = await asyncio.to_thread(svc(request).appointments, caller(request), _dossier(request))
-    return web.json_response({"appointments": rows})
+    return web.json_response(shapes.AppointmentsOut(appointments=rows))
 
 
 @route(
@@ -141,7 +141,7 @@ async def add_alert(request: web.Request) -> web.Response:
 @route("GET", "/v1/dossiers/{dossier_id}/alerts", "Alertes du dossier", S.ALERTS)
 async def dossier_alerts(request: web.Request) -> web.Response:
     rows = await asyncio.to_thread(svc(request).alerts, caller(request), _dossier(request))
-    return web.json_response({"alerts": rows})
+    return web.json_response(shapes.AlertsOut(alerts=rows))
 
 
 @route(
@@ -174,7 +174,7 @@ async def patient_copy(request: web.Request) -> web.Response:
     pdf, bundle = await asyncio.to_thread(
         svc(request).patient_copy, caller(request), _dossier(request)
     )
-    body = {"pdf_base64": base64.b64encode(pdf).decode("ascii"), "bundle": bundle}
+    body = shapes.PatientCopyOut(pdf_base64=base64.b64encode(pdf).decode("ascii"), bundle=bundle)
     return web.json_response(body, headers={"Cache-Control": "no-store"})
 
 

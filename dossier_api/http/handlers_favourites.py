@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from dossier_api.domain import shapes
 from dossier_api.domain.core import ApiError
 from dossier_api.http import schemas as S
 from dossier_api.http.handlers import ROOM_SYNC, body, call, svc
@@ -23,7 +24,9 @@ def _group(request: web.Request) -> int:
 
 @route("GET", "/v1/me/favourites", "Mes groupes de favoris", S.FAVOURITES_LIST, tag=TAG)
 async def get_favourites(request: web.Request) -> web.Response:
-    return web.json_response({"groups": await call(request, svc(request).favourites)})
+    return web.json_response(
+        shapes.FavouriteGroupsOut(groups=await call(request, svc(request).favourites))
+    )
 
 
 @route(

@@ -4,10 +4,10 @@ the widget, the workspace and other clients (``dossier_api.domain.teams``)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from aiohttp import web
 
+from dossier_api.domain import shapes
 from dossier_api.domain.core import ApiError
 from dossier_api.http import schemas as S
 from dossier_api.http.handlers import ROOM_SYNC, body, call, svc
@@ -24,10 +24,13 @@ def _id(request: web.Request) -> int:
     return int(raw)
 
 
-async def _synced(request: web.Request, operation: Callable[..., dict[str, Any]]) -> web.Response:
+async def _synced(
+    request: web.Request, operation: Callable[..., shapes.SolicitationOut]
+) -> web.Response:
     """An operation on a solicitation that changes the circle, then the rooms brought to it."""
     row = await call(request, operation, _id(request))
-    await request.app[ROOM_SYNC].sync(row["dossier_id"])
+    if row["dossier_id"] is not None:  # an incoming one (a peer's room): no dossier here
+        await request.app[ROOM_SYNC].sync(row["dossier_id"])
     return web.json_response(row)
 
 
@@ -41,7 +44,7 @@ async def _synced(request: web.Request, operation: Callable[..., dict[str, Any]]
 )
 async def get_teams(request: web.Request) -> web.Response:
     rows = await call(request, svc(request).teams, request.query.get("pathway") or None)
-    return web.json_response({"teams": rows})
+    return web.json_response(shapes.TeamsOut(teams=rows))
 
 
 @route(
@@ -95,7 +98,7 @@ async def post_solicitation(request: web.Request) -> web.Response:
 )
 async def get_dossier_solicitations(request: web.Request) -> web.Response:
     rows = await call(request, svc(request).dossier_solicitations, request.match_info["dossier_id"])
-    return web.json_response({"solicitations": rows})
+    return web.json_response(shapes.SolicitationsOut(solicitations=rows))
 
 
 @route(
@@ -107,7 +110,7 @@ async def get_dossier_solicitations(request: web.Request) -> web.Response:
 )
 async def get_my_solicitations(request: web.Request) -> web.Response:
     rows = await call(request, svc(request).my_solicitations)
-    return web.json_response({"solicitations": rows})
+    return web.json_response(shapes.SolicitationsOut(solicitations=rows))
 
 
 @route(

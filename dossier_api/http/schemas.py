@@ -6,8 +6,14 @@ from __future__ import annotations
 from typing import Any
 
 from dossier_api.domain import shapes, vigilance
-from dossier_api.domain.ins import INS_MATRICULE_PATTERN
-from dossier_api.domain.models import STAFF_ROLES, STRUCTURE_KINDS
+from dossier_api.domain.ins import (
+    BIRTHPLACE_PATTERN,
+    IDENTITY_STATUSES,
+    INS_MATRICULE_PATTERN,
+    INS_OIDS,
+    SEXES,
+)
+from dossier_api.domain.models import KINDS, LEVELS, STAFF_ROLES, STRUCTURE_KINDS
 from maillon.shared.circle import ROLES, ROOM_AUDIENCES, USER_ID_PATTERN
 from maillon.shared.json_shapes import schema_of
 
@@ -16,7 +22,6 @@ TEXT = {"type": "string", "minLength": 1, "maxLength": 20000}
 SHORT = {"type": "string", "minLength": 1, "maxLength": 200}
 DATE = {"type": "string", "format": "date", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"}
 DATETIME = {"type": "string", "format": "date-time"}
-NULLABLE_DATETIME = {"type": "string", "format": "date-time", "nullable": True}
 ROLE = {"type": "string", "enum": sorted(ROLES)}
 # A pathway id; whether it exists is the store's answer (pathways are created in /admin/).
 PATHWAY = {"type": "string", "pattern": "^[a-z0-9][a-z0-9-]{0,59}$"}
@@ -37,16 +42,15 @@ IDENTITY_IN = obj(
         "birth_name": SHORT,
         "first_names": SHORT,
         "used_name": SHORT,
-        "sex": {"type": "string", "enum": ["F", "M", "I"]},
+        "sex": {"type": "string", "enum": list(SEXES)},
         "birth_date": DATE,
-        "birthplace_insee": {"type": "string", "pattern": "^[0-9][0-9AB][0-9]{3}$"},
+        "birthplace_insee": {"type": "string", "pattern": BIRTHPLACE_PATTERN},
         "ins_matricule": {"type": "string", "pattern": INS_MATRICULE_PATTERN},
-        "ins_oid": {"type": "string", "enum": ["1.2.250.1.213.1.4.8", "1.2.250.1.213.1.4.9"]},
-        "identity_status": {"type": "string", "enum": ["PROV", "RECUP", "VALI", "QUAL"]},
+        "ins_oid": {"type": "string", "enum": list(INS_OIDS)},
+        "identity_status": {"type": "string", "enum": list(IDENTITY_STATUSES)},
         "contact": {"type": "string", "maxLength": 500},
     },
 )
-IDENTITY_OUT = {"type": "object", "additionalProperties": True}
 
 IDENTITY_EVIDENCE = obj(
     [],
@@ -80,7 +84,7 @@ DOSSIER_CREATE = obj(
 IDENTITY_STATUS_IN = obj(
     ["status"],
     {
-        "status": {"type": "string", "enum": list(vigilance.STATUSES)},
+        "status": {"type": "string", "enum": list(IDENTITY_STATUSES)},
         "identity_evidence": IDENTITY_EVIDENCE,
     },
 )
@@ -101,14 +105,8 @@ CONSENT_HISTORY = schema_of(shapes.ConsentHistoryOut)
 MEMBER = schema_of(shapes.MemberOut)
 DOSSIER = schema_of(shapes.DossierOut)
 DOSSIER_SUMMARY = schema_of(shapes.DossierSummaryOut)
-DOSSIER_LIST = obj(
-    ["dossiers"],
-    {
-        "dossiers": {"type": "array", "items": DOSSIER_SUMMARY},
-        "total": {"type": "integer", "description": "dossiers matching, all pages"},
-    },
-)
-CIRCLE = obj(["members"], {"members": {"type": "array", "items": MEMBER}})
+DOSSIER_LIST = schema_of(shapes.DossierListOut)
+CIRCLE = schema_of(shapes.CircleOut)
 CIRCLE_ADD = obj(
     ["user_id", "role"],
     {
@@ -144,7 +142,7 @@ NOTE_IN = obj(
 DOCUMENT = schema_of(shapes.DocumentOut)
 CORRECTION_IN = obj(["text"], {"text": TEXT})
 NOTE = schema_of(shapes.NoteOut)
-NOTES = obj(["notes"], {"notes": {"type": "array", "items": NOTE}})
+NOTES = schema_of(shapes.NotesOut)
 # A document attached to a note, sent as JSON (base64) or as multipart/form-data ("file").
 DOCUMENT_IN = obj(
     ["name", "data"],
@@ -157,17 +155,11 @@ DOCUMENT_IN = obj(
 TASK_IN = obj(["title", "assignee"], {"title": SHORT, "assignee": USER_ID, "due": DATE})
 TASK_PATCH = obj(["status"], {"status": {"type": "string", "enum": ["todo", "done", "cancelled"]}})
 TASK = schema_of(shapes.TaskOut)
-TASKS = obj(["tasks"], {"tasks": {"type": "array", "items": TASK}})
-AUDIT = obj(["entries"], {"entries": {"type": "array", "items": schema_of(shapes.AuditEntryOut)}})
+TASKS = schema_of(shapes.TasksOut)
+AUDIT = schema_of(shapes.AuditOut)
 DELEGATION_IN = obj(["to_user", "until"], {"to_user": USER_ID, "until": DATETIME})
 DELEGATION = schema_of(shapes.DelegationOut)
-DELEGATIONS = obj(
-    ["given", "received"],
-    {
-        "given": {"type": "array", "items": DELEGATION},
-        "received": {"type": "array", "items": DELEGATION},
-    },
-)
+DELEGATIONS = schema_of(shapes.DelegationsOut)
 STRUCTURE_IN = obj(
     ["name"],
     {
@@ -183,7 +175,7 @@ STAFF_IN = obj(
     ["user_id"],
     {"user_id": USER_ID, "role": {"type": "string", "enum": list(STAFF_ROLES)}},
 )
-OK = obj(["ok"], {"ok": {"type": "boolean"}})
+OK = schema_of(shapes.OkOut)
 MERGE_IN = obj(
     ["other_dossier_id", "reason"],
     {
@@ -191,66 +183,28 @@ MERGE_IN = obj(
         "reason": {"type": "string", "minLength": 1, "maxLength": 500},
     },
 )
-MERGE = obj(
-    ["kept", "merged", "moved"],
-    {
-        "kept": {"type": "string"},
-        "merged": {"type": "string"},
-        "moved": {"type": "object", "additionalProperties": {"type": "integer"}},
-    },
-)
-PATIENT_COPY = obj(
-    ["pdf_base64", "bundle"],
-    {"pdf_base64": {"type": "string"}, "bundle": {"type": "object"}},
-)
+MERGE = schema_of(shapes.MergeOut)
+PATIENT_COPY = schema_of(shapes.PatientCopyOut)
 LEGAL_HOLD_IN = obj(["legal_hold"], {"legal_hold": {"type": "boolean"}})
-LEGAL_HOLD = obj(
-    ["dossier_id", "legal_hold"],
-    {"dossier_id": {"type": "string"}, "legal_hold": {"type": "boolean"}},
-)
+LEGAL_HOLD = schema_of(shapes.LegalHoldOut)
 RETENTION_STEP = schema_of(shapes.RetentionStepOut)
-RETENTION = obj(
-    ["dry_run", "steps"],
-    {"dry_run": {"type": "boolean"}, "steps": {"type": "array", "items": RETENTION_STEP}},
-)
+RETENTION = schema_of(shapes.RetentionOut)
 AUDIENCE = {"type": "string", "enum": sorted(ROOM_AUDIENCES)}
 ROOM_IN = obj(["label"], {"label": {**SHORT, "maxLength": 120}, "audience": AUDIENCE})
 ROOM = schema_of(shapes.RoomOut)
-ROOMS = obj(["rooms"], {"rooms": {"type": "array", "items": ROOM}})
-ROOM_EVENT = obj(
-    ["kind", "user_id", "sender", "room_id", "at"],
-    {
-        "kind": {"type": "string", "enum": ["invite", "join", "leave", "kick", "ban"]},
-        "user_id": {"type": "string", "nullable": True},
-        "sender": {"type": "string"},
-        "room_id": {"type": "string"},
-        "at": DATETIME,
-    },
-)
-ACTIVITY = obj(
-    ["messages", "last_message_at", "history"],
-    {
-        "messages": {"type": "integer", "minimum": 0},
-        "last_message_at": NULLABLE_DATETIME,
-        "history": {"type": "array", "items": ROOM_EVENT},
-    },
-)
+ROOMS = schema_of(shapes.RoomsOut)
+ACTIVITY = schema_of(shapes.ActivityOut)
 ME = schema_of(shapes.MeOut)
-
-LOOSE = {"type": "object", "additionalProperties": True}
-PATHWAYS = obj(["pathways"], {"pathways": {"type": "array", "items": schema_of(shapes.PathwayOut)}})
+PATHWAYS = schema_of(shapes.PathwaysOut)
 FORM_IN = obj(["answers"], {"answers": {"type": "object", "maxProperties": 100}})
 FORM = schema_of(shapes.FormOut)
-FORMS = obj(["forms"], {"forms": {"type": "array", "items": FORM}})
+FORMS = schema_of(shapes.FormsOut)
 DRAFT = schema_of(shapes.DraftOut)
 PEOPLE = schema_of(shapes.People)
 TIMELINE_ENTRY = schema_of(shapes.TimelineEntryOut)
-TIMELINE = obj(
-    ["entries", "people"],
-    {"entries": {"type": "array", "items": TIMELINE_ENTRY}, "people": PEOPLE},
-)
+TIMELINE = schema_of(shapes.TimelineOut)
 SEARCH_RESULT = schema_of(shapes.SearchResultOut)
-SEARCH = obj(["results"], {"results": {"type": "array", "items": SEARCH_RESULT}})
+SEARCH = schema_of(shapes.SearchOut)
 PPCS_IN = obj(
     ["problems", "actions"],
     {
@@ -285,7 +239,7 @@ APPOINTMENT_IN = obj(
     },
 )
 APPOINTMENT = schema_of(shapes.AppointmentOut)
-APPOINTMENTS = obj(["appointments"], {"appointments": {"type": "array", "items": APPOINTMENT}})
+APPOINTMENTS = schema_of(shapes.AppointmentsOut)
 ALERT_IN = obj(
     ["text"],
     {
@@ -300,7 +254,7 @@ ALERT_IN = obj(
     },
 )
 ALERT = schema_of(shapes.AlertOut)
-ALERTS = obj(["alerts"], {"alerts": {"type": "array", "items": ALERT}})
+ALERTS = schema_of(shapes.AlertsOut)
 MAIL_IN = obj(
     ["to", "subject", "text"],
     {
@@ -309,16 +263,7 @@ MAIL_IN = obj(
         "text": TEXT,
     },
 )
-WORKLIST = obj(
-    ["tasks", "alerts", "invitations", "counts"],
-    {
-        "tasks": {"type": "array", "items": {"type": "object"}},
-        "alerts": {"type": "array", "items": {"type": "object"}},
-        "invitations": {"type": "array", "items": {"type": "object"}},
-        "counts": {"type": "object", "additionalProperties": {"type": "integer"}},
-    },
-    extra=True,
-)
+WORKLIST = schema_of(shapes.WorklistOut)
 ICS = {"type": "string"}
 FHIR_BUNDLE = {
     "type": "object",
@@ -330,37 +275,8 @@ FHIR_BUNDLE = {
     },
 }
 
-NULLABLE_STRING = {"type": "string", "nullable": True}
-DIRECTORY_RESULT = obj(
-    ["national_id", "display_name", "profession", "activities", "has_account"],
-    {
-        "national_id": {"type": "string"},
-        "rpps": NULLABLE_STRING,
-        "adeli": NULLABLE_STRING,
-        "display_name": {"type": "string"},
-        "last_name": {"type": "string"},
-        "first_name": {"type": "string"},
-        "profession": {"type": "string"},
-        "profession_code": {"type": "string"},
-        "skills": {"type": "array", "items": {"type": "string"}},
-        "activities": {"type": "array", "items": LOOSE},
-        "mssante": {"type": "array", "items": {"type": "string"}},
-        "has_account": {"type": "boolean"},
-        "user_id": NULLABLE_STRING,
-    },
-)
-DIRECTORY_PAGE = obj(
-    ["page", "size", "has_more", "count", "count_exact", "results"],
-    {
-        "page": {"type": "integer", "minimum": 1},
-        "size": {"type": "integer", "minimum": 1},
-        "has_more": {"type": "boolean"},
-        # Matches counted up to 2000 only: count_exact false reads "plus de 2000".
-        "count": {"type": "integer", "minimum": 0},
-        "count_exact": {"type": "boolean"},
-        "results": {"type": "array", "items": DIRECTORY_RESULT},
-    },
-)
+DIRECTORY_RESULT = schema_of(shapes.DirectoryResultOut)
+DIRECTORY_PAGE = schema_of(shapes.DirectoryPageOut)
 
 # -- resource teams ------------------------------------------------------------------------
 TEAM_MEMBER_IN = obj(
@@ -384,7 +300,7 @@ TEAM_IN = obj(
     {
         "slug": {"type": "string", "pattern": "^[a-z0-9][a-z0-9-]{0,39}$"},
         "name": SHORT,
-        "level": {"type": "string", "enum": ["regionale", "departementale"]},
+        "level": {"type": "string", "enum": list(LEVELS)},
         "members": {"type": "array", "items": TEAM_MEMBER_IN, "minItems": 1, "maxItems": 200},
         "pathways": {"type": "array", "items": PATHWAY},
         "expertise": {"type": "string", "maxLength": 200},
@@ -397,27 +313,19 @@ TEAM_IN = obj(
     },
 )
 ROTA_IN = obj(["rota"], {"rota": ROTA})
-TEAM = {
-    "type": "object",
-    "required": ["slug", "name", "address", "level"],
-    "additionalProperties": True,
-}
-TEAMS = obj(["teams"], {"teams": {"type": "array", "items": TEAM}})
+TEAM = schema_of(shapes.TeamOut)
+TEAMS = schema_of(shapes.TeamsOut)
 SOLICITATION_IN = obj(
     ["team", "reason"],
     {
         "team": {"type": "string", "minLength": 1, "maxLength": 40},
         "reason": {"type": "string", "minLength": 1, "maxLength": 2000},
-        "kind": {"type": "string", "enum": ["avis", "prise_en_charge"]},
+        "kind": {"type": "string", "enum": list(KINDS)},
         "attested": {"type": "boolean"},
     },
 )
-SOLICITATION = {
-    "type": "object",
-    "required": ["id", "team", "status"],
-    "additionalProperties": True,
-}
-SOLICITATIONS = obj(["solicitations"], {"solicitations": {"type": "array", "items": SOLICITATION}})
+SOLICITATION = schema_of(shapes.SolicitationOut)
+SOLICITATIONS = schema_of(shapes.SolicitationsOut)
 REPORT_IN = obj(
     ["question", "elements", "advice"],
     {"question": TEXT, "elements": TEXT, "advice": TEXT},
@@ -447,36 +355,9 @@ FAVOURITE_MEMBERS_IN = obj(
     ["members"],
     {"members": {"type": "array", "items": FAVOURITE_PERSON_IN, "minItems": 1, "maxItems": 50}},
 )
-FAVOURITE_MEMBER = obj(
-    ["display_name", "profession", "has_account"],
-    {
-        "user_id": NULLABLE_STRING,
-        "rpps": NULLABLE_STRING,
-        "display_name": NULLABLE_STRING,
-        "profession": NULLABLE_STRING,
-        "role": NULLABLE_STRING,
-        "structures": {"type": "array", "items": {"type": "string"}},
-        "has_account": {"type": "boolean"},
-    },
-)
-FAVOURITES = obj(
-    ["id", "name", "members"],
-    {
-        "id": {"type": "integer"},
-        "name": {"type": "string"},
-        "created_at": {"type": "string"},
-        "members": {"type": "array", "items": FAVOURITE_MEMBER},
-    },
-)
-FAVOURITES_LIST = obj(["groups"], {"groups": {"type": "array", "items": FAVOURITES}})
+FAVOURITE_MEMBER = schema_of(shapes.FavouriteMemberOut)
+FAVOURITES = schema_of(shapes.FavouriteGroupOut)
+FAVOURITES_LIST = schema_of(shapes.FavouriteGroupsOut)
 FAVOURITES_INVITE_IN = obj([], {"role": FAVOURITE_ROLE, "attested": {"type": "boolean"}})
-FAVOURITES_INVITED = obj(
-    ["group", "results", "counts"],
-    {
-        "group": {"type": "string"},
-        "dossier_id": {"type": "string"},
-        "results": {"type": "array", "items": {"type": "object", "additionalProperties": True}},
-        "counts": {"type": "object", "additionalProperties": {"type": "integer"}},
-    },
-)
-FAVOURITES_DELETED = obj(["ok"], {"ok": {"type": "boolean"}, "name": {"type": "string"}})
+FAVOURITES_INVITED = schema_of(shapes.FavouritesInvitedOut)
+FAVOURITES_DELETED = schema_of(shapes.FavouriteDeletedOut)

@@ -25,6 +25,7 @@ from dossier_api.domain.mail.outbox import relay_marker
 from dossier_api.domain.monthly_report import MonthlyReports
 from dossier_api.domain.service import DossierService
 from dossier_api.domain.sessions import SessionStore
+from dossier_api.domain.shapes import HealthOut
 from dossier_api.http import (
     admin,
     admin_teams,
@@ -41,6 +42,7 @@ from dossier_api.http.handlers_work import upload_limit
 from dossier_api.http.registry import ROUTES, Route, openapi_document, route, validation_message
 from maillon import __version__
 from maillon.shared.crypto import KeyRing
+from maillon.shared.json_shapes import schema_of
 from maillon.shared.lease import instance
 from maillon.shared.room_sync_client import RoomSyncClient
 from maillon.shared.sealed import install_key_ring
@@ -56,11 +58,7 @@ AUTH = web.AppKey("auth", Authenticator)
 ROUTE_INDEX = web.AppKey("route_index", dict)
 MAX_DEPTH = 32  # deeper than any schema of the API: refused before validation
 TITLE = "Maillon — API du dossier de coordination"
-HEALTH = {
-    "type": "object",
-    "required": ["status", "store"],
-    "properties": {"status": {"type": "string", "enum": ["ok"]}, "store": {"type": "string"}},
-}
+HEALTH = schema_of(HealthOut)
 
 
 def _ping_store(engine: Engine) -> None:
@@ -75,7 +73,7 @@ async def health(request: web.Request) -> web.Response:
     except Exception as exc:
         log.error("store check failed: %s", type(exc).__name__)
         return json_error(503, "M_UNAVAILABLE", "base de données injoignable")
-    return web.json_response({"status": "ok", "store": "ok"})
+    return web.json_response(HealthOut(status="ok", store="ok"))
 
 
 @route(

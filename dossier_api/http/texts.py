@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from dossier_api.domain.ins import IDENTITY_STATUS_WORDS
-from dossier_api.domain.teams import KINDS, KINDS_EN, LEVELS, LEVELS_EN, STEPS, STEPS_EN
+from dossier_api.domain.models import KINDS, KINDS_EN, LEVELS, LEVELS_EN, STEPS, STEPS_EN
 
 TEXTS: dict[str, dict[str, Any]] = {
     "fr": {

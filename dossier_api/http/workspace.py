@@ -15,7 +15,7 @@ from jsonschema import Draft7Validator, FormatChecker
 
 from dossier_api.domain.core import ApiError
 from dossier_api.domain.service import DossierService
-from dossier_api.domain.shapes import MeOut
+from dossier_api.domain.shapes import MeOut, SolicitationOut, WorklistOut
 from dossier_api.domain.vigilance import DUPLICATE, OVERRIDE
 from dossier_api.http import schemas as S
 from dossier_api.http.handlers import ROOM_SYNC, dossier_filters
@@ -70,9 +70,14 @@ async def home(request: web.Request) -> web.Response:
     list_only = "HX-Request" in request.headers and "HX-History-Restore-Request" not in (
         request.headers
     )
-    todo: dict[str, Any] = {"tasks": [], "alerts": [], "invitations": [], "counts": {}}
+    todo: WorklistOut = {
+        "tasks": [],
+        "alerts": [],
+        "invitations": [],
+        "counts": {"tasks": 0, "alerts": 0, "invitations": 0},
+    }
     people: dict[str, Any] = {}
-    solicitations: list[dict[str, Any]] = []
+    solicitations: list[SolicitationOut] = []
     if not list_only:
         todo = await asyncio.to_thread(svc.worklist, caller, None, WORKLIST_SHOWN)
         solicitations = await asyncio.to_thread(svc.my_solicitations, caller)

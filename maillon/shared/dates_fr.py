@@ -7,6 +7,8 @@ from zoneinfo import ZoneInfo
 
 PARIS = ZoneInfo("Europe/Paris")
 DAYS = ("lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche")
+# A time of day as rotas write it, HH:MM (24:00: the end of the day).
+TIME_OF_DAY = "^([01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$"
 MONTHS = (
     "janvier",
     "février",

@@ -33,6 +33,7 @@ class Schema:
     pattern: str | None = None
     enum: tuple[str, ...] | None = None
     max_length: int | None = None
+    minimum: int | None = None
 
     def keywords(self) -> dict[str, Any]:
         found = {
@@ -41,6 +42,7 @@ class Schema:
             "pattern": self.pattern,
             "enum": list(self.enum) if self.enum is not None else None,
             "maxLength": self.max_length,
+            "minimum": self.minimum,
         }
         return {k: v for k, v in found.items() if v is not None}
 

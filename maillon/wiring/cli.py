@@ -21,8 +21,8 @@ from dossier_api.domain.access import Caller
 from dossier_api.domain.core import ApiError
 from dossier_api.domain.directory import upsert_professional
 from dossier_api.domain.directory_import import DirectoryFileError, import_extract, open_source
+from dossier_api.domain.models import LEVELS
 from dossier_api.domain.service import DossierService
-from dossier_api.domain.teams import LEVELS
 from maillon.shared.circle import DirectoryEntry
 from maillon.shared.clock import utcnow
 from maillon.shared.crypto import KeyRing
