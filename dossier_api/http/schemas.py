@@ -355,7 +355,8 @@ DIRECTORY_PAGE = obj(
         "page": {"type": "integer", "minimum": 1},
         "size": {"type": "integer", "minimum": 1},
         "has_more": {"type": "boolean"},
-        # Matches counted up to 2000 only: count_exact false reads "plus de 2000".
+        # Matches counted up to 2000 only: count_exact false reads "plus de {count}" (2000,
+        # or, for a broad search read in name order without a count, this page's last).
         "count": {"type": "integer", "minimum": 0},
         "count_exact": {"type": "boolean"},
         "results": {"type": "array", "items": DIRECTORY_RESULT},
