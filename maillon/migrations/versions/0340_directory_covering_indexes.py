@@ -5,7 +5,7 @@ index alone (an index-only scan), without reading each entry's row
 (``dossier_api.domain.directory``).
 
 Revision ID: 0340
-Revises: 0332
+Revises: 0370
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0340"
-down_revision = "0332"
+down_revision = "0370"
 branch_labels = None
 depends_on = None
 
