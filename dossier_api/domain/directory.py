@@ -13,7 +13,18 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Boolean, ColumnElement, Engine, and_, func, literal_column, or_, select, text
+from sqlalchemy import (
+    Boolean,
+    ColumnElement,
+    Engine,
+    and_,
+    func,
+    literal_column,
+    or_,
+    select,
+    text,
+    union_all,
+)
 from sqlalchemy.orm import Session
 
 from dossier_api.domain.core import ApiError
@@ -39,6 +50,7 @@ CANDIDATES = 2000
 # broad search.
 WALK = 10000
 DENSE = 4  # the window is read first when the planner expects this many pages in it
+UNKNOWN = 0.006  # PostgreSQL expects 0.5% of the entries to bear a word it does not know
 OTHERS = 200  # matches of a name prefix elsewhere than in the name, at most, to merge
 EXPAND = 64  # words a prefix is expanded into, at most (PostgreSQL)
 MIN_PREFIX = 2  # a shorter word is matched whole, not as a prefix
@@ -222,28 +234,39 @@ def _after(prefix: str) -> str:
 def _prefix(session: Session, prefix: str) -> str:
     """The full-text term of a prefix: the words of the directory that start with it, if
     few (the index intersects words fast, but a prefix of common words, "martin:*" or
-    "pharmacie:*", costs hundreds of milliseconds at 2 million entries), else the prefix."""
-    found = session.scalars(
-        select(DirectoryWord.word)
-        .where(DirectoryWord.word >= prefix, DirectoryWord.word < _after(prefix))
-        .order_by(DirectoryWord.word)
-        .limit(EXPAND + 1)
-    ).all()
-    if not found or len(found) > EXPAND:
-        return f"{prefix}:*"
-    return found[0] if len(found) == 1 else f"({' | '.join(found)})"
+    "pharmacie:*", costs hundreds of milliseconds at 2 million entries), else the prefix
+    (looked up once per search)."""
+    known: dict[str, str] = session.info.setdefault("directory_prefixes", {})
+    if prefix not in known:
+        found = session.scalars(
+            select(DirectoryWord.word)
+            .where(DirectoryWord.word >= prefix, DirectoryWord.word < _after(prefix))
+            .order_by(DirectoryWord.word)
+            .limit(EXPAND + 1)
+        ).all()
+        if not found or len(found) > EXPAND:
+            known[prefix] = f"{prefix}:*"
+        else:
+            known[prefix] = found[0] if len(found) == 1 else f"({' | '.join(found)})"
+    return known[prefix]
 
 
-def _estimate(session: Session, *where: Any) -> float:
-    """How many listed entries meet ``where``, as the planner expects (its statistics of
-    the full-text vectors' words; no entry read)."""
-    statement = select(DirectoryRecord.id).where(*where)
+def _estimates(session: Session, *conditions: Any) -> list[float]:
+    """How many entries meet each condition, as the planner expects (its statistics of the
+    full-text vectors' words; nothing read): one EXPLAIN of them all."""
+    statement = union_all(*(select(DirectoryRecord.id).where(c) for c in conditions))
     compiled = statement.compile(session.get_bind())
     explained = session.connection().exec_driver_sql(
         f"EXPLAIN (FORMAT JSON) {compiled}", compiled.params
     )
     plan: Any = explained.scalar()
-    return float(plan[0]["Plan"]["Plan Rows"])
+    node = plan[0]["Plan"]
+    while len(conditions) > 1 and node["Node Type"] != "Append" and node.get("Plans"):
+        node = node["Plans"][0]
+    parts = node.get("Plans", []) if len(conditions) > 1 else [node]
+    if len(parts) != len(conditions):  # not the plan expected: nothing expected (way 2)
+        return [0.0] * len(conditions)
+    return [float(part["Plan Rows"]) for part in parts]
 
 
 def _pg_matching(
@@ -309,21 +332,25 @@ def _pg_matching(
         count = (len(rows), True) if len(rows) < need else (need - 1, False)
         return _by_ids(session, [i for i, _ in rows[offset:need]]), count
 
-    # Ways 1 and 3 first when the planner expects many matches (it knows the common words;
-    # any other it takes for 0.5% of the entries).
-    expected = _estimate(session, listed, _match(" & ".join(drive), ""))
-    if expected > CANDIDATES:
-        if any(
-            2 * _estimate(session, listed, _match(head, ""))
-            >= _estimate(session, listed, _match(word, ""))
-            for word, head in _head_words(session, heads)
-        ):
+    # Ways 1 and 3 first when the planner expects many matches: more than it supposes of
+    # a word it does not know (UNKNOWN of the entries; it knows the common ones).
+    named = _head_words(session, heads)
+    total, expected, *rest = _estimates(
+        session,
+        listed,
+        and_(listed, _match(" & ".join(drive), "")),
+        *(and_(listed, *where) for where in walks[:-1]),
+        *(and_(listed, _match(term, "")) for pair in named for term in pair),
+    )
+    among = [*rest[: len(walks) - 1], total]
+    if expected > max(CANDIDATES, UNKNOWN * total):
+        if any(2 * rest[n + 1] >= rest[n] for n in range(len(walks) - 1, len(rest), 2)):
             # A word found mostly at the start of names ("martin", "le" of "le goff").
             if (rows := ranges()) is not None:
                 return seen(rows)
         else:
-            for where in walks:
-                if expected / max(_estimate(session, listed, *where), 1) * WALK < DENSE * need:
+            for where, entries in zip(walks, among, strict=True):
+                if expected / max(entries, 1) * WALK < DENSE * need:
                     continue
                 rows, done = _walk(session, match, need, *where)
                 if done:
