@@ -49,8 +49,8 @@ CANDIDATES = 2000
 # there, without reading the table, about a microsecond each), at most, for a page of a
 # broad search.
 WALK = 10000
-DENSE = 4  # the window is read first when the planner expects this many pages in it
-UNKNOWN = 0.006  # PostgreSQL expects 0.5% of the entries to bear a word it does not know
+DENSE = 1.5  # the window is read first when the planner expects this many pages in it
+UNKNOWN = 0.005  # PostgreSQL expects this share of the entries to bear a word it does not know
 OTHERS = 200  # matches of a name prefix elsewhere than in the name, at most, to merge
 EXPAND = 64  # words a prefix is expanded into, at most (PostgreSQL)
 MIN_PREFIX = 2  # a shorter word is matched whole, not as a prefix
@@ -332,8 +332,8 @@ def _pg_matching(
         count = (len(rows), True) if len(rows) < need else (need - 1, False)
         return _by_ids(session, [i for i, _ in rows[offset:need]]), count
 
-    # Ways 1 and 3 first when the planner expects many matches: more than it supposes of
-    # a word it does not know (UNKNOWN of the entries; it knows the common ones).
+    # Ways 1 and 3 first when the planner expects many matches (it knows the common words;
+    # a word it does not know, a rare one, it supposes borne by UNKNOWN of the entries).
     named = _head_words(session, heads)
     total, expected, *rest = _estimates(
         session,
@@ -343,7 +343,7 @@ def _pg_matching(
         *(and_(listed, _match(term, "")) for pair in named for term in pair),
     )
     among = [*rest[: len(walks) - 1], total]
-    if expected > max(CANDIDATES, UNKNOWN * total):
+    if expected > CANDIDATES and abs(expected - UNKNOWN * total) > total / 10000:
         if any(2 * rest[n + 1] >= rest[n] for n in range(len(walks) - 1, len(rest), 2)):
             # A word found mostly at the start of names ("martin", "le" of "le goff").
             if (rows := ranges()) is not None:
