@@ -23,7 +23,6 @@ from sqlalchemy import (
     or_,
     select,
     text,
-    union_all,
 )
 from sqlalchemy.orm import Session
 
@@ -251,13 +250,23 @@ def _prefix(session: Session, prefix: str) -> str:
     return known[prefix]
 
 
-def _estimates(session: Session, *conditions: Any) -> list[float]:
-    """How many entries meet each condition, as the planner expects (its statistics of the
-    full-text vectors' words; nothing read): one EXPLAIN of them all."""
-    statement = union_all(*(select(DirectoryRecord.id).where(c) for c in conditions))
-    compiled = statement.compile(session.get_bind())
+def _estimates(session: Session, *conditions: tuple[str, str]) -> list[float]:
+    """How many listed entries meet each condition (("words", a full-text query),
+    ("profession", a code) or ("", "") for none), as the planner expects (its statistics of
+    the full-text vectors' words; nothing read): one EXPLAIN of them all, written here (a
+    statement compiled on each search costs more than the planner)."""
+    tests = {
+        "": "",
+        "words": " AND search_vector @@ to_tsquery('simple'::regconfig, %s)",
+        "profession": " AND profession_code = %s",
+    }
+    # Only the fixed tests above in the text; the values are bound.
+    sql = " UNION ALL ".join(
+        f"SELECT id FROM directory_entries WHERE listed{tests[kind]}"  # noqa: S608
+        for kind, _ in conditions
+    )
     explained = session.connection().exec_driver_sql(
-        f"EXPLAIN (FORMAT JSON) {compiled}", compiled.params
+        f"EXPLAIN (FORMAT JSON) {sql}", tuple(value for kind, value in conditions if kind)
     )
     plan: Any = explained.scalar()
     node = plan[0]["Plan"]
@@ -300,9 +309,9 @@ def _pg_matching(
         session.execute(text("SET LOCAL enable_seqscan = off"))
     match = _match(" & ".join(drive), query if drive != terms else "")
     key = DirectoryRecord.sort_key.collate("C")
-    listed = DirectoryRecord.listed  # as the partial indexes' predicate reads
-    # Not as it reads: no name index for the matches the full-text index finds (the
-    # planner would read all of one, testing each entry, for a LIMIT without order).
+    # The listed entries, not as the name indexes' predicate reads: no name index for the
+    # matches the full-text index finds (the planner would read all of one, testing each
+    # entry, for a LIMIT without order).
     gin = DirectoryRecord.listed.is_(True)
     need = offset + limit
     codes = [t.removeprefix("prof") for t in exact if t.startswith("prof")]
@@ -337,10 +346,10 @@ def _pg_matching(
     named = _head_words(session, heads)
     total, expected, *rest = _estimates(
         session,
-        listed,
-        and_(listed, _match(" & ".join(drive), "")),
-        *(and_(listed, *where) for where in walks[:-1]),
-        *(and_(listed, _match(term, "")) for pair in named for term in pair),
+        ("", ""),
+        ("words", " & ".join(drive)),
+        *(("profession", c) for c in codes[:1]),
+        *(("words", term) for pair in named for term in pair),
     )
     among = [*rest[: len(walks) - 1], total]
     if expected > CANDIDATES and abs(expected - UNKNOWN * total) > total / 10000:
