@@ -12,6 +12,8 @@ Phases, to import once and measure searches again (after a migration, say):
 ``--keep`` leaves the database (its URL is in the JSON), ``--database-url URL --search-only``
 measures searches on it; ``--file PATH`` keeps the generated extract (reused if present).
 ``MAILLON_TEST_PG_URL`` points at the PostgreSQL server (else a private one is started).
+``--explain N`` adds the server's time of N searches per kind (their statements replayed
+under EXPLAIN ANALYZE); ``--plans KIND`` prints the plans of one search of that kind.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from itertools import count
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import Engine, event, func, select, text
 
 from dossier_api.domain.directory import search_directory
 from dossier_api.domain.directory_import import import_extract
@@ -123,7 +125,41 @@ def _kinds() -> dict[str, Callable[[Person], Query]]:
     }
 
 
-def _search(engine: Engine, searches: int, out: dict[str, Any]) -> None:
+def _server_ms(engine: Engine, q: str, filters: dict[str, Any]) -> tuple[float, list[str]]:
+    """The server's time for one search: its statements replayed in one transaction under
+    EXPLAIN (ANALYZE, BUFFERS), planning and execution summed; and their plans."""
+    statements: list[tuple[str, Any]] = []
+
+    def record(conn: Any, cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        statements.append((statement, parameters))
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        search_directory(engine, q, **filters)
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    total, plans = 0.0, []
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        for statement, parameters in statements:
+            if not statement.lstrip().upper().startswith("SELECT"):
+                cursor.execute(statement, parameters)
+                continue
+            cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {statement}", parameters)
+            plan = cursor.fetchone()[0][0]
+            took = plan["Planning Time"] + plan["Execution Time"]
+            total += took
+            cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS) {statement}", parameters)
+            plans.append(f"-- {took:.2f} ms\n{statement}\n{parameters}\n")
+            plans[-1] += "\n".join(row[0] for row in cursor.fetchall())
+        raw.rollback()
+    finally:
+        raw.close()
+    return total, plans
+
+
+def _search(engine: Engine, searches: int, out: dict[str, Any], explain: int = 0) -> None:
     with engine.connect() as conn:
         people = conn.scalar(select(func.max(DirectoryRecord.id))) or 1
         out["entries_in_store"] = conn.scalar(select(func.count()).select_from(DirectoryRecord))
@@ -154,6 +190,20 @@ def _search(engine: Engine, searches: int, out: dict[str, Any]) -> None:
     }
     out["empty_pages"] = {k: v for k, v in empty.items() if v}
     out["load_after_search"] = _uptime()
+    if explain:
+        # The server's share, as EXPLAIN ANALYZE measures it (each search run twice: its
+        # second run is the one measured, as the latencies above are of warm searches).
+        server: dict[str, list[float]] = {k: [] for k in kinds}
+        for n in range(explain):
+            p = rare_person((n * 7919) % people)
+            for kind, make in kinds.items():
+                q, filters = make(p)
+                server[kind].append(_server_ms(engine, q, filters)[0])
+        out["server_ms"] = {
+            kind: {"p50": round(statistics.median(ts), 2), "max": round(max(ts), 2)}
+            for kind, ts in server.items()
+        }
+        out["load_after_explain"] = _uptime()
 
 
 def main() -> None:
@@ -167,18 +217,29 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the database")
     parser.add_argument("--database-url", help="an existing database (with --search-only)")
     parser.add_argument("--search-only", action="store_true")
+    parser.add_argument(
+        "--explain", type=int, default=0, help="also the server time of N searches per kind"
+    )
+    parser.add_argument("--plans", help="print the plans of one search of this kind, and stop")
     args = parser.parse_args()
     out: dict[str, Any] = {"lines": args.lines, "database": "postgresql"}
     url = args.database_url or create_database("maillon_bench_directory")
     out["database_url"] = url
     engine = make_engine(url)
+    if args.plans:
+        for index in range(args.explain or 1):
+            q, filters = _kinds()[args.plans](rare_person(index * 7919))
+            took, plans = _server_ms(engine, q, filters)
+            print(f"== {args.plans} {q!r} {filters} server {took:.2f} ms\n" + "\n".join(plans))
+        engine.dispose()
+        return
     try:
         if not args.search_only:
             with tempfile.TemporaryDirectory() as tmp:
                 name = "PS_LibreAcces_Personne_activite_202612010000.txt"
                 path = args.file or Path(tmp) / name
                 _import(engine, path, args.lines, out, args.reimport)
-        _search(engine, args.searches, out)
+        _search(engine, args.searches, out, args.explain)
     finally:
         engine.dispose()
         if not (args.keep or args.database_url):

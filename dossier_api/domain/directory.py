@@ -13,7 +13,17 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Boolean, ColumnElement, Engine, and_, func, literal_column, or_, select, text
+from sqlalchemy import (
+    Boolean,
+    ColumnElement,
+    Engine,
+    and_,
+    func,
+    literal_column,
+    or_,
+    select,
+    text,
+)
 from sqlalchemy.orm import Session
 
 from dossier_api.domain.core import ApiError
@@ -41,7 +51,12 @@ MAX_WORDS = 8
 # Matches counted (and, on PostgreSQL, sorted from the full-text index) up to this many;
 # a search matching more is read along the name index instead.
 CANDIDATES = 2000
-WALK = 5000  # entries read along the name index, at most, for a page of a broad search
+# Entries read along the name index (its entries carry their full-text vector: tested
+# there, without reading the table, about a microsecond each), at most, for a page of a
+# broad search.
+WALK = 10000
+DENSE = 1.5  # the window is read first when the planner expects this many pages in it
+UNKNOWN = 0.005  # PostgreSQL expects this share of the entries to bear a word it does not know
 OTHERS = 200  # matches of a name prefix elsewhere than in the name, at most, to merge
 EXPAND = 64  # words a prefix is expanded into, at most (PostgreSQL)
 MIN_PREFIX = 2  # a shorter word is matched whole, not as a prefix
@@ -169,25 +184,32 @@ def search_directory(
         raise ApiError(400, "M_INVALID_PARAM", f"taille de page : entre 1 et {MAX_PAGE_SIZE}")
     offset = (page - 1) * size
     with Session(engine) as session:
-        rows, count = _matching(session, words, exact, size + 1, offset)
+        rows, (count, whole) = _matching(session, words, exact, size + 1, offset)
         more = len(rows) > size
         rows = rows[:size]
         return {
             "page": page,
             "size": size,
             "has_more": more,
-            # How many match, counted up to CANDIDATES only ("plus de 2000 résultats").
-            "count": min(count, CANDIDATES),
-            "count_exact": count <= CANDIDATES,
+            # How many match: all of them when count_exact, else more than count ("plus
+            # de 2000 résultats", or, read along the name index, "plus de 20").
+            "count": count,
+            "count_exact": whole,
             "results": _results(session, rows),
         }
 
 
+def _counted(found: int) -> tuple[int, bool]:
+    """How many match, counted up to CANDIDATES only ("plus de 2000 résultats")."""
+    return min(found, CANDIDATES), found <= CANDIDATES
+
+
 def _matching(
     session: Session, words: list[str], exact: list[str], limit: int, offset: int
-) -> tuple[list[DirectoryRecord], int]:
-    """One page of matches in name order, and how many entries match (at most
-    ``CANDIDATES + 1``: counting further would cost as much as the search)."""
+) -> tuple[list[DirectoryRecord], tuple[int, bool]]:
+    """One page of matches in name order, and how many entries match: the number and
+    whether it is all of them (else there are more: counting further would cost as much as
+    the search)."""
     entries = DirectoryRecord.__table__
     if session.get_bind().dialect.name == "postgresql":
         return _pg_matching(session, words, exact, limit, offset)
@@ -211,15 +233,13 @@ def _matching(
         )
     )
     capped = select(entries.c.id).where(listed).limit(CANDIDATES + 1).subquery()
-    return rows, session.scalar(select(func.count()).select_from(capped)) or 0
+    return rows, _counted(session.scalar(select(func.count()).select_from(capped)) or 0)
 
 
-def _tsquery(session: Session, words: list[str], exact: list[str]) -> str:
-    """Every word as a prefix, but a one-character word as a whole word (the "d" of
-    "d'Artagnan": as a prefix it would match a good part of the directory)."""
-    return " & ".join(
-        [*(_prefix(session, w) if len(w) >= MIN_PREFIX else w for w in words), *exact]
-    )
+def _terms(session: Session, words: list[str], exact: list[str]) -> list[str]:
+    """The full-text term of each word: a prefix, but a one-character word whole (the "d"
+    of "d'Artagnan": as a prefix it would match a good part of the directory)."""
+    return [*(_prefix(session, w) if len(w) >= MIN_PREFIX else w for w in words), *exact]
 
 
 def _after(prefix: str) -> str:
@@ -231,93 +251,177 @@ def _after(prefix: str) -> str:
 def _prefix(session: Session, prefix: str) -> str:
     """The full-text term of a prefix: the words of the directory that start with it, if
     few (the index intersects words fast, but a prefix of common words, "martin:*" or
-    "pharmacie:*", costs hundreds of milliseconds at 2 million entries), else the prefix."""
-    found = session.scalars(
-        select(DirectoryWord.word)
-        .where(DirectoryWord.word >= prefix, DirectoryWord.word < _after(prefix))
-        .order_by(DirectoryWord.word)
-        .limit(EXPAND + 1)
-    ).all()
-    if not found or len(found) > EXPAND:
-        return f"{prefix}:*"
-    return found[0] if len(found) == 1 else f"({' | '.join(found)})"
+    "pharmacie:*", costs hundreds of milliseconds at 2 million entries), else the prefix
+    (looked up once per search)."""
+    known: dict[str, str] = session.info.setdefault("directory_prefixes", {})
+    if prefix not in known:
+        found = session.scalars(
+            select(DirectoryWord.word)
+            .where(DirectoryWord.word >= prefix, DirectoryWord.word < _after(prefix))
+            .order_by(DirectoryWord.word)
+            .limit(EXPAND + 1)
+        ).all()
+        if not found or len(found) > EXPAND:
+            known[prefix] = f"{prefix}:*"
+        else:
+            known[prefix] = found[0] if len(found) == 1 else f"({' | '.join(found)})"
+    return known[prefix]
+
+
+def _estimates(session: Session, *conditions: tuple[str, str]) -> list[float]:
+    """How many listed entries meet each condition (("words", a full-text query),
+    ("profession", a code) or ("", "") for none), as the planner expects (its statistics of
+    the full-text vectors' words; nothing read): one EXPLAIN of them all, written here (a
+    statement compiled on each search costs more than the planner)."""
+    tests = {
+        "": "",
+        "words": " AND search_vector @@ to_tsquery('simple'::regconfig, %s)",
+        "profession": " AND profession_code = %s",
+    }
+    # Only the fixed tests above in the text; the values are bound.
+    sql = " UNION ALL ".join(
+        f"SELECT id FROM directory_entries WHERE listed{tests[kind]}"  # noqa: S608
+        for kind, _ in conditions
+    )
+    explained = session.connection().exec_driver_sql(
+        f"EXPLAIN (FORMAT JSON) {sql}", tuple(value for kind, value in conditions if kind)
+    )
+    plan: Any = explained.scalar()
+    node = plan[0]["Plan"]
+    while len(conditions) > 1 and node["Node Type"] != "Append" and node.get("Plans"):
+        node = node["Plans"][0]
+    parts = node.get("Plans", []) if len(conditions) > 1 else [node]
+    if len(parts) != len(conditions):  # not the plan expected: nothing expected (way 2)
+        return [0.0] * len(conditions)
+    return [float(part["Plan Rows"]) for part in parts]
 
 
 def _pg_matching(
     session: Session, words: list[str], exact: list[str], limit: int, offset: int
-) -> tuple[list[DirectoryRecord], int]:
+) -> tuple[list[DirectoryRecord], tuple[int, bool]]:
     # Ways, cheapest first, each exact (the same rows in the same order):
-    # 1. the full-text (GIN) index finds the matches; if they are few (a full name, a name
+    # 1. many matches spread over the alphabet (a profession, a département, a town, a
+    #    common name or first name), as the planner expects them: a page within the first
+    #    WALK entries of the profession's entries in name order when the search has its
+    #    code, else of the whole name index, the words tested in the index (migration 0340);
+    # 2. the full-text (GIN) index finds the matches; if they are few (a full name, a name
     #    and a town...), they are sorted here;
-    # 2. many matches of a name prefix ("mart": the Martins): those whose name starts with
+    # 3. many matches of a name prefix ("mart": the Martins): those whose name starts with
     #    a word of the search are read in order along that word's range of the partial name
     #    index (listed entries in name order, migration 0230), the others (whose first name,
     #    town... has the word: the full-text index tells them apart by the token of the first
     #    word of the name, migration 0330) must be few; merged here;
-    # 3. many matches spread over the alphabet (a profession, a département, a town, a
-    #    common first name) fill a page within the first WALK entries of the name index,
-    #    or of the profession's entries in name order when the search has its code;
-    # 4. else the full-text matches sorted by PostgreSQL (a top-N sort, no count of them).
+    # 4. the walks of 1 again, when the planner expected too few matches;
+    # 5. else the full-text matches sorted by PostgreSQL (a top-N sort, no count of them).
     # Sorting hundreds of thousands of matches on each page is what took seconds.
-    query = _tsquery(session, words, exact)
+    # Only way 2 counts the matches (up to CANDIDATES); the others tell how many they saw.
+    terms = _terms(session, words, exact)
+    # A two-letter prefix of too many words to expand ("le" of "le goff") is tested on each
+    # entry the other words find, not looked up in the full-text index (a hundred
+    # milliseconds and more).
+    drive = [t for t in terms if not (t.endswith(":*") and len(t) <= 4)] or terms
+    query = " & ".join(terms)
     if "|" in query:
         # The planner takes a few rare words for many more entries than their sum and
         # reads the whole table for them: the full-text index is always the faster there.
         session.execute(text("SET LOCAL enable_seqscan = off"))
-    match = _match(query)
+    match = _match(" & ".join(drive), query if drive != terms else "")
     key = DirectoryRecord.sort_key.collate("C")
-    listed = DirectoryRecord.listed  # as the partial index's predicate reads
+    # The listed entries, not as the name indexes' predicate reads: no name index for the
+    # matches the full-text index finds (the planner would read all of one, testing each
+    # entry, for a LIMIT without order).
+    gin = DirectoryRecord.listed.is_(True)
+    need = offset + limit
+    codes = [t.removeprefix("prof") for t in exact if t.startswith("prof")]
+    walks = [[DirectoryRecord.profession_code == c] for c in codes[:1]] + [[]]
     heads = _heads(words)
     # Each match tells whether its name starts with none of the words (none of the tokens).
     tokens = " | ".join(_prefix(session, t[:-2]) if t.endswith(":*") else t for *_, t in heads)
-    elsewhere = _match(f"{query} & !({tokens})" if heads else query)
+    outside = f"!({tokens})"
+    tested = query if drive != terms else ""
+    elsewhere = _match(f"{' & '.join(drive)} & {outside}", tested)
+
+    def ranges() -> list[Any] | None:
+        # The matches outside the heads' ranges, if few, and each range's first matches.
+        rows = list(
+            session.execute(select(DirectoryRecord.id, key).where(gin, elsewhere).limit(OTHERS + 1))
+        )
+        if len(rows) > OTHERS:
+            return None
+        walked = [_walk(session, match, need, key >= lo, key < hi) for lo, hi, _ in heads]
+        if not all(done for _, done in walked):
+            return None
+        return sorted([*rows, *(row for part, _ in walked for row in part)], key=lambda r: r[1])
+
+    def seen(rows: list[Any]) -> tuple[list[DirectoryRecord], tuple[int, bool]]:
+        # Read in name order, not counted: all the matches if fewer than a page more were
+        # found, else at least this page's ("plus de 20").
+        count = (len(rows), True) if len(rows) < need else (need - 1, False)
+        return _by_ids(session, [i for i, _ in rows[offset:need]]), count
+
+    # Ways 1 and 3 first when the planner expects many matches (it knows the common words;
+    # a word it does not know, a rare one, it supposes borne by UNKNOWN of the entries).
+    named = _head_words(session, heads)
+    total, expected, *rest = _estimates(
+        session,
+        ("", ""),
+        ("words", " & ".join(drive)),
+        *(("profession", c) for c in codes[:1]),
+        *(("words", term) for pair in named for term in pair),
+    )
+    among = [*rest[: len(walks) - 1], total]
+    if expected > CANDIDATES and abs(expected - UNKNOWN * total) > total / 10000:
+        if any(2 * rest[n + 1] >= rest[n] for n in range(len(walks) - 1, len(rest), 2)):
+            # A word found mostly at the start of names ("martin", "le" of "le goff").
+            if (rows := ranges()) is not None:
+                return seen(rows)
+        else:
+            for where, entries in zip(walks, among, strict=True):
+                if expected / max(entries, 1) * WALK < DENSE * need:
+                    continue
+                rows, done = _walk(session, match, need, *where)
+                if done:
+                    return seen(rows)
+                break  # the whole name index is no denser
     found = session.execute(
-        select(DirectoryRecord.id, key, elsewhere).where(listed, match).limit(CANDIDATES + 1)
+        select(DirectoryRecord.id, key, _match(outside, "") if heads else literal_column("false"))
+        .where(gin, match)
+        .limit(CANDIDATES + 1)
     ).all()
+    counted = _counted(len(found))
     if len(found) <= CANDIDATES:
         page = [i for i, _, _ in sorted(found, key=lambda r: r[1])[offset : offset + limit]]
-        return _by_ids(session, page), len(found)
-    need = offset + limit
-    if heads and sum(1 for *_, out in found if out) <= OTHERS:
-        rows = [
-            (i, k)
-            for i, k in session.execute(
-                select(DirectoryRecord.id, key).where(listed, elsewhere).limit(OTHERS + 1)
-            )
-        ]
-        if len(rows) <= OTHERS:
-            walks = [_walk(session, match, need, key >= lo, key < hi) for lo, hi, _ in heads]
-            if all(done for _, done in walks):
-                rows += [row for walked, _ in walks for row in walked]
-                rows.sort(key=lambda r: r[1])
-                return _by_ids(session, [i for i, _ in rows[offset:need]]), len(found)
-    # A profession's code: the matches are all among its entries (the index of migration
-    # 0331), in name order; else the whole name index.
-    codes = [t.removeprefix("prof") for t in exact if t.startswith("prof")]
-    for where in [[DirectoryRecord.profession_code == c] for c in codes[:1]] + [[]]:
+        return _by_ids(session, page), counted
+    if heads and sum(1 for *_, out in found if out) <= OTHERS and (rows := ranges()) is not None:
+        return _by_ids(session, [i for i, _ in rows[offset:need]]), counted
+    for where in walks:
         walked, done = _walk(session, match, need, *where)
         if done:
-            return _by_ids(session, [i for i, _ in walked[offset:]]), len(found)
+            return _by_ids(session, [i for i, _ in walked[offset:]]), counted
     # Materialized: the matches first, then their top-N sort (left to itself, the planner
     # walks the name index here too, through the whole alphabet up to the matches).
     matches = (
         select(DirectoryRecord.id, key.label("key"))
-        .where(listed, match)
+        .where(gin, match)
         .cte("matches")
         .prefix_with("MATERIALIZED")
     )
     ids = session.scalars(
         select(matches.c.id).order_by(matches.c.key).limit(limit).offset(offset)
     ).all()
-    return _by_ids(session, list(ids)), len(found)
+    return _by_ids(session, list(ids)), counted
 
 
-def _match(query: str) -> ColumnElement[bool]:
+def _match(query: str, tested: str) -> ColumnElement[bool]:
+    """Entries whose words match ``query`` (through the full-text index) and ``tested``
+    (on each entry: the function form of @@, which no index serves)."""
     # The generated tsvector column (migration 0040), not mapped.
     vector: ColumnElement[Any] = literal_column("directory_entries.search_vector")
-    return vector.op("@@", return_type=Boolean)(
-        func.to_tsquery(literal_column("'simple'::regconfig"), query)
-    )
+    simple: ColumnElement[Any] = literal_column("'simple'::regconfig")
+    found = vector.op("@@", return_type=Boolean)(func.to_tsquery(simple, query))
+    if not tested:
+        return found
+    return and_(found, func.ts_match_vq(vector, func.to_tsquery(simple, tested), type_=Boolean))
 
 
 def _heads(words: list[str]) -> list[tuple[str, str, str]]:
@@ -332,6 +436,16 @@ def _heads(words: list[str]) -> list[tuple[str, str, str]]:
         if n == 0 or not w.startswith(prefixes[n - 1])
     ]
     return heads + [(f"{w} ", f"{w}!", LEAD + w) for w in sorted(set(words) - set(prefixes))]
+
+
+def _head_words(session: Session, heads: list[tuple[str, str, str]]) -> list[tuple[str, str]]:
+    """The full-text terms of each head's word and of the names it starts."""
+    return [
+        (_prefix(session, lo), _prefix(session, token[:-2]))
+        if token.endswith(":*")
+        else (lo.strip(), token)
+        for lo, _, token in heads
+    ]
 
 
 def _walk(

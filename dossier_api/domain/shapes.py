@@ -524,7 +524,9 @@ class DirectoryPageOut(TypedDict):
     size: Annotated[int, Schema(minimum=1)]
     has_more: bool
     count: Annotated[int, Schema(description="correspondances, comptées jusqu'à 2000", minimum=0)]
-    count_exact: Annotated[bool, Schema(description="faux : « plus de 2000 »")]
+    # False reads "plus de {count}": 2000, or, for a broad search read in name order without
+    # a count, the results up to this page.
+    count_exact: Annotated[bool, Schema(description="faux : « plus de {count} »")]
     results: list[DirectoryResultOut]
 
 

@@ -121,11 +121,15 @@ KINDS: dict[str, tuple[str, dict[str, str]]] = {
 
 
 # The thresholds lowered so that a small extract has "many" matches: read along the name
-# index (a window of all the extract), along a name prefix's range of it (merged with the
-# few matches elsewhere, or too many of those), or, past a short window, sorted by
-# PostgreSQL.
+# index (a window of all the extract, or of part of it, before any count), along a name
+# prefix's range of it (merged with the few matches elsewhere, or too many of those), or,
+# past a short window, sorted by PostgreSQL.
 THRESHOLDS = {
     "default": {},
+    # Read along an index first, as the planner expects many matches: a window of part of
+    # the extract; and the planner taking every search for a broad one.
+    "read first": {"CANDIDATES": 15, "WALK": 120, "DENSE": 1},
+    "all read first": {"CANDIDATES": 15, "WALK": 120, "DENSE": 0},
     "walk": {"CANDIDATES": 15},
     "name ranges": {"CANDIDATES": 15, "WALK": 120},
     "few elsewhere": {"CANDIDATES": 15, "WALK": 120, "OTHERS": 2},
@@ -147,9 +151,16 @@ def test_each_query_kind_gives_exactly_the_matches_in_name_order(
     assert len(set(got)) == len(got)  # pages do not overlap
     if kind != "no match":
         assert expected, kind  # the reference finds something: the kind is exercised
-    exact = len(expected) <= directory.CANDIDATES
-    assert first["count_exact"] is exact
-    assert first["count"] == (len(expected) if exact else directory.CANDIDATES)
+    # Counted: all the matches (always when they fit in a page), or more than count
+    # ("plus de 2000", or, read along the name index, "plus de 7": at least a page).
+    if first["count_exact"]:
+        assert first["count"] == len(expected)
+    else:
+        assert 7 <= first["count"] < len(expected)
+        assert first["count"] in (directory.CANDIDATES, 7)
+    assert first["count_exact"] or len(expected) > 7
+    if len(expected) > directory.CANDIDATES:
+        assert not first["count_exact"]
 
 
 def test_the_reference_agrees_with_the_generated_professionals(engine: Engine) -> None:
@@ -167,3 +178,23 @@ def test_a_lone_letter_is_no_search(engine: Engine) -> None:
     with pytest.raises(ApiError, match="2 lettres"):
         search_directory(engine, "d")
     assert search_directory(engine, "d artagnan")["results"]
+
+
+def test_a_broad_search_read_along_the_name_index_says_more_than_a_page(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Many matches read in name order first are not counted: the answer says "more than"
+    this page (its pages still every match, in order); SQLite counts them (FTS5) up to
+    CANDIDATES."""
+    for name, value in THRESHOLDS["read first"].items():
+        monkeypatch.setattr(directory, name, value)
+    expected = reference(engine, "", departement="31")
+    assert len(expected) > directory.WALK  # more than the window holds
+    first = search_directory(engine, "", departement="31", size=7)
+    assert first["has_more"] is True
+    postgresql = engine.dialect.name == "postgresql"
+    assert first["count_exact"] is False
+    assert first["count"] == (7 if postgresql else directory.CANDIDATES)
+    third = search_directory(engine, "", departement="31", size=7, page=3)
+    assert [r["national_id"] for r in third["results"]] == expected[14:21]
+    assert third["count_exact"] is False  # a later page: counted by the full-text index
