@@ -2,7 +2,8 @@
 to the mail visible, decrypted, in the dossier's room for a member's matrix-nio client.
 Mails go to several dossiers with N concurrent SMTP senders: all at once (a burst, the
 default) or, with ``--rate N``, N mails per second spread over time (steady). Prints JSON
-with p50/p95 of that latency, the accepted and delivered (drain) mails/s.
+with p50/p95 of that latency, the accepted and delivered (drain) mails/s, the CPU each
+kind of process of the stack (and its PostgreSQL backends) used per mail, and the load.
 
     .venv/bin/python benchmarks/mail_relay.py [--mails 200] [--senders 8] [--dossiers 4]
                                               [--rate N] [--db postgresql|sqlite]
@@ -30,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import aiosmtplib
 from nio import MegolmEvent, RoomMessageNotice, RoomMessageText
 
+from benchmarks.throughput import _markers, cpu_seconds
 from tests.harness.circle import bind_professional
 from tests.harness.dossier import new_dossier
 from tests.harness.mail import build_mail
@@ -46,7 +48,13 @@ def percentile(values: list[float], q: float) -> float:
 
 
 async def run(
-    stack: Stack, workdir: Path, mails: int, senders: int, dossiers: int, rate: float | None
+    stack: Stack,
+    workdir: Path,
+    mails: int,
+    senders: int,
+    dossiers: int,
+    rate: float | None,
+    markers: tuple[str, ...],
 ) -> dict[str, Any]:
     seen: dict[str, float] = {}
     undecryptable = 0
@@ -117,6 +125,8 @@ async def run(
                 await client.sendmail(SENDER, [address], raw)  # raises unless 250
                 accepted[mid] = time.monotonic()
 
+    load_before = [round(x, 2) for x in os.getloadavg()]
+    cpu_before = cpu_seconds(markers)
     start = time.monotonic()
     await asyncio.gather(*(smtp_sender() for _ in range(senders)))
     accept_end = time.monotonic()
@@ -125,6 +135,11 @@ async def run(
         await asyncio.sleep(0.1)
     burst_visible = [seen[m] - accepted[m] for m in accepted if m in seen]
     last_visible = max(seen[m] for m in accepted if m in seen)
+    cpu_after = cpu_seconds(markers)
+    cpu_ms = {
+        kind: round((cpu_after[kind] - cpu_before.get(kind, 0.0)) * 1000 / max(1, len(seen)), 2)
+        for kind in sorted(cpu_after)
+    }
 
     # One mail at a time (no queue): the relay's own latency.
     single: list[float] = []
@@ -172,6 +187,11 @@ async def run(
         "sends_behind_schedule": len([x for x in late if x > 0.1]),
         "accepted_mails_per_s": round(len(accepted) / (accept_end - start), 1),
         "delivered_mails_per_s": round(len(visible) / (last_visible - start), 1),
+        # The stack's CPU (not this client's) from the first mail sent to the last visible.
+        "cpu_ms_per_mail": round(sum(cpu_ms.values()), 2),
+        "cpu_ms_per_mail_by_process": cpu_ms,
+        "machine_cores": os.cpu_count(),
+        "load_before": load_before,
     }
 
 
@@ -195,8 +215,9 @@ def main() -> None:
             stack = Stack.create(workdir / "stack", database_url=url, workers=args.workers)
             stack.start(timeout=300 if args.workers else 120)
             try:
+                markers = _markers(workdir / "stack", url)
                 result = asyncio.run(
-                    run(stack, workdir, args.mails, args.senders, args.dossiers, args.rate)
+                    run(stack, workdir, args.mails, args.senders, args.dossiers, args.rate, markers)
                 )
             finally:
                 stack.stop()

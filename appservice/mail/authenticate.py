@@ -9,13 +9,17 @@ chosen servers (a local resolver, or a test's own DNS server).
 
 from __future__ import annotations
 
+import functools
+import importlib.resources
 import logging
+import threading
 from dataclasses import dataclass
 from typing import Any
 
 import dns.resolver
 from authheaders import check_dkim, check_spf
-from authheaders.dmarc_lookup import get_org_domain, receiver_record
+from authheaders.dmarc_lookup import lookup_receiver_record
+from publicsuffix2 import PublicSuffixList
 
 from dossier_api.domain.mail.routing import split_address
 
@@ -32,20 +36,29 @@ class Peer:
 
 
 def configure_resolver(servers: tuple[str, ...]) -> None:
-    """Send this process's DNS queries (SPF, DKIM, DMARC) to ``host[:port]`` servers."""
-    if not servers:
-        return
-    resolver = dns.resolver.Resolver(configure=False)
-    hosts: list[str] = []
-    port = 53
-    for server in servers:
-        host, _, port_text = server.rpartition(":") if server.count(":") == 1 else (server, "", "")
-        hosts.append(host)
-        if port_text:
-            port = int(port_text)
-    resolver.nameservers = hosts
-    resolver.port = port
+    """Send this process's DNS queries (SPF, DKIM, DMARC) to ``host[:port]`` servers (or
+    the system's), through a cache: a sender's records are asked once per TTL (negative
+    answers too), not at each of its mails."""
+    if servers:
+        resolver = dns.resolver.Resolver(configure=False)
+        hosts: list[str] = []
+        port = 53
+        for server in servers:
+            host, _, port_text = (
+                server.rpartition(":") if server.count(":") == 1 else (server, "", "")
+            )
+            hosts.append(host)
+            if port_text:
+                port = int(port_text)
+        resolver.nameservers = hosts
+        resolver.port = port
+    else:
+        try:
+            resolver = dns.resolver.Resolver()
+        except dns.resolver.NoResolverConfiguration:
+            return  # no system resolver: every lookup fails, the mail is "not authenticated"
     resolver.lifetime = 5.0
+    resolver.cache = dns.resolver.LRUCache(4096)
     dns.resolver.default_resolver = resolver
 
 
@@ -63,6 +76,29 @@ def certificate_subject(peercert: dict[str, Any] | None) -> str | None:
     return "certificat sans nom"
 
 
+_SUFFIXES: list[PublicSuffixList] = []
+_SUFFIXES_LOCK = threading.Lock()
+
+
+def _suffix_list() -> PublicSuffixList:
+    """The public suffix list shipped with ``authheaders``, built once per process
+    (``authheaders.dmarc_lookup.get_org_domain`` reads and builds it at every call: some
+    40 ms of CPU holding the GIL, which was most of the SMTP intake's cost)."""
+    with _SUFFIXES_LOCK:  # the intake threads: build it once, not once each
+        if not _SUFFIXES:
+            ref = importlib.resources.files("authheaders") / "public_suffix_list.txt"
+            with ref.open(encoding="utf-8") as lines:
+                _SUFFIXES.append(PublicSuffixList(lines))
+        return _SUFFIXES[0]
+
+
+@functools.lru_cache(maxsize=4096)
+def org_domain(domain: str) -> str:
+    """The organizational domain (RFC 7489 3.2) of a domain: its registrable part."""
+    domain = domain.lower().rstrip(".")
+    return str(_suffix_list().get_sld(domain) or domain)
+
+
 def _aligned(domain: str, from_domain: str, mode: str = "r") -> bool:
     """DMARC identifier alignment (RFC 7489 3.1): same domain (strict) or same
     organizational domain (relaxed, from the public suffix list)."""
@@ -71,14 +107,16 @@ def _aligned(domain: str, from_domain: str, mode: str = "r") -> bool:
         return False
     if mode == "s":
         return domain == from_domain
-    return bool(get_org_domain(domain) == get_org_domain(from_domain))
+    return org_domain(domain) == org_domain(from_domain)
 
 
 def _dmarc(from_domain: str, spf: tuple[str, str], dkim: tuple[str, str]) -> str:
     """The DMARC result of the From domain. (``authheaders.check_dmarc`` reads domains
     with a regex that stops at the first hyphen — ``chu-exemple.mssante.fr`` becomes
     ``chu`` —, so the record is fetched with its lookup and aligned here.)"""
-    record, _ = receiver_record(from_domain)
+    record = lookup_receiver_record(from_domain)
+    if not record and org_domain(from_domain) != from_domain.lower().rstrip("."):
+        record = lookup_receiver_record(org_domain(from_domain))
     if not record:
         return "none"
     passed = (spf[0] == "pass" and _aligned(spf[1], from_domain, record.get("aspf", "r"))) or (

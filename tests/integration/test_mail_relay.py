@@ -409,6 +409,51 @@ async def test_200_mails_each_once_in_their_room_and_thread(
                 assert thread_root(files[0]) == thread
 
 
+async def test_a_burst_of_threads_keeps_each_threads_order_and_posts_each_mail_once(
+    relay: Relay, make_client: MakeClient
+) -> None:
+    """Mail threads arriving side by side in two rooms (each mail answers the previous one
+    of its thread and is sent as soon as that one is accepted), posted by the concurrent
+    poster: within each thread in acceptance order and in the thread of its first mail;
+    each mail sent to the homeserver once (no second PUT of its transaction)."""
+    dossiers = [await mail_dossier(relay, make_client) for _ in range(2)]
+    threads: dict[tuple[int, int], list[str]] = {}
+
+    async def thread(i: int, t: int) -> None:
+        address = dossiers[i][1]
+        ids: list[str] = []
+        for n in range(6):
+            mid, raw = build_mail(
+                address,
+                f"Fil {t} n° {n}",
+                f"Suite {n} du fil {t}",
+                in_reply_to=ids[-1] if ids else None,
+                references=ids[:-1] or None,
+            )
+            code, text = await relay.send(SENDER, [address], raw)
+            assert code == 250, text
+            ids.append(mid)
+        threads[(i, t)] = ids
+
+    await asyncio.gather(*(thread(i, t) for i in range(2) for t in range(8)))
+    for i, (client, _, room_id) in enumerate(dossiers):
+        mine = [ids for (room, _), ids in threads.items() if room == i]
+        events = await wait_mails(client, room_id, {m for ids in mine for m in ids}, timeout=240)
+        posted = [(m["message_id"], e) for m, e in ((mail_of(e), e) for e in events) if m]
+        position = {mid: n for n, (mid, _) in enumerate(posted)}
+        event_of = dict(posted)
+        assert len(posted) == len(event_of) == 48, "each mail once"
+        for ids in mine:
+            assert sorted(ids, key=position.__getitem__) == ids, "acceptance order in the thread"
+            root = event_of[ids[0]].event_id
+            assert thread_root(event_of[ids[0]]) is None
+            assert all(thread_root(event_of[m]) == root for m in ids[1:]), "in its thread"
+        log = (relay.stack.directory / "logs" / "homeserver.log").read_text(encoding="utf-8")
+        for row in spool_rows(relay, room_id):
+            puts = log.count(f"/send/m.room.encrypted/maillon.mail.{row.id}.0 ")
+            assert puts == 1, f"mail #{row.id} sent {puts} times"
+
+
 def mid_number(event: Any) -> str:
     return str(mail_of(event)["subject"]).split()[-1]  # type: ignore[index]
 

@@ -57,6 +57,19 @@ def test_spf_pass_with_dmarc_authenticates(dns_server: FakeDns) -> None:
     assert other["method"] == "none" and other["spf"] == "fail"
 
 
+def test_a_senders_records_are_asked_once_per_ttl_not_at_each_mail(dns_server: FakeDns) -> None:
+    dns_server.txt[DOMAIN] = [b"v=spf1 ip4:127.0.0.1 -all"]
+    dns_server.txt[f"_dmarc.{DOMAIN}"] = [b"v=DMARC1; p=reject"]
+    _, raw = build_mail("d-1@maillon.example", "Objet", "Texte")
+    first = authenticate(raw, SENDER, Peer("127.0.0.1", "mx.example"), SENDER)
+    asked = list(dns_server.queries)
+    assert asked, "the first mail's records come from the DNS server"
+    for _ in range(5):
+        again = authenticate(raw, SENDER, Peer("127.0.0.1", "mx.example"), SENDER)
+        assert again == first
+    assert dns_server.queries == asked, "later mails of the sender: from the cache (TTL 60 s)"
+
+
 def test_unsigned_mail_is_not_authenticated(dns_server: FakeDns) -> None:
     _, raw = build_mail("d-1@maillon.example", "Objet", "Texte")
     auth = authenticate(raw, SENDER, Peer("127.0.0.1"), SENDER)
