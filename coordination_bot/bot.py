@@ -36,7 +36,7 @@ from dossier_api.domain.core import ApiError
 from maillon.shared.cross_signing import ensure_cross_signed
 from maillon.shared.crypto import KeyRing
 from maillon.shared.lease import instance_file
-from maillon.shared.matrix_session import obtain_credentials
+from maillon.shared.matrix_session import obtain_credentials, sync_from_full_state
 from maillon.shared.room_sync_client import RoomSyncClient
 from maillon.shared.sealed import install_key_ring
 from maillon.shared.settings import Deployment
@@ -370,7 +370,7 @@ class CoordinationBot:
         client = await self.start()
         while True:
             try:
-                await client.sync_forever(timeout=30000, full_state=True)
+                self._pause(await sync_from_full_state(client))
             except (aiohttp.ClientError, TimeoutError, OSError) as exc:
                 self._pause(type(exc).__name__)
             except Exception:

@@ -39,7 +39,7 @@ from dossier_api.domain.mail.outbox import RecipientRefused, TrustSpace, queue_m
 from dossier_api.domain.mail.routing import Router
 from dossier_api.domain.mail.spool import OutboxItem, Spool, SpoolItem
 from maillon.shared.cross_signing import ensure_cross_signed
-from maillon.shared.matrix_session import obtain_credentials
+from maillon.shared.matrix_session import obtain_credentials, sync_from_full_state
 from maillon.shared.settings import Deployment
 
 log = logging.getLogger(__name__)
@@ -258,15 +258,7 @@ class MatrixSide:
         delay = 1.0
         while True:
             try:
-                # The whole state once (the store keeps only the sync token: after a
-                # restart the rooms are unknown until then), then only what changes: a
-                # full-state sync at each event would send the state of every room the
-                # account is in, again and again.
-                response = await client.sync(timeout=0, full_state=True)
-                if isinstance(response, SyncResponse):
-                    await client.run_response_callbacks([response])
-                    await client.sync_forever(timeout=30000)
-                problem = type(response).__name__
+                problem = await sync_from_full_state(client)
             except (aiohttp.ClientError, TimeoutError, OSError) as exc:
                 problem = type(exc).__name__
             log.warning("relay sync interrupted (%s); retrying", problem)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from nio import AsyncClient, SyncResponse
 
 from maillon.shared.settings import Deployment
 
@@ -114,3 +115,17 @@ async def obtain_credentials(
         )
     _save(path, creds)
     return creds
+
+
+async def sync_from_full_state(client: AsyncClient, timeout_ms: int = 30000) -> str:
+    """Sync a client for good: the whole state of its rooms once (its store keeps only the
+    sync token: after a restart its rooms are unknown until then), then only what changes.
+    nio's ``sync_forever(full_state=True)`` asks the whole state at every sync — the state
+    of every room the account is in, again at each event. Returns why it stopped (an error
+    answer's name); network errors are raised."""
+    response = await client.sync(timeout=0, full_state=True)
+    if not isinstance(response, SyncResponse):
+        return type(response).__name__
+    await client.run_response_callbacks([response])
+    await client.sync_forever(timeout=timeout_ms)
+    return "end of sync"
