@@ -334,10 +334,10 @@ def _pg_matching(
         ],
     )
     terms = _terms(session, words, exact)
-    # A two-letter prefix of too many words to expand ("le" of "le goff") is tested on each
-    # entry the other words find, not looked up in the full-text index (a hundred
-    # milliseconds and more).
-    drive = [t for t in terms if not (t.endswith(":*") and len(t) <= 4)] or terms
+    # A two- or three-letter prefix of too many words to expand ("le" of "le goff", "mar"
+    # of "martin mar") is tested on each entry the other words find, not looked up in the
+    # full-text index (a hundred milliseconds and more).
+    drive = [t for t in terms if not (t.endswith(":*") and len(t) <= 5)] or terms
     query = " & ".join(terms)
     if "|" in query:
         # The planner takes a few rare words for many more entries than their sum and
@@ -358,17 +358,27 @@ def _pg_matching(
     tested = query if drive != terms else ""
     elsewhere = _match(f"{' & '.join(drive)} & {outside}", tested)
 
+    tried: list[list[Any] | None] = []
+
     def ranges() -> list[Any] | None:
-        # The matches outside the heads' ranges, if few, and each range's first matches.
+        # The matches outside the heads' ranges, if few, and each range's first matches
+        # (tried once: a second time would find the same).
+        if not tried:
+            tried.append(read_ranges())
+        return tried[0]
+
+    def read_ranges() -> list[Any] | None:
         rows = list(
             session.execute(select(DirectoryRecord.id, key).where(gin, elsewhere).limit(OTHERS + 1))
         )
         if len(rows) > OTHERS:
             return None
-        walked = [_walk(session, match, need, key >= lo, key < hi) for lo, hi, _ in heads]
-        if not all(done for _, done in walked):
-            return None
-        return sorted([*rows, *(row for part, _ in walked for row in part)], key=lambda r: r[1])
+        for lo, hi, _ in heads:
+            part, done = _walk(session, match, need, key >= lo, key < hi)
+            if not done:
+                return None  # the other ranges need not be read
+            rows += part
+        return sorted(rows, key=lambda r: r[1])
 
     def seen(rows: list[Any]) -> tuple[list[int], tuple[int, bool]]:
         # Read in name order, not counted: all the matches if fewer than a page more were
@@ -445,12 +455,15 @@ def _heads(words: list[str]) -> list[tuple[str, str, str]]:
     """The ranges of the name index (first, after the last) where a name starts with a word
     of the search, and the token that tells it from the full-text index: a word matched as
     a prefix ("mart": from "mart" to "maru"), a short one
-    whole ("d" of "d'artagnan": from "d " to "d!"); none inside another: disjoint."""
+    whole ("d" of "d'artagnan": from "d " to "d!"); none inside another: disjoint. Of a
+    prefix and a longer word it starts, the longer one's range, the narrower ("martin mar":
+    the Martins whose first name starts with "mar" are read along "martin", not after all
+    the other names that start with "mar"; a "Marchand Martin" is found elsewhere)."""
     prefixes = sorted({w for w in words if len(w) >= MIN_PREFIX})
     heads = [
         (w, _after(w), f"{LEAD}{w}:*")
         for n, w in enumerate(prefixes)
-        if n == 0 or not w.startswith(prefixes[n - 1])
+        if n == len(prefixes) - 1 or not prefixes[n + 1].startswith(w)
     ]
     return heads + [(f"{w} ", f"{w}!", LEAD + w) for w in sorted(set(words) - set(prefixes))]
 

@@ -104,6 +104,10 @@ KINDS: dict[str, tuple[str, dict[str, str]]] = {
     "name without accents": ("MULLER FRANCOIS", {}),
     "name prefix": ("mül", {}),
     "hyphenated name, as two prefixes": ("jean pi", {}),
+    # A word and a prefix that starts it: read along the longer word's names.
+    "name and a prefix it starts": ("martin mar", {}),
+    "prefix and a name it starts, first name": ("ma martin", {}),
+    "three-letter prefixes": ("jea mar", {}),
     "hyphenated name": ("Jean-Pierre", {}),
     "apostrophe, one-letter word whole": ("d'artag", {}),
     "rpps": (P.identifier, {}),
