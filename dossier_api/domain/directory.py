@@ -376,10 +376,10 @@ def _pg_matching(
         # The planner takes a few rare words for many more entries than their sum and
         # reads the whole table for them: the full-text index is always the faster there.
         settings["enable_seqscan"] = "off"
-    if ":*" in query or ":*" in tokens:
-        # The entries of a prefix's words, gathered, hold in memory: with the default
-        # (4 MB), those of a short one ("le", "0nle") are kept by page, each entry of those
-        # pages read again ("le goff": 250 ms instead of 40).
+    if re.search(r"(^|[^a-z0-9])(0n)?[a-z0-9]{1,3}:\*", f"{query} {tokens}"):
+        # The entries of a short prefix's words ("le", "0nle", "mar" not expanded),
+        # gathered, hold in memory: with the default (4 MB), they are kept by page, each
+        # entry of those pages read again ("le goff": 250 ms instead of 40).
         settings["work_mem"] = WORK_MEM
     if settings:
         # For this search only (reset after it, ``_matching``).
