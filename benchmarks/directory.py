@@ -143,7 +143,7 @@ def _server_ms(engine: Engine, q: str, filters: dict[str, Any]) -> tuple[float, 
     try:
         cursor = raw.cursor()
         for statement, parameters in statements:
-            if not statement.lstrip().upper().startswith("SELECT"):
+            if not statement.lstrip().upper().startswith(("SELECT", "WITH")):
                 cursor.execute(statement, parameters)
                 continue
             cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {statement}", parameters)

@@ -18,9 +18,9 @@ from sqlalchemy import (
     ColumnElement,
     Engine,
     and_,
+    case,
     func,
     literal_column,
-    or_,
     select,
     text,
 )
@@ -30,7 +30,6 @@ from dossier_api.domain.core import ApiError
 from dossier_api.domain.models import (
     DirectoryMailboxes,
     DirectoryRecord,
-    DirectoryWord,
     Professional,
     Structure,
     StructureStaff,
@@ -60,6 +59,7 @@ UNKNOWN = 0.005  # PostgreSQL expects this share of the entries to bear a word i
 OTHERS = 200  # matches of a name prefix elsewhere than in the name, at most, to merge
 EXPAND = 64  # words a prefix is expanded into, at most (PostgreSQL)
 MIN_PREFIX = 2  # a shorter word is matched whole, not as a prefix
+WORK_MEM = "16MB"  # memory of a search's statements for the entries a prefix finds
 LEAD = "0n"  # the token of the first word of an entry's sort key (its name)
 
 
@@ -183,10 +183,19 @@ def search_directory(
     if not 1 <= size <= MAX_PAGE_SIZE:
         raise ApiError(400, "M_INVALID_PARAM", f"taille de page : entre 1 et {MAX_PAGE_SIZE}")
     offset = (page - 1) * size
-    with Session(engine) as session:
-        rows, (count, whole) = _matching(session, words, exact, size + 1, offset)
-        more = len(rows) > size
-        rows = rows[:size]
+    # On PostgreSQL, each statement on its own (no BEGIN and ROLLBACK: two round trips to
+    # the server, longer than many searches take there).
+    alone = engine.dialect.name == "postgresql"
+    with (
+        (
+            engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+            if alone
+            else engine.connect()
+        ) as connection,
+        Session(connection) as session,
+    ):
+        ids, (count, whole) = _matching(session, words, exact, size + 1, offset)
+        more = len(ids) > size
         return {
             "page": page,
             "size": size,
@@ -195,7 +204,7 @@ def search_directory(
             # de 2000 résultats", or, read along the name index, "plus de 20").
             "count": count,
             "count_exact": whole,
-            "results": _results(session, rows),
+            "results": _results(session, ids[:size]),
         }
 
 
@@ -206,13 +215,22 @@ def _counted(found: int) -> tuple[int, bool]:
 
 def _matching(
     session: Session, words: list[str], exact: list[str], limit: int, offset: int
-) -> tuple[list[DirectoryRecord], tuple[int, bool]]:
+) -> tuple[list[int], tuple[int, bool]]:
     """One page of matches in name order, and how many entries match: the number and
     whether it is all of them (else there are more: counting further would cost as much as
     the search)."""
     entries = DirectoryRecord.__table__
     if session.get_bind().dialect.name == "postgresql":
-        return _pg_matching(session, words, exact, limit, offset)
+        try:
+            return _pg_matching(session, words, exact, limit, offset)
+        finally:
+            if changed := session.info.pop("directory_settings", []):
+                # Back to the connection's own (the statements are in no transaction).
+                session.connection().exec_driver_sql(
+                    "SELECT set_config(name, reset_val, false) FROM pg_settings"
+                    " WHERE name = ANY(%s)",
+                    (changed,),
+                )
     query = " ".join(
         [*(f'"{w}"*' if len(w) >= MIN_PREFIX else f'"{w}"' for w in words)]
         + [f'"{t}"' for t in exact]
@@ -225,7 +243,7 @@ def _matching(
     listed = and_(DirectoryRecord.listed.is_(True), DirectoryRecord.id.in_(ids))
     rows = list(
         session.scalars(
-            select(DirectoryRecord)
+            select(DirectoryRecord.id)
             .where(listed)
             .order_by(DirectoryRecord.sort_key)
             .limit(limit)
@@ -252,20 +270,31 @@ def _prefix(session: Session, prefix: str) -> str:
     """The full-text term of a prefix: the words of the directory that start with it, if
     few (the index intersects words fast, but a prefix of common words, "martin:*" or
     "pharmacie:*", costs hundreds of milliseconds at 2 million entries), else the prefix
-    (looked up once per search)."""
-    known: dict[str, str] = session.info.setdefault("directory_prefixes", {})
-    if prefix not in known:
-        found = session.scalars(
-            select(DirectoryWord.word)
-            .where(DirectoryWord.word >= prefix, DirectoryWord.word < _after(prefix))
-            .order_by(DirectoryWord.word)
-            .limit(EXPAND + 1)
-        ).all()
-        if not found or len(found) > EXPAND:
-            known[prefix] = f"{prefix}:*"
-        else:
-            known[prefix] = found[0] if len(found) == 1 else f"({' | '.join(found)})"
+    (looked up once per search, with the others of the search: ``_look_up``)."""
+    known = _look_up(session, [prefix])
     return known[prefix]
+
+
+def _look_up(session: Session, prefixes: Iterable[str]) -> dict[str, str]:
+    """The full-text terms of these prefixes (``_prefix``), those not known yet looked up
+    in one statement (a round trip to the server costs more than each look-up)."""
+    known: dict[str, str] = session.info.setdefault("directory_prefixes", {})
+    missing = sorted({p for p in prefixes if p not in known})
+    if missing:
+        rows = session.connection().exec_driver_sql(
+            "SELECT p.prefix, ARRAY(SELECT word FROM directory_words"
+            " WHERE word >= p.prefix AND word < p.after ORDER BY word LIMIT %s)"
+            " FROM unnest(%s::text[], %s::text[]) AS p(prefix, after)",
+            (EXPAND + 1, missing, [_after(p) for p in missing]),
+        )
+        found: dict[str, list[str]] = {prefix: words for prefix, words in rows}
+        for prefix in missing:
+            words = found.get(prefix) or []
+            if not words or len(words) > EXPAND:
+                known[prefix] = f"{prefix}:*"
+            else:
+                known[prefix] = words[0] if len(words) == 1 else f"({' | '.join(words)})"
+    return known
 
 
 def _estimates(session: Session, *conditions: tuple[str, str]) -> list[float]:
@@ -298,7 +327,7 @@ def _estimates(session: Session, *conditions: tuple[str, str]) -> list[float]:
 
 def _pg_matching(
     session: Session, words: list[str], exact: list[str], limit: int, offset: int
-) -> tuple[list[DirectoryRecord], tuple[int, bool]]:
+) -> tuple[list[int], tuple[int, bool]]:
     # Ways, cheapest first, each exact (the same rows in the same order):
     # 1. many matches spread over the alphabet (a profession, a département, a town, a
     #    common name or first name), as the planner expects them: a page within the first
@@ -315,16 +344,21 @@ def _pg_matching(
     # 5. else the full-text matches sorted by PostgreSQL (a top-N sort, no count of them).
     # Sorting hundreds of thousands of matches on each page is what took seconds.
     # Only way 2 counts the matches (up to CANDIDATES); the others tell how many they saw.
+    heads = _heads(words)
+    # Every prefix of the search looked up at once: its words and the names they start.
+    _look_up(
+        session,
+        [
+            *(w for w in words if len(w) >= MIN_PREFIX),
+            *(t[:-2] for *_, t in heads if t.endswith(":*")),
+        ],
+    )
     terms = _terms(session, words, exact)
-    # A two-letter prefix of too many words to expand ("le" of "le goff") is tested on each
-    # entry the other words find, not looked up in the full-text index (a hundred
-    # milliseconds and more).
-    drive = [t for t in terms if not (t.endswith(":*") and len(t) <= 4)] or terms
+    # A two- or three-letter prefix of too many words to expand ("le" of "le goff", "mar"
+    # of "martin mar") is tested on each entry the other words find, not looked up in the
+    # full-text index (a hundred milliseconds and more).
+    drive = [t for t in terms if not (t.endswith(":*") and len(t) <= 5)] or terms
     query = " & ".join(terms)
-    if "|" in query:
-        # The planner takes a few rare words for many more entries than their sum and
-        # reads the whole table for them: the full-text index is always the faster there.
-        session.execute(text("SET LOCAL enable_seqscan = off"))
     match = _match(" & ".join(drive), query if drive != terms else "")
     key = DirectoryRecord.sort_key.collate("C")
     # The listed entries, not as the name indexes' predicate reads: no name index for the
@@ -334,30 +368,56 @@ def _pg_matching(
     need = offset + limit
     codes = [t.removeprefix("prof") for t in exact if t.startswith("prof")]
     walks = [[DirectoryRecord.profession_code == c] for c in codes[:1]] + [[]]
-    heads = _heads(words)
     # Each match tells whether its name starts with none of the words (none of the tokens).
     tokens = " | ".join(_prefix(session, t[:-2]) if t.endswith(":*") else t for *_, t in heads)
     outside = f"!({tokens})"
+    settings: dict[str, str] = {}
+    if "|" in query:
+        # The planner takes a few rare words for many more entries than their sum and
+        # reads the whole table for them: the full-text index is always the faster there.
+        settings["enable_seqscan"] = "off"
+    if re.search(r"(^|[^a-z0-9])(0n)?[a-z0-9]{1,3}:\*", f"{query} {tokens}"):
+        # The entries of a short prefix's words ("le", "0nle", "mar" not expanded),
+        # gathered, hold in memory: with the default (4 MB), they are kept by page, each
+        # entry of those pages read again ("le goff": 250 ms instead of 40).
+        settings["work_mem"] = WORK_MEM
+    if settings:
+        # For this search only (reset after it, ``_matching``).
+        session.info["directory_settings"] = list(settings)
+        session.connection().exec_driver_sql(
+            "SELECT " + ", ".join(["set_config(%s, %s, false)"] * len(settings)),
+            tuple(v for pair in settings.items() for v in pair),
+        )
     tested = query if drive != terms else ""
     elsewhere = _match(f"{' & '.join(drive)} & {outside}", tested)
 
+    tried: list[list[Any] | None] = []
+
     def ranges() -> list[Any] | None:
-        # The matches outside the heads' ranges, if few, and each range's first matches.
+        # The matches outside the heads' ranges, if few, and each range's first matches
+        # (tried once: a second time would find the same).
+        if not tried:
+            tried.append(read_ranges())
+        return tried[0]
+
+    def read_ranges() -> list[Any] | None:
         rows = list(
             session.execute(select(DirectoryRecord.id, key).where(gin, elsewhere).limit(OTHERS + 1))
         )
         if len(rows) > OTHERS:
             return None
-        walked = [_walk(session, match, need, key >= lo, key < hi) for lo, hi, _ in heads]
-        if not all(done for _, done in walked):
-            return None
-        return sorted([*rows, *(row for part, _ in walked for row in part)], key=lambda r: r[1])
+        for lo, hi, _ in heads:
+            part, done = _walk(session, match, need, key >= lo, key < hi)
+            if not done:
+                return None  # the other ranges need not be read
+            rows += part
+        return sorted(rows, key=lambda r: r[1])
 
-    def seen(rows: list[Any]) -> tuple[list[DirectoryRecord], tuple[int, bool]]:
+    def seen(rows: list[Any]) -> tuple[list[int], tuple[int, bool]]:
         # Read in name order, not counted: all the matches if fewer than a page more were
         # found, else at least this page's ("plus de 20").
         count = (len(rows), True) if len(rows) < need else (need - 1, False)
-        return _by_ids(session, [i for i, _ in rows[offset:need]]), count
+        return [i for i, _ in rows[offset:need]], count
 
     # Ways 1 and 3 first when the planner expects many matches (it knows the common words;
     # a word it does not know, a rare one, it supposes borne by UNKNOWN of the entries).
@@ -383,21 +443,35 @@ def _pg_matching(
                 if done:
                     return seen(rows)
                 break  # the whole name index is no denser
-    found = session.execute(
-        select(DirectoryRecord.id, key, _match(outside, "") if heads else literal_column("false"))
+    # The matches (CANDIDATES and one at most) sorted by the server, which answers the
+    # page alone with how many they are and how many are outside the heads' ranges (not
+    # each match to sort here).
+    found = (
+        select(
+            DirectoryRecord.id,
+            key.label("key"),
+            (_match(outside, "") if heads else literal_column("false")).label("out"),
+        )
         .where(gin, match)
         .limit(CANDIDATES + 1)
+        .cte("found")
+        .prefix_with("MATERIALIZED")
+    )
+    first = session.execute(
+        select(found.c.id, func.count().over(), func.count().filter(found.c.out).over())
+        .order_by(found.c.key)
+        .limit(need)
     ).all()
-    counted = _counted(len(found))
-    if len(found) <= CANDIDATES:
-        page = [i for i, _, _ in sorted(found, key=lambda r: r[1])[offset : offset + limit]]
-        return _by_ids(session, page), counted
-    if heads and sum(1 for *_, out in found if out) <= OTHERS and (rows := ranges()) is not None:
-        return _by_ids(session, [i for i, _ in rows[offset:need]]), counted
+    matched, out = (first[0][1], first[0][2]) if first else (0, 0)
+    counted = _counted(matched)
+    if matched <= CANDIDATES:
+        return [i for i, *_ in first[offset:need]], counted
+    if heads and out <= OTHERS and (rows := ranges()) is not None:
+        return [i for i, _ in rows[offset:need]], counted
     for where in walks:
         walked, done = _walk(session, match, need, *where)
         if done:
-            return _by_ids(session, [i for i, _ in walked[offset:]]), counted
+            return [i for i, _ in walked[offset:]], counted
     # Materialized: the matches first, then their top-N sort (left to itself, the planner
     # walks the name index here too, through the whole alphabet up to the matches).
     matches = (
@@ -409,7 +483,7 @@ def _pg_matching(
     ids = session.scalars(
         select(matches.c.id).order_by(matches.c.key).limit(limit).offset(offset)
     ).all()
-    return _by_ids(session, list(ids)), counted
+    return list(ids), counted
 
 
 def _match(query: str, tested: str) -> ColumnElement[bool]:
@@ -428,12 +502,15 @@ def _heads(words: list[str]) -> list[tuple[str, str, str]]:
     """The ranges of the name index (first, after the last) where a name starts with a word
     of the search, and the token that tells it from the full-text index: a word matched as
     a prefix ("mart": from "mart" to "maru"), a short one
-    whole ("d" of "d'artagnan": from "d " to "d!"); none inside another: disjoint."""
+    whole ("d" of "d'artagnan": from "d " to "d!"); none inside another: disjoint. Of a
+    prefix and a longer word it starts, the longer one's range, the narrower ("martin mar":
+    the Martins whose first name starts with "mar" are read along "martin", not after all
+    the other names that start with "mar"; a "Marchand Martin" is found elsewhere)."""
     prefixes = sorted({w for w in words if len(w) >= MIN_PREFIX})
     heads = [
         (w, _after(w), f"{LEAD}{w}:*")
         for n, w in enumerate(prefixes)
-        if n == 0 or not w.startswith(prefixes[n - 1])
+        if n == len(prefixes) - 1 or not prefixes[n + 1].startswith(w)
     ]
     return heads + [(f"{w} ", f"{w}!", LEAD + w) for w in sorted(set(words) - set(prefixes))]
 
@@ -473,39 +550,60 @@ def _walk(
     return list(walked), (session.scalar(select(func.count()).select_from(seen)) or 0) < WALK
 
 
-def _by_ids(session: Session, ids: list[int]) -> list[DirectoryRecord]:
+def _results(session: Session, ids: list[int]) -> list[DirectoryResultOut]:
+    """The entries of a page, in this order, each with the account bound to its number and
+    its MSSanté addresses: one statement (a round trip costs more than these look-ups)."""
+    if not ids:
+        return []
+    entry = DirectoryRecord
+    account = case(
+        (
+            entry.id_type == "8",
+            select(Professional.user_id)
+            .where(Professional.rpps == entry.identifier)
+            .scalar_subquery(),
+        ),
+        (
+            entry.id_type == "0",
+            select(Professional.user_id)
+            .where(Professional.adeli == entry.identifier)
+            .scalar_subquery(),
+        ),
+        else_=None,
+    )
+    boxes = (
+        select(DirectoryMailboxes.data)
+        .where(
+            DirectoryMailboxes.national_id == entry.national_id,
+            DirectoryMailboxes.listed.is_(True),
+        )
+        .scalar_subquery()
+    )
+    rows = session.execute(
+        select(
+            entry.id,
+            entry.national_id,
+            entry.id_type,
+            entry.identifier,
+            entry.profession_code,
+            entry.data,
+            account.label("account"),
+            boxes.label("boxes"),
+        ).where(entry.id.in_(ids))
+    )
     by_id = {
-        r.id: r for r in session.scalars(select(DirectoryRecord).where(DirectoryRecord.id.in_(ids)))
+        row.id: _result(
+            row.national_id,
+            row.id_type,
+            row.identifier,
+            row.profession_code,
+            row.data,
+            row.account,
+            (row.boxes or {}).get("mailboxes", []),
+        )
+        for row in rows
     }
     return [by_id[i] for i in ids]
-
-
-def _results(session: Session, rows: list[DirectoryRecord]) -> list[DirectoryResultOut]:
-    if not rows:
-        return []
-    rpps = [r.identifier for r in rows if r.id_type == "8"]
-    adeli = [r.identifier for r in rows if r.id_type == "0"]
-    accounts: dict[tuple[str, str], str] = {}
-    for pro in session.scalars(
-        select(Professional).where(or_(Professional.rpps.in_(rpps), Professional.adeli.in_(adeli)))
-    ):
-        if pro.rpps:
-            accounts[("8", pro.rpps)] = pro.user_id
-        if pro.adeli:
-            accounts[("0", pro.adeli)] = pro.user_id
-    boxes = {
-        m.national_id: m.data.get("mailboxes", [])
-        for m in session.scalars(
-            select(DirectoryMailboxes).where(
-                DirectoryMailboxes.national_id.in_([r.national_id for r in rows]),
-                DirectoryMailboxes.listed.is_(True),
-            )
-        )
-    }
-    return [
-        _result(r, accounts.get((r.id_type, r.identifier)), boxes.get(r.national_id, []))
-        for r in rows
-    ]
 
 
 def _activity(activity: dict[str, Any]) -> DirectoryActivityOut:
@@ -517,19 +615,26 @@ def _activity(activity: dict[str, Any]) -> DirectoryActivityOut:
     return out
 
 
-def _result(row: DirectoryRecord, user_id: str | None, boxes: list[Any]) -> DirectoryResultOut:
-    data = row.data
+def _result(
+    national_id: str,
+    id_type: str,
+    identifier: str,
+    profession_code: str,
+    data: dict[str, Any],
+    user_id: str | None,
+    boxes: list[Any],
+) -> DirectoryResultOut:
     name = f"{data.get('first_name', '')} {data['last_name']}".strip()
     civility = data.get("civility", "")
     return {
-        "national_id": row.national_id,
-        "rpps": row.identifier if row.id_type == "8" else None,
-        "adeli": row.identifier if row.id_type == "0" else None,
+        "national_id": national_id,
+        "rpps": identifier if id_type == "8" else None,
+        "adeli": identifier if id_type == "0" else None,
         "display_name": f"{civility} {name}".strip() if civility else name,
         "last_name": data["last_name"],
         "first_name": data.get("first_name", ""),
         "profession": data.get("profession", ""),
-        "profession_code": row.profession_code,
+        "profession_code": profession_code,
         "skills": data.get("skills", []),
         "activities": [_activity(a) for a in data.get("activities", [])],
         "mssante": [address for address, _kind in boxes],

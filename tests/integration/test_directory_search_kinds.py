@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, create_engine, event, select, text
 
 from dossier_api.domain import directory
 from dossier_api.domain.core import ApiError
@@ -104,6 +104,10 @@ KINDS: dict[str, tuple[str, dict[str, str]]] = {
     "name without accents": ("MULLER FRANCOIS", {}),
     "name prefix": ("mül", {}),
     "hyphenated name, as two prefixes": ("jean pi", {}),
+    # A word and a prefix that starts it: read along the longer word's names.
+    "name and a prefix it starts": ("martin mar", {}),
+    "prefix and a name it starts, first name": ("ma martin", {}),
+    "three-letter prefixes": ("jea mar", {}),
     "hyphenated name": ("Jean-Pierre", {}),
     "apostrophe, one-letter word whole": ("d'artag", {}),
     "rpps": (P.identifier, {}),
@@ -198,3 +202,47 @@ def test_a_broad_search_read_along_the_name_index_says_more_than_a_page(
     third = search_directory(engine, "", departement="31", size=7, page=3)
     assert [r["national_id"] for r in third["results"]] == expected[14:21]
     assert third["count_exact"] is False  # a later page: counted by the full-text index
+
+
+def test_a_search_leaves_its_connection_as_it_found_it(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On PostgreSQL a search's statements run in no transaction; the settings it changes
+    for itself (more memory for the entries of a prefix not expanded, no sequential scan
+    for expanded prefixes) are reset after it, on the very connection the pool hands out
+    next."""
+    one = (
+        create_engine(
+            engine.url,
+            pool_size=1,
+            max_overflow=0,
+            connect_args={"options": "-c search_path=maillon"},
+        )
+        if engine.dialect.name == "postgresql"
+        else engine
+    )
+    executed: list[str] = []
+    event.listen(one, "before_cursor_execute", lambda *a: executed.append(f"{a[2]} {a[3]}"))
+    try:
+        with one.connect() as conn:
+            before = _settings(conn)
+        monkeypatch.setattr(directory, "EXPAND", 1)  # "mar": a prefix not expanded
+        assert search_directory(one, "martin mar")["results"]
+        monkeypatch.undo()
+        assert search_directory(one, "jean pi")["results"]  # "pi": expanded
+        with one.connect() as conn:
+            assert _settings(conn) == before
+        changed = [s for s in executed if "set_config(%s" in s]
+        if one.dialect.name == "postgresql":
+            assert "'work_mem'" in changed[0]  # changed, then reset
+        else:
+            assert not changed
+    finally:
+        if one is not engine:
+            one.dispose()
+
+
+def _settings(conn: Any) -> tuple[Any, ...]:
+    if conn.dialect.name != "postgresql":
+        return ()
+    return tuple(conn.scalar(text(f"SHOW {name}")) for name in ("work_mem", "enable_seqscan"))
