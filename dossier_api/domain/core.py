@@ -261,6 +261,7 @@ class ServiceCore:
         the act is kept). Without ``dossier_id``, an action on the caller's own account."""
         with Session(self._engine, expire_on_commit=False) as session:
             access = Access(caller.user_id, NONE if dossier_id else "account")
+            act: Act | None = None
             try:
                 with session.begin():
                     found = None
@@ -275,10 +276,10 @@ class ServiceCore:
                     yield act
                     self.audit_entry(session, act.dossier_id, access, action, True, act.detail)
             except ApiError as exc:
+                # Refused in the dossier the act found (a solicitation names its own), if any.
+                where = act.dossier_id if act is not None else dossier_id
                 with session.begin():
-                    self.audit_entry(
-                        session, dossier_id, access, action, False, _refusal_detail(exc)
-                    )
+                    self.audit_entry(session, where, access, action, False, _refusal_detail(exc))
                 raise
 
     def check(self, caller: Caller, dossier_id: str, action: str, right: str) -> Dossier:

@@ -223,7 +223,16 @@ def test_two_accepts_at_once_make_one_circle_entry(service: DossierService) -> N
                 AuditEntry.allowed.is_(True),
             )
         )
+        # The second accept, refused, is in the dossier's audit too.
+        refused = session.scalars(
+            select(AuditEntry.actor).where(
+                AuditEntry.dossier_id == dossier_id,
+                AuditEntry.action == "solicitation.accept",
+                AuditEntry.allowed.is_(False),
+            )
+        ).all()
     assert [m.user_id for m in ers] == [winner] and audited == 1
+    assert refused == [({DAY, BACKUP} - {winner}).pop()]
     assert service.get_dossier(_as(winner), dossier_id)["access"] == "member"
     closed = service.close_solicitation(COORD, sent["id"])
     assert closed["status"] == "close"
