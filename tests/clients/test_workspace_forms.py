@@ -298,12 +298,17 @@ async def test_the_accepter_answers_an_avis_from_the_dossier_page(
     await expect(coordinator_report.locator("h4")).to_have_text("Advice report")
     await page.goto(base(stack) + f"/dossiers/{did}?lang=fr")
 
-    # Audited as the workspace's (allowed once); in the timeline.
+    # Audited as the workspace's (allowed once), each refused answer too; in the timeline.
     audit = api(stack, t, "GET", f"{path}/audit")["entries"]
     answers = [e for e in audit if e["action"] == "solicitation.answer"]
-    assert [(e["actor"], e["component"], e["allowed"]) for e in answers] == [
-        (member.user_id, "workspace", True)
+    assert [(e["actor"], e["component"]) for e in answers if e["allowed"]] == [
+        (member.user_id, "workspace")
     ]
+    assert {(e["actor"], e["component"]) for e in answers if not e["allowed"]} == {
+        (coord.user_id, "workspace"),  # the forged answer
+        (member.user_id, "workspace"),  # an empty part, the second answer
+        (member.user_id, "api"),  # the second answer through the API
+    }
     timeline = api(stack, t, "GET", f"{path}/timeline?kind=solicitation")["entries"]
     assert "repondue" in {e["action"] for e in timeline}
     await member_context.close()
