@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from appservice.matrix_api import AppserviceApi, MatrixError
+from appservice.patient_rooms import RoomsInCreation
 from maillon.shared.circle import (
     CIRCLE_EVENT,
     DIRECTORY_ALIAS_LOCALPART,
@@ -60,10 +61,12 @@ class CircleKeeper:
         ctx: policy.PolicyContext,
         audit: AuditLog,
         peers: PeerList | None = None,
+        creations: RoomsInCreation | None = None,
     ) -> None:
         self._api = api
         self._context = ctx
         self._peers = peers  # the console's allow list; None: ``ctx``'s fixed one
+        self._creations = creations  # rooms whose power levels their creator settles
         self._audit = audit
         self._directory_room: str | None = None
 
@@ -124,15 +127,31 @@ class CircleKeeper:
         if room is None:
             return
         view, levels = room.view, room.levels
+        settled_by_creator = self._being_created(view)
         if etype == DOSSIER_EVENT:  # closed or reopened: read-only power levels or not
-            await self._sync_power_levels(event["room_id"], view, levels)
+            if not settled_by_creator:
+                await self._sync_power_levels(event["room_id"], view, levels)
         elif etype == CIRCLE_EVENT:
             member = user_from_state_key(state_key)
             if member is not None:
                 await self._enforce_entry(event["room_id"], member, view)
-                await self._sync_power_levels(event["room_id"], view, levels)
+                if not settled_by_creator:
+                    await self._sync_power_levels(event["room_id"], view, levels)
         else:
             await self._follow_membership(event, view)
+
+    def _being_created(self, view: policy.RoomView) -> bool:
+        return (
+            self._creations is not None
+            and view.dossier is not None
+            and view.dossier in self._creations
+        )
+
+    async def settle_power_levels(self, room_id: str) -> None:
+        """Bring a room's power levels to its circle (after its creation, say)."""
+        room = await self._room(room_id)
+        if room is not None:
+            await self._sync_power_levels(room_id, room.view, room.levels)
 
     async def _enforce_entry(self, room_id: str, user_id: str, view: policy.RoomView) -> None:
         if self._ctx.is_service(user_id) or view.active_member(user_id, utcnow()) is not None:
@@ -226,8 +245,8 @@ class CircleKeeper:
 
     async def _sweep_room(self, room_id: str) -> int:
         room = await self._room(room_id)
-        if room is None:
-            return 0
+        if room is None or self._being_created(room.view):
+            return 0  # a room being created: its creator settles it right after
         view, levels, member_ts = room.view, room.levels, room.member_ts
         now = utcnow()
         changes = 0

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 from urllib.parse import quote, urlencode
 
 from appservice.matrix_api import AppserviceApi, MatrixError
-from appservice.patient_rooms import create_room
+from appservice.patient_rooms import RoomsInCreation, create_room
 from dossier_api.domain.rooms import (
     ROOMS,
     DossierPlan,
@@ -121,9 +121,15 @@ class DossierRooms:
         widget_base_url: str,
         bot_localpart: str,
         peers: PeerList | None = None,
+        creations: RoomsInCreation | None = None,
+        settle_levels: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self._api = api
         self._peers = peers  # the federation allow list the rooms' server ACL follows
+        # Rooms being created (the keeper leaves their power levels alone meanwhile) and
+        # what settles a new room's power levels (the keeper's), once it is created.
+        self._creations = creations if creations is not None else RoomsInCreation()
+        self._settle_levels = settle_levels
         self._links = links
         self._widget_base = widget_base_url
         self._bot_localpart = bot_localpart
@@ -181,13 +187,14 @@ class DossierRooms:
                     # Refused for this person (e.g. their server is not a peer): the rest
                     # of the dossier's changes must still reach the room.
                     log.warning("circle entry refused by the homeserver: %s", exc.errcode)
-            if room.room_id in created and room.kind == "main":
-                self._follow_up(self._welcome(plan, room.room_id))
+            if room.room_id in created:
+                self._follow_up(self._after_creation(plan, room, room.room_id))
 
     def _follow_up(self, work: Coroutine[Any, Any, None]) -> None:
-        """Run what the room does not need to be ready (a notice) after the answer: the
-        dossier is answered once its room holds its state and invites. A failure is said in
-        the log (the room stays usable; the notice is a courtesy)."""
+        """Run what the room does not need to be ready (power levels, a notice) after the
+        answer: the dossier is answered once its room holds its state and invites. A failure
+        is said in the log (the room stays usable, the keeper's sweep settles its power
+        levels; the notice is a courtesy)."""
         task = asyncio.create_task(work)
         self._follow_ups.add(task)
         task.add_done_callback(self._follow_up_done)
@@ -195,10 +202,16 @@ class DossierRooms:
     def _follow_up_done(self, task: asyncio.Task[None]) -> None:
         self._follow_ups.discard(task)
         if not task.cancelled() and task.exception() is not None:
-            log.error("welcome notice not sent: %s", type(task.exception()).__name__)
+            log.error("after a room's creation: %s", type(task.exception()).__name__)
 
-    async def _welcome(self, plan: DossierPlan, room_id: str) -> None:
-        """After the invites: history is visible from one's invite on."""
+    async def _after_creation(self, plan: DossierPlan, room: RoomPlan, room_id: str) -> None:
+        """The coordinators' power levels (left alone during ``createRoom``), then the
+        welcome notice of a main room (after the invites: history is visible from one's
+        invite on)."""
+        if self._settle_levels is not None:
+            await self._settle_levels(room_id)
+        if room.kind != "main":
+            return
         pathway = plan.followed
         if pathway is not None and pathway.room_template.welcome:
             await self._api.send_notice(
@@ -241,7 +254,8 @@ class DossierRooms:
         ]
         bot = await self._api.ensure_registered(self._bot_localpart)
         invites = [bot, *(e.user_id for e in members if e.is_active(now))]
-        room_id = await create_room(self._api, link, name, topic or None, initial, invites)
+        with self._creations.creating(link):
+            room_id = await create_room(self._api, link, name, topic or None, initial, invites)
         await asyncio.to_thread(self._links.room_created, room.key, room_id)
         log.info("created a %s room for a dossier", room.kind)
         return room_id

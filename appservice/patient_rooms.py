@@ -7,6 +7,8 @@ creates a patient room and adds or removes circle members.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from appservice.matrix_api import AppserviceApi
@@ -19,6 +21,29 @@ from maillon.shared.circle import (
     user_state_key,
 )
 from maillon.shared.clock import utcnow
+
+
+class RoomsInCreation:
+    """The patient rooms the appservice is creating now, by their dossier link (dossier and
+    room key: the room id is not known before ``createRoom`` answers). While a room is
+    being created its circle entries reach the keeper, which leaves the power levels to the
+    creator: writing them in the middle of ``createRoom`` would queue the creation's own
+    invites behind that write. The creator settles them once the room is created."""
+
+    def __init__(self) -> None:
+        self._links: set[tuple[str, str]] = set()
+
+    @contextmanager
+    def creating(self, link: DossierLink) -> Iterator[None]:
+        key = (link.dossier_id, link.room_key)
+        self._links.add(key)
+        try:
+            yield
+        finally:
+            self._links.discard(key)
+
+    def __contains__(self, link: DossierLink) -> bool:
+        return (link.dossier_id, link.room_key) in self._links
 
 
 async def create_room(

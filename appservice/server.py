@@ -21,6 +21,7 @@ from appservice.dossier_rooms import DossierRooms
 from appservice.mail.relay import mail_relay
 from appservice.matrix_api import AppserviceApi, MatrixError
 from appservice.metrics import Metrics
+from appservice.patient_rooms import RoomsInCreation
 from appservice.room_purge import RoomPurger, daily_loop, purge_loop
 from appservice.team_invites import TeamInvites
 from appservice.transactions import (
@@ -344,8 +345,9 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
     deployment = app[DEPLOYMENT]
     ctx, peers = policy_context(deployment)
     async with AppserviceApi.for_deployment(deployment) as api:
+        creations = RoomsInCreation()
         keeper = CircleKeeper(
-            api, ctx, AuditLog(str(deployment.path("audit")), "appservice"), peers
+            api, ctx, AuditLog(str(deployment.path("audit")), "appservice"), peers, creations
         )
         rooms = DossierRooms(
             api,
@@ -353,6 +355,8 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
             deployment.settings.dossier_api.external_url,
             deployment.settings.bot.localpart,
             peers,
+            creations,
+            keeper.settle_power_levels,
         )
         app[ROOM_SYNC]["rooms"] = rooms
         app[ROOM_SYNC]["api"] = api
