@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,8 +62,6 @@ class CircleKeeper:
         audit: AuditLog,
         peers: PeerList | None = None,
         creations: RoomsInCreation | None = None,
-        sweep_every: float = 1.0,
-        full_sweep_every: float = 1.0,
     ) -> None:
         self._api = api
         self._context = ctx
@@ -73,12 +69,6 @@ class CircleKeeper:
         self._creations = creations  # rooms whose power levels their creator settles
         self._audit = audit
         self._directory_room: str | None = None
-        # The sweep runs every ``sweep_every`` seconds and reads each room at least once
-        # every ``full_sweep_every`` seconds (spread over that period); a room with an exit
-        # date that has come is read at the next sweep.
-        self._rooms_per_sweep = max(sweep_every, 1e-9) / max(full_sweep_every, 1e-9)
-        self._checked: dict[str, float] = {}  # room -> when the sweep last read it (monotonic)
-        self._next_exit: dict[str, float] = {}  # room -> its earliest exit date (epoch s)
 
     @property
     def _ctx(self) -> policy.PolicyContext:
@@ -112,17 +102,7 @@ class CircleKeeper:
             for e in state
             if e["type"] == "m.room.member"
         }
-        view = policy.build_view(items)
-        self._note_exit_dates(room_id, view)
-        return HostedRoom(view, levels, member_ts)
-
-    def _note_exit_dates(self, room_id: str, view: policy.RoomView) -> None:
-        """When the sweep must read this room again for an exit date (whatever read it)."""
-        dates = [e.until.timestamp() for e in view.circle.values() if e.active and e.until]
-        if dates:
-            self._next_exit[room_id] = min(dates)
-        else:
-            self._next_exit.pop(room_id, None)
+        return HostedRoom(policy.build_view(items), levels, member_ts)
 
     async def _known_professional(self, user_id: str) -> bool:
         if not user_id.endswith(":" + self._ctx.server_name):
@@ -252,35 +232,16 @@ class CircleKeeper:
             await self._api.put_state(room_id, "m.room.power_levels", "", canonical)
 
     async def sweep(self) -> int:
-        """Periodic pass over the patient rooms we host: end the circle entries whose exit
+        """Periodic pass over every patient room we host: end the circle entries whose exit
         date has passed, remove anyone in the room outside the circle, restore the power
-        levels. Each pass reads the rooms whose exit date has come, every room not read
-        since this process started, and the longest unread others, enough of them that each
-        room is read once per full-sweep period (a whole-state read of every room at every
-        pass would cost the homeserver a state read per room per minute). Returns how many
-        changes were made. A failing room does not stop the rest."""
+        levels. Returns how many changes were made. A failing room does not stop the rest."""
         changes = 0
-        for room_id in self._rooms_to_sweep(await self._api.joined_rooms()):
-            self._checked[room_id] = time.monotonic()
+        for room_id in await self._api.joined_rooms():
             try:
                 changes += await self._sweep_room(room_id)
             except Exception as exc:
                 log.error("sweep failed for a patient room: %s", type(exc).__name__)
         return changes
-
-    def _rooms_to_sweep(self, joined: list[str]) -> list[str]:
-        present = set(joined)
-        for gone in [r for r in self._checked if r not in present]:
-            del self._checked[gone]
-            self._next_exit.pop(gone, None)
-        now = utcnow().timestamp()
-        due = [
-            r for r in joined if r not in self._checked or self._next_exit.get(r, now + 1) <= now
-        ]
-        chosen = set(due)
-        others = sorted((r for r in joined if r not in chosen), key=self._checked.__getitem__)
-        share = min(len(others), math.ceil(len(joined) * self._rooms_per_sweep))
-        return due + others[:share]
 
     async def _sweep_room(self, room_id: str) -> int:
         room = await self._room(room_id)

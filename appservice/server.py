@@ -346,15 +346,8 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
     ctx, peers = policy_context(deployment)
     async with AppserviceApi.for_deployment(deployment) as api:
         creations = RoomsInCreation()
-        sweeps = deployment.settings.appservice
         keeper = CircleKeeper(
-            api,
-            ctx,
-            AuditLog(str(deployment.path("audit")), "appservice"),
-            peers,
-            creations,
-            sweep_every=sweeps.circle_expiry_check_seconds,
-            full_sweep_every=sweeps.circle_full_sweep_seconds,
+            api, ctx, AuditLog(str(deployment.path("audit")), "appservice"), peers, creations
         )
         rooms = DossierRooms(
             api,

@@ -160,10 +160,6 @@ class AppserviceSettings:
     circle_expiry_check_seconds: float = field(
         default=60.0, metadata={"check": lambda v: None if v > 0 else "durée positive attendue"}
     )
-    # Every patient room is checked whole (intruders, power levels) once in this period.
-    circle_full_sweep_seconds: float = field(
-        default=3600.0, metadata={"check": lambda v: None if v > 0 else "durée positive attendue"}
-    )
 
 
 def _check_tls_mode(value: object) -> str | None:
