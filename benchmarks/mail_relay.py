@@ -54,8 +54,7 @@ def pg_counters(database_url: str | None) -> dict[str, int]:
     name = database_url.rsplit("/", 1)[1]
     with psycopg.connect(libpq_url(database_url), autocommit=True) as conn:
         row = conn.execute(
-            "SELECT sessions, xact_commit + xact_rollback FROM pg_stat_database"
-            " WHERE datname = %s",
+            "SELECT sessions, xact_commit + xact_rollback FROM pg_stat_database WHERE datname = %s",
             (name,),
         ).fetchone()
     assert row is not None

@@ -160,9 +160,7 @@ class Intake:
         def store(session: Session) -> Accepted:
             if self.spool.is_ours(mail.message_id, session):
                 return Accepted(OURS, ())
-            origin = (
-                self.spool.outbox_for(mail.report_for, session) if mail.report_for else None
-            )
+            origin = self.spool.outbox_for(mail.report_for, session) if mail.report_for else None
             if origin is None:
                 raise Refusal(NULL_SENDER)
             room_id, source_event, root, to = origin
