@@ -67,6 +67,11 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+# PostgreSQL connections of one engine, at most; each is kept once opened. (SQLAlchemy's
+# default, 5 kept and 10 more opened when needed then closed, made a burst of mails open
+# and close a connection for most mails: a backend started each time, with its catalog
+# caches read again.)
+PG_POOL_SIZE = 15
 _LOCK_ID = 0x4D41494C  # "MAIL": one migrator at a time on PostgreSQL
 
 
@@ -117,6 +122,8 @@ def make_engine(database_url: str, create_tables: bool = True) -> Engine:
             url,
             connect_args={"options": f"-c search_path={SCHEMA}"},
             pool_pre_ping=True,
+            pool_size=PG_POOL_SIZE,
+            max_overflow=0,
             hide_parameters=True,  # never let bound values reach a log line
         )
         with engine.begin() as conn:
