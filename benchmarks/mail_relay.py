@@ -3,7 +3,8 @@ to the mail visible, decrypted, in the dossier's room for a member's matrix-nio 
 Mails go to several dossiers with N concurrent SMTP senders: all at once (a burst, the
 default) or, with ``--rate N``, N mails per second spread over time (steady). Prints JSON
 with p50/p95 of that latency, the accepted and delivered (drain) mails/s, the CPU each
-kind of process of the stack (and its PostgreSQL backends) used per mail, and the load.
+kind of process of the stack (and its PostgreSQL backends) used per mail, on PostgreSQL the
+sessions opened and transactions made per mail, and the load.
 
     .venv/bin/python benchmarks/mail_relay.py [--mails 200] [--senders 8] [--dossiers 4]
                                               [--rate N] [--db postgresql|sqlite]
@@ -29,9 +30,11 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import aiosmtplib
+import psycopg
 from nio import MegolmEvent, RoomMessageNotice, RoomMessageText
 
 from benchmarks.throughput import _markers, cpu_seconds
+from maillon.shared.lease import libpq_url
 from tests.harness.circle import bind_professional
 from tests.harness.dossier import new_dossier
 from tests.harness.mail import build_mail
@@ -40,6 +43,22 @@ from tests.harness.postgres import create_database, drop_database
 from tests.harness.stack import Stack
 
 SENDER = "dr.house@chu-exemple.mssante.fr"
+
+
+def pg_counters(database_url: str | None) -> dict[str, int]:
+    """Sessions opened and transactions ended so far in the stack's PostgreSQL database
+    (Synapse's and Maillon's): a connection opened and closed again costs its backend's
+    start, which the CPU of live processes (``cpu_seconds``) never shows."""
+    if database_url is None:
+        return {}
+    name = database_url.rsplit("/", 1)[1]
+    with psycopg.connect(libpq_url(database_url), autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT sessions, xact_commit + xact_rollback FROM pg_stat_database WHERE datname = %s",
+            (name,),
+        ).fetchone()
+    assert row is not None
+    return {"sessions": int(row[0]), "transactions": int(row[1])}
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -55,6 +74,7 @@ async def run(
     dossiers: int,
     rate: float | None,
     markers: tuple[str, ...],
+    database_url: str | None = None,
 ) -> dict[str, Any]:
     seen: dict[str, float] = {}
     undecryptable = 0
@@ -127,6 +147,7 @@ async def run(
 
     load_before = [round(x, 2) for x in os.getloadavg()]
     cpu_before = cpu_seconds(markers)
+    pg_before = pg_counters(database_url)
     start = time.monotonic()
     await asyncio.gather(*(smtp_sender() for _ in range(senders)))
     accept_end = time.monotonic()
@@ -136,6 +157,13 @@ async def run(
     burst_visible = [seen[m] - accepted[m] for m in accepted if m in seen]
     last_visible = max(seen[m] for m in accepted if m in seen)
     cpu_after = cpu_seconds(markers)
+    if database_url is not None:
+        await asyncio.sleep(1.5)  # backends report their counters within a second or so
+    pg_after = pg_counters(database_url)
+    pg_per_mail = {
+        f"postgresql_{key}_per_mail": round((pg_after[key] - pg_before[key]) / max(1, len(seen)), 2)
+        for key in pg_after
+    }
     cpu_ms = {
         kind: round((cpu_after[kind] - cpu_before.get(kind, 0.0)) * 1000 / max(1, len(seen)), 2)
         for kind in sorted(cpu_after)
@@ -190,6 +218,7 @@ async def run(
         # The stack's CPU (not this client's) from the first mail sent to the last visible.
         "cpu_ms_per_mail": round(sum(cpu_ms.values()), 2),
         "cpu_ms_per_mail_by_process": cpu_ms,
+        **pg_per_mail,
         "machine_cores": os.cpu_count(),
         "load_before": load_before,
     }
@@ -217,7 +246,16 @@ def main() -> None:
             try:
                 markers = _markers(workdir / "stack", url)
                 result = asyncio.run(
-                    run(stack, workdir, args.mails, args.senders, args.dossiers, args.rate, markers)
+                    run(
+                        stack,
+                        workdir,
+                        args.mails,
+                        args.senders,
+                        args.dossiers,
+                        args.rate,
+                        markers,
+                        url,
+                    )
                 )
             finally:
                 stack.stop()

@@ -7,6 +7,8 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
+from sqlalchemy.orm import Session
+
 from appservice.mail.authenticate import Peer, authenticate
 from appservice.mail.parse import MalformedMail, ParsedMail, parse_mail
 from appservice.mail.xdm import XdmTooLarge, ins_from_attachments
@@ -80,7 +82,7 @@ class Intake:
             return None
         return UNKNOWN_DOSSIER
 
-    def _targets(self, mail: ParsedMail, recipients: list[str]) -> list[Target]:
+    def _targets(self, mail: ParsedMail, recipients: list[str], session: Session) -> list[Target]:
         targets: dict[str, Target] = {}
         for address in recipients:
             if self.router.is_relay_address(address):
@@ -89,13 +91,13 @@ class Intake:
                 except XdmTooLarge as exc:
                     reply = f"552 5.3.4 Paquet IHE_XDM refusé : {exc} / XDM package too large"
                     raise Refusal(reply) from exc
-                if self.router.ins_duplicated(matricules):
+                if self.router.ins_duplicated(matricules, session):
                     raise Refusal(INS_DUPLICATE)
-                target = self.router.by_ins(matricules)
+                target = self.router.by_ins(matricules, session)
                 if target is None:
                     raise Refusal(NO_SINGLE_INS)
             else:
-                target = self.router.by_address(address)
+                target = self.router.by_address(address, session)
                 if target is None:
                     raise Refusal(UNKNOWN_DOSSIER)
             targets[target.dossier_id] = target
@@ -109,51 +111,76 @@ class Intake:
         source: str,
         peer: Peer | None = None,
     ) -> Accepted:
-        """Store the mail for its dossiers (one commit) or raise :class:`Refusal`.
+        """Store the mail for its dossiers or raise :class:`Refusal`.
         ``envelope_from`` is None for a mail read from a mailbox (no envelope); ``peer``
-        is the SMTP client (how its sender is authenticated is stored with the mail)."""
+        is the SMTP client (how its sender is authenticated is stored with the mail).
+
+        One transaction reads what the decision needs (ours? which dossiers?) and stores
+        the mail, committed before the answer. The sender is authenticated (DNS) before
+        it, so no transaction waits on DNS; the checks keep their order (a mail of ours
+        is ignored, whoever its sender)."""
         if len(raw) > self.settings.max_message_bytes:
             raise Refusal(self.too_big())
         try:
             mail = parse_mail(raw)
         except MalformedMail as exc:
             raise Refusal(f"554 5.6.0 Courriel mal formé : {exc}") from exc
-        if mail.relay_marker == self.relay_marker or self.spool.is_ours(mail.message_id):
+        if mail.relay_marker == self.relay_marker:
             return Accepted(OURS, ())  # never re-import what we sent
         if envelope_from == "":
             return self._report(raw, mail, recipients, source)
-        if envelope_from is not None and not self.sender_allowed(envelope_from):
+        allowed = (
+            envelope_from is None or self.sender_allowed(envelope_from)
+        ) and self.sender_allowed(mail.from_address)
+        if not allowed:
+            if self.spool.is_ours(mail.message_id):
+                return Accepted(OURS, ())
             raise Refusal(SENDER_REFUSED)
-        if not self.sender_allowed(mail.from_address):
-            raise Refusal(SENDER_REFUSED)
-        targets = self._targets(mail, recipients)
-        if not targets:
-            raise Refusal(UNKNOWN_DOSSIER)
         dedup = (
             message_id_hash(mail.message_id) if mail.message_id else hashlib.sha256(raw).hexdigest()
         )
         auth = authenticate(raw, mail.from_address, peer, envelope_from)
-        ids = self.spool.accept(
-            raw, {"envelope_from": envelope_from, "auth": auth}, targets, dedup, "mail", source
-        )
-        return Accepted(ACCEPTED if ids else DUPLICATE, tuple(ids))
+        meta = {"envelope_from": envelope_from, "auth": auth}
+
+        def store(session: Session) -> Accepted:
+            if self.spool.is_ours(mail.message_id, session):
+                return Accepted(OURS, ())
+            targets = self._targets(mail, recipients, session)
+            if not targets:
+                raise Refusal(UNKNOWN_DOSSIER)
+            ids = self.spool.add(session, raw, meta, targets, dedup, "mail", source)
+            return Accepted(ACCEPTED if ids else DUPLICATE, tuple(ids))
+
+        return self.spool.in_transaction(store)
 
     def _report(self, raw: bytes, mail: ParsedMail, recipients: list[str], source: str) -> Accepted:
-        """A delivery status notification about one of our mails: shown in its thread."""
-        origin = self.spool.outbox_for(mail.report_for) if mail.report_for else None
-        if origin is None:
-            raise Refusal(NULL_SENDER)
-        room_id, source_event, root, to = origin
-        dossier = next(
-            (t for t in (self.router.by_address(a) for a in recipients) if t is not None), None
-        )
-        target = Target(dossier.dossier_id if dossier else "-", room_id)
-        meta = {
-            "envelope_from": "",
-            "report_event": source_event,
-            "report_root": root,
-            "report_to": to,
-        }
-        dedup = hashlib.sha256(raw).hexdigest()
-        ids = self.spool.accept(raw, meta, [target], dedup, "bounce", source)
-        return Accepted(ACCEPTED if ids else DUPLICATE, tuple(ids))
+        """A delivery status notification about one of our mails: shown in its thread
+        (read and stored in one transaction)."""
+
+        def store(session: Session) -> Accepted:
+            if self.spool.is_ours(mail.message_id, session):
+                return Accepted(OURS, ())
+            origin = self.spool.outbox_for(mail.report_for, session) if mail.report_for else None
+            if origin is None:
+                raise Refusal(NULL_SENDER)
+            room_id, source_event, root, to = origin
+            dossier = next(
+                (
+                    t
+                    for t in (self.router.by_address(a, session) for a in recipients)
+                    if t is not None
+                ),
+                None,
+            )
+            target = Target(dossier.dossier_id if dossier else "-", room_id)
+            meta = {
+                "envelope_from": "",
+                "report_event": source_event,
+                "report_root": root,
+                "report_to": to,
+            }
+            dedup = hashlib.sha256(raw).hexdigest()
+            ids = self.spool.add(session, raw, meta, [target], dedup, "bounce", source)
+            return Accepted(ACCEPTED if ids else DUPLICATE, tuple(ids))
+
+        return self.spool.in_transaction(store)

@@ -5,7 +5,9 @@ On PostgreSQL, Maillon's tables live in their own schema ``maillon`` beside Syna
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -16,7 +18,7 @@ from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import DeclarativeBase, Session
 from sqlalchemy.types import TypeDecorator
 
 SCHEMA = "maillon"
@@ -65,6 +67,11 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+# PostgreSQL connections of one engine, at most; each is kept once opened. (SQLAlchemy's
+# default, 5 kept and 10 more opened when needed then closed, made a burst of mails open
+# and close a connection for most mails: a backend started each time, with its catalog
+# caches read again.)
+PG_POOL_SIZE = 15
 _LOCK_ID = 0x4D41494C  # "MAIL": one migrator at a time on PostgreSQL
 
 
@@ -77,6 +84,17 @@ def insert_once(connection: Connection, model: type[Base], values: dict[str, Any
     statement = insert(model).values(**values).on_conflict_do_nothing().returning(key)
     # RETURNING, not rowcount: the driver may not report a count for this statement.
     return connection.execute(statement).first() is not None
+
+
+@contextlib.contextmanager
+def reading(engine: Engine, session: Session | None) -> Iterator[Session]:
+    """``session`` when given (a read inside the caller's transaction, on its connection),
+    else a session of its own for this read only."""
+    if session is not None:
+        yield session
+        return
+    with Session(engine) as own:
+        yield own
 
 
 def alembic_config(connection: Connection) -> Config:
@@ -104,6 +122,8 @@ def make_engine(database_url: str, create_tables: bool = True) -> Engine:
             url,
             connect_args={"options": f"-c search_path={SCHEMA}"},
             pool_pre_ping=True,
+            pool_size=PG_POOL_SIZE,
+            max_overflow=0,
             hide_parameters=True,  # never let bound values reach a log line
         )
         with engine.begin() as conn:

@@ -17,6 +17,7 @@ from dossier_api.domain.lookup import (
     open_dossiers_carrying_ins,
 )
 from maillon.shared.crypto import KeyRing
+from maillon.shared.store import reading
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,9 @@ def domain_allowed(address: str, allowed: tuple[str, ...]) -> bool:
 
 
 class Router:
+    """Lookups take an optional ``session``: the intake reads and stores a mail in one
+    transaction (one connection, one round trip each), other callers need none."""
+
     def __init__(self, engine: Engine, keys: KeyRing, domain: str, relay_localpart: str) -> None:
         self._engine = engine
         self._keys = keys  # for the blind index of the INS only
@@ -55,30 +59,30 @@ class Router:
         local, domain = split_address(address)
         return domain == self.domain and local == self.relay_localpart
 
-    def by_address(self, address: str) -> Target | None:
+    def by_address(self, address: str, session: Session | None = None) -> Target | None:
         """The open dossier with a room whose address this is."""
         local, domain = split_address(address)
         if domain != self.domain or not local:
             return None
-        with Session(self._engine) as session:
-            found = open_dossier_by_mail_localpart(session, local)
+        with reading(self._engine, session) as read:
+            found = open_dossier_by_mail_localpart(read, local)
         return None if found is None else Target(*found)
 
-    def by_ins(self, matricules: set[str]) -> Target | None:
+    def by_ins(self, matricules: set[str], session: Session | None = None) -> Target | None:
         """The one open dossier with a qualified identity whose matricule is named."""
         if not matricules:
             return None
-        with Session(self._engine) as session:
-            found = open_dossier_by_ins(session, self._keys, matricules)
+        with reading(self._engine, session) as read:
+            found = open_dossier_by_ins(read, self._keys, matricules)
         return None if found is None else Target(*found)
 
-    def ins_duplicated(self, matricules: set[str]) -> bool:
+    def ins_duplicated(self, matricules: set[str], session: Session | None = None) -> bool:
         """Whether several open dossiers carry a named matricule (a possible duplicate that
         identity vigilance has to resolve: no mail goes to one of them by INS)."""
         if not matricules:
             return False
-        with Session(self._engine) as session:
-            return open_dossiers_carrying_ins(session, self._keys, matricules) > 1
+        with reading(self._engine, session) as read:
+            return open_dossiers_carrying_ins(read, self._keys, matricules) > 1
 
     def address_for_room(self, room_id: str) -> str | None:
         """The address of the dossier whose room this is (outgoing mails come from it)."""

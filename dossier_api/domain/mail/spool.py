@@ -11,8 +11,9 @@ import datetime as dt
 import hashlib
 import json
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, and_, func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -29,9 +30,11 @@ from dossier_api.domain.mail.models import (
 from dossier_api.domain.mail.routing import Target
 from maillon.shared.clock import utcnow
 from maillon.shared.crypto import KeyRing
+from maillon.shared.store import reading
 
 # PostgreSQL NOTIFY channel: a mail was spooled (the poster LISTENs, see appservice.mail.wakeup).
 SPOOL_CHANNEL = "maillon_mail_spool"
+T = TypeVar("T")
 
 
 def message_id_hash(message_id: str) -> str:
@@ -89,15 +92,28 @@ class Spool:
     ) -> list[int]:
         """Store the mail once per target dossier, in one commit; return the new ids
         (a target that already has this mail is skipped: the sender resent it)."""
-        for _ in range(3):
-            try:
-                return self._accept_once(raw, meta, targets, dedup_key, kind, source)
-            except IntegrityError:  # a concurrent copy of the same mail won the race
-                continue
-        return []
+        return self.in_transaction(
+            lambda session: self.add(session, raw, meta, targets, dedup_key, kind, source)
+        )
 
-    def _accept_once(
+    def in_transaction(self, work: Callable[[Session], T]) -> T:
+        """``work`` in one transaction, committed when it returns: what it stored is then
+        durable (only then may the sender hear ``250``). Run again from the start when a
+        concurrent copy of the same mail was committed first (the dedup key is unique):
+        the second run finds that copy."""
+        tries = 3
+        while True:
+            try:
+                with Session(self._engine) as session, session.begin():
+                    return work(session)
+            except IntegrityError:
+                tries -= 1
+                if tries == 0:
+                    raise
+
+    def add(
         self,
+        session: Session,
         raw: bytes,
         meta: dict[str, Any],
         targets: list[Target],
@@ -105,40 +121,41 @@ class Spool:
         kind: str,
         source: str,
     ) -> list[int]:
-        with Session(self._engine) as session, session.begin():
-            known = set(
-                session.scalars(
-                    select(MailSpool.dossier_id).where(
-                        MailSpool.dedup_key == dedup_key,
-                        MailSpool.dossier_id.in_([t.dossier_id for t in targets]),
-                    )
+        """Add the mail once per target dossier to ``session``'s transaction; the new ids
+        (a target that already has this mail is skipped: the sender resent it)."""
+        known = set(
+            session.scalars(
+                select(MailSpool.dossier_id).where(
+                    MailSpool.dedup_key == dedup_key,
+                    MailSpool.dossier_id.in_([t.dossier_id for t in targets]),
                 )
             )
-            rows = []
-            for target in targets:
-                if target.dossier_id in known:
-                    continue
-                known.add(target.dossier_id)
-                token = secrets.token_hex(16)
-                row = MailSpool(
-                    kind=kind,
-                    source=source,
-                    dossier_id=target.dossier_id,
-                    room_id=target.room_id,
-                    dedup_key=dedup_key,
-                    token=token,
-                    sealed_mail=SPOOL_MAIL.seal(self._keys, _pack(meta, raw), token),
-                    accepted_at=utcnow(),
-                    parts_done=0,
-                    attempts=0,
-                )
-                session.add(row)
-                rows.append(row)
-            session.flush()
-            if rows and self._engine.dialect.name == "postgresql":
-                # Wakes the poster, whichever process took the mail (at commit).
-                session.execute(select(func.pg_notify(SPOOL_CHANNEL, "")))
-            return [row.id for row in rows]
+        )
+        rows = []
+        for target in targets:
+            if target.dossier_id in known:
+                continue
+            known.add(target.dossier_id)
+            token = secrets.token_hex(16)
+            row = MailSpool(
+                kind=kind,
+                source=source,
+                dossier_id=target.dossier_id,
+                room_id=target.room_id,
+                dedup_key=dedup_key,
+                token=token,
+                sealed_mail=SPOOL_MAIL.seal(self._keys, _pack(meta, raw), token),
+                accepted_at=utcnow(),
+                parts_done=0,
+                attempts=0,
+            )
+            session.add(row)
+            rows.append(row)
+        session.flush()
+        if rows and self._engine.dialect.name == "postgresql":
+            # Wakes the poster, whichever process took the mail (at commit).
+            session.execute(select(func.pg_notify(SPOOL_CHANNEL, "")))
+        return [row.id for row in rows]
 
     def due(self, limit: int = 200) -> list[SpoolItem]:
         """The mails not yet delivered (nor failed for good), in acceptance order; those
@@ -317,12 +334,13 @@ class Spool:
 
     # -- outbound --------------------------------------------------------------------
 
-    def is_ours(self, message_id: str | None) -> bool:
+    def is_ours(self, message_id: str | None, session: Session | None = None) -> bool:
+        """Whether we sent this mail (it is never imported back)."""
         if not message_id:
             return False
-        with Session(self._engine) as session:
+        with reading(self._engine, session) as read:
             return (
-                session.scalar(
+                read.scalar(
                     select(MailOutbox.id).where(
                         MailOutbox.message_id_hash == message_id_hash(message_id)
                     )
@@ -330,10 +348,12 @@ class Spool:
                 is not None
             )
 
-    def outbox_for(self, message_id: str) -> tuple[str, str, str | None, str] | None:
+    def outbox_for(
+        self, message_id: str, session: Session | None = None
+    ) -> tuple[str, str, str | None, str] | None:
         """(room, source event, thread root, recipients) of a mail we sent."""
-        with Session(self._engine) as session:
-            row = session.scalar(
+        with reading(self._engine, session) as read:
+            row = read.scalar(
                 select(MailOutbox).where(MailOutbox.message_id_hash == message_id_hash(message_id))
             )
             if row is None:
