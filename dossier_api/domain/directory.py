@@ -57,7 +57,8 @@ CANDIDATES = 2000
 WALK = 10000
 DENSE = 1.5  # the window is read first when the planner expects this many pages in it
 UNKNOWN = 0.005  # PostgreSQL expects this share of the entries to bear a word it does not know
-OTHERS = 5000  # matches of a name prefix elsewhere than in the name, at most, to merge
+OTHERS = 10000  # matches of a name prefix elsewhere than in the name, at most, to merge
+FEW = 200  # as many expected elsewhere: merged before the walks are tried
 EXPAND = 64  # words a prefix is expanded into, at most (PostgreSQL)
 MIN_PREFIX = 2  # a shorter word is matched whole, not as a prefix
 WORK_MEM = "16MB"  # memory of a search's statements for the entries a prefix finds
@@ -491,14 +492,19 @@ def _pg_matching(
     counted = _counted(matched)
     if matched <= CANDIDATES:
         return [i for i, *_ in first[offset:need]], counted
-    # The matches elsewhere than the heads' ranges, as many as the planner expects matches
-    # if it expects more, in the share of those found.
-    if heads and out * max(many, matched) <= OTHERS * matched and (rows := ranges()) is not None:
+    # The matches elsewhere than the heads' ranges: as many as the planner expects matches
+    # (if it expects more than were found), in the share of those found. Few: the ranges
+    # first; else the walks first (10,000 entries of an index at most, where the ranges
+    # read up to OTHERS rows of the table).
+    spread = out * max(many, matched) / max(matched, 1)
+    if heads and spread <= FEW and (rows := ranges()) is not None:
         return [i for i, _ in rows[offset:need]], counted
     for where in walks:
         walked, done = _walk(session, match, need, *where)
         if done:
             return [i for i, _ in walked[offset:]], counted
+    if heads and spread <= OTHERS and (rows := ranges()) is not None:
+        return [i for i, _ in rows[offset:need]], counted
     # Materialized: the matches first, then their top-N sort (left to itself, the planner
     # walks the name index here too, through the whole alphabet up to the matches).
     matches = (
