@@ -449,7 +449,8 @@ def _pg_matching(
     )
     among = [*rest[: len(walks) - 1], total]
     many = min(expected, whole)
-    if many > CANDIDATES and abs(expected - UNKNOWN * total) > total / 10000:
+    known = abs(expected - UNKNOWN * total) > total / 10000  # not the planner's default
+    if many > CANDIDATES and known:
         if any(2 * rest[n + 1] >= rest[n] for n in range(len(walks) - 1, len(rest), 2)):
             # A word found mostly at the start of names ("martin", "le" of "le goff").
             if (rows := ranges()) is not None:
@@ -463,11 +464,15 @@ def _pg_matching(
                     return seen(rows)
                 break  # the whole name index is no denser
     # The matches gathered from the full-text index: a three-letter prefix tested on each
-    # entry only if the other words match few (else each of their entries would be read
-    # from the table to test it: "martin mat", 33,000 Martins read for 1,300 Mathéos); a
-    # two-letter one always (its words are thousands: "le" of "le goff", 250 ms there).
+    # entry only if the other words match few or it matches many of them (else each of
+    # their entries would be read from the table to test it: "martin mat", 33,000 Martins
+    # read for 1,300 Mathéos; but "mar" of "mar pelo", its words hundreds of thousands of
+    # entries, costs more in the index than the Pelo… read); a two-letter one always (its
+    # words are thousands: "le" of "le goff", 250 ms in the index); and when the planner
+    # does not know the other words ("rage…" of "mat rage": a few rare names).
     short = [t for t in terms if t not in drive]
-    wide = expected > CANDIDATES and all(len(t) > len("le:*") for t in short)
+    wide = known and expected > max(CANDIDATES, 10 * whole)
+    wide = wide and all(len(t) > len("le:*") for t in short)
     gathered = _match(query, "") if short and wide else match
     # The matches (CANDIDATES and one at most) sorted by the server, which answers the
     # page alone with how many they are and how many are outside the heads' ranges (not
