@@ -14,6 +14,9 @@ measures searches on it; ``--file PATH`` keeps the generated extract (reused if 
 ``MAILLON_TEST_PG_URL`` points at the PostgreSQL server (else a private one is started).
 ``--explain N`` adds the server's time of N searches per kind (their statements replayed
 under EXPLAIN ANALYZE); ``--plans KIND`` prints the plans of one search of that kind.
+The JSON states the server's settings that matter here and the sizes of the table and its
+indexes; ``--server-settings`` starts the private server with those of a server for the
+national directory (``SERVER``, README: "Réglages de PostgreSQL pour l'annuaire national").
 """
 
 from __future__ import annotations
@@ -38,7 +41,25 @@ from dossier_api.domain.models import DirectoryRecord
 from maillon.shared.store import make_engine
 from maillon.shared.text import words
 from tests.harness.annuaire import LAST, Person, ascii_word, person, write_activite
-from tests.harness.postgres import create_database, drop_database
+from tests.harness.postgres import admin_url, create_database, drop_database
+
+# A server for the national directory (24 GB of memory, the database on SSD): the table
+# and its indexes (some 4 GB at 2 million entries) held in PostgreSQL's buffers.
+SERVER = {
+    "shared_buffers": "4GB",
+    "effective_cache_size": "12GB",
+    "work_mem": "16MB",
+    "random_page_cost": "1.1",
+}
+# What the JSON states of the server measured.
+SHOWN = (
+    *SERVER,
+    "fsync",
+    "synchronous_commit",
+    "jit",
+    "max_parallel_workers_per_gather",
+    "effective_io_concurrency",
+)
 
 
 def _peak_mib() -> float:
@@ -164,7 +185,11 @@ def _search(engine: Engine, searches: int, out: dict[str, Any], explain: int = 0
         people = conn.scalar(select(func.max(DirectoryRecord.id))) or 1
         out["entries_in_store"] = conn.scalar(select(func.count()).select_from(DirectoryRecord))
         out["postgresql"] = conn.scalar(text("SHOW server_version"))
-        out["shared_buffers"] = conn.scalar(text("SHOW shared_buffers"))
+        out["settings"] = {name: conn.scalar(text(f"SHOW {name}")) for name in SHOWN}
+        out["sizes_mib"] = {
+            what: round((conn.scalar(text(f"SELECT {size}('directory_entries')")) or 0) / 2**20)
+            for what, size in (("table", "pg_table_size"), ("indexes", "pg_indexes_size"))
+        }
     kinds = _kinds()
     times: dict[str, list[float]] = {k: [] for k in kinds}
     empty: dict[str, int] = {k: 0 for k in kinds}
@@ -221,8 +246,15 @@ def main() -> None:
         "--explain", type=int, default=0, help="also the server time of N searches per kind"
     )
     parser.add_argument("--plans", help="print the plans of one search of this kind, and stop")
+    parser.add_argument(
+        "--server-settings",
+        action="store_true",
+        help="start the private server with the settings of a server for the directory",
+    )
     args = parser.parse_args()
     out: dict[str, Any] = {"lines": args.lines, "database": "postgresql"}
+    if args.server_settings and not args.database_url:
+        admin_url(SERVER)  # if MAILLON_TEST_PG_URL names a server, its own (stated below)
     url = args.database_url or create_database("maillon_bench_directory")
     out["database_url"] = url
     engine = make_engine(url)

@@ -21,6 +21,7 @@ from sqlalchemy import (
     case,
     func,
     literal_column,
+    or_,
     select,
     text,
 )
@@ -56,7 +57,8 @@ CANDIDATES = 2000
 WALK = 10000
 DENSE = 1.5  # the window is read first when the planner expects this many pages in it
 UNKNOWN = 0.005  # PostgreSQL expects this share of the entries to bear a word it does not know
-OTHERS = 200  # matches of a name prefix elsewhere than in the name, at most, to merge
+OTHERS = 10000  # matches of a name prefix elsewhere than in the name, at most, to merge
+FEW = 200  # as many expected elsewhere: merged before the walks are tried
 EXPAND = 64  # words a prefix is expanded into, at most (PostgreSQL)
 MIN_PREFIX = 2  # a shorter word is matched whole, not as a prefix
 WORK_MEM = "16MB"  # memory of a search's statements for the entries a prefix finds
@@ -339,7 +341,8 @@ def _pg_matching(
     #    a word of the search are read in order along that word's range of the partial name
     #    index (listed entries in name order, migration 0230), the others (whose first name,
     #    town... has the word: the full-text index tells them apart by the token of the first
-    #    word of the name, migration 0330) must be few; merged here;
+    #    word of the name, migration 0330), OTHERS at most, sorted by PostgreSQL; merged
+    #    here;
     # 4. the walks of 1 again, when the planner expected too few matches;
     # 5. else the full-text matches sorted by PostgreSQL (a top-N sort, no count of them).
     # Sorting hundreds of thousands of matches on each page is what took seconds.
@@ -401,11 +404,22 @@ def _pg_matching(
         return tried[0]
 
     def read_ranges() -> list[Any] | None:
-        rows = list(
-            session.execute(select(DirectoryRecord.id, key).where(gin, elsewhere).limit(OTHERS + 1))
+        # The first matches elsewhere, sorted by the server, if OTHERS at most.
+        spread = (
+            select(DirectoryRecord.id, key.label("key"))
+            .where(gin, elsewhere)
+            .limit(OTHERS + 1)
+            .cte("elsewhere")
+            .prefix_with("MATERIALIZED")
         )
-        if len(rows) > OTHERS:
+        first = session.execute(
+            select(spread.c.id, spread.c.key, func.count().over())
+            .order_by(spread.c.key)
+            .limit(need)
+        ).all()
+        if first and first[0][2] > OTHERS:
             return None
+        rows = [(i, k) for i, k, _ in first]
         for lo, hi, _ in heads:
             part, done = _walk(session, match, need, key >= lo, key < hi)
             if not done:
@@ -422,27 +436,44 @@ def _pg_matching(
     # Ways 1 and 3 first when the planner expects many matches (it knows the common words;
     # a word it does not know, a rare one, it supposes borne by UNKNOWN of the entries).
     named = _head_words(session, heads)
-    total, expected, *rest = _estimates(
+    # Of the words found through the full-text index and of all of them (the short
+    # prefixes tested on each entry too: "martin mat", 1,300 Mathéos among 33,000 Martins,
+    # is no broad search).
+    total, expected, whole, *rest = _estimates(
         session,
         ("", ""),
         ("words", " & ".join(drive)),
+        ("words", query),
         *(("profession", c) for c in codes[:1]),
         *(("words", term) for pair in named for term in pair),
     )
     among = [*rest[: len(walks) - 1], total]
-    if expected > CANDIDATES and abs(expected - UNKNOWN * total) > total / 10000:
+    many = min(expected, whole)
+    known = abs(expected - UNKNOWN * total) > total / 10000  # not the planner's default
+    if many > CANDIDATES and known:
         if any(2 * rest[n + 1] >= rest[n] for n in range(len(walks) - 1, len(rest), 2)):
             # A word found mostly at the start of names ("martin", "le" of "le goff").
             if (rows := ranges()) is not None:
                 return seen(rows)
         else:
             for where, entries in zip(walks, among, strict=True):
-                if expected / max(entries, 1) * WALK < DENSE * need:
+                if many / max(entries, 1) * WALK < DENSE * need:
                     continue
                 rows, done = _walk(session, match, need, *where)
                 if done:
                     return seen(rows)
                 break  # the whole name index is no denser
+    # The matches gathered from the full-text index: a three-letter prefix tested on each
+    # entry only if the other words match few or it matches many of them (else each of
+    # their entries would be read from the table to test it: "martin mat", 33,000 Martins
+    # read for 1,300 Mathéos; but "mar" of "mar pelo", its words hundreds of thousands of
+    # entries, costs more in the index than the Pelo… read); a two-letter one always (its
+    # words are thousands: "le" of "le goff", 250 ms in the index); and when the planner
+    # does not know the other words ("rage…" of "mat rage": a few rare names).
+    short = [t for t in terms if t not in drive]
+    wide = known and expected > max(CANDIDATES, 10 * whole)
+    wide = wide and all(len(t) > len("le:*") for t in short)
+    gathered = _match(query, "") if short and wide else match
     # The matches (CANDIDATES and one at most) sorted by the server, which answers the
     # page alone with how many they are and how many are outside the heads' ranges (not
     # each match to sort here).
@@ -452,7 +483,7 @@ def _pg_matching(
             key.label("key"),
             (_match(outside, "") if heads else literal_column("false")).label("out"),
         )
-        .where(gin, match)
+        .where(gin, gathered)
         .limit(CANDIDATES + 1)
         .cte("found")
         .prefix_with("MATERIALIZED")
@@ -466,17 +497,24 @@ def _pg_matching(
     counted = _counted(matched)
     if matched <= CANDIDATES:
         return [i for i, *_ in first[offset:need]], counted
-    if heads and out <= OTHERS and (rows := ranges()) is not None:
+    # The matches elsewhere than the heads' ranges: as many as the planner expects matches
+    # (if it expects more than were found), in the share of those found. Few: the ranges
+    # first; else the walks first (10,000 entries of an index at most, where the ranges
+    # read up to OTHERS rows of the table).
+    spread = out * max(many, matched) / max(matched, 1)
+    if heads and spread <= FEW and (rows := ranges()) is not None:
         return [i for i, _ in rows[offset:need]], counted
     for where in walks:
         walked, done = _walk(session, match, need, *where)
         if done:
             return [i for i, _ in walked[offset:]], counted
+    if heads and spread <= OTHERS and (rows := ranges()) is not None:
+        return [i for i, _ in rows[offset:need]], counted
     # Materialized: the matches first, then their top-N sort (left to itself, the planner
     # walks the name index here too, through the whole alphabet up to the matches).
     matches = (
         select(DirectoryRecord.id, key.label("key"))
-        .where(gin, match)
+        .where(gin, gathered)
         .cte("matches")
         .prefix_with("MATERIALIZED")
     )
@@ -535,19 +573,27 @@ def _walk(
     key = DirectoryRecord.sort_key.collate("C")
     among = (DirectoryRecord.listed, *where)  # as the partial indexes' predicate reads
     window = (
-        select(DirectoryRecord.id, key.label("key"), match.label("hit"))
+        select(
+            DirectoryRecord.id,
+            key.label("key"),
+            match.label("hit"),
+            func.row_number().over(order_by=key).label("n"),
+        )
         .where(*among)
         .order_by(key)
         .limit(WALK)
         .subquery()
     )
-    walked = session.execute(
-        select(window.c.id, window.c.key).where(window.c.hit).order_by(window.c.key).limit(need)
+    # The matches, and the window's last entry if it is reached: the window held all the
+    # entries there unless it is (one statement, the window read once).
+    rows = session.execute(
+        select(window.c.id, window.c.key, window.c.hit, window.c.n)
+        .where(or_(window.c.hit, window.c.n == WALK))
+        .order_by(window.c.key)
+        .limit(need)
     ).all()
-    if len(walked) == need:
-        return list(walked), True
-    seen = select(DirectoryRecord.id).where(*among).order_by(key).limit(WALK).subquery()
-    return list(walked), (session.scalar(select(func.count()).select_from(seen)) or 0) < WALK
+    walked = [(i, k) for i, k, hit, _ in rows if hit]
+    return walked, len(walked) == need or all(n < WALK for *_, n in rows)
 
 
 def _results(session: Session, ids: list[int]) -> list[DirectoryResultOut]:

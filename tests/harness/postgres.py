@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 
 import psycopg
@@ -49,7 +50,7 @@ def _as_owner(owner: str | None, command: list[str]) -> list[str]:
     return ["runuser", "-u", owner, "--", *command] if owner else command
 
 
-def _start_private_cluster() -> str:
+def _start_private_cluster(settings: Mapping[str, str]) -> str:
     bindir = _bindir()
     owner = "postgres" if os.geteuid() == 0 else None
     root = Path(tempfile.mkdtemp(prefix="maillon-test-pg-"))
@@ -83,7 +84,7 @@ def _start_private_cluster() -> str:
         # Old write-ahead log segments removed, not recycled (kept until overwritten): the
         # purge test scans the cluster's files (see appservice.room_purge).
         "-c wal_recycle=off"
-    )
+    ) + "".join(f" -c {name}={value}" for name, value in settings.items())
     subprocess.run(
         _as_owner(
             owner,
@@ -117,12 +118,13 @@ def _start_private_cluster() -> str:
     return f"postgresql://postgres@127.0.0.1:{port}/postgres"
 
 
-def admin_url() -> str:
-    """The admin URL of the tests' PostgreSQL server (the private cluster, started once)."""
+def admin_url(settings: Mapping[str, str] | None = None) -> str:
+    """The admin URL of the tests' PostgreSQL server (the private cluster, started once:
+    with these settings, name and value, if this call starts it; a benchmark's)."""
     global _admin_url
     with _lock:
         if _admin_url is None:
-            _admin_url = _start_private_cluster()
+            _admin_url = _start_private_cluster(settings or {})
         return _admin_url
 
 

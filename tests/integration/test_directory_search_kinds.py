@@ -13,7 +13,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
+from psycopg import sql
 from sqlalchemy import Engine, create_engine, event, select, text
 
 from dossier_api.domain import directory
@@ -246,3 +248,34 @@ def _settings(conn: Any) -> tuple[Any, ...]:
     if conn.dialect.name != "postgresql":
         return ()
     return tuple(conn.scalar(text(f"SHOW {name}")) for name in ("work_mem", "enable_seqscan"))
+
+
+def test_after_an_import_the_name_indexes_are_read_without_the_table(tmp_path: Path) -> None:
+    """On PostgreSQL an import ends with a VACUUM of the entries (outside its transaction):
+    their pages are marked visible to all, so that the walks along the name indexes read
+    the indexes only, from the first search on, not each entry's row (autovacuum would
+    mark them only minutes later)."""
+    url = create_database("maillon_visible")
+    with psycopg.connect(url, autocommit=True) as admin:
+        # As a server runs (the tests' cluster commits asynchronously: a row's commit is
+        # not known from its page, nor the page visible to all, until the log is written).
+        name = url.rpartition("/")[2]
+        admin.execute(
+            sql.SQL("ALTER DATABASE {} SET synchronous_commit = on").format(sql.Identifier(name))
+        )
+    made = make_engine(url)
+    try:
+        path = write_activite(tmp_path / "PS_LibreAcces_Personne_activite_1.txt", 300).path
+        import_extract(made, path)
+        with made.connect() as conn:
+            pages, visible = conn.execute(
+                text(
+                    "SELECT relpages, relallvisible FROM pg_class"
+                    " WHERE oid = 'directory_entries'::regclass"
+                )
+            ).one()
+        assert pages > 0
+        assert visible == pages
+    finally:
+        made.dispose()
+        drop_database(url)
