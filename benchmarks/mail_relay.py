@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import aiosmtplib
 from nio import MegolmEvent, RoomMessageNotice, RoomMessageText
 
-from benchmarks.throughput import _markers, cpu_seconds
+from benchmarks.throughput import cpu_seconds, markers_of
 from tests.harness.circle import bind_professional
 from tests.harness.dossier import new_dossier
 from tests.harness.mail import build_mail
@@ -215,7 +215,7 @@ def main() -> None:
             stack = Stack.create(workdir / "stack", database_url=url, workers=args.workers)
             stack.start(timeout=300 if args.workers else 120)
             try:
-                markers = _markers(workdir / "stack", url)
+                markers = markers_of(workdir / "stack", url)
                 result = asyncio.run(
                     run(stack, workdir, args.mails, args.senders, args.dossiers, args.rate, markers)
                 )
