@@ -7,12 +7,20 @@ Prints JSON.
 
     .venv/bin/python benchmarks/bot_latency.py [--rooms 20] [--commands 10]
                                                [--db sqlite|postgresql] [--rate 1 2 4]
+                                               [--vanilla]
 
 Without ``--rate``, every room sends its next command as soon as the previous one is
 answered, all rooms at once (a burst: it measures the queue). With ``--rate N…``, on the
 same stack, one phase per rate: commands arrive spread over the rooms at N per second in
 all, whatever the answers (a steady load); each phase reports p50/p95, and the result
-names the highest rate whose p95 stays under one second.
+names the highest rate whose p95 stays under one second. Each phase also gives the CPU
+a command costs by kind of process (Synapse, appservice, bot, dossier API, PostgreSQL
+backends; "clients": this benchmark's own nio clients, which share the machine).
+
+With ``--vanilla``, vanilla Synapse's message rate (``benchmarks/throughput.py``'s
+measure: as many concurrent senders as rooms, same database kind) is measured in the same
+run, before the bot's phases and after them, and the result gives the highest steady rate
+over it (issue 16's goal: at least 0.3).
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -28,6 +37,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.throughput import (
+    SynapseOnly,
+    Target,
+    cpu_seconds,
+    markers_of,
+    measure_round,
+    summary,
+)
 from tests.harness.bot_chat import BotChat, replies_to
 from tests.harness.dossier import new_dossier
 from tests.harness.matrix import E2EClient
@@ -147,6 +164,29 @@ async def drive_steady(
     return [(answered[e] - sent[e]) * 1000 for e in sent]
 
 
+def cpu_now(markers: tuple[str, ...]) -> dict[str, float]:
+    """CPU seconds used so far by the stack's processes, by kind, and by this benchmark's
+    own process (its nio clients) as "clients"."""
+    times = os.times()
+    return {**cpu_seconds(markers), "clients": times.user + times.system}
+
+
+def cpu_split(
+    before: dict[str, float], after: dict[str, float], commands: int, seconds: float
+) -> dict[str, dict[str, float]]:
+    """CPU ms per command and cores busy (CPU seconds per second), by kind of process."""
+    used = {kind: after[kind] - before.get(kind, 0.0) for kind in sorted(after)}
+    return {
+        "cpu_ms_per_command": {k: round(v * 1000 / commands, 1) for k, v in used.items()},
+        "cores_busy": {k: round(v / seconds, 2) for k, v in used.items()},
+    }
+
+
+async def vanilla_rounds(target: Target, senders: int, rounds: int, tag: str) -> list[dict]:
+    """``rounds`` measured rounds of vanilla Synapse (40 messages per sender each)."""
+    return [await measure_round(target, senders, 40, f"{tag}{n}s") for n in range(rounds)]
+
+
 def _latency(latencies: list[float]) -> dict[str, float]:
     return {
         "p50": round(percentile(latencies, 0.50), 1),
@@ -157,25 +197,48 @@ def _latency(latencies: list[float]) -> dict[str, float]:
 
 
 async def run(
-    rooms: int, commands: int, database_url: str | None, rates: list[float] | None = None
+    rooms: int,
+    commands: int,
+    database_url: str | None,
+    rates: list[float] | None = None,
+    vanilla_url: str | None = None,
+    vanilla_rounds_each: int = 0,
 ) -> dict[str, object]:
+    """The bot's phases on a stack; with ``vanilla_rounds_each``, vanilla Synapse (on
+    ``vanilla_url``, the same database kind) measured before and after them."""
     with tempfile.TemporaryDirectory(prefix="maillon-bot-bench-") as tmp:
         workdir = Path(tmp)
         stack = Stack.create(workdir / "stack", database_url=database_url)
         stack.start()
+        markers = markers_of(workdir / "stack", database_url)
         chats: list[tuple[BotChat, str]] = []
+        vanilla: SynapseOnly | None = None
+        vanilla_before: list[dict[str, float]] = []
+        vanilla_after: list[dict[str, float]] = []
         try:
+            if vanilla_rounds_each:
+                vanilla = SynapseOnly(workdir / "vanilla", vanilla_url, with_maillon=False)
+                vanilla.start()
+                target = Target(
+                    vanilla.url,
+                    vanilla.secret,
+                    markers=markers_of(workdir / "vanilla", vanilla_url),
+                )
+                await vanilla_rounds(target, rooms, 1, "warm")
+                vanilla_before = await vanilla_rounds(target, rooms, vanilla_rounds_each, "pre")
             chats = list(await asyncio.gather(*(prepare(stack, workdir, i) for i in range(rooms))))
             steady: list[dict[str, object]] = []
             under_1s: list[float] = []
             for rate in rates or []:
                 interval = rooms / rate
+                cpu_before, began = cpu_now(markers), time.perf_counter()
                 phase = await asyncio.gather(
                     *(
                         drive_steady(c, r, commands, interval, i * interval / rooms)
                         for i, (c, r) in enumerate(chats)
                     )
                 )
+                seconds = time.perf_counter() - began
                 measured = [x for r in phase for x in r]
                 if percentile(measured, 0.95) < 1000:
                     under_1s.append(rate)
@@ -184,31 +247,53 @@ async def run(
                         "rate_per_s": rate,
                         "commands": len(measured),
                         "latency_ms": _latency(measured),
+                        **cpu_split(cpu_before, cpu_now(markers), len(measured), seconds),
                     }
                 )
             start = asyncio.Event()
             tasks = [asyncio.create_task(drive(c, r, commands, start)) for c, r in chats]
-            began = time.perf_counter()
+            cpu_before, began = cpu_now(markers), time.perf_counter()
             start.set()
             results = await asyncio.gather(*tasks)
             elapsed = time.perf_counter() - began
+            burst_cpu = cpu_split(
+                cpu_before, cpu_now(markers), sum(len(r) for r in results), elapsed
+            )
+            if vanilla_rounds_each:
+                vanilla_after = await vanilla_rounds(target, rooms, vanilla_rounds_each, "post")
         finally:
             for chat, _ in chats:
                 await chat.user.close()
             stack.stop()
+            if vanilla is not None:
+                vanilla.stop()
     latencies = [x for r in results for x in r]
-    return {
+    highest = max(under_1s) if under_1s else None
+    report: dict[str, object] = {
         "benchmark": "bot command -> visible reply (E2EE, patient rooms)",
         "database": "postgresql" if database_url else "sqlite",
+        "load_average": [round(x, 2) for x in os.getloadavg()],
         "rooms_active_at_once": rooms,
         "commands_per_room": commands,
         "commands": len(latencies),
         "latency_ms": _latency(latencies),
         "commands_per_second": round(len(latencies) / elapsed, 2),
+        **burst_cpu,
         "steady": steady,
-        "highest_rate_with_p95_under_1s": max(under_1s) if under_1s else None,
+        "highest_rate_with_p95_under_1s": highest,
         "commands_sent": list(COMMANDS),
     }
+    if vanilla_rounds_each:
+        rate = summary(vanilla_before + vanilla_after)["msgs_per_s"]
+        report["vanilla_synapse"] = {
+            "senders": rooms,
+            "msgs_per_s": rate,
+            "before": [r["msgs_per_s"] for r in vanilla_before],
+            "after": [r["msgs_per_s"] for r in vanilla_after],
+        }
+        report["ratio_highest_rate_over_vanilla"] = round(highest / rate, 3) if highest else 0.0
+        report["burst_over_vanilla"] = round(len(latencies) / elapsed / rate, 3)
+    return report
 
 
 def main() -> None:
@@ -219,13 +304,29 @@ def main() -> None:
     parser.add_argument(
         "--rate", type=float, nargs="*", default=[], help="commandes par seconde (régime régulier)"
     )
+    parser.add_argument(
+        "--vanilla",
+        type=int,
+        nargs="?",
+        const=2,
+        default=0,
+        metavar="ROUNDS",
+        help="Synapse nu mesuré avant et après (ROUNDS tours chaque fois, 2 par défaut)",
+    )
     args = parser.parse_args()
-    url = create_database("maillon_bot_bench") if args.db == "postgresql" else None
+    postgres = args.db == "postgresql"
+    url = create_database("maillon_bot_bench") if postgres else None
+    vanilla_url = (
+        create_database("maillon_bot_bench_vanilla") if postgres and args.vanilla else None
+    )
     try:
-        result = asyncio.run(run(args.rooms, args.commands, url, args.rate))
+        result = asyncio.run(
+            run(args.rooms, args.commands, url, args.rate, vanilla_url, args.vanilla)
+        )
     finally:
-        if url:
-            drop_database(url)
+        for database in (url, vanilla_url):
+            if database:
+                drop_database(database)
     print(json.dumps(result, indent=2, ensure_ascii=False))
 
 

@@ -33,7 +33,7 @@ import aiosmtplib
 import psycopg
 from nio import MegolmEvent, RoomMessageNotice, RoomMessageText
 
-from benchmarks.throughput import _markers, cpu_seconds
+from benchmarks.throughput import cpu_seconds, markers_of
 from maillon.shared.lease import libpq_url
 from tests.harness.circle import bind_professional
 from tests.harness.dossier import new_dossier
@@ -244,7 +244,7 @@ def main() -> None:
             stack = Stack.create(workdir / "stack", database_url=url, workers=args.workers)
             stack.start(timeout=300 if args.workers else 120)
             try:
-                markers = _markers(workdir / "stack", url)
+                markers = markers_of(workdir / "stack", url)
                 result = asyncio.run(
                     run(
                         stack,

@@ -40,9 +40,9 @@ from benchmarks.throughput import (
     SynapseOnly,
     Target,
     _call,
-    _markers,
     _prepare,
     cpu_seconds,
+    markers_of,
     register_many,
 )
 from maillon.shared.homeserver_client import Registered
@@ -185,13 +185,13 @@ def main() -> None:
             "vanilla_synapse": Target(
                 vanilla.url,
                 vanilla.secret,
-                markers=_markers(Path(tmp) / "vanilla", urls["vanilla"]),
+                markers=markers_of(Path(tmp) / "vanilla", urls["vanilla"]),
             ),
             "maillon_full_stack": Target(
                 stack.url,
                 stack.deployment.secrets.registration_shared_secret,
                 partial(AppserviceApi.for_deployment, stack.deployment),
-                _markers(Path(tmp) / "maillon", urls["maillon"]),
+                markers_of(Path(tmp) / "maillon", urls["maillon"]),
             ),
         }
         results = {

@@ -286,7 +286,7 @@ async def membership_latency(
     return {"invite": invites, "join": joins}
 
 
-def _markers(directory: Path, database_url: str | None) -> tuple[str, ...]:
+def markers_of(directory: Path, database_url: str | None) -> tuple[str, ...]:
     database = [database_url.rsplit("/", 1)[1]] if database_url else []
     # The directory with its separator: "…/maillon/" does not name "…/maillon_workers/";
     # Maillon's own processes end their command line with "--dir …/maillon" (the space is
@@ -326,7 +326,18 @@ async def _membership(target: Target, users: list[Registered]) -> dict[str, list
     return await membership_latency(target.url, room_id, coordinator, joiners)
 
 
-def _summary(rows: list[dict[str, float]]) -> dict[str, float]:
+async def measure_round(
+    target: Target, senders: int, messages: int, prefix: str
+) -> dict[str, float]:
+    """One round on a server: ``senders`` new accounts in a new room (private on vanilla,
+    a patient room on Maillon), each sending ``messages`` at once with the others."""
+    users = await asyncio.to_thread(register_many, target.url, target.secret, senders, prefix)
+    room_id = await _prepare(target, users)
+    return await measure(target.url, room_id, users, messages, target.markers)
+
+
+def summary(rows: list[dict[str, float]]) -> dict[str, float]:
+    """The median of each figure over measured rounds."""
     cpu = sorted({key for row in rows for key in row if key.startswith("cpu_ms_per_msg")})
     keys = ["msgs_per_s", "p50_ms", "p95_ms", *cpu]
     return {key: round(statistics.median(row.get(key, 0.0) for row in rows), 2) for key in keys}
@@ -366,7 +377,7 @@ def main() -> None:
             server = SynapseOnly(Path(tmp) / name, urls[name], with_maillon)
             server.start()
             cleanup.callback(server.stop)
-            markers = _markers(Path(tmp) / name, urls[name])
+            markers = markers_of(Path(tmp) / name, urls[name])
             targets[name] = Target(server.url, server.secret, markers=markers)
             if with_maillon:
                 service = register_user(server.url, server.secret, "maillon", "pw-service")
@@ -387,7 +398,7 @@ def main() -> None:
                 stack.url,
                 full.secrets.registration_shared_secret,
                 partial(AppserviceApi.for_deployment, full),
-                _markers(Path(tmp) / name, urls[name]),
+                markers_of(Path(tmp) / name, urls[name]),
             )
 
         results: dict[str, list[dict[str, float]]] = {name: [] for name in names}
@@ -395,10 +406,8 @@ def main() -> None:
         for round_no in range(rounds):  # round 0 warms every server up
             for name in names if round_no % 2 == 0 else reversed(names):
                 target = targets[name]
-                users = register_many(target.url, target.secret, args.senders, f"r{round_no}s")
-                room_id = asyncio.run(_prepare(target, users))
                 figures = asyncio.run(
-                    measure(target.url, room_id, users, args.messages, target.markers)
+                    measure_round(target, args.senders, args.messages, f"r{round_no}s")
                 )
                 if round_no > 0:
                     results[name].append(figures)
@@ -444,12 +453,12 @@ def main() -> None:
         )
         return
 
-    v, mod, full_stack = (_summary(results[n]) for n in names[:3])
+    v, mod, full_stack = (summary(results[n]) for n in names[:3])
     workers = (
         {
-            "maillon_workers": _summary(results["maillon_workers"]),
+            "maillon_workers": summary(results["maillon_workers"]),
             "ratio_throughput_workers_over_vanilla": round(
-                _summary(results["maillon_workers"])["msgs_per_s"] / v["msgs_per_s"], 3
+                summary(results["maillon_workers"])["msgs_per_s"] / v["msgs_per_s"], 3
             ),
         }
         if args.workers

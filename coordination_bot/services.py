@@ -7,10 +7,9 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Engine, delete, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from coordination_bot.models import BotFormDialogue, BotHandledEvent, BotNoteThread
@@ -20,8 +19,51 @@ from dossier_api.domain.models import Dossier
 from dossier_api.domain.service import DossierService
 from maillon.shared.room_sync_client import RoomSyncClient, main_room
 from maillon.shared.settings import Deployment
+from maillon.shared.store import insert_once
 
 T = TypeVar("T")
+Item = TypeVar("Item")
+
+
+class GroupCommit(Generic[Item, T]):
+    """Small writes asked for while one transaction is being committed go together in the
+    next one: under load, one commit (one write lock, one fsync of a shared SQLite file)
+    for many commands; alone, a write waits for nothing. ``write`` (run in a thread) does
+    a batch in one transaction and returns one result per item, in order; if it fails,
+    every item of the batch gets the error."""
+
+    def __init__(self, write: Callable[[list[Item]], list[T]]) -> None:
+        self._write = write
+        self._waiting: list[tuple[Item, asyncio.Future[T]]] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def submit(self, item: Item) -> T:
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._waiting.append((item, future))
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        try:
+            while self._waiting:
+                batch, self._waiting = self._waiting, []
+                try:
+                    results = await asyncio.to_thread(self._write, [item for item, _ in batch])
+                except asyncio.CancelledError:
+                    for _, future in batch:
+                        future.cancel()
+                    raise
+                except Exception as exc:
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                for (_, future), result in zip(batch, results, strict=True):
+                    if not future.done():
+                        future.set_result(result)
+        finally:
+            self._writer = None
 
 
 class Services:
@@ -35,6 +77,8 @@ class Services:
         self.dossiers = DossierService(engine, deployment, component="bot")
         self.room_sync = room_sync
         self._room_dossier: dict[str, str] = {}  # a room's dossier never changes
+        self._claims = GroupCommit(self._claim_all)
+        self._note_links = GroupCommit(self._link_notes)
 
     async def sync_rooms(self, dossier_id: str) -> str | None:
         """Ask the appservice to carry the dossier's change into its rooms now (as the API
@@ -95,17 +139,18 @@ class Services:
 
     # -- handled events (a redelivered command runs once) ---------------------------------
 
-    def _claim(self, event_id: str, room_id: str) -> bool:
-        try:
-            with Session(self.engine) as session, session.begin():
-                session.add(BotHandledEvent(event_id=event_id, room_id=room_id))
-        except IntegrityError:
-            return False
-        return True
+    def _claim_all(self, events: list[tuple[str, str]]) -> list[bool]:
+        """Each (event id, room id) recorded unless it was already: one transaction."""
+        with self.engine.begin() as connection:
+            return [
+                insert_once(connection, BotHandledEvent, {"event_id": e, "room_id": r})
+                for e, r in events
+            ]
 
     async def claim_event(self, event_id: str, room_id: str) -> bool:
-        """True the first time an event id is seen, False for a redelivery."""
-        return await asyncio.to_thread(self._claim, event_id, room_id)
+        """True the first time an event id is seen, False for a redelivery (claims made
+        at the same time share a transaction)."""
+        return await self._claims.submit((event_id, room_id))
 
     def _forget_old(self, days: int) -> None:
         limit = dt.datetime.now(dt.UTC) - dt.timedelta(days=days)
@@ -117,16 +162,20 @@ class Services:
 
     # -- liaison-note threads ------------------------------------------------------------
 
-    def _link_note(self, event_ids: list[str], dossier_id: str, note_id: str) -> None:
-        with Session(self.engine) as session, session.begin():
-            for event_id in event_ids:
-                if session.get(BotNoteThread, event_id) is None:
-                    session.add(
-                        BotNoteThread(event_id=event_id, dossier_id=dossier_id, note_id=note_id)
-                    )
+    def _link_notes(self, links: list[tuple[list[str], str, str]]) -> list[None]:
+        """Each event of each (events, dossier, note) linked to its note unless it is
+        already (to a note: the first link stays): one transaction."""
+        with self.engine.begin() as connection:
+            for event_ids, dossier_id, note_id in links:
+                for event_id in event_ids:
+                    values = {"event_id": event_id, "dossier_id": dossier_id, "note_id": note_id}
+                    insert_once(connection, BotNoteThread, values)
+        return [None] * len(links)
 
     async def link_note(self, event_ids: list[str], dossier_id: str, note_id: str) -> None:
-        await asyncio.to_thread(self._link_note, event_ids, dossier_id, note_id)
+        """The events of a note's thread (the command, the answer) lead to the note (links
+        made at the same time share a transaction)."""
+        await self._note_links.submit((event_ids, dossier_id, note_id))
 
     def _note_for(self, event_ids: list[str]) -> tuple[str, str] | None:
         with Session(self.engine) as session:
