@@ -45,6 +45,9 @@ log = logging.getLogger(__name__)
 KICK_REASON = "Retiré(e) du cercle de soins du patient"
 INTRUDER_REASON = "Hors du cercle de soins : accès retiré automatiquement"
 SWEEP_GRACE_SECONDS = 30.0
+# A room its last sweep found settled, with no event the keeper follows since, is read
+# again at its next exit date, and at the latest after this (whatever the sweep interval).
+SWEEP_RECHECK_SECONDS = 3600.0
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,27 @@ class HostedRoom:
     view: policy.RoomView
     levels: dict[str, Any]
     member_ts: dict[str, int]  # when each membership was last set (ms)
+
+
+def _leaves_nothing_to_do(event: dict[str, Any], user_id: str) -> bool:
+    """Whether a circle entry event (Maillon's own, made by this homeserver, which tells what
+    it replaced) can change nothing the keeper enforces: the entry is active (its member may
+    stay) and not a coordinator's, and it replaces none that was an active coordinator's
+    (the power levels — the template with the active coordinators raised — stay as they
+    are). So is the entry written for a professional whom a coordinator invited, or whom the
+    dossier added. Any other entry is checked against the room's current state."""
+    now = utcnow()
+    entry = CircleEntry.from_content(user_id, event.get("content") or {})
+    if entry is None or entry.coordinator or not entry.is_active(now):
+        return False
+    unsigned = event.get("unsigned") or {}
+    if "replaces_state" not in unsigned:
+        return True  # the member's first entry
+    previous = unsigned.get("prev_content")
+    if not isinstance(previous, dict):
+        return False  # replaced, but what it was is unknown
+    before = CircleEntry.from_content(user_id, previous)
+    return before is None or not (before.coordinator and before.is_active(now))
 
 
 class CircleKeeper:
@@ -69,6 +93,12 @@ class CircleKeeper:
         self._creations = creations  # rooms whose power levels their creator settles
         self._audit = audit
         self._directory_room: str | None = None
+        # Rooms whose creation shows they are no patient room of ours (never changes).
+        self._not_patient: set[str] = set()
+        # Room id -> when (epoch s) the sweep reads it again: its last sweep changed nothing
+        # and left nothing for later, and no event of it came since (``handle`` forgets it).
+        self._settled: dict[str, float] = {}
+        self._touched: dict[str, int] = {}  # room id -> events handled (sweep vs handle race)
 
     @property
     def _ctx(self) -> policy.PolicyContext:
@@ -80,6 +110,8 @@ class CircleKeeper:
 
     async def _room(self, room_id: str) -> HostedRoom | None:
         """The policy view of a patient room we host (one state read); else None."""
+        if room_id in self._not_patient:
+            return None
         try:
             events = await self._api.room_state(room_id)
         except MatrixError as exc:
@@ -92,9 +124,10 @@ class CircleKeeper:
             for e in state
         ]
         create = next((i for i in items if i.type == "m.room.create"), None)
-        if create is None or create.sender != self._ctx.service_user:
+        if create is None:
             return None
-        if not policy.is_patient_create(create.content):
+        if create.sender != self._ctx.service_user or not policy.is_patient_create(create.content):
+            self._not_patient.add(room_id)
             return None
         levels = next((dict(i.content) for i in items if i.type == "m.room.power_levels"), {})
         member_ts = {
@@ -117,26 +150,44 @@ class CircleKeeper:
         )
         return content is not None and DirectoryEntry.from_content(user_id, content) is not None
 
+    def wants(self, event: dict[str, Any]) -> bool:
+        """What ``handle`` acts on: memberships, circle entries and the dossier link (and the
+        power levels, which the next sweep checks)."""
+        return event.get("type") in (
+            "m.room.member",
+            CIRCLE_EVENT,
+            DOSSIER_EVENT,
+            "m.room.power_levels",
+        ) and isinstance(event.get("state_key"), str)
+
     async def handle(self, event: dict[str, Any]) -> None:
-        etype, state_key = event.get("type"), event.get("state_key")
-        if etype not in ("m.room.member", CIRCLE_EVENT, DOSSIER_EVENT) or not isinstance(
-            state_key, str
-        ):
+        if not self.wants(event):
             return
-        room = await self._room(event["room_id"])
+        room_id = event["room_id"]
+        self._settled.pop(room_id, None)  # the next sweep reads the room again
+        self._touched[room_id] = self._touched.get(room_id, 0) + 1
+        etype, state_key = event["type"], event["state_key"]
+        if etype == "m.room.power_levels":
+            return  # restored by the next sweep if they are not the template's
+        member = None
+        if etype == CIRCLE_EVENT:
+            member = user_from_state_key(state_key)
+            if member is None:
+                return
+            if event["sender"] == self._ctx.service_user and _leaves_nothing_to_do(event, member):
+                return  # the room's state is not even read
+        room = await self._room(room_id)
         if room is None:
             return
         view, levels = room.view, room.levels
         settled_by_creator = self._being_created(view)
         if etype == DOSSIER_EVENT:  # closed or reopened: read-only power levels or not
             if not settled_by_creator:
-                await self._sync_power_levels(event["room_id"], view, levels)
-        elif etype == CIRCLE_EVENT:
-            member = user_from_state_key(state_key)
-            if member is not None:
-                await self._enforce_entry(event["room_id"], member, view)
-                if not settled_by_creator:
-                    await self._sync_power_levels(event["room_id"], view, levels)
+                await self._sync_power_levels(room_id, view, levels)
+        elif member is not None:  # a circle entry
+            await self._enforce_entry(room_id, member, view)
+            if not settled_by_creator:
+                await self._sync_power_levels(room_id, view, levels)
         else:
             await self._follow_membership(event, view)
 
@@ -183,8 +234,10 @@ class CircleKeeper:
             else:
                 await self._kick(room_id, target, INTRUDER_REASON, "intruder_invite")
         elif membership == "join" and current == "join":
-            known = await self._known_professional(target)
-            if policy.check_join(self._ctx, view, target, now, known).denied:
+            # The room shows the join, so no invite of theirs is pending: the decision cannot
+            # turn on the directory (only a coordinator's pending invite of a known
+            # professional does), which is not asked.
+            if policy.check_join(self._ctx, view, target, now, False).denied:
                 await self._kick(room_id, target, INTRUDER_REASON, "intruder_join")
         elif membership in ("leave", "ban") and main_room:
             member = view.active_member(target, now)
@@ -221,22 +274,30 @@ class CircleKeeper:
 
     async def _sync_power_levels(
         self, room_id: str, view: policy.RoomView, levels: dict[str, Any]
-    ) -> None:
-        """Power levels are exactly the template with the active coordinators raised."""
+    ) -> bool:
+        """Power levels are exactly the template with the active coordinators raised;
+        returns whether they had to be set."""
         now = utcnow()
         wanted = sorted(u for u, e in view.circle.items() if e.coordinator and e.is_active(now))
         canonical = patient_power_levels(
             wanted, read_only=view.dossier is not None and view.dossier.read_only
         )
-        if levels != canonical:
-            await self._api.put_state(room_id, "m.room.power_levels", "", canonical)
+        if levels == canonical:
+            return False
+        await self._api.put_state(room_id, "m.room.power_levels", "", canonical)
+        return True
 
     async def sweep(self) -> int:
         """Periodic pass over every patient room we host: end the circle entries whose exit
         date has passed, remove anyone in the room outside the circle, restore the power
-        levels. Returns how many changes were made. A failing room does not stop the rest."""
+        levels. A room found settled is not read again until its next exit date (or
+        ``SWEEP_RECHECK_SECONDS``) unless an event of it comes. Returns how many changes
+        were made. A failing room does not stop the rest."""
         changes = 0
+        now = utcnow().timestamp()
         for room_id in await self._api.joined_rooms():
+            if self._settled.get(room_id, 0.0) > now:
+                continue
             try:
                 changes += await self._sweep_room(room_id)
             except Exception as exc:
@@ -244,18 +305,23 @@ class CircleKeeper:
         return changes
 
     async def _sweep_room(self, room_id: str) -> int:
+        touched = self._touched.get(room_id, 0)
         room = await self._room(room_id)
         if room is None or self._being_created(room.view):
             return 0  # a room being created: its creator settles it right after
         view, levels, member_ts = room.view, room.levels, room.member_ts
         now = utcnow()
         changes = 0
+        next_read = now.timestamp() + SWEEP_RECHECK_SECONDS
         for entry in view.circle.values():
             if entry.active and entry.until is not None and entry.until <= now:
                 removed = entry.removed(self._ctx.service_user, now)
                 await self._write_entry(room_id, removed, "circle_exit_date")
                 changes += 1
+            elif entry.active and entry.until is not None:
+                next_read = min(next_read, entry.until.timestamp())
         settled = (now.timestamp() - SWEEP_GRACE_SECONDS) * 1000
+        deferred = False
         for user_id, membership in view.memberships.items():
             if membership not in ("join", "invite") or self._ctx.is_service(user_id):
                 continue
@@ -264,8 +330,12 @@ class CircleKeeper:
             # Fresh memberships are the event handlers' business (an invite by a coordinator
             # becomes a circle entry when its event is processed); the sweep catches the rest.
             if member_ts.get(user_id, 0) > settled:
+                deferred = True
                 continue
             await self._kick(room_id, user_id, INTRUDER_REASON, "sweep_outside_circle")
             changes += 1
-        await self._sync_power_levels(room_id, view, levels)
+        if await self._sync_power_levels(room_id, view, levels):
+            changes += 1
+        if not changes and not deferred and self._touched.get(room_id, 0) == touched:
+            self._settled[room_id] = next_read
         return changes

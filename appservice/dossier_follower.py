@@ -5,7 +5,8 @@
   dossier;
 - invites, joins, departures, kicks, bans and messages are recorded once per event id
   (metadata only: messages are end-to-end encrypted and their content never reaches the
-  appservice).
+  appservice). Messages, the bulk of the events, are recorded in the database
+  transaction that stores them (``at_store``): no later read, open or mark for them.
 
 Changes that came from the dossier itself come back as room events too; they find the
 dossier already in that state and change nothing, so nothing loops.
@@ -14,9 +15,12 @@ dossier already in that state and change nothing, so nothing loops.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Any
 
-from dossier_api.domain.rooms import RoomLinks
+from sqlalchemy import Connection
+
+from dossier_api.domain.rooms import RoomLinks, activity_row, links_of_rooms, record_activities
 from maillon.shared.circle import CIRCLE_EVENT, CircleEntry, user_from_state_key
 
 MESSAGE_TYPES = ("m.room.encrypted", "m.room.message")
@@ -46,24 +50,54 @@ class DossierFollower:
                 self._rooms[room_id] = link
         return link
 
+    def wants(self, event: dict[str, Any]) -> bool:
+        """What ``handle`` acts on once the event is stored: circle and membership changes."""
+        return event.get("type") in ("m.room.member", CIRCLE_EVENT) and isinstance(
+            event.get("state_key"), str
+        )
+
+    def _is_activity(self, event: dict[str, Any]) -> bool:
+        return (
+            event["type"] in MESSAGE_TYPES
+            and event.get("state_key") is None
+            and event["sender"] not in self._maillon_users
+        )
+
+    def at_store(self, connection: Connection, events: Sequence[dict[str, Any]]) -> None:
+        """Record the messages of dossier rooms among newly stored ``events``, in the store's
+        database transaction (``transactions.Routing``); Maillon's own are not activity."""
+        messages = [e for e in events if self._is_activity(e)]
+        unknown = {e["room_id"] for e in messages} - self._rooms.keys()
+        if unknown:  # a room's dossier never changes: looked up once
+            self._rooms.update(links_of_rooms(connection, unknown))
+        rows = [
+            activity_row(self._rooms[e["room_id"]][0], e, "message")
+            for e in messages
+            if e["room_id"] in self._rooms
+        ]
+        record_activities(connection, rows)
+
     async def handle(self, event: dict[str, Any]) -> None:
+        activity = self._is_activity(event)
+        if not activity and not self.wants(event):
+            return
         link = await self._link(event["room_id"])
         if link is None:
             return
         dossier_id, kind = link
-        etype, state_key = event["type"], event.get("state_key")
-        if etype in MESSAGE_TYPES and state_key is None:
-            if event["sender"] in self._maillon_users:
-                return
+        state_key = event.get("state_key")
+        if activity:
+            # Recorded when stored (``at_store``); one stored by an older version, unprocessed
+            # then, is recorded here (once per event id all the same).
             await asyncio.to_thread(self._links.record_activity, dossier_id, event, "message")
-        elif etype == "m.room.member" and isinstance(state_key, str):
+        elif event["type"] == "m.room.member":
             what = membership_kind(event)
             if what is not None:
                 await asyncio.to_thread(
                     self._links.record_activity, dossier_id, event, what, state_key
                 )
-        elif etype == CIRCLE_EVENT and kind == "main" and isinstance(state_key, str):
-            user = user_from_state_key(state_key)
+        elif kind == "main":  # a circle entry
+            user = user_from_state_key(str(state_key))
             entry = CircleEntry.from_content(user, event.get("content") or {}) if user else None
             if entry is not None:
                 await asyncio.to_thread(self._links.apply_room_entry, dossier_id, entry)

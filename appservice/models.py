@@ -30,7 +30,9 @@ class AsTransaction(Base):
 
 
 class AsEvent(Base):
-    """One event, stored once per event id; its content is sealed (AES-GCM) at rest."""
+    """One event, stored once per event id; its content is sealed (AES-GCM) at rest, and
+    only kept for the events a handler processes after the store (``transactions.Routing``):
+    the others are processed when stored, and their content is never kept."""
 
     __tablename__ = "as_events"
 
@@ -41,7 +43,7 @@ class AsEvent(Base):
     sender: Mapped[str] = mapped_column(String(255))
     origin_server_ts: Mapped[int] = mapped_column(BigInteger)
     transaction_id: Mapped[int] = mapped_column(ForeignKey("as_transactions.id"))
-    sealed_event: Mapped[bytes] = mapped_column(EVENT_CONTENT)
+    sealed_event: Mapped[bytes | None] = mapped_column(EVENT_CONTENT, default=None)
     received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     processed_at: Mapped[dt.datetime | None] = mapped_column(default=None, index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)

@@ -28,6 +28,7 @@ from appservice.transactions import (
     MAX_ATTEMPTS,
     EventHandler,
     MalformedTransaction,
+    Routing,
     TransactionStore,
     retry_delay,
 )
@@ -96,7 +97,8 @@ async def put_transaction(request: web.Request) -> web.Response:
         metrics.transactions_replayed += 1
     metrics.events_stored += result.new_events
     metrics.events_duplicate += result.duplicate_events
-    if result.new_events:
+    metrics.events_processed += result.new_events - result.queued_events  # when stored
+    if result.queued_events:
         request.app[WAKE].set()
     return web.json_response({})
 
@@ -362,7 +364,15 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
         app[ROOM_SYNC]["api"] = api
         follower = DossierFollower(app[LINKS], frozenset({ctx.service_user, ctx.bot_user}))
         teams = TeamInvites(api, app[TEAMS], deployment.settings.server_name, ctx.peer_servers)
+        # Handlers given to ``create_app`` see every event; Maillon's own say which they need
+        # (the rest, messages above all, is settled when stored: ``Routing``).
+        queue_all = bool(app[HANDLERS])
         app[HANDLERS].extend([keeper.handle, follower.handle, teams.handle])
+        wanted = (keeper.wants, follower.wants, teams.wants)
+        app[STORE].routing = Routing(
+            queued=(lambda _: True) if queue_all else (lambda e: any(w(e) for w in wanted)),
+            at_store=follower.at_store,
+        )
         interval = deployment.settings.appservice.circle_expiry_check_seconds
         tasks = [
             asyncio.create_task(_processor(app)),

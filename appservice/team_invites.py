@@ -64,14 +64,24 @@ class TeamInvites:
         self._server_name = server_name
         self._peers = peer_servers
 
-    async def handle(self, event: dict[str, Any]) -> None:
-        if event.get("type") != "m.room.member":
-            return
+    @staticmethod
+    def _routed(event: dict[str, Any]) -> RoutedAddress | None:
+        """The routed address whose membership ``event`` is, if it is one."""
         invitee = event.get("state_key")
-        content = event.get("content") or {}
-        routed = routed_address(invitee) if isinstance(invitee, str) else None
-        if not isinstance(invitee, str) or routed is None:
+        if event.get("type") != "m.room.member" or not isinstance(invitee, str):
+            return None
+        return routed_address(invitee)
+
+    def wants(self, event: dict[str, Any]) -> bool:
+        """What ``handle`` acts on: the membership of a routed address."""
+        return self._routed(event) is not None
+
+    async def handle(self, event: dict[str, Any]) -> None:
+        routed = self._routed(event)
+        if routed is None:
             return
+        invitee: str = event["state_key"]
+        content = event.get("content") or {}
         membership = content.get("membership")
         local = server_of(invitee) == self._server_name
         if membership == "invite" and local:

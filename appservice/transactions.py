@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine, func, insert, select, update
+from sqlalchemy import Connection, Engine, func, select, update
 from sqlalchemy.orm import Session
 
 from appservice.models import EVENT_CONTENT, AsEvent, AsTransaction
 from maillon.shared.clock import utcnow
 from maillon.shared.crypto import KeyRing
+from maillon.shared.store import insert_or_skip
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +44,27 @@ def kept_part(event: dict[str, Any]) -> dict[str, Any]:
     return kept
 
 
+def _always(event: dict[str, Any]) -> bool:
+    return True
+
+
+@dataclass(frozen=True)
+class Routing:
+    """What the store does with each new event of a transaction, in the database
+    transaction that stores it (committed before the homeserver hears the 200):
+
+    - ``at_store(connection, events)`` is given every new event: what only writes to the
+      store (a message recorded as room activity) is done there, at no extra round trip;
+    - ``queued(event)``: whether a handler must still see the event afterwards (it acts on
+      the homeserver, may fail and be tried again). An event no handler wants is stored
+      already processed and without its content, which nothing would ever open.
+
+    By default every event is queued, and nothing is done at store time."""
+
+    queued: Callable[[dict[str, Any]], bool] = _always
+    at_store: Callable[[Connection, Sequence[dict[str, Any]]], None] | None = field(default=None)
+
+
 class MalformedTransaction(ValueError):
     """The pushed body is not a transaction we can store; the message says why."""
 
@@ -51,6 +74,7 @@ class StoreResult:
     replayed: bool
     new_events: int
     duplicate_events: int
+    queued_events: int = 0  # of the new events, those a handler must still see
 
 
 def _digest(events: Sequence[dict[str, Any]]) -> str:
@@ -72,67 +96,83 @@ def _validated_events(body: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 class TransactionStore:
-    def __init__(self, engine: Engine, keys: KeyRing) -> None:
+    def __init__(self, engine: Engine, keys: KeyRing, routing: Routing | None = None) -> None:
         self._engine = engine
         self._keys = keys
+        self.routing = routing or Routing()
 
     def store(self, txn_id: str, body: dict[str, Any]) -> StoreResult:
-        """Commit the transaction and its new events in one database transaction."""
+        """Commit the transaction and its new events in one database transaction; the
+        events no handler wants are settled in it too (``Routing``)."""
         events = _validated_events(body)
         digest = _digest(events)
-        with Session(self._engine) as session, session.begin():
-            seen = session.scalar(
-                select(AsTransaction.id).where(
-                    AsTransaction.txn_id == txn_id, AsTransaction.digest == digest
-                )
-            )
-            if seen is not None:
+        routing = self.routing
+        now = utcnow()
+        with self._engine.begin() as conn:
+            txn_pk = conn.execute(
+                insert_or_skip(conn, AsTransaction)
+                .values(txn_id=txn_id, digest=digest, event_count=len(events), received_at=now)
+                .returning(AsTransaction.id)
+            ).scalar()
+            if txn_pk is None:  # the same id with the same events: a replay
                 return StoreResult(replayed=True, new_events=0, duplicate_events=len(events))
-            txn = AsTransaction(txn_id=txn_id, digest=digest, event_count=len(events))
-            session.add(txn)
-            session.flush()
-            ids = [e["event_id"] for e in events]
-            known = set(session.scalars(select(AsEvent.event_id).where(AsEvent.event_id.in_(ids))))
-            rows = []
-            for event in events:
-                event_id = event["event_id"]
-                if event_id in known:
-                    continue
-                known.add(event_id)
-                ts = event.get("origin_server_ts")
-                rows.append(
-                    {
-                        "event_id": event_id,
-                        "room_id": event["room_id"],
-                        "event_type": event["type"],
-                        "sender": event["sender"],
-                        "origin_server_ts": ts if isinstance(ts, int) else 0,
-                        "transaction_id": txn.id,
-                        "sealed_event": EVENT_CONTENT.seal_json(
-                            self._keys, kept_part(event), event_id
-                        ),
-                        "received_at": utcnow(),
-                        "attempts": 0,
-                    }
+            unique = list({e["event_id"]: e for e in events}.values())
+            rows = [self._row(event, txn_pk, now, routing.queued(event)) for event in unique]
+            inserted: set[str] = set()
+            if rows:  # events already stored (by an earlier transaction) are left alone
+                inserted = set(
+                    conn.execute(
+                        insert_or_skip(conn, AsEvent).values(rows).returning(AsEvent.event_id)
+                    ).scalars()
                 )
-            if rows:
-                session.execute(insert(AsEvent), rows)
-            new = len(rows)
-        return StoreResult(replayed=False, new_events=new, duplicate_events=len(events) - new)
+            new = [e for e in unique if e["event_id"] in inserted]
+            if new and routing.at_store is not None:
+                routing.at_store(conn, new)
+        queued = sum(1 for r in rows if r["event_id"] in inserted and r["processed_at"] is None)
+        return StoreResult(
+            replayed=False,
+            new_events=len(new),
+            duplicate_events=len(events) - len(new),
+            queued_events=queued,
+        )
+
+    def _row(
+        self, event: dict[str, Any], txn_pk: int, now: dt.datetime, queued: bool
+    ) -> dict[str, Any]:
+        event_id = event["event_id"]
+        ts = event.get("origin_server_ts")
+        return {
+            "event_id": event_id,
+            "room_id": event["room_id"],
+            "event_type": event["type"],
+            "sender": event["sender"],
+            "origin_server_ts": ts if isinstance(ts, int) else 0,
+            "transaction_id": txn_pk,
+            "sealed_event": (
+                EVENT_CONTENT.seal_json(self._keys, kept_part(event), event_id) if queued else None
+            ),
+            "received_at": now,
+            "processed_at": None if queued else now,
+            "attempts": 0 if queued else 1,
+        }
 
     def pending(
         self, limit: int = 100, waiting: Sequence[int] = ()
     ) -> list[tuple[int, dict[str, Any]]]:
         """Unprocessed events in order, but those ``waiting`` for their retry time."""
         query = select(AsEvent.seq, AsEvent.event_id, AsEvent.sealed_event).where(
-            AsEvent.processed_at.is_(None), AsEvent.attempts < MAX_ATTEMPTS
+            AsEvent.processed_at.is_(None),
+            AsEvent.attempts < MAX_ATTEMPTS,
+            AsEvent.sealed_event.is_not(None),  # always so: only settled events have none
         )
         if waiting:
             query = query.where(AsEvent.seq.not_in(list(waiting)))
         with Session(self._engine) as session:
             rows = session.execute(query.order_by(AsEvent.seq).limit(limit)).all()
         return [
-            (seq, EVENT_CONTENT.open_json(self._keys, sealed, eid)) for seq, eid, sealed in rows
+            (seq, EVENT_CONTENT.open_json(self._keys, sealed, eid))
+            for seq, eid, sealed in rows
+            if sealed is not None
         ]
 
     def mark_processed(self, seqs: list[int]) -> None:

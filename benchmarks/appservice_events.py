@@ -12,9 +12,12 @@ queue); with ``--rate N`` the messages are spread over the rooms at N per second
 
 The lag of each message is ``processed_at - origin_server_ts`` read from the appservice's
 own store, split in two: the homeserver's part (creation → transaction stored by the
-appservice, ``received_at``) and the appservice's part (stored → processed). The rate is
-messages processed divided by the time from the first message's creation to the last
-one's processing.
+appservice, ``received_at``) and the appservice's part (stored → processed: nothing, since
+a message is recorded in the database transaction that stores it). ``origin_server_ts`` is
+stamped when the homeserver builds the event, before its checks and its persistence: the
+homeserver's part is split again at the moment the sender's request returned (the event
+persisted). The rate is messages processed divided by the time from the first message's
+creation to the last one's processing.
 """
 
 from __future__ import annotations
@@ -168,6 +171,7 @@ async def run(
         homeserver = [r.received_at.timestamp() - r.origin_server_ts / 1000 for r in mine]
         appservice = [r.processed_at.timestamp() - r.received_at.timestamp() for r in mine]
         after_send = [r.received_at.timestamp() - returned[r.event_id] for r in mine]
+        before_return = [returned[r.event_id] - r.origin_server_ts / 1000 for r in mine]
         first = min(r.origin_server_ts / 1000 for r in mine)
         last = max(r.processed_at.timestamp() for r in mine)
         return {
@@ -183,6 +187,9 @@ async def run(
             "lag_ms": _summary(lags),
             "lag_homeserver_to_store_ms": _summary(homeserver),
             "lag_store_to_processed_ms": _summary(appservice),
+            # Creation → the sender's request returned: the homeserver checking and
+            # persisting the event (the client's own wait, with or without an appservice).
+            "lag_created_to_send_returned_ms": _summary(before_return),
             # After the sender's request returned (the event persisted): what Synapse's
             # appservice sender adds (negative: stored before the sender heard back).
             "lag_send_returned_to_store_ms": _summary(after_send),

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Connection, Engine, func, select, update
 from sqlalchemy.orm import Session
 
 from dossier_api.domain.models import (
@@ -28,7 +28,7 @@ from dossier_api.domain.models import (
 from dossier_api.domain.pathways import PATHWAYS, Pathway
 from maillon.shared.circle import CircleEntry, DossierLink
 from maillon.shared.clock import utcnow
-from maillon.shared.store import insert_once
+from maillon.shared.store import insert_once, insert_or_skip
 
 ROOMS = "rooms"  # job subject: the rooms themselves (creation, status, links)
 MAX_ATTEMPTS = 20  # then the job stays in the outbox with its last error, for a person
@@ -261,13 +261,8 @@ class RoomLinks:
 
     def link_of_room(self, room_id: str) -> tuple[str, str] | None:
         """(dossier id, room kind) of a dossier room."""
-        with Session(self._engine) as session:
-            row = session.execute(
-                select(DossierRoom.dossier_id, DossierRoom.kind).where(
-                    DossierRoom.room_id == room_id
-                )
-            ).first()
-        return (row[0], row[1]) if row else None
+        with self._engine.connect() as connection:
+            return links_of_rooms(connection, [room_id]).get(room_id)
 
     # -- what the rooms tell the dossier -------------------------------------------------
 
@@ -332,19 +327,44 @@ class RoomLinks:
         subject: str | None = None,
     ) -> bool:
         """Record one room event (metadata only) once; False if it was already recorded."""
-        ts = event.get("origin_server_ts")
-        at = dt.datetime.fromtimestamp(ts / 1000, dt.UTC) if isinstance(ts, int) else utcnow()
         with self._engine.begin() as connection:
             return insert_once(
-                connection,
-                RoomActivity,
-                {
-                    "event_id": event["event_id"],
-                    "dossier_id": dossier_id,
-                    "room_id": event["room_id"],
-                    "kind": kind,
-                    "sender": event["sender"],
-                    "subject": subject,
-                    "at": at,
-                },
+                connection, RoomActivity, activity_row(dossier_id, event, kind, subject)
             )
+
+
+def links_of_rooms(connection: Connection, room_ids: Iterable[str]) -> dict[str, tuple[str, str]]:
+    """(dossier id, room kind) of those of ``room_ids`` that are dossier rooms."""
+    wanted = set(room_ids)
+    if not wanted:
+        return {}
+    rows = connection.execute(
+        select(DossierRoom.room_id, DossierRoom.dossier_id, DossierRoom.kind).where(
+            DossierRoom.room_id.in_(wanted)
+        )
+    ).all()
+    return {room_id: (dossier_id, kind) for room_id, dossier_id, kind in rows if room_id}
+
+
+def activity_row(
+    dossier_id: str, event: dict[str, Any], kind: str, subject: str | None = None
+) -> dict[str, Any]:
+    """The room activity one event records (metadata only)."""
+    ts = event.get("origin_server_ts")
+    at = dt.datetime.fromtimestamp(ts / 1000, dt.UTC) if isinstance(ts, int) else utcnow()
+    return {
+        "event_id": event["event_id"],
+        "dossier_id": dossier_id,
+        "room_id": event["room_id"],
+        "kind": kind,
+        "sender": event["sender"],
+        "subject": subject,
+        "at": at,
+    }
+
+
+def record_activities(connection: Connection, rows: list[dict[str, Any]]) -> None:
+    """Record room activities (``activity_row``) in the caller's database transaction, each
+    once per event id (in one statement)."""
+    if rows:
+        connection.execute(insert_or_skip(connection, RoomActivity).values(rows))

@@ -75,13 +75,20 @@ PG_POOL_SIZE = 15
 _LOCK_ID = 0x4D41494C  # "MAIL": one migrator at a time on PostgreSQL
 
 
-def insert_once(connection: Connection, model: type[Base], values: dict[str, Any]) -> bool:
-    """Insert a row unless one with the same primary key (or unique key) exists, in one
-    statement (PostgreSQL and SQLite: ``ON CONFLICT DO NOTHING``); True if it was inserted.
-    For what is recorded once per event, however often and concurrently it arrives."""
+def insert_or_skip(connection: Connection, model: type[Base]) -> Any:
+    """``INSERT … ON CONFLICT DO NOTHING`` into ``model``'s table (PostgreSQL and SQLite):
+    rows whose primary key (or a unique key) is already there are skipped, in one
+    statement, however often and concurrently they arrive. Add ``.values(…)`` (one row or
+    several) and ``.returning(…)`` to learn which rows went in."""
     insert = postgresql_insert if connection.dialect.name == "postgresql" else sqlite_insert
+    return insert(model).on_conflict_do_nothing()
+
+
+def insert_once(connection: Connection, model: type[Base], values: dict[str, Any]) -> bool:
+    """Insert a row unless one with the same primary key (or unique key) exists
+    (``insert_or_skip``); True if it was inserted. For what is recorded once per event."""
     key = next(iter(sa_inspect(model).primary_key))
-    statement = insert(model).values(**values).on_conflict_do_nothing().returning(key)
+    statement = insert_or_skip(connection, model).values(**values).returning(key)
     # RETURNING, not rowcount: the driver may not report a count for this statement.
     return connection.execute(statement).first() is not None
 
