@@ -60,6 +60,9 @@ UNKNOWN = 0.005  # PostgreSQL expects this share of the entries to bear a word i
 OTHERS = 10000  # matches of a name prefix elsewhere than in the name, at most, to merge
 FEW = 200  # as many expected elsewhere: merged before the walks are tried
 EXPAND = 64  # words a prefix is expanded into, at most (PostgreSQL)
+# A short prefix not expanded is looked up in the full-text index when the other words
+# match this many times more entries than the whole search (as the planner expects).
+WIDER = 10
 MIN_PREFIX = 2  # a shorter word is matched whole, not as a prefix
 WORK_MEM = "16MB"  # memory of a search's statements for the entries a prefix finds
 LEAD = "0n"  # the token of the first word of an entry's sort key (its name)
@@ -471,7 +474,7 @@ def _pg_matching(
     # words are thousands: "le" of "le goff", 250 ms in the index); and when the planner
     # does not know the other words ("rage…" of "mat rage": a few rare names).
     short = [t for t in terms if t not in drive]
-    wide = known and expected > max(CANDIDATES, 10 * whole)
+    wide = known and expected > max(CANDIDATES, WIDER * whole)
     wide = wide and all(len(t) > len("le:*") for t in short)
     gathered = _match(query, "") if short and wide else match
     # The matches (CANDIDATES and one at most) sorted by the server, which answers the
