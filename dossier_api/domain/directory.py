@@ -18,6 +18,7 @@ from sqlalchemy import (
     ColumnElement,
     Engine,
     and_,
+    bindparam,
     case,
     func,
     literal_column,
@@ -60,6 +61,9 @@ UNKNOWN = 0.005  # PostgreSQL expects this share of the entries to bear a word i
 OTHERS = 10000  # matches of a name prefix elsewhere than in the name, at most, to merge
 FEW = 200  # as many expected elsewhere: merged before the walks are tried
 EXPAND = 64  # words a prefix is expanded into, at most (PostgreSQL)
+# A short prefix not expanded is looked up in the full-text index when the other words
+# match this many times more entries than the whole search (as the planner expects).
+WIDER = 10
 MIN_PREFIX = 2  # a shorter word is matched whole, not as a prefix
 WORK_MEM = "16MB"  # memory of a search's statements for the entries a prefix finds
 LEAD = "0n"  # the token of the first word of an entry's sort key (its name)
@@ -196,18 +200,27 @@ def search_directory(
         ) as connection,
         Session(connection) as session,
     ):
-        ids, (count, whole) = _matching(session, words, exact, size + 1, offset)
-        more = len(ids) > size
+        try:
+            ids, (count, whole) = _matching(session, words, exact, size + 1, offset)
+            results = _results(session, ids[:size])
+        finally:
+            # The settings of the search back to the connection's own (the statements are
+            # in no transaction), unless the page's statement did it (``_results``).
+            if changed := session.info.pop("directory_settings", []):
+                session.connection().exec_driver_sql(_RESET, (changed,))
         return {
             "page": page,
             "size": size,
-            "has_more": more,
+            "has_more": len(ids) > size,
             # How many match: all of them when count_exact, else more than count ("plus
             # de 2000 résultats", or, read along the name index, "plus de 20").
             "count": count,
             "count_exact": whole,
-            "results": _results(session, ids[:size]),
+            "results": results,
         }
+
+
+_RESET = "SELECT count(set_config(name, reset_val, false)) FROM pg_settings WHERE name = ANY(%s)"
 
 
 def _counted(found: int) -> tuple[int, bool]:
@@ -223,16 +236,7 @@ def _matching(
     the search)."""
     entries = DirectoryRecord.__table__
     if session.get_bind().dialect.name == "postgresql":
-        try:
-            return _pg_matching(session, words, exact, limit, offset)
-        finally:
-            if changed := session.info.pop("directory_settings", []):
-                # Back to the connection's own (the statements are in no transaction).
-                session.connection().exec_driver_sql(
-                    "SELECT set_config(name, reset_val, false) FROM pg_settings"
-                    " WHERE name = ANY(%s)",
-                    (changed,),
-                )
+        return _pg_matching(session, words, exact, limit, offset)
     query = " ".join(
         [*(f'"{w}"*' if len(w) >= MIN_PREFIX else f'"{w}"' for w in words)]
         + [f'"{t}"' for t in exact]
@@ -385,7 +389,7 @@ def _pg_matching(
         # entry of those pages read again ("le goff": 250 ms instead of 40).
         settings["work_mem"] = WORK_MEM
     if settings:
-        # For this search only (reset after it, ``_matching``).
+        # For this search only (reset after it, ``search_directory``).
         session.info["directory_settings"] = list(settings)
         session.connection().exec_driver_sql(
             "SELECT " + ", ".join(["set_config(%s, %s, false)"] * len(settings)),
@@ -471,7 +475,7 @@ def _pg_matching(
     # words are thousands: "le" of "le goff", 250 ms in the index); and when the planner
     # does not know the other words ("rage…" of "mat rage": a few rare names).
     short = [t for t in terms if t not in drive]
-    wide = known and expected > max(CANDIDATES, 10 * whole)
+    wide = known and expected > max(CANDIDATES, WIDER * whole)
     wide = wide and all(len(t) > len("le:*") for t in short)
     gathered = _match(query, "") if short and wide else match
     # The matches (CANDIDATES and one at most) sorted by the server, which answers the
@@ -625,6 +629,20 @@ def _results(session: Session, ids: list[int]) -> list[DirectoryResultOut]:
         )
         .scalar_subquery()
     )
+    # The search's settings reset by this statement too, once, when it gives a row (a
+    # round trip less; else ``search_directory`` resets them).
+    changed = session.info.get("directory_settings", [])
+    reset = (
+        [
+            select(func.count(func.set_config(text("name"), text("reset_val"), False)))
+            .select_from(text("pg_settings"))
+            .where(literal_column("name") == func.any(bindparam("changed", changed)))
+            .scalar_subquery()
+            .label("reset")
+        ]
+        if changed
+        else []
+    )
     rows = session.execute(
         select(
             entry.id,
@@ -635,8 +653,11 @@ def _results(session: Session, ids: list[int]) -> list[DirectoryResultOut]:
             entry.data,
             account.label("account"),
             boxes.label("boxes"),
+            *reset,
         ).where(entry.id.in_(ids))
-    )
+    ).all()
+    if rows and changed:
+        session.info.pop("directory_settings")
     by_id = {
         row.id: _result(
             row.national_id,

@@ -140,6 +140,16 @@ THRESHOLDS = {
     "name ranges": {"CANDIDATES": 15, "WALK": 120},
     "few elsewhere": {"CANDIDATES": 15, "WALK": 120, "OTHERS": 2},
     "sorted, prefixes not expanded": {"CANDIDATES": 15, "WALK": 30, "EXPAND": 1},
+    # A short prefix not expanded ("mar" of "martin mar") looked up in the
+    # full-text index, the other words matching more than the whole search, then the
+    # matches sorted by PostgreSQL (or, past them, read along the name index).
+    "short prefix through the index": {"CANDIDATES": 15, "EXPAND": 0, "WIDER": 1},
+    "short prefix through the index, walked": {
+        "CANDIDATES": 15,
+        "WALK": 30,
+        "EXPAND": 0,
+        "WIDER": 1,
+    },
 }
 
 
@@ -167,6 +177,38 @@ def test_each_query_kind_gives_exactly_the_matches_in_name_order(
     assert first["count_exact"] or len(expected) > 7
     if len(expected) > directory.CANDIDATES:
         assert not first["count_exact"]
+
+
+@pytest.mark.parametrize("q", ["martin jea", "martin mat", "martin tou"])
+def test_a_short_prefix_is_looked_up_in_the_full_text_index_when_the_others_are_broad(
+    engine: Engine, q: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On PostgreSQL a three-letter prefix of too many words to expand ("mar") is tested
+    on each entry the other words find, unless they find many more entries than the whole
+    search: then it is looked up in the full-text index with them. The same rows in the
+    same order either way (the extract is small: the thresholds lowered so that it is the
+    way taken)."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("the full-text index's ways are PostgreSQL's")
+    for name, value in THRESHOLDS["short prefix through the index"].items():
+        monkeypatch.setattr(directory, name, value)
+    looked_up: list[str] = []
+    short = q.split()[1]
+    match = directory._match
+
+    def spy(query: str, tested: str) -> Any:
+        # The whole search through the index: the short prefix in it, nothing tested on
+        # each entry (not the test of a name's first word, "!(0nmartin:*)").
+        if not tested and not query.startswith("!") and short in query:
+            looked_up.append(query)
+        return match(query, tested)
+
+    monkeypatch.setattr(directory, "_match", spy)
+    got, first = pages(engine, q)
+    assert looked_up, "the short prefix was tested on each entry"
+    assert got == reference(engine, q)
+    assert first["count_exact"] is True  # the matches gathered: counted, all of them
+    assert first["count"] == len(got)
 
 
 def test_the_reference_agrees_with_the_generated_professionals(engine: Engine) -> None:
