@@ -6,20 +6,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
+import os
 import signal
 import time
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 from nio import (
     AsyncClient,
     AsyncClientConfig,
+    EncryptionError,
     InviteMemberEvent,
     MatrixRoom,
     MegolmEvent,
     RoomEncryptedMedia,
+    RoomGetEventResponse,
     RoomMessageMedia,
     RoomMessageText,
     RoomSendResponse,
@@ -54,10 +59,49 @@ UNDECRYPTABLE_EN = (
 )
 FRESH_GRACE_MS = 2000
 MAX_CONCURRENT = 64  # commands handled at once (one at a time per room)
+HOLD_ENV = "MAILLON_TEST_BOT_HOLD"  # tests only: the folder where a test arms a pause
 
 
 def _server_of(user_id: str) -> str:
     return user_id.split(":", 1)[1] if ":" in user_id else ""
+
+
+def _relations(event: RoomMessageText) -> tuple[str | None, str | None]:
+    """The thread root and the replied-to event of a message (None when it has none)."""
+    relates = event.source.get("content", {}).get("m.relates_to") or {}
+    thread_root = relates.get("event_id") if relates.get("rel_type") == "m.thread" else None
+    return thread_root, (relates.get("m.in_reply_to") or {}).get("event_id")
+
+
+def _may_concern_bot(event: RoomMessageText) -> bool:
+    """A command, or a message in a thread or replying (a form's answer, a reply to a
+    note): what the bot may have to handle; the room's plain talk is not recorded."""
+    return is_command(event.body) or any(_relations(event))
+
+
+def tx_id(kind: str, event_id: str, key: str = "") -> str:
+    """The transaction id of what the bot sends for a command (its ``reply``, its
+    ``react``ion, its ``follow``-up): the same after a restart, so the homeserver keeps
+    one event when a new active instance sends it again (same device)."""
+    digest = hashlib.sha256(f"{kind}\0{event_id}\0{key}".encode()).hexdigest()[:40]
+    return f"maillon.{kind}.{digest}"
+
+
+async def _hold(point: str, event_id: str) -> None:
+    """Tests only (``MAILLON_TEST_BOT_HOLD``, unset in a deployment: returns at once): when
+    the test armed ``point`` (a file of that name in that folder), the first event to
+    reach it stops there for good, saying so in ``point.held``; the test kills the
+    process at that very step."""
+    folder = os.environ.get(HOLD_ENV)
+    if not folder:
+        return
+    armed = Path(folder) / point
+    try:
+        armed.rename(armed.with_suffix(".held"))  # one event, once
+    except FileNotFoundError:
+        return
+    log.warning("test hold at %s: %s", point, event_id)
+    await asyncio.Event().wait()
 
 
 class CircleClient(AsyncClient):  # type: ignore[misc]
@@ -101,6 +145,8 @@ class CoordinationBot:
         self._room_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._slots = asyncio.Semaphore(MAX_CONCURRENT)
         self._tasks: set[asyncio.Task[None]] = set()
+        self._received: list[tuple[str, RoomMessageText]] = []  # in this sync response
+        self._saved_token = ""  # the sync token in the store: received events recorded
         self.cross_signed = False
         self._backoff = 1.0
         self._cross_sign_after = 0.0  # after a failure, wait before trying again
@@ -124,7 +170,9 @@ class CoordinationBot:
             store_path=str(store),
             config=AsyncClientConfig(
                 encryption_enabled=True,
-                store_sync_tokens=True,  # a restart resumes where it stopped
+                # The bot saves its sync token itself, once the events it may have to
+                # handle are recorded (nio would save it before running the callbacks).
+                store_sync_tokens=False,
                 max_limit_exceeded=None,  # M_LIMIT_EXCEEDED: wait retry_after_ms, retry
                 max_timeouts=None,
                 backoff_factor=0.5,
@@ -132,6 +180,8 @@ class CoordinationBot:
             ),
         )
         client.restore_login(creds.user_id, creds.device_id, creds.access_token)
+        # A restart resumes where the last recorded sync ended.
+        self._saved_token = client.loaded_sync_token = client.store.load_sync_token() or ""
         client.install_recipient_filter()
         client.add_event_callback(self._on_invite, InviteMemberEvent)  # type: ignore[arg-type]
         client.add_event_callback(self._on_message, RoomMessageText)  # type: ignore[arg-type]
@@ -143,8 +193,9 @@ class CoordinationBot:
 
     # -- sync, invites, readiness --------------------------------------------------------
 
-    async def _on_sync(self, _: SyncResponse) -> None:
+    async def _on_sync(self, response: SyncResponse) -> None:
         assert self.client is not None
+        await self._take_received(response.next_batch)
         self._backoff = 1.0
         if (
             not self.cross_signed
@@ -157,6 +208,7 @@ class CoordinationBot:
             self._ready_path.write_text(str(self.started_ms), encoding="utf-8")
             log.info("bot ready as %s", self.settings.bot_user_id)
             self._spawn(self.services.forget_old_events())
+            self._spawn(self._recover_pending())
             self._spawn(SolicitationChats(self.client, self.services, self._send).run_forever())
 
     async def _cross_sign(self) -> None:
@@ -190,7 +242,11 @@ class CoordinationBot:
         log.info("joined room on invite: %s", type(result).__name__)
 
     def _is_fresh(self, event: Any) -> bool:
-        return bool(event.server_timestamp >= self.started_ms - FRESH_GRACE_MS)
+        """Resuming from a saved sync token, every event is new to the bot (sent while it
+        was down or taking over); a first sync's timeline is history."""
+        return bool(self._saved_token) or event.server_timestamp >= self.started_ms - (
+            FRESH_GRACE_MS
+        )
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)
@@ -203,7 +259,59 @@ class CoordinationBot:
         assert self.client is not None
         if event.sender == self.client.user_id or not self._is_fresh(event):
             return
-        self._spawn(self._handle(room.room_id, event))
+        if _may_concern_bot(event):
+            self._received.append((room.room_id, event))
+            await _hold("received", event.event_id)
+
+    async def _take_received(self, token: str) -> None:
+        """After nio ran the event callbacks of a sync response: the messages it brought
+        that the bot may have to handle are recorded (pending, one transaction), then its
+        sync token is saved, then they are handled. A death at any step loses none: the
+        next start syncs them again, or finds them pending."""
+        assert self.client is not None
+        batch, self._received = self._received, []
+        try:
+            claimed = set(await self.services.receive([(e.event_id, r) for r, e in batch]))
+        except BaseException:
+            self.client.next_batch = self._saved_token  # not recorded: sync them again
+            raise
+        self.client.store.save_sync_token(token)
+        self._saved_token = token
+        for room_id, event in batch:
+            if event.event_id in claimed:
+                claimed.discard(event.event_id)
+                self._spawn(self._handle(room_id, event))
+
+    async def _recover_pending(self) -> None:
+        """Becoming active: the messages recorded but not handled by the instance that
+        died are fetched again, decrypted with the shared crypto store, and handled
+        (however old)."""
+        for event_id, room_id in await self.services.claim_pending():
+            self._spawn(self._recover(room_id, event_id))
+
+    async def _recover(self, room_id: str, event_id: str) -> None:
+        event = await self._fetch(room_id, event_id)
+        if isinstance(event, RoomMessageText):
+            await self._handle(room_id, event)
+        elif event is not None:
+            await self.services.finish(event_id)  # no longer a message (redacted)
+        else:
+            self.services.release(event_id)  # left for the next start
+
+    async def _fetch(self, room_id: str, event_id: str) -> Any:
+        """The event from the homeserver, decrypted; None if it cannot be had now."""
+        assert self.client is not None
+        response = await self.client.room_get_event(room_id, event_id)
+        if not isinstance(response, RoomGetEventResponse):
+            log.warning("pending message not fetched: %s", getattr(response, "message", ""))
+            return None
+        if not isinstance(response.event, MegolmEvent):
+            return response.event
+        try:
+            return self.client.decrypt_event(response.event)
+        except EncryptionError:
+            log.warning("pending message not decrypted (its key may come later)")
+            return None
 
     async def _on_media(
         self, room: MatrixRoom, event: RoomEncryptedMedia | RoomMessageMedia
@@ -219,22 +327,29 @@ class CoordinationBot:
             log.error("file of a dossier room not recorded: %s", type(exc).__name__)
 
     async def _handle(self, room_id: str, event: RoomMessageText) -> None:
-        async with self._slots, self._room_locks[room_id]:
-            try:
-                await self._handle_message(room_id, event)
-            except Exception:
-                log.exception("message handling failed")
+        """A claimed message handled, then marked done (stopped before: left pending)."""
+        try:
+            async with self._slots, self._room_locks[room_id]:
+                await _hold("claimed", event.event_id)
+                try:
+                    await self._handle_message(room_id, event)
+                except Exception:
+                    log.exception("message handling failed")
+                await _hold("answered", event.event_id)
+        except BaseException:
+            self.services.release(event.event_id)
+            raise
+        try:
+            await self.services.finish(event.event_id)
+        except Exception as exc:
+            log.error("handled message not marked done: %s", type(exc).__name__)
 
     async def _handle_message(self, room_id: str, event: RoomMessageText) -> None:
-        relates = event.source.get("content", {}).get("m.relates_to") or {}
-        thread_root = relates.get("event_id") if relates.get("rel_type") == "m.thread" else None
-        in_reply_to = (relates.get("m.in_reply_to") or {}).get("event_id")
+        thread_root, in_reply_to = _relations(event)
         body = event.body
         if is_command(body):
             began = time.monotonic()
             queued_ms = time.time() * 1000 - event.server_timestamp
-            if not await self.services.claim_event(event.event_id, room_id):
-                return  # a redelivered command: done once already
             reply = await dispatch(
                 self.services,
                 event.sender,
@@ -258,8 +373,6 @@ class CoordinationBot:
         dialogue = await self.services.dialogue(room_id, event.sender)
         if dialogue is not None and thread_root == dialogue.thread_root:
             # Answers are written in the form's thread; the room's talk goes on beside it.
-            if not await self.services.claim_event(event.event_id, room_id):
-                return
             ctx = Context(event.sender, room_id, event.event_id, dialogue.lang, self.services)
             reply = await self._safe(ctx, formulaire.answer(ctx, dialogue, body))
             await self._answer(room_id, event.event_id, thread_root, reply)
@@ -268,7 +381,7 @@ class CoordinationBot:
         if not candidates:
             return
         found = await self.services.note_for(candidates)
-        if found is None or not await self.services.claim_event(event.event_id, room_id):
+        if found is None:
             return
         dossier_id, note_id = found
         if await self.services.dossier_for_room(room_id) != dossier_id:
@@ -292,7 +405,15 @@ class CoordinationBot:
         self, room_id: str, event_id: str, thread_root: str | None, reply: Reply
     ) -> None:
         root = thread_root or event_id
-        sent = await self.reply(room_id, event_id, reply.plain, reply.html, root, reply.mentions)
+        sent = await self.reply(
+            room_id,
+            event_id,
+            reply.plain,
+            reply.html,
+            root,
+            reply.mentions,
+            tx_id("reply", event_id),
+        )
         if reply.ok:
             # Off the critical path: the answer is what people wait for.
             self._spawn(self.react(room_id, event_id, "✅"))
@@ -304,7 +425,8 @@ class CoordinationBot:
             async def follow() -> None:
                 more = await later()
                 if more is not None:
-                    await self.reply(room_id, event_id, more.plain, more.html, root)
+                    follow_tx = tx_id("follow", event_id)
+                    await self.reply(room_id, event_id, more.plain, more.html, root, tx=follow_tx)
 
             self._spawn(follow())
 
@@ -320,7 +442,9 @@ class CoordinationBot:
 
     # -- sending -------------------------------------------------------------------------
 
-    async def _send(self, room_id: str, event_type: str, content: dict[str, Any]) -> str | None:
+    async def _send(
+        self, room_id: str, event_type: str, content: dict[str, Any], tx: str | None = None
+    ) -> str | None:
         assert self.client is not None
         room = self.client.rooms.get(room_id)
         if room is not None and room.encrypted:
@@ -329,7 +453,7 @@ class CoordinationBot:
                 allowed = allowed | {self.client.user_id}
             self.client.set_recipients(room_id, allowed)
         response = await self.client.room_send(
-            room_id, event_type, content, ignore_unverified_devices=True
+            room_id, event_type, content, tx_id=tx, ignore_unverified_devices=True
         )
         if isinstance(response, RoomSendResponse):
             return str(response.event_id)
@@ -344,8 +468,10 @@ class CoordinationBot:
         html: str | None = None,
         thread_root: str | None = None,
         mentions: tuple[str, ...] = (),
+        tx: str | None = None,
     ) -> str | None:
-        """Answer in the thread of the command (with a reply fallback for older clients)."""
+        """Answer in the thread of the command (with a reply fallback for older clients);
+        ``tx``: its transaction id (``tx_id``), when it must be sent once."""
         content: dict[str, Any] = {
             "msgtype": "m.notice",
             "body": plain,
@@ -360,11 +486,11 @@ class CoordinationBot:
         if html is not None:
             content["format"] = "org.matrix.custom.html"
             content["formatted_body"] = html
-        return await self._send(room_id, "m.room.message", content)
+        return await self._send(room_id, "m.room.message", content, tx)
 
     async def react(self, room_id: str, event_id: str, key: str) -> None:
         content = {"m.relates_to": {"rel_type": "m.annotation", "event_id": event_id, "key": key}}
-        await self._send(room_id, "m.reaction", content)
+        await self._send(room_id, "m.reaction", content, tx_id("react", event_id, key))
 
     async def run_forever(self) -> None:
         client = await self.start()

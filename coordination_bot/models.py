@@ -1,13 +1,14 @@
-"""The bot's own durable state in Maillon's store: commands already handled (a redelivered
-event runs once), liaison-note threads (a reply in the thread answers the note) and form
-dialogues in progress (a restart does not lose them; answers are sealed)."""
+"""The bot's own durable state in Maillon's store: commands received and handled (a
+redelivered event runs once, a received one is not lost), liaison-note threads (a reply in
+the thread answers the note) and form dialogues in progress (a restart does not lose them;
+answers are sealed)."""
 
 from __future__ import annotations
 
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import Integer, String
+from sqlalchemy import Boolean, Integer, String, true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from maillon.shared.clock import utcnow
@@ -16,10 +17,15 @@ from maillon.shared.store import Base
 
 
 class BotHandledEvent(Base):
+    """A message the bot may have to handle, recorded when its sync arrives (before the
+    sync token is saved): pending until handled (answered), then done. A done event
+    redelivered is skipped; a pending one, found by the next active instance, is handled."""
+
     __tablename__ = "bot_handled_events"
     event_id: Mapped[str] = mapped_column(String(255), primary_key=True)
     room_id: Mapped[str] = mapped_column(String(255))
     handled_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+    done: Mapped[bool] = mapped_column(Boolean, server_default=true(), index=True)
 
 
 class BotNoteThread(Base):

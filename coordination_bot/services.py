@@ -1,6 +1,7 @@
 """The bot's bridge to the dossier: the API's own ``DossierService`` in-process (same rights,
 same audit, component "bot"), always called as the sender of the command, in a thread;
-plus the bot's own small durable state (handled events, note threads, form dialogues)."""
+plus the bot's own small durable state (received and handled events, note threads, form
+dialogues)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Engine, delete, select
+from sqlalchemy import Engine, delete, select, update
 from sqlalchemy.orm import Session
 
 from coordination_bot.models import BotFormDialogue, BotHandledEvent, BotNoteThread
@@ -77,7 +78,8 @@ class Services:
         self.dossiers = DossierService(engine, deployment, component="bot")
         self.room_sync = room_sync
         self._room_dossier: dict[str, str] = {}  # a room's dossier never changes
-        self._claims = GroupCommit(self._claim_all)
+        self._handling: set[str] = set()  # claimed events being handled by this instance
+        self._finishes = GroupCommit(self._finish_all)
         self._note_links = GroupCommit(self._link_notes)
 
     async def sync_rooms(self, dossier_id: str) -> str | None:
@@ -137,20 +139,78 @@ class Services:
     async def circle_users(self, room_id: str) -> set[str] | None:
         return await asyncio.to_thread(self._circle_users, room_id)
 
-    # -- handled events (a redelivered command runs once) ---------------------------------
+    # -- received events (each handled once: none lost, none twice) ----------------------
 
-    def _claim_all(self, events: list[tuple[str, str]]) -> list[bool]:
-        """Each (event id, room id) recorded unless it was already: one transaction."""
+    def _record_all(self, events: list[tuple[str, str]]) -> set[str]:
+        """Each (event id, room id) recorded as pending unless it was already: one
+        transaction. The ids already done (redeliveries)."""
         with self.engine.begin() as connection:
-            return [
-                insert_once(connection, BotHandledEvent, {"event_id": e, "room_id": r})
+            known = [
+                e
                 for e, r in events
+                if not insert_once(
+                    connection, BotHandledEvent, {"event_id": e, "room_id": r, "done": False}
+                )
             ]
+            if not known:
+                return set()
+            query = select(BotHandledEvent.event_id).where(
+                BotHandledEvent.event_id.in_(known), BotHandledEvent.done
+            )
+            return set(connection.scalars(query))
 
-    async def claim_event(self, event_id: str, room_id: str) -> bool:
-        """True the first time an event id is seen, False for a redelivery (claims made
-        at the same time share a transaction)."""
-        return await self._claims.submit((event_id, room_id))
+    def _claim(self, event_ids: list[str], done: set[str]) -> list[str]:
+        """Those this instance handles now: not done, not already being handled here."""
+        claimed = [e for e in dict.fromkeys(event_ids) if e not in done and e not in self._handling]
+        self._handling.update(claimed)
+        return claimed
+
+    async def receive(self, events: list[tuple[str, str]]) -> list[str]:
+        """The events of one sync response recorded (pending) in one transaction, before
+        its sync token is saved; the ids to handle now (a done one is a redelivery; a
+        pending one is handled unless this instance is handling it already)."""
+        if not events:
+            return []
+        done = await asyncio.to_thread(self._record_all, events)
+        return self._claim([e for e, _ in events], done)
+
+    def _pending(self) -> list[tuple[str, str]]:
+        with Session(self.engine) as session:
+            query = (
+                select(BotHandledEvent.event_id, BotHandledEvent.room_id)
+                .where(BotHandledEvent.done.is_(False))
+                .order_by(BotHandledEvent.handled_at)
+            )
+            return [(e, r) for e, r in session.execute(query)]
+
+    async def claim_pending(self) -> list[tuple[str, str]]:
+        """Becoming active: the (event id, room id) recorded but never handled (the
+        instance that received them died first), claimed by this one."""
+        rows = await asyncio.to_thread(self._pending)
+        claimed = set(self._claim([e for e, _ in rows], set()))
+        return [(e, r) for e, r in rows if e in claimed]
+
+    def _finish_all(self, event_ids: list[str]) -> list[None]:
+        with self.engine.begin() as connection:
+            connection.execute(
+                update(BotHandledEvent)
+                .where(BotHandledEvent.event_id.in_(event_ids))
+                .values(done=True)
+            )
+        return [None] * len(event_ids)
+
+    async def finish(self, event_id: str) -> None:
+        """A claimed event handled (answered, or needing no answer): done for good
+        (marks made at the same time share a transaction)."""
+        try:
+            await self._finishes.submit(event_id)
+        finally:
+            self._handling.discard(event_id)
+
+    def release(self, event_id: str) -> None:
+        """A claimed event left pending (stopped before it was handled): the next active
+        instance handles it."""
+        self._handling.discard(event_id)
 
     def _forget_old(self, days: int) -> None:
         limit = dt.datetime.now(dt.UTC) - dt.timedelta(days=days)

@@ -15,7 +15,7 @@ from typing import Any
 
 from nio import RoomMessageText
 
-from coordination_bot.bot import CoordinationBot
+from coordination_bot.bot import CoordinationBot, tx_id
 from coordination_bot.core import REGISTRY
 from tests.harness.bot import InProcessBot
 from tests.harness.bot_chat import BotChat, replies_to
@@ -143,11 +143,24 @@ async def test_a_redelivered_command_runs_once(tmp_path: Path) -> None:
     bot = CoordinationBot(deployment)
     sent: list[tuple[str, dict[str, Any]]] = []
 
-    async def fake_send(room_id: str, event_type: str, content: dict[str, Any]) -> str:
+    tx_ids: list[str | None] = []
+
+    async def fake_send(
+        room_id: str, event_type: str, content: dict[str, Any], tx: str | None = None
+    ) -> str:
         sent.append((event_type, content))
+        tx_ids.append(tx)
         return f"$answer{len(sent)}"
 
+    async def receive(event: RoomMessageText) -> None:
+        """As a sync response brings it: recorded, then handled."""
+        bot._received.append(("!room:localhost", event))
+        await bot._take_received("s")
+        while bot._tasks:
+            await asyncio.gather(*bot._tasks)
+
     bot._send = fake_send  # type: ignore[method-assign]
+    bot.client = _NoClient()  # type: ignore[assignment]
     local = InProcessBot(bot.services)
     coord = "@coord:localhost"
     Stack(tmp_path / "deployment", "localhost").bind_directory(coord)  # opens dossiers
@@ -155,13 +168,14 @@ async def test_a_redelivered_command_runs_once(tmp_path: Path) -> None:
     assert opened.dossier_id is not None
     local.link_room(opened.dossier_id, "!room:localhost")
     event = _event(coord, "!room:localhost", "!note une seule fois")
-    await bot._handle_message("!room:localhost", event)
-    await bot._handle_message("!room:localhost", event)  # redelivered after a restart
+    await receive(event)
+    await receive(event)  # redelivered after a restart
     notes = bot.services.dossiers.notes(bot.services.caller(coord), opened.dossier_id)
     assert [n["text"] for n in notes] == ["une seule fois"]
     answers = [c for t, c in sent if t == "m.room.message"]
     reactions = [c for t, c in sent if t == "m.reaction"]
     assert len(answers) == 1 and len(reactions) == 1
+    assert tx_ids[:2] == [tx_id("reply", event.event_id), tx_id("react", event.event_id, "✅")]
     assert answers[0]["m.relates_to"]["event_id"] == event.event_id
     assert reactions[0]["m.relates_to"] == {
         "rel_type": "m.annotation",
@@ -175,11 +189,21 @@ async def test_a_redelivered_command_runs_once(tmp_path: Path) -> None:
         "event_id": event.event_id,
         "m.in_reply_to": {"event_id": "$answer1"},
     }
-    await bot._handle_message("!room:localhost", reply)
+    await receive(reply)
     notes = bot.services.dossiers.notes(bot.services.caller(coord), opened.dossier_id)
     assert notes[1]["text"] == "réponse dans le fil" and notes[1]["reply_to"] == notes[0]["id"]
     assert replies_to(_Wrapped(sent[-2][1]), reply.event_id)
     bot.services.engine.dispose()
+
+
+class _NoStore:
+    def save_sync_token(self, token: str) -> None:
+        pass
+
+
+class _NoClient:
+    store = _NoStore()
+    next_batch = ""
 
 
 class _Wrapped:
