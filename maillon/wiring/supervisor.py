@@ -21,9 +21,12 @@ from types import FrameType
 from typing import IO
 from urllib.parse import urlsplit
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from maillon.shared.homeserver_client import HomeserverError, is_up, register_user
 from maillon.shared.lease import INSTANCE_ENV, read_state
 from maillon.shared.settings import Deployment
+from maillon.shared.store import make_engine
 from maillon.wiring import workers as workers_mod
 from maillon.wiring.service_admin import lift_bot_rate_limits
 
@@ -247,6 +250,9 @@ def _synapse_components(deployment: Deployment) -> list[Component]:
 # How long a Maillon component may take to answer after it is started (a deadline: one that
 # is ready sooner is used at once). Generous, for a machine busy starting Synapse beside it.
 COMPONENT_START_SECONDS = 90.0
+# The start batches of Maillon's own processes (after Synapse), and of their standbys.
+MAILLON_BATCH = "maillon"
+STANDBY_BATCH = "maillon_standby"
 
 
 def components(deployment: Deployment) -> list[Component]:
@@ -276,16 +282,21 @@ def components(deployment: Deployment) -> list[Component]:
             stale_files=[ready_file],
         ),
     ]
+    standbys: list[Component] = []
     if s.homeserver.workers is not None:  # each with a standby taking over if it dies
-        leased = [
-            *_leased_pair(deployment, leased[0], lambda _ready: is_up(as_url, "/health")),
-            *_leased_pair(deployment, leased[1], Path.exists),
-        ]
+        appservice_a, appservice_b = _leased_pair(
+            deployment, leased[0], lambda _ready: is_up(as_url, "/health")
+        )
+        bot_a, bot_b = _leased_pair(deployment, leased[1], Path.exists)
+        leased, standbys = [appservice_a, bot_a], [appservice_b, bot_b]
+    # Maillon's own processes need only Synapse and the store (migrated by the supervisor
+    # first, see ``Supervisor.start``): they start together, each on its own core's share;
+    # the standbys after them, so that instance ``a`` of each pair takes the lease.
+    own = [*_mail_intakes(deployment), *_dossier_apis(deployment), *leased]
     return [
         *_synapse_components(deployment),
-        *_mail_intakes(deployment),
-        *_dossier_apis(deployment),
-        *leased,
+        *(dataclasses.replace(c, batch=MAILLON_BATCH) for c in own),
+        *(dataclasses.replace(c, batch=STANDBY_BATCH) for c in standbys),
     ]
 
 
@@ -502,6 +513,7 @@ class Supervisor:
         if front not in keys and "coordination_bot" in keys:  # the homeserver runs elsewhere
             self._lift_bot_rate_limits()
         pending = list(self.components)
+        migrate_first = any(c.batch == MAILLON_BATCH for c in pending)
         while pending:
             batch = [pending.pop(0)]
             while batch[0].batch and pending and pending[0].batch == batch[0].batch:
@@ -510,11 +522,24 @@ class Supervisor:
             for comp in batch:
                 self.say(f"… démarrage : {comp.label}")
                 self._spawn(comp)
+            if migrate_first:  # while the first batch (Synapse, or Redis) starts
+                self._migrate_store()
+                migrate_first = False
             for comp in batch:
                 self._wait_healthy(comp)
                 self.say(f"  prêt : {comp.label} ({time.monotonic() - began:.1f} s)")
             if batch[-1].key == front:
                 self._lift_bot_rate_limits()
+
+    def _migrate_store(self) -> None:
+        """Bring Maillon's store to the latest migration once, before its processes start
+        together (each would otherwise migrate, one after the other)."""
+        try:
+            make_engine(self.deployment.settings.database_url).dispose()
+        except SQLAlchemyError as exc:
+            raise StartupFailure(
+                f"la base de Maillon n'a pas pu être mise à jour ({type(exc).__name__} : {exc})"
+            ) from exc
 
     def _lift_bot_rate_limits(self) -> None:
         try:
