@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from appservice.matrix_api import AppserviceApi, MatrixError
-from appservice.patient_rooms import RoomsInCreation
 from maillon.shared.circle import (
     CIRCLE_EVENT,
     DIRECTORY_ALIAS_LOCALPART,
@@ -30,7 +29,7 @@ from maillon.shared.circle import (
     DOSSIER_EVENT,
     CircleEntry,
     DirectoryEntry,
-    patient_power_levels,
+    DossierLink,
     routed_address,
     user_from_state_key,
     user_state_key,
@@ -41,6 +40,7 @@ from synapse_modules import policy
 from synapse_modules.audit import AuditLog
 
 log = logging.getLogger(__name__)
+
 
 KICK_REASON = "Retiré(e) du cercle de soins du patient"
 INTRUDER_REASON = "Hors du cercle de soins : accès retiré automatiquement"
@@ -78,6 +78,20 @@ def _leaves_nothing_to_do(event: dict[str, Any], user_id: str) -> bool:
     return before is None or not (before.coordinator and before.is_active(now))
 
 
+def _link_leaves_levels(event: dict[str, Any]) -> bool:
+    """Whether a dossier link event (Maillon's own) leaves the power levels as they are:
+    the room's first link (its creation, whose power levels the module derived from that
+    very link and circle), or one whose dossier stays as open or closed as it was (only
+    that changes the template). Otherwise the room is read."""
+    unsigned = event.get("unsigned") or {}
+    if "replaces_state" not in unsigned:
+        return True
+    previous = unsigned.get("prev_content")
+    before = DossierLink.from_content(previous) if isinstance(previous, dict) else None
+    after = DossierLink.from_content(event.get("content") or {})
+    return before is not None and after is not None and before.read_only == after.read_only
+
+
 class CircleKeeper:
     def __init__(
         self,
@@ -85,12 +99,10 @@ class CircleKeeper:
         ctx: policy.PolicyContext,
         audit: AuditLog,
         peers: PeerList | None = None,
-        creations: RoomsInCreation | None = None,
     ) -> None:
         self._api = api
         self._context = ctx
         self._peers = peers  # the console's allow list; None: ``ctx``'s fixed one
-        self._creations = creations  # rooms whose power levels their creator settles
         self._audit = audit
         self._directory_room: str | None = None
         # Rooms whose creation shows they are no patient room of ours (never changes).
@@ -169,6 +181,19 @@ class CircleKeeper:
         etype, state_key = event["type"], event["state_key"]
         if etype == "m.room.power_levels":
             return  # restored by the next sweep if they are not the template's
+        if etype == "m.room.member" and (
+            self._ctx.is_service(event["sender"]) or self._ctx.is_service(state_key)
+        ):
+            # Maillon's own invite (the module lets it invite active members only), kick or
+            # unban, or a membership of Maillon's users: nothing to follow. An entry that
+            # ended after Maillon's invite kicks the invitee when its own event comes.
+            return
+        if (
+            etype == DOSSIER_EVENT
+            and event["sender"] == self._ctx.service_user
+            and _link_leaves_levels(event)
+        ):
+            return
         member = None
         if etype == CIRCLE_EVENT:
             member = user_from_state_key(state_key)
@@ -180,29 +205,13 @@ class CircleKeeper:
         if room is None:
             return
         view, levels = room.view, room.levels
-        settled_by_creator = self._being_created(view)
         if etype == DOSSIER_EVENT:  # closed or reopened: read-only power levels or not
-            if not settled_by_creator:
-                await self._sync_power_levels(room_id, view, levels)
+            await self._sync_power_levels(room_id, view, levels)
         elif member is not None:  # a circle entry
             await self._enforce_entry(room_id, member, view)
-            if not settled_by_creator:
-                await self._sync_power_levels(room_id, view, levels)
+            await self._sync_power_levels(room_id, view, levels)
         else:
             await self._follow_membership(event, view)
-
-    def _being_created(self, view: policy.RoomView) -> bool:
-        return (
-            self._creations is not None
-            and view.dossier is not None
-            and view.dossier in self._creations
-        )
-
-    async def settle_power_levels(self, room_id: str) -> None:
-        """Bring a room's power levels to its circle (after its creation, say)."""
-        room = await self._room(room_id)
-        if room is not None:
-            await self._sync_power_levels(room_id, room.view, room.levels)
 
     async def _enforce_entry(self, room_id: str, user_id: str, view: policy.RoomView) -> None:
         if self._ctx.is_service(user_id) or view.active_member(user_id, utcnow()) is not None:
@@ -277,11 +286,7 @@ class CircleKeeper:
     ) -> bool:
         """Power levels are exactly the template with the active coordinators raised;
         returns whether they had to be set."""
-        now = utcnow()
-        wanted = sorted(u for u, e in view.circle.items() if e.coordinator and e.is_active(now))
-        canonical = patient_power_levels(
-            wanted, read_only=view.dossier is not None and view.dossier.read_only
-        )
+        canonical = policy.room_power_levels(view, utcnow())
         if levels == canonical:
             return False
         await self._api.put_state(room_id, "m.room.power_levels", "", canonical)
@@ -307,8 +312,8 @@ class CircleKeeper:
     async def _sweep_room(self, room_id: str) -> int:
         touched = self._touched.get(room_id, 0)
         room = await self._room(room_id)
-        if room is None or self._being_created(room.view):
-            return 0  # a room being created: its creator settles it right after
+        if room is None or room.view.dossier is None:
+            return 0  # a room whose createRoom has not written its initial state yet
         view, levels, member_ts = room.view, room.levels, room.member_ts
         now = utcnow()
         changes = 0

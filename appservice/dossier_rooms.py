@@ -9,13 +9,14 @@ of turn changes nothing more. Room creation is found again after a crash by its 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Coroutine
 from typing import Any
 from urllib.parse import quote, urlencode
 
 from appservice.matrix_api import AppserviceApi, MatrixError
-from appservice.patient_rooms import RoomsInCreation, create_room
+from appservice.patient_rooms import creation_body
 from dossier_api.domain.rooms import (
     ROOMS,
     DossierPlan,
@@ -46,6 +47,7 @@ from maillon.shared.federation_peers import PeerList
 REMOTE_INVITE_RETRIES = (1.0, 3.0)  # seconds before asking a peer server again
 log = logging.getLogger(__name__)
 
+
 LAYOUT_EVENT = "io.element.widgets.layout"
 CLOSED_NOTICE = (
     "Ce dossier est clos : la salle est désormais en lecture seule. "
@@ -74,6 +76,24 @@ class RoomState:
             for e in events
             if isinstance(e.get("state_key"), str)
         }
+
+    @classmethod
+    def of_creation(cls, body: dict[str, Any]) -> RoomState:
+        """The state a ``createRoom`` request (``creation_body``) leaves, as far as the
+        convergence compares it: its initial state, name, topic and invites."""
+        texts = [("m.room.name", {"name": body.get("name")})]
+        if body.get("topic"):
+            texts.append(("m.room.topic", {"topic": body["topic"]}))
+        return cls(
+            [
+                *body.get("initial_state", []),
+                *({"type": etype, "state_key": "", "content": c} for etype, c in texts),
+                *(
+                    {"type": "m.room.member", "state_key": u, "content": {"membership": "invite"}}
+                    for u in body.get("invite", [])
+                ),
+            ]
+        )
 
     def get(self, etype: str, state_key: str = "") -> dict[str, Any] | None:
         return self.by_key.get((etype, state_key))
@@ -121,15 +141,9 @@ class DossierRooms:
         widget_base_url: str,
         bot_localpart: str,
         peers: PeerList | None = None,
-        creations: RoomsInCreation | None = None,
-        settle_levels: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self._api = api
         self._peers = peers  # the federation allow list the rooms' server ACL follows
-        # Rooms being created (the keeper leaves their power levels alone meanwhile) and
-        # what settles a new room's power levels (the keeper's), once it is created.
-        self._creations = creations if creations is not None else RoomsInCreation()
-        self._settle_levels = settle_levels
         self._links = links
         self._widget_base = widget_base_url
         self._bot_localpart = bot_localpart
@@ -142,40 +156,52 @@ class DossierRooms:
         """Process the outbox, dossier by dossier; returns how many jobs were handled."""
         handled = 0
         for dossier_id, _, _ in await asyncio.to_thread(self._links.pending):
-            handled += await self.process_dossier(dossier_id)
+            handled += (await self.process_dossier(dossier_id))[0]
         return handled
 
-    async def process_dossier(self, dossier_id: str) -> int:
+    async def process_dossier(self, dossier_id: str) -> tuple[int, DossierPlan | None]:
+        """Carry the dossier's pending jobs into its rooms: how many, and the plan the rooms
+        were brought to (with the rooms created now), or None if there was nothing to do."""
         async with self._locks.setdefault(dossier_id, asyncio.Lock()):
             seqs, subjects = await asyncio.to_thread(self._links.pending_for, dossier_id)
             if not seqs:
-                return 0
+                return 0, None
             try:
-                await self.sync(dossier_id, subjects)
+                plan = await self.sync(dossier_id, subjects)
             except Exception as exc:
                 log.error("room sync of a dossier failed: %s", type(exc).__name__)
                 await asyncio.to_thread(self._links.failed, seqs, f"{type(exc).__name__}: {exc}")
                 raise
             await asyncio.to_thread(self._links.done, seqs)
-            return len(seqs)
+            return len(seqs), plan
 
-    async def sync(self, dossier_id: str, subjects: set[str]) -> None:
+    async def sync(self, dossier_id: str, subjects: set[str]) -> DossierPlan | None:
         plan = await asyncio.to_thread(self._links.plan, dossier_id)
         if plan is None:
-            return
+            return None
         created: set[str] = set()
+        known: dict[str, RoomState] = {}  # the state of rooms created now, without a read
         if any(r.room_id is None for r in plan.rooms):
-            everyone = await asyncio.to_thread(self._links.circle, dossier_id, None)
+            # The whole circle, read after the jobs: what the new rooms are created with,
+            # and what the rooms converge to (as recent as any job being done).
+            entries = await asyncio.to_thread(self._links.circle, dossier_id, None)
+            rooms = []
             for room in plan.rooms:
                 if room.room_id is None:
-                    created.add(await self._ensure_created(plan, room, everyone))
-            plan = await asyncio.to_thread(self._links.plan, dossier_id) or plan
-        members = None if (ROOMS in subjects or created) else subjects - {ROOMS}
-        entries = await asyncio.to_thread(self._links.circle, dossier_id, members)
+                    room_id, state = await self._ensure_created(plan, room, entries)
+                    created.add(room_id)
+                    if state is not None:
+                        known[room_id] = state
+                    room = dataclasses.replace(room, room_id=room_id, creation_started=True)
+                rooms.append(room)
+            plan = dataclasses.replace(plan, rooms=tuple(rooms))
+        else:
+            members = None if ROOMS in subjects else subjects - {ROOMS}
+            entries = await asyncio.to_thread(self._links.circle, dossier_id, members)
         for room in plan.rooms:
             if room.room_id is None:
                 continue
-            state = RoomState(await self._api.room_state(room.room_id))
+            state = known.get(room.room_id) or RoomState(await self._api.room_state(room.room_id))
             if ROOMS in subjects or room.room_id in created:
                 await self._converge_room(plan, room, room.room_id, state)
             for entry in entries:
@@ -187,14 +213,14 @@ class DossierRooms:
                     # Refused for this person (e.g. their server is not a peer): the rest
                     # of the dossier's changes must still reach the room.
                     log.warning("circle entry refused by the homeserver: %s", exc.errcode)
-            if room.room_id in created:
-                self._follow_up(self._after_creation(plan, room, room.room_id))
+            if room.room_id in created and room.kind == "main":
+                self._follow_up(self._welcome(plan, room.room_id))
+        return plan
 
     def _follow_up(self, work: Coroutine[Any, Any, None]) -> None:
-        """Run what the room does not need to be ready (power levels, a notice) after the
-        answer: the dossier is answered once its room holds its state and invites. A failure
-        is said in the log (the room stays usable, the keeper's sweep settles its power
-        levels; the notice is a courtesy)."""
+        """Run what the room does not need to be ready (a notice) after the answer: the
+        dossier is answered once its room holds its state and invites. A failure is said in
+        the log (the room stays usable; the notice is a courtesy)."""
         task = asyncio.create_task(work)
         self._follow_ups.add(task)
         task.add_done_callback(self._follow_up_done)
@@ -204,14 +230,9 @@ class DossierRooms:
         if not task.cancelled() and task.exception() is not None:
             log.error("after a room's creation: %s", type(task.exception()).__name__)
 
-    async def _after_creation(self, plan: DossierPlan, room: RoomPlan, room_id: str) -> None:
-        """The coordinators' power levels (left alone during ``createRoom``), then the
-        welcome notice of a main room (after the invites: history is visible from one's
-        invite on)."""
-        if self._settle_levels is not None:
-            await self._settle_levels(room_id)
-        if room.kind != "main":
-            return
+    async def _welcome(self, plan: DossierPlan, room_id: str) -> None:
+        """The welcome notice of a main room (after the invites: history is visible from
+        one's invite on)."""
         pathway = plan.followed
         if pathway is not None and pathway.room_template.welcome:
             await self._api.send_notice(
@@ -222,17 +243,21 @@ class DossierRooms:
 
     async def _ensure_created(
         self, plan: DossierPlan, room: RoomPlan, entries: list[CircleEntry]
-    ) -> str:
-        """Create the room in one call, already in the dossier's state: widget, circle
-        entries of its audience, and the invites of the bot and of those members (the
-        homeserver writes the entries before the invites, so the module admits them). The
-        convergence that follows finds nothing left to write."""
+    ) -> tuple[str, RoomState | None]:
+        """Create the room in one call, already in the dossier's state: widget, server ACL,
+        circle entries of its audience, and the invites of those members and of the bot (the
+        homeserver writes the entries before the invites, so the module admits them); the
+        module adds the rest (its forced settings, the power levels). Returns the room and
+        the state it was created with: the convergence that follows compares with it, not
+        with a read of the room, and finds nothing left to write but what creation cannot
+        (a side room's link in the main room). A room found again after a crash: no state
+        (it is read)."""
         link = plan.link(room)
         if room.creation_started:
             found = await self._find_room(link)
             if found is not None:
                 await asyncio.to_thread(self._links.room_created, room.key, found)
-                return found
+                return found, None
         await asyncio.to_thread(self._links.start_creation, room.key)
         name, topic = _room_texts(plan, room)
         widget = widget_content(self._widget_base, plan.dossier_id, self._api.sender)
@@ -244,6 +269,11 @@ class DossierRooms:
             {"type": WIDGET_EVENT, "state_key": DOSSIER_WIDGET_ID, "content": widget},
             {"type": LAYOUT_EVENT, "state_key": "", "content": _widget_layout()},
             *(
+                [{"type": "m.room.server_acl", "state_key": "", "content": self._server_acl()}]
+                if self._peers is not None
+                else []
+            ),
+            *(
                 {
                     "type": CIRCLE_EVENT,
                     "state_key": user_state_key(e.user_id),
@@ -253,12 +283,14 @@ class DossierRooms:
             ),
         ]
         bot = await self._api.ensure_registered(self._bot_localpart)
-        invites = [bot, *(e.user_id for e in members if e.is_active(now))]
-        with self._creations.creating(link):
-            room_id = await create_room(self._api, link, name, topic or None, initial, invites)
+        # The bot last: it joins as soon as it is invited, and its join would otherwise
+        # contend with the creation's remaining invites.
+        invites = [*(e.user_id for e in members if e.is_active(now)), bot]
+        body = creation_body(link, name, topic or None, initial, invites)
+        room_id = await self._api.create_room(body)
         await asyncio.to_thread(self._links.room_created, room.key, room_id)
         log.info("created a %s room for a dossier", room.kind)
-        return room_id
+        return room_id, RoomState.of_creation(body)
 
     async def _find_room(self, link: DossierLink) -> str | None:
         """A room created for this room key by an earlier attempt that crashed before its
@@ -293,9 +325,8 @@ class DossierRooms:
         if topic and (state.get("m.room.topic") or {}).get("topic") != topic:
             await self._api.put_state(room_id, "m.room.topic", "", {"topic": topic})
         if self._peers is not None:
-            # The allow list changed in the console: the room's server ACL follows it
-            # (the file read now, not the copy of a few seconds ago).
-            acl = server_acl(server_of(self._api.sender), self._peers.servers(fresh=True))
+            # The allow list changed in the console: the room's server ACL follows it.
+            acl = self._server_acl()
             if state.get("m.room.server_acl") != acl:
                 await self._api.put_state(room_id, "m.room.server_acl", "", acl)
         widget = widget_content(self._widget_base, plan.dossier_id, self._api.sender)
@@ -310,6 +341,12 @@ class DossierRooms:
             main_state = RoomState(await self._api.room_state(main))
             if main_state.side_room(room_id) != side_link:
                 await self._api.put_state(main, SIDE_ROOM_EVENT, room_id, side_link.to_content())
+
+    def _server_acl(self) -> dict[str, Any]:
+        """The rooms' server ACL as the allow list's file says now (not the copy of a few
+        seconds ago); the module writes the same at creation, from the same file."""
+        assert self._peers is not None
+        return server_acl(server_of(self._api.sender), self._peers.servers(fresh=True))
 
     # -- circle --------------------------------------------------------------------------
 

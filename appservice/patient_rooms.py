@@ -7,8 +7,6 @@ creates a patient room and adds or removes circle members.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from appservice.matrix_api import AppserviceApi
@@ -23,39 +21,16 @@ from maillon.shared.circle import (
 from maillon.shared.clock import utcnow
 
 
-class RoomsInCreation:
-    """The patient rooms the appservice is creating now, by their dossier link (dossier and
-    room key: the room id is not known before ``createRoom`` answers). While a room is
-    being created its circle entries reach the keeper, which leaves the power levels to the
-    creator: writing them in the middle of ``createRoom`` would queue the creation's own
-    invites behind that write. The creator settles them once the room is created."""
-
-    def __init__(self) -> None:
-        self._links: set[tuple[str, str]] = set()
-
-    @contextmanager
-    def creating(self, link: DossierLink) -> Iterator[None]:
-        key = (link.dossier_id, link.room_key)
-        self._links.add(key)
-        try:
-            yield
-        finally:
-            self._links.discard(key)
-
-    def __contains__(self, link: DossierLink) -> bool:
-        return (link.dossier_id, link.room_key) in self._links
-
-
-async def create_room(
-    api: AppserviceApi,
+def creation_body(
     link: DossierLink,
     name: str,
     topic: str | None = None,
     initial_state: list[dict[str, Any]] | None = None,
     invite: list[str] | None = None,
-) -> str:
-    """Create a patient room linked to its dossier (the module forces its policy); the
-    ``invite`` list is sent after the initial state, so circle entries in it admit them."""
+) -> dict[str, Any]:
+    """The ``createRoom`` request of a patient room linked to its dossier (the module forces
+    its policy on it); the ``invite`` list is sent after the initial state, so circle
+    entries in it admit them."""
     body: dict[str, Any] = {
         "name": name,
         "preset": "private_chat",
@@ -70,7 +45,19 @@ async def create_room(
         body["topic"] = topic
     if invite:
         body["invite"] = invite
-    return await api.create_room(body)
+    return body
+
+
+async def create_room(
+    api: AppserviceApi,
+    link: DossierLink,
+    name: str,
+    topic: str | None = None,
+    initial_state: list[dict[str, Any]] | None = None,
+    invite: list[str] | None = None,
+) -> str:
+    """Create a patient room linked to its dossier (``creation_body``)."""
+    return await api.create_room(creation_body(link, name, topic, initial_state, invite))
 
 
 async def create_patient_room(

@@ -21,7 +21,6 @@ from appservice.dossier_rooms import DossierRooms
 from appservice.mail.relay import mail_relay
 from appservice.matrix_api import AppserviceApi, MatrixError
 from appservice.metrics import Metrics
-from appservice.patient_rooms import RoomsInCreation
 from appservice.room_purge import RoomPurger, daily_loop, purge_loop
 from appservice.team_invites import TeamInvites
 from appservice.transactions import (
@@ -140,7 +139,7 @@ async def sync_dossier(request: web.Request) -> web.Response:
         return json_error(503, "M_NOT_READY", "le service d'application démarre")
     dossier_id = request.match_info["dossier_id"]
     try:
-        handled = await rooms.process_dossier(dossier_id)
+        handled, plan = await rooms.process_dossier(dossier_id)
     except Exception as exc:
         request.app[METRICS].room_sync_errors += 1
         request.app[OUTBOX_WAKE].set()
@@ -148,7 +147,8 @@ async def sync_dossier(request: web.Request) -> web.Response:
             502, "M_UNAVAILABLE", f"salles non encore à jour ({type(exc).__name__}) ; nouvel essai"
         )
     request.app[METRICS].room_sync_jobs += handled
-    plan = await asyncio.to_thread(request.app[LINKS].plan, dossier_id)
+    if plan is None:  # nothing was pending (the outbox loop was first, say)
+        plan = await asyncio.to_thread(request.app[LINKS].plan, dossier_id)
     if plan is None:
         return json_error(404, "M_NOT_FOUND", "dossier inconnu")
     return web.json_response(
@@ -295,7 +295,7 @@ async def _outbox_loop(app: web.Application, rooms: DossierRooms) -> None:
         failed = False
         for dossier_id, _, _ in await asyncio.to_thread(app[LINKS].pending):
             try:
-                metrics.room_sync_jobs += await rooms.process_dossier(dossier_id)
+                metrics.room_sync_jobs += (await rooms.process_dossier(dossier_id))[0]
             except Exception:
                 metrics.room_sync_errors += 1
                 failed = True
@@ -347,9 +347,8 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
     deployment = app[DEPLOYMENT]
     ctx, peers = policy_context(deployment)
     async with AppserviceApi.for_deployment(deployment) as api:
-        creations = RoomsInCreation()
         keeper = CircleKeeper(
-            api, ctx, AuditLog(str(deployment.path("audit")), "appservice"), peers, creations
+            api, ctx, AuditLog(str(deployment.path("audit")), "appservice"), peers
         )
         rooms = DossierRooms(
             api,
@@ -357,8 +356,6 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
             deployment.settings.dossier_api.external_url,
             deployment.settings.bot.localpart,
             peers,
-            creations,
-            keeper.settle_power_levels,
         )
         app[ROOM_SYNC]["rooms"] = rooms
         app[ROOM_SYNC]["api"] = api

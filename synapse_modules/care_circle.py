@@ -30,7 +30,6 @@ from maillon.shared.circle import (
     PATIENT_ROOM_MARKER,
     PATIENT_ROOM_VERSION,
     DirectoryEntry,
-    patient_power_levels,
     server_acl,
     user_state_key,
 )
@@ -50,6 +49,15 @@ INTRUDER_REASON = "Hors du cercle de soins : accès retiré automatiquement"
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+
+# What ``createRoom`` of a patient room always writes, whatever the request says.
+CREATION_FORCED: dict[str, dict[str, Any]] = {
+    "m.room.join_rules": {"join_rule": "invite"},
+    "m.room.history_visibility": {"history_visibility": "invited"},
+    "m.room.guest_access": {"guest_access": "forbidden"},
+    "m.room.encryption": {"algorithm": "m.megolm.v1.aes-sha2"},
+}
 
 
 class Refusal(SynapseError):
@@ -448,20 +456,28 @@ class CareCircleModule:
         request["preset"] = "private_chat"
         request["visibility"] = "private"
         request.pop("room_alias_name", None)
+        forced_types = (*CREATION_FORCED, "m.room.power_levels", "m.room.server_acl")
+        kept = [s for s in initial if not (isinstance(s, dict) and s.get("type") in forced_types)]
+        # The power levels as the keeper keeps them, from the initial state itself (the
+        # dossier link, the circle's coordinators): complete from the start, no later write.
+        # They go in the initial state, which Synapse writes as is (no defaults merged in).
+        initial_view = policy.build_view(
+            policy.StateItem(str(s["type"]), str(s.get("state_key", "")), user, s["content"])
+            for s in kept
+            if isinstance(s, dict) and isinstance(s.get("content"), dict)
+        )
         forced = {
-            "m.room.join_rules": {"join_rule": "invite"},
-            "m.room.history_visibility": {"history_visibility": "invited"},
-            "m.room.guest_access": {"guest_access": "forbidden"},
-            "m.room.encryption": {"algorithm": "m.megolm.v1.aes-sha2"},
-            "m.room.server_acl": server_acl(self._api.server_name, self._ctx.peer_servers),
+            **CREATION_FORCED,
+            "m.room.power_levels": policy.room_power_levels(initial_view, utcnow()),
+            # The allow list as its file says now (a room is created rarely).
+            "m.room.server_acl": server_acl(self._api.server_name, self._peers.servers(fresh=True)),
         }
-        kept = [s for s in initial if not (isinstance(s, dict) and s.get("type") in forced)]
         request["initial_state"] = kept + [
             {"type": etype, "state_key": "", "content": content}
             for etype, content in forced.items()
         ]
         request["room_version"] = PATIENT_ROOM_VERSION
-        request["power_level_content_override"] = patient_power_levels([])
+        request.pop("power_level_content_override", None)
 
     @fail_closed(_visibility_denial)
     async def check_visibility_can_be_modified(

@@ -203,8 +203,22 @@ CLEAR_TEXT_STATE = ("m.room.name", "m.room.topic", "m.room.avatar")
 LOOSENING = "Cette salle patient est protégée : {what} ne peut pas être modifié(e)."
 
 
-def _content_rules(etype: str, content: Mapping[str, Any], view: RoomView) -> Decision | None:
-    """Rules on the content of protected state events, for every sender."""
+def room_power_levels(view: RoomView, now: dt.datetime) -> dict[str, Any]:
+    """The power levels a patient room holds: the template (read-only while its dossier is
+    closed) with the circle's active coordinators raised. The module sets them so in
+    ``createRoom``, the circle keeper keeps them so."""
+    coordinators = sorted(u for u, e in view.circle.items() if e.coordinator and e.is_active(now))
+    return patient_power_levels(
+        coordinators, read_only=view.dossier is not None and view.dossier.read_only
+    )
+
+
+def _content_rules(
+    etype: str, content: Mapping[str, Any], view: RoomView, at_creation: bool = False
+) -> Decision | None:
+    """Rules on the content of protected state events, for every sender; ``at_creation``:
+    Maillon's own event in a patient room that has no dossier link yet (``createRoom``,
+    before its initial state)."""
     if etype == "m.room.join_rules":
         rule = content.get("join_rule")
         allowed = ("invite", "knock") if view.dossier and view.dossier.allow_knock else ("invite",)
@@ -229,30 +243,37 @@ def _content_rules(etype: str, content: Mapping[str, Any], view: RoomView) -> De
                 "encryption_change", LOOSENING.format(what="le chiffrement de bout en bout")
             )
     elif etype == "m.room.power_levels":
-        return _power_levels_rules(content, view)
+        return _power_levels_rules(content, view, at_creation)
     return None
 
 
-def _power_levels_rules(content: Mapping[str, Any], view: RoomView) -> Decision | None:
+def _power_levels_rules(
+    content: Mapping[str, Any], view: RoomView, at_creation: bool = False
+) -> Decision | None:
     """Power levels are exactly the patient-room template, with the circle's active
-    coordinators at the coordinator level and nobody else raised."""
+    coordinators at the coordinator level and nobody else raised. The room's first power
+    levels come before its circle and its dossier link (``createRoom`` writes them first):
+    Maillon's, then, raise the coordinators of the initial state it is creating the room
+    with (``room_power_levels`` of that state, see the module's ``on_create_room``)."""
     now = dt.datetime.now(dt.UTC)
     users = content.get("users") or {}
     if not isinstance(users, Mapping):
         return deny("power_levels_invalid", "Niveaux de pouvoir illisibles.")
     for user, level in users.items():
-        if level != COORDINATOR_LEVEL or not view.is_coordinator(str(user), now):
+        if level != COORDINATOR_LEVEL or not (at_creation or view.is_coordinator(str(user), now)):
             return deny(
                 "power_levels_loosening",
                 LOOSENING.format(what="la répartition des pouvoirs (coordinateurs du cercle)"),
             )
-    template = patient_power_levels(
-        [], read_only=view.dossier is not None and view.dossier.read_only
-    )
-    for key, expected in template.items():
-        if key != "users" and content.get(key) != expected:
-            return deny("power_levels_loosening", LOOSENING.format(what=f"le niveau « {key} »"))
-    return None
+    # A room created for a closed dossier starts read-only: at creation, either template.
+    read_only = view.dossier is not None and view.dossier.read_only
+    wrong: list[str] = []
+    for ro in (False, True) if at_creation else (read_only,):
+        template = patient_power_levels([], read_only=ro)
+        wrong = [k for k, v in template.items() if k != "users" and content.get(k) != v]
+        if not wrong:
+            return None
+    return deny("power_levels_loosening", LOOSENING.format(what=f"le niveau « {wrong[0]} »"))
 
 
 def check_state_event(
@@ -265,7 +286,8 @@ def check_state_event(
     now: dt.datetime,
 ) -> Decision:
     exempt = sender in ctx.exempt_users
-    content_decision = _content_rules(etype, content, view)
+    at_creation = sender == ctx.service_user and view.dossier is None and not view.circle
+    content_decision = _content_rules(etype, content, view, at_creation)
     if content_decision is not None and not exempt:
         return content_decision
     if etype in CLEAR_TEXT_STATE and sender != ctx.service_user and not exempt:

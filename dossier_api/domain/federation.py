@@ -10,7 +10,7 @@ import contextlib
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from dossier_api.domain.access import Caller
 from dossier_api.domain.core import Act, ApiError, ServiceCore, audit_change
@@ -111,13 +111,19 @@ class FederationPeers(ServiceCore):
             ) from exc
 
     def _change(self, act: Act, before: tuple[Peer, ...], after: tuple[Peer, ...]) -> None:
-        """Write the list, audit the change, and queue every dossier's rooms (their ACL)."""
+        """Write the list, audit the change, and queue every dossier's rooms (their ACL),
+        those being created too (``createRoom`` may have read the list just before)."""
         audit_change(
             act, [p.server for p in before], [p.server for p in after], "serveurs partenaires"
         )
         for dossier_id in set(
             act.session.scalars(
-                select(DossierRoom.dossier_id).where(DossierRoom.room_id.is_not(None))
+                select(DossierRoom.dossier_id).where(
+                    or_(
+                        DossierRoom.room_id.is_not(None),
+                        DossierRoom.creation_started_at.is_not(None),
+                    )
+                )
             )
         ):
             enqueue(act.session, dossier_id, ROOMS)

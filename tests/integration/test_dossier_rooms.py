@@ -18,6 +18,7 @@ from maillon.shared.circle import (
     PATIENT_ROOM_MARKER,
     SIDE_ROOM_EVENT,
     WIDGET_EVENT,
+    patient_power_levels,
     user_state_key,
 )
 from maillon.shared.homeserver_client import HomeserverError, request_any, request_json
@@ -159,6 +160,32 @@ async def test_dossier_room_and_circle_in_step(any_stack: Stack, make_client: Ma
         if m["user_id"] == nurse.user_id
     ]
     assert [m["active"] for m in nurse_rows] == [False, False], "history kept, no extra entry"
+
+
+async def test_a_new_rooms_power_levels_are_complete_from_its_creation(any_stack: Stack) -> None:
+    """``createRoom`` writes the room's power levels with its coordinator already raised
+    (the module derives them from the initial state): the référent can invite as soon as
+    the dossier answers, and no power-levels event follows, not even by the time of the
+    welcome notice (the last thing the appservice does for a new room)."""
+    stack = any_stack
+    coordinator = stack.register("referente")
+    service = stack.deployment.secrets.as_token  # Maillon's service user sits in the room
+    room_id = new_dossier(stack, coordinator.access_token)["room_id"]
+    levels = state_of(stack, service, room_id)[("m.room.power_levels", "")]
+    assert levels["content"] == patient_power_levels([coordinator.user_id])
+
+    def welcomed() -> bool:
+        page = cs(stack, service, "GET", room_path(room_id, "messages") + "?dir=b&limit=50")
+        return any(
+            "Salle de coordination ouverte" in str(e["content"].get("body"))
+            for e in page["chunk"]
+            if e["type"] == "m.room.message"
+        )
+
+    await wait_for(welcomed, "the welcome notice")
+    levels = state_of(stack, service, room_id)[("m.room.power_levels", "")]
+    assert "replaces_state" not in levels.get("unsigned", {}), "power levels written again"
+    assert levels["content"] == patient_power_levels([coordinator.user_id])
 
 
 async def test_a_ban_ends_the_circle_entry_and_the_dossier_access(

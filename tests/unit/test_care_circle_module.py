@@ -344,6 +344,62 @@ async def test_protected_state_and_loosening_refused(
     assert not await allowed(module, redact_link, state)
 
 
+async def test_a_patient_room_is_created_with_its_power_levels_complete(
+    module: CareCircleModule,
+) -> None:
+    """``on_create_room`` puts in the initial state the power levels the keeper keeps (the
+    template, the initial circle's active coordinators raised, read-only for a closed
+    dossier): no later write. ``createRoom`` writes them before the circle and the link, so
+    at that point Maillon's may raise users to the coordinator level, nothing more."""
+    requester = SimpleNamespace(user=SimpleNamespace(to_string=lambda: SERVICE))
+
+    def entry(user: str, coordinator: bool) -> dict[str, Any]:
+        content = CircleEntry(user, "COORD" if coordinator else "IDE", coordinator=coordinator)
+        return {
+            "type": CIRCLE_EVENT,
+            "state_key": user_state_key(user),
+            "content": content.to_content(),
+        }
+
+    for status, read_only in (("open", False), ("closed", True)):
+        link = DossierLink("D1", status=status).to_content()
+        request: dict[str, Any] = {
+            "creation_content": {PATIENT_ROOM_MARKER: True},
+            "initial_state": [
+                {"type": DOSSIER_EVENT, "state_key": "", "content": link},
+                entry(COORD, True),
+                entry(NURSE, False),
+                {"type": "m.room.power_levels", "state_key": "", "content": {"users": {}}},
+            ],
+            "power_level_content_override": {"users": {OUTSIDER: 100}},
+        }
+        await module.on_create_room(requester, request, False)
+        assert "power_level_content_override" not in request
+        [levels] = [s for s in request["initial_state"] if s["type"] == "m.room.power_levels"]
+        assert levels["content"] == patient_power_levels([COORD], read_only=read_only)
+
+    # At creation (no link, no circle yet), Maillon's power levels may raise a coordinator.
+    creating = state_map(
+        event("m.room.create", SERVICE, {PATIENT_ROOM_MARKER: True}, ""),
+        event("m.room.member", SERVICE, {"membership": "join"}, SERVICE),
+    )
+    for read_only in (False, True):
+        levels = patient_power_levels([COORD], read_only=read_only)
+        pl = event("m.room.power_levels", SERVICE, levels, "")
+        assert await allowed(module, pl, creating)
+    loose = {**patient_power_levels([COORD]), "events_default": 100, "invite": 0}
+    too_high = {**patient_power_levels([]), "users": {COORD: 100}}
+    for content in (loose, too_high):
+        assert not await allowed(
+            module, event("m.room.power_levels", SERVICE, content, ""), creating
+        )
+    # Once the room has its link, only the circle's active coordinators, Maillon's included.
+    raised = event("m.room.power_levels", SERVICE, patient_power_levels([COORD, NURSE]), "")
+    assert not await allowed(module, raised, patient_state())
+    kept = event("m.room.power_levels", SERVICE, patient_power_levels([COORD]), "")
+    assert await allowed(module, kept, patient_state())
+
+
 async def test_events_sent_without_a_device_are_recorded(
     module: CareCircleModule, api: FakeModuleApi, tmp_path: Path
 ) -> None:

@@ -102,20 +102,32 @@ def _member_event(user_id: str, membership: str, sender: str) -> dict[str, Any]:
     }
 
 
-def _entry_event(
-    entry: CircleEntry, replaces: CircleEntry | None = None, sender: str = SERVICE
+def _pushed(
+    etype: str,
+    key: str,
+    content: dict[str, Any],
+    replaced: dict[str, Any] | None = None,
+    sender: str = SERVICE,
 ) -> dict[str, Any]:
-    unsigned = {} if replaces is None else {"replaces_state": "$avant"}
-    if replaces is not None:
-        unsigned["prev_content"] = replaces.to_content()
+    """A state event as the homeserver pushes it (with what it replaced, if anything)."""
+    unsigned = {} if replaced is None else {"replaces_state": "$avant", "prev_content": replaced}
     return {
         "room_id": ROOM,
         "sender": sender,
-        "state_key": user_state_key(entry.user_id),
-        "type": CIRCLE_EVENT,
-        "content": entry.to_content(),
+        "state_key": key,
+        "type": etype,
+        "content": content,
         "unsigned": unsigned,
     }
+
+
+def _entry_event(
+    entry: CircleEntry, replaces: CircleEntry | None = None, sender: str = SERVICE
+) -> dict[str, Any]:
+    replaced = replaces.to_content() if replaces is not None else None
+    return _pushed(
+        CIRCLE_EVENT, user_state_key(entry.user_id), entry.to_content(), replaced, sender
+    )
 
 
 async def test_a_join_is_checked_without_asking_the_directory(tmp_path: Path) -> None:
@@ -206,3 +218,53 @@ async def test_a_settled_room_is_swept_again_after_an_event_or_at_its_exit_date(
     await asyncio.sleep(0.35)
     assert await keeper.sweep() == 2, "the entry ended, its member removed"
     assert hs.writes[-1][2]["active"] is False and hs.kicks == [NURSE]
+
+
+async def test_maillons_own_memberships_read_nothing(tmp_path: Path) -> None:
+    """Maillon's service user invites only active members (the module refuses it anyone
+    else), and its kicks and its users' memberships are nothing to follow: no room read.
+    An entry that ends after Maillon's invite still removes the invitee, from its own event."""
+    hs = FakeHomeserver()
+    keeper = _keeper(tmp_path, hs)
+    bot = CTX.bot_user
+    hs.entry(CircleEntry(NURSE, "IDE", added_by=COORD))
+    for user_id, membership, sender in (
+        (SERVICE, "join", SERVICE),
+        (bot, "invite", SERVICE),
+        (bot, "join", bot),
+        (NURSE, "invite", SERVICE),
+        (OUTSIDER, "leave", SERVICE),
+    ):
+        hs.member(user_id, membership, sender)
+        await keeper.handle(_member_event(user_id, membership, sender))
+    assert hs.room_reads == [] and hs.writes == [] and hs.kicks == []
+
+    ended = CircleEntry(NURSE, "IDE", added_by=COORD).removed(COORD, utcnow())
+    hs.entry(ended)
+    await keeper.handle(_entry_event(ended, replaces=CircleEntry(NURSE, "IDE")))
+    assert hs.kicks == [NURSE] and hs.room_reads == [ROOM]
+
+
+def _link_event(link: DossierLink, replaces: DossierLink | None = None) -> dict[str, Any]:
+    replaced = replaces.to_content() if replaces is not None else None
+    return _pushed(DOSSIER_EVENT, "", link.to_content(), replaced)
+
+
+async def test_a_dossier_link_reads_the_room_only_when_it_opens_or_closes_it(
+    tmp_path: Path,
+) -> None:
+    """The power levels turn only on the dossier being open or not: a room's first link
+    (its creation, whose power levels the module derived from it) or one that changes
+    something else reads nothing; closing the dossier sets the read-only power levels."""
+    hs = FakeHomeserver()
+    keeper = _keeper(tmp_path, hs)
+    await keeper.handle(_link_event(DossierLink("D1")))
+    shared = DossierLink("D1", share_outside=True)
+    await keeper.handle(_link_event(shared, replaces=DossierLink("D1")))
+    assert hs.room_reads == [] and hs.writes == []
+
+    closed = DossierLink("D1", status="closed", share_outside=True)
+    hs._set(_state(DOSSIER_EVENT, "", closed.to_content()))
+    await keeper.handle(_link_event(closed, replaces=shared))
+    assert hs.room_reads == [ROOM]
+    assert hs.writes == [("m.room.power_levels", "", patient_power_levels([COORD], read_only=True))]

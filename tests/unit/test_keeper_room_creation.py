@@ -1,8 +1,9 @@
-"""While the appservice creates a patient room, the keeper leaves its power levels to the
-creator (a write in the middle of ``createRoom`` queues the creation's own invites behind
-it), event handler and sweep alike; once created, the levels are settled like any room's.
-Fakes the homeserver calls; the real flows are in the integration tests
-(``test_dossier_rooms.py``: a new dossier's coordinator can invite)."""
+"""A patient room as ``createRoom`` leaves it needs nothing from the keeper: the module
+wrote its power levels from the initial state (``policy.room_power_levels``), so none of
+the creation's events, nor the sweep, writes any; while the creation has not written its
+initial state yet (no dossier link), the sweep leaves the room alone. Fakes the homeserver
+calls; the real flow is in the integration tests (``test_dossier_rooms.py``: a new room's
+power levels are complete from its creation, the coordinator can invite)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 from appservice.circle_keeper import CircleKeeper
-from appservice.patient_rooms import RoomsInCreation
 from maillon.shared.circle import (
     CIRCLE_EVENT,
     COORDINATOR_LEVEL,
@@ -18,94 +18,95 @@ from maillon.shared.circle import (
     PATIENT_ROOM_MARKER,
     CircleEntry,
     DossierLink,
-    patient_power_levels,
     user_state_key,
 )
+from maillon.shared.clock import utcnow
 from synapse_modules import policy
 from synapse_modules.audit import AuditLog
 
 SERVICE = "@maillon:sante.test"
-CTX = policy.PolicyContext("sante.test", SERVICE, "@coordination:sante.test")
+BOT = "@coordination:sante.test"
+CTX = policy.PolicyContext("sante.test", SERVICE, BOT)
 COORD = "@coord:sante.test"
 ROOM = "!r:sante.test"
 LINK = DossierLink("D1", room_key="main")
 
 
+def _event(etype: str, key: str, content: dict[str, Any]) -> dict[str, Any]:
+    return {"room_id": ROOM, "type": etype, "state_key": key, "sender": SERVICE, "content": content}
+
+
 class FakeApi:
-    """A just-created patient room: its coordinator's entry, the template power levels."""
+    """A patient room being created: its events in ``createRoom``'s order."""
 
     def __init__(self) -> None:
-        self.level_writes: list[dict[str, Any]] = []
-        entry = CircleEntry(COORD, "COORD", coordinator=True, added_by=COORD)
-        self.state: list[dict[str, Any]] = [
-            {
-                "type": "m.room.create",
-                "state_key": "",
-                "sender": SERVICE,
-                "content": {PATIENT_ROOM_MARKER: True},
-            },
-            {
-                "type": DOSSIER_EVENT,
-                "state_key": "",
-                "sender": SERVICE,
-                "content": LINK.to_content(),
-            },
-            {
-                "type": CIRCLE_EVENT,
-                "state_key": user_state_key(COORD),
-                "sender": SERVICE,
-                "content": entry.to_content(),
-            },
-            {
-                "type": "m.room.power_levels",
-                "state_key": "",
-                "sender": SERVICE,
-                "content": patient_power_levels([]),
-            },
-            {
-                "type": "m.room.member",
-                "state_key": SERVICE,
-                "sender": SERVICE,
-                "content": {"membership": "join"},
-            },
-        ]
+        self.state: list[dict[str, Any]] = []
+        self.reads = 0
+        self.writes: list[tuple[str, dict[str, Any]]] = []
+        self.kicks: list[str] = []
+
+    def write(self, event: dict[str, Any]) -> None:
+        self.state = [
+            e
+            for e in self.state
+            if (e["type"], e["state_key"]) != (event["type"], event["state_key"])
+        ] + [event]
 
     async def room_state(self, room_id: str) -> list[dict[str, Any]]:
-        return self.state
+        self.reads += 1
+        return list(self.state)
 
     async def joined_rooms(self) -> list[str]:
         return [ROOM]
 
     async def put_state(self, room_id: str, etype: str, key: str, content: dict[str, Any]) -> str:
-        assert etype == "m.room.power_levels", etype
-        self.level_writes.append(content)
+        self.writes.append((etype, content))
         return "$w"
 
-
-def _circle_event() -> dict[str, Any]:
-    return {
-        "room_id": ROOM,
-        "sender": SERVICE,
-        "type": CIRCLE_EVENT,
-        "state_key": user_state_key(COORD),
-        "content": {},
-    }
+    async def kick(self, room_id: str, user_id: str, reason: str) -> None:
+        self.kicks.append(user_id)
 
 
-async def test_power_levels_wait_for_the_end_of_the_creation(tmp_path: Path) -> None:
-    api, creations = FakeApi(), RoomsInCreation()
-    keeper = CircleKeeper(api, CTX, AuditLog(str(tmp_path), "t"), None, creations)  # type: ignore[arg-type]
-    with creations.creating(LINK):
-        await keeper.handle(_circle_event())
-        assert await keeper.sweep() == 0
-        assert api.level_writes == []
-    await keeper.settle_power_levels(ROOM)
-    assert [w["users"] for w in api.level_writes] == [{COORD: COORDINATOR_LEVEL}]
+def _creation() -> list[dict[str, Any]]:
+    """The events of the room's ``createRoom``, the power levels as the module sets them."""
+    entry = CircleEntry(COORD, "COORD", coordinator=True, added_by=COORD)
+    initial = [
+        _event(DOSSIER_EVENT, "", LINK.to_content()),
+        _event(CIRCLE_EVENT, user_state_key(COORD), entry.to_content()),
+    ]
+    view = policy.build_view(
+        policy.StateItem(e["type"], e["state_key"], SERVICE, e["content"]) for e in initial
+    )
+    levels = policy.room_power_levels(view, utcnow())
+    assert levels["users"] == {COORD: COORDINATOR_LEVEL}
+    return [
+        _event("m.room.create", "", {PATIENT_ROOM_MARKER: True}),
+        _event("m.room.member", SERVICE, {"membership": "join"}),
+        _event("m.room.power_levels", "", levels),
+        *initial,
+        _event("m.room.member", BOT, {"membership": "invite"}),
+        _event("m.room.member", COORD, {"membership": "invite"}),
+    ]
 
 
-async def test_another_rooms_creation_does_not_hold_this_one(tmp_path: Path) -> None:
-    api, creations = FakeApi(), RoomsInCreation()
-    keeper = CircleKeeper(api, CTX, AuditLog(str(tmp_path), "t"), None, creations)  # type: ignore[arg-type]
-    with creations.creating(DossierLink("D1", room_key="side-1")):
-        await keeper.handle(_circle_event())
-    assert [w["users"] for w in api.level_writes] == [{COORD: COORDINATOR_LEVEL}]
+async def test_a_room_created_complete_needs_no_write(tmp_path: Path) -> None:
+    api = FakeApi()
+    keeper = CircleKeeper(api, CTX, AuditLog(str(tmp_path), "t"))  # type: ignore[arg-type]
+    for event in _creation():
+        api.write(event)
+        await keeper.handle(event)
+    assert await keeper.sweep() == 0
+    assert api.writes == [] and api.kicks == []
+    # Read for the coordinator's entry (it could have raised someone) and by the sweep only.
+    assert api.reads == 2
+
+
+async def test_the_sweep_leaves_a_room_whose_creation_is_under_way(tmp_path: Path) -> None:
+    api = FakeApi()
+    keeper = CircleKeeper(api, CTX, AuditLog(str(tmp_path), "t"))  # type: ignore[arg-type]
+    for event in _creation()[:2]:  # created, Maillon joined: no power levels, no link yet
+        api.write(event)
+    assert await keeper.sweep() == 0 and api.writes == []
+    for event in _creation()[2:]:
+        api.write(event)
+    assert await keeper.sweep() == 0 and api.writes == [], "settled as created"
