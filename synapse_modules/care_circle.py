@@ -147,9 +147,10 @@ class CareCircleModule:
         self._audit = AuditLog(config.audit_dir, api.worker_name or "main")
         self._directory_room: str | None = None
         api.register_spam_checker_callbacks(
-            # No ``user_may_invite``: an invite is an event this server creates, whoever the
-            # invitee, so ``check_event_allowed`` always decides it, from the state Synapse
-            # hands it (an early check would read the room again for the same decision).
+            # No ``user_may_invite``: an invite made here is an event this server creates,
+            # whoever the invitee, so ``check_event_allowed`` decides it from the state
+            # Synapse hands it (an early check would read the room again for the same
+            # decision); one made on another server, ``federated_user_may_invite``.
             user_may_send_3pid_invite=self.user_may_send_3pid_invite,
             federated_user_may_invite=self.federated_user_may_invite,
             user_may_join_room=self.user_may_join_room,
@@ -299,7 +300,9 @@ class CareCircleModule:
     @fail_closed(_spam_denial)
     async def federated_user_may_invite(self, event: EventBase) -> SpamResult:
         """An invite from another server for one of our users: into a patient room, only
-        from a configured peer server."""
+        from a configured peer server; and into a patient room whose state this server
+        holds, only as the circle allows it (``check_event_allowed`` never sees an invite
+        another server made)."""
         stripped = event.unsigned.get("invite_room_state") or []
         is_patient = any(
             isinstance(item, dict)
@@ -308,18 +311,25 @@ class CareCircleModule:
             and item["content"].get(PATIENT_ROOM_MARKER) is True
             for item in stripped
         ) or any(isinstance(item, dict) and item.get("type") == DOSSIER_EVENT for item in stripped)
-        if not is_patient:
+        if is_patient:
+            if self._ctx.server_allowed(event.sender):
+                decision = policy.allow("federated_invite_from_peer")
+            else:
+                decision = policy.deny(
+                    "server_not_allowed",
+                    f"Le serveur {event.sender.split(':', 1)[-1]} n'est pas un serveur "
+                    "partenaire : invitation dans une salle patient refusée.",
+                )
+            self._record(event.room_id, event.sender, "federated_invite", event.state_key, decision)
+            if decision.denied:
+                return _refusal(decision)
+        inviter, invitee = event.sender, str(event.state_key)
+        view = await self._patient_view(event.room_id, (inviter, invitee))
+        if view is None:
             return NOT_SPAM
-        if self._ctx.server_allowed(event.sender):
-            decision = policy.allow("federated_invite_from_peer")
-        else:
-            decision = policy.deny(
-                "server_not_allowed",
-                f"Le serveur {event.sender.split(':', 1)[-1]} n'est pas un serveur partenaire : "
-                "invitation dans une salle patient refusée.",
-            )
-        self._record(event.room_id, event.sender, "federated_invite", event.state_key, decision)
+        decision = await self._invite_decision(view, inviter, invitee)
         if decision.denied:
+            self._record(event.room_id, inviter, "invite", invitee, decision)
             return _refusal(decision)
         return NOT_SPAM
 

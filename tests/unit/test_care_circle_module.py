@@ -340,6 +340,36 @@ async def test_an_invite_is_decided_once_from_the_state_synapse_hands_over(
     assert (record.action, record.allowed, record.code) == ("invite", False, "not_in_circle")
 
 
+async def test_an_invite_from_another_server_is_checked_against_the_state_held_here(
+    module: CareCircleModule, api: FakeModuleApi
+) -> None:
+    """``check_event_allowed`` never sees an invite another server made: a peer server's
+    invite into a patient room this server holds is checked on arrival against its state,
+    as a local one is (a peer's user who does not coordinate the dossier may not invite
+    someone outside the circle; anyone in the circle may be invited)."""
+    stripped = [{"type": "m.room.create", "content": {PATIENT_ROOM_MARKER: True}}]
+
+    def federated(invitee: str) -> EventBase:
+        return event(
+            "m.room.member",
+            "@mt:autre.test",
+            {"membership": "invite"},
+            invitee,
+            unsigned={"invite_room_state": stripped},
+        )
+
+    refused = await module.federated_user_may_invite(federated(KNOWN))
+    assert refused != NOT_SPAM and refused[1]["fr.maillon.reason"] == "not_in_circle"
+    assert await module.federated_user_may_invite(federated(NURSE)) == NOT_SPAM
+    record = [r for r in read_audit(module._config.audit_dir) if r.action == "invite"]
+    assert [(r.target, r.allowed, r.code) for r in record] == [(KNOWN, False, "not_in_circle")]
+    unknown_room = event(
+        "m.room.member", "@mt:autre.test", {"membership": "invite"}, KNOWN, room_id="!x:autre.test"
+    )
+    api.rooms["!x:autre.test"] = {}
+    assert await module.federated_user_may_invite(unknown_room) == NOT_SPAM
+
+
 async def test_protected_state_and_loosening_refused(
     module: CareCircleModule, api: FakeModuleApi
 ) -> None:
