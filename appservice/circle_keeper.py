@@ -201,6 +201,8 @@ class CircleKeeper:
                 return
             if event["sender"] == self._ctx.service_user and _leaves_nothing_to_do(event, member):
                 return  # the room's state is not even read
+        elif etype == "m.room.member" and await self._member_needs_nothing(event):
+            return  # the room's state is not even read
         room = await self._room(room_id)
         if room is None:
             return
@@ -212,6 +214,38 @@ class CircleKeeper:
             await self._sync_power_levels(room_id, view, levels)
         else:
             await self._follow_membership(event, view)
+
+    async def _member_needs_nothing(self, event: dict[str, Any]) -> bool:
+        """Whether a membership event leaves nothing to do, told from its member's own
+        circle entry read alone (one state event, not the room), as ``_follow_membership``
+        would tell it from the whole room: a join that entry admits (``check_join`` admits
+        an active member of an allowed server on their entry alone), an invite of an active
+        member or of a routed address, a leave or ban of someone with no active entry. Any
+        other event (a coordinator's invite of someone not yet in the circle, an outsider's
+        join, a member leaving) is checked against the whole room, as before."""
+        membership = (event.get("content") or {}).get("membership")
+        room_id, user_id = event["room_id"], event["state_key"]
+        if room_id in self._not_patient or self._ctx.is_service(user_id):
+            return True  # nothing is ever done for these
+        if membership == "invite" and routed_address(user_id) is not None:
+            return True  # a solicitation (``team_invites``), never a member
+        if membership not in ("join", "invite", "leave", "ban"):
+            return True  # a knock: the module decides it, the keeper follows none
+        try:
+            content = await self._api.get_state(room_id, CIRCLE_EVENT, user_state_key(user_id))
+        except MatrixError as exc:
+            if exc.status == 403:
+                return False  # not in the room: the room read says so
+            raise
+        entry = CircleEntry.from_content(user_id, content) if content else None
+        now = utcnow()
+        active = entry is not None and entry.is_active(now)
+        if membership == "join":
+            view = policy.RoomView(dossier=None, circle={user_id: entry} if entry else {})
+            return active and policy.check_join(self._ctx, view, user_id, now, False).allowed
+        if membership == "invite":
+            return active
+        return not active  # leave or ban: only an active member's entry is ended
 
     async def _enforce_entry(self, room_id: str, user_id: str, view: policy.RoomView) -> None:
         if self._ctx.is_service(user_id) or view.active_member(user_id, utcnow()) is not None:

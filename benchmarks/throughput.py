@@ -315,7 +315,14 @@ async def _prepare(target: Target, users: list[Registered]) -> str:
         return await plain_room(session, target.url, users)
 
 
-async def _membership(target: Target, users: list[Registered]) -> dict[str, list[float]]:
+SETTLE_SECONDS = 1.5  # the stack's reactions to the last invite and join, counted
+
+
+async def _membership(
+    target: Target, users: list[Registered]
+) -> tuple[dict[str, list[float]], dict[str, float]]:
+    """Invite and join latencies, and the CPU time (ms, by kind of process) the deployment
+    spent on them, the reactions of the stack that follow included (``SETTLE_SECONDS``)."""
     coordinator, joiners = users[0], users[1:]
     if target.service is not None:
         async with target.service() as api:
@@ -323,7 +330,12 @@ async def _membership(target: Target, users: list[Registered]) -> dict[str, list
                 entry = DirectoryEntry(user.user_id, "infirmier", rpps=f"{n:011d}")
                 await bind_directory_entry(api, "localhost", entry)
     room_id = await _prepare(target, [coordinator])
-    return await membership_latency(target.url, room_id, coordinator, joiners)
+    await asyncio.sleep(SETTLE_SECONDS)  # the room's creation settled before the count
+    before = cpu_seconds(target.markers)
+    taken = await membership_latency(target.url, room_id, coordinator, joiners)
+    await asyncio.sleep(SETTLE_SECONDS)
+    after = cpu_seconds(target.markers)
+    return taken, {kind: (after[kind] - before.get(kind, 0.0)) * 1000 for kind in after}
 
 
 async def measure_round(
@@ -414,16 +426,30 @@ def main() -> None:
         # Two halves, the servers in turn then in reverse order: a load that changes during
         # the run weighs on each of them alike.
         samples: dict[str, dict[str, list[float]]] = {n: {"invite": [], "join": []} for n in names}
+        membership_cpu: dict[str, dict[str, float]] = {n: {} for n in names}
         for half in range(2):
             for name in names if half == 0 else reversed(names):
                 target = targets[name]
                 count = (args.joiners + 1 - half) // 2 + 1
                 users = register_many(target.url, target.secret, count, f"adh{half}")
-                for op, taken in asyncio.run(_membership(target, users)).items():
+                latencies, cpu = asyncio.run(_membership(target, users))
+                for op, taken in latencies.items():
                     samples[name][op].extend(taken)
+                for kind, ms in cpu.items():
+                    membership_cpu[name][kind] = membership_cpu[name].get(kind, 0.0) + ms
         membership = {
             name: {op: _percentiles(taken) for op, taken in ops.items()}
             for name, ops in samples.items()
+        }
+        # Server CPU per invite + join, by kind of process (what the stack adds runs on
+        # the same cores as the requests measured).
+        membership_cpu_per_pair = {
+            name: {
+                kind: round(ms / len(samples[name]["join"]), 1)
+                for kind, ms in sorted(kinds.items())
+                if ms > 0
+            }
+            for name, kinds in membership_cpu.items()
         }
 
     def membership_ratio(name: str) -> dict[str, float]:
@@ -445,6 +471,7 @@ def main() -> None:
                     "joiners": args.joiners,
                     "load_average": list(os.getloadavg()),
                     "membership_latency": membership,
+                    "membership_cpu_ms_per_pair": membership_cpu_per_pair,
                     "ratio_over_vanilla": {n: membership_ratio(n) for n in names[1:]},
                     "target_ratio": 1.10,
                 },
@@ -489,6 +516,7 @@ def main() -> None:
         **workers,
         "target_throughput_ratio_modules": 0.95,
         "membership_latency": membership,
+        "membership_cpu_ms_per_pair": membership_cpu_per_pair,
         "membership_overhead_p50_ms": {n: overhead(n) for n in names[1:]},
         "membership_ratio_over_vanilla": {n: membership_ratio(n) for n in names[1:]},
         "rounds_detail": results,

@@ -61,21 +61,25 @@ CREATION_FORCED: dict[str, dict[str, Any]] = {
 
 
 class Refusal(SynapseError):
-    """A deliberate refusal (403 with a French reason): passed on to Synapse as is."""
+    """A deliberate refusal (403 with a French reason, and the decision's code when there
+    is one): passed on to Synapse as is."""
 
-    def __init__(self, reason: str) -> None:
-        super().__init__(403, reason, Codes.FORBIDDEN)
+    def __init__(self, reason: str, code: str | None = None) -> None:
+        fields = {"fr.maillon.reason": code} if code else None
+        super().__init__(403, reason, Codes.FORBIDDEN, additional_fields=fields)
+
+
+MODULE_ERROR = policy.deny("module_error", "Décision impossible : accès refusé par précaution.")
 
 
 def _spam_denial() -> SpamResult:
-    return Codes.FORBIDDEN, {
-        "error": "Décision impossible : accès refusé par précaution.",
-        "fr.maillon.reason": "module_error",
-    }
+    return _refusal(MODULE_ERROR)
 
 
 def _event_denial() -> tuple[bool, dict[str, Any] | None]:
-    return False, None
+    """An event the check failed on is refused with the same French answer as an early
+    check's (Synapse's own answer to a ``False`` is in English)."""
+    raise Refusal(MODULE_ERROR.reason, MODULE_ERROR.code)
 
 
 def _create_denial() -> None:
@@ -151,8 +155,11 @@ class CareCircleModule:
         self._audit = AuditLog(config.audit_dir, api.worker_name or "main")
         self._directory_room: str | None = None
         api.register_spam_checker_callbacks(
+            # No ``user_may_invite``: an invite made here is an event this server creates,
+            # whoever the invitee, so ``check_event_allowed`` decides it from the state
+            # Synapse hands it (an early check would read the room again for the same
+            # decision); one made on another server, ``federated_user_may_invite``.
             user_may_send_3pid_invite=self.user_may_send_3pid_invite,
-            user_may_invite=self.user_may_invite,
             federated_user_may_invite=self.federated_user_may_invite,
             user_may_join_room=self.user_may_join_room,
         )
@@ -192,15 +199,23 @@ class CareCircleModule:
         self._audit.record(room_id, actor, action, target, decision.allowed, decision.code)
 
     async def _patient_view(
-        self, room_id: str, users: tuple[str, ...], memberships: bool = False
+        self,
+        room_id: str,
+        users: tuple[str, ...],
+        memberships: bool = False,
+        whole_circle: bool = False,
     ) -> policy.RoomView | None:
-        """What an invite or join decision reads of a room, in one read of a few state
-        events (not the whole state): its create event, the dossier link, these users'
-        circle entries and (``memberships``) their member events. None: not a patient room.
-        Member events of local users only: the read never waits for a partially joined
-        room's full state (a create event and Maillon's own events never do)."""
-        keys = [("m.room.create", ""), (DOSSIER_EVENT, "")]
-        keys += [(CIRCLE_EVENT, user_state_key(u)) for u in users]
+        """What an early check reads of a room, in one read of a few state events (not the
+        whole state): its create event, the dossier link, these users' circle entries (or,
+        ``whole_circle``, every entry) and (``memberships``) their member events. None: not
+        a patient room. Member events of local users only: the read never waits for a
+        partially joined room's full state (a create event and Maillon's own events never
+        do)."""
+        keys: list[tuple[str, str | None]] = [("m.room.create", ""), (DOSSIER_EVENT, "")]
+        if whole_circle:
+            keys.append((CIRCLE_EVENT, None))
+        else:
+            keys += [(CIRCLE_EVENT, user_state_key(u)) for u in users]
         if memberships:
             keys += [("m.room.member", u) for u in users if self._api.is_mine(u)]
         state = await self._api.get_room_state(room_id, keys)
@@ -256,17 +271,6 @@ class CareCircleModule:
     # -- spam-checker callbacks (early, friendly refusals) --------------------------------
 
     @fail_closed(_spam_denial)
-    async def user_may_invite(self, inviter: str, invitee: str, room_id: str) -> SpamResult:
-        view = await self._patient_view(room_id, (inviter, invitee))
-        if view is None:
-            return NOT_SPAM
-        decision = await self._invite_decision(view, inviter, invitee)
-        if decision.denied:
-            self._record(room_id, inviter, "invite", invitee, decision)
-            return _refusal(decision)
-        return NOT_SPAM
-
-    @fail_closed(_spam_denial)
     async def user_may_send_3pid_invite(
         self, inviter: str, medium: str, address: str, room_id: str
     ) -> SpamResult:
@@ -282,12 +286,16 @@ class CareCircleModule:
 
     @fail_closed(_spam_denial)
     async def user_may_join_room(self, user: str, room_id: str, is_invited: bool) -> SpamResult:
-        view = await self._patient_view(room_id, (user,), memberships=True)
+        """The join of one of our users, checked here too because it may be made through
+        another server (``check_event_allowed`` only sees the joins this server creates).
+        Someone invited may be joining on a coordinator's invite: the whole circle is read
+        at once (whether the inviter coordinates the dossier), in the same read."""
+        view = await self._patient_view(room_id, (user,), memberships=True, whole_circle=is_invited)
         if view is None:
             return NOT_SPAM
         inviter = view.inviters.get(user)
-        if inviter is not None and view.active_member(user, utcnow()) is None:
-            # Whether the one who invited them coordinates the dossier: their entry too.
+        if inviter is not None and not is_invited and view.active_member(user, utcnow()) is None:
+            # Synapse saw no invite, the room shows one: read the inviter's entry as well.
             view = await self._patient_view(room_id, (user, inviter), memberships=True)
             if view is None:
                 return NOT_SPAM
@@ -300,7 +308,9 @@ class CareCircleModule:
     @fail_closed(_spam_denial)
     async def federated_user_may_invite(self, event: EventBase) -> SpamResult:
         """An invite from another server for one of our users: into a patient room, only
-        from a configured peer server."""
+        from a configured peer server; and into a patient room whose state this server
+        holds, only as the circle allows it (``check_event_allowed`` never sees an invite
+        another server made)."""
         stripped = event.unsigned.get("invite_room_state") or []
         is_patient = any(
             isinstance(item, dict)
@@ -309,18 +319,25 @@ class CareCircleModule:
             and item["content"].get(PATIENT_ROOM_MARKER) is True
             for item in stripped
         ) or any(isinstance(item, dict) and item.get("type") == DOSSIER_EVENT for item in stripped)
-        if not is_patient:
+        if is_patient:
+            if self._ctx.server_allowed(event.sender):
+                decision = policy.allow("federated_invite_from_peer")
+            else:
+                decision = policy.deny(
+                    "server_not_allowed",
+                    f"Le serveur {event.sender.split(':', 1)[-1]} n'est pas un serveur "
+                    "partenaire : invitation dans une salle patient refusée.",
+                )
+            self._record(event.room_id, event.sender, "federated_invite", event.state_key, decision)
+            if decision.denied:
+                return _refusal(decision)
+        inviter, invitee = event.sender, str(event.state_key)
+        view = await self._patient_view(event.room_id, (inviter, invitee))
+        if view is None:
             return NOT_SPAM
-        if self._ctx.server_allowed(event.sender):
-            decision = policy.allow("federated_invite_from_peer")
-        else:
-            decision = policy.deny(
-                "server_not_allowed",
-                f"Le serveur {event.sender.split(':', 1)[-1]} n'est pas un serveur partenaire : "
-                "invitation dans une salle patient refusée.",
-            )
-        self._record(event.room_id, event.sender, "federated_invite", event.state_key, decision)
+        decision = await self._invite_decision(view, inviter, invitee)
         if decision.denied:
+            self._record(event.room_id, inviter, "invite", invitee, decision)
             return _refusal(decision)
         return NOT_SPAM
 
@@ -339,7 +356,7 @@ class CareCircleModule:
             if event.type == DIRECTORY_EVENT and event.state_key is not None:
                 decision = policy.check_directory_entry(event.state_key, event.content)
                 if decision.denied:
-                    raise Refusal(decision.reason)
+                    raise Refusal(decision.reason, decision.code)
             return True, None
         if not policy.is_patient_create(create):
             return True, None
@@ -349,7 +366,7 @@ class CareCircleModule:
             decision = policy.check_redaction(event.redacts, state_ids)
             self._record(event.room_id, event.sender, "redaction", None, decision)
             if decision.denied:
-                raise Refusal(decision.reason)
+                raise Refusal(decision.reason, decision.code)
             return True, None
         if not event.is_state():  # the hot path: a message, no state to read
             decision = policy.check_message(
@@ -357,7 +374,7 @@ class CareCircleModule:
             )
             if decision.denied:
                 self._record(event.room_id, event.sender, event.type, None, decision)
-                raise Refusal(decision.reason)
+                raise Refusal(decision.reason, decision.code)
             return True, None
         view = view_from_state(state_events)
         now = utcnow()
@@ -391,7 +408,7 @@ class CareCircleModule:
                 decision,
             )
         if decision.denied:
-            raise Refusal(decision.reason)
+            raise Refusal(decision.reason, decision.code)
         return True, None
 
     def _record_without_device(self, event: EventBase) -> None:

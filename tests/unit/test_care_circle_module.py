@@ -156,7 +156,7 @@ class FakeModuleApi:
         self.reads.append(wanted)
         if wanted is None:
             return dict(state)
-        return {key: ev for key, ev in state.items() if key in wanted}
+        return {key: ev for key, ev in state.items() if key in wanted or (key[0], None) in wanted}
 
 
 @pytest.fixture
@@ -179,7 +179,6 @@ def module(api: FakeModuleApi, tmp_path: Path) -> CareCircleModule:
 
 def test_registers_every_callback_wrapped(module: CareCircleModule, api: FakeModuleApi) -> None:
     assert set(api.spam_callbacks) == {
-        "user_may_invite",
         "user_may_send_3pid_invite",
         "federated_user_may_invite",
         "user_may_join_room",
@@ -282,11 +281,6 @@ async def test_membership_decisions_from_the_state(
     ban = {"membership": "ban"}
     assert await allowed(module, event("m.room.member", COORD, ban, NURSE), state)
 
-    refused = await module.user_may_invite(NURSE, OUTSIDER, ROOM)
-    assert refused != NOT_SPAM and refused[0] == Codes.FORBIDDEN
-    assert "cercle de soins" in refused[1]["error"]
-    assert await module.user_may_invite(COORD, KNOWN, ROOM) == NOT_SPAM
-    assert await module.user_may_invite(NURSE, OUTSIDER, PLAIN_ROOM) == NOT_SPAM
     assert (await module.user_may_join_room(OUTSIDER, ROOM, False))[0] == Codes.FORBIDDEN
     assert await module.user_may_join_room(NURSE, ROOM, True) == NOT_SPAM
     assert (await module.user_may_send_3pid_invite(COORD, "email", "a@b.fr", ROOM)) != NOT_SPAM
@@ -294,31 +288,86 @@ async def test_membership_decisions_from_the_state(
     assert await module.check_visibility_can_be_modified(ROOM, state, "private") is True
 
 
-async def test_invite_and_join_checks_read_a_few_state_events_never_the_whole_state(
+async def test_the_early_join_check_reads_a_few_state_events_in_one_read(
     module: CareCircleModule, api: FakeModuleApi
 ) -> None:
-    """The early checks of an invite and a join read the create event, the dossier link
-    and the people's own entries in one read (the whole state of a big room is not loaded
-    for each membership); a join by someone a coordinator invited reads the coordinator's
-    entry too, and is admitted."""
+    """The early check of a join reads the create event, the dossier link, the person's
+    member event and circle entries in one read, never the whole state of the room: the
+    person's own entry if nobody invited them, the circle's entries if someone did (whether
+    the inviter coordinates the dossier), and someone a coordinator invited is admitted."""
     api.rooms[ROOM][("m.room.member", KNOWN)] = event(
         "m.room.member", COORD, {"membership": "invite"}, KNOWN
     )
     api.reads.clear()
-    assert await module.user_may_invite(COORD, KNOWN, ROOM) == NOT_SPAM
     assert await module.user_may_join_room(KNOWN, ROOM, True) == NOT_SPAM
     assert (await module.user_may_join_room(OUTSIDER, ROOM, False))[0] == Codes.FORBIDDEN
-    room_reads = [r for r in api.reads if r is None or ("m.room.create", "") in r]
+    room_reads = [r for r in api.reads if r is None or (DOSSIER_EVENT, "") in r]
     assert None not in api.reads, "no whole-state read"
-    assert all(len(r) <= 8 for r in room_reads if r is not None)
-    # invite: one read; the invitee's join: theirs, then the inviter's entry; outsider: one.
-    assert len([r for r in room_reads if r and (CIRCLE_EVENT, user_state_key(KNOWN)) in r]) == 3
-    both = {
-        (CIRCLE_EVENT, user_state_key(KNOWN)),
-        (CIRCLE_EVENT, user_state_key(COORD)),
-        ("m.room.member", KNOWN),
-    }
-    assert any(r is not None and both <= r for r in room_reads)
+    assert room_reads == [
+        {
+            ("m.room.create", ""),
+            (DOSSIER_EVENT, ""),
+            ("m.room.member", KNOWN),
+            (CIRCLE_EVENT, None),
+        },
+        {
+            ("m.room.create", ""),
+            (DOSSIER_EVENT, ""),
+            ("m.room.member", OUTSIDER),
+            (CIRCLE_EVENT, user_state_key(OUTSIDER)),
+        },
+    ]
+
+
+async def test_an_invite_is_decided_once_from_the_state_synapse_hands_over(
+    module: CareCircleModule, api: FakeModuleApi
+) -> None:
+    """Every invite is an event this server creates, so ``check_event_allowed`` decides it,
+    from the state Synapse hands it: no early invite check reads the room again. A refusal
+    answers as an early one did (403, the French reason, the decision's code)."""
+    assert "user_may_invite" not in api.spam_callbacks
+    state = api.rooms[ROOM]
+    invite = {"membership": "invite"}
+    api.reads.clear()
+    assert await allowed(module, event("m.room.member", COORD, invite, KNOWN), state)
+    assert all(r is not None and (DOSSIER_EVENT, "") not in r for r in api.reads), "no room read"
+    with pytest.raises(SynapseError) as refused:
+        await module.check_event_allowed(event("m.room.member", NURSE, invite, OUTSIDER), state)
+    assert refused.value.code == 403 and refused.value.errcode == Codes.FORBIDDEN
+    assert "cercle de soins" in refused.value.msg
+    assert refused.value.error_dict(None)["fr.maillon.reason"] == "not_in_circle"
+    [record] = [r for r in read_audit(module._config.audit_dir) if r.target == OUTSIDER]
+    assert (record.action, record.allowed, record.code) == ("invite", False, "not_in_circle")
+
+
+async def test_an_invite_from_another_server_is_checked_against_the_state_held_here(
+    module: CareCircleModule, api: FakeModuleApi
+) -> None:
+    """``check_event_allowed`` never sees an invite another server made: a peer server's
+    invite into a patient room this server holds is checked on arrival against its state,
+    as a local one is (a peer's user who does not coordinate the dossier may not invite
+    someone outside the circle; anyone in the circle may be invited)."""
+    stripped = [{"type": "m.room.create", "content": {PATIENT_ROOM_MARKER: True}}]
+
+    def federated(invitee: str) -> EventBase:
+        return event(
+            "m.room.member",
+            "@mt:autre.test",
+            {"membership": "invite"},
+            invitee,
+            unsigned={"invite_room_state": stripped},
+        )
+
+    refused = await module.federated_user_may_invite(federated(KNOWN))
+    assert refused != NOT_SPAM and refused[1]["fr.maillon.reason"] == "not_in_circle"
+    assert await module.federated_user_may_invite(federated(NURSE)) == NOT_SPAM
+    record = [r for r in read_audit(module._config.audit_dir) if r.action == "invite"]
+    assert [(r.target, r.allowed, r.code) for r in record] == [(KNOWN, False, "not_in_circle")]
+    unknown_room = event(
+        "m.room.member", "@mt:autre.test", {"membership": "invite"}, KNOWN, room_id="!x:autre.test"
+    )
+    api.rooms["!x:autre.test"] = {}
+    assert await module.federated_user_may_invite(unknown_room) == NOT_SPAM
 
 
 async def test_protected_state_and_loosening_refused(
@@ -444,13 +493,15 @@ async def test_a_failing_policy_fails_closed_with_a_log_line(
         monkeypatch.setattr(policy, name, _boom)
     state = api.rooms[ROOM]
     encrypted = event("m.room.encrypted", NURSE, {"algorithm": "m.megolm.v1.aes-sha2"})
-    assert await module.check_event_allowed(encrypted, state) == (False, None)
     pinned = event("m.room.pinned_events", COORD, {"pinned": []}, "")
-    assert await module.check_event_allowed(pinned, state) == (False, None)
-    invite = await module.user_may_invite(COORD, KNOWN, ROOM)
-    assert invite[0] == Codes.FORBIDDEN and invite[1]["fr.maillon.reason"] == "module_error"
+    invite = event("m.room.member", COORD, {"membership": "invite"}, KNOWN)
+    for failing in (encrypted, pinned, invite):
+        with pytest.raises(SynapseError) as refused:  # the early checks' French answer
+            await module.check_event_allowed(failing, state)
+        assert refused.value.code == 403 and "par précaution" in refused.value.msg
+        assert refused.value.error_dict(None)["fr.maillon.reason"] == "module_error"
     join = await module.user_may_join_room(NURSE, ROOM, True)
-    assert join[0] == Codes.FORBIDDEN
+    assert join[0] == Codes.FORBIDDEN and join[1]["fr.maillon.reason"] == "module_error"
 
     monkeypatch.setattr(policy, "is_patient_create", _boom)
     assert await module.check_visibility_can_be_modified(ROOM, state, "private") is False
@@ -476,7 +527,6 @@ async def test_a_failing_policy_fails_closed_with_a_log_line(
     failed = {r.getMessage().split(" failed")[0].rsplit(" ", 1)[-1] for r in lines}
     assert {
         "check_event_allowed",
-        "user_may_invite",
         "user_may_join_room",
         "check_visibility_can_be_modified",
         "on_create_room",
@@ -493,8 +543,8 @@ async def test_a_failing_state_read_fails_closed(
         raise SynapseError(500, "base indisponible")
 
     monkeypatch.setattr(api, "get_room_state", unavailable)
-    invite = await module.user_may_invite(COORD, KNOWN, ROOM)
-    assert invite[0] == Codes.FORBIDDEN
+    join = await module.user_may_join_room(KNOWN, ROOM, True)
+    assert join[0] == Codes.FORBIDDEN
 
 
 async def test_the_allow_list_follows_the_consoles_file_within_its_delay(

@@ -45,6 +45,7 @@ class FakeHomeserver:
         self.state: dict[tuple[str, str], dict[str, Any]] = {}
         self.room_reads: list[str] = []
         self.directory_reads: list[str] = []
+        self.entry_reads: list[str] = []  # single state events of the patient room
         self.writes: list[tuple[str, str, dict[str, Any]]] = []
         self.kicks: list[str] = []
         self._set(_state("m.room.create", "", {PATIENT_ROOM_MARKER: True}))
@@ -74,7 +75,11 @@ class FakeHomeserver:
     async def resolve_alias(self, alias: str) -> str | None:
         return "!annuaire:sante.test"
 
-    async def get_state(self, room_id: str, etype: str, key: str = "") -> dict[str, Any]:
+    async def get_state(self, room_id: str, etype: str, key: str = "") -> dict[str, Any] | None:
+        if room_id == ROOM:  # one state event of the patient room
+            self.entry_reads.append(key)
+            event = self.state.get((etype, key))
+            return None if event is None else dict(event["content"])
         self.directory_reads.append(key)
         return {"profession": "infirmier", "rpps": "10000000001"}  # a known professional
 
@@ -136,11 +141,50 @@ async def test_a_join_is_checked_without_asking_the_directory(tmp_path: Path) ->
     hs.entry(CircleEntry(NURSE, "IDE", added_by=COORD))
     hs.member(NURSE, "join")
     await keeper.handle(_member_event(NURSE, "join", NURSE))
-    assert hs.kicks == [] and hs.directory_reads == [] and hs.room_reads == [ROOM]
+    assert hs.kicks == [] and hs.directory_reads == []
+    # A member's join: their own entry admits it, the room is not read.
+    assert hs.entry_reads == [user_state_key(NURSE)] and hs.room_reads == []
 
     hs.member(OUTSIDER, "join")  # a join the module never saw (another server's, say)
     await keeper.handle(_member_event(OUTSIDER, "join", OUTSIDER))
-    assert hs.kicks == [OUTSIDER] and hs.directory_reads == []
+    assert hs.kicks == [OUTSIDER] and hs.directory_reads == [] and hs.room_reads == [ROOM]
+
+
+async def test_a_membership_its_members_entry_settles_reads_that_entry_alone(
+    tmp_path: Path,
+) -> None:
+    """The circle keeper reads the whole room for a membership event only when the member's
+    own entry does not settle it: the dossier's invite of a member already in the circle,
+    a leave of someone whose entry has ended, a join of an active member read one state
+    event. Each outcome is the one the whole room gives."""
+    hs = FakeHomeserver()
+    keeper = _keeper(tmp_path, hs)
+    hs.entry(CircleEntry(NURSE, "IDE", added_by=COORD))
+    hs.member(NURSE, "invite", SERVICE)  # the dossier's invite, after the entry
+    await keeper.handle(_member_event(NURSE, "invite", SERVICE))
+    hs.member(NURSE, "join")
+    await keeper.handle(_member_event(NURSE, "join", NURSE))
+    ended = CircleEntry(NURSE, "IDE").removed(COORD, utcnow())
+    hs.entry(ended)
+    hs.member(NURSE, "leave", SERVICE)  # the keeper's kick once the dossier ended it
+    await keeper.handle(_member_event(NURSE, "leave", SERVICE))
+    assert hs.room_reads == [] and hs.writes == [] and hs.kicks == []
+    # The join read its entry; the dossier's own invite and kick read nothing at all.
+    assert hs.entry_reads == [user_state_key(NURSE)]
+
+    # An active entry of a server the region does not allow admits no join: the room is
+    # read and the member removed, as the whole room's check says.
+    stranger = "@ide:ailleurs.test"
+    hs.entry(CircleEntry(stranger, "IDE", added_by=COORD))
+    hs.member(stranger, "join")
+    await keeper.handle(_member_event(stranger, "join", stranger))
+    assert hs.room_reads == [ROOM] and hs.kicks == [stranger]
+
+    # A member leaving the room ends their entry: read, and written.
+    hs.entry(CircleEntry(NURSE, "IDE", added_by=COORD))
+    hs.member(NURSE, "leave")
+    await keeper.handle(_member_event(NURSE, "leave", NURSE))
+    assert hs.room_reads == [ROOM, ROOM] and hs.writes[-1][2]["active"] is False
 
 
 async def test_an_invite_by_a_coordinator_writes_an_entry_whose_event_reads_nothing(
