@@ -292,10 +292,8 @@ class CoordinationBot:
         self, room_id: str, event_id: str, thread_root: str | None, reply: Reply
     ) -> None:
         root = thread_root or event_id
-        sent = await self.reply(room_id, event_id, reply.plain, reply.html, root, reply.mentions)
-        if reply.ok:
-            # Off the critical path: the answer is what people wait for.
-            self._spawn(self.react(room_id, event_id, "✅"))
+        plain, html = reply.shown()
+        sent = await self.reply(room_id, event_id, plain, html, root, reply.mentions)
         if reply.note_id and reply.dossier_id and sent:
             await self.services.link_note([event_id, root, sent], reply.dossier_id, reply.note_id)
         if reply.follow_up is not None:
@@ -304,7 +302,7 @@ class CoordinationBot:
             async def follow() -> None:
                 more = await later()
                 if more is not None:
-                    await self.reply(room_id, event_id, more.plain, more.html, root)
+                    await self.reply(room_id, event_id, *more.shown(), root)
 
             self._spawn(follow())
 
@@ -361,10 +359,6 @@ class CoordinationBot:
             content["format"] = "org.matrix.custom.html"
             content["formatted_body"] = html
         return await self._send(room_id, "m.room.message", content)
-
-    async def react(self, room_id: str, event_id: str, key: str) -> None:
-        content = {"m.relates_to": {"rel_type": "m.annotation", "event_id": event_id, "key": key}}
-        await self._send(room_id, "m.reaction", content)
 
     async def run_forever(self) -> None:
         client = await self.start()
