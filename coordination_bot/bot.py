@@ -81,7 +81,7 @@ def _may_concern_bot(event: RoomMessageText) -> bool:
 
 def tx_id(kind: str, event_id: str, key: str = "") -> str:
     """The transaction id of what the bot sends for a command (its ``reply``, its
-    ``react``ion, its ``follow``-up): the same after a restart, so the homeserver keeps
+    ``follow``-up): the same after a restart, so the homeserver keeps
     one event when a new active instance sends it again (same device)."""
     digest = hashlib.sha256(f"{kind}\0{event_id}\0{key}".encode()).hexdigest()[:40]
     return f"maillon.{kind}.{digest}"
@@ -405,18 +405,10 @@ class CoordinationBot:
         self, room_id: str, event_id: str, thread_root: str | None, reply: Reply
     ) -> None:
         root = thread_root or event_id
+        plain, html = reply.shown()
         sent = await self.reply(
-            room_id,
-            event_id,
-            reply.plain,
-            reply.html,
-            root,
-            reply.mentions,
-            tx_id("reply", event_id),
+            room_id, event_id, plain, html, root, reply.mentions, tx_id("reply", event_id)
         )
-        if reply.ok:
-            # Off the critical path: the answer is what people wait for.
-            self._spawn(self.react(room_id, event_id, "✅"))
         if reply.note_id and reply.dossier_id and sent:
             await self.services.link_note([event_id, root, sent], reply.dossier_id, reply.note_id)
         if reply.follow_up is not None:
@@ -426,7 +418,7 @@ class CoordinationBot:
                 more = await later()
                 if more is not None:
                     follow_tx = tx_id("follow", event_id)
-                    await self.reply(room_id, event_id, more.plain, more.html, root, tx=follow_tx)
+                    await self.reply(room_id, event_id, *more.shown(), root, tx=follow_tx)
 
             self._spawn(follow())
 
@@ -487,10 +479,6 @@ class CoordinationBot:
             content["format"] = "org.matrix.custom.html"
             content["formatted_body"] = html
         return await self._send(room_id, "m.room.message", content, tx)
-
-    async def react(self, room_id: str, event_id: str, key: str) -> None:
-        content = {"m.relates_to": {"rel_type": "m.annotation", "event_id": event_id, "key": key}}
-        await self._send(room_id, "m.reaction", content, tx_id("react", event_id, key))
 
     async def run_forever(self) -> None:
         client = await self.start()

@@ -30,9 +30,13 @@ class CommandError(Exception):
         self.usage = usage
 
 
+OK_MARK = "✅"
+
+
 @dataclass
 class Reply:
-    """What the bot answers: plain text and its HTML twin; ``ok`` adds a ✅ reaction."""
+    """What the bot answers: plain text and its HTML twin; ``ok``: a success, shown
+    beginning with ✅ (an error begins with ❌: ``dispatch.error_reply``)."""
 
     plain: str
     html: str
@@ -41,6 +45,18 @@ class Reply:
     note_id: str | None = None  # a liaison note this reply confirms (thread replies)
     dossier_id: str | None = None
     follow_up: Callable[[], Awaitable[Reply | None]] | None = None  # after the answer
+
+    def shown(self) -> tuple[str, str]:
+        """The text and HTML sent. A success begins with ✅: the answer, in the command's
+        thread (and in its summary under the command), is the acknowledgement — no
+        reaction, which was a second event (sent, stored, synced) for every command."""
+        if not self.ok:
+            return self.plain, self.html
+        if self.html.startswith("<p>"):
+            html = f"<p>{OK_MARK} {self.html[3:]}"
+        else:
+            html = f"<p>{OK_MARK}</p>{self.html}"
+        return f"{OK_MARK} {self.plain}", html
 
 
 def esc(text: object) -> str:

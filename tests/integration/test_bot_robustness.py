@@ -1,6 +1,7 @@
 """The bot keeps working: after a restart of the whole stack it still decrypts and answers
 in existing encrypted rooms; it says so when it cannot decrypt; a stream of malformed
-commands through real Matrix each gets a clear answer; a redelivered event runs once."""
+commands through real Matrix each gets a clear answer; a redelivered event runs once, with
+one answer (its ✅ in it, no reaction besides); rooms are answered at once, each in order."""
 
 from __future__ import annotations
 
@@ -112,17 +113,7 @@ async def test_malformed_commands_through_matrix_each_get_a_clear_answer(
             assert "Usage" in answer.body or "!aide" in answer.body, (text, answer.body)
             assert "erreur interne" not in answer.body, (text, answer.body)
         else:
-            assert await _reacted(chat, room, sent), (text, answer.body)
-
-
-async def _reacted(chat: BotChat, room: str, event_id: str) -> bool:
-    try:
-        await chat.user.wait_until(
-            lambda: (room, event_id, "✅", chat.bot) in chat.reactions, "✅", timeout=10
-        )
-    except AssertionError:
-        return False
-    return True
+            assert answer.body.startswith("✅ "), (text, answer.body)
 
 
 def _event(sender: str, room_id: str, body: str) -> RoomMessageText:
@@ -172,16 +163,14 @@ async def test_a_redelivered_command_runs_once(tmp_path: Path) -> None:
     await receive(event)  # redelivered after a restart
     notes = bot.services.dossiers.notes(bot.services.caller(coord), opened.dossier_id)
     assert [n["text"] for n in notes] == ["une seule fois"]
-    answers = [c for t, c in sent if t == "m.room.message"]
-    reactions = [c for t, c in sent if t == "m.reaction"]
-    assert len(answers) == 1 and len(reactions) == 1
-    assert tx_ids[:2] == [tx_id("reply", event.event_id), tx_id("react", event.event_id, "✅")]
-    assert answers[0]["m.relates_to"]["event_id"] == event.event_id
-    assert reactions[0]["m.relates_to"] == {
-        "rel_type": "m.annotation",
-        "event_id": event.event_id,
-        "key": "✅",
-    }
+    # One event answers, the acknowledgement in it: no reaction besides (a second event,
+    # sent, stored and synced, for every command); sent with the command's transaction id.
+    assert [t for t, _ in sent] == ["m.room.message"]
+    assert tx_ids[:1] == [tx_id("reply", event.event_id)]
+    answer = sent[0][1]
+    assert answer["m.relates_to"]["event_id"] == event.event_id
+    assert answer["body"].startswith("✅ Note enregistrée"), answer["body"]
+    assert answer["formatted_body"].startswith("<p>✅ <strong>Note enregistrée"), answer
     # A reply in the note's thread is a reply to the note.
     reply = _event(coord, "!room:localhost", "réponse dans le fil")
     reply.source["content"]["m.relates_to"] = {
@@ -192,7 +181,8 @@ async def test_a_redelivered_command_runs_once(tmp_path: Path) -> None:
     await receive(reply)
     notes = bot.services.dossiers.notes(bot.services.caller(coord), opened.dossier_id)
     assert notes[1]["text"] == "réponse dans le fil" and notes[1]["reply_to"] == notes[0]["id"]
-    assert replies_to(_Wrapped(sent[-2][1]), reply.event_id)
+    assert [t for t, _ in sent] == ["m.room.message"] * 2
+    assert replies_to(_Wrapped(sent[-1][1]), reply.event_id)
     bot.services.engine.dispose()
 
 
@@ -209,3 +199,55 @@ class _NoClient:
 class _Wrapped:
     def __init__(self, content: dict[str, Any]) -> None:
         self.source = {"content": content}
+
+
+async def test_rooms_answered_at_once_each_room_in_order(tmp_path: Path) -> None:
+    """A command waiting on its answer holds up the later commands of its room only: the
+    commands of another room are answered meanwhile; a room's answers keep its order."""
+    deployment = Stack.create(tmp_path / "deployment").deployment
+    bot = CoordinationBot(deployment)
+    held: dict[str, asyncio.Event] = {}
+    log: list[tuple[str, str]] = []  # ("start" or "sent", command's event id)
+    changed = asyncio.Event()
+
+    async def slow_send(room_id: str, event_type: str, content: dict[str, Any]) -> str:
+        command = content["m.relates_to"]["m.in_reply_to"]["event_id"]
+        log.append(("start", command))
+        changed.set()
+        await held[command].wait()
+        log.append(("sent", command))
+        changed.set()
+        return f"$answer-{command}"
+
+    async def until(what: tuple[str, str]) -> None:
+        while what not in log:
+            changed.clear()
+            await asyncio.wait_for(changed.wait(), 30)
+
+    bot._send = slow_send  # type: ignore[method-assign]
+    coord = "@coord:localhost"
+    first, second = _event(coord, "!a:localhost", "!aide"), _event(coord, "!a:localhost", "!aide")
+    other = _event(coord, "!b:localhost", "!aide")
+    for event in (first, second, other):
+        held[event.event_id] = asyncio.Event()
+    rooms = {first.event_id: "!a:localhost", second.event_id: "!a:localhost"}
+    tasks = [
+        asyncio.create_task(bot._handle(rooms.get(e.event_id, "!b:localhost"), e))
+        for e in (first, second, other)
+    ]
+    await until(("start", first.event_id))
+    await until(("start", other.event_id))  # while the first answer of room a waits
+    held[other.event_id].set()
+    await until(("sent", other.event_id))
+    assert ("start", second.event_id) not in log, "room a's second answer waits for its first"
+    held[second.event_id].set()
+    held[first.event_id].set()
+    await asyncio.gather(*tasks)
+    a = [entry for entry in log if entry[1] != other.event_id]
+    assert a == [
+        ("start", first.event_id),
+        ("sent", first.event_id),
+        ("start", second.event_id),
+        ("sent", second.event_id),
+    ]
+    bot.services.engine.dispose()

@@ -8,15 +8,17 @@ crypto store writes through SQLite's write-ahead log."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import sqlite3
+import time
 from pathlib import Path
 
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from nio import AsyncClient, AsyncClientConfig
 
-from maillon.shared.matrix_session import sync_from_full_state
+from maillon.shared.matrix_session import SYNC_PAUSE_MS, sync_from_full_state
 
 
 async def _syncs(client: AsyncClient, server: TestServer, enough: asyncio.Event) -> None:
@@ -31,9 +33,13 @@ async def _syncs(client: AsyncClient, server: TestServer, enough: asyncio.Event)
         await server.close()
 
 
-def _recording_server(asked: list[dict[str, str]], enough: asyncio.Event) -> TestServer:
+def _recording_server(
+    asked: list[dict[str, str]], enough: asyncio.Event, at: list[float] | None = None
+) -> TestServer:
     async def sync(request: web.Request) -> web.Response:
         asked.append(dict(request.query))
+        if at is not None:
+            at.append(time.monotonic())
         if len(asked) >= 4:
             enough.set()
         await asyncio.sleep(0.01)
@@ -59,6 +65,23 @@ async def test_only_the_first_sync_asks_the_whole_state() -> None:
     await _syncs(client, server, enough)
     assert asked[0].get("full_state") == "true"
     assert all(q.get("full_state") in (None, "false") for q in asked[1:]), asked
+
+
+async def test_syncs_answered_at_once_are_spaced_out() -> None:
+    """A homeserver with events waiting answers each sync at once: the next one is asked
+    only after a pause, so one sync brings the events of that pause together (under load,
+    each event of every patient room would otherwise cost the homeserver a sync)."""
+    asked: list[dict[str, str]] = []
+    at: list[float] = []
+    enough = asyncio.Event()
+    server = _recording_server(asked, enough, at)
+    await server.start_server()
+    client = AsyncClient(str(server.make_url("")).rstrip("/"), "@maillon:sante.test")
+    client.access_token, client.user_id, client.device_id = "t", "@maillon:sante.test", "D"
+    await _syncs(client, server, enough)
+    # The whole state first, then incremental syncs, each after a pause.
+    gaps = [later - earlier for earlier, later in itertools.pairwise(at[1:])]
+    assert gaps and min(gaps) >= SYNC_PAUSE_MS / 1000, gaps
 
 
 async def test_every_sync_leaves_out_what_a_service_account_never_reads(
