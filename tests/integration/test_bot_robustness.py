@@ -210,7 +210,9 @@ async def test_rooms_answered_at_once_each_room_in_order(tmp_path: Path) -> None
     log: list[tuple[str, str]] = []  # ("start" or "sent", command's event id)
     changed = asyncio.Event()
 
-    async def slow_send(room_id: str, event_type: str, content: dict[str, Any]) -> str:
+    async def slow_send(
+        room_id: str, event_type: str, content: dict[str, Any], tx: str | None = None
+    ) -> str:
         command = content["m.relates_to"]["m.in_reply_to"]["event_id"]
         log.append(("start", command))
         changed.set()
