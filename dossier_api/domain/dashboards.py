@@ -12,7 +12,6 @@ import io
 from dataclasses import dataclass
 from typing import Any
 
-from openpyxl import Workbook
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
@@ -365,6 +364,8 @@ def _render(fmt: str, columns: tuple[str, ...], rows: list[list[Any]]) -> bytes:
         writer.writerow(columns)
         writer.writerows(rows)
         return ("\ufeff" + out.getvalue()).encode("utf-8")  # BOM: spreadsheets read UTF-8
+    from openpyxl import Workbook  # loaded for the first XLSX only, not at each start
+
     book = Workbook(write_only=True)
     sheet = book.create_sheet("extraction")
     sheet.append(list(columns))

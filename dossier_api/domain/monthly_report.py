@@ -14,8 +14,6 @@ import secrets
 from collections.abc import Callable
 from typing import Any
 
-from fpdf import FPDF
-from fpdf.enums import XPos, YPos
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -39,7 +37,7 @@ from dossier_api.domain.models import (
     Structure,
     StructureStaff,
 )
-from dossier_api.domain.ppcs_pdf import latin1
+from dossier_api.domain.ppcs_pdf import latin1, new_pdf, next_line
 from maillon.shared.clock import utcnow
 from maillon.shared.dates_fr import MONTHS
 from maillon.shared.sealed import key_ring
@@ -67,36 +65,32 @@ def report_pdf(
     pathway_rows: tuple[tuple[str, str, str | None, float | None], ...],
     made_at: dt.datetime,
 ) -> bytes:
-    pdf = FPDF(format="A4")
+    pdf = new_pdf()
+    following = next_line()
     pdf.set_title(latin1(f"Rapport mensuel d'activité - {structure}"))
     pdf.set_creator("Maillon")
     pdf.add_page()
     pdf.set_font("Helvetica", "B", 16)
-    pdf.multi_cell(0, 9, latin1("Rapport mensuel d'activité"), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    pdf.multi_cell(0, 9, latin1("Rapport mensuel d'activité"), **following)
     pdf.set_font("Helvetica", "", 12)
-    pdf.multi_cell(
-        0, 7, latin1(f"{structure} - {month_name(period)}"), new_x=XPos.LMARGIN, new_y=YPos.NEXT
-    )
+    pdf.multi_cell(0, 7, latin1(f"{structure} - {month_name(period)}"), **following)
     pdf.ln(4)
     pdf.set_font("Helvetica", "B", 12)
-    pdf.cell(0, 8, latin1("Indicateurs du mois"), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    pdf.cell(0, 8, latin1("Indicateurs du mois"), **following)
     pdf.set_font("Helvetica", "", 11)
     for key, value in figures.summary():
-        pdf.cell(
-            0, 7, latin1(f"{LABELS[key][0]} : {figure(value)}"), new_x=XPos.LMARGIN, new_y=YPos.NEXT
-        )
+        pdf.cell(0, 7, latin1(f"{LABELS[key][0]} : {figure(value)}"), **following)
     if pathway_rows:
         pdf.ln(4)
         pdf.set_font("Helvetica", "B", 12)
-        pdf.cell(0, 8, latin1("Indicateurs des parcours"), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        pdf.cell(0, 8, latin1("Indicateurs des parcours"), **following)
         pdf.set_font("Helvetica", "", 11)
         for pathway, label, _, value in pathway_rows:
             pdf.multi_cell(
                 0,
                 7,
                 latin1(f"{pathway} - {label} : {figure(value)}"),
-                new_x=XPos.LMARGIN,
-                new_y=YPos.NEXT,
+                **following,
             )
     pdf.ln(6)
     pdf.set_font("Helvetica", "I", 9)
@@ -107,8 +101,7 @@ def report_pdf(
             "Chiffres agrégés calculés sans ouvrir les données de santé chiffrées ; "
             f"établi le {made_at:%d/%m/%Y} par Maillon."
         ),
-        new_x=XPos.LMARGIN,
-        new_y=YPos.NEXT,
+        **following,
     )
     return bytes(pdf.output())
 

@@ -6,14 +6,15 @@ passes what to print."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
-
-from fpdf import FPDF
-from fpdf.enums import XPos, YPos
+from typing import TYPE_CHECKING, Any
 
 from maillon.shared.dates_fr import format_birth_date, format_datetime
+
+if TYPE_CHECKING:
+    from fpdf import FPDF
 
 # The PDF core fonts write Latin-1: the few French signs outside it are spelled out.
 _OUTSIDE_LATIN1 = {
@@ -79,21 +80,44 @@ def _when(value: str | None) -> str:
         return value
 
 
-class _Pdf(FPDF):
-    title_text = "PPCS"
+def new_pdf() -> FPDF:
+    """An empty A4 fpdf2 document. fpdf2 (with numpy and fontTools) is loaded the first time
+    a PDF is made, not by every process that imports the dossier domain: that import cost
+    each start of every component about 0.4 s of CPU."""
+    from fpdf import FPDF
 
-    def footer(self) -> None:
-        self.set_y(-12)
-        self.set_font("Helvetica", size=8)
-        self.cell(0, 6, latin1(f"{self.title_text} - page {self.page_no()}/{{nb}}"), align="C")
+    return FPDF(format="A4")
+
+
+def next_line() -> dict[str, Any]:
+    """fpdf2's arguments for a cell after which the text goes on at the next line."""
+    from fpdf.enums import XPos, YPos
+
+    return {"new_x": XPos.LMARGIN, "new_y": YPos.NEXT}
+
+
+@functools.cache
+def _footed_pdf() -> type[FPDF]:
+    from fpdf import FPDF
+
+    class Footed(FPDF):
+        title_text = "PPCS"
+
+        def footer(self) -> None:
+            self.set_y(-12)
+            self.set_font("Helvetica", size=8)
+            self.cell(0, 6, latin1(f"{self.title_text} - page {self.page_no()}/{{nb}}"), align="C")
+
+    return Footed
 
 
 class Page:
     """An A4 document of Maillon: its footer, headings and lines of French text."""
 
     def __init__(self, footer: str, title: str) -> None:
-        self.pdf = pdf = _Pdf(format="A4")
-        pdf.title_text = latin1(footer)
+        self.pdf = pdf = _footed_pdf()(format="A4")
+        pdf.title_text = latin1(footer)  # type: ignore[attr-defined]
+        self._next = next_line()
         pdf.set_title(latin1(title))
         pdf.set_creator("Maillon")
         pdf.set_auto_page_break(True, margin=16)
@@ -103,15 +127,13 @@ class Page:
     def heading(self, text: str, size: int = 13) -> None:
         self.pdf.ln(3)
         self.pdf.set_font("Helvetica", "B", size)
-        self.pdf.multi_cell(self.width, 7, latin1(text), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        self.pdf.multi_cell(self.width, 7, latin1(text), **self._next)
         self.pdf.set_font("Helvetica", size=10)
 
     def line(self, text: str, indent: float = 0, bold: bool = False) -> None:
         self.pdf.set_font("Helvetica", "B" if bold else "", 10)
         self.pdf.set_x(self.pdf.l_margin + indent)
-        self.pdf.multi_cell(
-            self.width - indent, 5.5, latin1(text), new_x=XPos.LMARGIN, new_y=YPos.NEXT
-        )
+        self.pdf.multi_cell(self.width - indent, 5.5, latin1(text), **self._next)
         self.pdf.set_font("Helvetica", size=10)
 
     def output(self) -> bytes:
