@@ -57,7 +57,7 @@ announce:
 	@echo "  PostgreSQL, Dovecot, nginx, Redis, Chromium et Node (apt-get), les paquets npm de tests/js (npm ci),"
 	@echo "  puis lance ruff, mypy, lint-imports et pytest."
 	@echo "  Les tests démarrent de vrais serveurs (Synapse, PostgreSQL privé, SMTP/IMAP) :"
-	@echo "  comptez 2 à 5 minutes d'installation la première fois, puis environ 10 minutes de tests."
+	@echo "  comptez 2 à 5 minutes d'installation la première fois, puis environ 25 minutes de tests (2 cœurs)."
 
 benchmark: install-test
 	$(BIN)/python benchmarks/throughput.py
