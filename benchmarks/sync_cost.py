@@ -40,9 +40,9 @@ from benchmarks.throughput import (
     SynapseOnly,
     Target,
     _call,
-    _prepare,
     cpu_seconds,
     markers_of,
+    prepare_room,
     register_many,
 )
 from maillon.shared.homeserver_client import Registered
@@ -126,7 +126,7 @@ def measure_target(
     target: Target, clients: int, seconds: float, rate: float, poll_ms: int
 ) -> dict[str, Any]:
     users = register_many(target.url, target.secret, clients + 1, "sync")
-    room_id = asyncio.run(_prepare(target, users))
+    room_id = asyncio.run(prepare_room(target, users))
     sender, syncing = users[0], users[1:]
     tokens = asyncio.run(_initial_tokens(target.url, syncing))
     run = partial(_phase, target, room_id)

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 import yaml
@@ -41,7 +42,7 @@ from appservice.directory import bind_directory_entry
 from appservice.matrix_api import AppserviceApi
 from appservice.patient_rooms import create_patient_room, set_circle_member
 from maillon.shared.circle import DirectoryEntry, DossierLink, patient_power_levels
-from maillon.shared.homeserver_client import Registered, is_up, register_user
+from maillon.shared.homeserver_client import Registered, is_up, register_user, request_json
 from maillon.wiring.init_deployment import InitOptions, init_deployment
 from tests.harness.ports import free_port
 from tests.harness.postgres import create_database, drop_database
@@ -308,7 +309,38 @@ class Target:
     markers: tuple[str, ...] = ()
 
 
-async def _prepare(target: Target, users: list[Registered]) -> str:
+def start_synapse_only(
+    directory: Path, database_url: str | None, name: str, cleanup: ExitStack
+) -> Target:
+    """Vanilla Synapse (``name`` "vanilla") or Synapse with Maillon's modules only
+    (``"modules"``: Maillon's service user a plain account, for the coordinator path),
+    started, stopped by ``cleanup``."""
+    with_maillon = name != "vanilla"
+    server = SynapseOnly(directory, database_url, with_maillon)
+    server.start()
+    cleanup.callback(server.stop)
+    markers = markers_of(directory, database_url)
+    if not with_maillon:
+        return Target(server.url, server.secret, markers=markers)
+    service = register_user(server.url, server.secret, "maillon", "pw-service", admin=True)
+    # As the real appservice's user: no rate limit on the coordinator path's requests (a
+    # benchmark opening many patient rooms at once would be refused for a while).
+    request_json(
+        "POST",
+        f"{server.url}/_synapse/admin/v1/users/{quote(service.user_id)}/override_ratelimit",
+        {"messages_per_second": 0, "burst_count": 0},
+        token=service.access_token,
+    )
+    return Target(
+        server.url,
+        server.secret,
+        partial(AppserviceApi, server.url, service.access_token, service.user_id),
+        markers,
+    )
+
+
+async def prepare_room(target: Target, users: list[Registered]) -> str:
+    """The room the senders share: private on vanilla, a patient room on Maillon."""
     if target.service is not None:
         return await patient_room(target, users)
     async with aiohttp.ClientSession() as session:
@@ -329,7 +361,7 @@ async def _membership(
             for n, user in enumerate(joiners):  # known professionals a coordinator may add
                 entry = DirectoryEntry(user.user_id, "infirmier", rpps=f"{n:011d}")
                 await bind_directory_entry(api, "localhost", entry)
-    room_id = await _prepare(target, [coordinator])
+    room_id = await prepare_room(target, [coordinator])
     await asyncio.sleep(SETTLE_SECONDS)  # the room's creation settled before the count
     before = cpu_seconds(target.markers)
     taken = await membership_latency(target.url, room_id, coordinator, joiners)
@@ -344,7 +376,7 @@ async def measure_round(
     """One round on a server: ``senders`` new accounts in a new room (private on vanilla,
     a patient room on Maillon), each sending ``messages`` at once with the others."""
     users = await asyncio.to_thread(register_many, target.url, target.secret, senders, prefix)
-    room_id = await _prepare(target, users)
+    room_id = await prepare_room(target, users)
     return await measure(target.url, room_id, users, messages, target.markers)
 
 
@@ -384,21 +416,10 @@ def main() -> None:
             if args.db == "postgresql":
                 urls[name] = create_database(f"maillon_bench_{name}")
                 cleanup.callback(drop_database, str(urls[name]))
-        targets: dict[str, Target] = {}
-        for name, with_maillon in (("vanilla", False), ("modules", True)):
-            server = SynapseOnly(Path(tmp) / name, urls[name], with_maillon)
-            server.start()
-            cleanup.callback(server.stop)
-            markers = markers_of(Path(tmp) / name, urls[name])
-            targets[name] = Target(server.url, server.secret, markers=markers)
-            if with_maillon:
-                service = register_user(server.url, server.secret, "maillon", "pw-service")
-                targets[name] = Target(
-                    server.url,
-                    server.secret,
-                    partial(AppserviceApi, server.url, service.access_token, service.user_id),
-                    markers,
-                )
+        targets: dict[str, Target] = {
+            name: start_synapse_only(Path(tmp) / name, urls[name], name, cleanup)
+            for name in ("vanilla", "modules")
+        }
         for name in names[2:]:
             stack = Stack.create(
                 Path(tmp) / name, database_url=urls[name], workers=name == "maillon_workers"
