@@ -22,6 +22,7 @@ from dossier_api.domain.rooms import (
     DossierPlan,
     RoomLinks,
     RoomPlan,
+    SyncStart,
     reference,
     same_entry,
 )
@@ -161,48 +162,50 @@ class DossierRooms:
 
     async def process_dossier(self, dossier_id: str) -> tuple[int, DossierPlan | None]:
         """Carry the dossier's pending jobs into its rooms: how many, and the plan the rooms
-        were brought to (with the rooms created now), or None if there was nothing to do."""
+        were brought to (with the rooms created now), or None if there was nothing to do.
+        Two store transactions: what to carry (the rooms to create marked started), then
+        the rooms created and the jobs done (or failed)."""
         async with self._locks.setdefault(dossier_id, asyncio.Lock()):
-            seqs, subjects = await asyncio.to_thread(self._links.pending_for, dossier_id)
-            if not seqs:
+            start = await asyncio.to_thread(self._links.begin_sync, dossier_id)
+            if start is None:
                 return 0, None
+            created: dict[str, str] = {}  # room key -> room id, recorded with the jobs
             try:
-                plan = await self.sync(dossier_id, subjects)
+                plan = await self.sync(start, created)
             except Exception as exc:
                 log.error("room sync of a dossier failed: %s", type(exc).__name__)
-                await asyncio.to_thread(self._links.failed, seqs, f"{type(exc).__name__}: {exc}")
+                reason = f"{type(exc).__name__}: {exc}"
+                await asyncio.to_thread(self._links.end_sync, start.seqs, created, reason)
                 raise
-            await asyncio.to_thread(self._links.done, seqs)
-            return len(seqs), plan
+            await asyncio.to_thread(self._links.end_sync, start.seqs, created)
+            return len(start.seqs), plan
 
-    async def sync(self, dossier_id: str, subjects: set[str]) -> DossierPlan | None:
-        plan = await asyncio.to_thread(self._links.plan, dossier_id)
+    async def sync(self, start: SyncStart, created: dict[str, str]) -> DossierPlan | None:
+        """Bring the rooms to ``start``'s plan; the rooms it creates (or finds again after a
+        crash) go into ``created`` (room key -> room id) for the caller to record."""
+        plan, entries, subjects = start.plan, start.entries, start.subjects
         if plan is None:
             return None
-        created: set[str] = set()
         known: dict[str, RoomState] = {}  # the state of rooms created now, without a read
         if any(r.room_id is None for r in plan.rooms):
-            # The whole circle, read after the jobs: what the new rooms are created with,
-            # and what the rooms converge to (as recent as any job being done).
-            entries = await asyncio.to_thread(self._links.circle, dossier_id, None)
+            # ``entries`` is the whole circle, read with the jobs: what the new rooms are
+            # created with, and what the rooms converge to.
             rooms = []
             for room in plan.rooms:
                 if room.room_id is None:
                     room_id, state = await self._ensure_created(plan, room, entries)
-                    created.add(room_id)
+                    created[room.key] = room_id
                     if state is not None:
                         known[room_id] = state
                     room = dataclasses.replace(room, room_id=room_id, creation_started=True)
                 rooms.append(room)
             plan = dataclasses.replace(plan, rooms=tuple(rooms))
-        else:
-            members = None if ROOMS in subjects else subjects - {ROOMS}
-            entries = await asyncio.to_thread(self._links.circle, dossier_id, members)
+        new_rooms = set(created.values())
         for room in plan.rooms:
             if room.room_id is None:
                 continue
             state = known.get(room.room_id) or RoomState(await self._api.room_state(room.room_id))
-            if ROOMS in subjects or room.room_id in created:
+            if ROOMS in subjects or room.room_id in new_rooms:
                 await self._converge_room(plan, room, room.room_id, state)
             for entry in entries:
                 try:
@@ -213,7 +216,7 @@ class DossierRooms:
                     # Refused for this person (e.g. their server is not a peer): the rest
                     # of the dossier's changes must still reach the room.
                     log.warning("circle entry refused by the homeserver: %s", exc.errcode)
-            if room.room_id in created and room.kind == "main":
+            if room.room_id in new_rooms and room.kind == "main":
                 self._follow_up(self._welcome(plan, room.room_id))
         return plan
 
@@ -251,14 +254,13 @@ class DossierRooms:
         the state it was created with: the convergence that follows compares with it, not
         with a read of the room, and finds nothing left to write but what creation cannot
         (a side room's link in the main room). A room found again after a crash: no state
-        (it is read)."""
+        (it is read). The room is already marked started in the store (``begin_sync``); the
+        caller records its id."""
         link = plan.link(room)
         if room.creation_started:
             found = await self._find_room(link)
             if found is not None:
-                await asyncio.to_thread(self._links.room_created, room.key, found)
                 return found, None
-        await asyncio.to_thread(self._links.start_creation, room.key)
         name, topic = _room_texts(plan, room)
         widget = widget_content(self._widget_base, plan.dossier_id, self._api.sender)
         now = utcnow()
@@ -288,7 +290,6 @@ class DossierRooms:
         invites = [*(e.user_id for e in members if e.is_active(now)), bot]
         body = creation_body(link, name, topic or None, initial, invites)
         room_id = await self._api.create_room(body)
-        await asyncio.to_thread(self._links.room_created, room.key, room_id)
         log.info("created a %s room for a dossier", room.kind)
         return room_id, RoomState.of_creation(body)
 
