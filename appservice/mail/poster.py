@@ -45,14 +45,6 @@ from maillon.shared.settings import Deployment
 log = logging.getLogger(__name__)
 
 DEVICE_ID = "MAILLONCOURRIER"
-# The relay's pause after each answered sync (the bot's is ``SYNC_PAUSE_MS``). Its device
-# is in every patient room, as the bot's: without a longer pause, under load each message
-# of any room ends its long poll and costs the homeserver a sync, and the appservice's
-# event loop (the relay runs in it, beside the transactions' intake) a decryption of it.
-# What it reads from its syncs waits little for it: people's replies in mail threads
-# (they leave as mails), invites, room keys and device lists. At rest an event still
-# ends a long poll at once.
-RELAY_SYNC_PAUSE_MS = 500
 MAX_BACKOFF_SECONDS = 60.0
 # Synapse refuses events over 64 KiB; an encrypted event is the content in base64 (4/3)
 # plus its envelope. A mail whose message would be larger is posted as a summary, with
@@ -266,7 +258,7 @@ class MatrixSide:
         delay = 1.0
         while True:
             try:
-                problem = await sync_from_full_state(client, pause_ms=RELAY_SYNC_PAUSE_MS)
+                problem = await sync_from_full_state(client)
             except (aiohttp.ClientError, TimeoutError, OSError) as exc:
                 problem = type(exc).__name__
             log.warning("relay sync interrupted (%s); retrying", problem)

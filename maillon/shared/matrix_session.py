@@ -154,22 +154,20 @@ def write_ahead_log(client: AsyncClient) -> None:
 SYNC_PAUSE_MS = 50
 
 
-async def sync_from_full_state(
-    client: AsyncClient, timeout_ms: int = 30000, pause_ms: int = SYNC_PAUSE_MS
-) -> str:
+async def sync_from_full_state(client: AsyncClient, timeout_ms: int = 30000) -> str:
     """Sync a client for good: the whole state of its rooms once (its store keeps only the
     sync token: after a restart its rooms are unknown until then), then only what changes.
     nio's ``sync_forever(full_state=True)`` asks the whole state at every sync — the state
     of every room the account is in, again at each event. Every sync asks only what a
-    service account uses (``SERVICE_SYNC_FILTER``), ``pause_ms`` after the previous one
-    (``SYNC_PAUSE_MS`` unless told); the store is put in write-ahead-log mode first.
-    Returns why it stopped (an error answer's name); network errors are raised."""
+    service account uses (``SERVICE_SYNC_FILTER``), ``SYNC_PAUSE_MS`` after the previous
+    one; the store is put in write-ahead-log mode first. Returns why it stopped (an error
+    answer's name); network errors are raised."""
     write_ahead_log(client)
     response = await client.sync(timeout=0, full_state=True, sync_filter=SERVICE_SYNC_FILTER)
     if not isinstance(response, SyncResponse):
         return type(response).__name__
     await client.run_response_callbacks([response])
     await client.sync_forever(
-        timeout=timeout_ms, sync_filter=SERVICE_SYNC_FILTER, loop_sleep_time=pause_ms
+        timeout=timeout_ms, sync_filter=SERVICE_SYNC_FILTER, loop_sleep_time=SYNC_PAUSE_MS
     )
     return "end of sync"

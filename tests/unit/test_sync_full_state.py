@@ -18,15 +18,12 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from nio import AsyncClient, AsyncClientConfig
 
-from appservice.mail.poster import RELAY_SYNC_PAUSE_MS
 from maillon.shared.matrix_session import SYNC_PAUSE_MS, sync_from_full_state
 
 
-async def _syncs(
-    client: AsyncClient, server: TestServer, enough: asyncio.Event, pause_ms: int = SYNC_PAUSE_MS
-) -> None:
+async def _syncs(client: AsyncClient, server: TestServer, enough: asyncio.Event) -> None:
     """Let ``client`` sync against the started ``server`` until it has answered enough."""
-    syncing = asyncio.create_task(sync_from_full_state(client, timeout_ms=10, pause_ms=pause_ms))
+    syncing = asyncio.create_task(sync_from_full_state(client, timeout_ms=10))
     try:
         await asyncio.wait_for(enough.wait(), 10)
     finally:
@@ -85,23 +82,6 @@ async def test_syncs_answered_at_once_are_spaced_out() -> None:
     # The whole state first, then incremental syncs, each after a pause.
     gaps = [later - earlier for earlier, later in itertools.pairwise(at[1:])]
     assert gaps and min(gaps) >= SYNC_PAUSE_MS / 1000, gaps
-
-
-async def test_the_relay_pauses_longer_than_the_bot() -> None:
-    """The mail relay's device syncs with a pause of its own, longer than the bot's: what
-    it reads (replies leaving as mails, invites, keys) waits little for it, and under load
-    each of its syncs would cost the homeserver and the appservice's event loop."""
-    assert RELAY_SYNC_PAUSE_MS > SYNC_PAUSE_MS
-    asked: list[dict[str, str]] = []
-    at: list[float] = []
-    enough = asyncio.Event()
-    server = _recording_server(asked, enough, at)
-    await server.start_server()
-    client = AsyncClient(str(server.make_url("")).rstrip("/"), "@maillon:sante.test")
-    client.access_token, client.user_id, client.device_id = "t", "@maillon:sante.test", "D"
-    await _syncs(client, server, enough, pause_ms=RELAY_SYNC_PAUSE_MS)
-    gaps = [later - earlier for earlier, later in itertools.pairwise(at[1:])]
-    assert gaps and min(gaps) >= RELAY_SYNC_PAUSE_MS / 1000, gaps
 
 
 async def test_every_sync_leaves_out_what_a_service_account_never_reads(
