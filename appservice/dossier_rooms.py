@@ -19,11 +19,10 @@ from appservice.matrix_api import AppserviceApi, MatrixError
 from appservice.patient_rooms import creation_body
 from dossier_api.domain.rooms import (
     ROOMS,
+    SIDE_ROOMS,
     DossierPlan,
     RoomLinks,
     RoomPlan,
-    SyncStart,
-    member_of,
     reference,
     same_entry,
 )
@@ -163,50 +162,49 @@ class DossierRooms:
 
     async def process_dossier(self, dossier_id: str) -> tuple[int, DossierPlan | None]:
         """Carry the dossier's pending jobs into its rooms: how many, and the plan the rooms
-        were brought to (with the rooms created now), or None if there was nothing to do.
-        One store transaction reads what to carry (the rooms to create marked started);
-        each room created is recorded at once; one marks the jobs done (or failed)."""
+        were brought to (with the rooms created now), or None if there was nothing to do."""
         async with self._locks.setdefault(dossier_id, asyncio.Lock()):
-            start = await asyncio.to_thread(self._links.begin_sync, dossier_id)
-            if start is None:
+            seqs, subjects = await asyncio.to_thread(self._links.pending_for, dossier_id)
+            if not seqs:
                 return 0, None
             try:
-                plan = await self.sync(start)
+                plan = await self.sync(dossier_id, subjects)
             except Exception as exc:
                 log.error("room sync of a dossier failed: %s", type(exc).__name__)
-                reason = f"{type(exc).__name__}: {exc}"
-                await asyncio.to_thread(self._links.failed, start.seqs, reason)
+                await asyncio.to_thread(self._links.failed, seqs, f"{type(exc).__name__}: {exc}")
                 raise
-            await asyncio.to_thread(self._links.done, start.seqs)
-            return len(start.seqs), plan
+            await asyncio.to_thread(self._links.done, seqs)
+            return len(seqs), plan
 
-    async def sync(self, start: SyncStart) -> DossierPlan | None:
-        """Bring the rooms to ``start``'s plan, creating the rooms it lacks (or finding them
-        again after a crash)."""
-        plan, entries, subjects = start.plan, start.entries, start.subjects
+    async def sync(self, dossier_id: str, subjects: set[str]) -> DossierPlan | None:
+        plan = await asyncio.to_thread(self._links.plan, dossier_id)
         if plan is None:
             return None
-        new_rooms: set[str] = set()
+        created: set[str] = set()
         known: dict[str, RoomState] = {}  # the state of rooms created now, without a read
         if any(r.room_id is None for r in plan.rooms):
-            # ``entries`` is the whole circle, read with the jobs: what the new rooms are
-            # created with, and what the rooms converge to.
+            # The whole circle, read after the jobs: what the new rooms are created with,
+            # and what the rooms converge to (as recent as any job being done).
+            entries = await asyncio.to_thread(self._links.circle, dossier_id, None)
             rooms = []
             for room in plan.rooms:
                 if room.room_id is None:
                     room_id, state = await self._ensure_created(plan, room, entries)
-                    new_rooms.add(room_id)
+                    created.add(room_id)
                     if state is not None:
                         known[room_id] = state
                     room = dataclasses.replace(room, room_id=room_id, creation_started=True)
                 rooms.append(room)
             plan = dataclasses.replace(plan, rooms=tuple(rooms))
+        else:
+            members = None if ROOMS in subjects else {_member(s) for s in subjects - {ROOMS}}
+            entries = await asyncio.to_thread(self._links.circle, dossier_id, members)
         # Members whose only change came from the main room: it shows it already.
-        main_shows = set() if ROOMS in subjects else {member_of(s) for s in subjects} - subjects
+        main_shows = set() if ROOMS in subjects else {_member(s) for s in subjects} - subjects
         for room in plan.rooms:
             if room.room_id is None:
                 continue
-            whole = ROOMS in subjects or room.room_id in new_rooms
+            whole = ROOMS in subjects or room.room_id in created
             changed = [
                 e for e in entries if room.kind != "main" or e.user_id not in main_shows or whole
             ]
@@ -224,7 +222,7 @@ class DossierRooms:
                     # Refused for this person (e.g. their server is not a peer): the rest
                     # of the dossier's changes must still reach the room.
                     log.warning("circle entry refused by the homeserver: %s", exc.errcode)
-            if room.room_id in new_rooms and room.kind == "main":
+            if room.room_id in created and room.kind == "main":
                 self._follow_up(self._welcome(plan, room.room_id))
         return plan
 
@@ -262,16 +260,14 @@ class DossierRooms:
         the state it was created with: the convergence that follows compares with it, not
         with a read of the room, and finds nothing left to write but what creation cannot
         (a side room's link in the main room). A room found again after a crash: no state
-        (it is read). The room is already marked started in the store (``begin_sync``). Its
-        id is recorded at once, not with the jobs at the end of the sync: until it is, the
-        dossier follower ignores the room's events (a circle entry written by the keeper
-        right after creation would not reach the dossier)."""
+        (it is read)."""
         link = plan.link(room)
         if room.creation_started:
             found = await self._find_room(link)
             if found is not None:
                 await asyncio.to_thread(self._links.room_created, room.key, found)
                 return found, None
+        await asyncio.to_thread(self._links.start_creation, room.key)
         name, topic = _room_texts(plan, room)
         widget = widget_content(self._widget_base, plan.dossier_id, self._api.sender)
         now = utcnow()
@@ -413,6 +409,11 @@ class DossierRooms:
                 # other changes (closing it, removing someone) behind one unreachable server.
                 log.warning("invite into a dossier room failed: %s", exc.errcode or exc.status)
                 return
+
+
+def _member(subject: str) -> str:
+    """The user id a member's job subject names."""
+    return subject.removeprefix(SIDE_ROOMS)
 
 
 def _widget_layout() -> dict[str, Any]:

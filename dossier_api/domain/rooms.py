@@ -114,26 +114,6 @@ class DossierPlan:
         return next((r.room_id for r in self.rooms if r.kind == "main"), None)
 
 
-@dataclass(frozen=True)
-class SyncStart:
-    """What carrying a dossier's pending jobs starts from, read in one transaction: the
-    jobs, the plan (each room's ``creation_started`` as it was before this attempt) and the
-    circle entries the rooms converge to (the whole circle when a room is to be created,
-    else only the members the jobs name). The rooms still to be created are marked started
-    in that same transaction, before any ``createRoom``: a crash after it finds the room
-    again by its room key."""
-
-    seqs: list[int]
-    subjects: set[str]
-    plan: DossierPlan | None
-    entries: list[CircleEntry]
-
-
-def member_of(subject: str) -> str:
-    """The user id a member's job subject names (``SIDE_ROOMS`` + user id, or the user id)."""
-    return subject.removeprefix(SIDE_ROOMS)
-
-
 def reference(dossier_id: str) -> str:
     """The one reference of a dossier shown to people: in its room's name, on the pages,
     in the bot's answers."""
@@ -177,36 +157,32 @@ class RoomLinks:
             subjects.add(subject)
         return [(d, seqs, subjects) for d, (seqs, subjects) in grouped.items()]
 
-    def begin_sync(self, dossier_id: str) -> SyncStart | None:
-        """The dossier's pending jobs and what they are carried from (``SyncStart``), in one
-        transaction; None if no job is pending."""
-        with Session(self._engine) as session, session.begin():
-            seqs, subjects = _pending_for(session, dossier_id)
-            if not seqs:
-                return None
-            plan = _plan(session, dossier_id)
-            if plan is None:
-                return SyncStart(seqs, subjects, None, [])
-            to_create = [r.key for r in plan.rooms if r.room_id is None]
-            if to_create:
-                members = None
-                now = utcnow()
-                for room in session.scalars(
-                    select(DossierRoom).where(DossierRoom.id.in_(to_create))
-                ):
-                    if room.creation_started_at is None:
-                        room.creation_started_at = now
-            else:
-                members = None if ROOMS in subjects else {member_of(s) for s in subjects - {ROOMS}}
-            return SyncStart(seqs, subjects, plan, _circle(session, dossier_id, members))
+    def pending_for(self, dossier_id: str) -> tuple[list[int], set[str]]:
+        with Session(self._engine) as session:
+            rows = session.execute(
+                select(RoomSyncJob.seq, RoomSyncJob.subject).where(
+                    RoomSyncJob.dossier_id == dossier_id,
+                    RoomSyncJob.done_at.is_(None),
+                    RoomSyncJob.attempts < MAX_ATTEMPTS,
+                )
+            ).all()
+        return [seq for seq, _ in rows], {subject for _, subject in rows}
 
     def done(self, seqs: Iterable[int]) -> None:
         with Session(self._engine) as session, session.begin():
-            _finish_jobs(session, seqs, None)
+            session.execute(
+                update(RoomSyncJob)
+                .where(RoomSyncJob.seq.in_(list(seqs)))
+                .values(done_at=utcnow(), attempts=RoomSyncJob.attempts + 1)
+            )
 
     def failed(self, seqs: Iterable[int], reason: str) -> None:
         with Session(self._engine) as session, session.begin():
-            _finish_jobs(session, seqs, reason)
+            session.execute(
+                update(RoomSyncJob)
+                .where(RoomSyncJob.seq.in_(list(seqs)))
+                .values(attempts=RoomSyncJob.attempts + 1, last_error=reason[:500])
+            )
 
     def backlog(self) -> int:
         with Session(self._engine) as session:
@@ -219,11 +195,73 @@ class RoomLinks:
 
     def plan(self, dossier_id: str) -> DossierPlan | None:
         with Session(self._engine) as session:
-            return _plan(session, dossier_id)
+            dossier = session.get(Dossier, dossier_id)
+            if dossier is None:
+                return None
+            rooms = session.scalars(
+                select(DossierRoom)
+                .where(DossierRoom.dossier_id == dossier_id)
+                .order_by(DossierRoom.created_at, DossierRoom.id)
+            ).all()
+            return DossierPlan(
+                dossier_id=dossier.id,
+                pathway=dossier.pathway,
+                pathway_version=dossier.pathway_version,
+                status=dossier.status,
+                referent=dossier.referent,
+                name_fields=name_fields(dossier),
+                rooms=tuple(
+                    RoomPlan(
+                        r.id,
+                        r.kind,
+                        r.label,
+                        r.audience,
+                        r.room_id,
+                        r.creation_started_at is not None,
+                    )
+                    for r in rooms
+                ),
+                merged_into=dossier.merged_into,
+                merged_room=(
+                    session.scalar(
+                        select(DossierRoom.room_id).where(
+                            DossierRoom.dossier_id == dossier.merged_into,
+                            DossierRoom.kind == "main",
+                        )
+                    )
+                    if dossier.merged_into
+                    else None
+                ),
+                share_outside=dossier.consent_share_outside and not dossier.opposition,
+            )
+
+    def circle(self, dossier_id: str, users: Iterable[str] | None = None) -> list[CircleEntry]:
+        """The dossier's latest entry for each person (active or ended)."""
+        with Session(self._engine) as session:
+            query = select(CircleMember).where(CircleMember.dossier_id == dossier_id)
+            if users is not None:
+                query = query.where(CircleMember.user_id.in_(list(users)))
+            latest: dict[str, CircleMember] = {}
+            for member in session.scalars(query.order_by(CircleMember.id)):
+                latest[member.user_id] = member
+        return [entry_of(m) for m in latest.values()]
+
+    def start_creation(self, key: str) -> None:
+        with Session(self._engine) as session, session.begin():
+            room = session.get(DossierRoom, key)
+            if room is not None and room.creation_started_at is None:
+                room.creation_started_at = utcnow()
 
     def room_created(self, key: str, room_id: str) -> None:
         with Session(self._engine) as session, session.begin():
-            _room_created(session, key, room_id)
+            room = session.get(DossierRoom, key)
+            if room is None or room.room_id is not None:
+                return
+            room.room_id = room_id
+            if room.kind == "main":
+                dossier = session.get(Dossier, room.dossier_id)
+                if dossier is not None:
+                    dossier.room_id = room_id
 
     def link_of_room(self, room_id: str) -> tuple[str, str] | None:
         """(dossier id, room kind) of a dossier room."""
@@ -336,89 +374,3 @@ def record_activities(connection: Connection, rows: list[dict[str, Any]]) -> Non
     once per event id (in one statement)."""
     if rows:
         connection.execute(insert_or_skip(connection, RoomActivity).values(rows))
-
-
-def _pending_for(session: Session, dossier_id: str) -> tuple[list[int], set[str]]:
-    rows = session.execute(
-        select(RoomSyncJob.seq, RoomSyncJob.subject).where(
-            RoomSyncJob.dossier_id == dossier_id,
-            RoomSyncJob.done_at.is_(None),
-            RoomSyncJob.attempts < MAX_ATTEMPTS,
-        )
-    ).all()
-    return [seq for seq, _ in rows], {subject for _, subject in rows}
-
-
-def _finish_jobs(session: Session, seqs: Iterable[int], error: str | None) -> None:
-    """The jobs done, or (``error``) tried once more in vain."""
-    values: dict[str, Any] = {"attempts": RoomSyncJob.attempts + 1}
-    if error is None:
-        values["done_at"] = utcnow()
-    else:
-        values["last_error"] = error[:500]
-    session.execute(update(RoomSyncJob).where(RoomSyncJob.seq.in_(list(seqs))).values(**values))
-
-
-def _plan(session: Session, dossier_id: str) -> DossierPlan | None:
-    dossier = session.get(Dossier, dossier_id)
-    if dossier is None:
-        return None
-    rooms = session.scalars(
-        select(DossierRoom)
-        .where(DossierRoom.dossier_id == dossier_id)
-        .order_by(DossierRoom.created_at, DossierRoom.id)
-    ).all()
-    return DossierPlan(
-        dossier_id=dossier.id,
-        pathway=dossier.pathway,
-        pathway_version=dossier.pathway_version,
-        status=dossier.status,
-        referent=dossier.referent,
-        name_fields=name_fields(dossier),
-        rooms=tuple(
-            RoomPlan(
-                r.id,
-                r.kind,
-                r.label,
-                r.audience,
-                r.room_id,
-                r.creation_started_at is not None,
-            )
-            for r in rooms
-        ),
-        merged_into=dossier.merged_into,
-        merged_room=(
-            session.scalar(
-                select(DossierRoom.room_id).where(
-                    DossierRoom.dossier_id == dossier.merged_into,
-                    DossierRoom.kind == "main",
-                )
-            )
-            if dossier.merged_into
-            else None
-        ),
-        share_outside=dossier.consent_share_outside and not dossier.opposition,
-    )
-
-
-def _circle(
-    session: Session, dossier_id: str, users: Iterable[str] | None = None
-) -> list[CircleEntry]:
-    query = select(CircleMember).where(CircleMember.dossier_id == dossier_id)
-    if users is not None:
-        query = query.where(CircleMember.user_id.in_(list(users)))
-    latest: dict[str, CircleMember] = {}
-    for member in session.scalars(query.order_by(CircleMember.id)):
-        latest[member.user_id] = member
-    return [entry_of(m) for m in latest.values()]
-
-
-def _room_created(session: Session, key: str, room_id: str) -> None:
-    room = session.get(DossierRoom, key)
-    if room is None or room.room_id is not None:
-        return
-    room.room_id = room_id
-    if room.kind == "main":
-        dossier = session.get(Dossier, room.dossier_id)
-        if dossier is not None:
-            dossier.room_id = room_id

@@ -6,7 +6,6 @@ administrator's "login as user") is refused and audited."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 import time
@@ -108,7 +107,9 @@ class Authenticator:
             raise AuthError(401, "M_FORBIDDEN", refused)
         token, user_id = str(data["access_token"]), str(data.get("user_id", ""))
         try:
-            is_admin = await self._admin(user_id, token)
+            admin_status, admin = await self._get(
+                f"{self._hs}/_synapse/admin/v1/users/{quote(user_id)}/admin", token
+            )
         finally:
             try:
                 headers = {"Authorization": f"Bearer {token}"}
@@ -119,7 +120,7 @@ class Authenticator:
             except (aiohttp.ClientError, TimeoutError) as exc:
                 # The device stays listed in the account until it is removed; it holds no key.
                 log.warning("logout of the login's Matrix session failed: %s", type(exc).__name__)
-        return Caller(user_id, is_admin, "session")
+        return Caller(user_id, admin_status == 200 and admin.get("admin") is True, "session")
 
     async def openid_holder(self, token: str) -> Caller:
         """Who holds this Matrix OpenID token (asked to the homeserver every time: the
@@ -150,11 +151,7 @@ class Authenticator:
         return await self._cached("t:", token, self._access_token, request.method)
 
     async def _cached(
-        self,
-        kind: str,
-        secret: str,
-        check: Callable[[str, Caller | None], Awaitable[Caller]],
-        method: str,
+        self, kind: str, secret: str, check: Callable[[str], Awaitable[Caller]], method: str
     ) -> Caller:
         key = kind + hashlib.sha256(secret.encode()).hexdigest()
         cached = self._cache.get(key)
@@ -162,41 +159,25 @@ class Authenticator:
         if cached is not None and cached[0] > time.monotonic() and method in READS:
             return cached[1]
         self._cache.pop(key, None)
-        caller = await check(secret, cached[1] if cached is not None else None)
+        caller = await check(secret)
         if len(self._cache) > 10_000:
             self._cache.clear()
         self._cache[key] = (time.monotonic() + CACHE_SECONDS, caller)
         return caller
 
-    async def _access_token(self, token: str, seen: Caller | None = None) -> Caller:
-        """Who holds this token, and whether they administer the server, both asked to the
-        homeserver. A token seen before belongs to the same account (a token never changes
-        hands): both questions go at once, in one round trip; the answer about the
-        administrator stands only if the token's holder is still that account."""
-        whoami = self._get(f"{self._hs}/_matrix/client/v3/account/whoami", token)
-        if seen is not None:
-            (status, who), early = await asyncio.gather(whoami, self._admin(seen.user_id, token))
-        else:
-            (status, who), early = await whoami, None
+    async def _access_token(self, token: str) -> Caller:
+        status, who = await self._get(f"{self._hs}/_matrix/client/v3/account/whoami", token)
         user_id = who.get("user_id")
         if status != 200 or not isinstance(user_id, str):
             raise AuthError(401, "M_UNKNOWN_TOKEN", "jeton Matrix inconnu ou expiré")
         if not isinstance(who.get("device_id"), str):
             raise ImpersonationRefused(user_id)
-        admin = early if seen is not None and seen.user_id == user_id else None
-        if admin is None:
-            admin = await self._admin(user_id, token)
-        return Caller(user_id, admin, "token")
-
-    async def _admin(self, user_id: str, token: str) -> bool:
-        """Whether ``user_id`` administers the server, asked with ``token`` (the admin API
-        answers only a server administrator)."""
         status, admin = await self._get(
             f"{self._hs}/_synapse/admin/v1/users/{quote(user_id)}/admin", token
         )
-        return status == 200 and admin.get("admin") is True
+        return Caller(user_id, status == 200 and admin.get("admin") is True, "token")
 
-    async def _openid(self, token: str, seen: Caller | None = None) -> Caller:
+    async def _openid(self, token: str) -> Caller:
         status, info = await self._get(
             f"{self._hs}/_matrix/federation/v1/openid/userinfo?access_token={quote(token)}"
         )

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from appservice.dossier_rooms import DossierRooms
-from dossier_api.domain.rooms import ROOMS, DossierPlan, RoomPlan, SyncStart
+from dossier_api.domain.rooms import ROOMS, DossierPlan, RoomPlan
 from maillon.shared.circle import CIRCLE_EVENT, DOSSIER_EVENT, CircleEntry, DossierLink
 
 SERVICE = "@maillon:sante.test"
@@ -58,40 +58,32 @@ class FakeApi:
 
 
 class FakeLinks:
-    """The dossier store's side: one dossier, its main room not created yet, one job."""
+    """The dossier store's side: one dossier, its main room not created yet."""
 
     def __init__(self, creation_started: bool = False) -> None:
         self.room = RoomPlan("k", "main", "", "circle", None, creation_started)
         self.created: list[tuple[str, str]] = []
-        self.transactions: list[str] = []
 
-    def begin_sync(self, dossier_id: str) -> SyncStart:
-        self.transactions.append("begin_sync")
+    def plan(self, dossier_id: str) -> DossierPlan:
         fields = {"initiales": "J. M.", "annee": "1941", "ref": "D1"}
-        plan = DossierPlan("D1", "inconnu", 1, "open", COORD, fields, (self.room,))
-        entries = [CircleEntry(COORD, "COORD", coordinator=True, added_by=COORD)]
-        return SyncStart([1], {ROOMS}, plan, entries)
+        return DossierPlan("D1", "inconnu", 1, "open", COORD, fields, (self.room,))
+
+    def circle(self, dossier_id: str, users: Any = None) -> list[CircleEntry]:
+        return [CircleEntry(COORD, "COORD", coordinator=True, added_by=COORD)]
+
+    def start_creation(self, key: str) -> None:
+        pass
 
     def room_created(self, key: str, room_id: str) -> None:
-        self.transactions.append("room_created")
         self.created.append((key, room_id))
-
-    def done(self, seqs: list[int]) -> None:
-        self.transactions.append("done")
-
-    def failed(self, seqs: list[int], reason: str) -> None:
-        self.transactions.append("failed")
 
 
 async def test_a_new_room_is_one_create_room_and_nothing_more() -> None:
     api, links = FakeApi(), FakeLinks()
     rooms = DossierRooms(api, links, "http://x", "coordination")  # type: ignore[arg-type]
-    handled, plan = await rooms.process_dossier("D1")
+    plan = await rooms.sync("D1", {ROOMS})
     assert api.calls == ["createRoom"], "no read of the new room, nothing written after it"
     assert plan is not None and plan.main_room_id == ROOM and links.created == [("k", ROOM)]
-    assert handled == 1 and links.transactions == ["begin_sync", "room_created", "done"], (
-        "one store transaction before createRoom; the room recorded at once, then the job done"
-    )
     [body] = api.bodies
     assert body["invite"] == [COORD, BOT], "the bot last"
     types = [s["type"] for s in body["initial_state"]]
@@ -101,7 +93,6 @@ async def test_a_new_room_is_one_create_room_and_nothing_more() -> None:
 async def test_a_room_found_after_a_crash_is_read_and_converged() -> None:
     api, links = FakeApi(joined=[ROOM]), FakeLinks(creation_started=True)
     rooms = DossierRooms(api, links, "http://x", "coordination")  # type: ignore[arg-type]
-    await rooms.process_dossier("D1")
-    assert links.created == [("k", ROOM)], "the room found again is recorded"
+    await rooms.sync("D1", {ROOMS})
     assert "createRoom" not in api.calls and "room_state" in api.calls
     assert f"invite {COORD}" in api.calls and f"invite {BOT}" in api.calls

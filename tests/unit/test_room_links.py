@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from dossier_api.domain.access import Caller
 from dossier_api.domain.models import CircleMember, RoomSyncJob
-from dossier_api.domain.rooms import ROOMS, SIDE_ROOMS, RoomLinks
+from dossier_api.domain.rooms import SIDE_ROOMS, RoomLinks
 from dossier_api.domain.service import DossierService
 from maillon.shared.circle import CircleEntry
 from maillon.shared.crypto import BlindIndex, KeyRing
@@ -81,19 +81,6 @@ def test_a_departure_just_after_joining_is_applied_once(tmp_path: Path) -> None:
     # The API's add (every room follows) and the room's departure (the side rooms follow:
     # the main room shows it), once each.
     assert (jobs.count(NURSE), jobs.count(SIDE_ROOMS + NURSE)) == (1, 1)
-    # Once the room exists, the departure's job alone reads the nurse's entry only (the
-    # job names them by their user id behind its prefix).
-    start = links.begin_sync(dossier_id)
-    assert start is not None and start.plan is not None
-    links.room_created(start.plan.rooms[0].key, "!salle:sante.test")
-    with Session(links._engine) as session:
-        others = session.scalars(
-            select(RoomSyncJob.seq).where(RoomSyncJob.subject != SIDE_ROOMS + NURSE)
-        ).all()
-    links.done(others)
-    side = links.begin_sync(dossier_id)
-    assert side is not None and side.subjects == {SIDE_ROOMS + NURSE}
-    assert [e.user_id for e in side.entries] == [NURSE]
 
 
 def test_a_stale_room_change_does_not_undo_a_newer_dossier_change(tmp_path: Path) -> None:
@@ -109,28 +96,3 @@ def test_a_stale_room_change_does_not_undo_a_newer_dossier_change(tmp_path: Path
     assert links.apply_room_entry(dossier_id, again) is False
     assert len(_rows(links, dossier_id)) == 1
     assert service.circle(REFERENT, dossier_id)[-1]["active"] is True
-
-
-def test_a_sync_reads_and_marks_in_one_transaction(tmp_path: Path) -> None:
-    """What the appservice carries is read in one transaction that also marks the new room
-    started (before any createRoom); a failed attempt leaves the jobs to carry again."""
-    service, links, dossier_id, _ = _setup(tmp_path)
-    start = links.begin_sync(dossier_id)
-    assert start is not None and start.plan is not None
-    assert ROOMS in start.subjects and len(start.seqs) == 2  # the creation, the nurse added
-    [room] = start.plan.rooms
-    assert room.room_id is None and not room.creation_started, "as it was before this attempt"
-    assert {e.user_id for e in start.entries} == {REFERENT.user_id, NURSE}, "the whole circle"
-    again = links.begin_sync(dossier_id)
-    assert again is not None and again.plan is not None
-    assert again.plan.rooms[0].creation_started, "marked started, committed with the read"
-    links.room_created(room.key, "!salle:sante.test")
-    links.failed(start.seqs, "HTTPError: 502")
-    plan = links.plan(dossier_id)
-    assert plan is not None and plan.main_room_id == "!salle:sante.test", "kept on failure"
-    with Session(links._engine) as session:
-        jobs = session.scalars(select(RoomSyncJob).where(RoomSyncJob.seq.in_(start.seqs))).all()
-    assert all(j.done_at is None and j.attempts == 1 and j.last_error for j in jobs)
-    links.done(start.seqs)
-    assert links.begin_sync(dossier_id) is None, "done: nothing left to carry"
-    assert service.get_dossier(REFERENT, dossier_id)["room_id"] == "!salle:sante.test"

@@ -2,15 +2,14 @@
 comes back to the dossier, whose side rooms follow it: the main room, which shows the
 change already, is not read again for it. A change made through the dossier still reaches
 every room, the main room included, even alongside one from the room. Fakes the
-homeserver; the store's side (which entries such a job reads) is in ``test_room_links.py``,
-the real flow in ``test_dossier_rooms.py``."""
+homeserver and the dossier store; the real flow is in ``test_dossier_rooms.py``."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from appservice.dossier_rooms import DossierRooms
-from dossier_api.domain.rooms import SIDE_ROOMS, DossierPlan, RoomPlan, SyncStart
+from dossier_api.domain.rooms import SIDE_ROOMS, DossierPlan, RoomPlan
 from maillon.shared.circle import CIRCLE_EVENT, DOSSIER_EVENT, CircleEntry, user_state_key
 
 SERVICE = "@maillon:sante.test"
@@ -48,18 +47,29 @@ class FakeApi:
         self.invites.append((room_id, user_id))
 
 
-async def _sync(subjects: set[str]) -> FakeApi:
-    """The rooms brought to the dossier, the store having read the nurse's entry."""
-    api = FakeApi()
-    rooms = DossierRooms(api, None, "http://x", "coordination")  # type: ignore[arg-type]
-    fields = {"initiales": "J. M.", "annee": "1941", "ref": "D1"}
-    plan = DossierPlan("D1", "inconnu", 1, "open", COORD, fields, (MAIN, SIDE))
-    await rooms.sync(SyncStart([1], subjects, plan, [ENTRY]))
-    return api
+class FakeLinks:
+    def __init__(self) -> None:
+        self.asked: list[set[str] | None] = []
+
+    def plan(self, dossier_id: str) -> DossierPlan:
+        fields = {"initiales": "J. M.", "annee": "1941", "ref": "D1"}
+        return DossierPlan("D1", "inconnu", 1, "open", COORD, fields, (MAIN, SIDE))
+
+    def circle(self, dossier_id: str, users: set[str] | None = None) -> list[CircleEntry]:
+        self.asked.append(users)
+        return [ENTRY]
+
+
+async def _sync(subjects: set[str]) -> tuple[FakeApi, FakeLinks]:
+    api, links = FakeApi(), FakeLinks()
+    rooms = DossierRooms(api, links, "http://x", "coordination")  # type: ignore[arg-type]
+    await rooms.sync("D1", subjects)
+    return api, links
 
 
 async def test_a_change_from_the_main_room_reaches_the_side_rooms_only() -> None:
-    api = await _sync({SIDE_ROOMS + NURSE})
+    api, links = await _sync({SIDE_ROOMS + NURSE})
+    assert links.asked == [{NURSE}]  # the member's own circle entry, by their user id
     assert api.reads == [SIDE.room_id], "the main room shows the change: not read"
     key = user_state_key(NURSE)
     assert api.writes == [(SIDE.room_id, key)] and api.invites == [(SIDE.room_id, NURSE)]
@@ -67,7 +77,7 @@ async def test_a_change_from_the_main_room_reaches_the_side_rooms_only() -> None
 
 async def test_a_change_through_the_dossier_still_reaches_every_room() -> None:
     for subjects in ({NURSE}, {NURSE, SIDE_ROOMS + NURSE}):
-        api = await _sync(subjects)
+        api, _ = await _sync(subjects)
         assert api.reads == [MAIN.room_id, SIDE.room_id]
         key = user_state_key(NURSE)
         assert api.writes == [(SIDE.room_id, key)]  # the main room already shows it
