@@ -38,8 +38,7 @@ MAX_ATTEMPTS = 20  # then the job stays in the outbox with its last error, for a
 
 
 def enqueue(session: Session, dossier_id: str, subject: str) -> None:
-    """Record that ``subject`` changed for this dossier: ROOMS, a member's user id (every
-    room follows), or ``SIDE_ROOMS`` + their user id (a change the main room shows)."""
+    """Record that ``subject`` (ROOMS or a member's user id) changed for this dossier."""
     session.add(RoomSyncJob(dossier_id=dossier_id, subject=subject))
 
 
