@@ -219,10 +219,10 @@ class CircleKeeper:
         """Whether a membership event leaves nothing to do, told from its member's own
         circle entry read alone (one state event, not the room), as ``_follow_membership``
         would tell it from the whole room: a join that entry admits (``check_join`` admits
-        an active member of an allowed server on their entry alone), a leave or ban of
-        someone with no active entry; and, without any read, an invite of a routed address.
-        Any other event (an invite, most often a coordinator's of someone not yet in the
-        circle; an outsider's join; a member leaving) is checked against the whole room."""
+        an active member of an allowed server on their entry alone), an invite of an active
+        member or of a routed address, a leave or ban of someone with no active entry. Any
+        other event (a coordinator's invite of someone not yet in the circle, an outsider's
+        join, a member leaving) is checked against the whole room, as before."""
         membership = (event.get("content") or {}).get("membership")
         room_id, user_id = event["room_id"], event["state_key"]
         if room_id in self._not_patient or self._ctx.is_service(user_id):
@@ -231,11 +231,6 @@ class CircleKeeper:
             return True  # a solicitation (``team_invites``), never a member
         if membership not in ("join", "invite", "leave", "ban"):
             return True  # a knock: the module decides it, the keeper follows none
-        if membership == "invite":
-            # Someone's invite other than Maillon's (those never come here): almost always a
-            # coordinator adding a professional not yet in the circle, which the entry alone
-            # cannot settle. The room read decides it at once (one read, not two).
-            return False
         try:
             content = await self._api.get_state(room_id, CIRCLE_EVENT, user_state_key(user_id))
         except MatrixError as exc:
@@ -248,6 +243,8 @@ class CircleKeeper:
         if membership == "join":
             view = policy.RoomView(dossier=None, circle={user_id: entry} if entry else {})
             return active and policy.check_join(self._ctx, view, user_id, now, False).allowed
+        if membership == "invite":
+            return active
         return not active  # leave or ban: only an active member's entry is ended
 
     async def _enforce_entry(self, room_id: str, user_id: str, view: policy.RoomView) -> None:

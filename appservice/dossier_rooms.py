@@ -19,7 +19,6 @@ from appservice.matrix_api import AppserviceApi, MatrixError
 from appservice.patient_rooms import creation_body
 from dossier_api.domain.rooms import (
     ROOMS,
-    SIDE_ROOMS,
     DossierPlan,
     RoomLinks,
     RoomPlan,
@@ -197,23 +196,15 @@ class DossierRooms:
                 rooms.append(room)
             plan = dataclasses.replace(plan, rooms=tuple(rooms))
         else:
-            members = None if ROOMS in subjects else {_member(s) for s in subjects - {ROOMS}}
+            members = None if ROOMS in subjects else subjects - {ROOMS}
             entries = await asyncio.to_thread(self._links.circle, dossier_id, members)
-        # Members whose only change came from the main room: it shows it already.
-        main_shows = set() if ROOMS in subjects else {_member(s) for s in subjects} - subjects
         for room in plan.rooms:
             if room.room_id is None:
                 continue
-            whole = ROOMS in subjects or room.room_id in created
-            changed = [
-                e for e in entries if room.kind != "main" or e.user_id not in main_shows or whole
-            ]
-            if not whole and not changed:
-                continue  # nothing to bring to this room: not even read
             state = known.get(room.room_id) or RoomState(await self._api.room_state(room.room_id))
-            if whole:
+            if ROOMS in subjects or room.room_id in created:
                 await self._converge_room(plan, room, room.room_id, state)
-            for entry in changed:
+            for entry in entries:
                 try:
                     await self._converge_member(room, room.room_id, state, entry)
                 except MatrixError as exc:
@@ -409,11 +400,6 @@ class DossierRooms:
                 # other changes (closing it, removing someone) behind one unreachable server.
                 log.warning("invite into a dossier room failed: %s", exc.errcode or exc.status)
                 return
-
-
-def _member(subject: str) -> str:
-    """The user id a member's job subject names."""
-    return subject.removeprefix(SIDE_ROOMS)
 
 
 def _widget_layout() -> dict[str, Any]:

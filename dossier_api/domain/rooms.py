@@ -31,9 +31,6 @@ from maillon.shared.clock import utcnow
 from maillon.shared.store import insert_once, insert_or_skip
 
 ROOMS = "rooms"  # job subject: the rooms themselves (creation, status, links)
-# Job subject prefix: a member's change that came from the main room (which already shows
-# it): only the side rooms follow.
-SIDE_ROOMS = "side:"
 MAX_ATTEMPTS = 20  # then the job stays in the outbox with its last error, for a person
 
 
@@ -319,9 +316,7 @@ class RoomLinks:
                     detail=entry.user_id,
                 )
             )
-            # The side rooms follow; the main room, where the change was made, shows it.
-            subject = SIDE_ROOMS + entry.user_id
-            enqueue(session, dossier_id, subject if len(subject) <= 255 else entry.user_id)
+            enqueue(session, dossier_id, entry.user_id)  # the side rooms follow
         return True
 
     def record_activity(

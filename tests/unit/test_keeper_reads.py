@@ -197,20 +197,11 @@ async def test_an_invite_by_a_coordinator_writes_an_entry_whose_event_reads_noth
     [(etype, key, content)] = hs.writes
     assert (etype, key, content["active"]) == (CIRCLE_EVENT, user_state_key(NURSE), True)
     assert hs.directory_reads == [user_state_key(NURSE)] and len(hs.room_reads) == 1
-    assert hs.entry_reads == []  # the room read decides it: the entry alone could not
 
     written = CircleEntry.from_content(NURSE, content)
     assert written is not None
     await keeper.handle(_entry_event(written))  # the entry's own event, pushed back
     assert len(hs.room_reads) == 1 and hs.writes[1:] == [] and hs.kicks == []
-
-    # An invite of someone already in the circle leaves nothing to do, as the room says.
-    member = "@kine:sante.test"
-    hs.entry(CircleEntry(member, "KINE", added_by=COORD))
-    hs.member(member, "invite", COORD)
-    await keeper.handle(_member_event(member, "invite", COORD))
-    assert len(hs.room_reads) == 2 and hs.writes[1:] == [] and hs.kicks == []
-    assert hs.directory_reads == [user_state_key(NURSE)]
 
 
 async def test_coordinator_entries_and_removals_are_still_checked(tmp_path: Path) -> None:
